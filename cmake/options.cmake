@@ -1,0 +1,22 @@
+# Flags applied to every concur target: warnings, -Werror, sanitizers, visibility.
+set(CONCUR_WARNINGS -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wnon-virtual-dtor)
+
+if(CONCUR_SANITIZE)
+  set(_san_flags -fsanitize=${CONCUR_SANITIZE} -fno-omit-frame-pointer)
+  if(CONCUR_SANITIZE MATCHES "undefined")
+    list(APPEND _san_flags -fno-sanitize-recover=undefined)
+  endif()
+  # Sanitize every target, third-party code built here included.
+  add_compile_options(${_san_flags})
+  add_link_options(${_san_flags})
+  add_compile_definitions(CONCUR_ENABLE_DCHECK)
+endif()
+
+function(concur_target_options target)
+  target_compile_options(${target} PRIVATE ${CONCUR_WARNINGS})
+  if(CONCUR_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+  set_target_properties(${target} PROPERTIES CXX_VISIBILITY_PRESET hidden
+                                             VISIBILITY_INLINES_HIDDEN ON)
+endfunction()
