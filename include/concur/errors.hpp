@@ -1,0 +1,86 @@
+// concur/errors.hpp — the whole error vocabulary of concur, named after Python's.
+//
+// A shallow tree under concur::Error, grouped by how a caller reacts:
+//   UsageError      a programming mistake (RuntimeError, ValueError, InvalidStateError)
+//   TimeoutError    a bounded wait ran out
+//   CancelledError  the work was cancelled
+//   BrokenError     a shared object can no longer be used (BrokenBarrierError, ...)
+//   DeadlockError   a wait that could never end was detected instead of hanging
+// Every what() starts with the Python-style type name, e.g. "RuntimeError: release unlocked
+// lock", so messages are greppable. Later layers add their types here.
+// Thread-safety: plain value types.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace concur {
+
+// Error is the root of every exception concur throws.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// UsageError: the caller broke a documented precondition; state was left unchanged.
+class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
+// RuntimeError: misuse of a synchronization object or thread, as Python's RuntimeError
+// (releasing an unlocked Lock, releasing an RLock owned by another thread, starting a thread
+// twice, joining a thread that was never started).
+class RuntimeError : public UsageError {
+ public:
+  explicit RuntimeError(const std::string& msg) : UsageError("RuntimeError: " + msg) {}
+};
+
+// ValueError: an argument out of range, as Python's ValueError (negative semaphore value,
+// BoundedSemaphore released too many times, Barrier with zero parties).
+class ValueError : public UsageError {
+ public:
+  explicit ValueError(const std::string& msg) : UsageError("ValueError: " + msg) {}
+};
+
+// InvalidStateError: an operation not allowed in the object's current state
+// (concurrent.futures.InvalidStateError).
+class InvalidStateError : public UsageError {
+ public:
+  explicit InvalidStateError(const std::string& msg) : UsageError("InvalidStateError: " + msg) {}
+};
+
+// TimeoutError: a throwing bounded wait ran out of time (Python's TimeoutError).
+class TimeoutError : public Error {
+ public:
+  explicit TimeoutError(const std::string& msg = "timed out") : Error("TimeoutError: " + msg) {}
+};
+
+// CancelledError: the awaited work was cancelled.
+class CancelledError : public Error {
+ public:
+  explicit CancelledError(const std::string& msg = "cancelled") : Error("CancelledError: " + msg) {}
+};
+
+// BrokenError: a shared object is broken for every user until reset.
+class BrokenError : public Error {
+ public:
+  using Error::Error;
+};
+
+// BrokenBarrierError: the Barrier was aborted, reset, timed out, or its action threw
+// while this thread waited on it (threading.BrokenBarrierError).
+class BrokenBarrierError : public BrokenError {
+ public:
+  explicit BrokenBarrierError(const std::string& msg = "barrier is broken")
+      : BrokenError("BrokenBarrierError: " + msg) {}
+};
+
+// DeadlockError: concur detected a wait that can never end (a lock-order cycle, a pool
+// waiting on itself) and raised this instead of hanging. The message names what is involved.
+class DeadlockError : public Error {
+ public:
+  explicit DeadlockError(const std::string& msg) : Error("DeadlockError: " + msg) {}
+};
+
+}  // namespace concur
