@@ -1,0 +1,351 @@
+// Tests for `concur bench` (apps/concur/bench/), calling the concur_apps library directly
+// (STYLE.md rule 11): the notes' is_prime, the helpers every experiment uses, the registry,
+// quick runs of the experiments with and without Python, the JSON report and option errors.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bench/bench_command.hpp"
+#include "bench/experiment.hpp"
+#include "bench/experiments/is_prime.hpp"
+#include "bench/machine.hpp"
+#include "bench/python.hpp"
+#include "bench/registry.hpp"
+#include "bench/report.hpp"
+#include "support/test_support.hpp"
+
+namespace {
+
+using namespace concur::apps::bench;
+using concur::testing::kThreadCounts;
+using concur::testing::QuiescentTest;
+using ::testing::HasSubstr;
+
+class BenchTest : public QuiescentTest {};
+
+// naive_is_prime(n) is an independent definition: no divisor in [2, n).
+bool naive_is_prime(std::uint64_t n) {
+  if (n < 2) return false;
+  for (std::uint64_t d = 2; d < n; ++d) {
+    if (n % d == 0) return false;
+  }
+  return true;
+}
+
+TEST(IsPrimeTest, KnownPrimesAndComposites) {
+  EXPECT_FALSE(is_prime(0));
+  EXPECT_FALSE(is_prime(1));
+  EXPECT_TRUE(is_prime(2));
+  EXPECT_TRUE(is_prime(3));
+  EXPECT_FALSE(is_prime(4));
+  EXPECT_FALSE(is_prime(9));
+  EXPECT_FALSE(is_prime(25));
+  EXPECT_TRUE(is_prime(97));
+  EXPECT_TRUE(is_prime(1'000'000'007));
+  // A square of a prime: the loop must reach floor(sqrt(n)) inclusive.
+  EXPECT_FALSE(is_prime(1'000'003ULL * 1'000'003ULL));
+  EXPECT_FALSE(is_prime(999'983ULL * 1'000'003ULL));
+}
+
+TEST(IsPrimeTest, TheNotesNumberIsPrime) {
+  // Computed with the notes' Python is_prime (bench/compare/is_prime.py): True.
+  EXPECT_EQ(kIsPrimeNumber, 112272535095293ULL);
+  EXPECT_EQ(kIsPrimeCount, 100U);
+  EXPECT_TRUE(is_prime(kIsPrimeNumber));
+}
+
+TEST(IsPrimeTest, AgreesWithNaiveDefinitionBelow3000) {
+  for (std::uint64_t n = 0; n < 3000; ++n) EXPECT_EQ(is_prime(n), naive_is_prime(n)) << n;
+}
+
+TEST(IsPrimeTest, IsqrtIsExactAtTheEdges) {
+  EXPECT_EQ(isqrt(0), 0U);
+  EXPECT_EQ(isqrt(1), 1U);
+  EXPECT_EQ(isqrt(3), 1U);
+  EXPECT_EQ(isqrt(4), 2U);
+  EXPECT_EQ(isqrt(kIsPrimeNumber), 10595873U);  // 10595873^2 <= n < 10595874^2
+  const std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
+  EXPECT_EQ(isqrt(max), 4294967295U);
+  const std::uint64_t big = 4294967295ULL * 4294967295ULL;
+  EXPECT_EQ(isqrt(big), 4294967295U);
+  EXPECT_EQ(isqrt(big - 1), 4294967294U);
+  // Around 2^53, where a double can no longer hold every integer.
+  const std::uint64_t r = 94906267;  // r^2 > 2^53
+  EXPECT_EQ(isqrt(r * r), r);
+  EXPECT_EQ(isqrt(r * r - 1), r - 1);
+  EXPECT_EQ(isqrt(r * r + 2 * r), r);
+}
+
+TEST(ExperimentHelpersTest, ScaledCountIsTheLargestDivisorInBudget) {
+  EXPECT_EQ(scaled_count(100, 0.2, 10.0), 50U);
+  EXPECT_EQ(scaled_count(100, 0.6, 10.0), 10U);  // 16 fit; the largest divisor <= 16 is 10
+  EXPECT_EQ(scaled_count(100, 0.001, 10.0), 100U);
+  EXPECT_EQ(scaled_count(100, 60.0, 10.0), 1U);  // never below 1
+}
+
+TEST(ExperimentHelpersTest, ChunksCoverEveryItemOnce) {
+  for (std::size_t parts : {1U, 2U, 3U, 7U, 8U, 150U}) {
+    std::size_t next = 0;
+    for (std::size_t k = 0; k < parts; ++k) {
+      const auto [lo, hi] = chunk(k, parts, 100);
+      EXPECT_EQ(lo, next);
+      EXPECT_LE(lo, hi);
+      next = hi;
+    }
+    EXPECT_EQ(next, 100U) << parts;
+  }
+}
+
+TEST(ExperimentHelpersTest, FinalizeSetsSpeedupsPerLanguageAndScaledNotes) {
+  auto row = [](std::string mode, std::string lang, bool baseline, std::size_t items,
+                double seconds) {
+    Row r;
+    r.experiment = "x";
+    r.mode = std::move(mode);
+    r.language = std::move(lang);
+    r.baseline = baseline;
+    r.items = items;
+    r.full_items = 100;
+    r.unit = "numbers";
+    r.seconds = seconds;
+    return r;
+  };
+  std::vector<Row> rows = {row("serial", "c++", true, 100, 2.0),
+                           row("threads 2", "c++", false, 100, 1.0),
+                           row("python serial", "python", true, 10, 4.0),
+                           row("python threading 2", "python", false, 10, 5.0)};
+  finalize_rows(rows);
+  EXPECT_DOUBLE_EQ(rows[0].speedup, 1.0);
+  EXPECT_DOUBLE_EQ(rows[1].speedup, 2.0);
+  EXPECT_DOUBLE_EQ(rows[2].speedup, 1.0);
+  EXPECT_DOUBLE_EQ(rows[3].speedup, 0.8);
+  EXPECT_EQ(rows[0].note, "");
+  EXPECT_FALSE(rows[1].scaled());
+  EXPECT_TRUE(rows[2].scaled());
+  EXPECT_DOUBLE_EQ(rows[2].estimated_full_seconds(), 40.0);
+  EXPECT_THAT(rows[2].note, HasSubstr("×10"));
+  EXPECT_THAT(rows[2].note, HasSubstr("40.0 s for all 100 numbers"));
+}
+
+TEST(ExperimentHelpersTest, FormatSeconds) {
+  EXPECT_EQ(format_seconds(12.345), "12.3 s");
+  EXPECT_EQ(format_seconds(1.0), "1.00 s");
+  EXPECT_EQ(format_seconds(0.0456), "45.6 ms");
+  EXPECT_EQ(format_seconds(0.000789), "789 µs");
+}
+
+TEST(MachineTest, CpuModelFromProcCpuinfo) {
+  EXPECT_EQ(cpu_model_from("processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t: fpu\n"),
+            "AMD EPYC 7B13");
+  EXPECT_EQ(cpu_model_from("processor : 0\n"), "unknown");
+  const MachineInfo m = machine_info();
+  EXPECT_GE(m.nproc, 1U);
+  EXPECT_FALSE(m.compiler.empty());
+  EXPECT_THAT(m.date, ::testing::MatchesRegex("[0-9]{4}-[0-9]{2}-[0-9]{2}T.*Z"));
+}
+
+TEST(RegistryTest, ListsIsPrime) {
+  ASSERT_FALSE(experiments().empty());
+  EXPECT_EQ(experiments().front()->name(), "is_prime");
+  const Experiment* e = find_experiment("is_prime");
+  ASSERT_NE(e, nullptr);
+  EXPECT_FALSE(e->description().empty());
+  EXPECT_EQ(find_experiment("no_such_experiment"), nullptr);
+  // Names are unique.
+  for (const auto& a : experiments()) {
+    int same = 0;
+    for (const auto& b : experiments()) same += a->name() == b->name() ? 1 : 0;
+    EXPECT_EQ(same, 1) << a->name();
+  }
+}
+
+TEST_F(BenchTest, QuickRunWithoutPythonAtSeveralThreadCounts) {
+  for (std::size_t n : kThreadCounts) {
+    BenchConfig config;
+    config.size = Size::kQuick;
+    config.threads = static_cast<unsigned>(n);
+    const BenchResult result = run_experiments({find_experiment("is_prime")}, config);
+    EXPECT_TRUE(result.errors.empty());
+    ASSERT_EQ(result.rows.size(), 2U) << n;
+    const Row& serial = result.rows[0];
+    const Row& threads = result.rows[1];
+    EXPECT_EQ(serial.mode, "serial");
+    EXPECT_TRUE(serial.baseline);
+    EXPECT_EQ(threads.mode, "threads " + std::to_string(n));
+    EXPECT_EQ(threads.workers, n);
+    for (const Row& r : result.rows) {
+      EXPECT_EQ(r.answer, "prime");
+      EXPECT_TRUE(r.ok());
+      EXPECT_EQ(r.items, 4U);
+      EXPECT_EQ(r.full_items, 100U);
+      EXPECT_GT(r.seconds, 0.0);
+      EXPECT_GT(r.speedup, 0.0);
+    }
+    EXPECT_TRUE(result.ok());
+  }
+}
+
+TEST_F(BenchTest, QuickRunWithPythonAgrees) {
+  const auto python = find_python();
+  if (!python) GTEST_SKIP() << "python3 not on PATH";
+  BenchConfig config;
+  config.size = Size::kQuick;
+  config.threads = 2;
+  config.python = python;
+  const BenchResult result = run_experiments({find_experiment("is_prime")}, config);
+  ASSERT_TRUE(result.errors.empty()) << result.errors.front();
+  ASSERT_EQ(result.rows.size(), 4U);
+  EXPECT_EQ(result.rows[2].mode, "python serial");
+  EXPECT_EQ(result.rows[3].mode, "python threading 2");
+  for (const Row& r : result.rows) {
+    EXPECT_EQ(r.answer, result.rows[0].answer) << r.mode;
+    EXPECT_TRUE(r.ok()) << r.mode;
+  }
+  EXPECT_EQ(result.rows[2].items, 1U);
+  EXPECT_TRUE(result.rows[2].baseline);
+  EXPECT_THAT(result.rows[2].note, HasSubstr("×100"));
+  EXPECT_TRUE(result.ok());
+}
+
+TEST_F(BenchTest, FailingPythonKeepsTheCppRowsAndIsAnError) {
+  BenchConfig config;
+  config.size = Size::kQuick;
+  config.threads = 2;
+  config.python = PythonInfo{"/bin/false", "none"};  // exits 1: the Python rows cannot run
+  const BenchResult result = run_experiments({find_experiment("is_prime")}, config);
+  ASSERT_EQ(result.errors.size(), 1U);
+  EXPECT_THAT(result.errors[0], HasSubstr("is_prime: /bin/false exited with status 1"));
+  ASSERT_EQ(result.rows.size(), 2U);
+  EXPECT_EQ(result.rows[1].mode, "threads 2");
+  EXPECT_FALSE(result.ok());
+  EXPECT_THAT(render_table(result), HasSubstr("error: is_prime"));
+}
+
+TEST_F(BenchTest, WrongAnswerFailsTheRun) {
+  BenchResult result;
+  Row row;
+  row.experiment = "x";
+  row.mode = "serial";
+  row.answer = "not prime";
+  row.expected = "prime";
+  result.rows.push_back(row);
+  EXPECT_FALSE(result.ok());
+  EXPECT_THAT(render_table(result), HasSubstr("not prime (WRONG: expected prime)"));
+}
+
+TEST_F(BenchTest, RunBenchQuickWritesTableAndValidJson) {
+  const std::string path = ::testing::TempDir() + "concur_bench_test.json";
+  std::remove(path.c_str());
+  BenchOptions options;
+  options.quick = true;
+  options.no_python = true;
+  options.threads = 2;
+  options.json_path = path;
+  std::ostringstream out, err;
+  ASSERT_EQ(run_bench(options, out, err), 0) << err.str();
+  EXPECT_THAT(out.str(), HasSubstr("is_prime"));
+  EXPECT_THAT(out.str(), HasSubstr("threads 2"));
+  EXPECT_THAT(out.str(), HasSubstr("4 of 100 numbers"));
+  EXPECT_THAT(out.str(), HasSubstr("answers: every row agrees"));
+
+  std::ifstream file(path);
+  ASSERT_TRUE(file.good());
+  const nlohmann::json j = nlohmann::json::parse(file);  // throws on invalid JSON
+  EXPECT_EQ(j.at("tool"), "concur bench");
+  EXPECT_GE(j.at("machine").at("nproc").get<unsigned>(), 1U);
+  EXPECT_TRUE(j.at("machine").contains("cpu_model"));
+  EXPECT_TRUE(j.at("machine").contains("compiler"));
+  EXPECT_TRUE(j.at("machine").contains("date"));
+  EXPECT_EQ(j.at("config").at("size"), "quick");
+  EXPECT_TRUE(j.at("config").at("python").is_null());
+  ASSERT_EQ(j.at("rows").size(), 2U);
+  EXPECT_EQ(j.at("rows")[0].at("mode"), "serial");
+  EXPECT_EQ(j.at("rows")[1].at("mode"), "threads 2");
+  EXPECT_EQ(j.at("rows")[0].at("answer"), j.at("rows")[1].at("answer"));
+  EXPECT_TRUE(j.at("ok").get<bool>());
+  std::remove(path.c_str());
+}
+
+TEST_F(BenchTest, RunBenchListsExperiments) {
+  BenchOptions options;
+  options.list = true;
+  std::ostringstream out, err;
+  EXPECT_EQ(run_bench(options, out, err), 0);
+  EXPECT_THAT(out.str(), HasSubstr("is_prime"));
+}
+
+TEST_F(BenchTest, RunBenchRejectsUnknownExperiment) {
+  BenchOptions options;
+  options.experiments = {"nope"};
+  options.no_json = true;
+  std::ostringstream out, err;
+  EXPECT_EQ(run_bench(options, out, err), 2);
+  EXPECT_THAT(err.str(), HasSubstr("unknown experiment 'nope'"));
+}
+
+TEST_F(BenchTest, RunBenchReportsUnwritableJson) {
+  BenchOptions options;
+  options.quick = true;
+  options.no_python = true;
+  options.threads = 1;
+  options.json_path = "/nonexistent-dir/concur-bench.json";
+  std::ostringstream out, err;
+  EXPECT_EQ(run_bench(options, out, err), 1);
+  EXPECT_THAT(err.str(), HasSubstr("cannot write the JSON report"));
+}
+
+// parse(args) parses a `concur bench ...` command line the way main.cpp does.
+void parse(const std::vector<std::string>& args, BenchOptions& options) {
+  CLI::App app;
+  add_bench_command(app, options);
+  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 takes them reversed
+  app.parse(reversed);
+}
+
+TEST(BenchOptionsTest, ParsesAndValidates) {
+  BenchOptions o;
+  parse({"bench", "--quick", "--threads", "3", "--no-json", "is_prime"}, o);
+  EXPECT_TRUE(o.quick);
+  EXPECT_EQ(o.threads, 3U);
+  EXPECT_TRUE(o.no_json);
+  EXPECT_EQ(o.experiments, std::vector<std::string>{"is_prime"});
+
+  BenchOptions bad;
+  EXPECT_THROW(parse({"bench", "--threads", "0"}, bad), CLI::ValidationError);
+  EXPECT_THROW(parse({"bench", "--threads", "-2"}, bad), CLI::ParseError);
+  EXPECT_THROW(parse({"bench", "--python-budget", "0"}, bad), CLI::ValidationError);
+  EXPECT_THROW(parse({"bench", "--quick", "--full"}, bad), CLI::ExcludesError);
+  EXPECT_THROW(parse({"bench", "--json", "x.json", "--no-json"}, bad), CLI::ExcludesError);
+}
+
+TEST(PythonTest, RunCaptureCollectsStdoutAndStatus) {
+  const CaptureResult r = run_capture({"sh", "-c", "echo hello; exit 3"});
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(r.out, "hello\n");
+  EXPECT_THROW((void)run_capture({"/nonexistent/program"}), std::exception);
+}
+
+TEST(PythonTest, MissingInterpreterIsNullopt) {
+  EXPECT_FALSE(find_python("/nonexistent/python3").has_value());
+  EXPECT_FALSE(find_python("concur-no-such-python").has_value());
+}
+
+TEST(PythonTest, RunPythonParsesJsonAndReportsFailures) {
+  const auto python = find_python();
+  if (!python) GTEST_SKIP() << "python3 not on PATH";
+  const nlohmann::json j = run_python(
+      *python, "import json, sys; print(json.dumps({'args': sys.argv[1:]}))", {"a", "b"});
+  EXPECT_EQ(j.at("args"), (nlohmann::json{"a", "b"}));
+  EXPECT_THROW((void)run_python(*python, "import sys; sys.exit(4)", {}), std::runtime_error);
+  EXPECT_THROW((void)run_python(*python, "print('not json')", {}), std::runtime_error);
+}
+
+}  // namespace

@@ -1,0 +1,46 @@
+// Tests for concur/errors.hpp: the tree shape callers rely on and the greppable messages.
+#include "concur/errors.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <type_traits>
+
+namespace {
+
+using namespace concur;
+
+TEST(Errors, TreeGroupsByHowCallersReact) {
+  static_assert(std::is_base_of_v<std::runtime_error, Error>);
+  static_assert(std::is_base_of_v<UsageError, RuntimeError>);
+  static_assert(std::is_base_of_v<UsageError, ValueError>);
+  static_assert(std::is_base_of_v<UsageError, InvalidStateError>);
+  static_assert(std::is_base_of_v<Error, TimeoutError>);
+  static_assert(std::is_base_of_v<Error, CancelledError>);
+  static_assert(std::is_base_of_v<BrokenError, BrokenBarrierError>);
+  static_assert(std::is_base_of_v<Error, DeadlockError>);
+  static_assert(!std::is_base_of_v<UsageError, TimeoutError>);
+  SUCCEED();
+}
+
+TEST(Errors, WhatStartsWithThePythonName) {
+  EXPECT_STREQ(RuntimeError("release unlocked lock").what(), "RuntimeError: release unlocked lock");
+  EXPECT_STREQ(ValueError("bad").what(), "ValueError: bad");
+  EXPECT_STREQ(InvalidStateError("x").what(), "InvalidStateError: x");
+  EXPECT_STREQ(TimeoutError().what(), "TimeoutError: timed out");
+  EXPECT_STREQ(CancelledError().what(), "CancelledError: cancelled");
+  EXPECT_STREQ(BrokenBarrierError().what(), "BrokenBarrierError: barrier is broken");
+  EXPECT_STREQ(DeadlockError("cycle").what(), "DeadlockError: cycle");
+}
+
+TEST(Errors, CatchableThroughTheRoot) {
+  try {
+    throw BrokenBarrierError();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("BrokenBarrierError", 0), 0u);
+    return;
+  }
+  ADD_FAILURE() << "not caught as concur::Error";
+}
+
+}  // namespace
