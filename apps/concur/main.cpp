@@ -1,0 +1,32 @@
+// concur: the command-line programs of concur (DESIGN.md, "Programs"), one subcommand each.
+// This file only parses the command line and dispatches; each subcommand's logic lives in
+// the concur_apps library (apps/concur/<subcommand>/), where the tests call it directly.
+#include <CLI/CLI.hpp>
+#include <exception>
+#include <iostream>
+
+#include "bench/bench_command.hpp"
+
+int main(int argc, char** argv) {
+  try {
+    CLI::App app{
+        "concur: Python's threading, queue, concurrent.futures and multiprocessing, "
+        "rebuilt in C++20, and the programs of its notes."};
+    app.require_subcommand(1);
+
+    concur::apps::bench::BenchOptions bench_options;
+    CLI::App* bench = concur::apps::bench::add_bench_command(app, bench_options);
+
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      // --help exits 0; a usage error exits 2, as Python's argparse does.
+      return app.exit(e) == 0 ? 0 : 2;
+    }
+    if (bench->parsed()) return concur::apps::bench::run_bench(bench_options, std::cout, std::cerr);
+  } catch (const std::exception& e) {
+    std::cerr << "concur: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
