@@ -33,6 +33,11 @@ void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept {
 
 void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept { futex_wake(word, INT_MAX); }
 
+bool spinning_allowed() noexcept {
+  static const bool allowed = ::sysconf(_SC_NPROCESSORS_ONLN) > 1;
+  return allowed;
+}
+
 thread_local constinit std::uint64_t tls_thread_token = 0;
 
 std::uint64_t assign_thread_token() noexcept {

@@ -4,8 +4,9 @@
 //   1. Check the caller holds the lock (RuntimeError otherwise).
 //   2. Link a stack-allocated Waiter at the tail of the list (under waiters_mu_).
 //   3. Release the lock completely (an RLock's whole recursion count is saved).
-//   4. Sleep on the waiter's word until notify() flips it kWaiting -> kNotified, or the deadline
-//      passes and the waiter itself flips it kWaiting -> kTimedOut (exactly one side wins).
+//   4. Spin briefly (detail::spin_wait), then sleep on the waiter's word until notify() flips it
+//      kWaiting -> kNotified, or the deadline passes and the waiter itself flips it
+//      kWaiting -> kTimedOut (exactly one side wins).
 //   5. Take waiters_mu_ once: unlink a timed-out waiter, and make sure a notifier that is still
 //      touching this Waiter has finished before the frame goes away.
 //   6. Re-acquire the lock (restoring the recursion count) and report notified / timed out.
@@ -86,6 +87,8 @@ bool Condition::wait_deadline(const detail::Deadline& deadline) {
   }
   // 4.
   bool notified = true;
+  detail::spin_wait(
+      [&w] { return w.state.load(std::memory_order_acquire) != Waiter::kWaiting; }, deadline);
   while (w.state.load(std::memory_order_acquire) == Waiter::kWaiting) {
     if (!detail::futex_wait(w.state, Waiter::kWaiting, deadline)) {
       std::uint32_t expected = Waiter::kWaiting;

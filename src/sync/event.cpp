@@ -18,10 +18,7 @@ void Event::set() noexcept {
 }
 
 bool Event::wait_slow(const detail::Deadline& deadline) noexcept {
-  for (int i = 0; i < 32; ++i) {
-    detail::cpu_relax();
-    if (is_set()) return true;
-  }
+  if (detail::spin_wait([this] { return is_set(); }, deadline)) return true;
   waiters_.fetch_add(1, std::memory_order_seq_cst);
   const std::uint32_t start = word_.load(std::memory_order_seq_cst);
   bool signaled = (start & kSetBit) != 0;

@@ -49,10 +49,8 @@ void Semaphore::release(std::uint32_t n) {
 }
 
 bool Semaphore::acquire_slow(const detail::Deadline& deadline) {
-  for (int i = 0; i < 32; ++i) {  // a release on another core often lands within a few cycles
-    detail::cpu_relax();
-    if (try_acquire()) return true;
-  }
+  // A release on the other core usually lands within microseconds: spin (bounded) first.
+  if (detail::spin_wait([this] { return try_acquire(); }, deadline)) return true;
   waiters_.fetch_add(1, std::memory_order_seq_cst);
   bool taken = false;
   for (;;) {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 
 #include "concur/detail/config.hpp"
@@ -30,6 +31,31 @@ inline void cpu_relax() noexcept {
 #elif defined(__aarch64__)
   asm volatile("yield");
 #endif
+}
+
+// spinning_allowed() is false on a single-CPU machine, where spinning only delays the thread
+// that would make progress.
+CONCUR_EXPORT bool spinning_allowed() noexcept;
+
+// kSpinBudget bounds how long a waiter spins before it sleeps in the kernel. On the VMs measured
+// here a futex wake-up costs ~20 us and a hand-off between two spinning threads well under 1 us
+// (docs/benchmarks.md); spinning a few microseconds keeps ping-pong hand-offs out of the kernel
+// while capping the CPU a doomed spin can burn.
+inline constexpr std::chrono::nanoseconds kSpinBudget{8'000};
+
+// spin_wait(pred, deadline) spins with cpu_relax() until pred() is true (returns true), or until
+// kSpinBudget or the deadline ran out (returns pred()). The clock is read every 16 steps.
+template <class Pred>
+bool spin_wait(Pred pred, const Deadline& deadline) noexcept {
+  if (pred()) return true;
+  if (!spinning_allowed()) return false;
+  auto end = Clock::now() + kSpinBudget;
+  if (!deadline.is_infinite() && deadline.when() < end) end = deadline.when();
+  for (unsigned i = 1;; ++i) {
+    cpu_relax();
+    if (pred()) return true;
+    if ((i & 15U) == 0 && Clock::now() >= end) return pred();
+  }
 }
 
 // this_thread_token() is a small, never-reused, non-zero id of the calling thread.
