@@ -8,6 +8,7 @@ packages=(
   g++ cmake ninja-build ccache pkg-config python3
   libgtest-dev libgmock-dev libbenchmark-dev
   libfmt-dev libcli11-dev nlohmann-json3-dev
+  libtbb-dev libconcurrentqueue-dev
 )
 
 missing=()

@@ -20,6 +20,10 @@ TEST(Errors, TreeGroupsByHowCallersReact) {
   static_assert(std::is_base_of_v<BrokenError, BrokenBarrierError>);
   static_assert(std::is_base_of_v<Error, DeadlockError>);
   static_assert(!std::is_base_of_v<UsageError, TimeoutError>);
+  static_assert(std::is_base_of_v<QueueError, Empty>);
+  static_assert(std::is_base_of_v<QueueError, Full>);
+  static_assert(std::is_base_of_v<QueueError, ShutDown>);
+  static_assert(std::is_base_of_v<Error, QueueError>);
   SUCCEED();
 }
 
@@ -31,6 +35,9 @@ TEST(Errors, WhatStartsWithThePythonName) {
   EXPECT_STREQ(CancelledError().what(), "CancelledError: cancelled");
   EXPECT_STREQ(BrokenBarrierError().what(), "BrokenBarrierError: barrier is broken");
   EXPECT_STREQ(DeadlockError("cycle").what(), "DeadlockError: cycle");
+  EXPECT_STREQ(Empty().what(), "Empty: queue is empty");
+  EXPECT_STREQ(Full().what(), "Full: queue is full");
+  EXPECT_STREQ(ShutDown().what(), "ShutDown: queue is shut down");
 }
 
 TEST(Errors, CatchableThroughTheRoot) {

@@ -3,6 +3,7 @@
 
 #include "concur/errors.hpp"
 #include "concur/local.hpp"
+#include "concur/queue.hpp"
 #include "concur/sync/barrier.hpp"
 #include "concur/sync/condition.hpp"
 #include "concur/sync/event.hpp"

@@ -6,6 +6,7 @@
 //   CancelledError  the work was cancelled
 //   BrokenError     a shared object can no longer be used (BrokenBarrierError, ...)
 //   DeadlockError   a wait that could never end was detected instead of hanging
+//   QueueError      queue.Empty / queue.Full (try again later) and queue.ShutDown (stop)
 // Every what() starts with the Python-style type name, e.g. "RuntimeError: release unlocked
 // lock", so messages are greppable. Later layers add their types here.
 // Thread-safety: plain value types.
@@ -81,6 +82,32 @@ class BrokenBarrierError : public BrokenError {
 class DeadlockError : public Error {
  public:
   explicit DeadlockError(const std::string& msg) : Error("DeadlockError: " + msg) {}
+};
+
+// QueueError groups the queue module's exceptions.
+class QueueError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Empty: get_nowait() on an empty queue, or get(timeout) that timed out (queue.Empty).
+class Empty : public QueueError {
+ public:
+  explicit Empty(const std::string& msg = "queue is empty") : QueueError("Empty: " + msg) {}
+};
+
+// Full: put_nowait() on a full queue, or put(timeout) that timed out (queue.Full).
+class Full : public QueueError {
+ public:
+  explicit Full(const std::string& msg = "queue is full") : QueueError("Full: " + msg) {}
+};
+
+// ShutDown: the queue was shut down — every put, and a get on an empty queue (queue.ShutDown,
+// Python 3.13).
+class ShutDown : public QueueError {
+ public:
+  explicit ShutDown(const std::string& msg = "queue is shut down")
+      : QueueError("ShutDown: " + msg) {}
 };
 
 }  // namespace concur
