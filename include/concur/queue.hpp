@@ -411,7 +411,8 @@ class LifoQueue : public detail::TaskQueue<T, detail::LifoContainer<T>> {
 
 // PriorityQueue<T, Compare>: the smallest item by Compare first, equal items in arrival order
 // (queue.PriorityQueue). With Compare ordering only a priority field, items of equal priority
-// come out FIFO — no (priority, count, item) tuple needed.
+// come out FIFO — no (priority, count, item) tuple needed. Compare must be default-constructible
+// (a struct, or decltype of a captureless lambda).
 template <class T, class Compare = std::less<T>>
 class PriorityQueue : public detail::TaskQueue<T, detail::PriorityContainer<T, Compare>> {
  public:
@@ -419,6 +420,7 @@ class PriorityQueue : public detail::TaskQueue<T, detail::PriorityContainer<T, C
 };
 
 // SimpleQueue<T>: unbounded FIFO without task accounting (queue.SimpleQueue), the fastest path.
+// Beyond Python: it also has shutdown(), so consumers blocked in get() can be released.
 template <class T>
 class SimpleQueue : public detail::BasicQueue<T, detail::FifoContainer<T>, false> {
  public:
