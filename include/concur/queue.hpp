@@ -13,8 +13,9 @@
 // Queue, LIFO for LifoQueue, smallest-first for PriorityQueue with FIFO among equal priorities
 // (no (priority, count, item) wrapper needed). Blocked producers and consumers are not served in
 // arrival order (a woken waiter races new arrivals), as in Python. An item is moved exactly once
-// into and once out of the queue; if T's move throws inside get(), the item stays queued; inside
-// put(), the queue is unchanged. qsize() / empty() / full() are snapshots.
+// into and once out of the queue; if T's move throws inside get() / try_get(), the item stays
+// queued; inside put(), the queue is unchanged; get_many / put_many keep what was moved before
+// the throw (see each). qsize() / empty() / full() are snapshots.
 // Waiting: a blocked caller spins for up to detail::kSpinBudget, then sleeps on a futex.
 // Memory ordering: everything a producer did before put() is visible to the consumer once its
 // get() returns that item.
@@ -28,6 +29,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <iterator>
 #include <mutex>
@@ -150,9 +152,13 @@ class BasicQueue {
     return put_impl(item, Deadline::at(tp));
   }
   // put_many(items) puts every element in order (moving from an rvalue range), blocking for
-  // room as needed; consecutive elements go in under one lock acquisition while room lasts.
+  // room as needed; consecutive elements go in under one lock acquisition while room lasts. If
+  // constructing an element throws, the elements before it stay queued (counted and signalled)
+  // and the exception propagates.
   template <std::ranges::input_range R>
-  requires std::constructible_from<T, std::ranges::range_reference_t<R>>
+  requires std::constructible_from<
+      T, std::conditional_t<std::is_lvalue_reference_v<R>, std::ranges::range_reference_t<R>,
+                            std::ranges::range_rvalue_reference_t<R>>>
   void put_many(R&& items) {
     auto it = std::ranges::begin(items);
     const auto end = std::ranges::end(items);
@@ -160,16 +166,29 @@ class BasicQueue {
       std::unique_lock lk(mu_);
       wait_for_room(lk, Deadline::infinite());
       std::size_t added = 0;
-      do {
-        container_.push(T(std::forward<std::ranges::range_reference_t<R>>(*it)));
-        ++it;
-        ++added;
-      } while (it != end && has_room());
-      if constexpr (kTasks) unfinished_ += added;
-      size_.store(container_.size(), std::memory_order_relaxed);
-      const auto w = not_empty_.signal(added > 1);
-      lk.unlock();
-      not_empty_.wake(w);
+      // Whatever happens inside the batch, account for and announce what went in.
+      auto commit = [&] {
+        if constexpr (kTasks) unfinished_ += added;
+        size_.store(container_.size(), std::memory_order_relaxed);
+        const auto w = not_empty_.signal(added > 1);
+        lk.unlock();
+        not_empty_.wake(w);
+      };
+      try {
+        do {
+          if constexpr (std::is_lvalue_reference_v<R>) {
+            container_.push(T(*it));
+          } else {
+            container_.push(T(std::ranges::iter_move(it)));
+          }
+          ++it;
+          ++added;
+        } while (it != end && has_room());
+      } catch (...) {
+        commit();
+        throw;
+      }
+      commit();
     }
   }
 
@@ -223,6 +242,7 @@ class BasicQueue {
   void shutdown(bool immediate = false) {
     std::unique_lock lk(mu_);
     shutdown_ = true;
+    stopping_.store(true, std::memory_order_relaxed);
     auto w_done = WaitQueue::Wake::kNone;
     if (immediate) {
       const std::size_t dropped = container_.size();
@@ -276,27 +296,57 @@ class BasicQueue {
   }
 
   // wait_for_room: returns with the lock held and room available; false on timeout.
+  // 1. Check under the lock. 2. Spin (bounded) without the lock and without registering, on the
+  // lock-free size mirror, so a producer and a consumer that keep pace never touch the wait
+  // queue. 3. Only then register, sleep in the kernel, and check again.
   bool wait_for_room(std::unique_lock<FutexMutex>& lk, const Deadline& deadline) {
+    bool spun = false;
     for (;;) {
-      if (shutdown_) throw ShutDown();
+      if (shutdown_) throw ShutDown();  // 1.
       if (has_room()) return true;
       if (deadline.expired()) return false;
-      const auto ticket = not_full_.prepare();
+      if (!spun) {  // 2.
+        spun = true;
+        lk.unlock();
+        spin_wait(
+            [this] {
+              return size_.load(std::memory_order_relaxed) < maxsize_ ||
+                     stopping_.load(std::memory_order_relaxed);
+            },
+            deadline);
+        lk.lock();
+        continue;
+      }
+      const auto ticket = not_full_.prepare();  // 3.
       lk.unlock();
-      not_full_.wait(ticket, deadline);
+      not_full_.wait(ticket, deadline, false);
       lk.lock();
       not_full_.done();
     }
   }
-  // wait_for_item: returns with the lock held and an item available; false on timeout.
+  // wait_for_item: returns with the lock held and an item available; false on timeout. Same
+  // three steps as wait_for_room.
   bool wait_for_item(std::unique_lock<FutexMutex>& lk, const Deadline& deadline) {
+    bool spun = false;
     for (;;) {
       if (container_.size() != 0) return true;
       if (shutdown_) throw ShutDown();
       if (deadline.expired()) return false;
+      if (!spun) {
+        spun = true;
+        lk.unlock();
+        spin_wait(
+            [this] {
+              return size_.load(std::memory_order_relaxed) != 0 ||
+                     stopping_.load(std::memory_order_relaxed);
+            },
+            deadline);
+        lk.lock();
+        continue;
+      }
       const auto ticket = not_empty_.prepare();
       lk.unlock();
-      not_empty_.wait(ticket, deadline);
+      not_empty_.wait(ticket, deadline, false);
       lk.lock();
       not_empty_.done();
     }
@@ -318,23 +368,48 @@ class BasicQueue {
     if (!put_impl(item, deadline)) throw Full();
   }
 
+  // PopOnReturn pops the top item once the caller's return value has been move-constructed from
+  // it (its destructor runs after the return object is initialized): if that single move throws,
+  // nothing is popped and the item stays queued. Then it signals a producer and unlocks.
+  class PopOnReturn {
+   public:
+    PopOnReturn(BasicQueue& q, std::unique_lock<FutexMutex>& lk) noexcept
+        : q_(q), lk_(lk), exceptions_(std::uncaught_exceptions()) {}
+    PopOnReturn(const PopOnReturn&) = delete;
+    PopOnReturn& operator=(const PopOnReturn&) = delete;
+    ~PopOnReturn() {
+      if (std::uncaught_exceptions() != exceptions_) return;  // the move threw: keep the item
+      q_.container_.pop();
+      q_.size_.store(q_.container_.size(), std::memory_order_relaxed);
+      const auto w = q_.not_full_.signal();
+      lk_.unlock();
+      q_.not_full_.wake(w);
+    }
+
+   private:
+    BasicQueue& q_;
+    std::unique_lock<FutexMutex>& lk_;
+    int exceptions_;
+  };
+
+  // get_impl moves the item exactly once, straight into the returned optional.
   std::optional<T> get_impl(const Deadline& deadline) {
     std::unique_lock lk(mu_);
     if (!wait_for_item(lk, deadline)) return std::nullopt;
-    std::optional<T> item(std::move(container_.top()));  // a throwing move leaves it queued
-    container_.pop();
-    size_.store(container_.size(), std::memory_order_relaxed);
-    const auto w = not_full_.signal();
-    lk.unlock();
-    not_full_.wake(w);
-    return item;
+    PopOnReturn pop(*this, lk);
+    return std::optional<T>(std::in_place, std::move(container_.top()));
   }
+  // get_or_throw moves the item exactly once, straight into the caller's T.
   T get_or_throw(const Deadline& deadline) {
-    std::optional<T> item = get_impl(deadline);
-    if (!item) throw Empty();
-    return std::move(*item);
+    std::unique_lock lk(mu_);
+    if (!wait_for_item(lk, deadline)) throw Empty();
+    PopOnReturn pop(*this, lk);
+    return std::move(container_.top());
   }
 
+  // get_many_impl: if moving an item throws, the items already taken are returned and the
+  // exception is dropped (the failing item stays queued, so the next get meets it again); with
+  // nothing taken yet, the exception propagates.
   std::vector<T> get_many_impl(std::size_t max, const Deadline& deadline) {
     if (max == 0) throw ValueError("get_many() needs max >= 1");
     std::vector<T> out;
@@ -342,14 +417,21 @@ class BasicQueue {
     if (!wait_for_item(lk, deadline)) return out;
     const std::size_t n = std::min(max, container_.size());
     out.reserve(n);
+    std::exception_ptr error;
     for (std::size_t i = 0; i < n; ++i) {
-      out.push_back(std::move(container_.top()));
+      try {
+        out.push_back(std::move(container_.top()));
+      } catch (...) {
+        error = std::current_exception();
+        break;
+      }
       container_.pop();
     }
     size_.store(container_.size(), std::memory_order_relaxed);
-    const auto w = not_full_.signal(n > 1);
+    const auto w = not_full_.signal(out.size() > 1);
     lk.unlock();
     not_full_.wake(w);
+    if (error && out.empty()) std::rethrow_exception(error);
     return out;
   }
 
@@ -359,6 +441,7 @@ class BasicQueue {
   std::size_t unfinished_ CONCUR_GUARDED_BY(mu_) = 0;
   bool shutdown_ CONCUR_GUARDED_BY(mu_) = false;
   std::atomic<std::size_t> size_{0};  // mirror of container_.size() for lock-free qsize()
+  std::atomic<bool> stopping_{false};  // mirror of shutdown_ for lock-free spinning
   WaitQueue not_empty_;
   WaitQueue not_full_;
   WaitQueue all_done_;

@@ -5,6 +5,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <sched.h>
+
 #include <cerrno>
 #include <climits>
 
@@ -32,6 +34,8 @@ void futex_wake(std::atomic<std::uint32_t>& word, int count) noexcept {
 }
 
 void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept { futex_wake(word, INT_MAX); }
+
+void yield_cpu() noexcept { ::sched_yield(); }
 
 bool spinning_allowed() noexcept {
   static const bool allowed = ::sysconf(_SC_NPROCESSORS_ONLN) > 1;

@@ -36,9 +36,11 @@ class WaitQueue {
   }
   // wait(ticket, deadline) returns once signal() has run since prepare(), or on the deadline
   // (false), or spuriously; call without the mutex.
-  bool wait(std::uint32_t ticket, const Deadline& deadline) noexcept {
+  // With spin=false it goes straight to the kernel (for callers that spun on their own
+  // condition already).
+  bool wait(std::uint32_t ticket, const Deadline& deadline, bool spin = true) noexcept {
     const auto changed = [&] { return seq_.load(std::memory_order_acquire) != ticket; };
-    if (spin_wait(changed, deadline)) return true;
+    if (spin && spin_wait(changed, deadline)) return true;
     sleepers_.fetch_add(1, std::memory_order_seq_cst);
     const bool woke = futex_wait(seq_, ticket, deadline);
     sleepers_.fetch_sub(1, std::memory_order_relaxed);
