@@ -440,7 +440,7 @@ class BasicQueue {
   Container container_ CONCUR_GUARDED_BY(mu_);
   std::size_t unfinished_ CONCUR_GUARDED_BY(mu_) = 0;
   bool shutdown_ CONCUR_GUARDED_BY(mu_) = false;
-  std::atomic<std::size_t> size_{0};  // mirror of container_.size() for lock-free qsize()
+  std::atomic<std::size_t> size_{0};   // mirror of container_.size() for lock-free qsize()
   std::atomic<bool> stopping_{false};  // mirror of shutdown_ for lock-free spinning
   WaitQueue not_empty_;
   WaitQueue not_full_;
