@@ -46,8 +46,12 @@ inline constexpr std::chrono::nanoseconds kSpinBudget{8'000};
 // yield_cpu() offers the core to another runnable thread (sched_yield).
 CONCUR_EXPORT void yield_cpu() noexcept;
 
-// spin_wait(pred, deadline) waits for pred() without sleeping in the kernel: 64 cpu_relax()
-// steps first (a partner on another core usually answers within them), then yield_cpu() between
+// kSpinPauses is the pure cpu_relax() phase of spin_wait: ~0.5-1 us, long enough for a partner
+// running on another core, short enough not to delay one waiting for this core.
+inline constexpr int kSpinPauses = 16;
+
+// spin_wait(pred, deadline) waits for pred() without sleeping in the kernel: kSpinPauses
+// cpu_relax() steps first (a partner on another core usually answers within them), then yield_cpu() between
 // checks, so that when threads outnumber cores the spinner hands its core to the thread it waits
 // for instead of burning it. Returns true as soon as pred() is true, or pred() once kSpinBudget
 // or the deadline ran out.
@@ -55,7 +59,7 @@ template <class Pred>
 bool spin_wait(Pred pred, const Deadline& deadline) noexcept {
   if (pred()) return true;
   if (!spinning_allowed()) return false;
-  for (int i = 0; i < 64; ++i) {
+  for (int i = 0; i < kSpinPauses; ++i) {
     cpu_relax();
     if (pred()) return true;
   }
