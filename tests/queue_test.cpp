@@ -8,8 +8,11 @@
 // Beyond Python: every timeout form (zero, negative = poll, finite with a kSlack lower bound,
 // huge = forever, time points of two clocks), try_put/try_get, join(timeout), priority stability
 // with a Compare on a priority field, move-only items in every queue type, a throwing move at
-// each position inside each put/get form (nothing lost, nothing duplicated), put_many/get_many,
-// shutdown waking many blocked callers, and producer/consumer runs swept over kThreadCounts.
+// each position inside each put/get form (nothing lost, nothing duplicated, qsize() and
+// unfinished_tasks() still true, blocked getters still woken), each get moving its item out
+// exactly once, put_many/get_many (batch order, bounds, timeouts, rvalue ranges, blocking for
+// room), shutdown waking many blocked callers, and producer/consumer runs swept over
+// kThreadCounts with a checksum, a per-item seen-count and a happens-before check.
 // The throwing-move and rvalue put_many tests found library bugs (since fixed in queue.hpp).
 #include "concur/queue.hpp"
 
@@ -1039,16 +1042,18 @@ TYPED_TEST(AnyQueueTest, PutManyWakesEveryBlockedGetter) {
   }
 }
 
-// Counted counts the copies made of it.
+// Counted counts the copies and move constructions made of it.
 struct Counted {
   explicit Counted(int v) : value(v) {}
   Counted(const Counted& o) : value(o.value) { ++copies; }
-  Counted(Counted&&) noexcept = default;
+  Counted(Counted&& o) noexcept : value(o.value) { ++moves; }
   Counted& operator=(const Counted&) = default;
   Counted& operator=(Counted&&) noexcept = default;
+  ~Counted() = default;
   bool operator<(const Counted& o) const { return value < o.value; }
   int value;
   static inline int copies = 0;
+  static inline int moves = 0;
 };
 
 // Rvalues<T> is a range over a vector's elements as rvalues (C++23's views::as_rvalue; a plain
@@ -1085,15 +1090,14 @@ TYPED_TEST(AnyQueueTest, PutManyFromAnRvalueVectorMovesTheItems) {
   for (int i = 0; i < 4; ++i) batch.emplace_back(i);
   Counted::copies = 0;
   q.put_many(std::move(batch));
-  EXPECT_EQ(Counted::copies, 0) << "put_many(std::move(vector)) copied the items "
-                                   "(the header says it moves from an rvalue range)";
+  EXPECT_EQ(Counted::copies, 0) << "put_many(std::move(vector)) copied the items";
   EXPECT_EQ(q.qsize(), 4u);
 }
 
-// can_put_many_rvalue<Q, V>: whether q.put_many(std::move(v)) compiles.
+// can_put_many_rvalue<Q, V>: whether q.put_many(std::forward<V>(v)) compiles.
 template <class Q, class V>
-constexpr bool can_put_many_rvalue = requires(Q& q, V v) {
-  q.put_many(std::move(v));
+constexpr bool can_put_many_rvalue = requires(Q& q, V&& v) {
+  q.put_many(std::forward<V>(v));
 };
 
 // ByPointee orders unique_ptrs by what they point to (it would crash on a moved-from pointer, so
@@ -1150,38 +1154,37 @@ TYPED_TEST(AnyQueueTest, MoveOnlyItems) {
 TYPED_TEST(AnyQueueTest, PutManyTakesAnRvalueVectorOfMoveOnlyItems) {
   using Q = typename MoveOnlyQueueOf<TypeParam>::type;
   using Ptr = std::unique_ptr<int>;
-  if constexpr (can_put_many_rvalue<Q, std::vector<Ptr>>) {
-    Q q;
-    std::vector<Ptr> batch;
-    for (int i = 1; i <= 3; ++i) batch.push_back(std::make_unique<int>(i));
-    q.put_many(std::move(batch));
-    std::vector<int> got;
-    for (const Ptr& p : q.get_many(3)) got.push_back(*p);
-    EXPECT_EQ(got, TypeParam::order({1, 2, 3}));
-  } else {
-    ADD_FAILURE() << "put_many(std::move(vector<unique_ptr>)) does not compile";
-  }
+  static_assert(can_put_many_rvalue<Q, std::vector<Ptr>>);
+  static_assert(!can_put_many_rvalue<Q, std::vector<Ptr>&>, "an lvalue would need copies");
+  Q q;
+  std::vector<Ptr> batch;
+  for (int i = 1; i <= 3; ++i) batch.push_back(std::make_unique<int>(i));
+  q.put_many(std::move(batch));
+  std::vector<int> got;
+  for (const Ptr& p : q.get_many(3)) got.push_back(*p);
+  EXPECT_EQ(got, TypeParam::order({1, 2, 3}));
 }
 
-TYPED_TEST(AnyQueueTest, TryPutLeavesARejectedMoveOnlyItemUntouched) {
-  if constexpr (TypeParam::kBounded) {
-    typename MoveOnlyQueueOf<TypeParam>::type q(1);
-    q.put(std::make_unique<int>(0));
-    auto p = std::make_unique<int>(1);
-    const int* const raw = p.get();
-    // NOLINTBEGIN(bugprone-use-after-move,clang-analyzer-cplusplus.Move): rejected items stay
-    EXPECT_FALSE(q.try_put(std::move(p)));
-    EXPECT_FALSE(q.try_put(std::move(p), kShort));
-    EXPECT_FALSE(q.try_put_until(std::move(p), std::chrono::steady_clock::now() + kShort));
-    ASSERT_EQ(p.get(), raw) << "a rejected item was moved from";
-    EXPECT_EQ(*q.get(), 0);
-    EXPECT_TRUE(q.try_put(std::move(p)));
-    EXPECT_EQ(p, nullptr);
-    // NOLINTEND(bugprone-use-after-move,clang-analyzer-cplusplus.Move)
-    EXPECT_EQ(*q.get(), 1);
-  } else {
-    GTEST_SKIP() << TypeParam::kName << " is unbounded: try_put never rejects for room";
-  }
+// The bounded kinds (SimpleQueue never rejects for room).
+template <class K>
+class BoundedQueueTest : public QuiescentTest {};
+TYPED_TEST_SUITE(BoundedQueueTest, TaskKinds, KindName);
+
+TYPED_TEST(BoundedQueueTest, TryPutLeavesARejectedMoveOnlyItemUntouched) {
+  typename MoveOnlyQueueOf<TypeParam>::type q(1);
+  q.put(std::make_unique<int>(0));
+  auto p = std::make_unique<int>(1);
+  const int* const raw = p.get();
+  // NOLINTBEGIN(bugprone-use-after-move,clang-analyzer-cplusplus.Move): rejected items stay
+  EXPECT_FALSE(q.try_put(std::move(p)));
+  EXPECT_FALSE(q.try_put(std::move(p), kShort));
+  EXPECT_FALSE(q.try_put_until(std::move(p), std::chrono::steady_clock::now() + kShort));
+  ASSERT_EQ(p.get(), raw) << "a rejected item was moved from";
+  EXPECT_EQ(*q.get(), 0);
+  EXPECT_TRUE(q.try_put(std::move(p)));
+  EXPECT_EQ(p, nullptr);
+  // NOLINTEND(bugprone-use-after-move,clang-analyzer-cplusplus.Move)
+  EXPECT_EQ(*q.get(), 1);
 }
 
 TYPED_TEST(AnyQueueTest, AnItemIsReleasedAsSoonAsItLeaves) {  // test_references
@@ -1405,18 +1408,16 @@ void failing_queue_test(Q& q) {
   EXPECT_EQ(q.qsize(), 0u);
 }
 
-TYPED_TEST(FragileQueueTest, FailingQueue) {  // test_failing_queue: twice on the same queue
-  if constexpr (TypeParam::kBounded) {
-    typename TypeParam::template Q<Fragile> q(kQueueSize);
-    failing_queue_test(q);
-    failing_queue_test(q);
-    if constexpr (TypeParam::kTasks) {
-      EXPECT_EQ(q.unfinished_tasks(), 22u)
-          << "11 puts succeeded per round; only those count as tasks";
-    }
-  } else {
-    GTEST_SKIP() << TypeParam::kName << " is unbounded; see the throwing-move sweeps";
-  }
+template <class K>
+class BoundedFragileQueueTest : public QuiescentTest {};
+using BoundedFragileKinds = ::testing::Types<FifoKind, LifoKind>;
+TYPED_TEST_SUITE(BoundedFragileQueueTest, BoundedFragileKinds, KindName);
+
+TYPED_TEST(BoundedFragileQueueTest, FailingQueue) {  // test_failing_queue: twice on one queue
+  typename TypeParam::template Q<Fragile> q(kQueueSize);
+  failing_queue_test(q);
+  failing_queue_test(q);
+  EXPECT_EQ(q.unfinished_tasks(), 22u) << "11 puts succeeded per round; only those count as tasks";
 }
 
 // drain(q) takes every item left, with no move armed, and returns their values.
@@ -1561,6 +1562,61 @@ TYPED_TEST(FragileQueueTest, ThrowingMoveInsidePutManyKeepsTheQueueConsistent) {
         return std::vector<int>{};
       },
       {4, 5, 6}, false);
+}
+
+// get_many's documented answer to a throwing move: the items taken before it are returned, the
+// exception is dropped, and the item whose move threw stays queued for the next get; with nothing
+// taken yet, the exception propagates.
+TYPED_TEST(FragileQueueTest, GetManyReturnsWhatItTookBeforeAThrowingMove) {
+  typename TypeParam::template Q<Fragile> q;
+  for (const int v : {1, 2, 3}) q.put(Fragile(v));
+  const std::vector<int> order = TypeParam::order({1, 2, 3});
+  std::vector<Fragile> got;
+  Fragile::arm(2);
+  EXPECT_NO_THROW(got = q.get_many(3));
+  Fragile::disarm();
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].value, order[0]);
+  EXPECT_EQ(q.qsize(), 2u);
+  Fragile::arm(1);
+  EXPECT_THROW((void)q.get_many(3), MoveBomb);
+  Fragile::disarm();
+  EXPECT_EQ(q.qsize(), 2u);
+  EXPECT_EQ(q.get().value, order[1]) << "the item whose move threw comes next";
+  if constexpr (TypeParam::kTasks) {
+    EXPECT_EQ(q.unfinished_tasks(), 3u);
+  }
+}
+
+// The header's promise behind all of the above: an item leaves the queue by exactly one move
+// construction, straight into what the caller gets (for the deque and vector containers; a heap
+// moves items around inside pop()). A put of a temporary moves it in once (deque only: a vector
+// may move its items when it grows).
+TYPED_TEST(FragileQueueTest, EachGetMovesTheItemOutOnce) {
+  typename TypeParam::template Q<Counted> q;
+  for (int i = 0; i < 6; ++i) q.put(Counted(i));
+  Counted::copies = 0;
+  Counted::moves = 0;
+  q.put(Counted(6));
+  if constexpr (TypeParam::kFifo) {
+    EXPECT_EQ(Counted::moves, 1) << "put(temporary)";
+  }
+  Counted::moves = 0;
+  { const Counted item = q.get(); }
+  EXPECT_EQ(Counted::moves, 1) << "get()";
+  Counted::moves = 0;
+  { const Counted item = q.get(kShort); }
+  EXPECT_EQ(Counted::moves, 1) << "get(timeout)";
+  Counted::moves = 0;
+  { const Counted item = q.get_nowait(); }
+  EXPECT_EQ(Counted::moves, 1) << "get_nowait()";
+  Counted::moves = 0;
+  EXPECT_TRUE(q.try_get().has_value());
+  EXPECT_EQ(Counted::moves, 1) << "try_get()";
+  Counted::moves = 0;
+  { const std::vector<Counted> items = q.get_many(3); }
+  EXPECT_EQ(Counted::moves, 3) << "get_many(3)";
+  EXPECT_EQ(Counted::copies, 0);
 }
 
 // The consequence for a blocked getter: the items a throwing put_many() left queued must wake it.
