@@ -4,23 +4,24 @@
 // put() blocks while a bounded queue is full, get() while the queue is empty; each has a
 // duration form (throws Full / Empty on timeout, as Python), a time-point form, a non-blocking
 // form (put_nowait / get_nowait), and non-throwing twins (try_put → bool, try_get →
-// std::optional) that leave a rejected item untouched. put_many / get_many move batches under
-// one lock acquisition. task_done() / join() count unfinished tasks (task_done() more often than
-// put() → ValueError). shutdown(immediate) makes every later put — and every get on an empty
-// queue — throw ShutDown, wakes every blocked caller, and with immediate=true drops the items and
-// settles their unfinished-task count so join() returns.
-// Guarantees: every operation is linearizable (one mutex guards the container); FIFO order for
-// Queue, LIFO for LifoQueue, smallest-first for PriorityQueue with FIFO among equal priorities
-// (no (priority, count, item) wrapper needed). Blocked producers and consumers are not served in
-// arrival order (a woken waiter races new arrivals), as in Python. An item is moved exactly once
-// into and once out of the queue; if T's move throws inside get() / try_get(), the item stays
-// queued; inside put(), the queue is unchanged; get_many / put_many keep what was moved before
-// the throw (see each). qsize() / empty() / full() are snapshots.
-// Waiting: a blocked caller spins for up to detail::kSpinBudget, then sleeps on a futex.
-// Memory ordering: everything a producer did before put() is visible to the consumer once its
-// get() returns that item.
-// Thread-safety: every member may be called from any thread. Destroying a queue with blocked
-// callers is undefined: shutdown() and join the threads first.
+// std::optional) that leave a rejected item untouched — they report "full" / "empty" by value
+// but still throw ShutDown after shutdown(), so a retry loop cannot spin on a dead queue. put_many
+// / get_many move batches under one lock acquisition. task_done() / join() count unfinished tasks
+// (task_done() more often than put() → ValueError). shutdown(immediate) makes every later put — and
+// every get on an empty queue — throw ShutDown, wakes every blocked caller, and with immediate=true
+// drops the items and settles their unfinished-task count so join() returns. Guarantees: every
+// operation is linearizable (one mutex guards the container); FIFO order for Queue, LIFO for
+// LifoQueue, smallest-first for PriorityQueue with FIFO among equal priorities (no (priority,
+// count, item) wrapper needed). Blocked producers and consumers are not served in arrival order (a
+// woken waiter races new arrivals), as in Python. An item is moved exactly once out of the queue
+// (put(T) takes its argument by value: one move into the parameter, one into the queue); if T's
+// move throws inside get() / try_get(), the item stays queued; inside put(), the queue is
+// unchanged; get_many / put_many keep what was moved before the throw (see each). qsize() / empty()
+// / full() are snapshots. Waiting: a blocked caller spins for up to detail::kSpinBudget, then
+// sleeps on a futex. Memory ordering: everything a producer did before put() is visible to the
+// consumer once its get() returns that item. Thread-safety: every member may be called from any
+// thread. Destroying a queue with blocked callers is undefined: shutdown() and join the threads
+// first.
 #pragma once
 
 #include <algorithm>
@@ -85,15 +86,28 @@ class PriorityContainer {
 
  public:
   void push(T&& v) {
+    restore();
     items_.push_back(Entry{std::move(v), next_++});
     std::push_heap(items_.begin(), items_.end(), Later{compare_});
   }
-  T& top() { return items_.front().value; }
-  void pop() {
-    std::pop_heap(items_.begin(), items_.end(), Later{compare_});
-    items_.pop_back();
+  // top() first moves the next item to the back (pop_heap), so that moving it out never touches
+  // an element the heap still orders; pop() then drops the back.
+  T& top() {
+    if (!staged_) {
+      std::pop_heap(items_.begin(), items_.end(), Later{compare_});
+      staged_ = true;
+    }
+    return items_.back().value;
   }
-  void clear() { items_.clear(); }
+  void pop() {
+    top();
+    items_.pop_back();
+    staged_ = false;
+  }
+  void clear() {
+    items_.clear();
+    staged_ = false;
+  }
   [[nodiscard]] std::size_t size() const noexcept { return items_.size(); }
 
  private:
@@ -110,8 +124,15 @@ class PriorityContainer {
       return a.order > b.order;
     }
   };
+  // restore() puts a staged item back into the heap (only if a top() was not followed by pop()).
+  void restore() {
+    if (!staged_) return;
+    std::push_heap(items_.begin(), items_.end(), Later{compare_});
+    staged_ = false;
+  }
   std::vector<Entry> items_;
   std::uint64_t next_ = 0;
+  bool staged_ = false;  // items_.back() is the next item, outside the heap
   Compare compare_{};
 };
 
@@ -218,7 +239,9 @@ class BasicQueue {
   }
   // get_many(max) blocks until at least one item is available, then takes up to `max` in one
   // lock acquisition. get_many(max, timeout) returns an empty vector when nothing arrived in
-  // time. Both throw ShutDown when shut down and empty, and ValueError for max == 0.
+  // time. Both throw ShutDown when shut down and empty, and ValueError for max == 0. If moving
+  // an item throws after others were taken, those are returned and the failing item stays
+  // queued (the next get meets it again); with none taken, the exception propagates.
   std::vector<T> get_many(std::size_t max) { return get_many_impl(max, Deadline::infinite()); }
   template <class Rep, class Period>
   std::vector<T> get_many(std::size_t max, std::chrono::duration<Rep, Period> timeout) {
