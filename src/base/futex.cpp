@@ -2,10 +2,9 @@
 #include "concur/detail/futex.hpp"
 
 #include <linux/futex.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-#include <sched.h>
 
 #include <cerrno>
 #include <climits>

@@ -87,8 +87,8 @@ bool Condition::wait_deadline(const detail::Deadline& deadline) {
   }
   // 4.
   bool notified = true;
-  detail::spin_wait(
-      [&w] { return w.state.load(std::memory_order_acquire) != Waiter::kWaiting; }, deadline);
+  detail::spin_wait([&w] { return w.state.load(std::memory_order_acquire) != Waiter::kWaiting; },
+                    deadline);
   while (w.state.load(std::memory_order_acquire) == Waiter::kWaiting) {
     if (!detail::futex_wait(w.state, Waiter::kWaiting, deadline)) {
       std::uint32_t expected = Waiter::kWaiting;

@@ -51,10 +51,10 @@ CONCUR_EXPORT void yield_cpu() noexcept;
 inline constexpr int kSpinPauses = 16;
 
 // spin_wait(pred, deadline) waits for pred() without sleeping in the kernel: kSpinPauses
-// cpu_relax() steps first (a partner on another core usually answers within them), then yield_cpu() between
-// checks, so that when threads outnumber cores the spinner hands its core to the thread it waits
-// for instead of burning it. Returns true as soon as pred() is true, or pred() once kSpinBudget
-// or the deadline ran out.
+// cpu_relax() steps first (a partner on another core usually answers within them), then yield_cpu()
+// between checks, so that when threads outnumber cores the spinner hands its core to the thread it
+// waits for instead of burning it. Returns true as soon as pred() is true, or pred() once
+// kSpinBudget or the deadline ran out.
 template <class Pred>
 bool spin_wait(Pred pred, const Deadline& deadline) noexcept {
   if (pred()) return true;
