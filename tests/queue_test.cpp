@@ -1297,6 +1297,103 @@ TYPED_TEST(AnyQueueTest, ProducersAndConsumersMoveEveryItemOnce) {
   }
 }
 
+// ---- the lock-free engine: a bounded FIFO Queue of nothrow-movable items ---------------------
+// Queue<T>(maxsize) with 0 < maxsize <= detail::kMaxRingSlots runs on detail::RingQueue; the
+// typed tests above already cover it (FifoKind at kQueueSize = 5, bounded at 4). These add what is
+// particular to it: capacity 1 (where "holds item p" and "free for put p + 1" must differ),
+// capacities that are not powers of two over many laps, the fallback above the slot limit, task
+// accounting without a lock, and the destructor freeing items across the wrap.
+
+class RingQueueTest : public QuiescentTest {};
+
+TEST_F(RingQueueTest, CapacityOneHandsItemsOverOneByOne) {
+  Queue<int> q(1);
+  q.put(1);
+  EXPECT_TRUE(q.full());
+  EXPECT_THROW(q.put_nowait(2), Full);
+  EXPECT_EQ(q.qsize(), 1u);
+  EXPECT_EQ(q.get(), 1);
+  EXPECT_THROW((void)q.get_nowait(), Empty);
+  constexpr int kItems = static_cast<int>(20'000 / kScale);
+  std::thread producer([&] {
+    for (int i = 0; i < kItems; ++i) q.put(i, kGenerous);
+  });
+  for (int i = 0; i < kItems; ++i) ASSERT_EQ(q.get(kGenerous), i);
+  producer.join();
+  EXPECT_TRUE(q.empty());
+}
+
+TEST_F(RingQueueTest, CapacitiesThatAreNotPowersOfTwoWrapManyLaps) {
+  for (const std::size_t capacity : {1u, 2u, 3u, 7u, 1000u}) {
+    for (const std::size_t n : {1u, 3u}) {
+      SCOPED_TRACE(::testing::Message() << "capacity " << capacity << ", " << n << "x" << n);
+      Queue<std::size_t> q(capacity);
+      produce_consume(q, n, 30'000 / kScale / n, true);
+    }
+  }
+}
+
+TEST_F(RingQueueTest, ABoundAboveTheSlotLimitIsStillExact) {
+  const std::size_t bound = detail::kMaxRingSlots + 1;
+  Queue<int> q(bound);
+  for (std::size_t i = 0; i < bound; ++i) q.put_nowait(static_cast<int>(i));
+  EXPECT_TRUE(q.full());
+  EXPECT_THROW(q.put_nowait(-1), Full);
+  EXPECT_EQ(q.qsize(), bound);
+  EXPECT_EQ(q.get(), 0);
+  q.put_nowait(-1);
+  EXPECT_EQ(q.unfinished_tasks(), bound + 1);
+}
+
+TEST_F(RingQueueTest, TaskDoneFromManyConsumersSettlesJoinExactly) {
+  for (const std::size_t n : kThreadCounts) {
+    SCOPED_TRACE(::testing::Message() << n << " producers and " << n << " consumers");
+    const std::size_t per_producer = 20'000 / kScale / n;
+    Queue<std::size_t> q(8);
+    std::atomic<std::size_t> taken{0};
+    Bunch producers(n, [&](std::size_t) {
+      for (std::size_t i = 0; i < per_producer; ++i) q.put(i, kGenerous);
+    });
+    Bunch consumers(n, [&](std::size_t) {
+      while (taken.fetch_add(1) < n * per_producer) {
+        (void)q.get(kGenerous);
+        q.task_done();
+      }
+    });
+    EXPECT_TRUE(q.join(kGenerous)) << "join() missed the last task_done()";
+    producers.join();
+    consumers.join();
+    EXPECT_EQ(q.unfinished_tasks(), 0u);
+    // Over-calls racing each other: every one throws and the count stays at zero.
+    std::atomic<int> errors{0};
+    Bunch extra(n, [&](std::size_t) {
+      try {
+        q.task_done();
+      } catch (const ValueError&) {
+        errors.fetch_add(1);
+      }
+    });
+    extra.join();
+    EXPECT_EQ(errors.load(), static_cast<int>(n));
+    EXPECT_EQ(q.unfinished_tasks(), 0u);
+  }
+}
+
+TEST_F(RingQueueTest, TheDestructorFreesTheItemsLeftAcrossTheWrap) {
+  auto token = std::make_shared<int>(7);
+  {
+    Queue<std::shared_ptr<int>> q(3);
+    for (int lap = 0; lap < 4; ++lap) {  // move the positions past the end of the slot array
+      q.put(token);
+      (void)q.get();
+    }
+    q.put(token);
+    q.put(token);
+    EXPECT_EQ(token.use_count(), 3);
+  }
+  EXPECT_EQ(token.use_count(), 1) << "an item left in the queue was not destroyed";
+}
+
 // ---- a T whose move constructor throws (CPython's FailingQueueTest) --------------------------
 
 // MoveBomb is what Fragile's move constructor throws.

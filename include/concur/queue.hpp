@@ -6,11 +6,15 @@
 // form (put_nowait / get_nowait), and non-throwing twins (try_put → bool, try_get →
 // std::optional) that leave a rejected item untouched — they report "full" / "empty" by value
 // but still throw ShutDown after shutdown(), so a retry loop cannot spin on a dead queue. put_many
-// / get_many move batches under one lock acquisition. task_done() / join() count unfinished tasks
+// / get_many move batches in one wake-up (under one lock acquisition on the mutex engine; item by
+// item, without waiting between items, on the ring). task_done() / join() count unfinished tasks
 // (task_done() more often than put() → ValueError). shutdown(immediate) makes every later put — and
 // every get on an empty queue — throw ShutDown, wakes every blocked caller, and with immediate=true
-// drops the items and settles their unfinished-task count so join() returns. Guarantees: every
-// operation is linearizable (one mutex guards the container); FIFO order for Queue, LIFO for
+// drops the items and settles their unfinished-task count so join() returns. Engines: a bounded
+// FIFO Queue<T>(maxsize) with maxsize <= detail::kMaxRingSlots and a nothrow-movable T runs
+// lock-free on detail::RingQueue; every other queue on one mutex and a container. Both keep
+// every guarantee below. Guarantees: every operation is linearizable (at the mutex, or at the
+// ring's claim of a slot); FIFO order for Queue, LIFO for
 // LifoQueue, smallest-first for PriorityQueue with FIFO among equal priorities (no (priority,
 // count, item) wrapper needed). Blocked producers and consumers are not served in arrival order (a
 // woken waiter races new arrivals), as in Python. An item is moved exactly once out of the queue
@@ -33,6 +37,7 @@
 #include <exception>
 #include <functional>
 #include <iterator>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <ranges>
@@ -43,6 +48,7 @@
 #include "concur/detail/config.hpp"
 #include "concur/detail/deadline.hpp"
 #include "concur/detail/futex.hpp"
+#include "concur/detail/ring_queue.hpp"
 #include "concur/detail/wait_queue.hpp"
 #include "concur/errors.hpp"
 
@@ -140,10 +146,21 @@ class PriorityContainer {
 // (task_done / join) on.
 template <class T, class Container, bool kTasks>
 class BasicQueue {
+  // kRing: a bounded FIFO queue of nothrow-movable items may run on the lock-free RingQueue
+  // (detail/ring_queue.hpp) instead of the mutex and the container; every public operation
+  // below forwards to it when ring_ is set.
+  static constexpr bool kRing = std::is_same_v<Container, FifoContainer<T>> && kRingCapable<T>;
+  struct NoRing {};
+  using Ring = std::conditional_t<kRing, RingQueue<T, kTasks>, NoRing>;
+
  public:
   static_assert(std::is_move_constructible_v<T>, "queue items must be movable");
 
-  explicit BasicQueue(std::size_t maxsize = 0) noexcept : maxsize_(maxsize) {}
+  explicit BasicQueue(std::size_t maxsize = 0) : maxsize_(maxsize) {
+    if constexpr (kRing) {
+      if (maxsize > 0 && maxsize <= kMaxRingSlots) ring_ = std::make_unique<Ring>(maxsize);
+    }
+  }
   BasicQueue(const BasicQueue&) = delete;
   BasicQueue& operator=(const BasicQueue&) = delete;
 
@@ -173,7 +190,9 @@ class BasicQueue {
     return put_impl(item, Deadline::at(tp));
   }
   // put_many(items) puts every element in order (moving from an rvalue range), blocking for
-  // room as needed; consecutive elements go in under one lock acquisition while room lasts. If
+  // room as needed; consecutive elements go in under one lock acquisition while room lasts (on
+  // the ring engine: one lock-free put after another, and the items of concurrent put_many
+  // calls may interleave). If
   // constructing an element throws, the elements before it stay queued (counted and signalled)
   // and the exception propagates.
   template <std::ranges::input_range R>
@@ -183,6 +202,20 @@ class BasicQueue {
   void put_many(R&& items) {
     auto it = std::ranges::begin(items);
     const auto end = std::ranges::end(items);
+    if constexpr (kRing) {
+      if (ring_) {  // lock-free: one put after another
+        for (; it != end; ++it) {
+          if constexpr (std::is_lvalue_reference_v<R>) {
+            T item(*it);
+            ring_->put(item, Deadline::infinite());
+          } else {
+            T item(std::ranges::iter_move(it));
+            ring_->put(item, Deadline::infinite());
+          }
+        }
+        return;
+      }
+    }
     while (it != end) {
       std::unique_lock lk(mu_);
       wait_for_room(lk, Deadline::infinite());
@@ -238,10 +271,11 @@ class BasicQueue {
     return get_impl(Deadline::at(tp));
   }
   // get_many(max) blocks until at least one item is available, then takes up to `max` in one
-  // lock acquisition. get_many(max, timeout) returns an empty vector when nothing arrived in
-  // time. Both throw ShutDown when shut down and empty, and ValueError for max == 0. If moving
-  // an item throws after others were taken, those are returned and the failing item stays
-  // queued (the next get meets it again); with none taken, the exception propagates.
+  // lock acquisition (on the ring engine: what is there, without waiting again; the items may
+  // interleave with a concurrent get's). get_many(max, timeout) returns an empty vector when
+  // nothing arrived in time. Both throw ShutDown when shut down and empty, and ValueError for max
+  // == 0. If moving an item throws after others were taken, those are returned and the failing item
+  // stays queued (the next get meets it again); with none taken, the exception propagates.
   std::vector<T> get_many(std::size_t max) { return get_many_impl(max, Deadline::infinite()); }
   template <class Rep, class Period>
   std::vector<T> get_many(std::size_t max, std::chrono::duration<Rep, Period> timeout) {
@@ -250,12 +284,20 @@ class BasicQueue {
 
   // ---- state ----------------------------------------------------------------------------------
   // qsize() / empty() / full() are snapshots, read without the lock.
-  [[nodiscard]] std::size_t qsize() const noexcept { return size_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::size_t qsize() const noexcept {
+    if constexpr (kRing) {
+      if (ring_) return ring_->qsize();
+    }
+    return size_.load(std::memory_order_relaxed);
+  }
   [[nodiscard]] bool empty() const noexcept { return qsize() == 0; }
   [[nodiscard]] bool full() const noexcept { return maxsize_ > 0 && qsize() >= maxsize_; }
   // maxsize() is the bound given at construction (0: unbounded).
   [[nodiscard]] std::size_t maxsize() const noexcept { return maxsize_; }
   [[nodiscard]] bool is_shutdown() const {
+    if constexpr (kRing) {
+      if (ring_) return ring_->is_shutdown();
+    }
     std::scoped_lock lk(mu_);
     return shutdown_;
   }
@@ -263,6 +305,9 @@ class BasicQueue {
   // shutdown(immediate) — see the header comment. Idempotent; immediate=true after a plain
   // shutdown still drains.
   void shutdown(bool immediate = false) {
+    if constexpr (kRing) {
+      if (ring_) return ring_->shutdown(immediate);
+    }
     std::unique_lock lk(mu_);
     shutdown_ = true;
     stopping_.store(true, std::memory_order_relaxed);
@@ -289,6 +334,9 @@ class BasicQueue {
 
   // ---- task accounting (exposed by Queue / LifoQueue / PriorityQueue) -------------------------
   void task_done_impl() {
+    if constexpr (kRing) {
+      if (ring_) return ring_->task_done();
+    }
     std::unique_lock lk(mu_);
     if (unfinished_ == 0) throw ValueError("task_done() called too many times");
     if (--unfinished_ != 0) return;
@@ -297,6 +345,9 @@ class BasicQueue {
     all_done_.wake(w);
   }
   bool join_impl(const Deadline& deadline) {
+    if constexpr (kRing) {
+      if (ring_) return ring_->join(deadline);
+    }
     std::unique_lock lk(mu_);
     while (unfinished_ != 0) {
       if (deadline.expired()) return false;
@@ -309,6 +360,9 @@ class BasicQueue {
     return true;
   }
   [[nodiscard]] std::size_t unfinished_tasks_impl() const {
+    if constexpr (kRing) {
+      if (ring_) return ring_->unfinished_tasks();
+    }
     std::scoped_lock lk(mu_);
     return unfinished_;
   }
@@ -377,6 +431,9 @@ class BasicQueue {
 
   // put_impl moves from `item` only when it returns true.
   bool put_impl(T& item, const Deadline& deadline) {
+    if constexpr (kRing) {
+      if (ring_) return ring_->put(item, deadline);
+    }
     std::unique_lock lk(mu_);
     if (!wait_for_room(lk, deadline)) return false;
     container_.push(std::move(item));
@@ -415,8 +472,31 @@ class BasicQueue {
     int exceptions_;
   };
 
+  // ReleaseOnReturn frees a RingQueue slot once the caller's return value has been moved out of
+  // it (T's move cannot throw on that path).
+  class ReleaseOnReturn {
+   public:
+    ReleaseOnReturn(Ring& ring, const typename Ring::Taken& taken) noexcept
+        : ring_(ring), taken_(taken) {}
+    ReleaseOnReturn(const ReleaseOnReturn&) = delete;
+    ReleaseOnReturn& operator=(const ReleaseOnReturn&) = delete;
+    ~ReleaseOnReturn() { ring_.release(taken_); }
+
+   private:
+    Ring& ring_;
+    const typename Ring::Taken& taken_;
+  };
+
   // get_impl moves the item exactly once, straight into the returned optional.
   std::optional<T> get_impl(const Deadline& deadline) {
+    if constexpr (kRing) {
+      if (ring_) {
+        const auto taken = ring_->take(deadline);
+        if (!taken) return std::nullopt;
+        ReleaseOnReturn release(*ring_, *taken);
+        return std::optional<T>(std::in_place, std::move(*taken->value));
+      }
+    }
     std::unique_lock lk(mu_);
     if (!wait_for_item(lk, deadline)) return std::nullopt;
     PopOnReturn pop(*this, lk);
@@ -424,6 +504,14 @@ class BasicQueue {
   }
   // get_or_throw moves the item exactly once, straight into the caller's T.
   T get_or_throw(const Deadline& deadline) {
+    if constexpr (kRing) {
+      if (ring_) {
+        const auto taken = ring_->take(deadline);
+        if (!taken) throw Empty();
+        ReleaseOnReturn release(*ring_, *taken);
+        return std::move(*taken->value);
+      }
+    }
     std::unique_lock lk(mu_);
     if (!wait_for_item(lk, deadline)) throw Empty();
     PopOnReturn pop(*this, lk);
@@ -436,6 +524,18 @@ class BasicQueue {
   std::vector<T> get_many_impl(std::size_t max, const Deadline& deadline) {
     if (max == 0) throw ValueError("get_many() needs max >= 1");
     std::vector<T> out;
+    if constexpr (kRing) {
+      if (ring_) {  // wait for one item, then take what is there without waiting
+        auto taken = ring_->take(deadline);
+        while (taken) {
+          out.push_back(std::move(*taken->value));
+          ring_->release(*taken);
+          if (out.size() == max) break;
+          taken = ring_->try_take();
+        }
+        return out;
+      }
+    }
     std::unique_lock lk(mu_);
     if (!wait_for_item(lk, deadline)) return out;
     const std::size_t n = std::min(max, container_.size());
@@ -468,6 +568,7 @@ class BasicQueue {
   WaitQueue not_empty_;
   WaitQueue not_full_;
   WaitQueue all_done_;
+  std::unique_ptr<Ring> ring_;  // set: the lock-free engine serves every operation
 };
 
 // TaskQueue adds Python's task accounting to a BasicQueue.

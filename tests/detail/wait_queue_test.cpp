@@ -6,8 +6,9 @@
 // kernel sleeper (kOne / kAll), signal(all) wakes every waiter, one-at-a-time signals release
 // exactly as many waiters as there are tokens, and no wake-up is lost in a 10k-round ping-pong or
 // a bounded buffer swept over kThreadCounts. The release, timeout and sleeper cases run with
-// wait()'s spin phase and without it (spin=false). Every wait is bounded: a lost wake-up fails a
-// test instead of hanging it.
+// wait()'s spin phase and without it (spin=false). EventCount, the mutex-free twin, gets the same
+// checks (no-op notify, release, timeout, kernel sleeper) and a token hand-off swept over
+// kThreadCounts. Every wait is bounded: a lost wake-up fails a test instead of hanging it.
 #include "concur/detail/wait_queue.hpp"
 
 #include <gtest/gtest.h>
@@ -374,3 +375,115 @@ TEST_F(WaitQueueTest, PingPongNeverLosesAWakeUp) {
 }
 
 }  // namespace
+
+// ---- EventCount: the same contract for conditions kept in atomics -----------------------------
+
+using concur::detail::EventCount;
+
+class EventCountTest : public QuiescentTest {};
+
+TEST_F(EventCountTest, NotifyWithNoWaiterIsANoOp) {
+  EventCount ec;
+  const std::uint32_t before = ec.prepare();
+  ec.cancel();
+  ec.notify();
+  ec.notify(true);
+  const std::uint32_t after = ec.prepare();
+  ec.cancel();
+  EXPECT_EQ(before, after) << "notify() with nobody registered moved the sequence";
+}
+
+TEST_F(EventCountTest, NotifyAfterPrepareReleasesTheTicket) {
+  EventCount ec;
+  const std::uint32_t ticket = ec.prepare();
+  ec.notify();
+  EXPECT_LT(elapsed([&] { EXPECT_TRUE(ec.wait(ticket, Deadline::after(kGenerous))); }), kGenerous);
+  // wait() unregistered: the next notify() is a no-op again.
+  const std::uint32_t t2 = ec.prepare();
+  ec.cancel();
+  ec.notify();
+  const std::uint32_t t3 = ec.prepare();
+  ec.cancel();
+  EXPECT_EQ(t2, t3);
+}
+
+TEST_F(EventCountTest, AWaiterTimesOutWhenNothingNotifies) {
+  EventCount ec;
+  const std::uint32_t ticket = ec.prepare();
+  EXPECT_GE(elapsed([&] { EXPECT_FALSE(ec.wait(ticket, Deadline::after(kShort))); }),
+            kShort - kSlack);
+}
+
+TEST_F(EventCountTest, ASleeperIsWokenByNotify) {
+  EventCount ec;
+  std::atomic<bool> flag{false};
+  std::atomic<bool> woke{false};
+  std::thread waiter([&] {
+    const Deadline deadline = Deadline::after(kGenerous);
+    while (!flag.load(std::memory_order_seq_cst) && !deadline.expired()) {
+      const std::uint32_t ticket = ec.prepare();
+      if (flag.load(std::memory_order_seq_cst)) {
+        ec.cancel();
+        break;
+      }
+      ec.wait(ticket, deadline);
+    }
+    woke.store(flag.load());
+  });
+  std::this_thread::sleep_for(kShort);  // let it fall asleep in the kernel
+  flag.store(true, std::memory_order_seq_cst);
+  ec.notify();
+  waiter.join();
+  EXPECT_TRUE(woke.load());
+}
+
+class EventCountSweep : public QuiescentTest, public ::testing::WithParamInterface<std::size_t> {};
+INSTANTIATE_TEST_SUITE_P(Threads, EventCountSweep, ::testing::ValuesIn(kThreadCounts));
+
+// Tokens in an atomic counter: n producers add one and notify one, n consumers take one with a
+// compare-exchange or wait; every wait is bounded, so a lost notification shows up as a timeout.
+TEST_P(EventCountSweep, TokensNeverLoseANotification) {
+  const std::size_t n = GetParam();
+  const std::size_t per_producer = 20'000 / kScale / n;
+  std::atomic<std::size_t> tokens{0};
+  std::atomic<std::size_t> consumed{0};
+  std::atomic<bool> stuck{false};
+  EventCount ec;
+  const auto take = [&] {
+    std::size_t t = tokens.load(std::memory_order_seq_cst);
+    while (t != 0) {
+      if (tokens.compare_exchange_weak(t, t - 1, std::memory_order_seq_cst)) return true;
+    }
+    return false;
+  };
+  Bunch bunch(2 * n, [&](std::size_t id) {
+    if (id < n) {
+      for (std::size_t i = 0; i < per_producer; ++i) {
+        tokens.fetch_add(1, std::memory_order_seq_cst);
+        ec.notify();
+      }
+      return;
+    }
+    for (;;) {
+      if (consumed.load() >= n * per_producer) return;
+      if (take()) {
+        if (consumed.fetch_add(1) + 1 == n * per_producer) ec.notify(true);  // release the rest
+        continue;
+      }
+      const Deadline deadline = Deadline::after(kGenerous);
+      const std::uint32_t ticket = ec.prepare();
+      if (tokens.load(std::memory_order_seq_cst) != 0 || consumed.load() >= n * per_producer) {
+        ec.cancel();
+        continue;
+      }
+      if (!ec.wait(ticket, deadline) && tokens.load() == 0 && consumed.load() < n * per_producer) {
+        stuck.store(true);
+        ec.notify(true);  // release the others so the test fails instead of hanging
+        return;
+      }
+    }
+  });
+  bunch.join();
+  ASSERT_FALSE(stuck.load()) << "a consumer ran into its kGenerous deadline: lost notification";
+  EXPECT_EQ(consumed.load(), n * per_producer);
+}

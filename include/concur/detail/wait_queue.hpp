@@ -67,3 +67,51 @@ class WaitQueue {
 };
 
 }  // namespace concur::detail
+
+namespace concur::detail {
+
+// EventCount is WaitQueue's twin for conditions kept in atomics, with no mutex at all (the
+// lock-free ring queue's not_empty / not_full / all_done).
+//
+// Protocol:
+//   waiter:   if (cond()) ...; t = ec.prepare(); if (cond()) { ec.cancel(); ... }
+//             else ec.wait(t, deadline);            — then re-check cond() in a loop
+//   notifier: make cond() true with a seq_cst store or read-modify-write; ec.notify(all);
+// cond() must read with seq_cst loads. prepare() is a seq_cst read-modify-write on the waiter
+// count and notify() a seq_cst load of it, so either the waiter's re-check sees the notifier's
+// store or the notifier sees the waiter (the store-buffering pattern with every access
+// seq_cst): a notification is never lost. notify() costs one load when nobody waits.
+// Thread-safety: every member may be called from any thread.
+class EventCount {
+ public:
+  // prepare() registers a waiter and returns the ticket for wait().
+  std::uint32_t prepare() noexcept {
+    waiters_.fetch_add(1, std::memory_order_seq_cst);
+    return seq_.load(std::memory_order_seq_cst);
+  }
+  // cancel() unregisters a waiter whose re-check succeeded.
+  void cancel() noexcept { waiters_.fetch_sub(1, std::memory_order_relaxed); }
+  // wait(ticket, deadline) sleeps until a notify() since prepare(), the deadline (false) or a
+  // spurious wake-up, and unregisters.
+  bool wait(std::uint32_t ticket, const Deadline& deadline) noexcept {
+    const bool woke = futex_wait(seq_, ticket, deadline);
+    waiters_.fetch_sub(1, std::memory_order_relaxed);
+    return woke;
+  }
+  // notify(all) wakes one (or every) registered waiter.
+  void notify(bool all = false) noexcept {
+    if (waiters_.load(std::memory_order_seq_cst) == 0) return;
+    seq_.fetch_add(1, std::memory_order_seq_cst);
+    if (all) {
+      futex_wake_all(seq_);
+    } else {
+      futex_wake(seq_, 1);
+    }
+  }
+
+ private:
+  std::atomic<std::uint32_t> seq_{0};
+  std::atomic<std::uint32_t> waiters_{0};
+};
+
+}  // namespace concur::detail
