@@ -150,6 +150,7 @@ class BasicQueue {
   // (detail/ring_queue.hpp) instead of the mutex and the container; every public operation
   // below forwards to it when ring_ is set.
   static constexpr bool kRing = std::is_same_v<Container, FifoContainer<T>> && kRingCapable<T>;
+  static constexpr std::size_t kRingBatch = 256;  // put_many stages this many items at a time
   struct NoRing {};
   using Ring = std::conditional_t<kRing, RingQueue<T, kTasks>, NoRing>;
 
@@ -203,15 +204,19 @@ class BasicQueue {
     auto it = std::ranges::begin(items);
     const auto end = std::ranges::end(items);
     if constexpr (kRing) {
-      if (ring_) {  // lock-free: one put after another
-        for (; it != end; ++it) {
-          if constexpr (std::is_lvalue_reference_v<R>) {
-            T item(*it);
-            ring_->put(item, Deadline::infinite());
-          } else {
-            T item(std::ranges::iter_move(it));
-            ring_->put(item, Deadline::infinite());
+      if (ring_) {  // lock-free: stage up to kRingBatch items, then claim slots for them at once
+        std::vector<T> staged;
+        staged.reserve(kRingBatch);
+        while (it != end) {
+          staged.clear();
+          for (; it != end && staged.size() < kRingBatch; ++it) {
+            if constexpr (std::is_lvalue_reference_v<R>) {
+              staged.emplace_back(*it);
+            } else {
+              staged.emplace_back(std::ranges::iter_move(it));
+            }
           }
+          ring_->put_many(staged.data(), staged.size(), Deadline::infinite());
         }
         return;
       }
@@ -525,14 +530,9 @@ class BasicQueue {
     if (max == 0) throw ValueError("get_many() needs max >= 1");
     std::vector<T> out;
     if constexpr (kRing) {
-      if (ring_) {  // wait for one item, then take what is there without waiting
-        auto taken = ring_->take(deadline);
-        while (taken) {
-          out.push_back(std::move(*taken->value));
-          ring_->release(*taken);
-          if (out.size() == max) break;
-          taken = ring_->try_take();
-        }
+      if (ring_) {  // wait for one item, then claim what is there in runs, without waiting
+        out.reserve(std::min(max, ring_->qsize() + 1));
+        ring_->take_many(out, max, deadline);
         return out;
       }
     }

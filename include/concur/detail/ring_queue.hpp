@@ -132,9 +132,76 @@ class RingQueue {
   }
   // release(t) destroys the moved-from item and frees its slot for the producers.
   void release(const Taken& t) noexcept {
-    t.value->~T();
-    slot(t.pos).seq.store(2 * (t.pos + capacity_), std::memory_order_seq_cst);
+    free_slot(t);
     not_full_.notify();
+  }
+
+  // ---- batches: one compare-exchange claims a run of consecutive slots -------------------------
+  // take_many(out, max, deadline): waits like take() for the first item, then claims every
+  // further published item up to `max` in runs; appends them to `out`, a std::vector with room
+  // for at least one more item (it grows it before each claim, so a move into it never
+  // allocates). Returns how many it took (0: deadline).
+  template <class Out>
+  std::size_t take_many(Out& out, std::size_t max, const Deadline& deadline) {
+    const auto first = take(deadline);
+    if (!first) return 0;
+    out.push_back(std::move(*first->value));
+    free_slot(*first);
+    std::size_t n = 1;
+    while (n < max) {
+      std::uint64_t pos = deq_.load(std::memory_order_relaxed);
+      std::size_t run = 0;
+      while (n + run < max &&
+             slot(pos + run).seq.load(std::memory_order_acquire) == 2 * (pos + run) + 1) {
+        ++run;
+      }
+      if (run == 0) break;
+      if (out.capacity() - out.size() < run) {  // grow before claiming: a claim cannot fail
+        try {
+          out.reserve(out.size() + run);
+        } catch (...) {
+          break;  // out of memory: return what was taken; the rest stays queued
+        }
+      }
+      if (!deq_.compare_exchange_weak(pos, pos + run, std::memory_order_relaxed)) continue;
+      for (std::size_t i = 0; i < run; ++i) {
+        const Taken t{slot(pos + i).item(), pos + i};
+        out.push_back(std::move(*t.value));
+        free_slot(t);
+      }
+      n += run;
+    }
+    not_full_.notify(n > 1);
+    return n;
+  }
+  // put_many(items, count, deadline): moves items[0..count) in order, claiming runs of free slots
+  // with one compare-exchange each and waiting like put() when the queue is full. Returns how many
+  // went in (fewer only at the deadline); throws ShutDown like put() (the items before stay).
+  std::size_t put_many(T* items, std::size_t count, const Deadline& deadline) {
+    std::size_t done = 0;
+    while (done < count) {
+      if (stopping_.load(std::memory_order_acquire)) throw ShutDown();
+      std::uint64_t pos = enq_.load(std::memory_order_relaxed);
+      std::size_t run = 0;
+      while (done + run < count &&
+             slot(pos + run).seq.load(std::memory_order_acquire) == 2 * (pos + run)) {
+        ++run;
+      }
+      if (run == 0) {  // full (or racing): one blocking put, then batch again
+        if (!put(items[done], deadline)) return done;
+        ++done;
+        continue;
+      }
+      if (!enq_.compare_exchange_weak(pos, pos + run, std::memory_order_relaxed)) continue;
+      for (std::size_t i = 0; i < run; ++i) {
+        Slot& sl = slot(pos + i);
+        ::new (static_cast<void*>(sl.storage)) T(std::move(items[done + i]));
+        sl.seq.store(2 * (pos + i) + 1, std::memory_order_seq_cst);
+      }
+      done += run;
+      not_empty_.notify(run > 1);
+    }
+    return done;
   }
   // try_take() claims an item without waiting (nullopt: empty now).
   std::optional<Taken> try_take() noexcept {
@@ -226,6 +293,11 @@ class RingQueue {
     alignas(T) unsigned char storage[sizeof(T)];
     T* item() noexcept { return std::launder(reinterpret_cast<T*>(storage)); }
   };
+
+  void free_slot(const Taken& t) noexcept {
+    t.value->~T();
+    slot(t.pos).seq.store(2 * (t.pos + capacity_), std::memory_order_seq_cst);
+  }
 
   Slot& slot(std::uint64_t pos) const noexcept {
     return slots_[mask_ != 0 ? (pos & mask_) : (pos % capacity_)];
