@@ -18,6 +18,9 @@ TEST(Errors, TreeGroupsByHowCallersReact) {
   static_assert(std::is_base_of_v<Error, TimeoutError>);
   static_assert(std::is_base_of_v<Error, CancelledError>);
   static_assert(std::is_base_of_v<BrokenError, BrokenBarrierError>);
+  static_assert(std::is_base_of_v<BrokenError, BrokenExecutor>);
+  static_assert(std::is_base_of_v<BrokenExecutor, BrokenThreadPool>);
+  static_assert(!std::is_base_of_v<BrokenBarrierError, BrokenExecutor>);
   static_assert(std::is_base_of_v<Error, DeadlockError>);
   static_assert(!std::is_base_of_v<UsageError, TimeoutError>);
   static_assert(std::is_base_of_v<QueueError, Empty>);
@@ -35,6 +38,11 @@ TEST(Errors, WhatStartsWithThePythonName) {
   EXPECT_STREQ(CancelledError().what(), "CancelledError: cancelled");
   EXPECT_STREQ(BrokenBarrierError().what(), "BrokenBarrierError: barrier is broken");
   EXPECT_STREQ(DeadlockError("cycle").what(), "DeadlockError: cycle");
+  EXPECT_STREQ(BrokenExecutor().what(), "BrokenExecutor: the executor is broken");
+  EXPECT_STREQ(BrokenExecutor("gone").what(), "BrokenExecutor: gone");
+  EXPECT_STREQ(BrokenThreadPool().what(), "BrokenThreadPool: the thread pool is broken");
+  EXPECT_STREQ(BrokenThreadPool("initializer failed").what(),
+               "BrokenThreadPool: initializer failed");
   EXPECT_STREQ(Empty().what(), "Empty: queue is empty");
   EXPECT_STREQ(Full().what(), "Full: queue is full");
   EXPECT_STREQ(ShutDown().what(), "ShutDown: queue is shut down");
@@ -48,6 +56,18 @@ TEST(Errors, CatchableThroughTheRoot) {
     return;
   }
   ADD_FAILURE() << "not caught as concur::Error";
+}
+
+// A BrokenThreadPool is caught as BrokenExecutor (what a generic executor client catches) and
+// keeps its own name in what().
+TEST(Errors, BrokenThreadPoolIsABrokenExecutor) {
+  try {
+    throw BrokenThreadPool("initializer failed");
+  } catch (const BrokenExecutor& e) {
+    EXPECT_STREQ(e.what(), "BrokenThreadPool: initializer failed");
+    return;
+  }
+  ADD_FAILURE() << "not caught as concur::BrokenExecutor";
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 #pragma once
 
 #include "concur/errors.hpp"
+#include "concur/executor.hpp"
+#include "concur/future.hpp"
 #include "concur/local.hpp"
 #include "concur/queue.hpp"
 #include "concur/sync/barrier.hpp"
@@ -12,4 +14,5 @@
 #include "concur/sync/rlock.hpp"
 #include "concur/sync/semaphore.hpp"
 #include "concur/thread.hpp"
+#include "concur/thread_pool.hpp"
 #include "concur/timer.hpp"

@@ -4,7 +4,8 @@
 //   UsageError      a programming mistake (RuntimeError, ValueError, InvalidStateError)
 //   TimeoutError    a bounded wait ran out
 //   CancelledError  the work was cancelled
-//   BrokenError     a shared object can no longer be used (BrokenBarrierError, ...)
+//   BrokenError     a shared object can no longer be used (BrokenBarrierError, BrokenExecutor
+//                   and its BrokenThreadPool, ...)
 //   DeadlockError   a wait that could never end was detected instead of hanging
 //   QueueError      queue.Empty / queue.Full (try again later) and queue.ShutDown (stop)
 // Every what() starts with the Python-style type name, e.g. "RuntimeError: release unlocked
@@ -75,6 +76,28 @@ class BrokenBarrierError : public BrokenError {
  public:
   explicit BrokenBarrierError(const std::string& msg = "barrier is broken")
       : BrokenError("BrokenBarrierError: " + msg) {}
+};
+
+// BrokenExecutor: an executor can no longer run work (concurrent.futures.BrokenExecutor): a
+// worker failed to initialize or died, or the producer of a future vanished without a result (a
+// Promise or an unrun task destroyed). The futures of the affected work finish with it.
+class BrokenExecutor : public BrokenError {
+ public:
+  explicit BrokenExecutor(const std::string& msg = "the executor is broken")
+      : BrokenError("BrokenExecutor: " + msg) {}
+
+ protected:
+  // BrokenExecutor(type_name, msg): for subclasses, so what() starts with their own name.
+  BrokenExecutor(const std::string& type_name, const std::string& msg)
+      : BrokenError(type_name + ": " + msg) {}
+};
+
+// BrokenThreadPool: a ThreadPoolExecutor is broken (a worker's initializer failed); pending and
+// later futures of the pool finish with it (concurrent.futures.thread.BrokenThreadPool).
+class BrokenThreadPool : public BrokenExecutor {
+ public:
+  explicit BrokenThreadPool(const std::string& msg = "the thread pool is broken")
+      : BrokenExecutor("BrokenThreadPool", msg) {}
 };
 
 // DeadlockError: concur detected a wait that can never end (a lock-order cycle, a pool

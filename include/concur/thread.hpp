@@ -203,6 +203,10 @@ using ExceptHook = std::function<void(const ExceptHookArgs&)>;
 // set_excepthook(hook) installs `hook` for all threads (empty restores the default) and returns
 // the previous one. A hook that throws has its own exception printed; it never terminates.
 CONCUR_EXPORT ExceptHook set_excepthook(ExceptHook hook);
+// excepthook(exc) hands `exc` to the installed excepthook as if it had escaped the calling thread
+// (ExceptHookArgs name the calling thread): how futures report a throwing done-callback and an
+// exception nobody retrieved. Never throws; a null exc is ignored.
+CONCUR_EXPORT void excepthook(std::exception_ptr exc) noexcept;
 // default_excepthook(args) prints "Exception in thread NAME:\nTYPE: MESSAGE" to stderr.
 CONCUR_EXPORT void default_excepthook(const ExceptHookArgs& args);
 

@@ -389,6 +389,20 @@ ExceptHook set_excepthook(ExceptHook hook) {
   return hook;
 }
 
+void excepthook(std::exception_ptr exc) noexcept {
+  if (!exc) return;
+  try {
+    const std::shared_ptr<ThreadState> self = current_state();
+    try {
+      std::rethrow_exception(exc);
+    } catch (...) {
+      report_exception(self);
+    }
+  } catch (...) {
+    std::fputs("Exception in thread: (details lost: out of memory)\n", stderr);
+  }
+}
+
 void default_excepthook(const ExceptHookArgs& args) {
   const std::string name = args.thread.valid() ? args.thread.name() : "<unknown>";
   std::string text = "Exception in thread " + name + ":\n" + args.exc_type;

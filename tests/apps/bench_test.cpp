@@ -1,6 +1,7 @@
 // Tests for `concur bench` (apps/concur/bench/), calling the concur_apps library directly
-// (STYLE.md rule 11): the notes' is_prime, the helpers every experiment uses, the registry,
-// quick runs of the experiments with and without Python, the JSON report and option errors.
+// (STYLE.md rule 11): the notes' is_prime and fib, the helpers every experiment uses, the
+// registry, quick runs of every experiment with and without Python, the JSON report and option
+// errors.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -9,13 +10,16 @@
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "bench/bench_command.hpp"
 #include "bench/experiment.hpp"
+#include "bench/experiments/fib_pool.hpp"
 #include "bench/experiments/is_prime.hpp"
+#include "bench/experiments/sleep_pool.hpp"
 #include "bench/machine.hpp"
 #include "bench/python.hpp"
 #include "bench/registry.hpp"
@@ -82,6 +86,29 @@ TEST(IsPrimeTest, IsqrtIsExactAtTheEdges) {
   EXPECT_EQ(isqrt(r * r), r);
   EXPECT_EQ(isqrt(r * r - 1), r - 1);
   EXPECT_EQ(isqrt(r * r + 2 * r), r);
+}
+
+TEST(FibTest, TheNotesFunction) {
+  EXPECT_EQ(fib(1), 1);
+  EXPECT_EQ(fib(2), 1);
+  EXPECT_EQ(fib(3), 2);
+  EXPECT_EQ(fib(10), 55);
+  // The notes' printed results: fib(25) = 75025 ... fib(39) = 63245986.
+  EXPECT_EQ(fib(kFibFirst), 75025);
+  EXPECT_EQ(fib(30), 832040);
+}
+
+TEST(FibTest, CallsCountEveryInvocation) {
+  // calls(n) = 1 + calls(n - 1) + calls(n - 2), calls(1) = calls(2) = 1: 2·fib(n) − 1.
+  EXPECT_EQ(fib_calls(1, 2), 1U);
+  EXPECT_EQ(fib_calls(2, 3), 1U);
+  EXPECT_EQ(fib_calls(3, 4), 3U);
+  EXPECT_EQ(fib_calls(5, 6), 9U);
+  EXPECT_EQ(fib_calls(1, 6), 1U + 1U + 3U + 5U + 9U);
+  EXPECT_EQ(fib_calls(kFibFirst, kFibFirst), 0U);
+  // range(25, 40): 2·(fib(41) − fib(26)) − 15.
+  EXPECT_EQ(fib_calls(kFibFirst, kFibLast), 2U * (165580141U - 121393U) - 15U);
+  EXPECT_EQ(kFibWorkers, 3U);
 }
 
 TEST(ExperimentHelpersTest, ScaledCountIsTheLargestDivisorInBudget) {
@@ -152,12 +179,16 @@ TEST(MachineTest, CpuModelFromProcCpuinfo) {
   EXPECT_THAT(m.date, ::testing::MatchesRegex("[0-9]{4}-[0-9]{2}-[0-9]{2}T.*Z"));
 }
 
-TEST(RegistryTest, ListsIsPrime) {
-  ASSERT_FALSE(experiments().empty());
-  EXPECT_EQ(experiments().front()->name(), "is_prime");
-  const Experiment* e = find_experiment("is_prime");
-  ASSERT_NE(e, nullptr);
-  EXPECT_FALSE(e->description().empty());
+TEST(RegistryTest, ListsTheExperimentsInTheNotesOrder) {
+  const std::vector<std::string> names = {"is_prime", "is_prime_pool", "fib_pool", "sleep_pool"};
+  ASSERT_EQ(experiments().size(), names.size());
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    EXPECT_EQ(experiments()[i]->name(), names[i]);
+    const Experiment* e = find_experiment(names[i]);
+    ASSERT_NE(e, nullptr) << names[i];
+    EXPECT_EQ(e, experiments()[i].get());
+    EXPECT_FALSE(e->description().empty());
+  }
   EXPECT_EQ(find_experiment("no_such_experiment"), nullptr);
   // Names are unique.
   for (const auto& a : experiments()) {
@@ -215,6 +246,151 @@ TEST_F(BenchTest, QuickRunWithPythonAgrees) {
   EXPECT_TRUE(result.ok());
 }
 
+// modes(rows) lists the rows' modes, in order.
+std::vector<std::string> modes(const std::vector<Row>& rows) {
+  std::vector<std::string> out;
+  for (const Row& r : rows) out.push_back(r.mode);
+  return out;
+}
+
+// quick_run(name, threads, python) runs one experiment in Size::kQuick.
+BenchResult quick_run(const std::string& name, unsigned threads,
+                      const std::optional<PythonInfo>& python = std::nullopt) {
+  BenchConfig config;
+  config.size = Size::kQuick;
+  config.threads = threads;
+  config.python = python;
+  return run_experiments({find_experiment(name)}, config);
+}
+
+TEST_F(BenchTest, IsPrimePoolQuickRunAtSeveralThreadCounts) {
+  for (std::size_t n : kThreadCounts) {
+    const BenchResult result = quick_run("is_prime_pool", static_cast<unsigned>(n));
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front();
+    EXPECT_EQ(modes(result.rows),
+              (std::vector<std::string>{"serial", "pool " + std::to_string(n)}));
+    for (const Row& r : result.rows) {
+      EXPECT_EQ(r.experiment, "is_prime_pool");
+      EXPECT_EQ(r.language, "c++");
+      EXPECT_EQ(r.answer, "prime") << r.mode;
+      EXPECT_EQ(r.items, 4U);
+      EXPECT_EQ(r.full_items, 100U);
+      EXPECT_GT(r.speedup, 0.0);
+    }
+    EXPECT_TRUE(result.rows[0].baseline);
+    EXPECT_EQ(result.rows[1].workers, n);
+    EXPECT_TRUE(result.ok());
+  }
+}
+
+TEST_F(BenchTest, FibPoolQuickRunAddsAPoolOfThreadsWhenNotThree) {
+  for (std::size_t n : kThreadCounts) {
+    const BenchResult result = quick_run("fib_pool", static_cast<unsigned>(n));
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front();
+    std::vector<std::string> expected = {"serial", "pool 3"};
+    if (n != 3) expected.push_back("pool " + std::to_string(n));
+    EXPECT_EQ(modes(result.rows), expected);
+    for (const Row& r : result.rows) {
+      EXPECT_EQ(r.answer, "fib(25..29) correct") << r.mode;
+      EXPECT_TRUE(r.ok());
+      EXPECT_EQ(r.items, fib_calls(25, 30));
+      EXPECT_EQ(r.full_items, fib_calls(25, 40));
+      EXPECT_EQ(r.unit, "calls");
+      EXPECT_THAT(r.note, HasSubstr("fib(25..29) only"));
+      EXPECT_THAT(r.note, HasSubstr("fib(25..39)"));
+    }
+    EXPECT_EQ(result.rows[1].workers, 3U);
+    EXPECT_TRUE(result.ok());
+  }
+}
+
+TEST_F(BenchTest, SleepPoolQuickRunUsesTheNotesWorkerCounts) {
+  const BenchResult result = quick_run("sleep_pool", 2);
+  ASSERT_TRUE(result.errors.empty()) << result.errors.front();
+  EXPECT_EQ(modes(result.rows), (std::vector<std::string>{"serial", "pool 3", "pool 30"}));
+  for (const Row& r : result.rows) {
+    EXPECT_EQ(r.answer, "30 × 2") << r.mode;
+    EXPECT_TRUE(r.ok());
+    EXPECT_EQ(r.items, static_cast<std::size_t>(kSleepTasks));
+    EXPECT_FALSE(r.scaled());
+    EXPECT_THAT(r.note, HasSubstr("sleep(2) scaled to 10.0 ms"));
+  }
+  // Lower bounds only (STYLE.md rule 15): 30 sleeps of 10 ms, ten rounds, one round.
+  EXPECT_GE(result.rows[0].seconds, 0.3);
+  EXPECT_GE(result.rows[1].seconds, 0.1);
+  EXPECT_GE(result.rows[2].seconds, 0.01);
+  EXPECT_EQ(result.rows[2].workers, 30U);
+  EXPECT_TRUE(result.ok());
+}
+
+TEST_F(BenchTest, PoolExperimentsQuickRunWithPythonAgree) {
+  const auto python = find_python();
+  if (!python) GTEST_SKIP() << "python3 not on PATH";
+  struct Case {
+    std::string name;
+    std::vector<std::string> python_modes;
+  };
+  const std::vector<Case> cases = {
+      {"is_prime_pool", {"python serial", "python pool 2"}},
+      {"fib_pool", {"python serial", "python pool 3"}},
+      {"sleep_pool", {"python serial", "python pool 3", "python pool 30"}},
+  };
+  for (const Case& c : cases) {
+    const BenchResult result = quick_run(c.name, 2, python);
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front();
+    std::vector<std::string> python_modes;
+    for (const Row& r : result.rows) {
+      EXPECT_TRUE(r.ok()) << c.name << " / " << r.mode << ": " << r.answer;
+      if (r.language == "python") python_modes.push_back(r.mode);
+    }
+    EXPECT_EQ(python_modes, c.python_modes) << c.name;
+    const Row& python_serial = result.rows[result.rows.size() - c.python_modes.size()];
+    EXPECT_EQ(python_serial.mode, "python serial");
+    EXPECT_TRUE(python_serial.baseline);
+    EXPECT_EQ(python_serial.answer, result.rows[0].answer) << c.name;
+    EXPECT_TRUE(result.ok()) << c.name;
+  }
+}
+
+TEST_F(BenchTest, PoolExperimentsWriteTheirRowsToJson) {
+  const std::string path = ::testing::TempDir() + "concur_bench_pool_test.json";
+  const std::vector<std::string> fields = {
+      "experiment", "mode",    "language",         "workers",
+      "baseline",   "items",   "full_items",       "unit",
+      "scaled",     "seconds", "seconds_per_item", "estimated_full_seconds",
+      "speedup",    "answer",  "expected",         "ok",
+      "note"};
+  for (const std::string name : {"is_prime_pool", "fib_pool", "sleep_pool"}) {
+    std::remove(path.c_str());
+    BenchOptions options;
+    options.experiments = {name};
+    options.quick = true;
+    options.no_python = true;
+    options.threads = 2;
+    options.json_path = path;
+    std::ostringstream out, err;
+    ASSERT_EQ(run_bench(options, out, err), 0) << err.str();
+    EXPECT_THAT(out.str(), HasSubstr(name));
+
+    std::ifstream file(path);
+    ASSERT_TRUE(file.good()) << name;
+    const nlohmann::json j = nlohmann::json::parse(file);
+    ASSERT_GE(j.at("rows").size(), 2U) << name;
+    for (const auto& row : j.at("rows")) {
+      for (const std::string& f : fields) EXPECT_TRUE(row.contains(f)) << name << ": " << f;
+      EXPECT_EQ(row.at("experiment"), name);
+      EXPECT_EQ(row.at("language"), "c++");
+      EXPECT_TRUE(row.at("ok").get<bool>()) << row.dump();
+      EXPECT_GT(row.at("seconds").get<double>(), 0.0);
+      EXPECT_GT(row.at("speedup").get<double>(), 0.0);
+    }
+    EXPECT_EQ(j.at("rows")[0].at("mode"), "serial");
+    EXPECT_TRUE(j.at("rows")[0].at("baseline").get<bool>());
+    EXPECT_TRUE(j.at("ok").get<bool>());
+  }
+  std::remove(path.c_str());
+}
+
 TEST_F(BenchTest, FailingPythonKeepsTheCppRowsAndIsAnError) {
   BenchConfig config;
   config.size = Size::kQuick;
@@ -266,10 +442,19 @@ TEST_F(BenchTest, RunBenchQuickWritesTableAndValidJson) {
   EXPECT_TRUE(j.at("machine").contains("date"));
   EXPECT_EQ(j.at("config").at("size"), "quick");
   EXPECT_TRUE(j.at("config").at("python").is_null());
-  ASSERT_EQ(j.at("rows").size(), 2U);
+  // Every experiment ran: is_prime 2 rows, is_prime_pool 2, fib_pool 3 (pool 3 and pool 2),
+  // sleep_pool 3.
+  ASSERT_EQ(j.at("rows").size(), 10U);
   EXPECT_EQ(j.at("rows")[0].at("mode"), "serial");
   EXPECT_EQ(j.at("rows")[1].at("mode"), "threads 2");
   EXPECT_EQ(j.at("rows")[0].at("answer"), j.at("rows")[1].at("answer"));
+  std::vector<std::string> seen;
+  for (const auto& row : j.at("rows")) {
+    const auto name = row.at("experiment").get<std::string>();
+    if (seen.empty() || seen.back() != name) seen.push_back(name);
+  }
+  EXPECT_EQ(seen,
+            (std::vector<std::string>{"is_prime", "is_prime_pool", "fib_pool", "sleep_pool"}));
   EXPECT_TRUE(j.at("ok").get<bool>());
   std::remove(path.c_str());
 }
@@ -279,7 +464,7 @@ TEST_F(BenchTest, RunBenchListsExperiments) {
   options.list = true;
   std::ostringstream out, err;
   EXPECT_EQ(run_bench(options, out, err), 0);
-  EXPECT_THAT(out.str(), HasSubstr("is_prime"));
+  for (const auto& e : experiments()) EXPECT_THAT(out.str(), HasSubstr(std::string(e->name())));
 }
 
 TEST_F(BenchTest, RunBenchRejectsUnknownExperiment) {

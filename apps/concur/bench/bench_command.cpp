@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdlib>
 #include <exception>
 #include <fstream>
@@ -79,8 +80,10 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& options) {
 
 int run_bench(const BenchOptions& options, std::ostream& out, std::ostream& err) {
   if (options.list) {
+    std::size_t width = 0;
+    for (const auto& e : experiments()) width = std::max(width, e->name().size());
     for (const auto& e : experiments()) {
-      out << fmt::format("{:<12}  {}\n", e->name(), e->description());
+      out << fmt::format("{:<{}}  {}\n", e->name(), width, e->description());
     }
     return 0;
   }

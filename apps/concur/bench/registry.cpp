@@ -12,7 +12,10 @@
 #include <string_view>
 #include <vector>
 
+#include "bench/experiments/fib_pool.hpp"
 #include "bench/experiments/is_prime.hpp"
+#include "bench/experiments/is_prime_pool.hpp"
+#include "bench/experiments/sleep_pool.hpp"
 
 namespace concur::apps::bench {
 
@@ -21,6 +24,9 @@ const std::vector<std::unique_ptr<Experiment>>& experiments() {
     std::vector<std::unique_ptr<Experiment>> v;
     // Add new experiments here, in the order of the notes.
     v.push_back(make_is_prime_experiment());
+    v.push_back(make_is_prime_pool_experiment());
+    v.push_back(make_fib_pool_experiment());
+    v.push_back(make_sleep_pool_experiment());
     return v;
   }();
   return list;

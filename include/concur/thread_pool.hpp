@@ -1,0 +1,90 @@
+// concur/thread_pool.hpp — ThreadPoolExecutor, concurrent.futures.ThreadPoolExecutor on a
+// work-stealing pool.
+//
+// ThreadPoolExecutor pool(Options{.max_workers = 4}); auto f = pool.submit(fn, args...);
+// Workers start lazily, one per submit that finds no idle worker, up to max_workers (default
+// min(32, cores + 4), Python's), named "<thread_name_prefix>_<i>" (default prefix
+// "ThreadPoolExecutor-<n>"). Each runs the initializer first; if it throws, the pool is broken:
+// every pending task and every later submit fails with BrokenThreadPool.
+//
+// Scheduling: every worker owns a work-stealing deque. A task submitted from inside a worker goes
+// to that worker's deque and runs newest-first there (fork-join order); idle workers steal the
+// oldest from the others. Tasks submitted from other threads go to one lock-free FIFO injection
+// queue that workers take from one task at a time, so they start in submission order, as in
+// Python. An idle worker searches for
+// work for a few microseconds (yielding the CPU), then sleeps on a futex: an idle pool uses no
+// CPU, and a submit wakes a sleeper only when no worker is searching already.
+//
+// Helping: a blocking wait on any future (result(), exception(), wait(), as_completed(),
+// concur::wait) inside a worker of this pool runs queued and stolen tasks until the future is
+// done, so recursive fork-join (a task that submits subtasks and waits for them) completes on any
+// number of workers. A wait that can never end — a task waiting on its own future, or tasks
+// waiting on each other around a cycle of workers (the notes' wait_on_a / wait_on_b) — throws
+// DeadlockError from the wait, naming the workers involved, instead of hanging.
+//
+// shutdown(wait, cancel_futures): later submits throw RuntimeError; cancel_futures cancels the
+// tasks queued from outside at once and those in worker deques as workers reach them; wait joins
+// every worker (a worker calling it skips itself). Idempotent, from any thread. The destructor is
+// shutdown(true); destroying the pool from one of its own tasks is allowed (the worker finishes
+// later, on its own). An exception escaping a task always reaches its future (and the excepthook
+// if the future was dropped unobserved).
+// Thread-safety: every member may be called from any thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "concur/detail/config.hpp"
+#include "concur/executor.hpp"
+
+namespace concur {
+
+namespace detail {
+class PoolCore;
+}  // namespace detail
+
+// ThreadPoolOptions: ThreadPoolExecutor's constructor arguments (designated initializers work).
+struct ThreadPoolOptions {
+  // max_workers: 0 means min(32, cores + 4).
+  std::size_t max_workers = 0;
+  // thread_name_prefix: "" means "ThreadPoolExecutor-<n>", n counting pools.
+  std::string thread_name_prefix{};
+  // initializer: run by each worker before its first task (Python's initializer + initargs).
+  std::function<void()> initializer{};
+};
+
+class CONCUR_EXPORT ThreadPoolExecutor final : public Executor {
+ public:
+  using Options = ThreadPoolOptions;
+
+  ThreadPoolExecutor();
+  // ThreadPoolExecutor(max_workers): throws ValueError for 0 ("max_workers must be greater than
+  // 0", as Python) and above 4096 (what a negative count becomes as a size_t).
+  explicit ThreadPoolExecutor(std::size_t max_workers);
+  explicit ThreadPoolExecutor(Options options);
+  ~ThreadPoolExecutor() override;
+
+  void shutdown(bool wait = true, bool cancel_futures = false) override;
+  [[nodiscard]] std::size_t max_workers() const noexcept override;
+
+  // Stats: a snapshot. queued: submitted and not started; running: started and not finished;
+  // completed: finished (including cancelled-before-start tasks the pool dropped).
+  struct Stats {
+    std::size_t workers = 0;
+    std::uint64_t queued = 0;
+    std::uint64_t running = 0;
+    std::uint64_t completed = 0;
+  };
+  [[nodiscard]] Stats stats() const noexcept;
+
+ protected:
+  void execute(detail::RunnablePtr task) override;
+
+ private:
+  std::shared_ptr<detail::PoolCore> core_;
+};
+
+}  // namespace concur

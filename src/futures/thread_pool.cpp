@@ -1,0 +1,613 @@
+// ThreadPoolExecutor: the work-stealing pool behind it (detail::PoolCore), its parking protocol,
+// helping waits and the deadlock check. The design is described in docs/internals/futures.md.
+#include "concur/thread_pool.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "concur/detail/deadline.hpp"
+#include "concur/detail/futex.hpp"
+#include "concur/detail/wait_queue.hpp"
+#include "concur/detail/work_deque.hpp"
+#include "concur/errors.hpp"
+#include "concur/thread.hpp"
+
+namespace concur {
+
+Executor::~Executor() = default;
+
+namespace detail {
+namespace {
+
+// kSearchBudget: how long an idle worker keeps looking for work (yielding the CPU between looks)
+// before it sleeps. A submit that arrives meanwhile is picked up without a futex wake-up, which
+// costs ~20-30 µs on the VMs measured here (docs/benchmarks.md).
+constexpr std::chrono::microseconds kSearchBudget{50};
+// A helping wait with nothing to run sleeps on the future in slices growing to kMaxHelpSlice,
+// then looks for work again.
+constexpr std::chrono::microseconds kFirstHelpSlice{50};
+constexpr std::chrono::microseconds kMaxHelpSlice{10'000};
+// kMaxDepth: nested tasks (helping runs tasks inside a waiting task) recorded per worker for the
+// deadlock check; deeper ones still run, but a wait there is not checked.
+constexpr int kMaxDepth = 128;
+
+std::atomic<std::uint64_t> g_pool_counter{0};
+
+std::size_t default_max_workers() {
+  const unsigned cores = std::max(1U, std::thread::hardware_concurrency());
+  return std::min<std::size_t>(32, cores + 4);
+}
+
+// Single-writer counters: the owner bumps them with a plain load and store.
+void bump(std::atomic<std::uint64_t>& c) noexcept {
+  c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+struct WorkerSlot {
+  explicit WorkerSlot(std::string n) : name(std::move(n)) {}
+
+  WorkDeque<Runnable> deque;
+  std::string name;
+  std::unique_ptr<Thread> thread;  // set under PoolCore::spawn_mu_
+  // Owner-written statistics.
+  alignas(64) std::atomic<std::uint64_t> submitted{0};
+  std::atomic<std::uint64_t> started{0};
+  std::atomic<std::uint64_t> finished{0};
+  // The states of the tasks this worker is running, outermost first (helping nests them).
+  std::array<std::atomic<FutureStateBase*>, kMaxDepth> stack{};
+  std::atomic<int> depth{0};
+  // The future this worker's innermost task is blocked on, when it has nothing else to run;
+  // written and read under PoolCore::graph_mu_.
+  FutureStateBase* waiting_on = nullptr;
+  // A cycle seen once through this wait; reported when seen again one wait slice later.
+  FutureStateBase* suspect = nullptr;
+};
+
+// The calling thread's worker identity (null outside pool workers).
+struct WorkerContext {
+  PoolCore* core = nullptr;
+  WorkerSlot* slot = nullptr;
+  std::size_t index = 0;
+};
+thread_local WorkerContext tls_worker;
+
+class PoolCore final : public WaitHelper, public std::enable_shared_from_this<PoolCore> {
+ public:
+  explicit PoolCore(ThreadPoolOptions options)
+      : max_workers_(options.max_workers != 0 ? options.max_workers : default_max_workers()),
+        initializer_(std::move(options.initializer)) {
+    std::string prefix = std::move(options.thread_name_prefix);
+    if (prefix.empty()) {
+      prefix = "ThreadPoolExecutor-" + std::to_string(g_pool_counter.fetch_add(1));
+    }
+    slots_.reserve(max_workers_);
+    for (std::size_t i = 0; i < max_workers_; ++i) {
+      slots_.push_back(std::make_unique<WorkerSlot>(prefix + "_" + std::to_string(i)));
+    }
+  }
+  PoolCore(const PoolCore&) = delete;
+  PoolCore& operator=(const PoolCore&) = delete;
+  ~PoolCore() override {
+    // Every worker has finished (the last reference is dropped by the last worker or after the
+    // join in shutdown). Tasks can only be left if a worker died mid-way: settle them.
+    for (auto& s : slots_) {
+      while (Runnable* t = s->deque.pop()) drop(t, nullptr);
+    }
+    while (Runnable* t = pop_one()) drop(t, nullptr);
+  }
+
+  [[nodiscard]] std::size_t max_workers() const noexcept { return max_workers_; }
+
+  void execute(RunnablePtr task) {
+    WorkerContext& ctx = tls_worker;
+    if (ctx.core == this) {  // from one of our tasks: onto this worker's own deque
+      if (shutdown_flag_.load(std::memory_order_acquire)) reject_shutdown(std::move(task));
+      if (broken_flag_.load(std::memory_order_acquire)) reject_broken(std::move(task));
+      ctx.slot->deque.push(task.release());
+      bump(ctx.slot->submitted);
+      spawn_if_needed(ctx.slot->deque.size_hint());
+      notify_work();
+      return;
+    }
+    // Announce the submit before checking the flags: shutdown() and break_pool() set their flag
+    // and then wait for submitting_ to drain, so every submit either sees the flag or lands (and
+    // has its worker started) before they go on.
+    submitting_.fetch_add(1, std::memory_order_seq_cst);
+    if (shutdown_flag_.load(std::memory_order_seq_cst)) {
+      submitting_.fetch_sub(1, std::memory_order_release);
+      reject_shutdown(std::move(task));
+    }
+    if (broken_flag_.load(std::memory_order_seq_cst)) {
+      submitting_.fetch_sub(1, std::memory_order_release);
+      reject_broken(std::move(task));
+    }
+    const std::uint64_t submitted = external_submitted_.fetch_add(1, std::memory_order_relaxed) + 1;
+    inject(task.release());
+    const std::uint64_t taken = external_taken_.load(std::memory_order_relaxed);
+    spawn_if_needed(submitted > taken ? submitted - taken : 0);
+    submitting_.fetch_sub(1, std::memory_order_release);
+    notify_work();
+  }
+
+  void shutdown(bool wait, bool cancel_futures) {
+    if (cancel_futures) cancel_flag_.store(true, std::memory_order_seq_cst);
+    shutdown_flag_.store(true, std::memory_order_seq_cst);
+    wait_for_submitters();  // from now on nothing new lands in the injection list
+    if (cancel_futures) {
+      std::scoped_lock lk(inj_consumer_mu_);
+      while (Runnable* t = pop_one()) {
+        drop(t, nullptr);
+        dropped_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    work_ec_.notify(true);
+    if (wait) join_workers();
+  }
+
+  ThreadPoolExecutor::Stats stats() const noexcept {
+    ThreadPoolExecutor::Stats st;
+    std::uint64_t submitted = external_submitted_.load(std::memory_order_relaxed);
+    std::uint64_t started = 0, finished = 0;
+    const std::size_t n = spawned_.load(std::memory_order_acquire);
+    for (std::size_t i = 0; i < n; ++i) {
+      submitted += slots_[i]->submitted.load(std::memory_order_relaxed);
+      started += slots_[i]->started.load(std::memory_order_relaxed);
+      finished += slots_[i]->finished.load(std::memory_order_relaxed);
+    }
+    const std::uint64_t dropped = dropped_.load(std::memory_order_relaxed);
+    st.workers = n;
+    st.completed = finished + dropped;
+    st.running = started > finished ? started - finished : 0;
+    const std::uint64_t taken = started + dropped;
+    st.queued = submitted > taken ? submitted - taken : 0;
+    return st;
+  }
+
+  // ---- helping (WaitHelper) ---------------------------------------------------------------------
+  bool help_until(FutureStateBase& s, const Deadline& d) override {
+    WorkerContext& ctx = tls_worker;
+    if (ctx.core != this) return false;
+    WorkerSlot& me = *ctx.slot;
+    FutureStateBase* const outer_wait = me.waiting_on;  // a wait further out on this worker
+    bool published = false;
+    const auto unpublish = [&] {
+      if (published) {
+        std::scoped_lock lk(graph_mu_);
+        me.waiting_on = outer_wait;
+        me.suspect = nullptr;
+        published = false;
+      }
+    };
+    struct Guard {
+      decltype(unpublish)& f;
+      ~Guard() { f(); }
+    } guard{unpublish};
+    auto slice = std::chrono::duration_cast<std::chrono::nanoseconds>(kFirstHelpSlice);
+    for (;;) {
+      if (s.done()) return true;
+      if (Runnable* t = find_work(ctx)) {
+        unpublish();  // running something: this worker is not blocked meanwhile
+        run_task(me, t);
+        continue;
+      }
+      if (d.expired()) return false;
+      check_deadlock(me, s, published);
+      const Deadline step = Deadline::after(slice);
+      s.wait_plain(d.when() < step.when() ? d : step);
+      slice = std::min<std::chrono::nanoseconds>(slice * 2, kMaxHelpSlice);
+    }
+  }
+
+  // ---- workers ----------------------------------------------------------------------------------
+  void worker_main(std::size_t index) {
+    WorkerSlot& me = *slots_[index];
+    tls_worker = WorkerContext{this, &me, index};
+    ScopedWaitHelper helper(this);
+    if (initializer_) {
+      try {
+        initializer_();
+      } catch (...) {
+        report_exception(std::current_exception());
+        break_pool();
+        tls_worker = WorkerContext{};
+        return;
+      }
+    }
+    bool idle = false;  // counted in idle_
+    const auto busy = [&] {
+      if (idle) idle_.fetch_sub(1, std::memory_order_seq_cst);
+      idle = false;
+    };
+    for (;;) {
+      if (Runnable* t = find_work(tls_worker)) {
+        busy();
+        run_task(me, t);
+        continue;
+      }
+      if (!idle) idle_.fetch_add(1, std::memory_order_seq_cst);
+      idle = true;
+      if (Runnable* t = search(tls_worker)) {
+        busy();
+        run_task(me, t);
+        continue;
+      }
+      if (exit_now()) break;
+      sleep();
+    }
+    busy();
+    tls_worker = WorkerContext{};
+  }
+
+ private:
+  // ---- submitting -------------------------------------------------------------------------------
+  [[noreturn]] static void reject_shutdown(RunnablePtr task) {
+    task->abandon();
+    throw RuntimeError("cannot schedule new futures after shutdown");
+  }
+  [[noreturn]] void reject_broken(RunnablePtr task) {
+    task->abandon();
+    throw BrokenThreadPool(kBrokenMessage);
+  }
+
+  // spawn_if_needed(waiting): Python's _adjust_thread_count — start a worker when the tasks
+  // waiting to start outnumber the idle workers, up to max_workers. (Python keeps an "idle
+  // semaphore" that each submit decrements; counting idle workers and waiting tasks is the same
+  // rule without a credit left behind by a worker that then found work.) Called inside the
+  // submit's announcement (see execute), so that a shutdown() after the submit joins the worker
+  // started for it.
+  void spawn_if_needed(std::uint64_t waiting) {
+    if (spawned_.load(std::memory_order_acquire) == max_workers_) return;
+    if (waiting <= idle_.load(std::memory_order_seq_cst)) return;
+    std::scoped_lock lk(spawn_mu_);
+    const std::size_t n = spawned_.load(std::memory_order_relaxed);
+    if (n == max_workers_) return;
+    WorkerSlot& slot = *slots_[n];
+    ThreadOptions topts;
+    topts.name = slot.name;
+    topts.daemon = false;
+    // The worker keeps the core alive until it leaves; the reference is dropped inside the
+    // thread's target, so a pool destroyed by its own task is destroyed by that worker.
+    slot.thread = std::make_unique<Thread>(topts, [core = shared_from_this(), n]() mutable {
+      core->worker_main(n);
+      core.reset();
+    });
+    spawned_.store(n + 1, std::memory_order_release);
+    slot.thread->start();
+  }
+
+  void notify_work() noexcept {
+    if (searching_.load(std::memory_order_seq_cst) == 0) work_ec_.notify();
+  }
+
+  // ---- finding work -----------------------------------------------------------------------------
+  // ---- the injection list: D. Vyukov's intrusive MPSC queue. Submitters link with one exchange
+  // and never wait; workers take turns at the consumer end through a try-lock (a worker that
+  // finds it taken goes stealing instead: the holder spreads what it takes over its deque).
+  void inject(Runnable* t) noexcept {
+    t->next.store(nullptr, std::memory_order_relaxed);
+    Runnable* prev = inj_back_.exchange(t, std::memory_order_seq_cst);
+    prev->next.store(t, std::memory_order_seq_cst);
+  }
+  // pop_one(): the oldest task, or nullptr (empty, or a submit is half-way through linking).
+  // Caller holds inj_consumer_mu_.
+  Runnable* pop_one() noexcept {
+    Runnable* front = inj_front_.load(std::memory_order_relaxed);
+    Runnable* next = front->next.load(std::memory_order_acquire);
+    if (front == &stub_) {
+      if (next == nullptr) return nullptr;
+      inj_front_.store(next, std::memory_order_seq_cst);
+      front = next;
+      next = next->next.load(std::memory_order_acquire);
+    }
+    if (next != nullptr) {
+      inj_front_.store(next, std::memory_order_seq_cst);
+      return front;
+    }
+    if (front != inj_back_.load(std::memory_order_seq_cst)) return nullptr;  // mid-link
+    inject(&stub_);  // re-insert the stub behind the last task, so it can be taken
+    next = front->next.load(std::memory_order_acquire);
+    if (next == nullptr) return nullptr;
+    inj_front_.store(next, std::memory_order_seq_cst);
+    return front;
+  }
+  [[nodiscard]] bool injected_visible() const noexcept {
+    return inj_front_.load(std::memory_order_seq_cst) != &stub_ ||
+           inj_back_.load(std::memory_order_seq_cst) != &stub_;
+  }
+
+  // pop_injected(): the oldest injected task. One at a time, so that tasks submitted from outside
+  // start in submission order on any number of workers, as in Python (a batch moved onto one
+  // worker's deque would let thieves start its newest first).
+  Runnable* pop_injected() {
+    if (!injected_visible()) return nullptr;
+    std::unique_lock lk(inj_consumer_mu_, std::try_to_lock);
+    if (!lk.owns_lock()) return nullptr;
+    Runnable* t = pop_one();
+    if (t != nullptr) {
+      external_taken_.store(external_taken_.load(std::memory_order_relaxed) + 1,
+                            std::memory_order_relaxed);
+    }
+    return t;
+  }
+
+  void wait_for_submitters() const noexcept {
+    while (submitting_.load(std::memory_order_seq_cst) != 0) yield_cpu();
+  }
+
+  Runnable* find_work(WorkerContext& ctx) {
+    if (Runnable* t = ctx.slot->deque.pop()) return t;
+    if (Runnable* t = pop_injected()) return t;
+    const std::size_t n = spawned_.load(std::memory_order_acquire);
+    for (std::size_t k = 1; k < n; ++k) {
+      WorkerSlot& victim = *slots_[(ctx.index + k) % n];
+      if (victim.deque.size_hint() == 0) continue;
+      if (Runnable* t = victim.deque.steal()) return t;
+    }
+    return nullptr;
+  }
+
+  [[nodiscard]] bool any_work_visible() const noexcept {
+    if (injected_visible()) return true;
+    const std::size_t n = spawned_.load(std::memory_order_acquire);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (slots_[i]->deque.size_hint() != 0) return true;
+    }
+    return false;
+  }
+
+  [[nodiscard]] bool exit_now() const noexcept {
+    // A submit announced before the flag was set may still be linking its task: wait for it.
+    return shutdown_flag_.load(std::memory_order_seq_cst) &&
+           submitting_.load(std::memory_order_seq_cst) == 0 && !any_work_visible();
+  }
+
+  // search(): look for work for up to kSearchBudget, counted in searching_ so that submits skip
+  // the wake-up while someone is looking. The last searcher to find work wakes a sleeper if more
+  // is visible (it may have been skipped for this searcher's sake).
+  Runnable* search(WorkerContext& ctx) {
+    searching_.fetch_add(1, std::memory_order_seq_cst);
+    const auto end = Clock::now() + kSearchBudget;
+    Runnable* found = nullptr;
+    for (int spins = 0; found == nullptr; ++spins) {
+      if (shutdown_flag_.load(std::memory_order_relaxed) && !any_work_visible()) break;
+      if (spins < kSpinPauses) {
+        cpu_relax();
+      } else {
+        if (Clock::now() >= end) break;
+        yield_cpu();
+      }
+      found = find_work(ctx);
+    }
+    if (searching_.fetch_sub(1, std::memory_order_seq_cst) == 1 && found != nullptr &&
+        any_work_visible()) {
+      work_ec_.notify();
+    }
+    return found;
+  }
+
+  void sleep() {
+    const std::uint32_t ticket = work_ec_.prepare();
+    if (any_work_visible() || shutdown_flag_.load(std::memory_order_seq_cst)) {
+      work_ec_.cancel();
+      return;
+    }
+    work_ec_.wait(ticket, Deadline::infinite());
+  }
+
+  // ---- running ----------------------------------------------------------------------------------
+  void run_task(WorkerSlot& me, Runnable* t) {
+    if (cancel_flag_.load(std::memory_order_relaxed)) {
+      drop(t, nullptr);
+      bump(me.started);
+      bump(me.finished);
+      return;
+    }
+    if (broken_flag_.load(std::memory_order_relaxed)) {
+      drop(t, broken_error());
+      bump(me.started);
+      bump(me.finished);
+      return;
+    }
+    const int depth = me.depth.load(std::memory_order_relaxed);
+    if (depth < kMaxDepth) {
+      me.stack[static_cast<std::size_t>(depth)].store(&t->future_state(),
+                                                      std::memory_order_relaxed);
+    }
+    me.depth.store(depth + 1, std::memory_order_release);
+    bump(me.started);
+    t->run();
+    if (depth < kMaxDepth) {
+      me.stack[static_cast<std::size_t>(depth)].store(nullptr, std::memory_order_relaxed);
+    }
+    me.depth.store(depth, std::memory_order_release);
+    RunnablePtr(t).reset();
+    bump(me.finished);
+  }
+
+  static void drop(Runnable* t, std::exception_ptr why) noexcept {
+    t->abandon(std::move(why));
+    RunnablePtr(t).reset();
+  }
+
+  // ---- deadlock check ---------------------------------------------------------------------------
+  // The worker whose task stack holds state s, or null (s is queued, done, or not a task of ours).
+  WorkerSlot* runner_of(const FutureStateBase* s) const noexcept {
+    const std::size_t n = spawned_.load(std::memory_order_acquire);
+    for (std::size_t i = 0; i < n; ++i) {
+      const WorkerSlot& w = *slots_[i];
+      const int depth = std::min(w.depth.load(std::memory_order_acquire), kMaxDepth);
+      for (int k = 0; k < depth; ++k) {
+        if (w.stack[static_cast<std::size_t>(k)].load(std::memory_order_relaxed) == s) {
+          return slots_[i].get();
+        }
+      }
+    }
+    return nullptr;
+  }
+
+  // check_deadlock(me, s, published): publish that `me` is blocked on s, then follow the chain
+  // s → the worker running s → the future that worker is blocked on → … If it leads back to `me`,
+  // no task on the chain can ever finish. A cycle is reported only when seen twice, one wait slice
+  // apart, so that a chain read while a task was finishing never raises a false DeadlockError.
+  void check_deadlock(WorkerSlot& me, FutureStateBase& s, bool& published) {
+    std::scoped_lock lk(graph_mu_);
+    me.waiting_on = &s;
+    published = true;
+    std::vector<const WorkerSlot*> chain;
+    const FutureStateBase* cur = &s;
+    for (std::size_t hops = 0; hops <= slots_.size(); ++hops) {
+      if (cur->done()) break;
+      const WorkerSlot* runner = runner_of(cur);
+      if (runner == nullptr) break;
+      if (runner == &me) {
+        if (me.suspect == &s) throw DeadlockError(describe_cycle(me, chain));
+        me.suspect = &s;
+        return;
+      }
+      chain.push_back(runner);
+      cur = runner->waiting_on;
+      if (cur == nullptr) break;
+    }
+    me.suspect = nullptr;
+  }
+
+  static std::string describe_cycle(const WorkerSlot& me,
+                                    const std::vector<const WorkerSlot*>& chain) {
+    if (chain.empty()) {
+      return "a wait that can never end: the task running on " + me.name +
+             " waits for a future that only it can finish (its own, or one of a task it is "
+             "itself running)";
+    }
+    std::string msg = "a wait that can never end: the task running on " + me.name;
+    for (const WorkerSlot* w : chain)
+      msg += " waits for the task running on " + w->name + ", which";
+    msg += " waits for the task running on " + me.name;
+    return msg;
+  }
+
+  // ---- broken pool ------------------------------------------------------------------------------
+  static constexpr const char* kBrokenMessage =
+      "A thread initializer failed, the thread pool is not usable anymore";
+  static std::exception_ptr broken_error() noexcept {
+    try {
+      return std::make_exception_ptr(BrokenThreadPool(kBrokenMessage));
+    } catch (...) {
+      return std::current_exception();
+    }
+  }
+  void break_pool() {
+    broken_flag_.store(true, std::memory_order_seq_cst);
+    wait_for_submitters();
+    {
+      std::scoped_lock lk(inj_consumer_mu_);
+      while (Runnable* t = pop_one()) {
+        drop(t, broken_error());
+        dropped_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    work_ec_.notify(true);
+  }
+
+  void join_workers() {
+    std::size_t n = 0;
+    {
+      std::scoped_lock lk(spawn_mu_);
+      n = spawned_.load(std::memory_order_relaxed);
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      WorkerSlot& w = *slots_[i];
+      if (tls_worker.slot == &w) continue;  // never join ourselves
+      w.thread->join();
+    }
+  }
+
+  const std::size_t max_workers_;
+  const std::function<void()> initializer_;
+  std::vector<std::unique_ptr<WorkerSlot>> slots_;  // max_workers_ slots; spawned_ in use
+
+  FutexMutex spawn_mu_;
+  std::atomic<std::size_t> spawned_{0};
+  std::atomic<std::uint32_t> idle_{0};  // workers searching or asleep (for spawning)
+
+  // The injection list (see inject / pop_one): producers exchange inj_back_; the consumer end
+  // inj_front_ moves only under inj_consumer_mu_.
+  struct Stub final : Runnable {
+    void run() noexcept override {}
+    FutureStateBase& future_state() noexcept override { std::terminate(); }
+    void dispose() noexcept override {}
+    void do_abandon(std::exception_ptr) noexcept override {}
+  };
+  Stub stub_;
+  alignas(64) std::atomic<Runnable*> inj_back_{&stub_};
+  std::atomic<std::uint32_t> submitting_{0};
+  std::atomic<std::uint64_t> external_submitted_{0};
+  std::atomic<std::uint64_t> external_taken_{0};  // written under inj_consumer_mu_
+  alignas(64) std::atomic<Runnable*> inj_front_{&stub_};
+  FutexMutex inj_consumer_mu_;
+
+  std::atomic<bool> shutdown_flag_{false};
+  std::atomic<bool> cancel_flag_{false};
+  std::atomic<bool> broken_flag_{false};
+  std::atomic<std::uint64_t> dropped_{0};
+
+  alignas(64) std::atomic<std::uint32_t> searching_{0};
+  EventCount work_ec_;
+
+  FutexMutex graph_mu_;
+};
+
+}  // namespace detail
+
+namespace {
+// kMaxWorkersLimit: a sanity bound on max_workers (every worker slot is allocated up front).
+constexpr std::size_t kMaxWorkersLimit = 4096;
+}  // namespace
+
+// ---- ThreadPoolExecutor ---------------------------------------------------------------------
+
+ThreadPoolExecutor::ThreadPoolExecutor() : ThreadPoolExecutor(Options{}) {}
+
+ThreadPoolExecutor::ThreadPoolExecutor(std::size_t max_workers)
+    : ThreadPoolExecutor([&] {
+        if (max_workers == 0) throw ValueError("max_workers must be greater than 0");
+        Options o;
+        o.max_workers = max_workers;
+        return o;
+      }()) {}
+
+ThreadPoolExecutor::ThreadPoolExecutor(Options options)
+    : core_([&] {
+        if (options.max_workers > kMaxWorkersLimit) {
+          throw ValueError("max_workers must be at most " + std::to_string(kMaxWorkersLimit) +
+                           " (a negative count converted to size_t?)");
+        }
+        return std::make_shared<detail::PoolCore>(std::move(options));
+      }()) {}
+
+ThreadPoolExecutor::~ThreadPoolExecutor() { core_->shutdown(true, false); }
+
+void ThreadPoolExecutor::shutdown(bool wait, bool cancel_futures) {
+  core_->shutdown(wait, cancel_futures);
+}
+
+std::size_t ThreadPoolExecutor::max_workers() const noexcept { return core_->max_workers(); }
+
+ThreadPoolExecutor::Stats ThreadPoolExecutor::stats() const noexcept { return core_->stats(); }
+
+void ThreadPoolExecutor::execute(detail::RunnablePtr task) { core_->execute(std::move(task)); }
+
+}  // namespace concur

@@ -1,0 +1,867 @@
+// Tests for what is specific to concur/thread_pool.hpp (the Executor contract — submit, map,
+// cancel, shutdown — runs in tests/contract/thread_pool_contract_test.cpp). After CPython's
+// Lib/test/test_concurrent_futures/:
+// - max_workers: the default min(32, cores + 4) (test_thread_pool.py test_default_workers), 0 →
+//   ValueError (executor.py test_max_workers_negative);
+// - lazy workers: a pool never used has none, they grow one per busy submit up to max_workers
+//   (test_saturation, test_threads_terminate), sequential submit + result reuses one idle worker
+//   (test_idle_thread_reuse);
+// - names "<prefix>_<i>" and "ThreadPoolExecutor-<n>_<i>" (test_shutdown.py
+//   test_thread_names_assigned / test_thread_names_default);
+// - the initializer runs once per worker (test_init.py InitializerMixin); a throwing one breaks
+//   the pool: BrokenThreadPool on pending futures and later submits, the error to the excepthook
+//   (FailingInitializerMixin);
+// - the pool's own behaviour (no CPython counterpart): helping waits make recursive fork-join fib
+//   complete on 1, 2 and 4 workers, also through as_completed()/wait() inside a task; DeadlockError
+//   for a task waiting on its own future, for a nested task waiting on the task it runs inside, and
+//   for the notes' wait_on_a / wait_on_b pair, naming the workers, the pool usable afterwards;
+//   submits from inside a worker (run after the parent yields by waiting, on 1 worker); an
+//   exception of a task whose future was dropped reaches the excepthook; shutdown from inside a
+//   task (wait=true and wait=false; no self-join); destroying the pool from its own task; a task
+//   resubmitting itself until shutdown stops it (after test_hang_global_shutdown_lock); shutdown
+//   racing submits from several threads; cancel racing start; stats() at quiescent points; an
+//   idle pool and a worker blocked in a helping wait do not burn CPU; FIFO order of external
+//   submits on one worker.
+#include "concur/thread_pool.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <regex>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "concur/errors.hpp"
+#include "concur/future.hpp"
+#include "concur/sync/event.hpp"
+#include "concur/thread.hpp"
+#include "support/test_support.hpp"
+
+namespace {
+
+using namespace concur;
+using namespace concur::testing;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+using Options = ThreadPoolExecutor::Options;
+
+constexpr auto kZero = std::chrono::seconds(0);
+
+// Gate: tasks block in pass() until open(), at most kGenerous (then TimeoutError: never a hang).
+class Gate {
+ public:
+  void open() noexcept { event_.set(); }
+  void pass() {
+    if (!event_.wait(kGenerous)) throw TimeoutError("the test never opened the gate");
+  }
+
+ private:
+  Event event_;
+};
+
+// OpenAtExit: declared after the pool, it opens the gate before the pool's destructor waits.
+class OpenAtExit {
+ public:
+  explicit OpenAtExit(Gate& g) noexcept : gate_(g) {}
+  OpenAtExit(const OpenAtExit&) = delete;
+  OpenAtExit& operator=(const OpenAtExit&) = delete;
+  ~OpenAtExit() { gate_.open(); }
+
+ private:
+  Gate& gate_;
+};
+
+struct PoolError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Report {
+  std::string type;
+  std::string message;
+  std::string thread;
+};
+
+// ThreadPoolTest: a QuiescentTest (no worker left alive) capturing the excepthook; a test that
+// causes reports says how many (expect_reports) or opts out (ignore_reports).
+class ThreadPoolTest : public QuiescentTest {
+ protected:
+  void SetUp() override {
+    QuiescentTest::SetUp();
+    previous_ = set_excepthook([this](const ExceptHookArgs& a) {
+      std::lock_guard lk(mu_);
+      reports_.push_back({a.exc_type, a.exc_message, a.thread.valid() ? a.thread.name() : ""});
+    });
+  }
+  void TearDown() override {
+    set_excepthook(previous_);
+    if (!ignore_) {
+      const auto got = reports();
+      EXPECT_EQ(got.size(), expected_)
+          << "excepthook reports, first: " << (got.empty() ? "" : got.front().message);
+    }
+    QuiescentTest::TearDown();
+  }
+  std::vector<Report> reports() {
+    std::lock_guard lk(mu_);
+    return reports_;
+  }
+  void expect_reports(std::size_t n) { expected_ = n; }
+  void ignore_reports() { ignore_ = true; }
+
+ private:
+  ExceptHook previous_;
+  std::mutex mu_;
+  std::vector<Report> reports_;
+  std::size_t expected_ = 0;
+  bool ignore_ = false;
+};
+
+// what_of(fn): the what() of the exception fn throws ("" when it returns).
+template <class F>
+std::string what_of(F&& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// ==== max_workers ================================================================================
+
+TEST_F(ThreadPoolTest, DefaultMaxWorkersIsPythons) {
+  const std::size_t cores = std::max(1U, std::thread::hardware_concurrency());
+  const std::size_t expected = std::min<std::size_t>(32, cores + 4);
+  ThreadPoolExecutor a;
+  EXPECT_EQ(a.max_workers(), expected);
+  ThreadPoolExecutor b(Options{});
+  EXPECT_EQ(b.max_workers(), expected);
+  ThreadPoolExecutor c(Options{.max_workers = 0, .thread_name_prefix = "x"});
+  EXPECT_EQ(c.max_workers(), expected) << "Options::max_workers = 0 means the default";
+  ThreadPoolExecutor d(3);
+  EXPECT_EQ(d.max_workers(), 3U);
+}
+
+TEST_F(ThreadPoolTest, ZeroMaxWorkersRaisesValueError) {
+  EXPECT_EQ(what_of([] { ThreadPoolExecutor pool(0); }),
+            "ValueError: max_workers must be greater than 0");
+  EXPECT_THROW(ThreadPoolExecutor{0}, ValueError);
+}
+
+// ==== lazy workers ===============================================================================
+
+TEST_F(ThreadPoolTest, APoolNeverUsedHasNoWorkers) {
+  const std::size_t before = active_count();
+  ThreadPoolExecutor pool(4);
+  const auto st = pool.stats();
+  EXPECT_EQ(st.workers, 0U);
+  EXPECT_EQ(st.queued, 0U);
+  EXPECT_EQ(st.running, 0U);
+  EXPECT_EQ(st.completed, 0U);
+  EXPECT_EQ(active_count(), before) << "a pool started threads before any submit";
+  pool.shutdown();
+  EXPECT_EQ(pool.stats().workers, 0U);
+}
+
+// Each task held busy needs its own worker: the k-th one starts the k-th worker, no more.
+TEST_F(ThreadPoolTest, WorkersStartOnlyWhenNeeded) {
+  Gate gate;
+  std::atomic<std::size_t> started{0};
+  ThreadPoolExecutor pool(8);
+  OpenAtExit opener(gate);
+  std::vector<Future<void>> fs;
+  for (std::size_t k = 1; k <= 4; ++k) {
+    fs.push_back(pool.submit([&] {
+      started.fetch_add(1);
+      gate.pass();
+    }));
+    ASSERT_TRUE(wait_until([&] { return started.load() == k; }));
+    EXPECT_EQ(pool.stats().workers, k);
+  }
+  gate.open();
+  for (auto& f : fs) f.result(kGenerous);
+  EXPECT_EQ(pool.stats().workers, 4U);
+}
+
+// test_thread_pool.py test_saturation: 15 × max_workers blocked tasks start exactly max_workers.
+TEST_F(ThreadPoolTest, SaturationStartsMaxWorkers) {
+  Gate gate;
+  ThreadPoolExecutor pool(4);
+  OpenAtExit opener(gate);
+  std::vector<Future<void>> fs;
+  for (int i = 0; i < 15 * 4; ++i) fs.push_back(pool.submit([&gate] { gate.pass(); }));
+  EXPECT_EQ(pool.stats().workers, 4U);
+  gate.open();
+  pool.shutdown(true);
+  for (auto& f : fs) EXPECT_TRUE(f.done());
+  EXPECT_EQ(pool.stats().workers, 4U);
+}
+
+// test_thread_pool.py test_idle_thread_reuse. An idle worker is one that went back to looking
+// for work: result() returns as soon as the task's future is done, a moment before its worker
+// gets there, so the test lets it settle (as CPython's test relies on the GIL to, gh-117344).
+TEST_F(ThreadPoolTest, IdleThreadReuse) {
+  ThreadPoolExecutor pool;
+  auto mul = [](int x, int y) { return x * y; };
+  EXPECT_EQ(pool.submit(mul, 21, 2).result(kGenerous), 42);
+  std::this_thread::sleep_for(kShort);
+  EXPECT_EQ(pool.submit(mul, 6, 7).result(kGenerous), 42);
+  std::this_thread::sleep_for(kShort);
+  EXPECT_EQ(pool.submit(mul, 3, 14).result(kGenerous), 42);
+  EXPECT_EQ(pool.stats().workers, 1U);
+}
+
+// ==== thread names ===============================================================================
+
+// Starts `n` tasks at once (all blocked until every one runs) and returns their thread names.
+std::set<std::string> names_of_workers(ThreadPoolExecutor& pool, std::size_t n) {
+  Gate gate;
+  std::atomic<std::size_t> started{0};
+  std::vector<Future<std::string>> fs;
+  {
+    OpenAtExit opener(gate);
+    for (std::size_t i = 0; i < n; ++i) {
+      fs.push_back(pool.submit([&] {
+        started.fetch_add(1);
+        gate.pass();
+        return current_thread().name();
+      }));
+    }
+    EXPECT_TRUE(wait_until([&] { return started.load() == n; }));
+  }
+  std::set<std::string> names;
+  for (auto& f : fs) names.insert(f.result(kGenerous));
+  return names;
+}
+
+// test_shutdown.py test_thread_names_assigned.
+TEST_F(ThreadPoolTest, ThreadNamesUseThePrefix) {
+  ThreadPoolExecutor pool(Options{.max_workers = 5, .thread_name_prefix = "SpecialPool"});
+  EXPECT_EQ(names_of_workers(pool, 5),
+            (std::set<std::string>{"SpecialPool_0", "SpecialPool_1", "SpecialPool_2",
+                                   "SpecialPool_3", "SpecialPool_4"}));
+}
+
+// test_shutdown.py test_thread_names_default: "ThreadPoolExecutor-<n>_<i>", n distinct per pool.
+TEST_F(ThreadPoolTest, ThreadNamesDefault) {
+  const std::regex pattern(R"(^ThreadPoolExecutor-(\d+)_([0-4])$)");
+  std::set<std::string> pool_numbers;
+  for (int k = 0; k < 2; ++k) {
+    ThreadPoolExecutor pool(5);
+    const auto names = names_of_workers(pool, 5);
+    EXPECT_EQ(names.size(), 5U);
+    std::set<std::string> numbers;
+    for (const std::string& name : names) {
+      std::smatch m;
+      ASSERT_TRUE(std::regex_match(name, m, pattern)) << name;
+      numbers.insert(m[1].str());
+    }
+    EXPECT_EQ(numbers.size(), 1U) << "the workers of one pool share its number";
+    pool_numbers.insert(*numbers.begin());
+  }
+  EXPECT_EQ(pool_numbers.size(), 2U) << "two pools got the same default prefix";
+}
+
+// ==== initializer ================================================================================
+
+thread_local bool tls_initialized = false;
+
+// test_init.py InitializerMixin: every worker runs the initializer before its first task, once.
+TEST_F(ThreadPoolTest, InitializerRunsOncePerWorkerBeforeItsTasks) {
+  std::atomic<int> inits{0};
+  Gate gate;
+  ThreadPoolExecutor pool(Options{.max_workers = 2, .initializer = [&inits] {
+                                    inits.fetch_add(1);
+                                    tls_initialized = true;
+                                  }});
+  OpenAtExit opener(gate);
+  std::atomic<int> started{0};
+  std::vector<Future<bool>> fs;
+  for (int i = 0; i < 2; ++i) {  // both workers busy at once: both exist
+    fs.push_back(pool.submit([&] {
+      started.fetch_add(1);
+      gate.pass();
+      return tls_initialized;
+    }));
+  }
+  ASSERT_TRUE(wait_until([&] { return started.load() == 2; }));
+  gate.open();
+  for (int i = 0; i < 40; ++i) fs.push_back(pool.submit([] { return tls_initialized; }));
+  for (auto& f : fs) EXPECT_TRUE(f.result(kGenerous));
+  EXPECT_EQ(inits.load(), 2);
+  EXPECT_FALSE(tls_initialized) << "the initializer ran in the test's thread";
+}
+
+// test_init.py FailingInitializerMixin: a throwing initializer breaks the pool. Pending futures
+// finish with BrokenThreadPool, later submits raise it, the initializer's error is reported.
+TEST_F(ThreadPoolTest, FailingInitializerBreaksThePool) {
+  ignore_reports();  // one report per worker that started: checked below
+  const std::string broken =
+      "BrokenThreadPool: A thread initializer failed, the thread pool is not usable anymore";
+  ThreadPoolExecutor pool(Options{.max_workers = 2, .initializer = [] {
+                                    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                                    throw ValueError("error in initializer");
+                                  }});
+  std::atomic<int> ran{0};
+  std::vector<Future<int>> pending;
+  for (int i = 0; i < 5; ++i) {
+    try {
+      pending.push_back(pool.submit([&ran] { return ran.fetch_add(1); }));
+    } catch (const BrokenThreadPool&) {
+      // the pool may be broken already (CPython's test allows it too)
+    }
+  }
+  for (auto& f : pending) {
+    try {
+      (void)f.result(kGenerous);
+      ADD_FAILURE() << "a task ran on a broken pool";
+    } catch (const BrokenExecutor& e) {
+      EXPECT_EQ(std::string(e.what()), broken);
+      EXPECT_THROW((void)f.result(kZero), BrokenThreadPool);
+    }
+  }
+  // At some point the pool is broken, and from then on submit() raises.
+  EXPECT_TRUE(wait_until([&] {
+    try {
+      (void)pool.submit([] { return 0; });
+      return false;
+    } catch (const BrokenThreadPool&) {
+      return true;
+    }
+  }));
+  EXPECT_EQ(what_of([&] { (void)pool.submit([] { return 0; }); }), broken);
+  pool.shutdown(true);
+  EXPECT_EQ(ran.load(), 0);
+  const auto got = reports();
+  ASSERT_GE(got.size(), 1U) << "the initializer's error was not reported";
+  ASSERT_LE(got.size(), 2U);
+  for (const Report& r : got) EXPECT_EQ(r.message, "ValueError: error in initializer");
+}
+
+// ==== helping: recursive fork-join ===============================================================
+
+// fib2: each call submits both subcalls and waits on them (the issue's naive fib).
+int fib2(ThreadPoolExecutor& pool, int n) {
+  if (n < 2) return n;
+  auto a = pool.submit(fib2, std::ref(pool), n - 1);
+  auto b = pool.submit(fib2, std::ref(pool), n - 2);
+  return a.result(kGenerous) + b.result(kGenerous);
+}
+
+// fib1: each call submits fib(n-1), computes fib(n-2) itself, then waits.
+int fib1(ThreadPoolExecutor& pool, int n) {
+  if (n < 2) return n;
+  auto a = pool.submit(fib1, std::ref(pool), n - 1);
+  const int b = fib1(pool, n - 2);
+  return a.result(kGenerous) + b;
+}
+
+// A worker blocked in result() runs queued and stolen tasks meanwhile, so fork-join completes on
+// any number of workers — 1 included, where nothing else could run the subtasks.
+TEST_F(ThreadPoolTest, RecursiveForkJoinCompletesOnAnyWorkerCount) {
+  for (const std::size_t workers : {std::size_t{1}, std::size_t{2}, std::size_t{4}}) {
+    SCOPED_TRACE("workers=" + std::to_string(workers));
+    ThreadPoolExecutor pool(workers);
+    EXPECT_EQ(pool.submit(fib2, std::ref(pool), 20).result(kGenerous), 6765);
+    EXPECT_EQ(pool.submit(fib1, std::ref(pool), 20).result(kGenerous), 6765);
+    EXPECT_LE(pool.stats().workers, workers);
+  }
+}
+
+// as_completed() and wait() inside a task help too: on one worker the children run inside them.
+TEST_F(ThreadPoolTest, AsCompletedAndWaitInsideATaskHelp) {
+  ThreadPoolExecutor pool(1);
+  auto parent = pool.submit([&pool] {
+    std::vector<Future<int>> kids;
+    for (int i = 0; i < 10; ++i) kids.push_back(pool.submit([i] { return i; }));
+    int sum = 0;
+    for (Future<int> f : as_completed(kids, kGenerous)) sum += f.result();
+    std::vector<Future<int>> more;
+    for (int i = 0; i < 10; ++i) more.push_back(pool.submit([i] { return 10 * i; }));
+    auto r = wait(more, kGenerous, ALL_COMPLETED);
+    if (!r.not_done.empty()) return -1;
+    for (auto& f : r.done) sum += f.result();
+    return sum;
+  });
+  EXPECT_EQ(parent.result(kGenerous), 45 + 450);
+}
+
+// ==== DeadlockError ==============================================================================
+
+// A task waiting on its own future (1 worker): no other task can ever finish it.
+TEST_F(ThreadPoolTest, TaskWaitingOnItsOwnFutureRaisesDeadlockError) {
+  ThreadPoolExecutor pool(Options{.max_workers = 1, .thread_name_prefix = "selfwait"});
+  Event ready;
+  Future<int> self;
+  auto f = pool.submit([&]() -> int {
+    if (!ready.wait(kGenerous)) throw TimeoutError("never ready");
+    return self.result(kGenerous) + 1;
+  });
+  self = f;
+  ready.set();
+  try {
+    (void)f.result(kGenerous);
+    ADD_FAILURE() << "the self-wait returned";
+  } catch (const DeadlockError& e) {
+    EXPECT_THAT(e.what(), StartsWith("DeadlockError: "));
+    EXPECT_THAT(e.what(), HasSubstr("selfwait_0"));
+  } catch (const TimeoutError&) {
+    ADD_FAILURE() << "the self-wait timed out instead of raising DeadlockError";
+  }
+  // The pool is still usable.
+  EXPECT_EQ(pool.submit([] { return 41; }).result(kGenerous), 41);
+  EXPECT_EQ(pool.submit(fib2, std::ref(pool), 10).result(kGenerous), 55);
+}
+
+// A task run by helping (nested inside A's wait, on A's only worker) that waits on A.
+TEST_F(ThreadPoolTest, NestedTaskWaitingOnTheTaskItRunsInsideRaisesDeadlockError) {
+  ThreadPoolExecutor pool(Options{.max_workers = 1, .thread_name_prefix = "nested"});
+  Event ready;
+  Future<int> a;
+  a = pool.submit([&]() -> int {
+    if (!ready.wait(kGenerous)) throw TimeoutError("never ready");
+    auto b = pool.submit([&a] { return a.result(kGenerous); });
+    return b.result(kGenerous);
+  });
+  ready.set();
+  EXPECT_THAT(what_of([&] { (void)a.result(kGenerous); }),
+              ::testing::AllOf(StartsWith("DeadlockError: "), HasSubstr("nested_0")));
+  EXPECT_EQ(pool.submit([] { return 1; }).result(kGenerous), 1);
+}
+
+// The notes' wait_on_a / wait_on_b on a 2-worker pool: each task waits on the other. Both are
+// held at an Event until both futures exist, then wait. Both futures end with DeadlockError naming
+// both workers; the pool keeps working.
+TEST_F(ThreadPoolTest, WaitOnAWaitOnBRaisesDeadlockErrorNamingBothWorkers) {
+  ThreadPoolExecutor pool(Options{.max_workers = 2, .thread_name_prefix = "cycle"});
+  Event go;
+  Future<int> a;
+  Future<int> b;
+  a = pool.submit([&]() -> int {
+    if (!go.wait(kGenerous)) throw TimeoutError("no go");
+    return b.result(kGenerous) + 1;  // wait_on_b
+  });
+  b = pool.submit([&]() -> int {
+    if (!go.wait(kGenerous)) throw TimeoutError("no go");
+    return a.result(kGenerous) + 1;  // wait_on_a
+  });
+  go.set();
+  for (Future<int>* f : {&a, &b}) {
+    try {
+      (void)f->result(kGenerous);
+      ADD_FAILURE() << "a wait in the cycle returned";
+    } catch (const DeadlockError& e) {
+      EXPECT_THAT(e.what(), StartsWith("DeadlockError: "));
+      EXPECT_THAT(e.what(), HasSubstr("cycle_0"));
+      EXPECT_THAT(e.what(), HasSubstr("cycle_1"));
+    } catch (const TimeoutError& e) {
+      ADD_FAILURE() << "the cycle timed out instead of raising DeadlockError: " << e.what();
+    }
+  }
+  // Usable afterwards, fork-join included.
+  std::vector<Future<int>> fs;
+  for (int i = 0; i < 10; ++i) fs.push_back(pool.submit([i] { return i * i; }));
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(fs[static_cast<std::size_t>(i)].result(kGenerous), i * i);
+  EXPECT_EQ(pool.submit(fib2, std::ref(pool), 12).result(kGenerous), 144);
+}
+
+// ==== submits from inside a worker
+// ================================================================
+
+// On one worker a child submitted by a running task runs when the parent waits for it (helping),
+// in the same thread; a child the parent does not wait for runs after the parent.
+TEST_F(ThreadPoolTest, TaskSubmittedFromAWorkerRuns) {
+  ThreadPoolExecutor pool(1);
+  std::mutex mu;
+  std::vector<std::string> log;
+  auto note = [&](const std::string& s) {
+    std::lock_guard lk(mu);
+    log.push_back(s);
+  };
+  auto parent = pool.submit([&] {
+    auto child = pool.submit([&] {
+      note("child");
+      return current_thread().name();
+    });
+    note("parent submitted");
+    const std::string child_thread = child.result(kGenerous);
+    note("parent resumed");
+    return child_thread == current_thread().name();
+  });
+  EXPECT_TRUE(parent.result(kGenerous)) << "the child ran on another thread than the only worker";
+  {
+    std::lock_guard lk(mu);
+    EXPECT_EQ(log, (std::vector<std::string>{"parent submitted", "child", "parent resumed"}));
+    log.clear();
+  }
+  auto outer = pool.submit([&] {
+    auto child = pool.submit([&] { note("child"); });
+    note("parent done");
+    return child;
+  });
+  outer.result(kGenerous).result(kGenerous);
+  std::lock_guard lk(mu);
+  EXPECT_EQ(log, (std::vector<std::string>{"parent done", "child"}));
+}
+
+// ==== unobserved exceptions ======================================================================
+
+// An exception in a task whose future was dropped goes to the excepthook, in the worker (the
+// future was gone before the task finished); a retrieved one does not.
+TEST_F(ThreadPoolTest, ExceptionOfADroppedFutureGoesToTheExcepthook) {
+  expect_reports(1);
+  ThreadPoolExecutor pool(Options{.max_workers = 1, .thread_name_prefix = "hook"});
+  Event go;
+  (void)pool.submit([&go] {
+    if (!go.wait(kGenerous)) return;
+    throw PoolError("nobody looked");
+  });
+  go.set();
+  ASSERT_TRUE(wait_until([&] { return reports().size() == 1; })) << "the exception was lost";
+  const Report r = reports().front();
+  EXPECT_EQ(r.message, "nobody looked");
+  EXPECT_THAT(r.type, HasSubstr("PoolError"));
+  EXPECT_EQ(r.thread, "hook_0");
+  auto observed = pool.submit([] { throw PoolError("seen"); });
+  EXPECT_THROW(observed.result(kGenerous), PoolError);
+}
+
+// ==== shutdown from inside the pool ==============================================================
+
+// shutdown(wait=true) from a task: returns (no self-join), later submits from the task raise,
+// the task queued behind still runs.
+TEST_F(ThreadPoolTest, ShutdownWaitFromInsideATask) {
+  ThreadPoolExecutor pool(1);
+  Event go;
+  auto closer = pool.submit([&] {
+    if (!go.wait(kGenerous)) return false;
+    pool.shutdown(true);
+    try {
+      (void)pool.submit([] {});
+    } catch (const RuntimeError&) {
+      return true;
+    }
+    return false;
+  });
+  auto behind = pool.submit([] { return 2; });
+  go.set();
+  EXPECT_TRUE(closer.result(kGenerous)) << "submit from the task after its shutdown did not raise";
+  EXPECT_EQ(behind.result(kGenerous), 2);
+}
+
+// With two workers, shutdown(wait=true) in a task waits for the other worker's task (and only
+// for it).
+TEST_F(ThreadPoolTest, ShutdownWaitFromATaskWaitsForTheOtherWorkers) {
+  Gate gate;
+  Event started;
+  ThreadPoolExecutor pool(2);
+  OpenAtExit opener(gate);
+  auto blocked = pool.submit([&] {
+    started.set();
+    gate.pass();
+    return 1;
+  });
+  ASSERT_TRUE(started.wait(kGenerous));
+  auto closer = pool.submit([&] {
+    pool.shutdown(true);
+    return blocked.done();
+  });
+  EXPECT_TRUE(holds_for(kShort, [&] { return !closer.done(); }))
+      << "shutdown(wait=true) in a task returned while the other worker was busy";
+  gate.open();
+  EXPECT_TRUE(closer.result(kGenerous));
+  EXPECT_EQ(blocked.result(kGenerous), 1);
+}
+
+TEST_F(ThreadPoolTest, ShutdownWithoutWaitFromInsideATask) {
+  for (const std::size_t workers : {std::size_t{1}, std::size_t{3}}) {
+    ThreadPoolExecutor pool(workers);
+    auto f = pool.submit([&pool] {
+      pool.shutdown(false);
+      pool.shutdown(false, true);
+      return 7;
+    });
+    EXPECT_EQ(f.result(kGenerous), 7);
+    EXPECT_THROW((void)pool.submit([] {}), RuntimeError);
+  }
+}
+
+// Destroying the pool from one of its own tasks: the destructor does not join its own thread,
+// the queued task still runs, and the worker goes away by itself afterwards (TearDown checks).
+TEST_F(ThreadPoolTest, DestroyingThePoolFromItsOwnTask) {
+  for (const std::size_t workers : {std::size_t{1}, std::size_t{3}}) {
+    SCOPED_TRACE("workers=" + std::to_string(workers));
+    auto pool = std::make_unique<ThreadPoolExecutor>(workers);
+    Event go;
+    auto killer = pool->submit([&pool, &go] {
+      if (!go.wait(kGenerous)) return false;
+      pool.reset();
+      return true;
+    });
+    auto behind = pool->submit([] { return 2; });
+    go.set();
+    EXPECT_TRUE(killer.result(kGenerous));
+    EXPECT_EQ(pool, nullptr);
+    EXPECT_EQ(behind.result(kGenerous), 2);
+  }
+}
+
+// After test_thread_pool.py test_hang_global_shutdown_lock: a task that resubmits itself forever
+// (dropping each future) is stopped by shutdown(wait=true), which returns. The one submit refused
+// inside a task is an exception nobody retrieves: it is reported, once.
+TEST_F(ThreadPoolTest, SelfResubmittingTaskEndsAtShutdown) {
+  expect_reports(1);
+  ThreadPoolExecutor pool(1);
+  std::atomic<int> runs{0};
+  std::function<void()> resubmit = [&] {
+    runs.fetch_add(1);
+    (void)pool.submit(resubmit);
+  };
+  (void)pool.submit(resubmit);
+  ASSERT_TRUE(wait_until([&] { return runs.load() >= 100; }));
+  in_thread([&] { pool.shutdown(true); });
+  const auto got = reports();
+  ASSERT_EQ(got.size(), 1U);
+  EXPECT_EQ(got[0].message, "RuntimeError: cannot schedule new futures after shutdown");
+}
+
+// ==== races ======================================================================================
+
+// Several threads submit while another shuts down: every submit either raises RuntimeError or
+// returns a future that completes (none left pending, none lost: shutdown(wait=true) without
+// cancel_futures runs everything accepted).
+TEST_F(ThreadPoolTest, ShutdownRacingSubmitsFromSeveralThreads) {
+  constexpr std::size_t kSubmitters = 4;
+  for (int round = 0; round < 10; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    ThreadPoolExecutor pool(2);
+    std::array<std::vector<Future<int>>, kSubmitters> fs;
+    std::atomic<int> accepted{0};
+    std::atomic<int> refused{0};
+    {
+      Bunch submitters(kSubmitters, [&](std::size_t t) {
+        const auto deadline = std::chrono::steady_clock::now() + kGenerous;
+        for (int i = 0; std::chrono::steady_clock::now() < deadline; ++i) {
+          try {
+            fs[t].push_back(pool.submit([i] { return i; }));
+            accepted.fetch_add(1);
+          } catch (const RuntimeError&) {
+            refused.fetch_add(1);
+            return;
+          }
+        }
+      });
+      ASSERT_TRUE(wait_until([&] { return accepted.load() >= 100 + 10 * round; }));
+      pool.shutdown(true);
+    }
+    EXPECT_EQ(refused.load(), static_cast<int>(kSubmitters));
+    for (auto& v : fs) {
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        ASSERT_TRUE(v[i].done()) << "an accepted task is still pending after shutdown(wait=true)";
+        EXPECT_EQ(v[i].result(kZero), static_cast<int>(i));
+      }
+    }
+  }
+}
+
+// cancel() racing the workers that start the tasks: each future ends cancelled (and its task
+// never ran) or finished (and it ran once) — never pending, never both.
+TEST_F(ThreadPoolTest, CancelRacingStart) {
+  constexpr int kTasks = 2000;
+  for (const std::size_t workers : {std::size_t{1}, std::size_t{2}, std::size_t{4}}) {
+    SCOPED_TRACE("workers=" + std::to_string(workers));
+    ThreadPoolExecutor pool(workers);
+    std::vector<std::atomic<int>> ran(kTasks);
+    std::vector<Future<int>> fs;
+    for (int i = 0; i < kTasks; ++i) {
+      fs.push_back(pool.submit([&ran, i] {
+        ran[static_cast<std::size_t>(i)].fetch_add(1);
+        return i;
+      }));
+    }
+    std::vector<char> won(kTasks, 0);
+    {
+      Bunch cancellers(2, [&](std::size_t c) {  // from the back, every other one each
+        for (int i = kTasks - 1 - static_cast<int>(c); i >= 0; i -= 2) {
+          won[static_cast<std::size_t>(i)] = fs[static_cast<std::size_t>(i)].cancel() ? 1 : 0;
+        }
+      });
+    }
+    pool.shutdown(true);
+    int cancelled = 0;
+    for (int i = 0; i < kTasks; ++i) {
+      const auto k = static_cast<std::size_t>(i);
+      ASSERT_TRUE(fs[k].done()) << "future " << i << " left pending";
+      EXPECT_EQ(fs[k].cancelled(), won[k] == 1) << i;
+      if (fs[k].cancelled()) {
+        ++cancelled;
+        EXPECT_EQ(ran[k].load(), 0) << "cancelled task " << i << " ran";
+      } else {
+        EXPECT_EQ(ran[k].load(), 1) << i;
+        EXPECT_EQ(fs[k].result(kZero), i);
+      }
+    }
+    const auto st = pool.stats();
+    EXPECT_EQ(st.completed, static_cast<std::uint64_t>(kTasks));
+    EXPECT_EQ(st.queued, 0U);
+    EXPECT_EQ(st.running, 0U);
+  }
+}
+
+// ==== stats ======================================================================================
+
+TEST_F(ThreadPoolTest, StatsAtQuiescentPoints) {
+  Gate gate;
+  std::atomic<int> started{0};
+  ThreadPoolExecutor pool(2);
+  OpenAtExit opener(gate);
+  {
+    const auto st = pool.stats();
+    EXPECT_EQ(st.workers, 0U);
+    EXPECT_EQ(st.queued + st.running + st.completed, 0U);
+  }
+  std::vector<Future<int>> fs;
+  for (int i = 0; i < 2; ++i) {
+    fs.push_back(pool.submit([&] {
+      started.fetch_add(1);
+      gate.pass();
+      return 0;
+    }));
+  }
+  ASSERT_TRUE(wait_until([&] { return started.load() == 2; }));
+  for (int i = 0; i < 3; ++i) fs.push_back(pool.submit([i] { return i; }));
+  {
+    const auto st = pool.stats();
+    EXPECT_EQ(st.workers, 2U);
+    EXPECT_EQ(st.running, 2U);
+    EXPECT_EQ(st.queued, 3U);
+    EXPECT_EQ(st.completed, 0U);
+  }
+  EXPECT_TRUE(fs.back().cancel());  // dropped by the pool when reached: counted as completed
+  gate.open();
+  for (std::size_t i = 0; i + 1 < fs.size(); ++i) (void)fs[i].result(kGenerous);
+  EXPECT_TRUE(wait_until([&] { return pool.stats().completed == 5; }))
+      << "completed=" << pool.stats().completed;
+  {
+    const auto st = pool.stats();
+    EXPECT_EQ(st.running, 0U);
+    EXPECT_EQ(st.queued, 0U);
+    EXPECT_EQ(st.workers, 2U);
+  }
+  // Tasks submitted from inside a worker are counted too.
+  auto parent = pool.submit([&pool] {
+    std::vector<Future<int>> kids;
+    for (int i = 0; i < 3; ++i) kids.push_back(pool.submit([i] { return i; }));
+    int sum = 0;
+    for (auto& k : kids) sum += k.result(kGenerous);
+    return sum;
+  });
+  EXPECT_EQ(parent.result(kGenerous), 3);
+  EXPECT_TRUE(wait_until([&] { return pool.stats().completed == 9; }))
+      << "completed=" << pool.stats().completed;
+  const auto st = pool.stats();
+  EXPECT_EQ(st.running, 0U);
+  EXPECT_EQ(st.queued, 0U);
+}
+
+// ==== idle workers sleep
+// ==========================================================================
+
+std::chrono::microseconds process_cpu_time() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return std::chrono::seconds(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         std::chrono::microseconds(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+// An idle pool's workers park: over 200 ms of idleness the process uses far less than 50 ms of
+// CPU (a worker spinning would use ~200 ms). A behaviour check, not a speed assertion.
+TEST_F(ThreadPoolTest, IdleWorkersDoNotBurnCpu) {
+  Gate gate;
+  std::atomic<int> started{0};
+  ThreadPoolExecutor pool(4);
+  OpenAtExit opener(gate);
+  std::vector<Future<void>> fs;
+  for (int i = 0; i < 4; ++i) {
+    fs.push_back(pool.submit([&] {
+      started.fetch_add(1);
+      gate.pass();
+    }));
+  }
+  ASSERT_TRUE(wait_until([&] { return started.load() == 4; }));
+  gate.open();
+  for (auto& f : fs) f.result(kGenerous);
+  ASSERT_EQ(pool.stats().workers, 4U);
+  std::this_thread::sleep_for(kShort);  // let them finish searching and park
+  const auto before = process_cpu_time();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto used = process_cpu_time() - before;
+  EXPECT_LT(used, std::chrono::milliseconds(50)) << "4 idle workers used " << used.count() << " us";
+}
+
+// A worker blocked in a helping wait with nothing to run sleeps on the future, too.
+TEST_F(ThreadPoolTest, WorkerBlockedInAHelpingWaitDoesNotBurnCpu) {
+  ThreadPoolExecutor pool(1);
+  Promise<int> p;
+  Future<int> outside = p.get_future();
+  Event waiting;
+  auto f = pool.submit([&] {
+    waiting.set();
+    return outside.result(kGenerous);
+  });
+  ASSERT_TRUE(waiting.wait(kGenerous));
+  std::this_thread::sleep_for(kShort);
+  const auto before = process_cpu_time();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto used = process_cpu_time() - before;
+  p.set_result(5);
+  EXPECT_EQ(f.result(kGenerous), 5);
+  EXPECT_LT(used, std::chrono::milliseconds(50))
+      << "a waiting worker used " << used.count() << " us";
+}
+
+// ==== order ======================================================================================
+
+// One worker runs externally submitted tasks in submission order (one FIFO injection queue).
+TEST_F(ThreadPoolTest, OneWorkerRunsExternalSubmitsInFifoOrder) {
+  Gate gate;
+  Event started;
+  ThreadPoolExecutor pool(1);
+  OpenAtExit opener(gate);
+  auto first = pool.submit([&] {
+    started.set();
+    gate.pass();
+  });
+  ASSERT_TRUE(started.wait(kGenerous));
+  std::mutex mu;
+  std::vector<int> order;
+  std::vector<Future<void>> fs;
+  for (int i = 0; i < 100; ++i) {
+    fs.push_back(pool.submit([&, i] {
+      std::lock_guard lk(mu);
+      order.push_back(i);
+    }));
+  }
+  gate.open();
+  first.result(kGenerous);
+  for (auto& f : fs) f.result(kGenerous);
+  std::vector<int> expected(100);
+  for (int i = 0; i < 100; ++i) expected[static_cast<std::size_t>(i)] = i;
+  std::lock_guard lk(mu);
+  EXPECT_EQ(order, expected);
+}
+
+}  // namespace
