@@ -39,6 +39,8 @@ constexpr std::chrono::microseconds kSearchBudget{50};
 // then looks for work again.
 constexpr std::chrono::microseconds kFirstHelpSlice{50};
 constexpr std::chrono::microseconds kMaxHelpSlice{10'000};
+// kBatch: outside tasks a worker moves from the injection list to its inbox at a time.
+constexpr std::uint64_t kBatch = 32;
 // kMaxDepth: nested tasks (helping runs tasks inside a waiting task) recorded per worker for the
 // deadlock check; deeper ones still run, but a wait there is not checked.
 constexpr int kMaxDepth = 128;
@@ -60,7 +62,8 @@ void bump(std::atomic<std::uint64_t>& c) noexcept {
 struct WorkerSlot {
   explicit WorkerSlot(std::string n) : name(std::move(n)) {}
 
-  WorkDeque<Runnable> deque;
+  WorkDeque<Runnable> deque;  // tasks submitted by this worker's tasks: owner LIFO, thieves FIFO
+  WorkDeque<Runnable> inbox;  // a batch from the injection list: everyone takes FIFO (steal)
   std::string name;
   std::unique_ptr<Thread> thread;  // set under PoolCore::spawn_mu_
   // Owner-written statistics.
@@ -106,6 +109,7 @@ class PoolCore final : public WaitHelper, public std::enable_shared_from_this<Po
     // join in shutdown). Tasks can only be left if a worker died mid-way: settle them.
     for (auto& s : slots_) {
       while (Runnable* t = s->deque.pop()) drop(t, nullptr);
+      while (Runnable* t = s->inbox.pop()) drop(t, nullptr);
     }
     while (Runnable* t = pop_one()) drop(t, nullptr);
   }
@@ -238,8 +242,22 @@ class PoolCore final : public WaitHelper, public std::enable_shared_from_this<Po
         run_task(me, t);
         continue;
       }
-      if (!idle) idle_.fetch_add(1, std::memory_order_seq_cst);
-      idle = true;
+      // A short look without announcing anything: under a steady stream of work the next task
+      // usually arrives within it, and the shared counters below stay untouched.
+      Runnable* soon = nullptr;
+      for (int i = 0; i < kSpinPauses && soon == nullptr; ++i) {
+        cpu_relax();
+        soon = find_work(tls_worker);
+      }
+      if (soon != nullptr) {
+        busy();
+        run_task(me, soon);
+        continue;
+      }
+      if (!idle && spawned_.load(std::memory_order_relaxed) != max_workers_) {
+        idle_.fetch_add(1, std::memory_order_seq_cst);
+        idle = true;
+      }
       if (Runnable* t = search(tls_worker)) {
         busy();
         run_task(me, t);
@@ -329,28 +347,38 @@ class PoolCore final : public WaitHelper, public std::enable_shared_from_this<Po
            inj_back_.load(std::memory_order_seq_cst) != &stub_;
   }
 
-  // pop_injected(): the oldest injected task. One at a time, so that tasks submitted from outside
-  // start in submission order on any number of workers, as in Python (a batch moved onto one
-  // worker's deque would let thieves start its newest first).
-  Runnable* pop_injected() {
-    if (!injected_visible()) return nullptr;
+  // take_injected(me): moves a batch — the oldest kBatch injected tasks, or all if fewer — into
+  // me's inbox, oldest on top. Everyone takes from inboxes with steal() (oldest first) and looks
+  // at the other inboxes before the injection list, so outside tasks still start in submission
+  // order (up to the race between two workers taking neighbours), while the consumer lock is
+  // taken once per batch instead of once per task.
+  void take_injected(WorkerSlot& me) {
+    if (!injected_visible()) return;
     std::unique_lock lk(inj_consumer_mu_, std::try_to_lock);
-    if (!lk.owns_lock()) return nullptr;
-    Runnable* t = pop_one();
-    if (t != nullptr) {
-      external_taken_.store(external_taken_.load(std::memory_order_relaxed) + 1,
-                            std::memory_order_relaxed);
+    if (!lk.owns_lock()) return;
+    std::uint64_t taken = 0;
+    while (taken < kBatch) {
+      Runnable* t = pop_one();
+      if (t == nullptr) break;
+      me.inbox.push(t);
+      ++taken;
     }
-    return t;
+    external_taken_.store(external_taken_.load(std::memory_order_relaxed) + taken,
+                          std::memory_order_relaxed);
   }
 
   void wait_for_submitters() const noexcept {
     while (submitting_.load(std::memory_order_seq_cst) != 0) yield_cpu();
   }
 
+  // find_work: the own deque (newest first), then outside tasks oldest first — the own inbox, the
+  // other inboxes, a new batch from the injection list — then the other deques (oldest first).
   Runnable* find_work(WorkerContext& ctx) {
-    if (Runnable* t = ctx.slot->deque.pop()) return t;
-    if (Runnable* t = pop_injected()) return t;
+    WorkerSlot& me = *ctx.slot;
+    if (Runnable* t = me.deque.pop()) return t;
+    if (Runnable* t = take_outside(ctx)) return t;
+    take_injected(me);
+    if (Runnable* t = me.inbox.steal()) return t;
     const std::size_t n = spawned_.load(std::memory_order_acquire);
     for (std::size_t k = 1; k < n; ++k) {
       WorkerSlot& victim = *slots_[(ctx.index + k) % n];
@@ -359,12 +387,22 @@ class PoolCore final : public WaitHelper, public std::enable_shared_from_this<Po
     }
     return nullptr;
   }
+  Runnable* take_outside(WorkerContext& ctx) {
+    if (Runnable* t = ctx.slot->inbox.steal()) return t;
+    const std::size_t n = spawned_.load(std::memory_order_acquire);
+    for (std::size_t k = 1; k < n; ++k) {
+      WorkerSlot& victim = *slots_[(ctx.index + k) % n];
+      if (victim.inbox.size_hint() == 0) continue;
+      if (Runnable* t = victim.inbox.steal()) return t;
+    }
+    return nullptr;
+  }
 
   [[nodiscard]] bool any_work_visible() const noexcept {
     if (injected_visible()) return true;
     const std::size_t n = spawned_.load(std::memory_order_acquire);
     for (std::size_t i = 0; i < n; ++i) {
-      if (slots_[i]->deque.size_hint() != 0) return true;
+      if (slots_[i]->deque.size_hint() != 0 || slots_[i]->inbox.size_hint() != 0) return true;
     }
     return false;
   }
@@ -382,14 +420,10 @@ class PoolCore final : public WaitHelper, public std::enable_shared_from_this<Po
     searching_.fetch_add(1, std::memory_order_seq_cst);
     const auto end = Clock::now() + kSearchBudget;
     Runnable* found = nullptr;
-    for (int spins = 0; found == nullptr; ++spins) {
+    while (found == nullptr) {
       if (shutdown_flag_.load(std::memory_order_relaxed) && !any_work_visible()) break;
-      if (spins < kSpinPauses) {
-        cpu_relax();
-      } else {
-        if (Clock::now() >= end) break;
-        yield_cpu();
-      }
+      if (Clock::now() >= end) break;
+      yield_cpu();
       found = find_work(ctx);
     }
     if (searching_.fetch_sub(1, std::memory_order_seq_cst) == 1 && found != nullptr &&
@@ -535,13 +569,19 @@ class PoolCore final : public WaitHelper, public std::enable_shared_from_this<Po
     }
   }
 
+  // Read-mostly: every submit and every look for work reads these; they change a few times in
+  // a pool's life, so they share no cache line with a counter that changes per task.
   const std::size_t max_workers_;
   const std::function<void()> initializer_;
   std::vector<std::unique_ptr<WorkerSlot>> slots_;  // max_workers_ slots; spawned_ in use
-
-  FutexMutex spawn_mu_;
   std::atomic<std::size_t> spawned_{0};
-  std::atomic<std::uint32_t> idle_{0};  // workers searching or asleep (for spawning)
+  std::atomic<bool> shutdown_flag_{false};
+  std::atomic<bool> cancel_flag_{false};
+  std::atomic<bool> broken_flag_{false};
+
+  alignas(64) FutexMutex spawn_mu_;
+  std::atomic<std::uint32_t> idle_{0};  // idle workers, counted only until all are spawned
+  std::atomic<std::uint64_t> dropped_{0};
 
   // The injection list (see inject / pop_one): producers exchange inj_back_; the consumer end
   // inj_front_ moves only under inj_consumer_mu_.
@@ -558,11 +598,6 @@ class PoolCore final : public WaitHelper, public std::enable_shared_from_this<Po
   std::atomic<std::uint64_t> external_taken_{0};  // written under inj_consumer_mu_
   alignas(64) std::atomic<Runnable*> inj_front_{&stub_};
   FutexMutex inj_consumer_mu_;
-
-  std::atomic<bool> shutdown_flag_{false};
-  std::atomic<bool> cancel_flag_{false};
-  std::atomic<bool> broken_flag_{false};
-  std::atomic<std::uint64_t> dropped_{0};
 
   alignas(64) std::atomic<std::uint32_t> searching_{0};
   EventCount work_ec_;
