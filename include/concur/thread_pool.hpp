@@ -10,8 +10,8 @@
 // Scheduling: every worker owns a work-stealing deque. A task submitted from inside a worker goes
 // to that worker's deque and runs newest-first there (fork-join order); idle workers steal the
 // oldest from the others. Tasks submitted from other threads go to one lock-free FIFO injection
-// queue that workers take from one task at a time, so they start in submission order, as in
-// Python. An idle worker searches for
+// queue; workers move them in batches to per-worker inboxes that everyone takes from oldest first,
+// so they start in submission order, as in Python. An idle worker searches for
 // work for a few microseconds (yielding the CPU), then sleeps on a futex: an idle pool uses no
 // CPU, and a submit wakes a sleeper only when no worker is searching already.
 //
