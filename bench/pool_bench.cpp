@@ -21,7 +21,9 @@
 //                         (simple_partitioner, grain 10k) + per-chunk slots; asio/naive: one task
 //                         per chunk.
 //
-// Every case runs Iterations(1) per repetition, so use --benchmark_repetitions and medians.
+// Every case runs Iterations(1) per repetition, so use --benchmark_repetitions and medians. The
+// submit cases run one untimed pass first (workers started, the allocator's heap grown: the
+// first pass of a fresh process otherwise measures page faults), for every pool alike.
 // Run: ./build/release/bench/pool_bench [--workers=N] [--tasks=N] [--fib=N]
 //      [--benchmark_repetitions=5 --benchmark_enable_random_interleaving=true]
 #include <benchmark/benchmark.h>
@@ -145,56 +147,65 @@ void set_rate(benchmark::State& state, std::int64_t items) {
 // ------------------------------------------------------------------------------------
 void BM_Submit_concur(benchmark::State& state) {
   concur::ThreadPoolExecutor pool(g_workers);
-  pool.submit([] {}).result();  // warm: start the workers
-  for (auto _ : state) {
+  const auto pass = [&] {
     std::vector<concur::Future<void>> fs;
     fs.reserve(static_cast<std::size_t>(g_tasks));
     for (std::int64_t i = 0; i < g_tasks; ++i) fs.push_back(pool.submit([] {}));
     for (auto& f : fs) f.wait();
-  }
+  };
+  pass();  // warm: every worker started, the heap grown (untimed, as for every pool)
+  for (auto _ : state) pass();
   set_rate(state, g_tasks);
 }
 
 // task_group::run from this thread, then task_group::wait (which also runs queued tasks here).
 void BM_Submit_tbb_task_group(benchmark::State& state) {
-  for (auto _ : state) {
+  const auto pass = [] {
     tbb::task_group tg;
     for (std::int64_t i = 0; i < g_tasks; ++i) tg.run([] {});
     tg.wait();
-  }
+  };
+  pass();  // warm
+  for (auto _ : state) pass();
   set_rate(state, g_tasks);
 }
 
 // task_arena::enqueue (fire-and-forget into an arena of workers only) + a countdown.
 void BM_Submit_tbb_arena(benchmark::State& state) {
   tbb::task_arena arena(static_cast<int>(g_workers), 0);
-  for (auto _ : state) {
+  const auto pass = [&] {
     Countdown done(g_tasks);
     for (std::int64_t i = 0; i < g_tasks; ++i) arena.enqueue([&done] { done.arrive(); });
     done.wait();
-  }
+  };
+  pass();  // warm
+  for (auto _ : state) pass();
   set_rate(state, g_tasks);
 }
 
 void BM_Submit_asio(benchmark::State& state) {
   boost::asio::thread_pool pool(g_workers);
-  for (auto _ : state) {
+  const auto pass = [&] {
     Countdown done(g_tasks);
     for (std::int64_t i = 0; i < g_tasks; ++i) boost::asio::post(pool, [&done] { done.arrive(); });
     done.wait();
-  }
+  };
+  pass();  // warm
+  for (auto _ : state) pass();
   pool.join();
   set_rate(state, g_tasks);
 }
 
 void BM_Submit_naive(benchmark::State& state) {
   NaivePool pool(g_workers);
-  for (auto _ : state) {
+  const auto pass = [&] {
     std::vector<std::future<void>> fs;
     fs.reserve(static_cast<std::size_t>(g_tasks));
     for (std::int64_t i = 0; i < g_tasks; ++i) fs.push_back(pool.submit([] {}));
     for (auto& f : fs) f.wait();
-  }
+  };
+  pass();  // warm
+  for (auto _ : state) pass();
   set_rate(state, g_tasks);
 }
 
