@@ -6,6 +6,7 @@
 #include "concur/future.hpp"
 #include "concur/local.hpp"
 #include "concur/queue.hpp"
+#include "concur/subprocess.hpp"
 #include "concur/sync/barrier.hpp"
 #include "concur/sync/condition.hpp"
 #include "concur/sync/event.hpp"

@@ -17,6 +17,7 @@
 // (or leaving the loop early) cancels the tasks not yet started. If the executor shuts down while
 // a lazy map still has inputs to submit, the results in flight are yielded first, then the
 // submit's RuntimeError is thrown.
+// Lifetime: a map() range refers to its executor, which must outlive it.
 // Thread-safety: submit, map and shutdown may be called from any thread, including a task
 // running on the executor itself; one map() range is used by one thread.
 #pragma once

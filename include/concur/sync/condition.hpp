@@ -23,12 +23,13 @@
 #include "concur/detail/config.hpp"
 #include "concur/detail/deadline.hpp"
 #include "concur/detail/futex.hpp"
+#include "concur/detail/timed_lockable.hpp"
 #include "concur/sync/lock.hpp"
 #include "concur/sync/rlock.hpp"
 
 namespace concur {
 
-class CONCUR_EXPORT Condition {
+class CONCUR_EXPORT Condition : public detail::TimedLockable<Condition> {
  public:
   // Condition() owns a fresh RLock, like threading.Condition().
   Condition();
@@ -86,17 +87,7 @@ class CONCUR_EXPORT Condition {
   }
   bool try_acquire() noexcept;
   void release();
-  void lock() { acquire(); }
-  bool try_lock() noexcept { return try_acquire(); }
-  void unlock() { release(); }
-  template <class Rep, class Period>
-  bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
-    return acquire(timeout);
-  }
-  template <class C, class D>
-  bool try_lock_until(std::chrono::time_point<C, D> tp) {
-    return acquire_until(tp);
-  }
+  // lock / try_lock / unlock / try_lock_for / try_lock_until: detail::TimedLockable.
 
  private:
   struct Waiter;

@@ -18,13 +18,14 @@
 #include "concur/detail/config.hpp"
 #include "concur/detail/deadline.hpp"
 #include "concur/detail/futex.hpp"
+#include "concur/detail/timed_lockable.hpp"
 #include "concur/sync/lock_order.hpp"
 
 namespace concur {
 
 class Condition;
 
-class CONCUR_EXPORT Lock {
+class CONCUR_EXPORT Lock : public detail::TimedLockable<Lock> {
  public:
   Lock() noexcept = default;
   // Lock(name): the name appears in lock-order reports (default "Lock@<address>").
@@ -56,18 +57,7 @@ class CONCUR_EXPORT Lock {
   // name() is the name given at construction, or "Lock@<address>".
   [[nodiscard]] std::string name() const;
 
-  // TimedLockable spelling of the same operations.
-  void lock() { acquire(); }
-  bool try_lock() noexcept { return try_acquire(); }
-  void unlock() { release(); }
-  template <class Rep, class Period>
-  bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
-    return acquire(timeout);
-  }
-  template <class C, class D>
-  bool try_lock_until(std::chrono::time_point<C, D> tp) {
-    return acquire_until(tp);
-  }
+  // lock / try_lock / unlock / try_lock_for / try_lock_until: detail::TimedLockable.
 
  private:
   friend class Condition;  // waits release and re-take mu_ directly

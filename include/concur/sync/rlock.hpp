@@ -19,13 +19,14 @@
 #include "concur/detail/config.hpp"
 #include "concur/detail/deadline.hpp"
 #include "concur/detail/futex.hpp"
+#include "concur/detail/timed_lockable.hpp"
 #include "concur/sync/lock_order.hpp"
 
 namespace concur {
 
 class Condition;
 
-class CONCUR_EXPORT RLock {
+class CONCUR_EXPORT RLock : public detail::TimedLockable<RLock> {
  public:
   RLock() noexcept = default;
   // RLock(name): the name appears in lock-order reports (default "RLock@<address>").
@@ -61,17 +62,7 @@ class CONCUR_EXPORT RLock {
   [[nodiscard]] bool locked() const noexcept { return mu_.is_locked(); }
   [[nodiscard]] std::string name() const;
 
-  void lock() { acquire(); }
-  bool try_lock() noexcept { return try_acquire(); }
-  void unlock() { release(); }
-  template <class Rep, class Period>
-  bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
-    return acquire(timeout);
-  }
-  template <class C, class D>
-  bool try_lock_until(std::chrono::time_point<C, D> tp) {
-    return acquire_until(tp);
-  }
+  // lock / try_lock / unlock / try_lock_for / try_lock_until: detail::TimedLockable.
 
  private:
   friend class Condition;

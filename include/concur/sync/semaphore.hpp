@@ -21,10 +21,11 @@
 #include "concur/detail/config.hpp"
 #include "concur/detail/deadline.hpp"
 #include "concur/detail/futex.hpp"
+#include "concur/detail/timed_lockable.hpp"
 
 namespace concur {
 
-class CONCUR_EXPORT Semaphore {
+class CONCUR_EXPORT Semaphore : public detail::TimedLockable<Semaphore> {
  public:
   // kMaxValue is the largest counter value.
   static constexpr std::int64_t kMaxValue = 0x7fffffff;
@@ -67,17 +68,7 @@ class CONCUR_EXPORT Semaphore {
     return count_.load(std::memory_order_relaxed);
   }
 
-  void lock() { acquire(); }
-  bool try_lock() noexcept { return try_acquire(); }
-  void unlock() { release(); }
-  template <class Rep, class Period>
-  bool try_lock_for(std::chrono::duration<Rep, Period> timeout) {
-    return acquire(timeout);
-  }
-  template <class C, class D>
-  bool try_lock_until(std::chrono::time_point<C, D> tp) {
-    return acquire_until(tp);
-  }
+  // lock / try_lock / unlock / try_lock_for / try_lock_until: detail::TimedLockable.
 
  protected:
   Semaphore(std::int64_t value, bool bounded);
