@@ -5,6 +5,8 @@
 #include "concur/executor.hpp"
 #include "concur/future.hpp"
 #include "concur/local.hpp"
+#include "concur/mp/shared_memory.hpp"
+#include "concur/mp/synchronize.hpp"
 #include "concur/queue.hpp"
 #include "concur/subprocess.hpp"
 #include "concur/sync/barrier.hpp"
