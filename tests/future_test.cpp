@@ -32,6 +32,7 @@
 #include "concur/errors.hpp"
 #include "concur/sync/event.hpp"
 #include "concur/thread.hpp"
+#include "support/hook_support.hpp"
 #include "support/test_support.hpp"
 
 // ---- allocation counting (this binary only): counts operator new on threads that ask for it ---
@@ -141,46 +142,8 @@ bool contains(const std::vector<Future<int>>& v, const Future<int>& f) {
   return std::find(v.begin(), v.end(), f) != v.end();
 }
 
-struct Report {
-  std::string type;
-  std::string message;
-  std::string thread;
-};
-
-// FutureTest: a QuiescentTest that captures the excepthook. A test that expects reports says how
-// many (expect_reports) or opts out (ignore_reports); any other report fails it.
-class FutureTest : public QuiescentTest {
- protected:
-  void SetUp() override {
-    QuiescentTest::SetUp();
-    previous_ = set_excepthook([this](const ExceptHookArgs& a) {
-      std::lock_guard lk(mu_);
-      reports_.push_back({a.exc_type, a.exc_message, a.thread.valid() ? a.thread.name() : ""});
-    });
-  }
-  void TearDown() override {
-    set_excepthook(previous_);
-    if (!ignore_) {
-      const auto got = reports();
-      EXPECT_EQ(got.size(), expected_)
-          << "unexpected excepthook reports, first: " << (got.empty() ? "" : got.front().message);
-    }
-    QuiescentTest::TearDown();
-  }
-  std::vector<Report> reports() {
-    std::lock_guard lk(mu_);
-    return reports_;
-  }
-  void expect_reports(std::size_t n) { expected_ = n; }
-  void ignore_reports() { ignore_ = true; }
-
- private:
-  ExceptHook previous_;
-  std::mutex mu_;
-  std::vector<Report> reports_;
-  std::size_t expected_ = 0;
-  bool ignore_ = false;
-};
+// FutureTest: a HookCapturingTest (tests/support/hook_support.hpp).
+class FutureTest : public HookCapturingTest {};
 
 // ==== test_future.py: callbacks ================================================================
 

@@ -48,6 +48,7 @@
 #include "concur/future.hpp"
 #include "concur/sync/event.hpp"
 #include "concur/thread.hpp"
+#include "support/hook_support.hpp"
 #include "support/test_support.hpp"
 
 namespace {
@@ -60,74 +61,14 @@ using Options = ThreadPoolExecutor::Options;
 
 constexpr auto kZero = std::chrono::seconds(0);
 
-// Gate: tasks block in pass() until open(), at most kGenerous (then TimeoutError: never a hang).
-class Gate {
- public:
-  void open() noexcept { event_.set(); }
-  void pass() {
-    if (!event_.wait(kGenerous)) throw TimeoutError("the test never opened the gate");
-  }
-
- private:
-  Event event_;
-};
-
-// OpenAtExit: declared after the pool, it opens the gate before the pool's destructor waits.
-class OpenAtExit {
- public:
-  explicit OpenAtExit(Gate& g) noexcept : gate_(g) {}
-  OpenAtExit(const OpenAtExit&) = delete;
-  OpenAtExit& operator=(const OpenAtExit&) = delete;
-  ~OpenAtExit() { gate_.open(); }
-
- private:
-  Gate& gate_;
-};
+// Gate, OpenAtExit, HookCapturingTest: tests/support/hook_support.hpp.
 
 struct PoolError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-struct Report {
-  std::string type;
-  std::string message;
-  std::string thread;
-};
-
-// ThreadPoolTest: a QuiescentTest (no worker left alive) capturing the excepthook; a test that
-// causes reports says how many (expect_reports) or opts out (ignore_reports).
-class ThreadPoolTest : public QuiescentTest {
- protected:
-  void SetUp() override {
-    QuiescentTest::SetUp();
-    previous_ = set_excepthook([this](const ExceptHookArgs& a) {
-      std::lock_guard lk(mu_);
-      reports_.push_back({a.exc_type, a.exc_message, a.thread.valid() ? a.thread.name() : ""});
-    });
-  }
-  void TearDown() override {
-    set_excepthook(previous_);
-    if (!ignore_) {
-      const auto got = reports();
-      EXPECT_EQ(got.size(), expected_)
-          << "excepthook reports, first: " << (got.empty() ? "" : got.front().message);
-    }
-    QuiescentTest::TearDown();
-  }
-  std::vector<Report> reports() {
-    std::lock_guard lk(mu_);
-    return reports_;
-  }
-  void expect_reports(std::size_t n) { expected_ = n; }
-  void ignore_reports() { ignore_ = true; }
-
- private:
-  ExceptHook previous_;
-  std::mutex mu_;
-  std::vector<Report> reports_;
-  std::size_t expected_ = 0;
-  bool ignore_ = false;
-};
+// ThreadPoolTest: a HookCapturingTest (no worker left alive; excepthook reports counted).
+class ThreadPoolTest : public HookCapturingTest {};
 
 // what_of(fn): the what() of the exception fn throws ("" when it returns).
 template <class F>

@@ -151,13 +151,7 @@ class PoolCore final : public WaitHelper, public std::enable_shared_from_this<Po
     if (cancel_futures) cancel_flag_.store(true, std::memory_order_seq_cst);
     shutdown_flag_.store(true, std::memory_order_seq_cst);
     wait_for_submitters();  // from now on nothing new lands in the injection list
-    if (cancel_futures) {
-      std::scoped_lock lk(inj_consumer_mu_);
-      while (Runnable* t = pop_one()) {
-        drop(t, nullptr);
-        dropped_.fetch_add(1, std::memory_order_relaxed);
-      }
-    }
+    if (cancel_futures) drop_injected(nullptr);
     work_ec_.notify(true);
     if (wait) join_workers();
   }
@@ -376,24 +370,20 @@ class PoolCore final : public WaitHelper, public std::enable_shared_from_this<Po
   Runnable* find_work(WorkerContext& ctx) {
     WorkerSlot& me = *ctx.slot;
     if (Runnable* t = me.deque.pop()) return t;
-    if (Runnable* t = take_outside(ctx)) return t;
+    if (Runnable* t = me.inbox.steal()) return t;
+    if (Runnable* t = steal_from_others(ctx, &WorkerSlot::inbox)) return t;
     take_injected(me);
     if (Runnable* t = me.inbox.steal()) return t;
-    const std::size_t n = spawned_.load(std::memory_order_acquire);
-    for (std::size_t k = 1; k < n; ++k) {
-      WorkerSlot& victim = *slots_[(ctx.index + k) % n];
-      if (victim.deque.size_hint() == 0) continue;
-      if (Runnable* t = victim.deque.steal()) return t;
-    }
-    return nullptr;
+    return steal_from_others(ctx, &WorkerSlot::deque);
   }
-  Runnable* take_outside(WorkerContext& ctx) {
-    if (Runnable* t = ctx.slot->inbox.steal()) return t;
+  // steal_from_others(ctx, which): the oldest task of the first other worker whose `which` queue
+  // (inbox or deque) has one, looking at the workers after ctx's in turn.
+  Runnable* steal_from_others(const WorkerContext& ctx, WorkDeque<Runnable> WorkerSlot::*which) {
     const std::size_t n = spawned_.load(std::memory_order_acquire);
     for (std::size_t k = 1; k < n; ++k) {
-      WorkerSlot& victim = *slots_[(ctx.index + k) % n];
-      if (victim.inbox.size_hint() == 0) continue;
-      if (Runnable* t = victim.inbox.steal()) return t;
+      WorkDeque<Runnable>& victim = (*slots_[(ctx.index + k) % n]).*which;
+      if (victim.size_hint() == 0) continue;
+      if (Runnable* t = victim.steal()) return t;
     }
     return nullptr;
   }
@@ -476,6 +466,15 @@ class PoolCore final : public WaitHelper, public std::enable_shared_from_this<Po
     t->abandon(std::move(why));
     RunnablePtr(t).reset();
   }
+  // drop_injected(why): settles every task still in the injection list (cancelled when why is
+  // null, else finished with why); called once no submit can land any more.
+  void drop_injected(const std::exception_ptr& why) noexcept {
+    std::scoped_lock lk(inj_consumer_mu_);
+    while (Runnable* t = pop_one()) {
+      drop(t, why);
+      dropped_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
 
   // ---- deadlock check ---------------------------------------------------------------------------
   // The worker whose task stack holds state s, or null (s is queued, done, or not a task of ours).
@@ -546,13 +545,7 @@ class PoolCore final : public WaitHelper, public std::enable_shared_from_this<Po
   void break_pool() {
     broken_flag_.store(true, std::memory_order_seq_cst);
     wait_for_submitters();
-    {
-      std::scoped_lock lk(inj_consumer_mu_);
-      while (Runnable* t = pop_one()) {
-        drop(t, broken_error());
-        dropped_.fetch_add(1, std::memory_order_relaxed);
-      }
-    }
+    drop_injected(broken_error());
     work_ec_.notify(true);
   }
 

@@ -68,35 +68,12 @@
 #include "concur/future.hpp"
 #include "concur/sync/event.hpp"
 #include "concur/thread.hpp"
+#include "support/hook_support.hpp"
 #include "support/test_support.hpp"
 
 namespace concur::testing::contract {
 
-// Gate is what a test holds tasks on: pass() blocks until open() — at most kGenerous, then it
-// throws TimeoutError, so a test that forgets to open it fails instead of hanging.
-class Gate {
- public:
-  void open() noexcept { event_.set(); }
-  void pass() {
-    if (!event_.wait(kGenerous)) throw TimeoutError("the test never opened the gate");
-  }
-
- private:
-  Event event_;
-};
-
-// OpenAtExit opens a gate when it goes out of scope. Declared after the executor, it is destroyed
-// first: a failed assertion does not leave the executor's destructor waiting on a closed gate.
-class OpenAtExit {
- public:
-  explicit OpenAtExit(Gate& g) noexcept : gate_(g) {}
-  OpenAtExit(const OpenAtExit&) = delete;
-  OpenAtExit& operator=(const OpenAtExit&) = delete;
-  ~OpenAtExit() { gate_.open(); }
-
- private:
-  Gate& gate_;
-};
+// Gate (what a test holds tasks on) and OpenAtExit: tests/support/hook_support.hpp.
 
 // ContractError stands in for the exceptions CPython's tests raise from tasks.
 struct ContractError : std::runtime_error {
