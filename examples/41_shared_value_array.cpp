@@ -1,13 +1,12 @@
-// Notes "共享内存" (`multiprocessing.Value` / `Array`): a child process negates a shared double and
-// a shared int array, and the parent sees the change — unlike a plain global variable, which a
-// child only changes in its own copy. The notes start the child with Process(target=f); until
-// concur::mp::Process exists this example forks directly (the parent has no threads yet, so fork
-// is safe) and waits with a bounded waitpid loop. Then two children add 1 and 3 to a shared
-// Value 10,000 times each under its lock, and the total is exact.
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
+// Notes "共享内存" and "进程锁Lock": `num = Value('d', 0.0)`, `arr = Array('i', range(10))`, and a
+// child Process running f(n, a) sets n.value = 3.1415927 and negates every element — the parent
+// prints 3.1415927 and [0, -1, ..., -9], because Value and Array live in shared memory (a plain
+// global changed by a child stays the child's own). Then the notes' job(v, num): two processes add
+// 1 and 3 to a shared Value('i') five times each, printing v.value after each step — first without
+// a lock (the read-modify-write races; the totals of a racing run may be wrong), then holding an
+// mp::Lock around the whole loop, so p1's five steps run before p2's (or the reverse) and the final
+// value is exactly 20. The notes' 0.1 s sleeps are 5 ms here; the racy run uses more steps so that
+// the race can show.
 #include <chrono>
 #include <cstdio>
 #include <mutex>
@@ -20,79 +19,74 @@ namespace mp = concur::mp;
 
 namespace {
 
-int plain_global = 1;
-
-// start(fn) forks a child that runs fn and _exit()s with its result.
-template <class Fn>
-pid_t start(Fn fn) {
-  const pid_t pid = ::fork();
-  if (pid == 0) ::_exit(fn());
-  return pid;
+// def f(n, a): n.value = 3.1415927; for i in a: a[i] = -a[i]
+void f(mp::Value<double>& n, mp::Array<int>& a) {
+  n.set_value(3.1415927);
+  std::scoped_lock guard(a.get_lock());
+  for (int& x : a) x = -x;
 }
+CONCUR_TASK(f);
 
-// join(pid) waits at most 30 s for the child; true when it exited with status 0.
-bool join(pid_t pid) {
-  const auto deadline = std::chrono::steady_clock::now() + 30s;
-  int status = 0;
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() >= deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      return false;
-    }
-    std::this_thread::sleep_for(1ms);
+// The unlocked job: v.value += num is a read, an add and a write, not atomic.
+void job_unlocked(mp::Value<int>& v, int num, int steps) {
+  for (int i = 0; i < steps; ++i) {
+    const int seen = v.value();
+    std::this_thread::yield();
+    v.set_value(seen + num);
   }
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
+CONCUR_TASK(job_unlocked);
+
+// The locked job: l.acquire(); five steps of v.value += num, printing each; l.release().
+void job(mp::Value<int>& v, int num, mp::Lock& l) {
+  std::scoped_lock guard(l);
+  for (int i = 0; i < 5; ++i) {
+    std::this_thread::sleep_for(5ms);
+    v.set_value(v.value() + num);
+    std::printf("%d|", v.value());
+    std::fflush(stdout);
+  }
+}
+CONCUR_TASK(job);
 
 }  // namespace
 
 int main() {
-  // A plain global changed by a child: the parent never sees it.
-  const pid_t changer = start([] {
-    plain_global = 100;  // the child's own copy
-    return 0;
-  });
-  if (changer < 0 || !join(changer)) return 1;
-
-  // num = Value('d', 3.1415927); arr = Array('i', range(10))
-  mp::Value<double> num(3.1415927);
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines in the order they happen
+  mp::Value<double> num(0.0);
   mp::Array<int> arr{0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
-
-  // def f(n, a): n.value = -n.value; for i in range(len(a)): a[i] = -a[i]
-  const pid_t child = start([&] {
-    num.set_value(-num.value());
-    std::scoped_lock guard(arr.get_lock());
-    for (int& x : arr) x = -x;
-    return 0;
-  });
-  bool ok = child > 0 && join(child);
-
-  std::printf("num = %.7f\narr = [", num.value());
+  mp::Process p(f, num, arr);
+  p.start();
+  p.join();
+  std::printf("%.7f\n[", num.value());
   for (std::size_t i = 0; i < arr.size(); ++i) std::printf(i ? ", %d" : "%d", arr[i]);
-  std::printf("]\nplain_global in the parent = %d (the child changed only its copy)\n",
-              plain_global);
-  ok = ok && num.value() == -3.1415927 && plain_global == 1;
+  std::printf("]\n");
+  bool ok = p.exitcode() == 0 && num.value() == 3.1415927;
   for (std::size_t i = 0; i < arr.size(); ++i) ok = ok && arr[i] == -static_cast<int>(i);
 
-  // Two processes adding 1 and 3 under the Value's lock: the total is exact.
-  constexpr int kRounds = 10'000;
-  mp::Value<int> total(0);
-  auto adder = [&total](int step) {
-    return [&total, step] {
-      for (int i = 0; i < kRounds; ++i) {
-        std::scoped_lock guard(total.get_lock());
-        total.get_obj() += step;
-      }
-      return 0;
-    };
-  };
-  const pid_t a = start(adder(1));
-  const pid_t b = start(adder(3));
-  ok = a > 0 && b > 0 && join(a) && join(b) && ok;
-  std::printf("total with the lock = %d (expected %d)\n", total.value(), 4 * kRounds);
-  ok = ok && total.value() == 4 * kRounds;
+  // Without a lock: each process adds 1 (or 3) 20,000 times; updates may be lost.
+  constexpr int kSteps = 20'000;
+  mp::Value<int> racy(0, mp::Options{.lock = false});
+  mp::Process r1(job_unlocked, racy, 1, kSteps);
+  mp::Process r2(job_unlocked, racy, 3, kSteps);
+  r1.start();
+  r2.start();
+  r1.join();
+  r2.join();
+  std::printf("without a lock: %d (%d if no update was lost)\n", racy.value(), 4 * kSteps);
 
+  // With the notes' process Lock around the whole loop: 1|2|3|4|5|8|11|14|17|20| (or the reverse).
+  mp::Lock l;
+  mp::Value<int> v(0);
+  mp::Process p1(job, v, 1, l);
+  mp::Process p2(job, v, 3, l);
+  p1.start();
+  p2.start();
+  p1.join();
+  p2.join();
+  std::printf("\nwith the lock: %d\n", v.value());
+  ok = ok && r1.exitcode() == 0 && r2.exitcode() == 0 && p1.exitcode() == 0 && p2.exitcode() == 0 &&
+       v.value() == 20 && racy.value() <= 4 * kSteps;
   std::printf(ok ? "invariants hold\n" : "INVARIANT VIOLATED\n");
   return ok ? 0 : 1;
 }

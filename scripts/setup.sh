@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libfmt-dev libcli11-dev nlohmann-json3-dev
   libtbb-dev libconcurrentqueue-dev
+  libcereal-dev  # serialization of task arguments across processes (DESIGN.md)
   libboost1.81-dev  # Boost 1.81 headers (Asio); never libboost-dev / libboost-all-dev (DESIGN.md)
 )
 

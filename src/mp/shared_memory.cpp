@@ -1,5 +1,5 @@
 // src/mp/shared_memory.cpp — SharedMemory on shm_open/ftruncate/mmap, the OSError family, and the
-// anonymous shared mappings behind Value and Array.
+// memfd-backed SharedRegion behind Value, Array and the mp synchronization primitives.
 #include "concur/mp/shared_memory.hpp"
 
 #include <fcntl.h>
@@ -12,6 +12,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 
 namespace concur::mp {
 
@@ -150,14 +151,65 @@ void SharedMemory::unlink() {
 
 namespace detail {
 
-void* map_shared_anonymous(std::size_t bytes) {
-  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) throw_os_error(errno, "");
-  return p;
+SharedRegion::SharedRegion(std::size_t bytes) {
+  const int fd = ::memfd_create("concur_mp", MFD_CLOEXEC);
+  if (fd < 0) throw_os_error(errno, "");
+  if (::ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw_os_error(err, "");
+  }
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    const int err = errno;
+    ::close(fd);
+    throw_os_error(err, "");
+  }
+  data_ = p;
+  size_ = bytes;
+  fd_ = fd;
 }
 
-void unmap_shared(void* p, std::size_t bytes) noexcept {
-  if (p != nullptr) ::munmap(p, bytes);
+SharedRegion SharedRegion::adopt(int fd, std::size_t bytes) {
+  SharedRegion region;
+  region.fd_ = fd;  // owned from here on: closed by region's destructor on any failure below
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw_os_error(errno, "");
+  if (bytes == 0 || st.st_size < 0 || static_cast<std::size_t>(st.st_size) != bytes) {
+    throw UnpicklingError("a shared region of " + std::to_string(bytes) +
+                          " bytes arrived as a descriptor of " + std::to_string(st.st_size) +
+                          " bytes");
+  }
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) throw_os_error(errno, "");
+  region.data_ = p;
+  region.size_ = bytes;
+  return region;
+}
+
+SharedRegion::SharedRegion(SharedRegion&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)),
+      size_(std::exchange(other.size_, 0)),
+      fd_(std::exchange(other.fd_, -1)) {}
+
+SharedRegion& SharedRegion::operator=(SharedRegion&& other) noexcept {
+  if (this != &other) {
+    reset();
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = std::exchange(other.size_, 0);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+SharedRegion::~SharedRegion() { reset(); }
+
+void SharedRegion::reset() noexcept {
+  if (data_ != nullptr) ::munmap(data_, size_);
+  if (fd_ >= 0) ::close(fd_);
+  data_ = nullptr;
+  size_ = 0;
+  fd_ = -1;
 }
 
 }  // namespace detail

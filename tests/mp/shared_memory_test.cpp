@@ -1,9 +1,10 @@
-// tests/mp/shared_memory_test.cpp — SharedMemory, Value, Array (concur/mp/shared_memory.hpp) and
-// the process-shared robust Lock / RLock (concur/mp/synchronize.hpp).
+// tests/mp/shared_memory_test.cpp — SharedMemory, Value, Array (concur/mp/shared_memory.hpp),
+// shared with forked children and passed through dumps() / loads() as spawn does.
 //
 // Cross-process tests fork() from the (single-threaded) test process: no test here starts a
 // thread before forking. A child only touches inherited memory and locks, then _exit()s; the
-// parent waits with a bounded waitpid loop, and TearDown kills and reaps any child left behind.
+// parent waits with a bounded waitpid loop, and TearDown kills and reaps any child left behind
+// (tests/mp/fork_support.hpp). The Lock / RLock tests are in synchronize_test.cpp.
 #include "concur/mp/shared_memory.hpp"
 
 #include <signal.h>
@@ -18,7 +19,8 @@
 #include <thread>
 #include <vector>
 
-#include "concur/mp/synchronize.hpp"
+#include "concur/mp/serialize.hpp"
+#include "mp/fork_support.hpp"
 #include "support/test_support.hpp"
 
 namespace concur::mp {
@@ -29,72 +31,14 @@ using concur::testing::kGenerous;
 using concur::testing::kShort;
 using concur::testing::kSlack;
 
-constexpr auto kChildTimeout = 60s;
+using testing::dup_all;
+using testing::ForkTest;
+using testing::kChildWait;
+using testing::open_fd_count;
+using testing::set_flag;
+using testing::wait_for_flag;
 
-class SharedMemoryTest : public ::testing::Test {
- protected:
-  // fork_child(fn) runs fn in a forked child that then _exit()s with fn's return value (2 if fn
-  // throws). Returns the child's pid.
-  template <class Fn>
-  pid_t fork_child(Fn fn) {
-    const pid_t pid = ::fork();  // NOLINT(concurrency-mt-unsafe): tests fork single-threaded
-    if (pid < 0) ADD_FAILURE() << "fork: " << std::strerror(errno);
-    if (pid == 0) {
-      int code = 2;
-      try {
-        code = fn();
-      } catch (...) {
-      }
-      ::_exit(code);
-    }
-    children_.push_back(pid);
-    return pid;
-  }
-
-  // wait_child(pid) waits (bounded) for the child and returns its exit code, or -signal when a
-  // signal killed it, or -1000 when it did not finish in kChildTimeout (it is then killed).
-  int wait_child(pid_t pid) {
-    const auto deadline = std::chrono::steady_clock::now() + kChildTimeout;
-    for (;;) {
-      int status = 0;
-      const pid_t r = ::waitpid(pid, &status, WNOHANG);
-      if (r == pid) {
-        std::erase(children_, pid);
-        if (WIFEXITED(status)) return WEXITSTATUS(status);
-        if (WIFSIGNALED(status)) return -WTERMSIG(status);
-        return -999;
-      }
-      if (r < 0 && errno != EINTR) return -998;
-      if (std::chrono::steady_clock::now() >= deadline) {
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, &status, 0);
-        std::erase(children_, pid);
-        return -1000;
-      }
-      std::this_thread::sleep_for(1ms);
-    }
-  }
-
-  void TearDown() override {
-    const bool leftover = !children_.empty();
-    for (const pid_t pid : children_) {
-      ::kill(pid, SIGKILL);
-      int status = 0;
-      ::waitpid(pid, &status, 0);
-    }
-    children_.clear();
-    EXPECT_FALSE(leftover) << "a child process outlived its test";
-  }
-
-  std::vector<pid_t> children_;
-};
-
-// wait_for_flag(flag) polls a shared flag for up to kGenerous.
-bool wait_for_flag(const Value<int>& flag) {
-  return concur::testing::wait_until(
-      [&] { return __atomic_load_n(&flag.get_obj(), __ATOMIC_ACQUIRE) != 0; });
-}
-void set_flag(Value<int>& flag) { __atomic_store_n(&flag.get_obj(), 1, __ATOMIC_RELEASE); }
+class SharedMemoryTest : public ForkTest {};
 
 std::string unique_name(const char* stem) {
   static int n = 0;
@@ -359,175 +303,90 @@ TEST_F(SharedMemoryTest, TwoChildrenAddWithoutTheLockNeverExceed) {
   EXPECT_GT(total.value(), 0);
 }
 
-// ---- mp::Lock / mp::RLock
+// ---- Value and Array passed to another process (dumps / loads, as spawn does)
 
-TEST_F(SharedMemoryTest, LockBasicsInOneProcess) {
-  Lock lock;
-  lock.acquire();
-  EXPECT_FALSE(lock.try_acquire());
-  EXPECT_THROW(lock.acquire(), DeadlockError);
-  EXPECT_THROW((void)lock.acquire(kShort), DeadlockError);
-  lock.release();
-  EXPECT_THROW(lock.release(), RuntimeError);
-  { std::scoped_lock guard(lock); }
-  EXPECT_TRUE(lock.try_acquire());
-  lock.release();
-  EXPECT_TRUE(lock.acquire_until(std::chrono::steady_clock::now() + kShort));
-  lock.release();
-}
-
-// Threads of one process are excluded too, and the lock works with the std lock adaptors. (No
-// fork in this test: the threads are joined before it returns.)
-TEST_F(SharedMemoryTest, LockExcludesThreads) {
-  for (const std::size_t n : concur::testing::kThreadCounts) {
-    Lock lock;
-    long counter = 0;
-    constexpr int kRounds = 2'000;
-    concur::testing::run_threads(n, [&](std::size_t i) {
-      for (int r = 0; r < kRounds; ++r) {
-        if (i % 2 == 0) {
-          std::scoped_lock guard(lock);
-          ++counter;
-        } else {
-          std::unique_lock guard(lock, std::defer_lock);
-          ASSERT_TRUE(guard.try_lock_for(kGenerous));
-          ++counter;
-        }
-      }
-    });
-    EXPECT_EQ(counter, static_cast<long>(n) * kRounds) << n << " threads";
-  }
-}
-
-TEST_F(SharedMemoryTest, RLockIsRecursive) {
-  RLock lock;
-  lock.acquire();
-  EXPECT_TRUE(lock.try_acquire());
-  EXPECT_TRUE(lock.acquire(kShort));
-  lock.release();
-  lock.release();
-  lock.release();
-  try {
-    lock.release();
-    FAIL() << "expected RuntimeError";
-  } catch (const RuntimeError& e) {
-    EXPECT_EQ(std::string(e.what()), "RuntimeError: cannot release un-acquired lock");
-  }
-}
-
-TEST_F(SharedMemoryTest, LockExcludesAcrossProcessesAndTimesOut) {
-  Lock lock;
+// In the child, loads() maps dup()s of the payload's descriptors into fresh objects — the way a
+// spawned child gets them — so the child's Value and Array share memory and lock with the parent's.
+TEST_F(SharedMemoryTest, ValueAndArrayThroughDumpsShareMemoryAndLock) {
+  Value<int> total(10);
+  Array<double> arr{1.5, 2.5, 3.5};
   Value<int> held(0, Options{.lock = false});
   Value<int> go(0, Options{.lock = false});
+  const Payload payload = dumps(total, arr);
+  ASSERT_EQ(payload.fds.size(), 4U);  // value + its lock, array + its lock
   const pid_t pid = fork_child([&] {
-    lock.acquire();
-    set_flag(held);
-    // Hold until the parent says so (bounded, so a failing parent cannot strand the child).
-    for (int i = 0; i < 30'000 && __atomic_load_n(&go.get_obj(), __ATOMIC_ACQUIRE) == 0; ++i) {
-      ::usleep(1000);
-    }
-    lock.release();
+    Value<int> v;
+    Array<double> a;
+    loads(payload.bytes, dup_all(payload.fds), v, a);
+    // get_obj(), not value(): the parent may already hold the lock.
+    if (v.get_obj() != 10 || a.size() != 3 || a[1] != 2.5) return 3;
+    // The parent holds total's lock: the child's loaded lock is the same lock.
+    if (!wait_for_flag(held)) return 4;
+    if (v.get_lock().try_acquire()) return 5;
+    set_flag(go);
+    if (!v.get_lock().acquire(kChildWait)) return 6;
+    v.get_obj() += 5;
+    v.get_lock().release();
+    for (double& x : a) x = -x;
     return 0;
   });
-  ASSERT_TRUE(wait_for_flag(held));
-  EXPECT_FALSE(lock.try_acquire());
-  const auto waited = concur::testing::elapsed([&] { EXPECT_FALSE(lock.acquire(kShort)); });
-  EXPECT_GE(waited, kShort - kSlack);
-  set_flag(go);
-  EXPECT_TRUE(lock.acquire(kGenerous));
-  lock.release();
-  EXPECT_EQ(wait_child(pid), 0);
+  total.get_lock().acquire();
+  set_flag(held);
+  ASSERT_TRUE(wait_for_flag(go));
+  total.get_obj() += 1;
+  total.get_lock().release();
+  ASSERT_EQ(wait_child(pid), 0);
+  EXPECT_EQ(total.value(), 16);
+  EXPECT_EQ(arr[0], -1.5);
+  EXPECT_EQ(arr[2], -3.5);
 }
 
-// A holder that exits without releasing: the next acquire reports it and does not hang.
-TEST_F(SharedMemoryTest, OwnerExitedHoldingLockIsReported) {
-  Lock lock;
-  const pid_t pid = fork_child([&] {
-    lock.acquire();
-    return 0;  // _exit with the lock held
-  });
-  ASSERT_EQ(wait_child(pid), 0);
-  try {
-    lock.acquire();
-    lock.release();
-    FAIL() << "expected OwnerDiedError";
-  } catch (const OwnerDiedError& e) {
-    EXPECT_EQ(std::string(e.what()).rfind("OwnerDiedError: ", 0), 0U) << e.what();
+TEST_F(SharedMemoryTest, UnlockedValueAndEmptyArrayThroughDumps) {
+  Value<long> v(7, Options{.lock = false});
+  Array<int> empty(0);
+  const Payload payload = dumps(v, empty);
+  ASSERT_EQ(payload.fds.size(), 3U);
+  Value<long> w;
+  Array<int> e{1, 2};
+  loads(payload.bytes, dup_all(payload.fds), w, e);
+  EXPECT_THROW((void)w.get_lock(), InvalidStateError);
+  w.set_value(8);
+  EXPECT_EQ(v.value(), 8);
+  EXPECT_EQ(e.size(), 0U);
+}
+
+TEST_F(SharedMemoryTest, ValueWithoutDescriptorChannelIsPicklingError) {
+  Value<int> v(1);
+  std::string bytes;
+  detail::StringOutBuf buf(bytes);
+  std::ostream os(&buf);
+  OutputArchive ar(os);
+  EXPECT_THROW(ar(v), PicklingError);  // plain bytes cannot carry a shared object
+}
+
+TEST_F(SharedMemoryTest, WrongSizeRegionIsUnpicklingError) {
+  Array<int> three{1, 2, 3};
+  const Payload payload = dumps(three);
+  Value<long long> v;  // expects one 8-byte element, gets a 12-byte region
+  EXPECT_THROW(loads(payload.bytes, dup_all(payload.fds), v), UnpicklingError);
+  EXPECT_EQ(v.value(), 0);  // unchanged
+}
+
+// Creating, sending and destroying Values and Arrays leaves no descriptor behind.
+TEST_F(SharedMemoryTest, NoDescriptorLeaks) {
+  const int before = open_fd_count();
+  for (int i = 0; i < 20; ++i) {
+    Value<int> v(i);
+    Array<int> a(8);
+    const Payload payload = dumps(v, a);
+    Value<int> w;
+    Array<int> b;
+    loads(payload.bytes, dup_all(payload.fds), w, b);
+    EXPECT_EQ(w.value(), i);
+    Value<int> moved = std::move(w);
+    EXPECT_EQ(moved.value(), i);
   }
-  // Recovered and released: usable again, by every form.
-  EXPECT_TRUE(lock.try_acquire());
-  lock.release();
-  lock.acquire();
-  lock.release();
-}
-
-TEST_F(SharedMemoryTest, OwnerDeathSeenByTimedAndTryForms) {
-  Lock timed;
-  RLock tried;
-  const pid_t pid = fork_child([&] {
-    timed.acquire();
-    tried.acquire();
-    tried.acquire();
-    return 0;
-  });
-  ASSERT_EQ(wait_child(pid), 0);
-  EXPECT_THROW((void)timed.acquire(kGenerous), OwnerDiedError);
-  EXPECT_TRUE(timed.acquire(kGenerous));
-  timed.release();
-  EXPECT_FALSE(tried.try_acquire());  // repaired and released, reported as "not taken"
-  EXPECT_TRUE(tried.try_acquire());
-  tried.release();
-}
-
-// kill -9 of the holder while another process is blocked in acquire(): the waiter wakes with
-// OwnerDiedError, and the lock works afterwards.
-TEST_F(SharedMemoryTest, HolderKilledWhileAnotherProcessWaits) {
-  constexpr int kGotOwnerDied = 7;
-  Lock lock;
-  Value<int> held(0, Options{.lock = false});
-  Value<int> waiting(0, Options{.lock = false});
-  const pid_t holder = fork_child([&] {
-    lock.acquire();
-    set_flag(held);
-    for (int i = 0; i < 60'000; ++i) ::usleep(1000);  // killed long before this ends
-    return 0;
-  });
-  ASSERT_TRUE(wait_for_flag(held));
-  const pid_t waiter = fork_child([&] {
-    set_flag(waiting);
-    try {
-      if (!lock.acquire(std::chrono::seconds(30))) return 3;
-    } catch (const OwnerDiedError&) {
-      return kGotOwnerDied;
-    }
-    lock.release();
-    return 4;
-  });
-  ASSERT_TRUE(wait_for_flag(waiting));
-  std::this_thread::sleep_for(100ms);  // let the waiter block in the kernel (not required)
-  ASSERT_EQ(::kill(holder, SIGKILL), 0);
-  EXPECT_EQ(wait_child(holder), -SIGKILL);
-  EXPECT_EQ(wait_child(waiter), kGotOwnerDied);
-  EXPECT_TRUE(lock.acquire(kGenerous));
-  lock.release();
-}
-
-// A killed holder with nobody waiting: the parent's later acquire() does not hang either.
-TEST_F(SharedMemoryTest, HolderKilledThenParentAcquires) {
-  RLock lock;
-  Value<int> held(0, Options{.lock = false});
-  const pid_t holder = fork_child([&] {
-    lock.acquire();
-    set_flag(held);
-    for (int i = 0; i < 60'000; ++i) ::usleep(1000);
-    return 0;
-  });
-  ASSERT_TRUE(wait_for_flag(held));
-  ASSERT_EQ(::kill(holder, SIGKILL), 0);
-  EXPECT_EQ(wait_child(holder), -SIGKILL);
-  EXPECT_THROW(lock.acquire(), OwnerDiedError);
-  lock.acquire();
-  lock.release();
+  EXPECT_EQ(open_fd_count(), before);
 }
 
 }  // namespace

@@ -6,15 +6,19 @@
 // attach(name) maps an existing one, close() unmaps this process's view, unlink() removes the name.
 // As in Python the destructor only closes; the creator must unlink() explicitly, or the block
 // lives until reboot.
-// Value<T> and Array<T> live in an anonymous MAP_SHARED mapping made at construction: they are
-// shared with children forked afterwards (inherited, not attachable by name). With Options{.lock =
-// true} (the default) each carries a process-shared mp::RLock (get_lock()), as Python does.
+// Value<T> and Array<T> live in a memfd-backed shared mapping made at construction: children
+// forked afterwards share it, and any other process (spawn, forkserver) receives it as a task
+// argument or through a Connection — both are mp::Serializable (the descriptor travels, not the
+// bytes), and the loaded object shares the memory *and the lock* with the original. Loading into
+// an existing object replaces its memory and lock. With Options{.lock = true} (the default) each
+// carries a process-shared mp::RLock (get_lock()), as Python does.
 // Thread- and process-safety: the objects themselves are like std::vector (one thread uses or
 // moves a given object); the memory they point to is shared and unsynchronized except through
 // get_lock() or the locked value()/set_value() of a locked Value.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <initializer_list>
 #include <memory>
 #include <mutex>
@@ -116,12 +120,8 @@ struct Options {
 
 namespace detail {
 
-// map_shared_anonymous(bytes) maps `bytes` zero-filled bytes MAP_SHARED | MAP_ANONYMOUS (inherited
-// by forked children); throws OSError. unmap_shared(p, bytes) undoes it (null p: no-op).
-CONCUR_EXPORT void* map_shared_anonymous(std::size_t bytes);
-CONCUR_EXPORT void unmap_shared(void* p, std::size_t bytes) noexcept;
-
-// SharedBlock owns `count` T in an anonymous shared mapping, plus the optional lock.
+// SharedBlock owns `count` T in a SharedRegion, plus the optional lock. Serializable: the region
+// and the lock travel together, so a loaded Value or Array shares both with the original.
 template <class T>
 class SharedBlock {
   static_assert(std::is_trivially_copyable_v<T>,
@@ -132,48 +132,75 @@ class SharedBlock {
  public:
   SharedBlock(std::size_t count, Options options)
       : count_(count),
-        data_(static_cast<T*>(map_shared_anonymous(bytes()))),
+        region_(bytes(count)),
         lock_(options.lock ? std::make_unique<RLock>() : nullptr) {}
   SharedBlock(const SharedBlock&) = delete;
   SharedBlock& operator=(const SharedBlock&) = delete;
   SharedBlock(SharedBlock&& other) noexcept
       : count_(std::exchange(other.count_, 0)),
-        data_(std::exchange(other.data_, nullptr)),
+        region_(std::move(other.region_)),
         lock_(std::move(other.lock_)) {}
   SharedBlock& operator=(SharedBlock&& other) noexcept {
     if (this != &other) {
-      unmap_shared(data_, bytes());
       count_ = std::exchange(other.count_, 0);
-      data_ = std::exchange(other.data_, nullptr);
+      region_ = std::move(other.region_);
       lock_ = std::move(other.lock_);
     }
     return *this;
   }
-  ~SharedBlock() { unmap_shared(data_, bytes()); }
+  ~SharedBlock() = default;
 
   [[nodiscard]] std::size_t count() const noexcept { return count_; }
-  [[nodiscard]] T* data() const noexcept { return data_; }
+  [[nodiscard]] T* data() const noexcept { return region_.template as<T>(); }
   [[nodiscard]] RLock* lock() const noexcept { return lock_.get(); }
   RLock& require_lock(const char* what) const {
     if (!lock_) throw InvalidStateError(std::string(what) + " was created with lock = false");
     return *lock_;
   }
 
+  template <class Archive>
+  void save(Archive& ar) const {
+    ar(static_cast<std::uint64_t>(count_), region_, lock_ != nullptr);
+    if (lock_) ar(*lock_);
+  }
+  // load replaces the region and the lock (all or nothing: on a throw the block is unchanged).
+  template <class Archive>
+  void load(Archive& ar) {
+    std::uint64_t count = 0;
+    SharedRegion region;
+    bool has_lock = false;
+    ar(count, region, has_lock);
+    if (count > SIZE_MAX / sizeof(T) || region.size() != bytes(static_cast<std::size_t>(count))) {
+      throw UnpicklingError("a shared Value/Array arrived with a region of the wrong size");
+    }
+    std::unique_ptr<RLock> lock;
+    if (has_lock) {
+      lock = std::make_unique<RLock>(ForLoad{});
+      ar(*lock);
+    }
+    count_ = static_cast<std::size_t>(count);
+    region_ = std::move(region);
+    lock_ = std::move(lock);
+  }
+
  private:
-  // bytes() is at least 1, so a zero-length Array still owns a (tiny) mapping.
-  [[nodiscard]] std::size_t bytes() const noexcept { return count_ == 0 ? 1 : count_ * sizeof(T); }
+  // bytes(count) is at least 1, so a zero-length Array still owns a (tiny) region.
+  static std::size_t bytes(std::size_t count) noexcept {
+    return count == 0 ? 1 : count * sizeof(T);
+  }
 
   std::size_t count_;
-  T* data_;
+  SharedRegion region_;
   std::unique_ptr<RLock> lock_;
 };
 
 }  // namespace detail
 
-// Value<T> is multiprocessing.Value: one T in shared memory, inherited by children forked after
-// construction. value() / set_value() take get_lock() when the Value has one, so each single
-// read or write is atomic across processes; a read-modify-write (`v.set_value(v.value() + 1)`)
-// is not, exactly as in Python — hold get_lock() around it.
+// Value<T> is multiprocessing.Value: one T in shared memory, shared with children forked after
+// construction and with processes it is sent to (save / load). value() / set_value() take
+// get_lock() when the Value has one, so each single read or write is atomic across processes; a
+// read-modify-write (`v.set_value(v.value() + 1)`) is not, exactly as in Python — hold get_lock()
+// around it.
 // Memory ordering: writes made under get_lock() are visible to the next holder of the lock.
 template <class T>
 class Value {
@@ -215,18 +242,31 @@ class Value {
   // (Python's .get_obj()).
   [[nodiscard]] T& get_obj() const noexcept { return *block_.data(); }
 
+  // save / load: cereal; the memory and the lock travel together (see the header comment).
+  template <class Archive>
+  void save(Archive& ar) const {
+    ar(block_);
+  }
+  template <class Archive>
+  void load(Archive& ar) {
+    ar(block_);
+  }
+
  private:
   detail::SharedBlock<T> block_;
 };
 
-// Array<T> is multiprocessing.Array: `size` T in shared memory (zero-filled), inherited by
-// children forked after construction. operator[] and data() give plain references: an element
-// access is not synchronized even when the Array has a lock (unlike Python's SynchronizedArray,
-// which locks each item access); hold get_lock() around accesses that other processes may race.
+// Array<T> is multiprocessing.Array: `size` T in shared memory (zero-filled), shared with
+// children forked after construction and with processes it is sent to (save / load). operator[] and
+// data() give plain references: an element access is not synchronized even when the Array has a
+// lock (unlike Python's SynchronizedArray, which locks each item access); hold get_lock() around
+// accesses that other processes may race.
 // Memory ordering: writes made under get_lock() are visible to the next holder of the lock.
 template <class T>
 class Array {
  public:
+  // Array() is an empty (size 0) locked Array, mainly a target for loads().
+  Array() : Array(0) {}
   // Array(size, options) maps `size` zero-filled T. Throws OSError when the system refuses.
   explicit Array(std::size_t size, Options options = {}) : block_(size, options) {}
   // Array(init, options) maps init.size() T copied from init (Python's Array('i', range(10))).
@@ -252,6 +292,17 @@ class Array {
   // get_lock() is the process-shared RLock of the Array; throws InvalidStateError when the Array
   // was made with Options{.lock = false}.
   [[nodiscard]] RLock& get_lock() const { return block_.require_lock("Array"); }
+
+  // save / load: cereal; the memory and the lock travel together; a loaded Array takes the size
+  // of the one saved.
+  template <class Archive>
+  void save(Archive& ar) const {
+    ar(block_);
+  }
+  template <class Archive>
+  void load(Archive& ar) {
+    ar(block_);
+  }
 
  private:
   detail::SharedBlock<T> block_;

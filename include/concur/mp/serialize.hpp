@@ -1,0 +1,286 @@
+// concur/mp/serialize.hpp — what crosses a process boundary: the Serializable concept, dumps() /
+// loads() (Python's pickle.dumps / pickle.loads) on cereal's binary archive, and the descriptor
+// channel that lets handles (Connection, mp::Lock, Value, Queue...) travel with their file
+// descriptors (SCM_RIGHTS or inheritance) instead of being copied.
+//
+// A type is Serializable when cereal can save and load it: arithmetic types, enums, the standard
+// containers, strings, tuples, optionals and variants (this header includes cereal's support for
+// all of them), and any class with a cereal serialize() (or save()/load()) member or free function.
+// A handle type's save() calls save_fd(ar, fd) and its load() calls load_fd(ar); the bytes then
+// carry only an index into the descriptors that travel beside them (Payload::fds).
+// Errors: a value cereal cannot write throws PicklingError at once in the caller; bytes that do not
+// decode throw UnpicklingError. Thread-safety: dumps/loads are reentrant; the descriptor channel is
+// per thread.
+#pragma once
+
+#include <cereal/archives/binary.hpp>
+#include <cereal/cereal.hpp>
+#include <cereal/types/array.hpp>
+#include <cereal/types/bitset.hpp>
+#include <cereal/types/chrono.hpp>
+#include <cereal/types/complex.hpp>
+#include <cereal/types/deque.hpp>
+#include <cereal/types/list.hpp>
+#include <cereal/types/map.hpp>
+#include <cereal/types/memory.hpp>
+#include <cereal/types/optional.hpp>
+#include <cereal/types/set.hpp>
+#include <cereal/types/string.hpp>
+#include <cereal/types/tuple.hpp>
+#include <cereal/types/unordered_map.hpp>
+#include <cereal/types/unordered_set.hpp>
+#include <cereal/types/utility.hpp>
+#include <cereal/types/variant.hpp>
+#include <cereal/types/vector.hpp>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <istream>
+#include <ostream>
+#include <streambuf>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "concur/detail/config.hpp"
+#include "concur/errors.hpp"
+
+namespace concur::mp {
+
+// PicklingError: a value could not be serialized (pickle.PicklingError). what() starts with
+// "PicklingError: ".
+class CONCUR_EXPORT PicklingError : public Error {
+ public:
+  explicit PicklingError(const std::string& msg) : Error("PicklingError: " + msg) {}
+};
+
+// UnpicklingError: bytes could not be turned back into values (pickle.UnpicklingError).
+class CONCUR_EXPORT UnpicklingError : public Error {
+ public:
+  explicit UnpicklingError(const std::string& msg) : Error("UnpicklingError: " + msg) {}
+};
+
+using OutputArchive = cereal::BinaryOutputArchive;
+using InputArchive = cereal::BinaryInputArchive;
+
+// Serializable<T>: cereal can both save and load T with concur's archives.
+template <class T>
+concept Serializable =
+    cereal::traits::is_output_serializable<std::remove_cvref_t<T>, OutputArchive>::value &&
+    cereal::traits::is_input_serializable<std::remove_cvref_t<T>, InputArchive>::value;
+
+// TaskArgument<T>: T can be a parameter of a registered task: Serializable, and default
+// constructible, because the receiving process builds the value and then loads into it.
+template <class T>
+concept TaskArgument = Serializable<T> && std::default_initializable<std::remove_cvref_t<T>>;
+
+namespace detail {
+
+// OwnedFds closes the descriptors it holds when destroyed (movable, not copyable).
+class CONCUR_EXPORT OwnedFds {
+ public:
+  OwnedFds() noexcept = default;
+  OwnedFds(const OwnedFds&) = delete;
+  OwnedFds& operator=(const OwnedFds&) = delete;
+  OwnedFds(OwnedFds&& other) noexcept : fds_(std::move(other.fds_)) { other.fds_.clear(); }
+  OwnedFds& operator=(OwnedFds&& other) noexcept;
+  ~OwnedFds();
+  void push_back(int fd) { fds_.push_back(fd); }
+
+ private:
+  std::vector<int> fds_;
+};
+
+// FdSink collects the descriptors saved while a dumps() runs on this thread; `owned` are those
+// created for the hand-off itself (save_owned_fd), which the Payload closes.
+struct FdSink {
+  std::vector<int> fds;
+  OwnedFds owned;
+};
+
+}  // namespace detail
+
+// Payload is serialized values: the bytes, and the file descriptors the bytes refer to (by index).
+// Most descriptors belong to the objects that were saved (they stay valid while those objects
+// live and are not closed); some were made for this hand-off and belong to the Payload, which
+// closes them when destroyed. The sender passes them on (SCM_RIGHTS, or inheritance across fork).
+struct Payload {
+  std::string bytes;
+  std::vector<int> fds;
+  detail::OwnedFds owned;
+};
+
+namespace detail {
+
+// FdSource hands received descriptors to the handles loaded from them. It owns them: a
+// descriptor no handle took is closed when the source is destroyed.
+class CONCUR_EXPORT FdSource {
+ public:
+  explicit FdSource(std::vector<int> owned) noexcept : fds_(std::move(owned)) {}
+  FdSource(const FdSource&) = delete;
+  FdSource& operator=(const FdSource&) = delete;
+  ~FdSource();
+  // take(index) transfers descriptor `index` to the caller; throws UnpicklingError when the index
+  // is out of range or was already taken.
+  int take(std::uint32_t index);
+
+ private:
+  std::vector<int> fds_;
+};
+
+// The descriptor channel of the calling thread: set by dumps()/loads() (and by the process
+// machinery) for the duration of one archive. Null outside of them.
+CONCUR_EXPORT FdSink*& current_fd_sink() noexcept;
+CONCUR_EXPORT FdSource*& current_fd_source() noexcept;
+
+// ScopedFdSink / ScopedFdSource install a channel for the current thread and restore the
+// previous one on exit (archives may nest: a Payload can be saved inside another).
+class ScopedFdSink {
+ public:
+  explicit ScopedFdSink(FdSink& sink) noexcept
+      : previous_(std::exchange(current_fd_sink(), &sink)) {}
+  ScopedFdSink(const ScopedFdSink&) = delete;
+  ScopedFdSink& operator=(const ScopedFdSink&) = delete;
+  ~ScopedFdSink() { current_fd_sink() = previous_; }
+
+ private:
+  FdSink* previous_;
+};
+
+class ScopedFdSource {
+ public:
+  explicit ScopedFdSource(FdSource& source) noexcept
+      : previous_(std::exchange(current_fd_source(), &source)) {}
+  ScopedFdSource(const ScopedFdSource&) = delete;
+  ScopedFdSource& operator=(const ScopedFdSource&) = delete;
+  ~ScopedFdSource() { current_fd_source() = previous_; }
+
+ private:
+  FdSource* previous_;
+};
+
+// StringOutBuf appends everything written to a std::string; MemoryInBuf reads a string_view.
+class StringOutBuf : public std::streambuf {
+ public:
+  explicit StringOutBuf(std::string& out) noexcept : out_(out) {}
+
+ protected:
+  int_type overflow(int_type ch) override {
+    if (!traits_type::eq_int_type(ch, traits_type::eof()))
+      out_.push_back(traits_type::to_char_type(ch));
+    return traits_type::not_eof(ch);
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    out_.append(s, static_cast<std::size_t>(n));
+    return n;
+  }
+
+ private:
+  std::string& out_;
+};
+
+class MemoryInBuf : public std::streambuf {
+ public:
+  explicit MemoryInBuf(std::string_view in) noexcept {
+    char* p = const_cast<char*>(in.data());  // never written: a get area only
+    setg(p, p, p + in.size());
+  }
+};
+
+[[noreturn]] CONCUR_EXPORT void throw_pickling(const char* what_happened);
+[[noreturn]] CONCUR_EXPORT void throw_unpickling(const char* what_happened);
+
+// require_serializable<T>() turns a missing serializer into one readable compile error.
+template <class T>
+consteval void require_task_argument() {
+  static_assert(Serializable<T>,
+                "concur::mp: this argument type is not serializable, so it cannot cross a "
+                "process boundary. Give it a cereal serialize(Archive&) member (or save/load), or "
+                "pass a type cereal knows (numbers, strings, standard containers, tuples...).");
+  static_assert(std::default_initializable<std::remove_cvref_t<T>>,
+                "concur::mp: a task argument type must be default constructible: the child "
+                "process builds the value and then loads it.");
+}
+
+}  // namespace detail
+
+// save_fd(ar, fd) records descriptor `fd` in the archive being written (for a handle type's
+// save()). Throws PicklingError when no process hand-off is under way (a handle saved into plain
+// bytes could never be revived), or when fd is negative (a closed handle).
+template <class Archive>
+void save_fd(Archive& ar, int fd) {
+  detail::FdSink* sink = detail::current_fd_sink();
+  if (sink == nullptr)
+    throw PicklingError(
+        "a handle (Connection, Lock, Value, Queue...) can only be passed to another process as a "
+        "task argument or through a Connection, not serialized to plain bytes");
+  if (fd < 0) throw PicklingError("a closed handle cannot be passed to another process");
+  const auto index = static_cast<std::uint32_t>(sink->fds.size());
+  sink->fds.push_back(fd);
+  ar(index);
+}
+
+// save_owned_fd(ar, fd) is save_fd for a descriptor made for this hand-off (a fresh socket end):
+// the Payload being written owns it and closes it once sent. Throws as save_fd (closing fd).
+template <class Archive>
+void save_owned_fd(Archive& ar, int fd) {
+  detail::FdSink* sink = detail::current_fd_sink();
+  if (sink != nullptr && fd >= 0) sink->owned.push_back(fd);
+  save_fd(ar, fd);
+}
+
+// load_fd(ar) takes the descriptor recorded by save_fd from the received ones; the caller owns it.
+// Throws UnpicklingError when the bytes name a descriptor that did not arrive.
+template <class Archive>
+int load_fd(Archive& ar) {
+  std::uint32_t index = 0;
+  ar(index);
+  detail::FdSource* source = detail::current_fd_source();
+  if (source == nullptr)
+    throw UnpicklingError("a handle was loaded outside of a process hand-off (no descriptors)");
+  return source->take(index);
+}
+
+// dumps(values...) serializes the values, in order, into one Payload. Throws PicklingError when
+// cereal fails (the values are untouched).
+template <class... Ts>
+Payload dumps(const Ts&... values) {
+  (detail::require_task_argument<Ts>(), ...);
+  Payload out;
+  detail::FdSink sink;
+  {
+    detail::ScopedFdSink scope(sink);
+    detail::StringOutBuf buf(out.bytes);
+    std::ostream os(&buf);
+    try {
+      OutputArchive ar(os);
+      if constexpr (sizeof...(Ts) > 0) ar(values...);
+    } catch (const cereal::Exception& e) {
+      detail::throw_pickling(e.what());
+    }
+  }
+  out.fds = std::move(sink.fds);
+  out.owned = std::move(sink.owned);
+  return out;
+}
+
+// loads(bytes, fds, out...) reads values written by dumps() into `out...`, in order. It owns
+// `fds` (descriptors received with the bytes): each is taken by the handle that refers to it, the
+// rest are closed. Throws UnpicklingError on truncated or malformed bytes.
+template <class... Ts>
+void loads(std::string_view bytes, std::vector<int> fds, Ts&... out) {
+  detail::FdSource source(std::move(fds));
+  detail::ScopedFdSource scope(source);
+  detail::MemoryInBuf buf(bytes);
+  std::istream is(&buf);
+  try {
+    InputArchive ar(is);
+    if constexpr (sizeof...(Ts) > 0) ar(out...);
+  } catch (const cereal::Exception& e) {
+    detail::throw_unpickling(e.what());
+  }
+}
+
+}  // namespace concur::mp

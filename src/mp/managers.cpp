@@ -1,0 +1,440 @@
+// The Manager's server and clients (see include/concur/mp/managers.hpp).
+//
+// The server is a registered task run in a daemonic child: one thread, a poll loop (mp::wait) over
+// its clients' Connections, objects kept as serialized bytes (it never needs K, V or T). Each
+// request is answered before the next is read, which is what makes every operation atomic.
+#include "concur/mp/managers.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <list>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <variant>
+
+namespace concur::mp {
+
+namespace detail {
+
+namespace {
+
+// Dict keeps insertion order (Python's dict) with O(1) lookups.
+struct Dict {
+  std::list<std::pair<std::string, std::string>> items;
+  std::unordered_map<std::string, std::list<std::pair<std::string, std::string>>::iterator> index;
+
+  std::string* find(const std::string& key) {
+    const auto it = index.find(key);
+    return it == index.end() ? nullptr : &it->second->second;
+  }
+  void set(const std::string& key, std::string value) {
+    if (std::string* v = find(key)) {
+      *v = std::move(value);
+      return;
+    }
+    items.emplace_back(key, std::move(value));
+    index.emplace(key, std::prev(items.end()));
+  }
+  bool erase(const std::string& key, std::string* out) {
+    const auto it = index.find(key);
+    if (it == index.end()) return false;
+    if (out != nullptr) *out = std::move(it->second->second);
+    items.erase(it->second);
+    index.erase(it);
+    return true;
+  }
+};
+
+using List = std::vector<std::string>;
+
+struct Failure {
+  ManagerStatus status;
+  std::string message;
+};
+
+// normalize(i, size, op) is Python's index rule: negative counts from the end; out of range →
+// IndexError.
+std::size_t normalize(std::int64_t i, std::size_t size, const char* what) {
+  const auto n = static_cast<std::int64_t>(size);
+  if (i < 0) i += n;
+  if (i < 0 || i >= n)
+    throw Failure{ManagerStatus::index_error, std::string(what) + " out of range"};
+  return static_cast<std::size_t>(i);
+}
+
+// add_number(bytes, kind, i, x) adds to a number stored as cereal binary bytes (the raw object
+// representation, native byte order) and returns the new bytes.
+std::string add_number(const std::string* old, const std::string& kind, std::int64_t i, double x) {
+  const std::size_t size =
+      kind.size() > 1 ? static_cast<std::size_t>(std::stoul(kind.substr(1))) : 0;
+  if (size == 0 || size > 8 || (old != nullptr && old->size() != size))
+    throw Failure{ManagerStatus::value_error,
+                  "increment: the stored value is not a number of the requested type"};
+  std::string out(size, '\0');
+  if (kind[0] == 'f') {
+    if (size == sizeof(double)) {
+      double v = 0;
+      if (old != nullptr) std::memcpy(&v, old->data(), size);
+      v += x;
+      std::memcpy(out.data(), &v, size);
+    } else {
+      float v = 0;
+      if (old != nullptr) std::memcpy(&v, old->data(), size);
+      v += static_cast<float>(x);
+      std::memcpy(out.data(), &v, size);
+    }
+    return out;
+  }
+  // Integers: little-endian two's complement of `size` bytes; wraps as the C++ type would.
+  std::uint64_t v = 0;
+  if (old != nullptr) std::memcpy(&v, old->data(), size);
+  v += static_cast<std::uint64_t>(i);
+  std::memcpy(out.data(), &v, size);
+  return out;
+}
+
+class Server {
+ public:
+  explicit Server(Connection control) { clients_.push_back(std::move(control)); }
+
+  void run() {
+    for (;;) {
+      std::vector<Connection*> ptrs;
+      for (Connection& c : clients_)
+        if (!c.closed()) ptrs.push_back(&c);
+      const std::vector<Connection*> ready = wait(ptrs);
+      for (Connection* c : ready) {
+        if (!serve(*c)) return;  // the Manager asked to stop, or is gone
+      }
+      for (Connection& c : adopted_) clients_.push_back(std::move(c));
+      adopted_.clear();
+      // Forget clients that hung up (the control connection is never dropped here).
+      while (clients_.size() > 1 && clients_.back().closed()) clients_.pop_back();
+    }
+  }
+
+ private:
+  // serve(c) answers one request; false when the server must stop.
+  bool serve(Connection& c) {
+    const bool control = &c == &clients_.front();
+    ManagerRequest req;
+    try {
+      req = c.recv<ManagerRequest>();
+    } catch (const EOFError&) {
+      c.close();
+      return !control;
+    } catch (const Error&) {
+      c.close();
+      return !control;
+    }
+    ManagerResponse resp;
+    bool stop = false;
+    try {
+      if (req.op == ManagerOp::adopt) {
+        adopted_.push_back(c.recv<Connection>());
+      } else if (req.op == ManagerOp::shutdown) {
+        stop = true;
+      } else {
+        handle(req, resp);
+      }
+    } catch (const Failure& f) {
+      resp = ManagerResponse{};
+      resp.status = f.status;
+      resp.message = f.message;
+    } catch (const std::exception& e) {
+      resp = ManagerResponse{};
+      resp.status = ManagerStatus::error;
+      resp.message = e.what();
+    }
+    try {
+      c.send(resp);
+    } catch (const Error&) {
+      c.close();
+    }
+    return !stop;
+  }
+
+  Dict& dict(std::uint64_t id) {
+    const auto it = objects_.find(id);
+    if (it == objects_.end() || !std::holds_alternative<Dict>(it->second))
+      throw Failure{ManagerStatus::error, "no such dict"};
+    return std::get<Dict>(it->second);
+  }
+  List& list(std::uint64_t id) {
+    const auto it = objects_.find(id);
+    if (it == objects_.end() || !std::holds_alternative<List>(it->second))
+      throw Failure{ManagerStatus::error, "no such list"};
+    return std::get<List>(it->second);
+  }
+
+  void handle(ManagerRequest& req, ManagerResponse& resp) {
+    switch (req.op) {
+      case ManagerOp::dict_new:
+        objects_.emplace(++last_id_, Dict{});
+        resp.n = static_cast<std::int64_t>(last_id_);
+        return;
+      case ManagerOp::list_new:
+        objects_.emplace(++last_id_, List{});
+        resp.n = static_cast<std::int64_t>(last_id_);
+        return;
+      case ManagerOp::dict_get: {
+        const std::string* v = dict(req.id).find(req.a);
+        if (v == nullptr) throw Failure{ManagerStatus::key_error, "key not found"};
+        resp.value = *v;
+        return;
+      }
+      case ManagerOp::dict_get_or: {
+        const std::string* v = dict(req.id).find(req.a);
+        resp.n = v != nullptr ? 1 : 0;
+        if (v != nullptr) resp.value = *v;
+        return;
+      }
+      case ManagerOp::dict_set: {
+        Dict& d = dict(req.id);
+        if (req.many.empty()) {
+          d.set(req.a, std::move(req.b));
+        } else {
+          for (std::size_t i = 0; i + 1 < req.many.size(); i += 2)
+            d.set(req.many[i], std::move(req.many[i + 1]));
+        }
+        return;
+      }
+      case ManagerOp::dict_del:
+        if (!dict(req.id).erase(req.a, nullptr))
+          throw Failure{ManagerStatus::key_error, "key not found"};
+        return;
+      case ManagerOp::dict_pop:
+        if (!dict(req.id).erase(req.a, &resp.value))
+          throw Failure{ManagerStatus::key_error, "key not found"};
+        return;
+      case ManagerOp::dict_contains:
+        resp.n = dict(req.id).find(req.a) != nullptr ? 1 : 0;
+        return;
+      case ManagerOp::dict_len:
+        resp.n = static_cast<std::int64_t>(dict(req.id).items.size());
+        return;
+      case ManagerOp::dict_keys:
+        for (const auto& [k, v] : dict(req.id).items) resp.values.push_back(k);
+        return;
+      case ManagerOp::dict_values:
+        for (const auto& [k, v] : dict(req.id).items) resp.values.push_back(v);
+        return;
+      case ManagerOp::dict_items:
+        for (const auto& [k, v] : dict(req.id).items) {
+          resp.values.push_back(k);
+          resp.values.push_back(v);
+        }
+        return;
+      case ManagerOp::dict_clear:
+        dict(req.id) = Dict{};
+        return;
+      case ManagerOp::dict_setdefault: {
+        Dict& d = dict(req.id);
+        if (const std::string* v = d.find(req.a)) {
+          resp.value = *v;
+        } else {
+          resp.value = req.b;
+          d.set(req.a, std::move(req.b));
+        }
+        return;
+      }
+      case ManagerOp::dict_increment: {
+        Dict& d = dict(req.id);
+        std::string next = add_number(d.find(req.a), req.b, req.i, req.x);
+        resp.value = next;
+        d.set(req.a, std::move(next));
+        return;
+      }
+      case ManagerOp::list_append:
+        list(req.id).push_back(std::move(req.a));
+        return;
+      case ManagerOp::list_extend: {
+        List& l = list(req.id);
+        for (std::string& v : req.many) l.push_back(std::move(v));
+        return;
+      }
+      case ManagerOp::list_get: {
+        List& l = list(req.id);
+        resp.value = l[normalize(req.i, l.size(), "list index")];
+        return;
+      }
+      case ManagerOp::list_set: {
+        List& l = list(req.id);
+        l[normalize(req.i, l.size(), "list assignment index")] = std::move(req.a);
+        return;
+      }
+      case ManagerOp::list_pop: {
+        List& l = list(req.id);
+        if (l.empty()) throw Failure{ManagerStatus::index_error, "pop from empty list"};
+        const std::size_t at = normalize(req.i, l.size(), "pop index");
+        resp.value = std::move(l[at]);
+        l.erase(l.begin() + static_cast<std::ptrdiff_t>(at));
+        return;
+      }
+      case ManagerOp::list_insert: {
+        List& l = list(req.id);
+        const auto n = static_cast<std::int64_t>(l.size());
+        std::int64_t at = req.i < 0 ? req.i + n : req.i;
+        at = std::clamp<std::int64_t>(at, 0, n);
+        l.insert(l.begin() + static_cast<std::ptrdiff_t>(at), std::move(req.a));
+        return;
+      }
+      case ManagerOp::list_len:
+        resp.n = static_cast<std::int64_t>(list(req.id).size());
+        return;
+      case ManagerOp::list_items:
+        resp.values = list(req.id);
+        return;
+      case ManagerOp::list_clear:
+        list(req.id).clear();
+        return;
+      case ManagerOp::list_remove: {
+        List& l = list(req.id);
+        const auto it = std::find(l.begin(), l.end(), req.a);
+        if (it == l.end())
+          throw Failure{ManagerStatus::value_error, "list.remove(x): x not in list"};
+        l.erase(it);
+        return;
+      }
+      case ManagerOp::list_index: {
+        List& l = list(req.id);
+        const auto it = std::find(l.begin(), l.end(), req.a);
+        if (it == l.end()) throw Failure{ManagerStatus::value_error, "value is not in list"};
+        resp.n = it - l.begin();
+        return;
+      }
+      case ManagerOp::list_count: {
+        List& l = list(req.id);
+        resp.n = std::count(l.begin(), l.end(), req.a);
+        return;
+      }
+      case ManagerOp::adopt:
+      case ManagerOp::shutdown:
+        return;
+    }
+    throw Failure{ManagerStatus::error, "unknown operation"};
+  }
+
+  std::deque<Connection> clients_;  // [0] is the Manager's control connection
+  std::vector<Connection> adopted_;
+  std::unordered_map<std::uint64_t, std::variant<Dict, List>> objects_;
+  std::uint64_t last_id_ = 0;
+};
+
+// manager_serve(control) is the server process's task.
+void manager_serve(Connection control) { Server(std::move(control)).run(); }
+
+}  // namespace
+
+}  // namespace detail
+
+CONCUR_TASK_NAMED("concur::mp::Manager", &detail::manager_serve);
+
+namespace detail {
+
+ManagerResponse ManagerClient::call(const ManagerRequest& request) {
+  ManagerResponse r;
+  {
+    std::scoped_lock lock(mu_);
+    try {
+      conn_.send(request);
+      r = conn_.recv<ManagerResponse>();
+    } catch (const EOFError&) {
+      throw InvalidStateError("the manager has shut down");
+    } catch (const OSError&) {
+      throw InvalidStateError("the manager has shut down");
+    }
+  }
+  switch (r.status) {
+    case ManagerStatus::ok:
+      return r;
+    case ManagerStatus::key_error:
+      throw KeyError(r.message);
+    case ManagerStatus::index_error:
+      throw IndexError(r.message);
+    case ManagerStatus::value_error:
+      throw ValueError(r.message);
+    case ManagerStatus::error:
+      break;
+  }
+  throw RuntimeError("manager: " + r.message);
+}
+
+int ManagerClient::connect() {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    throw OSError(errno, "socketpair");
+  try {
+    std::scoped_lock lock(mu_);
+    ManagerRequest adopt;
+    adopt.op = ManagerOp::adopt;
+    conn_.send(adopt);
+    conn_.send(Connection(sv[1]));  // the server's end; ours closes after the send
+    sv[1] = -1;
+    (void)conn_.recv<ManagerResponse>();
+  } catch (const Error&) {
+    ::close(sv[0]);
+    if (sv[1] >= 0) ::close(sv[1]);
+    throw InvalidStateError("the manager has shut down");
+  }
+  return sv[0];
+}
+
+}  // namespace detail
+
+namespace {
+
+ProcessOptions server_options(ProcessOptions options) {
+  if (options.name.empty()) options.name = "SyncManager";
+  options.daemon = true;
+  return options;
+}
+
+}  // namespace
+
+Manager::Manager(ProcessOptions options) : Manager(std::move(options), Pipe()) {}
+
+Manager::Manager(ProcessOptions options, std::pair<Connection, Connection> pipe)
+    : server_(server_options(std::move(options)), &detail::manager_serve, std::move(pipe.second)),
+      client_(std::make_shared<detail::ManagerClient>(std::move(pipe.first))) {
+  pipe.second.close();  // the server has its own copy (dup'ed by the Process)
+  server_.start();
+}
+
+Manager::~Manager() {
+  try {
+    shutdown();
+  } catch (...) {
+  }
+}
+
+void Manager::shutdown() {
+  if (stopped_) return;
+  stopped_ = true;
+  try {
+    detail::ManagerRequest stop;
+    stop.op = detail::ManagerOp::shutdown;
+    (void)client_->call(stop);
+  } catch (const Error&) {
+  }
+  if (!server_.join(std::chrono::seconds(10))) {
+    server_.kill();
+    server_.join();
+  }
+}
+
+std::pair<std::shared_ptr<detail::ManagerClient>, std::uint64_t> Manager::make(
+    detail::ManagerOp op) {
+  if (stopped_) throw InvalidStateError("the manager has shut down");
+  detail::ManagerRequest r;
+  r.op = op;
+  return {client_, static_cast<std::uint64_t>(client_->call(r).n)};
+}
+
+}  // namespace concur::mp

@@ -1,0 +1,113 @@
+// The registries of concur/mp/task.hpp (tasks) and concur/mp/process.hpp (Process subclasses).
+// Both are filled during static initialization and read afterwards; a mutex keeps late
+// registrations (a dlopen'ed library) safe.
+#include "concur/mp/task.hpp"
+
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <string_view>
+#include <typeinfo>
+#include <vector>
+
+#include "concur/mp/process.hpp"
+
+namespace concur::mp::detail {
+
+namespace {
+
+struct TaskRegistry {
+  std::mutex mu;
+  std::deque<TaskEntry> entries;  // deque: pointers handed out stay valid
+  std::vector<std::string_view> ambiguous;
+};
+
+TaskRegistry& tasks() {
+  static TaskRegistry registry;  // constructed on first use: safe from any static initializer
+  return registry;
+}
+
+struct ClassRegistry {
+  std::mutex mu;
+  std::deque<ProcessClassEntry> entries;
+  std::vector<std::string_view> ambiguous;
+};
+
+ClassRegistry& classes() {
+  static ClassRegistry registry;
+  return registry;
+}
+
+bool contains(const std::vector<std::string_view>& names, std::string_view name) {
+  for (const std::string_view n : names)
+    if (n == name) return true;
+  return false;
+}
+
+}  // namespace
+
+bool register_task(const TaskEntry& entry) noexcept {
+  TaskRegistry& r = tasks();
+  std::scoped_lock lock(r.mu);
+  for (const TaskEntry& e : r.entries) {
+    if (std::strcmp(e.name, entry.name) != 0) continue;
+    if (e.address == entry.address) return true;  // the same function registered again
+    if (!contains(r.ambiguous, entry.name)) r.ambiguous.emplace_back(entry.name);
+  }
+  r.entries.push_back(entry);
+  return true;
+}
+
+const TaskEntry* find_task(AnyFn address) noexcept {
+  TaskRegistry& r = tasks();
+  std::scoped_lock lock(r.mu);
+  for (const TaskEntry& e : r.entries)
+    if (e.address == address) return &e;
+  return nullptr;
+}
+
+const TaskEntry* find_task(std::string_view name) noexcept {
+  TaskRegistry& r = tasks();
+  std::scoped_lock lock(r.mu);
+  if (contains(r.ambiguous, name)) return nullptr;
+  for (const TaskEntry& e : r.entries)
+    if (e.name == name) return &e;
+  return nullptr;
+}
+
+bool task_name_ambiguous(std::string_view name) noexcept {
+  TaskRegistry& r = tasks();
+  std::scoped_lock lock(r.mu);
+  return contains(r.ambiguous, name);
+}
+
+bool register_process_class(const ProcessClassEntry& entry) noexcept {
+  ClassRegistry& r = classes();
+  std::scoped_lock lock(r.mu);
+  for (const ProcessClassEntry& e : r.entries) {
+    if (std::strcmp(e.name, entry.name) != 0) continue;
+    if (*e.type == *entry.type) return true;
+    if (!contains(r.ambiguous, entry.name)) r.ambiguous.emplace_back(entry.name);
+  }
+  r.entries.push_back(entry);
+  return true;
+}
+
+const ProcessClassEntry* find_process_class(const std::type_info& type) noexcept {
+  ClassRegistry& r = classes();
+  std::scoped_lock lock(r.mu);
+  for (const ProcessClassEntry& e : r.entries)
+    if (*e.type == type) return contains(r.ambiguous, e.name) ? nullptr : &e;
+  return nullptr;
+}
+
+const ProcessClassEntry* find_process_class(std::string_view name) noexcept {
+  ClassRegistry& r = classes();
+  std::scoped_lock lock(r.mu);
+  if (contains(r.ambiguous, name)) return nullptr;
+  for (const ProcessClassEntry& e : r.entries)
+    if (e.name == name) return &e;
+  return nullptr;
+}
+
+}  // namespace concur::mp::detail

@@ -1,0 +1,757 @@
+// tests/mp/connection_test.cpp — Pipe, Connection and wait() (concur/mp/connection.hpp).
+//
+// Cross-process tests fork() before starting any thread. A child does its part and _exit()s; the
+// parent never waits without a bound: recv() only after poll(kGenerous) said a message is there,
+// children are reaped with a bounded waitpid loop, and TearDown kills and reaps any child left
+// behind, then checks that no child of this process is still running.
+#include "concur/mp/connection.hpp"
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "support/test_support.hpp"
+
+namespace concur::mp {
+namespace {
+
+using namespace std::chrono_literals;
+using concur::testing::kGenerous;
+using concur::testing::kShort;
+using concur::testing::kSlack;
+
+constexpr auto kChildTimeout = 60s;
+
+// Point is a user type with a cereal serialize() member.
+struct Point {
+  int x = 0;
+  std::string label;
+  std::vector<double> weights;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(x, label, weights);
+  }
+  bool operator==(const Point&) const = default;
+};
+
+// count_fds() is the number of descriptors open in this process.
+int count_fds() {
+  int n = 0;
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return -1;
+  while (const dirent* e = ::readdir(dir))
+    if (e->d_name[0] != '.') ++n;
+  ::closedir(dir);
+  return n - 1;  // opendir's own descriptor
+}
+
+// pattern(n, seed) is n bytes that depend on their position, so a misplaced byte is caught.
+std::string pattern(std::size_t n, unsigned seed) {
+  std::string s(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 131 + seed) & 0xff);
+  return s;
+}
+
+// recv_within<T>(c) receives a T once poll(kGenerous) says one is there; fails the test (and
+// throws) otherwise, so a test never blocks forever.
+template <class T>
+T recv_within(Connection& c) {
+  if (!c.poll(kGenerous)) throw std::runtime_error("no message within kGenerous");
+  return c.recv<T>();
+}
+std::string recv_bytes_within(Connection& c) {
+  if (!c.poll(kGenerous)) throw std::runtime_error("no message within kGenerous");
+  return c.recv_bytes();
+}
+
+class ConnectionTest : public ::testing::Test {
+ protected:
+  // fork_child(fn) runs fn in a forked child that then _exit()s with fn's return value (2 if fn
+  // throws). Returns the child's pid.
+  template <class Fn>
+  pid_t fork_child(Fn fn) {
+    const pid_t pid = ::fork();  // NOLINT(concurrency-mt-unsafe): tests fork single-threaded
+    if (pid < 0) ADD_FAILURE() << "fork: " << std::strerror(errno);
+    if (pid == 0) {
+      int code = 2;
+      try {
+        code = fn();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "child: %s\n", e.what());
+      } catch (...) {
+      }
+      ::_exit(code);
+    }
+    children_.push_back(pid);
+    return pid;
+  }
+
+  // wait_child(pid) waits (bounded) for the child and returns its exit code, or -signal when a
+  // signal killed it, or -1000 when it did not finish in kChildTimeout (it is then killed).
+  int wait_child(pid_t pid) {
+    const auto deadline = std::chrono::steady_clock::now() + kChildTimeout;
+    for (;;) {
+      int status = 0;
+      const pid_t r = ::waitpid(pid, &status, WNOHANG);
+      if (r == pid) {
+        std::erase(children_, pid);
+        if (WIFEXITED(status)) return WEXITSTATUS(status);
+        if (WIFSIGNALED(status)) return -WTERMSIG(status);
+        return -999;
+      }
+      if (r < 0 && errno != EINTR) return -998;
+      if (std::chrono::steady_clock::now() >= deadline) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        std::erase(children_, pid);
+        return -1000;
+      }
+      std::this_thread::sleep_for(1ms);
+    }
+  }
+
+  void TearDown() override {
+    const bool leftover = !children_.empty();
+    for (const pid_t pid : children_) {
+      ::kill(pid, SIGKILL);
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+    }
+    children_.clear();
+    EXPECT_FALSE(leftover) << "a child process outlived its test";
+    int status = 0;
+    const pid_t r = ::waitpid(-1, &status, WNOHANG);
+    EXPECT_TRUE(r < 0 && errno == ECHILD) << "an untracked child process is still around";
+  }
+
+  std::vector<pid_t> children_;
+};
+
+// ---- Values and bytes
+
+TEST_F(ConnectionTest, RoundTripsValuesBothWays) {
+  auto [a, b] = Pipe();
+  EXPECT_TRUE(a.readable() && a.writable() && b.readable() && b.writable());
+  a.send(42);
+  a.send(std::string("hello"));
+  a.send(std::vector<int>{1, 2, 3});
+  const Point p{7, "seven", {0.5, 1.5}};
+  a.send(p);
+  a.send(std::tuple<int, std::string>{3, "three"});
+  EXPECT_EQ(b.recv<int>(), 42);
+  EXPECT_EQ(b.recv<std::string>(), "hello");
+  EXPECT_EQ(b.recv<std::vector<int>>(), (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(b.recv<Point>(), p);
+  EXPECT_EQ((b.recv<std::tuple<int, std::string>>()), (std::tuple<int, std::string>{3, "three"}));
+  b.send(std::string("back"));
+  EXPECT_EQ(a.recv<std::string>(), "back");
+  EXPECT_FALSE(a.poll());
+  EXPECT_FALSE(b.poll());
+}
+
+TEST_F(ConnectionTest, RecvOfTheWrongTypeThrowsUnpicklingErrorAndConsumesTheMessage) {
+  auto [a, b] = Pipe();
+  a.send(1);
+  a.send(2);
+  EXPECT_THROW(b.recv<std::string>(), UnpicklingError);
+  EXPECT_EQ(b.recv<int>(), 2);
+}
+
+TEST_F(ConnectionTest, SendBytesWithOffsetAndSize) {
+  auto [a, b] = Pipe();
+  a.send_bytes("hello world");
+  a.send_bytes("hello world", 6);
+  a.send_bytes("hello world", 2, 3);
+  a.send_bytes("hello world", 11);  // an empty message
+  a.send_bytes("");
+  EXPECT_EQ(b.recv_bytes(), "hello world");
+  EXPECT_EQ(b.recv_bytes(), "world");
+  EXPECT_EQ(b.recv_bytes(), "llo");
+  EXPECT_EQ(b.recv_bytes(), "");
+  EXPECT_EQ(b.recv_bytes(), "");
+  EXPECT_FALSE(b.poll());
+}
+
+TEST_F(ConnectionTest, SendBytesRejectsBadOffsetAndSize) {
+  auto [a, b] = Pipe();
+  try {
+    a.send_bytes("abc", 4);
+    ADD_FAILURE() << "no throw";
+  } catch (const ValueError& e) {
+    EXPECT_STREQ(e.what(), "ValueError: buffer length < offset");
+  }
+  try {
+    a.send_bytes("abc", 1, 3);
+    ADD_FAILURE() << "no throw";
+  } catch (const ValueError& e) {
+    EXPECT_STREQ(e.what(), "ValueError: buffer length < offset + size");
+  }
+  EXPECT_NO_THROW(a.send_bytes("abc", 1, 2));
+  EXPECT_NO_THROW(a.send_bytes("abc", 3, 0));
+  EXPECT_EQ(b.recv_bytes(), "bc");
+  EXPECT_EQ(b.recv_bytes(), "");
+  EXPECT_FALSE(b.poll());  // nothing was sent by the failed calls
+}
+
+TEST_F(ConnectionTest, RecvBytesMaxlength) {
+  auto [a, b] = Pipe();
+  a.send_bytes("0123456789");
+  EXPECT_EQ(b.recv_bytes(10), "0123456789");
+  a.send_bytes("0123456789");
+  try {
+    (void)b.recv_bytes(9);
+    ADD_FAILURE() << "no throw";
+  } catch (const OSError& e) {
+    EXPECT_STREQ(e.what(), "OSError: bad message length");
+  }
+  // As Python: a duplex end can no longer read, but still writes.
+  EXPECT_FALSE(b.readable());
+  EXPECT_TRUE(b.writable());
+  EXPECT_THROW((void)b.recv_bytes(), OSError);
+  b.send(5);
+  EXPECT_EQ(a.recv<int>(), 5);
+
+  // A read-only end is closed.
+  auto [r, w] = Pipe(false);
+  w.send_bytes("0123456789");
+  EXPECT_THROW((void)r.recv_bytes(3), OSError);
+  EXPECT_TRUE(r.closed());
+}
+
+TEST_F(ConnectionTest, RecvBytesInto) {
+  auto [a, b] = Pipe();
+  std::vector<std::byte> buf(16, std::byte{0xee});
+  a.send_bytes("hello");
+  EXPECT_EQ(b.recv_bytes_into(buf, 2), 5U);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(buf.data()) + 2, 5), "hello");
+  EXPECT_EQ(buf[0], std::byte{0xee});
+  EXPECT_EQ(buf[7], std::byte{0xee});
+
+  a.send_bytes("0123456789abcdef");
+  EXPECT_EQ(b.recv_bytes_into(buf), 16U);  // exactly fits
+
+  a.send_bytes("0123456789abcdef!");
+  a.send_bytes("next");
+  try {
+    (void)b.recv_bytes_into(buf);
+    ADD_FAILURE() << "no throw";
+  } catch (const BufferTooShort& e) {
+    EXPECT_EQ(e.message(), "0123456789abcdef!");  // the message is consumed and carried
+  }
+  EXPECT_EQ(b.recv_bytes_into(buf, 12), 4U);
+
+  a.send_bytes("x");
+  EXPECT_THROW((void)b.recv_bytes_into(buf, 17), ValueError);
+  EXPECT_EQ(b.recv_bytes(), "x");  // the failed call read nothing
+}
+
+// ---- poll
+
+TEST_F(ConnectionTest, PollWithAndWithoutTimeout) {
+  auto [a, b] = Pipe();
+  EXPECT_FALSE(b.poll());
+  const auto took = concur::testing::elapsed([&] { EXPECT_FALSE(b.poll(kShort)); });
+  EXPECT_GE(took, kShort - kSlack);
+  EXPECT_FALSE(b.poll(std::chrono::steady_clock::now() + 5ms));
+  EXPECT_FALSE(b.poll(-1s));
+
+  a.send(1);
+  EXPECT_TRUE(b.poll());
+  EXPECT_TRUE(b.poll(kShort));
+  EXPECT_TRUE(b.poll(std::nullopt));
+  EXPECT_EQ(b.recv<int>(), 1);
+  EXPECT_FALSE(b.poll());
+
+  // poll(timeout) wakes up when a message arrives from another thread.
+  std::jthread sender([&a] {
+    std::this_thread::sleep_for(20ms);
+    a.send(2);
+  });
+  EXPECT_TRUE(b.poll(kGenerous));
+  EXPECT_EQ(b.recv<int>(), 2);
+}
+
+TEST_F(ConnectionTest, PollSeesBufferedMessages) {
+  // Several small messages usually arrive in one read: the rest are buffered in the Connection,
+  // and poll() must still report them.
+  auto [a, b] = Pipe();
+  for (int i = 0; i < 10; ++i) a.send(i);
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(b.poll());
+    EXPECT_EQ(b.recv<int>(), i);
+  }
+  EXPECT_FALSE(b.poll());
+}
+
+// ---- End of file and broken pipes
+
+TEST_F(ConnectionTest, EOFErrorOnceThePeerClosedAndNothingIsLeft) {
+  const int fds_before = count_fds();
+  {
+    auto [a, b] = Pipe();
+    a.send(1);
+    a.send_bytes("last");
+    a.close();
+    EXPECT_TRUE(b.poll());
+    EXPECT_EQ(b.recv<int>(), 1);
+    EXPECT_EQ(b.recv_bytes(), "last");
+    EXPECT_TRUE(b.poll());  // end of file is "ready"
+    EXPECT_THROW((void)b.recv<int>(), EOFError);
+    try {
+      (void)b.recv_bytes();
+      ADD_FAILURE() << "no throw";
+    } catch (const EOFError& e) {
+      EXPECT_STREQ(e.what(), "EOFError");
+    }
+  }
+  EXPECT_EQ(count_fds(), fds_before);
+}
+
+TEST_F(ConnectionTest, EOFErrorWhenAChildExits) {
+  auto [parent_end, child_end] = Pipe();
+  const pid_t pid = fork_child([&, &ce = child_end] {
+    parent_end.close();
+    ce.send(std::string("bye"));
+    return 0;
+  });
+  child_end.close();
+  EXPECT_EQ(recv_within<std::string>(parent_end), "bye");
+  EXPECT_EQ(wait_child(pid), 0);
+  EXPECT_TRUE(parent_end.poll(kGenerous));
+  EXPECT_THROW((void)parent_end.recv<std::string>(), EOFError);
+}
+
+TEST_F(ConnectionTest, BrokenPipeErrorWhenThePeerClosed) {
+  auto [a, b] = Pipe();
+  b.close();
+  try {
+    a.send(1);
+    ADD_FAILURE() << "no throw";
+  } catch (const BrokenPipeError& e) {
+    EXPECT_EQ(e.errno_code(), EPIPE);
+    EXPECT_STREQ(e.what(), "BrokenPipeError: [Errno 32] Broken pipe");
+    const ConnectionError* as_connection_error = &e;
+    const OSError* as_os_error = &e;
+    EXPECT_NE(as_connection_error, nullptr);
+    EXPECT_NE(as_os_error, nullptr);
+  }
+  EXPECT_THROW(a.send_bytes("x"), BrokenPipeError);
+  EXPECT_THROW(a.send_bytes(std::string(kLargeMessageThreshold + 1, 'x')), BrokenPipeError);
+}
+
+TEST_F(ConnectionTest, ConnectionResetErrorWhenThePeerClosedWithUnreadMessages) {
+  // Linux reports ECONNRESET to a reader whose peer closed with messages from it still unread,
+  // as Python's ConnectionResetError.
+  auto [a, b] = Pipe();
+  a.send(1);
+  b.close();
+  EXPECT_TRUE(a.poll());
+  try {
+    (void)a.recv<int>();
+    ADD_FAILURE() << "no throw";
+  } catch (const ConnectionResetError& e) {
+    EXPECT_EQ(e.errno_code(), ECONNRESET);
+    EXPECT_STREQ(e.what(), "ConnectionResetError: [Errno 104] Connection reset by peer");
+  }
+  EXPECT_THROW(a.send(2), BrokenPipeError);
+}
+
+// ---- Pipe(duplex = false)
+
+TEST_F(ConnectionTest, OneWayPipeHasAReaderAndAWriter) {
+  auto [r, w] = Pipe(false);
+  EXPECT_TRUE(r.readable());
+  EXPECT_FALSE(r.writable());
+  EXPECT_FALSE(w.readable());
+  EXPECT_TRUE(w.writable());
+  try {
+    r.send(1);
+    ADD_FAILURE() << "no throw";
+  } catch (const OSError& e) {
+    EXPECT_STREQ(e.what(), "OSError: connection is read-only");
+  }
+  EXPECT_THROW(r.send_bytes("x"), OSError);
+  try {
+    (void)w.recv<int>();
+    ADD_FAILURE() << "no throw";
+  } catch (const OSError& e) {
+    EXPECT_STREQ(e.what(), "OSError: connection is write-only");
+  }
+  EXPECT_THROW((void)w.recv_bytes(), OSError);
+  EXPECT_THROW((void)w.poll(), OSError);
+  EXPECT_FALSE(r.poll());
+  w.send(std::string("one way"));
+  EXPECT_EQ(r.recv<std::string>(), "one way");
+  w.close();
+  EXPECT_THROW((void)r.recv<std::string>(), EOFError);
+}
+
+// ---- Large messages: the notes' q.put('X' * 1000000) + p.join() deadlock
+
+class ConnectionLargeMessageTest : public ConnectionTest,
+                                   public ::testing::WithParamInterface<std::size_t> {};
+
+TEST_P(ConnectionLargeMessageTest, ChildSendsAndExitsBeforeTheParentReads) {
+  const std::size_t size = GetParam();
+  const int fds_before = count_fds();
+  {
+    auto [parent_end, child_end] = Pipe();
+    const pid_t pid = fork_child([&, &ce = child_end] {
+      parent_end.close();
+      ce.send(pattern(size, 1));
+      ce.send_bytes(pattern(size, 2));
+      ce.send(std::string("small"));
+      return 0;
+    });
+    child_end.close();
+    // join before reading: the child must not be blocked in send.
+    ASSERT_EQ(wait_child(pid), 0);
+    EXPECT_EQ(recv_within<std::string>(parent_end), pattern(size, 1));
+    EXPECT_EQ(recv_bytes_within(parent_end), pattern(size, 2));
+    EXPECT_EQ(recv_within<std::string>(parent_end), "small");
+    EXPECT_THROW((void)parent_end.recv_bytes(), EOFError);
+  }
+  EXPECT_EQ(count_fds(), fds_before);  // every memfd was closed
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, ConnectionLargeMessageTest,
+                         ::testing::Values(kLargeMessageThreshold, kLargeMessageThreshold + 1,
+                                           std::size_t{1} << 20, std::size_t{16} << 20));
+
+TEST_F(ConnectionTest, LargeSendsNeverBlockEvenWithoutAReader) {
+  auto [a, b] = Pipe();
+  const std::string big = pattern(4 << 20, 3);
+  for (int i = 0; i < 4; ++i) a.send_bytes(big);  // 16 MiB pending, far over the socket buffer
+  std::vector<std::byte> into(big.size());
+  EXPECT_EQ(b.recv_bytes_into(into), big.size());
+  EXPECT_EQ(std::memcmp(into.data(), big.data(), big.size()), 0);
+  try {
+    (void)b.recv_bytes_into(std::span<std::byte>(into).first(10));
+    ADD_FAILURE() << "no throw";
+  } catch (const BufferTooShort& e) {
+    EXPECT_EQ(e.message(), big);
+  }
+  EXPECT_THROW((void)b.recv_bytes(big.size() - 1), OSError);  // bad message length
+}
+
+// ---- Concurrency
+
+// Both processes send `kMessages` while receiving the other's `kMessages`, each direction in its
+// own thread: with single-threaded ping-pong this would deadlock once both socket buffers fill.
+TEST_F(ConnectionTest, ManySmallMessagesBothWaysConcurrently) {
+  constexpr int kMessages = 20000;
+  auto [parent_end, child_end] = Pipe();
+  // exchange(c) sends 0..kMessages-1 while receiving and checking the same from the peer.
+  auto exchange = [](Connection& c) {
+    std::atomic<bool> send_ok{true};
+    std::jthread sender([&] {
+      try {
+        for (int i = 0; i < kMessages; ++i) c.send(std::make_pair(i, std::string(i % 50, 'x')));
+      } catch (...) {
+        send_ok = false;
+      }
+    });
+    bool ok = true;
+    for (int i = 0; i < kMessages && ok; ++i) {
+      const auto [n, s] = recv_within<std::pair<int, std::string>>(c);
+      ok = n == i && s == std::string(i % 50, 'x');
+    }
+    sender.join();
+    return ok && send_ok.load();
+  };
+  const pid_t pid = fork_child([&, &ce = child_end] {
+    parent_end.close();
+    return exchange(ce) ? 0 : 1;
+  });
+  child_end.close();
+  EXPECT_TRUE(exchange(parent_end));
+  EXPECT_EQ(wait_child(pid), 0);
+}
+
+class ConnectionSendersTest : public ::testing::TestWithParam<std::size_t> {};
+
+// Several threads send on one Connection (messages of varied sizes, some through a memfd) while
+// one thread receives: every message arrives whole and each sender's messages in order.
+TEST_P(ConnectionSendersTest, FramesNeverInterleave) {
+  const std::size_t senders = GetParam();
+  constexpr int kPerSender = 300;
+  auto [a, b] = Pipe();
+  std::atomic<bool> failed{false};
+  std::vector<std::jthread> threads;
+  for (std::size_t t = 0; t < senders; ++t) {
+    threads.emplace_back([&a, &failed, t] {
+      try {
+        for (int i = 0; i < kPerSender; ++i) {
+          const std::size_t len = i % 97 == 0 ? kLargeMessageThreshold + 1000
+                                              : static_cast<std::size_t>((i * 977) % 9000);
+          a.send(std::make_tuple(t, i, std::string(len, static_cast<char>('a' + t))));
+        }
+      } catch (...) {
+        failed = true;
+      }
+    });
+  }
+  std::vector<int> next(senders, 0);
+  for (std::size_t k = 0; k < senders * kPerSender; ++k) {
+    ASSERT_TRUE(b.poll(kGenerous));
+    const auto [tag, i, body] = b.recv<std::tuple<std::size_t, int, std::string>>();
+    ASSERT_LT(tag, senders);
+    ASSERT_EQ(i, next[tag]) << "sender " << tag << " out of order";
+    ++next[tag];
+    ASSERT_TRUE(std::all_of(body.begin(), body.end(), [&](char ch) {
+      return ch == static_cast<char>('a' + tag);
+    })) << "a message mixes bytes of two senders";
+  }
+  threads.clear();
+  EXPECT_FALSE(failed.load());
+  EXPECT_FALSE(b.poll());
+}
+
+INSTANTIATE_TEST_SUITE_P(Senders, ConnectionSendersTest,
+                         ::testing::ValuesIn(concur::testing::kThreadCounts));
+
+// ---- Passing connections and descriptors
+
+TEST_F(ConnectionTest, ConnectionSentOverAConnectionInTheSameProcess) {
+  const int fds_before = count_fds();
+  {
+    auto [a, b] = Pipe();
+    auto [x, y] = Pipe(false);
+    a.send(y);
+    y.close();  // the receiver's copy keeps the end alive
+    Connection y2 = b.recv<Connection>();
+    EXPECT_FALSE(y2.readable());
+    EXPECT_TRUE(y2.writable());
+    y2.send(std::string("through a passed end"));
+    EXPECT_EQ(x.recv<std::string>(), "through a passed end");
+    y2.close();
+    EXPECT_THROW((void)x.recv<std::string>(), EOFError);
+  }
+  EXPECT_EQ(count_fds(), fds_before);
+}
+
+TEST_F(ConnectionTest, ConnectionAndPayloadPassedToAForkedChild) {
+  auto [control, child_control] = Pipe();
+  const pid_t pid = fork_child([&, &cc = child_control] {
+    control.close();
+    // The ends arrive after the fork, so the child holds them only through SCM_RIGHTS.
+    auto got = recv_within<Connection>(cc);
+    auto [tag, more] = recv_within<std::pair<std::string, std::vector<Connection>>>(cc);
+    if (tag != "two ends" || more.size() != 2) return 3;
+    const auto question = recv_within<int>(got);
+    got.send(question * 2);
+    more[0].send_bytes("from child via more[0]");
+    more[1].send(std::string("from child via more[1]"));
+    return 0;
+  });
+  child_control.close();
+
+  const int fds_before = count_fds();
+  {
+    auto [mine, theirs] = Pipe();
+    auto [m0, t0] = Pipe(false);
+    auto [m1, t1] = Pipe(false);
+    control.send(theirs);
+    std::pair<std::string, std::vector<Connection>> ends;
+    ends.first = "two ends";
+    ends.second.push_back(std::move(t0));
+    ends.second.push_back(std::move(t1));
+    control.send(ends);
+    theirs.close();
+    ends.second.clear();
+    mine.send(21);
+    EXPECT_EQ(recv_within<int>(mine), 42);
+    EXPECT_EQ(recv_bytes_within(m0), "from child via more[0]");
+    EXPECT_EQ(recv_within<std::string>(m1), "from child via more[1]");
+    EXPECT_EQ(wait_child(pid), 0);
+    // The child exited: its copies are gone, so every end now reports end of file.
+    EXPECT_THROW((void)mine.recv_bytes(), EOFError);
+    EXPECT_THROW((void)m0.recv_bytes(), EOFError);
+    EXPECT_THROW((void)m1.recv_bytes(), EOFError);
+  }
+  EXPECT_EQ(count_fds(), fds_before);
+}
+
+TEST_F(ConnectionTest, AtMost253DescriptorsPerMessage) {
+  rlimit lim{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &lim), 0);
+  if (lim.rlim_cur < 2048 && lim.rlim_max >= 2048) {
+    lim.rlim_cur = 2048;
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+  }
+  ::getrlimit(RLIMIT_NOFILE, &lim);
+  if (lim.rlim_cur < 1100) GTEST_SKIP() << "RLIMIT_NOFILE too low";
+  const int fds_before = count_fds();
+  {
+    auto [a, b] = Pipe();
+    std::vector<Connection> ends;
+    std::vector<Connection> peers;
+    for (std::size_t i = 0; i < kMaxDescriptors + 1; ++i) {
+      auto [p, q] = Pipe();
+      ends.push_back(std::move(p));
+      peers.push_back(std::move(q));
+    }
+    EXPECT_THROW(a.send(ends), PicklingError);
+    EXPECT_FALSE(b.poll());  // nothing was sent
+    ends.pop_back();
+    a.send(ends);
+    auto got = b.recv<std::vector<Connection>>();
+    ASSERT_EQ(got.size(), kMaxDescriptors);
+    got[100].send(100);
+    EXPECT_EQ(peers[100].recv<int>(), 100);
+    // A large message's memfd counts too.
+    ends.pop_back();
+    std::pair<std::vector<Connection>, std::string> big{std::move(ends), std::string(1 << 17, 'z')};
+    ASSERT_EQ(big.first.size(), kMaxDescriptors - 1);
+    a.send(big);  // 252 + memfd = 253
+    big.first.emplace_back(std::move(peers.back()));
+    EXPECT_THROW(a.send(big), PicklingError);  // 253 + memfd
+    auto got_big = b.recv<std::pair<std::vector<Connection>, std::string>>();
+    EXPECT_EQ(got_big.first.size(), kMaxDescriptors - 1);
+    EXPECT_EQ(got_big.second.size(), std::size_t{1} << 17);
+  }
+  EXPECT_EQ(count_fds(), fds_before);
+}
+
+TEST_F(ConnectionTest, AConnectionSavedOutsideAHandOffThrowsPicklingError) {
+  auto [a, b] = Pipe();
+  // dumps() is a hand-off: it collects the descriptor beside the bytes (borrowed from `a`).
+  const Payload payload = dumps(a);
+  ASSERT_EQ(payload.fds.size(), 1U);
+  EXPECT_EQ(payload.fds[0], a.fileno());
+  // A plain cereal archive has no descriptor channel: the handle cannot be saved to bytes.
+  std::ostringstream os;
+  OutputArchive ar(os);
+  EXPECT_THROW(ar(a), PicklingError);
+  Connection closed;
+  EXPECT_THROW(a.send(closed), PicklingError);  // a closed handle cannot travel
+  EXPECT_FALSE(b.poll());
+  // A handle with received data still buffered cannot travel either (the data would be lost).
+  a.send(1);
+  a.send(2);
+  EXPECT_EQ(b.recv<int>(), 1);
+  if (b.poll()) {  // 2 was read in the same recvmsg and is buffered in b
+    auto [x, y] = Pipe();
+    (void)y;
+    EXPECT_THROW(x.send(b), PicklingError);
+  }
+}
+
+// ---- wait()
+
+TEST_F(ConnectionTest, WaitReturnsTheReadyConnections) {
+  auto [r0, w0] = Pipe();
+  auto [r1, w1] = Pipe();
+  auto [r2, w2] = Pipe(false);
+  std::vector<Connection*> conns{&r0, &r1, &r2};
+  EXPECT_TRUE(wait(conns, 10ms).empty());
+  EXPECT_TRUE(wait(conns, std::chrono::steady_clock::now() + 5ms).empty());
+
+  w1.send(1);
+  EXPECT_EQ(wait(conns, kGenerous), std::vector<Connection*>{&r1});
+  EXPECT_EQ(wait(conns), std::vector<Connection*>{&r1});
+  w2.close();  // end of file is ready too
+  EXPECT_EQ(wait(conns, kGenerous), (std::vector<Connection*>{&r1, &r2}));
+  EXPECT_EQ(r1.recv<int>(), 1);
+  EXPECT_EQ(wait(conns, kGenerous), std::vector<Connection*>{&r2});
+
+  // wait() wakes up when a message arrives from another thread.
+  std::jthread sender([&w0] {
+    std::this_thread::sleep_for(20ms);
+    w0.send(0);
+  });
+  std::vector<Connection*> two{&r0, &r1};
+  EXPECT_EQ(wait(two, kGenerous), std::vector<Connection*>{&r0});
+
+  // Buffered messages count (several sends usually arrive in one read).
+  w1.send(1);
+  w1.send(2);
+  EXPECT_EQ(r1.recv<int>(), 1);
+  EXPECT_EQ(wait(two, kGenerous), (std::vector<Connection*>{&r0, &r1}));
+
+  EXPECT_TRUE(wait(std::span<Connection* const>{}, 1ms).empty());
+  EXPECT_THROW((void)wait(std::span<Connection* const>{}), ValueError);
+  Connection closed;
+  std::vector<Connection*> with_closed{&r0, &closed};
+  EXPECT_THROW((void)wait(with_closed, 1ms), OSError);
+}
+
+// ---- Closed handles and moves
+
+TEST_F(ConnectionTest, ClosedHandleErrors) {
+  auto check_closed = [](Connection& c) {
+    EXPECT_TRUE(c.closed());
+    try {
+      c.send(1);
+      ADD_FAILURE() << "no throw";
+    } catch (const OSError& e) {
+      EXPECT_STREQ(e.what(), "OSError: handle is closed");
+      EXPECT_EQ(e.errno_code(), EBADF);
+    }
+    EXPECT_THROW(c.send_bytes("x"), OSError);
+    EXPECT_THROW((void)c.recv<int>(), OSError);
+    EXPECT_THROW((void)c.recv_bytes(), OSError);
+    std::vector<std::byte> buf(4);
+    EXPECT_THROW((void)c.recv_bytes_into(buf), OSError);
+    EXPECT_THROW((void)c.poll(), OSError);
+    EXPECT_THROW((void)c.poll(1ms), OSError);
+    EXPECT_THROW((void)c.fileno(), OSError);
+    c.close();  // idempotent
+  };
+  Connection never_opened;
+  check_closed(never_opened);
+  EXPECT_FALSE(never_opened.readable());
+
+  auto [a, b] = Pipe();
+  EXPECT_GE(a.fileno(), 0);
+  a.close();
+  check_closed(a);
+  EXPECT_TRUE(a.readable());  // as Python: the flags outlive close()
+
+  EXPECT_THROW(Connection(-1), ValueError);
+  EXPECT_THROW(Connection(b.fileno(), false, false), ValueError);
+}
+
+TEST_F(ConnectionTest, MovesTransferTheSocketAndBufferedMessages) {
+  const int fds_before = count_fds();
+  {
+    auto [a, b] = Pipe();
+    a.send(1);
+    a.send(2);
+    EXPECT_EQ(b.recv<int>(), 1);
+    Connection moved(std::move(b));
+    EXPECT_TRUE(b.closed());  // NOLINT(bugprone-use-after-move): moved-from is closed
+    EXPECT_FALSE(b.readable());
+    EXPECT_EQ(moved.recv<int>(), 2);
+    Connection assigned;
+    a.send(3);
+    assigned = std::move(moved);
+    EXPECT_EQ(assigned.recv<int>(), 3);
+    auto [c, d] = Pipe();
+    assigned = std::move(c);  // closes the old socket
+    d.send(4);
+    EXPECT_EQ(assigned.recv<int>(), 4);
+    EXPECT_THROW(a.send(5), BrokenPipeError);
+  }
+  EXPECT_EQ(count_fds(), fds_before);
+}
+
+}  // namespace
+}  // namespace concur::mp

@@ -1,0 +1,230 @@
+// tests/mp/managers_test.cpp — Manager, DictProxy, ListProxy (concur/mp/managers.hpp).
+// References: CPython's _test_multiprocessing.py (_TestContainers) and the notes'
+// Manager().dict() filled by two processes.
+#include "concur/mp/managers.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/test_support.hpp"
+
+namespace concur::mp {
+
+// The notes: def add_data(p_dict, key, value): p_dict[key] = value
+void add_data(DictProxy<std::string, int> p_dict, std::string key, int value) {
+  p_dict.set(key, value);
+}
+CONCUR_TASK(add_data);
+
+void count_up(DictProxy<std::string, long> d, int times) {
+  for (int i = 0; i < times; ++i) (void)d.increment("hits");
+}
+CONCUR_TASK(count_up);
+
+void append_many(ListProxy<int> l, int base, int times) {
+  for (int i = 0; i < times; ++i) l.append(base + i);
+}
+CONCUR_TASK(append_many);
+
+// pop_all(l, d): pops items until the list is empty, recording each popped value in d.
+void pop_all(ListProxy<int> l, DictProxy<int, int> seen) {
+  for (;;) {
+    try {
+      (void)seen.increment(l.pop());
+    } catch (const IndexError&) {
+      return;
+    }
+  }
+}
+CONCUR_TASK(pop_all);
+
+namespace {
+
+using namespace std::chrono_literals;
+
+class ManagerTest : public ::testing::TestWithParam<StartMethod> {
+ protected:
+  void TearDown() override { EXPECT_TRUE(active_children().empty()); }
+
+  [[nodiscard]] ProcessOptions opts() const { return ProcessOptions{.start_method = GetParam()}; }
+
+  static void finish(std::vector<Process>& ps) {
+    for (auto& p : ps) {
+      if (!p.join(60s)) {
+        ADD_FAILURE() << p.name() << " hung";
+        p.kill();
+        p.join();
+      }
+      EXPECT_EQ(p.exitcode(), 0) << p.name();
+    }
+  }
+};
+
+TEST(ManagerBasicsTest, DictOperations) {
+  Manager m;
+  EXPECT_GT(m.pid(), 0);
+  auto d = m.dict<std::string, int>();
+  EXPECT_EQ(d.size(), 0u);
+  d.set("b", 2);
+  d.set("a", 1);
+  d.set("c", 3);
+  d.set("b", 20);  // overwrite keeps the position
+  EXPECT_EQ(d.size(), 3u);
+  EXPECT_EQ(d.at("b"), 20);
+  EXPECT_EQ(d.get("a"), 1);
+  EXPECT_EQ(d.get("zz"), std::nullopt);
+  EXPECT_EQ(d.get("zz", -1), -1);
+  EXPECT_THROW((void)d.at("zz"), KeyError);
+  EXPECT_TRUE(d.contains("c"));
+  EXPECT_FALSE(d.contains("zz"));
+  EXPECT_EQ(d.keys(), (std::vector<std::string>{"b", "a", "c"}));  // insertion order
+  EXPECT_EQ(d.values(), (std::vector<int>{20, 1, 3}));
+  EXPECT_EQ(d.items().front(), (std::pair<std::string, int>{"b", 20}));
+  EXPECT_EQ(d.pop("a"), 1);
+  EXPECT_THROW((void)d.pop("a"), KeyError);
+  d.erase("c");
+  EXPECT_THROW(d.erase("c"), KeyError);
+  EXPECT_EQ(d.setdefault("n", 7), 7);
+  EXPECT_EQ(d.setdefault("n", 8), 7);
+  d.update({{"x", 10}, {"y", 11}});
+  EXPECT_EQ(d.copy(), (std::map<std::string, int>{{"b", 20}, {"n", 7}, {"x", 10}, {"y", 11}}));
+  EXPECT_EQ(d.increment("n"), 8);
+  EXPECT_EQ(d.increment("new", 5), 5);
+  d.clear();
+  EXPECT_EQ(d.size(), 0u);
+}
+
+TEST(ManagerBasicsTest, DictOfFloatsAndStructuredValues) {
+  Manager m;
+  auto f = m.dict<int, double>();
+  EXPECT_DOUBLE_EQ(f.increment(1, 0.5), 0.5);
+  EXPECT_DOUBLE_EQ(f.increment(1, 0.25), 0.75);
+  auto v = m.dict<std::string, std::vector<std::string>>();
+  v.set("k", {"a", "b"});
+  EXPECT_EQ(v.at("k"), (std::vector<std::string>{"a", "b"}));
+}
+
+TEST(ManagerBasicsTest, ListOperations) {
+  Manager m;
+  auto l = m.list<int>();
+  l.append(1);
+  l.extend({2, 3, 4});
+  EXPECT_EQ(l.size(), 4u);
+  EXPECT_EQ(l.at(0), 1);
+  EXPECT_EQ(l.at(-1), 4);
+  EXPECT_THROW((void)l.at(4), IndexError);
+  EXPECT_THROW((void)l.at(-5), IndexError);
+  l.set(1, 20);
+  EXPECT_THROW(l.set(9, 0), IndexError);
+  EXPECT_EQ(l.pop(), 4);
+  EXPECT_EQ(l.pop(0), 1);
+  l.insert(0, 7);
+  l.insert(100, 9);  // clamped to the end, as Python
+  l.insert(-100, 5);
+  EXPECT_EQ(l.copy(), (std::vector<int>{5, 7, 20, 3, 9}));
+  EXPECT_EQ(l.index(20), 2u);
+  EXPECT_THROW((void)l.index(99), ValueError);
+  l.append(7);
+  EXPECT_EQ(l.count(7), 2u);
+  l.remove(7);
+  EXPECT_EQ(l.copy(), (std::vector<int>{5, 20, 3, 9, 7}));
+  EXPECT_THROW(l.remove(99), ValueError);
+  l.clear();
+  EXPECT_THROW((void)l.pop(), IndexError);
+}
+
+TEST(ManagerBasicsTest, ShutdownMakesProxiesThrow) {
+  Manager m;
+  auto d = m.dict<int, int>();
+  d.set(1, 1);
+  m.shutdown();
+  m.shutdown();  // idempotent
+  EXPECT_THROW(d.set(2, 2), InvalidStateError);
+  EXPECT_THROW((void)m.list<int>(), InvalidStateError);
+  EXPECT_TRUE(active_children().empty());
+}
+
+TEST(ManagerBasicsTest, EmptyProxyThrows) {
+  DictProxy<int, int> d;
+  EXPECT_THROW((void)d.size(), InvalidStateError);
+}
+
+TEST(ManagerBasicsTest, ProxySharedByThreads) {
+  Manager m;
+  auto d = m.dict<std::string, long>();
+  auto l = m.list<int>();
+  constexpr int kThreads = 4;
+  constexpr int kEach = 200;
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; ++t)
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        (void)d.increment("hits");
+        l.append(t * kEach + i);
+      }
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(d.at("hits"), kThreads * kEach);
+  EXPECT_EQ(l.size(), static_cast<std::size_t>(kThreads * kEach));
+}
+
+TEST_P(ManagerTest, NotesDictFilledByTwoProcesses) {
+  Manager m;
+  auto progress_dict = m.dict<std::string, int>();
+  std::vector<Process> ps;
+  ps.emplace_back(opts(), add_data, progress_dict, "bobby1", 22);
+  ps.emplace_back(opts(), add_data, progress_dict, "bobby2", 23);
+  for (auto& p : ps) p.start();
+  finish(ps);
+  EXPECT_EQ(progress_dict.copy(), (std::map<std::string, int>{{"bobby1", 22}, {"bobby2", 23}}));
+}
+
+TEST_P(ManagerTest, IncrementIsAtomicAcrossProcesses) {
+  Manager m;
+  auto d = m.dict<std::string, long>();
+  constexpr int kProcs = 4;
+  constexpr int kTimes = 300;
+  std::vector<Process> ps;
+  for (int i = 0; i < kProcs; ++i) ps.emplace_back(opts(), count_up, d, kTimes);
+  for (auto& p : ps) p.start();
+  finish(ps);
+  EXPECT_EQ(d.at("hits"), kProcs * kTimes);
+}
+
+TEST_P(ManagerTest, ListFilledAndDrainedByProcesses) {
+  Manager m;
+  auto l = m.list<int>();
+  constexpr int kProcs = 4;
+  constexpr int kTimes = 100;
+  {
+    std::vector<Process> ps;
+    for (int i = 0; i < kProcs; ++i) ps.emplace_back(opts(), append_many, l, i * kTimes, kTimes);
+    for (auto& p : ps) p.start();
+    finish(ps);
+  }
+  ASSERT_EQ(l.size(), static_cast<std::size_t>(kProcs * kTimes));
+  // Drain with 3 competing processes: pop is atomic, so every item is taken exactly once.
+  auto seen = m.dict<int, int>();
+  std::vector<Process> ps;
+  for (int i = 0; i < 3; ++i) ps.emplace_back(opts(), pop_all, l, seen);
+  for (auto& p : ps) p.start();
+  finish(ps);
+  EXPECT_EQ(l.size(), 0u);
+  const auto counts = seen.copy();
+  ASSERT_EQ(counts.size(), static_cast<std::size_t>(kProcs * kTimes));
+  for (const auto& [value, n] : counts) EXPECT_EQ(n, 1) << value;
+}
+
+INSTANTIATE_TEST_SUITE_P(StartMethods, ManagerTest,
+                         ::testing::Values(StartMethod::fork, StartMethod::spawn,
+                                           StartMethod::forkserver),
+                         [](const auto& param_info) {
+                           return std::string(to_string(param_info.param));
+                         });
+
+}  // namespace
+}  // namespace concur::mp
