@@ -12,6 +12,7 @@
 #include "concur/mp/serialize.hpp"
 #include "concur/mp/shared_memory.hpp"
 #include "concur/mp/synchronize.hpp"
+#include "concur/process_pool.hpp"
 #include "concur/queue.hpp"
 #include "concur/subprocess.hpp"
 #include "concur/sync/barrier.hpp"

@@ -15,6 +15,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace concur {
 
@@ -98,6 +99,39 @@ class BrokenThreadPool : public BrokenExecutor {
  public:
   explicit BrokenThreadPool(const std::string& msg = "the thread pool is broken")
       : BrokenExecutor("BrokenThreadPool", msg) {}
+};
+
+// BrokenProcessPool: a ProcessPoolExecutor (or mp::Pool) worker died while running a task, or
+// could not start; the futures it affects finish with it
+// (concurrent.futures.process.BrokenProcessPool).
+class BrokenProcessPool : public BrokenExecutor {
+ public:
+  explicit BrokenProcessPool(const std::string& msg = "the process pool is broken")
+      : BrokenExecutor("BrokenProcessPool", msg) {}
+};
+
+// RemoteError: an exception raised in another process (a process pool worker, a remote worker).
+// C++ cannot recreate the original exception object, so it carries the original's type name and
+// message, and a text describing where it was raised (the remote "traceback"). what() is
+// "RemoteError: <type name>: <message>".
+class RemoteError : public Error {
+ public:
+  RemoteError(std::string type_name, std::string message, std::string traceback)
+      : Error("RemoteError: " + type_name + ": " + message),
+        type_name_(std::move(type_name)),
+        message_(std::move(message)),
+        traceback_(std::move(traceback)) {}
+  // type_name() is the original exception's type ("concur::ValueError", "std::out_of_range").
+  [[nodiscard]] const std::string& type_name() const noexcept { return type_name_; }
+  // message() is the original what() (for concur errors, without the "ValueError: " prefix).
+  [[nodiscard]] const std::string& message() const noexcept { return message_; }
+  // traceback() describes where it was raised: process, pid, task.
+  [[nodiscard]] const std::string& traceback() const noexcept { return traceback_; }
+
+ private:
+  std::string type_name_;
+  std::string message_;
+  std::string traceback_;
 };
 
 // DeadlockError: concur detected a wait that can never end (a lock-order cycle, a pool

@@ -49,6 +49,9 @@ struct MapOptions {
   std::size_t window = 0;
   // eager: submit every input at once, like Python (needs sized ranges).
   bool eager = false;
+  // chunksize: inputs per task (Python's chunksize), used by ProcessPoolExecutor::map, where a
+  // chunk is one round trip to a worker; ignored by executors that run tasks in this process.
+  std::size_t chunksize = 1;
 };
 
 template <class R, class Fn, class... Ranges>

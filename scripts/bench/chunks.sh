@@ -1,6 +1,7 @@
 #!/bin/bash
 # chunks.sh OUTDIR N BIN [args...]: N accepted chunks; each = one repetition of every case in
 # random order, started after wait_calm (idle >= 95% for 3 x 2 s), discarded if another process
+# (one whose command does not match $CHUNK_MINE, default the binary's name)
 # used > 10% CPU at any top sample during it.
 out=$1; n=$2; bin=$3; shift 3
 mkdir -p $out
@@ -9,7 +10,7 @@ while [ $acc -lt $n ]; do
   try=$((try+1))
   "$(dirname "$0")"/wait_calm.sh 100 > /dev/null
   : > $out/mon.log
-  "$(dirname "$0")"/monitor.sh $out/mon.log "$(basename "$bin")" & mpid=$!
+  "$(dirname "$0")"/monitor.sh $out/mon.log "${CHUNK_MINE:-$(basename "$bin")}" & mpid=$!
   start=$(date -u +%H:%M:%S); load=$(cut -d' ' -f1 /proc/loadavg)
   $bin --benchmark_enable_random_interleaving=true --benchmark_format=json "$@" > $out/try$try.json 2> $out/try$try.err
   rc=$?

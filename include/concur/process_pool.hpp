@@ -1,0 +1,363 @@
+// concur/process_pool.hpp — ProcessPoolExecutor, concurrent.futures.ProcessPoolExecutor on
+// worker processes that never hang the pool.
+//
+//   ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+//   Future<bool> f = pool.submit(is_prime, 112272535095293);   // is_prime: CONCUR_TASK
+//
+// Tasks are registered functions (concur/mp/task.hpp) with serializable arguments and results;
+// submit() serializes the arguments at once (PicklingError there), and a parameter or result type
+// that cannot be serialized is a compile error. Workers are mp::Processes (the default start
+// method: forkserver), started on the first submit, each with its own Connection to the pool's
+// dispatcher thread, which keeps at most two tasks per worker (one running, one queued in its
+// pipe) and the rest in submission order. A task's exception reaches its future as RemoteError
+// (type name, message, where it was raised); the worker always answers.
+// A worker that dies (signal, abort, exit, out of memory) fails exactly the task it was running
+// with BrokenProcessPool, naming the exit code; the task queued behind it goes back to the pool,
+// a new worker replaces the dead one, and the pool carries on. With Options{.break_on_worker_death
+// = true} (Python's behaviour) the first death breaks the pool instead: every pending future and
+// every later submit fail with BrokenProcessPool. No future stays pending because a worker died.
+// max_tasks_per_child replaces a worker after that many tasks (Python 3.11).
+// shutdown(wait, cancel_futures): later submits throw RuntimeError; cancel_futures cancels what has
+// not been sent to a worker; the workers exit when the work is done; wait joins them. The
+// destructor is shutdown(true).
+// Through the Executor interface, submit(fn, args...) of an arbitrary callable and map() cannot
+// cross a process boundary: they throw UsageError (use this class's submit with a registered
+// task).
+// Thread-safety: every member may be called from any thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <ranges>
+#include <tuple>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "concur/detail/config.hpp"
+#include "concur/errors.hpp"
+#include "concur/executor.hpp"
+#include "concur/future.hpp"
+#include "concur/mp/process.hpp"
+#include "concur/mp/serialize.hpp"
+#include "concur/mp/task.hpp"
+
+namespace concur {
+
+// ProcessPoolOptions: ProcessPoolExecutor's constructor arguments (designated initializers work).
+struct ProcessPoolOptions {
+  // max_workers: 0 means mp::cpu_count().
+  std::size_t max_workers = 0;
+  // start_method: the workers' (default mp::get_start_method(), forkserver); fork is refused
+  // (ValueError): the pool's dispatcher thread makes this process multithreaded.
+  std::optional<mp::StartMethod> start_method{};
+  // initializer: a registered task without parameters, run by each worker before its first task;
+  // if it throws, the pool is broken (BrokenProcessPool), as Python's.
+  void (*initializer)() = nullptr;
+  // max_tasks_per_child: a worker exits and is replaced after this many tasks (0: never).
+  std::size_t max_tasks_per_child = 0;
+  // break_on_worker_death: Python's behaviour — a dead worker breaks the whole pool.
+  bool break_on_worker_death = false;
+};
+
+namespace detail {
+
+// PoolJob is one submitted task as the dispatcher sees it: the registered name, the serialized
+// arguments, and how to finish its future (typed in JobImpl).
+struct PoolJob {
+  PoolJob() = default;
+  PoolJob(const PoolJob&) = delete;
+  PoolJob& operator=(const PoolJob&) = delete;
+  virtual ~PoolJob() = default;
+  // start() is the future's set_running_or_notify_cancel(): false when it was cancelled.
+  virtual bool start() = 0;
+  // cancel() cancels the future if it is still pending (shutdown(cancel_futures = true)).
+  virtual void cancel() = 0;
+  // finish(result bytes) / fail(exception) settle the future.
+  virtual void finish(const std::string& result) = 0;
+  virtual void fail(std::exception_ptr e) = 0;
+
+  std::uint64_t id = 0;
+  const char* task = nullptr;
+  std::string args;                // a single call's serialized arguments
+  std::vector<std::string> batch;  // or a batch: each call's serialized arguments
+  bool started = false;
+};
+
+template <class R>
+struct PoolJobImpl final : PoolJob {
+  bool start() override { return promise.set_running_or_notify_cancel(); }
+  void cancel() override { (void)promise.get_future().cancel(); }
+  void finish(const std::string& result) override {
+    if constexpr (std::is_void_v<R>) {
+      promise.set_result();
+    } else {
+      R value{};
+      try {
+        mp::loads(result, {}, value);
+      } catch (...) {
+        promise.set_exception(std::current_exception());
+        return;
+      }
+      promise.set_result(std::move(value));
+    }
+  }
+  void fail(std::exception_ptr e) override { promise.set_exception(std::move(e)); }
+
+  Promise<R> promise;
+};
+
+// PoolBatchJobImpl settles a batch: the worker's reply is the serialized list of each call's
+// serialized result.
+template <class R>
+struct PoolBatchJobImpl final : PoolJob {
+  bool start() override { return promise.set_running_or_notify_cancel(); }
+  void cancel() override { (void)promise.get_future().cancel(); }
+  void finish(const std::string& result) override {
+    std::vector<R> values;
+    try {
+      std::vector<std::string> parts;
+      mp::loads(result, {}, parts);
+      values.resize(parts.size());
+      for (std::size_t i = 0; i < parts.size(); ++i) mp::loads(parts[i], {}, values[i]);
+    } catch (...) {
+      promise.set_exception(std::current_exception());
+      return;
+    }
+    promise.set_result(std::move(values));
+  }
+  void fail(std::exception_ptr e) override { promise.set_exception(std::move(e)); }
+
+  Promise<std::vector<R>> promise;
+};
+
+class ProcessPoolCore;
+
+template <class R, class Fn, class... Ranges>
+class ChunkedMapResults;
+
+}  // namespace detail
+
+class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
+ public:
+  // ProcessPoolExecutor(options) prepares the pool; workers start on the first submit. Throws
+  // UsageError when the initializer is not a registered task, ValueError for the fork method.
+  explicit ProcessPoolExecutor(ProcessPoolOptions options = {});
+  ProcessPoolExecutor(const ProcessPoolExecutor&) = delete;
+  ProcessPoolExecutor& operator=(const ProcessPoolExecutor&) = delete;
+  // ~ProcessPoolExecutor() is shutdown(true).
+  ~ProcessPoolExecutor() override;
+
+  // submit(fn, args...) runs the registered task fn(args...) in a worker → Future<R>. Throws
+  // UsageError when fn is not registered, PicklingError when an argument cannot be serialized or
+  // carries a handle (descriptors cannot reach pool workers yet), RuntimeError after shutdown(),
+  // BrokenProcessPool when the pool is broken.
+  template <class R, class... P, class... A>
+    requires(sizeof...(P) == sizeof...(A))
+  Future<R> submit(R (*fn)(P...), A&&... args) {
+    (mp::detail::require_task_argument<std::remove_cvref_t<P>>(), ...);
+    static_assert(std::is_void_v<R> || mp::TaskArgument<R>,
+                  "ProcessPoolExecutor::submit: the task's result type must be serializable and "
+                  "default constructible, so that it can come back from the worker");
+    auto job = std::make_unique<detail::PoolJobImpl<R>>();
+    Future<R> future = job->promise.get_future();
+    mp::Payload payload = mp::dumps(as_param<P>(std::forward<A>(args))...);
+    enqueue(reinterpret_cast<mp::detail::AnyFn>(fn), std::move(payload), std::move(job));
+    return future;
+  }
+
+  // submit_batch(fn, calls) runs fn once per argument tuple of `calls`, in order, in one worker,
+  // in one round trip → the results in order. An exception in any call fails the batch with that
+  // call's RemoteError. This is what map(..., MapOptions{.chunksize = n}) sends.
+  template <class R, class... P, class... A>
+    requires(sizeof...(P) == sizeof...(A))
+  Future<std::vector<R>> submit_batch(R (*fn)(P...), const std::vector<std::tuple<A...>>& calls) {
+    auto job = start_batch<R, P...>();
+    for (const auto& call : calls)
+      std::apply([&](const auto&... a) { add_call<P...>(*job, a...); }, call);
+    return finish_batch(fn, std::move(job));
+  }
+
+  // map(fn, ranges..., [MapOptions]) is Python's ProcessPoolExecutor.map: every input is
+  // submitted at once, in batches of MapOptions::chunksize calls (one round trip to a worker
+  // each, submit_batch), and the results come back in input order; MapOptions::timeout counts
+  // from the call (TimeoutError when taking a result after it). window and eager are ignored.
+  // Destroying the range cancels the batches not yet sent to a worker.
+  template <class R, class... P, class... Rest>
+  auto map(R (*fn)(P...), Rest&&... rest) {
+    return map_chunked(trailing_options(rest...), fn, std::forward<Rest>(rest)...);
+  }
+
+  void shutdown(bool wait = true, bool cancel_futures = false) override;
+  [[nodiscard]] std::size_t max_workers() const noexcept override;
+  // worker_pids() lists the live workers' process ids (for tests and monitoring).
+  [[nodiscard]] std::vector<pid_t> worker_pids() const;
+
+ protected:
+  // execute(task): an arbitrary callable cannot run in another process — UsageError.
+  void execute(detail::RunnablePtr task) override;
+
+ private:
+  template <class R, class Fn, class... Ranges>
+  friend class detail::ChunkedMapResults;
+
+  template <class... Rest>
+  static MapOptions trailing_options(const Rest&... rest) {
+    if constexpr (sizeof...(Rest) > 0) {
+      const auto& last = std::get<sizeof...(Rest) - 1>(std::forward_as_tuple(rest...));
+      if constexpr (std::is_same_v<std::remove_cvref_t<decltype(last)>, MapOptions>) return last;
+    }
+    return MapOptions{};
+  }
+  template <class R, class... P, class... Rest>
+  auto map_chunked(const MapOptions& options, R (*fn)(P...), Rest&&... rest);
+
+  template <class R, class... P>
+  std::unique_ptr<detail::PoolBatchJobImpl<R>> start_batch() {
+    (mp::detail::require_task_argument<std::remove_cvref_t<P>>(), ...);
+    static_assert(!std::is_void_v<R> && mp::TaskArgument<R>,
+                  "ProcessPoolExecutor batches (map with chunksize): the task must return a "
+                  "serializable, default-constructible value");
+    return std::make_unique<detail::PoolBatchJobImpl<R>>();
+  }
+  template <class... P, class... A>
+  static void add_call(detail::PoolJob& job, A&&... args) {
+    mp::Payload payload = mp::dumps(as_param<P>(std::forward<A>(args))...);
+    if (!payload.fds.empty())
+      throw mp::PicklingError("handles cannot be passed to process pool tasks");
+    job.batch.push_back(std::move(payload.bytes));
+  }
+  template <class R, class Fn>
+  Future<std::vector<R>> finish_batch(Fn fn, std::unique_ptr<detail::PoolBatchJobImpl<R>> job) {
+    Future<std::vector<R>> future = job->promise.get_future();
+    enqueue_batch(reinterpret_cast<mp::detail::AnyFn>(fn), std::move(job));
+    return future;
+  }
+  void enqueue_batch(mp::detail::AnyFn fn, std::unique_ptr<detail::PoolJob> job);
+
+  template <class P, class A>
+  static decltype(auto) as_param(A&& arg) {
+    using V = std::remove_cvref_t<P>;
+    if constexpr (std::is_same_v<std::remove_cvref_t<A>, V>)
+      return static_cast<const V&>(arg);
+    else
+      return V(std::forward<A>(arg));
+  }
+  void enqueue(mp::detail::AnyFn fn, mp::Payload payload, std::unique_ptr<detail::PoolJob> job);
+
+  std::shared_ptr<detail::ProcessPoolCore> core_;
+};
+
+namespace detail {
+
+// ChunkedMapResults is map(..., MapOptions{.chunksize = n}): every batch submitted at
+// construction (as Python's), results yielded in input order; the timeout counts from the call.
+template <class R, class Fn, class... Ranges>
+class ChunkedMapResults {
+ public:
+  template <class... P>
+  ChunkedMapResults(ProcessPoolExecutor& ex, R (*fn)(P...), const MapOptions& options,
+                    Ranges&&... ranges)
+      : deadline_(options.timeout ? Deadline::after(*options.timeout) : Deadline::infinite()) {
+    auto its = std::tuple(std::ranges::begin(ranges)...);
+    auto ends = std::tuple(std::ranges::end(ranges)...);
+    auto exhausted = [&] {
+      return [&]<std::size_t... I>(std::index_sequence<I...>) {
+        return ((std::get<I>(its) == std::get<I>(ends)) || ...);
+      }(std::index_sequence_for<Ranges...>());
+    };
+    while (!exhausted()) {
+      auto job = ex.start_batch<R, P...>();
+      while (job->batch.size() < options.chunksize && !exhausted()) {
+        std::apply([&](auto&... it) { ProcessPoolExecutor::add_call<P...>(*job, *it...); }, its);
+        std::apply([](auto&... it) { (++it, ...); }, its);
+      }
+      batches_.push_back(ex.finish_batch(fn, std::move(job)));
+    }
+  }
+  ChunkedMapResults(const ChunkedMapResults&) = delete;
+  ChunkedMapResults& operator=(const ChunkedMapResults&) = delete;
+  ~ChunkedMapResults() {
+    for (auto& f : batches_) (void)f.cancel();
+  }
+
+  class iterator {
+   public:
+    using value_type = R;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(ChunkedMapResults* m) : m_(m) {}
+    R& operator*() const { return m_->current(); }
+    iterator& operator++() {
+      m_->advance();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.at_end(); }
+
+   private:
+    [[nodiscard]] bool at_end() const { return m_->finished(); }
+    ChunkedMapResults* m_ = nullptr;
+  };
+  iterator begin() { return iterator(this); }
+  std::default_sentinel_t end() { return {}; }
+
+ private:
+  bool finished() {
+    while (at_ == chunk_.size() && !batches_.empty()) load_next();
+    return at_ == chunk_.size();
+  }
+  void load_next() {
+    Future<std::vector<R>> front = std::move(batches_.front());
+    batches_.pop_front();
+    try {
+      chunk_ = deadline_.is_infinite() ? std::move(front).result()
+                                       : std::move(front).result_until(deadline_.when());
+    } catch (...) {
+      (void)front.cancel();
+      throw;
+    }
+    at_ = 0;
+  }
+  R& current() {
+    if (finished()) throw InvalidStateError("map(): no more results");
+    return chunk_[at_];
+  }
+  void advance() {
+    if (!finished()) ++at_;
+  }
+
+  Deadline deadline_;
+  std::deque<Future<std::vector<R>>> batches_;
+  std::vector<R> chunk_;
+  std::size_t at_ = 0;
+};
+
+}  // namespace detail
+
+template <class R, class... P, class... Rest>
+auto ProcessPoolExecutor::map_chunked(const MapOptions& options, R (*fn)(P...), Rest&&... rest) {
+  if (options.chunksize == 0) throw ValueError("chunksize must be >= 1");
+  auto call = [&]<std::size_t... I>(auto&& all, std::index_sequence<I...>) {
+    return detail::ChunkedMapResults<R, R (*)(P...),
+                                     std::tuple_element_t<I, std::remove_cvref_t<decltype(all)>>...>(
+        *this, fn, options, std::get<I>(all)...);
+  };
+  auto all = std::forward_as_tuple(std::forward<Rest>(rest)...);
+  if constexpr (sizeof...(Rest) > 0 &&
+                std::is_same_v<std::remove_cvref_t<std::tuple_element_t<sizeof...(Rest) - 1,
+                                                                         decltype(all)>>,
+                               MapOptions>)
+    return call(all, std::make_index_sequence<sizeof...(Rest) - 1>());
+  else
+    return call(all, std::make_index_sequence<sizeof...(Rest)>());
+}
+
+}  // namespace concur

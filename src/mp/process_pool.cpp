@@ -1,0 +1,550 @@
+// ProcessPoolExecutor (see include/concur/process_pool.hpp).
+//
+// One dispatcher thread owns the workers. Each worker is an mp::Process running the registered
+// task "concur::ProcessPoolExecutor::worker" with its own duplex Connection. The dispatcher sends
+// a worker at most kPerWorker requests (one running, one waiting in its pipe, so a worker never
+// idles between tasks), reads replies as they come (mp::wait over every worker's Connection plus a
+// wake-up Connection that submit() and shutdown() write to when the dispatcher sleeps), and
+// settles futures in the dispatcher thread. A worker's end of file means it exited: the request it
+// was running (the oldest unanswered) fails with BrokenProcessPool, the others go back to the
+// front of the pending queue, and a new worker takes its place.
+#include "concur/process_pool.hpp"
+
+#include <cxxabi.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <typeinfo>
+#include <vector>
+
+#include "concur/mp/connection.hpp"
+
+namespace concur {
+
+namespace detail {
+
+namespace {
+
+constexpr std::size_t kPerWorker = 2;
+
+// The wire format between the dispatcher and a worker.
+struct PoolRequest {
+  std::uint64_t id = 0;  // 0: exit
+  std::string task;
+  std::string args;                // one call
+  std::vector<std::string> batch;  // or several (then the result is the list of results)
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(id, task, args, batch);
+  }
+};
+
+enum class ReplyStatus : std::uint8_t { ok, error, init_failed };
+
+struct PoolReply {
+  std::uint64_t id = 0;
+  ReplyStatus status = ReplyStatus::ok;
+  std::string result;
+  std::string type_name;
+  std::string message;
+  std::string traceback;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(id, status, result, type_name, message, traceback);
+  }
+};
+
+std::string demangle(const char* mangled) {
+  int status = 0;
+  char* out = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
+  std::string name = status == 0 && out != nullptr ? out : mangled;
+  std::free(out);
+  return name;
+}
+
+// describe_current(reply) fills the error fields from the exception being handled. concur errors
+// keep their Python name ("ValueError") as the type and the rest of what() as the message.
+void describe_current(PoolReply& reply) {
+  try {
+    throw;
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    const auto colon = what.find(": ");
+    if (colon != std::string::npos && colon < 40 && what.find(' ') >= colon) {
+      reply.type_name = what.substr(0, colon);
+      reply.message = what.substr(colon + 2);
+    } else {
+      reply.type_name = demangle(typeid(e).name());
+      reply.message = what;
+    }
+  } catch (const mp::SystemExit& e) {
+    reply.type_name = "SystemExit";
+    reply.message = std::to_string(e.code());
+  } catch (const std::exception& e) {
+    reply.type_name = demangle(typeid(e).name());
+    reply.message = e.what();
+  } catch (...) {
+    const std::type_info* t = abi::__cxa_current_exception_type();
+    reply.type_name = t != nullptr ? demangle(t->name()) : "unknown exception";
+  }
+}
+
+// pool_worker is the worker process's task: run requests until told to exit, the pipe closes, or
+// max_tasks were run.
+void pool_worker(mp::Connection conn, std::string initializer, std::uint64_t max_tasks) {
+  const std::string where =
+      "in " + mp::current_process().name + " (pid " + std::to_string(::getpid()) + ")";
+  if (!initializer.empty()) {
+    try {
+      const mp::detail::TaskEntry* init = mp::detail::find_task(initializer);
+      if (init == nullptr) throw UsageError("initializer '" + initializer + "' is not registered");
+      (void)init->invoke({}, {});
+    } catch (...) {
+      PoolReply reply;
+      reply.status = ReplyStatus::init_failed;
+      describe_current(reply);
+      reply.traceback = "raised by the initializer " + where;
+      try {
+        conn.send(reply);
+      } catch (...) {
+      }
+      return;
+    }
+  }
+  std::uint64_t done = 0;
+  for (;;) {
+    PoolRequest request;
+    try {
+      request = conn.recv<PoolRequest>();
+    } catch (const mp::EOFError&) {
+      return;  // the pool is gone
+    }
+    if (request.id == 0) return;
+    PoolReply reply;
+    reply.id = request.id;
+    try {
+      const mp::detail::TaskEntry* task = mp::detail::find_task(request.task);
+      if (task == nullptr)
+        throw UsageError("task '" + request.task + "' is not registered in the worker");
+      if (request.batch.empty()) {
+        mp::Payload out = task->invoke(request.args, {});
+        if (!out.fds.empty()) throw mp::PicklingError("a task result cannot carry handles");
+        reply.result = std::move(out.bytes);
+      } else {
+        std::vector<std::string> results;
+        results.reserve(request.batch.size());
+        for (const std::string& call : request.batch) {
+          mp::Payload out = task->invoke(call, {});
+          if (!out.fds.empty()) throw mp::PicklingError("a task result cannot carry handles");
+          results.push_back(std::move(out.bytes));
+        }
+        reply.result = mp::dumps(results).bytes;
+      }
+    } catch (...) {
+      reply.status = ReplyStatus::error;
+      reply.result.clear();
+      describe_current(reply);
+      reply.traceback = "raised by task '" + request.task + "' " + where;
+    }
+    try {
+      conn.send(reply);
+    } catch (...) {
+      return;  // the pool is gone
+    }
+    if (max_tasks != 0 && ++done >= max_tasks) return;
+  }
+}
+
+}  // namespace
+
+}  // namespace detail
+
+}  // namespace concur
+
+CONCUR_TASK_NAMED("concur::ProcessPoolExecutor::worker", &concur::detail::pool_worker);
+
+namespace concur {
+
+namespace detail {
+
+class ProcessPoolCore {
+ public:
+  explicit ProcessPoolCore(ProcessPoolOptions options) : options_(options) {
+    if (options_.max_workers == 0) options_.max_workers = static_cast<std::size_t>(mp::cpu_count());
+    if (options_.start_method.value_or(mp::get_start_method()) == mp::StartMethod::fork)
+      throw ValueError("ProcessPoolExecutor cannot use the fork start method: its dispatcher "
+                       "thread makes this process multithreaded (use forkserver or spawn)");
+    if (options_.initializer != nullptr) {
+      const mp::detail::TaskEntry* init = mp::detail::find_task(
+          reinterpret_cast<mp::detail::AnyFn>(options_.initializer));
+      if (init == nullptr)
+        throw UsageError("ProcessPoolExecutor: the initializer is not registered (CONCUR_TASK)");
+      initializer_ = init->name;
+    }
+    auto [rx, tx] = mp::Pipe(false);
+    wake_rx_ = std::move(rx);
+    wake_tx_ = std::move(tx);
+  }
+  ProcessPoolCore(const ProcessPoolCore&) = delete;
+  ProcessPoolCore& operator=(const ProcessPoolCore&) = delete;
+  ~ProcessPoolCore() = default;
+
+  void enqueue(mp::detail::AnyFn fn, mp::Payload payload, std::unique_ptr<PoolJob> job) {
+    const mp::detail::TaskEntry* task = mp::detail::find_task(fn);
+    if (task == nullptr)
+      throw UsageError("ProcessPoolExecutor::submit: the function is not registered; add "
+                       "CONCUR_TASK(fn) at namespace scope next to its definition");
+    if (!payload.fds.empty())
+      throw mp::PicklingError("handles (Connection, Lock, Value, Queue...) cannot be passed to "
+                              "process pool tasks");
+    job->task = task->name;
+    if (job->batch.empty()) job->args = std::move(payload.bytes);
+    {
+      std::scoped_lock lock(mu_);
+      if (broken_) throw BrokenProcessPool(broken_reason_);
+      if (shutdown_) throw RuntimeError("cannot schedule new futures after shutdown");
+      job->id = ++last_id_;
+      pending_.push_back(std::move(job));
+      ++events_;
+      if (!dispatcher_.joinable()) dispatcher_ = std::thread([this] { run(); });
+    }
+    wake();
+  }
+
+  void shutdown(bool wait, bool cancel_futures) {
+    std::vector<std::unique_ptr<PoolJob>> cancelled;
+    {
+      std::scoped_lock lock(mu_);
+      shutdown_ = true;
+      ++events_;
+      if (cancel_futures) {
+        for (auto& job : pending_)
+          if (!job->started) cancelled.push_back(std::move(job));
+        std::erase_if(pending_, [](const std::unique_ptr<PoolJob>& j) { return !j; });
+      }
+    }
+    for (auto& job : cancelled) {
+      job->cancel();
+      (void)job->start();  // acknowledges the cancel (Python's set_running_or_notify_cancel)
+    }
+    wake();
+    if (wait) join_dispatcher();
+  }
+
+  void join_dispatcher() {
+    std::thread t;
+    {
+      std::scoped_lock lock(mu_);
+      if (!dispatcher_.joinable() || dispatcher_.get_id() == std::this_thread::get_id()) return;
+      t = std::move(dispatcher_);
+    }
+    t.join();
+  }
+
+  [[nodiscard]] std::size_t max_workers() const noexcept { return options_.max_workers; }
+
+  [[nodiscard]] std::vector<pid_t> worker_pids() const {
+    std::scoped_lock lock(mu_);
+    std::vector<pid_t> out;
+    for (const auto& w : workers_) out.push_back(w->process.pid());
+    return out;
+  }
+
+ private:
+  struct Worker {
+    mp::Process process;
+    mp::Connection conn;
+    std::deque<std::unique_ptr<PoolJob>> in_flight;
+    std::uint64_t sent = 0;
+    bool stopping = false;  // sent the exit request (or reached max_tasks_per_child)
+  };
+
+  void wake() {
+    if (sleeping_.exchange(false, std::memory_order_seq_cst)) {
+      try {
+        wake_tx_.send_bytes("w");
+      } catch (...) {
+      }
+    }
+  }
+
+  std::unique_ptr<Worker> start_worker() {
+    mp::ProcessOptions o;
+    o.start_method = options_.start_method;
+    o.daemon = false;
+    auto [ours, theirs] = mp::Pipe();
+    auto w = std::make_unique<Worker>(Worker{
+        mp::Process(o, &pool_worker, std::move(theirs), initializer_,
+                    static_cast<std::uint64_t>(options_.max_tasks_per_child)),
+        std::move(ours), {}, 0, false});
+    w->process.start();
+    return w;
+  }
+
+  // fail_all(e) fails every pending and in-flight job (the pool broke).
+  void break_pool(const std::string& reason, std::vector<std::unique_ptr<PoolJob>>& failed) {
+    broken_ = true;
+    broken_reason_ = reason;
+    for (auto& job : pending_) failed.push_back(std::move(job));
+    pending_.clear();
+    for (auto& w : workers_) {
+      for (auto& job : w->in_flight) failed.push_back(std::move(job));
+      w->in_flight.clear();
+    }
+  }
+
+  // send_work_locked() tops the workers up: first one request each (so that a free worker never
+  // waits while another has two), then up to kPerWorker each.
+  void send_work_locked(std::vector<std::unique_ptr<PoolJob>>& cancelled) {
+    for (std::size_t depth = 1; depth <= kPerWorker; ++depth) {
+      for (auto& w : workers_) {
+        while (!w->stopping && w->in_flight.size() < depth && !pending_.empty()) {
+          std::unique_ptr<PoolJob> job = std::move(pending_.front());
+          pending_.pop_front();
+          if (!job->started) {
+            if (!job->start()) {
+              cancelled.push_back(std::move(job));  // cancelled while pending: acknowledged
+              continue;
+            }
+            job->started = true;
+          }
+          PoolRequest request{job->id, job->task, job->args, job->batch};
+          try {
+            w->conn.send(request);
+          } catch (const Error&) {
+            pending_.push_front(std::move(job));  // the worker is dying; its EOF will tell
+            w->stopping = true;
+            break;
+          }
+          ++w->sent;
+          if (options_.max_tasks_per_child != 0 && w->sent >= options_.max_tasks_per_child)
+            w->stopping = true;  // it exits after its last task
+          w->in_flight.push_back(std::move(job));
+        }
+      }
+    }
+  }
+
+  // worker_gone(w, failed) handles a worker's end of file: its exit code, the job it was running.
+  void worker_gone(std::size_t index, std::vector<std::unique_ptr<PoolJob>>& failed) {
+    std::unique_ptr<Worker> w = std::move(workers_[index]);
+    workers_.erase(workers_.begin() + static_cast<std::ptrdiff_t>(index));
+    if (!w->process.join(std::chrono::seconds(10))) {
+      w->process.kill();
+      w->process.join();
+    }
+    const int code = w->process.exitcode().value_or(-1);
+    if (w->in_flight.empty() && code == 0) return;  // retired (max_tasks_per_child) or stopped
+    std::string reason = "a process in the process pool was terminated abruptly while the future "
+                         "was running or pending (" +
+                         (code < 0 ? "killed by signal " + std::to_string(-code)
+                                   : "exit code " + std::to_string(code)) +
+                         ")";
+    if (init_failed_) reason = init_failed_reason_;
+    if (options_.break_on_worker_death || init_failed_) {
+      for (auto& job : w->in_flight) failed.push_back(std::move(job));
+      break_pool(reason, failed);
+      return;
+    }
+    if (!w->in_flight.empty()) {
+      failed.push_back(std::move(w->in_flight.front()));
+      w->in_flight.pop_front();
+      // The rest never started: back to the front, in order.
+      for (auto it = w->in_flight.rbegin(); it != w->in_flight.rend(); ++it)
+        pending_.push_front(std::move(*it));
+    }
+    last_death_ = reason;
+  }
+
+  void handle_reply(Worker& w, PoolReply& reply) {
+    if (reply.status == ReplyStatus::init_failed) {
+      std::scoped_lock lock(mu_);
+      init_failed_ = true;
+      init_failed_reason_ = "a worker's initializer failed: " + reply.type_name + ": " +
+                            reply.message;
+      return;  // the worker exits; its end of file breaks the pool
+    }
+    std::unique_ptr<PoolJob> job;
+    {
+      std::scoped_lock lock(mu_);
+      if (w.in_flight.empty() || w.in_flight.front()->id != reply.id) return;  // cannot happen
+      job = std::move(w.in_flight.front());
+      w.in_flight.pop_front();
+    }
+    if (reply.status == ReplyStatus::ok) {
+      job->finish(reply.result);
+    } else {
+      job->fail(std::make_exception_ptr(
+          RemoteError(reply.type_name, reply.message, reply.traceback)));
+    }
+  }
+
+  void run() {
+    for (;;) {
+      std::vector<std::unique_ptr<PoolJob>> cancelled;
+      std::vector<std::unique_ptr<PoolJob>> failed;
+      std::string failed_reason;
+      std::vector<mp::Connection*> watch;
+      std::uint64_t seen_events = 0;
+      bool done = false;
+      {
+        std::scoped_lock lock(mu_);
+        // Keep max_workers workers while there is work.
+        while (!broken_ && workers_.size() < options_.max_workers &&
+               pending_.size() > idle_capacity_locked()) {
+          try {
+            workers_.push_back(start_worker());
+          } catch (const std::exception& e) {
+            break_pool(std::string("could not start a worker: ") + e.what(), failed);
+            break;
+          }
+        }
+        send_work_locked(cancelled);
+        bool busy = false;
+        for (auto& w : workers_) busy = busy || !w->in_flight.empty();
+        if ((shutdown_ || broken_) && pending_.empty() && !busy) {
+          for (auto& w : workers_)
+            if (!w->stopping) {
+              try {
+                w->conn.send(PoolRequest{});
+              } catch (...) {
+              }
+              w->stopping = true;
+            }
+          done = workers_.empty();
+        }
+        failed_reason = broken_ ? broken_reason_ : last_death_;
+        seen_events = events_;
+        watch.push_back(&wake_rx_);
+        for (auto& w : workers_) watch.push_back(&w->conn);
+      }
+      settle(cancelled, failed, failed_reason);
+      if (done) return;
+
+      // Sleep unless a submit or shutdown came in since the pass above (it saw sleeping_ false
+      // and did not write the wake-up byte).
+      sleeping_.store(true, std::memory_order_seq_cst);
+      {
+        std::scoped_lock lock(mu_);
+        if (events_ != seen_events) sleeping_.store(false, std::memory_order_seq_cst);
+      }
+      const std::vector<mp::Connection*> ready =
+          sleeping_.load() ? mp::wait(watch) : mp::wait(watch, std::chrono::seconds(0));
+      sleeping_.store(false, std::memory_order_seq_cst);
+      for (mp::Connection* c : ready) {
+        if (c == &wake_rx_) {
+          while (wake_rx_.poll()) (void)wake_rx_.recv_bytes();
+          continue;
+        }
+        drain(c, failed);
+      }
+      {
+        std::scoped_lock lock(mu_);
+        failed_reason = broken_ ? broken_reason_ : last_death_;
+      }
+      settle(cancelled, failed, failed_reason);
+    }
+  }
+
+  // drain(c, failed) reads every reply waiting on worker connection c; at end of file the worker
+  // is gone.
+  void drain(mp::Connection* c, std::vector<std::unique_ptr<PoolJob>>& failed) {
+    Worker* w = nullptr;
+    {
+      std::scoped_lock lock(mu_);
+      for (auto& x : workers_)
+        if (&x->conn == c) w = x.get();
+    }
+    if (w == nullptr) return;
+    for (;;) {
+      PoolReply reply;
+      try {
+        if (!w->conn.poll()) return;
+        reply = w->conn.recv<PoolReply>();
+      } catch (const mp::EOFError&) {
+        std::scoped_lock lock(mu_);
+        for (std::size_t i = 0; i < workers_.size(); ++i)
+          if (workers_[i].get() == w) worker_gone(i, failed);
+        return;
+      } catch (const Error&) {
+        w->process.kill();  // a garbled stream: treat as dead
+        continue;
+      }
+      handle_reply(*w, reply);
+    }
+  }
+
+  static void settle(std::vector<std::unique_ptr<PoolJob>>& cancelled,
+                     std::vector<std::unique_ptr<PoolJob>>& failed, const std::string& reason) {
+    cancelled.clear();  // acknowledged cancels: their futures are already cancelled
+    for (auto& job : failed) job->fail(std::make_exception_ptr(BrokenProcessPool(reason)));
+    failed.clear();
+  }
+
+  [[nodiscard]] std::size_t idle_capacity_locked() const {
+    std::size_t free = 0;
+    for (const auto& w : workers_)
+      if (!w->stopping && w->in_flight.empty()) ++free;
+    return free;
+  }
+
+  ProcessPoolOptions options_;
+  std::string initializer_;
+  mp::Connection wake_rx_;
+  mp::Connection wake_tx_;
+  std::atomic<bool> sleeping_{false};
+
+  mutable std::mutex mu_;
+  std::deque<std::unique_ptr<PoolJob>> pending_ CONCUR_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<Worker>> workers_ CONCUR_GUARDED_BY(mu_);
+  std::uint64_t last_id_ CONCUR_GUARDED_BY(mu_) = 0;
+  std::uint64_t events_ CONCUR_GUARDED_BY(mu_) = 0;  // submits and shutdowns, for the sleep check
+  bool shutdown_ CONCUR_GUARDED_BY(mu_) = false;
+  bool broken_ CONCUR_GUARDED_BY(mu_) = false;
+  bool init_failed_ CONCUR_GUARDED_BY(mu_) = false;
+  std::string init_failed_reason_ CONCUR_GUARDED_BY(mu_);
+  std::string broken_reason_ CONCUR_GUARDED_BY(mu_);
+  std::string last_death_ CONCUR_GUARDED_BY(mu_);
+  std::thread dispatcher_ CONCUR_GUARDED_BY(mu_);
+};
+
+}  // namespace detail
+
+ProcessPoolExecutor::ProcessPoolExecutor(ProcessPoolOptions options)
+    : core_(std::make_shared<detail::ProcessPoolCore>(options)) {}
+
+ProcessPoolExecutor::~ProcessPoolExecutor() { shutdown(true); }
+
+void ProcessPoolExecutor::shutdown(bool wait, bool cancel_futures) {
+  core_->shutdown(wait, cancel_futures);
+}
+
+std::size_t ProcessPoolExecutor::max_workers() const noexcept { return core_->max_workers(); }
+
+std::vector<pid_t> ProcessPoolExecutor::worker_pids() const { return core_->worker_pids(); }
+
+void ProcessPoolExecutor::execute(detail::RunnablePtr task) {
+  (void)task;  // dropping it cancels its future
+  throw UsageError(
+      "ProcessPoolExecutor: an arbitrary callable cannot run in another process; call "
+      "ProcessPoolExecutor::submit with a function registered by CONCUR_TASK");
+}
+
+void ProcessPoolExecutor::enqueue(mp::detail::AnyFn fn, mp::Payload payload,
+                                  std::unique_ptr<detail::PoolJob> job) {
+  core_->enqueue(fn, std::move(payload), std::move(job));
+}
+
+void ProcessPoolExecutor::enqueue_batch(mp::detail::AnyFn fn,
+                                        std::unique_ptr<detail::PoolJob> job) {
+  core_->enqueue(fn, mp::Payload{}, std::move(job));
+}
+
+}  // namespace concur

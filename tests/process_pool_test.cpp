@@ -1,0 +1,337 @@
+// tests/process_pool_test.cpp — ProcessPoolExecutor (concur/process_pool.hpp). References:
+// CPython's Lib/test/test_concurrent_futures (ProcessPoolExecutorTest, the BrokenProcessPool
+// cases) and gh-66587 (a dead worker must never hang the pool). Every wait is bounded.
+#include "concur/process_pool.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/test_support.hpp"
+
+namespace concur {
+
+// ---- Tasks
+
+bool is_prime(std::uint64_t n) {
+  if (n < 2) return false;
+  for (std::uint64_t d = 2; d * d <= n; ++d)
+    if (n % d == 0) return false;
+  return true;
+}
+CONCUR_TASK(is_prime);
+
+int square(int x) { return x * x; }
+CONCUR_TASK(square);
+
+std::string greet(const std::string& name, int times) {
+  std::string out;
+  for (int i = 0; i < times; ++i) out += "hello " + name + ";";
+  return out;
+}
+CONCUR_TASK(greet);
+
+void nothing() {}
+CONCUR_TASK(nothing);
+
+int fail_value(int x) { throw ValueError("bad value " + std::to_string(x)); }
+CONCUR_TASK(fail_value);
+
+int fail_std(int) { throw std::out_of_range("index 7"); }
+CONCUR_TASK(fail_std);
+
+// die(how): 0 SIGKILL, 1 abort, 2 segfault, 3 _exit(3); returns otherwise.
+int die(int how) {
+  switch (how) {
+    case 0:
+      ::raise(SIGKILL);
+      break;
+    case 1:
+      std::abort();
+    case 2:
+      ::raise(SIGSEGV);
+      break;
+    case 3:
+      ::_exit(3);
+    default:
+      break;
+  }
+  return how;
+}
+CONCUR_TASK(die);
+
+int sleep_then(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return ms;
+}
+CONCUR_TASK(sleep_then);
+
+int my_pid() { return static_cast<int>(::getpid()); }
+CONCUR_TASK(my_pid);
+
+int g_initialized = 0;
+void init_worker() { g_initialized = 42; }
+CONCUR_TASK(init_worker);
+int read_initialized() { return g_initialized; }
+CONCUR_TASK(read_initialized);
+
+void failing_init() { throw RuntimeError("initializer refused"); }
+CONCUR_TASK(failing_init);
+
+int not_registered(int x) { return x; }
+void unregistered_init() {}
+
+namespace {
+
+using namespace std::chrono_literals;
+constexpr auto kWait = 60s;
+
+class ProcessPoolTest : public ::testing::Test {
+ protected:
+  void TearDown() override { EXPECT_TRUE(mp::active_children().empty()); }
+};
+
+TEST_F(ProcessPoolTest, SubmitAndResult) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  EXPECT_EQ(pool.max_workers(), 2u);
+  auto a = pool.submit(is_prime, 112272535095293ULL);
+  auto b = pool.submit(square, 12);
+  auto c = pool.submit(greet, "bob", 2);
+  auto d = pool.submit(nothing);
+  EXPECT_TRUE(a.result(kWait));
+  EXPECT_EQ(b.result(kWait), 144);
+  EXPECT_EQ(c.result(kWait), "hello bob;hello bob;");
+  d.result(kWait);
+  EXPECT_TRUE(d.done());
+}
+
+TEST_F(ProcessPoolTest, DefaultWorkersIsCpuCount) {
+  ProcessPoolExecutor pool;
+  EXPECT_EQ(pool.max_workers(), static_cast<std::size_t>(mp::cpu_count()));
+}
+
+TEST_F(ProcessPoolTest, ManyTasksInOrderOfSubmission) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  std::vector<Future<int>> fs;
+  for (int i = 0; i < 500; ++i) fs.push_back(pool.submit(square, i));
+  for (int i = 0; i < 500; ++i) ASSERT_EQ(fs[static_cast<std::size_t>(i)].result(kWait), i * i);
+}
+
+TEST_F(ProcessPoolTest, ExceptionBecomesRemoteError) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  auto f = pool.submit(fail_value, 5);
+  try {
+    (void)f.result(kWait);
+    FAIL() << "no exception";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.type_name(), "ValueError");
+    EXPECT_EQ(e.message(), "bad value 5");
+    EXPECT_STREQ(e.what(), "RemoteError: ValueError: bad value 5");
+    EXPECT_NE(e.traceback().find("fail_value"), std::string::npos) << e.traceback();
+  }
+  auto g = pool.submit(fail_std, 0);
+  try {
+    (void)g.result(kWait);
+    FAIL() << "no exception";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.type_name(), "std::out_of_range");
+    EXPECT_EQ(e.message(), "index 7");
+  }
+  EXPECT_EQ(pool.submit(square, 3).result(kWait), 9);  // the worker survived
+}
+
+// Every kind of death fails exactly the task that was running; the others complete.
+class WorkerDeathTest : public ::testing::TestWithParam<int> {
+ protected:
+  void TearDown() override { EXPECT_TRUE(mp::active_children().empty()); }
+};
+
+TEST_P(WorkerDeathTest, FailsOnlyTheRunningTask) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  std::vector<Future<int>> fs;
+  for (int i = 0; i < 100; ++i) fs.push_back(i == 37 ? pool.submit(die, GetParam()) : pool.submit(square, i));
+  for (int i = 0; i < 100; ++i) {
+    auto& f = fs[static_cast<std::size_t>(i)];
+    if (i == 37) {
+      EXPECT_THROW((void)f.result(kWait), BrokenProcessPool);
+    } else {
+      EXPECT_EQ(f.result(kWait), i * i) << i;
+    }
+  }
+  EXPECT_EQ(pool.submit(square, 5).result(kWait), 25);  // replaced, carries on
+}
+
+std::string death_name(const ::testing::TestParamInfo<int>& param_info) {
+  static const char* const kNames[] = {"sigkill", "abort", "segfault", "exit3"};
+  return kNames[param_info.param];
+}
+INSTANTIATE_TEST_SUITE_P(Deaths, WorkerDeathTest, ::testing::Values(0, 1, 2, 3), death_name);
+
+TEST_F(ProcessPoolTest, DeathMessageNamesTheSignal) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  auto f = pool.submit(die, 0);
+  try {
+    (void)f.result(kWait);
+    FAIL() << "no exception";
+  } catch (const BrokenProcessPool& e) {
+    EXPECT_NE(std::string(e.what()).find("signal 9"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(ProcessPoolTest, BreakOnWorkerDeathIsPythonsMode) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1, .break_on_worker_death = true});
+  auto slow = pool.submit(sleep_then, 50);
+  auto dead = pool.submit(die, 0);
+  std::vector<Future<int>> after;
+  for (int i = 0; i < 10; ++i) after.push_back(pool.submit(square, i));
+  EXPECT_EQ(slow.result(kWait), 50);
+  EXPECT_THROW((void)dead.result(kWait), BrokenProcessPool);
+  for (auto& f : after) EXPECT_THROW((void)f.result(kWait), BrokenProcessPool);
+  EXPECT_THROW((void)pool.submit(square, 1), BrokenProcessPool);
+}
+
+TEST_F(ProcessPoolTest, MaxTasksPerChildReplacesWorkers) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1, .max_tasks_per_child = 2});
+  std::set<int> pids;
+  for (int i = 0; i < 10; ++i) pids.insert(pool.submit(my_pid).result(kWait));
+  EXPECT_EQ(pids.size(), 5u);
+}
+
+TEST_F(ProcessPoolTest, ShutdownCancelsWhatWasNotSent) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  auto first = pool.submit(sleep_then, 200);
+  std::vector<Future<int>> rest;
+  for (int i = 0; i < 10; ++i) rest.push_back(pool.submit(square, i));
+  std::this_thread::sleep_for(50ms);  // the first is running
+  pool.shutdown(true, true);
+  EXPECT_EQ(first.result(kWait), 200);
+  int cancelled = 0;
+  for (auto& f : rest) {
+    EXPECT_TRUE(f.done());
+    if (f.cancelled()) ++cancelled;
+  }
+  EXPECT_GE(cancelled, 9);  // at most one was already queued in the worker's pipe
+  EXPECT_THROW((void)pool.submit(square, 1), RuntimeError);
+}
+
+TEST_F(ProcessPoolTest, ShutdownWithoutWaitStillFinishesWork) {
+  auto pool = std::make_unique<ProcessPoolExecutor>(ProcessPoolOptions{.max_workers = 2});
+  std::vector<Future<int>> fs;
+  for (int i = 0; i < 20; ++i) fs.push_back(pool->submit(square, i));
+  pool->shutdown(false);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(fs[static_cast<std::size_t>(i)].result(kWait), i * i);
+  pool.reset();  // joins
+}
+
+TEST_F(ProcessPoolTest, Initializer) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2, .initializer = init_worker});
+  EXPECT_EQ(pool.submit(read_initialized).result(kWait), 42);
+}
+
+TEST_F(ProcessPoolTest, FailingInitializerBreaksThePool) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1, .initializer = failing_init});
+  auto f = pool.submit(square, 2);
+  try {
+    (void)f.result(kWait);
+    FAIL() << "no exception";
+  } catch (const BrokenProcessPool& e) {
+    EXPECT_NE(std::string(e.what()).find("initializer refused"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW((void)pool.submit(square, 1), BrokenProcessPool);
+}
+
+TEST_F(ProcessPoolTest, MisuseIsRejectedAtOnce) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  EXPECT_THROW((void)pool.submit(not_registered, 1), UsageError);
+  Executor& ex = pool;
+  EXPECT_THROW((void)ex.submit([] { return 1; }), UsageError);
+  EXPECT_THROW(ProcessPoolExecutor(ProcessPoolOptions{.start_method = mp::StartMethod::fork}),
+               ValueError);
+  EXPECT_THROW(ProcessPoolExecutor(ProcessPoolOptions{.initializer = unregistered_init}),
+               UsageError);
+}
+
+TEST_F(ProcessPoolTest, AsCompletedAndWait) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  std::vector<Future<int>> fs;
+  for (int ms : {120, 10, 60}) fs.push_back(pool.submit(sleep_then, ms));
+  std::vector<int> order;
+  for (auto f : as_completed(fs, kWait)) order.push_back(f.result());
+  EXPECT_EQ(order.size(), 3u);
+  EXPECT_EQ(order.front(), 10);
+  auto [done, not_done] = wait(fs, kWait);
+  EXPECT_EQ(done.size(), 3u);
+}
+
+TEST_F(ProcessPoolTest, ConcurrentSubmitters) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  std::atomic<long> sum{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t)
+    ts.emplace_back([&, t] {
+      std::vector<Future<int>> fs;
+      for (int i = 0; i < 100; ++i) fs.push_back(pool.submit(square, t * 100 + i));
+      for (auto& f : fs) sum += f.result(kWait);
+    });
+  for (auto& t : ts) t.join();
+  long expected = 0;
+  for (long i = 0; i < 400; ++i) expected += i * i;
+  EXPECT_EQ(sum.load(), expected);
+}
+
+}  // namespace
+}  // namespace concur
+
+namespace concur {
+namespace {
+
+TEST(ProcessPoolMapTest, MapInOrderWithAndWithoutChunks) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  std::vector<int> xs(1000);
+  for (int i = 0; i < 1000; ++i) xs[static_cast<std::size_t>(i)] = i;
+  for (std::size_t chunk : {std::size_t{1}, std::size_t{7}, std::size_t{1000}, std::size_t{5000}}) {
+    int i = 0;
+    for (int r : pool.map(square, xs, MapOptions{.chunksize = chunk})) {
+      ASSERT_EQ(r, i * i) << "chunksize " << chunk;
+      ++i;
+    }
+    EXPECT_EQ(i, 1000);
+  }
+  std::vector<std::string> names{"a", "b"};
+  std::vector<int> times{1, 2, 3};  // zipped: the shortest range ends the map
+  std::vector<std::string> out;
+  for (auto& s : pool.map(greet, names, times)) out.push_back(s);
+  EXPECT_EQ(out, (std::vector<std::string>{"hello a;", "hello b;hello b;"}));
+  EXPECT_THROW((void)pool.map(square, xs, MapOptions{.chunksize = 0}), ValueError);
+}
+
+TEST(ProcessPoolMapTest, MapRaisesTheFirstErrorInOrder) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  std::vector<int> xs{1, 2, 3};
+  auto results = pool.map(fail_value, xs, MapOptions{.chunksize = 2});
+  EXPECT_THROW((void)*results.begin(), RemoteError);
+}
+
+TEST(ProcessPoolMapTest, MapTimeoutCountsFromTheCall) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  std::vector<int> ms{300};
+  auto results = pool.map(sleep_then, ms, MapOptions{.timeout = std::chrono::milliseconds(20)});
+  EXPECT_THROW((void)*results.begin(), TimeoutError);
+}
+
+TEST(ProcessPoolMapTest, SubmitBatch) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  auto f = pool.submit_batch(square, std::vector<std::tuple<int>>{{2}, {3}, {4}});
+  EXPECT_EQ(f.result(std::chrono::seconds(60)), (std::vector<int>{4, 9, 16}));
+}
+
+}  // namespace
+}  // namespace concur
