@@ -86,6 +86,15 @@ CONCUR_TASK(read_initialized);
 void failing_init() { throw RuntimeError("initializer refused"); }
 CONCUR_TASK(failing_init);
 
+// leak_pool: a process that leaves a busy pool behind when it exits must still exit (its daemonic
+// workers are terminated by the exit handler).
+void leak_pool() {
+  auto* pool = new ProcessPoolExecutor(ProcessPoolOptions{.max_workers = 2});
+  if (pool->submit(square, 7).result(std::chrono::seconds(60)) != 49) throw mp::SystemExit(2);
+  (void)pool->submit(sleep_then, 60'000);  // still running at exit
+}
+CONCUR_TASK(leak_pool);
+
 int not_registered(int x) { return x; }
 void unregistered_init() {}
 
@@ -157,7 +166,8 @@ class WorkerDeathTest : public ::testing::TestWithParam<int> {
 TEST_P(WorkerDeathTest, FailsOnlyTheRunningTask) {
   ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
   std::vector<Future<int>> fs;
-  for (int i = 0; i < 100; ++i) fs.push_back(i == 37 ? pool.submit(die, GetParam()) : pool.submit(square, i));
+  for (int i = 0; i < 100; ++i)
+    fs.push_back(i == 37 ? pool.submit(die, GetParam()) : pool.submit(square, i));
   for (int i = 0; i < 100; ++i) {
     auto& f = fs[static_cast<std::size_t>(i)];
     if (i == 37) {
@@ -257,6 +267,13 @@ TEST_F(ProcessPoolTest, MisuseIsRejectedAtOnce) {
                ValueError);
   EXPECT_THROW(ProcessPoolExecutor(ProcessPoolOptions{.initializer = unregistered_init}),
                UsageError);
+}
+
+TEST_F(ProcessPoolTest, ALeakedBusyPoolDoesNotHangExit) {
+  mp::Process p(leak_pool);
+  p.start();
+  ASSERT_TRUE(p.join(kWait)) << "the process hung at exit";
+  EXPECT_EQ(p.exitcode(), 0);
 }
 
 TEST_F(ProcessPoolTest, AsCompletedAndWait) {

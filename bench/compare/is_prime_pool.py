@@ -9,6 +9,7 @@ prints one JSON object on stdout. `concur bench` embeds this file at build time 
 
     is_prime_pool.py --mode serial --count 10
     is_prime_pool.py --mode pool --count 10 --workers 2
+    is_prime_pool.py --mode process --count 10 --workers 2   (ProcessPoolExecutor)
 
 Output: {"mode", "count", "workers", "number", "seconds", "results", "python"}, where "seconds"
 is the wall time of the work alone (interpreter start-up excluded, as in the C++ rows; the pool's
@@ -20,7 +21,7 @@ import json
 import math
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 NUMBER = 112272535095293
 
@@ -49,11 +50,17 @@ def run_pool(numbers, workers):
         return list(pool.map(is_prime, numbers))
 
 
+def run_process(numbers, workers):
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(is_prime, numbers))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=["serial", "pool"], required=True)
+    parser.add_argument("--mode", choices=["serial", "pool", "process"], required=True)
     parser.add_argument("--count", type=int, required=True, help="how many numbers (>= 1)")
-    parser.add_argument("--workers", type=int, default=1, help="max_workers for --mode pool")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="max_workers for --mode pool / process")
     parser.add_argument("--number", type=int, default=NUMBER)
     args = parser.parse_args()
     if args.count < 1:
@@ -65,14 +72,16 @@ def main():
     start = time.perf_counter()
     if args.mode == "serial":
         results = run_serial(numbers)
-    else:
+    elif args.mode == "pool":
         results = run_pool(numbers, args.workers)
+    else:
+        results = run_process(numbers, args.workers)
     seconds = time.perf_counter() - start
 
     json.dump({
         "mode": args.mode,
         "count": args.count,
-        "workers": args.workers if args.mode == "pool" else 1,
+        "workers": args.workers if args.mode != "serial" else 1,
         "number": args.number,
         "seconds": seconds,
         "results": results,

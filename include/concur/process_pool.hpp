@@ -32,11 +32,13 @@
 #include <cstdint>
 #include <deque>
 #include <exception>
-#include <ranges>
-#include <tuple>
+#include <istream>
 #include <memory>
 #include <optional>
+#include <ostream>
+#include <ranges>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -86,9 +88,36 @@ struct PoolJob {
 
   std::uint64_t id = 0;
   const char* task = nullptr;
-  std::string args;                // a single call's serialized arguments
-  std::vector<std::string> batch;  // or a batch: each call's serialized arguments
+  std::string args;       // the serialized arguments (of every call of a batch, back to back)
+  std::size_t batch = 0;  // 0: one call; n: a batch of n calls
   bool started = false;
+};
+
+// BatchWriter writes the argument lists of a batch back to back into one archive.
+class BatchWriter {
+ public:
+  explicit BatchWriter(PoolJob& job) : job_(job), buf_(job.args), os_(&buf_), ar_(os_) {}
+  template <class... V>
+  void add(const V&... values) {
+    mp::detail::FdSink sink;
+    {
+      mp::detail::ScopedFdSink scope(sink);
+      try {
+        if constexpr (sizeof...(V) > 0) ar_(values...);
+      } catch (const cereal::Exception& e) {
+        mp::detail::throw_pickling(e.what());
+      }
+    }
+    if (!sink.fds.empty())
+      throw mp::PicklingError("handles cannot be passed to process pool tasks");
+    ++job_.batch;
+  }
+
+ private:
+  PoolJob& job_;
+  mp::detail::StringOutBuf buf_;
+  std::ostream os_;
+  mp::OutputArchive ar_;
 };
 
 template <class R>
@@ -121,12 +150,19 @@ struct PoolBatchJobImpl final : PoolJob {
   bool start() override { return promise.set_running_or_notify_cancel(); }
   void cancel() override { (void)promise.get_future().cancel(); }
   void finish(const std::string& result) override {
-    std::vector<R> values;
+    std::vector<R> values(batch);
     try {
-      std::vector<std::string> parts;
-      mp::loads(result, {}, parts);
-      values.resize(parts.size());
-      for (std::size_t i = 0; i < parts.size(); ++i) mp::loads(parts[i], {}, values[i]);
+      mp::detail::MemoryInBuf in(result);
+      std::istream is(&in);
+      mp::InputArchive ar(is);
+      for (std::size_t i = 0; i < values.size(); ++i) {  // (not R&: std::vector<bool>)
+        R v{};
+        ar(v);
+        values[i] = std::move(v);
+      }
+    } catch (const cereal::Exception& e) {
+      promise.set_exception(std::make_exception_ptr(mp::UnpicklingError(e.what())));
+      return;
     } catch (...) {
       promise.set_exception(std::current_exception());
       return;
@@ -160,15 +196,14 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
   // carries a handle (descriptors cannot reach pool workers yet), RuntimeError after shutdown(),
   // BrokenProcessPool when the pool is broken.
   template <class R, class... P, class... A>
-    requires(sizeof...(P) == sizeof...(A))
-  Future<R> submit(R (*fn)(P...), A&&... args) {
+  requires(sizeof...(P) == sizeof...(A)) Future<R> submit(R (*fn)(P...), A&&... args) {
     (mp::detail::require_task_argument<std::remove_cvref_t<P>>(), ...);
     static_assert(std::is_void_v<R> || mp::TaskArgument<R>,
                   "ProcessPoolExecutor::submit: the task's result type must be serializable and "
                   "default constructible, so that it can come back from the worker");
     auto job = std::make_unique<detail::PoolJobImpl<R>>();
     Future<R> future = job->promise.get_future();
-    mp::Payload payload = mp::dumps(as_param<P>(std::forward<A>(args))...);
+    mp::Payload payload = mp::dumps(mp::detail::as_param<P>(std::forward<A>(args))...);
     enqueue(reinterpret_cast<mp::detail::AnyFn>(fn), std::move(payload), std::move(job));
     return future;
   }
@@ -177,11 +212,14 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
   // in one round trip → the results in order. An exception in any call fails the batch with that
   // call's RemoteError. This is what map(..., MapOptions{.chunksize = n}) sends.
   template <class R, class... P, class... A>
-    requires(sizeof...(P) == sizeof...(A))
-  Future<std::vector<R>> submit_batch(R (*fn)(P...), const std::vector<std::tuple<A...>>& calls) {
+  requires(sizeof...(P) == sizeof...(A)) Future<std::vector<R>> submit_batch(
+      R (*fn)(P...), const std::vector<std::tuple<A...>>& calls) {
     auto job = start_batch<R, P...>();
-    for (const auto& call : calls)
-      std::apply([&](const auto&... a) { add_call<P...>(*job, a...); }, call);
+    {
+      detail::BatchWriter writer(*job);
+      for (const auto& call : calls)
+        std::apply([&](const auto&... a) { add_call<P...>(writer, a...); }, call);
+    }
     return finish_batch(fn, std::move(job));
   }
 
@@ -228,11 +266,8 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
     return std::make_unique<detail::PoolBatchJobImpl<R>>();
   }
   template <class... P, class... A>
-  static void add_call(detail::PoolJob& job, A&&... args) {
-    mp::Payload payload = mp::dumps(as_param<P>(std::forward<A>(args))...);
-    if (!payload.fds.empty())
-      throw mp::PicklingError("handles cannot be passed to process pool tasks");
-    job.batch.push_back(std::move(payload.bytes));
+  static void add_call(detail::BatchWriter& writer, A&&... args) {
+    writer.add(mp::detail::as_param<P>(std::forward<A>(args))...);
   }
   template <class R, class Fn>
   Future<std::vector<R>> finish_batch(Fn fn, std::unique_ptr<detail::PoolBatchJobImpl<R>> job) {
@@ -242,14 +277,6 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
   }
   void enqueue_batch(mp::detail::AnyFn fn, std::unique_ptr<detail::PoolJob> job);
 
-  template <class P, class A>
-  static decltype(auto) as_param(A&& arg) {
-    using V = std::remove_cvref_t<P>;
-    if constexpr (std::is_same_v<std::remove_cvref_t<A>, V>)
-      return static_cast<const V&>(arg);
-    else
-      return V(std::forward<A>(arg));
-  }
   void enqueue(mp::detail::AnyFn fn, mp::Payload payload, std::unique_ptr<detail::PoolJob> job);
 
   std::shared_ptr<detail::ProcessPoolCore> core_;
@@ -271,13 +298,18 @@ class ChunkedMapResults {
     auto exhausted = [&] {
       return [&]<std::size_t... I>(std::index_sequence<I...>) {
         return ((std::get<I>(its) == std::get<I>(ends)) || ...);
-      }(std::index_sequence_for<Ranges...>());
+      }
+      (std::index_sequence_for<Ranges...>());
     };
     while (!exhausted()) {
       auto job = ex.start_batch<R, P...>();
-      while (job->batch.size() < options.chunksize && !exhausted()) {
-        std::apply([&](auto&... it) { ProcessPoolExecutor::add_call<P...>(*job, *it...); }, its);
-        std::apply([](auto&... it) { (++it, ...); }, its);
+      {
+        BatchWriter writer(*job);
+        while (job->batch < options.chunksize && !exhausted()) {
+          std::apply([&](auto&... it) { ProcessPoolExecutor::add_call<P...>(writer, *it...); },
+                     its);
+          std::apply([](auto&... it) { (++it, ...); }, its);
+        }
       }
       batches_.push_back(ex.finish_batch(fn, std::move(job)));
     }
@@ -318,8 +350,11 @@ class ChunkedMapResults {
     Future<std::vector<R>> front = std::move(batches_.front());
     batches_.pop_front();
     try {
-      chunk_ = deadline_.is_infinite() ? std::move(front).result()
-                                       : std::move(front).result_until(deadline_.when());
+      std::vector<R> values = deadline_.is_infinite()
+                                  ? std::move(front).result()
+                                  : std::move(front).result_until(deadline_.when());
+      chunk_.clear();
+      for (std::size_t i = 0; i < values.size(); ++i) chunk_.push_back(std::move(values[i]));
     } catch (...) {
       (void)front.cancel();
       throw;
@@ -336,7 +371,7 @@ class ChunkedMapResults {
 
   Deadline deadline_;
   std::deque<Future<std::vector<R>>> batches_;
-  std::vector<R> chunk_;
+  std::deque<R> chunk_;  // a deque: real references even for bool
   std::size_t at_ = 0;
 };
 
@@ -346,15 +381,15 @@ template <class R, class... P, class... Rest>
 auto ProcessPoolExecutor::map_chunked(const MapOptions& options, R (*fn)(P...), Rest&&... rest) {
   if (options.chunksize == 0) throw ValueError("chunksize must be >= 1");
   auto call = [&]<std::size_t... I>(auto&& all, std::index_sequence<I...>) {
-    return detail::ChunkedMapResults<R, R (*)(P...),
-                                     std::tuple_element_t<I, std::remove_cvref_t<decltype(all)>>...>(
+    return detail::ChunkedMapResults<
+        R, R (*)(P...), std::tuple_element_t<I, std::remove_cvref_t<decltype(all)>>...>(
         *this, fn, options, std::get<I>(all)...);
   };
   auto all = std::forward_as_tuple(std::forward<Rest>(rest)...);
   if constexpr (sizeof...(Rest) > 0 &&
-                std::is_same_v<std::remove_cvref_t<std::tuple_element_t<sizeof...(Rest) - 1,
-                                                                         decltype(all)>>,
-                               MapOptions>)
+                std::is_same_v<
+                    std::remove_cvref_t<std::tuple_element_t<sizeof...(Rest) - 1, decltype(all)>>,
+                    MapOptions>)
     return call(all, std::make_index_sequence<sizeof...(Rest) - 1>());
   else
     return call(all, std::make_index_sequence<sizeof...(Rest)>());

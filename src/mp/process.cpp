@@ -225,13 +225,16 @@ struct Self {
   std::uint32_t counter = 0;  // children named so far
 };
 
+// The module's state is immortal (never destroyed): static destructors of the program (a static
+// ProcessPoolExecutor, a static Manager) may still start, join or reap children after this file's
+// statics would have been destroyed.
 std::mutex& self_mu() {
-  static std::mutex mu;
-  return mu;
+  static auto* mu = new std::mutex;
+  return *mu;
 }
 Self& self() {
-  static Self s;
-  return s;
+  static auto* s = new Self;
+  return *s;
 }
 
 std::string child_name(std::vector<std::uint32_t>& identity) {
@@ -345,8 +348,8 @@ struct Children {
   std::vector<std::shared_ptr<ChildState>> live;
 };
 Children& children() {
-  static Children c;
-  return c;
+  static auto* c = new Children;
+  return *c;
 }
 
 void add_child(std::shared_ptr<ChildState> child) {
@@ -384,8 +387,8 @@ struct ForkServer {
   int control = -1;
 };
 ForkServer& forkserver() {
-  static ForkServer s;
-  return s;
+  static auto* s = new ForkServer;
+  return *s;
 }
 
 std::vector<std::string> spawn_env(const char* mode) {
@@ -479,14 +482,6 @@ void stop_forkserver() {
 }
 
 // ---- The child side.
-
-std::string demangle(const char* mangled) {
-  int status = 0;
-  char* out = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
-  std::string name = status == 0 && out != nullptr ? out : mangled;
-  std::free(out);
-  return name;
-}
 
 // report_exception(name) prints the current exception as Python prints a child's traceback tail.
 void report_exception(const std::string& process_name) {
@@ -703,6 +698,12 @@ pid_t forkserver_pid() noexcept {
   return forkserver().control >= 0 ? forkserver().pid : 0;
 }
 
+namespace {
+std::atomic<bool> g_exiting{false};  // set by exit_function
+}  // namespace
+
+bool exiting() noexcept { return g_exiting.load(); }
+
 int count_threads() noexcept {
   DIR* d = ::opendir("/proc/self/task");
   if (d == nullptr) return -1;
@@ -720,6 +721,7 @@ int count_threads() noexcept {
 namespace {
 
 void exit_function() {
+  g_exiting.store(true);
   std::vector<std::shared_ptr<ChildState>> live;
   {
     std::scoped_lock lock(children().mu);

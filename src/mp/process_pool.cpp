@@ -1,19 +1,19 @@
 // ProcessPoolExecutor (see include/concur/process_pool.hpp).
 //
 // One dispatcher thread owns the workers. Each worker is an mp::Process running the registered
-// task "concur::ProcessPoolExecutor::worker" with its own duplex Connection. The dispatcher sends
-// a worker at most kPerWorker requests (one running, one waiting in its pipe, so a worker never
-// idles between tasks), reads replies as they come (mp::wait over every worker's Connection plus a
-// wake-up Connection that submit() and shutdown() write to when the dispatcher sleeps), and
-// settles futures in the dispatcher thread. A worker's end of file means it exited: the request it
-// was running (the oldest unanswered) fails with BrokenProcessPool, the others go back to the
-// front of the pending queue, and a new worker takes its place.
+// task "concur::ProcessPoolExecutor::worker" with its own duplex Connection. The dispatcher keeps
+// a few requests in each worker's pipe (see kMinPerWorker), reads replies as they come (mp::wait
+// over every worker's Connection plus a wake-up Connection that submit() and shutdown() write to
+// when the dispatcher sleeps), and settles futures in the dispatcher thread. A worker's end of file
+// means it exited: the request it was running (the oldest unanswered) fails with BrokenProcessPool,
+// the others go back to the front of the pending queue, and a new worker takes its place.
 #include "concur/process_pool.hpp"
 
 #include <cxxabi.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -32,14 +32,23 @@ namespace detail {
 
 namespace {
 
-constexpr std::size_t kPerWorker = 2;
+// A worker gets at least kMinPerWorker requests in flight (one running, one waiting in its pipe,
+// so it never idles between tasks) and, while the backlog is long, up to kMaxPerWorker (a
+// quarter of its share of the backlog): a bulk submit then costs one wake-up per many tasks
+// instead of per task, a task never waits behind another worker's queue while the backlog is
+// short, and most of a long backlog stays cancellable.
+constexpr std::size_t kMinPerWorker = 2;
+constexpr std::size_t kMaxPerWorker = 64;
+// The request bytes a worker may have outstanding (see send_work_locked): below a pipe's 64 KiB
+// capacity, with room for a frame header.
+constexpr std::size_t kWireBudget = 48 * 1024;
 
 // The wire format between the dispatcher and a worker.
 struct PoolRequest {
   std::uint64_t id = 0;  // 0: exit
   std::string task;
-  std::string args;                // one call
-  std::vector<std::string> batch;  // or several (then the result is the list of results)
+  std::string args;         // one call's arguments, or a batch's, back to back
+  std::uint64_t batch = 0;  // 0: one call; n: a batch of n calls (results back to back)
   template <class Archive>
   void serialize(Archive& ar) {
     ar(id, task, args, batch);
@@ -61,14 +70,6 @@ struct PoolReply {
   }
 };
 
-std::string demangle(const char* mangled) {
-  int status = 0;
-  char* out = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
-  std::string name = status == 0 && out != nullptr ? out : mangled;
-  std::free(out);
-  return name;
-}
-
 // describe_current(reply) fills the error fields from the exception being handled. concur errors
 // keep their Python name ("ValueError") as the type and the rest of what() as the message.
 void describe_current(PoolReply& reply) {
@@ -81,18 +82,18 @@ void describe_current(PoolReply& reply) {
       reply.type_name = what.substr(0, colon);
       reply.message = what.substr(colon + 2);
     } else {
-      reply.type_name = demangle(typeid(e).name());
+      reply.type_name = mp::detail::demangle(typeid(e).name());
       reply.message = what;
     }
   } catch (const mp::SystemExit& e) {
     reply.type_name = "SystemExit";
     reply.message = std::to_string(e.code());
   } catch (const std::exception& e) {
-    reply.type_name = demangle(typeid(e).name());
+    reply.type_name = mp::detail::demangle(typeid(e).name());
     reply.message = e.what();
   } catch (...) {
     const std::type_info* t = abi::__cxa_current_exception_type();
-    reply.type_name = t != nullptr ? demangle(t->name()) : "unknown exception";
+    reply.type_name = t != nullptr ? mp::detail::demangle(t->name()) : "unknown exception";
   }
 }
 
@@ -120,45 +121,40 @@ void pool_worker(mp::Connection conn, std::string initializer, std::uint64_t max
   }
   std::uint64_t done = 0;
   for (;;) {
-    PoolRequest request;
+    std::vector<PoolRequest> requests;
     try {
-      request = conn.recv<PoolRequest>();
+      requests = conn.recv<std::vector<PoolRequest>>();
     } catch (const mp::EOFError&) {
       return;  // the pool is gone
     }
-    if (request.id == 0) return;
-    PoolReply reply;
-    reply.id = request.id;
-    try {
-      const mp::detail::TaskEntry* task = mp::detail::find_task(request.task);
-      if (task == nullptr)
-        throw UsageError("task '" + request.task + "' is not registered in the worker");
-      if (request.batch.empty()) {
-        mp::Payload out = task->invoke(request.args, {});
-        if (!out.fds.empty()) throw mp::PicklingError("a task result cannot carry handles");
-        reply.result = std::move(out.bytes);
-      } else {
-        std::vector<std::string> results;
-        results.reserve(request.batch.size());
-        for (const std::string& call : request.batch) {
-          mp::Payload out = task->invoke(call, {});
+    for (PoolRequest& request : requests) {
+      if (request.id == 0) return;
+      PoolReply reply;
+      reply.id = request.id;
+      try {
+        const mp::detail::TaskEntry* task = mp::detail::find_task(request.task);
+        if (task == nullptr)
+          throw UsageError("task '" + request.task + "' is not registered in the worker");
+        if (request.batch == 0) {
+          mp::Payload out = task->invoke(request.args, {});
           if (!out.fds.empty()) throw mp::PicklingError("a task result cannot carry handles");
-          results.push_back(std::move(out.bytes));
+          reply.result = std::move(out.bytes);
+        } else {
+          reply.result = task->invoke_batch(request.args, static_cast<std::size_t>(request.batch));
         }
-        reply.result = mp::dumps(results).bytes;
+      } catch (...) {
+        reply.status = ReplyStatus::error;
+        reply.result.clear();
+        describe_current(reply);
+        reply.traceback = "raised by task '" + request.task + "' " + where;
       }
-    } catch (...) {
-      reply.status = ReplyStatus::error;
-      reply.result.clear();
-      describe_current(reply);
-      reply.traceback = "raised by task '" + request.task + "' " + where;
+      try {
+        conn.send(reply);
+      } catch (...) {
+        return;  // the pool is gone
+      }
+      if (max_tasks != 0 && ++done >= max_tasks) return;
     }
-    try {
-      conn.send(reply);
-    } catch (...) {
-      return;  // the pool is gone
-    }
-    if (max_tasks != 0 && ++done >= max_tasks) return;
   }
 }
 
@@ -179,11 +175,12 @@ class ProcessPoolCore {
   explicit ProcessPoolCore(ProcessPoolOptions options) : options_(options) {
     if (options_.max_workers == 0) options_.max_workers = static_cast<std::size_t>(mp::cpu_count());
     if (options_.start_method.value_or(mp::get_start_method()) == mp::StartMethod::fork)
-      throw ValueError("ProcessPoolExecutor cannot use the fork start method: its dispatcher "
-                       "thread makes this process multithreaded (use forkserver or spawn)");
+      throw ValueError(
+          "ProcessPoolExecutor cannot use the fork start method: its dispatcher "
+          "thread makes this process multithreaded (use forkserver or spawn)");
     if (options_.initializer != nullptr) {
-      const mp::detail::TaskEntry* init = mp::detail::find_task(
-          reinterpret_cast<mp::detail::AnyFn>(options_.initializer));
+      const mp::detail::TaskEntry* init =
+          mp::detail::find_task(reinterpret_cast<mp::detail::AnyFn>(options_.initializer));
       if (init == nullptr)
         throw UsageError("ProcessPoolExecutor: the initializer is not registered (CONCUR_TASK)");
       initializer_ = init->name;
@@ -199,13 +196,15 @@ class ProcessPoolCore {
   void enqueue(mp::detail::AnyFn fn, mp::Payload payload, std::unique_ptr<PoolJob> job) {
     const mp::detail::TaskEntry* task = mp::detail::find_task(fn);
     if (task == nullptr)
-      throw UsageError("ProcessPoolExecutor::submit: the function is not registered; add "
-                       "CONCUR_TASK(fn) at namespace scope next to its definition");
+      throw UsageError(
+          "ProcessPoolExecutor::submit: the function is not registered; add "
+          "CONCUR_TASK(fn) at namespace scope next to its definition");
     if (!payload.fds.empty())
-      throw mp::PicklingError("handles (Connection, Lock, Value, Queue...) cannot be passed to "
-                              "process pool tasks");
+      throw mp::PicklingError(
+          "handles (Connection, Lock, Value, Queue...) cannot be passed to "
+          "process pool tasks");
     job->task = task->name;
-    if (job->batch.empty()) job->args = std::move(payload.bytes);
+    if (job->batch == 0) job->args = std::move(payload.bytes);
     {
       std::scoped_lock lock(mu_);
       if (broken_) throw BrokenProcessPool(broken_reason_);
@@ -278,12 +277,17 @@ class ProcessPoolCore {
   std::unique_ptr<Worker> start_worker() {
     mp::ProcessOptions o;
     o.start_method = options_.start_method;
-    o.daemon = false;
+    // Daemonic, as multiprocessing.Pool's workers: a pool still alive when the program exits
+    // (a static one, a leaked one) has its workers terminated instead of joined forever.
+    o.daemon = true;
     auto [ours, theirs] = mp::Pipe();
-    auto w = std::make_unique<Worker>(Worker{
-        mp::Process(o, &pool_worker, std::move(theirs), initializer_,
-                    static_cast<std::uint64_t>(options_.max_tasks_per_child)),
-        std::move(ours), {}, 0, false});
+    auto w = std::make_unique<Worker>(
+        Worker{mp::Process(o, &pool_worker, std::move(theirs), initializer_,
+                           static_cast<std::uint64_t>(options_.max_tasks_per_child)),
+               std::move(ours),
+               {},
+               0,
+               false});
     w->process.start();
     return w;
   }
@@ -300,12 +304,42 @@ class ProcessPoolCore {
     }
   }
 
-  // send_work_locked() tops the workers up: first one request each (so that a free worker never
-  // waits while another has two), then up to kPerWorker each.
+  // wire_size(job) is an upper bound of the bytes its request takes in a message.
+  static std::size_t wire_size(const PoolJob& job) noexcept {
+    return job.args.size() + std::char_traits<char>::length(job.task) + 64;
+  }
+
+  // send_work_locked() tops the workers up, one round at a time (so that a free worker never
+  // waits while another holds several): up to kMinPerWorker each, or a fair share of a long
+  // backlog, at most kMaxPerWorker.
   void send_work_locked(std::vector<std::unique_ptr<PoolJob>>& cancelled) {
-    for (std::size_t depth = 1; depth <= kPerWorker; ++depth) {
-      for (auto& w : workers_) {
-        while (!w->stopping && w->in_flight.size() < depth && !pending_.empty()) {
+    std::size_t in_flight = 0;
+    for (const auto& w : workers_) in_flight += w->in_flight.size();
+    // A quarter of the backlog per worker: enough to keep it busy between refills, while most of
+    // a long backlog stays here, cancellable (a request in a worker's pipe counts as running).
+    const std::size_t share =
+        workers_.empty() ? 0 : (pending_.size() + in_flight) / (4 * workers_.size());
+    const std::size_t limit = std::clamp(share, kMinPerWorker, kMaxPerWorker);
+    // Each worker's new requests travel in one message (one write, one wake-up). The send must
+    // never block — this thread is also the one that reads the workers' replies, so a worker
+    // blocked on a full reply pipe while we block on its full request pipe would deadlock both.
+    // Hence the byte budget: requests not yet answered (which may still sit unread in the pipe)
+    // plus the new message stay within kWireBudget, below a pipe's capacity; a message above
+    // mp::kLargeMessageThreshold travels in a memfd and takes no pipe space at all.
+    std::vector<std::vector<PoolRequest>> outgoing(workers_.size());
+    std::vector<std::size_t> first_new(workers_.size());
+    std::vector<std::size_t> bytes(workers_.size(), 0);
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+      first_new[i] = workers_[i]->in_flight.size();
+      for (const auto& job : workers_[i]->in_flight) bytes[i] += wire_size(*job);
+    }
+    for (std::size_t depth = 1; depth <= limit && !pending_.empty(); ++depth) {
+      for (std::size_t i = 0; i < workers_.size(); ++i) {
+        Worker& w = *workers_[i];
+        while (!w.stopping && w.in_flight.size() < depth && !pending_.empty()) {
+          const std::size_t size = wire_size(*pending_.front());
+          if (bytes[i] != 0 && bytes[i] + size > kWireBudget) break;
+          bytes[i] += size;
           std::unique_ptr<PoolJob> job = std::move(pending_.front());
           pending_.pop_front();
           if (!job->started) {
@@ -315,19 +349,26 @@ class ProcessPoolCore {
             }
             job->started = true;
           }
-          PoolRequest request{job->id, job->task, job->args, job->batch};
-          try {
-            w->conn.send(request);
-          } catch (const Error&) {
-            pending_.push_front(std::move(job));  // the worker is dying; its EOF will tell
-            w->stopping = true;
-            break;
-          }
-          ++w->sent;
-          if (options_.max_tasks_per_child != 0 && w->sent >= options_.max_tasks_per_child)
-            w->stopping = true;  // it exits after its last task
-          w->in_flight.push_back(std::move(job));
+          outgoing[i].push_back(PoolRequest{job->id, job->task, job->args, job->batch});
+          ++w.sent;
+          if (options_.max_tasks_per_child != 0 && w.sent >= options_.max_tasks_per_child)
+            w.stopping = true;  // it exits after its last task
+          w.in_flight.push_back(std::move(job));
         }
+      }
+    }
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+      if (outgoing[i].empty()) continue;
+      Worker& w = *workers_[i];
+      try {
+        w.conn.send(outgoing[i]);
+      } catch (const Error&) {
+        // The worker is dying (its end of file will tell): take the new requests back, in order.
+        while (w.in_flight.size() > first_new[i]) {
+          pending_.push_front(std::move(w.in_flight.back()));
+          w.in_flight.pop_back();
+        }
+        w.stopping = true;
       }
     }
   }
@@ -342,13 +383,16 @@ class ProcessPoolCore {
     }
     const int code = w->process.exitcode().value_or(-1);
     if (w->in_flight.empty() && code == 0) return;  // retired (max_tasks_per_child) or stopped
-    std::string reason = "a process in the process pool was terminated abruptly while the future "
-                         "was running or pending (" +
-                         (code < 0 ? "killed by signal " + std::to_string(-code)
-                                   : "exit code " + std::to_string(code)) +
-                         ")";
+    std::string reason =
+        "a process in the process pool was terminated abruptly while the future "
+        "was running or pending (" +
+        (code < 0 ? "killed by signal " + std::to_string(-code)
+                  : "exit code " + std::to_string(code)) +
+        ")";
     if (init_failed_) reason = init_failed_reason_;
-    if (options_.break_on_worker_death || init_failed_) {
+    if (mp::detail::exiting())
+      reason = "the program is exiting; its process pool workers were stopped";
+    if (options_.break_on_worker_death || init_failed_ || mp::detail::exiting()) {
       for (auto& job : w->in_flight) failed.push_back(std::move(job));
       break_pool(reason, failed);
       return;
@@ -367,8 +411,8 @@ class ProcessPoolCore {
     if (reply.status == ReplyStatus::init_failed) {
       std::scoped_lock lock(mu_);
       init_failed_ = true;
-      init_failed_reason_ = "a worker's initializer failed: " + reply.type_name + ": " +
-                            reply.message;
+      init_failed_reason_ =
+          "a worker's initializer failed: " + reply.type_name + ": " + reply.message;
       return;  // the worker exits; its end of file breaks the pool
     }
     std::unique_ptr<PoolJob> job;
@@ -381,8 +425,8 @@ class ProcessPoolCore {
     if (reply.status == ReplyStatus::ok) {
       job->finish(reply.result);
     } else {
-      job->fail(std::make_exception_ptr(
-          RemoteError(reply.type_name, reply.message, reply.traceback)));
+      job->fail(
+          std::make_exception_ptr(RemoteError(reply.type_name, reply.message, reply.traceback)));
     }
   }
 
@@ -413,7 +457,7 @@ class ProcessPoolCore {
           for (auto& w : workers_)
             if (!w->stopping) {
               try {
-                w->conn.send(PoolRequest{});
+                w->conn.send(std::vector<PoolRequest>{PoolRequest{}});
               } catch (...) {
               }
               w->stopping = true;

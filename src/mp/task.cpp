@@ -3,9 +3,13 @@
 // registrations (a dlopen'ed library) safe.
 #include "concur/mp/task.hpp"
 
+#include <cxxabi.h>
+
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <string>
 #include <string_view>
 #include <typeinfo>
 #include <vector>
@@ -23,8 +27,10 @@ struct TaskRegistry {
 };
 
 TaskRegistry& tasks() {
-  static TaskRegistry registry;  // constructed on first use: safe from any static initializer
-  return registry;
+  // Constructed on first use (safe from any static initializer), never destroyed (safe from any
+  // static destructor).
+  static auto* registry = new TaskRegistry;
+  return *registry;
 }
 
 struct ClassRegistry {
@@ -34,8 +40,8 @@ struct ClassRegistry {
 };
 
 ClassRegistry& classes() {
-  static ClassRegistry registry;
-  return registry;
+  static auto* registry = new ClassRegistry;
+  return *registry;
 }
 
 bool contains(const std::vector<std::string_view>& names, std::string_view name) {
@@ -45,6 +51,14 @@ bool contains(const std::vector<std::string_view>& names, std::string_view name)
 }
 
 }  // namespace
+
+std::string demangle(const char* mangled) {
+  int status = 0;
+  char* out = abi::__cxa_demangle(mangled, nullptr, nullptr, &status);
+  std::string name = status == 0 && out != nullptr ? out : mangled;
+  std::free(out);
+  return name;
+}
 
 bool register_task(const TaskEntry& entry) noexcept {
   TaskRegistry& r = tasks();

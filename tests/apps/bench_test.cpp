@@ -267,8 +267,8 @@ TEST_F(BenchTest, IsPrimePoolQuickRunAtSeveralThreadCounts) {
   for (std::size_t n : kThreadCounts) {
     const BenchResult result = quick_run("is_prime_pool", static_cast<unsigned>(n));
     ASSERT_TRUE(result.errors.empty()) << result.errors.front();
-    EXPECT_EQ(modes(result.rows),
-              (std::vector<std::string>{"serial", "pool " + std::to_string(n)}));
+    EXPECT_EQ(modes(result.rows), (std::vector<std::string>{"serial", "pool " + std::to_string(n),
+                                                            "processes " + std::to_string(n)}));
     for (const Row& r : result.rows) {
       EXPECT_EQ(r.experiment, "is_prime_pool");
       EXPECT_EQ(r.language, "c++");
@@ -279,6 +279,7 @@ TEST_F(BenchTest, IsPrimePoolQuickRunAtSeveralThreadCounts) {
     }
     EXPECT_TRUE(result.rows[0].baseline);
     EXPECT_EQ(result.rows[1].workers, n);
+    EXPECT_EQ(result.rows[2].workers, n);
     EXPECT_TRUE(result.ok());
   }
 }
@@ -331,7 +332,7 @@ TEST_F(BenchTest, PoolExperimentsQuickRunWithPythonAgree) {
     std::vector<std::string> python_modes;
   };
   const std::vector<Case> cases = {
-      {"is_prime_pool", {"python serial", "python pool 2"}},
+      {"is_prime_pool", {"python serial", "python pool 2", "python processes 2"}},
       {"fib_pool", {"python serial", "python pool 3"}},
       {"sleep_pool", {"python serial", "python pool 3", "python pool 30"}},
   };
@@ -442,9 +443,9 @@ TEST_F(BenchTest, RunBenchQuickWritesTableAndValidJson) {
   EXPECT_TRUE(j.at("machine").contains("date"));
   EXPECT_EQ(j.at("config").at("size"), "quick");
   EXPECT_TRUE(j.at("config").at("python").is_null());
-  // Every experiment ran: is_prime 2 rows, is_prime_pool 2, fib_pool 3 (pool 3 and pool 2),
+  // Every experiment ran: is_prime 2 rows, is_prime_pool 3, fib_pool 3 (pool 3 and pool 2),
   // sleep_pool 3.
-  ASSERT_EQ(j.at("rows").size(), 10U);
+  ASSERT_EQ(j.at("rows").size(), 11U);
   EXPECT_EQ(j.at("rows")[0].at("mode"), "serial");
   EXPECT_EQ(j.at("rows")[1].at("mode"), "threads 2");
   EXPECT_EQ(j.at("rows")[0].at("answer"), j.at("rows")[1].at("answer"));

@@ -102,6 +102,9 @@ void run_process(Process& p);
 // spawn/forkserver child or as the fork server. Exposed for tests only.
 CONCUR_EXPORT pid_t forkserver_pid() noexcept;
 CONCUR_EXPORT int count_threads() noexcept;
+// exiting() is true once this process's exit handler started (daemonic children are being
+// terminated): pools stop replacing workers.
+CONCUR_EXPORT bool exiting() noexcept;
 }  // namespace detail
 
 // ProcessOptions (Process::Options): the name (default "Process-N"), daemon (default: the creating
@@ -186,14 +189,6 @@ class CONCUR_EXPORT Process {
 
  private:
   friend void detail::run_process(Process& p);
-  template <class P, class A>
-  static decltype(auto) as_param(A&& arg) {
-    using V = std::remove_cvref_t<P>;
-    if constexpr (std::is_same_v<std::remove_cvref_t<A>, V>)
-      return static_cast<const V&>(arg);
-    else
-      return V(std::forward<A>(arg));
-  }
   void init(const Options& options);
   void set_target(detail::AnyFn fn, Payload payload);
   bool join_until(const concur::detail::Deadline& deadline);
@@ -221,7 +216,8 @@ requires(sizeof...(P) == sizeof...(A)) Process::Process(Options options, R (*fn)
                   std::is_constructible_v<std::remove_cvref_t<P>, A&&>)&&...),
                 "concur::mp::Process: an argument does not convert to the task's parameter type");
   init(options);
-  set_target(reinterpret_cast<detail::AnyFn>(fn), dumps(as_param<P>(std::forward<A>(args))...));
+  set_target(reinterpret_cast<detail::AnyFn>(fn),
+             dumps(detail::as_param<P>(std::forward<A>(args))...));
 }
 
 namespace detail {

@@ -43,6 +43,11 @@ struct TaskEntry {
   // Serializable). Whatever the function throws propagates.
   Payload (*invoke)(std::string_view bytes, std::vector<int> fds) = nullptr;
   bool result_serializable = false;
+  // invoke_batch(bytes, count) loads `count` argument lists written back to back into one
+  // archive (no descriptors), calls the function for each in order, and returns the results
+  // written back to back into one archive (nothing for void). A process pool's map chunk: one
+  // archive per chunk instead of one per call.
+  std::string (*invoke_batch)(std::string_view bytes, std::size_t count) = nullptr;
 };
 
 // register_task(entry) adds the entry. The same function registered twice (a CONCUR_TASK in a
@@ -55,6 +60,20 @@ CONCUR_EXPORT const TaskEntry* find_task(AnyFn address) noexcept;
 CONCUR_EXPORT const TaskEntry* find_task(std::string_view name) noexcept;
 // task_name_ambiguous(name) is true when two different functions were registered as `name`.
 CONCUR_EXPORT bool task_name_ambiguous(std::string_view name) noexcept;
+
+// as_param<P>(arg) is `arg` as the task parameter type P is saved: the argument itself when it
+// already has P's type (no copy: handles are not copyable), else a P converted from it.
+template <class P, class A>
+decltype(auto) as_param(A&& arg) {
+  using V = std::remove_cvref_t<P>;
+  if constexpr (std::is_same_v<std::remove_cvref_t<A>, V>)
+    return static_cast<const V&>(arg);
+  else
+    return V(std::forward<A>(arg));
+}
+
+// demangle(name) is the readable form of a type_info name ("concur::ValueError").
+CONCUR_EXPORT std::string demangle(const char* mangled);
 
 template <class F>
 struct FnTraits;
@@ -107,6 +126,41 @@ Payload invoke_task(std::string_view bytes, std::vector<int> fds) {
   }
 }
 
+template <auto Fn>
+std::string invoke_batch(std::string_view bytes, std::size_t count) {
+  using Traits = FnTraits<decltype(Fn)>;
+  using R = typename Traits::Result;
+  constexpr auto seq = std::make_index_sequence<std::tuple_size_v<typename Traits::Values>>{};
+  std::string out;
+  MemoryInBuf in(bytes);
+  std::istream is(&in);
+  StringOutBuf ob(out);
+  std::ostream os(&ob);
+  try {
+    InputArchive iar(is);
+    OutputArchive oar(os);
+    for (std::size_t i = 0; i < count; ++i) {
+      typename Traits::Values values;
+      std::apply(
+          [&](auto&... v) {
+            if constexpr (sizeof...(v) > 0) iar(v...);
+          },
+          values);
+      if constexpr (std::is_void_v<R>) {
+        call_with<Fn>(values, seq);
+      } else if constexpr (Serializable<R> && std::default_initializable<std::remove_cvref_t<R>>) {
+        const std::remove_cvref_t<R> result = call_with<Fn>(values, seq);
+        oar(result);
+      } else {
+        (void)call_with<Fn>(values, seq);
+      }
+    }
+  } catch (const cereal::Exception& e) {
+    throw_unpickling(e.what());
+  }
+  return out;
+}
+
 template <class... P>
 consteval bool check_task_params(std::tuple<P...>*) {
   (require_task_argument<std::remove_cvref_t<P>>(), ...);
@@ -124,7 +178,8 @@ TaskEntry make_task_entry(const char* name) noexcept {
   static_assert(check_task_params(static_cast<typename Traits::Params*>(nullptr)));
   using R = std::remove_cvref_t<typename Traits::Result>;
   return TaskEntry{name, reinterpret_cast<AnyFn>(Fn), &invoke_task<Fn>,
-                   std::is_void_v<R> || (Serializable<R> && std::default_initializable<R>)};
+                   std::is_void_v<R> || (Serializable<R> && std::default_initializable<R>),
+                   &invoke_batch<Fn>};
 }
 
 // TaskRegistrar registers a task when constructed: CONCUR_TASK defines one at namespace scope

@@ -1,7 +1,9 @@
 // bench/experiments/is_prime_pool.cpp — the is_prime_pool experiment: rows "serial", "pool N",
-// "python serial", "python pool N". The pool rows map is_prime over the numbers through a
-// ThreadPoolExecutor of N workers (N = --threads), the time including the pool's creation and
-// shutdown, like the notes' `with` block. Every row must agree with the reference computed once.
+// "processes N", "python serial", "python pool N", "python processes N". The pool rows map
+// is_prime over the numbers through a ThreadPoolExecutor of N workers (N = --threads), the
+// processes rows through a ProcessPoolExecutor of N worker processes, the time including the
+// pool's creation and shutdown, like the notes' `with` block. Every row must agree with the
+// reference computed once.
 #include "bench/experiments/is_prime_pool.hpp"
 
 #include <fmt/format.h>
@@ -18,10 +20,17 @@
 #include "bench/experiment.hpp"
 #include "bench/experiments/is_prime.hpp"
 #include "bench/python.hpp"
+#include "concur/process_pool.hpp"
 #include "concur/thread_pool.hpp"
 #include "embedded/kIsPrimePoolPy.hpp"
 
 namespace concur::apps::bench {
+
+// is_prime_task is is_prime registered for the process pool rows (a task must be a function
+// registered by name so that the worker processes can run it).
+bool is_prime_task(std::uint64_t n) { return is_prime(n); }
+CONCUR_TASK(is_prime_task);
+
 namespace {
 
 constexpr std::string_view kName = "is_prime_pool";
@@ -84,13 +93,26 @@ Row run_pool(const std::vector<std::uint64_t>& numbers, unsigned n, bool expecte
                   summarize(results, expected), expected);
 }
 
+// run_processes: `with ProcessPoolExecutor(n) as pool: results = list(pool.map(is_prime,
+// numbers))` — the notes' process pool (seed 000's 11-13), worker start-up included.
+Row run_processes(const std::vector<std::uint64_t>& numbers, unsigned n, bool expected) {
+  std::vector<bool> results;
+  results.reserve(numbers.size());
+  const double seconds = seconds_of([&] {
+    ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = n});
+    for (bool r : pool.map(is_prime_task, numbers)) results.push_back(r);
+  });
+  return make_row(fmt::format("processes {}", n), "c++", n, numbers.size(), seconds,
+                  summarize(results, expected), expected);
+}
+
 // run_python_mode runs bench/compare/is_prime_pool.py and turns its JSON into a row.
 Row run_python_mode(const PythonInfo& python, std::string_view mode, std::size_t count,
                     unsigned workers, bool expected) {
   std::vector<std::string> args = {"--mode",   std::string(mode),
                                    "--count",  std::to_string(count),
                                    "--number", std::to_string(kIsPrimeNumber)};
-  if (mode == "pool") args.insert(args.end(), {"--workers", std::to_string(workers)});
+  if (mode != "serial") args.insert(args.end(), {"--workers", std::to_string(workers)});
   const nlohmann::json j = run_python(python, embedded::kIsPrimePoolPy, args);
   try {
     const auto results = j.at("results").get<std::vector<bool>>();
@@ -98,16 +120,18 @@ Row run_python_mode(const PythonInfo& python, std::string_view mode, std::size_t
       throw std::runtime_error(fmt::format("{} results for {} numbers", results.size(), count));
     }
     const double seconds = j.at("seconds").get<double>();
-    const bool pool = mode == "pool";
-    return make_row(pool ? fmt::format("python pool {}", workers) : std::string("python serial"),
-                    "python", pool ? workers : 1, count, seconds, summarize(results, expected),
-                    expected);
+    const bool serial = mode == "serial";
+    const std::string name = serial           ? std::string("python serial")
+                             : mode == "pool" ? fmt::format("python pool {}", workers)
+                                              : fmt::format("python processes {}", workers);
+    return make_row(name, "python", serial ? 1 : workers, count, seconds,
+                    summarize(results, expected), expected);
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(fmt::format("is_prime_pool.py printed unexpected JSON: {}", e.what()));
   }
 }
 
-// run_python_rows appends the rows "python serial" and "python pool N".
+// run_python_rows appends the rows "python serial", "python pool N" and "python processes N".
 void run_python_rows(const PythonInfo& py, const BenchConfig& config, bool expected,
                      std::vector<Row>& rows) {
   std::size_t py_count = 1;
@@ -135,13 +159,17 @@ void run_python_rows(const PythonInfo& py, const BenchConfig& config, bool expec
   config.report_progress(
       fmt::format("is_prime_pool: python pool {}, {}", config.threads, count_text(py_count)));
   rows.push_back(run_python_mode(py, "pool", py_count, config.threads, expected));
+  config.report_progress(
+      fmt::format("is_prime_pool: python processes {}, {}", config.threads, count_text(py_count)));
+  rows.push_back(run_python_mode(py, "process", py_count, config.threads, expected));
 }
 
 class IsPrimePoolExperiment final : public Experiment {
  public:
   [[nodiscard]] std::string_view name() const override { return kName; }
   [[nodiscard]] std::string_view description() const override {
-    return "is_prime x 100 through ThreadPoolExecutor.map (seed 004): concur's pool vs Python's";
+    return "is_prime x 100 through ThreadPoolExecutor.map and ProcessPoolExecutor.map (seeds 000, "
+           "004): concur's pools vs Python's";
   }
 
   [[nodiscard]] std::vector<Row> run(const BenchConfig& config) const override {
@@ -156,6 +184,9 @@ class IsPrimePoolExperiment final : public Experiment {
     config.report_progress(
         fmt::format("is_prime_pool: pool {}, {}", config.threads, count_text(cpp_count)));
     rows.push_back(run_pool(numbers, config.threads, expected));
+    config.report_progress(
+        fmt::format("is_prime_pool: processes {}, {}", config.threads, count_text(cpp_count)));
+    rows.push_back(run_processes(numbers, config.threads, expected));
 
     if (config.python) {
       try {
