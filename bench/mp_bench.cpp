@@ -5,6 +5,10 @@
 //   BM_RoundTrip/raw_socketpair        one AF_UNIX socketpair, write 8 / read 8 each way
 //   BM_RoundTrip/concur_send_recv      Connection::send(std::int64_t) / recv<std::int64_t>()
 //   BM_RoundTrip/concur_send_bytes     Connection::send_bytes(8 bytes) / recv_bytes()
+//   BM_RoundTrip/concur_send_recv_sigpipe_ignored  the same with SIGPIPE ignored (SIG_IGN) while
+//                                      the ends are made and used: no per-send SIGPIPE masking
+//   BM_RoundTrip/concur_socket_send_recv  send / recv on Connection(fd) ends adopted from a
+//                                      socketpair (the socket kind the Manager uses)
 //   BM_Throughput_1MiB/raw_socketpair  1 MiB write(2)s into a socketpair, the child reads them
 //   BM_Throughput_1MiB/concur_send_bytes  Connection::send_bytes(1 MiB) / recv_bytes()
 //   BM_Throughput_1MiB/concur_send     Connection::send(std::string of 1 MiB) / recv<std::string>()
@@ -19,6 +23,7 @@
 // bench/compare/python_mp_bench.py is the Python twin (multiprocessing.Pipe).
 #include <benchmark/benchmark.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -137,10 +142,43 @@ void BM_RoundTrip_raw_socketpair(benchmark::State& state) {
   raw_round_trip(state, sv[0], sv[0], sv[1], sv[1]);
 }
 
+// Transport: Pipe()'s ends as they are; Pipe()'s ends made and used while SIGPIPE is ignored;
+// socket-kind ends (Connection(fd) on a socketpair).
+enum class Transport { pipe, pipe_sigpipe_ignored, socket };
+
+// SigpipeIgnored ignores SIGPIPE for its lifetime when `on`, then restores the disposition.
+class SigpipeIgnored {
+ public:
+  explicit SigpipeIgnored(bool on) : on_(on) {
+    if (!on_) return;
+    struct sigaction ign {};
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    ::sigaction(SIGPIPE, &ign, &old_);
+  }
+  SigpipeIgnored(const SigpipeIgnored&) = delete;
+  SigpipeIgnored& operator=(const SigpipeIgnored&) = delete;
+  ~SigpipeIgnored() {
+    if (on_) ::sigaction(SIGPIPE, &old_, nullptr);
+  }
+
+ private:
+  bool on_;
+  struct sigaction old_ {};
+};
+
+std::pair<Connection, Connection> make_ends(Transport t) {
+  if (t != Transport::socket) return concur::mp::Pipe();
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) std::abort();
+  return {Connection(sv[0]), Connection(sv[1])};
+}
+
 // Connection round trips: Bytes = true uses send_bytes / recv_bytes, else send / recv<int64>.
-template <bool Bytes>
+template <bool Bytes, Transport T = Transport::pipe>
 void BM_RoundTrip_concur(benchmark::State& state) {
-  auto [parent, child] = concur::mp::Pipe();
+  const SigpipeIgnored ignored(T == Transport::pipe_sigpipe_ignored);
+  auto [parent, child] = make_ends(T);
   const pid_t pid = fork_child([&parent = parent, &child = child] {
     parent.close();
     try {
@@ -248,6 +286,14 @@ BENCHMARK_TEMPLATE(BM_RoundTrip_concur, false)
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK_TEMPLATE(BM_RoundTrip_concur, true)
     ->Name("BM_RoundTrip/concur_send_bytes")
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_RoundTrip_concur, false, Transport::pipe_sigpipe_ignored)
+    ->Name("BM_RoundTrip/concur_send_recv_sigpipe_ignored")
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(BM_RoundTrip_concur, false, Transport::socket)
+    ->Name("BM_RoundTrip/concur_socket_send_recv")
     ->UseRealTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Throughput_1MiB_raw_socketpair)

@@ -7,6 +7,7 @@
 #include "concur/local.hpp"
 #include "concur/mp/connection.hpp"
 #include "concur/mp/managers.hpp"
+#include "concur/mp/pool.hpp"
 #include "concur/mp/process.hpp"
 #include "concur/mp/queues.hpp"
 #include "concur/mp/serialize.hpp"

@@ -234,6 +234,10 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
   }
 
   void shutdown(bool wait = true, bool cancel_futures = false) override;
+  // terminate_workers() sends SIGTERM to every worker now (mp::Pool::terminate): the tasks they
+  // hold fail with BrokenProcessPool, and no worker is started again. Combine with
+  // shutdown(false, true) to stop everything at once.
+  void terminate_workers();
   [[nodiscard]] std::size_t max_workers() const noexcept override;
   // worker_pids() lists the live workers' process ids (for tests and monitoring).
   [[nodiscard]] std::vector<pid_t> worker_pids() const;

@@ -1,16 +1,26 @@
-// src/mp/connection.cpp — Connection's framing over an AF_UNIX stream socket (SCM_RIGHTS for
-// descriptors, a memfd for large payloads), Pipe(), wait(), and the connection errors.
+// src/mp/connection.cpp — Connection's framing (SCM_RIGHTS for descriptors, a memfd for large
+// payloads) over pipes plus a side socket (Pipe()) or over one AF_UNIX stream socket
+// (Connection(fd)), Pipe(), wait(), and the connection errors.
 //
-// A frame is a 16-byte FrameHeader then, for a small message, its payload. The header's first
-// byte carries the frame's descriptors (one sendmsg with SCM_RIGHTS), so they always arrive no
-// later than the header is read. The receiver reads greedily into a per-connection buffer (one
-// recvmsg usually brings a whole small frame, sometimes several) and keeps every received
-// descriptor in arrival order; a parsed header takes its count of descriptors from the front.
+// A frame is a 16-byte FrameHeader then, for a small message, its payload. The receiver reads
+// greedily into a per-connection buffer (one read usually brings a whole small frame, sometimes
+// several); a parsed header takes its count of descriptors from the front of rfds_.
+// - Socket kind: the header's first byte carries the frame's descriptors (one sendmsg with
+//   SCM_RIGHTS), so they always arrive no later than the header is read; fill() keeps every
+//   received descriptor in arrival order.
+// - Pipes kind: frames are written to a pipe (writev: the cheapest round trip Linux offers, about
+//   half a unix socket's). A frame with descriptors is preceded, under the same send_mu_, by a
+//   1-byte sendmsg with SCM_RIGHTS on the side socket; the receiver, on parsing a header that
+//   counts descriptors, recvmsg()s that one side message (already queued: it was sent before the
+//   frame's first byte). A unix stream socket never merges a descriptor-carrying message with the
+//   next one in one recvmsg, so each side message yields exactly its frame's descriptors.
 // Frames of one sender never interleave (send_mu_), so arrival order is frame order.
 #include "concur/mp/connection.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -117,6 +127,106 @@ void read_memfd(int fd, std::size_t length, char* out) {
   }
 }
 
+// sigpipe_ignored() is whether SIGPIPE's disposition is SIG_IGN now.
+bool sigpipe_ignored() noexcept {
+  struct sigaction sa {};
+  if (::sigaction(SIGPIPE, nullptr, &sa) != 0) return false;
+  return (sa.sa_flags & SA_SIGINFO) == 0 && sa.sa_handler == SIG_IGN;
+}
+
+// SigpipeBlock keeps a pipe write from raising SIGPIPE in the process: unless SIGPIPE is known to
+// be ignored, it blocks SIGPIPE in the calling thread for its lifetime (two rt_sigprocmask calls;
+// none when the thread had it blocked already). After a write failed with EPIPE,
+// consume_raised() takes the SIGPIPE that write left pending, unless one was pending before
+// (signals do not queue: that one stands for both and is left alone).
+class SigpipeBlock {
+ public:
+  explicit SigpipeBlock(bool ignored) noexcept : active_(!ignored) {
+    if (!active_) return;
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGPIPE);
+    sigset_t old;
+    ::pthread_sigmask(SIG_BLOCK, &set_, &old);
+    was_blocked_ = sigismember(&old, SIGPIPE) == 1;
+    // A SIGPIPE can be pending for this thread only if it was blocked already.
+    if (was_blocked_) {
+      sigset_t pending;
+      sigpending(&pending);
+      was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    }
+  }
+  SigpipeBlock(const SigpipeBlock&) = delete;
+  SigpipeBlock& operator=(const SigpipeBlock&) = delete;
+  ~SigpipeBlock() {
+    if (active_ && !was_blocked_) ::pthread_sigmask(SIG_UNBLOCK, &set_, nullptr);
+  }
+  void consume_raised() noexcept {
+    if (!active_ || was_pending_) return;
+    const timespec zero{};
+    while (::sigtimedwait(&set_, nullptr, &zero) < 0 && errno == EINTR) {
+    }
+  }
+
+ private:
+  bool active_;
+  bool was_blocked_ = false;
+  bool was_pending_ = false;
+  sigset_t set_{};
+};
+
+// advance(iov, count, first, n) accounts for n bytes written from iov[first..count): moves
+// `first` past the iovecs done and trims the one partly written.
+void advance(iovec* iov, std::size_t count, std::size_t& first, std::size_t n) noexcept {
+  while (first < count && n >= iov[first].iov_len) {
+    n -= iov[first].iov_len;
+    ++first;
+  }
+  if (first < count) {
+    iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + n;
+    iov[first].iov_len -= n;
+  }
+}
+
+// sendmsg_all(fd, iov, count, control, control_len) sends iov[0..count) on socket fd, the
+// control data (descriptors) with the first byte; throws the Python error on failure.
+void sendmsg_all(int fd, iovec* iov, std::size_t count, char* control, std::size_t control_len) {
+  std::size_t first = 0;  // first iovec with bytes left
+  while (first < count) {
+    msghdr msg{};
+    msg.msg_iov = iov + first;
+    msg.msg_iovlen = count - first;
+    if (control_len > 0) {
+      msg.msg_control = control;
+      msg.msg_controllen = control_len;
+    }
+    const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (n < 0) {
+      const int err = errno;
+      if (err == EINTR) continue;
+      throw_io_error(err);
+    }
+    control_len = 0;  // the descriptors went with the first byte
+    advance(iov, count, first, static_cast<std::size_t>(n));
+  }
+}
+
+// writev_all(fd, iov, count, sigpipe_ignored) writes iov[0..count) to pipe fd without letting
+// SIGPIPE reach the process; throws the Python error on failure (BrokenPipeError for EPIPE).
+void writev_all(int fd, iovec* iov, std::size_t count, bool sigpipe_ignored) {
+  SigpipeBlock block(sigpipe_ignored);
+  std::size_t first = 0;
+  while (first < count) {
+    const ssize_t n = ::writev(fd, iov + first, static_cast<int>(count - first));
+    if (n < 0) {
+      const int err = errno;
+      if (err == EINTR) continue;
+      if (err == EPIPE) block.consume_raised();
+      throw_io_error(err);
+    }
+    advance(iov, count, first, static_cast<std::size_t>(n));
+  }
+}
+
 // relative_timespec(deadline) is the time left as a relative timespec for ppoll.
 timespec relative_timespec(concur::detail::Deadline deadline) {
   const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.remaining());
@@ -158,15 +268,28 @@ detail::PlainOSError::PlainOSError(int errno_code, const std::string& text)
 
 // ---- Connection: life cycle
 
+Connection::LoadedFds::~LoadedFds() {
+  for (const int fd : {read, write, channel})
+    if (fd >= 0) ::close(fd);
+}
+
 Connection::Connection(int fd, bool readable, bool writable) {
   if (fd < 0) throw ValueError("invalid handle");
   if (!readable && !writable)
     throw ValueError("at least one of `readable` and `writable` must be True");
-  adopt(fd, readable, writable);
+  LoadedFds fds;
+  fds.channel = fd;
+  adopt(Kind::socket, fds, readable, writable);
 }
 
 Connection::Connection(Connection&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)),
+    : read_fd_(std::exchange(other.read_fd_, -1)),
+      write_fd_(std::exchange(other.write_fd_, -1)),
+      fd_channel_(std::exchange(other.fd_channel_, -1)),
+      kind_(other.kind_),
+      sigpipe_ignored_(other.sigpipe_ignored_),
+      inline_limit_(other.inline_limit_),
+      exact_reads_(other.exact_reads_),
       readable_(other.readable_.exchange(false)),
       writable_(other.writable_.exchange(false)),
       rbuf_(std::move(other.rbuf_)),
@@ -180,7 +303,13 @@ Connection::Connection(Connection&& other) noexcept
 Connection& Connection::operator=(Connection&& other) noexcept {
   if (this != &other) {
     close();
-    fd_ = std::exchange(other.fd_, -1);
+    read_fd_ = std::exchange(other.read_fd_, -1);
+    write_fd_ = std::exchange(other.write_fd_, -1);
+    fd_channel_ = std::exchange(other.fd_channel_, -1);
+    kind_ = other.kind_;
+    sigpipe_ignored_ = other.sigpipe_ignored_;
+    inline_limit_ = other.inline_limit_;
+    exact_reads_ = other.exact_reads_;
     readable_.store(other.readable_.exchange(false));
     writable_.store(other.writable_.exchange(false));
     rbuf_ = std::move(other.rbuf_);
@@ -195,15 +324,34 @@ Connection& Connection::operator=(Connection&& other) noexcept {
 
 Connection::~Connection() { close(); }
 
-void Connection::adopt(int fd, bool readable, bool writable) noexcept {
-  fd_ = fd;
-  readable_.store(readable);
-  writable_.store(writable);
+void Connection::adopt(Kind kind, LoadedFds& fds, bool readable, bool writable) noexcept {
+  kind_ = kind;
+  inline_limit_ = kLargeMessageThreshold;
+  fd_channel_ = std::exchange(fds.channel, -1);
+  if (kind == Kind::socket) {
+    read_fd_ = write_fd_ = fd_channel_;
+    sigpipe_ignored_ = true;  // sendmsg(MSG_NOSIGNAL) never raises SIGPIPE
+  } else {
+    read_fd_ = std::exchange(fds.read, -1);
+    write_fd_ = std::exchange(fds.write, -1);
+    sigpipe_ignored_ = sigpipe_ignored();
+    if (write_fd_ >= 0) {
+      const int capacity = ::fcntl(write_fd_, F_GETPIPE_SZ);
+      if (capacity > 0)
+        inline_limit_ = std::min(kLargeMessageThreshold, static_cast<std::size_t>(capacity) / 4);
+    }
+  }
+  readable_.store(readable && read_fd_ >= 0);
+  writable_.store(writable && write_fd_ >= 0);
 }
 
 void Connection::close() noexcept {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
+  if (kind_ == Kind::pipes) {
+    if (read_fd_ >= 0) ::close(read_fd_);
+    if (write_fd_ >= 0) ::close(write_fd_);
+  }
+  if (fd_channel_ >= 0) ::close(fd_channel_);
+  read_fd_ = write_fd_ = fd_channel_ = -1;
   for (const int fd : rfds_) ::close(fd);
   rfds_.clear();
   rbuf_.reset();
@@ -212,17 +360,17 @@ void Connection::close() noexcept {
 }
 
 int Connection::fileno() const {
-  if (fd_ < 0) throw_closed();
-  return fd_;
+  if (closed()) throw_closed();
+  return read_fd_ >= 0 ? read_fd_ : write_fd_;
 }
 
 void Connection::check_writable() const {
-  if (fd_ < 0) throw_closed();
+  if (closed()) throw_closed();
   if (!writable()) throw detail::PlainOSError(EBADF, "connection is read-only");
 }
 
 void Connection::check_readable() const {
-  if (fd_ < 0) throw_closed();
+  if (closed()) throw_closed();
   if (!readable()) throw detail::PlainOSError(EBADF, "connection is write-only");
 }
 
@@ -245,7 +393,7 @@ void Connection::send_bytes(std::string_view buf, std::size_t offset,
 }
 
 void Connection::send_frame(std::string_view bytes, std::span<const int> fds) {
-  const bool large = bytes.size() > kLargeMessageThreshold;
+  const bool large = bytes.size() > inline_limit_;
   const std::size_t nfds = fds.size() + (large ? 1 : 0);
   if (nfds > kMaxDescriptors)
     throw PicklingError("a message can carry at most " + std::to_string(kMaxDescriptors) +
@@ -278,32 +426,18 @@ void Connection::send_frame(std::string_view bytes, std::span<const int> fds) {
   }
 
   std::scoped_lock lock(send_mu_);
-  std::size_t first = 0;  // first iovec with bytes left
-  while (first < 2) {
-    msghdr msg{};
-    msg.msg_iov = iov + first;
-    msg.msg_iovlen = 2 - first;
-    if (control_len > 0) {
-      msg.msg_control = control;
-      msg.msg_controllen = control_len;
-    }
-    const ssize_t n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
-    if (n < 0) {
-      const int err = errno;
-      if (err == EINTR) continue;
-      throw_io_error(err);
-    }
-    control_len = 0;  // the descriptors went with the first byte
-    auto left = static_cast<std::size_t>(n);
-    while (first < 2 && left >= iov[first].iov_len) {
-      left -= iov[first].iov_len;
-      ++first;
-    }
-    if (first < 2) {
-      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
-      iov[first].iov_len -= left;
-    }
+  if (kind_ == Kind::socket) {
+    sendmsg_all(write_fd_, iov, 2, control, control_len);
+    return;
   }
+  if (control_len > 0) {
+    // The descriptors go first, on the side socket, so that they are queued there before the
+    // receiver can see the frame that counts them.
+    char tag = 'D';
+    iovec side{&tag, 1};
+    sendmsg_all(fd_channel_, &side, 1, control, control_len);
+  }
+  writev_all(write_fd_, iov, 2, sigpipe_ignored_);
 }
 
 // ---- Receiving
@@ -316,35 +450,15 @@ void Connection::fill(std::size_t need) {
       rend_ -= rpos_;
       rpos_ = 0;
     }
-    iovec iov{rbuf_.get() + rend_, kRecvCapacity - rend_};
-    alignas(cmsghdr) char control[kControlSize];
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    const ssize_t n = ::recvmsg(fd_, &msg, MSG_CMSG_CLOEXEC);
+    // With exact reads, never take bytes beyond this message: they may be another process's.
+    const std::size_t want = exact_reads_ ? need - (rend_ - rpos_) : kRecvCapacity - rend_;
+    const std::ptrdiff_t n = kind_ == Kind::pipes
+                                 ? ::read(read_fd_, rbuf_.get() + rend_, want)
+                                 : recvmsg_rights(read_fd_, rbuf_.get() + rend_, want);
     if (n < 0) {
       const int err = errno;
       if (err == EINTR) continue;
       throw_io_error(err);
-    }
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      const auto* data = reinterpret_cast<const unsigned char*>(CMSG_DATA(c));
-      for (std::size_t i = 0; i < count; ++i) {
-        int fd = -1;
-        std::memcpy(&fd, data + i * sizeof(int), sizeof(int));
-        rfds_.push_back(fd);
-      }
-    }
-    if ((msg.msg_flags & MSG_CTRUNC) != 0) {
-      // Descriptors were dropped (the process is out of descriptors): the frames can no longer
-      // be matched with theirs.
-      readable_.store(false);
-      throw detail::PlainOSError(
-          EMFILE, "descriptors sent with a message were lost (MSG_CTRUNC: too many open files?)");
     }
     if (n == 0) {
       if (rend_ == rpos_) throw EOFError();
@@ -352,6 +466,49 @@ void Connection::fill(std::size_t need) {
     }
     rend_ += static_cast<std::size_t>(n);
     buffered_.store(rend_ - rpos_, std::memory_order_release);
+  }
+}
+
+std::ptrdiff_t Connection::recvmsg_rights(int fd, char* buf, std::size_t len) {
+  iovec iov{buf, len};
+  alignas(cmsghdr) char control[kControlSize];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  const ssize_t n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+  if (n < 0) return n;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    const auto* data = reinterpret_cast<const unsigned char*>(CMSG_DATA(c));
+    for (std::size_t i = 0; i < count; ++i) {
+      int received = -1;
+      std::memcpy(&received, data + i * sizeof(int), sizeof(int));
+      rfds_.push_back(received);
+    }
+  }
+  if ((msg.msg_flags & MSG_CTRUNC) != 0) {
+    // Descriptors were dropped (the process is out of descriptors): the frames can no longer
+    // be matched with theirs.
+    readable_.store(false);
+    throw detail::PlainOSError(
+        EMFILE, "descriptors sent with a message were lost (MSG_CTRUNC: too many open files?)");
+  }
+  return n;
+}
+
+void Connection::receive_descriptors() {
+  for (;;) {
+    char tag = 0;
+    const std::ptrdiff_t n = recvmsg_rights(fd_channel_, &tag, 1);
+    if (n > 0) return;
+    if (n < 0 && errno == EINTR) continue;
+    const int err = n < 0 ? errno : 0;
+    readable_.store(false);
+    if (err != 0) throw_io_error(err);
+    throw detail::PlainOSError(EPROTO, "the descriptors of a message did not arrive");
   }
 }
 
@@ -367,14 +524,14 @@ void Connection::bad_message_length() {
 
 Connection::Message Connection::recv_message(std::optional<std::size_t> maxlength) {
   std::scoped_lock lock(recv_mu_);
-  if (fd_ < 0) throw_closed();
+  if (closed()) throw_closed();
   fill(kHeaderSize);
   FrameHeader header{};
   std::memcpy(&header, rbuf_.get() + rpos_, kHeaderSize);
   const bool large = (header.flags & kFlagMemfd) != 0;
   if ((header.flags & kMagicMask) != kMagic || header.fds > kMaxDescriptors ||
       (large ? header.fds == 0 : header.length > kLargeMessageThreshold) ||
-      header.fds > rfds_.size()) {
+      (kind_ == Kind::socket && header.fds > rfds_.size())) {
     readable_.store(false);
     throw detail::PlainOSError(EPROTO, "malformed message header (the stream is out of step)");
   }
@@ -383,6 +540,13 @@ Connection::Message Connection::recv_message(std::optional<std::size_t> maxlengt
 
   Message m;
   if (!large) fill(kHeaderSize + length);
+  if (kind_ == Kind::pipes && header.fds > 0) {
+    receive_descriptors();
+    if (rfds_.size() != header.fds) {
+      readable_.store(false);
+      throw detail::PlainOSError(EPROTO, "a message's descriptors are out of step");
+    }
+  }
   // From here on nothing can fail before the frame is consumed.
   m.fds.assign(rfds_.begin(), rfds_.begin() + header.fds);
   rfds_.erase(rfds_.begin(), rfds_.begin() + header.fds);
@@ -450,7 +614,7 @@ bool Connection::poll() {
 bool Connection::poll_until(concur::detail::Deadline deadline) {
   check_readable();
   if (has_buffered()) return true;
-  pollfd pfd{fd_, POLLIN, 0};
+  pollfd pfd{read_fd_, POLLIN, 0};
   return ppoll_until({&pfd, 1}, deadline) > 0;
 }
 
@@ -469,7 +633,7 @@ std::vector<Connection*> wait_until(std::span<Connection* const> conns,
   for (Connection* c : conns) {
     c->check_readable();
     buffered = buffered || c->has_buffered();
-    pfds.push_back({c->fd_, POLLIN, 0});
+    pfds.push_back({c->read_fd_, POLLIN, 0});
   }
   ppoll_until(pfds,
               buffered ? concur::detail::Deadline::after(std::chrono::nanoseconds(0)) : deadline);
@@ -483,14 +647,38 @@ std::vector<Connection*> wait_until(std::span<Connection* const> conns,
 
 // ---- Pipe
 
-std::pair<Connection, Connection> Pipe(bool duplex) {
+namespace detail {
+
+std::pair<Connection, Connection> pipe_ends(bool duplex) {
+  // Every descriptor is owned by a LoadedFds from the start, so a failure leaks none.
+  Connection::LoadedFds first;
+  Connection::LoadedFds second;
   int sv[2] = {-1, -1};
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) throw OSError(errno, "");
-  if (duplex) return {Connection(sv[0]), Connection(sv[1])};
-  // The first end only receives, the second only sends.
-  ::shutdown(sv[0], SHUT_WR);
-  ::shutdown(sv[1], SHUT_RD);
-  return {Connection(sv[0], true, false), Connection(sv[1], false, true)};
+  first.channel = sv[0];
+  second.channel = sv[1];
+  int down[2] = {-1, -1};  // first -> second (the only pipe of Pipe(false): second -> first)
+  if (::pipe2(down, O_CLOEXEC) != 0) throw OSError(errno, "");
+  if (!duplex) {
+    // The first end only receives, the second only sends.
+    first.read = down[0];
+    second.write = down[1];
+  } else {
+    second.read = down[0];
+    first.write = down[1];
+    int up[2] = {-1, -1};  // second -> first
+    if (::pipe2(up, O_CLOEXEC) != 0) throw OSError(errno, "");
+    first.read = up[0];
+    second.write = up[1];
+  }
+  std::pair<Connection, Connection> ends;
+  ends.first.adopt(Connection::Kind::pipes, first, true, duplex);
+  ends.second.adopt(Connection::Kind::pipes, second, duplex, true);
+  return ends;
 }
+
+}  // namespace detail
+
+std::pair<Connection, Connection> Pipe(bool duplex) { return detail::pipe_ends(duplex); }
 
 }  // namespace concur::mp

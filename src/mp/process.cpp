@@ -700,7 +700,23 @@ pid_t forkserver_pid() noexcept {
 
 namespace {
 std::atomic<bool> g_exiting{false};  // set by exit_function
+
+struct ExitHooks {
+  std::mutex mu;
+  std::vector<std::pair<pid_t, void (*)()>> hooks;  // (the process that added it, the hook)
+};
+ExitHooks& exit_hooks() {
+  static auto* h = new ExitHooks;
+  return *h;
+}
 }  // namespace
+
+void add_exit_hook(void (*hook)()) {
+  register_exit_function();
+  ExitHooks& h = exit_hooks();
+  std::scoped_lock lock(h.mu);
+  h.hooks.emplace_back(::getpid(), hook);
+}
 
 bool exiting() noexcept { return g_exiting.load(); }
 
@@ -722,6 +738,19 @@ namespace {
 
 void exit_function() {
   g_exiting.store(true);
+  std::vector<void (*)()> hooks;
+  {
+    ExitHooks& h = exit_hooks();
+    std::scoped_lock lock(h.mu);
+    for (const auto& [pid, hook] : h.hooks)
+      if (pid == ::getpid()) hooks.push_back(hook);  // a forked child skips its parent's hooks
+  }
+  for (void (*hook)() : hooks) {
+    try {
+      hook();
+    } catch (...) {
+    }
+  }
   std::vector<std::shared_ptr<ChildState>> live;
   {
     std::scoped_lock lock(children().mu);

@@ -205,6 +205,8 @@ class ProcessPoolCore {
           "process pool tasks");
     job->task = task->name;
     if (job->batch == 0) job->args = std::move(payload.bytes);
+    std::vector<std::unique_ptr<PoolJob>> cancelled;
+    bool sent = false;
     {
       std::scoped_lock lock(mu_);
       if (broken_) throw BrokenProcessPool(broken_reason_);
@@ -213,8 +215,19 @@ class ProcessPoolCore {
       pending_.push_back(std::move(job));
       ++events_;
       if (!dispatcher_.joinable()) dispatcher_ = std::thread([this] { run(); });
+      // The latency path: a lone task and an idle worker — send it from here, so that the
+      // dispatcher is woken only by the reply (one hop fewer than waking it to send).
+      if (pending_.size() == 1) {
+        for (auto& w : workers_) {
+          if (w->stopping || !w->in_flight.empty()) continue;
+          send_work_locked(cancelled);
+          sent = pending_.empty();
+          break;
+        }
+      }
     }
-    wake();
+    cancelled.clear();  // acknowledged cancels (their futures are cancelled already)
+    if (!sent) wake();
   }
 
   void shutdown(bool wait, bool cancel_futures) {
@@ -245,6 +258,15 @@ class ProcessPoolCore {
       t = std::move(dispatcher_);
     }
     t.join();
+  }
+
+  // terminate_workers() signals every live worker with SIGTERM while holding mu_, so no pid can
+  // be reaped (and reused) in between; from now on a dead worker's queued jobs fail instead of
+  // going back to pending, and no replacement is started. Used by mp::Pool::terminate().
+  void terminate_workers() {
+    std::scoped_lock lock(mu_);
+    terminating_ = true;
+    for (auto& w : workers_) w->process.terminate();
   }
 
   [[nodiscard]] std::size_t max_workers() const noexcept { return options_.max_workers; }
@@ -392,7 +414,7 @@ class ProcessPoolCore {
     if (init_failed_) reason = init_failed_reason_;
     if (mp::detail::exiting())
       reason = "the program is exiting; its process pool workers were stopped";
-    if (options_.break_on_worker_death || init_failed_ || mp::detail::exiting()) {
+    if (options_.break_on_worker_death || init_failed_ || mp::detail::exiting() || terminating_) {
       for (auto& job : w->in_flight) failed.push_back(std::move(job));
       break_pool(reason, failed);
       return;
@@ -441,7 +463,7 @@ class ProcessPoolCore {
       {
         std::scoped_lock lock(mu_);
         // Keep max_workers workers while there is work.
-        while (!broken_ && workers_.size() < options_.max_workers &&
+        while (!broken_ && !terminating_ && workers_.size() < options_.max_workers &&
                pending_.size() > idle_capacity_locked()) {
           try {
             workers_.push_back(start_worker());
@@ -551,6 +573,7 @@ class ProcessPoolCore {
   std::uint64_t last_id_ CONCUR_GUARDED_BY(mu_) = 0;
   std::uint64_t events_ CONCUR_GUARDED_BY(mu_) = 0;  // submits and shutdowns, for the sleep check
   bool shutdown_ CONCUR_GUARDED_BY(mu_) = false;
+  bool terminating_ CONCUR_GUARDED_BY(mu_) = false;
   bool broken_ CONCUR_GUARDED_BY(mu_) = false;
   bool init_failed_ CONCUR_GUARDED_BY(mu_) = false;
   std::string init_failed_reason_ CONCUR_GUARDED_BY(mu_);
@@ -561,14 +584,64 @@ class ProcessPoolCore {
 
 }  // namespace detail
 
+namespace detail {
+namespace {
+
+// The pools alive in this process, stopped by the exit handler (Python's _python_exit): a pool
+// still running at exit (static, leaked) cancels its pending work, has its workers terminated
+// and its dispatcher joined before the process goes, so no thread of it runs during exit.
+struct LivePools {
+  std::mutex mu;
+  std::vector<std::weak_ptr<ProcessPoolCore>> pools;
+};
+LivePools& live_pools() {
+  static auto* p = new LivePools;  // immortal: used from the exit handler
+  return *p;
+}
+
+void stop_live_pools() {
+  std::vector<std::shared_ptr<ProcessPoolCore>> alive;
+  {
+    LivePools& l = live_pools();
+    std::scoped_lock lock(l.mu);
+    for (auto& w : l.pools)
+      if (auto p = w.lock()) alive.push_back(std::move(p));
+    l.pools.clear();
+  }
+  for (auto& p : alive) {
+    p->shutdown(/*wait=*/false, /*cancel_futures=*/true);
+    p->terminate_workers();
+    p->join_dispatcher();
+  }
+}
+
+void track_pool(const std::shared_ptr<ProcessPoolCore>& core) {
+  static const bool hooked = [] {
+    mp::detail::add_exit_hook(&stop_live_pools);
+    return true;
+  }();
+  (void)hooked;
+  LivePools& l = live_pools();
+  std::scoped_lock lock(l.mu);
+  std::erase_if(l.pools, [](const std::weak_ptr<ProcessPoolCore>& w) { return w.expired(); });
+  l.pools.push_back(core);
+}
+
+}  // namespace
+}  // namespace detail
+
 ProcessPoolExecutor::ProcessPoolExecutor(ProcessPoolOptions options)
-    : core_(std::make_shared<detail::ProcessPoolCore>(options)) {}
+    : core_(std::make_shared<detail::ProcessPoolCore>(options)) {
+  detail::track_pool(core_);
+}
 
 ProcessPoolExecutor::~ProcessPoolExecutor() { shutdown(true); }
 
 void ProcessPoolExecutor::shutdown(bool wait, bool cancel_futures) {
   core_->shutdown(wait, cancel_futures);
 }
+
+void ProcessPoolExecutor::terminate_workers() { core_->terminate_workers(); }
 
 std::size_t ProcessPoolExecutor::max_workers() const noexcept { return core_->max_workers(); }
 

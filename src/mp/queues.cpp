@@ -145,9 +145,11 @@ ByteQueue::ByteQueue(QueueOptions options, bool joinable) {
   auto [r, w] = Pipe(false);
   reader_ = std::move(r);
   writer_ = std::move(w);
+  reader_.set_exact_reads(true);  // several processes read this end in turn
 }
 
-void ByteQueue::check_loaded() const {
+void ByteQueue::check_loaded() {
+  reader_.set_exact_reads(true);
   if (region_.size() < padded(sizeof(Header)) + kMinRing || header(region_)->magic != kMagic ||
       region_.size() != padded(sizeof(Header)) + header(region_)->capacity)
     throw UnpicklingError("the bytes do not describe a concur process queue");

@@ -7,8 +7,13 @@
 #include "concur/mp/connection.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,11 +21,13 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -68,6 +75,18 @@ std::string pattern(std::size_t n, unsigned seed) {
   for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 131 + seed) & 0xff);
   return s;
 }
+
+// socket_pair() is two socket-kind Connections adopted from a fresh AF_UNIX socketpair, as the
+// Manager makes them (Connection(fd)): frames and descriptors share the socket.
+std::pair<Connection, Connection> socket_pair() {
+  int sv[2] = {-1, -1};
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    throw std::runtime_error("socketpair failed");
+  return {Connection(sv[0]), Connection(sv[1])};
+}
+
+// access_mode(fd) is fd's O_ACCMODE (O_RDONLY, O_WRONLY or O_RDWR).
+int access_mode(int fd) { return ::fcntl(fd, F_GETFL) & O_ACCMODE; }
 
 // recv_within<T>(c) receives a T once poll(kGenerous) says one is there; fails the test (and
 // throws) otherwise, so a test never blocks forever.
@@ -357,9 +376,18 @@ TEST_F(ConnectionTest, BrokenPipeErrorWhenThePeerClosed) {
 }
 
 TEST_F(ConnectionTest, ConnectionResetErrorWhenThePeerClosedWithUnreadMessages) {
-  // Linux reports ECONNRESET to a reader whose peer closed with messages from it still unread,
-  // as Python's ConnectionResetError.
-  auto [a, b] = Pipe();
+  // On a socket (Connection(fd)), Linux reports ECONNRESET to a reader whose peer closed with
+  // messages from it still unread, as Python's ConnectionResetError.
+  {
+    // Pipe()'s ends use pipes, which have no such report: the reader sees end of file.
+    auto [a, b] = Pipe();
+    a.send(1);
+    b.close();
+    EXPECT_TRUE(a.poll());
+    EXPECT_THROW((void)a.recv<int>(), EOFError);
+    EXPECT_THROW(a.send(2), BrokenPipeError);
+  }
+  auto [a, b] = socket_pair();
   a.send(1);
   b.close();
   EXPECT_TRUE(a.poll());
@@ -396,6 +424,9 @@ TEST_F(ConnectionTest, OneWayPipeHasAReaderAndAWriter) {
   }
   EXPECT_THROW((void)w.recv_bytes(), OSError);
   EXPECT_THROW((void)w.poll(), OSError);
+  // fileno(): the read end of a reading end, the write end of a write-only one.
+  EXPECT_EQ(access_mode(r.fileno()), O_RDONLY);
+  EXPECT_EQ(access_mode(w.fileno()), O_WRONLY);
   EXPECT_FALSE(r.poll());
   w.send(std::string("one way"));
   EXPECT_EQ(r.recv<std::string>(), "one way");
@@ -600,11 +631,12 @@ TEST_F(ConnectionTest, AtMost253DescriptorsPerMessage) {
   if (lim.rlim_cur < 1100) GTEST_SKIP() << "RLIMIT_NOFILE too low";
   const int fds_before = count_fds();
   {
+    // Socket-kind ends carry one descriptor each.
     auto [a, b] = Pipe();
     std::vector<Connection> ends;
     std::vector<Connection> peers;
     for (std::size_t i = 0; i < kMaxDescriptors + 1; ++i) {
-      auto [p, q] = Pipe();
+      auto [p, q] = socket_pair();
       ends.push_back(std::move(p));
       peers.push_back(std::move(q));
     }
@@ -628,13 +660,37 @@ TEST_F(ConnectionTest, AtMost253DescriptorsPerMessage) {
     EXPECT_EQ(got_big.second.size(), std::size_t{1} << 17);
   }
   EXPECT_EQ(count_fds(), fds_before);
+  {
+    // A duplex Pipe() end carries three (its two pipe ends and its side socket): 84 of them are
+    // 252 descriptors, 85 are too many.
+    auto [a, b] = Pipe();
+    std::vector<Connection> ends;
+    std::vector<Connection> peers;
+    for (std::size_t i = 0; i < kMaxDescriptors / 3 + 1; ++i) {
+      auto [p, q] = Pipe();
+      ends.push_back(std::move(p));
+      peers.push_back(std::move(q));
+    }
+    EXPECT_THROW(a.send(ends), PicklingError);
+    EXPECT_FALSE(b.poll());
+    ends.pop_back();
+    a.send(ends);
+    auto got = b.recv<std::vector<Connection>>();
+    ASSERT_EQ(got.size(), kMaxDescriptors / 3);
+    got[50].send(50);
+    EXPECT_EQ(peers[50].recv<int>(), 50);
+    peers[60].send(60);
+    EXPECT_EQ(recv_within<int>(got[60]), 60);
+  }
+  EXPECT_EQ(count_fds(), fds_before);
 }
 
 TEST_F(ConnectionTest, AConnectionSavedOutsideAHandOffThrowsPicklingError) {
   auto [a, b] = Pipe();
-  // dumps() is a hand-off: it collects the descriptor beside the bytes (borrowed from `a`).
+  // dumps() is a hand-off: it collects the descriptors beside the bytes (borrowed from `a`): a
+  // duplex Pipe() end has three (read pipe end, write pipe end, side socket).
   const Payload payload = dumps(a);
-  ASSERT_EQ(payload.fds.size(), 1U);
+  ASSERT_EQ(payload.fds.size(), 3U);
   EXPECT_EQ(payload.fds[0], a.fileno());
   // A plain cereal archive has no descriptor channel: the handle cannot be saved to bytes.
   std::ostringstream os;
@@ -652,6 +708,310 @@ TEST_F(ConnectionTest, AConnectionSavedOutsideAHandOffThrowsPicklingError) {
     (void)y;
     EXPECT_THROW(x.send(b), PicklingError);
   }
+}
+
+// ---- Both transports: pipe-kind ends (Pipe()) and socket-kind ends (Connection(fd))
+
+enum class EndKind { duplex_pipe, one_way_pipe, socket };
+
+// make_ends(kind) returns (a, b) of that kind: b can send to a; with a duplex kind a can answer.
+std::pair<Connection, Connection> make_ends(EndKind kind) {
+  switch (kind) {
+    case EndKind::duplex_pipe:
+      return Pipe();
+    case EndKind::one_way_pipe:
+      return Pipe(false);
+    case EndKind::socket:
+      break;
+  }
+  return socket_pair();
+}
+
+class ConnectionKindTest : public ConnectionTest, public ::testing::WithParamInterface<EndKind> {};
+
+// An end of each kind reaches a forked child three ways: inherited across fork(), received over
+// another Connection, and made by the child and sent back. Every way carries all of its
+// descriptors (3 for a duplex pipe end, 2 for a one-way pipe end, 1 for a socket end).
+TEST_P(ConnectionKindTest, EndPassedToAForkedChildAndOverAConnection) {
+  const EndKind kind = GetParam();
+  const bool duplex = kind != EndKind::one_way_pipe;
+  const int fds_before = count_fds();
+  {
+    {
+      auto [x, y] = make_ends(kind);
+      const std::size_t expected = kind == EndKind::duplex_pipe ? 3
+                                   : kind == EndKind::socket    ? 1
+                                                                : 2;
+      EXPECT_EQ(dumps(y).fds.size(), expected);
+      EXPECT_EQ(dumps(x).fds.size(), expected);
+    }
+    auto [control, child_control] = Pipe();
+    auto [inherited_mine, inherited_theirs] = make_ends(kind);
+    const pid_t pid =
+        fork_child([&, &cc = child_control, &im = inherited_mine, &it = inherited_theirs] {
+          control.close();
+          im.close();
+          // 1. The inherited end.
+          it.send(std::string("inherited"));
+          if (duplex && recv_within<int>(it) != 7) return 3;
+          // 2. An end received over a Connection.
+          Connection got = recv_within<Connection>(cc);
+          got.send(std::string("passed"));
+          if (duplex && recv_within<int>(got) != 8) return 4;
+          // 3. An end the child makes and sends back.
+          auto [mine, theirs] = make_ends(kind);
+          cc.send(theirs);
+          theirs.close();
+          if (recv_within<std::string>(mine) != "back") return 5;
+          if (duplex) mine.send(9);
+          return 0;
+        });
+    child_control.close();
+    inherited_theirs.close();
+
+    EXPECT_EQ(recv_within<std::string>(inherited_mine), "inherited");
+    if (duplex) inherited_mine.send(7);
+
+    auto [passed_mine, passed_theirs] = make_ends(kind);
+    control.send(passed_theirs);
+    passed_theirs.close();
+    EXPECT_EQ(recv_within<std::string>(passed_mine), "passed");
+    if (duplex) passed_mine.send(8);
+
+    Connection back = recv_within<Connection>(control);
+    EXPECT_TRUE(back.writable());
+    EXPECT_EQ(back.readable(), duplex);
+    back.send(std::string("back"));
+    if (duplex) {
+      EXPECT_EQ(recv_within<int>(back), 9);
+    }
+
+    EXPECT_EQ(wait_child(pid), 0);
+    // The child exited: the ends it held are gone, so ours report end of file (or, on a socket
+    // with our messages unread, a reset).
+    EXPECT_TRUE(inherited_mine.poll(kGenerous));
+    EXPECT_THROW((void)inherited_mine.recv_bytes(), EOFError);
+    EXPECT_TRUE(passed_mine.poll(kGenerous));
+    EXPECT_THROW((void)passed_mine.recv_bytes(), EOFError);
+    if (duplex) {
+      EXPECT_TRUE(back.poll(kGenerous));
+      EXPECT_THROW((void)back.recv_bytes(), EOFError);
+    } else {
+      EXPECT_THROW(back.send(1), BrokenPipeError);
+    }
+  }
+  EXPECT_EQ(count_fds(), fds_before);
+}
+
+INSTANTIATE_TEST_SUITE_P(Kinds, ConnectionKindTest,
+                         ::testing::Values(EndKind::duplex_pipe, EndKind::one_way_pipe,
+                                           EndKind::socket),
+                         [](const ::testing::TestParamInfo<EndKind>& kind_info) {
+                           switch (kind_info.param) {
+                             case EndKind::duplex_pipe:
+                               return std::string("DuplexPipe");
+                             case EndKind::one_way_pipe:
+                               return std::string("OneWayPipe");
+                             case EndKind::socket:
+                               break;
+                           }
+                           return std::string("Socket");
+                         });
+
+// sigpipe_pending() is whether a SIGPIPE is pending for this thread or the process.
+bool sigpipe_pending() {
+  sigset_t pending;
+  sigemptyset(&pending);
+  ::sigpending(&pending);
+  return sigismember(&pending, SIGPIPE) == 1;
+}
+
+// sigpipe_blocked() is whether this thread blocks SIGPIPE.
+bool sigpipe_blocked() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  ::pthread_sigmask(SIG_BLOCK, nullptr, &mask);
+  return sigismember(&mask, SIGPIPE) == 1;
+}
+
+// set_sigpipe(handler) sets SIGPIPE's disposition.
+void set_sigpipe(void (*handler)(int)) {
+  struct sigaction sa {};
+  sa.sa_handler = handler;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGPIPE, &sa, nullptr);
+}
+
+// A send to a closed pipe raises SIGPIPE in the kernel; send() must turn it into BrokenPipeError
+// only, whatever the disposition, and leave the thread's mask and pending set as it found them.
+// Runs in a child, so that a failure shows as an exit code rather than killing the test runner.
+TEST_F(ConnectionTest, BrokenPipeErrorWithSigpipeAtItsDefaultNeitherKillsNorLeavesItPending) {
+  const pid_t pid = fork_child([] {
+    set_sigpipe(SIG_DFL);
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    ::pthread_sigmask(SIG_UNBLOCK, &pipe_set, nullptr);
+    // expect_broken(send) is 0 when send() throws BrokenPipeError, leaving no SIGPIPE pending.
+    auto expect_broken = [](const std::function<void()>& send) {
+      try {
+        send();
+        return 10;
+      } catch (const BrokenPipeError&) {
+      }
+      if (sigpipe_pending()) return 11;
+      if (sigpipe_blocked()) return 12;  // the mask was restored
+      return 0;
+    };
+    auto [a, b] = Pipe();
+    auto [r, w] = Pipe(false);
+    auto [x, y] = Pipe();
+    b.close();
+    r.close();
+    int rc = 0;
+    if ((rc = expect_broken([&a = a] { a.send(1); })) != 0) return rc;
+    if ((rc = expect_broken([&a = a] { a.send_bytes("bytes"); })) != 0) return rc + 10;
+    if ((rc = expect_broken([&a = a, &y = y] { a.send(y); })) != 0) return rc + 20;  // fds
+    if ((rc = expect_broken([&a = a] {
+           a.send_bytes(std::string(kLargeMessageThreshold + 1, 'x'));  // a memfd
+         })) != 0)
+      return rc + 30;
+    if ((rc = expect_broken([&w = w] { w.send(std::string("one way")); })) != 0) return rc + 40;
+
+    // Blocked already, with a SIGPIPE of its own pending: send() leaves both as they were.
+    ::pthread_sigmask(SIG_BLOCK, &pipe_set, nullptr);
+    ::pthread_kill(::pthread_self(), SIGPIPE);
+    if (!sigpipe_pending()) return 60;
+    try {
+      a.send(2);
+      return 61;
+    } catch (const BrokenPipeError&) {
+    }
+    if (!sigpipe_pending() || !sigpipe_blocked()) return 62;
+    const timespec zero{};
+    if (::sigtimedwait(&pipe_set, nullptr, &zero) != SIGPIPE) return 63;
+    // Blocked already, nothing pending: the SIGPIPE this send raised is consumed.
+    try {
+      a.send(3);
+      return 64;
+    } catch (const BrokenPipeError&) {
+    }
+    if (sigpipe_pending() || !sigpipe_blocked()) return 65;
+    ::pthread_sigmask(SIG_UNBLOCK, &pipe_set, nullptr);
+
+    // Ignored when the end was made: the fast path (no mask changes) also throws.
+    set_sigpipe(SIG_IGN);
+    auto [c, d] = Pipe();
+    d.close();
+    if ((rc = expect_broken([&c = c] { c.send(4); })) != 0) return rc + 70;
+    set_sigpipe(SIG_DFL);
+    return 0;
+  });
+  EXPECT_EQ(wait_child(pid), 0) << "-13 means SIGPIPE killed the child";
+}
+
+// FdBox is a minimal handle for tests: one descriptor, saved with save_fd (not owned).
+struct FdBox {
+  int fd = -1;
+  template <class Archive>
+  void save(Archive& ar) const {
+    save_fd(ar, fd);
+  }
+  template <class Archive>
+  void load(Archive& ar) {
+    fd = load_fd(ar);
+  }
+};
+
+// inode(fd) identifies the file fd refers to.
+std::uint64_t inode(int fd) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return 0;
+  return static_cast<std::uint64_t>(st.st_ino);
+}
+
+// One thread sends frames with descriptors (1 to 3, some with a large payload whose memfd counts
+// too) while another sends plain frames (some large: a memfd alone); each descriptor must arrive
+// with the frame that names it. On the pipes kind descriptors travel on a side socket, so this
+// checks that the two channels stay in step.
+TEST_F(ConnectionTest, DescriptorFramesInterleavedWithPlainFramesStayMatched) {
+  constexpr int kFrames = 1500;
+  constexpr std::size_t kPool = 16;
+  // Msg: sender tag, sequence number, the inodes of `boxes`, the boxes, a body.
+  using Msg = std::tuple<int, int, std::vector<std::uint64_t>, std::vector<FdBox>, std::string>;
+  const int fds_before = count_fds();
+  {
+    std::vector<int> pool;
+    for (std::size_t i = 0; i < kPool; ++i)
+      pool.push_back(::memfd_create("concur-test", MFD_CLOEXEC));
+    ASSERT_TRUE(std::all_of(pool.begin(), pool.end(), [](int fd) { return fd >= 0; }));
+    auto [a, b] = Pipe();
+    std::atomic<bool> failed{false};
+    std::jthread with_fds([&a = a, &pool, &failed] {
+      try {
+        for (int i = 0; i < kFrames; ++i) {
+          Msg m;
+          std::get<0>(m) = 0;
+          std::get<1>(m) = i;
+          for (int k = 0; k <= i % 3; ++k) {
+            const int fd = pool[static_cast<std::size_t>(i * 7 + k) % kPool];
+            std::get<2>(m).push_back(inode(fd));
+            std::get<3>(m).push_back(FdBox{fd});
+          }
+          std::get<4>(m) =
+              std::string(i % 41 == 0 ? kLargeMessageThreshold + 7 : std::size_t{10}, 'f');
+          a.send(m);
+        }
+      } catch (...) {
+        failed = true;
+      }
+    });
+    std::jthread plain([&a = a, &failed] {
+      try {
+        for (int i = 0; i < kFrames; ++i) {
+          Msg m;
+          std::get<0>(m) = 1;
+          std::get<1>(m) = i;
+          std::get<4>(m) = std::string(
+              i % 53 == 0 ? kLargeMessageThreshold + 3 : static_cast<std::size_t>(i % 300), 'p');
+          a.send(m);
+        }
+      } catch (...) {
+        failed = true;
+      }
+    });
+    // On a failure the loop stops and closing `b` unblocks the senders, so the test cannot hang.
+    int next[2] = {0, 0};
+    bool ok = true;
+    for (int k = 0; k < 2 * kFrames && ok; ++k) {
+      try {
+        auto [tag, seq, inodes, boxes, body] = recv_within<Msg>(b);
+        ok = (tag == 0 || tag == 1) && seq == next[tag] && inodes.size() == boxes.size() &&
+             (tag == 0) == !boxes.empty();
+        EXPECT_TRUE(ok) << "frame " << seq << " of sender " << tag << " is out of place";
+        if (ok) ++next[tag];
+        for (std::size_t j = 0; j < boxes.size(); ++j) {
+          if (ok && inode(boxes[j].fd) != inodes[j]) {
+            ADD_FAILURE() << "frame " << seq << " of sender 0 got another frame's descriptor";
+            ok = false;
+          }
+          ::close(boxes[j].fd);
+        }
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << e.what();
+        ok = false;
+      }
+    }
+    if (!ok) b.close();
+    with_fds.join();
+    plain.join();
+    if (ok) {
+      EXPECT_FALSE(failed.load());
+      EXPECT_FALSE(b.poll());
+    }
+    for (const int fd : pool) ::close(fd);
+  }
+  EXPECT_EQ(count_fds(), fds_before);
 }
 
 // ---- wait()

@@ -50,6 +50,23 @@ CONCUR_TASK(simple_echo);
 void block_in_get(Queue<int>& q) { (void)q.get(std::chrono::seconds(60)); }
 CONCUR_TASK(block_in_get);
 
+// check_items(q, n, out): gets n items, each "<index>:" padded with 'x' to a length that says
+// whether it went by the ring (short) or the side Connection (long); puts how many were intact.
+void check_items(Queue<std::string>& q, int n, Queue<int>& out) {
+  int intact = 0;
+  for (int i = 0; i < n; ++i) {
+    const std::string item = q.get(std::chrono::seconds(60));
+    const auto colon = item.find(':');
+    if (colon == std::string::npos) continue;
+    const int index = std::stoi(item.substr(0, colon));
+    const std::size_t expected = index % 2 == 0 ? 64 : 100'000;
+    if (item.size() == expected && item.find_first_not_of('x', colon + 1) == std::string::npos)
+      ++intact;
+  }
+  out.put(intact);
+}
+CONCUR_TASK(check_items);
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -247,6 +264,27 @@ TEST_P(QueueTest, SimpleQueueAcrossProcesses) {
   EXPECT_EQ(out.get(), "hello!");
   EXPECT_EQ(finish(p), 0);
   EXPECT_TRUE(in.empty());
+}
+
+TEST_P(QueueTest, SideItemsReachSeveralConsumerProcessesIntact) {
+  // Items beyond the ring travel over the shared side Connection; two consumer processes read it
+  // in turn, so neither may read ahead into the other's item.
+  Queue<std::string> q(QueueOptions{.maxsize = 0, .buffer_bytes = 8192});
+  Queue<int> out;
+  constexpr int kItems = 40;
+  // Everything is queued first, so the side pipe holds many messages when the consumers start.
+  for (int i = 0; i < kItems; ++i) {
+    std::string item = std::to_string(i) + ":";
+    item.resize(i % 2 == 0 ? 64 : 100'000, 'x');
+    q.put(item);
+  }
+  std::vector<Process> ps;
+  for (int i = 0; i < 2; ++i) ps.emplace_back(opts(), check_items, q, kItems / 2, out);
+  for (auto& p : ps) p.start();
+  int intact = 0;
+  for (int i = 0; i < 2; ++i) intact += out.get(60s);
+  EXPECT_EQ(intact, kItems);
+  for (auto& p : ps) EXPECT_EQ(finish(p), 0);
 }
 
 TEST_P(QueueTest, KilledGetterDoesNotBlockOthers) {

@@ -2,14 +2,26 @@
 // wait() over several connections (multiprocessing.connection.wait), and their errors (EOFError,
 // BrokenPipeError, ConnectionResetError, BufferTooShort).
 //
-// A Connection is one end of an AF_UNIX stream socket. send(obj) / recv<T>() move Serializable
-// values (serialize.hpp) with the descriptors of the handles inside them (SCM_RIGHTS, same frame);
-// send_bytes() / recv_bytes() move raw bytes. A frame is a fixed header (length, descriptor count,
-// flags) then the payload. A payload above kLargeMessageThreshold travels in a sealed memfd whose
-// descriptor the frame carries, so sending it never waits for the reader: a child that sends 1 MiB
-// and exits cannot deadlock a parent that joins it first (the notes' `q.put('X' * 1000000)` +
-// `p.join()`). A small frame blocks send() only while the peer is a full socket buffer (~200 KiB)
-// behind; unreceived large messages cost memory and one in-flight descriptor each.
+// send(obj) / recv<T>() move Serializable values (serialize.hpp) with the descriptors of the
+// handles inside them; send_bytes() / recv_bytes() move raw bytes. A frame is a fixed header
+// (length, descriptor count, flags) then the payload. A payload above kLargeMessageThreshold
+// travels in a sealed memfd whose descriptor the frame carries, so sending it never waits for the
+// reader: a child that sends 1 MiB and exits cannot deadlock a parent that joins it first (the
+// notes' `q.put('X' * 1000000)` + `p.join()`).
+// Transport: a Pipe() end holds up to 3 descriptors: the read end of the pipe its peer writes, the
+// write end of the pipe its peer reads (a Pipe(false) end has one of the two) and one end of an
+// AF_UNIX socketpair that carries only descriptors (SCM_RIGHTS), sent just before the frame that
+// needs them. A Connection(fd) adopted from a connected socket keeps frames and descriptors on
+// that socket. A small frame blocks send() only while the peer is a full pipe (64 KiB) or socket
+// buffer (~200 KiB) behind; unreceived large messages cost memory and one in-flight descriptor.
+// (The pipes keep Linux's default size: enlarging them would count against the user's pipe
+// quota, fs.pipe-user-pages-soft, which shrinks every later pipe of that user once exceeded.)
+// SIGPIPE: writing a pipe whose reader is gone would raise SIGPIPE. Unless SIGPIPE was ignored
+// when the end was created or loaded, send() blocks SIGPIPE in the calling thread around its write
+// and consumes the one that write raised; the process-wide disposition is never changed. (If you
+// ignore SIGPIPE, then restore its default while an end made meanwhile is in use, a send() to a
+// closed peer kills the process, as a plain write() would.) Either way send() throws
+// BrokenPipeError.
 // Thread-safety: unlike Python's, one Connection may be shared by the threads of a process: sends
 // are serialized by one mutex and receives by another, so one thread may send while another
 // receives and concurrent sends never interleave. close(), moves and assignment must not race with
@@ -99,7 +111,9 @@ class CONCUR_EXPORT PlainOSError : public OSError {
 
 // ---- Connection
 
-// kLargeMessageThreshold: payloads larger than this travel in a memfd instead of the socket.
+// kLargeMessageThreshold: payloads larger than this travel in a memfd instead of the pipe (or
+// socket). On a Pipe() end so do payloads above a quarter of the pipe's capacity (16 KiB for
+// Linux's default 64 KiB pipe), so that one message never fills the pipe by itself.
 inline constexpr std::size_t kLargeMessageThreshold = 64 * 1024;
 // kMaxDescriptors: the most descriptors one message may carry (Linux's SCM_MAX_FD), counting the
 // memfd of a large message.
@@ -111,6 +125,8 @@ namespace detail {
 // wait_until(conns, deadline) is the one wait loop behind wait()'s three forms.
 CONCUR_EXPORT std::vector<Connection*> wait_until(std::span<Connection* const> conns,
                                                   concur::detail::Deadline deadline);
+// pipe_ends(duplex) makes the two ends Pipe(duplex) returns.
+std::pair<Connection, Connection> pipe_ends(bool duplex);
 }  // namespace detail
 
 class CONCUR_EXPORT Connection {
@@ -118,13 +134,13 @@ class CONCUR_EXPORT Connection {
   // Connection() is a closed connection (closed() is true); assign a real one to it.
   Connection() noexcept = default;
   // Connection(fd, readable, writable) adopts `fd`, a connected AF_UNIX SOCK_STREAM socket whose
-  // peer speaks this framing (Python's Connection(handle, readable, writable)). Throws ValueError
-  // when fd is negative or both flags are false.
+  // peer speaks this framing (Python's Connection(handle, readable, writable)); frames and
+  // descriptors both travel on it. Throws ValueError when fd is negative or both flags are false.
   explicit Connection(int fd, bool readable = true, bool writable = true);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
-  // Moves transfer the socket and any received data not yet consumed; the moved-from connection
-  // is closed.
+  // Moves transfer the descriptors and any received data not yet consumed; the moved-from
+  // connection is closed.
   Connection(Connection&& other) noexcept;
   Connection& operator=(Connection&& other) noexcept;
   // ~Connection() closes.
@@ -132,7 +148,7 @@ class CONCUR_EXPORT Connection {
 
   // send(obj) serializes obj with dumps() and writes it as one message; the descriptors of the
   // handles inside obj travel with it (the receiver gets duplicates; obj keeps its own). Blocks
-  // only while the peer is a full socket buffer behind (never for a payload above
+  // only while the peer is a full pipe (or socket buffer) behind (never for a payload above
   // kLargeMessageThreshold). Throws OSError("handle is closed") when closed, OSError("connection
   // is read-only") on the reading end of Pipe(false), PicklingError when obj cannot be serialized
   // or carries more than kMaxDescriptors descriptors, BrokenPipeError when the peer has closed.
@@ -175,48 +191,91 @@ class CONCUR_EXPORT Connection {
   }
   bool poll(std::nullopt_t /*forever*/) { return poll_until(concur::detail::Deadline::infinite()); }
 
-  // close() closes the socket (the peer then sees end of file once it has read what was sent)
-  // and drops received data not yet consumed. Idempotent; must not race with other calls.
+  // close() closes the end's descriptors (the peer then sees end of file once it has read what
+  // was sent) and drops received data not yet consumed. Idempotent; must not race with other
+  // calls.
   void close() noexcept;
   // closed() is true once close()d, moved from, or default-constructed.
-  [[nodiscard]] bool closed() const noexcept { return fd_ < 0; }
+  [[nodiscard]] bool closed() const noexcept { return fd_channel_ < 0; }
   // readable() / writable(): whether recv / send are allowed (Pipe(false) makes one of each).
   [[nodiscard]] bool readable() const noexcept { return readable_.load(std::memory_order_relaxed); }
   [[nodiscard]] bool writable() const noexcept { return writable_.load(std::memory_order_relaxed); }
-  // fileno() is the socket's descriptor (still owned by the Connection); throws OSError("handle
-  // is closed") when closed.
+  // set_exact_reads(on): with on, this end reads exactly one message at a time from the kernel
+  // (no read-ahead: a little slower for streams of small messages). For an end that several
+  // processes read in turn under a lock of their own (a process Queue's side path): the bytes of
+  // the next message then stay in the pipe for whichever process reads next. Not a hand-off
+  // property: set it again on a loaded end. Call before the first receive.
+  void set_exact_reads(bool on) noexcept { exact_reads_ = on; }
+  // fileno() is the descriptor to poll for input, still owned by the Connection: the read end of
+  // the incoming pipe, or for a write-only Pipe(false) end the write end of the outgoing pipe;
+  // the socket of a Connection(fd). Throws OSError("handle is closed") when closed.
   [[nodiscard]] int fileno() const;
 
   // save(ar) / load(ar) make a Connection Serializable, so it can be a task argument or be sent
-  // over another Connection: the socket travels as a descriptor (serialize.hpp's save_fd) with
+  // over another Connection: every descriptor of the end (3 for a duplex Pipe() end, 2 for a
+  // Pipe(false) end, 1 for a Connection(fd)) travels by serialize.hpp's save_fd, with the kind and
   // the readable/writable flags, and the loaded Connection is a second handle on the same end.
   // save() throws PicklingError outside of a process hand-off (a plain cereal archive; dumps()
   // and send() are hand-offs), on a closed connection, and when received data is still buffered
-  // in this handle (it could not follow). load() into an open Connection closes it first.
+  // in this handle (it could not follow). load() into an open Connection closes it first; it
+  // throws UnpicklingError on bytes that do not describe a Connection.
   template <class Archive>
   void save(Archive& ar) const {
     save_check();
-    save_fd(ar, fd_);
+    ar(static_cast<std::uint8_t>(kind_));
+    if (kind_ == Kind::socket) {
+      save_fd(ar, fd_channel_);
+    } else {
+      ar(read_fd_ >= 0, write_fd_ >= 0);
+      if (read_fd_ >= 0) save_fd(ar, read_fd_);
+      if (write_fd_ >= 0) save_fd(ar, write_fd_);
+      save_fd(ar, fd_channel_);
+    }
     ar(readable(), writable());
   }
   template <class Archive>
   void load(Archive& ar) {
     close();
-    const int fd = load_fd(ar);
+    LoadedFds fds;  // closes what it holds if loading fails
+    std::uint8_t kind = 0;
+    ar(kind);
+    if (kind == static_cast<std::uint8_t>(Kind::socket)) {
+      fds.channel = load_fd(ar);
+    } else if (kind == static_cast<std::uint8_t>(Kind::pipes)) {
+      bool has_read = false;
+      bool has_write = false;
+      ar(has_read, has_write);
+      if (has_read) fds.read = load_fd(ar);
+      if (has_write) fds.write = load_fd(ar);
+      fds.channel = load_fd(ar);
+    } else {
+      throw UnpicklingError("the bytes do not describe a Connection");
+    }
     bool readable = false;
     bool writable = false;
-    try {
-      ar(readable, writable);
-    } catch (...) {
-      adopt(fd, true, true);  // so that the descriptor is closed, not leaked
-      throw;
-    }
-    adopt(fd, readable, writable);
+    ar(readable, writable);
+    adopt(static_cast<Kind>(kind), fds, readable, writable);
   }
 
  private:
   friend std::vector<Connection*> detail::wait_until(std::span<Connection* const>,
                                                      concur::detail::Deadline);
+  friend std::pair<Connection, Connection> detail::pipe_ends(bool);
+
+  // Kind is the transport: `socket`, one connected AF_UNIX stream socket carrying frames and
+  // descriptors (Connection(fd)); `pipes`, frames on pipes and descriptors on a side socket
+  // (Pipe()). Its value is part of the serialized form.
+  enum class Kind : std::uint8_t { socket = 1, pipes = 2 };
+  // LoadedFds owns the descriptors of a connection being loaded until adopt() takes them.
+  struct CONCUR_EXPORT LoadedFds {
+    LoadedFds() = default;
+    LoadedFds(const LoadedFds&) = delete;
+    LoadedFds& operator=(const LoadedFds&) = delete;
+    ~LoadedFds();
+    int read = -1;
+    int write = -1;
+    int channel = -1;
+  };
 
   // Message is a received frame: a small payload's bytes, or a large one's memfd (not yet read);
   // and the descriptors that came with it. It owns the memfd and the descriptors.
@@ -252,7 +311,9 @@ class CONCUR_EXPORT Connection {
     std::size_t length_;
   };
 
-  void adopt(int fd, bool readable, bool writable) noexcept;
+  // adopt(kind, fds, readable, writable) takes fds' descriptors (a socket kind's is fds.channel);
+  // a flag is cleared when its pipe is missing.
+  void adopt(Kind kind, LoadedFds& fds, bool readable, bool writable) noexcept;
   void check_writable() const;
   void check_readable() const;
   void save_check() const;
@@ -261,15 +322,35 @@ class CONCUR_EXPORT Connection {
   void send_frame(std::string_view bytes, std::span<const int> fds);
   // recv_message(maxlength) reads one frame under recv_mu_.
   Message recv_message(std::optional<std::size_t> maxlength);
-  // fill(need) reads from the socket until `need` bytes are buffered (recv_mu_ held).
+  // fill(need) reads from read_fd_ until `need` bytes are buffered (recv_mu_ held).
   void fill(std::size_t need);
+  // recvmsg_rights(fd, buf, len) is recvmsg(fd) into buf[0, len); the descriptors that came with
+  // the bytes are appended to rfds_. Returns recvmsg's result (errno set when negative). Throws
+  // OSError (EMFILE) when descriptors were dropped (MSG_CTRUNC), leaving the end unreadable.
+  std::ptrdiff_t recvmsg_rights(int fd, char* buf, std::size_t len);
+  // receive_descriptors() reads the next side message, whose descriptors (one frame's) it appends
+  // to rfds_ (pipes kind; recv_mu_ held). Throws, leaving the end unreadable, when there is none.
+  void receive_descriptors();
   // bad_message_length() is Python's _bad_message_length(): unreadable, then throw.
   [[noreturn]] void bad_message_length();
   [[nodiscard]] bool has_buffered() const noexcept {
     return buffered_.load(std::memory_order_acquire) != 0;
   }
 
-  int fd_ = -1;
+  // The descriptors: frames are read from read_fd_ and written to write_fd_, descriptors travel
+  // on fd_channel_. The socket kind has its socket in all three; the pipes kind has the pipe ends
+  // (-1 for the one a Pipe(false) end lacks) and the side socket. fd_channel_ < 0: closed.
+  int read_fd_ = -1;
+  int write_fd_ = -1;
+  int fd_channel_ = -1;
+  Kind kind_ = Kind::socket;
+  // sigpipe_ignored_: SIGPIPE was ignored when this end was made, so pipe writes need not block it.
+  bool sigpipe_ignored_ = false;
+  // inline_limit_: payloads up to this size travel inline, larger ones in a memfd:
+  // kLargeMessageThreshold, or less on a pipe of under 4 * kLargeMessageThreshold bytes.
+  std::size_t inline_limit_ = kLargeMessageThreshold;
+  // exact_reads_: see set_exact_reads().
+  bool exact_reads_ = false;
   // readable_ is atomic because a recv_bytes() over maxlength clears it while others may poll().
   std::atomic<bool> readable_{false};
   std::atomic<bool> writable_{false};

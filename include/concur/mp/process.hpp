@@ -105,6 +105,9 @@ CONCUR_EXPORT int count_threads() noexcept;
 // exiting() is true once this process's exit handler started (daemonic children are being
 // terminated): pools stop replacing workers.
 CONCUR_EXPORT bool exiting() noexcept;
+// add_exit_hook(hook) runs hook() at the start of this process's exit handler (before daemonic
+// children are terminated), in the process that added it: process pools stop there.
+CONCUR_EXPORT void add_exit_hook(void (*hook)());
 }  // namespace detail
 
 // ProcessOptions (Process::Options): the name (default "Process-N"), daemon (default: the creating

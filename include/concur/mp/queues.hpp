@@ -117,7 +117,7 @@ class CONCUR_EXPORT ByteQueue {
   bool reserve(const concur::detail::Deadline& deadline);
   void unreserve() noexcept;
   void commit_marker();
-  void check_loaded() const;
+  void check_loaded();
 
   SharedRegion region_;
   Connection reader_;
