@@ -25,7 +25,6 @@
 #include <sys/types.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -145,11 +144,6 @@ class AsyncSlot {
  private:
   AsyncOptions<R> options_;
   Promise<std::shared_ptr<const Outcome<R>>> promise_;
-};
-
-// PoolTracker counts the executor futures the Pool has not seen settle (terminate() waits on it).
-struct PoolTracker {
-  std::atomic<std::size_t> outstanding{0};
 };
 
 }  // namespace detail
@@ -318,8 +312,6 @@ class IMapIterator {
 // cancelled (get() throws CancelledError), running work is killed with its worker (SIGTERM;
 // get() throws BrokenProcessPool), then the workers are joined.
 class CONCUR_EXPORT Pool {
-  class Counted;
-
  public:
   // Pool(options) prepares the pool; workers start with the first task. Throws UsageError when
   // the initializer is not a registered task, ValueError for the fork start method.
@@ -354,9 +346,7 @@ class CONCUR_EXPORT Pool {
     {
       std::scoped_lock lock(mu_);
       check_running_locked();
-      Counted counted(*tracker_, 1);
       f = executor_.submit(fn, std::forward<A>(args)...);
-      counted.release();
     }
     // Outside mu_: a callback runs here at once when the task is already done.
     f.add_done_callback([slot](const Future<R>& done) {
@@ -371,7 +361,6 @@ class CONCUR_EXPORT Pool {
       }
       slot->settle(std::move(o));
     });
-    untrack_when_done(f);
     return result;
   }
 
@@ -420,9 +409,7 @@ class CONCUR_EXPORT Pool {
       std::scoped_lock lock(mu_);
       check_running_locked();
       if (!calls.empty()) {
-        Counted counted(*tracker_, 0);
-        chunks = submit_chunks(fn, calls, chunksize, false, counted);
-        counted.release();
+        chunks = submit_chunks(fn, calls, chunksize, false);
       }
     }
     if (calls.empty()) {
@@ -440,7 +427,6 @@ class CONCUR_EXPORT Pool {
     for (std::size_t i = 0; i < chunks.size(); ++i) {
       chunks[i].add_done_callback(
           [combiner, i](const Future<std::vector<R>>& done) { combiner->arrive(i, done); });
-      untrack_when_done(chunks[i]);
     }
     return result;
   }
@@ -525,8 +511,7 @@ class CONCUR_EXPORT Pool {
   template <class R, class... P, class... A>
   std::vector<Future<std::vector<R>>> submit_chunks(R (*fn)(P...),
                                                     const std::vector<std::tuple<A...>>& calls,
-                                                    std::size_t chunksize, bool explicit_size,
-                                                    Counted& counted) {
+                                                    std::size_t chunksize, bool explicit_size) {
     if (chunksize == 0) {
       if (explicit_size) throw ValueError("Chunksize must be 1+, not 0");
       const std::size_t per = 4 * processes_;
@@ -538,7 +523,6 @@ class CONCUR_EXPORT Pool {
       const std::size_t last = std::min(calls.size(), first + chunksize);
       std::vector<std::tuple<A...>> chunk(calls.begin() + static_cast<std::ptrdiff_t>(first),
                                           calls.begin() + static_cast<std::ptrdiff_t>(last));
-      counted.add();
       out.push_back(executor_.submit_batch(fn, chunk));
     }
     return out;
@@ -554,9 +538,7 @@ class CONCUR_EXPORT Pool {
     {
       std::scoped_lock lock(mu_);
       check_running_locked();
-      Counted counted(*tracker_, 0);
-      chunks = submit_chunks(fn, calls, chunksize, true, counted);
-      counted.release();
+      chunks = submit_chunks(fn, calls, chunksize, true);
     }
     {
       std::scoped_lock slock(state->mu);
@@ -572,42 +554,13 @@ class CONCUR_EXPORT Pool {
         }
         state->arrive(i, std::move(o));
       });
-      untrack_when_done(chunks[i]);
     }
     return IMapIterator<R>(std::move(state));
   }
 
-  // Counted counts submissions as outstanding before they reach the executor (so terminate()
-  // cannot miss one); the count of a submission that threw is taken back.
-  class Counted {
-   public:
-    Counted(detail::PoolTracker& t, std::size_t n) : t_(t), n_(n) {
-      t_.outstanding.fetch_add(n, std::memory_order_relaxed);
-    }
-    Counted(const Counted&) = delete;
-    Counted& operator=(const Counted&) = delete;
-    ~Counted() { t_.outstanding.fetch_sub(n_, std::memory_order_relaxed); }
-    void add() {
-      t_.outstanding.fetch_add(1, std::memory_order_relaxed);
-      ++n_;
-    }
-    void release() { n_ = 0; }  // all submitted: each future untracks itself when done
-
-   private:
-    detail::PoolTracker& t_;
-    std::size_t n_;
-  };
-  // untrack_when_done(f): f stops counting once its callbacks (registered before) have run.
-  template <class T>
-  void untrack_when_done(const Future<T>& f) {
-    f.add_done_callback([t = tracker_](const Future<T>& /*done*/) {
-      t->outstanding.fetch_sub(1, std::memory_order_release);
-    });
-  }
   void check_running_locked() const;
 
   std::size_t processes_;
-  std::shared_ptr<detail::PoolTracker> tracker_ = std::make_shared<detail::PoolTracker>();
   ProcessPoolExecutor executor_;
   mutable std::mutex mu_;
   State state_ CONCUR_GUARDED_BY(mu_) = State::kRun;
