@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "mp/fork_support.hpp"
 #include "support/test_support.hpp"
 
 namespace concur::mp {
@@ -43,8 +44,6 @@ using namespace std::chrono_literals;
 using concur::testing::kGenerous;
 using concur::testing::kShort;
 using concur::testing::kSlack;
-
-constexpr auto kChildTimeout = 60s;
 
 // Point is a user type with a cereal serialize() member.
 struct Point {
@@ -100,67 +99,15 @@ std::string recv_bytes_within(Connection& c) {
   return c.recv_bytes();
 }
 
-class ConnectionTest : public ::testing::Test {
+class ConnectionTest : public testing::ForkTest {
  protected:
-  // fork_child(fn) runs fn in a forked child that then _exit()s with fn's return value (2 if fn
-  // throws). Returns the child's pid.
-  template <class Fn>
-  pid_t fork_child(Fn fn) {
-    const pid_t pid = ::fork();  // NOLINT(concurrency-mt-unsafe): tests fork single-threaded
-    if (pid < 0) ADD_FAILURE() << "fork: " << std::strerror(errno);
-    if (pid == 0) {
-      int code = 2;
-      try {
-        code = fn();
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "child: %s\n", e.what());
-      } catch (...) {
-      }
-      ::_exit(code);
-    }
-    children_.push_back(pid);
-    return pid;
-  }
-
-  // wait_child(pid) waits (bounded) for the child and returns its exit code, or -signal when a
-  // signal killed it, or -1000 when it did not finish in kChildTimeout (it is then killed).
-  int wait_child(pid_t pid) {
-    const auto deadline = std::chrono::steady_clock::now() + kChildTimeout;
-    for (;;) {
-      int status = 0;
-      const pid_t r = ::waitpid(pid, &status, WNOHANG);
-      if (r == pid) {
-        std::erase(children_, pid);
-        if (WIFEXITED(status)) return WEXITSTATUS(status);
-        if (WIFSIGNALED(status)) return -WTERMSIG(status);
-        return -999;
-      }
-      if (r < 0 && errno != EINTR) return -998;
-      if (std::chrono::steady_clock::now() >= deadline) {
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, &status, 0);
-        std::erase(children_, pid);
-        return -1000;
-      }
-      std::this_thread::sleep_for(1ms);
-    }
-  }
-
+  // TearDown(): ForkTest's check, and no untracked child either.
   void TearDown() override {
-    const bool leftover = !children_.empty();
-    for (const pid_t pid : children_) {
-      ::kill(pid, SIGKILL);
-      int status = 0;
-      ::waitpid(pid, &status, 0);
-    }
-    children_.clear();
-    EXPECT_FALSE(leftover) << "a child process outlived its test";
+    ForkTest::TearDown();
     int status = 0;
     const pid_t r = ::waitpid(-1, &status, WNOHANG);
     EXPECT_TRUE(r < 0 && errno == ECHILD) << "an untracked child process is still around";
   }
-
-  std::vector<pid_t> children_;
 };
 
 // ---- Values and bytes

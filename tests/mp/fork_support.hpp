@@ -17,7 +17,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <exception>
 #include <thread>
 #include <vector>
 
@@ -45,6 +47,8 @@ class ForkTest : public ::testing::Test {
       int code = 2;
       try {
         code = fn();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "child: %s\n", e.what());
       } catch (...) {
       }
       ::_exit(code);
