@@ -883,12 +883,12 @@ Process& Process::operator=(Process&& other) noexcept {
 
 Process::~Process() { detail::close_all(arg_fds_); }
 
-void Process::check_open(const char* /*what*/) const {
+void Process::check_open() const {
   if (closed_) throw ValueError("process object is closed");
 }
 
 void Process::set_daemon(bool daemonic) {
-  check_open("set_daemon");
+  check_open();
   if (child_) throw InvalidStateError("process has already started");
   daemon_ = daemonic;
 }
@@ -899,14 +899,14 @@ void Process::run() {
 }
 
 void Process::start() {
-  check_open("start");
+  check_open();
   if (child_) throw InvalidStateError("cannot start a process twice");
   if (creator_ != ::getpid())
     throw InvalidStateError(
         "can only start a process object created by the "
         "current process");
-  if (current_process().daemon)
-    throw InvalidStateError("daemonic processes are not allowed to have children");
+  const ProcessInfo me = current_process();
+  if (me.daemon) throw InvalidStateError("daemonic processes are not allowed to have children");
   detail::register_exit_function();
 
   detail::LaunchInfo info;
@@ -914,7 +914,7 @@ void Process::start() {
   info.identity = identity_;
   info.daemon = daemon_;
   info.parent_pid = ::getpid();
-  info.parent_name = current_process().name;
+  info.parent_name = me.name;
   const bool subclass = typeid(*this) != typeid(Process);
   std::vector<int> fds;  // borrowed: ours (arg_fds_) or the object's handles
   detail::FdSink sink;   // a subclass's handles; lives until the child has its copies
@@ -1035,7 +1035,7 @@ void Process::start() {
 void Process::join() { (void)join_until(concur::detail::Deadline::infinite()); }
 
 bool Process::join_until(const concur::detail::Deadline& deadline) {
-  check_open("join");
+  check_open();
   if (creator_ != ::getpid()) throw InvalidStateError("can only join a child process");
   if (!child_) throw InvalidStateError("can only join a started process");
   const bool done = child_->wait_until(deadline);
@@ -1044,14 +1044,14 @@ bool Process::join_until(const concur::detail::Deadline& deadline) {
 }
 
 bool Process::is_alive() {
-  check_open("is_alive");
+  check_open();
   if (!child_ || creator_ != ::getpid()) return false;
   std::scoped_lock lock(child_->mu);
   return !child_->collect_locked();
 }
 
 std::optional<int> Process::exitcode() {
-  check_open("exitcode");
+  check_open();
   if (!child_) return std::nullopt;
   std::scoped_lock lock(child_->mu);
   (void)child_->collect_locked();
@@ -1063,12 +1063,12 @@ pid_t Process::pid() const noexcept { return child_ ? child_->pid : 0; }
 int Process::sentinel() const noexcept { return child_ ? child_->sentinel() : -1; }
 
 void Process::terminate() {
-  check_open("terminate");
+  check_open();
   if (child_) child_->signal(SIGTERM);
 }
 
 void Process::kill() {
-  check_open("kill");
+  check_open();
   if (child_) child_->signal(SIGKILL);
 }
 

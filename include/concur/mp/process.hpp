@@ -195,7 +195,7 @@ class CONCUR_EXPORT Process {
   void init(const Options& options);
   void set_target(detail::AnyFn fn, Payload payload);
   bool join_until(const concur::detail::Deadline& deadline);
-  void check_open(const char* what) const;
+  void check_open() const;
 
   std::string name_;
   bool daemon_ = false;
