@@ -4,11 +4,15 @@
 #include "concur/process_pool.hpp"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -95,6 +99,65 @@ void leak_pool() {
 }
 CONCUR_TASK(leak_pool);
 
+// sleep_marked(path, ms): creates `path` (the test's sign that the task runs), then sleeps.
+int sleep_marked(std::string path, int ms) {
+  std::ofstream(path) << ::getpid();
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return ms;
+}
+CONCUR_TASK(sleep_marked);
+
+// Unsendable: a result whose serialization fails in the worker.
+struct Unsendable {
+  template <class Archive>
+  void save(Archive&) const {
+    throw std::length_error("this result cannot be serialized");
+  }
+  template <class Archive>
+  void load(Archive&) {}
+};
+Unsendable make_unsendable(int) { return {}; }
+CONCUR_TASK(make_unsendable);
+
+// Unloadable: a result that the worker sends but the parent cannot load.
+struct Unloadable {
+  template <class Archive>
+  void save(Archive& ar) const {
+    ar(std::string("x"));
+  }
+  template <class Archive>
+  void load(Archive&) {
+    throw std::length_error("this result cannot be loaded");
+  }
+};
+Unloadable make_unloadable(int) { return {}; }
+CONCUR_TASK(make_unloadable);
+
+// Odd: an exception type outside std::exception.
+struct Odd {};
+int throw_odd(int) { throw Odd{}; }
+CONCUR_TASK(throw_odd);
+
+// orphan_pool(pid_file): a process that starts a busy pool, writes its workers' pids to
+// `pid_file` and waits to be killed (the Ctrl-C tests). With `own_group`, it first becomes a
+// process group of its own, so that the test can signal the group as a terminal's Ctrl-C does.
+void orphan_pool(std::string pid_file, bool own_group) {
+  if (own_group) ::setpgid(0, 0);
+  auto* pool = new ProcessPoolExecutor(ProcessPoolOptions{.max_workers = 2});
+  std::vector<Future<int>> fs;
+  for (int i = 0; i < 100; ++i) fs.push_back(pool->submit(sleep_then, 60'000));
+  for (int i = 0; i < 200 && pool->worker_pids().size() < 2; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  {
+    std::ofstream out(pid_file + ".tmp");
+    for (pid_t pid : pool->worker_pids()) out << pid << '\n';
+  }
+  ::rename((pid_file + ".tmp").c_str(), pid_file.c_str());
+  std::this_thread::sleep_for(std::chrono::seconds(60));
+  throw mp::SystemExit(7);  // not killed: the test fails on this code
+}
+CONCUR_TASK(orphan_pool);
+
 int not_registered(int x) { return x; }
 void unregistered_init() {}
 
@@ -107,6 +170,51 @@ class ProcessPoolTest : public ::testing::Test {
  protected:
   void TearDown() override { EXPECT_TRUE(mp::active_children().empty()); }
 };
+
+// gone(pid): the process has exited (no such process, or a zombie nobody reaped yet).
+bool gone(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  const auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
+}
+
+// eventually(pred): pred() became true within kWait (polled).
+template <class Pred>
+bool eventually(Pred pred) {
+  const auto until = std::chrono::steady_clock::now() + kWait;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+// TempDir: a fresh directory for a test's marker files, removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "concur-pp-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  [[nodiscard]] std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+bool file_exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
 
 TEST_F(ProcessPoolTest, SubmitAndResult) {
   ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
@@ -349,6 +457,221 @@ TEST(ProcessPoolMapTest, SubmitBatch) {
   auto f = pool.submit_batch(square, std::vector<std::tuple<int>>{{2}, {3}, {4}});
   EXPECT_EQ(f.result(std::chrono::seconds(60)), (std::vector<int>{4, 9, 16}));
 }
+
+}  // namespace
+}  // namespace concur
+
+namespace concur {
+namespace {
+
+// ---- kill_running: cancel() of a running task
+
+TEST_F(ProcessPoolTest, WithoutKillRunningARunningTaskIsNotCancelled) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  TempDir dir;
+  auto f = pool.submit(sleep_marked, dir.file("run"), 100);
+  ASSERT_TRUE(eventually([&] { return file_exists(dir.file("run")); }));
+  EXPECT_FALSE(f.cancel());
+  EXPECT_EQ(f.result(kWait), 100);
+}
+
+TEST_F(ProcessPoolTest, KillRunningStopsTheRunningTaskAndItsWorkerOnly) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2, .kill_running = true});
+  TempDir dir;
+  auto doomed = pool.submit(sleep_marked, dir.file("doomed"), 60'000);
+  auto other = pool.submit(sleep_marked, dir.file("other"), 300);
+  std::vector<Future<int>> queued;
+  for (int i = 0; i < 20; ++i) queued.push_back(pool.submit(square, i));
+  ASSERT_TRUE(eventually([&] { return file_exists(dir.file("doomed")); }));
+  int doomed_pid = 0;
+  std::ifstream(dir.file("doomed")) >> doomed_pid;
+  ASSERT_GT(doomed_pid, 0);
+  EXPECT_TRUE(doomed.running());
+  EXPECT_TRUE(doomed.cancel());
+  EXPECT_TRUE(doomed.cancelled());
+  EXPECT_TRUE(doomed.done());
+  EXPECT_THROW((void)doomed.result(kWait), CancelledError);
+  EXPECT_TRUE(doomed.cancel());  // idempotent
+  EXPECT_EQ(other.result(kWait), 300);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(queued[static_cast<std::size_t>(i)].result(kWait), i * i);
+  EXPECT_TRUE(eventually([&] { return gone(doomed_pid); }));
+  EXPECT_TRUE(eventually([&] {
+    const auto pids = pool.worker_pids();
+    return std::find(pids.begin(), pids.end(), doomed_pid) == pids.end();
+  }));
+  EXPECT_EQ(pool.submit(square, 9).result(kWait), 81);  // replaced, carries on
+}
+
+TEST_F(ProcessPoolTest, KillRunningSkipsATaskWaitingInTheWorkersPipe) {
+  // One worker: the first task runs, the second waits in the worker's pipe (sent, so running as
+  // far as its future goes). Cancelling it must not kill the first: the worker skips it.
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1, .kill_running = true});
+  TempDir dir;
+  auto first = pool.submit(sleep_marked, dir.file("first"), 300);
+  auto second = pool.submit(sleep_marked, dir.file("second"), 60'000);
+  ASSERT_TRUE(eventually([&] { return file_exists(dir.file("first")); }));
+  ASSERT_TRUE(second.running());  // in the worker's pipe
+  EXPECT_TRUE(second.cancel());
+  EXPECT_EQ(first.result(kWait), 300);
+  int first_pid = 0;
+  std::ifstream(dir.file("first")) >> first_pid;
+  EXPECT_EQ(pool.submit(my_pid).result(kWait), first_pid);  // the same worker
+  EXPECT_FALSE(file_exists(dir.file("second")));            // never ran
+  EXPECT_TRUE(second.cancelled());
+}
+
+TEST_F(ProcessPoolTest, KillRunningInPythonsModeDoesNotBreakThePool) {
+  ProcessPoolExecutor pool(
+      ProcessPoolOptions{.max_workers = 1, .break_on_worker_death = true, .kill_running = true});
+  TempDir dir;
+  auto doomed = pool.submit(sleep_marked, dir.file("doomed"), 60'000);
+  auto after = pool.submit(square, 4);
+  ASSERT_TRUE(eventually([&] { return file_exists(dir.file("doomed")); }));
+  EXPECT_TRUE(doomed.cancel());
+  EXPECT_EQ(after.result(kWait), 16);
+  EXPECT_EQ(pool.submit(square, 5).result(kWait), 25);
+}
+
+TEST_F(ProcessPoolTest, KillRunningCancelsARunningMapChunk) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1, .kill_running = true});
+  TempDir dir;
+  auto batch = pool.submit_batch(sleep_marked, std::vector<std::tuple<std::string, int>>{
+                                                   {dir.file("a"), 10}, {dir.file("b"), 60'000}});
+  ASSERT_TRUE(eventually([&] { return file_exists(dir.file("b")); }));
+  EXPECT_TRUE(batch.cancel());
+  EXPECT_THROW((void)batch.result(kWait), CancelledError);
+  EXPECT_EQ(pool.submit(square, 6).result(kWait), 36);
+}
+
+TEST_F(ProcessPoolTest, KillRunningCancelRacingCompletionLeavesEveryFutureDone) {
+  // Cancel each task at a random point of its life: whatever cancel() answers, the future ends
+  // cancelled or with its value, and the pool keeps working.
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2, .kill_running = true});
+  std::vector<Future<int>> fs;
+  for (int i = 0; i < 60; ++i) fs.push_back(pool.submit(sleep_then, i % 3));
+  for (std::size_t i = 0; i < fs.size(); i += 2) {
+    const bool cancelled = fs[i].cancel();
+    EXPECT_EQ(cancelled, fs[i].cancelled()) << i;
+  }
+  for (std::size_t i = 0; i < fs.size(); ++i) {
+    ASSERT_TRUE(fs[i].wait(kWait)) << i;
+    if (!fs[i].cancelled()) {
+      EXPECT_EQ(fs[i].result(), static_cast<int>(i % 3)) << i;
+    }
+  }
+  EXPECT_EQ(pool.submit(square, 7).result(kWait), 49);
+}
+
+// ---- shutdown with a deadline
+
+TEST_F(ProcessPoolTest, ShutdownWithADeadlineThatIsMet) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  std::vector<Future<int>> fs;
+  for (int i = 0; i < 20; ++i) fs.push_back(pool.submit(square, i));
+  EXPECT_TRUE(pool.shutdown(kWait));
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(fs[static_cast<std::size_t>(i)].result(), i * i);
+  EXPECT_TRUE(pool.shutdown(0s));  // idempotent, nothing left
+  EXPECT_THROW((void)pool.submit(square, 1), RuntimeError);
+}
+
+TEST_F(ProcessPoolTest, ShutdownDeadlineKillsWhatStillRuns) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  TempDir dir;
+  auto a = pool.submit(sleep_marked, dir.file("a"), 60'000);
+  auto b = pool.submit(sleep_marked, dir.file("b"), 60'000);
+  std::vector<Future<int>> queued;
+  for (int i = 0; i < 50; ++i) queued.push_back(pool.submit(square, i));
+  ASSERT_TRUE(eventually([&] { return file_exists(dir.file("a")) && file_exists(dir.file("b")); }));
+  const std::vector<pid_t> pids = pool.worker_pids();
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(pool.shutdown_until(std::chrono::steady_clock::now() + 200ms));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 30s);
+  for (auto* f : {&a, &b}) {
+    ASSERT_TRUE(f->done());
+    try {
+      (void)f->result();
+      FAIL() << "no exception";
+    } catch (const BrokenProcessPool& e) {
+      EXPECT_NE(std::string(e.what()).find("deadline"), std::string::npos) << e.what();
+    }
+  }
+  int cancelled = 0;
+  for (auto& f : queued) {
+    ASSERT_TRUE(f.done());
+    if (f.cancelled()) {
+      ++cancelled;
+    } else {
+      EXPECT_THROW((void)f.result(), BrokenProcessPool);  // it was in a killed worker's pipe
+    }
+  }
+  // Those still in the pool were cancelled; those already in a worker's pipe (a few per worker,
+  // see kMaxPerWorker) died with it.
+  EXPECT_GT(cancelled, 0);
+  for (pid_t pid : pids) EXPECT_TRUE(eventually([&] { return gone(pid); })) << pid;
+}
+
+// ---- errors that cannot travel, with 100 tasks queued
+
+TEST_F(ProcessPoolTest, AResultOrExceptionThatCannotTravelFailsOnlyItsTask) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  std::vector<Future<int>> fs;
+  Future<Unsendable> unsendable;
+  Future<Unloadable> unloadable;
+  Future<int> odd;
+  for (int i = 0; i < 100; ++i) {
+    if (i == 30) unsendable = pool.submit(make_unsendable, i);
+    if (i == 50) unloadable = pool.submit(make_unloadable, i);
+    if (i == 70) odd = pool.submit(throw_odd, i);
+    fs.push_back(pool.submit(square, i));
+  }
+  try {
+    (void)unsendable.result(kWait);
+    FAIL() << "no exception";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.type_name(), "std::length_error") << e.what();
+    EXPECT_EQ(e.message(), "this result cannot be serialized");
+  }
+  EXPECT_THROW((void)unloadable.result(kWait), std::length_error);
+  try {
+    (void)odd.result(kWait);
+    FAIL() << "no exception";
+  } catch (const RemoteError& e) {
+    EXPECT_NE(e.type_name().find("Odd"), std::string::npos) << e.type_name();
+  }
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(fs[static_cast<std::size_t>(i)].result(kWait), i * i);
+}
+
+// ---- Ctrl-C: the parent dies, its workers follow
+
+class ParentDeathTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void TearDown() override { EXPECT_TRUE(mp::active_children().empty()); }
+};
+
+TEST_P(ParentDeathTest, CtrlCStopsTheProgramAndItsWorkers) {
+  const bool to_group = GetParam();
+  TempDir dir;
+  const std::string pid_file = dir.file("pids");
+  mp::Process parent(orphan_pool, pid_file, to_group);
+  parent.start();
+  ASSERT_TRUE(eventually([&] { return file_exists(pid_file); }));
+  std::vector<pid_t> workers;
+  {
+    std::ifstream in(pid_file);
+    for (pid_t pid = 0; in >> pid;) workers.push_back(pid);
+  }
+  ASSERT_EQ(workers.size(), 2u);
+  // A terminal's Ctrl-C signals the foreground process group; `kill -INT` the parent alone.
+  ASSERT_EQ(::kill(to_group ? -parent.pid() : parent.pid(), SIGINT), 0);
+  ASSERT_TRUE(parent.join(kWait));
+  EXPECT_EQ(parent.exitcode(), -SIGINT);  // the first press ends the program
+  for (pid_t pid : workers) EXPECT_TRUE(eventually([&] { return gone(pid); })) << pid;
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, ParentDeathTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& signal_info) {
+                           return signal_info.param ? std::string("group") : std::string("parent");
+                         });
 
 }  // namespace
 }  // namespace concur

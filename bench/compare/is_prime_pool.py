@@ -19,6 +19,7 @@ number, in input order (map's order).
 import argparse
 import json
 import math
+import multiprocessing
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -51,7 +52,9 @@ def run_pool(numbers, workers):
 
 
 def run_process(numbers, workers):
-    with ProcessPoolExecutor(workers) as pool:
+    # The fork context, named: this file runs as `python3 -c`, so a worker started by spawn or
+    # forkserver (the default from Python 3.14) could not import is_prime from __main__.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         return list(pool.map(is_prime, numbers))
 
 

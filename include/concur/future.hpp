@@ -202,6 +202,14 @@ class CONCUR_EXPORT FutureStateBase {
   virtual ~FutureStateBase();
   // request_stop(): cancel() on a running task; a stop-token task forwards it to its stop_source.
   virtual void request_stop() noexcept {}
+  // cancels_running(): true for a producer that can stop its work while it runs
+  // (ProcessPoolExecutor with kill_running): cancel() then moves a running, unclaimed state to
+  // CANCELLED and calls running_cancelled() before the waiters wake and the callbacks run.
+  virtual bool cancels_running() const noexcept { return false; }
+  // running_cancelled(): cancel() cancelled the running work; the producer stops it. Called once,
+  // in the cancelling thread. The producer's later set_result()/set_exception() fail
+  // (InvalidStateError) and its destructor acknowledges the cancel.
+  virtual void running_cancelled() noexcept {}
 
   std::atomic<std::uint32_t> word_{kPending};
 
@@ -322,6 +330,15 @@ CONCUR_EXPORT void report_exception(std::exception_ptr e) noexcept;
 // The BrokenExecutor a vanished producer leaves (never throws; falls back to bad_alloc).
 CONCUR_EXPORT std::exception_ptr broken_promise_error() noexcept;
 CONCUR_EXPORT std::exception_ptr broken_task_error() noexcept;
+
+// PromiseAccess: how a producer with its own state type (derived from FutureState<T>, created
+// with one reference) builds the Promise that owns it (ProcessPoolExecutor's cancellable states).
+struct PromiseAccess {
+  template <class T>
+  static Promise<T> adopt(FutureState<T>* s) noexcept {
+    return Promise<T>(s);
+  }
+};
 
 // FutureAccess: how the library builds handles from states and reads them back.
 struct FutureAccess {
@@ -498,7 +515,9 @@ class CONCUR_EXPORT AnyFuture {
   // cancel() cancels a pending future and returns true (also when it was cancelled already): it
   // becomes done, waiters wake, callbacks run in this thread. It returns false for a finished
   // future and for a running one — and a running stop-token task (detail::make_task with a
-  // std::stop_token first parameter) additionally gets a stop request.
+  // std::stop_token first parameter) additionally gets a stop request. A producer that can stop
+  // running work (ProcessPoolExecutor with ProcessPoolOptions::kill_running) lets cancel() succeed
+  // on a running future too: it stops the work and the future is cancelled.
   bool cancel() { return checked()->cancel(); }
 
   // exception() blocks until done and returns the exception the work raised (nullptr when it
@@ -759,6 +778,10 @@ class Promise {
     }
     s->release_ref();
   }
+
+  friend struct detail::PromiseAccess;
+  // Promise(state) adopts a state a producer derived from FutureState<T> (one reference).
+  explicit Promise(detail::FutureState<T>* adopted) noexcept : state_(adopted) {}
 
   detail::FutureState<T>* state_;
 };

@@ -19,7 +19,14 @@
 // max_tasks_per_child replaces a worker after that many tasks (Python 3.11).
 // shutdown(wait, cancel_futures): later submits throw RuntimeError; cancel_futures cancels what has
 // not been sent to a worker; the workers exit when the work is done; wait joins them. The
-// destructor is shutdown(true).
+// destructor is shutdown(true). Beyond Python: shutdown(timeout) kills what still runs at the
+// deadline, and with Options{.kill_running = true} future.cancel() stops a running task (its
+// worker is killed and replaced; the other tasks are untouched).
+// Ctrl-C: workers ignore SIGINT, and every worker has a watchdog thread that ends it as soon as the
+// pool's process is gone — so Ctrl-C (SIGINT's default action) ends the program on the first
+// press and takes the workers with it, whether it reached the whole process group (a terminal)
+// or the parent alone; so do a crash and kill -9 of the parent. A program that handles SIGINT
+// itself decides: e.g. shutdown(false, true) then terminate_workers(), or shutdown(timeout).
 // Through the Executor interface, submit(fn, args...) of an arbitrary callable and map() cannot
 // cross a process boundary: they throw UsageError (use this class's submit with a registered
 // task).
@@ -28,6 +35,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -67,9 +75,45 @@ struct ProcessPoolOptions {
   std::size_t max_tasks_per_child = 0;
   // break_on_worker_death: Python's behaviour — a dead worker breaks the whole pool.
   bool break_on_worker_death = false;
+  // kill_running: future.cancel() succeeds on a running task too: its worker is killed and
+  // replaced, the future is cancelled, the other tasks are untouched (a task sent to a worker
+  // but not started yet is skipped instead). Off by default: cancel() of a running task returns
+  // false, as in Python.
+  bool kill_running = false;
 };
 
 namespace detail {
+
+class ProcessPoolCore;
+
+// pool_cancel_running(core, id): a kill_running pool's future `id` was cancelled while running:
+// the pool stops the task (see ProcessPoolOptions::kill_running). Never throws.
+CONCUR_EXPORT void pool_cancel_running(const std::weak_ptr<ProcessPoolCore>& core,
+                                       std::uint64_t id) noexcept;
+
+// KillableState is the future state of a kill_running pool's task: cancel() of the running task
+// reaches the pool (FutureStateBase::cancels_running).
+template <class R>
+class KillableState final : public FutureState<R> {
+ public:
+  KillableState(std::weak_ptr<ProcessPoolCore> core, std::uint64_t id) noexcept
+      : FutureState<R>(FutureStateBase::kRef), core_(std::move(core)), id_(id) {}
+
+ protected:
+  bool cancels_running() const noexcept override { return true; }
+  void running_cancelled() noexcept override { pool_cancel_running(core_, id_); }
+
+ private:
+  std::weak_ptr<ProcessPoolCore> core_;
+  std::uint64_t id_;
+};
+
+// make_promise<R>(core, id): a plain Promise, or one over a KillableState when core is set.
+template <class R>
+Promise<R> make_pool_promise(const std::shared_ptr<ProcessPoolCore>* core, std::uint64_t id) {
+  if (core == nullptr) return Promise<R>();
+  return PromiseAccess::adopt<R>(new KillableState<R>(*core, id));
+}
 
 // PoolJob is one submitted task as the dispatcher sees it: the registered name, the serialized
 // arguments, and how to finish its future (typed in JobImpl).
@@ -82,9 +126,12 @@ struct PoolJob {
   virtual bool start() = 0;
   // cancel() cancels the future if it is still pending (shutdown(cancel_futures = true)).
   virtual void cancel() = 0;
-  // finish(result bytes) / fail(exception) settle the future.
+  // finish(result bytes) / fail(exception) settle the future; a future cancelled meanwhile
+  // (kill_running) stays cancelled.
   virtual void finish(const std::string& result) = 0;
   virtual void fail(std::exception_ptr e) = 0;
+  // settled() is true once the future is done (for a job in flight: cancelled while running).
+  [[nodiscard]] virtual bool settled() const = 0;
 
   std::uint64_t id = 0;
   const char* task = nullptr;
@@ -120,25 +167,44 @@ class BatchWriter {
   mp::OutputArchive ar_;
 };
 
+// settle_unless_cancelled(fn) runs fn (a Promise set), unless the future was cancelled while
+// running (kill_running), which makes the set fail.
+template <class Fn>
+void settle_unless_cancelled(Fn&& fn) {
+  try {
+    std::forward<Fn>(fn)();
+  } catch (const InvalidStateError&) {
+    // cancelled by kill_running meanwhile: the cancel stands
+  }
+}
+
 template <class R>
 struct PoolJobImpl final : PoolJob {
+  explicit PoolJobImpl(const std::shared_ptr<ProcessPoolCore>* core = nullptr,
+                       std::uint64_t job_id = 0)
+      : promise(make_pool_promise<R>(core, job_id)) {
+    id = job_id;
+  }
   bool start() override { return promise.set_running_or_notify_cancel(); }
   void cancel() override { (void)promise.get_future().cancel(); }
   void finish(const std::string& result) override {
     if constexpr (std::is_void_v<R>) {
-      promise.set_result();
+      settle_unless_cancelled([&] { promise.set_result(); });
     } else {
       R value{};
       try {
         mp::loads(result, {}, value);
       } catch (...) {
-        promise.set_exception(std::current_exception());
+        fail(std::current_exception());
         return;
       }
-      promise.set_result(std::move(value));
+      settle_unless_cancelled([&] { promise.set_result(std::move(value)); });
     }
   }
-  void fail(std::exception_ptr e) override { promise.set_exception(std::move(e)); }
+  void fail(std::exception_ptr e) override {
+    settle_unless_cancelled([&] { promise.set_exception(std::move(e)); });
+  }
+  [[nodiscard]] bool settled() const override { return promise.is_done(); }
 
   Promise<R> promise;
 };
@@ -147,6 +213,11 @@ struct PoolJobImpl final : PoolJob {
 // serialized result.
 template <class R>
 struct PoolBatchJobImpl final : PoolJob {
+  explicit PoolBatchJobImpl(const std::shared_ptr<ProcessPoolCore>* core = nullptr,
+                            std::uint64_t job_id = 0)
+      : promise(make_pool_promise<std::vector<R>>(core, job_id)) {
+    id = job_id;
+  }
   bool start() override { return promise.set_running_or_notify_cancel(); }
   void cancel() override { (void)promise.get_future().cancel(); }
   void finish(const std::string& result) override {
@@ -161,20 +232,21 @@ struct PoolBatchJobImpl final : PoolJob {
         values[i] = std::move(v);
       }
     } catch (const cereal::Exception& e) {
-      promise.set_exception(std::make_exception_ptr(mp::UnpicklingError(e.what())));
+      fail(std::make_exception_ptr(mp::UnpicklingError(e.what())));
       return;
     } catch (...) {
-      promise.set_exception(std::current_exception());
+      fail(std::current_exception());
       return;
     }
-    promise.set_result(std::move(values));
+    settle_unless_cancelled([&] { promise.set_result(std::move(values)); });
   }
-  void fail(std::exception_ptr e) override { promise.set_exception(std::move(e)); }
+  void fail(std::exception_ptr e) override {
+    settle_unless_cancelled([&] { promise.set_exception(std::move(e)); });
+  }
+  [[nodiscard]] bool settled() const override { return promise.is_done(); }
 
   Promise<std::vector<R>> promise;
 };
-
-class ProcessPoolCore;
 
 template <class R, class Fn, class... Ranges>
 class ChunkedMapResults;
@@ -201,7 +273,7 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
     static_assert(std::is_void_v<R> || mp::TaskArgument<R>,
                   "ProcessPoolExecutor::submit: the task's result type must be serializable and "
                   "default constructible, so that it can come back from the worker");
-    auto job = std::make_unique<detail::PoolJobImpl<R>>();
+    auto job = make_job<detail::PoolJobImpl<R>>();
     Future<R> future = job->promise.get_future();
     mp::Payload payload = mp::dumps(mp::detail::as_param<P>(std::forward<A>(args))...);
     enqueue(reinterpret_cast<mp::detail::AnyFn>(fn), std::move(payload), std::move(job));
@@ -234,6 +306,18 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
   }
 
   void shutdown(bool wait = true, bool cancel_futures = false) override;
+  // shutdown(timeout, cancel_futures) / shutdown_until(time_point, cancel_futures): shutdown(true,
+  // cancel_futures) that waits until the deadline at most; then the workers still busy are killed
+  // (SIGKILL): the tasks they held fail with BrokenProcessPool, the tasks never sent to a worker
+  // are cancelled. True when everything finished in time.
+  template <class Rep, class Period>
+  bool shutdown(std::chrono::duration<Rep, Period> timeout, bool cancel_futures = false) {
+    return shutdown_by(detail::Deadline::after(timeout), cancel_futures);
+  }
+  template <class C, class D>
+  bool shutdown_until(std::chrono::time_point<C, D> when, bool cancel_futures = false) {
+    return shutdown_by(detail::Deadline::at(when), cancel_futures);
+  }
   // terminate_workers() sends SIGTERM to every worker now (mp::Pool::terminate): the tasks they
   // hold fail with BrokenProcessPool, and no worker is started again. Combine with
   // shutdown(false, true) to stop everything at once.
@@ -267,8 +351,16 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
     static_assert(!std::is_void_v<R> && mp::TaskArgument<R>,
                   "ProcessPoolExecutor batches (map with chunksize): the task must return a "
                   "serializable, default-constructible value");
-    return std::make_unique<detail::PoolBatchJobImpl<R>>();
+    return make_job<detail::PoolBatchJobImpl<R>>();
   }
+  // make_job<Job>(): a job whose future cancel() can stop while it runs when kill_running is set
+  // (its id is reserved now: the future's state needs it).
+  template <class Job>
+  std::unique_ptr<Job> make_job() {
+    if (!kill_running_) return std::make_unique<Job>();
+    return std::make_unique<Job>(&core_, reserve_id());
+  }
+  std::uint64_t reserve_id();
   template <class... P, class... A>
   static void add_call(detail::BatchWriter& writer, A&&... args) {
     writer.add(mp::detail::as_param<P>(std::forward<A>(args))...);
@@ -282,8 +374,10 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
   void enqueue_batch(mp::detail::AnyFn fn, std::unique_ptr<detail::PoolJob> job);
 
   void enqueue(mp::detail::AnyFn fn, mp::Payload payload, std::unique_ptr<detail::PoolJob> job);
+  bool shutdown_by(const detail::Deadline& deadline, bool cancel_futures);
 
   std::shared_ptr<detail::ProcessPoolCore> core_;
+  bool kill_running_ = false;
 };
 
 namespace detail {

@@ -106,6 +106,13 @@ bool FutureStateBase::cancel() noexcept {
       }
     } else if (s >= kCancelled) {
       return true;
+    } else if (s == kRunning && (w & kClaimed) == 0 && cancels_running()) {
+      if (word_.compare_exchange_weak(w, w + (kCancelled - kRunning), std::memory_order_seq_cst,
+                                      std::memory_order_relaxed)) {
+        running_cancelled();
+        completed(w, false);
+        return true;
+      }
     } else {
       if (s == kRunning) request_stop();
       return false;

@@ -16,12 +16,15 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <typeinfo>
+#include <unordered_set>
 #include <vector>
 
 #include "concur/mp/connection.hpp"
@@ -55,7 +58,13 @@ struct PoolRequest {
   }
 };
 
-enum class ReplyStatus : std::uint8_t { ok, error, init_failed };
+// skipped: the request's future was cancelled (kill_running) before the worker started it.
+enum class ReplyStatus : std::uint8_t { ok, error, init_failed, skipped };
+
+// A worker's exit codes of its own: its pool is gone (the control pipe closed: the parent died),
+// or it stopped itself for the task it was running, cancelled with kill_running.
+constexpr int kOrphanedExit = 1;
+constexpr int kCancelledExit = 3;
 
 struct PoolReply {
   std::uint64_t id = 0;
@@ -97,9 +106,46 @@ void describe_current(PoolReply& reply) {
   }
 }
 
+// WorkerWatch is what a worker's main thread and its watchdog thread share: the request running
+// now (0: none) and the ids cancelled before they started. Immortal (the process ends by _exit
+// with the watchdog still blocked in a read).
+struct WorkerWatch {
+  std::mutex mu;
+  std::uint64_t running CONCUR_GUARDED_BY(mu) = 0;
+  // An id whose cancel raced with the task's end stays here (a few bytes, only after such a race).
+  std::unordered_set<std::uint64_t> skip CONCUR_GUARDED_BY(mu);
+};
+
+// watch_pool(control, watch): the worker's watchdog thread. The pool holds the only write end of
+// `control`: end of file means the pool's process died (a crash, Ctrl-C, kill -9), and the worker
+// exits at once instead of finishing its task for nobody. A message is the id of a task cancelled
+// with kill_running: the worker exits if it is running that task (under watch.mu, so the task
+// cannot have finished and the next one started in between), else skips it when it comes.
+[[noreturn]] void watch_pool(mp::Connection control, WorkerWatch* watch) {
+  for (;;) {
+    std::string message;
+    try {
+      message = control.recv_bytes();
+    } catch (...) {
+      ::_exit(kOrphanedExit);
+    }
+    std::uint64_t id = 0;
+    if (message.size() != sizeof id) continue;
+    std::memcpy(&id, message.data(), sizeof id);
+    std::scoped_lock lock(watch->mu);
+    if (watch->running == id) ::_exit(kCancelledExit);
+    watch->skip.insert(id);
+  }
+}
+
 // pool_worker is the worker process's task: run requests until told to exit, the pipe closes, or
-// max_tasks were run.
-void pool_worker(mp::Connection conn, std::string initializer, std::uint64_t max_tasks) {
+// max_tasks were run. Ctrl-C is ignored (it is the parent's to handle; a parent that dies takes
+// its workers with it through the watchdog).
+void pool_worker(mp::Connection conn, mp::Connection control, std::string initializer,
+                 std::uint64_t max_tasks, bool kill_running) {
+  ::signal(SIGINT, SIG_IGN);
+  auto* watch = new WorkerWatch;  // immortal, see WorkerWatch
+  std::thread(watch_pool, std::move(control), watch).detach();
   const std::string where =
       "in " + mp::current_process().name + " (pid " + std::to_string(::getpid()) + ")";
   if (!initializer.empty()) {
@@ -131,6 +177,22 @@ void pool_worker(mp::Connection conn, std::string initializer, std::uint64_t max
       if (request.id == 0) return;
       PoolReply reply;
       reply.id = request.id;
+      if (kill_running) {
+        std::scoped_lock lock(watch->mu);
+        if (watch->skip.erase(request.id) != 0) {
+          reply.status = ReplyStatus::skipped;
+        } else {
+          watch->running = request.id;
+        }
+      }
+      if (reply.status == ReplyStatus::skipped) {
+        try {
+          conn.send(reply);
+        } catch (...) {
+          return;
+        }
+        continue;
+      }
       try {
         const mp::detail::TaskEntry* task = mp::detail::find_task(request.task);
         if (task == nullptr)
@@ -147,6 +209,10 @@ void pool_worker(mp::Connection conn, std::string initializer, std::uint64_t max
         reply.result.clear();
         describe_current(reply);
         reply.traceback = "raised by task '" + request.task + "' " + where;
+      }
+      if (kill_running) {
+        std::scoped_lock lock(watch->mu);
+        watch->running = 0;
       }
       try {
         conn.send(reply);
@@ -193,6 +259,9 @@ class ProcessPoolCore {
   ProcessPoolCore& operator=(const ProcessPoolCore&) = delete;
   ~ProcessPoolCore() = default;
 
+  // next_id() reserves a job id (ProcessPoolExecutor::reserve_id, kill_running futures).
+  std::uint64_t next_id() noexcept { return last_id_.fetch_add(1, std::memory_order_relaxed) + 1; }
+
   void enqueue(mp::detail::AnyFn fn, mp::Payload payload, std::unique_ptr<PoolJob> job) {
     const mp::detail::TaskEntry* task = mp::detail::find_task(fn);
     if (task == nullptr)
@@ -211,7 +280,7 @@ class ProcessPoolCore {
       std::scoped_lock lock(mu_);
       if (broken_) throw BrokenProcessPool(broken_reason_);
       if (shutdown_) throw RuntimeError("cannot schedule new futures after shutdown");
-      job->id = ++last_id_;
+      if (job->id == 0) job->id = next_id();
       pending_.push_back(std::move(job));
       ++events_;
       if (!dispatcher_.joinable()) dispatcher_ = std::thread([this] { run(); });
@@ -250,6 +319,50 @@ class ProcessPoolCore {
     if (wait) join_dispatcher();
   }
 
+  // shutdown_by(deadline, cancel_futures): shutdown(false, cancel_futures), then wait for the
+  // dispatcher to finish until the deadline; past it, kill the workers (stop_now).
+  bool shutdown_by(const Deadline& deadline, bool cancel_futures) {
+    shutdown(false, cancel_futures);
+    bool in_time = true;
+    {
+      std::unique_lock lock(done_mu_);
+      if (deadline.is_infinite()) {
+        done_cv_.wait(lock, [&] { return dispatcher_done_; });
+      } else {
+        in_time = done_cv_.wait_until(lock, deadline.when(), [&] { return dispatcher_done_; });
+      }
+    }
+    if (!in_time)
+      stop_now("shutdown(timeout): the deadline passed and the worker running the task was killed");
+    join_dispatcher();
+    return in_time;
+  }
+
+  // cancel_running(id): the future of job `id` was cancelled while running (kill_running). A job
+  // back in pending_ (its worker died before starting it) is dropped; a job in a worker's hands
+  // is named to that worker's watchdog, which kills the worker if it runs it, else skips it.
+  void cancel_running(std::uint64_t id) noexcept {
+    std::unique_ptr<PoolJob> dropped;  // destroyed after the lock is released
+    std::scoped_lock lock(mu_);
+    for (auto it = pending_.begin(); it != pending_.end(); ++it) {
+      if ((*it)->id != id) continue;
+      dropped = std::move(*it);
+      pending_.erase(it);
+      return;
+    }
+    for (auto& w : workers_) {
+      for (const auto& job : w->in_flight) {
+        if (job->id != id) continue;
+        try {
+          w->control.send_bytes(std::string_view(reinterpret_cast<const char*>(&id), sizeof id));
+        } catch (...) {
+          // the worker is dying: its end of file settles the rest
+        }
+        return;
+      }
+    }
+  }
+
   void join_dispatcher() {
     std::thread t;
     {
@@ -264,9 +377,33 @@ class ProcessPoolCore {
   // be reaped (and reused) in between; from now on a dead worker's queued jobs fail instead of
   // going back to pending, and no replacement is started. Used by mp::Pool::terminate().
   void terminate_workers() {
-    std::scoped_lock lock(mu_);
-    terminating_ = true;
-    for (auto& w : workers_) w->process.terminate();
+    {
+      std::scoped_lock lock(mu_);
+      terminating_ = true;
+      for (auto& w : workers_) w->process.terminate();
+    }
+    wake();
+  }
+
+  // stop_now(reason): the shutdown deadline passed. Tasks never sent to a worker are cancelled;
+  // every live worker is killed (SIGKILL, under mu_ as in terminate_workers) and the tasks it held
+  // fail with BrokenProcessPool(reason).
+  void stop_now(const std::string& reason) {
+    std::vector<std::unique_ptr<PoolJob>> cancelled;
+    {
+      std::scoped_lock lock(mu_);
+      terminating_ = true;
+      stop_reason_ = reason;
+      for (auto& job : pending_)
+        if (!job->started) cancelled.push_back(std::move(job));
+      std::erase_if(pending_, [](const std::unique_ptr<PoolJob>& j) { return !j; });
+      for (auto& w : workers_) w->process.kill();
+    }
+    for (auto& job : cancelled) {
+      job->cancel();
+      (void)job->start();  // acknowledges the cancel
+    }
+    wake();
   }
 
   [[nodiscard]] std::size_t max_workers() const noexcept { return options_.max_workers; }
@@ -282,6 +419,7 @@ class ProcessPoolCore {
   struct Worker {
     mp::Process process;
     mp::Connection conn;
+    mp::Connection control;  // to the worker's watchdog: cancelled ids; closing it stops the worker
     std::deque<std::unique_ptr<PoolJob>> in_flight;
     std::uint64_t sent = 0;
     bool stopping = false;  // sent the exit request (or reached max_tasks_per_child)
@@ -303,10 +441,13 @@ class ProcessPoolCore {
     // (a static one, a leaked one) has its workers terminated instead of joined forever.
     o.daemon = true;
     auto [ours, theirs] = mp::Pipe();
+    auto [control_rx, control_tx] = mp::Pipe(false);
     auto w = std::make_unique<Worker>(
-        Worker{mp::Process(o, &pool_worker, std::move(theirs), initializer_,
-                           static_cast<std::uint64_t>(options_.max_tasks_per_child)),
+        Worker{mp::Process(o, &pool_worker, std::move(theirs), std::move(control_rx), initializer_,
+                           static_cast<std::uint64_t>(options_.max_tasks_per_child),
+                           options_.kill_running),
                std::move(ours),
+               std::move(control_tx),
                {},
                0,
                false});
@@ -404,6 +545,16 @@ class ProcessPoolCore {
       w->process.join();
     }
     const int code = w->process.exitcode().value_or(-1);
+    const bool stopping_all = terminating_ || mp::detail::exiting();
+    // Its task was cancelled while running (kill_running) and it stopped itself for it: the
+    // future stays cancelled, the requests behind it go back to the front, in order.
+    if (!w->in_flight.empty() && w->in_flight.front()->settled() && !stopping_all) {
+      failed.push_back(std::move(w->in_flight.front()));  // fail() leaves a cancelled future be
+      w->in_flight.pop_front();
+      for (auto it = w->in_flight.rbegin(); it != w->in_flight.rend(); ++it)
+        pending_.push_front(std::move(*it));
+      return;
+    }
     if (w->in_flight.empty() && code == 0) return;  // retired (max_tasks_per_child) or stopped
     std::string reason =
         "a process in the process pool was terminated abruptly while the future "
@@ -412,9 +563,10 @@ class ProcessPoolCore {
                   : "exit code " + std::to_string(code)) +
         ")";
     if (init_failed_) reason = init_failed_reason_;
+    if (!stop_reason_.empty()) reason = stop_reason_;
     if (mp::detail::exiting())
       reason = "the program is exiting; its process pool workers were stopped";
-    if (options_.break_on_worker_death || init_failed_ || mp::detail::exiting() || terminating_) {
+    if (options_.break_on_worker_death || init_failed_ || stopping_all) {
       for (auto& job : w->in_flight) failed.push_back(std::move(job));
       break_pool(reason, failed);
       return;
@@ -444,6 +596,7 @@ class ProcessPoolCore {
       job = std::move(w.in_flight.front());
       w.in_flight.pop_front();
     }
+    if (reply.status == ReplyStatus::skipped) return;  // cancelled (kill_running) before it ran
     if (reply.status == ReplyStatus::ok) {
       job->finish(reply.result);
     } else {
@@ -462,6 +615,10 @@ class ProcessPoolCore {
       bool done = false;
       {
         std::scoped_lock lock(mu_);
+        // Terminated or stopped with nothing left to run what is still pending: it fails.
+        if (terminating_ && workers_.empty() && !pending_.empty())
+          break_pool(stop_reason_.empty() ? "the pool's workers were terminated" : stop_reason_,
+                     failed);
         // Keep max_workers workers while there is work.
         while (!broken_ && !terminating_ && workers_.size() < options_.max_workers &&
                pending_.size() > idle_capacity_locked()) {
@@ -492,7 +649,12 @@ class ProcessPoolCore {
         for (auto& w : workers_) watch.push_back(&w->conn);
       }
       settle(cancelled, failed, failed_reason);
-      if (done) return;
+      if (done) {
+        std::scoped_lock lock(done_mu_);
+        dispatcher_done_ = true;
+        done_cv_.notify_all();
+        return;
+      }
 
       // Sleep unless a submit or shutdown came in since the pass above (it saw sleeping_ false
       // and did not write the wake-up byte).
@@ -570,7 +732,7 @@ class ProcessPoolCore {
   mutable std::mutex mu_;
   std::deque<std::unique_ptr<PoolJob>> pending_ CONCUR_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<Worker>> workers_ CONCUR_GUARDED_BY(mu_);
-  std::uint64_t last_id_ CONCUR_GUARDED_BY(mu_) = 0;
+  std::atomic<std::uint64_t> last_id_{0};
   std::uint64_t events_ CONCUR_GUARDED_BY(mu_) = 0;  // submits and shutdowns, for the sleep check
   bool shutdown_ CONCUR_GUARDED_BY(mu_) = false;
   bool terminating_ CONCUR_GUARDED_BY(mu_) = false;
@@ -579,7 +741,12 @@ class ProcessPoolCore {
   std::string init_failed_reason_ CONCUR_GUARDED_BY(mu_);
   std::string broken_reason_ CONCUR_GUARDED_BY(mu_);
   std::string last_death_ CONCUR_GUARDED_BY(mu_);
+  std::string stop_reason_ CONCUR_GUARDED_BY(mu_);  // why the workers were killed (stop_now)
   std::thread dispatcher_ CONCUR_GUARDED_BY(mu_);
+
+  std::mutex done_mu_;
+  std::condition_variable done_cv_;
+  bool dispatcher_done_ CONCUR_GUARDED_BY(done_mu_) = false;  // run() returned
 };
 
 }  // namespace detail
@@ -628,10 +795,16 @@ void track_pool(const std::shared_ptr<ProcessPoolCore>& core) {
 }
 
 }  // namespace
+
+void pool_cancel_running(const std::weak_ptr<ProcessPoolCore>& core, std::uint64_t id) noexcept {
+  if (std::shared_ptr<ProcessPoolCore> c = core.lock()) c->cancel_running(id);
+}
+
 }  // namespace detail
 
 ProcessPoolExecutor::ProcessPoolExecutor(ProcessPoolOptions options)
-    : core_(std::make_shared<detail::ProcessPoolCore>(options)) {
+    : core_(std::make_shared<detail::ProcessPoolCore>(options)),
+      kill_running_(options.kill_running) {
   detail::track_pool(core_);
 }
 
@@ -641,7 +814,13 @@ void ProcessPoolExecutor::shutdown(bool wait, bool cancel_futures) {
   core_->shutdown(wait, cancel_futures);
 }
 
+bool ProcessPoolExecutor::shutdown_by(const detail::Deadline& deadline, bool cancel_futures) {
+  return core_->shutdown_by(deadline, cancel_futures);
+}
+
 void ProcessPoolExecutor::terminate_workers() { core_->terminate_workers(); }
+
+std::uint64_t ProcessPoolExecutor::reserve_id() { return core_->next_id(); }
 
 std::size_t ProcessPoolExecutor::max_workers() const noexcept { return core_->max_workers(); }
 

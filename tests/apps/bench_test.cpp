@@ -290,6 +290,7 @@ TEST_F(BenchTest, FibPoolQuickRunAddsAPoolOfThreadsWhenNotThree) {
     ASSERT_TRUE(result.errors.empty()) << result.errors.front();
     std::vector<std::string> expected = {"serial", "pool 3"};
     if (n != 3) expected.push_back("pool " + std::to_string(n));
+    expected.push_back("processes 3");  // always the notes' ProcessPoolExecutor(3)
     EXPECT_EQ(modes(result.rows), expected);
     for (const Row& r : result.rows) {
       EXPECT_EQ(r.answer, "fib(25..29) correct") << r.mode;
@@ -301,6 +302,7 @@ TEST_F(BenchTest, FibPoolQuickRunAddsAPoolOfThreadsWhenNotThree) {
       EXPECT_THAT(r.note, HasSubstr("fib(25..39)"));
     }
     EXPECT_EQ(result.rows[1].workers, 3U);
+    EXPECT_EQ(result.rows.back().workers, 3U);
     EXPECT_TRUE(result.ok());
   }
 }
@@ -333,7 +335,7 @@ TEST_F(BenchTest, PoolExperimentsQuickRunWithPythonAgree) {
   };
   const std::vector<Case> cases = {
       {"is_prime_pool", {"python serial", "python pool 2", "python processes 2"}},
-      {"fib_pool", {"python serial", "python pool 3"}},
+      {"fib_pool", {"python serial", "python pool 3", "python processes 3"}},
       {"sleep_pool", {"python serial", "python pool 3", "python pool 30"}},
   };
   for (const Case& c : cases) {
@@ -443,9 +445,9 @@ TEST_F(BenchTest, RunBenchQuickWritesTableAndValidJson) {
   EXPECT_TRUE(j.at("machine").contains("date"));
   EXPECT_EQ(j.at("config").at("size"), "quick");
   EXPECT_TRUE(j.at("config").at("python").is_null());
-  // Every experiment ran: is_prime 2 rows, is_prime_pool 3, fib_pool 3 (pool 3 and pool 2),
-  // sleep_pool 3.
-  ASSERT_EQ(j.at("rows").size(), 11U);
+  // Every experiment ran: is_prime 2 rows, is_prime_pool 3, fib_pool 4 (pool 3, pool 2 and
+  // processes 3), sleep_pool 3.
+  ASSERT_EQ(j.at("rows").size(), 12U);
   EXPECT_EQ(j.at("rows")[0].at("mode"), "serial");
   EXPECT_EQ(j.at("rows")[1].at("mode"), "threads 2");
   EXPECT_EQ(j.at("rows")[0].at("answer"), j.at("rows")[1].at("answer"));

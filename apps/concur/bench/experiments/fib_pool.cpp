@@ -1,8 +1,10 @@
 // bench/experiments/fib_pool.cpp — the fib_pool experiment: rows "serial", "pool 3" (the
-// notes), "pool N" (N = --threads, when it is not 3), "python serial", "python pool 3". Each row
-// computes fib(n) for n in range(25, last) — the notes' last = 40 unless scaled down — and must
-// agree with fib computed iteratively. The pool rows submit one task per number and collect
-// through as_completed, the time including the pool's creation and shutdown (the notes' `with`).
+// notes), "pool N" (N = --threads, when it is not 3), "processes 3" (the notes'
+// "多进程执行fib运算"), "python serial", "python pool 3", "python processes 3". Each row computes
+// fib(n) for n in range(25, last) — the notes' last = 40 unless scaled down — and must agree with
+// fib computed iteratively. The pool rows submit one task per number to a ThreadPoolExecutor, the
+// processes rows to a ProcessPoolExecutor(3), and collect through as_completed, the time including
+// the pool's creation and shutdown (the notes' `with`; for processes, the workers' start-up too).
 #include "bench/experiments/fib_pool.hpp"
 
 #include <fmt/format.h>
@@ -19,6 +21,7 @@
 #include "bench/experiment.hpp"
 #include "bench/python.hpp"
 #include "concur/future.hpp"
+#include "concur/process_pool.hpp"
 #include "concur/thread_pool.hpp"
 #include "embedded/kFibPoolPy.hpp"
 
@@ -28,6 +31,11 @@ std::int64_t fib(int n) {
   if (n <= 2) return 1;
   return fib(n - 1) + fib(n - 2);
 }
+
+// fib_task is fib registered for the processes rows (a task must be a function registered by
+// name so that the worker processes can run it).
+std::int64_t fib_task(int n) { return fib(n); }
+CONCUR_TASK(fib_task);
 
 namespace {
 
@@ -121,20 +129,35 @@ Row run_pool(int last, unsigned n) {
   return make_row(fmt::format("pool {}", n), "c++", n, last, seconds, results);
 }
 
+// run_processes: `with ProcessPoolExecutor(n) as executor:` submit fib(num) for each num, then
+// take the results through as_completed — the notes' "多进程执行fib运算", worker start-up included.
+Row run_processes(int last, unsigned n) {
+  std::vector<std::int64_t> results(static_cast<std::size_t>(last - kFibFirst));
+  const double seconds = seconds_of([&] {
+    ProcessPoolExecutor executor(ProcessPoolOptions{.max_workers = n});
+    std::vector<Future<std::int64_t>> all_task;
+    for (int num = kFibFirst; num < last; ++num) all_task.push_back(executor.submit(fib_task, num));
+    for (const Future<std::int64_t>& future : as_completed(all_task)) (void)future.result();
+    for (std::size_t i = 0; i < all_task.size(); ++i) results[i] = all_task[i].result();
+  });
+  return make_row(fmt::format("processes {}", n), "c++", n, last, seconds, results);
+}
+
 // run_python_mode runs bench/compare/fib_pool.py and turns its JSON into a row.
 Row run_python_mode(const PythonInfo& python, std::string_view mode, int last) {
   std::vector<std::string> args = {"--mode",  std::string(mode),
                                    "--first", std::to_string(kFibFirst),
                                    "--last",  std::to_string(last)};
-  const bool pool = mode == "pool";
-  if (pool) args.insert(args.end(), {"--workers", std::to_string(kFibWorkers)});
+  const bool serial = mode == "serial";
+  if (!serial) args.insert(args.end(), {"--workers", std::to_string(kFibWorkers)});
   const nlohmann::json j = run_python(python, embedded::kFibPoolPy, args);
   try {
     const auto results = j.at("results").get<std::vector<std::int64_t>>();
     const double seconds = j.at("seconds").get<double>();
-    return make_row(
-        pool ? fmt::format("python pool {}", kFibWorkers) : std::string("python serial"), "python",
-        pool ? kFibWorkers : 1, last, seconds, results);
+    const std::string name = serial           ? std::string("python serial")
+                             : mode == "pool" ? fmt::format("python pool {}", kFibWorkers)
+                                              : fmt::format("python processes {}", kFibWorkers);
+    return make_row(name, "python", serial ? 1 : kFibWorkers, last, seconds, results);
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(fmt::format("fib_pool.py printed unexpected JSON: {}", e.what()));
   }
@@ -150,7 +173,7 @@ int python_last(double seconds_per_call, double budget) {
   return last;
 }
 
-// run_python_rows appends the rows "python serial" and "python pool 3".
+// run_python_rows appends the rows "python serial", "python pool 3" and "python processes 3".
 void run_python_rows(const PythonInfo& py, const BenchConfig& config, std::vector<Row>& rows) {
   int last = kFibLast;
   switch (config.size) {
@@ -177,13 +200,17 @@ void run_python_rows(const PythonInfo& py, const BenchConfig& config, std::vecto
   config.report_progress(
       fmt::format("fib_pool: python pool {}, {}", kFibWorkers, range_text(last)));
   rows.push_back(run_python_mode(py, "pool", last));
+  config.report_progress(
+      fmt::format("fib_pool: python processes {}, {}", kFibWorkers, range_text(last)));
+  rows.push_back(run_python_mode(py, "process", last));
 }
 
 class FibPoolExperiment final : public Experiment {
  public:
   [[nodiscard]] std::string_view name() const override { return kName; }
   [[nodiscard]] std::string_view description() const override {
-    return "naive fib(25..39) on ThreadPoolExecutor(3) via as_completed (seed 000): CPU-bound";
+    return "naive fib(25..39) on ThreadPoolExecutor(3) and ProcessPoolExecutor(3) via "
+           "as_completed (seed 000): CPU-bound";
   }
 
   [[nodiscard]] std::vector<Row> run(const BenchConfig& config) const override {
@@ -198,6 +225,9 @@ class FibPoolExperiment final : public Experiment {
           fmt::format("fib_pool: pool {}, {}", config.threads, range_text(last)));
       rows.push_back(run_pool(last, config.threads));
     }
+    config.report_progress(
+        fmt::format("fib_pool: processes {}, {}", kFibWorkers, range_text(last)));
+    rows.push_back(run_processes(last, kFibWorkers));
 
     if (config.python) {
       try {

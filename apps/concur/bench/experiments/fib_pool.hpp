@@ -1,8 +1,9 @@
 // bench/experiments/fib_pool.hpp — the notes' fib experiment (seed 000, 11-9 "多线程和多进程对比"):
 // the naive fib(num) for num in range(25, 40) submitted to `ThreadPoolExecutor(3)` and collected
-// through as_completed, serially and on the pool, in C++ and in Python
-// (bench/compare/fib_pool.py). Python's three threads are no faster than one (the GIL: the notes
-// measured 70 s); concur's run on as many cores as there are.
+// through as_completed, serially, on the pool and on `ProcessPoolExecutor(3)` (the notes'
+// "多进程执行fib运算"), in C++ and in Python (bench/compare/fib_pool.py). Python's three threads
+// are no faster than one (the GIL: the notes measured 70 s), its processes are; concur's threads
+// run on as many cores as there are, and its processes add only the workers' start-up.
 //
 // The work is counted in calls of fib: fib(n) makes 2·fib(n) − 1 of them, so the numbers of
 // range(25, 40) differ in cost by a factor of 300, but every call costs the same. A scaled-down
@@ -20,7 +21,7 @@
 namespace concur::apps::bench {
 
 // kFibFirst and kFibLast are the notes' range(25, 40) (kFibLast excluded); kFibWorkers is the
-// notes' ThreadPoolExecutor(3).
+// notes' ThreadPoolExecutor(3) and ProcessPoolExecutor(3).
 inline constexpr int kFibFirst = 25;
 inline constexpr int kFibLast = 40;
 inline constexpr unsigned kFibWorkers = 3;
