@@ -5,7 +5,9 @@
 //
 //   Submit            kTasks trivial tasks (square) submitted from the main thread, then every
 //                     future waited for; items = tasks.
-//   MapChunked        map(square, kItems inputs, chunksize = 1000); items = inputs.
+//   MapChunked/<c>/<e> map(square, kItems inputs, chunksize = c), lazy (e = 0: the default
+//                     window, 64 chunks per worker) or eager (e = 1: all submitted at once, as
+//                     Python); items = inputs.
 //   RoundTrip         submit one trivial task and take its result, one at a time; reported per
 //                     round trip (p50_us).
 //   RawPipeRoundTrip  8 bytes to a forked child over one pipe and back over another; the floor.
@@ -70,12 +72,21 @@ void MapChunked(benchmark::State& state) {
   for (long i = 0; i < kItems; ++i) xs[static_cast<std::size_t>(i)] = i;
   for (auto _ : state) {
     long sum = 0;
-    for (long r : p.map(square, xs, concur::MapOptions{.chunksize = 1000})) sum += r;
+    const concur::MapOptions options{.eager = state.range(1) != 0,
+                                     .chunksize = static_cast<std::size_t>(state.range(0))};
+    for (long r : p.map(square, xs, options)) sum += r;
     benchmark::DoNotOptimize(sum);
   }
   state.SetItemsProcessed(state.iterations() * kItems);
 }
-BENCHMARK(MapChunked)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(1.0);
+BENCHMARK(MapChunked)
+    ->Args({1000, 0})
+    ->Args({1000, 1})
+    ->Args({1, 0})
+    ->Args({1, 1})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(1.0);
 
 void report_percentiles(benchmark::State& state, std::vector<double>& us) {
   std::sort(us.begin(), us.end());

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <ranges>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -456,6 +457,14 @@ TEST(ProcessPoolMapTest, SubmitBatch) {
   ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
   auto f = pool.submit_batch(square, std::vector<std::tuple<int>>{{2}, {3}, {4}});
   EXPECT_EQ(f.result(std::chrono::seconds(60)), (std::vector<int>{4, 9, 16}));
+  // No calls: done at once, nothing sent (a worker would read it as one call without arguments).
+  auto none = pool.submit_batch(square, std::vector<std::tuple<int>>{});
+  EXPECT_TRUE(none.done());
+  EXPECT_TRUE(none.result().empty());
+  EXPECT_THROW((void)pool.submit_batch(not_registered, std::vector<std::tuple<int>>{}),
+               UsageError);
+  pool.shutdown();
+  EXPECT_THROW((void)pool.submit_batch(square, std::vector<std::tuple<int>>{}), RuntimeError);
 }
 
 }  // namespace
@@ -672,6 +681,76 @@ INSTANTIATE_TEST_SUITE_P(Signals, ParentDeathTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& signal_info) {
                            return signal_info.param ? std::string("group") : std::string("parent");
                          });
+
+}  // namespace
+}  // namespace concur
+
+namespace concur {
+namespace {
+
+// ---- map: lazy and bounded
+
+TEST(ProcessPoolMapTest, MapIsLazyOverAnEndlessRange) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  int taken = 0;
+  for (int r : pool.map(square, std::views::iota(0), MapOptions{.chunksize = 5})) {
+    ASSERT_EQ(r, taken * taken);
+    if (++taken == 100) break;  // leaving the loop cancels the chunks not yet sent
+  }
+  EXPECT_EQ(taken, 100);
+}
+
+TEST(ProcessPoolMapTest, MapPullsOnlyTheWindowOfChunks) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  std::size_t pulled = 0;
+  auto counted = std::views::iota(0, 1000) | std::views::transform([&pulled](int i) {
+                   ++pulled;
+                   return i;
+                 });
+  auto results = pool.map(square, counted, MapOptions{.window = 3, .chunksize = 4});
+  EXPECT_EQ(pulled, 12u);  // 3 chunks of 4
+  auto it = results.begin();
+  EXPECT_EQ(*it, 0);
+  EXPECT_EQ(pulled, 16u);  // the first chunk was taken: one more submitted
+  int expected = 0;
+  for (; it != results.end(); ++it, ++expected) ASSERT_EQ(*it, expected * expected);
+  EXPECT_EQ(expected, 1000);
+  EXPECT_EQ(pulled, 1000u);
+}
+
+TEST(ProcessPoolMapTest, MapOwnsAnRvalueContainerAndEagerNeedsSizedRanges) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  std::vector<int> out;
+  for (int r : pool.map(square, std::vector<int>{1, 2, 3}, MapOptions{.chunksize = 2}))
+    out.push_back(r);
+  EXPECT_EQ(out, (std::vector<int>{1, 4, 9}));
+  out.clear();
+  for (int r : pool.map(square, std::vector<int>{4, 5}, MapOptions{.eager = true}))
+    out.push_back(r);
+  EXPECT_EQ(out, (std::vector<int>{16, 25}));
+  EXPECT_THROW((void)pool.map(square, std::views::iota(0), MapOptions{.eager = true}), ValueError);
+  int n = 0;
+  for (int r : pool.map(square, std::vector<int>{})) n += r + 1;
+  EXPECT_EQ(n, 0);
+}
+
+TEST(ProcessPoolMapTest, ShutdownDuringALazyMapYieldsWhatWasInFlightThenRaises) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  auto results =
+      pool.map(square, std::views::iota(0, 100), MapOptions{.window = 2, .chunksize = 3});
+  pool.shutdown(false);
+  int taken = 0;
+  try {
+    for (int r : results) {
+      ASSERT_EQ(r, taken * taken);
+      ++taken;
+    }
+    FAIL() << "no exception";
+  } catch (const RuntimeError& e) {
+    EXPECT_NE(std::string(e.what()).find("after shutdown"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(taken, 6);  // the two chunks in flight
+}
 
 }  // namespace
 }  // namespace concur

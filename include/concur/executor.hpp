@@ -45,7 +45,8 @@ namespace concur {
 struct MapOptions {
   // timeout: from the map() call until every result is taken (Python's `timeout`); none: forever.
   std::optional<std::chrono::nanoseconds> timeout{};
-  // window: tasks in flight at most (0: 2 × max_workers()); ignored when eager.
+  // window: tasks in flight at most (0: 2 × max_workers(); ProcessPoolExecutor: 64 chunks per
+  // worker); ignored when eager.
   std::size_t window = 0;
   // eager: submit every input at once, like Python (needs sized ranges).
   bool eager = false;
@@ -56,6 +57,41 @@ struct MapOptions {
 
 template <class R, class Fn, class... Ranges>
 class MapResults;
+
+namespace detail {
+
+// ResultsRange<D, R> is the single-pass input-range surface of map()'s results (MapResults, and
+// ProcessPoolExecutor's chunked map): D provides finished(), current() → R& and advance(), and
+// befriends ResultsRange<D, R>::iterator.
+template <class D, class R>
+class ResultsRange {
+ public:
+  class iterator {
+   public:
+    using value_type = R;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(D* m) : m_(m) {}
+    R& operator*() const { return m_->current(); }
+    iterator& operator++() {
+      m_->advance();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.at_end(); }
+
+   private:
+    [[nodiscard]] bool at_end() const { return m_->finished(); }
+    D* m_ = nullptr;
+  };
+  iterator begin() { return iterator(static_cast<D*>(this)); }
+  std::default_sentinel_t end() { return {}; }
+
+ protected:
+  ResultsRange() = default;
+};
+
+}  // namespace detail
 
 class CONCUR_EXPORT Executor {
  public:
@@ -119,7 +155,7 @@ class CONCUR_EXPORT Executor {
 
 // MapResults is what map() returns: a single-pass input range of R.
 template <class R, class Fn, class... Ranges>
-class MapResults {
+class MapResults : public detail::ResultsRange<MapResults<R, Fn, Ranges...>, R> {
  public:
   MapResults(Executor& ex, Fn fn, const MapOptions& options, Ranges... ranges)
       : ex_(ex),
@@ -149,28 +185,9 @@ class MapResults {
     for (auto& f : window_) (void)f.cancel();
   }
 
-  class iterator {
-   public:
-    using value_type = R;
-    using difference_type = std::ptrdiff_t;
-    iterator() = default;
-    explicit iterator(MapResults* m) : m_(m) {}
-    R& operator*() const { return m_->current(); }
-    iterator& operator++() {
-      m_->advance();
-      return *this;
-    }
-    void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.at_end(); }
-
-   private:
-    [[nodiscard]] bool at_end() const { return m_->finished(); }
-    MapResults* m_ = nullptr;
-  };
-  iterator begin() { return iterator(this); }
-  std::default_sentinel_t end() { return {}; }
-
  private:
+  friend typename detail::ResultsRange<MapResults, R>::iterator;
+
   bool exhausted() const {
     return [&]<std::size_t... I>(std::index_sequence<I...>) {
       return ((std::get<I>(its_) == std::ranges::end(std::get<I>(ranges_))) || ...);

@@ -295,11 +295,15 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
     return finish_batch(fn, std::move(job));
   }
 
-  // map(fn, ranges..., [MapOptions]) is Python's ProcessPoolExecutor.map: every input is
-  // submitted at once, in batches of MapOptions::chunksize calls (one round trip to a worker
-  // each, submit_batch), and the results come back in input order; MapOptions::timeout counts
-  // from the call (TimeoutError when taking a result after it). window and eager are ignored.
-  // Destroying the range cancels the batches not yet sent to a worker.
+  // map(fn, ranges..., [MapOptions]) is Python's ProcessPoolExecutor.map, lazy and bounded: the
+  // inputs go in chunks of MapOptions::chunksize calls (one submit_batch, one round trip to a
+  // worker each), at most MapOptions::window chunks in flight (0: 64 per worker), the next chunk
+  // submitted as results are taken, so an endless input range is fine; eager = true submits
+  // every chunk at once, as Python (sized ranges only). Results come back in input order; the
+  // inputs are zipped (the shortest range ends the map); an rvalue container is moved into the
+  // range. MapOptions::timeout counts from the call (TimeoutError when taking a result after it,
+  // and that chunk is cancelled). Destroying the range cancels the chunks not yet sent to a
+  // worker (and, with kill_running, stops the running ones).
   template <class R, class... P, class... Rest>
   auto map(R (*fn)(P...), Rest&&... rest) {
     return map_chunked(trailing_options(rest...), fn, std::forward<Rest>(rest)...);
@@ -368,9 +372,18 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
   template <class R, class Fn>
   Future<std::vector<R>> finish_batch(Fn fn, std::unique_ptr<detail::PoolBatchJobImpl<R>> job) {
     Future<std::vector<R>> future = job->promise.get_future();
+    if (job->batch == 0) {  // no calls: nothing to send (batch 0 means one call on the wire)
+      check_open(reinterpret_cast<mp::detail::AnyFn>(fn));
+      (void)job->promise.set_running_or_notify_cancel();
+      job->promise.set_result();
+      return future;
+    }
     enqueue_batch(reinterpret_cast<mp::detail::AnyFn>(fn), std::move(job));
     return future;
   }
+  // check_open(fn): what submit(fn) would refuse — UsageError (fn not registered), RuntimeError
+  // after shutdown(), BrokenProcessPool when broken.
+  void check_open(mp::detail::AnyFn fn) const;
   void enqueue_batch(mp::detail::AnyFn fn, std::unique_ptr<detail::PoolJob> job);
 
   void enqueue(mp::detail::AnyFn fn, mp::Payload payload, std::unique_ptr<detail::PoolJob> job);
@@ -382,95 +395,120 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
 
 namespace detail {
 
-// ChunkedMapResults is map(..., MapOptions{.chunksize = n}): every batch submitted at
-// construction (as Python's), results yielded in input order; the timeout counts from the call.
+// ChunkedMapResults is ProcessPoolExecutor::map: lazy and ordered like MapResults, but each task
+// is a chunk of MapOptions::chunksize inputs (one submit_batch, one round trip to a worker), and
+// the window counts chunks. The ranges are views (std::views::all), so an rvalue container is
+// owned by the range.
 template <class R, class Fn, class... Ranges>
-class ChunkedMapResults {
+class ChunkedMapResults : public ResultsRange<ChunkedMapResults<R, Fn, Ranges...>, R> {
  public:
-  template <class... P>
-  ChunkedMapResults(ProcessPoolExecutor& ex, R (*fn)(P...), const MapOptions& options,
-                    Ranges&&... ranges)
-      : deadline_(options.timeout ? Deadline::after(*options.timeout) : Deadline::infinite()) {
-    auto its = std::tuple(std::ranges::begin(ranges)...);
-    auto ends = std::tuple(std::ranges::end(ranges)...);
-    auto exhausted = [&] {
-      return [&]<std::size_t... I>(std::index_sequence<I...>) {
-        return ((std::get<I>(its) == std::get<I>(ends)) || ...);
+  ChunkedMapResults(ProcessPoolExecutor& ex, Fn fn, const MapOptions& options, Ranges... ranges)
+      : ex_(ex),
+        fn_(fn),
+        ranges_(std::move(ranges)...),
+        its_(std::apply([](auto&... r) { return std::tuple(std::ranges::begin(r)...); }, ranges_)),
+        chunksize_(options.chunksize),
+        deadline_(options.timeout ? Deadline::after(*options.timeout) : Deadline::infinite()) {
+    if (options.eager) {
+      if constexpr (!(std::ranges::sized_range<Ranges> && ...)) {
+        throw ValueError("map(..., MapOptions{.eager = true}) needs sized ranges");
       }
-      (std::index_sequence_for<Ranges...>());
-    };
-    while (!exhausted()) {
-      auto job = ex.start_batch<R, P...>();
-      {
-        BatchWriter writer(*job);
-        while (job->batch < options.chunksize && !exhausted()) {
-          std::apply([&](auto&... it) { ProcessPoolExecutor::add_call<P...>(writer, *it...); },
-                     its);
-          std::apply([](auto&... it) { (++it, ...); }, its);
-        }
-      }
-      batches_.push_back(ex.finish_batch(fn, std::move(job)));
+      limit_ = static_cast<std::size_t>(-1);
+    } else {
+      limit_ = options.window != 0 ? options.window
+                                   : kChunksPerWorker * std::max<std::size_t>(1, ex.max_workers());
     }
+    fill();
+    if (error_ && window_.empty()) std::rethrow_exception(error_);
   }
   ChunkedMapResults(const ChunkedMapResults&) = delete;
   ChunkedMapResults& operator=(const ChunkedMapResults&) = delete;
+  ChunkedMapResults(ChunkedMapResults&&) = delete;
+  ChunkedMapResults& operator=(ChunkedMapResults&&) = delete;
   ~ChunkedMapResults() {
-    for (auto& f : batches_) (void)f.cancel();
+    for (auto& f : window_) (void)f.cancel();
   }
 
-  class iterator {
-   public:
-    using value_type = R;
-    using difference_type = std::ptrdiff_t;
-    iterator() = default;
-    explicit iterator(ChunkedMapResults* m) : m_(m) {}
-    R& operator*() const { return m_->current(); }
-    iterator& operator++() {
-      m_->advance();
-      return *this;
-    }
-    void operator++(int) { ++*this; }
-    friend bool operator==(const iterator& it, std::default_sentinel_t) { return it.at_end(); }
-
-   private:
-    [[nodiscard]] bool at_end() const { return m_->finished(); }
-    ChunkedMapResults* m_ = nullptr;
-  };
-  iterator begin() { return iterator(this); }
-  std::default_sentinel_t end() { return {}; }
+  // kChunksPerWorker: the default window, per worker — enough to keep every worker's pipe full
+  // (see the pool's pipelining) while the inputs behind it stay unread.
+  static constexpr std::size_t kChunksPerWorker = 64;
 
  private:
-  bool finished() {
-    while (at_ == chunk_.size() && !batches_.empty()) load_next();
-    return at_ == chunk_.size();
+  friend typename ResultsRange<ChunkedMapResults, R>::iterator;
+
+  bool exhausted() const {
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+      return ((std::get<I>(its_) == std::ranges::end(std::get<I>(ranges_))) || ...);
+    }
+    (std::index_sequence_for<Ranges...>());
   }
+  // fill() tops the window up with chunks; a submit that throws (shutdown, PicklingError) stops
+  // it: the chunks in flight are yielded first, then the error is thrown.
+  void fill() {
+    while (!error_ && window_.size() < limit_ && !exhausted()) {
+      try {
+        window_.push_back(submit_chunk(fn_));
+      } catch (...) {
+        error_ = std::current_exception();
+        return;
+      }
+    }
+  }
+  template <class... P>
+  Future<std::vector<R>> submit_chunk(R (*fn)(P...)) {
+    auto job = ex_.template start_batch<R, P...>();
+    {
+      BatchWriter writer(*job);
+      while (job->batch < chunksize_ && !exhausted()) {
+        std::apply([&](auto&... it) { ProcessPoolExecutor::add_call<P...>(writer, *it...); }, its_);
+        std::apply([](auto&... it) { (++it, ...); }, its_);
+      }
+    }
+    return ex_.finish_batch(fn, std::move(job));
+  }
+  // loaded() makes chunk_[at_] the next result if there is one (waiting for its chunk).
+  bool loaded() {
+    while (chunk_.empty() && !window_.empty()) load_next();
+    return !chunk_.empty();
+  }
+  bool finished() { return !loaded() && !error_; }
   void load_next() {
-    Future<std::vector<R>> front = std::move(batches_.front());
-    batches_.pop_front();
+    Future<std::vector<R>> front = std::move(window_.front());
+    window_.pop_front();
     try {
       std::vector<R> values = deadline_.is_infinite()
                                   ? std::move(front).result()
                                   : std::move(front).result_until(deadline_.when());
-      chunk_.clear();
       for (std::size_t i = 0; i < values.size(); ++i) chunk_.push_back(std::move(values[i]));
     } catch (...) {
       (void)front.cancel();
       throw;
     }
-    at_ = 0;
+    fill();
   }
   R& current() {
-    if (finished()) throw InvalidStateError("map(): no more results");
-    return chunk_[at_];
+    if (!loaded()) {
+      if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+      throw InvalidStateError("map(): no more results");
+    }
+    return chunk_.front();
   }
+  // advance() destroys the result taken (no reference kept: CPython's test_free_reference).
   void advance() {
-    if (!finished()) ++at_;
+    if (loaded()) chunk_.pop_front();
   }
 
+  ProcessPoolExecutor& ex_;
+  Fn fn_;
+  std::tuple<Ranges...> ranges_;
+  std::tuple<std::ranges::iterator_t<Ranges>...> its_;
+  std::size_t chunksize_;
   Deadline deadline_;
-  std::deque<Future<std::vector<R>>> batches_;
-  std::deque<R> chunk_;  // a deque: real references even for bool
-  std::size_t at_ = 0;
+  std::size_t limit_ = 0;
+  std::deque<Future<std::vector<R>>> window_;
+  std::deque<R> chunk_;       // the current chunk's results not taken yet (a deque: real references
+                              // even for bool)
+  std::exception_ptr error_;  // a failed submit, thrown once the window is drained
 };
 
 }  // namespace detail
@@ -479,9 +517,11 @@ template <class R, class... P, class... Rest>
 auto ProcessPoolExecutor::map_chunked(const MapOptions& options, R (*fn)(P...), Rest&&... rest) {
   if (options.chunksize == 0) throw ValueError("chunksize must be >= 1");
   auto call = [&]<std::size_t... I>(auto&& all, std::index_sequence<I...>) {
-    return detail::ChunkedMapResults<
-        R, R (*)(P...), std::tuple_element_t<I, std::remove_cvref_t<decltype(all)>>...>(
-        *this, fn, options, std::get<I>(all)...);
+    using All = std::remove_cvref_t<decltype(all)>;
+    return detail::ChunkedMapResults<R, R (*)(P...),
+                                     std::views::all_t<std::tuple_element_t<I, All>>...>(
+        *this, fn, options,
+        std::views::all(std::forward<std::tuple_element_t<I, All>>(std::get<I>(all)))...);
   };
   auto all = std::forward_as_tuple(std::forward<Rest>(rest)...);
   if constexpr (sizeof...(Rest) > 0 &&

@@ -236,6 +236,12 @@ namespace concur {
 
 namespace detail {
 
+[[noreturn]] void throw_unregistered() {
+  throw UsageError(
+      "ProcessPoolExecutor::submit: the function is not registered; add CONCUR_TASK(fn) at "
+      "namespace scope next to its definition");
+}
+
 class ProcessPoolCore {
  public:
   explicit ProcessPoolCore(ProcessPoolOptions options) : options_(options) {
@@ -259,15 +265,18 @@ class ProcessPoolCore {
   ProcessPoolCore& operator=(const ProcessPoolCore&) = delete;
   ~ProcessPoolCore() = default;
 
+  void check_open() const {
+    std::scoped_lock lock(mu_);
+    if (broken_) throw BrokenProcessPool(broken_reason_);
+    if (shutdown_) throw RuntimeError("cannot schedule new futures after shutdown");
+  }
+
   // next_id() reserves a job id (ProcessPoolExecutor::reserve_id, kill_running futures).
   std::uint64_t next_id() noexcept { return last_id_.fetch_add(1, std::memory_order_relaxed) + 1; }
 
   void enqueue(mp::detail::AnyFn fn, mp::Payload payload, std::unique_ptr<PoolJob> job) {
     const mp::detail::TaskEntry* task = mp::detail::find_task(fn);
-    if (task == nullptr)
-      throw UsageError(
-          "ProcessPoolExecutor::submit: the function is not registered; add "
-          "CONCUR_TASK(fn) at namespace scope next to its definition");
+    if (task == nullptr) throw_unregistered();
     if (!payload.fds.empty())
       throw mp::PicklingError(
           "handles (Connection, Lock, Value, Queue...) cannot be passed to "
@@ -821,6 +830,11 @@ bool ProcessPoolExecutor::shutdown_by(const detail::Deadline& deadline, bool can
 void ProcessPoolExecutor::terminate_workers() { core_->terminate_workers(); }
 
 std::uint64_t ProcessPoolExecutor::reserve_id() { return core_->next_id(); }
+
+void ProcessPoolExecutor::check_open(mp::detail::AnyFn fn) const {
+  if (mp::detail::find_task(fn) == nullptr) detail::throw_unregistered();
+  core_->check_open();
+}
 
 std::size_t ProcessPoolExecutor::max_workers() const noexcept { return core_->max_workers(); }
 
