@@ -461,8 +461,7 @@ TEST(ProcessPoolMapTest, SubmitBatch) {
   auto none = pool.submit_batch(square, std::vector<std::tuple<int>>{});
   EXPECT_TRUE(none.done());
   EXPECT_TRUE(none.result().empty());
-  EXPECT_THROW((void)pool.submit_batch(not_registered, std::vector<std::tuple<int>>{}),
-               UsageError);
+  EXPECT_THROW((void)pool.submit_batch(not_registered, std::vector<std::tuple<int>>{}), UsageError);
   pool.shutdown();
   EXPECT_THROW((void)pool.submit_batch(square, std::vector<std::tuple<int>>{}), RuntimeError);
 }
@@ -750,6 +749,73 @@ TEST(ProcessPoolMapTest, ShutdownDuringALazyMapYieldsWhatWasInFlightThenRaises) 
     EXPECT_NE(std::string(e.what()).find("after shutdown"), std::string::npos) << e.what();
   }
   EXPECT_EQ(taken, 6);  // the two chunks in flight
+}
+
+}  // namespace
+}  // namespace concur
+
+namespace concur {
+namespace {
+
+// ---- a thread blocked on a future reads its worker's reply itself (assist_wait); it must still
+// wake when the future is settled another way
+
+TEST_F(ProcessPoolTest, AWaiterWakesWhenItsQueuedTaskIsCancelled) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1, .kill_running = true});
+  TempDir dir;
+  auto first = pool.submit(sleep_marked, dir.file("first"), 3000);
+  auto second = pool.submit(square, 3);  // waits in the worker's pipe
+  ASSERT_TRUE(eventually([&] { return file_exists(dir.file("first")); }));
+  std::atomic<bool> woke{false};
+  std::thread waiter([&] {
+    EXPECT_THROW((void)second.result(kWait), CancelledError);
+    woke = true;
+  });
+  std::this_thread::sleep_for(50ms);  // the waiter is reading the worker's connection
+  EXPECT_TRUE(second.cancel());
+  ASSERT_TRUE(eventually([&] { return woke.load(); }));
+  EXPECT_FALSE(first.done());  // woken by the cancel, not by the worker's next reply
+  waiter.join();
+  EXPECT_EQ(first.result(kWait), 3000);
+}
+
+TEST_F(ProcessPoolTest, AWaiterWakesWhenAnotherWorkersDeathBreaksThePool) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2, .break_on_worker_death = true});
+  TempDir dir;
+  auto slow = pool.submit(sleep_marked, dir.file("slow"), 60'000);
+  ASSERT_TRUE(eventually([&] { return file_exists(dir.file("slow")); }));
+  std::atomic<bool> woke{false};
+  std::thread waiter([&] {
+    EXPECT_THROW((void)slow.result(kWait), BrokenProcessPool);
+    woke = true;
+  });
+  std::this_thread::sleep_for(50ms);
+  auto dead = pool.submit(die, 0);  // the other worker
+  EXPECT_THROW((void)dead.result(kWait), BrokenProcessPool);
+  const auto start = std::chrono::steady_clock::now();
+  waiter.join();
+  EXPECT_TRUE(woke.load());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 30s);
+}
+
+TEST_F(ProcessPoolTest, ManyWaitersAndCallbacksTogether) {
+  // Waiting threads read replies, the dispatcher reads the others, callbacks run in either.
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  std::atomic<long> callbacks{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t)
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        auto f = pool.submit(square, t * 1000 + i);
+        if (i % 3 == 0) {
+          f.add_done_callback([&callbacks](const Future<int>&) { ++callbacks; });
+        } else {
+          ASSERT_EQ(f.result(kWait), (t * 1000 + i) * (t * 1000 + i));
+        }
+      }
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_TRUE(eventually([&] { return callbacks.load() == 4 * 67; }));
 }
 
 }  // namespace

@@ -121,7 +121,8 @@ class RemoteError : public Error {
         type_name_(std::move(type_name)),
         message_(std::move(message)),
         traceback_(std::move(traceback)) {}
-  // type_name() is the original exception's type ("concur::ValueError", "std::out_of_range").
+  // type_name() is the original exception's type: a concur error's Python name ("ValueError"),
+  // else the demangled C++ type ("std::out_of_range").
   [[nodiscard]] const std::string& type_name() const noexcept { return type_name_; }
   // message() is the original what() (for concur errors, without the "ValueError: " prefix).
   [[nodiscard]] const std::string& message() const noexcept { return message_; }

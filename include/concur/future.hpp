@@ -210,6 +210,11 @@ class CONCUR_EXPORT FutureStateBase {
   // in the cancelling thread. The producer's later set_result()/set_exception() fail
   // (InvalidStateError) and its destructor acknowledges the cancel.
   virtual void running_cancelled() noexcept {}
+  // assist_wait(d): a producer that can move the work forward in the waiting thread does so until
+  // the state is done or the deadline passes (ProcessPoolExecutor reads its worker's reply itself,
+  // saving a thread hand-off); false when it cannot or did not finish. Called by a blocking wait
+  // before it spins and sleeps.
+  virtual bool assist_wait(const Deadline& /*d*/) { return false; }
 
   std::atomic<std::uint32_t> word_{kPending};
 

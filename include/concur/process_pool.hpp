@@ -8,8 +8,11 @@
 // submit() serializes the arguments at once (PicklingError there), and a parameter or result type
 // that cannot be serialized is a compile error. Workers are mp::Processes (the default start
 // method: forkserver), started on the first submit, each with its own Connection to the pool's
-// dispatcher thread, which keeps at most two tasks per worker (one running, one queued in its
-// pipe) and the rest in submission order. A task's exception reaches its future as RemoteError
+// dispatcher thread, which keeps a few tasks in each worker's pipe (two, or while the backlog is
+// long a quarter of the worker's share of it, at most 64: those count as running and are no longer
+// cancellable) and the rest in submission order. A thread blocked on a future reads its worker's
+// reply itself when no other thread does (one hand-off fewer). A task's exception reaches its
+// future as RemoteError
 // (type name, message, where it was raised); the worker always answers.
 // A worker that dies (signal, abort, exit, out of memory) fails exactly the task it was running
 // with BrokenProcessPool, naming the exit code; the task queued behind it goes back to the pool,
@@ -90,29 +93,40 @@ class ProcessPoolCore;
 // the pool stops the task (see ProcessPoolOptions::kill_running). Never throws.
 CONCUR_EXPORT void pool_cancel_running(const std::weak_ptr<ProcessPoolCore>& core,
                                        std::uint64_t id) noexcept;
+// pool_assist_wait(core, id, state, deadline): a thread blocks on the future of job `id`: if no
+// other thread reads that job's worker, this one reads the worker's replies itself until `state`
+// is done or the deadline passes (FutureStateBase::assist_wait).
+CONCUR_EXPORT bool pool_assist_wait(const std::weak_ptr<ProcessPoolCore>& core, std::uint64_t id,
+                                    const FutureStateBase& state, const Deadline& deadline);
 
-// KillableState is the future state of a kill_running pool's task: cancel() of the running task
-// reaches the pool (FutureStateBase::cancels_running).
+// PoolFutureState is the future state of a process pool's task: a blocking wait reads the reply
+// itself (assist_wait: one thread hand-off fewer per round trip), and with kill_running, cancel()
+// of the running task reaches the pool (cancels_running).
 template <class R>
-class KillableState final : public FutureState<R> {
+class PoolFutureState final : public FutureState<R> {
  public:
-  KillableState(std::weak_ptr<ProcessPoolCore> core, std::uint64_t id) noexcept
-      : FutureState<R>(FutureStateBase::kRef), core_(std::move(core)), id_(id) {}
+  PoolFutureState(std::weak_ptr<ProcessPoolCore> core, std::uint64_t id, bool kill_running) noexcept
+      : FutureState<R>(FutureStateBase::kRef),
+        core_(std::move(core)),
+        id_(id),
+        kill_running_(kill_running) {}
 
  protected:
-  bool cancels_running() const noexcept override { return true; }
+  bool cancels_running() const noexcept override { return kill_running_; }
   void running_cancelled() noexcept override { pool_cancel_running(core_, id_); }
+  bool assist_wait(const Deadline& d) override { return pool_assist_wait(core_, id_, *this, d); }
 
  private:
   std::weak_ptr<ProcessPoolCore> core_;
   std::uint64_t id_;
+  bool kill_running_;
 };
 
-// make_promise<R>(core, id): a plain Promise, or one over a KillableState when core is set.
+// make_pool_promise<R>(core, id, kill_running): the Promise of job `id`, over a PoolFutureState.
 template <class R>
-Promise<R> make_pool_promise(const std::shared_ptr<ProcessPoolCore>* core, std::uint64_t id) {
-  if (core == nullptr) return Promise<R>();
-  return PromiseAccess::adopt<R>(new KillableState<R>(*core, id));
+Promise<R> make_pool_promise(const std::shared_ptr<ProcessPoolCore>& core, std::uint64_t id,
+                             bool kill_running) {
+  return PromiseAccess::adopt<R>(new PoolFutureState<R>(core, id, kill_running));
 }
 
 // PoolJob is one submitted task as the dispatcher sees it: the registered name, the serialized
@@ -180,9 +194,8 @@ void settle_unless_cancelled(Fn&& fn) {
 
 template <class R>
 struct PoolJobImpl final : PoolJob {
-  explicit PoolJobImpl(const std::shared_ptr<ProcessPoolCore>* core = nullptr,
-                       std::uint64_t job_id = 0)
-      : promise(make_pool_promise<R>(core, job_id)) {
+  PoolJobImpl(const std::shared_ptr<ProcessPoolCore>& core, std::uint64_t job_id, bool kill_running)
+      : promise(make_pool_promise<R>(core, job_id, kill_running)) {
     id = job_id;
   }
   bool start() override { return promise.set_running_or_notify_cancel(); }
@@ -213,9 +226,9 @@ struct PoolJobImpl final : PoolJob {
 // serialized result.
 template <class R>
 struct PoolBatchJobImpl final : PoolJob {
-  explicit PoolBatchJobImpl(const std::shared_ptr<ProcessPoolCore>* core = nullptr,
-                            std::uint64_t job_id = 0)
-      : promise(make_pool_promise<std::vector<R>>(core, job_id)) {
+  PoolBatchJobImpl(const std::shared_ptr<ProcessPoolCore>& core, std::uint64_t job_id,
+                   bool kill_running)
+      : promise(make_pool_promise<std::vector<R>>(core, job_id, kill_running)) {
     id = job_id;
   }
   bool start() override { return promise.set_running_or_notify_cancel(); }
@@ -357,12 +370,10 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
                   "serializable, default-constructible value");
     return make_job<detail::PoolBatchJobImpl<R>>();
   }
-  // make_job<Job>(): a job whose future cancel() can stop while it runs when kill_running is set
-  // (its id is reserved now: the future's state needs it).
+  // make_job<Job>(): a job with its id reserved now (its future's state needs it).
   template <class Job>
   std::unique_ptr<Job> make_job() {
-    if (!kill_running_) return std::make_unique<Job>();
-    return std::make_unique<Job>(&core_, reserve_id());
+    return std::make_unique<Job>(core_, reserve_id(), kill_running_);
   }
   std::uint64_t reserve_id();
   template <class... P, class... A>

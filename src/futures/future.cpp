@@ -74,7 +74,10 @@ bool FutureStateBase::wait_slow(const Deadline& d) {
     if (h->help_until(*this, d) || done()) return true;
     if (d.expired()) return false;
   }
-  // 2. Spin, then sleep on the word.
+  // 2. The producer's hook: it may finish the work in this thread.
+  if (assist_wait(d) || done()) return true;
+  if (d.expired()) return false;
+  // 3. Spin, then sleep on the word.
   return wait_plain(d);
 }
 

@@ -2,18 +2,22 @@
 //
 // One dispatcher thread owns the workers. Each worker is an mp::Process running the registered
 // task "concur::ProcessPoolExecutor::worker" with its own duplex Connection. The dispatcher keeps
-// a few requests in each worker's pipe (see kMinPerWorker), reads replies as they come (mp::wait
-// over every worker's Connection plus a wake-up Connection that submit() and shutdown() write to
-// when the dispatcher sleeps), and settles futures in the dispatcher thread. A worker's end of file
+// a few requests in each worker's pipe (see kMinPerWorker), reads replies as they come (an epoll
+// set over every worker's Connection plus a wake-up Connection that submit() and shutdown() write
+// to when the dispatcher sleeps), and settles futures in the dispatcher thread — unless a thread
+// blocked on a future borrows that worker's Connection and reads the reply itself (assist_wait).
+// A worker's end of file
 // means it exited: the request it was running (the oldest unanswered) fails with BrokenProcessPool,
 // the others go back to the front of the pending queue, and a new worker takes its place.
 #include "concur/process_pool.hpp"
 
 #include <cxxabi.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -260,10 +264,20 @@ class ProcessPoolCore {
     auto [rx, tx] = mp::Pipe(false);
     wake_rx_ = std::move(rx);
     wake_tx_ = std::move(tx);
+    epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_fd_ < 0) throw mp::OSError(errno, "epoll_create1");
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = nullptr;  // the wake-up end
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_rx_.fileno(), &ev) != 0) {
+      const int e = errno;
+      ::close(epoll_fd_);
+      throw mp::OSError(e, "epoll_ctl");
+    }
   }
   ProcessPoolCore(const ProcessPoolCore&) = delete;
   ProcessPoolCore& operator=(const ProcessPoolCore&) = delete;
-  ~ProcessPoolCore() = default;
+  ~ProcessPoolCore() { ::close(epoll_fd_); }
 
   void check_open() const {
     std::scoped_lock lock(mu_);
@@ -367,6 +381,7 @@ class ProcessPoolCore {
         } catch (...) {
           // the worker is dying: its end of file settles the rest
         }
+        kick_locked(*w);  // the future is cancelled already: its waiter need not read on
         return;
       }
     }
@@ -432,6 +447,12 @@ class ProcessPoolCore {
     std::deque<std::unique_ptr<PoolJob>> in_flight;
     std::uint64_t sent = 0;
     bool stopping = false;  // sent the exit request (or reached max_tasks_per_child)
+    bool borrowed = false;  // a waiting thread reads the replies (assist_wait)
+    bool draining = false;  // the dispatcher reads the replies (drain)
+    // kick: wakes the borrowing thread when one of this worker's jobs is settled other than by a
+    // reply (break_pool, a kill_running cancel), so that it stops waiting for the reply.
+    mp::Connection kick_rx;
+    mp::Connection kick_tx;
   };
 
   void wake() {
@@ -451,20 +472,27 @@ class ProcessPoolCore {
     o.daemon = true;
     auto [ours, theirs] = mp::Pipe();
     auto [control_rx, control_tx] = mp::Pipe(false);
+    auto [kick_rx, kick_tx] = mp::Pipe(false);
     auto w = std::make_unique<Worker>(
-        Worker{mp::Process(o, &pool_worker, std::move(theirs), std::move(control_rx), initializer_,
-                           static_cast<std::uint64_t>(options_.max_tasks_per_child),
-                           options_.kill_running),
-               std::move(ours),
-               std::move(control_tx),
-               {},
-               0,
-               false});
+        Worker{.process = mp::Process(
+                   o, &pool_worker, std::move(theirs), std::move(control_rx), initializer_,
+                   static_cast<std::uint64_t>(options_.max_tasks_per_child), options_.kill_running),
+               .conn = std::move(ours),
+               .control = std::move(control_tx),
+               .in_flight = {},
+               .sent = 0,
+               .stopping = false,
+               .borrowed = false,
+               .draining = false,
+               .kick_rx = std::move(kick_rx),
+               .kick_tx = std::move(kick_tx)});
     w->process.start();
+    watch_worker(*w);
     return w;
   }
 
-  // fail_all(e) fails every pending and in-flight job (the pool broke).
+  // break_pool(reason, failed): the pool broke — every pending and in-flight job fails, the
+  // workers are killed.
   void break_pool(const std::string& reason, std::vector<std::unique_ptr<PoolJob>>& failed) {
     broken_ = true;
     broken_reason_ = reason;
@@ -473,6 +501,22 @@ class ProcessPoolCore {
     for (auto& w : workers_) {
       for (auto& job : w->in_flight) failed.push_back(std::move(job));
       w->in_flight.clear();
+      kick_locked(*w);
+      // What they run has failed already: stop them (Python's terminate_broken), so that a long
+      // task does not hold up shutdown. Under mu_: the pid cannot be reaped and reused meanwhile.
+      try {
+        w->process.kill();
+      } catch (const Error&) {
+      }
+    }
+  }
+
+  // kick_locked(w): a thread borrowing w's connection stops waiting for a reply (under mu_).
+  static void kick_locked(Worker& w) noexcept {
+    if (!w.borrowed) return;
+    try {
+      w.kick_tx.send_bytes("k");
+    } catch (...) {
     }
   }
 
@@ -548,6 +592,7 @@ class ProcessPoolCore {
   // worker_gone(w, failed) handles a worker's end of file: its exit code, the job it was running.
   void worker_gone(std::size_t index, std::vector<std::unique_ptr<PoolJob>>& failed) {
     std::unique_ptr<Worker> w = std::move(workers_[index]);
+    (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w->conn.fileno(), nullptr);
     workers_.erase(workers_.begin() + static_cast<std::ptrdiff_t>(index));
     if (!w->process.join(std::chrono::seconds(10))) {
       w->process.kill();
@@ -619,7 +664,6 @@ class ProcessPoolCore {
       std::vector<std::unique_ptr<PoolJob>> cancelled;
       std::vector<std::unique_ptr<PoolJob>> failed;
       std::string failed_reason;
-      std::vector<mp::Connection*> watch;
       std::uint64_t seen_events = 0;
       bool done = false;
       {
@@ -654,8 +698,6 @@ class ProcessPoolCore {
         }
         failed_reason = broken_ ? broken_reason_ : last_death_;
         seen_events = events_;
-        watch.push_back(&wake_rx_);
-        for (auto& w : workers_) watch.push_back(&w->conn);
       }
       settle(cancelled, failed, failed_reason);
       if (done) {
@@ -672,15 +714,19 @@ class ProcessPoolCore {
         std::scoped_lock lock(mu_);
         if (events_ != seen_events) sleeping_.store(false, std::memory_order_seq_cst);
       }
-      const std::vector<mp::Connection*> ready =
-          sleeping_.load() ? mp::wait(watch) : mp::wait(watch, std::chrono::seconds(0));
+      // The epoll set holds the wake-up end and every worker's end that no waiting thread has
+      // borrowed (see assist_wait); level-triggered, so a reply left unread reports again.
+      std::array<epoll_event, 16> ready{};
+      const int n = ::epoll_wait(epoll_fd_, ready.data(), static_cast<int>(ready.size()),
+                                 sleeping_.load() ? -1 : 0);
       sleeping_.store(false, std::memory_order_seq_cst);
-      for (mp::Connection* c : ready) {
-        if (c == &wake_rx_) {
+      for (int i = 0; i < n; ++i) {
+        auto* w = static_cast<Worker*>(ready[static_cast<std::size_t>(i)].data.ptr);
+        if (w == nullptr) {
           while (wake_rx_.poll()) (void)wake_rx_.recv_bytes();
           continue;
         }
-        drain(c, failed);
+        drain(w, failed);
       }
       {
         std::scoped_lock lock(mu_);
@@ -690,20 +736,20 @@ class ProcessPoolCore {
     }
   }
 
-  // drain(c, failed) reads every reply waiting on worker connection c; at end of file the worker
-  // is gone.
-  void drain(mp::Connection* c, std::vector<std::unique_ptr<PoolJob>>& failed) {
-    Worker* w = nullptr;
+  // drain(w, failed) reads every reply waiting on worker w's connection, unless a waiting thread
+  // has borrowed it; at end of file the worker is gone.
+  void drain(Worker* w, std::vector<std::unique_ptr<PoolJob>>& failed) {
     {
       std::scoped_lock lock(mu_);
-      for (auto& x : workers_)
-        if (&x->conn == c) w = x.get();
+      const bool ours = std::any_of(workers_.begin(), workers_.end(),
+                                    [w](const std::unique_ptr<Worker>& x) { return x.get() == w; });
+      if (!ours || w->borrowed) return;
+      w->draining = true;
     }
-    if (w == nullptr) return;
     for (;;) {
       PoolReply reply;
       try {
-        if (!w->conn.poll()) return;
+        if (!w->conn.poll()) break;
         reply = w->conn.recv<PoolReply>();
       } catch (const mp::EOFError&) {
         std::scoped_lock lock(mu_);
@@ -716,6 +762,84 @@ class ProcessPoolCore {
       }
       handle_reply(*w, reply);
     }
+    std::scoped_lock lock(mu_);
+    w->draining = false;
+  }
+
+ public:
+  // assist_wait(id, state, deadline): the calling thread waits for job `id`. If the job is in a
+  // worker's hands and nobody reads that worker now, borrow its connection: take it out of the
+  // dispatcher's epoll set and read the replies here (settling each, ours included) until `state`
+  // is done or the deadline passes; then read what is already there and give the connection back.
+  // A round trip then costs two wake-ups (the worker, this thread) instead of three (the
+  // dispatcher in between). The worker cannot go away meanwhile: only drain() (which skips a
+  // borrowed worker) removes workers. False when it did not borrow or the state is not done.
+  bool assist_wait(std::uint64_t id, const FutureStateBase& state, const Deadline& deadline) {
+    Worker* w = nullptr;
+    {
+      std::scoped_lock lock(mu_);
+      for (auto& x : workers_) {
+        if (x->borrowed || x->draining) continue;
+        if (std::any_of(x->in_flight.begin(), x->in_flight.end(),
+                        [id](const std::unique_ptr<PoolJob>& j) { return j->id == id; })) {
+          w = x.get();
+          break;
+        }
+      }
+      if (w == nullptr) return false;
+      w->borrowed = true;
+      (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w->conn.fileno(), nullptr);
+    }
+    bool settled_any = false;
+    // take_reply(): read one reply, settle it, and keep the worker fed from the backlog (the
+    // dispatcher, which would do it, did not see this reply).
+    auto take_reply = [&] {
+      PoolReply reply = w->conn.recv<PoolReply>();
+      handle_reply(*w, reply);
+      settled_any = true;
+      std::vector<std::unique_ptr<PoolJob>> cancelled;  // destroyed after the lock
+      std::scoped_lock lock(mu_);
+      if (!pending_.empty()) send_work_locked(cancelled);
+    };
+    try {
+      const std::array<mp::Connection*, 2> watch{&w->conn, &w->kick_rx};
+      while (!state.done()) {
+        const std::vector<mp::Connection*> ready = mp::detail::wait_until(watch, deadline);
+        if (ready.empty()) break;  // the deadline
+        if (ready.back() == &w->kick_rx) {
+          while (w->kick_rx.poll()) (void)w->kick_rx.recv_bytes();
+          continue;
+        }
+        take_reply();
+      }
+      while (w->conn.poll()) take_reply();  // nothing may stay buffered where epoll cannot see it
+    } catch (const Error&) {
+      // End of file (the worker died) or a garbled stream: the dispatcher handles it, since the
+      // level-triggered epoll reports the end of file again once the connection is back.
+    }
+    bool nudge = false;
+    {
+      std::scoped_lock lock(mu_);
+      w->borrowed = false;
+      watch_worker(*w);
+      // What the dispatcher would have done after these replies (start workers, finish a
+      // shutdown, ...) needs it awake; a plain round trip does not.
+      if (settled_any && (!pending_.empty() || shutdown_ || terminating_ || broken_)) {
+        ++events_;  // seen by a dispatcher about to sleep (see run())
+        nudge = true;
+      }
+    }
+    if (nudge) wake();
+    return state.done();
+  }
+
+ private:
+  // watch_worker(w): w's connection joins the dispatcher's epoll set (under mu_).
+  void watch_worker(Worker& w) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = &w;
+    (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w.conn.fileno(), &ev);
   }
 
   static void settle(std::vector<std::unique_ptr<PoolJob>>& cancelled,
@@ -736,6 +860,7 @@ class ProcessPoolCore {
   std::string initializer_;
   mp::Connection wake_rx_;
   mp::Connection wake_tx_;
+  int epoll_fd_ = -1;  // the dispatcher's: wake_rx_ and every worker's connection not borrowed
   std::atomic<bool> sleeping_{false};
 
   mutable std::mutex mu_;
@@ -807,6 +932,12 @@ void track_pool(const std::shared_ptr<ProcessPoolCore>& core) {
 
 void pool_cancel_running(const std::weak_ptr<ProcessPoolCore>& core, std::uint64_t id) noexcept {
   if (std::shared_ptr<ProcessPoolCore> c = core.lock()) c->cancel_running(id);
+}
+
+bool pool_assist_wait(const std::weak_ptr<ProcessPoolCore>& core, std::uint64_t id,
+                      const FutureStateBase& state, const Deadline& deadline) {
+  std::shared_ptr<ProcessPoolCore> c = core.lock();
+  return c && c->assist_wait(id, state, deadline);
 }
 
 }  // namespace detail
