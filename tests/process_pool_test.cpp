@@ -757,26 +757,25 @@ TEST(ProcessPoolMapTest, ShutdownDuringALazyMapYieldsWhatWasInFlightThenRaises) 
 namespace concur {
 namespace {
 
-// ---- a thread blocked on a future reads its worker's reply itself (assist_wait); it must still
-// wake when the future is settled another way
+// ---- a thread blocked on a running task's future reads its worker's reply itself
+// (assist_wait); it must still wake when the future is settled another way
 
-TEST_F(ProcessPoolTest, AWaiterWakesWhenItsQueuedTaskIsCancelled) {
+TEST_F(ProcessPoolTest, AWaiterOnARunningTaskWakesWhenItIsCancelled) {
   ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1, .kill_running = true});
   TempDir dir;
-  auto first = pool.submit(sleep_marked, dir.file("first"), 3000);
-  auto second = pool.submit(square, 3);  // waits in the worker's pipe
-  ASSERT_TRUE(eventually([&] { return file_exists(dir.file("first")); }));
+  auto running = pool.submit(sleep_marked, dir.file("running"), 60'000);
+  auto next = pool.submit(square, 3);  // waits in the worker's pipe
+  ASSERT_TRUE(eventually([&] { return file_exists(dir.file("running")); }));
   std::atomic<bool> woke{false};
   std::thread waiter([&] {
-    EXPECT_THROW((void)second.result(kWait), CancelledError);
+    EXPECT_THROW((void)running.result(kWait), CancelledError);  // reading the worker's replies
     woke = true;
   });
-  std::this_thread::sleep_for(50ms);  // the waiter is reading the worker's connection
-  EXPECT_TRUE(second.cancel());
+  std::this_thread::sleep_for(50ms);
+  EXPECT_TRUE(running.cancel());
   ASSERT_TRUE(eventually([&] { return woke.load(); }));
-  EXPECT_FALSE(first.done());  // woken by the cancel, not by the worker's next reply
   waiter.join();
-  EXPECT_EQ(first.result(kWait), 3000);
+  EXPECT_EQ(next.result(kWait), 9);  // went back to the pool with the replaced worker
 }
 
 TEST_F(ProcessPoolTest, AWaiterWakesWhenAnotherWorkersDeathBreaksThePool) {
@@ -796,6 +795,20 @@ TEST_F(ProcessPoolTest, AWaiterWakesWhenAnotherWorkersDeathBreaksThePool) {
   waiter.join();
   EXPECT_TRUE(woke.load());
   EXPECT_LT(std::chrono::steady_clock::now() - start, 30s);
+}
+
+TEST_F(ProcessPoolTest, ATimedOutWaiterGivesTheWorkerBack) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  TempDir dir;
+  auto f = pool.submit(sleep_marked, dir.file("run"), 300);
+  ASSERT_TRUE(eventually([&] { return file_exists(dir.file("run")); }));
+  EXPECT_THROW((void)f.result(50ms), TimeoutError);  // read the worker's connection until then
+  std::atomic<bool> called{false};
+  f.add_done_callback([&called](const Future<int>&) { called = true; });
+  // Nobody waits now: the dispatcher must read the reply, so it must have the connection back.
+  EXPECT_TRUE(eventually([&] { return called.load(); }));
+  EXPECT_EQ(f.result(), 300);
+  EXPECT_EQ(pool.submit(square, 2).result(kWait), 4);
 }
 
 TEST_F(ProcessPoolTest, ManyWaitersAndCallbacksTogether) {

@@ -381,7 +381,6 @@ class ProcessPoolCore {
         } catch (...) {
           // the worker is dying: its end of file settles the rest
         }
-        kick_locked(*w);  // the future is cancelled already: its waiter need not read on
         return;
       }
     }
@@ -449,10 +448,6 @@ class ProcessPoolCore {
     bool stopping = false;  // sent the exit request (or reached max_tasks_per_child)
     bool borrowed = false;  // a waiting thread reads the replies (assist_wait)
     bool draining = false;  // the dispatcher reads the replies (drain)
-    // kick: wakes the borrowing thread when one of this worker's jobs is settled other than by a
-    // reply (break_pool, a kill_running cancel), so that it stops waiting for the reply.
-    mp::Connection kick_rx;
-    mp::Connection kick_tx;
   };
 
   void wake() {
@@ -472,7 +467,6 @@ class ProcessPoolCore {
     o.daemon = true;
     auto [ours, theirs] = mp::Pipe();
     auto [control_rx, control_tx] = mp::Pipe(false);
-    auto [kick_rx, kick_tx] = mp::Pipe(false);
     auto w = std::make_unique<Worker>(
         Worker{.process = mp::Process(
                    o, &pool_worker, std::move(theirs), std::move(control_rx), initializer_,
@@ -483,9 +477,7 @@ class ProcessPoolCore {
                .sent = 0,
                .stopping = false,
                .borrowed = false,
-               .draining = false,
-               .kick_rx = std::move(kick_rx),
-               .kick_tx = std::move(kick_tx)});
+               .draining = false});
     w->process.start();
     watch_worker(*w);
     return w;
@@ -501,22 +493,12 @@ class ProcessPoolCore {
     for (auto& w : workers_) {
       for (auto& job : w->in_flight) failed.push_back(std::move(job));
       w->in_flight.clear();
-      kick_locked(*w);
       // What they run has failed already: stop them (Python's terminate_broken), so that a long
       // task does not hold up shutdown. Under mu_: the pid cannot be reaped and reused meanwhile.
       try {
         w->process.kill();
       } catch (const Error&) {
       }
-    }
-  }
-
-  // kick_locked(w): a thread borrowing w's connection stops waiting for a reply (under mu_).
-  static void kick_locked(Worker& w) noexcept {
-    if (!w.borrowed) return;
-    try {
-      w.kick_tx.send_bytes("k");
-    } catch (...) {
     }
   }
 
@@ -767,21 +749,25 @@ class ProcessPoolCore {
   }
 
  public:
-  // assist_wait(id, state, deadline): the calling thread waits for job `id`. If the job is in a
-  // worker's hands and nobody reads that worker now, borrow its connection: take it out of the
+  // assist_wait(id, state, deadline): the calling thread waits for job `id`. If a worker is
+  // running the job and nobody reads that worker now, borrow its connection: take it out of the
   // dispatcher's epoll set and read the replies here (settling each, ours included) until `state`
   // is done or the deadline passes; then read what is already there and give the connection back.
   // A round trip then costs two wake-ups (the worker, this thread) instead of three (the
   // dispatcher in between). The worker cannot go away meanwhile: only drain() (which skips a
-  // borrowed worker) removes workers. False when it did not borrow or the state is not done.
+  // borrowed worker) removes workers. Every other way the job can be settled while this thread
+  // reads — a kill_running cancel, a broken pool, the shutdown deadline — ends or skips it in the
+  // worker, so a reply or end of file always comes. False when it did not borrow or the state is
+  // not done.
   bool assist_wait(std::uint64_t id, const FutureStateBase& state, const Deadline& deadline) {
     Worker* w = nullptr;
     {
       std::scoped_lock lock(mu_);
+      // Only for the job a worker runs now (the next reply is ours): a thread waiting behind a
+      // queue of other replies is better served by the dispatcher, which reads them in bulk.
       for (auto& x : workers_) {
-        if (x->borrowed || x->draining) continue;
-        if (std::any_of(x->in_flight.begin(), x->in_flight.end(),
-                        [id](const std::unique_ptr<PoolJob>& j) { return j->id == id; })) {
+        if (x->borrowed || x->draining || x->in_flight.empty()) continue;
+        if (x->in_flight.front()->id == id) {
           w = x.get();
           break;
         }
@@ -802,14 +788,9 @@ class ProcessPoolCore {
       if (!pending_.empty()) send_work_locked(cancelled);
     };
     try {
-      const std::array<mp::Connection*, 2> watch{&w->conn, &w->kick_rx};
       while (!state.done()) {
-        const std::vector<mp::Connection*> ready = mp::detail::wait_until(watch, deadline);
-        if (ready.empty()) break;  // the deadline
-        if (ready.back() == &w->kick_rx) {
-          while (w->kick_rx.poll()) (void)w->kick_rx.recv_bytes();
-          continue;
-        }
+        if (!(deadline.is_infinite() ? w->conn.poll(std::nullopt) : w->conn.poll(deadline.when())))
+          break;  // the deadline
         take_reply();
       }
       while (w->conn.poll()) take_reply();  // nothing may stay buffered where epoll cannot see it
