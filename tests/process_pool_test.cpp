@@ -88,6 +88,11 @@ CONCUR_TASK(init_worker);
 int read_initialized() { return g_initialized; }
 CONCUR_TASK(read_initialized);
 
+void init_with(int base, std::string suffix) {
+  g_initialized = base + static_cast<int>(suffix.size());
+}
+CONCUR_TASK(init_with);
+
 void failing_init() { throw RuntimeError("initializer refused"); }
 CONCUR_TASK(failing_init);
 
@@ -353,6 +358,16 @@ TEST_F(ProcessPoolTest, ShutdownWithoutWaitStillFinishesWork) {
 TEST_F(ProcessPoolTest, Initializer) {
   ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2, .initializer = init_worker});
   EXPECT_EQ(pool.submit(read_initialized).result(kWait), 42);
+}
+
+TEST_F(ProcessPoolTest, InitializerWithInitargs) {
+  // ProcessPoolExecutor(2, initializer=init_with, initargs=(40, "ab"))
+  ProcessPoolExecutor pool(
+      ProcessPoolOptions{.max_workers = 2, .initializer = {init_with, 40, std::string("ab")}});
+  EXPECT_EQ(pool.submit(read_initialized).result(kWait), 42);
+  EXPECT_FALSE(Initializer());
+  EXPECT_FALSE(Initializer(nullptr));
+  EXPECT_TRUE(Initializer(init_worker));
 }
 
 TEST_F(ProcessPoolTest, FailingInitializerBreaksThePool) {

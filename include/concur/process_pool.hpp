@@ -64,6 +64,37 @@
 
 namespace concur {
 
+// Initializer: a process pool's initializer with its arguments (Python's initializer and
+// initargs), run by each worker before its first task:
+//   ProcessPoolOptions{.initializer = init_worker}             // initializer=init_worker
+//   ProcessPoolOptions{.initializer = {set_level, 3, "db"}}    // initargs=(3, "db")
+// The function must be registered (CONCUR_TASK), its parameters serializable (a compile error
+// otherwise); the arguments are serialized here (PicklingError; handles cannot be initargs).
+class Initializer {
+ public:
+  Initializer() = default;
+  Initializer(std::nullptr_t) noexcept {}  // NOLINT(google-explicit-constructor): none
+  template <class... P, class... A>
+  requires(sizeof...(P) == sizeof...(A))
+      Initializer(void (*fn)(P...), A&&... args)  // NOLINT(google-explicit-constructor)
+      : fn_(reinterpret_cast<mp::detail::AnyFn>(fn)) {
+    (mp::detail::require_task_argument<std::remove_cvref_t<P>>(), ...);
+    mp::Payload payload = mp::dumps(mp::detail::as_param<P>(std::forward<A>(args))...);
+    if (!payload.fds.empty())
+      throw mp::PicklingError("handles cannot be passed to a pool initializer");
+    args_ = std::move(payload.bytes);
+  }
+  // explicit bool: whether there is an initializer.
+  explicit operator bool() const noexcept { return fn_ != nullptr; }
+  [[nodiscard]] mp::detail::AnyFn function() const noexcept { return fn_; }
+  // arguments(): the serialized initargs.
+  [[nodiscard]] const std::string& arguments() const noexcept { return args_; }
+
+ private:
+  mp::detail::AnyFn fn_ = nullptr;
+  std::string args_;
+};
+
 // ProcessPoolOptions: ProcessPoolExecutor's constructor arguments (designated initializers work).
 struct ProcessPoolOptions {
   // max_workers: 0 means mp::cpu_count().
@@ -71,9 +102,9 @@ struct ProcessPoolOptions {
   // start_method: the workers' (default mp::get_start_method(), forkserver); fork is refused
   // (ValueError): the pool's dispatcher thread makes this process multithreaded.
   std::optional<mp::StartMethod> start_method{};
-  // initializer: a registered task without parameters, run by each worker before its first task;
-  // if it throws, the pool is broken (BrokenProcessPool), as Python's.
-  void (*initializer)() = nullptr;
+  // initializer: a registered task and its arguments (see Initializer), run by each worker before
+  // its first task; if it throws, the pool is broken (BrokenProcessPool), as Python's.
+  Initializer initializer{};
   // max_tasks_per_child: a worker exits and is replaced after this many tasks (0: never).
   std::size_t max_tasks_per_child = 0;
   // break_on_worker_death: Python's behaviour — a dead worker breaks the whole pool.

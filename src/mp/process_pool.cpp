@@ -146,7 +146,7 @@ struct WorkerWatch {
 // max_tasks were run. Ctrl-C is ignored (it is the parent's to handle; a parent that dies takes
 // its workers with it through the watchdog).
 void pool_worker(mp::Connection conn, mp::Connection control, std::string initializer,
-                 std::uint64_t max_tasks, bool kill_running) {
+                 std::string initargs, std::uint64_t max_tasks, bool kill_running) {
   ::signal(SIGINT, SIG_IGN);
   auto* watch = new WorkerWatch;  // immortal, see WorkerWatch
   std::thread(watch_pool, std::move(control), watch).detach();
@@ -156,7 +156,7 @@ void pool_worker(mp::Connection conn, mp::Connection control, std::string initia
     try {
       const mp::detail::TaskEntry* init = mp::detail::find_task(initializer);
       if (init == nullptr) throw UsageError("initializer '" + initializer + "' is not registered");
-      (void)init->invoke({}, {});
+      (void)init->invoke(initargs, {});
     } catch (...) {
       PoolReply reply;
       reply.status = ReplyStatus::init_failed;
@@ -254,9 +254,8 @@ class ProcessPoolCore {
       throw ValueError(
           "ProcessPoolExecutor cannot use the fork start method: its dispatcher "
           "thread makes this process multithreaded (use forkserver or spawn)");
-    if (options_.initializer != nullptr) {
-      const mp::detail::TaskEntry* init =
-          mp::detail::find_task(reinterpret_cast<mp::detail::AnyFn>(options_.initializer));
+    if (options_.initializer) {
+      const mp::detail::TaskEntry* init = mp::detail::find_task(options_.initializer.function());
       if (init == nullptr)
         throw UsageError("ProcessPoolExecutor: the initializer is not registered (CONCUR_TASK)");
       initializer_ = init->name;
@@ -468,9 +467,10 @@ class ProcessPoolCore {
     auto [ours, theirs] = mp::Pipe();
     auto [control_rx, control_tx] = mp::Pipe(false);
     auto w = std::make_unique<Worker>(
-        Worker{.process = mp::Process(
-                   o, &pool_worker, std::move(theirs), std::move(control_rx), initializer_,
-                   static_cast<std::uint64_t>(options_.max_tasks_per_child), options_.kill_running),
+        Worker{.process = mp::Process(o, &pool_worker, std::move(theirs), std::move(control_rx),
+                                      initializer_, options_.initializer.arguments(),
+                                      static_cast<std::uint64_t>(options_.max_tasks_per_child),
+                                      options_.kill_running),
                .conn = std::move(ours),
                .control = std::move(control_tx),
                .in_flight = {},

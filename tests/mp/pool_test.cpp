@@ -75,6 +75,10 @@ CONCUR_TASK(my_pid);
 int g_initialized = 0;
 void init_worker() { g_initialized = 42; }
 CONCUR_TASK(init_worker);
+void init_with(int base, std::string suffix) {
+  g_initialized = base + static_cast<int>(suffix.size());
+}
+CONCUR_TASK(init_with);
 int read_initialized(int) { return g_initialized; }
 CONCUR_TASK(read_initialized);
 
@@ -409,6 +413,12 @@ TEST_F(PoolTest, MaxTasksPerChildUsesFreshWorkers) {
 
 TEST_F(PoolTest, Initializer) {
   Pool pool(PoolOptions{.processes = 2, .initializer = init_worker});
+  EXPECT_EQ(pool.map(read_initialized, iota_vec(4)), (std::vector<int>{42, 42, 42, 42}));
+}
+
+TEST_F(PoolTest, InitializerWithInitargs) {
+  // Pool(2, initializer=init_with, initargs=(40, "ab"))
+  Pool pool(PoolOptions{.processes = 2, .initializer = {init_with, 40, "ab"}});
   EXPECT_EQ(pool.map(read_initialized, iota_vec(4)), (std::vector<int>{42, 42, 42, 42}));
 }
 

@@ -57,10 +57,11 @@ namespace concur::mp {
 struct PoolOptions {
   // processes: the number of workers; 0 means cpu_count().
   std::size_t processes = 0;
-  // initializer: a registered task without parameters run by each worker before its first task.
-  // If it throws, the pool is broken: every pending and later task fails with BrokenProcessPool
-  // (Python's Pool would respawn failing workers forever).
-  void (*initializer)() = nullptr;
+  // initializer: a registered task and its arguments (Python's initializer and initargs:
+  // `.initializer = {fn, args...}`, see concur::Initializer), run by each worker before its first
+  // task. If it throws, the pool is broken: every pending and later task fails with
+  // BrokenProcessPool (Python's Pool would respawn failing workers forever).
+  Initializer initializer{};
   // maxtasksperchild: a worker is replaced after this many tasks (0: never). A map chunk counts
   // as one task, as in Python.
   std::size_t maxtasksperchild = 0;
