@@ -105,9 +105,11 @@ void leak_pool() {
 }
 CONCUR_TASK(leak_pool);
 
-// sleep_marked(path, ms): creates `path` (the test's sign that the task runs), then sleeps.
+// sleep_marked(path, ms): creates `path` holding the worker's pid (the test's sign that the task
+// runs; written aside and renamed, so that the test never reads it half-written), then sleeps.
 int sleep_marked(std::string path, int ms) {
-  std::ofstream(path) << ::getpid();
+  std::ofstream(path + ".tmp") << ::getpid();
+  ::rename((path + ".tmp").c_str(), path.c_str());
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
   return ms;
 }
@@ -533,7 +535,7 @@ TEST_F(ProcessPoolTest, KillRunningSkipsATaskWaitingInTheWorkersPipe) {
   auto first = pool.submit(sleep_marked, dir.file("first"), 300);
   auto second = pool.submit(sleep_marked, dir.file("second"), 60'000);
   ASSERT_TRUE(eventually([&] { return file_exists(dir.file("first")); }));
-  ASSERT_TRUE(second.running());  // in the worker's pipe
+  ASSERT_TRUE(eventually([&] { return second.running(); }));  // sent: in the worker's pipe
   EXPECT_TRUE(second.cancel());
   EXPECT_EQ(first.result(kWait), 300);
   int first_pid = 0;

@@ -60,6 +60,45 @@ class MapResults;
 
 namespace detail {
 
+// ZippedInputs<Ranges...> walks map()'s input views in step: the shortest one ends them.
+template <class... Ranges>
+class ZippedInputs {
+ public:
+  explicit ZippedInputs(Ranges... ranges)
+      : ranges_(std::move(ranges)...),
+        its_(std::apply([](auto&... r) { return std::tuple(std::ranges::begin(r)...); }, ranges_)) {
+  }
+  ZippedInputs(const ZippedInputs&) = delete;
+  ZippedInputs& operator=(const ZippedInputs&) = delete;
+  [[nodiscard]] bool exhausted() const {
+    return [&]<std::size_t... I>(std::index_sequence<I...>) {
+      return ((std::get<I>(its_) == std::ranges::end(std::get<I>(ranges_))) || ...);
+    }
+    (std::index_sequence_for<Ranges...>());
+  }
+  // take(f): f(current elements...), then a step forward (if f throws, nothing is consumed).
+  template <class F>
+  void take(F&& f) {
+    std::apply([&](auto&... it) { f(*it...); }, its_);
+    std::apply([](auto&... it) { (++it, ...); }, its_);
+  }
+
+ private:
+  std::tuple<Ranges...> ranges_;
+  std::tuple<std::ranges::iterator_t<Ranges>...> its_;
+};
+
+// map_window(options, default_window): the most tasks a map keeps in flight: every input when
+// eager (ValueError unless every range is sized), else MapOptions::window or the default.
+template <class... Ranges>
+std::size_t map_window(const MapOptions& options, std::size_t default_window) {
+  if (!options.eager) return options.window != 0 ? options.window : default_window;
+  if constexpr (!(std::ranges::sized_range<Ranges> && ...)) {
+    throw ValueError("map(..., MapOptions{.eager = true}) needs sized ranges");
+  }
+  return static_cast<std::size_t>(-1);
+}
+
 // ResultsRange<D, R> is the single-pass input-range surface of map()'s results (MapResults, and
 // ProcessPoolExecutor's chunked map): D provides finished(), current() → R& and advance(), and
 // befriends ResultsRange<D, R>::iterator.
@@ -160,19 +199,11 @@ class MapResults : public detail::ResultsRange<MapResults<R, Fn, Ranges...>, R> 
   MapResults(Executor& ex, Fn fn, const MapOptions& options, Ranges... ranges)
       : ex_(ex),
         fn_(std::move(fn)),
-        ranges_(std::move(ranges)...),
-        its_(std::apply([](auto&... r) { return std::tuple(std::ranges::begin(r)...); }, ranges_)),
+        inputs_(std::move(ranges)...),
         deadline_(options.timeout ? detail::Deadline::after(*options.timeout)
-                                  : detail::Deadline::infinite()) {
-    if (options.eager) {
-      if constexpr (!(std::ranges::sized_range<Ranges> && ...)) {
-        throw ValueError("map(..., MapOptions{.eager = true}) needs sized ranges");
-      }
-      limit_ = static_cast<std::size_t>(-1);
-    } else {
-      limit_ =
-          options.window != 0 ? options.window : 2 * std::max<std::size_t>(1, ex.max_workers());
-    }
+                                  : detail::Deadline::infinite()),
+        limit_(detail::map_window<Ranges...>(options,
+                                             2 * std::max<std::size_t>(1, ex.max_workers()))) {
     fill();
     // Nothing could be submitted (the executor is shut down): fail now, as Python's map does.
     if (error_ && window_.empty()) std::rethrow_exception(error_);
@@ -188,23 +219,16 @@ class MapResults : public detail::ResultsRange<MapResults<R, Fn, Ranges...>, R> 
  private:
   friend typename detail::ResultsRange<MapResults, R>::iterator;
 
-  bool exhausted() const {
-    return [&]<std::size_t... I>(std::index_sequence<I...>) {
-      return ((std::get<I>(its_) == std::ranges::end(std::get<I>(ranges_))) || ...);
-    }
-    (std::index_sequence_for<Ranges...>());
-  }
   // fill() tops the window up. A submit that throws (the executor was shut down meanwhile) stops
   // the filling: the results already in flight are still yielded, then the error is thrown.
   void fill() {
-    while (!error_ && window_.size() < limit_ && !exhausted()) {
+    while (!error_ && window_.size() < limit_ && !inputs_.exhausted()) {
       try {
-        std::apply([&](auto&... it) { window_.push_back(ex_.submit(fn_, *it...)); }, its_);
+        inputs_.take([&](auto&&... x) { window_.push_back(ex_.submit(fn_, x...)); });
       } catch (...) {
         error_ = std::current_exception();
         return;
       }
-      std::apply([](auto&... it) { (++it, ...); }, its_);
     }
   }
   bool finished() const { return window_.empty() && !value_ && !error_; }
@@ -237,10 +261,9 @@ class MapResults : public detail::ResultsRange<MapResults<R, Fn, Ranges...>, R> 
 
   Executor& ex_;
   Fn fn_;
-  std::tuple<Ranges...> ranges_;
-  std::tuple<std::ranges::iterator_t<Ranges>...> its_;
+  detail::ZippedInputs<Ranges...> inputs_;
   detail::Deadline deadline_;
-  std::size_t limit_ = 0;
+  std::size_t limit_;
   std::deque<Future<R>> window_;
   std::optional<R> value_;
   std::exception_ptr error_;  // a failed submit, thrown once the window is drained

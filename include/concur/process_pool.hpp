@@ -447,19 +447,11 @@ class ChunkedMapResults : public ResultsRange<ChunkedMapResults<R, Fn, Ranges...
   ChunkedMapResults(ProcessPoolExecutor& ex, Fn fn, const MapOptions& options, Ranges... ranges)
       : ex_(ex),
         fn_(fn),
-        ranges_(std::move(ranges)...),
-        its_(std::apply([](auto&... r) { return std::tuple(std::ranges::begin(r)...); }, ranges_)),
+        inputs_(std::move(ranges)...),
         chunksize_(options.chunksize),
-        deadline_(options.timeout ? Deadline::after(*options.timeout) : Deadline::infinite()) {
-    if (options.eager) {
-      if constexpr (!(std::ranges::sized_range<Ranges> && ...)) {
-        throw ValueError("map(..., MapOptions{.eager = true}) needs sized ranges");
-      }
-      limit_ = static_cast<std::size_t>(-1);
-    } else {
-      limit_ = options.window != 0 ? options.window
-                                   : kChunksPerWorker * std::max<std::size_t>(1, ex.max_workers());
-    }
+        deadline_(options.timeout ? Deadline::after(*options.timeout) : Deadline::infinite()),
+        limit_(map_window<Ranges...>(
+            options, kChunksPerWorker * std::max<std::size_t>(1, ex.max_workers()))) {
     fill();
     if (error_ && window_.empty()) std::rethrow_exception(error_);
   }
@@ -478,16 +470,10 @@ class ChunkedMapResults : public ResultsRange<ChunkedMapResults<R, Fn, Ranges...
  private:
   friend typename ResultsRange<ChunkedMapResults, R>::iterator;
 
-  bool exhausted() const {
-    return [&]<std::size_t... I>(std::index_sequence<I...>) {
-      return ((std::get<I>(its_) == std::ranges::end(std::get<I>(ranges_))) || ...);
-    }
-    (std::index_sequence_for<Ranges...>());
-  }
   // fill() tops the window up with chunks; a submit that throws (shutdown, PicklingError) stops
   // it: the chunks in flight are yielded first, then the error is thrown.
   void fill() {
-    while (!error_ && window_.size() < limit_ && !exhausted()) {
+    while (!error_ && window_.size() < limit_ && !inputs_.exhausted()) {
       try {
         window_.push_back(submit_chunk(fn_));
       } catch (...) {
@@ -501,10 +487,8 @@ class ChunkedMapResults : public ResultsRange<ChunkedMapResults<R, Fn, Ranges...
     auto job = ex_.template start_batch<R, P...>();
     {
       BatchWriter writer(*job);
-      while (job->batch < chunksize_ && !exhausted()) {
-        std::apply([&](auto&... it) { ProcessPoolExecutor::add_call<P...>(writer, *it...); }, its_);
-        std::apply([](auto&... it) { (++it, ...); }, its_);
-      }
+      while (job->batch < chunksize_ && !inputs_.exhausted())
+        inputs_.take([&](auto&&... x) { ProcessPoolExecutor::add_call<P...>(writer, x...); });
     }
     return ex_.finish_batch(fn, std::move(job));
   }
@@ -542,11 +526,10 @@ class ChunkedMapResults : public ResultsRange<ChunkedMapResults<R, Fn, Ranges...
 
   ProcessPoolExecutor& ex_;
   Fn fn_;
-  std::tuple<Ranges...> ranges_;
-  std::tuple<std::ranges::iterator_t<Ranges>...> its_;
+  ZippedInputs<Ranges...> inputs_;
   std::size_t chunksize_;
   Deadline deadline_;
-  std::size_t limit_ = 0;
+  std::size_t limit_;
   std::deque<Future<std::vector<R>>> window_;
   std::deque<R> chunk_;       // the current chunk's results not taken yet (a deque: real references
                               // even for bool)
