@@ -4,11 +4,13 @@
 // A Future<T> is a copyable handle to one shared state (intrusive reference count): pending →
 // running → finished (a value or an exception) | cancelled. result() / exception() block until it
 // is done (duration and time-point twins throw TimeoutError), cancel() succeeds only while pending
-// (and asks a running stop-token task to stop), add_done_callback() and then() run code when it
-// completes. A Promise<T> is the producer side; detail::make_task() builds a runnable task and its
-// future in one allocation. as_completed() yields futures as they finish; wait() returns the done
-// and the not-done ones. Guarantees: no lost wake-up, no lost exception (a producer that vanishes
-// finishes the future with BrokenExecutor; an exception nobody retrieved goes to the excepthook).
+// (and asks a running stop-token task to stop; a producer that can stop running work, such as
+// ProcessPoolExecutor with kill_running, lets it cancel a running future), add_done_callback()
+// and then() run code when it completes. A Promise<T> is the producer side; detail::make_task()
+// builds a runnable task and its future in one allocation. as_completed() yields futures as they
+// finish; wait() returns the done and the not-done ones. Guarantees: no lost wake-up, no lost
+// exception (a producer that vanishes finishes the future with BrokenExecutor; an exception nobody
+// retrieved goes to the excepthook).
 // Memory ordering: everything the producer did before the future became done (the value, the
 // side effects of the task) is visible to every thread that sees it done (done(), result(), a
 // callback, as_completed, wait). Thread-safety: distinct handles to one state may be used from any
