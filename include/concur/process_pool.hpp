@@ -10,10 +10,10 @@
 // method: forkserver), started on the first submit, each with its own Connection to the pool's
 // dispatcher thread, which keeps a few tasks in each worker's pipe (two, or while the backlog is
 // long a quarter of the worker's share of it, at most 64: those count as running and are no longer
-// cancellable) and the rest in submission order. A thread blocked on a future reads its worker's
-// reply itself when no other thread does (one hand-off fewer). A task's exception reaches its
-// future as RemoteError
-// (type name, message, where it was raised); the worker always answers.
+// cancellable) and the rest in submission order. A thread blocked on the future of a running task
+// reads its worker's reply itself when no other thread does (one hand-off fewer). A task's
+// exception reaches its future as RemoteError (type name, message, where it was raised); the
+// worker always answers.
 // A worker that dies (signal, abort, exit, out of memory) fails exactly the task it was running
 // with BrokenProcessPool, naming the exit code; the task queued behind it goes back to the pool,
 // a new worker replaces the dead one, and the pool carries on. With Options{.break_on_worker_death
