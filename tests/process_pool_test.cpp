@@ -850,3 +850,44 @@ TEST_F(ProcessPoolTest, ManyWaitersAndCallbacksTogether) {
 
 }  // namespace
 }  // namespace concur
+
+namespace concur {
+namespace {
+
+// ---- a done-callback runs in the dispatcher thread; waiting there must never hang
+
+TEST_F(ProcessPoolTest, ACallbackInTheDispatcherThreadMayWaitForASentTask) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  auto first = pool.submit(sleep_then, 100);
+  auto second = pool.submit(square, 6);  // sent behind `first`, in the same worker's pipe
+  ASSERT_TRUE(eventually([&] { return second.running(); }));
+  std::atomic<int> seen{0};
+  first.add_done_callback([&](const Future<int>&) { seen = second.result(kWait); });
+  EXPECT_TRUE(eventually([&] { return seen.load() == 36; }));
+}
+
+TEST_F(ProcessPoolTest, ACallbackInTheDispatcherThreadWaitingForTheBacklogIsADeadlockError) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  auto first = pool.submit(sleep_then, 100);
+  auto second = pool.submit(sleep_then, 100);
+  auto third = pool.submit(square, 3);
+  auto fourth = pool.submit(square, 4);  // in the backlog while the callback runs
+  std::atomic<bool> raised{false};
+  first.add_done_callback([&](const Future<int>&) {
+    try {
+      (void)fourth.result(kWait);
+    } catch (const DeadlockError&) {
+      raised = true;
+    }
+  });
+  // Nobody waits for `first`, so the dispatcher reads its reply and runs the callback, before it
+  // sends more work: `fourth` is still in the backlog (one worker holds two requests at most while
+  // the backlog is this short), which only that thread could send — Python's pool hangs here.
+  EXPECT_TRUE(eventually([&] { return raised.load(); }));
+  EXPECT_EQ(second.result(kWait), 100);
+  EXPECT_EQ(third.result(kWait), 9);
+  EXPECT_EQ(fourth.result(kWait), 16);
+}
+
+}  // namespace
+}  // namespace concur

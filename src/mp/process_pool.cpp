@@ -642,6 +642,7 @@ class ProcessPoolCore {
   }
 
   void run() {
+    dispatcher_thread_.store(std::this_thread::get_id());
     for (;;) {
       std::vector<std::unique_ptr<PoolJob>> cancelled;
       std::vector<std::unique_ptr<PoolJob>> failed;
@@ -761,17 +762,33 @@ class ProcessPoolCore {
   // not done.
   bool assist_wait(std::uint64_t id, const FutureStateBase& state, const Deadline& deadline) {
     Worker* w = nullptr;
+    // On the dispatcher thread (a done-callback that waits) nobody else reads the replies or
+    // sends the backlog: read at any depth, and a task still in the backlog can never start.
+    const bool on_dispatcher = std::this_thread::get_id() == dispatcher_thread_.load();
     {
       std::scoped_lock lock(mu_);
       // Only for the job a worker runs now (the next reply is ours): a thread waiting behind a
       // queue of other replies is better served by the dispatcher, which reads them in bulk.
       for (auto& x : workers_) {
-        if (x->borrowed || x->draining || x->in_flight.empty()) continue;
-        if (x->in_flight.front()->id == id) {
+        // (A worker being drained is being drained by this very thread when on_dispatcher.)
+        if (x->borrowed || (x->draining && !on_dispatcher) || x->in_flight.empty()) continue;
+        const bool ours =
+            on_dispatcher
+                ? std::any_of(x->in_flight.begin(), x->in_flight.end(),
+                              [id](const std::unique_ptr<PoolJob>& j) { return j->id == id; })
+                : x->in_flight.front()->id == id;
+        if (ours) {
           w = x.get();
           break;
         }
       }
+      if (w == nullptr && on_dispatcher &&
+          std::any_of(pending_.begin(), pending_.end(),
+                      [id](const std::unique_ptr<PoolJob>& j) { return j->id == id; }))
+        throw DeadlockError(
+            "a callback running in the process pool's dispatcher thread waits for a task of the "
+            "same pool that has not been sent to a worker: only that thread sends it (wait "
+            "elsewhere, or chain with then())");
       if (w == nullptr) return false;
       w->borrowed = true;
       (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w->conn.fileno(), nullptr);
@@ -842,6 +859,7 @@ class ProcessPoolCore {
   mp::Connection wake_rx_;
   mp::Connection wake_tx_;
   int epoll_fd_ = -1;  // the dispatcher's: wake_rx_ and every worker's connection not borrowed
+  std::atomic<std::thread::id> dispatcher_thread_{};  // the thread running run()
   std::atomic<bool> sleeping_{false};
 
   mutable std::mutex mu_;
