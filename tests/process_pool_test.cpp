@@ -4,14 +4,12 @@
 #include "concur/process_pool.hpp"
 
 #include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <ranges>
 #include <set>
@@ -20,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/process_support.hpp"
 #include "support/test_support.hpp"
 
 namespace concur {
@@ -106,10 +105,9 @@ void leak_pool() {
 CONCUR_TASK(leak_pool);
 
 // sleep_marked(path, ms): creates `path` holding the worker's pid (the test's sign that the task
-// runs; written aside and renamed, so that the test never reads it half-written), then sleeps.
+// runs; write_file: never seen half-written), then sleeps.
 int sleep_marked(std::string path, int ms) {
-  std::ofstream(path + ".tmp") << ::getpid();
-  ::rename((path + ".tmp").c_str(), path.c_str());
+  testing::write_file(path, std::to_string(::getpid()));
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
   return ms;
 }
@@ -156,11 +154,9 @@ void orphan_pool(std::string pid_file, bool own_group) {
   for (int i = 0; i < 100; ++i) fs.push_back(pool->submit(sleep_then, 60'000));
   for (int i = 0; i < 200 && pool->worker_pids().size() < 2; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  {
-    std::ofstream out(pid_file + ".tmp");
-    for (pid_t pid : pool->worker_pids()) out << pid << '\n';
-  }
-  ::rename((pid_file + ".tmp").c_str(), pid_file.c_str());
+  std::string pids;
+  for (pid_t pid : pool->worker_pids()) pids += std::to_string(pid) + ' ';
+  testing::write_file(pid_file, pids);
   std::this_thread::sleep_for(std::chrono::seconds(60));
   throw mp::SystemExit(7);  // not killed: the test fails on this code
 }
@@ -179,49 +175,14 @@ class ProcessPoolTest : public ::testing::Test {
   void TearDown() override { EXPECT_TRUE(mp::active_children().empty()); }
 };
 
-// gone(pid): the process has exited (no such process, or a zombie nobody reaped yet).
-bool gone(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line)) return true;
-  const auto close = line.rfind(')');
-  return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
-}
+using testing::file_exists;
+using testing::process_gone;
+using testing::TempDir;
 
 // eventually(pred): pred() became true within kWait (polled).
 template <class Pred>
 bool eventually(Pred pred) {
-  const auto until = std::chrono::steady_clock::now() + kWait;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
-
-// TempDir: a fresh directory for a test's marker files, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "concur-pp-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  [[nodiscard]] std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
-
-bool file_exists(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0;
+  return testing::poll_until(kWait, pred);
 }
 
 TEST_F(ProcessPoolTest, SubmitAndResult) {
@@ -519,7 +480,7 @@ TEST_F(ProcessPoolTest, KillRunningStopsTheRunningTaskAndItsWorkerOnly) {
   EXPECT_TRUE(doomed.cancel());  // idempotent
   EXPECT_EQ(other.result(kWait), 300);
   for (int i = 0; i < 20; ++i) EXPECT_EQ(queued[static_cast<std::size_t>(i)].result(kWait), i * i);
-  EXPECT_TRUE(eventually([&] { return gone(doomed_pid); }));
+  EXPECT_TRUE(eventually([&] { return process_gone(doomed_pid); }));
   EXPECT_TRUE(eventually([&] {
     const auto pids = pool.worker_pids();
     return std::find(pids.begin(), pids.end(), doomed_pid) == pids.end();
@@ -632,7 +593,7 @@ TEST_F(ProcessPoolTest, ShutdownDeadlineKillsWhatStillRuns) {
   // Those still in the pool were cancelled; those already in a worker's pipe (a few per worker,
   // see kMaxPerWorker) died with it.
   EXPECT_GT(cancelled, 0);
-  for (pid_t pid : pids) EXPECT_TRUE(eventually([&] { return gone(pid); })) << pid;
+  for (pid_t pid : pids) EXPECT_TRUE(eventually([&] { return process_gone(pid); })) << pid;
 }
 
 // ---- errors that cannot travel, with 100 tasks queued
@@ -690,7 +651,7 @@ TEST_P(ParentDeathTest, CtrlCStopsTheProgramAndItsWorkers) {
   ASSERT_EQ(::kill(to_group ? -parent.pid() : parent.pid(), SIGINT), 0);
   ASSERT_TRUE(parent.join(kWait));
   EXPECT_EQ(parent.exitcode(), -SIGINT);  // the first press ends the program
-  for (pid_t pid : workers) EXPECT_TRUE(eventually([&] { return gone(pid); })) << pid;
+  for (pid_t pid : workers) EXPECT_TRUE(eventually([&] { return process_gone(pid); })) << pid;
 }
 
 INSTANTIATE_TEST_SUITE_P(Signals, ParentDeathTest, ::testing::Bool(),

@@ -54,66 +54,56 @@ def percentiles(us: list[float]) -> tuple[float, float]:
     return us[len(us) // 2], us[len(us) * 9 // 10]
 
 
-def executor_cases(args) -> dict:
+def rate(repeats: int, count: int, work) -> dict:
+    """work(count) `repeats` times; items per second, median and every run."""
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        work(count)
+        runs.append(count / (time.perf_counter() - t0))
+    return {"items_per_second": statistics.median(runs), "runs": runs}
+
+
+def measure(kind: str, args, submit_all, map_sum, call, map_all) -> dict:
+    """The four cases on one warm pool, each given as this pool does it: submit_all(n) submits n
+    trivial tasks and takes every result, map_sum(n) maps n inputs with chunksize=1000, call()
+    is one round trip, map_all(xs) maps is_prime over xs."""
     out = {}
+    out[f"python/{kind}/Submit"] = rate(args.repeats, args.tasks, submit_all)
+    out[f"python/{kind}/MapChunked"] = rate(args.repeats, args.items, map_sum)
+    us = []
+    for _ in range(args.trips):
+        t0 = time.perf_counter_ns()
+        call()
+        us.append((time.perf_counter_ns() - t0) / 1e3)
+    p50, p90 = percentiles(us)
+    out[f"python/{kind}/RoundTrip"] = {"p50_us": p50, "p90_us": p90}
+    t0 = time.perf_counter()
+    assert all(map_all([PRIME] * args.numbers))
+    out[f"python/{kind}/IsPrime"] = {"seconds": time.perf_counter() - t0}
+    return out
+
+
+def executor_cases(args) -> dict:
     with cf.ProcessPoolExecutor(max_workers=2) as ex:
         list(ex.map(square, range(100)))  # warm-up: workers started
-        runs = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            fs = [ex.submit(square, i) for i in range(args.tasks)]
-            for f in fs:
-                f.result()
-            runs.append(args.tasks / (time.perf_counter() - t0))
-        out["python/executor/Submit"] = {"items_per_second": statistics.median(runs), "runs": runs}
-        runs = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            s = sum(ex.map(square, range(args.items), chunksize=1000))
-            runs.append(args.items / (time.perf_counter() - t0))
-        out["python/executor/MapChunked"] = {"items_per_second": statistics.median(runs), "runs": runs}
-        us = []
-        for _ in range(args.trips):
-            t0 = time.perf_counter_ns()
-            ex.submit(square, 3).result()
-            us.append((time.perf_counter_ns() - t0) / 1e3)
-        p50, p90 = percentiles(us)
-        out["python/executor/RoundTrip"] = {"p50_us": p50, "p90_us": p90}
-        t0 = time.perf_counter()
-        assert all(ex.map(is_prime, [PRIME] * args.numbers))
-        out["python/executor/IsPrime"] = {"seconds": time.perf_counter() - t0}
-    return out
+        return measure(
+            "executor", args,
+            submit_all=lambda n: [f.result() for f in [ex.submit(square, i) for i in range(n)]],
+            map_sum=lambda n: sum(ex.map(square, range(n), chunksize=1000)),
+            call=lambda: ex.submit(square, 3).result(),
+            map_all=lambda xs: list(ex.map(is_prime, xs)))
 
 
 def pool_cases(args) -> dict:
-    out = {}
     with mp.Pool(2) as pool:
-        pool.map(square, range(100))
-        runs = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            rs = [pool.apply_async(square, (i,)) for i in range(args.tasks)]
-            for r in rs:
-                r.get()
-            runs.append(args.tasks / (time.perf_counter() - t0))
-        out["python/pool/Submit"] = {"items_per_second": statistics.median(runs), "runs": runs}
-        runs = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            s = sum(pool.map(square, range(args.items), chunksize=1000))
-            runs.append(args.items / (time.perf_counter() - t0))
-        out["python/pool/MapChunked"] = {"items_per_second": statistics.median(runs), "runs": runs}
-        us = []
-        for _ in range(args.trips):
-            t0 = time.perf_counter_ns()
-            pool.apply(square, (3,))
-            us.append((time.perf_counter_ns() - t0) / 1e3)
-        p50, p90 = percentiles(us)
-        out["python/pool/RoundTrip"] = {"p50_us": p50, "p90_us": p90}
-        t0 = time.perf_counter()
-        assert all(pool.map(is_prime, [PRIME] * args.numbers))
-        out["python/pool/IsPrime"] = {"seconds": time.perf_counter() - t0}
-    return out
+        pool.map(square, range(100))  # warm-up: workers started
+        return measure(
+            "pool", args,
+            submit_all=lambda n: [r.get() for r in [pool.apply_async(square, (i,)) for i in range(n)]],
+            map_sum=lambda n: sum(pool.map(square, range(n), chunksize=1000)),
+            call=lambda: pool.apply(square, (3,)),
+            map_all=lambda xs: pool.map(is_prime, xs))
 
 
 def raw_pipe(trips: int) -> tuple[float, float]:

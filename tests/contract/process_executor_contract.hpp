@@ -94,6 +94,7 @@
 #include "concur/mp/task.hpp"
 #include "concur/thread_pool.hpp"
 #include "support/hook_support.hpp"
+#include "support/process_support.hpp"
 #include "support/test_support.hpp"
 
 namespace concur::testing::process_contract {
@@ -107,58 +108,11 @@ inline constexpr auto kSettle = std::chrono::milliseconds(300);
 // kExitGrace: a worker's descriptors close a moment before the kernel marks it exited.
 inline constexpr auto kExitGrace = std::chrono::milliseconds(500);
 
-// poll_until(d, pred) polls pred every millisecond for up to d; returns pred().
-template <class Pred>
-bool poll_until(std::chrono::steady_clock::duration d, Pred pred) {
-  const auto deadline = std::chrono::steady_clock::now() + d;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return pred();
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
-}
-
-inline bool file_exists(const std::string& path) {
-  std::error_code ec;
-  return std::filesystem::exists(path, ec);
-}
-
-// write_file(path, text) creates path with its whole content at once (written aside, renamed),
-// so that a reader who sees the file sees its content.
-inline void write_file(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp);
-    out << text;
-    if (!out) throw RuntimeError("cannot write " + tmp);
-  }
-  std::filesystem::rename(tmp, path);
-}
-
-inline std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::string text;
-  std::getline(in, text);
-  return text;
-}
-
 // named(prefix, i) is prefix followed by i ("q" + std::to_string(i) trips GCC 12's -Wrestrict).
 template <class I>
 std::string named(std::string prefix, I i) {
   prefix += std::to_string(i);
   return prefix;
-}
-
-// process_gone(pid): no such process, or it exited and waits to be reaped (a zombie is gone).
-inline bool process_gone(pid_t pid) {
-  if (::kill(pid, 0) != 0) return errno == ESRCH;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  const auto close = line.rfind(')');
-  if (close == std::string::npos || close + 2 >= line.size()) return true;  // vanished meanwhile
-  const char state = line[close + 2];
-  return state == 'Z' || state == 'X';
 }
 
 // ---- The registered tasks
@@ -377,12 +331,6 @@ class ProcessExecutorContract : public HookCapturingTest {
     return Handle(Factory::make(workers).release(), Reaper{this});
   }
 
-  void SetUp() override {
-    HookCapturingTest::SetUp();
-    std::string tmpl = (std::filesystem::temp_directory_path() / "concur_contract_XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
   void TearDown() override {
     std::vector<pid_t> pids;
     {
@@ -393,8 +341,6 @@ class ProcessExecutorContract : public HookCapturingTest {
       EXPECT_TRUE(poll_until(kExitGrace, [pid] { return process_gone(pid); }))
           << "worker " << pid << " outlived its test";
     EXPECT_TRUE(mp::active_children().empty()) << "a child process outlived its test";
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
     HookCapturingTest::TearDown();
   }
 
@@ -409,12 +355,12 @@ class ProcessExecutorContract : public HookCapturingTest {
   // gate_dir() is where gate tasks wait and markers are left; subdir(name) makes gate_dir()/name
   // (a fresh set of gates, e.g. per iteration). Every other helper takes names relative to
   // gate_dir(): "g" is a gate of gate_dir(), "w1/g" one of subdir("w1").
-  [[nodiscard]] const std::string& gate_dir() const { return dir_; }
+  [[nodiscard]] const std::string& gate_dir() const { return dir_.path(); }
   std::string subdir(const std::string& name) {
     std::filesystem::create_directories(path(name));
     return path(name);
   }
-  [[nodiscard]] std::string path(const std::string& file) const { return dir_ + "/" + file; }
+  [[nodiscard]] std::string path(const std::string& file) const { return dir_.file(file); }
   // open(name) lets the contract_gate task `name` pass; open_all(sub) lets every one of
   // gate_dir()/sub pass.
   void open(const std::string& name) { write_file(path(name + ".open"), ""); }
@@ -438,7 +384,8 @@ class ProcessExecutorContract : public HookCapturingTest {
   [[nodiscard]] std::size_t count_started(const std::string& sub = "") const {
     std::size_t n = 0;
     std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(sub.empty() ? dir_ : path(sub), ec)) {
+    for (const auto& e :
+         std::filesystem::directory_iterator(sub.empty() ? dir_.path() : path(sub), ec)) {
       if (e.path().filename().string().ends_with(".started")) ++n;
     }
     return n;
@@ -461,7 +408,7 @@ class ProcessExecutorContract : public HookCapturingTest {
   }
 
  private:
-  std::string dir_;
+  TempDir dir_;  // the gates and markers; removed, with everything in it, after TearDown
   std::mutex pids_mu_;
   std::set<pid_t> pids_;
 };

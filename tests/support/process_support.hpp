@@ -1,0 +1,93 @@
+// tests/support/process_support.hpp — helpers for tests whose work runs in other processes
+// (process pools, later remote executors), where the test and the task share only the file
+// system and process ids.
+//
+// - poll_until(d, pred): poll pred every millisecond for up to d; returns pred().
+// - file_exists(path); write_file(path, text): the whole content at once (written aside, renamed),
+//   so that a reader who sees the file sees its content; read_file(path): its first line.
+// - process_gone(pid): no such process, or it exited and waits to be reaped (a zombie is gone).
+// - TempDir: a fresh directory for a test's marker files, removed with everything in it.
+#pragma once
+
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <system_error>
+#include <thread>
+
+#include "concur/errors.hpp"
+
+namespace concur::testing {
+
+template <class Pred>
+bool poll_until(std::chrono::steady_clock::duration d, Pred pred) {
+  const auto deadline = std::chrono::steady_clock::now() + d;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= deadline) return pred();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+inline bool file_exists(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::exists(path, ec);
+}
+
+inline void write_file(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp);
+    out << text;
+    if (!out) throw RuntimeError("cannot write " + tmp);
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::string text;
+  std::getline(in, text);
+  return text;
+}
+
+inline bool process_gone(pid_t pid) {
+  if (::kill(pid, 0) != 0) return errno == ESRCH;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  const auto close = line.rfind(')');
+  if (close == std::string::npos || close + 2 >= line.size()) return true;  // vanished meanwhile
+  const char state = line[close + 2];
+  return state == 'Z' || state == 'X';
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "concur-test-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) throw RuntimeError("mkdtemp failed");
+    path_ = tmpl;
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  [[nodiscard]] const std::string& path() const noexcept { return path_; }
+  // file(name): the path of `name` inside the directory.
+  [[nodiscard]] std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace concur::testing
