@@ -8,14 +8,20 @@
 //                   and its BrokenThreadPool, ...)
 //   DeadlockError   a wait that could never end was detected instead of hanging
 //   QueueError      queue.Empty / queue.Full (try again later) and queue.ShutDown (stop)
+//   ExceptionGroup  several errors at once (a TaskGroup's children)
+//   KeyboardInterrupt  Ctrl-C ended aio::run()
+//   IncompleteReadError, LimitOverrunError  aio streams
 // Every what() starts with the Python-style type name, e.g. "RuntimeError: release unlocked
 // lock", so messages are greppable. Later layers add their types here.
 // Thread-safety: plain value types.
 #pragma once
 
+#include <cstddef>
+#include <exception>
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace concur {
 
@@ -166,6 +172,79 @@ class ShutDown : public QueueError {
  public:
   explicit ShutDown(const std::string& msg = "queue is shut down")
       : QueueError("ShutDown: " + msg) {}
+};
+
+// ExceptionGroup: several exceptions raised together (Python 3.11's ExceptionGroup): the errors of
+// an aio::TaskGroup's children. exceptions() holds them in the order they happened; what() is
+// "ExceptionGroup: <message> (<n> sub-exceptions)" followed by each one's what().
+class ExceptionGroup : public Error {
+ public:
+  ExceptionGroup(const std::string& message, std::vector<std::exception_ptr> exceptions)
+      : Error(describe(message, exceptions)), message_(message), exceptions_(std::move(exceptions)) {}
+  // message(): the group's own message, without the sub-exceptions.
+  [[nodiscard]] const std::string& message() const noexcept { return message_; }
+  // exceptions(): the sub-exceptions (rethrow one to inspect it).
+  [[nodiscard]] const std::vector<std::exception_ptr>& exceptions() const noexcept {
+    return exceptions_;
+  }
+
+ private:
+  static std::string describe(const std::string& message,
+                              const std::vector<std::exception_ptr>& exceptions) {
+    std::string out = "ExceptionGroup: " + message + " (" + std::to_string(exceptions.size()) +
+                      " sub-exception" + (exceptions.size() == 1 ? "" : "s") + ")";
+    for (const auto& e : exceptions) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& x) {
+        out += "\n  ";
+        out += x.what();
+      } catch (...) {
+        out += "\n  (a non-std exception)";
+      }
+    }
+    return out;
+  }
+  std::string message_;
+  std::vector<std::exception_ptr> exceptions_;
+};
+
+// KeyboardInterrupt: aio::run()'s main task was cancelled by Ctrl-C (SIGINT), as Python's
+// asyncio.run raises KeyboardInterrupt.
+class KeyboardInterrupt : public Error {
+ public:
+  KeyboardInterrupt() : Error("KeyboardInterrupt") {}
+};
+
+// IncompleteReadError: a stream ended before readexactly()/readuntil() got what they need
+// (asyncio.IncompleteReadError). partial() is what was read; expected() is the size wanted (0: a
+// separator that never came).
+class IncompleteReadError : public Error {
+ public:
+  IncompleteReadError(std::string partial, std::size_t expected)
+      : Error("IncompleteReadError: " + std::to_string(partial.size()) + " bytes read on a total of " +
+              (expected == 0 ? std::string("undefined") : std::to_string(expected)) +
+              " expected bytes"),
+        partial_(std::move(partial)),
+        expected_(expected) {}
+  [[nodiscard]] const std::string& partial() const noexcept { return partial_; }
+  [[nodiscard]] std::size_t expected() const noexcept { return expected_; }
+
+ private:
+  std::string partial_;
+  std::size_t expected_;
+};
+
+// LimitOverrunError: readuntil()/readline() found no separator within the stream's limit
+// (asyncio.LimitOverrunError); consumed() bytes are left in the buffer.
+class LimitOverrunError : public Error {
+ public:
+  LimitOverrunError(const std::string& msg, std::size_t consumed)
+      : Error("LimitOverrunError: " + msg), consumed_(consumed) {}
+  [[nodiscard]] std::size_t consumed() const noexcept { return consumed_; }
+
+ private:
+  std::size_t consumed_;
 };
 
 }  // namespace concur

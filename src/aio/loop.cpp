@@ -1,0 +1,594 @@
+// The event loop: one iteration (run_once) waits for I/O in the Asio reactor, moves expired
+// timers and cross-thread calls to the ready queue, then runs the ready batch. The timer heap,
+// the cross-thread queue (Remote), the loop as an Executor, signal handlers and close().
+// docs/internals/aio.md narrates run_once; the numbers in the comments match its steps.
+#include "concur/aio/loop.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "concur/aio/task.hpp"
+#include "concur/thread_pool.hpp"
+
+namespace concur::aio {
+namespace detail {
+
+namespace asio = boost::asio;
+
+// Remote: the cross-thread queue. Shared (shared_ptr) with whoever may post after the loop is
+// gone (a future's callback in another thread): posting to a closed Remote fails cleanly.
+struct Remote {
+  std::mutex mu;
+  std::vector<CallBase*> items;  // guarded by mu
+  bool closed = false;           // guarded by mu
+  bool wake_posted = false;      // guarded by mu
+  asio::io_context* io = nullptr;
+  LoopCore* core = nullptr;
+
+  bool post(CallBase* c) {
+    std::scoped_lock lock(mu);
+    if (closed) return false;
+    items.push_back(c);
+    if (!wake_posted) {
+      wake_posted = true;
+      asio::post(*io, [this] { drain(); });
+    }
+    return true;
+  }
+  // drain(): on the loop's thread: the posted calls join the ready queue, in posting order.
+  void drain() {
+    std::vector<CallBase*> batch;
+    {
+      std::scoped_lock lock(mu);
+      batch.swap(items);
+      wake_posted = false;
+    }
+    for (CallBase* c : batch) core->push(c);
+  }
+  // close(): refuses later posts; returns what was posted and never drained.
+  std::vector<CallBase*> close() {
+    std::scoped_lock lock(mu);
+    closed = true;
+    return std::move(items);
+  }
+};
+
+struct LoopCore::Impl {
+  explicit Impl(LoopCore* core) : io(1), guard(asio::make_work_guard(io)) {
+    remote = std::make_shared<Remote>();
+    remote->io = &io;
+    remote->core = core;
+  }
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> guard;
+  std::shared_ptr<Remote> remote;
+  LoopOptions options;
+  std::atomic<bool> running{false};
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> closed{false};
+  std::thread::id thread;
+  std::int64_t last_io_poll = 0;
+
+  // The loop as an Executor: submitted calls wait here until the loop runs them.
+  std::mutex exec_mu;
+  std::condition_variable exec_cv;
+  std::deque<concur::detail::RunnablePtr> exec_queue;  // guarded by exec_mu
+  std::size_t exec_unfinished = 0;                       // guarded by exec_mu
+  bool exec_shutdown = false;                            // guarded by exec_mu
+  bool exec_drain_posted = false;                        // guarded by exec_mu
+
+  std::mutex default_mu;
+  std::unique_ptr<concur::ThreadPoolExecutor> default_executor;  // guarded by default_mu
+
+  std::unique_ptr<asio::signal_set> signals;
+  std::map<int, std::function<void()>> signal_handlers;
+};
+
+// ---- the timer heap (binary min-heap on (when, seq); each node knows its index) ----
+
+namespace {
+bool earlier(const TimerNode* a, const TimerNode* b) noexcept {
+  return a->when != b->when ? a->when < b->when : a->seq < b->seq;
+}
+}  // namespace
+
+void LoopCore::add_timer(TimerNode* n, std::int64_t when) {
+  CONCUR_DCHECK(!n->queued());
+  n->when = when;
+  n->seq = ++timer_seq_;
+  heap_.push_back(n);
+  std::size_t i = heap_.size() - 1;
+  while (i > 0) {
+    const std::size_t parent = (i - 1) / 2;
+    if (!earlier(n, heap_[parent])) break;
+    heap_[i] = heap_[parent];
+    heap_[i]->index = i;
+    i = parent;
+  }
+  heap_[i] = n;
+  n->index = i;
+}
+
+void LoopCore::remove_timer(TimerNode* n) noexcept {
+  if (!n->queued()) return;
+  std::size_t i = n->index;
+  n->index = TimerNode::kNotQueued;
+  TimerNode* last = heap_.back();
+  heap_.pop_back();
+  if (last == n) return;
+  // Put `last` at i, then sift it up or down.
+  while (i > 0) {
+    const std::size_t parent = (i - 1) / 2;
+    if (!earlier(last, heap_[parent])) break;
+    heap_[i] = heap_[parent];
+    heap_[i]->index = i;
+    i = parent;
+  }
+  for (;;) {
+    const std::size_t l = 2 * i + 1;
+    if (l >= heap_.size()) break;
+    std::size_t c = l;
+    if (l + 1 < heap_.size() && earlier(heap_[l + 1], heap_[l])) c = l + 1;
+    if (!earlier(heap_[c], last)) break;
+    heap_[i] = heap_[c];
+    heap_[i]->index = i;
+    i = c;
+  }
+  heap_[i] = last;
+  last->index = i;
+}
+
+// ---- LoopCore ----
+
+LoopCore::LoopCore(Loop* owner) : owner_(owner), impl_(std::make_unique<Impl>(this)) {}
+LoopCore::~LoopCore() = default;
+
+bool LoopCore::post_threadsafe(std::function<void()> fn) {
+  auto* c = new CallNode<std::function<void()>>(std::move(fn));
+  c->loop = this;
+  if (impl_->remote->post(c)) return true;
+  delete c;
+  return false;
+}
+
+bool LoopCore::closed() const noexcept { return impl_->closed.load(std::memory_order_acquire); }
+
+void LoopCore::check_thread(const char* what) const {
+  if (tls_loop == this) return;
+  if (impl_->running.load(std::memory_order_acquire)) {
+    throw RuntimeError(std::string(what) +
+                       ": non-thread-safe operation invoked on an event loop other than the "
+                       "current one");
+  }
+  if (closed()) throw RuntimeError(std::string(what) + ": the event loop is closed");
+}
+
+void LoopCore::register_task(TaskCore* t) noexcept {
+  t->all_prev_ = nullptr;
+  t->all_next_ = tasks_;
+  if (tasks_ != nullptr) tasks_->all_prev_ = t;
+  tasks_ = t;
+  ++task_count_;
+}
+
+void LoopCore::unregister_task(TaskCore* t) noexcept {
+  if (t->all_prev_ != nullptr) {
+    t->all_prev_->all_next_ = t->all_next_;
+  } else {
+    tasks_ = t->all_next_;
+  }
+  if (t->all_next_ != nullptr) t->all_next_->all_prev_ = t->all_prev_;
+  t->all_prev_ = t->all_next_ = nullptr;
+  --task_count_;
+}
+
+void LoopCore::report_slow(const std::string& what, Clock::duration took) const {
+  if (took < impl_->options.slow_callback_duration) return;
+  const double seconds = std::chrono::duration<double>(took).count();
+  std::fprintf(stderr, "concur::aio: executing %s took %.3f seconds\n", what.c_str(), seconds);
+}
+
+LoopCore& running_core() {
+  if (tls_loop == nullptr) throw RuntimeError("no running event loop");
+  return *tls_loop;
+}
+
+// ---- callbacks ----
+
+void CallBase::run_ready(ReadyNode* n) noexcept {
+  auto* self = static_cast<CallBase*>(n);
+  if (!self->cancelled.load(std::memory_order_acquire)) {
+    const bool debug = self->loop != nullptr && self->loop->debug();
+    const auto start = debug ? Clock::now() : Clock::time_point{};
+    try {
+      self->invoke();
+    } catch (...) {
+      concur::detail::report_exception(std::current_exception());
+    }
+    if (debug) self->loop->report_slow("a callback", Clock::now() - start);
+  }
+  self->release();  // the queue's reference
+}
+
+void CallBase::fire_timer(TimerNode* n) noexcept {
+  auto* self = static_cast<CallBase*>(n);
+  self->loop->push(self);  // runs with this iteration's ready batch; the heap's ref goes along
+}
+
+}  // namespace detail
+
+// ---- Handle ----
+
+Handle::Handle(const Handle& o) noexcept : c_(o.c_) {
+  if (c_ != nullptr) c_->add_ref();
+}
+Handle& Handle::operator=(const Handle& o) noexcept {
+  Handle(o).swap_into(*this);
+  return *this;
+}
+Handle& Handle::operator=(Handle&& o) noexcept {
+  Handle(std::move(o)).swap_into(*this);
+  return *this;
+}
+Handle::~Handle() {
+  if (c_ != nullptr) c_->release();
+}
+void Handle::swap_into(Handle& o) noexcept { std::swap(c_, o.c_); }
+void Handle::cancel() noexcept {
+  if (c_ == nullptr) return;
+  if (c_->cancelled.exchange(true, std::memory_order_acq_rel)) return;
+  if (c_->TimerNode::queued()) {
+    // Only the loop's thread touches the heap; the timer's reference goes with it.
+    c_->loop->remove_timer(c_);
+    c_->release();
+  }
+}
+bool Handle::cancelled() const noexcept {
+  return c_ != nullptr && c_->cancelled.load(std::memory_order_acquire);
+}
+Clock::time_point Handle::when() const noexcept {
+  if (c_ == nullptr || c_->TimerNode::when == 0) return {};
+  return detail::from_ns(c_->TimerNode::when);
+}
+
+// ---- Loop ----
+
+Loop::Loop(LoopOptions options) : core_(this) {
+  core_.impl_->options = options;
+  core_.debug_ = options.debug;
+}
+
+Loop::~Loop() {
+  if (is_running()) {
+    std::fprintf(stderr, "concur::aio::Loop destroyed while running\n");
+    std::abort();
+  }
+  try {
+    close();
+  } catch (...) {
+    concur::detail::report_exception(std::current_exception());
+  }
+}
+
+bool Loop::is_running() const noexcept {
+  return core_.impl_->running.load(std::memory_order_acquire);
+}
+bool Loop::is_closed() const noexcept { return core_.closed(); }
+void* Loop::native_handle() noexcept { return &core_.impl_->io; }
+void Loop::set_debug(bool enabled) noexcept { core_.debug_ = enabled; }
+bool Loop::get_debug() const noexcept { return core_.debug_; }
+
+void Loop::stop() noexcept {
+  auto& impl = *core_.impl_;
+  impl.stopping.store(true, std::memory_order_release);
+  if (detail::tls_loop != &core_) {
+    // Wake a loop blocked in the reactor (a no-op post; harmless when it is not running).
+    try {
+      boost::asio::post(impl.io, [] {});
+    } catch (...) {
+    }
+  }
+}
+
+namespace {
+
+struct LoopScope {
+  LoopScope(detail::LoopCore& c, detail::LoopCore::Impl& impl) : impl_(impl) {
+    if (detail::tls_loop != nullptr) {
+      throw RuntimeError("Cannot run the event loop while another loop is running");
+    }
+    if (impl.running.exchange(true, std::memory_order_acq_rel)) {
+      throw RuntimeError("This event loop is already running");
+    }
+    detail::tls_loop = &c;
+    impl.thread = std::this_thread::get_id();
+    if (impl.io.stopped()) impl.io.restart();
+  }
+  ~LoopScope() {
+    detail::tls_loop = nullptr;
+    impl_.thread = std::thread::id();
+    impl_.running.store(false, std::memory_order_release);
+  }
+  LoopScope(const LoopScope&) = delete;
+  LoopScope& operator=(const LoopScope&) = delete;
+  detail::LoopCore::Impl& impl_;
+};
+
+}  // namespace
+
+// run_once(): one iteration (docs/internals/aio.md, "One iteration").
+void Loop::run_once(detail::LoopCore& c, bool block) {
+  using detail::to_ns;
+  detail::LoopCore::Impl& impl = *c.impl_;
+  std::int64_t now = to_ns(Clock::now());
+  const std::int64_t interval = impl.options.io_poll_interval.count();
+  // 1. Wait for I/O: block when nothing is ready (until the next timer), else poll now and then.
+  if (c.head_ == nullptr && block && !impl.stopping.load(std::memory_order_acquire)) {
+    if (c.heap_.empty()) {
+      impl.io.run_one();
+    } else if (c.heap_.front()->when > now) {
+      impl.io.run_one_for(std::chrono::nanoseconds(c.heap_.front()->when - now));
+    }
+    impl.io.poll();
+    now = to_ns(Clock::now());
+    impl.last_io_poll = now;
+  } else if (now - impl.last_io_poll >= interval) {
+    impl.io.poll();
+    impl.last_io_poll = now;
+  }
+  // 2. Expired timers join the ready queue, earliest first.
+  while (!c.heap_.empty() && c.heap_.front()->when <= now) {
+    detail::TimerNode* t = c.heap_.front();
+    c.remove_timer(t);
+    t->fire(t);
+  }
+  // 3. Run the batch that is ready now; what it schedules runs in the next iteration.
+  detail::ReadyNode* batch = c.head_;
+  c.head_ = nullptr;
+  c.tail_ = &c.head_;
+  while (batch != nullptr) {
+    detail::ReadyNode* next = batch->next;
+    batch->run(batch);
+    batch = next;
+  }
+}
+
+void Loop::run_forever() {
+  auto& impl = *core_.impl_;
+  if (is_closed()) throw RuntimeError("Event loop is closed");
+  LoopScope scope(core_, impl);
+  for (;;) {
+    run_once(core_, true);
+    if (impl.stopping.exchange(false, std::memory_order_acq_rel)) break;
+  }
+}
+
+void Loop::run_until_done(detail::TaskCore& t) {
+  if (t.done()) return;
+  struct StopNode final : detail::DoneNode {
+    Loop* loop = nullptr;
+  } node;
+  node.loop = this;
+  node.fire = [](detail::DoneNode* n, detail::TaskCore& /*t*/) noexcept {
+    static_cast<StopNode*>(n)->loop->stop();
+  };
+  t.add_done(&node);
+  try {
+    run_forever();
+  } catch (...) {
+    if (node.linked) t.remove_done(&node);
+    throw;
+  }
+  if (node.linked) t.remove_done(&node);
+  if (!t.done()) throw RuntimeError("Event loop stopped before the task completed");
+}
+
+void Loop::close() {
+  auto& impl = *core_.impl_;
+  if (is_running()) throw RuntimeError("Cannot close a running event loop");
+  if (is_closed()) return;
+  // 1. Pending tasks are cancelled and the loop runs until every one of them ended.
+  if (core_.task_count() > 0) {
+    LoopScope scope(core_, impl);
+    for (detail::TaskCore* t = core_.tasks_; t != nullptr; t = t->all_next_) (void)t->cancel();
+    while (core_.task_count() > 0) run_once(core_, true);
+  }
+  // 2. Submitted calls never run are cancelled; the default executor is shut down.
+  {
+    std::unique_lock lock(impl.exec_mu);
+    impl.exec_shutdown = true;
+    std::deque<concur::detail::RunnablePtr> left = std::move(impl.exec_queue);
+    impl.exec_unfinished -= left.size();
+    lock.unlock();
+    for (auto& r : left) r->abandon();
+    impl.exec_cv.notify_all();
+  }
+  std::unique_ptr<concur::ThreadPoolExecutor> pool;
+  {
+    std::scoped_lock lock(impl.default_mu);
+    pool = std::move(impl.default_executor);
+  }
+  if (pool) pool->shutdown(true);
+  // 3. Later cross-thread posts fail; the callbacks never run are dropped (ready queue, timers).
+  impl.closed.store(true, std::memory_order_release);
+  for (detail::CallBase* c : impl.remote->close()) c->release();
+  impl.signals.reset();
+  impl.signal_handlers.clear();
+  while (core_.head_ != nullptr) {
+    detail::ReadyNode* n = core_.pop();
+    // Only callbacks can be left (tasks are done): release them without running.
+    static_cast<detail::CallBase*>(n)->cancelled.store(true);
+    n->run(n);
+  }
+  while (!core_.heap_.empty()) {
+    detail::TimerNode* t = core_.heap_.front();
+    core_.remove_timer(t);
+    static_cast<detail::CallBase*>(t)->release();
+  }
+  impl.guard.reset();
+  impl.io.stop();
+}
+
+Handle Loop::schedule_call(detail::CallBase* c) {
+  c->loop = &core_;
+  try {
+    core_.check_thread("call_soon()");
+  } catch (...) {
+    c->release();
+    throw;
+  }
+  c->add_ref();  // the queue's reference
+  core_.push(c);
+  return Handle(c);
+}
+
+Handle Loop::schedule_timer(detail::CallBase* c, Clock::time_point when) {
+  c->loop = &core_;
+  try {
+    core_.check_thread("call_at()");
+  } catch (...) {
+    c->release();
+    throw;
+  }
+  c->TimerNode::fire = &detail::CallBase::fire_timer;
+  c->add_ref();  // the heap's reference
+  core_.add_timer(c, detail::to_ns(when));
+  return Handle(c);
+}
+
+Handle Loop::schedule_threadsafe(detail::CallBase* c) {
+  c->loop = &core_;
+  c->add_ref();  // the queue's reference
+  if (!core_.impl_->remote->post(c)) {
+    c->release();
+    c->release();
+    throw RuntimeError("Event loop is closed");
+  }
+  return Handle(c);
+}
+
+concur::ThreadPoolExecutor& Loop::default_executor() {
+  auto& impl = *core_.impl_;
+  std::scoped_lock lock(impl.default_mu);
+  if (is_closed()) throw RuntimeError("Event loop is closed");
+  if (!impl.default_executor) {
+    impl.default_executor = std::make_unique<concur::ThreadPoolExecutor>(
+        concur::ThreadPoolOptions{.thread_name_prefix = "asyncio"});
+  }
+  return *impl.default_executor;
+}
+
+// ---- the loop as an Executor ----
+
+void Loop::execute(concur::detail::RunnablePtr task) {
+  auto& impl = *core_.impl_;
+  std::unique_lock lock(impl.exec_mu);
+  if (impl.exec_shutdown || is_closed()) {
+    lock.unlock();
+    task->abandon();
+    throw RuntimeError("cannot schedule new futures after shutdown");
+  }
+  impl.exec_queue.push_back(std::move(task));
+  ++impl.exec_unfinished;
+  if (impl.exec_drain_posted) return;
+  impl.exec_drain_posted = true;
+  lock.unlock();
+  // One drain call runs every submission queued by the time it runs.
+  const bool posted = core_.post_threadsafe([&impl] {
+    std::unique_lock l(impl.exec_mu);
+    impl.exec_drain_posted = false;
+    std::deque<concur::detail::RunnablePtr> batch = std::move(impl.exec_queue);
+    l.unlock();
+    for (auto& r : batch) {
+      concur::detail::Runnable* raw = r.release();
+      raw->run();
+      l.lock();
+      --impl.exec_unfinished;
+      l.unlock();
+      impl.exec_cv.notify_all();
+    }
+  });
+  if (!posted) {
+    lock.lock();
+    std::deque<concur::detail::RunnablePtr> left = std::move(impl.exec_queue);
+    impl.exec_unfinished -= left.size();
+    impl.exec_drain_posted = false;
+    lock.unlock();
+    for (auto& r : left) r->abandon();
+    throw RuntimeError("cannot schedule new futures after shutdown");
+  }
+}
+
+void Loop::shutdown(bool wait, bool cancel_futures) {
+  auto& impl = *core_.impl_;
+  std::unique_lock lock(impl.exec_mu);
+  impl.exec_shutdown = true;
+  if (cancel_futures) {
+    std::deque<concur::detail::RunnablePtr> left = std::move(impl.exec_queue);
+    impl.exec_unfinished -= left.size();
+    lock.unlock();
+    for (auto& r : left) r->abandon();
+    impl.exec_cv.notify_all();
+    lock.lock();
+  }
+  // The loop's own thread cannot wait for itself; a closed loop has nothing left to run.
+  if (!wait || detail::tls_loop == &core_) return;
+  impl.exec_cv.wait(lock, [&] { return impl.exec_unfinished == 0 || is_closed(); });
+}
+
+// ---- signals ----
+
+namespace {
+void arm_signals(detail::LoopCore::Impl& impl) {
+  impl.signals->async_wait([&impl](const boost::system::error_code& ec, int signum) {
+    if (ec) return;
+    auto it = impl.signal_handlers.find(signum);
+    if (it != impl.signal_handlers.end()) {
+      std::function<void()> fn = it->second;
+      try {
+        fn();
+      } catch (...) {
+        concur::detail::report_exception(std::current_exception());
+      }
+    }
+    if (impl.signals) arm_signals(impl);
+  });
+}
+}  // namespace
+
+void Loop::add_signal_handler(int signum, std::function<void()> fn) {
+  core_.check_thread("add_signal_handler()");
+  auto& impl = *core_.impl_;
+  if (signum <= 0 || signum >= NSIG || signum == SIGKILL || signum == SIGSTOP) {
+    throw ValueError("invalid signal number " + std::to_string(signum));
+  }
+  const bool first = !impl.signals;
+  if (first) impl.signals = std::make_unique<boost::asio::signal_set>(impl.io);
+  boost::system::error_code ec;
+  impl.signals->add(signum, ec);
+  if (ec) throw RuntimeError("add_signal_handler(): " + ec.message());
+  impl.signal_handlers[signum] = std::move(fn);
+  if (first) arm_signals(impl);
+}
+
+bool Loop::remove_signal_handler(int signum) {
+  core_.check_thread("remove_signal_handler()");
+  auto& impl = *core_.impl_;
+  if (!impl.signals || impl.signal_handlers.erase(signum) == 0) return false;
+  boost::system::error_code ec;
+  impl.signals->remove(signum, ec);
+  return true;
+}
+
+Loop& get_running_loop() { return detail::running_core().owner(); }
+
+}  // namespace concur::aio

@@ -1,0 +1,555 @@
+// Tests for include/concur/aio/task.hpp and loop.hpp: running coroutines (run, Loop), tasks
+// (create_task, result, exception, names, done-callbacks, current_task, all_tasks), cancellation
+// (CPython test_asyncio/test_tasks.py: cancel at a suspension point, before the first step, of an
+// awaited task, cancelling()/uncancel(), a task that catches the cancellation), lost-exception and
+// unawaited-coroutine reports, sleep, call_soon/call_later/call_at, the cross-thread entry points
+// and awaiting concur::Future.
+#include "concur/aio/task.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "concur/aio/loop.hpp"
+#include "concur/errors.hpp"
+#include "concur/thread_pool.hpp"
+#include "support/hook_support.hpp"
+#include "support/test_support.hpp"
+
+namespace concur::testing {
+namespace {
+
+using namespace std::chrono_literals;
+namespace aio = concur::aio;
+
+class AioTaskTest : public HookCapturingTest {};
+
+aio::Task<int> answer() { co_return 42; }
+aio::Task<int> add(int a, int b) {
+  co_await aio::sleep(0ms);
+  co_return a + b;
+}
+aio::Task<void> fail(std::string what) {
+  co_await aio::sleep(1ms);
+  throw std::runtime_error(what);
+}
+
+TEST_F(AioTaskTest, RunReturnsTheMainCoroutinesValue) {
+  EXPECT_EQ(aio::run(answer()), 42);
+  EXPECT_EQ(aio::run(add(2, 3)), 5);
+}
+
+TEST_F(AioTaskTest, RunRethrowsTheMainCoroutinesException) {
+  EXPECT_THROW(aio::run(fail("boom")), std::runtime_error);
+}
+
+TEST_F(AioTaskTest, AwaitingACoroutineRunsItInline) {
+  auto main = []() -> aio::Task<int> {
+    const aio::TaskRef me = aio::current_task();
+    auto inner = [&]() -> aio::Task<int> {
+      EXPECT_TRUE(aio::current_task() == me) << "an awaited coroutine runs in the awaiting task";
+      co_await aio::sleep(1ms);
+      co_return 7;
+    };
+    const int a = co_await inner();
+    const int b = co_await add(a, 1);
+    co_return a * 10 + b;
+  };
+  EXPECT_EQ(aio::run(main()), 78);
+}
+
+TEST_F(AioTaskTest, CreateTaskRunsConcurrentlyAndAwaitReturnsItsResult) {
+  auto main = []() -> aio::Task<int> {
+    std::vector<int> order;
+    auto worker = [&](int id, std::chrono::milliseconds d) -> aio::Task<int> {
+      co_await aio::sleep(d);
+      order.push_back(id);
+      co_return id;
+    };
+    aio::Task<int> a = aio::create_task(worker(1, 30ms));
+    aio::Task<int> b = aio::create_task(worker(2, 10ms));
+    EXPECT_FALSE(a.done());
+    const int rb = co_await b;
+    const int ra = co_await a;
+    EXPECT_EQ((std::vector<int>{2, 1}), order);
+    EXPECT_TRUE(a.done());
+    EXPECT_EQ(a.result(), 1);
+    co_return ra * 10 + rb;
+  };
+  EXPECT_EQ(aio::run(main()), 12);
+}
+
+TEST_F(AioTaskTest, ThirtySleepingTasksTakeTheTimeOfOne) {
+  auto main = []() -> aio::Task<void> {
+    std::vector<aio::Task<void>> tasks;
+    int finished = 0;
+    auto sleeper = [&]() -> aio::Task<void> {
+      co_await aio::sleep(200ms);
+      ++finished;
+    };
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 30; ++i) tasks.push_back(aio::create_task(sleeper()));
+    for (auto& t : tasks) co_await t;
+    const auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(finished, 30);
+    EXPECT_GE(took, 200ms - kSlack);
+    EXPECT_LT(took, 200ms * 30 / 2) << "the sleeps overlapped";
+  };
+  aio::run(main());
+}
+
+TEST_F(AioTaskTest, SleepZeroYieldsToTheOtherReadyTasks) {
+  auto main = []() -> aio::Task<std::string> {
+    std::string trace;
+    auto ping = [&](char c) -> aio::Task<void> {
+      for (int i = 0; i < 3; ++i) {
+        trace += c;
+        co_await aio::sleep(0s);
+      }
+    };
+    aio::Task<void> a = aio::create_task(ping('a'));
+    aio::Task<void> b = aio::create_task(ping('b'));
+    co_await a;
+    co_await b;
+    co_return trace;
+  };
+  EXPECT_EQ(aio::run(main()), "ababab");
+}
+
+TEST_F(AioTaskTest, CancelDeliversCancelledErrorAtTheSuspensionPoint) {
+  auto main = []() -> aio::Task<void> {
+    bool reached_after = false;
+    bool saw_cancel = false;
+    auto victim = [&]() -> aio::Task<void> {
+      try {
+        co_await aio::sleep(10s);
+        reached_after = true;
+      } catch (const CancelledError& e) {
+        saw_cancel = true;
+        EXPECT_NE(std::string(e.what()).find("stop now"), std::string::npos) << e.what();
+        throw;
+      }
+    };
+    aio::Task<void> t = aio::create_task(victim());
+    co_await aio::sleep(1ms);
+    EXPECT_TRUE(t.cancel("stop now"));
+    EXPECT_EQ(t.cancelling(), 1);
+    EXPECT_THROW(co_await t, CancelledError);
+    EXPECT_TRUE(t.cancelled());
+    EXPECT_TRUE(saw_cancel);
+    EXPECT_FALSE(reached_after);
+    EXPECT_FALSE(t.cancel()) << "a done task cannot be cancelled";
+    EXPECT_THROW((void)t.exception(), CancelledError);
+  };
+  aio::run(main());
+}
+
+TEST_F(AioTaskTest, CancelBeforeTheFirstStepNeverRunsTheBody) {
+  auto main = []() -> aio::Task<void> {
+    bool ran = false;
+    auto body = [&]() -> aio::Task<void> {
+      ran = true;
+      co_return;
+    };
+    aio::Task<void> t = aio::create_task(body());
+    EXPECT_TRUE(t.cancel());
+    EXPECT_THROW(co_await t, CancelledError);
+    EXPECT_FALSE(ran);
+    EXPECT_TRUE(t.cancelled());
+  };
+  aio::run(main());
+}
+
+TEST_F(AioTaskTest, CancellingTheAwaiterCancelsTheAwaitedTask) {
+  auto main = []() -> aio::Task<void> {
+    aio::Task<void> inner = aio::create_task([]() -> aio::Task<void> {
+      co_await aio::sleep(10s);
+    }());
+    aio::Task<void> outer = aio::create_task([](aio::Task<void> i) -> aio::Task<void> {
+      co_await i;
+    }(inner));
+    co_await aio::sleep(1ms);
+    outer.cancel();
+    EXPECT_THROW(co_await outer, CancelledError);
+    EXPECT_TRUE(inner.cancelled()) << "Python: the awaited task is cancelled with its awaiter";
+  };
+  aio::run(main());
+}
+
+TEST_F(AioTaskTest, ATaskThatCatchesTheCancellationFinishesNormally) {
+  auto main = []() -> aio::Task<void> {
+    aio::Task<int> t = aio::create_task([]() -> aio::Task<int> {
+      try {
+        co_await aio::sleep(10s);
+      } catch (const CancelledError&) {
+        aio::current_task().uncancel();
+        co_return 5;
+      }
+      co_return 0;
+    }());
+    co_await aio::sleep(1ms);
+    t.cancel();
+    EXPECT_EQ(co_await t, 5);
+    EXPECT_FALSE(t.cancelled());
+    EXPECT_EQ(t.cancelling(), 0);
+  };
+  aio::run(main());
+}
+
+TEST_F(AioTaskTest, SelfCancelIsDeliveredAtTheNextSuspension) {
+  auto main = []() -> aio::Task<void> {
+    aio::Task<std::string> t = aio::create_task([]() -> aio::Task<std::string> {
+      std::string trace = "a";
+      aio::current_task().cancel();
+      trace += "b";  // no suspension yet: still running
+      try {
+        co_await aio::sleep(0s);
+      } catch (const CancelledError&) {
+        trace += "c";
+      }
+      co_return trace;
+    }());
+    EXPECT_EQ(co_await t, "abc");
+  };
+  aio::run(main());
+}
+
+TEST_F(AioTaskTest, UncancelToZeroWithdrawsAnUndeliveredCancellation) {
+  auto main = []() -> aio::Task<void> {
+    aio::Task<int> t = aio::create_task([]() -> aio::Task<int> {
+      aio::current_task().cancel();
+      EXPECT_EQ(aio::current_task().uncancel(), 0);
+      co_await aio::sleep(1ms);  // not cancelled any more
+      co_return 1;
+    }());
+    EXPECT_EQ(co_await t, 1);
+  };
+  aio::run(main());
+}
+
+TEST_F(AioTaskTest, ResultAndExceptionBeforeDoneAreInvalidState) {
+  auto main = []() -> aio::Task<void> {
+    aio::Task<int> t = aio::create_task(add(1, 2));
+    EXPECT_THROW((void)t.result(), InvalidStateError);
+    EXPECT_THROW((void)t.exception(), InvalidStateError);
+    co_await t;
+    EXPECT_EQ(t.result(), 3);
+    EXPECT_EQ(t.exception(), nullptr);
+  };
+  aio::run(main());
+}
+
+TEST_F(AioTaskTest, AnExceptionReachesTheAwaiterWithItsType) {
+  auto main = []() -> aio::Task<void> {
+    aio::Task<void> t = aio::create_task(fail("lost?"));
+    EXPECT_THROW(co_await t, std::runtime_error);
+    EXPECT_NE(t.exception(), nullptr);
+  };
+  aio::run(main());
+}
+
+TEST_F(AioTaskTest, AnUnretrievedTaskExceptionIsReported) {
+  expect_reports(1);
+  auto main = []() -> aio::Task<void> {
+    (void)aio::create_task(fail("nobody looks"));
+    co_await aio::sleep(20ms);
+  };
+  aio::run(main());
+  const auto got = reports();
+  ASSERT_EQ(got.size(), 1U);
+  EXPECT_NE(got[0].message.find("Task exception was never retrieved"), std::string::npos);
+  EXPECT_NE(got[0].message.find("nobody looks"), std::string::npos);
+}
+
+TEST_F(AioTaskTest, ADroppedCoroutineIsReportedAsNeverAwaited) {
+  expect_reports(1);
+  { (void)answer(); }
+  const auto got = reports();
+  ASSERT_EQ(got.size(), 1U);
+  EXPECT_NE(got[0].message.find("never awaited"), std::string::npos);
+}
+
+TEST_F(AioTaskTest, ACoroutineCannotBeAwaitedTwice) {
+  auto main = []() -> aio::Task<void> {
+    aio::Task<int> c = answer();
+    EXPECT_EQ(co_await c, 42);
+    EXPECT_THROW(co_await c, RuntimeError);
+    EXPECT_THROW((void)aio::create_task(c), RuntimeError);
+  };
+  aio::run(main());
+}
+
+TEST_F(AioTaskTest, ATaskCannotAwaitItself) {
+  auto main = []() -> aio::Task<void> {
+    aio::Task<void> self;
+    auto body = [&]() -> aio::Task<void> {
+      co_await aio::sleep(0s);
+      co_await self;
+    };
+    self = aio::create_task(body());
+    EXPECT_THROW(co_await self, RuntimeError);
+  };
+  aio::run(main());
+}
+
+TEST_F(AioTaskTest, NamesAreTaskNUnlessGiven) {
+  auto main = []() -> aio::Task<void> {
+    aio::Task<int> a = aio::create_task(answer(), "the-answer");
+    aio::Task<int> b = aio::create_task(answer());
+    EXPECT_EQ(a.name(), "the-answer");
+    EXPECT_EQ(b.name().rfind("Task-", 0), 0U) << b.name();
+    b.set_name("renamed");
+    EXPECT_EQ(b.name(), "renamed");
+    co_await a;
+    co_await b;
+  };
+  aio::run(main());
+}
+
+TEST_F(AioTaskTest, AllTasksListsThePendingOnes) {
+  auto main = []() -> aio::Task<void> {
+    aio::Task<void> s = aio::create_task([]() -> aio::Task<void> { co_await aio::sleep(10s); }());
+    co_await aio::sleep(0s);
+    const auto all = aio::all_tasks();
+    EXPECT_EQ(all.size(), 2U) << "main and the sleeper";
+    s.cancel();
+    EXPECT_THROW(co_await s, CancelledError);
+    EXPECT_EQ(aio::all_tasks().size(), 1U);
+  };
+  aio::run(main());
+}
+
+TEST_F(AioTaskTest, DoneCallbacksRunOnTheLoopInOrder) {
+  auto main = []() -> aio::Task<void> {
+    std::vector<int> seen;
+    aio::Task<int> t = aio::create_task(add(20, 1));
+    t.add_done_callback([&](const aio::Task<int>& d) { seen.push_back(d.result()); });
+    t.add_done_callback([&](const aio::Task<int>&) { seen.push_back(-1); });
+    co_await t;
+    co_await aio::sleep(0s);
+    EXPECT_EQ((std::vector<int>{21, -1}), seen);
+    t.add_done_callback([&](const aio::Task<int>&) { seen.push_back(99); });
+    EXPECT_EQ(seen.size(), 2U) << "a callback on a done task runs soon, not now";
+    co_await aio::sleep(0s);
+    EXPECT_EQ(seen.back(), 99);
+  };
+  aio::run(main());
+}
+
+TEST_F(AioTaskTest, RunCancelsLeftoverTasks) {
+  auto cancelled = std::make_shared<bool>(false);
+  auto main = [](std::shared_ptr<bool> flag) -> aio::Task<void> {
+    (void)aio::create_task([](std::shared_ptr<bool> f) -> aio::Task<void> {
+      try {
+        co_await aio::sleep(10s);
+      } catch (const CancelledError&) {
+        *f = true;
+        throw;
+      }
+    }(flag));
+    co_await aio::sleep(1ms);
+  };
+  aio::run(main(cancelled));
+  EXPECT_TRUE(*cancelled);
+}
+
+TEST_F(AioTaskTest, CallSoonCallLaterAndCallAtRunInOrder) {
+  aio::Loop loop;
+  std::vector<int> order;
+  loop.call_later(20ms, [&] { order.push_back(3); });
+  loop.call_at(loop.time() + 10ms, [&] { order.push_back(2); });
+  loop.call_soon([&] { order.push_back(1); });
+  aio::Handle never = loop.call_soon([&] { order.push_back(-1); });
+  aio::Handle never_timer = loop.call_later(5ms, [&] { order.push_back(-2); });
+  never.cancel();
+  never_timer.cancel();
+  EXPECT_TRUE(never.cancelled());
+  loop.call_later(40ms, [&] { loop.stop(); });
+  loop.run_forever();
+  EXPECT_EQ((std::vector<int>{1, 2, 3}), order);
+}
+
+TEST_F(AioTaskTest, CallSoonThreadsafeWakesABlockedLoop) {
+  aio::Loop loop;
+  std::atomic<bool> ran{false};
+  std::thread other([&] {
+    std::this_thread::sleep_for(20ms);
+    loop.call_soon_threadsafe([&] {
+      ran = true;
+      loop.stop();
+    });
+  });
+  loop.call_later(30s, [] {});  // would keep the loop blocked without the wake-up
+  loop.run_forever();
+  other.join();
+  EXPECT_TRUE(ran.load());
+}
+
+TEST_F(AioTaskTest, StopFromAnotherThread) {
+  aio::Loop loop;
+  std::thread other([&] {
+    std::this_thread::sleep_for(20ms);
+    loop.stop();
+  });
+  loop.run_forever();
+  other.join();
+  loop.close();
+  EXPECT_TRUE(loop.is_closed());
+  EXPECT_THROW(loop.run_forever(), RuntimeError);
+  EXPECT_THROW(loop.call_soon_threadsafe([] {}), RuntimeError);
+}
+
+TEST_F(AioTaskTest, GetRunningLoopOutsideALoopThrows) {
+  EXPECT_THROW((void)aio::get_running_loop(), RuntimeError);
+  expect_reports(1);  // the coroutine below is dropped without running
+  EXPECT_THROW((void)aio::create_task(answer()), RuntimeError);
+}
+
+TEST_F(AioTaskTest, RunInsideARunningLoopIsRefused) {
+  auto main = []() -> aio::Task<void> {
+    EXPECT_THROW(aio::run(answer()), RuntimeError);
+    co_return;
+  };
+  expect_reports(1);  // answer() never ran
+  aio::run(main());
+}
+
+TEST_F(AioTaskTest, AwaitingAThreadPoolFutureDoesNotBlockTheLoop) {
+  ThreadPoolExecutor pool(2);
+  auto main = [](ThreadPoolExecutor& p) -> aio::Task<int> {
+    int ticks = 0;
+    aio::Task<void> ticker = aio::create_task([](int& n) -> aio::Task<void> {
+      for (;;) {
+        co_await aio::sleep(1ms);
+        ++n;
+      }
+    }(ticks));
+    const int v = co_await p.submit([] {
+      std::this_thread::sleep_for(50ms);
+      return 6;
+    });
+    EXPECT_GT(ticks, 3) << "the loop kept running while the thread worked";
+    ticker.cancel();
+    co_return v;
+  };
+  EXPECT_EQ(aio::run(main(pool)), 6);
+}
+
+TEST_F(AioTaskTest, CancellingATaskAwaitingAFutureCancelsTheFuture) {
+  ThreadPoolExecutor pool(1);
+  Gate gate;
+  OpenAtExit open(gate);
+  auto main = [](ThreadPoolExecutor& p, Gate& g) -> aio::Task<void> {
+    Future<void> blocker = p.submit([&g] { g.pass(); });
+    Future<int> queued = p.submit([] { return 1; });
+    aio::Task<int> t = aio::create_task([](Future<int> f) -> aio::Task<int> {
+      co_return co_await f;
+    }(queued));
+    co_await aio::sleep(1ms);
+    t.cancel();
+    EXPECT_THROW(co_await t, CancelledError);
+    EXPECT_TRUE(queued.cancelled()) << "asyncio.wrap_future's rule: the future is cancelled too";
+    g.open();
+    co_await blocker;
+  };
+  aio::run(main(pool, gate));
+}
+
+TEST_F(AioTaskTest, AFutureExceptionReachesTheCoroutine) {
+  ThreadPoolExecutor pool(1);
+  auto main = [](ThreadPoolExecutor& p) -> aio::Task<void> {
+    Future<int> f = p.submit([]() -> int { throw ValueError("from a thread"); });
+    EXPECT_THROW(co_await f, ValueError);
+  };
+  aio::run(main(pool));
+}
+
+TEST_F(AioTaskTest, RunInExecutorUsesTheDefaultPool) {
+  auto main = []() -> aio::Task<bool> {
+    const auto loop_thread = std::this_thread::get_id();
+    const auto worker_thread =
+        co_await aio::get_running_loop().run_in_executor([] { return std::this_thread::get_id(); });
+    co_return worker_thread != loop_thread;
+  };
+  EXPECT_TRUE(aio::run(main()));
+}
+
+TEST_F(AioTaskTest, TheLoopIsAnExecutorForOtherThreads) {
+  aio::Loop loop;
+  std::thread runner([&] { loop.run_forever(); });
+  std::vector<Future<std::thread::id>> fs;
+  for (int i = 0; i < 100; ++i) fs.push_back(loop.submit([] { return std::this_thread::get_id(); }));
+  const auto loop_thread = runner.get_id();
+  for (auto& f : fs) EXPECT_EQ(f.result(kGenerous), loop_thread);
+  loop.shutdown(true);
+  EXPECT_THROW((void)loop.submit([] {}), RuntimeError);
+  loop.stop();
+  runner.join();
+}
+
+TEST_F(AioTaskTest, CloseCancelsPendingTasksAndRunsThemToTheirEnd) {
+  bool cleaned = false;
+  {
+    aio::Loop loop;
+    auto body = [](bool& flag) -> aio::Task<void> {
+      try {
+        co_await aio::sleep(10s);
+      } catch (const CancelledError&) {
+        flag = true;
+        throw;
+      }
+    };
+    aio::Task<void> t = loop.create_task(body(cleaned));
+    loop.call_later(5ms, [&] { loop.stop(); });
+    loop.run_forever();
+    EXPECT_FALSE(t.done());
+    loop.close();
+    EXPECT_TRUE(t.cancelled());
+  }
+  EXPECT_TRUE(cleaned);
+}
+
+TEST_F(AioTaskTest, RunUntilCompleteOnAManualLoop) {
+  aio::Loop loop;
+  EXPECT_EQ(loop.run_until_complete(add(40, 2)), 42);
+  EXPECT_EQ(loop.run_until_complete(add(1, 1)), 2);
+  EXPECT_FALSE(loop.is_running());
+}
+
+TEST_F(AioTaskTest, ManyTasksCancelledAtRandomPointsLeaveNothingBehind) {
+  auto main = []() -> aio::Task<void> {
+    std::vector<aio::Task<int>> tasks;
+    int finished = 0;
+    for (int i = 0; i < 2000; ++i) {
+      tasks.push_back(aio::create_task([](int n, int& done) -> aio::Task<int> {
+        for (int k = 0; k < n % 5; ++k) co_await aio::sleep(std::chrono::microseconds(n % 7));
+        ++done;
+        co_return n;
+      }(i, finished)));
+    }
+    for (int i = 0; i < 2000; i += 3) tasks[static_cast<std::size_t>(i)].cancel();
+    int ok = 0;
+    int cancelled = 0;
+    for (auto& t : tasks) {
+      try {
+        (void)co_await t;
+        ++ok;
+      } catch (const CancelledError&) {
+        ++cancelled;
+      }
+    }
+    EXPECT_EQ(ok + cancelled, 2000);
+    EXPECT_EQ(ok, finished);
+    EXPECT_EQ(aio::all_tasks().size(), 1U);
+  };
+  aio::run(main());
+}
+
+}  // namespace
+}  // namespace concur::testing
