@@ -301,6 +301,9 @@ void Loop::stop() noexcept {
 
 namespace {
 
+// close(): how many iterations the callbacks scheduled by the last tasks' ends may take.
+constexpr int kCloseCallbackRounds = 64;
+
 struct LoopScope {
   LoopScope(detail::LoopCore& c, detail::LoopCore::Impl& impl) : impl_(impl) {
     if (detail::tls_loop != nullptr) {
@@ -396,11 +399,14 @@ void Loop::close() {
   auto& impl = *core_.impl_;
   if (is_running()) throw RuntimeError("Cannot close a running event loop");
   if (is_closed()) return;
-  // 1. Pending tasks are cancelled and the loop runs until every one of them ended.
-  if (core_.task_count() > 0) {
+  // 1. Pending tasks are cancelled and the loop runs until every one of them ended, then a
+  //    bounded number of iterations more for the callbacks their ends scheduled (done-callbacks
+  //    settle run_coroutine_threadsafe's futures).
+  if (core_.task_count() > 0 || core_.head_ != nullptr) {
     LoopScope scope(core_, impl);
     for (detail::TaskCore* t = core_.tasks_; t != nullptr; t = t->all_next_) (void)t->cancel();
     while (core_.task_count() > 0) run_once(core_, true);
+    for (int i = 0; i < kCloseCallbackRounds && core_.head_ != nullptr; ++i) run_once(core_, false);
   }
   // 2. Submitted calls never run are cancelled; the default executor is shut down.
   {
@@ -425,9 +431,8 @@ void Loop::close() {
   impl.signal_handlers.clear();
   while (core_.head_ != nullptr) {
     detail::ReadyNode* n = core_.pop();
-    // Only callbacks can be left (tasks are done): release them without running.
-    static_cast<detail::CallBase*>(n)->cancelled.store(true);
-    n->run(n);
+    // Only callbacks can be left (tasks are done): freed without running.
+    if (n->drop != nullptr) n->drop(n);
   }
   while (!core_.heap_.empty()) {
     detail::TimerNode* t = core_.heap_.front();
@@ -509,8 +514,8 @@ void Loop::execute(concur::detail::RunnablePtr task) {
     std::deque<concur::detail::RunnablePtr> batch = std::move(impl.exec_queue);
     l.unlock();
     for (auto& r : batch) {
-      concur::detail::Runnable* raw = r.release();
-      raw->run();
+      r->run();
+      r.reset();  // the task's own reference: the callable and the result are not kept
       l.lock();
       --impl.exec_unfinished;
       l.unlock();

@@ -301,40 +301,53 @@ void FutureLink::complete() noexcept {
 
 [[noreturn]] void throw_keyboard_interrupt() { throw concur::KeyboardInterrupt(); }
 
-// ---- run(): Ctrl-C cancels the main task once; the second one ends the process ----
+}  // namespace detail
+namespace detail {
 
-struct RunGuard::Sigint {
+}  // namespace detail
+
+void TaskRef::reset() noexcept {
+  if (detail::TaskCore* c = std::exchange(c_, nullptr)) c->release();
+}
+
+// ---- Runner: Ctrl-C cancels the main task once; the second one ends the process ----
+
+struct Runner::Sigint {
   std::unique_ptr<boost::asio::signal_set> set;
-  TaskCore* main = nullptr;
+  detail::TaskCore* main = nullptr;
   bool fired = false;
 };
 
-RunGuard::RunGuard(const RunOptions& options) {
-  if (tls_loop != nullptr) {
+Runner::Runner(RunOptions options) : options_(options) {
+  if (detail::tls_loop != nullptr) {
     throw RuntimeError("asyncio.run() cannot be called from a running event loop");
-  }
-  loop_ = std::make_unique<Loop>(LoopOptions{.debug = options.debug});
-  if (options.handle_sigint && getpid() == gettid()) {
-    struct sigaction current {};
-    if (sigaction(SIGINT, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
-      sigint_ = std::make_unique<Sigint>();
-      auto* io = static_cast<boost::asio::io_context*>(loop_->native_handle());
-      sigint_->set = std::make_unique<boost::asio::signal_set>(*io, SIGINT);
-    }
   }
 }
 
-RunGuard::~RunGuard() {
+Runner::~Runner() {
   try {
-    finish();
+    close();
   } catch (...) {
     concur::detail::report_exception(std::current_exception());
   }
 }
 
-void RunGuard::watch(TaskCore& main) {
-  if (!sigint_) return;
+Loop& Runner::get_loop() {
+  if (!loop_) {
+    if (closed_) throw RuntimeError("Runner is closed");
+    loop_ = std::make_unique<Loop>(LoopOptions{.debug = options_.debug});
+  }
+  return *loop_;
+}
+
+void Runner::begin(detail::TaskCore& main) {
+  if (!options_.handle_sigint || getpid() != gettid()) return;
+  struct sigaction current {};
+  if (sigaction(SIGINT, nullptr, &current) != 0 || current.sa_handler != SIG_DFL) return;
+  sigint_ = std::make_unique<Sigint>();
   sigint_->main = &main;
+  auto* io = static_cast<boost::asio::io_context*>(loop_->native_handle());
+  sigint_->set = std::make_unique<boost::asio::signal_set>(*io, SIGINT);
   Sigint* s = sigint_.get();
   s->set->async_wait([s](const boost::system::error_code& ec, int /*signum*/) {
     if (ec) return;
@@ -346,22 +359,20 @@ void RunGuard::watch(TaskCore& main) {
   });
 }
 
-bool RunGuard::interrupted() const noexcept { return sigint_ && sigint_->fired; }
-
-void RunGuard::finish() {
-  if (!loop_) return;
-  if (sigint_) {
-    sigint_->main = nullptr;
-    sigint_->set.reset();  // restores SIGINT's default action
-  }
-  loop_->close();
-  loop_.reset();
+bool Runner::end() noexcept {
+  if (!sigint_) return false;
+  const bool fired = sigint_->fired;
+  sigint_->set.reset();  // restores SIGINT's default action
+  sigint_.reset();
+  return fired;
 }
 
-}  // namespace detail
-
-void TaskRef::reset() noexcept {
-  if (detail::TaskCore* c = std::exchange(c_, nullptr)) c->release();
+void Runner::close() {
+  (void)end();
+  closed_ = true;
+  if (!loop_) return;
+  loop_->close();
+  loop_.reset();
 }
 
 Loop& TaskRef::get_loop() const {

@@ -33,8 +33,11 @@
 namespace concur::aio {
 
 class Loop;
+class LoopGroup;
 template <class T>
 class Task;
+template <class T>
+class ScheduledTask;
 
 // Clock is the loop's monotonic clock (Python's loop.time()).
 using Clock = std::chrono::steady_clock;
@@ -48,6 +51,8 @@ class LoopCore;
 struct ReadyNode {
   ReadyNode* next = nullptr;
   void (*run)(ReadyNode* self) noexcept = nullptr;
+  // drop: frees a callback that will never run (a closed loop); nullptr for a task's step.
+  void (*drop)(ReadyNode* self) noexcept = nullptr;
 };
 
 // TimerNode is an entry of the loop's timer heap (intrusive: a sleep, a call_later).
@@ -136,6 +141,7 @@ CONCUR_EXPORT LoopCore& running_core();
 struct CONCUR_EXPORT CallBase : ReadyNode, TimerNode {
   CallBase() noexcept {
     ReadyNode::run = &run_ready;
+    ReadyNode::drop = [](ReadyNode* n) noexcept { static_cast<CallBase*>(n)->release(); };
     TimerNode::fire = &fire_timer;
   }
   CallBase(const CallBase&) = delete;
@@ -238,7 +244,7 @@ class CONCUR_EXPORT Loop final : public concur::Executor {
 
   // create_task(coro, name): schedules the coroutine as a task of this loop; see task.hpp.
   template <class T>
-  Task<T> create_task(Task<T> coro, std::string name = {});
+  ScheduledTask<T> create_task(Task<T> coro, std::string name = {});
 
   // run_in_executor(executor, fn, args...): executor.submit(fn, args...) — any concur executor
   // (ThreadPoolExecutor, ProcessPoolExecutor with a registered task, another Loop); the returned
@@ -278,6 +284,7 @@ class CONCUR_EXPORT Loop final : public concur::Executor {
   void execute(concur::detail::RunnablePtr task) override;
 
  private:
+  friend class LoopGroup;
   Handle schedule_call(detail::CallBase* c);
   Handle schedule_timer(detail::CallBase* c, Clock::time_point when);
   Handle schedule_threadsafe(detail::CallBase* c);

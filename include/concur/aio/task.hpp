@@ -92,6 +92,11 @@ class CONCUR_EXPORT TaskCore : private ReadyNode {
   [[nodiscard]] Stage stage() const noexcept { return stage_; }
   [[nodiscard]] bool done() const noexcept { return stage_ >= Stage::kFinished; }
   [[nodiscard]] bool cancelled() const noexcept { return stage_ == Stage::kCancelled; }
+  // has_exception(): finished with an exception (not cancelled).
+  [[nodiscard]] bool has_exception() const noexcept {
+    return stage_ == Stage::kFinished && exc_ != nullptr;
+  }
+  void mark_retrieved() noexcept { retrieved_ = true; }
   [[nodiscard]] bool scheduled() const noexcept { return loop_ != nullptr && root_ == this; }
   [[nodiscard]] int cancelling() const noexcept { return cancels_; }
   int uncancel() noexcept {
@@ -267,6 +272,21 @@ Promise<T>& promise_of(TaskCore* c) noexcept {
 }
 
 CONCUR_EXPORT void report_never_awaited() noexcept;
+
+// ByRef<W>: awaits the awaiter object *w in place (g++ 12 copies an awaiter named by an lvalue
+// into the frame; library code that reads its awaiter after the await goes through this).
+template <class W>
+struct ByRef {
+  using aio_awaitable = void;
+  W* w;
+  bool await_ready() { return w->await_ready(); }
+  auto await_suspend(std::coroutine_handle<> h) { return w->await_suspend(h); }
+  decltype(auto) await_resume() { return w->await_resume(); }
+};
+template <class W>
+ByRef<W> by_ref(W& w) noexcept {
+  return ByRef<W>{&w};
+}
 
 }  // namespace detail
 
@@ -445,6 +465,16 @@ struct Task<T>::Awaiter final : detail::Waiter, detail::DoneNode {
   bool inline_ = false;
 };
 
+// ScheduledTask<T>: what create_task returns — a Task<T> that may be discarded (the loop, or the
+// TaskGroup, keeps the task alive; an exception nobody retrieves is still reported). Converts to
+// Task<T>; every Task member works on it.
+template <class T = void>
+class ScheduledTask : public Task<T> {
+ public:
+  ScheduledTask() noexcept = default;
+  explicit ScheduledTask(Task<T> t) noexcept : Task<T>(std::move(t)) {}
+};
+
 namespace detail {
 
 template <class T>
@@ -463,6 +493,7 @@ struct DoneCallback final : DoneNode, ReadyNode {
   DoneCallback(Task<T> t, F f) : task(std::move(t)), fn(std::move(f)) {
     fire = &on_done;
     run = &on_ready;
+    drop = [](ReadyNode* r) noexcept { delete static_cast<DoneCallback*>(r); };
   }
   static void on_done(DoneNode* n, TaskCore& done) noexcept {
     done.loop()->push(static_cast<DoneCallback*>(n));
@@ -498,16 +529,16 @@ void Task<T>::add_done_callback(F&& fn) const {
 // create_task(coro, name): schedules a created coroutine on the running loop (RuntimeError
 // "no running event loop" outside one; RuntimeError when it was awaited or scheduled already).
 template <class T>
-Task<T> create_task(Task<T> coro, std::string name = {}) {
+ScheduledTask<T> create_task(Task<T> coro, std::string name = {}) {
   return get_running_loop().create_task(std::move(coro), std::move(name));
 }
 
 template <class T>
-Task<T> Loop::create_task(Task<T> coro, std::string name) {
+ScheduledTask<T> Loop::create_task(Task<T> coro, std::string name) {
   detail::TaskCore* c = TaskAccess::core(coro);
   if (c == nullptr) throw InvalidStateError("create_task(): the task handle is empty");
   c->start(core_, std::move(name));
-  return coro;
+  return ScheduledTask<T>(std::move(coro));
 }
 
 template <class T>
@@ -535,67 +566,92 @@ CONCUR_EXPORT TaskRef current_task() noexcept;
 // all_tasks(): the running loop's tasks that are not done.
 CONCUR_EXPORT std::vector<TaskRef> all_tasks();
 
-// RunOptions: run()'s options.
+// RunOptions: run()'s and Runner's options.
 struct RunOptions {
   bool debug = false;
   // handle_sigint: the first SIGINT cancels the main task (its CancelledError becomes
   // concur::KeyboardInterrupt out of run()), the second ends the process at once — Python 3.11's
-  // Runner. Only when run() is called from the main thread and SIGINT has its default action.
+  // Runner. Only when running in the main thread and SIGINT has its default action.
   bool handle_sigint = true;
+};
+
+// Runner: asyncio.Runner (3.11): one loop for several run() calls, closed by close() or the
+// destructor (which cancel the leftover tasks, shut the default executor down, close the loop).
+class CONCUR_EXPORT Runner {
+ public:
+  explicit Runner(RunOptions options = {});
+  ~Runner();
+  Runner(const Runner&) = delete;
+  Runner& operator=(const Runner&) = delete;
+
+  // run(main): runs main as a task on the runner's loop until it is done; returns its result or
+  // rethrows its exception (KeyboardInterrupt when Ctrl-C cancelled it). RuntimeError when called
+  // from a running loop or after close().
+  template <class T>
+  T run(Task<T> main);
+  // get_loop(): the runner's loop (RuntimeError after close()).
+  Loop& get_loop();
+  // close(): leftover tasks cancelled and run to their end, default executor shut down, loop
+  // closed. Idempotent.
+  void close();
+
+ private:
+  void begin(detail::TaskCore& main);
+  // end(): stops watching Ctrl-C; true when it cancelled the main task.
+  bool end() noexcept;
+
+  RunOptions options_;
+  std::unique_ptr<Loop> loop_;
+  struct Sigint;
+  std::unique_ptr<Sigint> sigint_;
+  bool closed_ = false;
 };
 
 // run(main, options): asyncio.run(): a new loop runs `main` to completion, then cancels the tasks
 // still pending (and waits for them), shuts down the default executor, closes the loop; returns
 // main's result or rethrows its exception. RuntimeError when a loop already runs in this thread.
 template <class T>
-T run(Task<T> main, RunOptions options = {});
+T run(Task<T> main, RunOptions options = {}) {
+  Runner runner(options);
+  if constexpr (std::is_void_v<T>) {
+    runner.run(std::move(main));
+    runner.close();
+  } else {
+    T out = runner.run(std::move(main));
+    runner.close();
+    return out;
+  }
+}
 
 namespace detail {
-// RunGuard: run()'s loop and its Ctrl-C handling.
-class CONCUR_EXPORT RunGuard {
- public:
-  explicit RunGuard(const RunOptions& options);
-  ~RunGuard();
-  RunGuard(const RunGuard&) = delete;
-  RunGuard& operator=(const RunGuard&) = delete;
-  Loop& loop() noexcept { return *loop_; }
-  void watch(TaskCore& main);
-  // interrupted(): the main task was cancelled by Ctrl-C.
-  [[nodiscard]] bool interrupted() const noexcept;
-  void finish();
-
- private:
-  std::unique_ptr<Loop> loop_;
-  struct Sigint;
-  std::unique_ptr<Sigint> sigint_;
-};
 [[noreturn]] CONCUR_EXPORT void throw_keyboard_interrupt();
 }  // namespace detail
 
 template <class T>
-T run(Task<T> main, RunOptions options) {
-  detail::RunGuard guard(options);
-  (void)guard.loop().create_task(main);
-  guard.watch(*TaskAccess::core(main));
+T Runner::run(Task<T> main) {
+  if (detail::tls_loop != nullptr) {
+    throw RuntimeError("Runner.run() cannot be called from a running event loop");
+  }
+  Loop& loop = get_loop();
+  detail::TaskCore* core = TaskAccess::core(main);
+  if (core == nullptr) throw InvalidStateError("run(): the task handle is empty");
+  if (core->stage() == detail::TaskCore::Stage::kCreated) (void)loop.create_task(main);
+  begin(*core);
   try {
     if constexpr (std::is_void_v<T>) {
-      guard.loop().run_until_complete(std::move(main));
-      guard.finish();
+      loop.run_until_complete(std::move(main));
+      (void)end();
       return;
     } else {
-      T out = guard.loop().run_until_complete(std::move(main));
-      guard.finish();
+      T out = loop.run_until_complete(std::move(main));
+      (void)end();
       return out;
     }
   } catch (const CancelledError&) {
-    if (guard.interrupted()) {
-      guard.finish();
-      detail::throw_keyboard_interrupt();
-    }
-    guard.finish();
+    if (end() && core->uncancel() == 0) detail::throw_keyboard_interrupt();
     throw;
   } catch (...) {
-    guard.finish();
+    (void)end();
     throw;
   }
 }

@@ -1,0 +1,266 @@
+// concur/aio/streams.hpp — asyncio's streams: TCP connections as a StreamReader / StreamWriter
+// pair. open_connection(host, port) connects (IPv4 and IPv6, names resolved by the reactor's
+// resolver); start_server(handler, host, port) listens and runs handler(reader, writer) as one
+// task per accepted connection; Server closes, waits and serves forever as asyncio.Server does.
+// Bytes are std::string (what a read returns) and std::string_view (what a write takes).
+// Backpressure: a reader only asks the socket for more when a read needs it (the kernel's window
+// then throttles the peer); a writer buffers without blocking and drain() suspends while the
+// buffer is above its high-water mark (64 KiB, resumed at 16 KiB), so a writer that drains never
+// holds more than the mark plus one write. Every wait (a read, drain, connect, wait_closed,
+// serve_forever) is a suspension point of the calling task: cancel() raises CancelledError there,
+// the pending socket operation is withdrawn and bytes already received stay in the reader.
+// Errors are concur exceptions named after Python's (errors.hpp): ConnectionRefusedError,
+// ConnectionResetError, BrokenPipeError, other OSErrors, IncompleteReadError, LimitOverrunError.
+// Thread-safety: streams and servers belong to the loop that made them (its thread only).
+// Lifetime: StreamReader, StreamWriter and Server are handles (copies share one stream / server);
+// when the last handle of a connection goes, it is closed (buffered bytes are still sent); when
+// the last handle of a server goes, it stops accepting. Handles may outlive their loop: once the
+// loop is destroyed its sockets are closed: writes are discarded, waits throw RuntimeError.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <ranges>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "concur/aio/task.hpp"
+#include "concur/detail/config.hpp"
+#include "concur/errors.hpp"
+
+namespace concur::aio {
+
+// kDefaultStreamLimit: a StreamReader's default limit (asyncio's _DEFAULT_LIMIT, 64 KiB).
+inline constexpr std::size_t kDefaultStreamLimit = 64 * 1024;
+// kDefaultHighWater / kDefaultLowWater: a StreamWriter's default write-buffer limits (asyncio's
+// transports: drain() waits above 64 KiB until the buffer is back at 16 KiB).
+inline constexpr std::size_t kDefaultHighWater = 64 * 1024;
+inline constexpr std::size_t kDefaultLowWater = 16 * 1024;
+
+namespace detail {
+struct StreamCore;  // src/aio/streams.cpp: what a connection's handles share
+struct ServerCore;  // src/aio/streams.cpp: what a server's handles share
+struct StreamAccess;
+}  // namespace detail
+
+// Endpoint: a socket address. to_string() is "host:port", "[host]:port" for IPv6.
+struct Endpoint {
+  std::string host;
+  std::uint16_t port = 0;
+  bool ipv6 = false;
+  [[nodiscard]] std::string to_string() const;
+  friend bool operator==(const Endpoint&, const Endpoint&) = default;
+};
+
+// StreamReader: the receiving half of a connection (asyncio.StreamReader). A default-constructed
+// reader has no socket: feed_data() / feed_eof() fill it (as in Python, for parsers and tests).
+// At most one task may wait for data at a time (RuntimeError otherwise). Reads return what is
+// buffered first; the socket is read (up to 64 KiB at a time) only when a read needs more.
+class CONCUR_EXPORT StreamReader {
+ public:
+  // StreamReader(limit): a reader without a socket; limit bounds readline()/readuntil().
+  // ValueError when limit is 0.
+  explicit StreamReader(std::size_t limit = kDefaultStreamLimit);
+
+  // read(n): up to n bytes; waits until at least one byte is buffered or EOF ("" at EOF; "" for
+  // n == 0). n < 0: reads until EOF and returns everything. Raises the connection's error
+  // (ConnectionResetError...) or the exception set by set_exception().
+  Task<std::string> read(std::ptrdiff_t n = -1);
+  // readline(): one line, "\n" included; at EOF the partial last line (or "" when nothing is
+  // left). A line longer than limit(): ValueError (as Python); the line, or the whole buffer
+  // when no "\n" was found, is discarded.
+  Task<std::string> readline();
+  // readexactly(n): exactly n bytes; IncompleteReadError (partial() = what was left, consumed)
+  // when EOF comes first.
+  Task<std::string> readexactly(std::size_t n);
+  // readuntil(separator): the bytes up to and including separator. LimitOverrunError when no
+  // separator appears within limit() bytes, or it appears past limit() (the bytes stay
+  // buffered; consumed() says how far it looked); IncompleteReadError at EOF (partial() = the
+  // buffer, consumed). ValueError for an empty separator.
+  Task<std::string> readuntil(std::string separator = "\n");
+
+  // at_eof(): EOF was seen and the buffer is empty.
+  [[nodiscard]] bool at_eof() const;
+  // buffered(): bytes received and not yet read (not in Python; for tests and metrics).
+  [[nodiscard]] std::size_t buffered() const;
+  // limit(): the bound of readline()/readuntil().
+  [[nodiscard]] std::size_t limit() const;
+  // exception(): the error reads raise (nullptr when none).
+  [[nodiscard]] std::exception_ptr exception() const;
+
+  // feed_data(bytes) / feed_eof() / set_exception(e): what the transport calls in Python; a
+  // waiting read wakes. feed_data after feed_eof is a RuntimeError (Python asserts).
+  void feed_data(std::string_view bytes);
+  void feed_eof();
+  void set_exception(std::exception_ptr e);
+
+ private:
+  friend struct detail::StreamAccess;
+  explicit StreamReader(std::shared_ptr<detail::StreamCore> core) noexcept;
+  std::shared_ptr<detail::StreamCore> core_;
+};
+
+// StreamWriter: the sending half of a connection (asyncio.StreamWriter, without a transport
+// object: its queries are members). A default-constructed writer is empty (InvalidStateError on
+// use).
+class CONCUR_EXPORT StreamWriter {
+ public:
+  StreamWriter() noexcept = default;
+
+  // write(bytes): sends what the socket takes at once and buffers the rest; never blocks, never
+  // waits. Follow it with co_await drain(). Bytes written after close() or after the connection
+  // was lost are discarded (drain() raises the error, as Python). RuntimeError after write_eof().
+  void write(std::string_view bytes);
+  // writelines(lines): write() of the concatenation.
+  void writelines(std::initializer_list<std::string_view> lines);
+  template <std::ranges::input_range R>
+  requires std::convertible_to<std::ranges::range_reference_t<R>, std::string_view>
+  void writelines(const R& lines) {
+    std::string all;
+    for (auto&& line : lines) all += std::string_view(line);
+    write(all);
+  }
+  // drain(): returns at once while the buffer is at or below the high-water mark; above it,
+  // suspends until the buffer fell to the low-water mark. Raises the connection's error
+  // (BrokenPipeError, ConnectionResetError...), ConnectionResetError("Connection lost") once the
+  // stream is closed. Any number of tasks may drain at once.
+  Task<void> drain();
+  // write_eof(): half-close: once the buffer is sent, the peer reads EOF; reading goes on.
+  // No effect when closing or already done.
+  void write_eof();
+  // can_write_eof(): true for TCP.
+  [[nodiscard]] bool can_write_eof() const;
+  // close(): closes the connection once the buffered bytes are sent (abort() discards them).
+  // The reader sees EOF at once (what is buffered stays readable). Idempotent.
+  void close();
+  // abort(): closes at once; the buffered bytes are discarded (Python's transport.abort()).
+  void abort();
+  // is_closing(): close()/abort() was called or the connection was lost.
+  [[nodiscard]] bool is_closing() const;
+  // wait_closed(): suspends until the socket is closed (after close(): once the buffer is sent;
+  // without it: once the connection is lost). Raises the error that ended the connection, if
+  // one did (Python 3.12).
+  Task<void> wait_closed();
+
+  // get_extra_info(name): "peername" / "sockname" → "host:port" ("[host]:port" for IPv6); "" for
+  // any other name (Python's default None). Kept after the connection closed.
+  [[nodiscard]] std::string get_extra_info(std::string_view name) const;
+  // peername() / sockname(): the same as Endpoints.
+  [[nodiscard]] Endpoint peername() const;
+  [[nodiscard]] Endpoint sockname() const;
+  // get_write_buffer_size(): bytes accepted by write() and not yet handed to the kernel.
+  [[nodiscard]] std::size_t get_write_buffer_size() const;
+  // set_write_buffer_limits(high, low): drain()'s marks (low defaults to high / 4, as Python).
+  // ValueError when low > high.
+  void set_write_buffer_limits(std::size_t high = kDefaultHighWater,
+                               std::ptrdiff_t low = -1);
+  // fileno(): the socket's descriptor, for setsockopt()/getsockopt() only (Python's
+  // get_extra_info("socket")); -1 once closed. Reading, writing or closing it breaks the stream.
+  [[nodiscard]] int fileno() const;
+
+ private:
+  friend struct detail::StreamAccess;
+  explicit StreamWriter(std::shared_ptr<detail::StreamCore> core) noexcept;
+  detail::StreamCore& core() const;
+  std::shared_ptr<detail::StreamCore> core_;
+};
+
+// Connection: what open_connection() returns: `auto [reader, writer] = co_await
+// aio::open_connection("127.0.0.1", port);`.
+struct Connection {
+  StreamReader reader;
+  StreamWriter writer;
+};
+
+// ConnectOptions: open_connection()'s options.
+struct ConnectOptions {
+  // limit: the reader's limit (readline()/readuntil()).
+  std::size_t limit = kDefaultStreamLimit;
+};
+
+// open_connection(host, port, options): resolves host (a name such as "localhost", or a numeric
+// IPv4/IPv6 address such as "127.0.0.1" or "::1") and connects to the addresses in the resolver's
+// order until one accepts. TCP_NODELAY is set (as asyncio). Raises ConnectionRefusedError
+// ("[Errno 111] Connect call failed ('127.0.0.1', 1)"), another OSError (unknown host,
+// unreachable network), CancelledError when cancelled (the connect is withdrawn, the socket
+// closed). RuntimeError outside a running loop.
+CONCUR_EXPORT Task<Connection> open_connection(std::string host, std::uint16_t port,
+                                               ConnectOptions options = {});
+
+// ClientConnected: a server's handler (Python's client_connected_cb).
+using ClientConnected = std::function<Task<void>(StreamReader, StreamWriter)>;
+
+// ServerOptions: start_server()'s options.
+struct ServerOptions {
+  // backlog: listen()'s queue length (asyncio's default 100).
+  int backlog = 100;
+  // reuse_address: SO_REUSEADDR (on by default on POSIX, as asyncio).
+  bool reuse_address = true;
+  // reuse_port: SO_REUSEPORT (several servers share a port).
+  bool reuse_port = false;
+  // limit: the readers' limit on accepted connections.
+  std::size_t limit = kDefaultStreamLimit;
+  // start_serving: accept at once (else start_serving() or serve_forever() begins it).
+  bool start_serving = true;
+};
+
+// Server: a listening server (asyncio.Server), a copyable handle; the last handle's destruction
+// is close().
+// Connections and shutdown (Python 3.12, plus 3.13's close_clients/abort_clients):
+// - each accepted connection (TCP_NODELAY) runs handler(reader, writer) as a task of the loop.
+//   When the handler returns its handles go; once the last handle of the connection is gone it is
+//   closed after its buffered bytes are sent. An exception escaping the handler is reported once
+//   through concur's excepthook and the connection is closed; a handler cancelled (by the loop's
+//   close) closes its connection and ends cancelled, unreported.
+// - close() stops accepting: the listening sockets are closed at once. Live connections are not
+//   touched: their handlers run on until they return. close_clients() closes them (their readers
+//   see EOF), abort_clients() aborts them (buffered bytes are discarded).
+// - wait_closed() returns once the server is closed, every handler has returned and every
+//   connection is closed.
+class CONCUR_EXPORT Server {
+ public:
+  // sockets(): the listening sockets' addresses (empty once closed).
+  [[nodiscard]] std::vector<Endpoint> sockets() const;
+  // port(): the port the server listens on (every socket shares it, also with port 0); kept
+  // after close().
+  [[nodiscard]] std::uint16_t port() const;
+  // start_serving(): begins accepting (no effect when serving). RuntimeError once closed.
+  void start_serving();
+  // serve_forever(): starts serving and suspends until close() is called (then returns).
+  // Cancelled, it closes the server and raises CancelledError (it does not wait for the
+  // connections: wait_closed() does). RuntimeError when another task is already in
+  // serve_forever() or the server is closed.
+  Task<void> serve_forever();
+  // is_serving(): accepting connections.
+  [[nodiscard]] bool is_serving() const;
+  // close(): stops accepting (see above). Idempotent.
+  void close();
+  // close_clients() / abort_clients(): close() / abort() every live connection's stream.
+  void close_clients();
+  void abort_clients();
+  // wait_closed(): suspends until the server is closed and its connections are done (above).
+  Task<void> wait_closed();
+  // active_connections(): connections accepted and not yet closed.
+  [[nodiscard]] std::size_t active_connections() const;
+
+ private:
+  friend struct detail::StreamAccess;
+  explicit Server(std::shared_ptr<detail::ServerCore> core) noexcept;
+  std::shared_ptr<detail::ServerCore> core_;
+};
+
+// start_server(handler, host, port, options): binds a listening socket for every address of host
+// (IPv6 ones IPV6_V6ONLY, as asyncio; "" means all interfaces: 0.0.0.0 and ::), all on the same
+// port (port 0: one the kernel picks for the first), listens, and accepts unless
+// options.start_serving is false. Raises OSError ("[Errno 98] error while attempting to bind on
+// address ('127.0.0.1', 80): Address already in use"), RuntimeError outside a running loop.
+CONCUR_EXPORT Task<Server> start_server(ClientConnected handler, std::string host,
+                                        std::uint16_t port, ServerOptions options = {});
+
+}  // namespace concur::aio
