@@ -1,6 +1,7 @@
 // concur/concur.hpp — includes every public concur header.
 #pragma once
 
+#include "concur/aio.hpp"
 #include "concur/errors.hpp"
 #include "concur/executor.hpp"
 #include "concur/future.hpp"

@@ -8,8 +8,12 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -549,6 +553,80 @@ TEST_F(AioTaskTest, ManyTasksCancelledAtRandomPointsLeaveNothingBehind) {
     EXPECT_EQ(aio::all_tasks().size(), 1U);
   };
   aio::run(main());
+}
+
+TEST_F(AioTaskTest, CtrlCCancelsTheMainTaskAndRunRaisesKeyboardInterrupt) {
+  auto main = []() -> aio::Task<void> {
+    co_await aio::sleep(1ms);
+    std::raise(SIGINT);  // as if the terminal sent it: the main task is cancelled
+    co_await aio::sleep(10s);
+  };
+  EXPECT_THROW(aio::run(main()), KeyboardInterrupt);
+  struct sigaction after {};
+  ASSERT_EQ(sigaction(SIGINT, nullptr, &after), 0);
+  EXPECT_EQ(after.sa_handler, SIG_DFL) << "run() restores SIGINT's default action";
+}
+
+TEST_F(AioTaskTest, TheSecondCtrlCEndsTheProcessAtOnce) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto main = []() -> aio::Task<void> {
+      co_await aio::sleep(1ms);
+      std::raise(SIGINT);
+      bool cancelled = false;
+      try {
+        co_await aio::sleep(10s);
+      } catch (const CancelledError&) {
+        cancelled = true;
+      }
+      if (cancelled) {
+        std::raise(SIGINT);  // a cleanup that hangs: the second Ctrl-C ends the process
+        co_await aio::sleep(10s);
+      }
+    };
+    try {
+      aio::run(main());
+    } catch (...) {
+    }
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "exit status " << status;
+  EXPECT_EQ(WTERMSIG(status), SIGINT);
+}
+
+TEST_F(AioTaskTest, DebugModeReportsASlowStepWithTheTaskName) {
+  auto main = []() -> aio::Task<void> {
+    aio::Task<void> slow = aio::create_task(
+        []() -> aio::Task<void> {
+          std::this_thread::sleep_for(150ms);  // blocks the loop: what debug mode is for
+          co_return;
+        }(),
+        "the-slow-one");
+    co_await slow;
+  };
+  ::testing::internal::CaptureStderr();
+  aio::run(main(), aio::RunOptions{.debug = true});
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("the-slow-one"), std::string::npos) << err;
+  EXPECT_NE(err.find("took"), std::string::npos) << err;
+}
+
+TEST_F(AioTaskTest, SignalHandlersRunOnTheLoop) {
+  auto main = []() -> aio::Task<int> {
+    aio::Loop& loop = aio::get_running_loop();
+    int hits = 0;
+    loop.add_signal_handler(SIGUSR1, [&] { ++hits; });
+    std::raise(SIGUSR1);
+    for (int i = 0; i < 1000 && hits == 0; ++i) co_await aio::sleep(1ms);
+    EXPECT_TRUE(loop.remove_signal_handler(SIGUSR1));
+    EXPECT_FALSE(loop.remove_signal_handler(SIGUSR1));
+    EXPECT_THROW(loop.add_signal_handler(SIGKILL, [] {}), ValueError);
+    co_return hits;
+  };
+  EXPECT_EQ(aio::run(main()), 1);
 }
 
 }  // namespace

@@ -1,0 +1,9 @@
+// concur/aio.hpp — the whole coroutine layer, Python's asyncio: the event loop, tasks, the
+// combinators, TaskGroup, the bridges to threads and executors (see each header).
+#pragma once
+
+#include "concur/aio/combinators.hpp"
+#include "concur/aio/loop.hpp"
+#include "concur/aio/task.hpp"
+#include "concur/aio/task_group.hpp"
+#include "concur/aio/threads.hpp"
