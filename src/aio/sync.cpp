@@ -75,27 +75,27 @@ bool Park::cancel(TaskCore& t) noexcept {
 void Lock::release() {
   if (!locked_) throw RuntimeError("Lock is not acquired.");
   locked_ = false;
-  wake_first_();
+  wake_first();
 }
 
-void Lock::wake_first_() noexcept {
+void Lock::wake_first() noexcept {
   if (woken_ || waiters_.empty()) return;
   woken_ = true;
   waiters_.wake_one();
 }
 
-void Lock::resume_woken_(bool cancelled) noexcept {
+void Lock::resume_woken(bool cancelled) noexcept {
   woken_ = false;
   if (cancelled) {
-    if (!locked_) wake_first_();
+    if (!locked_) wake_first();
     return;
   }
   CONCUR_DCHECK(!locked_);
   locked_ = true;
 }
 
-void Lock::left_queue_() noexcept {
-  if (!locked_) wake_first_();
+void Lock::left_queue() noexcept {
+  if (!locked_) wake_first();
 }
 
 // ---- Event ----
@@ -173,11 +173,11 @@ void Semaphore::release(std::int64_t n) {
   }
   value_ += n;
   for (std::int64_t i = 0; i < n; ++i) {
-    if (!wake_next_()) break;
+    if (!wake_next()) break;
   }
 }
 
-bool Semaphore::wake_next_() noexcept {
+bool Semaphore::wake_next() noexcept {
   if (waiters_.empty()) return false;
   --value_;
   ++woken_;
@@ -185,16 +185,16 @@ bool Semaphore::wake_next_() noexcept {
   return true;
 }
 
-void Semaphore::wake_while_free_() noexcept {
-  while (value_ > 0 && wake_next_()) {
+void Semaphore::wake_while_free() noexcept {
+  while (value_ > 0 && wake_next()) {
   }
 }
 
-void Semaphore::resume_woken_(bool cancelled) noexcept {
+void Semaphore::resume_woken(bool cancelled) noexcept {
   --woken_;
   if (cancelled) ++value_;  // the unit it was handed goes back
   // Newcomers queued behind it (FIFO) while units were free: wake as many as there are units.
-  wake_while_free_();
+  wake_while_free();
 }
 
 // ---- Barrier ----

@@ -113,13 +113,21 @@ bool TaskCore::cancel(const std::string& msg) {
     if (!extra_) extra_ = std::make_unique<std::string[]>(2);
     extra_[1] = msg;
   }
-  if (waiter_ != nullptr && waiter_->cancel(*this)) return true;
+  if (waiter_ != nullptr) {
+    if (waiter_->cancel(*this)) return true;  // forwarded
+    if (waiter_ == nullptr) {
+      // The waiter detached itself (wake() cleared waiter_): its wait is cancelled for good.
+      waiter_cancelled_ = true;
+      return true;
+    }
+  }
   must_cancel_ = true;
   return true;
 }
 
 void TaskCore::throw_cancel() {
   must_cancel_ = false;
+  waiter_cancelled_ = false;
   throw CancelledError(extra_ && !extra_[1].empty() ? extra_[1] : "cancelled");
 }
 

@@ -237,6 +237,39 @@ TEST_F(AioTaskTest, UncancelToZeroWithdrawsAnUndeliveredCancellation) {
   aio::run(main());
 }
 
+TEST_F(AioTaskTest, UncancelDoesNotRevokeACancelledSleep) {
+  // Python: cancel() cancelled the sleep's future; uncancel() only changes the count.
+  auto main = []() -> aio::Task<void> {
+    aio::Task<void> t = aio::create_task([]() -> aio::Task<void> { co_await aio::sleep(10s); }());
+    co_await aio::sleep(1ms);
+    const auto start = aio::Clock::now();
+    EXPECT_TRUE(t.cancel());
+    EXPECT_EQ(t.uncancel(), 0);
+    EXPECT_THROW(co_await t, CancelledError);
+    EXPECT_LT(aio::Clock::now() - start, 5s);
+  };
+  aio::run(main());
+}
+
+TEST_F(AioTaskTest, UncancelDoesNotRevokeACancelledFutureWait) {
+  ThreadPoolExecutor pool(1);
+  Gate gate;
+  OpenAtExit open(gate);
+  auto main = [](ThreadPoolExecutor& p, Gate& g) -> aio::Task<void> {
+    Future<void> running = p.submit([&g] { g.pass(); });
+    aio::Task<void> t = aio::create_task([](Future<void> f) -> aio::Task<void> {
+      co_await f;  // must not end up blocking the loop in result()
+    }(running));
+    co_await aio::sleep(1ms);
+    EXPECT_TRUE(t.cancel());
+    EXPECT_EQ(t.uncancel(), 0);
+    EXPECT_THROW(co_await t, CancelledError);
+    g.open();
+    co_await running;
+  };
+  aio::run(main(pool, gate));
+}
+
 TEST_F(AioTaskTest, ResultAndExceptionBeforeDoneAreInvalidState) {
   auto main = []() -> aio::Task<void> {
     aio::Task<int> t = aio::create_task(add(1, 2));

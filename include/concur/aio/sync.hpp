@@ -1,17 +1,11 @@
 // concur/aio/sync.hpp — asyncio's synchronization primitives for coroutines (asyncio/locks.py,
 // Python 3.11–3.13): Lock, Event, Condition, Semaphore, BoundedSemaphore, Barrier, and Guard.
-//
-// Waiting is `co_await`: lock.acquire(), event.wait(), cond.wait() / cond.wait_for(pred),
-// sem.acquire(), barrier.wait(); `auto g = co_await lock.scoped();` is `async with lock:` (the
-// Guard releases in its destructor). Waiters are served FIFO. Cancellation: a task cancelled while
-// it waits leaves the queue at once and raises CancelledError; one cancelled after it was woken
-// (handed the lock, a permit, a notification) but before it resumed raises CancelledError and
-// passes the wake-up on to the next waiter — nothing is lost or granted twice.
-// Thread-safety: none; every member runs on the loop's thread. A primitive belongs to the loop of
-// the tasks waiting on it (RuntimeError for a task of another loop while they wait); an idle one
-// may be reused by a later loop. Memory: no allocation per wait (awaiters are intrusive list nodes
-// in the coroutine frame; Condition::wait/wait_for and Barrier::wait are inline coroutines whose
-// frames come from the task frame cache). A primitive must outlive its waiters.
+// Waiting is co_await: lock.acquire(), ev.wait(), cond.wait(), sem.acquire(), b.wait(), and
+// `auto g = co_await lock.scoped();` is `async with lock:`. Timeouts: aio::timeout / wait_for.
+// Waiters are served FIFO; a task cancelled while waiting leaves at once, and one cancelled after
+// it was woken (given the lock, a unit, a notification) passes that on: nothing is lost or doubled.
+// Thread-safety: loop thread only (RuntimeError for a task of another loop while others wait).
+// Memory: no allocation per wait (awaiters are list nodes in the frame); outlive your waiters.
 #pragma once
 
 #include <coroutine>
@@ -106,17 +100,22 @@ class CONCUR_EXPORT WaitList {
 // Park: waits in a WaitList until a waker pops it (Event::wait, Queue::join, and the inner waits
 // of Condition and Barrier). Ready at once when *ready is true. A woken task cancelled before it
 // resumed raises CancelledError and calls pass_on(owner) (Condition: notify one other waiter).
-class [[nodiscard]] CONCUR_EXPORT Park final : public Waiter, public WaitNode {
+class CONCUR_EXPORT Park final : public Waiter, public WaitNode {
  public:
   using aio_awaitable = void;
   using PassOn = void (*)(void* owner) noexcept;
-  Park(WaitList& list, const bool* ready, const char* what, PassOn pass_on = nullptr,
+  Park(WaitList& queue, const bool* ready, const char* what, PassOn pass_on = nullptr,
        void* owner = nullptr) noexcept
-      : list_(&list), ready_(ready), what_(what), pass_on_(pass_on), owner_(owner) {}
+      : list_(&queue), ready_(ready), what_(what), pass_on_(pass_on), owner_(owner) {}
   // Movable before it is awaited (g++ 12 moves a prvalue awaiter into the frame).
   Park(Park&& o) noexcept
-      : Waiter(), WaitNode(), list_(o.list_), ready_(o.ready_), what_(o.what_),
-        pass_on_(o.pass_on_), owner_(o.owner_) {}
+      : Waiter(),
+        WaitNode(),
+        list_(o.list_),
+        ready_(o.ready_),
+        what_(o.what_),
+        pass_on_(o.pass_on_),
+        owner_(o.owner_) {}
   Park& operator=(Park&&) = delete;
   ~Park();
 
@@ -134,8 +133,9 @@ class [[nodiscard]] CONCUR_EXPORT Park final : public Waiter, public WaitNode {
 };
 
 // AcquireAwaiter<P, kScoped>: co_await p.acquire() (kScoped false: returns nothing) or
-// co_await p.scoped() (returns a Guard<P>), for Lock and Semaphore. P provides try_acquire_(),
-// waiters_, resume_woken_(cancelled) and left_queue_() (see Lock).
+// co_await p.scoped() (returns a Guard<P>), for Lock and Semaphore. P provides kWhat, waiters_,
+// try_take() (the fast path), resume_woken(cancelled) (a woken waiter resumes: it takes what it
+// was given or, cancelled, hands it on) and left_queue() (a waiter left the queue, cancelled).
 template <class P, bool kScoped>
 class [[nodiscard]] AcquireAwaiter final : public Waiter, public WaitNode {
  public:
@@ -146,7 +146,7 @@ class [[nodiscard]] AcquireAwaiter final : public Waiter, public WaitNode {
   AcquireAwaiter& operator=(AcquireAwaiter&&) = delete;
   ~AcquireAwaiter();
 
-  bool await_ready() noexcept { return p_->try_acquire_(); }
+  bool await_ready() noexcept { return p_->try_take(); }
   bool await_suspend(std::coroutine_handle<> h);
   auto await_resume();
   bool cancel(TaskCore& task) noexcept override;
@@ -215,16 +215,15 @@ class CONCUR_EXPORT Lock {
  private:
   template <class, bool>
   friend class detail::AcquireAwaiter;
-  friend class Condition;
 
-  bool try_acquire_() noexcept {
+  bool try_take() noexcept {
     if (locked_ || woken_ || !waiters_.empty()) return false;
     locked_ = true;
     return true;
   }
-  void wake_first_() noexcept;
-  void resume_woken_(bool cancelled) noexcept;
-  void left_queue_() noexcept;
+  void wake_first() noexcept;
+  void resume_woken(bool cancelled) noexcept;
+  void left_queue() noexcept;
   static constexpr const char* kWhat = "aio::Lock";
 
   detail::LoopBinding binding_;
@@ -244,7 +243,7 @@ class CONCUR_EXPORT Event {
   // wait(): `co_await ev.wait()` returns once the flag is true (at once, without suspending, when
   // it is). A waiter woken by set() returns even if clear() follows before it runs. CancelledError
   // when the task is cancelled while waiting, or after set() woke it but before it resumed.
-  detail::Park wait() noexcept { return detail::Park(waiters_, &value_, "aio::Event"); }
+  [[nodiscard]] detail::Park wait() noexcept { return {waiters_, &value_, "aio::Event"}; }
   // set(): the flag becomes true and every waiter is woken.
   void set() noexcept;
   // clear(): the flag becomes false; later wait() calls block until the next set().
@@ -279,7 +278,8 @@ class CONCUR_EXPORT Condition {
   // wakes it, re-acquires the lock and returns. It always returns or throws holding the lock: a
   // cancelled waiter re-acquires it before CancelledError propagates, and one that had been
   // notified passes the notification on to the next waiter. RuntimeError("cannot wait on
-  // un-acquired lock") when the lock is not locked.
+  // un-acquired lock") when the lock is not locked. An inline coroutine (its frame comes from the
+  // task frame cache).
   Task<void> wait();
   // wait_for(pred): `co_await cond.wait_for(pred)` waits until pred() (called with the lock held)
   // is truthy and returns its value; pred() is checked before the first wait. Needs the lock held,
@@ -340,15 +340,15 @@ class CONCUR_EXPORT Semaphore {
   template <class, bool>
   friend class detail::AcquireAwaiter;
 
-  bool try_acquire_() noexcept {
+  bool try_take() noexcept {
     if (locked()) return false;
     --value_;
     return true;
   }
-  bool wake_next_() noexcept;
-  void wake_while_free_() noexcept;
-  void resume_woken_(bool cancelled) noexcept;
-  void left_queue_() noexcept { wake_while_free_(); }
+  bool wake_next() noexcept;
+  void wake_while_free() noexcept;
+  void resume_woken(bool cancelled) noexcept;
+  void left_queue() noexcept { wake_while_free(); }
   static constexpr const char* kWhat = "aio::Semaphore";
 
   detail::LoopBinding binding_;
@@ -381,7 +381,7 @@ class CONCUR_EXPORT Barrier {
   // suspending. BrokenBarrierError when the barrier is broken (abort()) on arrival or while
   // waiting, or reset() while waiting (also a released task that had not resumed yet). A waiter
   // cancelled before the round fills leaves it (the barrier stays whole) and raises
-  // CancelledError.
+  // CancelledError. An inline coroutine (its frame comes from the task frame cache).
   Task<std::size_t> wait();
   // reset(): back to the empty state; current waiters raise BrokenBarrierError. Unlike Python's,
   // not a coroutine: it never waits.
@@ -458,9 +458,9 @@ AcquireAwaiter<P, kScoped>::~AcquireAwaiter() {
   // A frame destroyed mid-wait: leave the queue, or hand on what this waiter was given.
   if (list != nullptr) {
     list->remove(this);
-    p_->left_queue_();
+    p_->left_queue();
   } else if (state == WaitState::kWoken) {
-    p_->resume_woken_(true);
+    p_->resume_woken(true);
   }
 }
 
@@ -487,10 +487,10 @@ auto AcquireAwaiter<P, kScoped>::await_resume() {
       try {
         tls_task->check_cancel();
       } catch (...) {
-        p_->resume_woken_(true);  // cancelled after the wake-up: hand it on
+        p_->resume_woken(true);  // cancelled after the wake-up: hand it on
         throw;
       }
-      p_->resume_woken_(false);
+      p_->resume_woken(false);
       break;
     default:  // kCancelled, kRefused
       state = WaitState::kDone;
@@ -505,7 +505,7 @@ bool AcquireAwaiter<P, kScoped>::cancel(TaskCore& t) noexcept {
   if (list != nullptr) {
     list->remove(this);
     state = WaitState::kCancelled;
-    p_->left_queue_();
+    p_->left_queue();
     t.wake();
   }
   // Woken already: await_resume() sees the pending cancellation and hands the wake-up on.

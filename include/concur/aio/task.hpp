@@ -15,6 +15,9 @@
 // anything else is a compile error, so no foreign awaitable can resume a task on another thread.
 // Thread-safety: tasks and their handles belong to their loop's thread (a handle may be moved to
 // another thread, not used there concurrently); run_coroutine_threadsafe() crosses threads.
+// g++ 12 (Debian 12's compiler) destroys a lambda with non-trivial captures (or a braced
+// aggregate) that is written inside a co_await expression twice — a compiler bug, fixed in g++ 13.
+// Name such an argument in a local before the co_await: `auto h = [p] {...}; co_await f(h);`.
 #pragma once
 
 #include <cassert>
@@ -43,8 +46,12 @@ namespace detail {
 // Waiter is what a task is suspended on (a sleep, a lock, another task...). cancel() is the
 // task's cancel() reaching it: it returns true when it forwarded the cancellation (an awaited task
 // accepted it: the waiter stays and the awaited task's end wakes the task), false when it
-// detached itself and rescheduled the task (or could not: the wake-up was already on its way);
-// the task then raises CancelledError when it resumes.
+// detached itself and rescheduled the task with task.wake(), or could not (the wake-up was already
+// on its way: it leaves waiter_ set). A detached wait raises CancelledError when the task resumes
+// even if uncancel() ran meanwhile (Python: the awaited future is cancelled); a late one raises it
+// unless uncancel() withdrew the request. cancel() never reaches a waiter that was already woken
+// (wake() clears waiter_): a primitive that handed something to a woken waiter (a lock, a permit,
+// an item) passes it on in await_resume() — or its destructor — when the task resumes cancelled.
 class Waiter {
  public:
   virtual bool cancel(TaskCore& task) noexcept = 0;
@@ -138,7 +145,7 @@ class CONCUR_EXPORT TaskCore : private ReadyNode {
   }
   // check_cancel(): called as an await resumes: throws the pending CancelledError, if any.
   void check_cancel() {
-    if (must_cancel_) [[unlikely]]
+    if (must_cancel_ || waiter_cancelled_) [[unlikely]]
       throw_cancel();
   }
   // Inline coroutines (co_await of a created Task): the root task resumes the innermost one.
@@ -181,6 +188,7 @@ class CONCUR_EXPORT TaskCore : private ReadyNode {
   int cancels_ = 0;
   Stage stage_ = Stage::kCreated;
   bool must_cancel_ = false;
+  bool waiter_cancelled_ = false;  // cancel() detached the waiter: CancelledError at resume
   bool retrieved_ = false;
   bool started_ = false;  // a scheduled task's first step ran
 
