@@ -50,7 +50,7 @@ aio::Task<bool> main_task() {
   const auto took = aio::Clock::now() - start;
   std::printf("a: %s, b: %s\n", a.done() && !a.cancelled() ? "finished" : "?",
               b.cancelled() ? "cancelled" : "?");
-  co_return grouped && a.result() == "a" && b.cancelled() && took < 2s;
+  co_return grouped&& a.result() == "a" && b.cancelled() && took < 2s;
 }
 
 }  // namespace

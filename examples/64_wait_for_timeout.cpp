@@ -49,7 +49,7 @@ aio::Task<bool> main_task() {
               took.count(), cleaned_up ? "ran" : "did not run");
   const int fast = co_await aio::timeout(1s, fast_request());
   std::printf("timeout(1 s) scope: fast_request() returned %d\n", fast);
-  co_return timed_out && cleaned_up && took >= 90ms && fast == 2;
+  co_return timed_out&& cleaned_up&& took >= 90ms && fast == 2;
 }
 
 }  // namespace

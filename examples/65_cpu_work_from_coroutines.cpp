@@ -43,13 +43,14 @@ aio::Task<bool> main_task(concur::ProcessPoolExecutor& pool) {
     }
   }(beats));
   std::vector<concur::Future<bool>> futures;
-  for (int i = 0; i < kCopies; ++i) futures.push_back(loop.run_in_executor(pool, is_prime, kNumber));
+  for (int i = 0; i < kCopies; ++i)
+    futures.push_back(loop.run_in_executor(pool, is_prime, kNumber));
   int primes = 0;
   for (auto& f : futures) primes += (co_await f) ? 1 : 0;  // awaits without blocking the loop
   heartbeat.cancel();
   std::printf("%d of %d numbers are prime; the heartbeat ticked %d times meanwhile\n", primes,
               kCopies, beats);
-  co_return primes == kCopies && beats > 0;
+  co_return primes == kCopies&& beats > 0;
 }
 
 }  // namespace

@@ -82,9 +82,9 @@ struct LoopCore::Impl {
   std::mutex exec_mu;
   std::condition_variable exec_cv;
   std::deque<concur::detail::RunnablePtr> exec_queue;  // guarded by exec_mu
-  std::size_t exec_unfinished = 0;                       // guarded by exec_mu
-  bool exec_shutdown = false;                            // guarded by exec_mu
-  bool exec_drain_posted = false;                        // guarded by exec_mu
+  std::size_t exec_unfinished = 0;                     // guarded by exec_mu
+  bool exec_shutdown = false;                          // guarded by exec_mu
+  bool exec_drain_posted = false;                      // guarded by exec_mu
 
   std::mutex default_mu;
   std::unique_ptr<concur::ThreadPoolExecutor> default_executor;  // guarded by default_mu

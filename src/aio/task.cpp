@@ -3,14 +3,15 @@
 // recycling, the bridge from concur::Future, run()'s Ctrl-C handling.
 #include "concur/aio/task.hpp"
 
+#include <pthread.h>
+#include <unistd.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <pthread.h>
-#include <unistd.h>
 
 namespace concur::aio {
 namespace detail {
@@ -53,7 +54,7 @@ void* allocate_frame(std::size_t size) {
       --cache.counts[k];
       return f;
     }
-    return ::operator new(k * kClassBytes);
+    return ::operator new(k* kClassBytes);
   }
   return ::operator new(size);
 }
@@ -310,9 +311,7 @@ void FutureLink::complete() noexcept {
 [[noreturn]] void throw_keyboard_interrupt() { throw concur::KeyboardInterrupt(); }
 
 }  // namespace detail
-namespace detail {
-
-}  // namespace detail
+namespace detail {}  // namespace detail
 
 void TaskRef::reset() noexcept {
   if (detail::TaskCore* c = std::exchange(c_, nullptr)) c->release();

@@ -330,9 +330,8 @@ TEST_F(AioCombinatorsTest, NestedTimeoutsReportTheRightOne) {
 TEST_F(AioCombinatorsTest, ShieldKeepsTheInnerTaskRunning) {
   auto main = []() -> aio::Task<void> {
     aio::Task<int> inner = aio::create_task(value_after(8, 30ms));
-    aio::Task<int> outer = aio::create_task([](aio::Task<int> i) -> aio::Task<int> {
-      co_return co_await aio::shield(i);
-    }(inner));
+    aio::Task<int> outer = aio::create_task(
+        [](aio::Task<int> i) -> aio::Task<int> { co_return co_await aio::shield(i); }(inner));
     co_await aio::sleep(1ms);
     outer.cancel();
     EXPECT_THROW((void)co_await outer, CancelledError);

@@ -7,7 +7,6 @@
 #include "concur/aio/task.hpp"
 
 #include <gtest/gtest.h>
-
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -172,12 +171,10 @@ TEST_F(AioTaskTest, CancelBeforeTheFirstStepNeverRunsTheBody) {
 
 TEST_F(AioTaskTest, CancellingTheAwaiterCancelsTheAwaitedTask) {
   auto main = []() -> aio::Task<void> {
-    aio::Task<void> inner = aio::create_task([]() -> aio::Task<void> {
-      co_await aio::sleep(10s);
-    }());
-    aio::Task<void> outer = aio::create_task([](aio::Task<void> i) -> aio::Task<void> {
-      co_await i;
-    }(inner));
+    aio::Task<void> inner =
+        aio::create_task([]() -> aio::Task<void> { co_await aio::sleep(10s); }());
+    aio::Task<void> outer =
+        aio::create_task([](aio::Task<void> i) -> aio::Task<void> { co_await i; }(inner));
     co_await aio::sleep(1ms);
     outer.cancel();
     EXPECT_THROW(co_await outer, CancelledError);
@@ -485,9 +482,8 @@ TEST_F(AioTaskTest, CancellingATaskAwaitingAFutureCancelsTheFuture) {
   auto main = [](ThreadPoolExecutor& p, Gate& g) -> aio::Task<void> {
     Future<void> blocker = p.submit([&g] { g.pass(); });
     Future<int> queued = p.submit([] { return 1; });
-    aio::Task<int> t = aio::create_task([](Future<int> f) -> aio::Task<int> {
-      co_return co_await f;
-    }(queued));
+    aio::Task<int> t =
+        aio::create_task([](Future<int> f) -> aio::Task<int> { co_return co_await f; }(queued));
     co_await aio::sleep(1ms);
     t.cancel();
     EXPECT_THROW(co_await t, CancelledError);
@@ -521,7 +517,8 @@ TEST_F(AioTaskTest, TheLoopIsAnExecutorForOtherThreads) {
   aio::Loop loop;
   std::thread runner([&] { loop.run_forever(); });
   std::vector<Future<std::thread::id>> fs;
-  for (int i = 0; i < 100; ++i) fs.push_back(loop.submit([] { return std::this_thread::get_id(); }));
+  for (int i = 0; i < 100; ++i)
+    fs.push_back(loop.submit([] { return std::this_thread::get_id(); }));
   const auto loop_thread = runner.get_id();
   for (auto& f : fs) EXPECT_EQ(f.result(kGenerous), loop_thread);
   loop.shutdown(true);

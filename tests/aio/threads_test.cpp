@@ -94,7 +94,8 @@ TEST_F(AioThreadsTest, LoopGroupSpreadsSubmissionsOverItsThreads) {
   aio::LoopGroup group(3);
   EXPECT_EQ(group.max_workers(), 3U);
   std::vector<Future<std::thread::id>> fs;
-  for (int i = 0; i < 30; ++i) fs.push_back(group.submit([] { return std::this_thread::get_id(); }));
+  for (int i = 0; i < 30; ++i)
+    fs.push_back(group.submit([] { return std::this_thread::get_id(); }));
   std::set<std::thread::id> seen;
   for (auto& f : fs) seen.insert(f.result(kGenerous));
   EXPECT_EQ(seen.size(), 3U);

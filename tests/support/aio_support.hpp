@@ -14,9 +14,9 @@
     if (!co_ok_) co_return;       \
   } while (false)
 
-#define CO_ASSERT_EQ(a, b)                                   \
-  do {                                                       \
-    const bool co_eq_ = ((a) == (b));                        \
-    EXPECT_EQ(a, b);                                         \
-    if (!co_eq_) co_return;                                  \
+#define CO_ASSERT_EQ(a, b)            \
+  do {                                \
+    const bool co_eq_ = ((a) == (b)); \
+    EXPECT_EQ(a, b);                  \
+    if (!co_eq_) co_return;           \
   } while (false)

@@ -276,8 +276,7 @@ Task<DonePending<T>> wait(std::vector<Task<T>> tasks, ReturnWhen return_when = A
 template <class T, class Rep, class Period>
 Task<DonePending<T>> wait(std::vector<Task<T>> tasks, std::chrono::duration<Rep, Period> timeout,
                           ReturnWhen return_when = ALL_COMPLETED) {
-  const auto deadline =
-      detail::to_ns(Clock::now() + std::chrono::ceil<Clock::duration>(timeout));
+  const auto deadline = detail::to_ns(Clock::now() + std::chrono::ceil<Clock::duration>(timeout));
   return detail::wait_impl<T>(detail::ensure_all(std::move(tasks)), deadline, return_when);
 }
 

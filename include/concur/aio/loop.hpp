@@ -69,7 +69,8 @@ inline std::int64_t to_ns(Clock::time_point tp) noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(tp.time_since_epoch()).count();
 }
 inline Clock::time_point from_ns(std::int64_t ns) noexcept {
-  return Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
+  return Clock::time_point(
+      std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
 }
 
 // The running loop and task of this thread (set by the loop while it runs a step).

@@ -74,7 +74,9 @@ struct DoneNode {
 // AwaitableTag: a type with `using aio_awaitable = void;` is an aio awaitable (await_transform's
 // gate).
 template <class A>
-concept AioAwaitable = requires { typename std::remove_cvref_t<A>::aio_awaitable; };
+concept AioAwaitable = requires {
+  typename std::remove_cvref_t<A>::aio_awaitable;
+};
 
 template <class A>
 struct IsConcurFuture : std::false_type {};
@@ -216,7 +218,8 @@ class PromiseBase : public TaskCore {
 
   // await_transform: only aio awaitables and concur::Future<T> (see the header comment).
   template <class A>
-  requires(!IsConcurFuture<std::remove_cvref_t<A>>::value) A&& await_transform(A&& a) noexcept {
+  requires(!IsConcurFuture<std::remove_cvref_t<A>>::value) A && await_transform(A&& a)
+  noexcept {
     static_assert(AioAwaitable<A>,
                   "co_await inside an aio::Task accepts aio awaitables (aio::Task, aio::sleep, "
                   "the aio locks and queues, streams...) and concur::Future<T> only");
@@ -554,7 +557,8 @@ T Loop::run_until_complete(Task<T> task) {
   detail::TaskCore* c = TaskAccess::core(task);
   if (c == nullptr) throw InvalidStateError("run_until_complete(): the task handle is empty");
   if (c->stage() == detail::TaskCore::Stage::kCreated) c->start(core_, {});
-  if (c->loop() != &core_) throw ValueError("run_until_complete(): the task belongs to another loop");
+  if (c->loop() != &core_)
+    throw ValueError("run_until_complete(): the task belongs to another loop");
   run_until_done(*c);
   if constexpr (std::is_void_v<T> || std::copy_constructible<T>) {
     return task.result();
@@ -678,7 +682,8 @@ class SleepAwaiter final : public Waiter, private TimerNode {
     fire = &on_timer;
   }
   // Movable before it is awaited (g++ 12 moves a prvalue awaiter into the frame).
-  SleepAwaiter(SleepAwaiter&& o) noexcept : Waiter(), TimerNode(), when_(o.when_), yield_(o.yield_) {
+  SleepAwaiter(SleepAwaiter&& o) noexcept
+      : Waiter(), TimerNode(), when_(o.when_), yield_(o.yield_) {
     fire = &on_timer;
   }
   SleepAwaiter& operator=(SleepAwaiter&&) = delete;
@@ -706,9 +711,7 @@ class SleepAwaiter final : public Waiter, private TimerNode {
   }
 
  private:
-  static void on_timer(TimerNode* n) noexcept {
-    static_cast<SleepAwaiter*>(n)->task_->wake();
-  }
+  static void on_timer(TimerNode* n) noexcept { static_cast<SleepAwaiter*>(n)->task_->wake(); }
   TaskCore* task_ = nullptr;
   std::int64_t when_;
   bool yield_;

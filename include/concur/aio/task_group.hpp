@@ -1,6 +1,7 @@
 // concur/aio/task_group.hpp — TaskGroup, Python 3.11's structured concurrency:
 //
-//   co_await aio::task_group([&](aio::TaskGroup& tg) -> aio::Task<void> {   // async with TaskGroup()
+//   co_await aio::task_group([&](aio::TaskGroup& tg) -> aio::Task<void> {   // async with
+//   TaskGroup()
 //     tg.create_task(fetch(a));                                             //   as tg:
 //     tg.create_task(fetch(b));
 //     co_return;
@@ -82,8 +83,9 @@ class CONCUR_EXPORT TaskGroup {
 // an aio::Task<void>.
 template <class F>
 Task<void> task_group(F body) {
-  static_assert(std::is_same_v<std::invoke_result_t<F&, TaskGroup&>, Task<void>>,
-                "task_group(body): body must be callable as body(aio::TaskGroup&) -> aio::Task<void>");
+  static_assert(
+      std::is_same_v<std::invoke_result_t<F&, TaskGroup&>, Task<void>>,
+      "task_group(body): body must be callable as body(aio::TaskGroup&) -> aio::Task<void>");
   TaskGroup tg;
   std::exception_ptr body_error;
   bool body_cancelled = false;

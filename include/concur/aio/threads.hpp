@@ -1,6 +1,6 @@
-// concur/aio/threads.hpp — coroutines and threads together: to_thread(), run_coroutine_threadsafe(),
-// LoopGroup (event loops on their own threads, usable as one concur::Executor) and run_threads()
-// (one loop per thread, past asyncio's one core).
+// concur/aio/threads.hpp — coroutines and threads together: to_thread(),
+// run_coroutine_threadsafe(), LoopGroup (event loops on their own threads, usable as one
+// concur::Executor) and run_threads() (one loop per thread, past asyncio's one core).
 //
 // to_thread(fn, args...) runs fn on the running loop's default ThreadPoolExecutor and returns a
 // concur::Future to co_await (asyncio.to_thread). run_coroutine_threadsafe(coro, loop) schedules
@@ -52,43 +52,43 @@ concur::Future<T> run_coroutine_threadsafe(Task<T> coro, Loop& loop) {
   concur::Future<T> future = promise.get_future();
   struct Shared {
     std::mutex mu;
-    TaskRef task;              // guarded by mu (set on the loop's thread)
+    TaskRef task;                   // guarded by mu (set on the loop's thread)
     bool cancel_requested = false;  // guarded by mu
   };
   auto shared = std::make_shared<Shared>();
-  loop.call_soon_threadsafe([coro = std::move(coro), p = std::move(promise), shared,
-                             &loop]() mutable {
-    Task<T> t = loop.create_task(std::move(coro));
-    bool cancel_now = false;
-    {
-      std::scoped_lock lock(shared->mu);
-      shared->task = t;
-      cancel_now = shared->cancel_requested;
-    }
-    if (cancel_now) (void)t.cancel();
-    t.add_done_callback([p = std::move(p), shared](const Task<T>& done) mutable {
-      {
-        std::scoped_lock lock(shared->mu);
-        shared->task.reset();  // released on the loop's thread (handles are not atomic)
-      }
-      try {
-        if (done.cancelled()) {
-          (void)p.get_future().cancel();
-        } else if (std::exception_ptr e = done.exception()) {
-          p.set_exception(std::move(e));
-        } else if constexpr (std::is_void_v<T>) {
-          p.set_result();
-        } else if constexpr (std::copy_constructible<T>) {
-          p.set_result(done.result());
-        } else {
-          Task<T> own = done;
-          p.set_result(std::move(own).result());
+  loop.call_soon_threadsafe(
+      [coro = std::move(coro), p = std::move(promise), shared, &loop]() mutable {
+        Task<T> t = loop.create_task(std::move(coro));
+        bool cancel_now = false;
+        {
+          std::scoped_lock lock(shared->mu);
+          shared->task = t;
+          cancel_now = shared->cancel_requested;
         }
-      } catch (const InvalidStateError&) {
-        // the future was cancelled meanwhile
-      }
-    });
-  });
+        if (cancel_now) (void)t.cancel();
+        t.add_done_callback([p = std::move(p), shared](const Task<T>& done) mutable {
+          {
+            std::scoped_lock lock(shared->mu);
+            shared->task.reset();  // released on the loop's thread (handles are not atomic)
+          }
+          try {
+            if (done.cancelled()) {
+              (void)p.get_future().cancel();
+            } else if (std::exception_ptr e = done.exception()) {
+              p.set_exception(std::move(e));
+            } else if constexpr (std::is_void_v<T>) {
+              p.set_result();
+            } else if constexpr (std::copy_constructible<T>) {
+              p.set_result(done.result());
+            } else {
+              Task<T> own = done;
+              p.set_result(std::move(own).result());
+            }
+          } catch (const InvalidStateError&) {
+            // the future was cancelled meanwhile
+          }
+        });
+      });
   future.add_done_callback([shared, &loop](const concur::Future<T>& f) {
     if (!f.cancelled()) return;
     {
@@ -137,8 +137,7 @@ class CONCUR_EXPORT LoopGroup final : public concur::Executor {
 };
 
 namespace detail {
-CONCUR_EXPORT void run_in_threads(std::size_t n,
-                                  const std::function<void(std::size_t)>& body);
+CONCUR_EXPORT void run_in_threads(std::size_t n, const std::function<void(std::size_t)>& body);
 }  // namespace detail
 
 // run_threads(n, make_main, options): n threads, each runs aio::run(make_main(i), options) on its
@@ -150,9 +149,8 @@ void run_threads(std::size_t n, F make_main, RunOptions options = {.handle_sigin
   static_assert(std::is_invocable_v<F&, std::size_t>,
                 "run_threads(n, make_main): make_main must be callable as make_main(index)");
   if (n == 0) throw ValueError("run_threads(n, ...): n must be at least 1");
-  detail::run_in_threads(n, [&make_main, options](std::size_t i) {
-    (void)run(make_main(i), options);
-  });
+  detail::run_in_threads(
+      n, [&make_main, options](std::size_t i) { (void)run(make_main(i), options); });
 }
 
 }  // namespace concur::aio
