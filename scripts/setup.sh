@@ -11,6 +11,8 @@ packages=(
   libtbb-dev libconcurrentqueue-dev
   libcereal-dev  # serialization of task arguments across processes (DESIGN.md)
   libboost1.81-dev  # Boost 1.81 headers (Asio); never libboost-dev / libboost-all-dev (DESIGN.md)
+  libssl-dev  # OpenSSL: TLS for aio streams (Asio's ssl::stream)
+  python3-aiohttp  # `concur bench async_crawl`: the notes' aiohttp crawler (else asyncio streams)
 )
 
 missing=()

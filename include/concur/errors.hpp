@@ -11,6 +11,9 @@
 //   ExceptionGroup  several errors at once (a TaskGroup's children)
 //   KeyboardInterrupt  Ctrl-C ended aio::run()
 //   IncompleteReadError, LimitOverrunError  aio streams
+//   OSError         a system call failed (aio's sockets), with Python's ConnectionError family:
+//                   BrokenPipeError, ConnectionAbortedError, ConnectionRefusedError,
+//                   ConnectionResetError; and SSLError (TLS)
 // Every what() starts with the Python-style type name, e.g. "RuntimeError: release unlocked
 // lock", so messages are greppable. Later layers add their types here.
 // Thread-safety: plain value types.
@@ -245,6 +248,76 @@ class LimitOverrunError : public Error {
 
  private:
   std::size_t consumed_;
+};
+
+// OSError: a system call failed (Python's OSError), as aio's sockets raise it. errno_code() is
+// the errno (0 when there is none); what() is Python's text, "OSError: [Errno 98] Address already
+// in use" ("OSError: <message>" without an errno). (concur::mp::OSError is multiprocessing's own,
+// for shared memory and pipes.)
+class OSError : public Error {
+ public:
+  OSError(int errno_code, const std::string& msg) : OSError("OSError", errno_code, msg) {}
+  [[nodiscard]] int errno_code() const noexcept { return errno_; }
+
+ protected:
+  // OSError(type_name, errno_code, msg): for subclasses, so what() starts with their own name.
+  OSError(const char* type_name, int errno_code, const std::string& msg)
+      : Error(std::string(type_name) + ": " +
+              (errno_code != 0 ? "[Errno " + std::to_string(errno_code) + "] " : std::string()) +
+              msg),
+        errno_(errno_code) {}
+
+ private:
+  int errno_;
+};
+
+// ConnectionError: a connection could not be made or was lost (Python's ConnectionError); the
+// caller reconnects or gives up. Its subclasses name the errno.
+class ConnectionError : public OSError {
+ public:
+  ConnectionError(int errno_code, const std::string& msg)
+      : OSError("ConnectionError", errno_code, msg) {}
+
+ protected:
+  ConnectionError(const char* type_name, int errno_code, const std::string& msg)
+      : OSError(type_name, errno_code, msg) {}
+};
+
+// BrokenPipeError: writing to a connection whose peer is gone (EPIPE, ESHUTDOWN).
+class BrokenPipeError : public ConnectionError {
+ public:
+  BrokenPipeError(int errno_code, const std::string& msg)
+      : ConnectionError("BrokenPipeError", errno_code, msg) {}
+};
+
+// ConnectionAbortedError: the connection was aborted (ECONNABORTED).
+class ConnectionAbortedError : public ConnectionError {
+ public:
+  ConnectionAbortedError(int errno_code, const std::string& msg)
+      : ConnectionError("ConnectionAbortedError", errno_code, msg) {}
+};
+
+// ConnectionRefusedError: nothing listens at the address (ECONNREFUSED).
+class ConnectionRefusedError : public ConnectionError {
+ public:
+  ConnectionRefusedError(int errno_code, const std::string& msg)
+      : ConnectionError("ConnectionRefusedError", errno_code, msg) {}
+};
+
+// ConnectionResetError: the peer reset the connection (ECONNRESET), or it was lost while a
+// writer waited in drain() ("Connection lost", errno 0).
+class ConnectionResetError : public ConnectionError {
+ public:
+  ConnectionResetError(int errno_code, const std::string& msg)
+      : ConnectionError("ConnectionResetError", errno_code, msg) {}
+};
+
+// SSLError: a TLS failure (Python's ssl.SSLError): a handshake that failed (a certificate that did
+// not verify, no common protocol), a corrupt or truncated record. what() is "SSLError: [SSL]
+// certificate verify failed: self-signed certificate".
+class SSLError : public OSError {
+ public:
+  explicit SSLError(const std::string& msg) : OSError("SSLError", 0, "[SSL] " + msg) {}
 };
 
 }  // namespace concur

@@ -105,6 +105,8 @@ enum class Redirect {
   Pipe,     // a new pipe; the parent's end is Popen::stdin_fd()/stdout_fd()/stderr_fd() (PIPE)
   DevNull,  // /dev/null (DEVNULL)
   Stdout,   // stderr_ only: wherever stdout goes (STDOUT)
+  Socket,   // a new stream socket pair instead of a pipe (what aio's subprocesses read and write
+            // through their streams); the parent's end as for Pipe
 };
 
 // Environment replaces the child's whole environment (Python's env=).
@@ -156,6 +158,14 @@ class CONCUR_EXPORT Popen {
   [[nodiscard]] int stdin_fd() const noexcept;
   [[nodiscard]] int stdout_fd() const noexcept;
   [[nodiscard]] int stderr_fd() const noexcept;
+  // release_stdin_fd()/release_stdout_fd()/release_stderr_fd(): hands the parent's end over to
+  // the caller (who closes it); -1 when there is none. communicate() no longer sees that stream.
+  [[nodiscard]] int release_stdin_fd() noexcept;
+  [[nodiscard]] int release_stdout_fd() noexcept;
+  [[nodiscard]] int release_stderr_fd() noexcept;
+  // pidfd(): a descriptor that becomes readable once the child exits (Linux >= 5.3), -1 without
+  // pidfds; owned by the Popen. What an event loop watches to learn of the exit (then poll()).
+  [[nodiscard]] int pidfd() const noexcept;
 
   // poll() reaps the child if it has exited and returns its returncode, else nullopt. Never blocks.
   std::optional<int> poll();

@@ -404,8 +404,14 @@ void Loop::close() {
   //    settle run_coroutine_threadsafe's futures).
   if (core_.task_count() > 0 || core_.head_ != nullptr) {
     LoopScope scope(core_, impl);
-    for (detail::TaskCore* t = core_.tasks_; t != nullptr; t = t->all_next_) (void)t->cancel();
-    while (core_.task_count() > 0) run_once(core_, true);
+    // A task created meanwhile (a connection accepted as the loop closes) or one that withdrew
+    // its cancellation is cancelled on the next pass, so close() cannot wait forever on it.
+    while (core_.task_count() > 0) {
+      for (detail::TaskCore* t = core_.tasks_; t != nullptr; t = t->all_next_) {
+        if (t->cancelling() == 0) (void)t->cancel();
+      }
+      run_once(core_, true);
+    }
     for (int i = 0; i < kCloseCallbackRounds && core_.head_ != nullptr; ++i) run_once(core_, false);
   }
   // 2. Submitted calls never run are cancelled; the default executor is shut down.

@@ -104,6 +104,7 @@ void TaskCore::start(LoopCore& loop, std::string name) {
   if (!name.empty()) set_name(std::move(name));
   loop.register_task(this);
   add_ref();  // the loop's reference, until the task is done
+  queued_ = true;
   loop.push(this);
 }
 
@@ -212,6 +213,7 @@ std::coroutine_handle<> TaskCore::finish() noexcept {
 
 void TaskCore::run_step(ReadyNode* n) noexcept {
   auto* t = static_cast<TaskCore*>(n);
+  t->queued_ = false;
   if (!t->started_) {
     t->started_ = true;
     if (t->must_cancel_) {

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -130,6 +131,7 @@ class Fd {
   Fd& operator=(const Fd&) = delete;
   ~Fd() { reset(); }
   [[nodiscard]] int get() const noexcept { return fd_; }
+  [[nodiscard]] int release() noexcept { return std::exchange(fd_, -1); }
   void reset() noexcept {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
@@ -343,6 +345,17 @@ Popen::Popen(std::vector<std::string> args, PopenOptions options)
                          "posix_spawn_file_actions_adddup2");
         return;
       }
+      case Redirect::Socket: {
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+          throw std::system_error(errno, std::generic_category(), "socketpair");
+        }
+        parent_end = Fd(sv[0]);
+        child_end = Fd(sv[1]);
+        check_spawn_call(posix_spawn_file_actions_adddup2(&g.actions, child_end.get(), target),
+                         "posix_spawn_file_actions_adddup2");
+        return;
+      }
     }
   };
   setup(options.stdin_, STDIN_FILENO, s.stdin_pipe, child_in);
@@ -448,6 +461,10 @@ int Popen::pid() const noexcept { return state_->pid; }
 int Popen::stdin_fd() const noexcept { return state_->stdin_pipe.get(); }
 int Popen::stdout_fd() const noexcept { return state_->stdout_pipe.get(); }
 int Popen::stderr_fd() const noexcept { return state_->stderr_pipe.get(); }
+int Popen::release_stdin_fd() noexcept { return state_->stdin_pipe.release(); }
+int Popen::release_stdout_fd() noexcept { return state_->stdout_pipe.release(); }
+int Popen::release_stderr_fd() noexcept { return state_->stderr_pipe.release(); }
+int Popen::pidfd() const noexcept { return state_->pidfd.get(); }
 
 std::optional<int> Popen::poll() {
   std::lock_guard lock(state_->mu);

@@ -1,7 +1,7 @@
 // Tests for `concur bench` (apps/concur/bench/), calling the concur_apps library directly
 // (STYLE.md rule 11): the notes' is_prime and fib, the helpers every experiment uses, the
-// registry, quick runs of every experiment with and without Python, the JSON report and option
-// errors.
+// registry, quick runs of every experiment with and without Python (the coroutine experiments
+// against their own local HTTP site), the JSON report and option errors.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -11,14 +11,17 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "bench/bench_command.hpp"
 #include "bench/experiment.hpp"
+#include "bench/experiments/async_crawl.hpp"
 #include "bench/experiments/fib_pool.hpp"
 #include "bench/experiments/is_prime.hpp"
+#include "bench/experiments/sleep_gather.hpp"
 #include "bench/experiments/sleep_pool.hpp"
 #include "bench/machine.hpp"
 #include "bench/python.hpp"
@@ -180,7 +183,8 @@ TEST(MachineTest, CpuModelFromProcCpuinfo) {
 }
 
 TEST(RegistryTest, ListsTheExperimentsInTheNotesOrder) {
-  const std::vector<std::string> names = {"is_prime", "is_prime_pool", "fib_pool", "sleep_pool"};
+  const std::vector<std::string> names = {"is_prime",   "is_prime_pool", "fib_pool",
+                                          "sleep_pool", "sleep_gather",  "async_crawl"};
   ASSERT_EQ(experiments().size(), names.size());
   for (std::size_t i = 0; i < names.size(); ++i) {
     EXPECT_EQ(experiments()[i]->name(), names[i]);
@@ -326,6 +330,103 @@ TEST_F(BenchTest, SleepPoolQuickRunUsesTheNotesWorkerCounts) {
   EXPECT_TRUE(result.ok());
 }
 
+TEST_F(BenchTest, SleepGatherQuickRunCountsEveryTask) {
+  const BenchResult result = quick_run("sleep_gather", 2);
+  ASSERT_TRUE(result.errors.empty()) << result.errors.front();
+  EXPECT_EQ(modes(result.rows), (std::vector<std::string>{"serial", "coroutines 30"}));
+  const Row& serial = result.rows[0];
+  const Row& gathered = result.rows[1];
+  // --quick: 50 ms sleeps; serial runs the 3 of 30 tasks that fit 0.2 s, gather all 30.
+  EXPECT_TRUE(serial.baseline);
+  EXPECT_EQ(serial.items, 3U);
+  EXPECT_EQ(serial.answer, "3 tasks done");
+  EXPECT_EQ(gathered.items, static_cast<std::size_t>(kGatherTasks));
+  EXPECT_EQ(gathered.answer, "30 tasks done");
+  EXPECT_EQ(gathered.workers, 30U);
+  for (const Row& r : result.rows) {
+    EXPECT_TRUE(r.ok()) << r.mode << ": " << r.answer;
+    EXPECT_EQ(r.full_items, 30U);
+    EXPECT_EQ(r.language, "c++");
+    EXPECT_GT(r.speedup, 0.0);
+    EXPECT_THAT(r.note, HasSubstr("sleep(1) scaled to 50.0 ms"));
+  }
+  // Lower bounds only (STYLE.md rule 15): three sleeps in turn; the 30 overlapping ones take one.
+  EXPECT_GE(serial.seconds, 3 * 0.05);
+  EXPECT_GE(gathered.seconds, 0.05);
+  EXPECT_TRUE(result.ok());
+}
+
+// most_in_flight(note): the "≤ N in flight" an async_crawl row's note reports from the site.
+int most_in_flight(const std::string& note) {
+  std::smatch m;
+  if (!std::regex_search(note, m, std::regex("≤ ([0-9]+) in flight"))) return -1;
+  return std::stoi(m[1].str());
+}
+
+TEST_F(BenchTest, AsyncCrawlQuickRunFetchesEveryPageWholeUnderTheCeiling) {
+  const BenchResult result = quick_run("async_crawl", 2);
+  ASSERT_TRUE(result.errors.empty()) << result.errors.front();
+  EXPECT_EQ(modes(result.rows),
+            (std::vector<std::string>{"serial", "threads 10", "coroutines (Semaphore 10)"}));
+  for (const Row& r : result.rows) {
+    EXPECT_EQ(r.answer, "50 pages whole") << r.mode << ": " << r.note;
+    EXPECT_TRUE(r.ok());
+    EXPECT_EQ(r.items, static_cast<std::size_t>(kCrawlPages));
+    EXPECT_FALSE(r.scaled());
+    EXPECT_EQ(r.unit, "pages");
+    EXPECT_GT(r.speedup, 0.0);
+    EXPECT_THAT(r.note, HasSubstr("site: 5.00 ms per page"));
+    EXPECT_THAT(r.note, ::testing::Not(HasSubstr("failure")));
+  }
+  EXPECT_TRUE(result.rows[0].baseline);
+  // Seen from the site's side: one request at a time serially, never more than the ceiling.
+  EXPECT_EQ(most_in_flight(result.rows[0].note), 1);
+  for (std::size_t i : {1U, 2U}) {
+    EXPECT_GE(most_in_flight(result.rows[i].note), 1) << result.rows[i].note;
+    EXPECT_LE(most_in_flight(result.rows[i].note), kCrawlLimit) << result.rows[i].note;
+    EXPECT_EQ(result.rows[i].workers, 10U);
+  }
+  // Lower bounds only: 50 delays of 5 ms in turn; five rounds of ten.
+  EXPECT_GE(result.rows[0].seconds, 50 * 0.005);
+  EXPECT_GE(result.rows[1].seconds, 5 * 0.005);
+  EXPECT_GE(result.rows[2].seconds, 5 * 0.005);
+  EXPECT_TRUE(result.ok());
+}
+
+TEST_F(BenchTest, CoroutineExperimentsQuickRunWithPythonAgree) {
+  const auto python = find_python();
+  if (!python) GTEST_SKIP() << "python3 not on PATH";
+  {
+    const BenchResult result = quick_run("sleep_gather", 2, python);
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front();
+    EXPECT_EQ(modes(result.rows), (std::vector<std::string>{"serial", "coroutines 30",
+                                                            "python serial", "python asyncio 30"}));
+    EXPECT_TRUE(result.rows[2].baseline);
+    EXPECT_EQ(result.rows[2].answer, "3 tasks done");
+    EXPECT_EQ(result.rows[3].answer, "30 tasks done");
+    EXPECT_GT(result.rows[3].speedup, 0.0);
+    EXPECT_TRUE(result.ok());
+  }
+  {
+    const BenchResult result = quick_run("async_crawl", 2, python);
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front();
+    ASSERT_EQ(modes(result.rows),
+              (std::vector<std::string>{"serial", "threads 10", "coroutines (Semaphore 10)",
+                                        "python serial", "python threads 10",
+                                        "python asyncio (Semaphore 10)"}));
+    for (const Row& r : result.rows) {
+      EXPECT_EQ(r.answer, "50 pages whole") << r.mode << ": " << r.note;
+      EXPECT_LE(most_in_flight(r.note), kCrawlLimit) << r.mode;
+    }
+    EXPECT_TRUE(result.rows[3].baseline);
+    EXPECT_EQ(most_in_flight(result.rows[3].note), 1);
+    EXPECT_THAT(result.rows[3].note, HasSubstr("urllib"));
+    // The asyncio row says which client it used: aiohttp when importable, else asyncio streams.
+    EXPECT_THAT(result.rows[5].note, ::testing::ContainsRegex("aiohttp|asyncio streams"));
+    EXPECT_TRUE(result.ok());
+  }
+}
+
 TEST_F(BenchTest, PoolExperimentsQuickRunWithPythonAgree) {
   const auto python = find_python();
   if (!python) GTEST_SKIP() << "python3 not on PATH";
@@ -363,7 +464,8 @@ TEST_F(BenchTest, PoolExperimentsWriteTheirRowsToJson) {
       "scaled",     "seconds", "seconds_per_item", "estimated_full_seconds",
       "speedup",    "answer",  "expected",         "ok",
       "note"};
-  for (const std::string name : {"is_prime_pool", "fib_pool", "sleep_pool"}) {
+  for (const std::string name :
+       {"is_prime_pool", "fib_pool", "sleep_pool", "sleep_gather", "async_crawl"}) {
     std::remove(path.c_str());
     BenchOptions options;
     options.experiments = {name};
@@ -446,8 +548,8 @@ TEST_F(BenchTest, RunBenchQuickWritesTableAndValidJson) {
   EXPECT_EQ(j.at("config").at("size"), "quick");
   EXPECT_TRUE(j.at("config").at("python").is_null());
   // Every experiment ran: is_prime 2 rows, is_prime_pool 3, fib_pool 4 (pool 3, pool 2 and
-  // processes 3), sleep_pool 3.
-  ASSERT_EQ(j.at("rows").size(), 12U);
+  // processes 3), sleep_pool 3, sleep_gather 2, async_crawl 3.
+  ASSERT_EQ(j.at("rows").size(), 17U);
   EXPECT_EQ(j.at("rows")[0].at("mode"), "serial");
   EXPECT_EQ(j.at("rows")[1].at("mode"), "threads 2");
   EXPECT_EQ(j.at("rows")[0].at("answer"), j.at("rows")[1].at("answer"));
@@ -456,8 +558,8 @@ TEST_F(BenchTest, RunBenchQuickWritesTableAndValidJson) {
     const auto name = row.at("experiment").get<std::string>();
     if (seen.empty() || seen.back() != name) seen.push_back(name);
   }
-  EXPECT_EQ(seen,
-            (std::vector<std::string>{"is_prime", "is_prime_pool", "fib_pool", "sleep_pool"}));
+  EXPECT_EQ(seen, (std::vector<std::string>{"is_prime", "is_prime_pool", "fib_pool", "sleep_pool",
+                                            "sleep_gather", "async_crawl"}));
   EXPECT_TRUE(j.at("ok").get<bool>());
   std::remove(path.c_str());
 }

@@ -12,9 +12,11 @@
 #include <string_view>
 #include <vector>
 
+#include "bench/experiments/async_crawl.hpp"
 #include "bench/experiments/fib_pool.hpp"
 #include "bench/experiments/is_prime.hpp"
 #include "bench/experiments/is_prime_pool.hpp"
+#include "bench/experiments/sleep_gather.hpp"
 #include "bench/experiments/sleep_pool.hpp"
 
 namespace concur::apps::bench {
@@ -27,6 +29,8 @@ const std::vector<std::unique_ptr<Experiment>>& experiments() {
     v.push_back(make_is_prime_pool_experiment());
     v.push_back(make_fib_pool_experiment());
     v.push_back(make_sleep_pool_experiment());
+    v.push_back(make_sleep_gather_experiment());
+    v.push_back(make_async_crawl_experiment());
     return v;
   }();
   return list;

@@ -1,23 +1,17 @@
-// concur/aio/streams.hpp — asyncio's streams: TCP connections as a StreamReader / StreamWriter
-// pair. open_connection(host, port) connects (IPv4 and IPv6, names resolved by the reactor's
-// resolver); start_server(handler, host, port) listens and runs handler(reader, writer) as one
+// concur/aio/streams.hpp — asyncio's streams: TCP (and TLS) connections as a StreamReader /
+// StreamWriter pair. open_connection() connects; start_server() runs handler(reader, writer) as one
 // task per accepted connection; Server closes, waits and serves forever as asyncio.Server does.
-// Bytes are std::string (what a read returns) and std::string_view (what a write takes).
-// Backpressure: a reader only asks the socket for more when a read needs it (the kernel's window
-// then throttles the peer); a writer buffers without blocking and drain() suspends while the
-// buffer is above its high-water mark (64 KiB, resumed at 16 KiB), so a writer that drains never
-// holds more than the mark plus one write. Every wait (a read, drain, connect, wait_closed,
-// serve_forever) is a suspension point of the calling task: cancel() raises CancelledError there,
-// the pending socket operation is withdrawn and bytes already received stay in the reader.
-// Errors are concur exceptions named after Python's (errors.hpp): ConnectionRefusedError,
-// ConnectionResetError, BrokenPipeError, other OSErrors, IncompleteReadError, LimitOverrunError.
-// Thread-safety: streams and servers belong to the loop that made them (its thread only).
-// Lifetime: StreamReader, StreamWriter and Server are handles (copies share one stream / server);
-// when the last handle of a connection goes, it is closed (buffered bytes are still sent); when
-// the last handle of a server goes, it stops accepting. Handles may outlive their loop: once the
-// loop is destroyed its sockets are closed: writes are discarded, waits throw RuntimeError.
+// Bytes: std::string out, std::string_view in. Reads, drain(), connects and waits are suspension
+// points: cancel() raises CancelledError there and no received byte is lost. write() never blocks;
+// drain() bounds what a writer buffers (64 KiB high / 16 KiB low water, as asyncio).
+// Errors: errors.hpp's ConnectionError family, SSLError, IncompleteReadError, LimitOverrunError.
+// Thread-safety: a stream or server is used on its loop's thread only (another loop: RuntimeError).
+// Lifetime: handles share their stream or server; the last one to go closes it (buffered bytes are
+// still sent). Handles may outlive their loop: its sockets close with it (writes are then
+// discarded, waits raise RuntimeError).
 #pragma once
 
+#include <chrono>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -28,6 +22,7 @@
 #include <ranges>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "concur/aio/task.hpp"
@@ -44,10 +39,52 @@ inline constexpr std::size_t kDefaultHighWater = 64 * 1024;
 inline constexpr std::size_t kDefaultLowWater = 16 * 1024;
 
 namespace detail {
-struct StreamCore;  // src/aio/streams.cpp: what a connection's handles share
-struct ServerCore;  // src/aio/streams.cpp: what a server's handles share
+struct StreamCore;      // src/aio/streams.cpp: what a connection's handles share
+struct ServerCore;      // src/aio/streams.cpp: what a server's handles share
+struct SslContextCore;  // src/aio/streams.cpp: an OpenSSL context
 struct StreamAccess;
 }  // namespace detail
+
+// SslPurpose: what a default SslContext is for (Python's ssl.Purpose): kServerAuth authenticates
+// servers (a client's context), kClientAuth clients (a server's context).
+enum class SslPurpose { kServerAuth, kClientAuth };
+
+// SslContext: TLS settings (Python's ssl.SSLContext), a copyable handle to one OpenSSL context
+// shared by the connections that use it. A default-constructed SslContext is empty: plain TCP.
+// Configure it before the first connection uses it (the setters are not synchronized with
+// handshakes in progress). Every failure is an SSLError.
+class CONCUR_EXPORT SslContext {
+ public:
+  SslContext() noexcept = default;
+  // create_default_context(purpose): Python's ssl.create_default_context(): TLS 1.2 or later.
+  // kServerAuth: verifies the server's certificate against the system's CAs and checks its host
+  // name. kClientAuth: a server's context (no client certificate asked; load_cert_chain() it).
+  static SslContext create_default_context(SslPurpose purpose = SslPurpose::kServerAuth);
+  // load_cert_chain(certfile, keyfile): this side's certificate chain and private key (PEM
+  // files); load_cert_chain_pem(cert, key) takes the PEM text itself.
+  void load_cert_chain(const std::string& certfile, const std::string& keyfile);
+  void load_cert_chain_pem(std::string_view cert_pem, std::string_view key_pem);
+  // load_verify_locations(cafile) / load_verify_pem(pem): also trust these CA certificates
+  // (Python's load_verify_locations(cafile=...) / (cadata=...)).
+  void load_verify_locations(const std::string& cafile);
+  void load_verify_pem(std::string_view ca_pem);
+  // set_verify(required): verify the peer's certificate (CERT_REQUIRED; for a server: require a
+  // client certificate) or not (CERT_NONE). ValueError when turning it off while check_hostname
+  // is on (as Python).
+  void set_verify(bool required);
+  [[nodiscard]] bool verify() const;
+  // set_check_hostname(on): a client checks that the server's certificate names the host it
+  // connects to (ConnectOptions::server_hostname, else the host). Turning it on turns set_verify
+  // on.
+  void set_check_hostname(bool on);
+  [[nodiscard]] bool check_hostname() const;
+  // valid(): not empty.
+  [[nodiscard]] bool valid() const noexcept { return core_ != nullptr; }
+
+ private:
+  friend struct detail::StreamAccess;
+  std::shared_ptr<detail::SslContextCore> core_;
+};
 
 // Endpoint: a socket address. to_string() is "host:port", "[host]:port" for IPv6.
 struct Endpoint {
@@ -61,7 +98,10 @@ struct Endpoint {
 // StreamReader: the receiving half of a connection (asyncio.StreamReader). A default-constructed
 // reader has no socket: feed_data() / feed_eof() fill it (as in Python, for parsers and tests).
 // At most one task may wait for data at a time (RuntimeError otherwise). Reads return what is
-// buffered first; the socket is read (up to 64 KiB at a time) only when a read needs more.
+// buffered first; the socket is read only when a read needs more, so a reader that does not read
+// throttles its peer through the kernel's window. A connection waiting for data holds a 4 KiB
+// read buffer (16 KiB with TLS). Cancelling a waiting read withdraws its socket read (TCP) or
+// leaves it to complete (TLS); either way the bytes already received join the buffer.
 class CONCUR_EXPORT StreamReader {
  public:
   // StreamReader(limit): a reader without a socket; limit bounds readline()/readuntil().
@@ -128,16 +168,18 @@ class CONCUR_EXPORT StreamWriter {
   }
   // drain(): returns at once while the buffer is at or below the high-water mark; above it,
   // suspends until the buffer fell to the low-water mark. Raises the connection's error
-  // (BrokenPipeError, ConnectionResetError...), ConnectionResetError("Connection lost") once the
-  // stream is closed. Any number of tasks may drain at once.
+  // (BrokenPipeError, ConnectionResetError...), or ConnectionResetError("Connection lost") when
+  // the stream was closed already; a clean close while it waits ends the wait normally
+  // (asyncio). Any number of tasks may drain at once.
   Task<void> drain();
   // write_eof(): half-close: once the buffer is sent, the peer reads EOF; reading goes on.
-  // No effect when closing or already done.
+  // No effect when closing or already done. RuntimeError on a TLS stream.
   void write_eof();
-  // can_write_eof(): true for TCP.
+  // can_write_eof(): true for TCP, false for TLS (write_eof() then raises RuntimeError).
   [[nodiscard]] bool can_write_eof() const;
   // close(): closes the connection once the buffered bytes are sent (abort() discards them).
-  // The reader sees EOF at once (what is buffered stays readable). Idempotent.
+  // The reader sees EOF at once (what is buffered stays readable). Idempotent. TLS: then sends
+  // close_notify and waits (up to ssl_shutdown_timeout) for the peer's before closing the socket.
   void close();
   // abort(): closes at once; the buffered bytes are discarded (Python's transport.abort()).
   void abort();
@@ -158,8 +200,7 @@ class CONCUR_EXPORT StreamWriter {
   [[nodiscard]] std::size_t get_write_buffer_size() const;
   // set_write_buffer_limits(high, low): drain()'s marks (low defaults to high / 4, as Python).
   // ValueError when low > high.
-  void set_write_buffer_limits(std::size_t high = kDefaultHighWater,
-                               std::ptrdiff_t low = -1);
+  void set_write_buffer_limits(std::size_t high = kDefaultHighWater, std::ptrdiff_t low = -1);
   // fileno(): the socket's descriptor, for setsockopt()/getsockopt() only (Python's
   // get_extra_info("socket")); -1 once closed. Reading, writing or closing it breaks the stream.
   [[nodiscard]] int fileno() const;
@@ -178,25 +219,44 @@ struct Connection {
   StreamWriter writer;
 };
 
-// ConnectOptions: open_connection()'s options.
+// ConnectOptions: open_connection()'s options: `{.ssl = &context, .server_hostname = "name"}`.
+// Trivially destructible on purpose: g++ 12 destroys a braced aggregate temporary written inside
+// a co_await expression twice, so options written in place must own nothing. What `ssl` and
+// `server_hostname` point to is copied when open_connection() is called (not awaited): it only
+// has to outlive that call expression.
 struct ConnectOptions {
   // limit: the reader's limit (readline()/readuntil()).
   std::size_t limit = kDefaultStreamLimit;
+  // ssl: TLS over the connection when not null (and valid()); the handshake is part of
+  // open_connection().
+  const SslContext* ssl = nullptr;
+  // server_hostname: the name sent (SNI) and checked against the server's certificate; empty:
+  // the host argument.
+  std::string_view server_hostname{};
+  // ssl_handshake_timeout / ssl_shutdown_timeout: asyncio's bounds (60 s / 30 s). A handshake
+  // that takes longer is a TimeoutError; a close_notify exchange that does is cut short.
+  std::chrono::milliseconds ssl_handshake_timeout{60'000};
+  std::chrono::milliseconds ssl_shutdown_timeout{30'000};
 };
+static_assert(std::is_trivially_destructible_v<ConnectOptions>, "see ConnectOptions' comment");
 
 // open_connection(host, port, options): resolves host (a name such as "localhost", or a numeric
 // IPv4/IPv6 address such as "127.0.0.1" or "::1") and connects to the addresses in the resolver's
-// order until one accepts. TCP_NODELAY is set (as asyncio). Raises ConnectionRefusedError
+// order until one accepts, then, with options.ssl, makes the TLS handshake. TCP_NODELAY is set
+// (as asyncio). Raises ConnectionRefusedError
 // ("[Errno 111] Connect call failed ('127.0.0.1', 1)"), another OSError (unknown host,
-// unreachable network), CancelledError when cancelled (the connect is withdrawn, the socket
-// closed). RuntimeError outside a running loop.
+// unreachable network), SSLError (a certificate that does not verify: "SSLError: [SSL]
+// certificate verify failed: self-signed certificate"), TimeoutError (the handshake's bound),
+// CancelledError when cancelled (the connect is withdrawn, the socket closed). RuntimeError
+// outside a running loop.
 CONCUR_EXPORT Task<Connection> open_connection(std::string host, std::uint16_t port,
                                                ConnectOptions options = {});
 
 // ClientConnected: a server's handler (Python's client_connected_cb).
 using ClientConnected = std::function<Task<void>(StreamReader, StreamWriter)>;
 
-// ServerOptions: start_server()'s options.
+// ServerOptions: start_server()'s options; trivially destructible as ConnectOptions (the same
+// g++ 12 reason): `ssl` is copied when start_server() is called.
 struct ServerOptions {
   // backlog: listen()'s queue length (asyncio's default 100).
   int backlog = 100;
@@ -208,7 +268,14 @@ struct ServerOptions {
   std::size_t limit = kDefaultStreamLimit;
   // start_serving: accept at once (else start_serving() or serve_forever() begins it).
   bool start_serving = true;
+  // ssl: TLS on every accepted connection when not null (and valid()). The handshake runs in
+  // the connection's task before the handler; a connection whose handshake fails (or takes longer
+  // than ssl_handshake_timeout) is closed without calling the handler and without a report.
+  const SslContext* ssl = nullptr;
+  std::chrono::milliseconds ssl_handshake_timeout{60'000};
+  std::chrono::milliseconds ssl_shutdown_timeout{30'000};
 };
+static_assert(std::is_trivially_destructible_v<ServerOptions>, "see ConnectOptions' comment");
 
 // Server: a listening server (asyncio.Server), a copyable handle; the last handle's destruction
 // is close().
@@ -225,6 +292,9 @@ struct ServerOptions {
 //   connection is closed.
 class CONCUR_EXPORT Server {
  public:
+  // Server(): an empty handle (InvalidStateError on use) to assign a started server to.
+  Server() noexcept = default;
+
   // sockets(): the listening sockets' addresses (empty once closed).
   [[nodiscard]] std::vector<Endpoint> sockets() const;
   // port(): the port the server listens on (every socket shares it, also with port 0); kept
@@ -255,6 +325,10 @@ class CONCUR_EXPORT Server {
   std::shared_ptr<detail::ServerCore> core_;
 };
 
+// (g++ 12 note: that compiler destroys a lambda temporary written inside a co_await expression
+// twice. A handler lambda that captures objects with destructors by value — a shared_ptr, a
+// string — must be a named variable: `auto handler = [state](...) -> Task<void> {...};
+// co_await start_server(handler, ...)`. Reference captures, `this` and empty lambdas are safe.)
 // start_server(handler, host, port, options): binds a listening socket for every address of host
 // (IPv6 ones IPV6_V6ONLY, as asyncio; "" means all interfaces: 0.0.0.0 and ::), all on the same
 // port (port 0: one the kernel picks for the first), listens, and accepts unless
@@ -262,5 +336,11 @@ class CONCUR_EXPORT Server {
 // address ('127.0.0.1', 80): Address already in use"), RuntimeError outside a running loop.
 CONCUR_EXPORT Task<Server> start_server(ClientConnected handler, std::string host,
                                         std::uint16_t port, ServerOptions options = {});
+
+namespace detail {
+// adopt_stream_socket(fd, limit): a connected stream socket (one end of a socketpair) becomes a
+// Connection of the running loop, which owns and closes fd from now on (aio subprocesses).
+CONCUR_EXPORT Connection adopt_stream_socket(int fd, std::size_t limit);
+}  // namespace detail
 
 }  // namespace concur::aio

@@ -135,11 +135,14 @@ class CONCUR_EXPORT TaskCore : private ReadyNode {
   void remove_done(DoneNode* n) noexcept;
   // wake(): the task's suspension ended; its next step runs in a later iteration.
   void wake() noexcept {
+    CONCUR_DCHECK(!queued_);  // an awaiter that wakes a task twice would corrupt the queue
+    queued_ = true;
     waiter_ = nullptr;
     loop_->push(this);
   }
   // suspend_on(w): true when the task may suspend on w (records it); false when a cancellation
-  // is pending: the awaiter must not suspend and resume() then throws CancelledError.
+  // is pending: the awaiter must not suspend and resume() then throws CancelledError. Call it
+  // last in await_suspend: an awaiter that throws after it would leave waiter_ dangling.
   bool suspend_on(Waiter* w) noexcept {
     if (must_cancel_) return false;
     waiter_ = w;
@@ -193,6 +196,7 @@ class CONCUR_EXPORT TaskCore : private ReadyNode {
   bool waiter_cancelled_ = false;  // cancel() detached the waiter: CancelledError at resume
   bool retrieved_ = false;
   bool started_ = false;  // a scheduled task's first step ran
+  bool queued_ = false;   // in the ready queue (wake() ran, the step did not yet)
 
  private:
   static void run_step(ReadyNode* n) noexcept;
