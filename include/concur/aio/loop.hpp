@@ -73,6 +73,14 @@ inline Clock::time_point from_ns(std::int64_t ns) noexcept {
       std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
 }
 
+// TimerHeapEntry: an entry of the loop's timer heap. It carries the deadline, so sifting compares
+// inside the heap's array and touches a node (somewhere in a coroutine frame) only to store its
+// new index; the FIFO tie-break (seq) is read from the nodes only when two deadlines are equal.
+struct TimerHeapEntry {
+  std::int64_t when;
+  TimerNode* node;
+};
+
 // The running loop and task of this thread (set by the loop while it runs a step).
 inline thread_local LoopCore* tls_loop = nullptr;
 inline thread_local TaskCore* tls_task = nullptr;
@@ -125,7 +133,7 @@ class CONCUR_EXPORT LoopCore {
 
   ReadyNode* head_ = nullptr;
   ReadyNode** tail_ = &head_;
-  std::vector<TimerNode*> heap_;
+  std::vector<TimerHeapEntry> heap_;
   std::uint64_t timer_seq_ = 0;
   TaskCore* tasks_ = nullptr;  // all pending scheduled tasks (intrusive list)
   std::size_t task_count_ = 0;

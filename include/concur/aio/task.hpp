@@ -202,6 +202,21 @@ class CONCUR_EXPORT TaskCore : private ReadyNode {
   static void run_step(ReadyNode* n) noexcept;
 };
 
+// ByRef<W>: awaits the awaiter object *w in place (g++ 12 copies an awaiter named by an lvalue
+// into the frame; library code that reads its awaiter after the await goes through this).
+template <class W>
+struct ByRef {
+  using aio_awaitable = void;
+  W* w;
+  bool await_ready() { return w->await_ready(); }
+  auto await_suspend(std::coroutine_handle<> h) { return w->await_suspend(h); }
+  decltype(auto) await_resume() { return w->await_resume(); }
+};
+template <class W>
+ByRef<W> by_ref(W& w) noexcept {
+  return ByRef<W>{&w};
+}
+
 // Promise<T>: the coroutine promise of Task<T> (the task state and the value, in the frame).
 template <class T>
 class Promise;
@@ -222,12 +237,20 @@ class PromiseBase : public TaskCore {
 
   // await_transform: only aio awaitables and concur::Future<T> (see the header comment).
   template <class A>
-  requires(!IsConcurFuture<std::remove_cvref_t<A>>::value) A && await_transform(A&& a)
-  noexcept {
+  requires(!IsConcurFuture<std::remove_cvref_t<A>>::value) decltype(auto)
+      await_transform(A&& a) noexcept {
     static_assert(AioAwaitable<A>,
                   "co_await inside an aio::Task accepts aio awaitables (aio::Task, aio::sleep, "
                   "the aio locks and queues, streams...) and concur::Future<T> only");
-    return std::forward<A>(a);
+    // An awaiter is awaited in place, through a pointer: returning it by reference makes g++ 12
+    // keep a second copy in the frame (the temporary and the transformed result both live across
+    // the suspension: 64 bytes more per co_await of aio::sleep). Awaitables that are not awaiters
+    // themselves (Task: operator co_await) pass through.
+    if constexpr (requires { a.await_ready(); }) {
+      return ByRef<std::remove_reference_t<A>>{&a};
+    } else {
+      return std::forward<A>(a);
+    }
   }
   template <class U>
   auto await_transform(const concur::Future<U>& f);
@@ -287,21 +310,6 @@ Promise<T>& promise_of(TaskCore* c) noexcept {
 }
 
 CONCUR_EXPORT void report_never_awaited() noexcept;
-
-// ByRef<W>: awaits the awaiter object *w in place (g++ 12 copies an awaiter named by an lvalue
-// into the frame; library code that reads its awaiter after the await goes through this).
-template <class W>
-struct ByRef {
-  using aio_awaitable = void;
-  W* w;
-  bool await_ready() { return w->await_ready(); }
-  auto await_suspend(std::coroutine_handle<> h) { return w->await_suspend(h); }
-  decltype(auto) await_resume() { return w->await_resume(); }
-};
-template <class W>
-ByRef<W> by_ref(W& w) noexcept {
-  return ByRef<W>{&w};
-}
 
 }  // namespace detail
 
