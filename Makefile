@@ -13,7 +13,10 @@ release: setup
 	cmake --preset release
 	cmake --build --preset release -j $(JOBS)
 
-run: release
+# run builds only the `concur` binary (tests, benchmarks and examples are built by `make test`).
+run: setup
+	cmake --preset release
+	cmake --build --preset release -j $(JOBS) --target concur_cli
 	./build/release/apps/concur/concur bench
 
 test: setup
