@@ -183,7 +183,9 @@ class ShutDown : public QueueError {
 class ExceptionGroup : public Error {
  public:
   ExceptionGroup(const std::string& message, std::vector<std::exception_ptr> exceptions)
-      : Error(describe(message, exceptions)), message_(message), exceptions_(std::move(exceptions)) {}
+      : Error(describe(message, exceptions)),
+        message_(message),
+        exceptions_(std::move(exceptions)) {}
   // message(): the group's own message, without the sub-exceptions.
   [[nodiscard]] const std::string& message() const noexcept { return message_; }
   // exceptions(): the sub-exceptions (rethrow one to inspect it).
@@ -225,7 +227,8 @@ class KeyboardInterrupt : public Error {
 class IncompleteReadError : public Error {
  public:
   IncompleteReadError(std::string partial, std::size_t expected)
-      : Error("IncompleteReadError: " + std::to_string(partial.size()) + " bytes read on a total of " +
+      : Error("IncompleteReadError: " + std::to_string(partial.size()) +
+              " bytes read on a total of " +
               (expected == 0 ? std::string("undefined") : std::to_string(expected)) +
               " expected bytes"),
         partial_(std::move(partial)),

@@ -27,7 +27,7 @@ struct ProcessState : std::enable_shared_from_this<ProcessState> {
 
   subprocess::Popen popen;
   std::unique_ptr<asio::posix::stream_descriptor> watch;  // on popen.pidfd()
-  bool watching = false;  // an async_wait on the pidfd is pending
+  bool watching = false;                                  // an async_wait on the pidfd is pending
   std::vector<TaskCore*> waiters;
   LoopCore* loop = nullptr;
 

@@ -51,7 +51,8 @@ TEST_F(AioSubprocessTest, StderrApartAndMergedIntoStdout) {
     EXPECT_EQ(err, "err\n");
     EXPECT_EQ(apart.returncode(), 3);
     aio::SubprocessOptions together{.stdout_ = aio::PIPE, .stderr_ = aio::STDOUT};
-    aio::Process merged = co_await aio::create_subprocess_shell("echo out; echo err 1>&2", together);
+    aio::Process merged =
+        co_await aio::create_subprocess_shell("echo out; echo err 1>&2", together);
     auto [both, none] = co_await merged.communicate();
     EXPECT_EQ(both, "out\nerr\n");
     EXPECT_EQ(none, "");
@@ -63,8 +64,8 @@ TEST_F(AioSubprocessTest, StderrApartAndMergedIntoStdout) {
 TEST_F(AioSubprocessTest, ReadsTheOutputAsAStreamWhileTheChildRuns) {
   auto main = []() -> aio::Task<void> {
     aio::SubprocessOptions out{.stdout_ = aio::PIPE};
-    aio::Process p =
-        co_await aio::create_subprocess_shell("for i in 1 2 3; do echo line$i; sleep 0.05; done", out);
+    aio::Process p = co_await aio::create_subprocess_shell(
+        "for i in 1 2 3; do echo line$i; sleep 0.05; done", out);
     std::vector<std::string> lines;
     for (;;) {
       std::string line = co_await p.stdout_->readline();
@@ -150,7 +151,8 @@ TEST_F(AioSubprocessTest, LargeOutputBothWays) {
 TEST_F(AioSubprocessTest, AMissingProgramIsFileNotFound) {
   auto main = []() -> aio::Task<void> {
     std::vector<std::string> missing{"/no/such/program"};
-    EXPECT_THROW((void)co_await aio::create_subprocess_exec(missing), subprocess::FileNotFoundError);
+    EXPECT_THROW((void)co_await aio::create_subprocess_exec(missing),
+                 subprocess::FileNotFoundError);
     std::vector<std::string> none;
     EXPECT_THROW((void)co_await aio::create_subprocess_exec(none), ValueError);
   };

@@ -42,9 +42,9 @@ struct SubprocessOptions {
   subprocess::Redirect stdin_ = subprocess::Redirect::Inherit;
   subprocess::Redirect stdout_ = subprocess::Redirect::Inherit;
   subprocess::Redirect stderr_ = subprocess::Redirect::Inherit;  // may be STDOUT
-  std::string_view cwd{};                          // empty: the parent's
-  const subprocess::Environment* env = nullptr;   // the child's whole environment (copied)
-  std::size_t limit = kDefaultStreamLimit;         // the piped readers' limit
+  std::string_view cwd{};                                        // empty: the parent's
+  const subprocess::Environment* env = nullptr;  // the child's whole environment (copied)
+  std::size_t limit = kDefaultStreamLimit;       // the piped readers' limit
 };
 static_assert(std::is_trivially_destructible_v<SubprocessOptions>,
               "see SubprocessOptions' comment");
