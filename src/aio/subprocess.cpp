@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "concur/aio/combinators.hpp"
+#include "concur/aio/sync.hpp"
 
 namespace concur::aio {
 namespace detail {
@@ -28,16 +29,12 @@ struct ProcessState : std::enable_shared_from_this<ProcessState> {
   subprocess::Popen popen;
   std::unique_ptr<asio::posix::stream_descriptor> watch;  // on popen.pidfd()
   bool watching = false;                                  // an async_wait on the pidfd is pending
-  std::vector<TaskCore*> waiters;
+  LoopBinding binding;
+  WaitList waiters{binding};  // tasks in wait(), parked until the pidfd is readable
   LoopCore* loop = nullptr;
 
   // reap(): the exit status, if the child ended (never blocks).
   std::optional<int> reap() { return popen.poll(); }
-  void wake_all() noexcept {
-    std::vector<TaskCore*> ws = std::move(waiters);
-    waiters.clear();
-    for (TaskCore* t : ws) t->wake();
-  }
   // arm(): one wait for the pidfd's readability (the child's exit); wakes every waiter then.
   void arm() {
     if (watching || !watch) return;
@@ -45,44 +42,9 @@ struct ProcessState : std::enable_shared_from_this<ProcessState> {
     watch->async_wait(asio::posix::stream_descriptor::wait_read,
                       [self = shared_from_this()](const boost::system::error_code& /*ec*/) {
                         self->watching = false;
-                        self->wake_all();  // they poll(); a spurious wake-up re-arms
+                        self->waiters.wake_all();  // they poll(); a spurious wake-up re-arms
                       });
   }
-};
-
-// ExitWait: Process::wait()'s suspension until the pidfd says the child exited.
-class ExitWait final : public Waiter {
- public:
-  using aio_awaitable = void;
-  explicit ExitWait(ProcessState& st) noexcept : st_(&st) {}
-  ExitWait(ExitWait&& o) noexcept : Waiter(), st_(o.st_) {}
-  ExitWait& operator=(ExitWait&&) = delete;
-  ~ExitWait() { unlink(); }
-  bool await_ready() const { return st_->reap().has_value(); }
-  bool await_suspend(std::coroutine_handle<> /*h*/) {
-    task_ = tls_task;
-    if (!task_->suspend_on(this)) return false;
-    st_->waiters.push_back(task_);
-    st_->arm();
-    return true;
-  }
-  void await_resume() {
-    if (task_ != nullptr) tls_task->check_cancel();
-  }
-  bool cancel(TaskCore& task) noexcept override {
-    unlink();
-    task.wake();
-    return false;
-  }
-
- private:
-  void unlink() noexcept {
-    if (task_ == nullptr) return;
-    auto& ws = st_->waiters;
-    ws.erase(std::remove(ws.begin(), ws.end(), task_), ws.end());
-  }
-  ProcessState* st_;
-  TaskCore* task_ = nullptr;
 };
 
 namespace {
@@ -115,7 +77,8 @@ Task<int> Process::wait() {
   for (;;) {
     if (std::optional<int> rc = st->reap()) co_return *rc;
     if (st->watch) {
-      co_await detail::ExitWait(*st);
+      st->arm();
+      co_await detail::Park(st->waiters, nullptr, "Process.wait()");
     } else {
       co_await sleep(std::chrono::milliseconds(5));  // no pidfd: poll
     }

@@ -4,39 +4,6 @@
 
 namespace concur::aio {
 
-// Waiting: exit() suspended until the last child ended (Python's _on_completed_fut).
-class TaskGroup::Waiting final : public detail::Waiter {
- public:
-  using aio_awaitable = void;
-  explicit Waiting(TaskGroup& g) noexcept : g_(&g) {}
-  Waiting(Waiting&& o) noexcept : Waiter(), g_(o.g_) {}
-  Waiting& operator=(Waiting&&) = delete;
-  ~Waiting() {
-    if (g_->waiting_ == this) g_->waiting_ = nullptr;
-  }
-  bool await_ready() const noexcept { return g_->live_ == 0; }
-  bool await_suspend(std::coroutine_handle<> /*h*/) {
-    task_ = detail::tls_task;
-    if (!task_->suspend_on(this)) return false;
-    g_->waiting_ = this;
-    return true;
-  }
-  void await_resume() { detail::tls_task->check_cancel(); }
-  bool cancel(detail::TaskCore& task) noexcept override {
-    if (g_->waiting_ == this) g_->waiting_ = nullptr;
-    task.wake();
-    return false;
-  }
-  void wake() noexcept {
-    g_->waiting_ = nullptr;
-    task_->wake();
-  }
-
- private:
-  TaskGroup* g_;
-  detail::TaskCore* task_ = nullptr;
-};
-
 TaskGroup::TaskGroup() : parent_(detail::tls_task) {
   if (parent_ == nullptr) throw RuntimeError("TaskGroup must be used inside a task");
 }
@@ -70,7 +37,7 @@ void TaskGroup::adopt(detail::TaskCore* child) {
 void TaskGroup::on_child_done(detail::DoneNode* n, detail::TaskCore& child) noexcept {
   TaskGroup* g = static_cast<Child*>(n)->group;
   --g->live_;
-  if (g->live_ == 0 && g->waiting_ != nullptr) g->waiting_->wake();
+  if (g->live_ == 0) g->waiting_.wake_all();
   g->on_outcome(child);
 }
 
@@ -112,7 +79,7 @@ Task<void> TaskGroup::exit(std::exception_ptr body_error, bool body_cancelled) {
   while (live_ > 0) {
     bool cancelled = false;
     try {
-      co_await Waiting(*this);
+      co_await detail::Park(waiting_, nullptr, "TaskGroup");
     } catch (const CancelledError&) {
       cancelled = true;
       if (!aborting_) propagate_cancel = std::current_exception();

@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "concur/aio/sync.hpp"
 #include "concur/aio/task.hpp"
 #include "concur/detail/config.hpp"
 #include "concur/errors.hpp"
@@ -70,8 +71,8 @@ class CONCUR_EXPORT TaskGroup {
   std::vector<std::unique_ptr<Child>> children_;
   std::vector<std::exception_ptr> errors_;
   detail::TaskCore* parent_;
-  class Waiting;
-  Waiting* waiting_ = nullptr;
+  detail::LoopBinding binding_;
+  detail::WaitList waiting_{binding_};  // exit() parked until the last child ended
   std::size_t live_ = 0;
   bool aborting_ = false;
   bool exiting_ = false;
