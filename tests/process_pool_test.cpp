@@ -4,6 +4,7 @@
 #include "concur/process_pool.hpp"
 
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -176,6 +177,7 @@ class ProcessPoolTest : public ::testing::Test {
 };
 
 using testing::file_exists;
+using testing::kill_forkserver;
 using testing::process_gone;
 using testing::TempDir;
 
@@ -290,6 +292,43 @@ TEST_F(ProcessPoolTest, MaxTasksPerChildReplacesWorkers) {
   std::set<int> pids;
   for (int i = 0; i < 10; ++i) pids.insert(pool.submit(my_pid).result(kWait));
   EXPECT_EQ(pids.size(), 5u);
+}
+
+// ---- The fork server dies (killed): the pool carries on
+
+TEST_F(ProcessPoolTest, AKilledForkServerDoesNotBreakThePool) {
+  ProcessPoolExecutor pool(
+      ProcessPoolOptions{.max_workers = 2, .start_method = mp::StartMethod::forkserver});
+  EXPECT_EQ(pool.submit(square, 2).result(kWait), 4);  // workers forked by the server
+  const pid_t server = kill_forkserver();
+  // The workers it forked go on.
+  std::vector<Future<int>> fs;
+  for (int i = 0; i < 20; ++i) fs.push_back(pool.submit(square, i));
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(fs[static_cast<std::size_t>(i)].result(kWait), i * i);
+  // A worker that dies now fails its task only, and is replaced through a new server.
+  EXPECT_THROW((void)pool.submit(die, 0).result(kWait), BrokenProcessPool);
+  fs.clear();
+  for (int i = 0; i < 20; ++i) fs.push_back(pool.submit(square, i));
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(fs[static_cast<std::size_t>(i)].result(kWait), i * i);
+  EXPECT_NE(mp::detail::forkserver_pid(), server);
+}
+
+TEST_F(ProcessPoolTest, WorkersStartThroughARespawnedForkServer) {
+  // max_tasks_per_child = 1: every task needs a new worker, so every one after the kill goes
+  // through a respawned server.
+  ProcessPoolExecutor pool(ProcessPoolOptions{
+      .max_workers = 1, .start_method = mp::StartMethod::forkserver, .max_tasks_per_child = 1});
+  std::set<int> pids;
+  pids.insert(pool.submit(my_pid).result(kWait));
+  const pid_t server = kill_forkserver();
+  for (int i = 0; i < 5; ++i) pids.insert(pool.submit(my_pid).result(kWait));
+  EXPECT_EQ(pids.size(), 6u);
+  const pid_t respawned = mp::detail::forkserver_pid();
+  EXPECT_NE(respawned, server);
+  // And again: a second kill is survived the same way.
+  (void)kill_forkserver();
+  EXPECT_EQ(pool.submit(square, 9).result(kWait), 81);
+  EXPECT_NE(mp::detail::forkserver_pid(), respawned);
 }
 
 TEST_F(ProcessPoolTest, ShutdownCancelsWhatWasNotSent) {

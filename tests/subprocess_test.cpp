@@ -14,10 +14,12 @@
 #include <atomic>
 #include <cstddef>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "concur/errors.hpp"
+#include "support/process_support.hpp"
 #include "support/test_support.hpp"
 
 namespace {
@@ -207,6 +209,114 @@ TEST_F(SubprocessTest, TerminateAndKillGiveNegativeSignalNumbers) {
     CompletedProcess{{"x"}, -9, "", ""}.check_returncode();
   } catch (const CalledProcessError& e) {
     EXPECT_STREQ(e.what(), "CalledProcessError: Command '['x']' died with <Signals.SIGKILL: 9>.");
+  }
+}
+
+// ---- Process groups: start_new_session, process_group (Python 3.11), killpg, run()'s
+// kill_group_on_timeout
+
+TEST_F(SubprocessTest, StartNewSessionAndProcessGroupPlaceTheChild) {
+  Popen plain({"sleep", "30"});
+  EXPECT_EQ(::getpgid(plain.pid()), ::getpgrp());  // inherited, as without the options in Python
+  EXPECT_EQ(::getsid(plain.pid()), ::getsid(0));
+  Popen session({"sleep", "30"}, {.start_new_session = true});
+  EXPECT_EQ(::getsid(session.pid()), session.pid());  // setsid(): a session and a group of its own
+  EXPECT_EQ(::getpgid(session.pid()), session.pid());
+  Popen leader({"sleep", "30"}, {.process_group = 0});
+  EXPECT_EQ(::getpgid(leader.pid()), leader.pid());  // setpgid(0, 0): a new group...
+  EXPECT_EQ(::getsid(leader.pid()), ::getsid(0));    // ...in our session
+  Popen member({"sleep", "30"}, {.process_group = leader.pid()});
+  EXPECT_EQ(::getpgid(member.pid()), leader.pid());  // joins an existing group
+  // killpg() reaches every member of the leader's group.
+  leader.killpg(SIGKILL);
+  EXPECT_EQ(leader.wait(10s), -SIGKILL);
+  EXPECT_EQ(member.wait(10s), -SIGKILL);
+  EXPECT_FALSE(plain.poll().has_value());
+  session.killpg(SIGTERM);
+  EXPECT_EQ(session.wait(10s), -SIGTERM);
+  session.killpg(SIGTERM);  // the group is empty now: not an error
+  // killpg() needs a group of the child's own: the plain child's is ours, the member's another's.
+  EXPECT_THROW(plain.killpg(SIGKILL), ValueError);
+  EXPECT_THROW(member.killpg(SIGKILL), ValueError);
+  plain.kill();
+  EXPECT_EQ(plain.wait(10s), -SIGKILL);
+}
+
+TEST_F(SubprocessTest, BadProcessGroupOptionsAreRejected) {
+  EXPECT_THROW(Popen({"true"}, {.process_group = -1}), ValueError);
+  EXPECT_THROW(Popen({"true"}, {.start_new_session = true, .process_group = 0}), ValueError);
+  // A group id that is no group: setpgid fails in the child, posix_spawn reports EPERM (Python:
+  // PermissionError), and no child is left. `plain` is a child that leads no group.
+  Popen plain({"sleep", "30"});
+  try {
+    Popen joined({"true"}, {.process_group = plain.pid()});
+    ADD_FAILURE() << "no SpawnError";
+  } catch (const SpawnError& e) {
+    EXPECT_EQ(e.errno_code(), EPERM);
+    EXPECT_THAT(e.what(), HasSubstr("PermissionError: [Errno 1]"));
+  }
+  plain.kill();
+  EXPECT_EQ(plain.wait(10s), -SIGKILL);
+  // run(kill_group_on_timeout) without a group of the child's own.
+  EXPECT_THROW(run({"true"}, {.timeout = 10s, .kill_group_on_timeout = true}), ValueError);
+  EXPECT_THROW(
+      run({"true"}, {.timeout = 10s, .process_group = ::getpgrp(), .kill_group_on_timeout = true}),
+      ValueError);
+  EXPECT_EQ(
+      run({"true"}, {.timeout = 10s, .process_group = 0, .kill_group_on_timeout = true}).returncode,
+      0);
+}
+
+// Timed out runs of `sh -c 'echo $$; sleep 30 & echo $!; wait'` in a group of its own: the
+// shell's pid (the group's id) and the background sleep's (the grandchild's), as printed before
+// the timeout. A run on a machine so slow that the shell had not printed both in time is retried
+// with a longer timeout (its leftovers killed), so the test never depends on timing.
+struct TimedOutTree {
+  pid_t shell = 0;
+  pid_t grandchild = 0;
+};
+
+TimedOutTree run_tree_until_timeout(RunOptions options) {
+  for (auto timeout = std::chrono::nanoseconds(1s); timeout <= 16s; timeout *= 2) {
+    options.capture_output = true;
+    options.timeout = timeout;
+    std::string out;
+    try {
+      run({"sh", "-c", "echo $$; sleep 30 & echo $!; wait"}, options);
+      ADD_FAILURE() << "no TimeoutExpired";
+      return {};
+    } catch (const TimeoutExpired& e) {
+      out = e.output();
+    }
+    TimedOutTree tree;
+    std::istringstream lines(out);
+    lines >> tree.shell >> tree.grandchild;
+    if (tree.grandchild > 0) return tree;
+    if (tree.shell > 0) (void)::killpg(tree.shell, SIGKILL);  // a sleep it may have started
+  }
+  ADD_FAILURE() << "the shell never printed its grandchild's pid";
+  return {};
+}
+
+TEST_F(SubprocessTest, RunTimeoutKillsOnlyTheChildAsPython) {
+  const TimedOutTree tree = run_tree_until_timeout({.start_new_session = true});
+  ASSERT_GT(tree.grandchild, 0);
+  EXPECT_TRUE(process_gone(tree.shell));
+  EXPECT_FALSE(process_gone(tree.grandchild)) << "the grandchild survives run()'s timeout";
+  ::kill(tree.grandchild, SIGKILL);  // cleanup (it is init's child now, not ours)
+  EXPECT_TRUE(wait_until([&] { return process_gone(tree.grandchild); }));
+}
+
+TEST_F(SubprocessTest, RunTimeoutWithKillGroupOnTimeoutKillsTheTree) {
+  for (const RunOptions& options :
+       {RunOptions{.start_new_session = true, .kill_group_on_timeout = true},
+        RunOptions{.process_group = 0, .kill_group_on_timeout = true}}) {
+    const TimedOutTree tree = run_tree_until_timeout(options);
+    ASSERT_GT(tree.grandchild, 0);
+    EXPECT_TRUE(process_gone(tree.shell));
+    EXPECT_TRUE(wait_until([&] { return process_gone(tree.grandchild); }))
+        << "grandchild " << tree.grandchild << " survived";
+    if (!process_gone(tree.grandchild)) ::kill(tree.grandchild, SIGKILL);
   }
 }
 

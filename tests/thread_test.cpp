@@ -78,6 +78,125 @@ TEST_F(ThreadTest, SubclassOverridesRun) {
   EXPECT_EQ(t.name_inside, "get_detail_html");
 }
 
+// ---- run(): the body start() runs (Python: Thread.run, which calls the target)
+
+TEST_F(ThreadTest, SubclassOverrideWinsOverATarget) {
+  // Python: class T(Thread) overriding run(), constructed with target=f: start() calls the
+  // override; f runs only if the override calls Thread.run().
+  class Override : public Thread {
+   public:
+    explicit Override(std::function<void()> target) : Thread(Options{}, std::move(target)) {}
+    ~Override() override {
+      if (is_alive()) join();
+    }
+    std::atomic<bool> override_ran{false};
+
+   protected:
+    void run() override { override_ran = true; }
+  };
+  std::atomic<bool> target_ran{false};
+  auto captured = std::make_shared<int>(1);
+  Override t([&target_ran, captured] { target_ran = true; });
+  t.start();
+  t.join();
+  EXPECT_TRUE(t.override_ran);
+  EXPECT_FALSE(target_ran);
+  EXPECT_EQ(captured.use_count(), 1);  // the unused target is dropped once the thread is done
+}
+
+TEST_F(ThreadTest, OverrideCallingThreadRunRunsTheTarget) {
+  class Wrapper : public Thread {
+   public:
+    explicit Wrapper(std::function<void()> target) : Thread(Options{}, std::move(target)) {}
+    ~Wrapper() override {
+      if (is_alive()) join();
+    }
+    std::vector<std::string> log;
+
+   protected:
+    void run() override {
+      log.emplace_back("before");
+      Thread::run();  // Python: super().run()
+      log.emplace_back("after");
+    }
+  };
+  std::vector<std::string>* log = nullptr;
+  Wrapper t([&log] { log->emplace_back("target"); });
+  log = &t.log;
+  t.start();
+  t.join();
+  EXPECT_EQ(t.log, (std::vector<std::string>{"before", "target", "after"}));
+}
+
+TEST_F(ThreadTest, SubclassWithoutOverrideRunsItsTarget) {
+  class Named : public Thread {
+   public:
+    Named(std::string name, std::function<void()> target)
+        : Thread(Options{std::move(name), {}}, std::move(target)) {}
+    ~Named() override {
+      if (is_alive()) join();
+    }
+  };
+  std::string seen;
+  Named t("named", [&seen] { seen = current_thread().name(); });
+  t.start();
+  t.join();
+  EXPECT_EQ(seen, "named");
+}
+
+TEST_F(ThreadTest, RunCalledDirectlyRunsInTheCallingThreadOnce) {
+  // Python allows t.run(): the body runs in the caller, no thread is started.
+  std::atomic<int> calls{0};
+  std::uint64_t where = 0;
+  auto captured = std::make_shared<int>(1);
+  Thread t(
+      [&calls, &where, captured](int add) {
+        calls += add;
+        where = get_native_id();
+      },
+      1);
+  t.run();
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(where, get_native_id());
+  EXPECT_FALSE(t.is_alive());
+  EXPECT_EQ(t.ident(), 0u);            // never started
+  EXPECT_EQ(captured.use_count(), 1);  // the target and its arguments are dropped after the run
+  t.run();                             // nothing left to run (Python: AttributeError)
+  EXPECT_EQ(calls, 1);
+  t.start();  // still startable once; its body has nothing left to run
+  t.join();
+  EXPECT_EQ(calls, 1);
+}
+
+TEST_F(ThreadTest, RunOfASubclassCalledDirectly) {
+  class Counter : public Thread {
+   public:
+    int runs = 0;
+    void run() override { ++runs; }
+  };
+  Counter t;
+  t.run();
+  t.run();
+  EXPECT_EQ(t.runs, 2);  // an override runs each time it is called, like any method
+  EXPECT_FALSE(t.is_alive());
+}
+
+TEST_F(ThreadTest, TargetExceptionThroughRunGoesToTheHook) {
+  std::string message;
+  ExceptHookGuard guard([&](const ExceptHookArgs& a) { message = a.exc_message; });
+  class Plain : public Thread {
+   public:
+    explicit Plain(std::function<void()> target) : Thread(Options{}, std::move(target)) {}
+    ~Plain() override {
+      if (is_alive()) join();
+    }
+  };
+  Plain t([] { throw ValueError("from the target"); });
+  t.start();
+  t.join();
+  EXPECT_EQ(message, "ValueError: from the target");
+}
+
 TEST_F(ThreadTest, DefaultNamesCountUpAndCanBeChanged) {
   Thread a([] {});
   Thread b([] {});

@@ -19,6 +19,9 @@
 // a new worker replaces the dead one, and the pool carries on. With Options{.break_on_worker_death
 // = true} (Python's behaviour) the first death breaks the pool instead: every pending future and
 // every later submit fail with BrokenProcessPool. No future stays pending because a worker died.
+// A fork server that dies (forkserver start method; e.g. killed) costs nothing but the worker
+// start it was serving, which is retried: the next start respawns the server, and the workers it
+// had forked go on. Only a worker start that fails twice in a row breaks the pool.
 // max_tasks_per_child replaces a worker after that many tasks (Python 3.11).
 // shutdown(wait, cancel_futures): later submits throw RuntimeError; cancel_futures cancels what has
 // not been sent to a worker; the workers exit when the work is done; wait joins them. The
@@ -152,6 +155,13 @@ class PoolFutureState final : public FutureState<R> {
   std::uint64_t id_;
   bool kill_running_;
 };
+
+// on_pool_dispatcher_thread() is true in the dispatcher thread of any ProcessPoolExecutor — where
+// the done-callbacks of its futures run. A wait there on a future of the pool reads the worker's
+// reply itself, or raises DeadlockError for a task still queued (only that thread sends it); what
+// waits on a promise that such a callback settles (mp::Pool's AsyncResult) waits on the task's
+// future first, to get the same.
+CONCUR_EXPORT bool on_pool_dispatcher_thread() noexcept;
 
 // make_pool_promise<R>(core, id, kill_running): the Promise of job `id`, over a PoolFutureState.
 template <class R>

@@ -5,12 +5,18 @@
 // standard stream inherited, piped or sent to /dev/null; communicate(input, timeout) feeds stdin
 // and drains stdout and stderr together with poll(2), so it never deadlocks on full pipes.
 // run() is Popen + communicate + wait, killing the child on timeout as Python does.
+// Process groups: start_new_session (setsid) and process_group (setpgid, Python 3.11) put the
+// child at the head of its own group; then killpg() signals the child with every descendant that
+// stayed in the group, and run(kill_group_on_timeout) kills that whole tree on timeout — Python's
+// run() kills only the child, so the grandchildren of `sh -c 'cmd &'` survive it.
 // Every pipe is O_CLOEXEC and the child keeps only fds 0-2 (Python's close_fds=True), so spawning
 // from many threads at once leaks no descriptor into another child.
 // Thread-safety: poll/wait/returncode/send_signal/terminate/kill may be called from any thread;
 // communicate() calls are serialized (a second caller waits for the first to return).
 // Lifetime: ~Popen never blocks on a running child; see ~Popen for how it is still reaped.
 #pragma once
+
+#include <sys/types.h>
 
 #include <chrono>
 #include <map>
@@ -75,7 +81,8 @@ class CONCUR_EXPORT CalledProcessError : public SubprocessError {
 
 // SpawnError: the program could not be started (Python raises OSError in the parent). errno_code()
 // is the errno posix_spawn reported, filename() the program (or the cwd when that is missing).
-// what() is "PermissionError: [Errno 13] Permission denied: 'prog'" or "OSError: ...".
+// what() is "PermissionError: [Errno 13] Permission denied: 'prog'" (EACCES and EPERM, as Python)
+// or "OSError: ...".
 class CONCUR_EXPORT SpawnError : public SubprocessError {
  public:
   SpawnError(int errno_code, std::string filename);
@@ -123,6 +130,16 @@ struct PopenOptions {
   // env: when set, the child's entire environment. A program name without '/' is then looked up
   // in env's PATH (or /bin:/usr/bin when env has no PATH), as Python's os.get_exec_path(env).
   std::optional<Environment> env{};
+  // start_new_session: the child calls setsid() before the program runs (Python's
+  // start_new_session=True): it leads a new session and a new process group, both with its pid
+  // as id, with no controlling terminal (a terminal's Ctrl-C no longer reaches it).
+  bool start_new_session = false;
+  // process_group: the child calls setpgid(0, *process_group) before the program runs (Python
+  // 3.11's process_group=): 0 makes it the leader of a new group whose id is its pid; another
+  // value joins that existing group of this session (SpawnError "PermissionError" when there is
+  // none). Negative → ValueError; together with start_new_session → ValueError (a session leader
+  // cannot change its group; Python fails in the child with EPERM).
+  std::optional<pid_t> process_group{};
 };
 
 // CommunicateResult is what communicate() returns: the whole output of each piped stream
@@ -205,6 +222,14 @@ class CONCUR_EXPORT Popen {
   // terminate() sends SIGTERM; kill() sends SIGKILL.
   void terminate();
   void kill();
+  // killpg(sig) sends `sig` to the child's process group (Python: os.killpg(p.pid, sig)): the
+  // child and every descendant still in the group, e.g. the background jobs of `sh -c 'cmd &'`.
+  // Only for a child that leads its own group (start_new_session, or process_group = 0); else
+  // ValueError, since the group would be someone else's — this process's own when inherited.
+  // Unlike send_signal(), it is also sent once the child has been reaped: descendants may outlive
+  // it, and Linux keeps a group's id from being reused while any member lives. A group with no
+  // member left is not an error.
+  void killpg(int sig);
 
  private:
   struct State;
@@ -232,6 +257,15 @@ struct RunOptions {
   Redirect stdin_ = Redirect::Inherit;
   Redirect stdout_ = Redirect::Inherit;
   Redirect stderr_ = Redirect::Inherit;
+  // start_new_session, process_group: as PopenOptions'.
+  bool start_new_session = false;
+  std::optional<pid_t> process_group{};
+  // kill_group_on_timeout (beyond Python): at the timeout — and on any other exception after the
+  // start — kill (SIGKILL) the child's whole process group instead of the child alone, so that
+  // no descendant that stayed in the group survives run(). Needs the child to lead its own group:
+  // start_new_session = true or process_group = 0, else ValueError (concur does not move the
+  // child into a new group on its own: that also takes it out of the terminal's Ctrl-C).
+  bool kill_group_on_timeout = false;
 };
 
 // CompletedProcess is run()'s result. stdout_ / stderr_ are the captured outputs (empty when not
@@ -248,7 +282,9 @@ struct CONCUR_EXPORT CompletedProcess {
 // run(args, options) runs the command, waits for it and returns a CompletedProcess. Throws
 // FileNotFoundError / SpawnError when it cannot start, TimeoutExpired (child killed and reaped
 // first), CalledProcessError with check, ValueError when capture_output is combined with
-// stdout_/stderr_ or input with stdin_. On any exception no child is left running.
+// stdout_/stderr_ or input with stdin_, or for kill_group_on_timeout without a group of the
+// child's own. On any exception no child is left running (nor, with kill_group_on_timeout, any
+// descendant that stayed in its group).
 CONCUR_EXPORT CompletedProcess run(std::vector<std::string> args, RunOptions options = {});
 
 }  // namespace concur::subprocess

@@ -2,15 +2,18 @@
 // current_thread(), main_thread(), active_count(), enumerate(), get_ident(), get_native_id(),
 // excepthook.
 //
-// A Thread runs either a target callable with arguments (copied, like std::thread; pass
-// std::ref for references) or the run() of a subclass. start() launches it (twice → RuntimeError)
-// and returns once it runs; join() / join(timeout) wait for it. An exception escaping the target
-// or run() goes to the excepthook (default: prints "Exception in thread NAME:" and the message to
-// stderr) — it is never lost and never calls std::terminate.
+// A Thread's body is its virtual run(), as in Python: the default run() calls the target callable
+// with its arguments (copied, like std::thread; pass std::ref for references) and then drops
+// them; a subclass overrides run() (and then the target runs only if the override calls
+// Thread::run()). start() launches it (twice → RuntimeError) and returns once it runs; join() /
+// join(timeout) wait for it. An exception escaping run() goes to the excepthook (default: prints
+// "Exception in thread NAME:" and the message to stderr) — it is never lost and never calls
+// std::terminate.
 // Lifetime: ~Thread() joins a started non-daemon thread, like std::jthread (RAII replaces
-// Python's join at interpreter exit). A started daemon thread constructed with a target is left
-// running when its Thread is destroyed (its target lives in shared state). A subclass overriding
-// run() must be joined before the subclass is destroyed, since run() uses the subclass.
+// Python's join at interpreter exit). A started daemon Thread (the class itself, not a subclass)
+// is left running when it is destroyed (its target lives in shared state). An object of a class
+// derived from Thread must be joined before it is destroyed and must not be moved once started,
+// since the thread calls its run().
 // Thread-safety: every member may be called from any thread.
 #pragma once
 
@@ -168,8 +171,12 @@ class CONCUR_EXPORT Thread {
   // ref() is a copyable handle to this thread (what current_thread() returns inside it).
   [[nodiscard]] ThreadRef ref() const { return ThreadRef(state_); }
 
- protected:
-  // run() is the thread's body: by default it calls the target. Subclasses override it.
+  // run() is the thread's body, what start() runs in the new thread. The default calls the
+  // target with its arguments, then destroys them (Python deletes _target/_args after the call,
+  // so that captured objects are released); it does nothing without a target or once the target
+  // has run (Python raises AttributeError on that second call). Subclasses override it. It may
+  // also be called directly, running the body in the calling thread (as in Python); the target
+  // runs at most once whichever thread calls it first.
   virtual void run();
 
  private:

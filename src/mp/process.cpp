@@ -7,6 +7,9 @@
 // it to the fork server (itself a spawned copy, CONCUR_MP_CHILD=forkserver), which forks the child
 // and answers with the child's pid, a pidfd and the read end of a pipe on which it will write the
 // child's wait status (the child is the server's, so only the server can reap it).
+// A fork server that dies (killed) is replaced by the next start, as Python's ensure_running():
+// only a start it was serving at that moment fails; its children live on as orphans, watched
+// through their pidfds (their exit status is lost: 255).
 // The child side is entered from this file's static initializer, which runs after the user's
 // translation units registered their tasks (link order: the program's objects come before
 // libconcur_mp.a's), and never returns to main().
@@ -261,6 +264,10 @@ struct ChildState {
   pid_t pid = 0;
   int pidfd = -1;      // for signals (and the sentinel of direct children)
   int status_fd = -1;  // forkserver children: the server writes the wait status here
+  // orphaned: the fork server died before reporting this child's status; status_fd is now a
+  // duplicate of pidfd (same descriptor number, so a sentinel handed out stays valid), readable
+  // once the child exits.
+  bool orphaned = false;
   std::optional<int> exitcode;
   std::string name;
   bool daemon = false;
@@ -288,10 +295,16 @@ struct ChildState {
       pollfd p{status_fd, POLLIN, 0};
       if (::poll(&p, 1, 0) <= 0) return false;
       int status = 0;
-      if (read_all(status_fd, reinterpret_cast<char*>(&status), sizeof status)) {
+      if (orphaned) {
+        exitcode = 255;  // exited; its status went with the dead fork server: "unknown"
+      } else if (read_all(status_fd, reinterpret_cast<char*>(&status), sizeof status)) {
         exitcode = decode_status(status);
+      } else if (pidfd >= 0 && ::dup3(pidfd, status_fd, O_CLOEXEC) >= 0) {
+        // The fork server died (killed) before reporting; the child may well still run, now an
+        // orphan. Its pidfd tells when it exits (not how).
+        orphaned = true;
+        return collect_locked();
       } else {
-        // The fork server died before reporting: the status is lost. 255 is "unknown".
         exitcode = 255;
       }
       close_fd(status_fd);
@@ -385,6 +398,9 @@ struct ForkServer {
   std::mutex mu;  // one request at a time
   pid_t pid = 0;
   int control = -1;
+  int pidfd = -1;                            // the server's: readable once it died
+  std::vector<pid_t> retired;                // replaced servers not reaped yet
+  std::atomic<bool> awaiting_answer{false};  // a start sent its request, waits for the answer
 };
 ForkServer& forkserver() {
   static auto* s = new ForkServer;
@@ -453,10 +469,42 @@ void register_exit_function() {
   (void)registered;
 }
 
-// ensure_forkserver() starts the server on first use; call with forkserver().mu held.
+// reap_retired_locked(flags) reaps the replaced servers that have exited (all of them, waiting,
+// with flags 0). Call with forkserver().mu held.
+void reap_retired_locked(int flags) {
+  ForkServer& s = forkserver();
+  std::erase_if(s.retired, [flags](pid_t pid) {
+    int status = 0;
+    pid_t r;
+    do {
+      r = ::waitpid(pid, &status, flags);
+    } while (r < 0 && errno == EINTR);
+    return r != 0;  // reaped, or not ours any more (ECHILD)
+  });
+}
+
+// retire_forkserver_locked() drops the current server (dead, or its connection broken): closing
+// our end makes a live one report its last children and exit. The next start spawns a new one.
+void retire_forkserver_locked() {
+  ForkServer& s = forkserver();
+  if (s.control < 0) return;
+  close_fd(s.control);
+  close_fd(s.pidfd);
+  s.retired.push_back(s.pid);
+  s.pid = 0;
+  reap_retired_locked(WNOHANG);
+}
+
+// ensure_forkserver_locked() starts the server on first use, and again when the previous one died
+// (Python's ForkServer.ensure_running). Call with forkserver().mu held.
 void ensure_forkserver_locked() {
   ForkServer& s = forkserver();
-  if (s.control >= 0) return;
+  if (!s.retired.empty()) reap_retired_locked(WNOHANG);
+  if (s.control >= 0) {
+    pollfd p{s.pidfd, POLLIN, 0};
+    if (s.pidfd < 0 || ::poll(&p, 1, 0) == 0) return;  // alive
+    retire_forkserver_locked();
+  }
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) throw_os(errno, "socketpair");
   try {
@@ -468,17 +516,21 @@ void ensure_forkserver_locked() {
   }
   ::close(sv[1]);
   s.control = sv[0];
+  const long fd = ::syscall(SYS_pidfd_open, s.pid, 0);
+  s.pidfd = fd >= 0 ? static_cast<int>(fd) : -1;  // without pidfds a dead server shows as EPIPE
+  if (s.pidfd >= 0) ::fcntl(s.pidfd, F_SETFD, FD_CLOEXEC);
 }
 
 void stop_forkserver() {
   ForkServer& s = forkserver();
   std::scoped_lock lock(s.mu);
-  if (s.control < 0) return;
-  close_fd(s.control);  // EOF: the server reports its last children and exits
-  int status = 0;
-  while (::waitpid(s.pid, &status, 0) < 0 && errno == EINTR) {
+  if (s.control >= 0) {
+    close_fd(s.control);  // EOF: the server reports its last children and exits
+    close_fd(s.pidfd);
+    s.retired.push_back(s.pid);
+    s.pid = 0;
   }
-  s.pid = 0;
+  reap_retired_locked(0);
 }
 
 // ---- The child side.
@@ -698,6 +750,8 @@ pid_t forkserver_pid() noexcept {
   return forkserver().control >= 0 ? forkserver().pid : 0;
 }
 
+bool forkserver_awaiting_answer() noexcept { return forkserver().awaiting_answer.load(); }
+
 namespace {
 std::atomic<bool> g_exiting{false};  // set by exit_function
 
@@ -756,7 +810,12 @@ void exit_function() {
     std::scoped_lock lock(children().mu);
     live = children().live;
   }
-  if (live.empty() && forkserver().control < 0) return;  // the common case in a child
+  bool server = false;
+  {
+    std::scoped_lock lock(forkserver().mu);
+    server = forkserver().control >= 0 || !forkserver().retired.empty();
+  }
+  if (live.empty() && !server) return;  // the common case in a child
   for (auto& c : live)
     if (c->daemon) c->signal(SIGTERM);
   for (auto& c : live) c->wait_until(concur::detail::Deadline::infinite());
@@ -1003,17 +1062,31 @@ void Process::start() {
     case StartMethod::forkserver: {
       detail::ForkServer& server = detail::forkserver();
       std::scoped_lock lock(server.mu);
-      detail::ensure_forkserver_locked();
-      if (const int err = detail::send_frame(server.control, detail::encode(info), fds); err != 0) {
-        detail::close_fd(server.control);
+      const std::string request = detail::encode(info);
+      // A server that died since the last start is replaced by ensure_forkserver_locked(). One
+      // that dies between that check and our send cannot have read the whole request (the send
+      // failed), so nothing was started: replace it and send again, once.
+      for (int attempt = 0;; ++attempt) {
+        detail::ensure_forkserver_locked();
+        const int err = detail::send_frame(server.control, request, fds);
+        if (err == 0) break;
+        detail::retire_forkserver_locked();
+        if (attempt == 0 && (err == EPIPE || err == ECONNRESET)) continue;
         throw OSError(err, "fork server");
       }
       std::string answer;
       std::vector<int> got;
-      if (!detail::recv_frame(server.control, answer, got) || answer.size() != 4) {
+      server.awaiting_answer.store(true);
+      const bool answered = detail::recv_frame(server.control, answer, got) && answer.size() == 4;
+      server.awaiting_answer.store(false);
+      if (!answered) {
+        // The server died (killed) while serving this start: whether it forked the child is
+        // unknown, so this start fails (a child it did fork runs unwatched: an orphan). The next
+        // start spawns a new server.
         detail::close_all(got);
-        detail::close_fd(server.control);
-        throw OSError(EPIPE, "fork server");
+        detail::retire_forkserver_locked();
+        throw OSError(EPIPE, "fork server (it died while starting " + name_ +
+                                 "; the next start respawns it)");
       }
       std::int32_t pid = 0;
       std::memcpy(&pid, answer.data(), 4);

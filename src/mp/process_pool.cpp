@@ -240,6 +240,12 @@ namespace concur {
 
 namespace detail {
 
+namespace {
+thread_local bool tls_on_dispatcher = false;  // see on_pool_dispatcher_thread()
+}  // namespace
+
+bool on_pool_dispatcher_thread() noexcept { return tls_on_dispatcher; }
+
 [[noreturn]] void throw_unregistered() {
   throw UsageError(
       "ProcessPoolExecutor::submit: the function is not registered; add CONCUR_TASK(fn) at "
@@ -643,6 +649,7 @@ class ProcessPoolCore {
 
   void run() {
     dispatcher_thread_.store(std::this_thread::get_id());
+    tls_on_dispatcher = true;
     for (;;) {
       std::vector<std::unique_ptr<PoolJob>> cancelled;
       std::vector<std::unique_ptr<PoolJob>> failed;
@@ -658,12 +665,22 @@ class ProcessPoolCore {
         // Keep max_workers workers while there is work.
         while (!broken_ && !terminating_ && workers_.size() < options_.max_workers &&
                pending_.size() > idle_capacity_locked()) {
+          std::unique_ptr<Worker> w;
           try {
-            workers_.push_back(start_worker());
-          } catch (const std::exception& e) {
-            break_pool(std::string("could not start a worker: ") + e.what(), failed);
-            break;
+            w = start_worker();
+          } catch (const std::exception&) {
+            // A start can fail once for a passing reason: the fork server died (was killed)
+            // while serving it — the start after respawns the server. Only a second failure in
+            // a row is the pool's end. (A worker that server may still have forked exits by
+            // itself: its pipes to us are closed.)
+            try {
+              w = start_worker();
+            } catch (const std::exception& e) {
+              break_pool(std::string("could not start a worker: ") + e.what(), failed);
+              break;
+            }
           }
+          workers_.push_back(std::move(w));
         }
         send_work_locked(cancelled);
         bool busy = false;

@@ -263,8 +263,8 @@ CalledProcessError::CalledProcessError(int returncode, std::vector<std::string> 
       stderr_(std::move(stderr_output)) {}
 
 SpawnError::SpawnError(int errno_code, std::string filename)
-    : SpawnError(errno_code == EACCES ? "PermissionError" : "OSError", errno_code,
-                 std::move(filename)) {}
+    : SpawnError(errno_code == EACCES || errno_code == EPERM ? "PermissionError" : "OSError",
+                 errno_code, std::move(filename)) {}
 
 SpawnError::SpawnError(const char* type_name, int errno_code, std::string filename)
     : SubprocessError(spawn_message(type_name, errno_code, filename)),
@@ -280,6 +280,7 @@ struct Popen::State {
   std::vector<std::string> args;
   pid_t pid = -1;
   Fd pidfd;
+  bool leads_group = false;  // start_new_session or process_group = 0: its group's id is pid
 
   std::mutex mu;  // guards the reaping state below
   std::optional<int> returncode CONCUR_GUARDED_BY(mu);
@@ -320,7 +321,17 @@ Popen::Popen(std::vector<std::string> args, PopenOptions options)
   if (options.stdin_ == Redirect::Stdout || options.stdout_ == Redirect::Stdout) {
     throw ValueError("Popen: Redirect::Stdout is only valid for stderr_");
   }
+  if (options.process_group && *options.process_group < 0) {
+    throw ValueError("Popen: process_group must be 0 (a new group) or a group id, not " +
+                     std::to_string(*options.process_group));
+  }
+  if (options.process_group && options.start_new_session) {
+    throw ValueError(
+        "Popen: start_new_session and process_group cannot be combined: the new session's "
+        "leader cannot change its process group (setpgid: EPERM)");
+  }
   s.args = std::move(args);
+  s.leads_group = options.start_new_session || options.process_group == 0;
 
   SpawnGuard g;
   // The child ends of the pipes (closed in the parent after the spawn).
@@ -386,9 +397,17 @@ Popen::Popen(std::vector<std::string> args, PopenOptions options)
   check_spawn_call(posix_spawnattr_setsigmask(&g.attr, &empty), "posix_spawnattr_setsigmask");
   check_spawn_call(posix_spawnattr_setsigdefault(&g.attr, &defaults),
                    "posix_spawnattr_setsigdefault");
-  check_spawn_call(
-      posix_spawnattr_setflags(&g.attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF),
-      "posix_spawnattr_setflags");
+  int flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  // Python's start_new_session / process_group: setsid() or setpgid(0, pgid) in the child before
+  // the exec (glibc's posix_spawn does them in that order; a failure is posix_spawn's error).
+  if (options.start_new_session) flags |= POSIX_SPAWN_SETSID;
+  if (options.process_group) {
+    flags |= POSIX_SPAWN_SETPGROUP;
+    check_spawn_call(posix_spawnattr_setpgroup(&g.attr, *options.process_group),
+                     "posix_spawnattr_setpgroup");
+  }
+  check_spawn_call(posix_spawnattr_setflags(&g.attr, static_cast<short>(flags)),
+                   "posix_spawnattr_setflags");
 
   std::vector<char*> argv;
   argv.reserve(s.args.size() + 1);
@@ -591,6 +610,18 @@ void Popen::send_signal(int sig) {
 void Popen::terminate() { send_signal(SIGTERM); }
 void Popen::kill() { send_signal(SIGKILL); }
 
+void Popen::killpg(int sig) {
+  if (!state_->leads_group) {
+    throw ValueError(
+        "killpg: the child does not lead a process group of its own (start it with "
+        "start_new_session = true or process_group = 0)");
+  }
+  // Under the state mutex, so a concurrent poll() cannot reap the child in between: while it is
+  // unreaped its pid (the group id) is certainly not reused. ESRCH: nobody is left in the group.
+  std::lock_guard lock(state_->mu);
+  (void)::killpg(state_->pid, sig);
+}
+
 // ---- run()
 
 void CompletedProcess::check_returncode() const {
@@ -598,8 +629,18 @@ void CompletedProcess::check_returncode() const {
 }
 
 CompletedProcess run(std::vector<std::string> args, RunOptions options) {
-  PopenOptions popen{options.stdin_, options.stdout_, options.stderr_, std::move(options.cwd),
-                     std::move(options.env)};
+  if (options.kill_group_on_timeout && !options.start_new_session && options.process_group != 0) {
+    throw ValueError(
+        "kill_group_on_timeout needs the child to lead its own process group: set "
+        "start_new_session = true or process_group = 0");
+  }
+  PopenOptions popen{.stdin_ = options.stdin_,
+                     .stdout_ = options.stdout_,
+                     .stderr_ = options.stderr_,
+                     .cwd = std::move(options.cwd),
+                     .env = std::move(options.env),
+                     .start_new_session = options.start_new_session,
+                     .process_group = options.process_group};
   if (options.input) {
     if (options.stdin_ != Redirect::Inherit) {
       throw ValueError("stdin and input arguments may not both be used.");
@@ -620,8 +661,14 @@ CompletedProcess run(std::vector<std::string> args, RunOptions options) {
     out =
         options.timeout ? process.communicate(input, *options.timeout) : process.communicate(input);
   } catch (...) {
-    // Python: kill the child and wait for it before re-raising (TimeoutExpired included).
-    process.kill();
+    // Python: kill the child and wait for it before re-raising (TimeoutExpired included). With
+    // kill_group_on_timeout the whole group goes, before the child is reaped (its pid, the
+    // group's id, cannot have been reused).
+    if (options.kill_group_on_timeout) {
+      process.killpg(SIGKILL);
+    } else {
+      process.kill();
+    }
     process.wait();
     throw;
   }

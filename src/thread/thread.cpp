@@ -3,8 +3,9 @@
 //
 // Thread::bootstrap(state, self) — the first and last code of every concur thread:
 //   1. Publish ident / native_id, make current_thread() answer this state, signal start().
-//   2. Run self->run() (subclass) or the target; any exception goes to the excepthook.
-//   3. Destroy the target (its captured arguments die in the thread that used them).
+//   2. Run the body: self->run() for a subclass (virtual: an override wins over the target, as
+//      in Python), else the target, as Thread::run() would; any exception goes to the excepthook.
+//   3. Destroy the target if an override left it (its captured arguments die in this thread).
 //   4. Leave the registry, mark not alive, then set `finished` — join() returns after this.
 #include "concur/thread.hpp"
 
@@ -20,6 +21,7 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <typeinfo>
 
 #include "concur/errors.hpp"
 #include "concur/sync/event.hpp"
@@ -55,9 +57,24 @@ struct ThreadState {
   Event finished;  // set by the bootstrap as its last step
   std::mutex join_mu;
   std::thread handle CONCUR_GUARDED_BY(join_mu);
-  Task target;              // emptied by the thread itself once it has run
-  bool has_target = false;  // fixed at construction: target form vs subclass run()
+  Task target CONCUR_GUARDED_BY(mu);  // taken out by the first run(); dropped after the body
+  // runs_self: set by start() when the object is a subclass, whose run() the thread calls (the
+  // object must then outlive the thread); a plain Thread's thread uses only this state.
+  bool runs_self CONCUR_GUARDED_BY(mu) = false;
 };
+
+namespace {
+// run_target(st) is Thread::run()'s default body: take the target (under the lock, so that it runs
+// once even when run() is called from two threads), call it, destroy it with its arguments.
+void run_target(ThreadState& st) {
+  Task target;
+  {
+    std::lock_guard lk(st.mu);
+    target = std::move(st.target);
+  }
+  if (target) target();
+}
+}  // namespace
 
 }  // namespace detail
 
@@ -266,7 +283,7 @@ Thread::Thread(Options options, detail::Task target) {
                                           : std::move(options.name);
   const bool daemon = options.daemon ? *options.daemon : current_thread().daemon();
   state_ = std::make_shared<ThreadState>(ThreadKind::kConcur, std::move(name), daemon);
-  state_->has_target = static_cast<bool>(target);
+  std::lock_guard lk(state_->mu);
   state_->target = std::move(target);
 }
 
@@ -275,13 +292,15 @@ Thread::Thread(Thread&& other) noexcept = default;
 Thread::~Thread() {
   if (!state_) return;
   auto& st = *state_;
+  [[maybe_unused]] bool runs_self = false;
   {
     std::lock_guard lk(st.mu);
     if (!st.started) return;
+    runs_self = st.runs_self;
   }
   // A subclass's run() uses the subclass, which is already destroyed by now: it must have been
   // joined (see thread.hpp). Debug builds stop here instead of running into a use-after-free.
-  CONCUR_DCHECK(st.has_target || st.finished.is_set() ||
+  CONCUR_DCHECK(!runs_self || st.finished.is_set() ||
                 st.handle.get_id() == std::this_thread::get_id());
   std::lock_guard lk(st.join_mu);
   if (!st.handle.joinable()) return;
@@ -300,19 +319,22 @@ void Thread::set_daemon(bool daemon) {
   st.daemon = daemon;
 }
 
-void Thread::run() {
-  if (state_->target) state_->target();
-}
+void Thread::run() { detail::run_target(checked(state_)); }
 
 void Thread::start() {
   auto& st = checked(state_);
+  // The thread calls the virtual run() of a subclass (an override, or Thread::run() reached
+  // through it); for the class itself it calls run_target() directly — the same body — so that a
+  // plain Thread's thread never touches the object (which may be moved, or destroyed while a
+  // daemon runs).
+  Thread* self = typeid(*this) == typeid(Thread) ? nullptr : this;
   {
     std::lock_guard lk(st.mu);
     if (st.started) throw RuntimeError("threads can only be started once");
     st.started = true;
+    st.runs_self = self != nullptr;
   }
   register_alive(state_);
-  Thread* self = st.has_target ? nullptr : this;
   try {
     std::thread th(&Thread::bootstrap, state_, self);
     std::lock_guard lk(st.join_mu);
@@ -336,7 +358,7 @@ void Thread::bootstrap(std::shared_ptr<detail::ThreadState> state, Thread* self)
     if (self != nullptr) {
       self->run();
     } else {
-      state->target();
+      detail::run_target(*state);
     }
   } catch (abi::__forced_unwind&) {
     unregister_alive(state.get());
@@ -348,7 +370,11 @@ void Thread::bootstrap(std::shared_ptr<detail::ThreadState> state, Thread* self)
   }
   // 3.
   try {
-    state->target = detail::Task{};
+    detail::Task left;
+    {
+      std::lock_guard lk(state->mu);
+      left = std::move(state->target);
+    }
   } catch (...) {
     report_exception(state);
   }

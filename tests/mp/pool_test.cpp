@@ -432,6 +432,81 @@ TEST_F(PoolTest, CallbacksRunInTheResultThread) {
   EXPECT_NE(where, std::this_thread::get_id());
 }
 
+// ---- A callback waiting for its own pool (Python's Pool hangs in both cases)
+
+// Bounds the waits inside callbacks: a regression (the callback waiting on a result only its own
+// thread could deliver) then fails with TimeoutError instead of hanging the test.
+constexpr auto kInCallback = 20s;
+
+TEST_F(PoolTest, ACallbackMayWaitForResultsAFreeWorkerComputes) {
+  Pool pool(PoolOptions{.processes = 1});
+  std::mutex mu;
+  std::vector<int> seen;
+  std::string error;
+  auto r = pool.apply_async(
+      {.callback =
+           [&](const int&) {
+             try {
+               // The worker is free: each task is sent at once, and read here.
+               const int applied = pool.apply_async(square, 7).get(kInCallback);
+               const std::vector<int> mapped = pool.map_async(square, iota_vec(5)).get(kInCallback);
+               auto it = pool.imap(square, iota_vec(3));
+               std::vector<int> imapped;
+               while (auto v = it.next(kInCallback)) imapped.push_back(*v);
+               std::scoped_lock lock(mu);
+               seen.push_back(applied);
+               seen.insert(seen.end(), mapped.begin(), mapped.end());
+               seen.insert(seen.end(), imapped.begin(), imapped.end());
+             } catch (const std::exception& e) {
+               std::scoped_lock lock(mu);
+               error = e.what();
+             }
+           }},
+      sleep_then, 100);
+  EXPECT_EQ(r.get(kWait), 100);  // ready once the callback returned
+  std::scoped_lock lock(mu);
+  EXPECT_EQ(error, "");
+  EXPECT_EQ(seen, (std::vector<int>{49, 0, 1, 4, 9, 16, 0, 1, 4}));
+  EXPECT_EQ(pool.apply(square, 2), 4);
+}
+
+TEST_F(PoolTest, ACallbackWaitingForAQueuedTaskIsADeadlockError) {
+  Pool pool(PoolOptions{.processes = 1});
+  std::atomic<int> deadlocks{0};
+  std::string error;
+  auto first =
+      pool.apply_async({.callback =
+                            [&](const int&) {
+                              // The worker holds `second`, `third` waits in the queue, and so does
+                              // anything new: only this thread would send it.
+                              try {
+                                (void)pool.apply_async(square, 4).get(kInCallback);
+                              } catch (const DeadlockError&) {
+                                ++deadlocks;
+                              } catch (const std::exception& e) {
+                                error = e.what();
+                              }
+                              try {
+                                (void)pool.apply_async(square, 5).wait(kInCallback);
+                              } catch (const DeadlockError&) {
+                                ++deadlocks;
+                              }
+                              try {
+                                (void)pool.map_async(square, iota_vec(3)).wait(kInCallback);
+                              } catch (const DeadlockError&) {
+                                ++deadlocks;
+                              }
+                            }},
+                       sleep_then, 100);
+  auto second = pool.apply_async(sleep_then, 100);
+  auto third = pool.apply_async(square, 3);
+  EXPECT_EQ(first.get(kWait), 100);
+  EXPECT_EQ(deadlocks.load(), 3) << error;
+  EXPECT_EQ(second.get(kWait), 100);  // the pool carries on
+  EXPECT_EQ(third.get(kWait), 9);
+  EXPECT_EQ(pool.apply(square, 6), 36);
+}
+
 TEST_F(PoolTest, CallbackExceptionsGoToExcepthook) {
   expect_reports(3);
   Pool pool(PoolOptions{.processes = 2});

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -24,6 +25,8 @@
 #include <thread>
 #include <vector>
 
+#include "concur/mp/shared_memory.hpp"  // mp::OSError
+#include "support/process_support.hpp"
 #include "support/test_support.hpp"
 
 namespace concur::mp {
@@ -156,6 +159,8 @@ void takes_unserializable(Unserializable) {}
 CONCUR_TASK(takes_unserializable);
 
 namespace {
+
+using concur::testing::kill_forkserver;
 
 using namespace std::chrono_literals;
 constexpr auto kJoin = 60s;
@@ -530,6 +535,71 @@ TEST(ProcessModuleTest, StartMethods) {
   EXPECT_STREQ(to_string(StartMethod::fork), "fork");
   EXPECT_STREQ(to_string(StartMethod::spawn), "spawn");
   EXPECT_STREQ(to_string(StartMethod::forkserver), "forkserver");
+}
+
+// ---- A fork server that dies (Python's ForkServer.ensure_running respawns it)
+
+TEST(ProcessModuleTest, AKilledForkServerIsReplacedAndItsChildrenStayWatched) {
+  const ProcessOptions fs{.start_method = StartMethod::forkserver};
+  Process running(fs, sleep_ms, 60'000);
+  running.start();
+  const pid_t server = kill_forkserver();
+  // The child it forked lives on, as an orphan: still alive, and still ours to stop and join.
+  EXPECT_TRUE(running.is_alive());
+  EXPECT_FALSE(running.join(0ms));
+  // A later start spawns a new server.
+  Process after(fs, exit_with, 4);
+  after.start();
+  ASSERT_TRUE(after.join(kJoin));
+  EXPECT_EQ(after.exitcode(), 4);
+  EXPECT_NE(detail::forkserver_pid(), server);
+  EXPECT_GT(detail::forkserver_pid(), 0);
+  EXPECT_TRUE(running.is_alive());
+  running.kill();
+  ASSERT_TRUE(running.join(kJoin));
+  EXPECT_EQ(running.exitcode(), 255);  // its status died with the server: "unknown"
+  EXPECT_TRUE(active_children().empty());
+}
+
+TEST(ProcessModuleTest, AForkServerDyingMidStartFailsThatStartOnly) {
+  const ProcessOptions fs{.start_method = StartMethod::forkserver};
+  {  // make sure a server runs
+    Process warm(fs, noop);
+    warm.start();
+    ASSERT_TRUE(warm.join(kJoin));
+  }
+  const pid_t server = detail::forkserver_pid();
+  ASSERT_GT(server, 0);
+  // Stop the server, so that a start sends its request and waits; then kill it.
+  ASSERT_EQ(::kill(server, SIGSTOP), 0);
+  Process stuck(fs, exit_with, 5);
+  std::string error;
+  std::thread starter([&] {
+    try {
+      stuck.start();
+    } catch (const OSError& e) {
+      error = e.what();
+    }
+  });
+  bool waiting = false;
+  for (int i = 0; i < 60'000 && !(waiting = detail::forkserver_awaiting_answer()); ++i)
+    std::this_thread::sleep_for(1ms);
+  ::kill(server, SIGKILL);  // also when the wait failed: the starter must not hang
+  starter.join();
+  ASSERT_TRUE(waiting);
+  EXPECT_NE(error.find("Broken pipe: 'fork server (it died while starting"), std::string::npos)
+      << error;
+  EXPECT_EQ(stuck.pid(), 0);
+  // Later starts succeed through a new server, the failed object included.
+  Process after(fs, exit_with, 6);
+  after.start();
+  ASSERT_TRUE(after.join(kJoin));
+  EXPECT_EQ(after.exitcode(), 6);
+  EXPECT_NE(detail::forkserver_pid(), server);
+  stuck.start();
+  ASSERT_TRUE(stuck.join(kJoin));
+  EXPECT_EQ(stuck.exitcode(), 5);
+  EXPECT_TRUE(active_children().empty());
 }
 
 // busy_threads(n) runs n threads spinning (and taking a mutex, the classic fork hazard) until

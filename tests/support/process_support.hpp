@@ -9,9 +9,11 @@
 // - TempDir: a fresh directory for a test's marker files, removed with everything in it.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -23,8 +25,21 @@
 #include <thread>
 
 #include "concur/errors.hpp"
+#include "concur/mp/process.hpp"
 
 namespace concur::testing {
+
+// kill_forkserver() kills the running fork server with SIGKILL and waits until it is dead (not
+// reaped: it is the library's child). Returns its pid.
+inline pid_t kill_forkserver() {
+  const pid_t server = mp::detail::forkserver_pid();
+  EXPECT_GT(server, 0);
+  if (server <= 0) return 0;
+  EXPECT_EQ(::kill(server, SIGKILL), 0);
+  siginfo_t info{};
+  EXPECT_EQ(::waitid(P_PID, static_cast<id_t>(server), &info, WEXITED | WNOWAIT), 0);
+  return server;
+}
 
 template <class Pred>
 bool poll_until(std::chrono::steady_clock::duration d, Pred pred) {

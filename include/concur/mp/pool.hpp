@@ -13,7 +13,10 @@
 // BrokenProcessPool and is replaced — no AsyncResult ever stays pending because of it (cpython
 // gh-66587). Callbacks (AsyncOptions) run in the pool's result thread (the executor's dispatcher)
 // before the result becomes ready, as Python's; one that throws goes to concur::excepthook and
-// the pool carries on.
+// the pool carries on. A callback may wait for another result of its pool (apply(), get(),
+// wait(), imap's next()): one whose task a worker has is read there and then; one whose task is
+// still queued raises DeadlockError — only the result thread, which the callback holds, would send
+// it (Python's Pool hangs on both).
 // Thread-safety: every Pool member may be called from any thread, except terminate()/join()/the
 // destructor from inside a callback. AsyncResult may be shared between threads; an imap iterator
 // is used by one thread at a time.
@@ -147,6 +150,23 @@ class AsyncSlot {
   Promise<std::shared_ptr<const Outcome<R>>> promise_;
 };
 
+// wait_through(f, d): f's own wait until the deadline; true when done.
+inline bool wait_through(const AnyFuture& f, const concur::detail::Deadline& d) {
+  if (!d.is_infinite()) return f.wait_until(d.when());
+  f.wait();
+  return true;
+}
+
+// help_in_result_thread(sources, d): in a process pool's result thread, wait for the tasks'
+// futures first (until the deadline): that wait reads a worker's reply in this thread, or throws
+// DeadlockError for a task still queued. Elsewhere nothing: the result thread settles them.
+inline void help_in_result_thread(const std::vector<AnyFuture>* sources,
+                                  const concur::detail::Deadline& d) {
+  if (sources == nullptr || !concur::detail::on_pool_dispatcher_thread()) return;
+  for (const AnyFuture& s : *sources)
+    if (!s.done() && !wait_through(s, d)) return;  // the deadline: the caller's wait times out
+}
+
 }  // namespace detail
 
 // AsyncResult<R> is what apply_async/map_async/starmap_async return (Python's AsyncResult).
@@ -159,27 +179,36 @@ class AsyncResult {
   AsyncResult() = default;
 
   // get() blocks until the result is ready and returns it, or rethrows the task's error
-  // (RemoteError, BrokenProcessPool, CancelledError when terminate() cancelled it).
-  R get() const { return unpack(future_.result()); }
+  // (RemoteError, BrokenProcessPool, CancelledError when terminate() cancelled it). In a callback
+  // of the same pool it throws DeadlockError when the task is still queued (see Pool).
+  R get() const {
+    detail::help_in_result_thread(sources_.get(), concur::detail::Deadline::infinite());
+    return unpack(future_.result());
+  }
   // get(timeout) / get_until(tp): the same, throwing TimeoutError when not ready in time
   // (Python's multiprocessing.TimeoutError); the work goes on.
   template <class Rep, class Period>
   R get(std::chrono::duration<Rep, Period> timeout) const {
-    return unpack(future_.result(timeout));
+    return get_until(concur::detail::Deadline::after(timeout).when());
   }
   template <class C, class D>
   R get_until(std::chrono::time_point<C, D> tp) const {
+    detail::help_in_result_thread(sources_.get(), concur::detail::Deadline::at(tp));
     return unpack(future_.result_until(tp));
   }
-  // wait() blocks until the result is ready.
-  void wait() const { future_.wait(); }
+  // wait() blocks until the result is ready (DeadlockError as get()).
+  void wait() const {
+    detail::help_in_result_thread(sources_.get(), concur::detail::Deadline::infinite());
+    future_.wait();
+  }
   // wait(timeout) / wait_until(tp) block until ready or the time is up; true when ready.
   template <class Rep, class Period>
   bool wait(std::chrono::duration<Rep, Period> timeout) const {
-    return future_.wait(timeout);
+    return wait_until(concur::detail::Deadline::after(timeout).when());
   }
   template <class C, class D>
   bool wait_until(std::chrono::time_point<C, D> tp) const {
+    detail::help_in_result_thread(sources_.get(), concur::detail::Deadline::at(tp));
     return future_.wait_until(tp);
   }
   // ready() is true once the result (or error) is there and the callbacks have run.
@@ -192,14 +221,18 @@ class AsyncResult {
 
  private:
   friend class Pool;
-  explicit AsyncResult(Future<std::shared_ptr<const detail::Outcome<R>>> f)
-      : future_(std::move(f)) {}
+  // AsyncResult(f, sources): f becomes ready once the callbacks ran; sources are the tasks'
+  // own futures (one, or one per chunk), waited on in the pool's result thread.
+  AsyncResult(Future<std::shared_ptr<const detail::Outcome<R>>> f,
+              std::shared_ptr<const std::vector<AnyFuture>> sources)
+      : future_(std::move(f)), sources_(std::move(sources)) {}
   static R unpack(const std::shared_ptr<const detail::Outcome<R>>& o) {
     if (o->error) std::rethrow_exception(o->error);
     if constexpr (!std::is_void_v<R>) return *o->value;
   }
 
   Future<std::shared_ptr<const detail::Outcome<R>>> future_;
+  std::shared_ptr<const std::vector<AnyFuture>> sources_;  // null: nothing to wait through
 };
 
 // IMapIterator<R> is what imap (input order) and imap_unordered (completion order) return:
@@ -258,6 +291,7 @@ class IMapIterator {
     std::size_t next_chunk CONCUR_GUARDED_BY(mu) = 0;  // ordered: the chunk being read
     std::vector<R> buffer;                             // the chunk being read (consumer only)
     std::size_t at = 0;
+    std::vector<AnyFuture> sources;  // the chunks' futures (set before the iterator exists)
 
     void arrive(std::size_t i, detail::Outcome<std::vector<R>> o) {
       {
@@ -270,6 +304,7 @@ class IMapIterator {
     std::optional<R> next(const concur::detail::Deadline& d) {
       for (;;) {
         if (at < buffer.size()) return std::move(buffer[at++]);
+        help(d);
         std::unique_lock lock(mu);
         std::size_t taken = 0;
         if (ordered) {
@@ -293,6 +328,27 @@ class IMapIterator {
         if (o.error) std::rethrow_exception(o.error);
         buffer = std::move(*o.value);
       }
+    }
+    // help(d): in the pool's result thread, wait through the future of the chunk next() needs
+    // (ordered) or of one not done yet (unordered), as AsyncResult does.
+    void help(const concur::detail::Deadline& d) {
+      if (!concur::detail::on_pool_dispatcher_thread()) return;
+      const AnyFuture* source = nullptr;
+      {
+        std::scoped_lock lock(mu);
+        if (ordered) {
+          if (next_chunk < sources.size()) source = &sources[next_chunk];
+        } else if (completed.empty()) {
+          for (const AnyFuture& s : sources) {
+            if (!s.done()) {
+              source = &s;
+              break;
+            }
+          }
+        }
+      }
+      // `sources` never changes once the iterator exists: the element outlives the lock.
+      if (source != nullptr) (void)detail::wait_through(*source, d);
     }
     template <class Pred>
     bool wait(std::unique_lock<std::mutex>& lock, const concur::detail::Deadline& d, Pred ready) {
@@ -342,13 +398,14 @@ class CONCUR_EXPORT Pool {
            sizeof...(A)) AsyncResult<R> apply_async(std::type_identity_t<AsyncOptions<R>> options,
                                                     R (*fn)(P...), A&&... args) {
     auto slot = std::make_shared<detail::AsyncSlot<R>>(std::move(options));
-    AsyncResult<R> result(slot->future());
     Future<R> f;
     {
       std::scoped_lock lock(mu_);
       check_running_locked();
       f = executor_.submit(fn, std::forward<A>(args)...);
     }
+    AsyncResult<R> result(slot->future(),
+                          std::make_shared<const std::vector<AnyFuture>>(1, AnyFuture(f)));
     // Outside mu_: a callback runs here at once when the task is already done.
     f.add_done_callback([slot](const Future<R>& done) {
       detail::Outcome<R> o;
@@ -420,10 +477,12 @@ class CONCUR_EXPORT Pool {
       detail::Outcome<std::vector<R>> o;
       o.value.emplace();
       empty->settle(std::move(o));
-      return AsyncResult<std::vector<R>>(empty->future());
+      return AsyncResult<std::vector<R>>(empty->future(), nullptr);
     }
     auto slot = std::make_shared<detail::AsyncSlot<std::vector<R>>>(std::move(options));
-    AsyncResult<std::vector<R>> result(slot->future());
+    AsyncResult<std::vector<R>> result(
+        slot->future(),
+        std::make_shared<const std::vector<AnyFuture>>(chunks.begin(), chunks.end()));
     auto combiner = std::make_shared<MapCombiner<R>>(slot, chunks.size());
     for (std::size_t i = 0; i < chunks.size(); ++i) {
       chunks[i].add_done_callback(
@@ -544,6 +603,7 @@ class CONCUR_EXPORT Pool {
     {
       std::scoped_lock slock(state->mu);
       state->chunks.resize(chunks.size());
+      state->sources.assign(chunks.begin(), chunks.end());
     }
     for (std::size_t i = 0; i < chunks.size(); ++i) {
       chunks[i].add_done_callback([state, i](const Future<std::vector<R>>& done) {

@@ -12,6 +12,10 @@
 // one thread (a child forked from a multithreaded parent can deadlock on a lock another thread
 // held), unless the Options ask for it. With spawn and forkserver the child runs the *same binary*:
 // the worker side is entered during its static initialization, before main().
+// A fork server that died (killed) is replaced by the next start, as in Python; a start it was
+// serving at that moment throws OSError (the child may or may not have been forked), and the
+// children it had forked are still watched (is_alive, join, kill) — only their exit status is
+// lost (exitcode 255).
 // What crosses: the target's arguments are serialized (serialize.hpp) when the Process is
 // constructed — a failure throws there; handles (Connection, mp::Lock, Value...) travel with their
 // descriptors. A run() subclass is serialized at start() and must be registered with
@@ -100,7 +104,11 @@ struct ProcessClassEntry;
 void run_process(Process& p);
 // The child side entered before main(): runs when this process was started by concur as a
 // spawn/forkserver child or as the fork server. Exposed for tests only.
+// forkserver_pid() is the running fork server's pid (0 before the first forkserver start); a
+// server that died is replaced by the next start. forkserver_awaiting_answer() is true while a
+// start waits for the server's answer. Both for tests.
 CONCUR_EXPORT pid_t forkserver_pid() noexcept;
+CONCUR_EXPORT bool forkserver_awaiting_answer() noexcept;
 CONCUR_EXPORT int count_threads() noexcept;
 // exiting() is true once this process's exit handler started (daemonic children are being
 // terminated): pools stop replacing workers.
@@ -146,7 +154,9 @@ class CONCUR_EXPORT Process {
   // start() starts the child. Throws InvalidStateError when already started or closed, or when
   // this process is daemonic (daemons may not have children); RuntimeError when fork is asked
   // for from a multithreaded process without fork_with_threads; UsageError when a run() subclass
-  // is not registered for spawn/forkserver; OSError when the system refuses.
+  // is not registered for spawn/forkserver; OSError when the system refuses, or when the fork
+  // server died while serving this start (the object may be started again: a new server serves
+  // it).
   void start();
   // join() waits until the child exits. join(timeout) waits at most `timeout` and returns
   // whether it exited (Python returns None; check exitcode()). Throws InvalidStateError before
