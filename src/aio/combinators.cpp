@@ -34,7 +34,55 @@ ChildWatch::ChildWatch(ChildWatch&& o) noexcept
   timer_.fire = &on_timer;
 }
 
-ChildWatch::~ChildWatch() { end_waiting(); }
+ChildWatch::~ChildWatch() {
+  end_waiting();
+  release_nodes();
+}
+
+// ChildWatch::Spare: one spare node array per thread. The next wait on as many children or fewer
+// reuses it: a gather of 10,000 tasks would otherwise allocate, and fault in, half a megabyte
+// each time. Arrays of more than kMax nodes are not kept. A watch destroyed after the thread's
+// spare (a static loop closed at exit) frees its array.
+struct ChildWatch::Spare {
+  static constexpr std::size_t kMax = 16 * 1024;
+  std::unique_ptr<Node[]> nodes;
+  std::size_t size = 0;
+  Spare() = default;
+  Spare(const Spare&) = delete;
+  Spare& operator=(const Spare&) = delete;
+  ~Spare() { gone = true; }
+  static inline thread_local bool gone = false;
+  static Spare* of_thread() noexcept {
+    if (gone) return nullptr;
+    thread_local Spare spare;
+    return &spare;
+  }
+};
+
+void ChildWatch::acquire_nodes() {
+  if (nodes_ != nullptr && nodes_size_ >= children_.size()) return;
+  Spare* spare = Spare::of_thread();
+  if (spare != nullptr && spare->nodes != nullptr && spare->size >= children_.size()) {
+    nodes_ = std::move(spare->nodes);
+    nodes_size_ = spare->size;
+    spare->size = 0;
+  } else {
+    nodes_ = std::make_unique<Node[]>(children_.size());
+    nodes_size_ = children_.size();
+  }
+}
+
+// release_nodes(): the array (every node unlinked) becomes the thread's spare if it is larger.
+void ChildWatch::release_nodes() noexcept {
+  if (nodes_ == nullptr) return;
+  Spare* spare = Spare::of_thread();
+  if (spare != nullptr && nodes_size_ <= Spare::kMax && nodes_size_ > spare->size) {
+    spare->nodes = std::move(nodes_);
+    spare->size = nodes_size_;
+  }
+  nodes_.reset();
+  nodes_size_ = 0;
+}
 
 bool ChildWatch::satisfied() const noexcept {
   std::size_t done = 0;
@@ -76,10 +124,11 @@ void ChildWatch::note_first_failure() noexcept {
 bool ChildWatch::await_suspend(std::coroutine_handle<> /*h*/) {
   task_ = tls_task;
   if (!task_->suspend_on(this)) return false;
-  nodes_ = std::make_unique<Node[]>(children_.size());
+  acquire_nodes();
   remaining_ = 0;
   for (std::size_t i = 0; i < children_.size(); ++i) {
     Node& n = nodes_[i];
+    n.linked = false;
     n.owner = this;
     n.child = children_[i];
     n.fire = &on_child;

@@ -8,16 +8,19 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <deque>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <thread>
 
 #include "concur/aio/task.hpp"
 #include "concur/thread_pool.hpp"
+#include "fd_watch.hpp"
 
 namespace concur::aio {
 namespace detail {
@@ -91,11 +94,32 @@ struct LoopCore::Impl {
 
   std::unique_ptr<asio::signal_set> signals;
   std::map<int, std::function<void()>> signal_handlers;
+
+  // The blocking wait ends at the next deadline through an Asio timer (a timerfd, to the
+  // microsecond), not io_context::run_one_for, whose epoll_wait timeout is rounded up to whole
+  // milliseconds: every sleep would end up to 1 ms late. Re-armed only when the deadline changes.
+  asio::steady_timer wake{io};
+  std::int64_t wake_at = kWakeNone;  // the deadline `wake` is armed for
+  static constexpr std::int64_t kWakeNone = std::numeric_limits<std::int64_t>::max();
+
+  // arm_wake(when): `wake` completes at `when` (and so ends io.run_one()).
+  void arm_wake(std::int64_t when) {
+    if (wake_at == when) return;
+    wake_at = when;
+    wake.expires_at(from_ns(when));  // a wait armed for another deadline completes, aborted
+    wake.async_wait([this, when](const boost::system::error_code& /*ec*/) {
+      if (wake_at == when) wake_at = kWakeNone;
+    });
+  }
 };
 
-// ---- the timer heap: a 4-ary min-heap on (when, seq); each node knows its index ----
-// Entries carry their deadline (TimerHeapEntry) and the heap is 4-ary (half the levels of a binary
-// heap): popping 10,000 expired timers touches the nodes' memory only to store their new index.
+// ---- the timers: a deadline-ordered FIFO and a 4-ary min-heap on (when, seq) ----
+// A timer due no earlier than the last one in the FIFO is appended to it (10,000 sleeps of one
+// delay all are): adding and removing it is O(1) and touches no other timer's node. The others go
+// to the heap, whose entries carry their deadline (TimerHeapEntry) and which is 4-ary (half the
+// levels of a binary heap): sifting touches a node's memory only to store its new index. A timer
+// removed from the middle of the FIFO leaves a hole (node == nullptr); the FIFO is compacted when
+// holes are more than half of it, so cancelled timeouts behind a long sleep do not pile up.
 
 namespace {
 constexpr std::size_t kArity = 4;
@@ -109,6 +133,12 @@ void LoopCore::add_timer(TimerNode* n, std::int64_t when) {
   n->when = when;
   n->seq = ++timer_seq_;
   const TimerHeapEntry e{when, n};
+  if (fifo_head_ == fifo_.size() || when >= fifo_.back().when) {
+    if (fifo_.size() == fifo_.capacity() && fifo_head_ > 0) fifo_compact();  // reuse the prefix
+    n->index = TimerNode::kInFifo | fifo_.size();
+    fifo_.push_back(e);
+    return;
+  }
   heap_.push_back(e);
   std::size_t i = heap_.size() - 1;
   while (i > 0) {
@@ -126,6 +156,12 @@ void LoopCore::remove_timer(TimerNode* n) noexcept {
   if (!n->queued()) return;
   std::size_t i = n->index;
   n->index = TimerNode::kNotQueued;
+  if ((i & TimerNode::kInFifo) != 0) {
+    fifo_[i & ~TimerNode::kInFifo].node = nullptr;
+    ++fifo_dead_;
+    fifo_trim();
+    return;
+  }
   const TimerHeapEntry last = heap_.back();
   heap_.pop_back();
   if (last.node == n) return;
@@ -153,6 +189,45 @@ void LoopCore::remove_timer(TimerNode* n) noexcept {
   }
   heap_[i] = last;
   last.node->index = i;
+}
+
+// fifo_trim(): the FIFO's first entry is a live timer (or the FIFO is empty and reset), and
+// holes are at most half of it.
+void LoopCore::fifo_trim() noexcept {
+  while (fifo_head_ < fifo_.size() && fifo_[fifo_head_].node == nullptr) {
+    ++fifo_head_;
+    --fifo_dead_;
+  }
+  if (fifo_head_ == fifo_.size()) {
+    fifo_.clear();
+    fifo_head_ = 0;
+    return;
+  }
+  constexpr std::size_t kMinHoles = 64;
+  if (fifo_dead_ > kMinHoles && fifo_dead_ * 2 > fifo_.size() - fifo_head_) fifo_compact();
+}
+
+// fifo_compact(): the live entries move to the front of fifo_, in order (each node learns its new
+// index); no holes are left.
+void LoopCore::fifo_compact() noexcept {
+  std::size_t out = 0;
+  for (std::size_t i = fifo_head_; i < fifo_.size(); ++i) {
+    if (fifo_[i].node == nullptr) continue;
+    fifo_[out] = fifo_[i];
+    fifo_[out].node->index = TimerNode::kInFifo | out;
+    ++out;
+  }
+  fifo_.resize(out);
+  fifo_head_ = 0;
+  fifo_dead_ = 0;
+}
+
+const TimerHeapEntry* LoopCore::earliest_timer() const noexcept {
+  const TimerHeapEntry* f = fifo_head_ < fifo_.size() ? &fifo_[fifo_head_] : nullptr;
+  if (heap_.empty()) return f;
+  const TimerHeapEntry* h = &heap_.front();
+  if (f == nullptr) return h;
+  return earlier(*h, *f) ? h : f;
 }
 
 // ---- LoopCore ----
@@ -344,10 +419,12 @@ void Loop::run_once(detail::LoopCore& c, bool block) {
   const std::int64_t interval = impl.options.io_poll_interval.count();
   // 1. Wait for I/O: block when nothing is ready (until the next timer), else poll now and then.
   if (c.head_ == nullptr && block && !impl.stopping.load(std::memory_order_acquire)) {
-    if (c.heap_.empty()) {
+    const detail::TimerHeapEntry* first = c.earliest_timer();
+    if (first == nullptr) {
       impl.io.run_one();
-    } else if (c.heap_.front().when > now) {
-      impl.io.run_one_for(std::chrono::nanoseconds(c.heap_.front().when - now));
+    } else if (first->when > now) {
+      impl.arm_wake(first->when);
+      impl.io.run_one();
     }
     impl.io.poll();
     now = to_ns(Clock::now());
@@ -357,8 +434,9 @@ void Loop::run_once(detail::LoopCore& c, bool block) {
     impl.last_io_poll = now;
   }
   // 2. Expired timers join the ready queue, earliest first.
-  while (!c.heap_.empty() && c.heap_.front().when <= now) {
-    detail::TimerNode* t = c.heap_.front().node;
+  for (const detail::TimerHeapEntry* e = c.earliest_timer(); e != nullptr && e->when <= now;
+       e = c.earliest_timer()) {
+    detail::TimerNode* t = e->node;
     c.remove_timer(t);
     t->fire(t);
   }
@@ -440,6 +518,7 @@ void Loop::close() {
   if (pool) pool->shutdown(true);
   // 3. Later cross-thread posts fail; the callbacks never run are dropped (ready queue, timers).
   impl.closed.store(true, std::memory_order_release);
+  detail::close_fd_watchers(impl.io);  // add_reader/add_writer: fd_watch.cpp
   for (detail::CallBase* c : impl.remote->close()) c->release();
   impl.signals.reset();
   impl.signal_handlers.clear();
@@ -448,8 +527,8 @@ void Loop::close() {
     // Only callbacks can be left (tasks are done): freed without running.
     if (n->drop != nullptr) n->drop(n);
   }
-  while (!core_.heap_.empty()) {
-    detail::TimerNode* t = core_.heap_.front().node;
+  while (const detail::TimerHeapEntry* e = core_.earliest_timer()) {
+    detail::TimerNode* t = e->node;
     core_.remove_timer(t);
     static_cast<detail::CallBase*>(t)->release();
   }

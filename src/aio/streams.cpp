@@ -41,6 +41,7 @@
 #include <utility>
 
 #include "concur/future.hpp"
+#include "os_error.hpp"
 
 namespace concur::aio {
 namespace detail {
@@ -280,38 +281,7 @@ class ByteBuffer {
   std::size_t tail_ = 0;
 };
 
-// ---- errors ----
-
-std::string errno_text(int e) {
-  const char* d = strerrordesc_np(e);
-  return d != nullptr ? d : "Unknown error " + std::to_string(e);
-}
-
-// py_address(ep): Python's address tuple, "('127.0.0.1', 80)" or "('::1', 80, 0, 0)".
-std::string py_address(const tcp::endpoint& ep) {
-  const std::string host = ep.address().to_string();
-  if (ep.address().is_v6()) return "('" + host + "', " + std::to_string(ep.port()) + ", 0, 0)";
-  return "('" + host + "', " + std::to_string(ep.port()) + ")";
-}
-
-// os_error(errno, msg): the concur exception Python raises for this errno.
-std::exception_ptr os_error(int e, const std::string& msg) {
-  switch (e) {
-    case ECONNREFUSED:
-      return std::make_exception_ptr(ConnectionRefusedError(e, msg));
-    case ECONNRESET:
-      return std::make_exception_ptr(ConnectionResetError(e, msg));
-    case EPIPE:
-    case ESHUTDOWN:
-      return std::make_exception_ptr(BrokenPipeError(e, msg));
-    case ECONNABORTED:
-      return std::make_exception_ptr(ConnectionAbortedError(e, msg));
-    case ETIMEDOUT:
-      return std::make_exception_ptr(TimeoutError("[Errno " + std::to_string(e) + "] " + msg));
-    default:
-      return std::make_exception_ptr(OSError(e, msg));
-  }
-}
+// ---- errors (errno_text, os_error, py_address: os_error.hpp) ----
 
 bool is_ssl_error(const error_code& ec) {
   return ec.category() == asio::error::get_ssl_category() ||
@@ -434,8 +404,16 @@ struct StreamState final : IoResource, std::enable_shared_from_this<StreamState>
   ByteBuffer rbuf;
   std::size_t limit;
   bool eof = false;
-  std::exception_ptr error;               // what reads (and drain) raise
-  bool read_pending = false;              // an async_read_some is pending
+  std::exception_ptr error;   // what reads (and drain) raise
+  bool read_pending = false;  // an async_read_some is pending
+  // A TCP read is started from the loop's ready queue (start_node), not inside the read() that
+  // asks for it: the rest of the batch runs first, so a reply that the peer sends meanwhile is
+  // taken by the first recv instead of an EAGAIN plus a reactor round (the file comment).
+  struct StartNode final : ReadyNode {
+    StreamState* state = nullptr;
+    std::shared_ptr<StreamState> hold;  // keeps the state alive while the node is queued
+  } start_node;
+  bool start_queued = false;
   std::unique_ptr<char[]> chunk;          // its buffer (kTcpChunk or kTlsChunk)
   asio::cancellation_signal read_cancel;  // withdraws a TCP read
   WaitQueue read_q;
@@ -541,13 +519,43 @@ struct StreamState final : IoResource, std::enable_shared_from_this<StreamState>
       throw RuntimeError(std::string(what) +
                          "() called while another coroutine is already waiting for incoming data");
     }
-    if (can_read_more() && !read_pending) start_read();
+    if (can_read_more() && !read_pending) {
+      if (tls) {
+        start_read();
+      } else if (!start_queued) {
+        queue_start();
+      }
+    }
     if (tls) return QueueWait(read_q);  // a TLS read is not withdrawn (see the file comment)
     return QueueWait(read_q, &StreamState::read_wait_cancelled, this);
   }
   static void read_wait_cancelled(void* self) noexcept {
     auto* s = static_cast<StreamState*>(self);
     if (s->read_q.empty()) s->cancel_read();
+  }
+  // queue_start(): start_read() in a later step of the loop, if a reader still waits then.
+  void queue_start() {
+    start_queued = true;
+    start_node.state = this;
+    start_node.hold = shared_from_this();
+    start_node.run = [](ReadyNode* n) noexcept {
+      auto* node = static_cast<StartNode*>(n);
+      const std::shared_ptr<StreamState> self = std::move(node->hold);
+      self->start_queued = false;
+      if (!self->read_pending && !self->read_q.empty() && self->can_read_more()) {
+        try {
+          self->start_read();
+        } catch (...) {
+          self->set_exception(std::current_exception());
+        }
+      }
+    };
+    start_node.drop = [](ReadyNode* n) noexcept {
+      auto* node = static_cast<StartNode*>(n);
+      node->state->start_queued = false;
+      node->hold.reset();
+    };
+    loop->push(&start_node);
   }
   void start_read() {
     const std::size_t size = tls ? kTlsChunk : kTcpChunk;

@@ -127,10 +127,19 @@ bool TaskCore::cancel(const std::string& msg) {
   return true;
 }
 
+namespace {
+// The CancelledError that throw_cancel() raised last on this thread: on_exception() recognises it
+// (the same exception object, rethrown by `throw;` or propagated out of awaited coroutines)
+// without a rethrow to learn its type: a cancelled task then costs one throw, not two.
+thread_local std::exception_ptr tls_cancel_thrown;
+}  // namespace
+
 void TaskCore::throw_cancel() {
   must_cancel_ = false;
   waiter_cancelled_ = false;
-  throw CancelledError(extra_ && !extra_[1].empty() ? extra_[1] : "cancelled");
+  tls_cancel_thrown = std::make_exception_ptr(
+      CancelledError(extra_ && !extra_[1].empty() ? extra_[1] : "cancelled"));
+  std::rethrow_exception(tls_cancel_thrown);
 }
 
 std::exception_ptr TaskCore::exception_or_throw() {
@@ -144,6 +153,12 @@ std::exception_ptr TaskCore::exception_or_throw() {
   return exc_;
 }
 
+std::exception_ptr TaskCore::cancelled_error() {
+  CONCUR_DCHECK(stage_ == Stage::kCancelled);
+  retrieved_ = true;
+  return exc_ ? exc_ : std::make_exception_ptr(CancelledError());
+}
+
 void TaskCore::rethrow_if_failed() {
   if (!done()) throw InvalidStateError("Result is not set.");
   if (exc_) {
@@ -155,12 +170,18 @@ void TaskCore::rethrow_if_failed() {
 
 void TaskCore::on_exception() noexcept {
   exc_ = std::current_exception();
-  try {
-    throw;
-  } catch (const CancelledError&) {
+  bool cancelled = exc_ == tls_cancel_thrown;
+  if (!cancelled) {
+    try {
+      throw;
+    } catch (const CancelledError&) {
+      cancelled = true;
+    } catch (...) {
+    }
+  }
+  if (cancelled) {
     must_cancel_ = false;
     stage_ = Stage::kCancelled;  // provisional: finish() keeps it
-  } catch (...) {
   }
 }
 

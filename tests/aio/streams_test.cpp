@@ -9,7 +9,7 @@
 // streams used from another loop; TLS (a certificate made at run time): round trips, a large
 // transfer ended by close_notify, certificate and host-name failures, a plain client on a TLS
 // server, a cancelled TLS read.
-// Every test's coroutine runs under aio::wait_for(kBound): nothing can hang.
+// Every test's coroutine runs under aio::wait_for(kAioBound): nothing can hang.
 #include "concur/aio/streams.hpp"
 
 #include <gtest/gtest.h>
@@ -40,42 +40,9 @@ namespace {
 using namespace std::chrono_literals;
 namespace aio = concur::aio;
 
-// kBound: the most any test's coroutine may take (then it is cancelled: TimeoutError).
-constexpr auto kBound = 60s;
-// kPoll: how often a test looks again while it waits for a state to be reached.
-constexpr auto kPoll = 2ms;
 const std::string kData = "line1\nline2\nline3\n";  // CPython's DATA
 
 class AioStreamsTest : public HookCapturingTest {};
-
-// bounded(body): body under wait_for(kBound) (wait_for needs the running loop, hence a coroutine).
-aio::Task<void> bounded(aio::Task<void> body) { co_await aio::wait_for(std::move(body), kBound); }
-
-void run_bounded(aio::Task<void> body) { aio::run(bounded(std::move(body))); }
-
-// eventually(pred): polls pred on the loop for up to kGenerous; returns pred().
-template <class Pred>
-aio::Task<bool> eventually(Pred pred) {
-  const auto deadline = std::chrono::steady_clock::now() + kGenerous;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) co_return pred();
-    co_await aio::sleep(kPoll);
-  }
-  co_return true;
-}
-
-// expect_cancelled(task): the task ends with CancelledError.
-template <class T>
-aio::Task<void> expect_cancelled(aio::Task<T> task) {
-  bool cancelled = false;
-  try {
-    co_await task;
-  } catch (const CancelledError&) {
-    cancelled = true;
-  }
-  EXPECT_TRUE(cancelled);
-  EXPECT_TRUE(task.cancelled());
-}
 
 // echo_lines: a server handler echoing every line until EOF.
 aio::Task<void> echo_lines(aio::StreamReader reader, aio::StreamWriter writer) {
@@ -708,6 +675,49 @@ TEST_F(AioStreamsTest, CancelledReadKeepsTheBytesAlreadyReceived) {
   }());
 }
 
+// A TCP read starts its socket operation from the loop's ready queue, after the step that asked
+// for it: a read cancelled, or a stream closed, before that start loses nothing and leaks nothing
+// (ASan), and a read left waiting when the loop closes ends with the loop.
+TEST_F(AioStreamsTest, AReadCancelledOrClosedBeforeItsSocketReadStartsLosesNothing) {
+  run_bounded([]() -> aio::Task<void> {
+    aio::Event send;
+    auto handler = [&](aio::StreamReader r, aio::StreamWriter w) -> aio::Task<void> {
+      co_await send.wait();
+      w.write("hello");
+      co_await w.drain();
+      (void)co_await r.read(-1);
+    };
+    aio::Server server = co_await aio::start_server(handler, "127.0.0.1", 0);
+    aio::Connection c = co_await aio::open_connection("127.0.0.1", server.port());
+    for (int i = 0; i < 3; ++i) {
+      auto reading = aio::create_task(c.reader.read(100));
+      co_await aio::sleep(0ms);  // `reading` ran its step: it waits, its socket read is queued
+      EXPECT_FALSE(reading.done());
+      reading.cancel();  // before the queued start runs
+      co_await expect_cancelled(reading);
+    }
+    send.set();
+    const std::string got = co_await c.reader.readexactly(5);
+    EXPECT_EQ(got, "hello");
+    auto last = aio::create_task(c.reader.read(100));
+    co_await aio::sleep(0ms);
+    c.writer.close();  // the reader sees EOF; the queued start finds the stream closing
+    const std::string rest = co_await last;
+    EXPECT_EQ(rest, "");
+    co_await c.writer.wait_closed();
+  }());
+  std::vector<aio::ScheduledTask<std::string>> left;
+  run_bounded([&]() -> aio::Task<void> {
+    aio::Server server = co_await aio::start_server(echo_lines, "127.0.0.1", 0);
+    aio::Connection c = co_await aio::open_connection("127.0.0.1", server.port());
+    left.push_back(aio::create_task(c.reader.readline()));
+    co_await aio::sleep(0ms);  // the read's start is queued as the main task ends
+  }());
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_TRUE(left[0].done());
+  EXPECT_TRUE(left[0].cancelled());
+}
+
 TEST_F(AioStreamsTest, CancelledConnectIsWithdrawn) {
   run_bounded([]() -> aio::Task<void> {
     // A listener with a full accept queue that never accepts: the kernel drops further SYNs, so
@@ -1315,8 +1325,10 @@ TEST_F(AioStreamsTest, TlsHandshakesAreBoundedAndCloseClientsEndsThem) {
     aio::Server quick = co_await aio::start_server(
         handler, "127.0.0.1", 0,
         aio::ServerOptions{.ssl = &tls, .ssl_handshake_timeout = std::chrono::milliseconds(100)});
-    aio::Connection silent = co_await aio::open_connection("127.0.0.1", quick.port());
+    // (Timed from before the connect: the server's timer starts at its accept, which may run
+    // before the connecting task resumes.)
     const auto start = std::chrono::steady_clock::now();
+    aio::Connection silent = co_await aio::open_connection("127.0.0.1", quick.port());
     const std::string nothing = co_await silent.reader.read(-1);  // EOF once the server gives up
     EXPECT_EQ(nothing, "");
     EXPECT_GE(std::chrono::steady_clock::now() - start, 100ms - kSlack);

@@ -10,10 +10,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <memory>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -407,6 +409,52 @@ TEST_F(AioTaskTest, CallSoonCallLaterAndCallAtRunInOrder) {
   loop.call_later(40ms, [&] { loop.stop(); });
   loop.run_forever();
   EXPECT_EQ((std::vector<int>{1, 2, 3}), order);
+}
+
+// The loop keeps timers in a deadline-ordered FIFO (those due no earlier than the last one in
+// it) and a heap (the rest); whatever the mix and whatever is cancelled, they fire by deadline,
+// then in the order they were scheduled.
+TEST_F(AioTaskTest, TimersFireByDeadlineThenScheduleOrderWhateverIsCancelled) {
+  aio::Loop loop;
+  std::mt19937 rng(12345);
+  const aio::Clock::time_point base = loop.time() - 1h;  // every deadline is already due
+  struct Planned {
+    std::int64_t offset_us;
+    int id;
+  };
+  std::vector<Planned> live;
+  std::vector<int> fired;
+  std::vector<aio::Handle> handles;
+  int next_id = 0;
+  auto schedule = [&](std::int64_t offset_us) {
+    const int id = next_id++;
+    handles.push_back(loop.call_at(base + std::chrono::microseconds(offset_us),
+                                   [&fired, id] { fired.push_back(id); }));
+    live.push_back({offset_us, id});
+  };
+  // Runs in order (the FIFO), equal deadlines, and out-of-order ones (the heap), interleaved.
+  for (int round = 0; round < 20; ++round) {
+    for (int i = 0; i < 100; ++i) schedule(round * 1000 + i * 10);
+    for (int i = 0; i < 30; ++i) schedule(static_cast<std::int64_t>(rng() % 30'000));
+    for (int i = 0; i < 5; ++i) schedule(round * 1000 + 500);
+  }
+  // Cancel well over half of them (the FIFO compacts its holes), the first-due one included.
+  std::vector<bool> cancelled(handles.size(), false);
+  for (std::size_t i = 0; i < handles.size(); ++i) {
+    if (i == 0 || rng() % 3 != 0) {
+      handles[i].cancel();
+      cancelled[i] = true;
+    }
+  }
+  std::erase_if(live, [&](const Planned& p) { return cancelled[static_cast<std::size_t>(p.id)]; });
+  loop.call_at(base + 31ms, [&] { loop.stop(); });  // due after all of them, still in the past
+  loop.run_forever();
+
+  std::stable_sort(live.begin(), live.end(),
+                   [](const Planned& a, const Planned& b) { return a.offset_us < b.offset_us; });
+  std::vector<int> expected;
+  for (const Planned& p : live) expected.push_back(p.id);
+  EXPECT_EQ(expected, fired);
 }
 
 TEST_F(AioTaskTest, CallSoonThreadsafeWakesABlockedLoop) {

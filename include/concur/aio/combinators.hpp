@@ -113,9 +113,13 @@ class CONCUR_EXPORT ChildWatch final : public Waiter {
   void finish_wait() noexcept;
   void end_waiting() noexcept;
   void retrieve_later() noexcept;
+  void acquire_nodes();
+  void release_nodes() noexcept;
+  struct Spare;  // src/aio/combinators.cpp
 
   std::vector<TaskCore*> children_;
   std::unique_ptr<Node[]> nodes_;
+  std::size_t nodes_size_ = 0;
   Timer timer_;
   TaskCore* task_ = nullptr;
   TaskCore* first_failed_ = nullptr;
@@ -142,13 +146,7 @@ value_of_t<T> take_value(Task<T>& t) {
 
 template <class T>
 Outcome<T> take_outcome(Task<T>& t) {
-  if (t.cancelled()) {
-    try {
-      (void)t.exception();
-    } catch (...) {
-      return Outcome<T>(std::current_exception());
-    }
-  }
+  if (t.cancelled()) return Outcome<T>(TaskAccess::core(t)->cancelled_error());
   if (std::exception_ptr e = t.exception()) return Outcome<T>(std::move(e));
   return Outcome<T>(take_value(t));
 }

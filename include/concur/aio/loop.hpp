@@ -55,9 +55,11 @@ struct ReadyNode {
   void (*drop)(ReadyNode* self) noexcept = nullptr;
 };
 
-// TimerNode is an entry of the loop's timer heap (intrusive: a sleep, a call_later).
+// TimerNode is a timer of the loop (intrusive: a sleep, a call_later); `index` is its place in
+// the loop's timer heap, or (kInFifo set) in its deadline-ordered queue.
 struct TimerNode {
   static constexpr std::size_t kNotQueued = static_cast<std::size_t>(-1);
+  static constexpr std::size_t kInFifo = std::size_t{1} << (sizeof(std::size_t) * 8 - 1);
   std::int64_t when = 0;  // Clock nanoseconds since epoch
   std::uint64_t seq = 0;  // FIFO order among equal deadlines
   std::size_t index = kNotQueued;
@@ -95,9 +97,11 @@ class CONCUR_EXPORT LoopCore {
     *tail_ = n;
     tail_ = &n->next;
   }
-  // add_timer(n, when) / remove_timer(n): the heap of timers (loop thread).
+  // add_timer(n, when) / remove_timer(n): the loop's timers (loop thread).
   void add_timer(TimerNode* n, std::int64_t when);
   void remove_timer(TimerNode* n) noexcept;
+  // earliest_timer(): the entry of the timer due first (deadline, then FIFO), or nullptr.
+  [[nodiscard]] const TimerHeapEntry* earliest_timer() const noexcept;
   // post_threadsafe(fn): fn runs on the loop's thread; false when the loop is closed.
   bool post_threadsafe(std::function<void()> fn);
   [[nodiscard]] Loop& owner() noexcept { return *owner_; }
@@ -133,7 +137,17 @@ class CONCUR_EXPORT LoopCore {
 
   ReadyNode* head_ = nullptr;
   ReadyNode** tail_ = &head_;
+  // The timers: a timer whose deadline is not before the last one queued in fifo_ (the common
+  // case: sleeps and timeouts of one delay) is appended there, in deadline order, and leaves
+  // it in O(1) without touching another timer; any other goes to the 4-ary heap. fifo_'s live
+  // entries are fifo_[fifo_head_..), a removed one keeps its place with node == nullptr (never
+  // the one at fifo_head_), fifo_dead_ counts them. src/aio/loop.cpp, "the timers".
+  void fifo_trim() noexcept;
+  void fifo_compact() noexcept;
   std::vector<TimerHeapEntry> heap_;
+  std::vector<TimerHeapEntry> fifo_;
+  std::size_t fifo_head_ = 0;
+  std::size_t fifo_dead_ = 0;
   std::uint64_t timer_seq_ = 0;
   TaskCore* tasks_ = nullptr;  // all pending scheduled tasks (intrusive list)
   std::size_t task_count_ = 0;
@@ -273,6 +287,23 @@ class CONCUR_EXPORT Loop final : public concur::Executor {
   // (replacing a previous handler for it); remove_signal_handler(signum) → whether one was set.
   void add_signal_handler(int signum, std::function<void()> fn);
   bool remove_signal_handler(int signum);
+
+  // add_reader(fd, fn) / add_writer(fd, fn): fn() runs on the loop's thread, as a call_soon
+  // callback, each time fd is readable / writable, until removed (a callback that does not read
+  // runs again in the next iteration). Adding again replaces the callback. The loop neither owns
+  // nor closes fd; close() removes every watcher. An exception escaping fn goes to the excepthook
+  // and the watcher stays. Loop thread (or before the loop runs). ValueError for a negative fd or
+  // an empty fn; OSError for a bad fd (EBADF) or a regular file (EPERM, as epoll); RuntimeError
+  // when the loop is closed, when fd belongs to a stream, server or subprocess of this loop
+  // ("File descriptor N is used by transport"), or when a sock_* operation (sockets.hpp) waits on
+  // the same fd and direction. Remove the watchers of an fd before closing it.
+  void add_reader(int fd, std::function<void()> fn);
+  void add_writer(int fd, std::function<void()> fn);
+  // remove_reader(fd) / remove_writer(fd): the callback will not run again (a run already
+  // scheduled is skipped); returns whether one was registered (false once the loop is closed,
+  // and for a sock_* operation's wait, which is not a callback).
+  bool remove_reader(int fd);
+  bool remove_writer(int fd);
 
   // set_debug / get_debug: asyncio's debug mode (see LoopOptions).
   void set_debug(bool enabled) noexcept;

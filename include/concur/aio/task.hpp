@@ -124,6 +124,9 @@ class CONCUR_EXPORT TaskCore : private ReadyNode {
   // exception_or_throw(): the stored exception (nullptr for a value); InvalidStateError when not
   // done; CancelledError when cancelled. Marks it retrieved.
   std::exception_ptr exception_or_throw();
+  // cancelled_error(): for a cancelled task, the CancelledError exception_or_throw() raises,
+  // returned instead of thrown. Marks it retrieved.
+  std::exception_ptr cancelled_error();
   // rethrow_if_failed(): result()'s checks (InvalidStateError / CancelledError / the exception).
   void rethrow_if_failed();
 
