@@ -9,6 +9,7 @@
 // Usage: aio_echo_server [--port 0] [--buffer 4096]; measured (one command line) with
 //   bench/compare/run_echo.sh build/release/bench/echo_client --
 //       build/release/bench/aio_echo_server --port 0
+#include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -58,39 +59,15 @@ aio::Task<void> serve(std::uint16_t port, std::size_t buffer) {
   co_await aio::wait_for(server.wait_closed(), kStopBound);
 }
 
-[[noreturn]] void usage_error(const std::string& what) {
-  std::fprintf(stderr, "aio_echo_server: %s\nusage: aio_echo_server [--port 0] [--buffer 4096]\n",
-               what.c_str());
-  std::exit(1);
-}
-
-long parse_int(std::string_view flag, const char* text, long lo, long hi) {
-  char* end = nullptr;
-  const long v = std::strtol(text, &end, 10);
-  if (end == text || *end != '\0' || v < lo || v > hi) {
-    usage_error(std::string(flag) + " wants an integer in [" + std::to_string(lo) + ", " +
-                std::to_string(hi) + "], got '" + text + "'");
-  }
-  return v;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   long port = 0;
   long buffer_bytes = 4096;
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view flag = argv[i];
-    if (i + 1 >= argc) usage_error(std::string(flag) + " needs a value (or unknown option)");
-    const char* value = argv[++i];
-    if (flag == "--port") {
-      port = parse_int(flag, value, 0, 65535);
-    } else if (flag == "--buffer") {
-      buffer_bytes = parse_int(flag, value, 1, 1 << 24);
-    } else {
-      usage_error("unknown option " + std::string(flag));
-    }
-  }
+  CLI::App app("aio_echo_server");
+  app.add_option("--port", port, "port on 127.0.0.1 (0: a free one)")->check(CLI::Range(0, 65535));
+  app.add_option("--buffer", buffer_bytes, "read buffer bytes")->check(CLI::Range(1, 1 << 24));
+  CLI11_PARSE(app, argc, argv);
 
   try {
     // SIGINT is handled by the loop's signal handler (as SIGTERM), not by run()'s Ctrl-C logic.
