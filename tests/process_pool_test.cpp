@@ -10,7 +10,9 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <random>
 #include <ranges>
 #include <set>
 #include <stdexcept>
@@ -161,6 +163,18 @@ void orphan_pool(std::string pid_file, bool own_group) {
   throw mp::SystemExit(7);  // not killed: the test fails on this code
 }
 CONCUR_TASK(orphan_pool);
+
+// reversed(s): s backwards — a result as large as the argument, and different from it.
+std::string reversed(const std::string& s) { return std::string(s.rbegin(), s.rend()); }
+CONCUR_TASK(reversed);
+
+// byte_sum(s): the sum of s's bytes (a big argument, a small result).
+std::uint64_t byte_sum(const std::string& s) {
+  std::uint64_t sum = 0;
+  for (const char c : s) sum += static_cast<unsigned char>(c);
+  return sum;
+}
+CONCUR_TASK(byte_sum);
 
 int not_registered(int x) { return x; }
 void unregistered_init() {}
@@ -848,6 +862,165 @@ TEST_F(ProcessPoolTest, ACallbackInTheDispatcherThreadWaitingForTheBacklogIsADea
   EXPECT_EQ(second.result(kWait), 100);
   EXPECT_EQ(third.result(kWait), 9);
   EXPECT_EQ(fourth.result(kWait), 16);
+}
+
+}  // namespace
+}  // namespace concur
+
+// ---- Big arguments and results: a memfd each, never a copy in the parent
+
+namespace concur {
+namespace {
+
+constexpr std::size_t kMiB = std::size_t{1} << 20;
+
+// pattern(n, seed): n bytes that differ from position to position and from seed to seed.
+std::string pattern(std::size_t n, unsigned seed) {
+  std::string s(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>(((i + seed) * 2654435761U) >> 13);
+  return s;
+}
+
+// open_fds(): this process's open descriptors; pool_files(): those that are the pool's memfds
+// (arguments and results: "/memfd:concur-pool-args (deleted)").
+std::size_t open_fds() {
+  std::size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    (void)e;
+    ++n;
+  }
+  return n;
+}
+std::size_t pool_files(const char* kind = "concur-pool") {
+  std::size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    const std::string target = std::filesystem::read_symlink(e.path(), ec).string();
+    if (!ec && target.find(std::string("memfd:") + kind) != std::string::npos) ++n;
+  }
+  return n;
+}
+
+TEST_F(ProcessPoolTest, A64MiBArgumentAndResultRoundTripIsByteExact) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  const std::string arg = pattern(64 * kMiB, 1);
+  const std::string expected(arg.rbegin(), arg.rend());
+  Future<std::string> f = pool.submit(reversed, arg);
+  Future<std::uint64_t> sum = pool.submit(byte_sum, arg);
+  EXPECT_EQ(f.result(kWait), expected);  // (EXPECT_TRUE(==): a mismatch would print 64 MiB)
+  EXPECT_EQ(sum.result(kWait), byte_sum(arg));
+  // A batch whose arguments together pass the threshold travels in one file too.
+  std::vector<std::tuple<std::string>> calls;
+  for (unsigned i = 0; i < 3; ++i) calls.emplace_back(pattern(kMiB / 2 + i, i));
+  const std::vector<std::string> results = pool.submit_batch(reversed, calls).result(kWait);
+  ASSERT_EQ(results.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    const std::string& a = std::get<0>(calls[i]);
+    EXPECT_TRUE(results[i] == std::string(a.rbegin(), a.rend())) << i;
+  }
+  // Every file is closed once its task is done (the job goes right after its future is set).
+  EXPECT_TRUE(eventually([] { return pool_files() == 0; })) << pool_files();
+}
+
+TEST_F(ProcessPoolTest, BigArgumentsAndResultsWithTheSpawnStartMethod) {
+  ProcessPoolExecutor pool(
+      ProcessPoolOptions{.max_workers = 1, .start_method = mp::StartMethod::spawn});
+  const std::string arg = pattern(8 * kMiB, 5);
+  EXPECT_TRUE(pool.submit(reversed, arg).result(kWait) == std::string(arg.rbegin(), arg.rend()));
+  EXPECT_TRUE(eventually([] { return pool_files() == 0; })) << pool_files();
+}
+
+TEST_F(ProcessPoolTest, ArgumentsBelowTheThresholdStayInMemoryAndAboveItGoToAFile) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  TempDir dir;
+  auto busy = pool.submit(sleep_marked, dir.file("run"), 300);  // the jobs below stay ours
+  ASSERT_TRUE(eventually([&] { return file_exists(dir.file("run")); }));
+  // A std::string argument is an 8-byte length, then the bytes.
+  const std::string below = pattern(ProcessPoolExecutor::kFileThreshold - 8, 2);
+  const std::string above = pattern(ProcessPoolExecutor::kFileThreshold - 7, 3);
+  auto small = pool.submit(byte_sum, below);
+  EXPECT_EQ(pool_files("concur-pool-args"), 0u);
+  auto large = pool.submit(byte_sum, above);
+  EXPECT_EQ(pool_files("concur-pool-args"), 1u);
+  EXPECT_EQ(small.result(kWait), byte_sum(below));
+  EXPECT_EQ(large.result(kWait), byte_sum(above));
+  EXPECT_EQ(busy.result(kWait), 300);
+  EXPECT_TRUE(eventually([] { return pool_files() == 0; })) << pool_files();
+}
+
+TEST_F(ProcessPoolTest, ABigArgumentTaskIsSentAgainWhenItsWorkerIsKilled) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  TempDir dir;
+  auto doomed = pool.submit(sleep_marked, dir.file("run"), 60'000);
+  ASSERT_TRUE(eventually([&] { return file_exists(dir.file("run")); }));
+  const std::string arg = pattern(64 * kMiB, 4);
+  Future<std::string> big = pool.submit(reversed, arg);
+  // running(): the request is in the worker's pipe (a request sent counts as running), its
+  // file's descriptor with it.
+  ASSERT_TRUE(eventually([&] { return big.running(); }));
+  const pid_t first = static_cast<pid_t>(std::stoi(testing::read_file(dir.file("run"))));
+  ASSERT_EQ(::kill(first, SIGKILL), 0);
+  EXPECT_THROW((void)doomed.result(kWait), BrokenProcessPool);
+  // The pool kept the file and sends it to the replacement worker.
+  EXPECT_TRUE(big.result(kWait) == std::string(arg.rbegin(), arg.rend()));
+  const std::vector<pid_t> now = pool.worker_pids();
+  EXPECT_TRUE(now.empty() || now.front() != first);
+  EXPECT_TRUE(eventually([] { return pool_files() == 0; })) << pool_files();
+}
+
+TEST_F(ProcessPoolTest, WorkersKilledDuringBigTransfersLoseNothingAndLeakNothing) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  std::mt19937 rng(20261205);
+  int broken = 0;
+  int exact = 0;
+  for (unsigned round = 0; round < 6; ++round) {
+    std::vector<std::string> args;
+    std::vector<Future<std::string>> fs;
+    for (unsigned i = 0; i < 4; ++i) {
+      args.push_back(pattern(8 * kMiB + i, round * 4 + i));
+      fs.push_back(pool.submit(reversed, args.back()));
+    }
+    // kill -9 at a random moment: reading an argument file, reversing, writing the result...
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 60));
+    const std::vector<pid_t> pids = pool.worker_pids();
+    if (!pids.empty()) (void)::kill(pids[rng() % pids.size()], SIGKILL);
+    for (std::size_t i = 0; i < fs.size(); ++i) {
+      try {
+        const std::string r = fs[i].result(kWait);
+        EXPECT_TRUE(r == std::string(args[i].rbegin(), args[i].rend())) << round << "/" << i;
+        ++exact;
+      } catch (const BrokenProcessPool&) {
+        ++broken;  // it ran in the killed worker
+      }
+    }
+  }
+  EXPECT_LE(broken, 6);  // one running task per kill at most
+  EXPECT_GE(exact, 18);
+  EXPECT_EQ(pool.submit(byte_sum, pattern(2 * kMiB, 9)).result(kWait),
+            byte_sum(pattern(2 * kMiB, 9)));
+  EXPECT_TRUE(eventually([] { return pool_files() == 0; })) << pool_files();
+}
+
+TEST_F(ProcessPoolTest, NoDescriptorLeaksAfter100BigTasks) {
+  {
+    // The first pool of the process starts the fork server (its descriptors stay): not a leak.
+    ProcessPoolExecutor warm(ProcessPoolOptions{.max_workers = 2});
+    EXPECT_EQ(warm.submit(square, 3).result(kWait), 9);
+  }
+  const std::size_t baseline = open_fds();
+  {
+    ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+    std::vector<std::string> args;
+    std::vector<Future<std::string>> fs;
+    for (unsigned i = 0; i < 100; ++i) {
+      args.push_back(pattern(ProcessPoolExecutor::kFileThreshold + 4096 * i, i));
+      fs.push_back(pool.submit(reversed, args.back()));
+    }
+    for (std::size_t i = 0; i < fs.size(); ++i)
+      ASSERT_TRUE(fs[i].result(kWait) == std::string(args[i].rbegin(), args[i].rend())) << i;
+    EXPECT_TRUE(eventually([] { return pool_files() == 0; })) << pool_files();
+  }
+  EXPECT_EQ(open_fds(), baseline);
 }
 
 }  // namespace
