@@ -176,6 +176,13 @@ std::uint64_t byte_sum(const std::string& s) {
 }
 CONCUR_TASK(byte_sum);
 
+// sized_sleep(big, path, ms): sleep_marked with a big argument; returns its size.
+std::uint64_t sized_sleep(const std::string& big, std::string path, int ms) {
+  (void)sleep_marked(std::move(path), ms);
+  return big.size();
+}
+CONCUR_TASK(sized_sleep);
+
 int not_registered(int x) { return x; }
 void unregistered_init() {}
 
@@ -891,9 +898,9 @@ std::size_t open_fds() {
   }
   return n;
 }
-std::size_t pool_files(const char* kind = "concur-pool") {
+std::size_t pool_files(const char* kind = "concur-pool", const std::string& pid = "self") {
   std::size_t n = 0;
-  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+  for (const auto& e : std::filesystem::directory_iterator("/proc/" + pid + "/fd")) {
     std::error_code ec;
     const std::string target = std::filesystem::read_symlink(e.path(), ec).string();
     if (!ec && target.find(std::string("memfd:") + kind) != std::string::npos) ++n;
@@ -966,6 +973,19 @@ TEST_F(ProcessPoolTest, ABigArgumentTaskIsSentAgainWhenItsWorkerIsKilled) {
   const std::vector<pid_t> now = pool.worker_pids();
   EXPECT_TRUE(now.empty() || now.front() != first);
   EXPECT_TRUE(eventually([] { return pool_files() == 0; })) << pool_files();
+}
+
+TEST_F(ProcessPoolTest, ARunningTasksArgumentFileIsLetGoOnBothSides) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  TempDir dir;
+  const std::string arg = pattern(16 * kMiB, 6);
+  auto f = pool.submit(sized_sleep, arg, dir.file("run"), 300);
+  ASSERT_TRUE(eventually([&] { return file_exists(dir.file("run")); }));
+  // It runs: a worker's death would fail it, not send it again — the pool closed its descriptor;
+  // the worker closed its own once the arguments were loaded. The kernel has freed the file.
+  EXPECT_EQ(pool_files("concur-pool-args"), 0u);
+  EXPECT_EQ(pool_files("concur-pool-args", testing::read_file(dir.file("run"))), 0u);
+  EXPECT_EQ(f.result(kWait), arg.size());
 }
 
 TEST_F(ProcessPoolTest, WorkersKilledDuringBigTransfersLoseNothingAndLeakNothing) {

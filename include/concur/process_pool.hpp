@@ -17,10 +17,11 @@
 // Large arguments and results are never copied in user space: arguments whose serialized form
 // outgrows ProcessPoolExecutor::kFileThreshold (1 MiB) are serialized straight into a sealed
 // memfd, which the worker receives as a descriptor and reads with pread; the pool keeps that file
-// (not a heap copy) to send the task again if it must, and closes it when the task is done. A
-// large result comes back the same way and is loaded straight from the worker's file. A 200 MB
-// argument round trip therefore peaks at the argument plus the result in the parent (the files
-// take kernel memory, not the parent's RSS, which docs/benchmarks.md measures). Note that
+// (not a heap copy) to send the task again if its worker dies before running it, and lets go of
+// it once the task runs (the worker closes its own as soon as it has read it). A large result
+// comes back the same way and is loaded straight from the worker's file. A 200 MB round trip
+// therefore peaks at the argument plus the result in the parent's RSS (docs/benchmarks.md); the
+// file of the moment (the argument's, then the result's) is kernel memory. Note that
 // Future::result() returns a copy for a copyable result type: take a large result with a
 // move-only type and std::move(f).result().
 // A worker that dies (signal, abort, exit, out of memory) fails exactly the task it was running
@@ -190,7 +191,8 @@ struct PoolJob {
   std::uint64_t id = 0;
   const char* task = nullptr;
   // args: the serialized arguments (of every call of a batch, back to back); past
-  // kPoolFileThreshold in a sealed memfd, kept for a re-dispatch until the job is destroyed.
+  // kPoolFileThreshold in a sealed memfd, kept for a re-dispatch until the job's worker runs it
+  // (then a worker's death fails the job instead of sending it again).
   mp::detail::SpilledBytes args;
   std::size_t batch = 0;  // 0: one call; n: a batch of n calls
   bool started = false;
@@ -335,7 +337,8 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
   // submit(fn, args...) runs the registered task fn(args...) in a worker → Future<R>. Throws
   // UsageError when fn is not registered, PicklingError when an argument cannot be serialized or
   // carries a handle (descriptors cannot reach pool workers yet), RuntimeError after shutdown(),
-  // BrokenProcessPool when the pool is broken.
+  // BrokenProcessPool when the pool is broken, mp::OSError when arguments longer than
+  // kFileThreshold cannot be written to their memfd (out of memory).
   template <class R, class... P, class... A>
   requires(sizeof...(P) == sizeof...(A)) Future<R> submit(R (*fn)(P...), A&&... args) {
     (mp::detail::require_task_argument<std::remove_cvref_t<P>>(), ...);

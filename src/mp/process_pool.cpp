@@ -49,6 +49,8 @@ namespace {
 // short, and most of a long backlog stays cancellable.
 constexpr std::size_t kMinPerWorker = 2;
 constexpr std::size_t kMaxPerWorker = 64;
+// A message carries at most kMaxPerWorker requests, hence as many argument files (descriptors).
+static_assert(kMaxPerWorker < mp::kMaxDescriptors);
 // The request bytes a worker may have outstanding (see send_work_locked): below a pipe's 64 KiB
 // capacity, with room for a frame header.
 constexpr std::size_t kWireBudget = 48 * 1024;
@@ -232,7 +234,7 @@ void pool_worker(mp::Connection conn, mp::Connection control, std::string initia
         mp::detail::SpilledBytes result;
         mp::detail::SpillOutBuf out(result, kPoolFileThreshold, "concur-pool-result");
         std::ostream os(&out);
-        mp::detail::SpillInBuf in(request.args);
+        mp::detail::SpillInBuf in(request.args, /*release_when_read=*/true);
         std::istream is(&in);
         task->invoke_batch(is, os,
                            request.batch == 0 ? 1 : static_cast<std::size_t>(request.batch));
@@ -592,6 +594,7 @@ class ProcessPoolCore {
       Worker& w = *workers_[i];
       try {
         w.conn.send(outgoing[i]);
+        release_running_args_locked(w);
       } catch (const Error&) {
         // The worker is dying (its end of file will tell): take the new requests back, in order.
         while (w.in_flight.size() > first_new[i]) {
@@ -601,6 +604,16 @@ class ProcessPoolCore {
         w.stopping = true;
       }
     }
+  }
+
+  // release_running_args_locked(w): the job at the front of w's requests runs (or runs next),
+  // and a worker's death fails that job instead of sending it again, so the pool no longer needs
+  // its argument file: closing our descriptor lets the kernel free the file as soon as the worker
+  // (which holds its own, received with the request) has read it. Arguments in memory stay:
+  // wire_size counts them against the pipe. Called under mu_, after the job's request was sent.
+  static void release_running_args_locked(Worker& w) noexcept {
+    if (!w.in_flight.empty() && w.in_flight.front()->args.in_file())
+      w.in_flight.front()->args.clear();
   }
 
   // worker_gone(w, failed) handles a worker's end of file: its exit code, the job it was running.
@@ -663,6 +676,7 @@ class ProcessPoolCore {
       if (w.in_flight.empty() || w.in_flight.front()->id != reply.id) return;  // cannot happen
       job = std::move(w.in_flight.front());
       w.in_flight.pop_front();
+      release_running_args_locked(w);
     }
     if (reply.status == ReplyStatus::skipped) return;  // cancelled (kill_running) before it ran
     if (reply.status == ReplyStatus::ok) {

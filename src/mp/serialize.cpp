@@ -220,6 +220,11 @@ SpillInBuf::SpillInBuf(const SpilledBytes& in) {
   size_ = in.size();
 }
 
+SpillInBuf::SpillInBuf(SpilledBytes& in, bool release_when_read)
+    : SpillInBuf(static_cast<const SpilledBytes&>(in)) {
+  if (release_when_read && in.in_file()) release_ = &in;
+}
+
 std::size_t SpillInBuf::read_file(char* out, std::size_t n) {
   n = std::min(n, size_ - pos_);
   std::size_t done = 0;
@@ -230,6 +235,10 @@ std::size_t SpillInBuf::read_file(char* out, std::size_t n) {
     done += static_cast<std::size_t>(r);
   }
   pos_ += done;
+  if (pos_ == size_ && release_ != nullptr) {
+    release_->clear();  // every byte is here: the file may go (n is 0 from now on)
+    release_ = nullptr;
+  }
   return done;
 }
 

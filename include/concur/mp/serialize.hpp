@@ -396,6 +396,10 @@ class CONCUR_EXPORT SpillOutBuf : public std::streambuf {
 class CONCUR_EXPORT SpillInBuf : public std::streambuf {
  public:
   explicit SpillInBuf(const SpilledBytes& in);
+  // SpillInBuf(in, release_when_read): with release_when_read, `in` is cleared (its file closed)
+  // as soon as its last byte has been read — a worker lets go of a task's argument file before
+  // it runs the task.
+  SpillInBuf(SpilledBytes& in, bool release_when_read);
   SpillInBuf(const SpillInBuf&) = delete;
   SpillInBuf& operator=(const SpillInBuf&) = delete;
   ~SpillInBuf() override = default;
@@ -412,6 +416,7 @@ class CONCUR_EXPORT SpillInBuf : public std::streambuf {
   std::size_t size_ = 0;
   std::size_t pos_ = 0;  // the file offset of the next byte not in the get area
   std::unique_ptr<char[]> buf_;
+  SpilledBytes* release_ = nullptr;  // cleared once the file is read to its end
 };
 
 // loads_spilled(in, out...) is loads() reading a SpilledBytes (no descriptors may come with it).
