@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "concur/mp/connection.hpp"
 #include "support/process_support.hpp"
 #include "support/test_support.hpp"
 
@@ -190,6 +191,10 @@ std::uint64_t sized_sleep(const std::string& big, std::string path, int ms) {
   return big.size();
 }
 CONCUR_TASK(sized_sleep);
+
+// pipe_end(): a result carrying a handle (descriptors cannot come back from a pool worker).
+mp::Connection pipe_end(int) { return mp::Pipe().first; }
+CONCUR_TASK(pipe_end);
 
 int not_registered(int x) { return x; }
 void unregistered_init() {}
@@ -1036,6 +1041,17 @@ TEST_F(ProcessPoolTest, WorkersKilledDuringBigTransfersLoseNothingAndLeakNothing
   EXPECT_EQ(pool.submit(byte_sum, pattern(2 * kMiB, 9)).result(kWait),
             byte_sum(pattern(2 * kMiB, 9)));
   EXPECT_TRUE(eventually([] { return pool_files() == 0; })) << pool_files();
+}
+
+TEST_F(ProcessPoolTest, AResultCarryingAHandleFailsItsTaskWithPicklingError) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  try {
+    (void)pool.submit(pipe_end, 1).result(kWait);
+    FAIL() << "no exception";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.type_name(), "PicklingError") << e.what();
+  }
+  EXPECT_EQ(pool.submit(square, 5).result(kWait), 25);
 }
 
 TEST_F(ProcessPoolTest, NoDescriptorLeaksAfter100BigTasks) {

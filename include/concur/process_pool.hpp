@@ -290,8 +290,8 @@ struct PoolBatchJobImpl final : PoolJob {
   void finish(const mp::detail::SpilledBytes& result) override {
     std::vector<R> values(batch);
     try {
-      mp::detail::SpillInBuf in(result);
-      std::istream is(&in);
+      mp::detail::SpillReader in(result);
+      std::istream is(in.rdbuf());
       mp::InputArchive ar(is);
       for (std::size_t i = 0; i < values.size(); ++i) {  // (not R&: std::vector<bool>)
         R v{};

@@ -234,8 +234,8 @@ void pool_worker(mp::Connection conn, mp::Connection control, std::string initia
         mp::detail::SpilledBytes result;
         mp::detail::SpillOutBuf out(result, kPoolFileThreshold, "concur-pool-result");
         std::ostream os(&out);
-        mp::detail::SpillInBuf in(request.args, /*release_when_read=*/true);
-        std::istream is(&in);
+        mp::detail::SpillReader in(request.args, /*release_when_read=*/true);
+        std::istream is(in.rdbuf());
         task->invoke_batch(is, os,
                            request.batch == 0 ? 1 : static_cast<std::size_t>(request.batch));
         out.close();

@@ -253,7 +253,7 @@ SpillInBuf::int_type SpillInBuf::underflow() {
 }
 
 std::streamsize SpillInBuf::xsgetn(char* s, std::streamsize count) {
-  if (fd_ < 0) return std::streambuf::xsgetn(s, count);
+  if (fd_ < 0) return std::streambuf::xsgetn(s, count);  // in memory: the get area is everything
   auto n = static_cast<std::size_t>(count);
   std::size_t done = 0;
   const auto buffered = static_cast<std::size_t>(egptr() - gptr());

@@ -40,6 +40,7 @@
 #include <cstdint>
 #include <istream>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <streambuf>
 #include <string>
@@ -419,14 +420,38 @@ class CONCUR_EXPORT SpillInBuf : public std::streambuf {
   SpilledBytes* release_ = nullptr;  // cleared once the file is read to its end
 };
 
+// SpillReader holds the streambuf that reads a SpilledBytes (rdbuf()): a MemoryInBuf over bytes
+// in memory (the cheapest reads of small items: SpillInBuf's file path is not in their way), a
+// SpillInBuf over a file. The SpilledBytes must outlive it.
+class SpillReader {
+ public:
+  explicit SpillReader(const SpilledBytes& in) : memory_(in.bytes()) {
+    if (in.in_file()) file_.emplace(in);
+  }
+  // SpillReader(in, release_when_read): see SpillInBuf.
+  SpillReader(SpilledBytes& in, bool release_when_read) : memory_(in.bytes()) {
+    if (in.in_file()) file_.emplace(in, release_when_read);
+  }
+  SpillReader(const SpillReader&) = delete;
+  SpillReader& operator=(const SpillReader&) = delete;
+  [[nodiscard]] std::streambuf* rdbuf() noexcept {
+    if (file_) return &*file_;
+    return &memory_;
+  }
+
+ private:
+  MemoryInBuf memory_;
+  std::optional<SpillInBuf> file_;
+};
+
 // loads_spilled(in, out...) is loads() reading a SpilledBytes (no descriptors may come with it).
 // Throws UnpicklingError on truncated or malformed bytes.
 template <class... Ts>
 void loads_spilled(const SpilledBytes& in, Ts&... out) {
   FdSource source({});
   ScopedFdSource scope(source);
-  SpillInBuf buf(in);
-  std::istream is(&buf);
+  SpillReader reader(in);
+  std::istream is(reader.rdbuf());
   try {
     InputArchive ar(is);
     if constexpr (sizeof...(Ts) > 0) ar(out...);

@@ -137,36 +137,31 @@ void invoke_batch(std::istream& in, std::ostream& out, std::size_t count) {
   using Traits = FnTraits<decltype(Fn)>;
   using R = typename Traits::Result;
   constexpr auto seq = std::make_index_sequence<std::tuple_size_v<typename Traits::Values>>{};
-  InputArchive iar(in);
-  OutputArchive oar(out);
-  for (std::size_t i = 0; i < count; ++i) {
-    typename Traits::Values values;
-    try {
+  bool saving = false;  // which side a cereal::Exception comes from
+  try {
+    InputArchive iar(in);
+    OutputArchive oar(out);
+    for (std::size_t i = 0; i < count; ++i) {
+      typename Traits::Values values;
+      saving = false;
       std::apply(
           [&](auto&... v) {
             if constexpr (sizeof...(v) > 0) iar(v...);
           },
           values);
-    } catch (const cereal::Exception& e) {
-      throw_unpickling(e.what());
-    }
-    if constexpr (std::is_void_v<R>) {
-      call_with<Fn>(values, seq);
-    } else if constexpr (Serializable<R> && std::default_initializable<std::remove_cvref_t<R>>) {
-      const std::remove_cvref_t<R> result = call_with<Fn>(values, seq);
-      FdSink handles;  // a handle in a result is refused, not lost
-      {
-        ScopedFdSink scope(handles);
-        try {
-          oar(result);
-        } catch (const cereal::Exception& e) {
-          throw_pickling(e.what());
-        }
+      if constexpr (std::is_void_v<R>) {
+        call_with<Fn>(values, seq);
+      } else if constexpr (Serializable<R> && std::default_initializable<std::remove_cvref_t<R>>) {
+        const std::remove_cvref_t<R> result = call_with<Fn>(values, seq);
+        saving = true;
+        oar(result);  // a handle in it: save_fd throws PicklingError (no hand-off under way)
+      } else {
+        (void)call_with<Fn>(values, seq);
       }
-      if (!handles.fds.empty()) throw PicklingError("a task result cannot carry handles");
-    } else {
-      (void)call_with<Fn>(values, seq);
     }
+  } catch (const cereal::Exception& e) {
+    if (saving) throw_pickling(e.what());
+    throw_unpickling(e.what());
   }
 }
 
