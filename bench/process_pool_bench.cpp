@@ -13,6 +13,16 @@
 //   RawPipeRoundTrip  8 bytes to a forked child over one pipe and back over another; the floor.
 //   IsPrime100/<n>    the notes' is_prime(112272535095293) x 100: serial (n = 0) or on the pool
 //                     with n workers; one iteration = the 100 numbers.
+//   BigArgPeakRss/<m> one round trip of a --big-arg-bytes (default 200,000,000) argument whose
+//                     result is as large (the task echoes it), run in a fresh child process of
+//                     this binary (--big-arg-child=<bytes>:<mode>) that reports its peak RSS
+//                     (VmHWM): hwm_mb, and hwm_ratio = hwm / (argument + result). Mode m = 0
+//                     takes the result by moving it out of the future (a move-only result type:
+//                     one result object in the parent, as Python's f.result()); m = 1 takes a
+//                     std::string result with f.result(), which copies it (every Future handle
+//                     sees the same value), so the parent holds the result twice. The child
+//                     checks the result byte for byte. Twin: python_process_pool_bench.py
+//                     --big-arg (ProcessPoolExecutor, bytes).
 #include <benchmark/benchmark.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,6 +30,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "concur/process_pool.hpp"
@@ -166,6 +181,123 @@ void IsPrime100(benchmark::State& state) {
 }
 BENCHMARK(IsPrime100)->Arg(0)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond)->MinTime(2.0);
 
+// ---- BigArgPeakRss (measured in a child process)
+
+std::size_t g_big_arg_bytes = 200'000'000;
+
+// Blob: a move-only result, so that std::move(f).result() moves it out of the future.
+struct Blob {
+  Blob() = default;
+  explicit Blob(const std::string& s) : bytes(s) {}
+  Blob(Blob&&) noexcept = default;
+  Blob& operator=(Blob&&) noexcept = default;
+  Blob(const Blob&) = delete;
+  Blob& operator=(const Blob&) = delete;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(bytes);
+  }
+  std::string bytes;
+};
+
+Blob echo_blob(const std::string& s) { return Blob(s); }
+CONCUR_TASK(echo_blob);
+std::string echo_string(const std::string& s) { return s; }
+CONCUR_TASK(echo_string);
+
+// status_kib(field): a "VmHWM:" / "VmRSS:" line of /proc/self/status, in KiB.
+long long status_kib(const char* field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  const std::size_t len = std::strlen(field);
+  while (std::getline(in, line))
+    if (line.compare(0, len, field) == 0) return std::stoll(line.substr(len));
+  throw std::runtime_error(std::string("no ") + field + " in /proc/self/status");
+}
+
+// big_arg_child(spec): spec = "<bytes>:<mode>"; one round trip on a warm one-worker pool, then
+// one line: bytes mode rss_before_kib hwm_kib seconds ok.
+int big_arg_child(const std::string& spec) {
+  const auto colon = spec.find(':');
+  const std::size_t n = std::stoull(spec.substr(0, colon));
+  const int mode = colon == std::string::npos ? 0 : std::stoi(spec.substr(colon + 1));
+  concur::ProcessPoolExecutor p(concur::ProcessPoolOptions{.max_workers = 1});
+  (void)p.submit(square, 1L).result();  // the worker runs: its start is not measured
+  const long long before = status_kib("VmRSS:");
+  std::string arg(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) arg[i] = static_cast<char>(i & 255);  // every page touched
+  const auto t0 = std::chrono::steady_clock::now();
+  bool ok = false;
+  if (mode == 0) {
+    Blob r = p.submit(echo_blob, arg).result();  // a temporary future: moved out
+    ok = r.bytes == arg;
+  } else {
+    concur::Future<std::string> f = p.submit(echo_string, arg);
+    const std::string r = f.result();  // a copy: the future keeps its own
+    ok = r == arg;
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("%zu %d %lld %lld %.6f %d\n", n, mode, before, status_kib("VmHWM:"), seconds,
+              ok ? 1 : 0);
+  return ok ? 0 : 1;
+}
+
+std::string self_exe() {
+  std::vector<char> buf(4096);
+  const ssize_t len = ::readlink("/proc/self/exe", buf.data(), buf.size() - 1);
+  if (len <= 0) throw std::runtime_error("readlink /proc/self/exe");
+  return std::string(buf.data(), static_cast<std::size_t>(len));
+}
+
+void BigArgPeakRss(benchmark::State& state) {
+  long long before = 0;
+  long long hwm = 0;
+  double seconds = 0;
+  for (auto _ : state) {
+    std::string cmd(1, '\'');
+    cmd.append(self_exe()).append("' --big-arg-child=").append(std::to_string(g_big_arg_bytes));
+    cmd.append(":").append(std::to_string(state.range(0)));
+    FILE* child = ::popen(cmd.c_str(), "r");
+    if (child == nullptr) {
+      state.SkipWithError("popen");
+      return;
+    }
+    std::size_t n = 0;
+    int mode = 0;
+    int ok = 0;
+    const int got =
+        std::fscanf(child, "%zu %d %lld %lld %lf %d", &n, &mode, &before, &hwm, &seconds, &ok);
+    if (::pclose(child) != 0 || got != 6 || ok != 1) {
+      state.SkipWithError("the big-argument child failed");
+      return;
+    }
+  }
+  const double payload = 2.0 * static_cast<double>(g_big_arg_bytes);  // argument + result
+  state.counters["hwm_mb"] = static_cast<double>(hwm) * 1024.0 / 1e6;
+  state.counters["rss_before_mb"] = static_cast<double>(before) * 1024.0 / 1e6;
+  state.counters["hwm_ratio"] = static_cast<double>(hwm) * 1024.0 / payload;
+  state.counters["round_trip_s"] = seconds;
+}
+BENCHMARK(BigArgPeakRss)->Arg(0)->Arg(1)->Iterations(1)->UseRealTime()->Unit(benchmark::kSecond);
+
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  std::vector<char*> rest;
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.rfind("--big-arg-child=", 0) == 0) return big_arg_child(a.substr(16));
+    if (a.rfind("--big-arg-bytes=", 0) == 0) {
+      g_big_arg_bytes = std::stoull(a.substr(16));
+    } else {
+      rest.push_back(argv[i]);
+    }
+  }
+  benchmark::AddCustomContext("big_arg_bytes", std::to_string(g_big_arg_bytes));
+  int n = static_cast<int>(rest.size());
+  benchmark::Initialize(&n, rest.data());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

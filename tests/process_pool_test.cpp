@@ -11,7 +11,10 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <random>
 #include <ranges>
 #include <set>
 #include <stdexcept>
@@ -19,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "concur/mp/connection.hpp"
 #include "support/process_support.hpp"
 #include "support/test_support.hpp"
 
@@ -162,6 +166,36 @@ void orphan_pool(std::string pid_file, bool own_group) {
   throw mp::SystemExit(7);  // not killed: the test fails on this code
 }
 CONCUR_TASK(orphan_pool);
+
+// rotated(s): s with its first byte moved to the end — a result as large as the argument, and
+// different from it (copied with memcpy: cheap under the sanitizers).
+std::string rotated(const std::string& s) {
+  if (s.empty()) return s;
+  std::string out;
+  out.reserve(s.size());
+  out.append(s, 1, std::string::npos).push_back(s.front());
+  return out;
+}
+CONCUR_TASK(rotated);
+
+// byte_sum(s): the sum of s's bytes (a big argument, a small result).
+std::uint64_t byte_sum(const std::string& s) {
+  std::uint64_t sum = 0;
+  for (const char c : s) sum += static_cast<unsigned char>(c);
+  return sum;
+}
+CONCUR_TASK(byte_sum);
+
+// sized_sleep(big, path, ms): sleep_marked with a big argument; returns its size.
+std::uint64_t sized_sleep(const std::string& big, std::string path, int ms) {
+  (void)sleep_marked(std::move(path), ms);
+  return big.size();
+}
+CONCUR_TASK(sized_sleep);
+
+// pipe_end(): a result carrying a handle (descriptors cannot come back from a pool worker).
+mp::Connection pipe_end(int) { return mp::Pipe().first; }
+CONCUR_TASK(pipe_end);
 
 int not_registered(int x) { return x; }
 void unregistered_init() {}
@@ -887,6 +921,198 @@ TEST_F(ProcessPoolTest, ACallbackInTheDispatcherThreadWaitingForTheBacklogIsADea
   EXPECT_EQ(second.result(kWait), 100);
   EXPECT_EQ(third.result(kWait), 9);
   EXPECT_EQ(fourth.result(kWait), 16);
+}
+
+}  // namespace
+}  // namespace concur
+
+// ---- Big arguments and results: a memfd each, never a copy in the parent
+
+namespace concur {
+namespace {
+
+constexpr std::size_t kMiB = std::size_t{1} << 20;
+
+// pattern(n, seed): n bytes that do not repeat (xorshift64, 8 bytes at a time) and differ from
+// seed to seed.
+std::string pattern(std::size_t n, unsigned seed) {
+  std::string s(n, '\0');
+  std::uint64_t x = (seed + 1) * 0x9E3779B97F4A7C15ULL;
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    std::memcpy(s.data() + i, &x, 8);
+  }
+  for (; i < n; ++i) s[i] = static_cast<char>(seed + i);
+  return s;
+}
+
+// open_fds(): this process's open descriptors; pool_files(): those that are the pool's memfds
+// (arguments and results: "/memfd:concur-pool-args (deleted)").
+std::size_t open_fds() {
+  std::size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+    (void)e;
+    ++n;
+  }
+  return n;
+}
+std::size_t pool_files(const char* kind = "concur-pool", const std::string& pid = "self") {
+  std::size_t n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/" + pid + "/fd")) {
+    std::error_code ec;
+    const std::string target = std::filesystem::read_symlink(e.path(), ec).string();
+    if (!ec && target.find(std::string("memfd:") + kind) != std::string::npos) ++n;
+  }
+  return n;
+}
+
+TEST_F(ProcessPoolTest, A64MiBArgumentAndResultRoundTripIsByteExact) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  const std::string arg = pattern(64 * kMiB, 1);
+  const std::string expected = rotated(arg);
+  Future<std::string> f = pool.submit(rotated, arg);
+  Future<std::uint64_t> sum = pool.submit(byte_sum, arg);
+  EXPECT_TRUE(f.result(kWait) == expected);  // (not EXPECT_EQ: a mismatch would print 64 MiB)
+  EXPECT_EQ(sum.result(kWait), byte_sum(arg));
+  // A batch whose arguments together pass the threshold travels in one file too.
+  std::vector<std::tuple<std::string>> calls;
+  for (unsigned i = 0; i < 3; ++i) calls.emplace_back(pattern(kMiB / 2 + i, i));
+  const std::vector<std::string> results = pool.submit_batch(rotated, calls).result(kWait);
+  ASSERT_EQ(results.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    const std::string& a = std::get<0>(calls[i]);
+    EXPECT_TRUE(results[i] == rotated(a)) << i;
+  }
+  // Every file is closed once its task is done (the job goes right after its future is set).
+  EXPECT_TRUE(eventually([] { return pool_files() == 0; })) << pool_files();
+}
+
+TEST_F(ProcessPoolTest, BigArgumentsAndResultsWithTheSpawnStartMethod) {
+  ProcessPoolExecutor pool(
+      ProcessPoolOptions{.max_workers = 1, .start_method = mp::StartMethod::spawn});
+  const std::string arg = pattern(8 * kMiB, 5);
+  EXPECT_TRUE(pool.submit(rotated, arg).result(kWait) == rotated(arg));
+  EXPECT_TRUE(eventually([] { return pool_files() == 0; })) << pool_files();
+}
+
+TEST_F(ProcessPoolTest, ArgumentsBelowTheThresholdStayInMemoryAndAboveItGoToAFile) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  TempDir dir;
+  auto busy = pool.submit(sleep_marked, dir.file("run"), 300);  // the jobs below stay ours
+  ASSERT_TRUE(eventually([&] { return file_exists(dir.file("run")); }));
+  // A std::string argument is an 8-byte length, then the bytes.
+  const std::string below = pattern(ProcessPoolExecutor::kFileThreshold - 8, 2);
+  const std::string above = pattern(ProcessPoolExecutor::kFileThreshold - 7, 3);
+  auto small = pool.submit(byte_sum, below);
+  EXPECT_EQ(pool_files("concur-pool-args"), 0u);
+  auto large = pool.submit(byte_sum, above);
+  EXPECT_EQ(pool_files("concur-pool-args"), 1u);
+  EXPECT_EQ(small.result(kWait), byte_sum(below));
+  EXPECT_EQ(large.result(kWait), byte_sum(above));
+  EXPECT_EQ(busy.result(kWait), 300);
+  EXPECT_TRUE(eventually([] { return pool_files() == 0; })) << pool_files();
+}
+
+TEST_F(ProcessPoolTest, ABigArgumentTaskIsSentAgainWhenItsWorkerIsKilled) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  TempDir dir;
+  auto doomed = pool.submit(sleep_marked, dir.file("run"), 60'000);
+  ASSERT_TRUE(eventually([&] { return file_exists(dir.file("run")); }));
+  const std::string arg = pattern(16 * kMiB, 4);
+  Future<std::string> big = pool.submit(rotated, arg);
+  // running(): the request is in the worker's pipe (a request sent counts as running), its
+  // file's descriptor with it.
+  ASSERT_TRUE(eventually([&] { return big.running(); }));
+  const pid_t first = static_cast<pid_t>(std::stoi(testing::read_file(dir.file("run"))));
+  ASSERT_EQ(::kill(first, SIGKILL), 0);
+  EXPECT_THROW((void)doomed.result(kWait), BrokenProcessPool);
+  // The pool kept the file and sends it to the replacement worker.
+  EXPECT_TRUE(big.result(kWait) == rotated(arg));
+  const std::vector<pid_t> now = pool.worker_pids();
+  EXPECT_TRUE(now.empty() || now.front() != first);
+  EXPECT_TRUE(eventually([] { return pool_files() == 0; })) << pool_files();
+}
+
+TEST_F(ProcessPoolTest, ARunningTasksArgumentFileIsLetGoOnBothSides) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  TempDir dir;
+  const std::string arg = pattern(16 * kMiB, 6);
+  auto f = pool.submit(sized_sleep, arg, dir.file("run"), 300);
+  ASSERT_TRUE(eventually([&] { return file_exists(dir.file("run")); }));
+  // It runs: a worker's death would fail it, not send it again — the pool closed its descriptor;
+  // the worker closed its own once the arguments were loaded. The kernel has freed the file.
+  EXPECT_EQ(pool_files("concur-pool-args"), 0u);
+  EXPECT_EQ(pool_files("concur-pool-args", testing::read_file(dir.file("run"))), 0u);
+  EXPECT_EQ(f.result(kWait), arg.size());
+}
+
+TEST_F(ProcessPoolTest, WorkersKilledDuringBigTransfersLoseNothingAndLeakNothing) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  std::mt19937 rng(20261205);
+  int broken = 0;
+  int exact = 0;
+  for (unsigned round = 0; round < 6; ++round) {
+    std::vector<std::string> args;
+    std::vector<Future<std::string>> fs;
+    for (unsigned i = 0; i < 4; ++i) {
+      args.push_back(pattern(2 * kMiB + i, round * 4 + i));
+      fs.push_back(pool.submit(rotated, args.back()));
+    }
+    // kill -9 at a random moment: reading an argument file, reversing, writing the result...
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 25));
+    const std::vector<pid_t> pids = pool.worker_pids();
+    if (!pids.empty()) (void)::kill(pids[rng() % pids.size()], SIGKILL);
+    for (std::size_t i = 0; i < fs.size(); ++i) {
+      try {
+        const std::string r = fs[i].result(kWait);
+        EXPECT_TRUE(r == rotated(args[i])) << round << "/" << i;
+        ++exact;
+      } catch (const BrokenProcessPool&) {
+        ++broken;  // it ran in the killed worker
+      }
+    }
+  }
+  EXPECT_LE(broken, 6);  // one running task per kill at most
+  EXPECT_GE(exact, 18);
+  EXPECT_EQ(pool.submit(byte_sum, pattern(2 * kMiB, 9)).result(kWait),
+            byte_sum(pattern(2 * kMiB, 9)));
+  EXPECT_TRUE(eventually([] { return pool_files() == 0; })) << pool_files();
+}
+
+TEST_F(ProcessPoolTest, AResultCarryingAHandleFailsItsTaskWithPicklingError) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  try {
+    (void)pool.submit(pipe_end, 1).result(kWait);
+    FAIL() << "no exception";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.type_name(), "PicklingError") << e.what();
+  }
+  EXPECT_EQ(pool.submit(square, 5).result(kWait), 25);
+}
+
+TEST_F(ProcessPoolTest, NoDescriptorLeaksAfter100BigTasks) {
+  {
+    // The first pool of the process starts the fork server (its descriptors stay): not a leak.
+    ProcessPoolExecutor warm(ProcessPoolOptions{.max_workers = 2});
+    EXPECT_EQ(warm.submit(square, 3).result(kWait), 9);
+  }
+  const std::size_t baseline = open_fds();
+  {
+    ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+    std::vector<std::string> args;
+    std::vector<Future<std::string>> fs;
+    for (unsigned i = 0; i < 100; ++i) {
+      args.push_back(pattern(ProcessPoolExecutor::kFileThreshold + 64 * i, i));
+      fs.push_back(pool.submit(rotated, args.back()));
+    }
+    for (std::size_t i = 0; i < fs.size(); ++i)
+      ASSERT_TRUE(fs[i].result(kWait) == rotated(args[i])) << i;
+    EXPECT_TRUE(eventually([] { return pool_files() == 0; })) << pool_files();
+  }
+  EXPECT_EQ(open_fds(), baseline);
 }
 
 }  // namespace

@@ -11,9 +11,16 @@ bench/process_pool_bench.cpp.
                 the speedup (the notes' experiment; 100 numbers take ~17 s serially in Python,
                 so the default is 20: the speedup does not depend on the count).
 
+  BigArg        (only with --big-arg BYTES) one round trip of a BYTES-long bytes argument whose
+                result is as large (the task echoes it), on a warm 1-worker ProcessPoolExecutor,
+                each run in a fresh interpreter (--big-arg-runs, default 5) that reports its
+                peak RSS (VmHWM); hwm_ratio = VmHWM / (argument + result). The twin of
+                process_pool_bench's BigArgPeakRss/0.
+
 The default start method of this Python (fork on 3.11) is used, as in the notes.
 Usage: python3 bench/compare/python_process_pool_bench.py [--tasks 20000] [--items 200000]
        [--trips 2000] [--numbers 20] [--repeats 3] [--json]
+       python3 bench/compare/python_process_pool_bench.py --big-arg 200000000 [--big-arg-runs 5]
 Standard library only.
 """
 
@@ -26,6 +33,7 @@ import multiprocessing as mp
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -132,8 +140,54 @@ def raw_pipe(trips: int) -> tuple[float, float]:
     return percentiles(us)
 
 
+def echo(b: bytes) -> bytes:
+    return b
+
+
+def status_kib(field: str) -> int:
+    """A "VmHWM:" / "VmRSS:" line of /proc/self/status, in KiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def big_arg_child(n: int) -> None:
+    """One round trip of an n-byte argument and result; prints one JSON line."""
+    with cf.ProcessPoolExecutor(max_workers=1) as ex:
+        ex.submit(square, 1).result()  # the worker runs: its start is not measured
+        before = status_kib("VmRSS:")
+        arg = bytes(range(256)) * (n // 256) + bytes(n % 256)  # one n-byte object, every page written
+        t0 = time.perf_counter()
+        r = ex.submit(echo, arg).result()
+        seconds = time.perf_counter() - t0
+        ok = r == arg
+        print(json.dumps({"bytes": n, "rss_before_kib": before, "hwm_kib": status_kib("VmHWM:"),
+                          "seconds": seconds, "ok": ok}))
+
+
+def big_arg(n: int, runs: int) -> dict:
+    """big_arg_child in `runs` fresh interpreters; medians and every run."""
+    rows = []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--big-arg-child", str(n)],
+                             check=True, capture_output=True, text=True).stdout
+        row = json.loads(out.strip().splitlines()[-1])
+        assert row["ok"], "the result differs from the argument"
+        rows.append(row)
+    hwm = [r["hwm_kib"] * 1024 / 1e6 for r in rows]
+    return {"python/executor/BigArg": {
+        "bytes": n, "hwm_mb_median": statistics.median(hwm), "hwm_mb_min": min(hwm),
+        "hwm_mb_max": max(hwm), "hwm_ratio_median": statistics.median(hwm) * 1e6 / (2 * n),
+        "round_trip_s_median": statistics.median(r["seconds"] for r in rows), "runs": rows}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--big-arg", type=int, default=0)
+    ap.add_argument("--big-arg-runs", type=int, default=5)
+    ap.add_argument("--big-arg-child", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--tasks", type=int, default=20_000)
     ap.add_argument("--items", type=int, default=200_000)
     ap.add_argument("--trips", type=int, default=2000)
@@ -141,6 +195,21 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.big_arg_child:
+        big_arg_child(args.big_arg_child)
+        return
+    if args.big_arg:
+        out = big_arg(args.big_arg, args.big_arg_runs)
+        if args.json:
+            json.dump({"python": sys.version.split()[0], "machine": platform.machine(),
+                       "start_method": mp.get_start_method(), "results": out}, sys.stdout, indent=2)
+            print()
+        else:
+            r = out["python/executor/BigArg"]
+            print(f"BigArg {r['bytes']} bytes: VmHWM median {r['hwm_mb_median']:.1f} MB "
+                  f"(min {r['hwm_mb_min']:.1f}, max {r['hwm_mb_max']:.1f}), "
+                  f"ratio {r['hwm_ratio_median']:.3f}, round trip {r['round_trip_s_median']:.3f} s")
+        return
     out = {}
     t0 = time.perf_counter()
     assert all(is_prime(PRIME) for _ in range(args.numbers))

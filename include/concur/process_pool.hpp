@@ -14,6 +14,16 @@
 // reads its worker's reply itself when no other thread does (one hand-off fewer). A task's
 // exception reaches its future as RemoteError (type name, message, where it was raised); the
 // worker always answers.
+// Large arguments and results are never copied in user space: arguments whose serialized form
+// outgrows ProcessPoolExecutor::kFileThreshold (1 MiB) are serialized straight into a sealed
+// memfd, which the worker receives as a descriptor and reads with pread; the pool keeps that file
+// (not a heap copy) to send the task again if its worker dies before running it, and lets go of
+// it once the task runs (the worker closes its own as soon as it has read it). A large result
+// comes back the same way and is loaded straight from the worker's file. A 200 MB round trip
+// therefore peaks at the argument plus the result in the parent's RSS (docs/benchmarks.md); the
+// file of the moment (the argument's, then the result's) is kernel memory. Note that
+// Future::result() returns a copy for a copyable result type: take a large result with a
+// move-only type and std::move(f).result().
 // A worker that dies (signal, abort, exit, out of memory) fails exactly the task it was running
 // with BrokenProcessPool, naming the exit code; the task queued behind it goes back to the pool,
 // a new worker replaces the dead one, and the pool carries on. With Options{.break_on_worker_death
@@ -183,24 +193,38 @@ struct PoolJob {
   virtual void cancel() = 0;
   // finish(result bytes) / fail(exception) settle the future; a future cancelled meanwhile
   // (kill_running) stays cancelled.
-  virtual void finish(const std::string& result) = 0;
+  virtual void finish(const mp::detail::SpilledBytes& result) = 0;
   virtual void fail(std::exception_ptr e) = 0;
   // settled() is true once the future is done (for a job in flight: cancelled while running).
   [[nodiscard]] virtual bool settled() const = 0;
 
   std::uint64_t id = 0;
   const char* task = nullptr;
-  std::string args;       // the serialized arguments (of every call of a batch, back to back)
+  // args: the serialized arguments (of every call of a batch, back to back); past
+  // kPoolFileThreshold in a sealed memfd, kept for a re-dispatch until the job's worker runs it
+  // (then a worker's death fails the job instead of sending it again).
+  mp::detail::SpilledBytes args;
   std::size_t batch = 0;  // 0: one call; n: a batch of n calls
   bool started = false;
 };
 
-// BatchWriter writes the argument lists of a batch back to back into one archive.
+// kPoolFileThreshold: serialized arguments and results longer than this travel in a memfd.
+inline constexpr std::size_t kPoolFileThreshold = std::size_t{1} << 20;
+
+// BatchWriter writes the argument lists of a batch back to back into one archive, in the job's
+// memory or, past kPoolFileThreshold, in a memfd; close() completes them (throws OSError).
 class BatchWriter {
  public:
-  explicit BatchWriter(PoolJob& job) : job_(job), buf_(job.args), os_(&buf_), ar_(os_) {}
+  explicit BatchWriter(PoolJob& job)
+      : job_(job), buf_(job.args, kPoolFileThreshold, "concur-pool-args"), os_(&buf_), ar_(os_) {}
   template <class... V>
   void add(const V&... values) {
+    if (write(values...)) throw mp::PicklingError("handles cannot be passed to process pool tasks");
+    ++job_.batch;
+  }
+  // write(values...) writes one call's arguments; true when they carry handles (descriptors).
+  template <class... V>
+  bool write(const V&... values) {
     mp::detail::FdSink sink;
     {
       mp::detail::ScopedFdSink scope(sink);
@@ -210,14 +234,13 @@ class BatchWriter {
         mp::detail::throw_pickling(e.what());
       }
     }
-    if (!sink.fds.empty())
-      throw mp::PicklingError("handles cannot be passed to process pool tasks");
-    ++job_.batch;
+    return !sink.fds.empty();
   }
+  void close() { buf_.close(); }
 
  private:
   PoolJob& job_;
-  mp::detail::StringOutBuf buf_;
+  mp::detail::SpillOutBuf buf_;
   std::ostream os_;
   mp::OutputArchive ar_;
 };
@@ -241,13 +264,13 @@ struct PoolJobImpl final : PoolJob {
   }
   bool start() override { return promise.set_running_or_notify_cancel(); }
   void cancel() override { (void)promise.get_future().cancel(); }
-  void finish(const std::string& result) override {
+  void finish(const mp::detail::SpilledBytes& result) override {
     if constexpr (std::is_void_v<R>) {
       settle_unless_cancelled([&] { promise.set_result(); });
     } else {
       R value{};
       try {
-        mp::loads(result, {}, value);
+        mp::detail::loads_spilled(result, value);  // a file: read straight into the value
       } catch (...) {
         fail(std::current_exception());
         return;
@@ -274,11 +297,11 @@ struct PoolBatchJobImpl final : PoolJob {
   }
   bool start() override { return promise.set_running_or_notify_cancel(); }
   void cancel() override { (void)promise.get_future().cancel(); }
-  void finish(const std::string& result) override {
+  void finish(const mp::detail::SpilledBytes& result) override {
     std::vector<R> values(batch);
     try {
-      mp::detail::MemoryInBuf in(result);
-      std::istream is(&in);
+      mp::detail::SpillReader in(result);
+      std::istream is(in.rdbuf());
       mp::InputArchive ar(is);
       for (std::size_t i = 0; i < values.size(); ++i) {  // (not R&: std::vector<bool>)
         R v{};
@@ -317,10 +340,15 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
   // ~ProcessPoolExecutor() is shutdown(true).
   ~ProcessPoolExecutor() override;
 
+  // kFileThreshold: a task's serialized arguments (a batch's, together) or result longer than
+  // this travel in a sealed memfd instead of the pipe: written once, never copied in memory.
+  static constexpr std::size_t kFileThreshold = detail::kPoolFileThreshold;
+
   // submit(fn, args...) runs the registered task fn(args...) in a worker → Future<R>. Throws
   // UsageError when fn is not registered, PicklingError when an argument cannot be serialized or
   // carries a handle (descriptors cannot reach pool workers yet), RuntimeError after shutdown(),
-  // BrokenProcessPool when the pool is broken.
+  // BrokenProcessPool when the pool is broken, mp::OSError when arguments longer than
+  // kFileThreshold cannot be written to their memfd (out of memory).
   template <class R, class... P, class... A>
   requires(sizeof...(P) == sizeof...(A)) Future<R> submit(R (*fn)(P...), A&&... args) {
     (mp::detail::require_task_argument<std::remove_cvref_t<P>>(), ...);
@@ -329,8 +357,13 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
                   "default constructible, so that it can come back from the worker");
     auto job = make_job<detail::PoolJobImpl<R>>();
     Future<R> future = job->promise.get_future();
-    mp::Payload payload = mp::dumps(mp::detail::as_param<P>(std::forward<A>(args))...);
-    enqueue(reinterpret_cast<mp::detail::AnyFn>(fn), std::move(payload), std::move(job));
+    bool handles = false;
+    {
+      detail::BatchWriter writer(*job);  // one call: batch stays 0
+      handles = writer.write(mp::detail::as_param<P>(std::forward<A>(args))...);
+      writer.close();
+    }
+    enqueue(reinterpret_cast<mp::detail::AnyFn>(fn), std::move(job), handles);
     return future;
   }
 
@@ -345,6 +378,7 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
       detail::BatchWriter writer(*job);
       for (const auto& call : calls)
         std::apply([&](const auto&... a) { add_call<P...>(writer, a...); }, call);
+      writer.close();
     }
     return finish_batch(fn, std::move(job));
   }
@@ -438,7 +472,9 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
   void check_open(mp::detail::AnyFn fn) const;
   void enqueue_batch(mp::detail::AnyFn fn, std::unique_ptr<detail::PoolJob> job);
 
-  void enqueue(mp::detail::AnyFn fn, mp::Payload payload, std::unique_ptr<detail::PoolJob> job);
+  // enqueue(fn, job, handles): job's arguments are written; `handles`: they carry descriptors
+  // (PicklingError, after the UsageError of an unregistered fn).
+  void enqueue(mp::detail::AnyFn fn, std::unique_ptr<detail::PoolJob> job, bool handles);
   bool shutdown_by(const detail::Deadline& deadline, bool cancel_futures);
 
   std::shared_ptr<detail::ProcessPoolCore> core_;
@@ -499,6 +535,7 @@ class ChunkedMapResults : public ResultsRange<ChunkedMapResults<R, Fn, Ranges...
       BatchWriter writer(*job);
       while (job->batch < chunksize_ && !inputs_.exhausted())
         inputs_.take([&](auto&&... x) { ProcessPoolExecutor::add_call<P...>(writer, x...); });
+      writer.close();
     }
     return ex_.finish_batch(fn, std::move(job));
   }

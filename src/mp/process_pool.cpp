@@ -9,6 +9,9 @@
 // A worker's end of file
 // means it exited: the request it was running (the oldest unanswered) fails with BrokenProcessPool,
 // the others go back to the front of the pending queue, and a new worker takes its place.
+// Arguments and results past kPoolFileThreshold travel as sealed memfds (mp::detail::SpilledBytes):
+// a request or reply then carries the file's descriptor, and each side reads the other's file
+// with pread, straight into the values it loads.
 #include "concur/process_pool.hpp"
 
 #include <cxxabi.h>
@@ -46,6 +49,8 @@ namespace {
 // short, and most of a long backlog stays cancellable.
 constexpr std::size_t kMinPerWorker = 2;
 constexpr std::size_t kMaxPerWorker = 64;
+// A message carries at most kMaxPerWorker requests, hence as many argument files (descriptors).
+static_assert(kMaxPerWorker < mp::kMaxDescriptors);
 // The request bytes a worker may have outstanding (see send_work_locked): below a pipe's 64 KiB
 // capacity, with room for a frame header.
 constexpr std::size_t kWireBudget = 48 * 1024;
@@ -54,11 +59,34 @@ constexpr std::size_t kWireBudget = 48 * 1024;
 struct PoolRequest {
   std::uint64_t id = 0;  // 0: exit
   std::string task;
-  std::string args;         // one call's arguments, or a batch's, back to back
-  std::uint64_t batch = 0;  // 0: one call; n: a batch of n calls (results back to back)
+  mp::detail::SpilledBytes args;  // one call's arguments, or a batch's, back to back
+  std::uint64_t batch = 0;        // 0: one call; n: a batch of n calls (results back to back)
   template <class Archive>
   void serialize(Archive& ar) {
     ar(id, task, args, batch);
+  }
+};
+
+// RequestMessage is one message to a worker: `requests` (the exit request), then the requests of
+// `jobs`, saved straight from the jobs — their arguments are not copied, a file travels as its
+// descriptor. Saved in the bytes of a std::vector<PoolRequest>; the worker loads it as one
+// (`requests`).
+struct RequestMessage {
+  std::vector<PoolRequest> requests;
+  std::vector<const PoolJob*> jobs;
+  template <class Archive>
+  void save(Archive& ar) const {
+    ar(cereal::make_size_tag(static_cast<cereal::size_type>(requests.size() + jobs.size())));
+    for (const PoolRequest& r : requests) ar(r);
+    for (const PoolJob* job : jobs) {
+      const std::size_t n = std::char_traits<char>::length(job->task);  // as a std::string
+      ar(job->id, cereal::make_size_tag(static_cast<cereal::size_type>(n)),
+         cereal::binary_data(job->task, n), job->args, static_cast<std::uint64_t>(job->batch));
+    }
+  }
+  template <class Archive>
+  void load(Archive& ar) {
+    ar(requests);
   }
 };
 
@@ -73,7 +101,7 @@ constexpr int kCancelledExit = 3;
 struct PoolReply {
   std::uint64_t id = 0;
   ReplyStatus status = ReplyStatus::ok;
-  std::string result;
+  mp::detail::SpilledBytes result;  // past kPoolFileThreshold, the worker's memfd
   std::string type_name;
   std::string message;
   std::string traceback;
@@ -173,7 +201,7 @@ void pool_worker(mp::Connection conn, mp::Connection control, std::string initia
   for (;;) {
     std::vector<PoolRequest> requests;
     try {
-      requests = conn.recv<std::vector<PoolRequest>>();
+      requests = conn.recv<RequestMessage>().requests;
     } catch (const mp::EOFError&) {
       return;  // the pool is gone
     }
@@ -201,19 +229,24 @@ void pool_worker(mp::Connection conn, mp::Connection control, std::string initia
         const mp::detail::TaskEntry* task = mp::detail::find_task(request.task);
         if (task == nullptr)
           throw UsageError("task '" + request.task + "' is not registered in the worker");
-        if (request.batch == 0) {
-          mp::Payload out = task->invoke(request.args, {});
-          if (!out.fds.empty()) throw mp::PicklingError("a task result cannot carry handles");
-          reply.result = std::move(out.bytes);
-        } else {
-          reply.result = task->invoke_batch(request.args, static_cast<std::size_t>(request.batch));
-        }
+        // The arguments are read from the pool's file (if any) straight into the values, and a
+        // large result is written straight into a file of our own.
+        mp::detail::SpilledBytes result;
+        mp::detail::SpillOutBuf out(result, kPoolFileThreshold, "concur-pool-result");
+        std::ostream os(&out);
+        mp::detail::SpillReader in(request.args, /*release_when_read=*/true);
+        std::istream is(in.rdbuf());
+        task->invoke_batch(is, os,
+                           request.batch == 0 ? 1 : static_cast<std::size_t>(request.batch));
+        out.close();
+        reply.result = std::move(result);
       } catch (...) {
         reply.status = ReplyStatus::error;
         reply.result.clear();
         describe_current(reply);
         reply.traceback = "raised by task '" + request.task + "' " + where;
       }
+      request.args.clear();  // the argument file is closed as soon as the task is done
       if (kill_running) {
         std::scoped_lock lock(watch->mu);
         watch->running = 0;
@@ -293,15 +326,14 @@ class ProcessPoolCore {
   // next_id() reserves a job id (ProcessPoolExecutor::reserve_id, kill_running futures).
   std::uint64_t next_id() noexcept { return last_id_.fetch_add(1, std::memory_order_relaxed) + 1; }
 
-  void enqueue(mp::detail::AnyFn fn, mp::Payload payload, std::unique_ptr<PoolJob> job) {
+  void enqueue(mp::detail::AnyFn fn, std::unique_ptr<PoolJob> job, bool handles) {
     const mp::detail::TaskEntry* task = mp::detail::find_task(fn);
     if (task == nullptr) throw_unregistered();
-    if (!payload.fds.empty())
+    if (handles)
       throw mp::PicklingError(
           "handles (Connection, Lock, Value, Queue...) cannot be passed to "
           "process pool tasks");
     job->task = task->name;
-    if (job->batch == 0) job->args = std::move(payload.bytes);
     std::vector<std::unique_ptr<PoolJob>> cancelled;
     bool sent = false;
     {
@@ -508,9 +540,11 @@ class ProcessPoolCore {
     }
   }
 
-  // wire_size(job) is an upper bound of the bytes its request takes in a message.
+  // wire_size(job) is an upper bound of the bytes its request takes in a message (arguments in a
+  // file take none: their descriptor rides on the side socket).
   static std::size_t wire_size(const PoolJob& job) noexcept {
-    return job.args.size() + std::char_traits<char>::length(job.task) + 64;
+    return (job.args.in_file() ? 0 : job.args.size()) + std::char_traits<char>::length(job.task) +
+           64;
   }
 
   // send_work_locked() tops the workers up, one round at a time (so that a free worker never
@@ -530,7 +564,7 @@ class ProcessPoolCore {
     // Hence the byte budget: requests not yet answered (which may still sit unread in the pipe)
     // plus the new message stay within kWireBudget, below a pipe's capacity; a message above
     // mp::kLargeMessageThreshold travels in a memfd and takes no pipe space at all.
-    std::vector<std::vector<PoolRequest>> outgoing(workers_.size());
+    std::vector<RequestMessage> outgoing(workers_.size());
     std::vector<std::size_t> first_new(workers_.size());
     std::vector<std::size_t> bytes(workers_.size(), 0);
     for (std::size_t i = 0; i < workers_.size(); ++i) {
@@ -553,7 +587,7 @@ class ProcessPoolCore {
             }
             job->started = true;
           }
-          outgoing[i].push_back(PoolRequest{job->id, job->task, job->args, job->batch});
+          outgoing[i].jobs.push_back(job.get());  // saved from the job: no copy of its arguments
           ++w.sent;
           if (options_.max_tasks_per_child != 0 && w.sent >= options_.max_tasks_per_child)
             w.stopping = true;  // it exits after its last task
@@ -562,10 +596,11 @@ class ProcessPoolCore {
       }
     }
     for (std::size_t i = 0; i < workers_.size(); ++i) {
-      if (outgoing[i].empty()) continue;
+      if (outgoing[i].jobs.empty()) continue;
       Worker& w = *workers_[i];
       try {
         w.conn.send(outgoing[i]);
+        release_running_args_locked(w);
       } catch (const Error&) {
         // The worker is dying (its end of file will tell): take the new requests back, in order.
         while (w.in_flight.size() > first_new[i]) {
@@ -575,6 +610,16 @@ class ProcessPoolCore {
         w.stopping = true;
       }
     }
+  }
+
+  // release_running_args_locked(w): the job at the front of w's requests runs (or runs next),
+  // and a worker's death fails that job instead of sending it again, so the pool no longer needs
+  // its argument file: closing our descriptor lets the kernel free the file as soon as the worker
+  // (which holds its own, received with the request) has read it. Arguments in memory stay:
+  // wire_size counts them against the pipe. Called under mu_, after the job's request was sent.
+  static void release_running_args_locked(Worker& w) noexcept {
+    if (!w.in_flight.empty() && w.in_flight.front()->args.in_file())
+      w.in_flight.front()->args.clear();
   }
 
   // worker_gone(w, failed) handles a worker's end of file: its exit code, the job it was running.
@@ -637,6 +682,7 @@ class ProcessPoolCore {
       if (w.in_flight.empty() || w.in_flight.front()->id != reply.id) return;  // cannot happen
       job = std::move(w.in_flight.front());
       w.in_flight.pop_front();
+      release_running_args_locked(w);
     }
     if (reply.status == ReplyStatus::skipped) return;  // cancelled (kill_running) before it ran
     if (reply.status == ReplyStatus::ok) {
@@ -689,7 +735,9 @@ class ProcessPoolCore {
           for (auto& w : workers_)
             if (!w->stopping) {
               try {
-                w->conn.send(std::vector<PoolRequest>{PoolRequest{}});
+                RequestMessage exit;
+                exit.requests.emplace_back();  // id 0
+                w->conn.send(exit);
               } catch (...) {
               }
               w->stopping = true;
@@ -994,14 +1042,14 @@ void ProcessPoolExecutor::execute(detail::RunnablePtr task) {
       "ProcessPoolExecutor::submit with a function registered by CONCUR_TASK");
 }
 
-void ProcessPoolExecutor::enqueue(mp::detail::AnyFn fn, mp::Payload payload,
-                                  std::unique_ptr<detail::PoolJob> job) {
-  core_->enqueue(fn, std::move(payload), std::move(job));
+void ProcessPoolExecutor::enqueue(mp::detail::AnyFn fn, std::unique_ptr<detail::PoolJob> job,
+                                  bool handles) {
+  core_->enqueue(fn, std::move(job), handles);
 }
 
 void ProcessPoolExecutor::enqueue_batch(mp::detail::AnyFn fn,
                                         std::unique_ptr<detail::PoolJob> job) {
-  core_->enqueue(fn, mp::Payload{}, std::move(job));
+  core_->enqueue(fn, std::move(job), false);
 }
 
 }  // namespace concur

@@ -11,6 +11,9 @@
 // Errors: a value cereal cannot write throws PicklingError at once in the caller; bytes that do not
 // decode throw UnpicklingError. Thread-safety: dumps/loads are reentrant; the descriptor channel is
 // per thread.
+// detail::SpilledBytes (with SpillOutBuf / SpillInBuf) is serialized bytes that move into a sealed
+// memfd past a threshold, written and read without a copy in user space: the process pool's large
+// arguments and results.
 #pragma once
 
 #include <cereal/archives/binary.hpp>
@@ -36,6 +39,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <istream>
+#include <memory>
+#include <optional>
 #include <ostream>
 #include <streambuf>
 #include <string>
@@ -282,5 +287,179 @@ void loads(std::string_view bytes, std::vector<int> fds, Ts&... out) {
     detail::throw_unpickling(e.what());
   }
 }
+
+namespace detail {
+
+// ---- Serialized bytes that may live in a file
+
+// SpilledBytes is serialized bytes held in memory or, once a SpillOutBuf writing them passed its
+// threshold, in a sealed memfd: the bytes then take no room in this process's memory (its RSS)
+// but in the kernel's, another process gets them as a descriptor (SCM_RIGHTS) and reads them with
+// pread (SpillInBuf) — neither side ever copies them in user space, and the file can be sent
+// again (it is sealed: nobody can change it). Movable; closes its file when destroyed or
+// cleared. Serializable for a process hand-off only when in a file (the descriptor is saved with
+// save_fd): inside dumps() / Connection::send(), loaded by loads() / Connection::recv().
+class CONCUR_EXPORT SpilledBytes {
+ public:
+  SpilledBytes() noexcept = default;
+  SpilledBytes(SpilledBytes&& other) noexcept;
+  SpilledBytes& operator=(SpilledBytes&& other) noexcept;
+  SpilledBytes(const SpilledBytes&) = delete;
+  SpilledBytes& operator=(const SpilledBytes&) = delete;
+  ~SpilledBytes();
+
+  // in_file(): the bytes are in a memfd (fd()), not in bytes().
+  [[nodiscard]] bool in_file() const noexcept { return fd_ >= 0; }
+  [[nodiscard]] std::size_t size() const noexcept { return in_file() ? file_size_ : bytes_.size(); }
+  // bytes(): the bytes, when in memory (empty when in a file).
+  [[nodiscard]] const std::string& bytes() const noexcept { return bytes_; }
+  // fd(): the memfd, still owned by this object; -1 when in memory.
+  [[nodiscard]] int fd() const noexcept { return fd_; }
+  // clear() empties it: no bytes, in memory; the file, if any, is closed.
+  void clear() noexcept;
+
+  template <class Archive>
+  void save(Archive& ar) const {
+    ar(in_file());
+    if (in_file()) {
+      ar(static_cast<std::uint64_t>(file_size_));
+      save_fd(ar, fd_);
+    } else {
+      ar(bytes_);
+    }
+  }
+  template <class Archive>
+  void load(Archive& ar) {
+    clear();
+    bool file = false;
+    ar(file);
+    if (file) {
+      std::uint64_t size = 0;
+      ar(size);
+      adopt_file(load_fd(ar), size);
+    } else {
+      ar(bytes_);
+    }
+  }
+
+ private:
+  friend class SpillOutBuf;
+  // adopt_file(fd, size) takes a received file said to hold `size` bytes. Throws UnpicklingError
+  // (closing fd) when it holds fewer.
+  void adopt_file(int fd, std::uint64_t size);
+
+  std::string bytes_;
+  int fd_ = -1;
+  std::size_t file_size_ = 0;
+  bool budgeted_ = false;  // made here by a SpillOutBuf: counts against the file budget
+};
+
+// SpillOutBuf writes serialized bytes into a SpilledBytes: into its memory while they fit in
+// `threshold` bytes; past that, into a new close-on-exec memfd named `name` (the bytes so far
+// first), through a 64 KiB buffer, a large write going straight to the file. It stays in memory
+// when this process holds its budget of such files already (a quarter of RLIMIT_NOFILE, at most
+// 1024: a backlog of large tasks must not take every descriptor) or memfd_create fails. close()
+// ends a complete write: it flushes and seals the file (F_SEAL_WRITE, _GROW, _SHRINK, _SEAL).
+// Without close() (an exception unwound the writer) the bytes are incomplete: clear() them.
+// Writing the file throws OSError on failure (ENOMEM, ENOSPC). Not thread-safe (one writer).
+class CONCUR_EXPORT SpillOutBuf : public std::streambuf {
+ public:
+  SpillOutBuf(SpilledBytes& out, std::size_t threshold, const char* name) noexcept
+      : out_(out), threshold_(threshold), name_(name) {}
+  SpillOutBuf(const SpillOutBuf&) = delete;
+  SpillOutBuf& operator=(const SpillOutBuf&) = delete;
+  ~SpillOutBuf() override = default;
+  // close(): see the class comment. Throws OSError.
+  void close();
+
+ protected:
+  int_type overflow(int_type ch) override;
+  std::streamsize xsputn(const char* s, std::streamsize n) override;
+
+ private:
+  // spill() moves the bytes so far into a new file; false when no file can be had.
+  bool spill();
+  void flush_staged();
+  void write_file(const char* s, std::size_t n);
+
+  SpilledBytes& out_;
+  std::size_t threshold_;
+  const char* name_;
+  bool memory_only_ = false;  // no file to be had: stay in memory
+  std::string staged_;        // file mode: bytes not written to the file yet
+};
+
+// SpillInBuf reads a SpilledBytes from the start: bytes in memory directly, a file by pread
+// through a 64 KiB buffer, a large read going straight into the destination (cereal reads a long
+// string or vector in one sgetn). pread never moves the file offset, which the descriptor shares
+// with every process it was sent to. A read error or a file shorter than its size ends the input
+// early (the archive then throws). The SpilledBytes must outlive it.
+class CONCUR_EXPORT SpillInBuf : public std::streambuf {
+ public:
+  explicit SpillInBuf(const SpilledBytes& in);
+  // SpillInBuf(in, release_when_read): with release_when_read, `in` is cleared (its file closed)
+  // as soon as its last byte has been read — a worker lets go of a task's argument file before
+  // it runs the task.
+  SpillInBuf(SpilledBytes& in, bool release_when_read);
+  SpillInBuf(const SpillInBuf&) = delete;
+  SpillInBuf& operator=(const SpillInBuf&) = delete;
+  ~SpillInBuf() override = default;
+
+ protected:
+  int_type underflow() override;
+  std::streamsize xsgetn(char* s, std::streamsize n) override;
+
+ private:
+  // read_file(out, n) preads up to n bytes at pos_ into out; returns how many it got.
+  std::size_t read_file(char* out, std::size_t n);
+
+  int fd_ = -1;
+  std::size_t size_ = 0;
+  std::size_t pos_ = 0;  // the file offset of the next byte not in the get area
+  std::unique_ptr<char[]> buf_;
+  SpilledBytes* release_ = nullptr;  // cleared once the file is read to its end
+};
+
+// SpillReader holds the streambuf that reads a SpilledBytes (rdbuf()): a MemoryInBuf over bytes
+// in memory (the cheapest reads of small items: SpillInBuf's file path is not in their way), a
+// SpillInBuf over a file. The SpilledBytes must outlive it.
+class SpillReader {
+ public:
+  explicit SpillReader(const SpilledBytes& in) : memory_(in.bytes()) {
+    if (in.in_file()) file_.emplace(in);
+  }
+  // SpillReader(in, release_when_read): see SpillInBuf.
+  SpillReader(SpilledBytes& in, bool release_when_read) : memory_(in.bytes()) {
+    if (in.in_file()) file_.emplace(in, release_when_read);
+  }
+  SpillReader(const SpillReader&) = delete;
+  SpillReader& operator=(const SpillReader&) = delete;
+  [[nodiscard]] std::streambuf* rdbuf() noexcept {
+    if (file_) return &*file_;
+    return &memory_;
+  }
+
+ private:
+  MemoryInBuf memory_;
+  std::optional<SpillInBuf> file_;
+};
+
+// loads_spilled(in, out...) is loads() reading a SpilledBytes (no descriptors may come with it).
+// Throws UnpicklingError on truncated or malformed bytes.
+template <class... Ts>
+void loads_spilled(const SpilledBytes& in, Ts&... out) {
+  FdSource source({});
+  ScopedFdSource scope(source);
+  SpillReader reader(in);
+  std::istream is(reader.rdbuf());
+  try {
+    InputArchive ar(is);
+    if constexpr (sizeof...(Ts) > 0) ar(out...);
+  } catch (const cereal::Exception& e) {
+    throw_unpickling(e.what());
+  }
+}
+
+}  // namespace detail
 
 }  // namespace concur::mp

@@ -17,6 +17,8 @@
 
 #include <cstddef>
 #include <exception>
+#include <istream>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -43,11 +45,15 @@ struct TaskEntry {
   // Serializable). Whatever the function throws propagates.
   Payload (*invoke)(std::string_view bytes, std::vector<int> fds) = nullptr;
   bool result_serializable = false;
-  // invoke_batch(bytes, count) loads `count` argument lists written back to back into one
-  // archive (no descriptors), calls the function for each in order, and returns the results
-  // written back to back into one archive (nothing for void). A process pool's map chunk: one
-  // archive per chunk instead of one per call.
-  std::string (*invoke_batch)(std::string_view bytes, std::size_t count) = nullptr;
+  // invoke_batch(in, out, count) loads `count` argument lists written back to back into one
+  // archive from `in` (no descriptors), calls the function for each in order, and writes the
+  // results back to back into one archive on `out` (nothing for void). A process pool's request:
+  // count 1 is one submit() (the bytes of dumps(args...), the result as dumps(result) writes
+  // it), n a map chunk (one archive per chunk instead of one per call). Streams, so that a large
+  // request or result is read from or written to a file without a copy in memory. Throws
+  // UnpicklingError when the arguments do not load, PicklingError when a result cannot be
+  // written; whatever the function throws propagates.
+  void (*invoke_batch)(std::istream& in, std::ostream& out, std::size_t count) = nullptr;
 };
 
 // register_task(entry) adds the entry. The same function registered twice (a CONCUR_TASK in a
@@ -127,20 +133,17 @@ Payload invoke_task(std::string_view bytes, std::vector<int> fds) {
 }
 
 template <auto Fn>
-std::string invoke_batch(std::string_view bytes, std::size_t count) {
+void invoke_batch(std::istream& in, std::ostream& out, std::size_t count) {
   using Traits = FnTraits<decltype(Fn)>;
   using R = typename Traits::Result;
   constexpr auto seq = std::make_index_sequence<std::tuple_size_v<typename Traits::Values>>{};
-  std::string out;
-  MemoryInBuf in(bytes);
-  std::istream is(&in);
-  StringOutBuf ob(out);
-  std::ostream os(&ob);
+  bool saving = false;  // which side a cereal::Exception comes from
   try {
-    InputArchive iar(is);
-    OutputArchive oar(os);
+    InputArchive iar(in);
+    OutputArchive oar(out);
     for (std::size_t i = 0; i < count; ++i) {
       typename Traits::Values values;
+      saving = false;
       std::apply(
           [&](auto&... v) {
             if constexpr (sizeof...(v) > 0) iar(v...);
@@ -150,15 +153,16 @@ std::string invoke_batch(std::string_view bytes, std::size_t count) {
         call_with<Fn>(values, seq);
       } else if constexpr (Serializable<R> && std::default_initializable<std::remove_cvref_t<R>>) {
         const std::remove_cvref_t<R> result = call_with<Fn>(values, seq);
-        oar(result);
+        saving = true;
+        oar(result);  // a handle in it: save_fd throws PicklingError (no hand-off under way)
       } else {
         (void)call_with<Fn>(values, seq);
       }
     }
   } catch (const cereal::Exception& e) {
+    if (saving) throw_pickling(e.what());
     throw_unpickling(e.what());
   }
-  return out;
 }
 
 template <class... P>
