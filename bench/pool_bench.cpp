@@ -16,14 +16,16 @@
 //                         per call. Asio and the naive pool have no helping wait: a blocked
 //                         worker would deadlock them, so they sit this one out.
 //   BM_ParallelMap/<pool> 10M doubles in chunks of 10k: sum of x*x+1 per chunk, chunks summed;
-//                         concur Executor::map over chunk indices (eager, as Python's map, and
-//                         the default lazy window of 2 × workers); tbb parallel_for
-//                         (simple_partitioner, grain 10k) + per-chunk slots; asio/naive: one task
-//                         per chunk.
+//                         concur Executor::map over chunk indices (eager, as Python's map: range
+//                         tasks; the default lazy window of 2 × workers: one task per chunk) and
+//                         submit() + a Future per chunk; tbb parallel_for over chunks + per-chunk
+//                         slots (simple_partitioner grain 1 chunk, and the auto_partitioner);
+//                         asio/naive: one task per chunk.
 //
 // Every case runs Iterations(1) per repetition, so use --benchmark_repetitions and medians. The
-// submit cases run one untimed pass first (workers started, the allocator's heap grown: the
-// first pass of a fresh process otherwise measures page faults), for every pool alike.
+// submit and map cases run one untimed pass first (workers started, the allocator's heap grown:
+// the first pass of a fresh process otherwise measures page faults and thread starts; oneTBB
+// keeps its workers between arenas), for every pool alike.
 // Run: ./build/release/bench/pool_bench [--workers=N] [--tasks=N] [--fib=N]
 //      [--benchmark_repetitions=5 --benchmark_enable_random_interleaving=true]
 #include <benchmark/benchmark.h>
@@ -347,14 +349,16 @@ void check_map(benchmark::State& state, double got) {
 void parallel_map_concur(benchmark::State& state, concur::MapOptions options) {
   const auto& x = map_input();
   concur::ThreadPoolExecutor pool(g_workers);
-  for (auto _ : state) {
+  const auto pass = [&] {
     double total = 0;
     for (const double s : pool.map([&x](std::size_t c) { return chunk_sum(x, c); },
                                    std::views::iota(std::size_t{0}, kChunks), options)) {
       total += s;
     }
-    check_map(state, total);
-  }
+    return total;
+  };
+  (void)pass();  // warm: the workers started (untimed, as for every pool)
+  for (auto _ : state) check_map(state, pass());
   set_rate(state, static_cast<std::int64_t>(kMapItems));
 }
 // eager: every chunk submitted at once, as Python's map does.
@@ -365,29 +369,59 @@ void BM_ParallelMap_concur(benchmark::State& state) {
 void BM_ParallelMap_concur_lazy(benchmark::State& state) {
   parallel_map_concur(state, concur::MapOptions{});
 }
+// one submit() and one Future per chunk, results taken in order: what the eager map did before it
+// ran as range tasks (kept as the record of that path).
+void BM_ParallelMap_concur_submit(benchmark::State& state) {
+  const auto& x = map_input();
+  concur::ThreadPoolExecutor pool(g_workers);
+  const auto pass = [&] {
+    std::vector<concur::Future<double>> fs;
+    fs.reserve(kChunks);
+    for (std::size_t c = 0; c < kChunks; ++c) {
+      fs.push_back(pool.submit([&x, c] { return chunk_sum(x, c); }));
+    }
+    double total = 0;
+    for (auto& f : fs) total += f.result();
+    return total;
+  };
+  (void)pass();  // warm
+  for (auto _ : state) check_map(state, pass());
+  set_rate(state, static_cast<std::int64_t>(kMapItems));
+}
 
-void BM_ParallelMap_tbb_parallel_for(benchmark::State& state) {
+template <class Partitioner>
+void parallel_map_tbb(benchmark::State& state, std::size_t grain) {
   const auto& x = map_input();
   tbb::task_arena arena(static_cast<int>(g_workers), 1);
-  for (auto _ : state) {
+  const auto pass = [&] {
     std::vector<double> sums(kChunks);
     arena.execute([&] {
       tbb::parallel_for(
-          tbb::blocked_range<std::size_t>(0, kChunks, 1),
+          tbb::blocked_range<std::size_t>(0, kChunks, grain),
           [&](const tbb::blocked_range<std::size_t>& r) {
             for (std::size_t c = r.begin(); c != r.end(); ++c) sums[c] = chunk_sum(x, c);
           },
-          tbb::simple_partitioner());
+          Partitioner());
     });
-    check_map(state, std::accumulate(sums.begin(), sums.end(), 0.0));
-  }
+    return std::accumulate(sums.begin(), sums.end(), 0.0);
+  };
+  (void)pass();  // warm
+  for (auto _ : state) check_map(state, pass());
   set_rate(state, static_cast<std::int64_t>(kMapItems));
+}
+// simple_partitioner, grain 1 chunk: every chunk its own task (the reference).
+void BM_ParallelMap_tbb_parallel_for(benchmark::State& state) {
+  parallel_map_tbb<tbb::simple_partitioner>(state, 1);
+}
+// the default auto_partitioner: ranges split only as thieves ask for work.
+void BM_ParallelMap_tbb_parallel_for_auto(benchmark::State& state) {
+  parallel_map_tbb<tbb::auto_partitioner>(state, 1);
 }
 
 void BM_ParallelMap_asio(benchmark::State& state) {
   const auto& x = map_input();
   boost::asio::thread_pool pool(g_workers);
-  for (auto _ : state) {
+  const auto pass = [&] {
     std::vector<double> sums(kChunks);
     Countdown done(static_cast<std::int64_t>(kChunks));
     for (std::size_t c = 0; c < kChunks; ++c) {
@@ -397,8 +431,10 @@ void BM_ParallelMap_asio(benchmark::State& state) {
       });
     }
     done.wait();
-    check_map(state, std::accumulate(sums.begin(), sums.end(), 0.0));
-  }
+    return std::accumulate(sums.begin(), sums.end(), 0.0);
+  };
+  (void)pass();  // warm
+  for (auto _ : state) check_map(state, pass());
   pool.join();
   set_rate(state, static_cast<std::int64_t>(kMapItems));
 }
@@ -406,7 +442,7 @@ void BM_ParallelMap_asio(benchmark::State& state) {
 void BM_ParallelMap_naive(benchmark::State& state) {
   const auto& x = map_input();
   NaivePool pool(g_workers);
-  for (auto _ : state) {
+  const auto pass = [&] {
     std::vector<std::future<double>> fs;
     fs.reserve(kChunks);
     for (std::size_t c = 0; c < kChunks; ++c) {
@@ -414,8 +450,10 @@ void BM_ParallelMap_naive(benchmark::State& state) {
     }
     double total = 0;
     for (auto& f : fs) total += f.get();
-    check_map(state, total);
-  }
+    return total;
+  };
+  (void)pass();  // warm
+  for (auto _ : state) check_map(state, pass());
   set_rate(state, static_cast<std::int64_t>(kMapItems));
 }
 
@@ -437,7 +475,9 @@ void register_all() {
   reg("BM_Fib/tbb_task_group", BM_Fib_tbb_task_group);
   reg("BM_ParallelMap/concur", BM_ParallelMap_concur);
   reg("BM_ParallelMap/concur_lazy_window", BM_ParallelMap_concur_lazy);
+  reg("BM_ParallelMap/concur_submit_futures", BM_ParallelMap_concur_submit);
   reg("BM_ParallelMap/tbb_parallel_for", BM_ParallelMap_tbb_parallel_for);
+  reg("BM_ParallelMap/tbb_parallel_for_auto", BM_ParallelMap_tbb_parallel_for_auto);
   reg("BM_ParallelMap/asio_thread_pool", BM_ParallelMap_asio);
   reg("BM_ParallelMap/naive_mutex_cv_pool", BM_ParallelMap_naive);
 }
