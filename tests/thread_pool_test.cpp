@@ -33,6 +33,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -840,9 +841,37 @@ TEST_F(ThreadPoolTest, EagerMapRunsAsOneRangeTaskPerWorker) {
   }
 }
 
-// One input held up does not hold up the others: the other range tasks take over the held
-// task's lane (the held input waits until every other input has run).
-TEST_F(ThreadPoolTest, EagerMapRangeTasksStealFromAHeldLane) {
+// Inputs that take a while start in input order, as from Python's FIFO queue (the range tasks
+// claim them one by one from a shared cursor), so the results stream at the speed of every worker.
+TEST_F(ThreadPoolTest, EagerMapStartsSlowInputsInInputOrder) {
+  constexpr int kN = 40;
+  constexpr std::size_t kWorkers = 2;
+  ThreadPoolExecutor pool(kWorkers);
+  std::mutex mu;
+  std::vector<int> starts;
+  auto results = pool.map(
+      [&](int x) {
+        {
+          std::lock_guard lk(mu);
+          starts.push_back(x);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        return x;
+      },
+      std::views::iota(0, kN), MapOptions{.eager = true});
+  int n = 0;
+  for (int v : results) EXPECT_EQ(v, n++);
+  std::lock_guard lk(mu);
+  ASSERT_EQ(starts.size(), static_cast<std::size_t>(kN));
+  for (std::size_t p = 0; p < starts.size(); ++p) {
+    EXPECT_LE(std::abs(starts[p] - static_cast<int>(p)), static_cast<int>(kWorkers))
+        << "input " << starts[p] << " started at position " << p;
+  }
+}
+
+// One input held up does not hold up the others: the other range tasks run every other input,
+// also the rest of the held task's chunk (the held input waits until every other input has run).
+TEST_F(ThreadPoolTest, EagerMapOneHeldInputDoesNotHoldUpTheOthers) {
   constexpr int kN = 400;
   for (const std::size_t workers : {std::size_t{2}, std::size_t{4}}) {
     SCOPED_TRACE("workers=" + std::to_string(workers));

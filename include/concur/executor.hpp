@@ -20,16 +20,17 @@
 // Range tasks: an eager map (or one whose window holds every input) on an executor whose tasks
 // run in this process (ThreadPoolExecutor; Executor::bulk_gate()) does not make one task and one
 // future per input: the inputs are copied into one array of slots in the calling thread, and
-// min(inputs, max_workers()) tasks run them, each from its own lane of the inputs, stealing half
-// of the fullest lane once its own is empty (as oneTBB's auto partitioner splits ranges), each
-// result going straight into its slot. The contract above holds item by item (order, exceptions,
-// timeout, cancellation, shutdown(cancel_futures), a broken pool), fn runs only on the executor's
-// threads and at most max_workers() items run at once; the executor's stats() count the range
-// tasks. fn taking a std::stop_token keeps one task per input. Not detected on this path: an
-// input waiting for the task that iterates its own map (a DeadlockError with one task per input).
-// Lifetime: a map() range refers to its executor, which must outlive it.
-// Thread-safety: submit, map and shutdown may be called from any thread, including a task
-// running on the executor itself; one map() range is used by one thread.
+// min(inputs, max_workers()) tasks run them, claiming them in input order (one at a time while an
+// input takes more than ~20 µs, so they start in input order as from Python's queue; in chunks
+// sized to ~20 µs for smaller ones) and stealing half of another task's chunk at the end (as
+// oneTBB's auto partitioner splits ranges), each result going straight into its slot. The contract
+// above holds item by item (order, exceptions, timeout, cancellation, shutdown(cancel_futures), a
+// broken pool), fn runs only on the executor's threads and at most max_workers() items run at once;
+// the executor's stats() count the range tasks. fn taking a std::stop_token keeps one task per
+// input. Not detected on this path: an input waiting for the task that iterates its own map (a
+// DeadlockError with one task per input). Lifetime: a map() range refers to its executor, which
+// must outlive it. Thread-safety: submit, map and shutdown may be called from any thread, including
+// a task running on the executor itself; one map() range is used by one thread.
 #pragma once
 
 #include <algorithm>
@@ -158,14 +159,15 @@ class ResultsRange {
 // An eager map whose executor runs tasks on threads of this process (Executor::bulk_gate() is
 // not null) does not make one task and one future per input. Its inputs are copied into one
 // array of slots in the calling thread, as the one-task-per-input path copies them into its
-// tasks, and k = min(n, max_workers()) range tasks (MapRunner) run the items: each takes the
-// items of its own lane of RangeLanes, then steals half of the fullest lane, and writes each
-// outcome into the item's slot (the value, or the exception) with one release store of its state.
-// The range waits on the slot it yields next, on a MapGate the runner that finishes that very
-// item opens. Python's contract is kept item by item: results in input order, an exception at
-// its position (the later items still run), the timeout cancelling the item it fired on, the
-// range's destruction cancelling what has not started, shutdown(cancel_futures = true) and a
-// broken executor settling every unstarted item (the runners ask the executor's BulkGate before
+// tasks, and k = min(n, max_workers()) range tasks (MapRunner) run the items: each claims chunks
+// of items in input order from RangeLanes (one item per chunk while items take longer than
+// kChunkTime, bigger chunks for tiny ones), steals half of the fullest chunk once none is left,
+// and writes each outcome into the item's slot (the value, or the exception) with one store of
+// its state. The range waits on the slot it yields next, on a MapGate the runner that finishes
+// that very item opens. Python's contract is kept item by item: results in input order, an
+// exception at its position (the later items still run), the timeout cancelling the item it fired
+// on, the range's destruction cancelling what has not started, shutdown(cancel_futures = true) and
+// a broken executor settling every unstarted item (the runners ask the executor's BulkGate before
 // each item; a runner the executor drops settles the rest once it is the last one).
 
 // BulkGate: what an executor whose tasks run in this process tells map()'s range tasks before
@@ -282,8 +284,17 @@ class MapBlock {
   void add_runner() noexcept { live_.fetch_add(1, std::memory_order_relaxed); }
 
   // ---- runners ----
+  // kChunkTime: how long a runner's chunk of fresh items should take. A runner starts with one
+  // item per chunk (inputs that take longer start in input order, as from a FIFO queue) and
+  // resizes its chunks from the time its items took, so that claiming costs little next to
+  // running even for tiny items; never more than its share of what is left (the end balances).
+  static constexpr std::chrono::nanoseconds kChunkTime{20'000};
+
   // run_lane(lane): run items until none is left, the range is gone, or the executor refuses.
   void run_lane(std::uint32_t lane) noexcept {
+    std::uint32_t grain = 1;
+    std::uint32_t ran = 0;  // items since the last resize
+    Clock::time_point since = Clock::now();
     std::uint32_t i = 0;
     for (;;) {
       if (stop_.load(std::memory_order_relaxed)) return;
@@ -292,8 +303,14 @@ class MapBlock {
         settle_all(why);
         return;
       }
-      if (!lanes_->next(lane, i)) return;
+      if (!lanes_->next(lane, grain, i)) return;
       run_item(i);
+      if (++ran >= grain) {
+        const Clock::time_point now = Clock::now();
+        grain = next_grain(ran, now - since);
+        ran = 0;
+        since = now;
+      }
     }
   }
   // runner_gone(why): a runner left, having run (why unused) or been dropped by the executor
@@ -362,6 +379,17 @@ class MapBlock {
   void stop() noexcept { stop_.store(true, std::memory_order_relaxed); }
 
  private:
+  // next_grain(ran, took): the chunk that would take kChunkTime at the pace of the last `ran`
+  // items, at most the runner's share of half the fresh items left.
+  std::uint32_t next_grain(std::uint32_t ran, Clock::duration took) const noexcept {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(took).count();
+    const std::uint64_t want = ns <= 0 ? std::uint64_t{ran} * 2
+                                       : static_cast<std::uint64_t>(kChunkTime.count()) * ran /
+                                             static_cast<std::uint64_t>(ns);
+    const std::uint64_t share = lanes_->fresh() / (2 * std::uint64_t{lanes_->lanes()});
+    return static_cast<std::uint32_t>(std::max<std::uint64_t>(1, std::min(want, share)));
+  }
+
   void run_item(std::uint32_t i) noexcept {
     Slot& s = slots_[i];
     std::uint8_t outcome = Slot::kValue;

@@ -1,9 +1,9 @@
 // Tests for concur/detail/range_lanes.hpp, the adaptive splitter behind map()'s range tasks:
-// - the initial lanes cover [0, n) evenly and in order, also with more lanes than items and
-//   with n = 0;
-// - an owner takes its lane bottom-up; once it is empty it steals the upper half of the fullest
-//   lane (running its first item, keeping the rest), down to single items;
-// - take(i) claims only the next item of a lane; take_all() claims everything left;
+// - chunks come from the shared cursor in input order, the first item run at once and the rest
+//   kept in the runner's lane; a chunk past the end is cut; n = 0 and more lanes than items;
+// - once the cursor is exhausted an empty lane steals the upper half of the fullest lane
+//   (running its first item, keeping the rest), down to single items;
+// - take(i) claims only the cursor's next item or a lane's lowest; take_all() claims everything;
 // - concurrently, k runners (k swept over kThreadCounts) claiming until nothing is left, one of
 //   them stalling, while another thread takes single items and finally everything: every item is
 //   claimed exactly once.
@@ -36,88 +36,99 @@ constexpr std::uint32_t kScale = 10;  // sanitizers slow every atomic operation
 constexpr std::uint32_t kScale = 1;
 #endif
 
-// drain(lanes, lane): every item the owner of `lane` gets, in order.
-std::vector<std::uint32_t> drain(RangeLanes& lanes, std::uint32_t lane) {
+// drain(lanes, lane, grain): every item the owner of `lane` gets, in order.
+std::vector<std::uint32_t> drain(RangeLanes& lanes, std::uint32_t lane, std::uint32_t grain) {
   std::vector<std::uint32_t> got;
   std::uint32_t i = 0;
-  while (lanes.next(lane, i)) got.push_back(i);
+  while (lanes.next(lane, grain, i)) got.push_back(i);
   return got;
 }
 
-TEST(RangeLanesTest, InitialLanesCoverTheItemsInOrder) {
-  RangeLanes lanes(10, 3);  // [0,3) [3,6) [6,10)
+std::vector<std::uint32_t> iota(std::uint32_t lo, std::uint32_t hi) {
+  std::vector<std::uint32_t> v;
+  for (std::uint32_t i = lo; i < hi; ++i) v.push_back(i);
+  return v;
+}
+
+TEST(RangeLanesTest, ChunksComeFromTheCursorInInputOrder) {
+  RangeLanes lanes(10, 3);
+  EXPECT_EQ(lanes.size(), 10U);
   EXPECT_EQ(lanes.lanes(), 3U);
   EXPECT_EQ(lanes.remaining(), 10U);
   std::uint32_t i = 0;
-  ASSERT_TRUE(lanes.next(0, i));
+  ASSERT_TRUE(lanes.next(0, 1, i));  // grain 1: the cursor's next item, nothing kept
   EXPECT_EQ(i, 0U);
-  ASSERT_TRUE(lanes.next(1, i));
-  EXPECT_EQ(i, 3U);
-  ASSERT_TRUE(lanes.next(2, i));
-  EXPECT_EQ(i, 6U);
-  ASSERT_TRUE(lanes.next(0, i));
+  ASSERT_TRUE(lanes.next(1, 1, i));
   EXPECT_EQ(i, 1U);
-  EXPECT_EQ(lanes.remaining(), 6U);
+  ASSERT_TRUE(lanes.next(2, 3, i));  // a chunk of 3: runs 2, keeps [3, 5)
+  EXPECT_EQ(i, 2U);
+  EXPECT_EQ(lanes.fresh(), 5U);
+  ASSERT_TRUE(lanes.next(0, 1, i));
+  EXPECT_EQ(i, 5U);
+  ASSERT_TRUE(lanes.next(2, 3, i));  // its own lane first
+  EXPECT_EQ(i, 3U);
+  EXPECT_EQ(lanes.remaining(), 5U);    // [4, 5) in lane 2, [6, 10) at the cursor
+  ASSERT_TRUE(lanes.next(1, 100, i));  // a chunk past the end is cut at n
+  EXPECT_EQ(i, 6U);
+  EXPECT_EQ(lanes.fresh(), 0U);
+  EXPECT_EQ(drain(lanes, 1, 1), (std::vector<std::uint32_t>{7, 8, 9, 4}))
+      << "its own lane, then a steal of lane 2";
+  EXPECT_FALSE(lanes.next(0, 1, i));
+  EXPECT_FALSE(lanes.next(2, 1, i));
+  EXPECT_EQ(lanes.remaining(), 0U);
 
   RangeLanes empty(0, 2);
-  EXPECT_FALSE(empty.next(0, i));
-  EXPECT_FALSE(empty.next(1, i));
+  EXPECT_FALSE(empty.next(0, 4, i));
+  EXPECT_FALSE(empty.next(1, 1, i));
   EXPECT_EQ(empty.remaining(), 0U);
 
-  RangeLanes more_lanes_than_items(2, 4);  // [0,0) [0,1) [1,1) [1,2)
-  std::vector<std::uint32_t> all;
-  for (std::uint32_t r = 0; r < 4; ++r) {
-    for (std::uint32_t x : drain(more_lanes_than_items, r)) all.push_back(x);
-  }
-  std::sort(all.begin(), all.end());
-  EXPECT_EQ(all, (std::vector<std::uint32_t>{0, 1}));
+  RangeLanes more_lanes_than_items(2, 4);
+  EXPECT_EQ(drain(more_lanes_than_items, 3, 8), (std::vector<std::uint32_t>{0, 1}));
+  EXPECT_FALSE(more_lanes_than_items.next(0, 1, i));
 }
 
 TEST(RangeLanesTest, AnEmptyLaneStealsTheUpperHalfOfTheFullest) {
-  RangeLanes lanes(100, 2);  // [0,50) [50,100)
+  RangeLanes lanes(100, 2);
   std::uint32_t i = 0;
-  for (std::uint32_t k = 50; k < 100; ++k) {
-    ASSERT_TRUE(lanes.next(1, i));
-    EXPECT_EQ(i, k);
-  }
-  ASSERT_TRUE(lanes.next(0, i));  // lane 0 keeps [1, 50)
+  ASSERT_TRUE(lanes.next(0, 100, i));  // lane 0 takes everything: runs 0, keeps [1, 100)
   EXPECT_EQ(i, 0U);
-  // Lane 1 is empty: it splits [1, 50) at 25 and runs 25; lane 0 keeps [1, 25).
-  ASSERT_TRUE(lanes.next(1, i));
-  EXPECT_EQ(i, 25U);
-  ASSERT_TRUE(lanes.next(1, i));
-  EXPECT_EQ(i, 26U);
-  ASSERT_TRUE(lanes.next(0, i));
+  // Lane 1 finds the cursor exhausted: it splits [1, 100) at 50 and runs 50; lane 0 keeps [1, 50).
+  ASSERT_TRUE(lanes.next(1, 1, i));
+  EXPECT_EQ(i, 50U);
+  ASSERT_TRUE(lanes.next(1, 1, i));
+  EXPECT_EQ(i, 51U);
+  ASSERT_TRUE(lanes.next(0, 1, i));
   EXPECT_EQ(i, 1U);
-  EXPECT_EQ(lanes.remaining(), (25U - 2U) + (50U - 27U));
+  EXPECT_EQ(lanes.remaining(), (50U - 2U) + (100U - 52U));
   // Down to single items: everything is handed out once.
-  std::vector<std::uint32_t> rest = drain(lanes, 0);
-  for (std::uint32_t x : drain(lanes, 1)) rest.push_back(x);
+  std::vector<std::uint32_t> rest = drain(lanes, 0, 1);
+  for (std::uint32_t x : drain(lanes, 1, 1)) rest.push_back(x);
   std::sort(rest.begin(), rest.end());
-  std::vector<std::uint32_t> expected;
-  for (std::uint32_t x = 2; x < 25; ++x) expected.push_back(x);
-  for (std::uint32_t x = 27; x < 50; ++x) expected.push_back(x);
+  std::vector<std::uint32_t> expected = iota(2, 50);
+  for (std::uint32_t x : iota(52, 100)) expected.push_back(x);
   EXPECT_EQ(rest, expected);
   EXPECT_EQ(lanes.remaining(), 0U);
 }
 
-TEST(RangeLanesTest, TakeClaimsOnlyTheNextItemOfALane) {
-  RangeLanes lanes(10, 2);  // [0,5) [5,10)
-  EXPECT_TRUE(lanes.take(0));
+TEST(RangeLanesTest, TakeClaimsOnlyTheNextItemOfTheCursorOrALane) {
+  RangeLanes lanes(20, 2);
+  EXPECT_TRUE(lanes.take(0)) << "the cursor's next";
   EXPECT_FALSE(lanes.take(0)) << "claimed twice";
-  EXPECT_FALSE(lanes.take(3)) << "behind unclaimed items of its lane";
-  EXPECT_TRUE(lanes.take(5));
+  EXPECT_FALSE(lanes.take(3)) << "behind unclaimed items";
   std::uint32_t i = 0;
-  ASSERT_TRUE(lanes.next(0, i));
+  ASSERT_TRUE(lanes.next(0, 5, i));  // runs 1, keeps [2, 6)
   EXPECT_EQ(i, 1U);
-  ASSERT_TRUE(lanes.next(1, i));
-  EXPECT_EQ(i, 6U);
+  EXPECT_TRUE(lanes.take(2)) << "the lowest of lane 0";
+  EXPECT_FALSE(lanes.take(4)) << "behind 3 in lane 0";
+  EXPECT_TRUE(lanes.take(6)) << "the cursor's next";
+  ASSERT_TRUE(lanes.next(0, 5, i));
+  EXPECT_EQ(i, 3U);
   std::vector<std::pair<std::uint32_t, std::uint32_t>> ranges;
   lanes.take_all([&](std::uint32_t lo, std::uint32_t hi) { ranges.emplace_back(lo, hi); });
-  EXPECT_EQ(ranges, (std::vector<std::pair<std::uint32_t, std::uint32_t>>{{2, 5}, {7, 10}}));
-  EXPECT_FALSE(lanes.next(0, i));
-  EXPECT_FALSE(lanes.next(1, i));
-  EXPECT_FALSE(lanes.take(9));
+  EXPECT_EQ(ranges, (std::vector<std::pair<std::uint32_t, std::uint32_t>>{{7, 20}, {4, 6}}));
+  EXPECT_FALSE(lanes.next(0, 1, i));
+  EXPECT_FALSE(lanes.next(1, 1, i));
+  EXPECT_FALSE(lanes.take(19));
   EXPECT_EQ(lanes.remaining(), 0U);
 }
 
@@ -137,7 +148,7 @@ TEST(RangeLanesTest, ConcurrentRunnersClaimEveryItemOnce) {
         while (!go.load()) std::this_thread::yield();
         std::uint32_t i = 0;
         std::uint32_t count = 0;
-        while (lanes.next(r, i)) {
+        while (lanes.next(r, 1 + (r * 7 + count) % 64, i)) {
           claims[i].fetch_add(1, std::memory_order_relaxed);
           if (r == 0 && ++count % 1024 == 0)
             std::this_thread::sleep_for(std::chrono::microseconds(50));

@@ -1,16 +1,20 @@
-// concur/detail/range_lanes.hpp — RangeLanes, the adaptive splitter behind map()'s range tasks:
-// the items [0, n) dealt out as k contiguous lanes, one per runner. A runner takes the items of
-// its own lane from the bottom, one at a time (one uncontended CAS on a cache line of its own);
-// a runner whose lane is empty steals the top half of the fullest lane, as oneTBB's auto
-// partitioner splits a range when a thief asks for it. A runner that is descheduled or gets slow
-// items thus loses its work to the others, and no item is handed out twice.
-// take(i) claims one given item if it is still the next of its lane (the consumer cancelling the
-// item it timed out on); take_all(f) claims everything still in a lane (cancellation). Items a
-// thief is moving into its own lane (between its CAS on the victim and the store into its lane)
-// are invisible to both for that instant: the thief runs or settles them itself.
-// Memory ordering: claims are RMWs on one word per lane, so each item is claimed exactly once;
-// the claimer's other accesses to the item are ordered by whatever published the work to it.
-// Thread-safety: next(lane) only from the one runner owning `lane`; take(), take_all() and
+// concur/detail/range_lanes.hpp — RangeLanes, the splitter behind map()'s range tasks: the items
+// [0, n) handed out to k runners in input order, in chunks whose size each runner chooses, with
+// stealing so that nobody waits at the end for a runner that is slow or descheduled.
+//
+// Each runner owns a lane (one 64-bit word per cache line holding [lo, hi)). next(lane, grain)
+// returns the lowest item of the runner's lane (one uncontended CAS); when the lane is empty it
+// claims the next `grain` items from the shared cursor (one fetch_add: items start in input order,
+// as they would from a FIFO queue, up to the chunk size); when the cursor is exhausted too it
+// steals the upper half of the fullest lane, as oneTBB's auto partitioner splits a range on
+// demand. take(i) claims one given item if it is the cursor's next or a lane's lowest (the consumer
+// cancelling the item it timed out on); take_all(f) claims everything left (cancellation). Items
+// a runner is moving into its own lane (between the cursor's or a victim's RMW and its store) are
+// invisible to the others for that instant: that runner runs or settles them itself.
+// Memory ordering: every claim is an RMW (the cursor, or a lane word), so each item is claimed
+// exactly once; the claimer's accesses to the item itself are ordered by whatever published the
+// work to it.
+// Thread-safety: next(lane, ...) only from the one runner owning `lane`; take(), take_all() and
 // remaining() from any thread.
 #pragma once
 
@@ -23,27 +27,21 @@ namespace concur::detail {
 
 class RangeLanes {
  public:
-  // kMaxItems: the most items a RangeLanes can deal out (lanes hold 32-bit bounds).
+  // kMaxItems: the most items a RangeLanes can hand out (lanes hold 32-bit bounds).
   static constexpr std::uint64_t kMaxItems = 0xfffffffeU;
 
-  // RangeLanes(n, k): n items (n <= kMaxItems) over k >= 1 lanes, lane r starting with
-  // [r·n/k, (r+1)·n/k).
-  RangeLanes(std::uint32_t n, std::uint32_t k) : k_(k == 0 ? 1 : k), lanes_(new Lane[k_]) {
-    for (std::uint32_t r = 0; r < k_; ++r) {
-      const auto lo = static_cast<std::uint32_t>(std::uint64_t{n} * r / k_);
-      const auto hi = static_cast<std::uint32_t>(std::uint64_t{n} * (r + 1) / k_);
-      lanes_[r].word.store(pack(lo, hi), std::memory_order_relaxed);
-    }
-  }
+  // RangeLanes(n, k): n items (n <= kMaxItems), k >= 1 lanes, all empty; the cursor at 0.
+  RangeLanes(std::uint32_t n, std::uint32_t k) : n_(n), k_(k == 0 ? 1 : k), lanes_(new Lane[k_]) {}
   RangeLanes(const RangeLanes&) = delete;
   RangeLanes& operator=(const RangeLanes&) = delete;
 
+  [[nodiscard]] std::uint32_t size() const noexcept { return n_; }
   [[nodiscard]] std::uint32_t lanes() const noexcept { return k_; }
 
-  // next(lane, item): the next item for the runner owning `lane`: its lane's lowest, else half of
-  // the fullest other lane (the runner's lane then holds the rest of that half). False when every
-  // lane is empty.
-  bool next(std::uint32_t lane, std::uint32_t& item) noexcept {
+  // next(lane, grain, item): the next item for the runner owning `lane`: the lowest of its lane;
+  // else the cursor's next, the following grain - 1 items going into its lane; else half of the
+  // fullest other lane (the rest of that half going into its lane). False when nothing is left.
+  bool next(std::uint32_t lane, std::uint32_t grain, std::uint32_t& item) noexcept {
     std::atomic<std::uint64_t>& mine = lanes_[lane].word;
     std::uint64_t w = mine.load(std::memory_order_relaxed);
     while (lo_of(w) < hi_of(w)) {
@@ -53,12 +51,32 @@ class RangeLanes {
         return true;
       }
     }
+    if (cursor_.load(std::memory_order_relaxed) < n_) {
+      const std::uint64_t g = grain == 0 ? 1 : grain;
+      const std::uint64_t lo = cursor_.fetch_add(g, std::memory_order_acq_rel);
+      if (lo < n_) {
+        const std::uint64_t hi = lo + g < n_ ? lo + g : n_;
+        if (hi > lo + 1) {
+          mine.store(pack(static_cast<std::uint32_t>(lo + 1), static_cast<std::uint32_t>(hi)),
+                     std::memory_order_release);
+        }
+        item = static_cast<std::uint32_t>(lo);
+        return true;
+      }
+    }
     return steal(lane, item);
   }
 
-  // take(item): claims `item` if it is still the next item of its lane; false otherwise (done,
-  // running, being moved by a thief, or behind other unclaimed items of its lane).
+  // take(item): claims `item` if it is still the cursor's next item or the lowest of a lane; false
+  // otherwise (claimed already, being moved, or behind other unclaimed items).
   bool take(std::uint32_t item) noexcept {
+    std::uint64_t c = cursor_.load(std::memory_order_relaxed);
+    while (c == item) {
+      if (cursor_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel,
+                                        std::memory_order_relaxed)) {
+        return true;
+      }
+    }
     for (std::uint32_t r = 0; r < k_; ++r) {
       std::atomic<std::uint64_t>& lane = lanes_[r].word;
       std::uint64_t w = lane.load(std::memory_order_relaxed);
@@ -73,9 +91,11 @@ class RangeLanes {
     return false;
   }
 
-  // take_all(f): claims every item still in a lane, calling f(lo, hi) for each range claimed.
+  // take_all(f): claims every item not handed out yet, calling f(lo, hi) for each range claimed.
   template <class F>
   void take_all(F&& f) {
+    const std::uint64_t c = cursor_.exchange(n_, std::memory_order_acq_rel);
+    if (c < n_) f(static_cast<std::uint32_t>(c), n_);
     for (std::uint32_t r = 0; r < k_; ++r) {
       std::atomic<std::uint64_t>& lane = lanes_[r].word;
       std::uint64_t w = lane.load(std::memory_order_relaxed);
@@ -89,9 +109,16 @@ class RangeLanes {
     }
   }
 
-  // remaining(): a snapshot of the items not claimed yet.
+  // fresh(): a snapshot of the items the cursor has not handed out yet.
+  [[nodiscard]] std::uint32_t fresh() const noexcept {
+    const std::uint64_t c = cursor_.load(std::memory_order_relaxed);
+    return c < n_ ? static_cast<std::uint32_t>(n_ - c) : 0;
+  }
+
+  // remaining(): a snapshot of the items not handed out yet.
   [[nodiscard]] std::uint64_t remaining() const noexcept {
-    std::uint64_t n = 0;
+    const std::uint64_t c = cursor_.load(std::memory_order_relaxed);
+    std::uint64_t n = c < n_ ? n_ - c : 0;
     for (std::uint32_t r = 0; r < k_; ++r) {
       const std::uint64_t w = lanes_[r].word.load(std::memory_order_relaxed);
       if (lo_of(w) < hi_of(w)) n += hi_of(w) - lo_of(w);
@@ -137,14 +164,16 @@ class RangeLanes {
       const std::uint32_t mid = lo + (hi - lo) / 2;
       if (lanes_[victim].word.compare_exchange_strong(vw, pack(lo, mid), std::memory_order_acq_rel,
                                                       std::memory_order_relaxed)) {
-        lanes_[lane].word.store(pack(mid + 1, hi), std::memory_order_release);
+        if (hi > mid + 1) lanes_[lane].word.store(pack(mid + 1, hi), std::memory_order_release);
         item = mid;
         return true;
       }
     }
   }
 
+  const std::uint32_t n_;
   const std::uint32_t k_;
+  alignas(64) std::atomic<std::uint64_t> cursor_{0};  // the next item no lane holds yet
   const std::unique_ptr<Lane[]> lanes_;
 };
 
