@@ -910,6 +910,43 @@ TEST_F(ThreadPoolTest, EagerMapInsideATaskHelps) {
   }
 }
 
+// shutdown(cancel_futures = true) while an eager map's input runs: the range task finishing it
+// cancels every input not started (it asks the pool before each one); the running one finishes.
+TEST_F(ThreadPoolTest, EagerMapShutdownCancelFuturesWhileAnInputRuns) {
+  for (const std::size_t workers : {std::size_t{1}, std::size_t{2}}) {
+    SCOPED_TRACE("workers=" + std::to_string(workers));
+    Gate gate;
+    std::atomic<int> ran{0};
+    ThreadPoolExecutor pool(workers);
+    OpenAtExit opener(gate);
+    auto results = pool.map(
+        [&](int x) {
+          ran.fetch_add(1);
+          gate.pass();
+          return x;
+        },
+        std::views::iota(0, 50), MapOptions{.eager = true});
+    ASSERT_TRUE(wait_until([&] { return ran.load() == static_cast<int>(workers); }));
+    pool.shutdown(false, true);
+    gate.open();
+    int values = 0;
+    int cancelled = 0;
+    for (auto it = results.begin(); !(it == results.end());) {
+      try {
+        EXPECT_EQ(*it, values);
+        ++values;
+        ++it;
+      } catch (const CancelledError&) {
+        ++cancelled;  // the input is consumed: *it now refers to the next one
+      }
+    }
+    EXPECT_EQ(values, static_cast<int>(workers)) << "the running inputs finished";
+    EXPECT_EQ(cancelled, 50 - static_cast<int>(workers));
+    pool.shutdown(true);
+    EXPECT_EQ(ran.load(), static_cast<int>(workers));
+  }
+}
+
 // A broken pool fails every input of an eager map that had not started with BrokenThreadPool
 // (or refuses the map at once, once broken).
 TEST_F(ThreadPoolTest, EagerMapOnABrokenPoolRaisesBrokenThreadPool) {
