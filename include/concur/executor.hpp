@@ -21,8 +21,8 @@
 // run in this process (ThreadPoolExecutor; Executor::bulk_gate()) does not make one task and one
 // future per input: the inputs are copied into one array of slots in the calling thread, and
 // min(inputs, max_workers()) tasks run them, claiming them in input order (one at a time while an
-// input takes more than ~20 µs, so they start in input order as from Python's queue; in chunks
-// sized to ~20 µs for smaller ones) and stealing half of another task's chunk at the end (as
+// input takes more than ~200 µs, so they start in input order as from Python's queue; in chunks
+// sized to ~200 µs for smaller ones) and stealing half of another task's chunk at the end (as
 // oneTBB's auto partitioner splits ranges), each result going straight into its slot. The contract
 // above holds item by item (order, exceptions, timeout, cancellation, shutdown(cancel_futures), a
 // broken pool), fn runs only on the executor's threads and at most max_workers() items run at once;
@@ -288,7 +288,9 @@ class MapBlock {
   // item per chunk (inputs that take longer start in input order, as from a FIFO queue) and
   // resizes its chunks from the time its items took, so that claiming costs little next to
   // running even for tiny items; never more than its share of what is left (the end balances).
-  static constexpr std::chrono::nanoseconds kChunkTime{20'000};
+  // 200 µs, not less: runners working on neighbouring short chunks of an array that streams
+  // from memory ran ~8 % slower (20 µs chunks; docs/benchmarks.md, issue 13).
+  static constexpr std::chrono::nanoseconds kChunkTime{200'000};
 
   // run_lane(lane): run items until none is left, the range is gone, or the executor refuses.
   void run_lane(std::uint32_t lane) noexcept {
