@@ -23,14 +23,15 @@
 // min(inputs, max_workers()) tasks run them, claiming them in input order (one at a time while an
 // input takes more than ~200 µs, so they start in input order as from Python's queue; in chunks
 // sized to ~200 µs for smaller ones) and stealing half of another task's chunk at the end (as
-// oneTBB's auto partitioner splits ranges), each result going straight into its slot. The contract
-// above holds item by item (order, exceptions, timeout, cancellation, shutdown(cancel_futures), a
-// broken pool), fn runs only on the executor's threads and at most max_workers() items run at once;
-// the executor's stats() count the range tasks. fn taking a std::stop_token keeps one task per
-// input. Not detected on this path: an input waiting for the task that iterates its own map (a
-// DeadlockError with one task per input). Lifetime: a map() range refers to its executor, which
-// must outlive it. Thread-safety: submit, map and shutdown may be called from any thread, including
-// a task running on the executor itself; one map() range is used by one thread.
+// oneTBB's auto partitioner splits ranges), each result going straight into its slot. The
+// contract above holds item by item (order, exceptions, timeout, cancellation, cancel_futures, a
+// broken pool); fn runs only on the executor's threads, at most max_workers() items at once; the
+// executor's stats() count the range tasks. A fn taking a std::stop_token keeps one task per
+// input. Not detected on this path: an input waiting for the task that iterates its own map
+// (DeadlockError with one task per input).
+// Lifetime: a map() range refers to its executor, which must outlive it.
+// Thread-safety: submit, map and shutdown may be called from any thread, including a task
+// running on the executor itself; one map() range is used by one thread.
 #pragma once
 
 #include <algorithm>
@@ -209,8 +210,8 @@ class MapGate final : public FutureStateBase {
 };
 
 // MapSlot<Args, R>: one input of a range-task map: its arguments until it runs, then its outcome.
-// `state` is written once by the item's runner (or whoever settles it) with release, then once
-// more by the range when it takes the outcome (kTaken).
+// `state` is written once by the item's runner (or whoever settles it: one seq_cst store, see
+// MapBlock::publish), then once more by the range when it takes the outcome (kTaken).
 template <class Args, class R>
 struct MapSlot {
   static constexpr std::uint8_t kPending = 0;    // args alive: not run yet
@@ -279,7 +280,8 @@ class MapBlock {
     ++n_;
   }
   [[nodiscard]] std::uint32_t size() const noexcept { return n_; }
-  // start(k): deal the items over k lanes; add_runner() before each runner is handed over.
+  // start(k): the RangeLanes of the items for k runners; add_runner() before each runner is
+  // handed over.
   void start(std::uint32_t k) { lanes_.emplace(n_, k); }
   void add_runner() noexcept { live_.fetch_add(1, std::memory_order_relaxed); }
 
@@ -317,14 +319,16 @@ class MapBlock {
   }
   // runner_gone(why): a runner left, having run (why unused) or been dropped by the executor
   // (why: nullptr for cancelled, or the executor's error). The last one out settles whatever no
-  // runner can take any more (only left when every runner was dropped). Also called once by the
-  // range when it has handed every runner over (its own count keeps the total above zero).
+  // runner can take any more (only left when every runner was dropped), unless the range is gone
+  // (the destructor then drops the unstarted arguments). Also called once by the range when it
+  // has handed every runner over (its own count keeps the total above zero).
   void runner_gone(std::exception_ptr why) noexcept {
     if (why) {
       std::scoped_lock lk(why_mu_);
       if (!why_) why_ = std::move(why);
     }
-    if (live_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    if (live_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
+        !stop_.load(std::memory_order_relaxed)) {
       std::exception_ptr reason;
       {
         std::scoped_lock lk(why_mu_);
