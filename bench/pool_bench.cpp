@@ -16,14 +16,16 @@
 //                         per call. Asio and the naive pool have no helping wait: a blocked
 //                         worker would deadlock them, so they sit this one out.
 //   BM_ParallelMap/<pool> 10M doubles in chunks of 10k: sum of x*x+1 per chunk, chunks summed;
-//                         concur Executor::map over chunk indices (eager, as Python's map, and
-//                         the default lazy window of 2 × workers); tbb parallel_for
-//                         (simple_partitioner, grain 10k) + per-chunk slots; asio/naive: one task
-//                         per chunk.
+//                         concur Executor::map over chunk indices (eager, as Python's map: range
+//                         tasks; the default lazy window of 2 × workers: one task per chunk) and
+//                         submit() + a Future per chunk; tbb parallel_for over chunks + per-chunk
+//                         slots (simple_partitioner grain 1 chunk, and the auto_partitioner);
+//                         asio/naive: one task per chunk.
 //
 // Every case runs Iterations(1) per repetition, so use --benchmark_repetitions and medians. The
-// submit cases run one untimed pass first (workers started, the allocator's heap grown: the
-// first pass of a fresh process otherwise measures page faults), for every pool alike.
+// submit and map cases run one untimed pass first (workers started, the allocator's heap grown:
+// the first pass of a fresh process otherwise measures page faults and thread starts; oneTBB
+// keeps its workers between arenas), for every pool alike.
 // Run: ./build/release/bench/pool_bench [--workers=N] [--tasks=N] [--fib=N]
 //      [--benchmark_repetitions=5 --benchmark_enable_random_interleaving=true]
 #include <benchmark/benchmark.h>
@@ -317,15 +319,6 @@ void BM_Fib_tbb_task_group(benchmark::State& state) {
 
 // ---- BM_ParallelMap
 // -------------------------------------------------------------------------------
-const std::vector<double>& map_input() {
-  static const std::vector<double> v = [] {
-    std::vector<double> x(kMapItems);
-    for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<double>(i % 1000) * 0.001;
-    return x;
-  }();
-  return v;
-}
-
 double chunk_sum(const std::vector<double>& x, std::size_t c) {
   double s = 0;
   const std::size_t end = std::min(x.size(), (c + 1) * kChunk);
@@ -335,59 +328,120 @@ double chunk_sum(const std::vector<double>& x, std::size_t c) {
 
 constexpr std::size_t kChunks = kMapItems / kChunk;
 
-void check_map(benchmark::State& state, double got) {
-  static const double want = [] {
-    double s = 0;
-    for (std::size_t c = 0; c < kChunks; ++c) s += chunk_sum(map_input(), c);
-    return s;
+// map_input(): the doubles, and the sum every pass must find (computed serially, once, when a
+// case first asks for the input: outside the timed loops).
+struct MapInput {
+  std::vector<double> x;
+  double want = 0;
+};
+const MapInput& map_input_and_sum() {
+  static const MapInput in = [] {
+    MapInput m;
+    m.x.resize(kMapItems);
+    for (std::size_t i = 0; i < m.x.size(); ++i) m.x[i] = static_cast<double>(i % 1000) * 0.001;
+    for (std::size_t c = 0; c < kChunks; ++c) m.want += chunk_sum(m.x, c);
+    return m;
   }();
-  if (got != want) state.SkipWithError("wrong map sum");
+  return in;
+}
+const std::vector<double>& map_input() { return map_input_and_sum().x; }
+
+void check_map(benchmark::State& state, double got) {
+  if (got != map_input_and_sum().want) state.SkipWithError("wrong map sum");
 }
 
 void parallel_map_concur(benchmark::State& state, concur::MapOptions options) {
   const auto& x = map_input();
   concur::ThreadPoolExecutor pool(g_workers);
-  for (auto _ : state) {
+  const auto pass = [&] {
     double total = 0;
     for (const double s : pool.map([&x](std::size_t c) { return chunk_sum(x, c); },
                                    std::views::iota(std::size_t{0}, kChunks), options)) {
       total += s;
     }
-    check_map(state, total);
-  }
+    return total;
+  };
+  (void)pass();  // warm: the workers started (untimed, as for every pool)
+  for (auto _ : state) check_map(state, pass());
   set_rate(state, static_cast<std::int64_t>(kMapItems));
 }
 // eager: every chunk submitted at once, as Python's map does.
 void BM_ParallelMap_concur(benchmark::State& state) {
   parallel_map_concur(state, concur::MapOptions{.eager = true});
 }
+void BM_ParallelMap_concur_persistent(benchmark::State& state) {
+  const auto& x = map_input();
+  static concur::ThreadPoolExecutor pool(g_workers);
+  const auto pass = [&] {
+    double total = 0;
+    for (const double s :
+         pool.map([&x](std::size_t c) { return chunk_sum(x, c); },
+                  std::views::iota(std::size_t{0}, kChunks), concur::MapOptions{.eager = true})) {
+      total += s;
+    }
+    return total;
+  };
+  (void)pass();
+  for (auto _ : state) check_map(state, pass());
+  set_rate(state, static_cast<std::int64_t>(kMapItems));
+}
 // the default lazy map: 2 × workers chunks in flight.
 void BM_ParallelMap_concur_lazy(benchmark::State& state) {
   parallel_map_concur(state, concur::MapOptions{});
 }
+// one submit() and one Future per chunk, results taken in order: what the eager map did before it
+// ran as range tasks (kept as the record of that path).
+void BM_ParallelMap_concur_submit(benchmark::State& state) {
+  const auto& x = map_input();
+  concur::ThreadPoolExecutor pool(g_workers);
+  const auto pass = [&] {
+    std::vector<concur::Future<double>> fs;
+    fs.reserve(kChunks);
+    for (std::size_t c = 0; c < kChunks; ++c) {
+      fs.push_back(pool.submit([&x, c] { return chunk_sum(x, c); }));
+    }
+    double total = 0;
+    for (auto& f : fs) total += f.result();
+    return total;
+  };
+  (void)pass();  // warm
+  for (auto _ : state) check_map(state, pass());
+  set_rate(state, static_cast<std::int64_t>(kMapItems));
+}
 
-void BM_ParallelMap_tbb_parallel_for(benchmark::State& state) {
+template <class Partitioner>
+void parallel_map_tbb(benchmark::State& state, std::size_t grain) {
   const auto& x = map_input();
   tbb::task_arena arena(static_cast<int>(g_workers), 1);
-  for (auto _ : state) {
+  const auto pass = [&] {
     std::vector<double> sums(kChunks);
     arena.execute([&] {
       tbb::parallel_for(
-          tbb::blocked_range<std::size_t>(0, kChunks, 1),
+          tbb::blocked_range<std::size_t>(0, kChunks, grain),
           [&](const tbb::blocked_range<std::size_t>& r) {
             for (std::size_t c = r.begin(); c != r.end(); ++c) sums[c] = chunk_sum(x, c);
           },
-          tbb::simple_partitioner());
+          Partitioner());
     });
-    check_map(state, std::accumulate(sums.begin(), sums.end(), 0.0));
-  }
+    return std::accumulate(sums.begin(), sums.end(), 0.0);
+  };
+  (void)pass();  // warm
+  for (auto _ : state) check_map(state, pass());
   set_rate(state, static_cast<std::int64_t>(kMapItems));
+}
+// simple_partitioner, grain 1 chunk: every chunk its own task (the reference).
+void BM_ParallelMap_tbb_parallel_for(benchmark::State& state) {
+  parallel_map_tbb<tbb::simple_partitioner>(state, 1);
+}
+// the default auto_partitioner: ranges split only as thieves ask for work.
+void BM_ParallelMap_tbb_parallel_for_auto(benchmark::State& state) {
+  parallel_map_tbb<tbb::auto_partitioner>(state, 1);
 }
 
 void BM_ParallelMap_asio(benchmark::State& state) {
   const auto& x = map_input();
   boost::asio::thread_pool pool(g_workers);
-  for (auto _ : state) {
+  const auto pass = [&] {
     std::vector<double> sums(kChunks);
     Countdown done(static_cast<std::int64_t>(kChunks));
     for (std::size_t c = 0; c < kChunks; ++c) {
@@ -397,8 +451,10 @@ void BM_ParallelMap_asio(benchmark::State& state) {
       });
     }
     done.wait();
-    check_map(state, std::accumulate(sums.begin(), sums.end(), 0.0));
-  }
+    return std::accumulate(sums.begin(), sums.end(), 0.0);
+  };
+  (void)pass();  // warm
+  for (auto _ : state) check_map(state, pass());
   pool.join();
   set_rate(state, static_cast<std::int64_t>(kMapItems));
 }
@@ -406,7 +462,7 @@ void BM_ParallelMap_asio(benchmark::State& state) {
 void BM_ParallelMap_naive(benchmark::State& state) {
   const auto& x = map_input();
   NaivePool pool(g_workers);
-  for (auto _ : state) {
+  const auto pass = [&] {
     std::vector<std::future<double>> fs;
     fs.reserve(kChunks);
     for (std::size_t c = 0; c < kChunks; ++c) {
@@ -414,8 +470,10 @@ void BM_ParallelMap_naive(benchmark::State& state) {
     }
     double total = 0;
     for (auto& f : fs) total += f.get();
-    check_map(state, total);
-  }
+    return total;
+  };
+  (void)pass();  // warm
+  for (auto _ : state) check_map(state, pass());
   set_rate(state, static_cast<std::int64_t>(kMapItems));
 }
 
@@ -437,7 +495,10 @@ void register_all() {
   reg("BM_Fib/tbb_task_group", BM_Fib_tbb_task_group);
   reg("BM_ParallelMap/concur", BM_ParallelMap_concur);
   reg("BM_ParallelMap/concur_lazy_window", BM_ParallelMap_concur_lazy);
+  reg("BM_ParallelMap/concur_persistent", BM_ParallelMap_concur_persistent);
+  reg("BM_ParallelMap/concur_submit_futures", BM_ParallelMap_concur_submit);
   reg("BM_ParallelMap/tbb_parallel_for", BM_ParallelMap_tbb_parallel_for);
+  reg("BM_ParallelMap/tbb_parallel_for_auto", BM_ParallelMap_tbb_parallel_for_auto);
   reg("BM_ParallelMap/asio_thread_pool", BM_ParallelMap_asio);
   reg("BM_ParallelMap/naive_mutex_cv_pool", BM_ParallelMap_naive);
 }

@@ -33,9 +33,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <ranges>
 #include <regex>
 #include <set>
 #include <stdexcept>
@@ -803,6 +805,173 @@ TEST_F(ThreadPoolTest, OneWorkerRunsExternalSubmitsInFifoOrder) {
   for (int i = 0; i < 100; ++i) expected[static_cast<std::size_t>(i)] = i;
   std::lock_guard lk(mu);
   EXPECT_EQ(order, expected);
+}
+
+// ==== map as range tasks =========================================================================
+
+// An eager map runs as min(inputs, max_workers) range tasks, not one task per input (the pool's
+// stats count tasks); the results are the same.
+TEST_F(ThreadPoolTest, EagerMapRunsAsOneRangeTaskPerWorker) {
+  for (const std::size_t workers : {std::size_t{1}, std::size_t{2}, std::size_t{3}}) {
+    SCOPED_TRACE("workers=" + std::to_string(workers));
+    ThreadPoolExecutor pool(workers);
+    long sum = 0;
+    for (long v : pool.map([](int x) { return 3L * x; }, std::views::iota(0, 500),
+                           MapOptions{.eager = true})) {
+      sum += v;
+    }
+    EXPECT_EQ(sum, 3L * 499 * 500 / 2);
+    EXPECT_TRUE(wait_until([&] { return pool.stats().completed == workers; }))
+        << "completed=" << pool.stats().completed;
+    // A lazy map whose window holds every input runs the same way; a shorter window does not.
+    int n = 0;
+    for (int v :
+         pool.map([](int x) { return x; }, std::vector<int>{1, 2, 3}, MapOptions{.window = 3})) {
+      EXPECT_EQ(v, ++n);
+    }
+    EXPECT_TRUE(wait_until(
+        [&] { return pool.stats().completed == workers + std::min<std::size_t>(workers, 3); }));
+    for (int v :
+         pool.map([](int x) { return x; }, std::views::iota(0, 10), MapOptions{.window = 2})) {
+      (void)v;
+    }
+    EXPECT_TRUE(wait_until([&] {
+      return pool.stats().completed == workers + std::min<std::size_t>(workers, 3) + 10;
+    }));
+  }
+}
+
+// Inputs that take a while start in input order, as from Python's FIFO queue (the range tasks
+// claim them one by one from a shared cursor), so the results stream at the speed of every worker.
+TEST_F(ThreadPoolTest, EagerMapStartsSlowInputsInInputOrder) {
+  constexpr int kN = 40;
+  constexpr std::size_t kWorkers = 2;
+  ThreadPoolExecutor pool(kWorkers);
+  std::mutex mu;
+  std::vector<int> starts;
+  auto results = pool.map(
+      [&](int x) {
+        {
+          std::lock_guard lk(mu);
+          starts.push_back(x);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        return x;
+      },
+      std::views::iota(0, kN), MapOptions{.eager = true});
+  int n = 0;
+  for (int v : results) EXPECT_EQ(v, n++);
+  std::lock_guard lk(mu);
+  ASSERT_EQ(starts.size(), static_cast<std::size_t>(kN));
+  for (std::size_t p = 0; p < starts.size(); ++p) {
+    EXPECT_LE(std::abs(starts[p] - static_cast<int>(p)), static_cast<int>(kWorkers))
+        << "input " << starts[p] << " started at position " << p;
+  }
+}
+
+// One input held up does not hold up the others: the other range tasks run every other input,
+// also the rest of the held task's chunk (the held input waits until every other input has run).
+TEST_F(ThreadPoolTest, EagerMapOneHeldInputDoesNotHoldUpTheOthers) {
+  constexpr int kN = 400;
+  for (const std::size_t workers : {std::size_t{2}, std::size_t{4}}) {
+    SCOPED_TRACE("workers=" + std::to_string(workers));
+    std::atomic<int> ran{0};
+    ThreadPoolExecutor pool(workers);
+    auto results = pool.map(
+        [&ran](int x) {
+          if (x == 0) {
+            if (!wait_until([&] { return ran.load() == kN - 1; })) return -1;
+          }
+          ran.fetch_add(1);
+          return x;
+        },
+        std::views::iota(0, kN), MapOptions{.eager = true});
+    int i = 0;
+    for (int v : results) EXPECT_EQ(v, i++);
+    EXPECT_EQ(i, kN);
+  }
+}
+
+// A map inside a task of the same pool: the task's wait for each result helps (runs the range
+// tasks), so it completes on one worker too.
+TEST_F(ThreadPoolTest, EagerMapInsideATaskHelps) {
+  for (const std::size_t workers : {std::size_t{1}, std::size_t{2}}) {
+    SCOPED_TRACE("workers=" + std::to_string(workers));
+    ThreadPoolExecutor pool(workers);
+    auto outer = pool.submit([&pool] {
+      long sum = 0;
+      for (long v : pool.map([](int x) { return long{x} * x; }, std::views::iota(0, 300),
+                             MapOptions{.eager = true})) {
+        sum += v;
+      }
+      return sum;
+    });
+    EXPECT_EQ(outer.result(kGenerous), 299L * 300 * 599 / 6);
+  }
+}
+
+// shutdown(cancel_futures = true) while an eager map's input runs: the range task finishing it
+// cancels every input not started (it asks the pool before each one); the running one finishes.
+TEST_F(ThreadPoolTest, EagerMapShutdownCancelFuturesWhileAnInputRuns) {
+  for (const std::size_t workers : {std::size_t{1}, std::size_t{2}}) {
+    SCOPED_TRACE("workers=" + std::to_string(workers));
+    Gate gate;
+    std::atomic<int> ran{0};
+    ThreadPoolExecutor pool(workers);
+    OpenAtExit opener(gate);
+    auto results = pool.map(
+        [&](int x) {
+          ran.fetch_add(1);
+          gate.pass();
+          return x;
+        },
+        std::views::iota(0, 50), MapOptions{.eager = true});
+    ASSERT_TRUE(wait_until([&] { return ran.load() == static_cast<int>(workers); }));
+    pool.shutdown(false, true);
+    gate.open();
+    int values = 0;
+    int cancelled = 0;
+    for (auto it = results.begin(); !(it == results.end());) {
+      try {
+        EXPECT_EQ(*it, values);
+        ++values;
+        ++it;
+      } catch (const CancelledError&) {
+        ++cancelled;  // the input is consumed: *it now refers to the next one
+      }
+    }
+    EXPECT_EQ(values, static_cast<int>(workers)) << "the running inputs finished";
+    EXPECT_EQ(cancelled, 50 - static_cast<int>(workers));
+    pool.shutdown(true);
+    EXPECT_EQ(ran.load(), static_cast<int>(workers));
+  }
+}
+
+// A broken pool fails every input of an eager map that had not started with BrokenThreadPool
+// (or refuses the map at once, once broken).
+TEST_F(ThreadPoolTest, EagerMapOnABrokenPoolRaisesBrokenThreadPool) {
+  ignore_reports();  // the initializer's error, once per worker that started
+  ThreadPoolExecutor pool(Options{.max_workers = 2, .initializer = [] {
+                                    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                                    throw ValueError("error in initializer");
+                                  }});
+  std::atomic<int> ran{0};
+  try {
+    auto results = pool.map([&ran](int x) { return ran.fetch_add(1) + x; }, std::views::iota(0, 50),
+                            MapOptions{.eager = true});
+    int n = 0;
+    for (auto it = results.begin(); !(it == results.end()); ++n) {
+      EXPECT_THROW((void)*it, BrokenThreadPool);
+    }
+    EXPECT_EQ(n, 50);
+  } catch (const BrokenThreadPool&) {
+    // the pool was broken already
+  }
+  EXPECT_THROW(
+      (void)pool.map([](int x) { return x; }, std::vector<int>{1, 2}, MapOptions{.eager = true}),
+      BrokenThreadPool);
+  pool.shutdown(true);
+  EXPECT_EQ(ran.load(), 0);
 }
 
 }  // namespace

@@ -17,17 +17,34 @@
 // (or leaving the loop early) cancels the tasks not yet started. If the executor shuts down while
 // a lazy map still has inputs to submit, the results in flight are yielded first, then the
 // submit's RuntimeError is thrown.
+// Range tasks: an eager map (or one whose window holds every input) on an executor whose tasks
+// run in this process (ThreadPoolExecutor; Executor::bulk_gate()) does not make one task and one
+// future per input: the inputs are copied into one array of slots in the calling thread, and
+// min(inputs, max_workers()) tasks run them, claiming them in input order (one at a time while an
+// input takes more than ~200 µs, so they start in input order as from Python's queue; in chunks
+// sized to ~200 µs for smaller ones) and stealing half of another task's chunk at the end (as
+// oneTBB's auto partitioner splits ranges), each result going straight into its slot. The
+// contract above holds item by item (order, exceptions, timeout, cancellation, cancel_futures, a
+// broken pool); fn runs only on the executor's threads, at most max_workers() items at once; the
+// executor's stats() count the range tasks. A fn taking a std::stop_token keeps one task per
+// input. Not detected on this path: an input waiting for the task that iterates its own map
+// (DeadlockError with one task per input).
 // Lifetime: a map() range refers to its executor, which must outlive it.
 // Thread-safety: submit, map and shutdown may be called from any thread, including a task
 // running on the executor itself; one map() range is used by one thread.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <exception>
 #include <functional>
 #include <iterator>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <ranges>
 #include <tuple>
@@ -36,6 +53,8 @@
 
 #include "concur/detail/config.hpp"
 #include "concur/detail/deadline.hpp"
+#include "concur/detail/futex.hpp"
+#include "concur/detail/range_lanes.hpp"
 #include "concur/errors.hpp"
 #include "concur/future.hpp"
 
@@ -81,6 +100,12 @@ class ZippedInputs {
   void take(F&& f) {
     std::apply([&](auto&... it) { f(*it...); }, its_);
     std::apply([](auto&... it) { (++it, ...); }, its_);
+  }
+  // size(): how many steps the inputs have (the shortest range), before any take().
+  [[nodiscard]] std::size_t size() requires(std::ranges::sized_range<Ranges>&&...) {
+    return std::apply(
+        [](auto&... r) { return std::min({static_cast<std::size_t>(std::ranges::size(r))...}); },
+        ranges_);
   }
 
  private:
@@ -130,6 +155,333 @@ class ResultsRange {
   ResultsRange() = default;
 };
 
+// ---- map()'s range tasks (the fast path of an eager map on an in-process executor) ------------
+//
+// An eager map whose executor runs tasks on threads of this process (Executor::bulk_gate() is
+// not null) does not make one task and one future per input. Its inputs are copied into one
+// array of slots in the calling thread, as the one-task-per-input path copies them into its
+// tasks, and k = min(n, max_workers()) range tasks (MapRunner) run the items: each claims chunks
+// of items in input order from RangeLanes (one item per chunk while items take longer than
+// kChunkTime, bigger chunks for tiny ones), steals half of the fullest chunk once none is left,
+// and writes each outcome into the item's slot (the value, or the exception) with one store of
+// its state. The range waits on the slot it yields next, on a MapGate the runner that finishes
+// that very item opens. Python's contract is kept item by item: results in input order, an
+// exception at its position (the later items still run), the timeout cancelling the item it fired
+// on, the range's destruction cancelling what has not started, shutdown(cancel_futures = true) and
+// a broken executor settling every unstarted item (the runners ask the executor's BulkGate before
+// each item; a runner the executor drops settles the rest once it is the last one).
+
+// BulkGate: what an executor whose tasks run in this process tells map()'s range tasks before
+// each item they start. The executor returns it from Executor::bulk_gate(), shared, so that it
+// outlives the executor object as long as its tasks may run.
+class BulkGate {
+ public:
+  virtual ~BulkGate() = default;
+  // refuses(why): true once the executor runs no more work that has not started: `why` is then
+  // nullptr (shutdown(cancel_futures = true): the work is cancelled) or the error the work gets
+  // (e.g. BrokenThreadPool). False: the item may run.
+  virtual bool refuses(std::exception_ptr& why) const noexcept = 0;
+
+ protected:
+  BulkGate() = default;
+  BulkGate(const BulkGate&) = default;
+  BulkGate& operator=(const BulkGate&) = default;
+};
+
+// MapGate: the state a range blocks on while its next item runs — a FutureStateBase, so that a
+// blocking wait in a pool worker helps (runs queued tasks, the range tasks among them) meanwhile.
+// reset() re-arms it (the range only, while nobody can open it for the current wait); open() may
+// come late, from a wait already over: the range then sees a spurious wake-up and waits again.
+class MapGate final : public FutureStateBase {
+ public:
+  MapGate() noexcept : FutureStateBase(kRef) {}
+  ~MapGate() override = default;
+  void reset() noexcept { word_.store(kPending, std::memory_order_relaxed); }
+  void open() noexcept {
+    std::uint32_t w = word_.load(std::memory_order_relaxed);
+    while (!is_done(w)) {
+      if (word_.compare_exchange_weak(w, (w & ~kStateMask) | kFinished, std::memory_order_seq_cst,
+                                      std::memory_order_relaxed)) {
+        if ((w & kSleeper) != 0) futex_wake_all(word_);
+        return;
+      }
+    }
+  }
+};
+
+// MapSlot<Args, R>: one input of a range-task map: its arguments until it runs, then its outcome.
+// `state` is written once by the item's runner (or whoever settles it: one seq_cst store, see
+// MapBlock::publish), then once more by the range when it takes the outcome (kTaken).
+template <class Args, class R>
+struct MapSlot {
+  static constexpr std::uint8_t kPending = 0;    // args alive: not run yet
+  static constexpr std::uint8_t kValue = 1;      // value alive
+  static constexpr std::uint8_t kError = 2;      // error alive: fn threw (reported if never taken)
+  static constexpr std::uint8_t kCancelled = 3;  // never ran: cancelled
+  static constexpr std::uint8_t kRefused = 4;    // error alive: the executor refused it
+  static constexpr std::uint8_t kTaken = 5;      // the range took the outcome
+
+  MapSlot() noexcept {}  // NOLINT(modernize-use-equals-default): the unions stay unconstructed
+  ~MapSlot() {}          // NOLINT(modernize-use-equals-default): MapBlock destroys the members
+  MapSlot(const MapSlot&) = delete;
+  MapSlot& operator=(const MapSlot&) = delete;
+
+  std::atomic<std::uint8_t> state{kPending};
+  union {
+    Args args;
+  };
+  union {
+    R value;
+    std::exception_ptr error;
+  };
+};
+
+// MapBlock<R, Fn, Args>: what a range-task map's range and its runners share (std::shared_ptr:
+// the last of them destroys it). The range fills the arguments, starts the lanes, then only
+// waits for, takes and cancels items; runners run lanes.
+template <class R, class Fn, class Args>
+class MapBlock {
+ public:
+  using Slot = MapSlot<Args, R>;
+  static constexpr std::uint32_t kNone = 0xffffffffU;
+
+  MapBlock(Fn fn, std::size_t capacity, std::shared_ptr<const BulkGate> gate)
+      : fn_(std::move(fn)), slots_(new Slot[capacity]), gate_(std::move(gate)) {}
+  MapBlock(const MapBlock&) = delete;
+  MapBlock& operator=(const MapBlock&) = delete;
+  ~MapBlock() {
+    for (std::uint32_t i = 0; i < n_; ++i) {
+      Slot& s = slots_[i];
+      switch (s.state.load(std::memory_order_relaxed)) {
+        case Slot::kPending:
+          std::destroy_at(std::addressof(s.args));
+          break;
+        case Slot::kValue:
+          std::destroy_at(std::addressof(s.value));
+          break;
+        case Slot::kError:  // an exception nobody took: the excepthook, as for a dropped future
+          report_exception(s.error);
+          std::destroy_at(std::addressof(s.error));
+          break;
+        case Slot::kRefused:
+          std::destroy_at(std::addressof(s.error));
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  // ---- the range, before the runners start ----
+  // push(xs...): the next item's arguments (decayed copies, as submit() makes them).
+  template <class... X>
+  void push(X&... xs) {
+    ::new (static_cast<void*>(std::addressof(slots_[n_].args))) Args(xs...);
+    ++n_;
+  }
+  [[nodiscard]] std::uint32_t size() const noexcept { return n_; }
+  // start(k): the RangeLanes of the items for k runners; add_runner() before each runner is
+  // handed over.
+  void start(std::uint32_t k) { lanes_.emplace(n_, k); }
+  void add_runner() noexcept { live_.fetch_add(1, std::memory_order_relaxed); }
+
+  // ---- runners ----
+  // kChunkTime: how long a runner's chunk of fresh items should take. A runner starts with one
+  // item per chunk (inputs that take longer start in input order, as from a FIFO queue) and
+  // resizes its chunks from the time its items took, so that claiming costs little next to
+  // running even for tiny items; never more than its share of what is left (the end balances).
+  // 200 µs, not less: runners working on neighbouring short chunks of an array that streams
+  // from memory ran ~8 % slower (20 µs chunks; docs/benchmarks.md, issue 13).
+  static constexpr std::chrono::nanoseconds kChunkTime{200'000};
+
+  // run_lane(lane): run items until none is left, the range is gone, or the executor refuses.
+  void run_lane(std::uint32_t lane) noexcept {
+    std::uint32_t grain = 1;
+    std::uint32_t ran = 0;  // items since the last resize
+    Clock::time_point since = Clock::now();
+    std::uint32_t i = 0;
+    for (;;) {
+      if (stop_.load(std::memory_order_relaxed)) return;
+      std::exception_ptr why;
+      if (gate_->refuses(why)) {
+        settle_all(why);
+        return;
+      }
+      if (!lanes_->next(lane, grain, i)) return;
+      run_item(i);
+      if (++ran >= grain) {
+        const Clock::time_point now = Clock::now();
+        grain = next_grain(ran, now - since);
+        ran = 0;
+        since = now;
+      }
+    }
+  }
+  // runner_gone(why): a runner left, having run (why unused) or been dropped by the executor
+  // (why: nullptr for cancelled, or the executor's error). The last one out settles whatever no
+  // runner can take any more (only left when every runner was dropped), unless the range is gone
+  // (the destructor then drops the unstarted arguments). Also called once by the range when it
+  // has handed every runner over (its own count keeps the total above zero).
+  void runner_gone(std::exception_ptr why) noexcept {
+    if (why) {
+      std::scoped_lock lk(why_mu_);
+      if (!why_) why_ = std::move(why);
+    }
+    if (live_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
+        !stop_.load(std::memory_order_relaxed)) {
+      std::exception_ptr reason;
+      {
+        std::scoped_lock lk(why_mu_);
+        reason = why_;
+      }
+      settle_all(reason);
+    }
+  }
+
+  // ---- the range ----
+  // wait(j, d): until item j has an outcome (true) or the deadline passed (false).
+  bool wait(std::uint32_t j, const Deadline& d) {
+    const Slot& s = slots_[j];
+    while (s.state.load(std::memory_order_acquire) == Slot::kPending) {
+      wake_.reset();
+      waiting_.store(j, std::memory_order_seq_cst);
+      if (s.state.load(std::memory_order_seq_cst) == Slot::kPending && !wake_.wait(d) &&
+          s.state.load(std::memory_order_acquire) == Slot::kPending) {
+        waiting_.store(kNone, std::memory_order_relaxed);
+        return false;
+      }
+      waiting_.store(kNone, std::memory_order_relaxed);
+    }
+    return true;
+  }
+  // cancel(j): item j never runs if no runner has taken it yet.
+  void cancel(std::uint32_t j) noexcept {
+    if (lanes_->take(j)) settle(j, nullptr);
+  }
+  // take(j, out): item j's outcome (it has one): its value into `out`, or its exception thrown.
+  void take(std::uint32_t j, std::optional<R>& out) {
+    Slot& s = slots_[j];
+    switch (s.state.load(std::memory_order_acquire)) {
+      case Slot::kValue:
+        out.emplace(std::move(s.value));
+        std::destroy_at(std::addressof(s.value));
+        s.state.store(Slot::kTaken, std::memory_order_relaxed);
+        return;
+      case Slot::kCancelled:
+        s.state.store(Slot::kTaken, std::memory_order_relaxed);
+        throw_cancelled();
+      case Slot::kError:
+      case Slot::kRefused: {
+        std::exception_ptr e = std::move(s.error);
+        std::destroy_at(std::addressof(s.error));
+        s.state.store(Slot::kTaken, std::memory_order_relaxed);
+        std::rethrow_exception(std::move(e));
+      }
+      default:
+        throw InvalidStateError("map(): no result to take");
+    }
+  }
+  // stop(): the range is gone: the runners leave the items they have not started.
+  void stop() noexcept { stop_.store(true, std::memory_order_relaxed); }
+
+ private:
+  // next_grain(ran, took): the chunk that would take kChunkTime at the pace of the last `ran`
+  // items, at most the runner's share of half the fresh items left.
+  std::uint32_t next_grain(std::uint32_t ran, Clock::duration took) const noexcept {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(took).count();
+    const std::uint64_t want = ns <= 0 ? std::uint64_t{ran} * 2
+                                       : static_cast<std::uint64_t>(kChunkTime.count()) * ran /
+                                             static_cast<std::uint64_t>(ns);
+    const std::uint64_t share = lanes_->fresh() / (2 * std::uint64_t{lanes_->lanes()});
+    return static_cast<std::uint32_t>(std::max<std::uint64_t>(1, std::min(want, share)));
+  }
+
+  void run_item(std::uint32_t i) noexcept {
+    Slot& s = slots_[i];
+    std::uint8_t outcome = Slot::kValue;
+    try {
+      Fn f(fn_);  // a fresh copy per item, called as an rvalue, as submit()'s task calls its own
+      ::new (static_cast<void*>(std::addressof(s.value))) R(std::apply(
+          [&f](auto&... a) -> R { return std::invoke(std::move(f), std::move(a)...); }, s.args));
+    } catch (...) {
+      ::new (static_cast<void*>(std::addressof(s.error)))
+          std::exception_ptr(std::current_exception());
+      outcome = Slot::kError;
+    }
+    std::destroy_at(std::addressof(s.args));
+    publish(i, outcome);
+  }
+  // settle(i, why): item i, claimed by the caller, never runs: cancelled, or failed with why.
+  void settle(std::uint32_t i, const std::exception_ptr& why) noexcept {
+    Slot& s = slots_[i];
+    std::destroy_at(std::addressof(s.args));
+    if (why) ::new (static_cast<void*>(std::addressof(s.error))) std::exception_ptr(why);
+    publish(i, why ? Slot::kRefused : Slot::kCancelled);
+  }
+  void settle_all(const std::exception_ptr& why) noexcept {
+    lanes_->take_all([&](std::uint32_t lo, std::uint32_t hi) {
+      for (std::uint32_t i = lo; i < hi; ++i) settle(i, why);
+    });
+  }
+  // publish(i, outcome): the one store that hands item i's outcome to the range, then the
+  // wake-up if the range sleeps on exactly this item. seq_cst on both sides (the range stores
+  // waiting_, then re-reads the state): either it sees the outcome or this sees it waiting.
+  void publish(std::uint32_t i, std::uint8_t outcome) noexcept {
+    slots_[i].state.store(outcome, std::memory_order_seq_cst);
+    if (waiting_.load(std::memory_order_seq_cst) == i) {
+      std::uint32_t expected = i;
+      if (waiting_.compare_exchange_strong(expected, kNone, std::memory_order_seq_cst)) {
+        wake_.open();
+      }
+    }
+  }
+
+  const Fn fn_;
+  const std::unique_ptr<Slot[]> slots_;
+  std::uint32_t n_ = 0;  // written by the range before any runner starts
+  std::optional<RangeLanes> lanes_;
+  const std::shared_ptr<const BulkGate> gate_;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint32_t> live_{1};  // runners that may still run, + 1 until all are handed over
+  FutexMutex why_mu_;
+  std::exception_ptr why_ CONCUR_GUARDED_BY(why_mu_);      // the first error a dropped runner got
+  alignas(64) std::atomic<std::uint32_t> waiting_{kNone};  // the item the range sleeps on
+  MapGate wake_;
+};
+
+// MapRunner<Block>: one range task (a Runnable of its own, with a state the pool's deadlock
+// check can see while it runs; nobody waits on that state).
+template <class Block>
+class MapRunner final : public FutureStateBase, public Runnable {
+ public:
+  MapRunner(std::shared_ptr<Block> block, std::uint32_t lane) noexcept
+      : FutureStateBase(kRef), block_(std::move(block)), lane_(lane) {}
+
+  void run() noexcept override {
+    consumed_ = true;
+    block_->run_lane(lane_);
+    block_->runner_gone(nullptr);
+    block_.reset();
+  }
+  FutureStateBase& future_state() noexcept override { return *this; }
+  void dispose() noexcept override {
+    if (!consumed_) do_abandon(broken_task_error());
+    release_ref();
+  }
+
+ protected:
+  void do_abandon(std::exception_ptr why) noexcept override {
+    consumed_ = true;
+    block_->runner_gone(std::move(why));
+    block_.reset();
+  }
+
+ private:
+  std::shared_ptr<Block> block_;
+  const std::uint32_t lane_;
+  bool consumed_ = false;
+};
+
 }  // namespace detail
 
 class CONCUR_EXPORT Executor {
@@ -174,8 +526,17 @@ class CONCUR_EXPORT Executor {
   Executor() = default;
   // execute(task) queues `task` or throws (after abandoning it, so its future is cancelled).
   virtual void execute(detail::RunnablePtr task) = 0;
+  // bulk_gate(): an executor whose tasks run on threads of this process (and may share its memory)
+  // returns its BulkGate; map() then runs a map whose inputs are all pulled at once as a few range
+  // tasks (see MapResults). nullptr, the default: one task per input, through execute().
+  [[nodiscard]] virtual std::shared_ptr<const detail::BulkGate> bulk_gate() const {
+    return nullptr;
+  }
 
  private:
+  template <class R, class Fn, class... Ranges>
+  friend class MapResults;
+
   template <class F, class Tuple, std::size_t... I>
   auto map_impl(F&& fn, const MapOptions& options, Tuple&& ranges, std::index_sequence<I...>) {
     static_assert(sizeof...(I) > 0, "map(fn, ranges...) needs at least one range");
@@ -204,6 +565,9 @@ class MapResults : public detail::ResultsRange<MapResults<R, Fn, Ranges...>, R> 
                                   : detail::Deadline::infinite()),
         limit_(detail::map_window<Ranges...>(options,
                                              2 * std::max<std::size_t>(1, ex.max_workers()))) {
+    if constexpr (kLanesPossible) {
+      if (start_lanes()) return;
+    }
     fill();
     // Nothing could be submitted (the executor is shut down): fail now, as Python's map does.
     if (error_ && window_.empty()) std::rethrow_exception(error_);
@@ -214,10 +578,75 @@ class MapResults : public detail::ResultsRange<MapResults<R, Fn, Ranges...>, R> 
   MapResults& operator=(MapResults&&) = delete;
   ~MapResults() {
     for (auto& f : window_) (void)f.cancel();
+    if (block_) block_->stop();
   }
 
  private:
   friend typename detail::ResultsRange<MapResults, R>::iterator;
+
+  // The range-task path (see "map()'s range tasks" above) is possible when every input can be
+  // pulled at once (sized ranges), fn takes no std::stop_token (cancel() of a running item would
+  // have nobody to ask) and R can be moved out of its slot.
+  static constexpr bool kLanesPossible =
+      (std::ranges::sized_range<Ranges> && ...) &&
+      !detail::kTakesStopToken<Fn, std::ranges::range_reference_t<Ranges>...> &&
+      std::move_constructible<R>;
+  using Args = std::tuple<std::decay_t<std::ranges::range_reference_t<Ranges>>...>;
+  using Block = detail::MapBlock<R, Fn, Args>;
+
+  // start_lanes(): the range-task path, when the executor offers it and the window takes every
+  // input at once (eager, or a window at least as long as the inputs): pull every input here (as
+  // the per-input path does), then hand the runners over. False: use one task per input.
+  bool start_lanes() {
+    const std::size_t n = inputs_.size();
+    if (n == 0 || n > detail::RangeLanes::kMaxItems || n > limit_) return false;
+    std::shared_ptr<const detail::BulkGate> gate = ex_.bulk_gate();
+    if (!gate) return false;
+    auto block = std::make_shared<Block>(std::move(fn_), n, std::move(gate));
+    try {
+      while (block->size() < n) inputs_.take([&](auto&&... x) { block->push(x...); });
+    } catch (...) {
+      error_ = std::current_exception();  // thrown after the results of the inputs pulled
+      if (block->size() == 0) std::rethrow_exception(error_);
+    }
+    const std::uint32_t k = static_cast<std::uint32_t>(
+        std::min<std::size_t>(block->size(), std::max<std::size_t>(1, ex_.max_workers())));
+    block->start(k);
+    std::exception_ptr rejected;
+    std::uint32_t accepted = 0;
+    for (std::uint32_t lane = 0; lane < k && !rejected; ++lane) {
+      try {
+        detail::RunnablePtr runner(new detail::MapRunner<Block>(block, lane));
+        block->add_runner();
+        ex_.execute(std::move(runner));  // a refused runner is abandoned: runner_gone()
+        ++accepted;
+      } catch (...) {
+        rejected = std::current_exception();
+      }
+    }
+    // Every runner is handed over; one accepted runner is enough (the others' lanes get stolen).
+    block->runner_gone(nullptr);
+    if (accepted == 0) {
+      block->stop();
+      std::rethrow_exception(rejected);
+    }
+    block_ = std::move(block);
+    return true;
+  }
+  // take_lane_result(): the next item's outcome into value_ (or its exception thrown). The item
+  // is consumed either way; on timeout it is cancelled if it has not started, as Python does.
+  void take_lane_result() {
+    if (taken_ == block_->size()) {
+      if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+      throw InvalidStateError("map(): no more results");
+    }
+    const std::uint32_t j = taken_++;
+    if (!block_->wait(j, deadline_)) {
+      block_->cancel(j);
+      detail::throw_timeout();
+    }
+    block_->take(j, value_);
+  }
 
   // fill() tops the window up. A submit that throws (the executor was shut down meanwhile) stops
   // the filling: the results already in flight are still yielded, then the error is thrown.
@@ -231,8 +660,16 @@ class MapResults : public detail::ResultsRange<MapResults<R, Fn, Ranges...>, R> 
       }
     }
   }
-  bool finished() const { return window_.empty() && !value_ && !error_; }
+  bool finished() const {
+    if constexpr (kLanesPossible) {
+      if (block_) return taken_ == block_->size() && !value_ && !error_;
+    }
+    return window_.empty() && !value_ && !error_;
+  }
   R& current() {
+    if constexpr (kLanesPossible) {
+      if (!value_ && block_) take_lane_result();
+    }
     if (!value_) {
       if (window_.empty()) {
         if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
@@ -266,7 +703,10 @@ class MapResults : public detail::ResultsRange<MapResults<R, Fn, Ranges...>, R> 
   std::size_t limit_;
   std::deque<Future<R>> window_;
   std::optional<R> value_;
-  std::exception_ptr error_;  // a failed submit, thrown once the window is drained
+  std::exception_ptr error_;  // a failed submit (or input), thrown once the results are taken
+  // The range-task path: the shared block, and how many of its items were taken.
+  std::shared_ptr<Block> block_;
+  std::uint32_t taken_ = 0;
 };
 
 }  // namespace concur

@@ -22,6 +22,10 @@
 // waiting on each other around a cycle of workers (the notes' wait_on_a / wait_on_b) — throws
 // DeadlockError from the wait, naming the workers involved, instead of hanging.
 //
+// map(): an eager map runs as one range task per worker that steal inputs from each other (see
+// executor.hpp); the tasks ask the pool before each input, so shutdown(cancel_futures) and a broken
+// pool reach the inputs not started as they reach queued tasks.
+//
 // shutdown(wait, cancel_futures): later submits throw RuntimeError; cancel_futures cancels the
 // tasks queued from outside at once and those in worker deques as workers reach them; wait joins
 // every worker (a worker calling it skips itself). Idempotent, from any thread. The destructor is
@@ -71,7 +75,8 @@ class CONCUR_EXPORT ThreadPoolExecutor final : public Executor {
   [[nodiscard]] std::size_t max_workers() const noexcept override;
 
   // Stats: a snapshot. queued: submitted and not started; running: started and not finished;
-  // completed: finished (including cancelled-before-start tasks the pool dropped).
+  // completed: finished (including cancelled-before-start tasks the pool dropped). An eager map
+  // counts its range tasks, not its inputs (see executor.hpp).
   struct Stats {
     std::size_t workers = 0;
     std::uint64_t queued = 0;
@@ -82,6 +87,8 @@ class CONCUR_EXPORT ThreadPoolExecutor final : public Executor {
 
  protected:
   void execute(detail::RunnablePtr task) override;
+  // bulk_gate(): the pool's tasks run in this process: an eager map runs as range tasks.
+  [[nodiscard]] std::shared_ptr<const detail::BulkGate> bulk_gate() const override;
 
  private:
   std::shared_ptr<detail::PoolCore> core_;

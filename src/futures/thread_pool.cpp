@@ -88,7 +88,9 @@ struct WorkerContext {
 };
 thread_local WorkerContext tls_worker;
 
-class PoolCore final : public WaitHelper, public std::enable_shared_from_this<PoolCore> {
+class PoolCore final : public WaitHelper,
+                       public BulkGate,
+                       public std::enable_shared_from_this<PoolCore> {
  public:
   explicit PoolCore(ThreadPoolOptions options)
       : max_workers_(options.max_workers != 0 ? options.max_workers : default_max_workers()),
@@ -173,6 +175,21 @@ class PoolCore final : public WaitHelper, public std::enable_shared_from_this<Po
     const std::uint64_t taken = started + dropped;
     st.queued = submitted > taken ? submitted - taken : 0;
     return st;
+  }
+
+  // ---- map()'s range tasks (BulkGate) -----------------------------------------------------------
+  // refuses(why): what run_task() does to a task it reaches, asked before each item of a range
+  // task: after shutdown(cancel_futures = true) items are cancelled, in a broken pool they fail.
+  bool refuses(std::exception_ptr& why) const noexcept override {
+    if (cancel_flag_.load(std::memory_order_relaxed)) {
+      why = nullptr;
+      return true;
+    }
+    if (broken_flag_.load(std::memory_order_relaxed)) {
+      why = broken_error();
+      return true;
+    }
+    return false;
   }
 
   // ---- helping (WaitHelper) ---------------------------------------------------------------------
@@ -637,5 +654,7 @@ std::size_t ThreadPoolExecutor::max_workers() const noexcept { return core_->max
 ThreadPoolExecutor::Stats ThreadPoolExecutor::stats() const noexcept { return core_->stats(); }
 
 void ThreadPoolExecutor::execute(detail::RunnablePtr task) { core_->execute(std::move(task)); }
+
+std::shared_ptr<const detail::BulkGate> ThreadPoolExecutor::bulk_gate() const { return core_; }
 
 }  // namespace concur

@@ -674,6 +674,240 @@ TYPED_TEST_P(ExecutorContract, MapThenShutdownAtOnce) {
   }
 }
 
+// ---- eager maps of many inputs (range tasks on in-process executors, one task per input
+// elsewhere: the same contract either way) ----
+
+// Many inputs of uneven cost, several zipped sized ranges: every result in input order, at every
+// worker count, also when there are more workers than inputs and for a single input.
+TYPED_TEST_P(ExecutorContract, MapEagerManyInputsInOrderAtEveryWorkerCount) {
+  constexpr int kN = 1000;
+  std::vector<int> a(kN);
+  std::iota(a.begin(), a.end(), 0);
+  auto uneven = [](int x, long y) {
+    long s = y;  // every 16th input is ~100x slower: lanes must be rebalanced
+    for (int i = 0; i < (x % 16 == 0 ? 20000 : 200); ++i) s = (s * 31 + i) % 1000003;
+    return std::pair<int, long>(x, s);
+  };
+  std::vector<std::pair<int, long>> expected;
+  for (int i = 0; i < kN; ++i) expected.push_back(uneven(i, 2L * i));
+  for (const std::size_t workers : kThreadCounts) {
+    SCOPED_TRACE("workers=" + std::to_string(workers));
+    auto ex = this->make(workers);
+    std::vector<std::pair<int, long>> got;
+    for (const auto& v :
+         ex->map(uneven, a,
+                 std::views::iota(0L, 5000L) | std::views::transform([](long i) { return 2 * i; }),
+                 MapOptions{.eager = true})) {
+      got.push_back(v);
+    }
+    EXPECT_EQ(got, expected);
+    // More workers than inputs, and one input.
+    got.clear();
+    for (const auto& v : ex->map(uneven, std::vector<int>{0, 1, 2}, std::vector<long>{0, 2, 4, 6},
+                                 MapOptions{.eager = true})) {
+      got.push_back(v);
+    }
+    EXPECT_EQ(got, (std::vector<std::pair<int, long>>(expected.begin(), expected.begin() + 3)));
+    std::vector<int> one;
+    for (int v :
+         ex->map([](int x) { return x * 7; }, std::vector<int>{6}, MapOptions{.eager = true}))
+      one.push_back(v);
+    EXPECT_EQ(one, std::vector<int>{42});
+  }
+}
+
+// Python's map submits every input first: an exception is raised at its position, and the later
+// inputs run anyway. Taking the next result after the exception goes on with the next input.
+TYPED_TEST_P(ExecutorContract, MapEagerExceptionAtItsPositionAndTheLaterInputsStillRun) {
+  constexpr int kN = 200;
+  constexpr int kBad = 37;
+  for (const std::size_t workers : {std::size_t{1}, std::size_t{3}}) {
+    SCOPED_TRACE("workers=" + std::to_string(workers));
+    std::atomic<int> ran{0};
+    auto ex = this->make(workers);
+    auto fn = [&ran](int x) {
+      ran.fetch_add(1);
+      if (x == kBad) throw ContractError("bad input " + std::to_string(x));
+      return x + 1;
+    };
+    auto results = ex->map(fn, std::views::iota(0, kN), MapOptions{.eager = true});
+    auto it = results.begin();
+    for (int i = 0; i < kBad; ++i, ++it) {
+      ASSERT_FALSE(it == results.end());
+      EXPECT_EQ(*it, i + 1);
+    }
+    try {
+      (void)*it;
+      ADD_FAILURE() << "input " << kBad << " did not raise";
+    } catch (const ContractError& e) {
+      EXPECT_STREQ(e.what(), "bad input 37");
+    }
+    EXPECT_TRUE(wait_until([&] { return ran.load() == kN; }))
+        << "only " << ran.load() << " of " << kN << " inputs ran";
+    EXPECT_EQ(*it, kBad + 2) << "the failed input is consumed; the next result follows";
+    ++it;
+    int n = kBad + 2;
+    for (; !(it == results.end()); ++it) EXPECT_EQ(*it, ++n);
+    EXPECT_EQ(n, kN);
+  }
+}
+
+// An exception nobody took goes to the excepthook once the range is gone, as for a dropped
+// future; an input error (a throwing input view) ends the results where it happened.
+TYPED_TEST_P(ExecutorContract, MapEagerUntakenExceptionIsReportedAndAnInputErrorEndsTheResults) {
+  this->expect_reports(1);
+  {
+    std::atomic<int> ran{0};
+    auto ex = this->make(2);
+    {
+      auto results = ex->map(
+          [&ran](int x) {
+            ran.fetch_add(1);
+            if (x == 5) throw ContractError("never taken");
+            return x;
+          },
+          std::views::iota(0, 10), MapOptions{.eager = true});
+      EXPECT_EQ(*results.begin(), 0);
+      ASSERT_TRUE(wait_until([&] { return ran.load() == 10; }));
+    }
+    ex->shutdown(true);
+  }
+  ASSERT_TRUE(wait_until([&] { return this->reports().size() == 1; }));
+  EXPECT_EQ(this->reports()[0], "never taken");
+
+  auto ex = this->make(2);
+  auto inputs = std::views::iota(0, 10) | std::views::transform([](int i) {
+                  if (i == 4) throw ContractError("input 4 cannot be read");
+                  return i;
+                });
+  std::vector<int> got;
+  try {
+    for (int v : ex->map([](int x) { return -x; }, inputs, MapOptions{.eager = true})) {
+      got.push_back(v);
+    }
+    ADD_FAILURE() << "the input error was not raised";
+  } catch (const ContractError& e) {
+    EXPECT_STREQ(e.what(), "input 4 cannot be read");
+  }
+  EXPECT_EQ(got, (std::vector<int>{0, -1, -2, -3}));
+}
+
+// Destroying the range mid-iteration cancels every input not started: only the ones running then
+// (one per worker, held on a gate) ever run; the executor is usable afterwards.
+TYPED_TEST_P(ExecutorContract, MapEagerRangeDestroyedMidIterationRunsNoMoreInputs) {
+  for (const std::size_t workers : {std::size_t{1}, std::size_t{2}, std::size_t{3}}) {
+    SCOPED_TRACE("workers=" + std::to_string(workers));
+    Gate gate;
+    std::atomic<int> started{0};
+    auto ex = this->make(workers);
+    OpenAtExit opener(gate);
+    {
+      auto results = ex->map(
+          [&](int x) {
+            started.fetch_add(1);
+            if (x >= 2) gate.pass();
+            return x;
+          },
+          std::views::iota(0, 100), MapOptions{.eager = true});
+      auto it = results.begin();
+      EXPECT_EQ(*it, 0);
+      ++it;
+      EXPECT_EQ(*it, 1);
+      ASSERT_TRUE(wait_until([&] { return started.load() == static_cast<int>(workers) + 2; }));
+    }  // the range goes away while `workers` inputs wait on the gate
+    gate.open();
+    ex->shutdown(true);
+    EXPECT_EQ(started.load(), static_cast<int>(workers) + 2);
+    auto again = this->make(workers);
+    EXPECT_EQ(again->submit([] { return 5; }).result(kGenerous), 5);
+  }
+}
+
+// The timeout of an eager map: the results ready in time, then TimeoutError at the first input
+// still running; the range's destruction then cancels the inputs not started.
+TYPED_TEST_P(ExecutorContract, MapEagerTimeoutThenTheRestIsCancelled) {
+  Gate gate;
+  std::atomic<int> started{0};
+  auto ex = this->make(1);
+  OpenAtExit opener(gate);
+  std::vector<int> got;
+  {
+    auto results = ex->map(
+        [&](int x) {
+          started.fetch_add(1);
+          if (x == 3) gate.pass();
+          return x;
+        },
+        std::views::iota(0, 50),
+        MapOptions{.timeout = std::chrono::milliseconds(200), .eager = true});
+    try {
+      for (int v : results) got.push_back(v);
+      ADD_FAILURE() << "expected TimeoutError";
+    } catch (const TimeoutError&) {
+    }
+  }
+  gate.open();
+  ex->shutdown(true);
+  EXPECT_EQ(got, (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(started.load(), 4) << "inputs after the one that timed out ran";
+}
+
+// shutdown(cancel_futures = true) cancels the inputs of an eager map that have not started (the
+// only worker is busy): each raises CancelledError at its position, and none runs.
+TYPED_TEST_P(ExecutorContract, MapEagerShutdownCancelFuturesCancelsTheInputsNotStarted) {
+  Gate gate;
+  Event started;
+  std::atomic<int> ran{0};
+  auto ex = this->make(1);
+  OpenAtExit opener(gate);
+  auto blocker = ex->submit([&] {
+    started.set();
+    gate.pass();
+    return -1;
+  });
+  ASSERT_TRUE(started.wait(kGenerous));
+  auto results = ex->map(
+      [&ran](int x) {
+        ran.fetch_add(1);
+        return x;
+      },
+      std::views::iota(0, 10), MapOptions{.eager = true});
+  ex->shutdown(false, true);
+  gate.open();
+  EXPECT_EQ(blocker.result(kGenerous), -1);
+  auto it = results.begin();
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_FALSE(it == results.end());
+    EXPECT_THROW((void)*it, CancelledError) << "input " << i;
+  }
+  EXPECT_TRUE(it == results.end());
+  ex->shutdown(true);
+  EXPECT_EQ(ran.load(), 0);
+}
+
+// The inputs are copied once, in the calling thread; each copy is released once its input ran
+// (test_no_stale_references for map), and each result once taken.
+TYPED_TEST_P(ExecutorContract, MapEagerReleasesInputsOnceRunAndResultsOnceTaken) {
+  std::vector<std::shared_ptr<int>> inputs;
+  for (int i = 0; i < 20; ++i) inputs.push_back(std::make_shared<int>(i));
+  auto ex = this->make(2);
+  ASSERT_EQ(Tracked::live.load(), 0);
+  {
+    auto results = ex->map([](const std::shared_ptr<int>& p) { return Tracked(*p); }, inputs,
+                           MapOptions{.eager = true});
+    int i = 0;
+    for (const Tracked& t : results) EXPECT_EQ(t.v, i++);
+    EXPECT_EQ(i, 20);
+    EXPECT_TRUE(wait_until([&] {
+      return std::all_of(inputs.begin(), inputs.end(),
+                         [](const std::shared_ptr<int>& p) { return p.use_count() == 1; });
+    })) << "an input copy outlived its task";
+    EXPECT_TRUE(wait_until([] { return Tracked::live.load() == 0; }))
+        << Tracked::live.load() << " taken results still alive";
+  }
+  EXPECT_EQ(Tracked::live.load(), 0);
+}
+
 // ==== shutdown ===================================================================================
 
 TYPED_TEST_P(ExecutorContract, ShutdownIsIdempotent) {
@@ -1151,11 +1385,17 @@ REGISTER_TYPED_TEST_SUITE_P(
     MapRethrowsAnExceptionAtItsPosition, MapTimeout, MapTimeoutCancelsTheCurrentAndThePendingTasks,
     MapIsLazyOverAnEndlessRange, MapWindowCountsInputsPulledAhead, MapEagerSubmitsWithoutIteration,
     MapEagerNeedsASizedRange, MapOverAnEmptyRange, MapKeepsNoReferenceToTakenResults,
-    MapThenShutdownAtOnce, ShutdownIsIdempotent, SubmitAfterShutdownRaisesRuntimeError,
-    ShutdownWaitsForRunningAndQueuedTasks, ShutdownWaitBlocksUntilTheRunningTaskEnds,
-    ShutdownWithoutWaitReturnsAtOnceYetTasksFinish, ShutdownCancelFuturesCancelsQueuedTasks,
-    ShutdownCancelFuturesWithSeveralWorkers, ShutdownAfterACancelledSubmitDoesNotHang,
-    DestructorShutsDownAndWaits, DestructorWaitsForARunningTask, AsCompletedYieldsInCompletionOrder,
+    MapThenShutdownAtOnce, MapEagerManyInputsInOrderAtEveryWorkerCount,
+    MapEagerExceptionAtItsPositionAndTheLaterInputsStillRun,
+    MapEagerUntakenExceptionIsReportedAndAnInputErrorEndsTheResults,
+    MapEagerRangeDestroyedMidIterationRunsNoMoreInputs, MapEagerTimeoutThenTheRestIsCancelled,
+    MapEagerShutdownCancelFuturesCancelsTheInputsNotStarted,
+    MapEagerReleasesInputsOnceRunAndResultsOnceTaken, ShutdownIsIdempotent,
+    SubmitAfterShutdownRaisesRuntimeError, ShutdownWaitsForRunningAndQueuedTasks,
+    ShutdownWaitBlocksUntilTheRunningTaskEnds, ShutdownWithoutWaitReturnsAtOnceYetTasksFinish,
+    ShutdownCancelFuturesCancelsQueuedTasks, ShutdownCancelFuturesWithSeveralWorkers,
+    ShutdownAfterACancelledSubmitDoesNotHang, DestructorShutsDownAndWaits,
+    DestructorWaitsForARunningTask, AsCompletedYieldsInCompletionOrder,
     AsCompletedTimesOutOnAPendingTask, WaitReturnWhenModes, AddDoneCallbackOnTheExecutorsFutures,
     ThrowingCallbackGoesToTheExcepthook, ThenOnTheExecutor, MaxWorkersTasksRunAtOnceAndNoMore,
     NoStaleReferencesToTheCallable);
