@@ -20,7 +20,8 @@
 //                     takes the result by moving it out of the future (a move-only result type:
 //                     one result object in the parent, as Python's f.result()); m = 1 takes a
 //                     std::string result with f.result(), which copies it (every Future handle
-//                     sees the same value), so the parent holds the result twice. The child
+//                     sees the same value), so the parent holds the result twice; m = 2 takes it
+//                     with std::move(f).result(), which moves it out of the only handle. The child
 //                     checks the result byte for byte. Twin: python_process_pool_bench.py
 //                     --big-arg (ProcessPoolExecutor, bytes).
 #include <benchmark/benchmark.h>
@@ -231,9 +232,13 @@ int big_arg_child(const std::string& spec) {
   if (mode == 0) {
     Blob r = p.submit(echo_blob, arg).result();  // a temporary future: moved out
     ok = r.bytes == arg;
-  } else {
+  } else if (mode == 1) {
     concur::Future<std::string> f = p.submit(echo_string, arg);
     const std::string r = f.result();  // a copy: the future keeps its own
+    ok = r == arg;
+  } else {
+    concur::Future<std::string> f = p.submit(echo_string, arg);
+    const std::string r = std::move(f).result();  // the only handle: moved out
     ok = r == arg;
   }
   const double seconds =
@@ -279,7 +284,13 @@ void BigArgPeakRss(benchmark::State& state) {
   state.counters["hwm_ratio"] = static_cast<double>(hwm) * 1024.0 / payload;
   state.counters["round_trip_s"] = seconds;
 }
-BENCHMARK(BigArgPeakRss)->Arg(0)->Arg(1)->Iterations(1)->UseRealTime()->Unit(benchmark::kSecond);
+BENCHMARK(BigArgPeakRss)
+    ->Arg(0)
+    ->Arg(1)
+    ->Arg(2)
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kSecond);
 
 }  // namespace
 

@@ -553,6 +553,48 @@ TEST_F(FutureTest, MoveOnlyResultMovesOutOnce) {
   EXPECT_TRUE(g.done());
 }
 
+// A copyable result: std::move(f).result() moves it out when f is the only handle and no callback
+// was added (a large string is not copied), copies it otherwise; a moved-out value is never handed
+// out again.
+TEST_F(FutureTest, CopyableResultMovesOutOfTheOnlyHandle) {
+  const std::string big(4096, 'x');
+  {
+    Promise<std::string> p;
+    Future<std::string> f = p.get_future();
+    p.set_result(big);
+    {
+      Future<std::string> peek = f;  // a second handle: the value is copied
+      EXPECT_EQ(std::move(peek).result(), big);
+    }
+    EXPECT_EQ(f.result(), big);  // an lvalue always copies
+    std::string moved = std::move(f).result();
+    EXPECT_EQ(moved, big);
+    EXPECT_EQ(what_of([&] { (void)f.result(); }),
+              "InvalidStateError: the result was already moved out");
+    Future<std::string> copy = f;
+    EXPECT_EQ(what_of([&] { (void)std::move(copy).result(); }),
+              "InvalidStateError: the result was already moved out");
+  }
+  {
+    // A done-callback was added: it may still read the value, so the value is copied.
+    Promise<std::string> p;
+    Future<std::string> f = p.get_future();
+    std::string seen;
+    f.add_done_callback([&seen](const Future<std::string>& g) { seen = g.result(); });
+    p.set_result(big);
+    EXPECT_EQ(std::move(f).result(), big);
+    EXPECT_EQ(f.result(), big);
+    EXPECT_EQ(seen, big);
+  }
+  {
+    // The same through a timeout form, and an exception is rethrown as always.
+    Promise<std::string> p;
+    Future<std::string> f = p.get_future();
+    p.set_exception(std::make_exception_ptr(ValueError("no")));
+    EXPECT_EQ(what_of([&] { (void)std::move(f).result(1s); }), "ValueError: no");
+  }
+}
+
 // A Promise destroyed while its future is pending or running finishes it with BrokenExecutor and
 // wakes a waiter already blocked on it; the exception is not reported as unobserved.
 TEST_F(FutureTest, DestroyedPromiseBreaksTheFuture) {

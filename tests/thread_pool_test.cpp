@@ -910,6 +910,46 @@ TEST_F(ThreadPoolTest, EagerMapInsideATaskHelps) {
   }
 }
 
+// An input that waits for the task iterating its own map, running on the other worker: the
+// task's wait for that input and the input's wait for the task are a cycle through a range task.
+// The pool names it with DeadlockError (through the range's gate, which names the range task
+// running the input) instead of hanging, as it does with one task per input.
+TEST_F(ThreadPoolTest, EagerMapInputWaitingForTheIteratingTaskRaisesDeadlockError) {
+  // Which wait of the cycle sees it first decides whether input 0's DeadlockError is taken by the
+  // map (no report) or dropped with the map after the task failed (one "never retrieved" report).
+  ignore_reports();
+  ThreadPoolExecutor pool(Options{.max_workers = 2, .thread_name_prefix = "mapcycle"});
+  Event ready;
+  Event started;
+  Future<int> outer;
+  outer = pool.submit([&]() -> int {
+    if (!ready.wait(kGenerous)) throw TimeoutError("never ready");
+    auto results = pool.map(
+        [&](int x) -> int {
+          if (x != 0) return x;
+          started.set();
+          return outer.result(kGenerous);  // waits for the task that iterates this map
+        },
+        std::vector<int>{0, 1, 2}, MapOptions{.eager = true});
+    // Input 0 runs on the other worker (it stole the first range task) before we wait for it.
+    if (!started.wait(kGenerous)) throw TimeoutError("input 0 never started");
+    int sum = 0;
+    for (int v : results) sum += v;
+    return sum;
+  });
+  ready.set();
+  EXPECT_THAT(what_of([&] { (void)outer.result(kGenerous); }),
+              ::testing::AllOf(StartsWith("DeadlockError: "), HasSubstr("mapcycle_0"),
+                               HasSubstr("mapcycle_1")));
+  // The pool keeps working, maps included.
+  int n = 0;
+  for (int v :
+       pool.map([](int x) { return x; }, std::vector<int>{0, 1, 2, 3}, MapOptions{.eager = true})) {
+    EXPECT_EQ(v, n++);
+  }
+  EXPECT_EQ(n, 4);
+}
+
 // shutdown(cancel_futures = true) while an eager map's input runs: the range task finishing it
 // cancels every input not started (it asks the pool before each one); the running one finishes.
 TEST_F(ThreadPoolTest, EagerMapShutdownCancelFuturesWhileAnInputRuns) {

@@ -4,7 +4,8 @@
 # concur beside Python 3.11's ProcessPoolExecutor, N runs each, interleaved, every run in a fresh
 # process. concur: build/release/bench/process_pool_bench --big-arg-child=B:M, M = 0 the result
 # moved out of its future (a move-only type: one result object, as Python's f.result()), M = 1 a
-# std::string taken with f.result() (a copy). --base BIN adds the same runs of another build of
+# std::string taken with f.result() (a copy), M = 2 a std::string taken with std::move(f).result()
+# (moved out of the only handle). --base BIN adds the same runs of another build of
 # process_pool_bench (the code before a change). Python: /usr/bin/python3 (Debian's 3.11)
 # bench/compare/python_process_pool_bench.py --big-arg-child B. Writes PREFIX_runs.txt (one line
 # per run) and PREFIX_summary.json (medians, min, max, spread = (max - min) / median, ratio to
@@ -26,7 +27,7 @@ py=/usr/bin/python3
 out=${prefix}_runs.txt
 : > "$out"
 for r in $(seq "$runs"); do
-  for m in 0 1; do
+  for m in 0 1 2; do
     echo "concur mode$m $r $($bin --big-arg-child=$bytes:$m) load $(cut -d' ' -f1 /proc/loadavg)" >> "$out"
     if [ -n "$base" ]; then
       echo "base mode$m $r $($base --big-arg-child=$bytes:$m) load $(cut -d' ' -f1 /proc/loadavg)" >> "$out"

@@ -27,8 +27,9 @@
 // contract above holds item by item (order, exceptions, timeout, cancellation, cancel_futures, a
 // broken pool); fn runs only on the executor's threads, at most max_workers() items at once; the
 // executor's stats() count the range tasks. A fn taking a std::stop_token keeps one task per
-// input. Not detected on this path: an input waiting for the task that iterates its own map
-// (DeadlockError with one task per input).
+// input. An input waiting for the task that iterates its own map raises DeadlockError on a
+// ThreadPoolExecutor, as with one task per input (the range's wait names the range task running
+// the item it waits for).
 // Lifetime: a map() range refers to its executor, which must outlive it.
 // Thread-safety: submit, map and shutdown may be called from any thread, including a task
 // running on the executor itself; one map() range is used by one thread.
@@ -188,14 +189,43 @@ class BulkGate {
   BulkGate& operator=(const BulkGate&) = default;
 };
 
+// MapLaneNow: what the runner of one lane is doing, for the deadlock check: its task's state and
+// the item it runs (kNone between items). Written by that runner only; one per cache line.
+struct alignas(64) MapLaneNow {
+  static constexpr std::uint32_t kNone = 0xffffffffU;
+  std::atomic<const FutureStateBase*> runner{nullptr};
+  std::atomic<std::uint32_t> item{kNone};
+};
+
 // MapGate: the state a range blocks on while its next item runs — a FutureStateBase, so that a
 // blocking wait in a pool worker helps (runs queued tasks, the range tasks among them) meanwhile.
 // reset() re-arms it (the range only, while nobody can open it for the current wait); open() may
 // come late, from a wait already over: the range then sees a spurious wake-up and waits again.
+// finisher() names the range task running the item the range waits for, so that a pool's
+// deadlock check follows the wait through it (an item waiting for the task that iterates its own
+// map raises DeadlockError, as with one task per input).
 class MapGate final : public FutureStateBase {
  public:
   MapGate() noexcept : FutureStateBase(kRef) {}
   ~MapGate() override = default;
+  // watch(waiting, now, lanes): where finisher() reads the item waited for and the lanes' runners.
+  void watch(const std::atomic<std::uint32_t>* waiting, const MapLaneNow* now,
+             std::uint32_t lanes) noexcept {
+    waiting_ = waiting;
+    now_ = now;
+    lanes_ = lanes;
+  }
+  [[nodiscard]] const FutureStateBase* finisher() const noexcept override {
+    if (now_ == nullptr) return nullptr;
+    const std::uint32_t j = waiting_->load(std::memory_order_acquire);
+    if (j == MapLaneNow::kNone) return nullptr;
+    for (std::uint32_t l = 0; l < lanes_; ++l) {
+      if (now_[l].item.load(std::memory_order_acquire) == j) {
+        return now_[l].runner.load(std::memory_order_acquire);
+      }
+    }
+    return nullptr;  // not started: whoever takes it is not blocked yet
+  }
   void reset() noexcept { word_.store(kPending, std::memory_order_relaxed); }
   void open() noexcept {
     std::uint32_t w = word_.load(std::memory_order_relaxed);
@@ -207,6 +237,11 @@ class MapGate final : public FutureStateBase {
       }
     }
   }
+
+ private:
+  const std::atomic<std::uint32_t>* waiting_ = nullptr;
+  const MapLaneNow* now_ = nullptr;
+  std::uint32_t lanes_ = 0;
 };
 
 // MapSlot<Args, R>: one input of a range-task map: its arguments until it runs, then its outcome.
@@ -282,7 +317,11 @@ class MapBlock {
   [[nodiscard]] std::uint32_t size() const noexcept { return n_; }
   // start(k): the RangeLanes of the items for k runners; add_runner() before each runner is
   // handed over.
-  void start(std::uint32_t k) { lanes_.emplace(n_, k); }
+  void start(std::uint32_t k) {
+    lanes_.emplace(n_, k);
+    now_.reset(new MapLaneNow[k]);
+    wake_.watch(&waiting_, now_.get(), k);
+  }
   void add_runner() noexcept { live_.fetch_add(1, std::memory_order_relaxed); }
 
   // ---- runners ----
@@ -294,8 +333,15 @@ class MapBlock {
   // from memory ran ~8 % slower (20 µs chunks; docs/benchmarks.md, issue 13).
   static constexpr std::chrono::nanoseconds kChunkTime{200'000};
 
-  // run_lane(lane): run items until none is left, the range is gone, or the executor refuses.
-  void run_lane(std::uint32_t lane) noexcept {
+  // run_lane(lane, self): run items until none is left, the range is gone, or the executor
+  // refuses; `self` is the runner's task state (what the deadlock check looks for on the stacks).
+  void run_lane(std::uint32_t lane, const FutureStateBase* self) noexcept {
+    MapLaneNow& doing = now_[lane];
+    doing.runner.store(self, std::memory_order_release);
+    struct Idle {
+      MapLaneNow& doing;
+      ~Idle() { doing.item.store(MapLaneNow::kNone, std::memory_order_release); }
+    } idle{doing};
     std::uint32_t grain = 1;
     std::uint32_t ran = 0;  // items since the last resize
     Clock::time_point since = Clock::now();
@@ -308,6 +354,7 @@ class MapBlock {
         return;
       }
       if (!lanes_->next(lane, grain, i)) return;
+      doing.item.store(i, std::memory_order_release);
       run_item(i);
       if (++ran >= grain) {
         const Clock::time_point now = Clock::now();
@@ -440,6 +487,7 @@ class MapBlock {
   const std::unique_ptr<Slot[]> slots_;
   std::uint32_t n_ = 0;  // written by the range before any runner starts
   std::optional<RangeLanes> lanes_;
+  std::unique_ptr<MapLaneNow[]> now_;  // per lane, for MapGate::finisher()
   const std::shared_ptr<const BulkGate> gate_;
   std::atomic<bool> stop_{false};
   std::atomic<std::uint32_t> live_{1};  // runners that may still run, + 1 until all are handed over
@@ -459,7 +507,7 @@ class MapRunner final : public FutureStateBase, public Runnable {
 
   void run() noexcept override {
     consumed_ = true;
-    block_->run_lane(lane_);
+    block_->run_lane(lane_, this);
     block_->runner_gone(nullptr);
     block_.reset();
   }

@@ -106,6 +106,10 @@ class CONCUR_EXPORT FutureStateBase {
   }
   [[nodiscard]] bool done() const noexcept { return is_done(word()); }
   [[nodiscard]] const std::exception_ptr& stored_exception() const noexcept { return exc_; }
+  // finisher(): for a state that no task of its own finishes (map()'s gate, executor.hpp), the
+  // state of the task running the work that will finish it, if one runs it now; else nullptr.
+  // A pool's deadlock check follows it; the pointer may be stale: compare it, never dereference.
+  [[nodiscard]] virtual const FutureStateBase* finisher() const noexcept { return nullptr; }
 
   // ---- references ------------------------------------------------------------------------------
   void add_ref() noexcept { refs_.fetch_add(kRef, std::memory_order_relaxed); }
@@ -128,7 +132,14 @@ class CONCUR_EXPORT FutureStateBase {
   void mark_retrieved(std::uint32_t w) noexcept {
     if ((w & kRetrieved) == 0) word_.fetch_or(kRetrieved, std::memory_order_relaxed);
   }
-  // take_move() claims the one move of a move-only value; false when it was already taken.
+  // sole_reader(): the caller's handle is the only Future/AnyFuture handle and no callback or
+  // waiter node was ever linked, so nobody else can read the value (a copyable value may then be
+  // moved out by std::move(f).result()).
+  [[nodiscard]] bool sole_reader() const noexcept {
+    return (refs_.load(std::memory_order_acquire) & kFutureMask) == kFutureRef &&
+           (word() & kHasNodes) == 0;
+  }
+  // take_move() claims the one move of a value; false when it was already taken.
   bool take_move() noexcept {
     return (word_.fetch_or(kMovedOut, std::memory_order_acq_rel) & kMovedOut) == 0;
   }
@@ -607,13 +618,15 @@ class Future : public AnyFuture {
   Future() noexcept = default;
 
   // result() blocks until done and returns the value (a copy: every handle sees the same
-  // value), rethrows the work's exception, or throws CancelledError. For a move-only T call it
-  // on an rvalue: std::move(f).result() moves the value out once; any later result() of any
-  // handle throws InvalidStateError("the result was already moved out").
+  // value), rethrows the work's exception, or throws CancelledError. On an rvalue,
+  // std::move(f).result() moves the value out instead of copying it — always for a move-only T,
+  // for a copyable T when f is the only handle and no callback was ever added (otherwise it
+  // copies); after a move, any later result() of any handle throws
+  // InvalidStateError("the result was already moved out").
   T result() const& requires(std::is_void_v<T> || std::copy_constructible<T>) {
     return get(wait_done(detail::Deadline::infinite()));
   }
-  T result() && requires(!std::is_void_v<T> && !std::copy_constructible<T>) {
+  T result() && requires(!std::is_void_v<T>) {
     return take(wait_done(detail::Deadline::infinite()));
   }
   // result(timeout) / result_until(tp): the same, throwing TimeoutError when not done in time.
@@ -623,8 +636,7 @@ class Future : public AnyFuture {
     return get(wait_done(detail::Deadline::after(timeout)));
   }
   template <class Rep, class Period>
-      T result(std::chrono::duration<Rep, Period> timeout) &&
-      requires(!std::is_void_v<T> && !std::copy_constructible<T>) {
+      T result(std::chrono::duration<Rep, Period> timeout) && requires(!std::is_void_v<T>) {
     return take(wait_done(detail::Deadline::after(timeout)));
   }
   template <class C, class D>
@@ -633,8 +645,7 @@ class Future : public AnyFuture {
     return get(wait_done(detail::Deadline::at(tp)));
   }
   template <class C, class D>
-      T result_until(std::chrono::time_point<C, D> tp) &&
-      requires(!std::is_void_v<T> && !std::copy_constructible<T>) {
+      T result_until(std::chrono::time_point<C, D> tp) && requires(!std::is_void_v<T>) {
     return take(wait_done(detail::Deadline::at(tp)));
   }
 
@@ -676,6 +687,7 @@ class Future : public AnyFuture {
     if constexpr (std::is_void_v<T>) {
       return;
     } else {
+      if ((w & B::kMovedOut) != 0) detail::throw_moved_out();
       return typed()->value();
     }
   }
@@ -685,6 +697,9 @@ class Future : public AnyFuture {
     if ((w & B::kHasException) != 0) {
       state_->mark_retrieved(w);
       std::rethrow_exception(state_->stored_exception());
+    }
+    if constexpr (std::copy_constructible<T>) {
+      if (!state_->sole_reader()) return get(w);
     }
     if (!state_->take_move()) detail::throw_moved_out();
     return std::move(typed()->value());

@@ -22,8 +22,8 @@
 // comes back the same way and is loaded straight from the worker's file. A 200 MB round trip
 // therefore peaks at the argument plus the result in the parent's RSS (docs/benchmarks.md); the
 // file of the moment (the argument's, then the result's) is kernel memory. Note that
-// Future::result() returns a copy for a copyable result type: take a large result with a
-// move-only type and std::move(f).result().
+// f.result() returns a copy for a copyable result type: take a large result with
+// std::move(f).result(), which moves it out of the future's only handle.
 // A worker that dies (signal, abort, exit, out of memory) fails exactly the task it was running
 // with BrokenProcessPool, naming the exit code; the task queued behind it goes back to the pool,
 // a new worker replaces the dead one, and the pool carries on. With Options{.break_on_worker_death

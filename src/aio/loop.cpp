@@ -600,18 +600,20 @@ void Loop::execute(concur::detail::RunnablePtr task) {
   if (impl.exec_drain_posted) return;
   impl.exec_drain_posted = true;
   lock.unlock();
-  // One drain call runs every submission queued by the time it runs.
+  // One drain call runs the submissions queued by the time it runs (later ones wait for the drain
+  // they post), taking them from the queue one at a time: shutdown(cancel_futures) while one of
+  // them runs still cancels the rest.
   const bool posted = core_.post_threadsafe([&impl] {
     std::unique_lock l(impl.exec_mu);
     impl.exec_drain_posted = false;
-    std::deque<concur::detail::RunnablePtr> batch = std::move(impl.exec_queue);
-    l.unlock();
-    for (auto& r : batch) {
+    for (std::size_t n = impl.exec_queue.size(); n > 0 && !impl.exec_queue.empty(); --n) {
+      concur::detail::RunnablePtr r = std::move(impl.exec_queue.front());
+      impl.exec_queue.pop_front();
+      l.unlock();
       r->run();
       r.reset();  // the task's own reference: the callable and the result are not kept
       l.lock();
       --impl.exec_unfinished;
-      l.unlock();
       impl.exec_cv.notify_all();
     }
   });

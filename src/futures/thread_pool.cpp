@@ -521,7 +521,9 @@ class PoolCore final : public WaitHelper,
     const FutureStateBase* cur = &s;
     for (std::size_t hops = 0; hops <= slots_.size(); ++hops) {
       if (cur->done()) break;
-      const WorkerSlot* runner = runner_of(cur);
+      // A state no task of its own finishes (map()'s gate) names the task that will finish it.
+      const FutureStateBase* by = cur->finisher();
+      const WorkerSlot* runner = runner_of(by != nullptr ? by : cur);
       if (runner == nullptr) break;
       if (runner == &me) {
         if (me.suspect == &s) throw DeadlockError(describe_cycle(me, chain));

@@ -14,6 +14,7 @@
 
 #include "concur/aio/task.hpp"
 #include "concur/errors.hpp"
+#include "concur/sync/event.hpp"
 #include "support/hook_support.hpp"
 #include "support/test_support.hpp"
 
@@ -100,6 +101,43 @@ TEST_F(AioThreadsTest, LoopGroupSpreadsSubmissionsOverItsThreads) {
   for (auto& f : fs) seen.insert(f.result(kGenerous));
   EXPECT_EQ(seen.size(), 3U);
   EXPECT_EQ(seen.count(std::this_thread::get_id()), 0U);
+}
+
+// shutdown(cancel_futures = true) while the loop runs one of several submissions that reached it
+// together (one drain): the others are cancelled and never run, as queued tasks of a pool.
+TEST_F(AioThreadsTest, ShutdownCancelFuturesCancelsSubmissionsQueuedBehindTheRunningOne) {
+  aio::LoopGroup group(1);
+  Event holding;
+  Event hold;
+  // Hold the loop so that every submission below reaches it in one drain.
+  group.loop().call_soon_threadsafe([&] {
+    holding.set();
+    (void)hold.wait(kGenerous);
+  });
+  ASSERT_TRUE(holding.wait(kGenerous));
+  Event started;
+  Event gate;
+  std::atomic<int> ran{0};
+  Future<int> first = group.submit([&] {
+    started.set();
+    (void)gate.wait(kGenerous);
+    return -1;
+  });
+  std::vector<Future<int>> rest;
+  for (int i = 0; i < 9; ++i) {
+    rest.push_back(group.submit([&ran, i] {
+      ran.fetch_add(1);
+      return i;
+    }));
+  }
+  hold.set();
+  ASSERT_TRUE(started.wait(kGenerous));
+  group.shutdown(false, true);
+  gate.set();
+  EXPECT_EQ(first.result(kGenerous), -1);
+  for (auto& f : rest) EXPECT_THROW((void)f.result(kGenerous), CancelledError);
+  group.shutdown(true);
+  EXPECT_EQ(ran.load(), 0);
 }
 
 TEST_F(AioThreadsTest, DestroyingALoopGroupCancelsItsTasks) {

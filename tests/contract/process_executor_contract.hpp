@@ -591,8 +591,7 @@ TYPED_TEST_P(ProcessExecutorContract, SubmitBatchRunsEveryCallInOrder) {
   auto g = ex->submit_batch(contract_divmod, std::vector<std::tuple<int, int>>{{7, 2}, {1, 0}});
   expect_remote_error(g, "concur::testing::process_contract::ZeroDivisionError",
                       "integer division or modulo by zero");
-  // An empty batch has an empty result. KNOWN BUG (reported): it reaches the worker as one call
-  // without arguments (batch == 0 means "one call") and fails with UnpicklingError.
+  // An empty batch has an empty result (it is never sent: batch 0 means one call on the wire).
   try {
     EXPECT_TRUE(ex->submit_batch(contract_mul, std::vector<std::tuple<int, int>>{})
                     .result(kRemote)
