@@ -12,7 +12,10 @@
 // unfinished_tasks() still true, blocked getters still woken), each get moving its item out
 // exactly once, put_many/get_many (batch order, bounds, timeouts, rvalue ranges, blocking for
 // room), shutdown waking many blocked callers, and producer/consumer runs swept over
-// kThreadCounts with a checksum, a per-item seen-count and a happens-before check.
+// kThreadCounts with a checksum, a per-item seen-count and a happens-before check; for the FIFO
+// queues (unbounded on the segment engine, bounded on the ring), Python's linearizable order
+// (a put that returned before another began is got first, checked with a shared clock) and
+// 2M-item stress runs.
 // The throwing-move and rvalue put_many tests found library bugs (since fixed in queue.hpp).
 #include "concur/queue.hpp"
 
