@@ -25,15 +25,27 @@
 // Every case runs a fixed single iteration per repetition: use --benchmark_repetitions for
 // medians.
 //
+// Stability (issue 13: the same binary ranged 0.63x-2.15x moodycamel between runs): every pass
+// is preceded by an untimed warm-up pass of a tenth of the items on a fresh queue (allocator,
+// page faults, CPU frequency), and the threads are pinned (--placement=spread, the default): with
+// the process's allowed CPUs c0, c1, ..., producer i runs on c(i mod n) and consumer j on
+// c((j + 1) mod n) — at 1P/1C one CPU each, at 2P/2C on 2 CPUs one producer and one consumer per
+// CPU — so no pass depends on where the scheduler happened to put the threads.
+// --placement=none leaves placement to the scheduler (the behaviour before). Every case reports
+// min and max beside Google Benchmark's mean / median / stddev / cv over --benchmark_repetitions.
+//
 // Extra counters per pass: cpu_per_item (process CPU time / items, ns — wall time per item is
 // 1e9 / items_per_second; cpu > wall means threads burnt CPU spinning in parallel) and
 // csw_per_kitem (voluntary + involuntary context switches of the process per 1000 items).
 //
-// Run: ./build/release/bench/queue_bench [--items=N] [--benchmark_repetitions=5
+// Run: ./build/release/bench/queue_bench [--items=N] [--placement=spread|none]
+//      [--benchmark_repetitions=5
 //      --benchmark_report_aggregates_only=true] [--benchmark_format=json]
 //      (CONCUR_QUEUE_BENCH_ITEMS=N does the same as --items=N.)
 #include <benchmark/benchmark.h>
 #include <concurrentqueue/blockingconcurrentqueue.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <tbb/concurrent_queue.h>
 
@@ -61,6 +73,9 @@ namespace {
 
 constexpr std::int64_t kDefaultItems = 10'000'000;
 std::int64_t g_items = kDefaultItems;  // set once in main() before any benchmark runs
+
+bool g_pin = true;        // --placement=spread (true) or none
+std::vector<int> g_cpus;  // the CPUs this process may run on, in order
 
 constexpr std::size_t kBound = 1024;
 constexpr std::size_t kBatch = 64;
@@ -231,51 +246,104 @@ std::int64_t context_switches() {
   return ru.ru_nvcsw + ru.ru_nivcsw;
 }
 
+// allowed_cpus() lists the CPUs in this process's affinity mask.
+std::vector<int> allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> cpus;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c) {
+    if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  }
+  return cpus;
+}
+
+// pin(t, slot) binds thread t to CPU g_cpus[slot mod n] under --placement=spread.
+void pin(std::thread& t, int slot) {
+  if (!g_pin || g_cpus.empty()) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(g_cpus[static_cast<std::size_t>(slot) % g_cpus.size()], &set);
+  pthread_setaffinity_np(t.native_handle(), sizeof(set), &set);
+}
+
+// Pass is one run of `producers` x `consumers` threads over a fresh queue moving `n` items; the
+// threads wait on a latch until go().
+template <class A>
+class Pass {
+ public:
+  Pass(int producers, int consumers, std::int64_t n) : q_(A::make()) {
+    const int per_producer = static_cast<int>(n / producers);
+    const int per_consumer = static_cast<int>(n / consumers);
+    for (int p = 0; p < producers; ++p) {
+      threads_.emplace_back([this, p, per_producer] {
+        go_.wait();
+        A::produce(*q_, p * per_producer + 1, per_producer);
+      });
+      pin(threads_.back(), p);
+    }
+    for (int c = 0; c < consumers; ++c) {
+      threads_.emplace_back([this, per_consumer] {
+        go_.wait();
+        sum_.fetch_add(A::consume(*q_, per_consumer), std::memory_order_relaxed);
+      });
+      pin(threads_.back(), c + 1);
+    }
+  }
+  Pass(const Pass&) = delete;
+  Pass& operator=(const Pass&) = delete;
+  ~Pass() { join(); }
+  void go() { go_.count_down(); }
+  void join() {
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  [[nodiscard]] std::int64_t sum() const { return sum_.load(); }
+
+ private:
+  std::unique_ptr<typename A::Queue> q_;
+  std::latch go_{1};
+  std::atomic<std::int64_t> sum_{0};
+  std::vector<std::thread> threads_;
+};
+
 template <class A>
 void BM_Queue(benchmark::State& state, const std::string& name, int producers, int consumers) {
   // n is g_items rounded down so that every producer and every consumer gets an equal share.
   const std::int64_t n = g_items - g_items % (producers * consumers);
-  const int per_producer = static_cast<int>(n / producers);
-  const int per_consumer = static_cast<int>(n / consumers);
   const std::int64_t expected = n * (n + 1) / 2;
   std::int64_t cpu_ns = 0;
   std::int64_t switches = 0;
 
+  // The warm-up pass: a tenth of the items, untimed, on its own fresh queue and threads.
+  const std::int64_t unit = producers * consumers;
+  const std::int64_t warm = std::max(unit, (n / 10) - (n / 10) % unit);
+
   for (auto _ : state) {
     state.PauseTiming();
-    auto q = A::make();
-    std::latch go(1);
-    std::atomic<std::int64_t> sum{0};
-    std::vector<std::thread> threads;
-    for (int p = 0; p < producers; ++p) {
-      threads.emplace_back([&, p] {
-        go.wait();
-        A::produce(*q, p * per_producer + 1, per_producer);
-      });
+    {
+      Pass<A> warm_up(producers, consumers, warm);
+      warm_up.go();
     }
-    for (int c = 0; c < consumers; ++c) {
-      threads.emplace_back([&] {
-        go.wait();
-        sum.fetch_add(A::consume(*q, per_consumer), std::memory_order_relaxed);
-      });
-    }
+    auto pass = std::make_unique<Pass<A>>(producers, consumers, n);
     const std::int64_t cpu0 = process_cpu_ns();
     const std::int64_t csw0 = context_switches();
     state.ResumeTiming();
 
-    go.count_down();
-    for (auto& t : threads) t.join();
+    pass->go();
+    pass->join();
 
     state.PauseTiming();
     cpu_ns += process_cpu_ns() - cpu0;
     switches += context_switches() - csw0;
-    if (sum.load() != expected) {
+    if (pass->sum() != expected) {
       std::fprintf(stderr, "%s: checksum %lld, expected %lld — items lost or duplicated\n",
-                   name.c_str(), static_cast<long long>(sum.load()),
+                   name.c_str(), static_cast<long long>(pass->sum()),
                    static_cast<long long>(expected));
       std::abort();
     }
-    q.reset();
+    pass.reset();
     state.ResumeTiming();
   }
   const auto total = static_cast<double>(n) * static_cast<double>(state.iterations());
@@ -294,6 +362,10 @@ void add(const char* config, int producers, int consumers, const char* queue) {
                                })
       ->UseRealTime()
       ->Iterations(1)
+      ->ComputeStatistics(
+          "min", [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); })
+      ->ComputeStatistics(
+          "max", [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); })
       ->Unit(benchmark::kMillisecond);
 }
 
@@ -337,20 +409,27 @@ std::int64_t parse_items(const char* text) {
 
 int main(int argc, char** argv) {
   if (const char* env = std::getenv("CONCUR_QUEUE_BENCH_ITEMS")) g_items = parse_items(env);
-  // Take --items=N out of argv before Google Benchmark sees it.
+  // Take --items=N and --placement=... out of argv before Google Benchmark sees it.
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
     if (std::strncmp(argv[i], "--items=", 8) == 0) {
       g_items = parse_items(argv[i] + 8);
+    } else if (std::strcmp(argv[i], "--placement=spread") == 0) {
+      g_pin = true;
+    } else if (std::strcmp(argv[i], "--placement=none") == 0) {
+      g_pin = false;
     } else {
       argv[kept++] = argv[i];
     }
   }
   argc = kept;
+  g_cpus = allowed_cpus();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   register_all();
   benchmark::AddCustomContext("items_per_pass", std::to_string(g_items));
+  benchmark::AddCustomContext("placement", g_pin ? "spread" : "none");
+  benchmark::AddCustomContext("cpus", std::to_string(g_cpus.size()));
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -12,7 +12,10 @@
 // unfinished_tasks() still true, blocked getters still woken), each get moving its item out
 // exactly once, put_many/get_many (batch order, bounds, timeouts, rvalue ranges, blocking for
 // room), shutdown waking many blocked callers, and producer/consumer runs swept over
-// kThreadCounts with a checksum, a per-item seen-count and a happens-before check.
+// kThreadCounts with a checksum, a per-item seen-count and a happens-before check; for the FIFO
+// queues (unbounded on the segment engine, bounded on the ring), Python's linearizable order
+// (a put that returned before another began is got first, checked with a shared clock) and
+// 2M-item stress runs.
 // The throwing-move and rvalue put_many tests found library bugs (since fixed in queue.hpp).
 #include "concur/queue.hpp"
 
@@ -1294,6 +1297,115 @@ TYPED_TEST(AnyQueueTest, ProducersAndConsumersMoveEveryItemOnce) {
       typename TypeParam::template Q<std::size_t> q(4);
       produce_consume(q, n, per_producer, TypeParam::kFifo);
     }
+  }
+}
+
+// ---- linearizable FIFO order across threads ---------------------------------------------------
+// Python's queue.Queue is linearizable: if one put() returns before another starts, its item
+// leaves first, whichever threads made them. Checked from outside with one shared clock: a put
+// reads the clock before the call (put_start) and advances it after returning (put_end); a get
+// likewise (get_start, get_end). put_end(A) < put_start(B) proves put A returned before put B
+// began (B's read saw A's later increment); get_end(B) < get_start(A) proves the get that
+// returned B finished before the get that returned A began. A linearizable FIFO never shows both
+// for one pair, so the check cannot fail spuriously; per-producer sub-queues (moodycamel's
+// design) do show it.
+struct Stamps {
+  std::uint64_t put_start = 0, put_end = 0, get_start = 0, get_end = 0;
+};
+
+// fifo_violations(stamps) counts items B for which some A has put_end(A) < put_start(B) and
+// get_end(B) < get_start(A), in O(n log n): B in put_start order, the A with put_end below it
+// added as the sweep passes them, keeping the latest get_start among them.
+std::size_t fifo_violations(const std::vector<Stamps>& st) {
+  std::vector<std::size_t> by_put_end(st.size()), by_put_start(st.size());
+  for (std::size_t i = 0; i < st.size(); ++i) by_put_end[i] = by_put_start[i] = i;
+  std::ranges::sort(by_put_end, {}, [&](std::size_t i) { return st[i].put_end; });
+  std::ranges::sort(by_put_start, {}, [&](std::size_t i) { return st[i].put_start; });
+  std::size_t violations = 0, next_a = 0;
+  std::optional<std::uint64_t> latest_get_start;
+  for (const std::size_t b : by_put_start) {
+    for (; next_a < by_put_end.size() && st[by_put_end[next_a]].put_end < st[b].put_start;
+         ++next_a) {
+      const std::uint64_t gs = st[by_put_end[next_a]].get_start;
+      if (!latest_get_start || gs > *latest_get_start) latest_get_start = gs;
+    }
+    if (latest_get_start && st[b].get_end < *latest_get_start) ++violations;
+  }
+  return violations;
+}
+
+TEST(FifoOrderCheckTest, FindsAnItemOvertakenByALaterPutAndAcceptsOverlaps) {
+  // A put [0, 1], got [6, 7]; B put [2, 3], got [4, 5]: B left first although A's put was done.
+  EXPECT_EQ(fifo_violations({{0, 1, 6, 7}, {2, 3, 4, 5}}), 1u);
+  // Overlapping puts may leave in either order; so may items whose gets overlap.
+  EXPECT_EQ(fifo_violations({{0, 3, 6, 7}, {2, 4, 4, 5}}), 0u);
+  EXPECT_EQ(fifo_violations({{0, 1, 4, 7}, {2, 3, 5, 6}}), 0u);
+  EXPECT_EQ(fifo_violations({{0, 1, 4, 5}, {2, 3, 6, 7}}), 0u);
+}
+
+// linearizable_run(q, producers, consumers, per_producer): items are indices into the stamps.
+template <class Q>
+std::size_t linearizable_run(Q& q, std::size_t producers, std::size_t consumers,
+                             std::size_t per_producer) {
+  const std::size_t total = producers * per_producer;
+  std::vector<Stamps> st(total);
+  std::atomic<std::uint64_t> clock{0};
+  std::atomic<std::size_t> claimed{0};
+  Bunch bunch(producers + consumers, [&](std::size_t id) {
+    if (id < producers) {
+      for (std::size_t i = 0; i < per_producer; ++i) {
+        const std::size_t item = id * per_producer + i;
+        st[item].put_start = clock.load();
+        q.put(item, kGenerous);
+        st[item].put_end = clock.fetch_add(1);
+      }
+      return;
+    }
+    while (claimed.fetch_add(1) < total) {
+      const std::uint64_t start = clock.load();
+      const std::size_t item = q.get(kGenerous);
+      st[item].get_end = clock.fetch_add(1);
+      st[item].get_start = start;
+    }
+  });
+  bunch.join();
+  return fifo_violations(st);
+}
+
+template <class K>
+class FifoQueueTest : public QuiescentTest {};
+using FifoKinds = ::testing::Types<FifoKind, SimpleKind>;
+TYPED_TEST_SUITE(FifoQueueTest, FifoKinds, KindName);
+
+TYPED_TEST(FifoQueueTest, APutThatReturnedFirstIsGotFirstWhicheverThreadsMadeThem) {
+  for (const std::size_t n : kThreadCounts) {
+    SCOPED_TRACE(::testing::Message() << n << " producers and " << n << " consumers");
+    const std::size_t per_producer = 40'000 / kScale / n;
+    {
+      typename TypeParam::template Q<std::size_t> q;
+      EXPECT_EQ(linearizable_run(q, n, n, per_producer), 0u);
+    }
+    if constexpr (TypeParam::kBounded) {
+      SCOPED_TRACE("bounded at 16");
+      typename TypeParam::template Q<std::size_t> q(16);
+      EXPECT_EQ(linearizable_run(q, n, n, per_producer), 0u);
+    }
+  }
+}
+
+// Millions of items through the unbounded lock-free engine (and the bounded ring): conserved,
+// each producer's in order, with single and batched puts and gets.
+TYPED_TEST(FifoQueueTest, StressMillionsOfItems) {
+  const std::size_t n = 4;
+  const std::size_t per_producer = 2'000'000 / kScale / n;
+  {
+    typename TypeParam::template Q<std::size_t> q;
+    produce_consume(q, n, per_producer, true);
+  }
+  if constexpr (TypeParam::kBounded) {
+    SCOPED_TRACE("bounded at 1024");
+    typename TypeParam::template Q<std::size_t> q(1024);
+    produce_consume(q, n, per_producer, true);
   }
 }
 

@@ -7,15 +7,19 @@
 // std::optional) that leave a rejected item untouched — they report "full" / "empty" by value
 // but still throw ShutDown after shutdown(), so a retry loop cannot spin on a dead queue. put_many
 // / get_many move batches in one wake-up (under one lock acquisition on the mutex engine; item by
-// item, without waiting between items, on the ring). task_done() / join() count unfinished tasks
-// (task_done() more often than put() → ValueError). shutdown(immediate) makes every later put — and
-// every get on an empty queue — throw ShutDown, wakes every blocked caller, and with immediate=true
-// drops the items and settles their unfinished-task count so join() returns. Engines: a bounded
-// FIFO Queue<T>(maxsize) with maxsize <= detail::kMaxRingSlots and a nothrow-movable T runs
-// lock-free on detail::RingQueue; every other queue on one mutex and a container. Both keep
-// every guarantee below. Guarantees: every operation is linearizable (at the mutex, or at the
-// ring's claim of a slot); FIFO order for Queue, LIFO for
-// LifoQueue, smallest-first for PriorityQueue with FIFO among equal priorities (no (priority,
+// item, without waiting between items, on the lock-free engines). task_done() / join() count
+// unfinished tasks (task_done() more often than put() → ValueError). shutdown(immediate) makes
+// every later put — and every get on an empty queue — throw ShutDown, wakes every blocked caller,
+// and with immediate=true drops the items and settles their unfinished-task count so join()
+// returns. Engines, for a T whose move constructor and destructor are noexcept: an unbounded
+// Queue<T>() or SimpleQueue<T> runs lock-free on detail::SegmentQueue (linked segments of slots
+// claimed by compare-exchange), a bounded Queue<T>(maxsize) with maxsize <= detail::kMaxRingSlots
+// on detail::RingQueue; every other queue (LIFO, priority, a larger bound, or a T whose move may
+// throw — a lock-free engine cannot un-claim a slot, so only the mutex can leave such an item
+// queued) on one mutex and a container. All keep every guarantee below. Guarantees: every operation
+// is linearizable (at the mutex, or at an engine's claim of a slot) — if one put() returns before
+// another starts, its item is got first, whichever threads made them; FIFO order for Queue, LIFO
+// for LifoQueue, smallest-first for PriorityQueue with FIFO among equal priorities (no (priority,
 // count, item) wrapper needed). Blocked producers and consumers are not served in arrival order (a
 // woken waiter races new arrivals), as in Python. An item is moved exactly once out of the queue
 // (put(T) takes its argument by value: one move into the parameter, one into the queue); if T's
@@ -49,6 +53,7 @@
 #include "concur/detail/deadline.hpp"
 #include "concur/detail/futex.hpp"
 #include "concur/detail/ring_queue.hpp"
+#include "concur/detail/segment_queue.hpp"
 #include "concur/detail/wait_queue.hpp"
 #include "concur/errors.hpp"
 
@@ -146,20 +151,27 @@ class PriorityContainer {
 // (task_done / join) on.
 template <class T, class Container, bool kTasks>
 class BasicQueue {
-  // kRing: a bounded FIFO queue of nothrow-movable items may run on the lock-free RingQueue
-  // (detail/ring_queue.hpp) instead of the mutex and the container; every public operation
-  // below forwards to it when ring_ is set.
-  static constexpr bool kRing = std::is_same_v<Container, FifoContainer<T>> && kRingCapable<T>;
-  static constexpr std::size_t kRingBatch = 256;  // put_many stages this many items at a time
-  struct NoRing {};
-  using Ring = std::conditional_t<kRing, RingQueue<T, kTasks>, NoRing>;
+  // kLockFree: a FIFO queue of nothrow-movable items runs on a lock-free engine instead of the
+  // mutex and the container — the RingQueue (detail/ring_queue.hpp) when bounded by at most
+  // kMaxRingSlots, the SegmentQueue (detail/segment_queue.hpp) when unbounded; every public
+  // operation below forwards to the engine that is set (ring_ or segs_).
+  static constexpr bool kLockFree =
+      std::is_same_v<Container, FifoContainer<T>> && kRingCapable<T> && kSegmentCapable<T>;
+  static constexpr std::size_t kStageBatch = 256;  // put_many stages this many items at a time
+  struct NoEngine {};
+  using Ring = std::conditional_t<kLockFree, RingQueue<T, kTasks>, NoEngine>;
+  using Segments = std::conditional_t<kLockFree, SegmentQueue<T, kTasks>, NoEngine>;
 
  public:
   static_assert(std::is_move_constructible_v<T>, "queue items must be movable");
 
   explicit BasicQueue(std::size_t maxsize = 0) : maxsize_(maxsize) {
-    if constexpr (kRing) {
-      if (maxsize > 0 && maxsize <= kMaxRingSlots) ring_ = std::make_unique<Ring>(maxsize);
+    if constexpr (kLockFree) {
+      if (maxsize == 0) {
+        segs_ = std::make_unique<Segments>();
+      } else if (maxsize <= kMaxRingSlots) {
+        ring_ = std::make_unique<Ring>(maxsize);
+      }
     }
   }
   BasicQueue(const BasicQueue&) = delete;
@@ -192,10 +204,9 @@ class BasicQueue {
   }
   // put_many(items) puts every element in order (moving from an rvalue range), blocking for
   // room as needed; consecutive elements go in under one lock acquisition while room lasts (on
-  // the ring engine: one lock-free put after another, and the items of concurrent put_many
-  // calls may interleave). If
-  // constructing an element throws, the elements before it stay queued (counted and signalled)
-  // and the exception propagates.
+  // a lock-free engine: runs of slots claimed at once, and the items of concurrent put_many
+  // calls may interleave). If constructing an element throws, the elements before it stay queued
+  // (counted and signalled) and the exception propagates.
   template <std::ranges::input_range R>
   requires std::constructible_from<
       T, std::conditional_t<std::is_lvalue_reference_v<R>, std::ranges::range_reference_t<R>,
@@ -203,20 +214,24 @@ class BasicQueue {
   void put_many(R&& items) {
     auto it = std::ranges::begin(items);
     const auto end = std::ranges::end(items);
-    if constexpr (kRing) {
-      if (ring_) {  // lock-free: stage up to kRingBatch items, then claim slots for them at once
+    if constexpr (kLockFree) {
+      if (ring_ || segs_) {  // lock-free: stage up to kStageBatch items, then claim slots at once
         std::vector<T> staged;
-        staged.reserve(kRingBatch);
+        staged.reserve(kStageBatch);
         while (it != end) {
           staged.clear();
-          for (; it != end && staged.size() < kRingBatch; ++it) {
+          for (; it != end && staged.size() < kStageBatch; ++it) {
             if constexpr (std::is_lvalue_reference_v<R>) {
               staged.emplace_back(*it);
             } else {
               staged.emplace_back(std::ranges::iter_move(it));
             }
           }
-          ring_->put_many(staged.data(), staged.size(), Deadline::infinite());
+          if (ring_) {
+            ring_->put_many(staged.data(), staged.size(), Deadline::infinite());
+          } else {
+            segs_->put_many(staged.data(), staged.size(), Deadline::infinite());
+          }
         }
         return;
       }
@@ -276,7 +291,7 @@ class BasicQueue {
     return get_impl(Deadline::at(tp));
   }
   // get_many(max) blocks until at least one item is available, then takes up to `max` in one
-  // lock acquisition (on the ring engine: what is there, without waiting again; the items may
+  // lock acquisition (on a lock-free engine: what is there, without waiting again; the items may
   // interleave with a concurrent get's). get_many(max, timeout) returns an empty vector when
   // nothing arrived in time. Both throw ShutDown when shut down and empty, and ValueError for max
   // == 0. If moving an item throws after others were taken, those are returned and the failing item
@@ -290,8 +305,9 @@ class BasicQueue {
   // ---- state ----------------------------------------------------------------------------------
   // qsize() / empty() / full() are snapshots, read without the lock.
   [[nodiscard]] std::size_t qsize() const noexcept {
-    if constexpr (kRing) {
+    if constexpr (kLockFree) {
       if (ring_) return ring_->qsize();
+      if (segs_) return segs_->qsize();
     }
     return size_.load(std::memory_order_relaxed);
   }
@@ -300,8 +316,9 @@ class BasicQueue {
   // maxsize() is the bound given at construction (0: unbounded).
   [[nodiscard]] std::size_t maxsize() const noexcept { return maxsize_; }
   [[nodiscard]] bool is_shutdown() const {
-    if constexpr (kRing) {
+    if constexpr (kLockFree) {
       if (ring_) return ring_->is_shutdown();
+      if (segs_) return segs_->is_shutdown();
     }
     std::scoped_lock lk(mu_);
     return shutdown_;
@@ -310,8 +327,9 @@ class BasicQueue {
   // shutdown(immediate) — see the header comment. Idempotent; immediate=true after a plain
   // shutdown still drains.
   void shutdown(bool immediate = false) {
-    if constexpr (kRing) {
+    if constexpr (kLockFree) {
       if (ring_) return ring_->shutdown(immediate);
+      if (segs_) return segs_->shutdown(immediate);
     }
     std::unique_lock lk(mu_);
     shutdown_ = true;
@@ -339,8 +357,9 @@ class BasicQueue {
 
   // ---- task accounting (exposed by Queue / LifoQueue / PriorityQueue) -------------------------
   void task_done_impl() {
-    if constexpr (kRing) {
+    if constexpr (kLockFree) {
       if (ring_) return ring_->task_done();
+      if (segs_) return segs_->task_done();
     }
     std::unique_lock lk(mu_);
     if (unfinished_ == 0) throw ValueError("task_done() called too many times");
@@ -350,8 +369,9 @@ class BasicQueue {
     all_done_.wake(w);
   }
   bool join_impl(const Deadline& deadline) {
-    if constexpr (kRing) {
+    if constexpr (kLockFree) {
       if (ring_) return ring_->join(deadline);
+      if (segs_) return segs_->join(deadline);
     }
     std::unique_lock lk(mu_);
     while (unfinished_ != 0) {
@@ -365,8 +385,9 @@ class BasicQueue {
     return true;
   }
   [[nodiscard]] std::size_t unfinished_tasks_impl() const {
-    if constexpr (kRing) {
+    if constexpr (kLockFree) {
       if (ring_) return ring_->unfinished_tasks();
+      if (segs_) return segs_->unfinished_tasks();
     }
     std::scoped_lock lk(mu_);
     return unfinished_;
@@ -436,8 +457,9 @@ class BasicQueue {
 
   // put_impl moves from `item` only when it returns true.
   bool put_impl(T& item, const Deadline& deadline) {
-    if constexpr (kRing) {
+    if constexpr (kLockFree) {
       if (ring_) return ring_->put(item, deadline);
+      if (segs_) return segs_->put(item, deadline);
     }
     std::unique_lock lk(mu_);
     if (!wait_for_room(lk, deadline)) return false;
@@ -477,30 +499,41 @@ class BasicQueue {
     int exceptions_;
   };
 
-  // ReleaseOnReturn frees a RingQueue slot once the caller's return value has been moved out of
-  // it (T's move cannot throw on that path).
+  // ReleaseOnReturn frees a lock-free engine's slot once the caller's return value has been moved
+  // out of it (T's move cannot throw on that path).
+  template <class Engine>
   class ReleaseOnReturn {
    public:
-    ReleaseOnReturn(Ring& ring, const typename Ring::Taken& taken) noexcept
-        : ring_(ring), taken_(taken) {}
+    ReleaseOnReturn(Engine& engine, const typename Engine::Taken& taken) noexcept
+        : engine_(engine), taken_(taken) {}
     ReleaseOnReturn(const ReleaseOnReturn&) = delete;
     ReleaseOnReturn& operator=(const ReleaseOnReturn&) = delete;
-    ~ReleaseOnReturn() { ring_.release(taken_); }
+    ~ReleaseOnReturn() { engine_.release(taken_); }
 
    private:
-    Ring& ring_;
-    const typename Ring::Taken& taken_;
+    Engine& engine_;
+    const typename Engine::Taken& taken_;
   };
+  template <class Engine>
+  static std::optional<T> take_from(Engine& engine, const Deadline& deadline) {
+    const auto taken = engine.take(deadline);
+    if (!taken) return std::nullopt;
+    ReleaseOnReturn<Engine> release(engine, *taken);
+    return std::optional<T>(std::in_place, std::move(*taken->value));
+  }
+  template <class Engine>
+  static T take_or_throw(Engine& engine, const Deadline& deadline) {
+    const auto taken = engine.take(deadline);
+    if (!taken) throw Empty();
+    ReleaseOnReturn<Engine> release(engine, *taken);
+    return std::move(*taken->value);
+  }
 
   // get_impl moves the item exactly once, straight into the returned optional.
   std::optional<T> get_impl(const Deadline& deadline) {
-    if constexpr (kRing) {
-      if (ring_) {
-        const auto taken = ring_->take(deadline);
-        if (!taken) return std::nullopt;
-        ReleaseOnReturn release(*ring_, *taken);
-        return std::optional<T>(std::in_place, std::move(*taken->value));
-      }
+    if constexpr (kLockFree) {
+      if (ring_) return take_from(*ring_, deadline);
+      if (segs_) return take_from(*segs_, deadline);
     }
     std::unique_lock lk(mu_);
     if (!wait_for_item(lk, deadline)) return std::nullopt;
@@ -509,13 +542,9 @@ class BasicQueue {
   }
   // get_or_throw moves the item exactly once, straight into the caller's T.
   T get_or_throw(const Deadline& deadline) {
-    if constexpr (kRing) {
-      if (ring_) {
-        const auto taken = ring_->take(deadline);
-        if (!taken) throw Empty();
-        ReleaseOnReturn release(*ring_, *taken);
-        return std::move(*taken->value);
-      }
+    if constexpr (kLockFree) {
+      if (ring_) return take_or_throw(*ring_, deadline);
+      if (segs_) return take_or_throw(*segs_, deadline);
     }
     std::unique_lock lk(mu_);
     if (!wait_for_item(lk, deadline)) throw Empty();
@@ -529,10 +558,15 @@ class BasicQueue {
   std::vector<T> get_many_impl(std::size_t max, const Deadline& deadline) {
     if (max == 0) throw ValueError("get_many() needs max >= 1");
     std::vector<T> out;
-    if constexpr (kRing) {
+    if constexpr (kLockFree) {
       if (ring_) {  // wait for one item, then claim what is there in runs, without waiting
         out.reserve(std::min(max, ring_->qsize() + 1));
         ring_->take_many(out, max, deadline);
+        return out;
+      }
+      if (segs_) {
+        out.reserve(std::min(max, segs_->qsize() + 1));
+        segs_->take_many(out, max, deadline);
         return out;
       }
     }
@@ -568,7 +602,8 @@ class BasicQueue {
   WaitQueue not_empty_;
   WaitQueue not_full_;
   WaitQueue all_done_;
-  std::unique_ptr<Ring> ring_;  // set: the lock-free engine serves every operation
+  std::unique_ptr<Ring> ring_;      // set: the bounded lock-free engine serves every operation
+  std::unique_ptr<Segments> segs_;  // set: the unbounded lock-free engine serves every operation
 };
 
 // TaskQueue adds Python's task accounting to a BasicQueue.
