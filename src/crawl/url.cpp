@@ -411,7 +411,50 @@ void json_string(std::string& out, std::string_view s) {
 
 }  // namespace
 
+namespace {
+
+// plain_url(s): true if safe_url_string(s) == s — nothing to strip, drop or escape (the common
+// case, checked in one pass without allocating).
+bool plain_url(std::string_view s) noexcept {
+  if (s.empty()) return true;
+  if (static_cast<unsigned char>(s.front()) <= 0x20 ||
+      static_cast<unsigned char>(s.back()) <= 0x20) {
+    return false;
+  }
+  bool seen_hash = false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    switch (c) {
+      case '"':
+      case '<':
+      case '>':
+      case '\\':
+      case '^':
+      case '`':
+      case '{':
+      case '}':
+      case '|':
+      case '[':
+      case ']':  // legal only in a host; the slow path decides
+        return false;
+      case '%':
+        if (!escape_at(s, i)) return false;
+        break;
+      case '#':
+        if (seen_hash) return false;
+        seen_hash = true;
+        break;
+      default:
+        if (c <= 0x20 || c >= 0x7F) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 std::string safe_url_string(std::string_view url) {
+  if (plain_url(url)) return std::string(url);
   // Strip leading / trailing C0 controls and spaces, drop tabs and newlines anywhere.
   std::size_t b = 0;
   std::size_t e = url.size();
