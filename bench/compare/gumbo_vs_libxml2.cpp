@@ -41,10 +41,10 @@ int main(int argc, char** argv) {
     gumbo_destroy_output(&kGumboDefaultOptions, out);
   });
   double libxml2 = time([&] {
-    htmlDocPtr doc = htmlReadMemory(page.data(), static_cast<int>(page.size()), nullptr, "UTF-8",
-                                    HTML_PARSE_RECOVER | HTML_PARSE_NOERROR |
-                                        HTML_PARSE_NOWARNING | HTML_PARSE_NONET |
-                                        HTML_PARSE_COMPACT | HTML_PARSE_IGNORE_ENC);
+    htmlDocPtr doc =
+        htmlReadMemory(page.data(), static_cast<int>(page.size()), nullptr, "UTF-8",
+                       HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
+                           HTML_PARSE_NONET | HTML_PARSE_COMPACT | HTML_PARSE_IGNORE_ENC);
     xmlFreeDoc(doc);
   });
   std::printf("page %zu bytes: gumbo %.0f pages/s, libxml2 %.0f pages/s (best of 5 x %d)\n",
