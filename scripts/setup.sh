@@ -13,6 +13,9 @@ packages=(
   libboost1.81-dev  # Boost 1.81 headers (Asio); never libboost-dev / libboost-all-dev (DESIGN.md)
   libssl-dev  # OpenSSL: TLS for aio streams (Asio's ssl::stream)
   python3-aiohttp  # `concur bench async_crawl`: the notes' aiohttp crawler (else asyncio streams)
+  libboost-url1.81-dev  # concur::crawl URLs (Boost.URL 1.81, compiled; depends only on libboost1.81-dev)
+  libxml2-dev  # concur::crawl selectors: libxml2's HTML parser and XPath
+  python3-parsel  # bench/compare/python_parse_bench.py: parsel + lxml, the Python peer of crawl parsing
 )
 
 missing=()

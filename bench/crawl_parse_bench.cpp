@@ -1,0 +1,134 @@
+// crawl_parse_bench: the parsing side of `concur crawl` on one thread, in pages per second — a
+// deterministic ~50 KB product-listing page (make_page below; bench/compare/python_parse_bench.py
+// builds the same bytes) parsed alone, parsed + extract_links (Scrapy's LinkExtractor defaults),
+// parsed + an item extraction by XPath and by CSS (40 items x name, URL, price), and
+// canonicalize_url on a typical URL. Python's twin: parsel 1.7 / lxml on the same page.
+#include <benchmark/benchmark.h>
+
+#include <string>
+
+#include "concur/crawl/selector.hpp"
+#include "concur/crawl/url.hpp"
+
+namespace {
+
+using namespace concur::crawl;
+
+// make_page(): ~50 KB of HTML shaped like a shop's listing page: head, 30 navigation links, 40
+// products (each a title link, a price, a description, two tag links), pagination, a footer.
+std::string make_page() {
+  std::string h =
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+      "<title>Products - page 3</title><link rel=\"stylesheet\" href=\"/static/site.css\">"
+      "<script>var x = 1;</script></head><body>\n<header><nav><ul>\n";
+  for (int i = 0; i < 30; ++i) {
+    h += "<li><a href=\"/category/" + std::to_string(i) + "/\">Category " + std::to_string(i) +
+         "</a></li>\n";
+  }
+  h += "</ul></nav></header>\n<main id=\"content\"><h1>All products</h1>\n";
+  for (int i = 0; i < 40; ++i) {
+    std::string n = std::to_string(i);
+    h += "<div class=\"product card\" data-id=\"" + n + "\">\n  <h2 class=\"title\"><a href=\"/p/" +
+         n + "?ref=list#reviews\">Product number " + n + "</a></h2>\n  <span class=\"price\">$" +
+         n + ".99</span>\n  <p class=\"desc\">";
+    for (int w = 0; w < 20; ++w) {
+      h += "Lorem ipsum dolor sit amet, consectetur " + std::to_string((i * 7 + w) % 13) + ". ";
+    }
+    h += "</p>\n  <a class=\"tag\" href=\"/tag/t" + std::to_string(i % 7) +
+         "\">tag</a> <a class=\"tag\" href=\"https://cdn.example.net/img/" + n +
+         ".jpg\">image</a>\n</div>\n";
+  }
+  h += "<div class=\"pagination\">";
+  for (int i = 1; i <= 10; ++i) {
+    h += "<a href=\"?page=" + std::to_string(i) + "\">" + std::to_string(i) + "</a> ";
+  }
+  h += "</div></main>\n<footer><a href=\"mailto:shop@example.com\">mail</a> "
+       "<a href=\"javascript:void(0)\">top</a> <a href=\"/about\">About</a></footer>\n"
+       "</body></html>\n";
+  return h;
+}
+
+const std::string& page() {
+  static const std::string p = make_page();
+  return p;
+}
+
+constexpr const char* kBase = "https://shop.example.com/products/?page=3";
+
+Selector::Options options() {
+  Selector::Options o;
+  o.base_url = kBase;
+  return o;
+}
+
+void BM_Parse(benchmark::State& state) {
+  for (auto _ : state) {
+    Selector s(page(), options());
+    benchmark::DoNotOptimize(s.node());
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(page().size()));
+  state.counters["page_bytes"] = static_cast<double>(page().size());
+}
+BENCHMARK(BM_Parse);
+
+void BM_ParseExtractLinks(benchmark::State& state) {
+  std::size_t n = 0;
+  for (auto _ : state) {
+    std::vector<Link> links = extract_links(page(), kBase);
+    n = links.size();
+    benchmark::DoNotOptimize(links.data());
+  }
+  state.counters["links"] = static_cast<double>(n);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ParseExtractLinks);
+
+void BM_ParseItemsXPath(benchmark::State& state) {
+  for (auto _ : state) {
+    Selector s(page(), options());
+    std::size_t items = 0;
+    for (const Selector& product : s.xpath("//div[contains(@class, 'product')]")) {
+      auto name = product.xpath("./h2/a/text()").get();
+      auto url = product.xpath("./h2/a/@href").get();
+      auto price = product.xpath("./span[@class='price']/text()").get();
+      benchmark::DoNotOptimize(name);
+      benchmark::DoNotOptimize(url);
+      benchmark::DoNotOptimize(price);
+      ++items;
+    }
+    benchmark::DoNotOptimize(items);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ParseItemsXPath);
+
+void BM_ParseItemsCss(benchmark::State& state) {
+  for (auto _ : state) {
+    Selector s(page(), options());
+    for (const Selector& product : s.css("div.product")) {
+      auto name = product.css("h2 a::text").get();
+      auto url = product.css("h2 a::attr(href)").get();
+      auto price = product.css(".price::text").get();
+      benchmark::DoNotOptimize(name);
+      benchmark::DoNotOptimize(url);
+      benchmark::DoNotOptimize(price);
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ParseItemsCss);
+
+void BM_CanonicalizeUrl(benchmark::State& state) {
+  for (auto _ : state) {
+    std::string c = canonicalize_url(
+        "https://Shop.Example.com:443/p/17/../18?utm_source=x&ref=list&q=caf%C3%A9#reviews");
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_CanonicalizeUrl);
+
+}  // namespace
+
+BENCHMARK_MAIN();
