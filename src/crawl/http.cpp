@@ -892,11 +892,23 @@ std::size_t HttpClient::in_flight() const noexcept { return core_->in_flight(); 
 ClientStats HttpClient::stats() const noexcept { return core_->stats; }
 const ClientOptions& HttpClient::options() const noexcept { return core_->options(); }
 
-aio::Task<Response> HttpClient::fetch(Request request) {
-  // The frame shares the core: a client destroyed meanwhile leaves the transfer's memory valid.
-  detail::Transfer t(core_, std::move(request));
+namespace detail {
+namespace {
+
+// perform(core, request): the fetch coroutine. It shares the core (not the HttpClient: a task
+// created now may first run after the client is gone — it then meets a closed core), so the
+// transfer's memory stays valid whatever happens to the client.
+aio::Task<Response> perform(std::shared_ptr<ClientCore> core, Request request) {
+  Transfer t(std::move(core), std::move(request));
   co_await aio::detail::by_ref(t);
   co_return t.take_response();
+}
+
+}  // namespace
+}  // namespace detail
+
+aio::Task<Response> HttpClient::fetch(Request request) {
+  return detail::perform(core_, std::move(request));
 }
 
 aio::Task<Response> HttpClient::fetch(std::string url) {

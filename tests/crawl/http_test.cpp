@@ -517,6 +517,17 @@ TEST_F(HttpClientTest, DestroyingTheClientCancelsItsFetches) {
       }
       EXPECT_TRUE(cancelled);
     }
+    // A fetch created before the client goes, first run after: RuntimeError, no dangling client.
+    auto brief = std::make_unique<crawl::HttpClient>();
+    aio::ScheduledTask<crawl::Response> late = aio::create_task(brief->fetch(server.url("/page")));
+    brief.reset();
+    bool late_refused = false;
+    try {
+      (void)co_await late;
+    } catch (const RuntimeError&) {
+      late_refused = true;
+    }
+    EXPECT_TRUE(late_refused);
     // A closed client refuses; a new one works.
     crawl::HttpClient other;
     other.close();
