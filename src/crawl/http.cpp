@@ -653,8 +653,10 @@ void Transfer::configure() {
   }
   if (!o.ca_file.empty()) setopt(e, CURLOPT_CAINFO, o.ca_file.c_str());
   if (o.cookies) setopt(e, CURLOPT_COOKIEFILE, "");  // the engine on, nothing read
+  // A proxy set here wins; "" is "none" — which also keeps libcurl from reading http_proxy and
+  // friends from the environment unless trust_env asks for it.
   const std::string& proxy = request_.proxy ? *request_.proxy : o.proxy;
-  if (request_.proxy || !proxy.empty()) setopt(e, CURLOPT_PROXY, proxy.c_str());
+  if (request_.proxy || !proxy.empty() || !o.trust_env) setopt(e, CURLOPT_PROXY, proxy.c_str());
   setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);  // a proxy's CONNECT answer is not ours
   // The method and the body.
   const std::string& m = request_.method;

@@ -2,7 +2,8 @@
 // (tests/support/http_test_server.hpp): a page and its fields, statuses that are not errors, HEAD,
 // POST/PUT echo, keep-alive reuse (100 fetches over one connection), 200 concurrent fetches under
 // a connection limit (checked from the server's side), timeouts, max size (Content-Length and
-// streamed), truncated bodies, refused and empty connections, TLS to a plain server, cancellation
+// streamed), truncated bodies, refused, empty and reset connections, bad URLs, proxies (and the
+// environment's, ignored unless trust_env), TLS to a plain server, cancellation
 // mid-fetch (the client and loop keep working), the client destroyed and the loop closed with
 // fetches in flight, redirects (not followed by default; followed; endless), gzip, chunked
 // bodies, latency, cookies, the user agent.
@@ -10,6 +11,7 @@
 #include "concur/crawl/http.hpp"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -378,6 +380,67 @@ TEST_F(HttpClientTest, RefusedAndEmptyConnections) {
     }
     EXPECT_TRUE(reset);
     server.close();
+  }());
+}
+
+TEST_F(HttpClientTest, ResetMidBodyIsAConnectionResetError) {
+  run_bounded([]() -> aio::Task<void> {
+    HttpTestServer server = co_await HttpTestServer::start();
+    crawl::HttpClient client;
+    bool reset = false;
+    try {
+      (void)co_await client.fetch(server.url("/reset"));
+    } catch (const ConnectionResetError& e) {
+      reset = true;
+      EXPECT_EQ(e.errno_code(), ECONNRESET) << e.what();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << e.what();
+    }
+    EXPECT_TRUE(reset);
+    server.close();
+  }());
+}
+
+TEST_F(HttpClientTest, ThroughAProxy) {
+  run_bounded([]() -> aio::Task<void> {
+    HttpTestServer proxy = co_await HttpTestServer::start();  // answers proxy requests itself
+    crawl::HttpClient client;
+    crawl::Request req = get("http://crawl.test/page?size=400");  // never resolved here
+    req.proxy = proxy.url("");
+    crawl::Response r = co_await client.fetch(std::move(req));
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, HttpTestServer::page(400));
+    CO_ASSERT_EQ(proxy.stats().proxied.size(), 1u);
+    EXPECT_EQ(proxy.stats().proxied[0], "http://crawl.test/page?size=400");
+    // The client-wide proxy, and "" to go direct.
+    crawl::ClientOptions options;
+    options.proxy = proxy.url("");
+    crawl::HttpClient proxied(options);
+    crawl::Response r2 = co_await proxied.fetch("http://crawl.test/page");
+    EXPECT_EQ(r2.status, 200);
+    EXPECT_EQ(proxy.stats().proxied.size(), 2u);
+    HttpTestServer direct = co_await HttpTestServer::start();
+    crawl::Request no_proxy = get(direct.url("/page"));
+    no_proxy.proxy = "";
+    crawl::Response r3 = co_await proxied.fetch(std::move(no_proxy));
+    EXPECT_EQ(r3.status, 200);
+    EXPECT_EQ(direct.stats().requests, 1);
+    EXPECT_EQ(proxy.stats().proxied.size(), 2u);
+    // The environment's http_proxy: ignored by default, used with trust_env.
+    ::setenv("http_proxy", proxy.url("").c_str(), 1);
+    crawl::HttpClient ignores_env;
+    crawl::Response r4 = co_await ignores_env.fetch(direct.url("/page"));
+    EXPECT_EQ(r4.status, 200);
+    EXPECT_EQ(direct.stats().requests, 2);
+    crawl::ClientOptions env_options;
+    env_options.trust_env = true;
+    crawl::HttpClient uses_env(env_options);
+    crawl::Response r5 = co_await uses_env.fetch("http://crawl.test/page");
+    ::unsetenv("http_proxy");
+    EXPECT_EQ(r5.status, 200);
+    EXPECT_EQ(proxy.stats().proxied.size(), 3u);
+    proxy.close();
+    direct.close();
   }());
 }
 

@@ -19,11 +19,15 @@
 //   /set-cookie?name=A&value=B   200, Set-Cookie: A=B; Path=/
 //   /close                       200 with Connection: close, then closes
 //   /empty                       closes the connection without answering
+//   /reset                       a head and 10 of 1000 bytes, then resets the connection (RST)
+//   absolute-form targets (http://host/path, a proxy's request) are served by their path and
+//   recorded in stats().proxied
 //   anything else                404
 // Stats count accepted connections (how a test proves keep-alive reuse), open connections and the
 // most open at once (a connection limit seen from the server's side), requests.
 #pragma once
 
+#include <sys/socket.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -39,6 +43,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "concur/aio/streams.hpp"
 #include "concur/aio/task.hpp"
@@ -55,6 +60,7 @@ struct HttpServerStats {
   int open = 0;         // open now
   int most_open = 0;    // the most open at once
   int requests = 0;
+  std::vector<std::string> proxied;  // absolute URLs asked for as a proxy
 };
 
 class HttpTestServer {
@@ -121,6 +127,7 @@ class HttpTestServer {
     Query query;
     std::string head;  // the request's header block
     std::string body;
+    std::string proxied;  // the absolute URL of a proxy request, else empty
     bool keep_alive = true;
   };
 
@@ -194,7 +201,13 @@ class HttpTestServer {
     Incoming in;
     const auto& req = parser.get();
     in.method = std::string(req.method_string());
-    const std::string target(req.target());
+    std::string target(req.target());
+    if (target.rfind("http://", 0) == 0) {
+      // absolute-form: the client took this server for its proxy.
+      in.proxied = target;
+      const std::size_t slash = target.find('/', 7);
+      target = slash == std::string::npos ? "/" : target.substr(slash);
+    }
     const std::size_t qm = target.find('?');
     in.path = target.substr(0, qm);
     if (qm != std::string::npos) in.query = parse_query(std::string_view(target).substr(qm + 1));
@@ -298,6 +311,14 @@ class HttpTestServer {
       co_return false;
     } else if (p == "/empty") {
       co_return false;
+    } else if (p == "/reset") {
+      writer.write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n" +
+                   std::string(10, 'r'));
+      co_await writer.drain();
+      co_await aio::sleep(std::chrono::milliseconds(20));
+      const linger abort_on_close{1, 0};  // close() sends RST
+      ::setsockopt(writer.fileno(), SOL_SOCKET, SO_LINGER, &abort_on_close, sizeof abort_on_close);
+      co_return false;
     } else {
       writer.write(respond(in, 404, "no such page"));
     }
@@ -311,6 +332,7 @@ class HttpTestServer {
       std::optional<Incoming> in = co_await read_request(reader);
       if (!in) break;
       ++stats->requests;
+      if (!in->proxied.empty()) stats->proxied.push_back(in->proxied);
       const bool keep = co_await handle(*in, writer);
       if (!keep || !in->keep_alive) break;
     }

@@ -164,6 +164,9 @@ struct ClientOptions {
   bool decode_content = true;  // Accept-Encoding: what libcurl decodes (gzip, deflate, br, zstd)
   bool cookies = false;        // a cookie engine shared by every fetch of the client
   std::string proxy;           // every fetch's proxy unless the Request names one
+  // trust_env: with no proxy set, use http_proxy / https_proxy / no_proxy from the environment
+  // (aiohttp's trust_env); off, the environment is ignored.
+  bool trust_env = false;
   std::chrono::seconds dns_cache_timeout{60};
 };
 
