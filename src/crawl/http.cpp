@@ -383,10 +383,12 @@ void ClientCore::check_usable(const char* what) const {
   }
 }
 
-// close(): 1. libcurl's callbacks are ignored from now on; 2. every transfer in flight leaves the
-// multi handle and its task wakes with CancelledError; 3. the loop's watchers and timer go
-// (unless the loop is gone: the guard ended without us — the loop closed without running it);
-// 4. the multi handle is freed (its connections closed), then the easy handles, then the share.
+// close() (crawl-http.md, "Closing"): 1. closed: later fetches raise; 2. the loop is gone when the
+// guard ended without us (the loop closed without running it, or was destroyed): it is not
+// touched again; 3. every transfer in flight leaves the multi handle and its task wakes with
+// CancelledError (libcurl's callbacks still update the watchers meanwhile); 4. libcurl's callbacks
+// are ignored, the loop's remaining watchers and the timer go; 5. the multi handle is freed (its
+// connections closed) and the spare easy handles; the share goes with the core.
 void ClientCore::close(bool from_guard) noexcept {
   if (closed_) return;
   closed_ = true;
