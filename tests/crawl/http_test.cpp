@@ -3,19 +3,21 @@
 // POST/PUT echo, keep-alive reuse (100 fetches over one connection), 200 concurrent fetches under
 // a connection limit (checked from the server's side), timeouts, max size (Content-Length and
 // streamed), truncated bodies, refused, empty and reset connections, bad URLs, proxies (and the
-// environment's, ignored unless trust_env), TLS to a plain server, cancellation
-// mid-fetch (the client and loop keep working), the client destroyed and the loop closed with
-// fetches in flight, redirects (not followed by default; followed; endless), gzip, chunked
-// bodies, latency, cookies, the user agent.
-// Every test's coroutine runs under aio::wait_for(kAioBound): nothing can hang.
+// environment's, ignored unless trust_env), TLS (verified by default; a self-signed certificate
+// accepted when asked or trusted as a CA file; TLS to a plain server), cancellation mid-fetch (the
+// client and loop keep working), the client destroyed and the loop closed with fetches in flight,
+// redirects (not followed by default; followed; endless), gzip, chunked bodies, latency, cookies,
+// the user agent. Every test's coroutine runs under aio::wait_for(kAioBound): nothing can hang.
 #include "concur/crawl/http.hpp"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
@@ -477,6 +479,68 @@ TEST_F(HttpClientTest, TlsToAPlainServerIsAnSSLError) {
     EXPECT_TRUE(raised);
     server.close();
   }());
+}
+
+// TempCert: a self-signed certificate for 127.0.0.1 (SAN IP) made by the openssl tool in a
+// temporary directory, removed at the end.
+struct TempCert {
+  std::string dir, cert, key;
+  TempCert() {
+    char tmpl[] = "/tmp/concur_http_tls_XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) return;
+    dir = tmpl;
+    cert = dir + "/cert.pem";
+    key = dir + "/key.pem";
+    const std::string cmd =
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+        "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout " +
+        key + " -out " + cert + " >/dev/null 2>&1";
+    if (std::system(cmd.c_str()) != 0) cert.clear();
+  }
+  ~TempCert() {
+    if (!dir.empty()) (void)std::system(("rm -rf " + dir).c_str());
+  }
+  TempCert(const TempCert&) = delete;
+  TempCert& operator=(const TempCert&) = delete;
+};
+
+aio::Task<void> tls_checks(std::string cert, std::string key) {
+  aio::SslContext context = aio::SslContext::create_default_context(aio::SslPurpose::kClientAuth);
+  context.load_cert_chain(cert, key);
+  HttpTestServer server = co_await HttpTestServer::start(&context);
+  // Verified by default: a self-signed certificate is refused.
+  crawl::HttpClient strict;
+  bool refused = false;
+  try {
+    (void)co_await strict.fetch(server.url("/page"));
+  } catch (const SSLError& e) {
+    refused = true;
+    EXPECT_NE(std::string(e.what()).find("certificate"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(refused);
+  // Accepted when asked (tests), and with the certificate as the trusted CA.
+  crawl::ClientOptions lax;
+  lax.verify_tls = false;
+  crawl::HttpClient insecure(lax);
+  crawl::Response r = co_await insecure.fetch(server.url("/page?size=2000"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, HttpTestServer::page(2000));
+  EXPECT_EQ(r.http_version, "HTTP/1.1");  // the server offers no h2 (ALPN)
+  EXPECT_GT(r.timing.tls, r.timing.connect);
+  crawl::Response again = co_await insecure.fetch(server.url("/page"));
+  EXPECT_EQ(again.new_connections, 0);  // TLS connections are kept alive too
+  crawl::ClientOptions trusted;
+  trusted.ca_file = cert;
+  crawl::HttpClient with_ca(trusted);
+  crawl::Response r2 = co_await with_ca.fetch(server.url("/page"));
+  EXPECT_EQ(r2.status, 200);
+  server.close();
+}
+
+TEST_F(HttpClientTest, TlsVerifiesByDefaultAndAcceptsSelfSignedWhenAsked) {
+  const TempCert cert;
+  ASSERT_FALSE(cert.cert.empty()) << "openssl could not make a certificate";
+  run_bounded(tls_checks(cert.cert, cert.key));
 }
 
 TEST_F(HttpClientTest, CancellingAFetchWithdrawsIt) {

@@ -1,7 +1,7 @@
 // tests/support/http_test_server.hpp — a small HTTP/1.1 server for the downloader's tests: an aio
-// server on 127.0.0.1 (port 0) with keep-alive, requests parsed by Boost.Beast's parser (as
-// apps/concur/site/blog_site.hpp does), answers built by Beast's serializer or, for the endpoints
-// that misbehave on purpose, written by hand. Loopback only; header-only.
+// server on 127.0.0.1 (port 0) with keep-alive, plain or TLS, requests parsed by Boost.Beast's
+// parser (as apps/concur/site/blog_site.hpp does), answers built by Beast's serializer or, for the
+// endpoints that misbehave on purpose, written by hand. Loopback only; header-only.
 //
 // Endpoints (GET unless said; HEAD works on the plain ones and sends no body):
 //   /page?size=N                 200 text/html of about N bytes (default 1000)
@@ -65,21 +65,25 @@ struct HttpServerStats {
 
 class HttpTestServer {
  public:
-  // start(): listens on 127.0.0.1, a free port (inside a running loop).
-  static aio::Task<HttpTestServer> start() {
+  // start(ssl): listens on 127.0.0.1, a free port (inside a running loop); HTTPS with a server
+  // context (its certificate loaded), plain HTTP without.
+  static aio::Task<HttpTestServer> start(const aio::SslContext* ssl = nullptr) {
     auto stats = std::make_shared<HttpServerStats>();
     // Named before the co_await (g++ 12: docs/python-mapping.md).
     aio::ClientConnected handler = [stats](aio::StreamReader reader, aio::StreamWriter writer) {
       return serve(stats, std::move(reader), std::move(writer));
     };
-    aio::Server server = co_await aio::start_server(std::move(handler), "127.0.0.1", 0);
-    co_return HttpTestServer(std::move(server), std::move(stats));
+    aio::ServerOptions options;
+    options.ssl = ssl;
+    aio::Server server = co_await aio::start_server(std::move(handler), "127.0.0.1", 0, options);
+    co_return HttpTestServer(std::move(server), std::move(stats), ssl != nullptr);
   }
 
   [[nodiscard]] std::uint16_t port() const { return server_.port(); }
-  // url(target): "http://127.0.0.1:<port><target>".
+  // url(target): "http://127.0.0.1:<port><target>" (https:// with TLS).
   [[nodiscard]] std::string url(std::string_view target) const {
-    return "http://127.0.0.1:" + std::to_string(port()) + std::string(target);
+    return std::string(tls_ ? "https" : "http") + "://127.0.0.1:" + std::to_string(port()) +
+           std::string(target);
   }
   [[nodiscard]] const HttpServerStats& stats() const { return *stats_; }
   void close() {
@@ -118,8 +122,8 @@ class HttpTestServer {
  private:
   using Query = std::map<std::string, std::string, std::less<>>;
 
-  HttpTestServer(aio::Server server, std::shared_ptr<HttpServerStats> stats)
-      : server_(std::move(server)), stats_(std::move(stats)) {}
+  HttpTestServer(aio::Server server, std::shared_ptr<HttpServerStats> stats, bool tls)
+      : server_(std::move(server)), stats_(std::move(stats)), tls_(tls) {}
 
   struct Incoming {
     std::string method;
@@ -359,6 +363,7 @@ class HttpTestServer {
 
   aio::Server server_;
   std::shared_ptr<HttpServerStats> stats_;
+  bool tls_ = false;
 };
 
 }  // namespace concur::testing
