@@ -6,7 +6,8 @@
 // environment's, ignored unless trust_env), TLS (verified by default; a self-signed certificate
 // accepted when asked or trusted as a CA file; TLS to a plain server), cancellation mid-fetch (the
 // client and loop keep working), the client destroyed and the loop closed with fetches in flight,
-// redirects (not followed by default; followed; endless), gzip, chunked bodies, latency, cookies,
+// redirects (not followed by default; followed; endless), gzip and deflate (and not decoded),
+// chunked bodies, latency, cookies,
 // the user agent. Every test's coroutine runs under aio::wait_for(kAioBound): nothing can hang.
 #include "concur/crawl/http.hpp"
 
@@ -783,6 +784,16 @@ TEST_F(HttpClientTest, GzipAndChunkedBodiesAreDecoded) {
     EXPECT_EQ(r.body, HttpTestServer::page(20000));
     EXPECT_EQ(r.headers.get("Content-Encoding").value_or(""), "gzip");
     EXPECT_LT(r.bytes_downloaded, r.body.size());  // what travelled was compressed
+    crawl::Response d = co_await client.fetch(server.url("/deflate?size=20000"));
+    EXPECT_EQ(d.body, HttpTestServer::page(20000));
+    EXPECT_EQ(d.headers.get("Content-Encoding").value_or(""), "deflate");
+    EXPECT_LT(d.bytes_downloaded, d.body.size());
+    // Without decoding: the bytes as sent.
+    crawl::ClientOptions raw;
+    raw.decode_content = false;
+    crawl::HttpClient undecoded(raw);
+    crawl::Response g = co_await undecoded.fetch(server.url("/gzip?size=20000"));
+    EXPECT_EQ(g.body, HttpTestServer::gzip(HttpTestServer::page(20000)));
     crawl::Response c = co_await client.fetch(server.url("/chunked?chunks=5&size=100"));
     EXPECT_EQ(c.status, 200);
     EXPECT_EQ(c.body, std::string(100, 'a') + std::string(100, 'b') + std::string(100, 'c') +
@@ -850,10 +861,31 @@ TEST_F(HttpClientTest, HeadersAreACaseInsensitiveMultiMap) {
   EXPECT_FALSE(h.contains("Set-Cookie"));
 }
 
+aio::Task<void> fetch_on_wrong_loop(crawl::HttpClient& client) {
+  bool refused = false;
+  try {
+    (void)co_await client.fetch("http://127.0.0.1:1/");
+  } catch (const RuntimeError& e) {
+    refused = true;
+    EXPECT_NE(std::string(e.what()).find("loop's thread"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(refused);
+  EXPECT_EQ(client.in_flight(), 0u);
+}
+
+TEST_F(HttpClientTest, FetchOnAnotherLoopIsARuntimeError) {
+  aio::Loop other;  // never the running one
+  crawl::HttpClient client(other);
+  run_bounded(fetch_on_wrong_loop(client));
+}
+
 TEST_F(HttpClientTest, Http2IsAvailable) {
   // Debian 12's libcurl4-openssl is built with nghttp2: HTTP/2 is offered over TLS (ALPN).
   EXPECT_TRUE(crawl::curl_has_http2()) << crawl::curl_version_text();
   EXPECT_NE(crawl::curl_version_text().find("libcurl/"), std::string::npos);
+  // …and with brotli and zstd, which Accept-Encoding then offers besides gzip and deflate.
+  EXPECT_NE(crawl::curl_version_text().find("brotli/"), std::string::npos);
+  EXPECT_NE(crawl::curl_version_text().find("zstd/"), std::string::npos);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 //   /redirect-chain?n=N          302 to /redirect-chain?n=N-1 … then 200 "end" at 0
 //   /redirect-loop               302 to itself
 //   /gzip?size=N                 200, the page body gzip-encoded (Content-Encoding: gzip)
+//   /deflate?size=N              the same, zlib-encoded (Content-Encoding: deflate)
 //   /chunked?chunks=N&size=S     200, Transfer-Encoding: chunked, N chunks of S bytes
 //   /huge?size=N&mode=length|chunked   N bytes, announced (Content-Length) or streamed (chunked)
 //   /truncated?mode=length|chunked     a body cut short: the connection closes mid-body
@@ -101,10 +102,11 @@ class HttpTestServer {
     return html;
   }
 
-  // gzip(data): data gzip-encoded (zlib).
-  static std::string gzip(const std::string& data) {
+  // gzip(data, gzip_format): data gzip-encoded, or in the zlib format HTTP calls "deflate".
+  static std::string gzip(const std::string& data, bool gzip_format = true) {
     z_stream zs{};
-    if (deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    if (deflateInit2(&zs, Z_BEST_COMPRESSION, Z_DEFLATED, gzip_format ? 15 + 16 : 15, 8,
+                     Z_DEFAULT_STRATEGY) != Z_OK) {
       throw RuntimeError("deflateInit2 failed");
     }
     std::string out(deflateBound(&zs, static_cast<uLong>(data.size())) + 32, '\0');
@@ -244,9 +246,10 @@ class HttpTestServer {
       }
     } else if (p == "/redirect-loop") {
       writer.write(respond(in, 302, "again", {{"Location", "/redirect-loop"}}));
-    } else if (p == "/gzip") {
-      const std::string body = gzip(page(static_cast<std::size_t>(num(q, "size", 20000))));
-      writer.write(respond(in, 200, body, {{"Content-Encoding", "gzip"}}));
+    } else if (p == "/gzip" || p == "/deflate") {
+      const bool gz = p == "/gzip";
+      const std::string body = gzip(page(static_cast<std::size_t>(num(q, "size", 20000))), gz);
+      writer.write(respond(in, 200, body, {{"Content-Encoding", gz ? "gzip" : "deflate"}}));
     } else if (p == "/chunked" || (p == "/huge" && str(q, "mode") == "chunked")) {
       const bool huge = p == "/huge";
       const long chunks = huge ? num(q, "size", 1 << 20) / 16384 + 1 : num(q, "chunks", 5);
