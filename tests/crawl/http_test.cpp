@@ -116,6 +116,11 @@ TEST_F(HttpClientTest, HeadReadsNoBody) {
     EXPECT_TRUE(r.body.empty());
     EXPECT_EQ(r.headers.get("Content-Length").value_or(""),
               std::to_string(HttpTestServer::page(3000).size()));
+    // A Request constructed inside the co_await expression (not an aggregate: safe on g++ 12).
+    crawl::Response inline_head =
+        co_await client.fetch(crawl::Request(server.url("/page?size=3000"), "HEAD"));
+    EXPECT_EQ(inline_head.status, 200);
+    EXPECT_TRUE(inline_head.body.empty());
     // The connection stays usable.
     crawl::Response after = co_await client.fetch(server.url("/page"));
     EXPECT_EQ(after.status, 200);

@@ -13,8 +13,9 @@
 // Lifetime: cancelling a fetch's task withdraws the transfer at once; destroying the client, or
 // closing its loop, cancels every fetch in flight (CancelledError) and frees libcurl's state. The
 // client may outlive its loop (it is then closed). docs/internals/crawl-http.md narrates it.
-// g++ 12: a Request is not trivially destructible — name it before the co_await
-// (`Request req{...}; co_await client.fetch(std::move(req));`, docs/python-mapping.md "g++ 12").
+// g++ 12: Request has constructors on purpose: g++ 12 destroys a braced *aggregate* written
+// inside a co_await expression twice, and a non-aggregate cannot be written that way
+// (`co_await client.fetch(Request(url))` is safe; `Request{.url = ...}` does not compile).
 #pragma once
 
 #include <chrono>
@@ -72,7 +73,14 @@ class CONCUR_EXPORT Headers {
 };
 
 // Request: one fetch. Only `url` is required; unset optionals take the client's defaults.
+// Built with a constructor and then its fields (not an aggregate: see the file comment):
+// `Request req(url, "POST"); req.body = "..."; req.timeout = 10s;`.
 struct Request {
+  Request() = default;
+  // Request(url, method): a request of url (GET unless method says otherwise).
+  explicit Request(std::string url_string, std::string http_method = "GET")
+      : method(std::move(http_method)), url(std::move(url_string)) {}
+
   // method: "GET" (default), "HEAD" (no body is read), "POST", "PUT", "DELETE", "PATCH"...
   std::string method = "GET";
   // url: an absolute http:// or https:// URL (other schemes are refused: DownloadError).
