@@ -206,8 +206,9 @@ class CONCUR_EXPORT HttpClient {
   // (also a server that closed without answering), SSLError, OSError, DownloadError (any other
   // libcurl failure, with its code); RuntimeError once the client is closed or from another
   // thread than the loop's. Cancelling the awaiting task removes the transfer at once (its
-  // connection is closed or kept as libcurl decides): CancelledError. The client must outlive
-  // the await (the loop cancels it first when it closes).
+  // connection is closed or kept as libcurl decides): CancelledError. The coroutine shares the
+  // client's state, not the client: a fetch in flight when the client goes ends with
+  // CancelledError("HttpClient closed"); one first run after it went raises RuntimeError.
   aio::Task<Response> fetch(Request request);
   // fetch(url): a GET of url with the client's defaults.
   aio::Task<Response> fetch(std::string url);
