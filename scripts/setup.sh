@@ -12,6 +12,7 @@ packages=(
   libcereal-dev  # serialization of task arguments across processes (DESIGN.md)
   libboost1.81-dev  # Boost 1.81 headers (Asio); never libboost-dev / libboost-all-dev (DESIGN.md)
   libssl-dev  # OpenSSL: TLS for aio streams (Asio's ssl::stream)
+  libcurl4-openssl-dev  # libcurl (multi interface): concur crawl's HTTP downloader (src/crawl/)
   python3-aiohttp  # `concur bench async_crawl`: the notes' aiohttp crawler (else asyncio streams)
   libboost-url1.81-dev  # concur::crawl URLs (Boost.URL 1.81, compiled; depends only on libboost1.81-dev)
   libxml2-dev  # concur::crawl selectors: libxml2's HTML parser and XPath

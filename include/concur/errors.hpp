@@ -14,6 +14,8 @@
 //   OSError         a system call failed (aio's sockets), with Python's ConnectionError family:
 //                   BrokenPipeError, ConnectionAbortedError, ConnectionRefusedError,
 //                   ConnectionResetError; and SSLError (TLS)
+//   crawl::DownloadError  an HTTP fetch failed where no error above fits (libcurl's code):
+//                   ResponseTooLarge, TruncatedResponse, TooManyRedirects, DNSLookupError
 // Every what() starts with the Python-style type name, e.g. "RuntimeError: release unlocked
 // lock", so messages are greppable. Later layers add their types here.
 // Thread-safety: plain value types.
@@ -323,4 +325,76 @@ class SSLError : public OSError {
   explicit SSLError(const std::string& msg) : OSError("SSLError", 0, "[SSL] " + msg) {}
 };
 
+// ---- crawl (include/concur/crawl/http.hpp): the downloader's failures -------------------------
+// A fetch raises the errors above where they fit (ConnectionRefusedError, ConnectionResetError,
+// TimeoutError, SSLError, OSError) and these otherwise. HTTP statuses are never errors.
+namespace crawl {
+
+// DownloadError: a fetch failed for a reason no other error names. curl_code() is libcurl's
+// CURLcode (0 when the failure is concur's own), curl_message() libcurl's text; what() is
+// "DownloadError: [curl 3] URL using bad/illegal format or missing URL (GET foo://x)".
+class DownloadError : public Error {
+ public:
+  DownloadError(int curl_code, const std::string& msg)
+      : DownloadError("DownloadError", curl_code, msg) {}
+  [[nodiscard]] int curl_code() const noexcept { return curl_code_; }
+  [[nodiscard]] const std::string& curl_message() const noexcept { return message_; }
+
+ protected:
+  DownloadError(const char* type_name, int curl_code, const std::string& msg)
+      : Error(std::string(type_name) + ": [curl " + std::to_string(curl_code) + "] " + msg),
+        curl_code_(curl_code),
+        message_(msg) {}
+
+ private:
+  int curl_code_;
+  std::string message_;
+};
+
+// ResponseTooLarge: the response's body exceeded the request's max_size (Scrapy's
+// DOWNLOAD_MAXSIZE): announced by Content-Length (expected_size() is it), or while streaming
+// (expected_size() 0 when unknown). The transfer was abandoned.
+class ResponseTooLarge : public DownloadError {
+ public:
+  ResponseTooLarge(int curl_code, const std::string& msg, std::size_t max_size,
+                   std::size_t expected_size)
+      : DownloadError("ResponseTooLarge", curl_code, msg),
+        max_size_(max_size),
+        expected_size_(expected_size) {}
+  [[nodiscard]] std::size_t max_size() const noexcept { return max_size_; }
+  [[nodiscard]] std::size_t expected_size() const noexcept { return expected_size_; }
+
+ private:
+  std::size_t max_size_;
+  std::size_t expected_size_;
+};
+
+// TruncatedResponse: the server ended the connection before the whole body arrived (fewer bytes
+// than Content-Length, a chunked body without its last chunk): Scrapy's data loss. received()
+// is how many body bytes arrived.
+class TruncatedResponse : public DownloadError {
+ public:
+  TruncatedResponse(int curl_code, const std::string& msg, std::size_t received)
+      : DownloadError("TruncatedResponse", curl_code, msg), received_(received) {}
+  [[nodiscard]] std::size_t received() const noexcept { return received_; }
+
+ private:
+  std::size_t received_;
+};
+
+// TooManyRedirects: a followed chain of redirects went past the request's max_redirects.
+class TooManyRedirects : public DownloadError {
+ public:
+  TooManyRedirects(int curl_code, const std::string& msg)
+      : DownloadError("TooManyRedirects", curl_code, msg) {}
+};
+
+// DNSLookupError: the host (or the proxy's) name did not resolve (Scrapy's DNSLookupError).
+class DNSLookupError : public DownloadError {
+ public:
+  DNSLookupError(int curl_code, const std::string& msg)
+      : DownloadError("DNSLookupError", curl_code, msg) {}
+};
+
+}  // namespace crawl
 }  // namespace concur
