@@ -1217,57 +1217,60 @@ void produce_consume(Q& q, std::size_t n, std::size_t per_producer, bool fifo) {
   std::atomic<std::size_t> producers_left{n}, out_of_order{0};
   std::atomic<bool> stuck{false};
   std::atomic<std::uint64_t> sum{0};
-  Bunch bunch(2 * n, [&](std::size_t id) {
-    if (id < n) {  // producer `id` owns values [id * per_producer, (id + 1) * per_producer)
-      const std::size_t first = id * per_producer;
-      try {
-        for (std::size_t i = 0; i < per_producer;) {
-          if (id % 2 == 0) {
-            payload[first + i] = first + i + 1;
-            q.put(first + i, kGenerous);
-            ++i;
-          } else {
-            std::vector<std::size_t> chunk;
-            for (; i < per_producer && chunk.size() < 8; ++i) {
-              payload[first + i] = first + i + 1;
-              chunk.push_back(first + i);
+  Bunch bunch(
+      2 * n,
+      [&](std::size_t id) {
+        if (id < n) {  // producer `id` owns values [id * per_producer, (id + 1) * per_producer)
+          const std::size_t first = id * per_producer;
+          try {
+            for (std::size_t i = 0; i < per_producer;) {
+              if (id % 2 == 0) {
+                payload[first + i] = first + i + 1;
+                q.put(first + i, kGenerous);
+                ++i;
+              } else {
+                std::vector<std::size_t> chunk;
+                for (; i < per_producer && chunk.size() < 8; ++i) {
+                  payload[first + i] = first + i + 1;
+                  chunk.push_back(first + i);
+                }
+                q.put_many(chunk);
+              }
             }
-            q.put_many(chunk);
+          } catch (const QueueError& e) {  // Full: consumers stalled; ShutDown: a consumer gave up
+            ADD_FAILURE() << "producer " << id << ": " << e.what();
+          }
+          if (producers_left.fetch_sub(1) == 1) q.shutdown();
+        } else {
+          std::vector<std::size_t> last(n, std::numeric_limits<std::size_t>::max());
+          auto take = [&](std::size_t v) {
+            if (payload[v] != v + 1) ADD_FAILURE() << "payload of " << v << " not visible";
+            seen[v].fetch_add(1, std::memory_order_relaxed);
+            sum.fetch_add(v, std::memory_order_relaxed);
+            const std::size_t p = v / per_producer;
+            if (last[p] != std::numeric_limits<std::size_t>::max() && v <= last[p]) {
+              out_of_order.fetch_add(1);
+            }
+            last[p] = v;
+          };
+          try {
+            for (;;) {
+              if (id % 2 == 0) {
+                take(q.get(kGenerous));
+              } else {
+                auto batch = q.get_many(8, kGenerous);
+                if (batch.empty()) throw Empty();
+                for (const std::size_t v : batch) take(v);
+              }
+            }
+          } catch (const ShutDown&) {
+          } catch (const Empty&) {
+            stuck.store(true);
+            q.shutdown(true);  // release the producers instead of leaving them blocked
           }
         }
-      } catch (const QueueError& e) {  // Full: consumers stalled; ShutDown: a consumer gave up
-        ADD_FAILURE() << "producer " << id << ": " << e.what();
-      }
-      if (producers_left.fetch_sub(1) == 1) q.shutdown();
-    } else {
-      std::vector<std::size_t> last(n, std::numeric_limits<std::size_t>::max());
-      auto take = [&](std::size_t v) {
-        if (payload[v] != v + 1) ADD_FAILURE() << "payload of " << v << " not visible";
-        seen[v].fetch_add(1, std::memory_order_relaxed);
-        sum.fetch_add(v, std::memory_order_relaxed);
-        const std::size_t p = v / per_producer;
-        if (last[p] != std::numeric_limits<std::size_t>::max() && v <= last[p]) {
-          out_of_order.fetch_add(1);
-        }
-        last[p] = v;
-      };
-      try {
-        for (;;) {
-          if (id % 2 == 0) {
-            take(q.get(kGenerous));
-          } else {
-            auto batch = q.get_many(8, kGenerous);
-            if (batch.empty()) throw Empty();
-            for (const std::size_t v : batch) take(v);
-          }
-        }
-      } catch (const ShutDown&) {
-      } catch (const Empty&) {
-        stuck.store(true);
-        q.shutdown(true);  // release the producers instead of leaving them blocked
-      }
-    }
-  });
+      },
+      kLongRun);  // every put and get has its own kGenerous deadline (Full / Empty)
   bunch.join();
   ASSERT_FALSE(stuck.load()) << "a consumer waited kGenerous for an item: lost wake-up";
   std::size_t missing = 0, duplicated = 0;

@@ -346,28 +346,31 @@ TEST_F(WaitQueueTest, PingPongNeverLosesAWakeUp) {
   std::size_t moves = 0;  // guarded by mu
   std::array<WaitQueue, 2> wq;
   std::atomic<bool> stuck{false};
-  Bunch players(2, [&](std::size_t me) {
-    for (std::size_t round = 0; round < kRounds; ++round) {
-      const Deadline deadline = Deadline::after(kGenerous);
-      std::unique_lock lk(mu);
-      while (turn != me) {
-        if (deadline.expired() || stuck.load()) {
-          stuck.store(true);
-          return;
+  Bunch players(
+      2,
+      [&](std::size_t me) {
+        for (std::size_t round = 0; round < kRounds; ++round) {
+          const Deadline deadline = Deadline::after(kGenerous);
+          std::unique_lock lk(mu);
+          while (turn != me) {
+            if (deadline.expired() || stuck.load()) {
+              stuck.store(true);
+              return;
+            }
+            const std::uint32_t ticket = wq[me].prepare();
+            lk.unlock();
+            wq[me].wait(ticket, deadline);
+            lk.lock();
+            wq[me].done();
+          }
+          ++moves;
+          turn = 1 - me;
+          const Wake w = wq[1 - me].signal();
+          lk.unlock();
+          wq[1 - me].wake(w);
         }
-        const std::uint32_t ticket = wq[me].prepare();
-        lk.unlock();
-        wq[me].wait(ticket, deadline);
-        lk.lock();
-        wq[me].done();
-      }
-      ++moves;
-      turn = 1 - me;
-      const Wake w = wq[1 - me].signal();
-      lk.unlock();
-      wq[1 - me].wake(w);
-    }
-  });
+      },
+      kLongRun);  // 20,000 hand-offs: each round has its own kGenerous deadline
   players.join();
   EXPECT_FALSE(stuck.load()) << "a player waited kGenerous for its turn: lost wake-up";
   std::scoped_lock lk(mu);

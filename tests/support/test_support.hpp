@@ -42,6 +42,8 @@ inline constexpr auto kShort = 50ms;
 inline constexpr auto kSlack = 2ms;
 // kGenerous bounds "returns promptly" assertions: far above any healthy latency, even under TSan.
 inline constexpr auto kGenerous = 5s;
+// kLongRun: Bunch's hang guard for a run of tens of thousands of blocking hand-offs (see Bunch).
+inline constexpr auto kLongRun = 25s;
 
 inline const std::vector<std::size_t> kThreadCounts = {
     1, 2, 3, 8, std::max<std::size_t>(2 * std::thread::hardware_concurrency(), 5)};
@@ -65,10 +67,10 @@ inline void run_threads(std::size_t n, const std::function<void(std::size_t)>& f
   for (auto& t : threads) t->join();
 }
 
-// wait_until(pred) polls pred every millisecond for up to kGenerous; returns pred().
+// wait_until(pred) polls pred every millisecond for up to kGenerous (or `budget`); returns pred().
 template <class Pred>
-bool wait_until(Pred pred) {
-  const auto deadline = std::chrono::steady_clock::now() + kGenerous;
+bool wait_until(Pred pred, std::chrono::steady_clock::duration budget = kGenerous) {
+  const auto deadline = std::chrono::steady_clock::now() + budget;
   while (!pred()) {
     if (std::chrono::steady_clock::now() >= deadline) return pred();
     std::this_thread::sleep_for(1ms);
@@ -92,13 +94,20 @@ bool holds_for(std::chrono::steady_clock::duration d, Pred pred) {
 // Bunch(n, fn) starts n concur::Threads running fn(i) and returns while they run, after CPython
 // lock_tests' Bunch. started() / finished() count them; wait_started() waits (bounded) until all
 // have begun; join() waits until all have finished. An exception escaping fn fails the test
-// instead of going to the excepthook. Threads still running kGenerous into join() fail the test;
-// after a second kGenerous the process aborts with a message, since those threads use the test's
-// stack and cannot be abandoned — so a test whose threads are stuck (say, in an untimed wait that
-// missed its wake-up) fails in seconds instead of hanging. The destructor joins.
+// instead of going to the excepthook. Threads still running `budget` (default kGenerous) into
+// join() fail the test; after a second `budget` the process aborts with a message, since those
+// threads use the test's stack and cannot be abandoned — so a test whose threads are stuck (say,
+// in an untimed wait that missed its wake-up) fails in seconds instead of hanging. The budget is a
+// hang guard for the whole run, not a per-step bound: a test whose threads make tens of thousands
+// of blocking hand-offs passes a budget for that much work (kLongRun), because on a loaded 2-core
+// machine each hand-off may wait for a time slice (a capacity-1 queue moving 30,000 items took
+// ~10 s there); such tests bound each step with its own kGenerous deadline, which is what catches
+// a lost wake-up. The destructor joins.
 class Bunch {
  public:
-  Bunch(std::size_t n, std::function<void(std::size_t)> fn) : fn_(std::move(fn)) {
+  Bunch(std::size_t n, std::function<void(std::size_t)> fn,
+        std::chrono::steady_clock::duration budget = kGenerous)
+      : fn_(std::move(fn)), budget_(budget) {
     threads_.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {
       threads_.push_back(std::make_unique<Thread>([this, i] { body(i); }));
@@ -118,9 +127,11 @@ class Bunch {
   void join() {
     if (joined_) return;
     joined_ = true;
-    if (!wait_until([&] { return finished() == size(); })) {
-      ADD_FAILURE() << finished() << " of " << size() << " threads finished within kGenerous";
-      if (!wait_until([&] { return finished() == size(); })) {
+    if (!wait_until([&] { return finished() == size(); }, budget_)) {
+      ADD_FAILURE() << finished() << " of " << size() << " threads finished within "
+                    << std::chrono::duration_cast<std::chrono::milliseconds>(budget_).count()
+                    << " ms";
+      if (!wait_until([&] { return finished() == size(); }, budget_)) {
         std::fprintf(stderr, "Bunch: %zu of %zu threads are stuck; aborting the test binary\n",
                      size() - finished(), size());
         std::abort();
@@ -143,6 +154,7 @@ class Bunch {
   }
 
   std::function<void(std::size_t)> fn_;
+  std::chrono::steady_clock::duration budget_;
   std::atomic<std::size_t> started_{0};
   std::atomic<std::size_t> finished_{0};
   std::vector<std::unique_ptr<Thread>> threads_;
