@@ -9,6 +9,7 @@
 
 #include "concur/crawl/selector.hpp"
 #include "concur/errors.hpp"
+#include "internal.hpp"
 
 namespace concur::crawl {
 
@@ -32,25 +33,6 @@ std::string lower(std::string s) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   }
   return s;
-}
-
-void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) cp = 0xFFFD;
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 // cat(parts...): concatenation (g++ 12 warns falsely, -Wrestrict, on "literal" + std::string&&).
@@ -430,7 +412,7 @@ class Translator {
         ++digits;
       }
       if (!at_end() && is_space(peek())) ++i_;
-      append_utf8(out, cp);
+      detail::append_utf8(out, cp);
     } else {
       out += peek();
       ++i_;

@@ -25,6 +25,7 @@
 #include <exception>
 #include <unordered_map>
 
+#include "../aio/os_error.hpp"  // aio's errno -> OSError family mapping
 #include "concur/aio/sync.hpp"
 
 namespace concur::crawl {
@@ -177,26 +178,11 @@ bool is_tls_error(CURLcode rc) noexcept {
   }
 }
 
-// connection_error(e, msg): errno e as Python's ConnectionError family (0: a plain
-// ConnectionError, for a connection lost without an errno).
+// connection_error(e, msg): errno e as Python's ConnectionError family (aio's one mapping), and a
+// plain ConnectionError for a connection lost without an errno (0).
 std::exception_ptr connection_error(int e, const std::string& msg) {
-  switch (e) {
-    case ECONNREFUSED:
-      return std::make_exception_ptr(ConnectionRefusedError(e, msg));
-    case ECONNRESET:
-      return std::make_exception_ptr(ConnectionResetError(e, msg));
-    case EPIPE:
-    case ESHUTDOWN:
-      return std::make_exception_ptr(BrokenPipeError(e, msg));
-    case ECONNABORTED:
-      return std::make_exception_ptr(ConnectionAbortedError(e, msg));
-    case ETIMEDOUT:
-      return std::make_exception_ptr(TimeoutError("[Errno " + std::to_string(e) + "] " + msg));
-    case 0:
-      return std::make_exception_ptr(ConnectionError(0, msg));
-    default:
-      return std::make_exception_ptr(OSError(e, msg));
-  }
+  if (e == 0) return std::make_exception_ptr(ConnectionError(0, msg));
+  return aio::detail::os_error(e, msg);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Private helpers shared by src/crawl/ (not installed, not public).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -12,5 +13,23 @@ std::string resolve_encoding_label(std::string_view label);
 // transcode_to_utf8(encoding, bytes): bytes (in `encoding`, an iconv name) as valid UTF-8,
 // undecodable bytes and NULs replaced by U+FFFD.
 std::string transcode_to_utf8(const std::string& encoding, std::string_view bytes);
+
+// is_hex(c), hex_value(c) (of a hex digit), ascii_lower(c): byte helpers of URL and robots.txt
+// percent-encoding.
+inline bool is_hex(char c) noexcept {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+inline int hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return c - 'A' + 10;
+}
+inline char ascii_lower(char c) noexcept {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+// append_utf8(out, cp): code point cp as UTF-8 (U+FFFD for NUL, surrogates and values past
+// U+10FFFF).
+void append_utf8(std::string& out, std::uint32_t cp);
 
 }  // namespace concur::crawl::detail

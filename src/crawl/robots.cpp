@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "concur/crawl/url.hpp"
+#include "internal.hpp"
 
 namespace concur::crawl {
 
@@ -18,19 +19,9 @@ namespace {
 
 constexpr char kHex[] = "0123456789ABCDEF";
 
-bool is_hex(char c) noexcept {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return c - 'A' + 10;
-}
-
-char ascii_lower(char c) noexcept {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
+using detail::ascii_lower;
+using detail::hex_value;
+using detail::is_hex;
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;

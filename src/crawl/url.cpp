@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "concur/errors.hpp"
+#include "internal.hpp"
 
 namespace concur::crawl {
 
@@ -27,19 +28,9 @@ constexpr char kHexUpper[] = "0123456789ABCDEF";
 constexpr char kHexLower[] = "0123456789abcdef";
 constexpr std::size_t kMessageUrlMax = 200;  // bytes of the URL quoted in an error message
 
-bool is_hex(char c) noexcept {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return c - 'A' + 10;
-}
-
-char ascii_lower(char c) noexcept {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
+using detail::ascii_lower;
+using detail::hex_value;
+using detail::is_hex;
 
 std::string lower(std::string_view s) {
   std::string out(s);
