@@ -17,6 +17,10 @@ packages=(
   libboost-url1.81-dev  # concur::crawl URLs (Boost.URL 1.81, compiled; depends only on libboost1.81-dev)
   libxml2-dev  # concur::crawl selectors: libxml2's HTML parser and XPath
   python3-parsel  # bench/compare/python_parse_bench.py: parsel + lxml, the Python peer of crawl parsing
+  nginx  # crawl tests and benchmarks: the static test site (tests/support/nginx_server.hpp);
+         # Debian 12's nginx-light is only a transitional package pulling nginx + the echo module
+  wget2  # crawl benchmark peer: `wget2 --recursive` against the same local site
+  python3-scrapy  # crawl benchmark peer: a Scrapy spider against the same local site
 )
 
 missing=()
