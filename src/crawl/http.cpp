@@ -15,6 +15,7 @@
 #include "concur/crawl/http.hpp"
 
 #include <curl/curl.h>
+#include <strings.h>
 
 #include <algorithm>
 #include <cctype>
@@ -635,7 +636,11 @@ void Transfer::configure() {
   if (o.decode_content) setopt(e, CURLOPT_ACCEPT_ENCODING, "");  // every encoding libcurl has
   if (o.http2) {
     setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-    setopt(e, CURLOPT_PIPEWAIT, 1L);  // prefer a stream on a connection being set up
+    // PIPEWAIT: prefer a stream on a connection being set up — only where that connection may
+    // turn out to multiplex (HTTP/2 comes by ALPN over TLS). For http:// it would make every
+    // fetch to a host wait until the host's first answer proves the connection HTTP/1.1: a slow
+    // first page would hold the whole host back.
+    if (strncasecmp(request_.url.c_str(), "https://", 8) == 0) setopt(e, CURLOPT_PIPEWAIT, 1L);
   } else {
     setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
   }

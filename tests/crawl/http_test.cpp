@@ -237,6 +237,27 @@ TEST_F(HttpClientTest, SixteenInFlightUnderAPerHostLimit) {
   }());
 }
 
+// A slow first fetch to a host must not hold back the others: libcurl's PIPEWAIT (wait for the
+// first connection to learn whether it multiplexes) is asked for https:// only, where HTTP/2 may
+// come by ALPN; on http:// it kept every fetch to a fresh host waiting for the first answer.
+TEST_F(HttpClientTest, ASlowFirstFetchDoesNotHoldTheHostBack) {
+  run_bounded([]() -> aio::Task<void> {
+    HttpTestServer server = co_await HttpTestServer::start();
+    crawl::HttpClient client;  // http2 on: the default
+    aio::Task<crawl::Response> slow =
+        aio::create_task(client.fetch(server.url("/slow?delay=3000")));
+    co_await aio::sleep(std::chrono::milliseconds(0));  // the slow fetch starts first
+    std::vector<aio::Task<crawl::Response>> quick;
+    for (int i = 0; i < 4; ++i) quick.push_back(client.fetch(server.url("/page?size=100")));
+    std::vector<crawl::Response> done = co_await aio::gather(std::move(quick));
+    for (const crawl::Response& r : done) EXPECT_EQ(r.status, 200);
+    EXPECT_FALSE(slow.done());  // the quick ones did not wait for it
+    (void)slow.cancel();
+    co_await expect_cancelled(std::move(slow));
+    server.close();
+  }());
+}
+
 TEST_F(HttpClientTest, TimeoutRaisesTimeoutError) {
   run_bounded([]() -> aio::Task<void> {
     HttpTestServer server = co_await HttpTestServer::start();

@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,6 +32,7 @@
 
 #include "concur/aio/loop.hpp"
 #include "concur/aio/task.hpp"
+#include "concur/crawl/selector.hpp"
 #include "concur/detail/config.hpp"
 #include "concur/errors.hpp"
 
@@ -111,6 +113,22 @@ struct Request {
   // bytes than Content-Length, a chunked body without its last chunk) raises TruncatedResponse;
   // false returns what arrived with Response::dataloss set.
   bool fail_on_dataloss = true;
+
+  // ---- the crawler's fields (crawler.hpp; HttpClient ignores them), Scrapy's Request ----
+  // callback / errback: names of the Spider's callbacks (Spider::callback()); an empty callback
+  // is parse(), an empty errback is none. Names, not functions, so a request can be stored.
+  std::string callback;
+  std::string errback;
+  int priority = 0;          // higher first (DEPTH_PRIORITY and retries adjust it)
+  bool dont_filter = false;  // skip the dupefilter (and the offsite filter, as Scrapy)
+  // meta: what the spider carries from one callback to the next (Scrapy's meta / cb_kwargs).
+  std::map<std::string, std::string> meta;
+  std::string download_slot;  // the slot's key; empty: the URL's host
+  // Kept by the crawler: the link depth (start requests 0), and how often it was retried or
+  // redirected on the way here.
+  int depth = 0;
+  int retry_times = 0;
+  int redirect_times = 0;
 };
 
 // Timing: libcurl's clock for one fetch, each from the fetch's start (microseconds).
@@ -149,6 +167,27 @@ struct Response {
   long new_connections = 0;
   bool size_warning = false;  // the body (or Content-Length) exceeded warn_size
   bool dataloss = false;      // truncated, returned because fail_on_dataloss was false
+
+  // ---- the crawler's view (crawler.hpp), Scrapy's Response ----
+  // request: the request this answers, as the crawler scheduled it (its meta, depth, callback);
+  // HttpClient::fetch leaves it empty.
+  Request request;
+  // selector(): the page parsed (Selector with this URL and Content-Type), once, on first use;
+  // copies of the Response share it, so use them from one thread at a time (selector.hpp).
+  [[nodiscard]] const Selector& selector() const;
+  // text(): the body decoded to UTF-8 (html_to_unicode: BOM, Content-Type, <meta>, else UTF-8).
+  [[nodiscard]] std::string text() const;
+  // xpath(expr) / css(selector): selector().xpath / css.
+  [[nodiscard]] SelectorList xpath(std::string_view expr) const;
+  [[nodiscard]] SelectorList css(std::string_view css_selector) const;
+  // urljoin(ref): ref resolved against the page (its <base href> counts). ValueError if no URL.
+  [[nodiscard]] std::string urljoin(std::string_view ref) const;
+  // follow(ref, callback): a GET Request of urljoin(ref) to be handled by `callback` (a name
+  // Spider::callback() registered; empty: parse). ValueError if ref is no URL.
+  [[nodiscard]] Request follow(std::string_view ref, std::string callback = {}) const;
+
+  // The parse cache behind selector() (shared by copies); not for direct use.
+  mutable std::shared_ptr<const Selector> parsed;
 };
 
 // ClientOptions: HttpClient's settings (the defaults of every Request, the pool's limits).

@@ -1,0 +1,945 @@
+// crawl/crawler.cpp — the engine behind Crawler: scheduler, download slots, robots.txt, retries,
+// redirects, callbacks on a thread pool, pipelines on a writer thread, stats, closing.
+// docs/crawl.md narrates the design; this file keeps to one rule per state: everything below the
+// Engine's "loop state" line is touched on the loop's thread only; stats (locked), the item queue
+// (a concur::Queue) and the pipelines (writer thread) are what other threads touch.
+#include "concur/crawl/crawler.hpp"
+
+#include <cxxabi.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <optional>
+#include <random>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "concur/aio/sync.hpp"
+#include "concur/crawl/robots.hpp"
+#include "concur/crawl/throttle.hpp"
+#include "concur/crawl/url.hpp"
+#include "concur/queue.hpp"
+#include "concur/thread_pool.hpp"
+
+namespace concur::crawl {
+namespace detail {
+namespace {
+
+using Clock = aio::Clock;
+
+std::chrono::duration<double> seconds(double s) { return std::chrono::duration<double>(s); }
+
+// type_name(e): an exception's Python-style type name — the "Name: " prefix every concur error's
+// what() starts with, else the demangled C++ type.
+std::string type_name(const std::exception& e) {
+  const std::string_view what = e.what();
+  const std::size_t colon = what.find(": ");
+  if (dynamic_cast<const Error*>(&e) != nullptr && colon != std::string_view::npos && colon < 64) {
+    return std::string(what.substr(0, colon));
+  }
+  int status = 0;
+  char* name = abi::__cxa_demangle(typeid(e).name(), nullptr, nullptr, &status);
+  std::string out = status == 0 && name != nullptr ? name : typeid(e).name();
+  std::free(name);  // NOLINT(cppcoreguidelines-no-malloc): __cxa_demangle allocates with malloc
+  return out;
+}
+
+std::string iso_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// peak_rss_bytes(): VmHWM of this process (Scrapy's memusage/max), 0 if unreadable.
+std::int64_t peak_rss_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::atoll(line.c_str() + 6) * 1024;
+  }
+  return 0;
+}
+
+// retryable(e): the download errors a retry may cure (Scrapy's EXCEPTIONS_TO_RETRY: timeouts,
+// DNS, refused / reset / lost connections, cut responses); not an oversized response, a TLS
+// failure or a refused URL.
+bool retryable(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const TimeoutError&) {
+    return true;
+  } catch (const DNSLookupError&) {
+    return true;
+  } catch (const TruncatedResponse&) {
+    return true;
+  } catch (const SSLError&) {
+    return false;
+  } catch (const OSError&) {
+    return true;  // the ConnectionError family and other socket failures
+  } catch (...) {
+    return false;
+  }
+}
+
+bool is_redirect(int status) {
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+int level_rank(std::string_view level) {
+  if (level == "DEBUG") return 0;
+  if (level == "INFO") return 1;
+  if (level == "WARNING") return 2;
+  if (level == "ERROR") return 3;
+  return 4;  // NONE
+}
+
+}  // namespace
+
+// Engine: one crawl. Shared so cross-thread notifications (stop(), the writer's item count) can
+// hold it weakly.
+class Engine : public std::enable_shared_from_this<Engine> {
+ public:
+  using LogSink = std::function<void(std::string_view, std::string_view)>;
+
+  Engine(Spider& spider, const Settings& settings, StatsCollector& stats,
+         std::vector<std::shared_ptr<ItemPipeline>> pipelines, LogSink log)
+      : spider_(spider),
+        settings_(settings),
+        stats_(stats),
+        pipelines_(std::move(pipelines)),
+        log_(std::move(log)),
+        log_rank_(level_rank(settings.log_level)),
+        global_(settings.concurrent_requests),
+        items_(static_cast<std::size_t>(settings.concurrent_items)) {
+    robots_agent_ =
+        settings.robotstxt_user_agent.empty() ? settings.user_agent : settings.robotstxt_user_agent;
+    throttle_.min_delay = settings.download_delay;
+    throttle_.max_delay = settings.autothrottle_max_delay;
+    throttle_.target_concurrency = settings.autothrottle_target_concurrency;
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    parse_threads_ = settings.parse_threads > 0 ? static_cast<std::size_t>(settings.parse_threads)
+                                                : static_cast<std::size_t>(cores);
+    max_alive_ = static_cast<std::size_t>(settings.concurrent_requests) * 2 + parse_threads_;
+  }
+
+  aio::Task<void> run();
+  // stop(reason, now): from any thread.
+  void stop(std::string reason, bool now);
+  // progress(): from any thread.
+  [[nodiscard]] Progress progress() const;
+
+ private:
+  struct Slot {
+    explicit Slot(int concurrency) : sem(concurrency) {}
+    aio::Semaphore sem;
+    double delay = 0.0;
+    bool randomize = true;
+    Clock::time_point next_start{};  // no request of the slot starts before this
+    int failures = 0;                // failed attempts in a row (the backoff's exponent)
+  };
+  struct RobotsEntry {
+    bool ready = false;
+    RobotsTxt rules;
+    aio::Event done;
+  };
+  struct Queued {
+    int priority;
+    std::uint64_t seq;
+    Request request;
+  };
+  struct ParseResult {
+    std::vector<Request> requests;
+    std::string error_type;  // set when the callback threw
+    std::string error_message;
+    std::optional<std::string> close_reason;  // CloseSpider
+  };
+
+  void log(std::string_view level, const std::string& line);
+  // Scheduling (spider output, start requests, redirects): the filters, then the queue.
+  void schedule(Request request, const Request* parent, bool redirected);
+  void push(Request request);
+  [[nodiscard]] bool queue_less(const Queued& a, const Queued& b) const;
+  Slot& slot_for(const Request& request);
+  void close(const std::string& reason, bool now);
+
+  aio::Task<void> process(Request request);
+  aio::Task<Response> download(Request request);
+  aio::Task<bool> robots_allow(const Request& request);
+  aio::Task<void> fetch_robots(std::string origin, RobotsEntry* entry);
+  aio::Task<void> handle(Response response);
+  aio::Task<void> handle_failure(std::shared_ptr<Failure> failure);
+  static std::shared_ptr<Failure> make_failure(Request request, std::exception_ptr error,
+                                               std::string type, std::string message, int status);
+  aio::Task<void> run_callback(std::shared_ptr<Response> response, Spider::Callback cb,
+                               Spider::Errback eb, std::shared_ptr<Failure> failure);
+  bool maybe_retry(const Request& request, const std::string& reason);
+  void spawn(aio::Task<void> task);
+  void writer();
+  void log_stats();
+
+  Spider& spider_;
+  const Settings& settings_;
+  StatsCollector& stats_;
+  std::vector<std::shared_ptr<ItemPipeline>> pipelines_;
+  LogSink log_;
+  std::mutex log_mu_;
+  int log_rank_;
+  std::string robots_agent_;
+  AutoThrottle throttle_;
+  std::size_t parse_threads_ = 1;
+  std::size_t max_alive_ = 1;
+  aio::Loop* loop_ = nullptr;  // set by run(); read by stop() from other threads after that
+  std::atomic<bool> running_{false};
+
+  // ---- loop state (the loop's thread only) ----
+  aio::Semaphore global_;      // CONCURRENT_REQUESTS
+  aio::Event wake_;            // the pump's doorbell: a task ended, requests arrived, closing
+  std::vector<Queued> queue_;  // a binary heap by queue_less
+  std::uint64_t seq_ = 0;
+  std::unordered_set<std::string> seen_;
+  std::unordered_set<std::string> offsite_domains_;
+  std::unordered_map<std::string, std::unique_ptr<Slot>> slots_;
+  std::unordered_map<std::string, std::unique_ptr<RobotsEntry>> robots_;
+  std::unordered_map<std::uint64_t, aio::TaskRef> tasks_;  // alive process / robots tasks
+  std::uint64_t next_task_id_ = 0;
+  std::size_t alive_ = 0;  // process tasks alive (dequeued, not yet fully handled)
+  bool closing_ = false;
+  std::string finish_reason_ = "finished";
+  std::optional<HttpClient> client_;
+  std::optional<ThreadPoolExecutor> pool_;
+  std::mt19937_64 rng_{std::random_device{}()};
+  std::uniform_real_distribution<double> uniform_{0.0, 1.0};
+  std::int64_t responses_ = 0;  // response_received_count, for CLOSESPIDER_PAGECOUNT
+  std::int64_t callback_errors_ = 0;
+
+  // ---- gauges for progress() (written on the loop's thread, read anywhere) ----
+  std::atomic<std::size_t> queued_gauge_{0};
+  std::atomic<std::size_t> alive_gauge_{0};
+  std::atomic<std::int64_t> started_ns_{0};
+
+  // ---- shared with the parse threads and the writer ----
+  Queue<Item> items_;  // bounded: CONCURRENT_ITEMS
+  std::atomic<std::int64_t> items_scraped_{0};
+};
+
+void Engine::log(std::string_view level, const std::string& line) {
+  const int rank = level_rank(level);
+  stats_.inc_value("log_count/" + std::string(level));
+  if (rank < log_rank_ || !log_) return;
+  std::scoped_lock lock(log_mu_);
+  log_(level, line);
+}
+
+bool Engine::queue_less(const Queued& a, const Queued& b) const {
+  // std::push_heap keeps the greatest on top: the highest priority, then the newest (LIFO, Scrapy's
+  // default queues) or the oldest (FIFO).
+  if (a.priority != b.priority) return a.priority < b.priority;
+  return settings_.scheduler_order == "fifo" ? a.seq > b.seq : a.seq < b.seq;
+}
+
+void Engine::push(Request request) {
+  const int priority = request.priority;
+  queue_.push_back(Queued{priority, seq_++, std::move(request)});
+  std::push_heap(queue_.begin(), queue_.end(),
+                 [this](const Queued& a, const Queued& b) { return queue_less(a, b); });
+  stats_.inc_value("scheduler/enqueued");
+  stats_.inc_value("scheduler/enqueued/memory");
+  queued_gauge_.store(queue_.size(), std::memory_order_relaxed);
+  wake_.set();
+}
+
+void Engine::schedule(Request request, const Request* parent, bool redirected) {
+  if (parent != nullptr && !redirected) {
+    // DepthMiddleware: one level below the page it was found on.
+    request.depth = parent->depth + 1;
+    request.priority -= request.depth * settings_.depth_priority;
+    if (settings_.depth_limit > 0 && request.depth > settings_.depth_limit) {
+      log("DEBUG",
+          "Ignoring link (depth > " + std::to_string(settings_.depth_limit) + "): " + request.url);
+      return;
+    }
+    stats_.max_value("request_depth_max", request.depth);
+    if (settings_.depth_stats_verbose) {
+      stats_.inc_value("request_depth_count/" + std::to_string(request.depth));
+    }
+  }
+  if (settings_.urllength_limit > 0 &&
+      request.url.size() > static_cast<std::size_t>(settings_.urllength_limit)) {
+    stats_.inc_value("urllength/request_ignored_count");
+    log("DEBUG", "Ignoring link (url length > " + std::to_string(settings_.urllength_limit) +
+                     "): " + request.url.substr(0, 200));
+    return;
+  }
+  std::string canonical;
+  try {
+    const SplitResult parts = urlsplit(request.url);
+    if (parts.scheme != "http" && parts.scheme != "https") {
+      throw ValueError("unsupported URL scheme '" + parts.scheme + "'");
+    }
+    if (parts.hostname.empty()) throw ValueError("no host");
+    canonical = canonicalize_url(request.url);
+  } catch (const ValueError& e) {
+    stats_.inc_value("scheduler/invalid_url");
+    log("WARNING", "Ignoring request <" + request.url.substr(0, 200) + ">: " + e.what());
+    return;
+  }
+  if (!request.dont_filter && !spider_.allowed_domains.empty() &&
+      !url_is_from_any_domain(request.url, spider_.allowed_domains)) {
+    stats_.inc_value("offsite/filtered");
+    const std::string host = url_host(request.url);
+    if (offsite_domains_.insert(host).second) {
+      stats_.inc_value("offsite/domains");
+      log("DEBUG", "Filtered offsite request to '" + host + "': <" + request.url + ">");
+    }
+    return;
+  }
+  // A dont_filter request is scheduled even when seen, but is remembered too (Scrapy does not
+  // record it, so a link back to a start URL fetches the start page a second time).
+  const bool fresh =
+      seen_.insert(request_fingerprint(request.method, canonical, request.body)).second;
+  if (!fresh && !request.dont_filter) {
+    stats_.inc_value("dupefilter/filtered");
+    return;
+  }
+  push(std::move(request));
+}
+
+Engine::Slot& Engine::slot_for(const Request& request) {
+  const std::string key =
+      request.download_slot.empty() ? url_host(request.url) : request.download_slot;
+  auto it = slots_.find(key);
+  if (it != slots_.end()) return *it->second;
+  int concurrency = settings_.concurrent_requests_per_domain;
+  double delay = settings_.download_delay;
+  bool randomize = settings_.randomize_download_delay;
+  if (const auto o = settings_.download_slots.find(key); o != settings_.download_slots.end()) {
+    concurrency = o->second.concurrency.value_or(concurrency);
+    delay = o->second.delay.value_or(delay);
+    randomize = o->second.randomize_delay.value_or(randomize);
+  }
+  auto slot = std::make_unique<Slot>(concurrency);
+  slot->delay = settings_.autothrottle_enabled
+                    ? std::max(delay, throttle_.start_delay(settings_.autothrottle_start_delay))
+                    : delay;
+  slot->randomize = randomize;
+  return *slots_.emplace(key, std::move(slot)).first->second;
+}
+
+void Engine::close(const std::string& reason, bool now) {
+  if (!closing_) {
+    closing_ = true;
+    finish_reason_ = reason;
+    log("INFO", "Closing spider (" + reason + ")");
+  }
+  if (now) {
+    for (auto& [id, task] : tasks_) (void)task.cancel("crawl stopped");
+  }
+  wake_.set();
+}
+
+void Engine::stop(std::string reason, bool now) {
+  if (!running_.load()) return;
+  try {
+    loop_->call_soon_threadsafe([weak = weak_from_this(), reason = std::move(reason), now] {
+      if (auto self = weak.lock()) self->close(reason, now);
+    });
+  } catch (const RuntimeError&) {
+    // the loop closed: the crawl is over
+  }
+}
+
+Progress Engine::progress() const {
+  Progress p;
+  p.pages = stats_.get_int("response_received_count");
+  p.items = stats_.get_int("item_scraped_count");
+  p.requests = stats_.get_int("downloader/request_count");
+  std::int64_t errors = stats_.get_int("downloader/exception_count");
+  const nlohmann::json all = stats_.get_stats();  // named: items() would outlive a temporary
+  for (const auto& [key, value] : all.items()) {
+    if (key.rfind("spider_exceptions/", 0) == 0 && value.is_number_integer()) {
+      errors += value.get<std::int64_t>();
+    }
+  }
+  p.errors = errors;
+  p.queued = queued_gauge_.load(std::memory_order_relaxed);
+  p.in_progress = alive_gauge_.load(std::memory_order_relaxed);
+  const std::int64_t started = started_ns_.load();
+  if (started != 0) {
+    p.elapsed =
+        std::chrono::duration<double>(Clock::now().time_since_epoch() - Clock::duration(started))
+            .count();
+  }
+  return p;
+}
+
+void Engine::spawn(aio::Task<void> task) {
+  const std::uint64_t id = next_task_id_++;
+  aio::TaskRef ref = loop_->create_task(std::move(task));
+  // The task may have ended already (it ran nothing yet: create_task only schedules it).
+  tasks_.emplace(id, std::move(ref));
+}
+
+// download(request): one fetch through the request's slot: the slot's concurrency, then a global
+// permit, then the slot's spacing (DOWNLOAD_DELAY, randomized; AutoThrottle's delay; a backoff
+// rest), so two starts in a slot are never closer than its delay. Counts the downloader/* stats
+// and adjusts the slot after the answer. Throws the fetch's error.
+aio::Task<Response> Engine::download(Request request) {
+  Slot& slot = slot_for(request);
+  auto slot_permit = co_await slot.sem.scoped();
+  auto global_permit = co_await global_.scoped();
+  for (;;) {
+    const Clock::time_point now = Clock::now();
+    if (now >= slot.next_start) break;
+    co_await aio::sleep_until(slot.next_start);
+  }
+  const double gap =
+      slot.randomize && slot.delay > 0 ? randomized_delay(slot.delay, uniform_(rng_)) : slot.delay;
+  slot.next_start = Clock::now() + std::chrono::duration_cast<Clock::duration>(seconds(gap));
+
+  stats_.inc_value("downloader/request_count");
+  stats_.inc_value("downloader/request_method_count/" + request.method);
+  Response response;
+  try {
+    response = co_await client_->fetch(request);
+  } catch (const CancelledError&) {
+    throw;
+  } catch (const std::exception& e) {
+    stats_.inc_value("downloader/exception_count");
+    stats_.inc_value("downloader/exception_type_count/" + type_name(e));
+    ++slot.failures;
+    const double rest = backoff_delay(slot.failures, settings_.retry_backoff_base,
+                                      settings_.retry_backoff_max, uniform_(rng_));
+    slot.next_start = std::max(
+        slot.next_start, Clock::now() + std::chrono::duration_cast<Clock::duration>(seconds(rest)));
+    throw;
+  }
+  stats_.inc_value("downloader/response_count");
+  stats_.inc_value("downloader/response_status_count/" + std::to_string(response.status));
+  stats_.inc_value("downloader/response_bytes",
+                   static_cast<std::int64_t>(response.bytes_downloaded + response.header_bytes));
+
+  const bool failed =
+      std::find(settings_.retry_http_codes.begin(), settings_.retry_http_codes.end(),
+                response.status) != settings_.retry_http_codes.end();
+  if (failed) {
+    ++slot.failures;
+    double rest = backoff_delay(slot.failures, settings_.retry_backoff_base,
+                                settings_.retry_backoff_max, uniform_(rng_));
+    if (response.status == 429 || response.status == 503) {
+      if (const auto value = response.headers.get("Retry-After")) {
+        if (const auto asked = parse_retry_after(*value, std::chrono::system_clock::now())) {
+          rest = std::min(*asked, settings_.retry_after_max);
+          stats_.inc_value("retry/retry_after_count");
+        }
+      }
+    }
+    slot.next_start = std::max(
+        slot.next_start, Clock::now() + std::chrono::duration_cast<Clock::duration>(seconds(rest)));
+  } else {
+    slot.failures = 0;
+  }
+  if (settings_.autothrottle_enabled) {
+    const double latency = std::chrono::duration<double>(response.timing.latency).count();
+    const double before = slot.delay;
+    slot.delay = throttle_.adjust(slot.delay, latency, response.status);
+    if (settings_.autothrottle_debug) {
+      char line[200];
+      std::snprintf(line, sizeof line,
+                    "slot: %s | delay:%5d ms (%+d) | latency:%5d ms | size:%6zu bytes",
+                    url_host(request.url).c_str(), static_cast<int>(slot.delay * 1000),
+                    static_cast<int>((slot.delay - before) * 1000),
+                    static_cast<int>(latency * 1000), response.body.size());
+      log("INFO", line);
+    }
+  }
+  co_return response;
+}
+
+aio::Task<void> Engine::fetch_robots(std::string origin, RobotsEntry* entry) {
+  // RFC 9309 §2.3.1: a 4xx allows everything; a 5xx (or no answer) disallows everything — after
+  // the retries, which the slot's backoff spaces, so pages of the origin wait rather than fail.
+  Request request(robots_txt_url(origin));
+  request.follow_redirects = true;
+  request.max_redirects = 5;  // RFC 9309 §2.3.1.2: at least five
+  RobotsTxt rules = RobotsTxt::disallow_all();
+  for (int attempt = 0; attempt <= settings_.retry_times; ++attempt) {
+    stats_.inc_value("robotstxt/request_count");
+    try {
+      Response response = co_await download(request);
+      stats_.inc_value("robotstxt/response_count");
+      stats_.inc_value("robotstxt/response_status_count/" + std::to_string(response.status));
+      const RobotsPolicy policy = robots_policy_for_status(response.status);
+      if (policy != RobotsPolicy::kDisallowAll || attempt == settings_.retry_times) {
+        rules = RobotsTxt::from_response(response.status, response.body);
+        break;
+      }
+    } catch (const CancelledError&) {
+      throw;
+    } catch (const std::exception& e) {
+      stats_.inc_value("robotstxt/exception_count/" + type_name(e));
+      log(attempt == settings_.retry_times ? "ERROR" : "DEBUG",
+          "Error downloading <" + request.url + ">: " + e.what());
+    }
+  }
+  if (settings_.robotstxt_crawl_delay) {
+    if (const auto delay = rules.crawl_delay(robots_agent_)) {
+      Slot& slot = slot_for(request);
+      slot.delay = std::max(slot.delay, *delay);
+    }
+  }
+  entry->rules = std::move(rules);
+  entry->ready = true;
+  entry->done.set();
+  wake_.set();  // the pump may be waiting for this task to end
+}
+
+aio::Task<bool> Engine::robots_allow(const Request& request) {
+  const std::string origin = url_origin(request.url);
+  std::unique_ptr<RobotsEntry>& slot = robots_[origin];
+  if (!slot) {
+    slot = std::make_unique<RobotsEntry>();
+    spawn(fetch_robots(origin, slot.get()));
+  }
+  RobotsEntry* entry = slot.get();
+  if (!entry->ready) co_await entry->done.wait();
+  co_return entry->rules.can_fetch(request.url, robots_agent_);
+}
+
+bool Engine::maybe_retry(const Request& request, const std::string& reason) {
+  if (!settings_.retry_enabled || request.meta.count("dont_retry") != 0) return false;
+  if (request.retry_times >= settings_.retry_times) {
+    stats_.inc_value("retry/max_reached");
+    log("ERROR", "Gave up retrying <" + request.method + " " + request.url + "> (failed " +
+                     std::to_string(request.retry_times + 1) + " times): " + reason);
+    return false;
+  }
+  Request again = request;
+  ++again.retry_times;
+  again.priority += settings_.retry_priority_adjust;
+  again.dont_filter = true;
+  stats_.inc_value("retry/count");
+  stats_.inc_value("retry/reason_count/" + reason);
+  log("DEBUG", "Retrying <" + request.method + " " + request.url + "> (failed " +
+                   std::to_string(again.retry_times) + " times): " + reason);
+  push(std::move(again));
+  return true;
+}
+
+// Alive: a process task's share of Engine::alive_, given back however the task ends (its end,
+// an error, a cancellation), with a ring of the pump's doorbell.
+struct Alive {
+  Alive(std::size_t& n, std::atomic<std::size_t>& shown, aio::Event& doorbell)
+      : count(n), gauge(shown), wake(doorbell) {}
+  std::size_t& count;
+  std::atomic<std::size_t>& gauge;
+  aio::Event& wake;
+  Alive(const Alive&) = delete;
+  Alive& operator=(const Alive&) = delete;
+  ~Alive() {
+    gauge.store(--count, std::memory_order_relaxed);
+    wake.set();
+  }
+};
+
+aio::Task<void> Engine::process(Request request) {
+  // The pump counted this task in alive_ when it dequeued the request.
+  const Alive alive(alive_, alive_gauge_, wake_);
+  if (settings_.robotstxt_obey && !(co_await robots_allow(request))) {
+    stats_.inc_value("robotstxt/forbidden");
+    log("DEBUG", "Forbidden by robots.txt: <" + request.method + " " + request.url + ">");
+    auto error = std::make_exception_ptr(Error("IgnoreRequest: forbidden by robots.txt"));
+    auto failure =
+        make_failure(std::move(request), error, "IgnoreRequest", "Forbidden by robots.txt", 0);
+    co_await handle_failure(std::move(failure));
+    co_return;
+  }
+  Response response;
+  std::shared_ptr<Failure> failure;
+  try {
+    response = co_await download(request);
+  } catch (const CancelledError&) {
+    throw;
+  } catch (const std::exception& e) {
+    const std::exception_ptr error = std::current_exception();
+    std::string type = type_name(e);
+    if (retryable(error) && maybe_retry(request, type)) co_return;
+    log("ERROR", "Error downloading <" + request.method + " " + request.url + ">: " + e.what());
+    failure = make_failure(std::move(request), error, std::move(type), e.what(), 0);
+  }
+  if (failure) {  // (no co_await inside a catch block)
+    co_await handle_failure(std::move(failure));
+    co_return;
+  }
+  response.request = std::move(request);
+  co_await handle(std::move(response));
+}
+
+// handle(response): retries, redirects, HTTP errors, then the callback.
+aio::Task<void> Engine::handle(Response response) {
+  const Request& request = response.request;
+  const int status = response.status;
+  const bool retry_code =
+      std::find(settings_.retry_http_codes.begin(), settings_.retry_http_codes.end(), status) !=
+      settings_.retry_http_codes.end();
+  if (retry_code) {
+    std::string reason = std::to_string(status);
+    if (!response.reason.empty()) reason += " " + response.reason;
+    if (maybe_retry(request, reason)) co_return;
+  }
+  if (settings_.redirect_enabled && is_redirect(status) && !response.redirect_url.empty() &&
+      request.meta.count("dont_redirect") == 0) {
+    if (request.redirect_times >= settings_.redirect_max_times) {
+      stats_.inc_value("redirect/max_reached");
+      log("DEBUG", "Discarding <" + request.url + ">: max redirections reached");
+      auto error = std::make_exception_ptr(
+          TooManyRedirects(0, "max redirections (" + std::to_string(request.redirect_times) +
+                                  ") reached at " + request.url));
+      auto failure =
+          make_failure(request, error, "TooManyRedirects", "max redirections reached", status);
+      co_await handle_failure(std::move(failure));
+      co_return;
+    }
+    Request next = request;
+    next.url = response.redirect_url;
+    ++next.redirect_times;
+    next.priority += settings_.redirect_priority_adjust;
+    if ((status == 302 || status == 303) && next.method != "HEAD") {
+      next.method = "GET";
+      next.body.clear();
+    } else if (status == 301 && next.method == "POST") {
+      next.method = "GET";
+      next.body.clear();
+    }
+    stats_.inc_value("redirect/count");
+    log("DEBUG", "Redirecting (" + std::to_string(status) + ") to <" + next.url + "> from <" +
+                     request.url + ">");
+    schedule(std::move(next), &request, /*redirected=*/true);
+    co_return;
+  }
+  ++responses_;
+  stats_.inc_value("response_received_count");
+  if (settings_.closespider_pagecount > 0 && responses_ >= settings_.closespider_pagecount) {
+    close("closespider_pagecount", false);
+  }
+  const bool ok = status >= 200 && status < 300;
+  const bool allowed =
+      ok || settings_.httperror_allow_all || request.meta.count("handle_httpstatus_all") != 0 ||
+      std::find(settings_.httperror_allowed_codes.begin(), settings_.httperror_allowed_codes.end(),
+                status) != settings_.httperror_allowed_codes.end();
+  if (!allowed) {
+    stats_.inc_value("httperror/response_ignored_count");
+    stats_.inc_value("httperror/response_ignored_status_count/" + std::to_string(status));
+    log("INFO", "Ignoring response <" + std::to_string(status) + " " + response.url +
+                    ">: HTTP status code is not handled or not allowed");
+    auto error = std::make_exception_ptr(Error("HttpError: HTTP status " + std::to_string(status)));
+    auto failure = make_failure(request, error, "HttpError", "Ignoring non-200 response", status);
+    co_await handle_failure(std::move(failure));
+    co_return;
+  }
+  Spider::Callback cb;
+  try {
+    cb = spider_.find_callback(request.callback);
+  } catch (const ValueError& e) {
+    stats_.inc_value("spider_exceptions/ValueError");
+    ++callback_errors_;
+    log("ERROR", std::string("Spider error processing <") + response.url + ">: " + e.what());
+    co_return;
+  }
+  auto shared = std::make_shared<Response>(std::move(response));
+  Spider::Errback none;
+  co_await run_callback(std::move(shared), std::move(cb), std::move(none), nullptr);
+}
+
+std::shared_ptr<Failure> Engine::make_failure(Request request, std::exception_ptr error,
+                                              std::string type, std::string message, int status) {
+  auto failure = std::make_shared<Failure>();
+  failure->request = std::move(request);
+  failure->error = std::move(error);
+  failure->type = std::move(type);
+  failure->message = std::move(message);
+  failure->status = status;
+  return failure;
+}
+
+aio::Task<void> Engine::handle_failure(std::shared_ptr<Failure> failure) {
+  Spider::Errback eb;
+  try {
+    eb = spider_.find_errback(failure->request.errback);
+  } catch (const ValueError& e) {
+    stats_.inc_value("spider_exceptions/ValueError");
+    log("ERROR", e.what());
+    co_return;
+  }
+  if (!eb) co_return;
+  Spider::Callback none;
+  co_await run_callback(nullptr, std::move(none), std::move(eb), std::move(failure));
+}
+
+// run_callback: the spider's code on a parse thread (a callback with its response, or an errback
+// with its failure); its items go to the writer from that thread (blocking while CONCURRENT_ITEMS
+// wait: back-pressure), its requests come back here to be scheduled.
+aio::Task<void> Engine::run_callback(std::shared_ptr<Response> response, Spider::Callback cb,
+                                     Spider::Errback eb, std::shared_ptr<Failure> failure) {
+  auto job = [this, response, cb = std::move(cb), eb = std::move(eb), failure]() {
+    ParseResult result;
+    Output out;
+    try {
+      if (response) {
+        cb(*response, out);
+      } else {
+        eb(*failure, out);
+      }
+    } catch (const CloseSpider& e) {
+      result.close_reason = e.reason();
+    } catch (const std::exception& e) {
+      result.error_type = type_name(e);
+      result.error_message = e.what();
+    } catch (...) {
+      result.error_type = "unknown";
+      result.error_message = "a non-standard exception";
+    }
+    // What was yielded before an exception still counts (a generator's earlier yields do).
+    for (Item& item : out.items()) {
+      try {
+        items_.put(std::move(item));
+      } catch (const ShutDown&) {
+        break;  // stopped now: the writer is gone
+      }
+    }
+    result.requests = std::move(out.requests());
+    return result;
+  };
+  concur::Future<ParseResult> future = pool_->submit(std::move(job));
+  ParseResult result = co_await std::move(future);
+  const Request* parent = response ? &response->request : &failure->request;
+  if (!result.error_type.empty()) {
+    ++callback_errors_;
+    stats_.inc_value("spider_exceptions/" + result.error_type);
+    log("ERROR", "Spider error processing <" + parent->url + ">: " + result.error_message);
+    if (settings_.closespider_errorcount > 0 &&
+        callback_errors_ >= settings_.closespider_errorcount) {
+      close("closespider_errorcount", false);
+    }
+  }
+  if (result.close_reason) close(*result.close_reason, false);
+  for (Request& next : result.requests) schedule(std::move(next), parent, false);
+}
+
+void Engine::writer() {
+  for (auto& p : pipelines_) p->open_spider(spider_);
+  for (;;) {
+    Item item;
+    try {
+      item = items_.get();
+    } catch (const ShutDown&) {
+      break;
+    }
+    bool dropped = false;
+    for (auto& p : pipelines_) {
+      try {
+        p->process_item(item, spider_);
+      } catch (const DropItem& e) {
+        stats_.inc_value("item_dropped_count");
+        stats_.inc_value("item_dropped_reasons_count/DropItem");
+        log("WARNING", std::string("Dropped: ") + e.what());
+        dropped = true;
+      } catch (const std::exception& e) {
+        stats_.inc_value("item_dropped_count");
+        stats_.inc_value("item_dropped_reasons_count/" + type_name(e));
+        log("ERROR", std::string("Error processing item: ") + e.what());
+        dropped = true;
+      }
+      if (dropped) break;
+    }
+    if (dropped) continue;
+    stats_.inc_value("item_scraped_count");
+    const std::int64_t n = items_scraped_.fetch_add(1) + 1;
+    if (settings_.closespider_itemcount > 0 && n == settings_.closespider_itemcount) {
+      stop("closespider_itemcount", false);
+    }
+  }
+  for (auto& p : pipelines_) p->close_spider(spider_);
+}
+
+void Engine::log_stats() {
+  log("INFO", "Crawled " + std::to_string(stats_.get_int("response_received_count")) +
+                  " pages, scraped " + std::to_string(stats_.get_int("item_scraped_count")) +
+                  " items; " + std::to_string(queue_.size()) + " queued, " +
+                  std::to_string(alive_) + " in progress");
+}
+
+aio::Task<void> Engine::run() {
+  loop_ = &aio::get_running_loop();
+  const auto started = Clock::now();
+  started_ns_.store(started.time_since_epoch().count());
+  stats_.set_value("start_time", iso_now());
+  log("INFO", "Spider opened: " + spider_.name);
+
+  ClientOptions options;
+  options.user_agent = settings_.user_agent;
+  options.timeout =
+      std::chrono::milliseconds(static_cast<std::int64_t>(settings_.download_timeout * 1000));
+  options.max_size = settings_.download_maxsize;
+  options.warn_size = settings_.download_warnsize;
+  client_.emplace(*loop_, options);
+  pool_.emplace(parse_threads_);
+  // The writer: one thread of its own running the pipelines (a pool of one, so its end is a Future
+  // the loop can await without blocking).
+  std::optional<ThreadPoolExecutor> writer_pool(std::in_place, std::size_t{1});
+  concur::Future<void> written = writer_pool->submit([this] { writer(); });
+  running_.store(true);
+
+  aio::Handle timeout;
+  if (settings_.closespider_timeout > 0) {
+    timeout = loop_->call_later(seconds(settings_.closespider_timeout),
+                                [this] { close("closespider_timeout", false); });
+  }
+  aio::Handle periodic;
+  std::function<void()> tick;
+  if (settings_.logstats_interval > 0) {
+    tick = [this, &periodic, &tick] {
+      log_stats();
+      periodic = loop_->call_later(seconds(settings_.logstats_interval), tick);
+    };
+    periodic = loop_->call_later(seconds(settings_.logstats_interval), tick);
+  }
+
+  std::exception_ptr failure;
+  try {
+    for (Request& request : spider_.start_requests()) schedule(std::move(request), nullptr, false);
+    for (;;) {
+      while (!closing_ && alive_ < max_alive_ && !queue_.empty()) {
+        std::pop_heap(queue_.begin(), queue_.end(),
+                      [this](const Queued& a, const Queued& b) { return queue_less(a, b); });
+        Request request = std::move(queue_.back().request);
+        queue_.pop_back();
+        stats_.inc_value("scheduler/dequeued");
+        stats_.inc_value("scheduler/dequeued/memory");
+        ++alive_;
+        queued_gauge_.store(queue_.size(), std::memory_order_relaxed);
+        alive_gauge_.store(alive_, std::memory_order_relaxed);
+        spawn(process(std::move(request)));
+      }
+      // Forget the handles of tasks that ended (none is awaited: each handles its own errors).
+      std::erase_if(tasks_, [](const auto& entry) { return entry.second.done(); });
+      if (tasks_.empty() && (closing_ || queue_.empty())) break;
+      wake_.clear();
+      co_await wake_.wait();
+    }
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  timeout.cancel();
+  periodic.cancel();
+  running_.store(false);
+  for (auto& [id, task] : tasks_) (void)task.cancel("crawl ended");
+  tasks_.clear();
+  client_.reset();
+  pool_->shutdown(true);
+  items_.shutdown();  // the writer drains what is queued, then ends
+  co_await std::move(written);
+  writer_pool->shutdown(true);
+
+  const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
+  stats_.set_value("finish_time", iso_now());
+  stats_.set_value("elapsed_time_seconds", elapsed);
+  stats_.set_value("finish_reason", failure ? std::string("error") : finish_reason_);
+  stats_.set_value("memusage/max", peak_rss_bytes());
+  log("INFO", "Dumping stats:\n" + stats_.dump());
+  log("INFO", "Spider closed (" + (failure ? std::string("error") : finish_reason_) + ")");
+  if (failure) std::rethrow_exception(failure);
+}
+
+}  // namespace detail
+
+// ---- Crawler ----
+
+Crawler::Crawler(Spider& spider, Settings settings)
+    : spider_(spider), settings_(std::move(settings)) {
+  settings_.validate();
+  log_ = [](std::string_view level, std::string_view line) {
+    char stamp[32];
+    const std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", &tm);
+    std::fprintf(stderr, "%s [concur.crawl] %.*s: %.*s\n", stamp, static_cast<int>(level.size()),
+                 level.data(), static_cast<int>(line.size()), line.data());
+  };
+}
+
+Crawler::~Crawler() = default;
+
+void Crawler::add_pipeline(std::shared_ptr<ItemPipeline> pipeline) {
+  if (!pipeline) throw ValueError("add_pipeline: null pipeline");
+  if (started_.load()) throw RuntimeError("add_pipeline after the crawl started");
+  pipelines_.push_back(std::move(pipeline));
+}
+
+void Crawler::on_log(std::function<void(std::string_view, std::string_view)> sink) {
+  if (started_.load()) throw RuntimeError("on_log after the crawl started");
+  log_ = std::move(sink);
+}
+
+aio::Task<void> Crawler::crawl() {
+  if (started_.exchange(true)) throw RuntimeError("a Crawler runs once");
+  auto engine = std::make_shared<detail::Engine>(spider_, settings_, stats_, pipelines_, log_);
+  std::string stop_reason;
+  bool stop_now = false;
+  {
+    std::scoped_lock lock(engine_mu_);
+    engine_ = engine;
+    stop_reason = pending_stop_;
+    stop_now = pending_stop_now_;
+  }
+  aio::Task<void> body = engine->run();
+  if (!stop_reason.empty()) {
+    // A stop() that came before the crawl: honoured at its first loop iteration.
+    aio::get_running_loop().call_soon(
+        [engine, stop_reason, stop_now] { engine->stop(stop_reason, stop_now); });
+  }
+  std::exception_ptr failure;
+  try {
+    co_await std::move(body);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  {
+    std::scoped_lock lock(engine_mu_);
+    engine_.reset();
+  }
+  if (failure) std::rethrow_exception(failure);
+}
+
+const StatsCollector& Crawler::run() {
+  aio::RunOptions options;
+  options.handle_sigint = false;
+  aio::run(crawl(), options);
+  return stats_;
+}
+
+Progress Crawler::progress() const {
+  std::scoped_lock lock(engine_mu_);
+  if (engine_) {
+    last_progress_ = engine_->progress();
+  }
+  return last_progress_;
+}
+
+void Crawler::stop(std::string reason, bool now) {
+  std::scoped_lock lock(engine_mu_);
+  if (engine_) {
+    engine_->stop(std::move(reason), now);
+  } else if (!started_.load()) {
+    pending_stop_ = std::move(reason);
+    pending_stop_now_ = now;
+  }
+}
+
+}  // namespace concur::crawl

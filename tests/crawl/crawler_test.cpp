@@ -1,0 +1,537 @@
+// crawler_test: the crawler (crawl/crawler.hpp) against the test site (support/crawl_site.hpp),
+// checked from the server's side: every reachable page fetched once, robots-disallowed and
+// offsite pages never, per-slot concurrency and download delays respected, retries spaced by
+// Retry-After, and every misbehaving endpoint counted without ending the crawl. Loopback only;
+// bounds are causal (a server sees no more requests at once than the client sent) or generous.
+#include "concur/crawl/crawler.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "concur/aio/task.hpp"
+#include "support/aio_support.hpp"
+#include "support/crawl_site.hpp"
+
+namespace concur::testing {
+namespace {
+
+using namespace std::chrono_literals;
+namespace crawl = concur::crawl;
+
+// SiteSpider: follows every link and scrapes each post's title and author — the notes' blog
+// crawler, as a Spider.
+class SiteSpider : public crawl::Spider {
+ public:
+  explicit SiteSpider(std::string start) : crawl::Spider("site") {
+    start_urls = {std::move(start)};
+    allowed_domains = {"127.0.0.1"};
+  }
+  void parse(const crawl::Response& response, crawl::Output& out) override {
+    if (response.url.find("/post/") != std::string::npos) {
+      crawl::Item item;
+      item["url"] = response.url;
+      item["title"] = response.css("h1.title::text").get("");
+      item["author"] = response.css("span.author::text").get("");
+      out.yield(std::move(item));
+    }
+    for (const std::string& href : response.css("a::attr(href)").getall()) {
+      out.yield(response.follow(href));
+    }
+  }
+};
+
+// Quiet settings for tests: warnings and errors only, two parse threads, no periodic line.
+crawl::Settings test_settings() {
+  crawl::Settings s;
+  s.log_level = "WARNING";
+  s.parse_threads = 2;
+  s.logstats_interval = 0;
+  s.retry_backoff_base = 0.01;
+  return s;
+}
+
+CrawlSiteOptions small_site() {
+  CrawlSiteOptions o;
+  o.posts = 60;
+  o.posts_per_list = 10;
+  o.post_bytes = 1500;
+  return o;
+}
+
+// post_pages(site): the post pages the site served (each post in its plain and query forms,
+// which are different URLs: one item each).
+int post_pages(const CrawlSite& site) {
+  int n = 0;
+  for (const RequestRecord& r : site.log()) n += r.path.rfind("/post/", 0) == 0 && r.status == 200;
+  return n;
+}
+
+std::set<std::string> fetched_paths(const CrawlSite& site) {
+  std::set<std::string> out;
+  for (const RequestRecord& r : site.log()) out.insert(r.path);
+  return out;
+}
+
+// Collecting: a pipeline that keeps every item (the writer thread is its only caller).
+class Collecting : public crawl::ItemPipeline {
+ public:
+  void process_item(crawl::Item& item, crawl::Spider& /*spider*/) override {
+    items.push_back(item);
+  }
+  std::vector<crawl::Item> items;
+};
+
+TEST(CrawlerTest, CrawlsTheWholeSiteOnceObeyingRobotsAndAllowedDomains) {
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSite site = co_await CrawlSite::start(small_site());
+    SiteSpider spider(site.url("/"));
+    crawl::Crawler crawler(spider, test_settings());
+    auto items = std::make_shared<Collecting>();
+    crawler.add_pipeline(items);
+    co_await crawler.crawl();
+
+    EXPECT_EQ(fetched_paths(site), site.reachable_allowed_paths());
+    for (const std::string& t : site.fetched_more_than_once()) ADD_FAILURE() << "twice: " << t;
+    for (const RequestRecord& r : site.log()) {
+      EXPECT_NE(r.path.rfind("/private/", 0), 0u) << r.target;
+      EXPECT_EQ(r.user_agent, crawl::Settings().user_agent);
+    }
+    const crawl::StatsCollector& st = crawler.stats();
+    EXPECT_EQ(st.get_value("finish_reason"), "finished");
+    EXPECT_EQ(st.get_int("item_scraped_count"), post_pages(site));
+    CO_ASSERT_EQ(items->items.size(), static_cast<std::size_t>(post_pages(site)));
+    std::set<std::string> titles;
+    for (const crawl::Item& item : items->items) titles.insert(item["title"].get<std::string>());
+    EXPECT_EQ(titles.size(), 60u);
+    EXPECT_TRUE(titles.count("Post 7"));
+    EXPECT_GT(st.get_int("robotstxt/forbidden"), 0);
+    EXPECT_GT(st.get_int("offsite/filtered"), 0);
+    EXPECT_EQ(st.get_int("offsite/domains"), 1);  // offsite.invalid, never looked up
+    EXPECT_GT(st.get_int("dupefilter/filtered"), 0);
+    EXPECT_GT(st.get_int("redirect/count"), 0);
+    EXPECT_GT(st.get_int("httperror/response_ignored_status_count/404"), 0);
+    EXPECT_EQ(st.get_int("robotstxt/request_count"), 1);
+    EXPECT_EQ(st.get_int("downloader/request_count"), static_cast<std::int64_t>(site.log().size()));
+    EXPECT_EQ(st.get_int("scheduler/enqueued"), st.get_int("scheduler/dequeued"));
+    EXPECT_EQ(st.get_int("log_count/ERROR"), 0);
+    site.close();
+    co_await site.wait_closed();
+  }());
+}
+
+TEST(CrawlerTest, PerDomainAndGlobalConcurrencyAreNeverExceeded) {
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSiteOptions options = small_site();
+    options.latency = 20ms;
+    CrawlSite site = co_await CrawlSite::start(options);
+    {
+      SiteSpider spider(site.url("/"));
+      crawl::Settings s = test_settings();
+      s.concurrent_requests_per_domain = 3;
+      crawl::Crawler crawler(spider, s);
+      co_await crawler.crawl();
+      EXPECT_EQ(crawler.stats().get_value("finish_reason"), "finished");
+      EXPECT_LE(site.max_in_flight(), 3);
+    }
+    site.close();
+    co_await site.wait_closed();
+  }());
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSiteOptions options = small_site();
+    options.latency = 20ms;
+    CrawlSite site = co_await CrawlSite::start(options);
+    {
+      SiteSpider spider(site.url("/"));
+      crawl::Settings s = test_settings();
+      s.concurrent_requests = 2;  // the global limit is the tighter one
+      crawl::Crawler crawler(spider, s);
+      co_await crawler.crawl();
+      EXPECT_LE(site.max_in_flight(), 2);
+      EXPECT_EQ(fetched_paths(site), site.reachable_allowed_paths());
+    }
+    site.close();
+    co_await site.wait_closed();
+  }());
+}
+
+TEST(CrawlerTest, DownloadDelaySpacesRequestStartsInASlot) {
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSiteOptions options;
+    options.posts = 6;
+    options.posts_per_list = 6;
+    CrawlSite site = co_await CrawlSite::start(options);
+    SiteSpider spider(site.url("/"));
+    crawl::Settings s = test_settings();
+    s.download_delay = 0.2;
+    s.randomize_download_delay = false;
+    s.concurrent_requests_per_domain = 4;  // the delay, not the concurrency, spaces them
+    crawl::Crawler crawler(spider, s);
+    co_await crawler.crawl();
+    EXPECT_EQ(fetched_paths(site), site.reachable_allowed_paths());
+    // Starts are 200 ms apart at the client; a server arrival lags its start by the loop's
+    // latency, which on a loaded machine is tens of ms, not 50.
+    EXPECT_GE(site.min_start_gap("/"), 150ms);
+    site.close();
+    co_await site.wait_closed();
+  }());
+}
+
+TEST(CrawlerTest, RandomizedDelayStaysAboveHalfTheDelay) {
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSiteOptions options;
+    options.posts = 6;
+    options.posts_per_list = 6;
+    CrawlSite site = co_await CrawlSite::start(options);
+    SiteSpider spider(site.url("/"));
+    crawl::Settings s = test_settings();
+    s.download_delay = 0.3;  // randomized: 0.15 – 0.45 s
+    crawl::Crawler crawler(spider, s);
+    co_await crawler.crawl();
+    EXPECT_GE(site.min_start_gap("/"), 100ms);
+    site.close();
+    co_await site.wait_closed();
+  }());
+}
+
+// ErrbackSpider: records what reached its errback.
+class ErrbackSpider : public crawl::Spider {
+ public:
+  ErrbackSpider(const std::string& origin, const std::vector<std::string>& targets)
+      : crawl::Spider("errs") {
+    for (const std::string& t : targets) start_urls.push_back(origin + t);
+    errback("record", [this](const crawl::Failure& f, crawl::Output& /*out*/) {
+      std::scoped_lock lock(mu);
+      failures.push_back(f.type + " " + std::to_string(f.status) + " " + f.request.url);
+    });
+  }
+  std::vector<crawl::Request> start_requests() override {
+    std::vector<crawl::Request> out = crawl::Spider::start_requests();
+    for (crawl::Request& r : out) r.errback = "record";
+    return out;
+  }
+  void parse(const crawl::Response& response, crawl::Output& /*out*/) override {
+    std::scoped_lock lock(mu);
+    parsed.push_back(response.url);
+  }
+  std::mutex mu;
+  std::vector<std::string> failures;
+  std::vector<std::string> parsed;
+};
+
+TEST(CrawlerTest, RetryAfterSpacesRetriesAndTheRetryThenSucceeds) {
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSite site = co_await CrawlSite::start(small_site());
+    ErrbackSpider spider(site.origin(), {"/flaky?key=a&fail=2&code=503&retry_after=1"});
+    crawl::Settings s = test_settings();
+    s.robotstxt_obey = false;
+    crawl::Crawler crawler(spider, s);
+    co_await crawler.crawl();
+    std::vector<RequestRecord> flaky;
+    for (const RequestRecord& r : site.log()) {
+      if (r.path == "/flaky") flaky.push_back(r);
+    }
+    CO_ASSERT_EQ(flaky.size(), 3u);
+    EXPECT_EQ(flaky[0].status, 503);
+    EXPECT_EQ(flaky[1].status, 503);
+    EXPECT_EQ(flaky[2].status, 200);
+    // Causal: each retry starts at least Retry-After (1 s) after the 503 reached the client,
+    // which is after the server received the request.
+    EXPECT_GE(flaky[1].arrival - flaky[0].arrival, 1s);
+    EXPECT_GE(flaky[2].arrival - flaky[1].arrival, 1s);
+    const crawl::StatsCollector& st = crawler.stats();
+    EXPECT_EQ(st.get_int("retry/count"), 2);
+    EXPECT_EQ(st.get_int("retry/reason_count/503 Service Unavailable"), 2);
+    EXPECT_EQ(st.get_int("retry/retry_after_count"), 2);
+    EXPECT_EQ(st.get_int("retry/max_reached"), 0);
+    EXPECT_EQ(st.get_int("downloader/response_status_count/503"), 2);
+    EXPECT_EQ(st.get_int("response_received_count"), 1);
+    EXPECT_EQ(spider.parsed.size(), 1u);
+    EXPECT_TRUE(spider.failures.empty());
+    site.close();
+    co_await site.wait_closed();
+  }());
+}
+
+TEST(CrawlerTest, RetriesRunOutIntoTheErrback) {
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSite site = co_await CrawlSite::start(small_site());
+    ErrbackSpider spider(site.origin(), {"/flaky?key=b&fail=9&code=500"});
+    crawl::Settings s = test_settings();
+    s.robotstxt_obey = false;
+    s.log_level = "NONE";
+    crawl::Crawler crawler(spider, s);
+    co_await crawler.crawl();
+    EXPECT_EQ(site.count("/flaky"), 3);  // RETRY_TIMES 2: three attempts
+    const crawl::StatsCollector& st = crawler.stats();
+    EXPECT_EQ(st.get_int("retry/count"), 2);
+    EXPECT_EQ(st.get_int("retry/max_reached"), 1);
+    EXPECT_EQ(st.get_int("httperror/response_ignored_status_count/500"), 1);
+    CO_ASSERT_EQ(spider.failures.size(), 1u);
+    EXPECT_EQ(spider.failures[0].rfind("HttpError 500 ", 0), 0u) << spider.failures[0];
+    EXPECT_TRUE(spider.parsed.empty());
+    site.close();
+    co_await site.wait_closed();
+  }());
+}
+
+TEST(CrawlerTest, RedirectLoopEndsAtRedirectMaxTimes) {
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSite site = co_await CrawlSite::start(small_site());
+    ErrbackSpider spider(site.origin(), {"/redirect-loop", "/redirect-chain?n=3"});
+    crawl::Settings s = test_settings();
+    s.robotstxt_obey = false;
+    s.redirect_max_times = 5;
+    s.log_level = "NONE";
+    crawl::Crawler crawler(spider, s);
+    co_await crawler.crawl();
+    EXPECT_EQ(site.count("/redirect-loop"), 6);   // the first request and five redirects
+    EXPECT_EQ(site.count("/redirect-chain"), 4);  // n = 3, 2, 1, then 0 answers
+    CO_ASSERT_EQ(spider.failures.size(), 1u);
+    EXPECT_EQ(spider.failures[0].rfind("TooManyRedirects", 0), 0u) << spider.failures[0];
+    CO_ASSERT_EQ(spider.parsed.size(), 1u);
+    EXPECT_NE(spider.parsed[0].find("/redirect-chain?n=0"), std::string::npos);
+    EXPECT_EQ(crawler.stats().get_int("redirect/max_reached"), 1);
+    site.close();
+    co_await site.wait_closed();
+  }());
+}
+
+TEST(CrawlerTest, RobotsTxtStatusDecidesAllOrNothing) {
+  // 5xx (after its retries): nothing but robots.txt is fetched; every page counts as forbidden.
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSiteOptions options = small_site();
+    options.robots_status = 503;
+    CrawlSite site = co_await CrawlSite::start(options);
+    SiteSpider spider(site.url("/"));
+    crawl::Settings s = test_settings();
+    s.log_level = "NONE";
+    crawl::Crawler crawler(spider, s);
+    co_await crawler.crawl();
+    EXPECT_EQ(fetched_paths(site), std::set<std::string>{"/robots.txt"});
+    EXPECT_EQ(site.count("/robots.txt"), 3);  // retried like any request
+    EXPECT_EQ(crawler.stats().get_int("robotstxt/forbidden"), 1);
+    site.close();
+    co_await site.wait_closed();
+  }());
+  // 4xx: no restrictions — the /private/ pages are crawled too.
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSiteOptions options = small_site();
+    options.robots_status = 404;
+    CrawlSite site = co_await CrawlSite::start(options);
+    SiteSpider spider(site.url("/"));
+    crawl::Crawler crawler(spider, test_settings());
+    co_await crawler.crawl();
+    const auto everything =
+        CrawlSite::reachable_paths(options, [](std::string_view /*path*/) { return true; });
+    EXPECT_EQ(fetched_paths(site), everything);
+    EXPECT_EQ(crawler.stats().get_int("robotstxt/forbidden"), 0);
+    site.close();
+    co_await site.wait_closed();
+  }());
+}
+
+TEST(CrawlerTest, DepthLimitStopsFollowing) {
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSite site = co_await CrawlSite::start(small_site());
+    SiteSpider spider(site.url("/"));
+    crawl::Settings s = test_settings();
+    s.depth_limit = 1;
+    crawl::Crawler crawler(spider, s);
+    co_await crawler.crawl();
+    EXPECT_EQ(fetched_paths(site), (std::set<std::string>{"/robots.txt", "/", "/list/1"}));
+    EXPECT_EQ(crawler.stats().get_int("request_depth_max"), 1);
+    site.close();
+    co_await site.wait_closed();
+  }());
+}
+
+TEST(CrawlerTest, ClosespiderPagecountEndsTheCrawlEarly) {
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSiteOptions options = small_site();
+    options.posts = 400;
+    CrawlSite site = co_await CrawlSite::start(options);
+    SiteSpider spider(site.url("/"));
+    crawl::Settings s = test_settings();
+    s.closespider_pagecount = 10;
+    crawl::Crawler crawler(spider, s);
+    co_await crawler.crawl();
+    const crawl::StatsCollector& st = crawler.stats();
+    EXPECT_EQ(st.get_value("finish_reason"), "closespider_pagecount");
+    EXPECT_GE(st.get_int("response_received_count"), 10);
+    // What was in flight when the tenth arrived still finishes; nothing new starts.
+    EXPECT_LE(st.get_int("response_received_count"), 10 + 2 * 16 + 2);
+    EXPECT_LT(static_cast<int>(site.log().size()), 100);
+    site.close();
+    co_await site.wait_closed();
+  }());
+}
+
+TEST(CrawlerTest, StopFromAnotherThreadFinishesGracefully) {
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSiteOptions options = small_site();
+    options.posts = 400;
+    options.latency = 5ms;
+    CrawlSite site = co_await CrawlSite::start(options);
+    // The stop comes from a parse thread (not the loop's): the fifth page asks for it.
+    class Stopping : public SiteSpider {
+     public:
+      using SiteSpider::SiteSpider;
+      void parse(const crawl::Response& response, crawl::Output& out) override {
+        if (++pages == 5) crawler->stop("enough");
+        SiteSpider::parse(response, out);
+      }
+      std::atomic<int> pages{0};
+      crawl::Crawler* crawler = nullptr;
+    };
+    Stopping spider(site.url("/"));
+    crawl::Crawler crawler(spider, test_settings());
+    spider.crawler = &crawler;
+    co_await crawler.crawl();
+    EXPECT_EQ(crawler.stats().get_value("finish_reason"), "enough");
+    EXPECT_LT(static_cast<int>(site.log().size()), 100);
+    site.close();
+    co_await site.wait_closed();
+  }());
+}
+
+// ThrowingSpider: every post page's callback throws; list pages work.
+class ThrowingSpider : public SiteSpider {
+ public:
+  using SiteSpider::SiteSpider;
+  void parse(const crawl::Response& response, crawl::Output& out) override {
+    SiteSpider::parse(response, out);  // what it yields before the throw still counts
+    if (response.url.find("/post/") != std::string::npos) throw ValueError("cannot read a post");
+  }
+};
+
+TEST(CrawlerTest, CallbackErrorsAreCountedAndTheCrawlGoesOn) {
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSite site = co_await CrawlSite::start(small_site());
+    ThrowingSpider spider(site.url("/"));
+    crawl::Settings s = test_settings();
+    s.log_level = "NONE";
+    crawl::Crawler crawler(spider, s);
+    co_await crawler.crawl();
+    const crawl::StatsCollector& st = crawler.stats();
+    EXPECT_EQ(st.get_int("spider_exceptions/ValueError"), post_pages(site));
+    EXPECT_EQ(st.get_int("item_scraped_count"), post_pages(site));
+    EXPECT_EQ(st.get_value("finish_reason"), "finished");
+    EXPECT_EQ(fetched_paths(site), site.reachable_allowed_paths());
+    site.close();
+    co_await site.wait_closed();
+  }());
+}
+
+// DropOdd: drops every item whose post number is odd.
+class DropOdd : public crawl::ItemPipeline {
+ public:
+  void open_spider(crawl::Spider& /*spider*/) override { ++opened; }
+  void close_spider(crawl::Spider& /*spider*/) override { ++closed; }
+  void process_item(crawl::Item& item, crawl::Spider& /*spider*/) override {
+    const std::string title = item["title"].get<std::string>();  // "Post N"
+    if (std::stoi(title.substr(5)) % 2 == 1) throw crawl::DropItem("odd " + title);
+    item["even"] = true;
+  }
+  int opened = 0;
+  int closed = 0;
+};
+
+TEST(CrawlerTest, PipelinesRunInOrderAndDropItems) {
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSite site = co_await CrawlSite::start(small_site());
+    SiteSpider spider(site.url("/"));
+    crawl::Settings s = test_settings();
+    s.log_level = "ERROR";
+    s.concurrent_items = 1;  // the tightest back-pressure
+    crawl::Crawler crawler(spider, s);
+    auto drop = std::make_shared<DropOdd>();
+    auto keep = std::make_shared<Collecting>();
+    crawler.add_pipeline(drop);
+    crawler.add_pipeline(keep);
+    co_await crawler.crawl();
+    EXPECT_EQ(drop->opened, 1);
+    EXPECT_EQ(drop->closed, 1);
+    const crawl::StatsCollector& st = crawler.stats();
+    EXPECT_GT(st.get_int("item_dropped_count"), 0);
+    EXPECT_EQ(st.get_int("item_dropped_reasons_count/DropItem"), st.get_int("item_dropped_count"));
+    EXPECT_GT(st.get_int("item_scraped_count"), 0);
+    EXPECT_EQ(st.get_int("item_scraped_count") + st.get_int("item_dropped_count"),
+              post_pages(site));
+    CO_ASSERT_EQ(keep->items.size(), static_cast<std::size_t>(st.get_int("item_scraped_count")));
+    for (const crawl::Item& item : keep->items) {
+      EXPECT_TRUE(item["even"].get<bool>());
+      EXPECT_EQ(std::stoi(item["title"].get<std::string>().substr(5)) % 2, 0);
+    }
+    site.close();
+    co_await site.wait_closed();
+  }());
+}
+
+TEST(CrawlerTest, MisbehavingEndpointsAreCountedNeverFatal) {
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSite site = co_await CrawlSite::start(small_site());
+    ErrbackSpider spider(site.origin(),
+                         {"/truncated", "/huge?size=300000", "/binary?size=20000", "/badenc",
+                          "/notext", "/reset", "/close-early", "/slow?ms=1500"});
+    crawl::Settings s = test_settings();
+    s.robotstxt_obey = false;
+    s.retry_enabled = false;
+    s.download_maxsize = 100000;
+    s.download_timeout = 0.5;
+    s.log_level = "NONE";
+    crawl::Crawler crawler(spider, s);
+    co_await crawler.crawl();
+    const crawl::StatsCollector& st = crawler.stats();
+    EXPECT_EQ(st.get_value("finish_reason"), "finished");
+    // /binary, /badenc and /notext parse (as whatever they are); the rest fail.
+    EXPECT_EQ(spider.parsed.size(), 3u);
+    EXPECT_EQ(spider.failures.size(), 5u);
+    EXPECT_EQ(st.get_int("downloader/exception_type_count/TruncatedResponse"), 1);
+    EXPECT_EQ(st.get_int("downloader/exception_type_count/ResponseTooLarge"), 1);
+    EXPECT_EQ(st.get_int("downloader/exception_type_count/TimeoutError"), 1);
+    EXPECT_EQ(st.get_int("downloader/exception_count"), 5);
+    site.close();
+    co_await site.wait_closed();
+  }());
+}
+
+TEST(CrawlerTest, BadSettingsAndMisuseRaise) {
+  SiteSpider spider("http://127.0.0.1:1/");
+  crawl::Settings s;
+  s.concurrent_requests = 0;
+  EXPECT_THROW(crawl::Crawler(spider, s), ValueError);
+  crawl::Crawler crawler(spider, test_settings());
+  EXPECT_THROW(crawler.add_pipeline(nullptr), ValueError);
+  EXPECT_THROW((void)spider.find_callback("nope"), ValueError);
+  EXPECT_THROW(spider.callback("parse", [](const crawl::Response&, crawl::Output&) {}), ValueError);
+  crawl::Output out;
+  EXPECT_THROW(out.yield(crawl::Item::array()), ValueError);
+}
+
+TEST(CrawlerTest, StartRequestsFailingToConnectEndInTheErrback) {
+  // Port 1 on loopback: nothing listens, the connection is refused at once.
+  ErrbackSpider spider("", {});
+  spider.start_urls = {"http://127.0.0.1:1/a", "ftp://127.0.0.1/b", "not a url"};
+  crawl::Settings s = test_settings();
+  s.robotstxt_obey = false;
+  s.retry_times = 1;
+  s.log_level = "NONE";
+  crawl::Crawler crawler(spider, s);
+  crawler.run();
+  const crawl::StatsCollector& st = crawler.stats();
+  EXPECT_EQ(st.get_value("finish_reason"), "finished");
+  EXPECT_EQ(st.get_int("downloader/exception_type_count/ConnectionRefusedError"), 2);
+  EXPECT_EQ(st.get_int("retry/count"), 1);
+  EXPECT_EQ(st.get_int("scheduler/invalid_url"), 2);
+  ASSERT_EQ(spider.failures.size(), 1u);
+  EXPECT_EQ(spider.failures[0].rfind("ConnectionRefusedError 0 ", 0), 0u) << spider.failures[0];
+}
+
+}  // namespace
+}  // namespace concur::testing
