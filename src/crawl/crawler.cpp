@@ -10,11 +10,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <optional>
 #include <random>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -94,6 +96,17 @@ bool retryable(const std::exception_ptr& error) {
 // of download errors may take it for one.
 struct Paused {};
 
+// what_of(e): an exception's what(), whatever it is.
+std::string what_of(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "a non-standard exception";
+  }
+}
+
 bool is_redirect(int status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
@@ -155,6 +168,25 @@ class Engine : public std::enable_shared_from_this<Engine> {
     RobotsTxt rules;
     aio::Event done;
   };
+  // RobotsDone: fetch_robots's end, however it ends: the waiters and the pump are woken.
+  struct RobotsDone {
+    RobotsEntry* entry;
+    aio::Event& wake;
+    RobotsDone(RobotsEntry* e, aio::Event& w) : entry(e), wake(w) {}
+    RobotsDone(const RobotsDone&) = delete;
+    RobotsDone& operator=(const RobotsDone&) = delete;
+    ~RobotsDone() {
+      entry->done.set();
+      wake.set();
+    }
+  };
+  // Spawned: what the pump knows of a task it started.
+  struct Spawned {
+    aio::TaskRef task;
+    bool process = false;           // a process() task (counted in alive_)
+    std::optional<Request> keep;    // its request, kept with a JOBDIR to requeue on cancellation
+    RobotsEntry* robots = nullptr;  // a fetch_robots() task's entry
+  };
   struct Queued {
     int priority;
     std::uint64_t seq;
@@ -201,7 +233,16 @@ class Engine : public std::enable_shared_from_this<Engine> {
   aio::Task<void> run_callback(std::shared_ptr<Response> response, Spider::Callback cb,
                                Spider::Errback eb, std::shared_ptr<Failure> failure);
   bool maybe_retry(const Request& request, const std::string& reason);
-  void spawn(aio::Task<void> task);
+  // spawn(task, spawned): schedules a task the pump keeps track of (it is never awaited: each
+  // handles its own errors); its end rings wake_ (a done-callback, so even a task cancelled
+  // before its first step does).
+  void spawn(aio::Task<void> task, Spawned spawned);
+  // reap(): forgets the tasks that ended: a process task gives back its share of alive_, one
+  // cancelled gives its request back to the JOBDIR, a robots task wakes its waiters.
+  void reap();
+  // schedule_all(requests, parent): schedule() each, an error in one logged and counted.
+  void schedule_all(std::vector<Request> requests, const Request* parent);
+  [[nodiscard]] bool meta_true(const Request& request, const std::string& key) const;
   void writer();
   void log_stats();
 
@@ -217,7 +258,11 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::size_t parse_threads_ = 1;
   std::size_t max_alive_ = 1;
   aio::Loop* loop_ = nullptr;  // set by run(); read by stop() from other threads after that
-  std::atomic<bool> running_{false};
+  // stop() before run() reached its loop is kept and applied then; after the end it is a no-op.
+  std::mutex stop_mu_;
+  bool running_ = false;                                      // stop_mu_
+  bool ended_ = false;                                        // stop_mu_
+  std::optional<std::pair<std::string, bool>> pending_stop_;  // stop_mu_
 
   // ---- loop state (the loop's thread only) ----
   aio::Semaphore global_;      // CONCURRENT_REQUESTS
@@ -231,7 +276,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::unordered_set<std::string> offsite_domains_;
   std::unordered_map<std::string, std::unique_ptr<Slot>> slots_;
   std::unordered_map<std::string, std::unique_ptr<RobotsEntry>> robots_;
-  std::unordered_map<std::uint64_t, aio::TaskRef> tasks_;  // alive process / robots tasks
+  std::unordered_map<std::uint64_t, Spawned> tasks_;  // alive process / robots tasks
   std::uint64_t next_task_id_ = 0;
   std::size_t alive_ = 0;  // process tasks alive (dequeued, not yet fully handled)
   bool closing_ = false;
@@ -242,6 +287,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::uniform_real_distribution<double> uniform_{0.0, 1.0};
   std::int64_t responses_ = 0;  // response_received_count, for CLOSESPIDER_PAGECOUNT
   std::int64_t callback_errors_ = 0;
+  std::uint64_t unflushed_ = 0;  // scheduler operations since the JOBDIR's last flush
 
   // ---- gauges for progress() (written on the loop's thread, read anywhere) ----
   std::atomic<std::size_t> queued_gauge_{0};
@@ -255,8 +301,9 @@ class Engine : public std::enable_shared_from_this<Engine> {
 
 void Engine::log(std::string_view level, const std::string& line) {
   const int rank = level_rank(level);
+  if (rank < log_rank_) return;  // Scrapy counts the records it emits
   stats_.inc_value("log_count/" + std::string(level));
-  if (rank < log_rank_ || !log_) return;
+  if (!log_) return;
   std::scoped_lock lock(log_mu_);
   log_(level, line);
 }
@@ -273,6 +320,15 @@ void Engine::push(Request request) {
     disk_queue_->push(dump_request(request), request.priority);
     stats_.inc_value("scheduler/enqueued");
     stats_.inc_value("scheduler/enqueued/disk");
+    // The queue and the seen-set commit on their own; flushing the queue before the seen-set
+    // every kFlushEvery operations bounds what a crash (kill -9) can lose to that many requests
+    // whose fingerprints were kept but whose queue rows were not.
+    constexpr std::uint64_t kFlushEvery = 1000;
+    if (++unflushed_ >= kFlushEvery) {
+      unflushed_ = 0;
+      disk_queue_->flush();
+      disk_seen_->flush();
+    }
   } else {
     const int priority = request.priority;
     queue_.push_back(Queued{priority, seq_++, std::move(request)});
@@ -288,9 +344,17 @@ void Engine::push(Request request) {
 std::optional<Request> Engine::pop() {
   std::optional<Request> out;
   if (disk_queue_) {
-    std::optional<std::string> blob = disk_queue_->pop();
-    if (!blob) return out;
-    out = load_request(*blob);
+    for (;;) {
+      std::optional<std::string> blob = disk_queue_->pop();
+      if (!blob) return out;
+      try {
+        out = load_request(*blob);
+        break;
+      } catch (const ValueError& e) {
+        stats_.inc_value("scheduler/unreadable");
+        log("ERROR", std::string("Skipping an unreadable request in the JOBDIR: ") + e.what());
+      }
+    }
     stats_.inc_value("scheduler/dequeued/disk");
   } else {
     if (queue_.empty()) return out;
@@ -327,14 +391,26 @@ void Engine::open_jobdir() {
 }
 
 void Engine::close_jobdir() {
+  std::exception_ptr error;
   if (disk_queue_) {
-    const std::size_t left = disk_queue_->size();
-    disk_queue_->close();
-    disk_seen_->close();
-    if (left > 0) {
-      log("INFO", "Paused: " + std::to_string(left) + " requests kept in " + settings_.jobdir);
+    try {
+      const std::size_t left = disk_queue_->size();
+      disk_queue_->close();  // the queue first: a request kept is never lost for a fingerprint
+      if (left > 0) {
+        log("INFO", "Paused: " + std::to_string(left) + " requests kept in " + settings_.jobdir);
+      }
+    } catch (...) {
+      error = std::current_exception();
     }
   }
+  if (disk_seen_) {
+    try {
+      disk_seen_->close();
+    } catch (...) {
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 void Engine::schedule(Request request, const Request* parent, bool redirected) {
@@ -420,13 +496,21 @@ void Engine::close(const std::string& reason, bool now) {
     log("INFO", "Closing spider (" + reason + ")");
   }
   if (now) {
-    for (auto& [id, task] : tasks_) (void)task.cancel("crawl stopped");
+    for (auto& [id, spawned] : tasks_) (void)spawned.task.cancel("crawl stopped");
   }
   wake_.set();
 }
 
 void Engine::stop(std::string reason, bool now) {
-  if (!running_.load()) return;
+  {
+    std::scoped_lock lock(stop_mu_);
+    if (ended_) return;
+    if (!running_) {  // run() applies it once its loop state exists
+      const bool was_now = pending_stop_ && pending_stop_->second;
+      pending_stop_.emplace(std::move(reason), now || was_now);
+      return;
+    }
+  }
   try {
     loop_->call_soon_threadsafe([weak = weak_from_this(), reason = std::move(reason), now] {
       if (auto self = weak.lock()) self->close(reason, now);
@@ -460,11 +544,47 @@ Progress Engine::progress() const {
   return p;
 }
 
-void Engine::spawn(aio::Task<void> task) {
-  const std::uint64_t id = next_task_id_++;
-  aio::TaskRef ref = loop_->create_task(std::move(task));
-  // The task may have ended already (it ran nothing yet: create_task only schedules it).
-  tasks_.emplace(id, std::move(ref));
+void Engine::spawn(aio::Task<void> task, Spawned spawned) {
+  aio::ScheduledTask<void> scheduled = loop_->create_task(std::move(task));
+  std::weak_ptr<Engine> weak = weak_from_this();
+  scheduled.add_done_callback([weak](const aio::Task<void>& /*done*/) {
+    if (auto self = weak.lock()) self->wake_.set();
+  });
+  spawned.task = std::move(scheduled);
+  tasks_.emplace(next_task_id_++, std::move(spawned));
+}
+
+void Engine::reap() {
+  for (auto it = tasks_.begin(); it != tasks_.end();) {
+    Spawned& t = it->second;
+    if (!t.task.done()) {
+      ++it;
+      continue;
+    }
+    if (t.process) --alive_;
+    if (t.keep && t.task.cancelled()) requeue(std::move(*t.keep));
+    if (t.robots != nullptr) t.robots->done.set();  // cancelled before it could say so
+    it = tasks_.erase(it);
+  }
+  alive_gauge_.store(alive_, std::memory_order_relaxed);
+}
+
+void Engine::schedule_all(std::vector<Request> requests, const Request* parent) {
+  for (Request& request : requests) {
+    try {
+      schedule(std::move(request), parent, false);
+    } catch (const std::exception& e) {
+      stats_.inc_value("scheduler/errors");
+      log("ERROR", std::string("Cannot schedule a request: ") + e.what());
+    }
+  }
+}
+
+bool Engine::meta_true(const Request& request, const std::string& key) const {
+  const auto it = request.meta.find(key);
+  if (it == request.meta.end()) return false;
+  const std::string& v = it->second;
+  return !(v.empty() || v == "0" || v == "false" || v == "False");
 }
 
 // download(request): one fetch through the request's slot: the slot's concurrency, then a global
@@ -472,16 +592,22 @@ void Engine::spawn(aio::Task<void> task) {
 // rest), so two starts in a slot are never closer than its delay. Counts the downloader/* stats
 // and adjusts the slot after the answer. Throws the fetch's error.
 aio::Task<Response> Engine::download(Request request) {
+  // Closing: what has not started stays unstarted (a stop finishes the fetches in flight only).
+  // The spacing sleeps in steps of kClosingCheck, so a stop is not held up by a long delay or a
+  // Retry-After rest.
+  constexpr auto kClosingCheck = std::chrono::milliseconds(250);
+  if (closing_) throw Paused{};
   Slot& slot = slot_for(request);
   auto slot_permit = co_await slot.sem.scoped();
   auto global_permit = co_await global_.scoped();
   for (;;) {
+    if (closing_) throw Paused{};
     const Clock::time_point now = Clock::now();
     if (now >= slot.next_start) break;
-    co_await aio::sleep_until(slot.next_start);
+    co_await aio::sleep_until(std::min(slot.next_start, now + kClosingCheck));
   }
-  // Closing: what has not started stays unstarted (a stop finishes the fetches in flight only).
-  if (closing_) throw Paused{};
+  // DOWNLOAD_FAIL_ON_DATALOSS: off, a cut body is a response (Response::dataloss) not an error.
+  request.fail_on_dataloss = request.fail_on_dataloss && settings_.download_fail_on_dataloss;
   const double gap =
       slot.randomize && slot.delay > 0 ? randomized_delay(slot.delay, uniform_(rng_)) : slot.delay;
   slot.next_start = Clock::now() + std::chrono::duration_cast<Clock::duration>(seconds(gap));
@@ -496,12 +622,26 @@ aio::Task<Response> Engine::download(Request request) {
   } catch (const std::exception& e) {
     stats_.inc_value("downloader/exception_count");
     stats_.inc_value("downloader/exception_type_count/" + type_name(e));
-    ++slot.failures;
-    const double rest = backoff_delay(slot.failures, settings_.retry_backoff_base,
-                                      settings_.retry_backoff_max, uniform_(rng_));
-    slot.next_start = std::max(
-        slot.next_start, Clock::now() + std::chrono::duration_cast<Clock::duration>(seconds(rest)));
+    // Only what a retry may cure says the host struggles (one oversized file does not).
+    if (retryable(std::current_exception())) {
+      ++slot.failures;
+      const double rest = backoff_delay(slot.failures, settings_.retry_backoff_base,
+                                        settings_.retry_backoff_max, uniform_(rng_));
+      slot.next_start =
+          std::max(slot.next_start,
+                   Clock::now() + std::chrono::duration_cast<Clock::duration>(seconds(rest)));
+    }
     throw;
+  }
+  if (response.size_warning) {
+    stats_.inc_value("downloader/response_size_warning_count");
+    log("WARNING",
+        "Received " + std::to_string(response.body.size()) + " bytes (DOWNLOAD_WARNSIZE is " +
+            std::to_string(settings_.download_warnsize) + ") from <" + request.url + ">");
+  }
+  if (response.dataloss) {
+    stats_.inc_value("downloader/response_dataloss_count");
+    log("WARNING", "Got data loss in <" + request.url + ">: the body was cut short");
   }
   stats_.inc_value("downloader/response_count");
   stats_.inc_value("downloader/response_status_count/" + std::to_string(response.status));
@@ -546,20 +686,24 @@ aio::Task<Response> Engine::download(Request request) {
 }
 
 aio::Task<void> Engine::fetch_robots(std::string origin, RobotsEntry* entry) {
+  const RobotsDone done(entry, wake_);
   // RFC 9309 §2.3.1: a 4xx allows everything; a 5xx (or no answer) disallows everything — after
   // the retries, which the slot's backoff spaces, so pages of the origin wait rather than fail.
   Request request(robots_txt_url(origin));
   request.follow_redirects = true;
   request.max_redirects = 5;  // RFC 9309 §2.3.1.2: at least five
   RobotsTxt rules = RobotsTxt::disallow_all();
+  bool unreachable = true;
   for (int attempt = 0; attempt <= settings_.retry_times; ++attempt) {
     stats_.inc_value("robotstxt/request_count");
+    bool give_up = false;
     try {
       Response response = co_await download(request);
       stats_.inc_value("robotstxt/response_count");
       stats_.inc_value("robotstxt/response_status_count/" + std::to_string(response.status));
       const RobotsPolicy policy = robots_policy_for_status(response.status);
-      if (policy != RobotsPolicy::kDisallowAll || attempt == settings_.retry_times) {
+      unreachable = policy == RobotsPolicy::kDisallowAll;
+      if (!unreachable || attempt == settings_.retry_times) {
         rules = RobotsTxt::from_response(response.status, response.body);
         break;
       }
@@ -568,14 +712,14 @@ aio::Task<void> Engine::fetch_robots(std::string origin, RobotsEntry* entry) {
     } catch (const Paused&) {
       // Closing before robots.txt was read: the entry stays unready, the waiting pages go back
       // to the scheduler (robots_allow gives them nullopt), the next run asks again.
-      entry->done.set();
-      wake_.set();
       co_return;
     } catch (const std::exception& e) {
       stats_.inc_value("robotstxt/exception_count/" + type_name(e));
-      log(attempt == settings_.retry_times ? "ERROR" : "DEBUG",
+      give_up = !retryable(std::current_exception());  // a TLS failure will not pass on retry
+      log(attempt == settings_.retry_times || give_up ? "ERROR" : "DEBUG",
           "Error downloading <" + request.url + ">: " + e.what());
     }
+    if (give_up) break;
   }
   if (settings_.robotstxt_crawl_delay) {
     if (const auto delay = rules.crawl_delay(robots_agent_)) {
@@ -583,10 +727,12 @@ aio::Task<void> Engine::fetch_robots(std::string origin, RobotsEntry* entry) {
       slot.delay = std::max(slot.delay, *delay);
     }
   }
+  if (unreachable) {
+    log("WARNING", "robots.txt of " + origin +
+                       " could not be read: nothing there is crawled (RFC 9309: unreachable)");
+  }
   entry->rules = std::move(rules);
   entry->ready = true;
-  entry->done.set();
-  wake_.set();  // the pump may be waiting for this task to end
 }
 
 aio::Task<std::optional<bool>> Engine::robots_allow(const Request& request) {
@@ -594,7 +740,9 @@ aio::Task<std::optional<bool>> Engine::robots_allow(const Request& request) {
   std::unique_ptr<RobotsEntry>& slot = robots_[origin];
   if (!slot) {
     slot = std::make_unique<RobotsEntry>();
-    spawn(fetch_robots(origin, slot.get()));
+    Spawned spawned;
+    spawned.robots = slot.get();
+    spawn(fetch_robots(origin, slot.get()), std::move(spawned));
   }
   RobotsEntry* entry = slot.get();
   if (!entry->ready) co_await entry->done.wait();
@@ -603,7 +751,7 @@ aio::Task<std::optional<bool>> Engine::robots_allow(const Request& request) {
 }
 
 bool Engine::maybe_retry(const Request& request, const std::string& reason) {
-  if (!settings_.retry_enabled || request.meta.count("dont_retry") != 0) return false;
+  if (!settings_.retry_enabled || meta_true(request, "dont_retry")) return false;
   if (request.retry_times >= settings_.retry_times) {
     stats_.inc_value("retry/max_reached");
     log("ERROR", "Gave up retrying <" + request.method + " " + request.url + "> (failed " +
@@ -622,34 +770,25 @@ bool Engine::maybe_retry(const Request& request, const std::string& reason) {
   return true;
 }
 
-// Alive: a process task's share of Engine::alive_, given back however the task ends (its end,
-// an error, a cancellation), with a ring of the pump's doorbell.
-struct Alive {
-  Alive(std::size_t& n, std::atomic<std::size_t>& shown, aio::Event& doorbell)
-      : count(n), gauge(shown), wake(doorbell) {}
-  std::size_t& count;
-  std::atomic<std::size_t>& gauge;
-  aio::Event& wake;
-  Alive(const Alive&) = delete;
-  Alive& operator=(const Alive&) = delete;
-  ~Alive() {
-    gauge.store(--count, std::memory_order_relaxed);
-    wake.set();
-  }
-};
-
+// process(request): one dequeued request to its end. The pump counted it in alive_ and reap()
+// gives that back; with a JOBDIR, reap() also requeues it when it was cancelled (the spawn kept a
+// copy), so a stop(reason, true) loses nothing (a page whose download had completed may be
+// fetched again by the next run). No error leaves the task: nobody awaits it.
 aio::Task<void> Engine::process(Request request) {
-  // The pump counted this task in alive_ when it dequeued the request.
-  const Alive alive(alive_, alive_gauge_, wake_);
-  // With a JOBDIR, a request cancelled by stop(reason, true) goes back to the disk queue, so
-  // nothing is lost (it may be fetched again by the next run).
-  std::optional<Request> keep;
-  if (disk_queue_) keep = request;
+  const std::string url = request.url;
+  std::string error;
   try {
     co_await fetch_and_handle(std::move(request));
   } catch (const CancelledError&) {
-    if (keep) requeue(std::move(*keep));
     throw;
+  } catch (const std::exception& e) {
+    error = e.what();
+  } catch (...) {
+    error = "a non-standard exception";
+  }
+  if (!error.empty()) {
+    stats_.inc_value("engine/errors");
+    log("ERROR", "Error processing <" + url + ">: " + error);
   }
 }
 
@@ -666,6 +805,10 @@ aio::Task<void> Engine::fetch_and_handle(Request request) {
   std::optional<bool> allowed = true;
   if (settings_.robotstxt_obey) allowed = co_await robots_allow(request);
   if (!allowed) {  // closing before robots.txt was read
+    requeue(std::move(request));
+    co_return;
+  }
+  if (!*allowed && closing_) {  // nothing can be decided while closing: keep it for later
     requeue(std::move(request));
     co_return;
   }
@@ -719,7 +862,7 @@ aio::Task<void> Engine::handle(Response response) {
     if (maybe_retry(request, reason)) co_return;
   }
   if (settings_.redirect_enabled && is_redirect(status) && !response.redirect_url.empty() &&
-      request.meta.count("dont_redirect") == 0) {
+      !meta_true(request, "dont_redirect") && !meta_true(request, "handle_httpstatus_all")) {
     if (request.redirect_times >= settings_.redirect_max_times) {
       stats_.inc_value("redirect/max_reached");
       log("DEBUG", "Discarding <" + request.url + ">: max redirections reached");
@@ -735,12 +878,23 @@ aio::Task<void> Engine::handle(Response response) {
     next.url = response.redirect_url;
     ++next.redirect_times;
     next.priority += settings_.redirect_priority_adjust;
-    if ((status == 302 || status == 303) && next.method != "HEAD") {
+    if (((status == 302 || status == 303) && next.method != "HEAD") ||
+        (status == 301 && next.method == "POST")) {
       next.method = "GET";
       next.body.clear();
-    } else if (status == 301 && next.method == "POST") {
-      next.method = "GET";
-      next.body.clear();
+      for (const char* h : {"Content-Type", "Content-Length", "Content-Encoding"}) {
+        (void)next.headers.remove(h);
+      }
+    }
+    // Credentials stay with the origin they were meant for (Scrapy drops them the same way).
+    try {
+      if (url_origin(next.url) != url_origin(request.url)) {
+        for (const char* h : {"Authorization", "Cookie", "Proxy-Authorization"}) {
+          (void)next.headers.remove(h);
+        }
+      }
+    } catch (const ValueError&) {
+      // schedule() refuses the URL and counts it
     }
     stats_.inc_value("redirect/count");
     log("DEBUG", "Redirecting (" + std::to_string(status) + ") to <" + next.url + "> from <" +
@@ -755,7 +909,7 @@ aio::Task<void> Engine::handle(Response response) {
   }
   const bool ok = status >= 200 && status < 300;
   const bool allowed =
-      ok || settings_.httperror_allow_all || request.meta.count("handle_httpstatus_all") != 0 ||
+      ok || settings_.httperror_allow_all || meta_true(request, "handle_httpstatus_all") ||
       std::find(settings_.httperror_allowed_codes.begin(), settings_.httperror_allowed_codes.end(),
                 status) != settings_.httperror_allowed_codes.end();
   if (!allowed) {
@@ -854,12 +1008,28 @@ aio::Task<void> Engine::run_callback(std::shared_ptr<Response> response, Spider:
     }
   }
   if (result.close_reason) close(*result.close_reason, false);
-  for (Request& next : result.requests) schedule(std::move(next), parent, false);
+  schedule_all(std::move(result.requests), parent);
 }
 
+// writer(): the pipelines' thread. A pipeline that fails to open ends the crawl (finish_reason
+// "error", the exception out of run()) and releases the parse threads at once (the item queue
+// shuts down immediately, so a put() waiting for room throws ShutDown); every pipeline that
+// opened is closed, even after another's close_spider threw (the first error is rethrown).
 void Engine::writer() {
-  for (auto& p : pipelines_) p->open_spider(spider_);
-  for (;;) {
+  std::exception_ptr error;
+  std::size_t opened = 0;
+  try {
+    for (auto& p : pipelines_) {
+      p->open_spider(spider_);
+      ++opened;
+    }
+  } catch (...) {
+    error = std::current_exception();
+    log("ERROR", "A pipeline failed to open: " + what_of(error));
+    items_.shutdown(true);
+    stop("error", false);
+  }
+  while (!error) {
     Item item;
     try {
       item = items_.get();
@@ -880,6 +1050,10 @@ void Engine::writer() {
         stats_.inc_value("item_dropped_reasons_count/" + type_name(e));
         log("ERROR", std::string("Error processing item: ") + e.what());
         dropped = true;
+      } catch (...) {
+        stats_.inc_value("item_dropped_count");
+        log("ERROR", "Error processing item: a non-standard exception");
+        dropped = true;
       }
       if (dropped) break;
     }
@@ -890,7 +1064,15 @@ void Engine::writer() {
       stop("closespider_itemcount", false);
     }
   }
-  for (auto& p : pipelines_) p->close_spider(spider_);
+  for (std::size_t i = 0; i < opened; ++i) {
+    try {
+      pipelines_[i]->close_spider(spider_);
+    } catch (...) {
+      log("ERROR", "A pipeline failed to close: " + what_of(std::current_exception()));
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 void Engine::log_stats() {
@@ -919,7 +1101,13 @@ aio::Task<void> Engine::run() {
   // the loop can await without blocking).
   std::optional<ThreadPoolExecutor> writer_pool(std::in_place, std::size_t{1});
   concur::Future<void> written = writer_pool->submit([this] { writer(); });
-  running_.store(true);
+  std::optional<std::pair<std::string, bool>> early_stop;
+  {
+    std::scoped_lock lock(stop_mu_);
+    running_ = true;
+    early_stop = std::move(pending_stop_);
+  }
+  if (early_stop) close(early_stop->first, early_stop->second);
 
   aio::Handle timeout;
   if (settings_.closespider_timeout > 0) {
@@ -939,33 +1127,57 @@ aio::Task<void> Engine::run() {
   std::exception_ptr failure;
   try {
     open_jobdir();
-    for (Request& request : spider_.start_requests()) {
-      // Resuming: a start request already seen was fetched (or is queued) by an earlier run.
-      if (resumed_) request.dont_filter = false;
-      schedule(std::move(request), nullptr, false);
+    std::vector<Request> starts;
+    try {
+      starts = spider_.start_requests();
+    } catch (const std::exception& e) {  // Scrapy logs it and crawls what it has
+      stats_.inc_value("spider_exceptions/" + type_name(e));
+      log("ERROR", std::string("Error while obtaining start requests: ") + e.what());
     }
+    // Resuming: a start request already seen was fetched (or is queued) by an earlier run.
+    if (resumed_) {
+      for (Request& request : starts) request.dont_filter = false;
+    }
+    schedule_all(std::move(starts), nullptr);
     for (;;) {
+      reap();
       while (!closing_ && alive_ < max_alive_) {
         std::optional<Request> request = pop();
         if (!request) break;
         ++alive_;
-        alive_gauge_.store(alive_, std::memory_order_relaxed);
-        spawn(process(std::move(*request)));
+        Spawned spawned;
+        spawned.process = true;
+        if (disk_queue_) spawned.keep = *request;
+        spawn(process(std::move(*request)), std::move(spawned));
       }
-      // Forget the handles of tasks that ended (none is awaited: each handles its own errors).
-      std::erase_if(tasks_, [](const auto& entry) { return entry.second.done(); });
+      alive_gauge_.store(alive_, std::memory_order_relaxed);
       if (tasks_.empty() && (closing_ || queued() == 0)) break;
       wake_.clear();
       co_await wake_.wait();
     }
   } catch (...) {
-    failure = std::current_exception();
+    failure = std::current_exception();  // a storage error, or this task's cancellation
   }
   timeout.cancel();
   periodic.cancel();
-  running_.store(false);
-  for (auto& [id, task] : tasks_) (void)task.cancel("crawl ended");
-  tasks_.clear();
+  // Nothing the tasks touch may go before they are over: cancel what is left and wait for the
+  // last one (a cancelled request goes back to the JOBDIR in reap(), before it closes).
+  for (auto& [id, spawned] : tasks_) (void)spawned.task.cancel("crawl ended");
+  for (;;) {
+    reap();
+    if (tasks_.empty()) break;
+    wake_.clear();
+    try {
+      co_await wake_.wait();
+    } catch (const CancelledError&) {
+      if (!failure) failure = std::current_exception();  // a second cancellation: keep waiting
+    }
+  }
+  {
+    std::scoped_lock lock(stop_mu_);
+    running_ = false;
+    ended_ = true;
+  }
   client_.reset();
   try {
     close_jobdir();
@@ -975,7 +1187,13 @@ aio::Task<void> Engine::run() {
   }
   pool_->shutdown(true);
   items_.shutdown();  // the writer drains what is queued, then ends
-  co_await std::move(written);
+  try {
+    co_await std::move(written);
+  } catch (const CancelledError&) {
+    if (!failure) failure = std::current_exception();
+  } catch (...) {
+    if (!failure) failure = std::current_exception();  // a pipeline's open or close failed
+  }
   writer_pool->shutdown(true);
 
   const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
@@ -1006,7 +1224,16 @@ Crawler::Crawler(Spider& spider, Settings settings)
   };
 }
 
-Crawler::~Crawler() = default;
+Crawler::~Crawler() {
+  // The engine refers to this crawler's spider, settings and stats: a crawl still running (a
+  // crawl() task that outlives its Crawler) would go on with freed memory. Fail loudly instead.
+  std::scoped_lock lock(engine_mu_);
+  if (engine_) {
+    std::fputs("concur::crawl::Crawler destroyed while its crawl runs (await crawl() first)\n",
+               stderr);
+    std::abort();
+  }
+}
 
 void Crawler::add_pipeline(std::shared_ptr<ItemPipeline> pipeline) {
   if (!pipeline) throw ValueError("add_pipeline: null pipeline");
@@ -1026,20 +1253,13 @@ void Crawler::on_log(std::function<void(std::string_view, std::string_view)> sin
 aio::Task<void> Crawler::crawl() {
   if (started_.exchange(true)) throw RuntimeError("a Crawler runs once");
   auto engine = std::make_shared<detail::Engine>(spider_, settings_, stats_, pipelines_, log_);
-  std::string stop_reason;
-  bool stop_now = false;
   {
     std::scoped_lock lock(engine_mu_);
     engine_ = engine;
-    stop_reason = pending_stop_;
-    stop_now = pending_stop_now_;
+    // A stop() that came before: the engine keeps it until its loop state exists.
+    if (!pending_stop_.empty()) engine->stop(pending_stop_, pending_stop_now_);
   }
   aio::Task<void> body = engine->run();
-  if (!stop_reason.empty()) {
-    // A stop() that came before the crawl: honoured at its first loop iteration.
-    aio::get_running_loop().call_soon(
-        [engine, stop_reason, stop_now] { engine->stop(stop_reason, stop_now); });
-  }
   std::exception_ptr failure;
   try {
     co_await std::move(body);
@@ -1073,9 +1293,11 @@ void Crawler::stop(std::string reason, bool now) {
   std::scoped_lock lock(engine_mu_);
   if (engine_) {
     engine_->stop(std::move(reason), now);
-  } else if (!started_.load()) {
+  } else {
+    // Before the crawl (or between crawl()'s start and its engine): kept for it. After the end
+    // nothing reads it.
     pending_stop_ = std::move(reason);
-    pending_stop_now_ = now;
+    pending_stop_now_ = pending_stop_now_ || now;
   }
 }
 

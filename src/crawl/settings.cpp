@@ -244,6 +244,31 @@ void Settings::validate() const {
   auto require = [](bool ok, std::string_view name, const std::string& what) {
     if (!ok) throw ValueError("setting " + std::string(name) + " " + what);
   };
+  // Upper bounds keep every delay representable as a clock duration and every count in range
+  // (a year of seconds, a million of anything).
+  constexpr double kMaxSeconds = 365.0 * 24 * 3600;
+  constexpr int kMaxCount = 1'000'000;
+  for (const auto& [name, value] :
+       {std::pair<const char*, double>{"DOWNLOAD_DELAY", download_delay},
+        {"AUTOTHROTTLE_START_DELAY", autothrottle_start_delay},
+        {"AUTOTHROTTLE_MAX_DELAY", autothrottle_max_delay},
+        {"RETRY_BACKOFF_BASE", retry_backoff_base},
+        {"RETRY_BACKOFF_MAX", retry_backoff_max},
+        {"RETRY_AFTER_MAX", retry_after_max},
+        {"DOWNLOAD_TIMEOUT", download_timeout},
+        {"CLOSESPIDER_TIMEOUT", closespider_timeout},
+        {"LOGSTATS_INTERVAL", logstats_interval}}) {
+    require(value <= kMaxSeconds, name, "must be at most a year of seconds");
+  }
+  for (const auto& [name, value] :
+       {std::pair<const char*, int>{"CONCURRENT_REQUESTS", concurrent_requests},
+        {"CONCURRENT_REQUESTS_PER_DOMAIN", concurrent_requests_per_domain},
+        {"RETRY_TIMES", retry_times},
+        {"REDIRECT_MAX_TIMES", redirect_max_times},
+        {"PARSE_THREADS", parse_threads},
+        {"CONCURRENT_ITEMS", concurrent_items}}) {
+    require(value <= kMaxCount, name, "must be at most 1000000");
+  }
   require(concurrent_requests >= 1, "CONCURRENT_REQUESTS", "must be at least 1");
   require(concurrent_requests_per_domain >= 1, "CONCURRENT_REQUESTS_PER_DOMAIN",
           "must be at least 1");

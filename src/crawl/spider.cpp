@@ -78,7 +78,8 @@ std::string dump_request(const Request& request) {
 Request load_request(std::string_view blob) {
   const auto doc = nlohmann::json::from_cbor(blob.begin(), blob.end(), /*strict=*/true,
                                              /*allow_exceptions=*/false);
-  if (!doc.is_object() || doc.value("v", 0) != 1) {
+  if (!doc.is_object() || !doc.contains("v") || !doc["v"].is_number_integer() ||
+      doc["v"].get<std::int64_t>() != 1) {
     throw ValueError("load_request: not a dumped Request");
   }
   try {

@@ -170,6 +170,40 @@ TEST(CrawlCommandTest, NoFollowFetchesTheStartUrlsOnly) {
   }());
 }
 
+TEST(CrawlCommandTest, AResumedCrawlAppendsToItsFeed) {
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSite site = co_await CrawlSite::start(small_site());
+    TempDir dir;
+    CrawlOptions options;
+    options.urls = {site.url("/")};
+    options.extract = {"title=h1.title::text"};
+    options.output = (dir.path() / "items.jsonl").string();
+    options.jobdir = (dir.path() / "job").string();
+    // The first run closes after 10 pages and leaves the rest in the JOBDIR.
+    options.settings = {"LOG_LEVEL=ERROR", "LOGSTATS_INTERVAL=0", "CLOSESPIDER_PAGECOUNT=10"};
+    const Result first = co_await crawl(options);
+    EXPECT_EQ(first.status, 0) << first.err;
+    const std::size_t after_first = read_lines(slurp(dir.path() / "items.jsonl")).size();
+    options.settings = {"LOG_LEVEL=ERROR", "LOGSTATS_INTERVAL=0"};
+    const Result second = co_await crawl(options);
+    EXPECT_EQ(second.status, 0) << second.err;
+    std::set<std::string> titles;
+    const auto items = read_lines(slurp(dir.path() / "items.jsonl"));
+    for (const auto& item : items) titles.insert(item.at("title").get<std::string>());
+    EXPECT_LT(after_first, items.size());
+    EXPECT_EQ(titles.size(), 30u);  // the first run's items kept, the rest added
+    // -o on an existing .json is refused (an array cannot grow); -O replaces.
+    std::ofstream(dir.path() / "items.json") << "[]";
+    CrawlOptions json = options;
+    json.output = (dir.path() / "items.json").string();
+    const Result refused = co_await crawl(json);
+    EXPECT_EQ(refused.status, 2);
+    EXPECT_NE(refused.err.find("-O"), std::string::npos) << refused.err;
+    site.close();
+    co_await site.wait_closed();
+  }());
+}
+
 TEST(CrawlCommandTest, BadOptionsExitTwoWithAMessage) {
   auto usage = [](CrawlOptions options) {
     options.urls = {"http://127.0.0.1:1/"};

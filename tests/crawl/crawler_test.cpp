@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "concur/aio/combinators.hpp"
 #include "concur/aio/task.hpp"
 #include "support/aio_support.hpp"
 #include "support/crawl_site.hpp"
@@ -649,6 +650,118 @@ TEST(CrawlerTest, JobdirPausesAndResumesWithNothingLostOrFetchedTwice) {
       EXPECT_EQ(crawler.stats().get_int("dupefilter/filtered"), 1);  // the start URL
     }
     EXPECT_EQ(site.log().size(), before);
+    site.close();
+    co_await site.wait_closed();
+  }());
+}
+
+// FailingOpen: a pipeline whose open_spider throws (a database that will not connect).
+class FailingOpen : public crawl::ItemPipeline {
+ public:
+  void open_spider(crawl::Spider& /*spider*/) override { throw OSError(5, "no database"); }
+  void process_item(crawl::Item& /*item*/, crawl::Spider& /*spider*/) override {}
+};
+
+// Closing: records that close_spider ran.
+class Closing : public crawl::ItemPipeline {
+ public:
+  void close_spider(crawl::Spider& /*spider*/) override { closed = true; }
+  void process_item(crawl::Item& /*item*/, crawl::Spider& /*spider*/) override {}
+  bool closed = false;
+};
+
+TEST(CrawlerTest, APipelineThatCannotOpenEndsTheCrawlWithItsError) {
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSiteOptions options = small_site();
+    options.posts = 400;  // far more items than CONCURRENT_ITEMS: the parse threads must not wait
+    CrawlSite site = co_await CrawlSite::start(options);
+    SiteSpider spider(site.url("/"));
+    crawl::Settings s = test_settings();
+    s.log_level = "NONE";
+    s.concurrent_items = 2;
+    crawl::Crawler crawler(spider, s);
+    auto first = std::make_shared<Closing>();
+    crawler.add_pipeline(first);
+    crawler.add_pipeline(std::make_shared<FailingOpen>());
+    bool raised = false;
+    try {
+      co_await crawler.crawl();
+    } catch (const OSError& e) {
+      raised = std::string(e.what()).find("no database") != std::string::npos;
+    }
+    EXPECT_TRUE(raised);
+    EXPECT_TRUE(first->closed);  // what opened is closed
+    EXPECT_EQ(crawler.stats().get_value("finish_reason"), "error");
+    EXPECT_EQ(crawler.stats().get_int("item_scraped_count"), 0);
+    site.close();
+    co_await site.wait_closed();
+  }());
+}
+
+TEST(CrawlerTest, AStopBeforeTheCrawlFetchesNothing) {
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSite site = co_await CrawlSite::start(small_site());
+    SiteSpider spider(site.url("/"));
+    crawl::Crawler crawler(spider, test_settings());
+    crawler.stop("early");
+    co_await crawler.crawl();
+    EXPECT_EQ(crawler.stats().get_value("finish_reason"), "early");
+    EXPECT_TRUE(site.log().empty());
+    site.close();
+    co_await site.wait_closed();
+  }());
+}
+
+TEST(CrawlerTest, AGracefulStopIsNotHeldByALongDelay) {
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSite site = co_await CrawlSite::start(small_site());
+    ErrbackSpider spider(site.origin(), {"/post/1", "/post/2"});
+    crawl::Settings s = test_settings();
+    s.download_delay = 100;  // the second start is 100 s after the first: past the test's bound
+    s.randomize_download_delay = false;
+    s.robotstxt_obey = false;
+    s.closespider_pagecount = 1;  // the first page closes the crawl
+    crawl::Crawler crawler(spider, s);
+    co_await crawler.crawl();
+    EXPECT_EQ(crawler.stats().get_value("finish_reason"), "closespider_pagecount");
+    EXPECT_EQ(site.log().size(), 1u);
+    EXPECT_EQ(crawler.stats().get_int("scheduler/requeued"), 1);  // the one waiting its turn
+    site.close();
+    co_await site.wait_closed();
+  }());
+}
+
+TEST(CrawlerTest, ACancelledCrawlKeepsItsRequestsInTheJobdir) {
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSiteOptions options = small_site();
+    options.latency = 30ms;
+    CrawlSite site = co_await CrawlSite::start(options);
+    TempDir jobdir;
+    crawl::Settings s = test_settings();
+    s.jobdir = jobdir.path();
+    s.log_level = "NONE";
+    {
+      SiteSpider spider(site.url("/"));
+      crawl::Crawler crawler(spider, s);
+      bool timed_out = false;
+      try {
+        // The task running the crawl is cancelled mid-way (its downloads with it).
+        co_await aio::wait_for(crawler.crawl(), std::chrono::milliseconds(400));
+      } catch (const TimeoutError&) {
+        timed_out = true;
+      }
+      EXPECT_TRUE(timed_out);
+    }
+    EXPECT_LT(site.log().size(), site.reachable_allowed_paths().size());
+    {
+      SiteSpider spider(site.url("/"));
+      crawl::Crawler crawler(spider, s);
+      co_await crawler.crawl();
+      EXPECT_EQ(crawler.stats().get_value("finish_reason"), "finished");
+    }
+    // Nothing lost: every page was fetched by one run or the other (a page whose download was
+    // cut by the cancellation may be fetched twice: that is the cancellation's price).
+    EXPECT_EQ(fetched_paths(site), site.reachable_allowed_paths());
     site.close();
     co_await site.wait_closed();
   }());

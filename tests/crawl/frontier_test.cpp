@@ -82,10 +82,18 @@ long vm_rss_kib() {
 // reuse, so churn alone grows the resident set there: this binary shrinks the quarantine (256 MiB
 // by default) to 16 MiB below, and the bound gets another 64 MiB for the allocator's overhead —
 // still well under what a million blobs held in memory would cost.
+// Under ThreadSanitizer the resident set measures TSan itself — its allocator keeps freed memory
+// and its shadow grows with every page touched (+110 MB for the million blobs on a fresh clone) —
+// so the bound is checked by the release and ASan passes only (kRssIsTheQueues).
 #if defined(__SANITIZE_ADDRESS__)
 constexpr long kRssGrowthLimitKib = (64 + 64) * 1024;
 #else
 constexpr long kRssGrowthLimitKib = 64 * 1024;
+#endif
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kRssIsTheQueues = false;
+#else
+constexpr bool kRssIsTheQueues = true;
 #endif
 
 // blob(i, size): a recognizable blob of `size` bytes for number i, NULs and all bytes included.
@@ -412,7 +420,9 @@ TEST(DiskQueue, MillionBlobsInBoundedMemory) {
   std::printf("1M x 100 B: push %lld ms, pop %lld ms, RSS %ld KiB -> peak %ld KiB (+%ld KiB)\n",
               static_cast<long long>(ms(t1 - t0)), static_cast<long long>(ms(t2 - t1)), before,
               peak, peak - before);
-  EXPECT_LT(peak - before, kRssGrowthLimitKib);
+  if (kRssIsTheQueues) {
+    EXPECT_LT(peak - before, kRssGrowthLimitKib);
+  }
 }
 
 // ---- DiskQueue: misuse, locks, bad files ----
@@ -611,7 +621,9 @@ TEST(SeenSet, ManyRandomFingerprints) {
   }
   for (std::uint64_t a : seeds) ASSERT_FALSE(s.insert(fp(a)));
   EXPECT_EQ(s.size(), seeds.size());
-  EXPECT_LT(vm_rss_kib() - before, kRssGrowthLimitKib);
+  if (kRssIsTheQueues) {
+    EXPECT_LT(vm_rss_kib() - before, kRssGrowthLimitKib);
+  }
 }
 
 TEST(SeenSet, LockAndMisuse) {

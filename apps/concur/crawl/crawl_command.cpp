@@ -10,7 +10,9 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <exception>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -35,7 +37,6 @@ namespace cc = concur::crawl;
 
 constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
-constexpr int kExitInterrupted = 130;
 
 bool is_xpath(std::string_view selector) {
   return !selector.empty() &&
@@ -186,15 +187,25 @@ class SignalWatcher {
   }
   SignalWatcher(const SignalWatcher&) = delete;
   SignalWatcher& operator=(const SignalWatcher&) = delete;
-  [[nodiscard]] bool interrupted() const { return presses_.load() > 0; }
+  // signal(): the first signal that came (SIGINT or SIGTERM), 0 for none.
+  [[nodiscard]] int signal() const { return first_.load(); }
 
  private:
   void watch() {
     const timespec tick{0, 200'000'000};
     while (!done_.load()) {
-      if (sigtimedwait(&set_, nullptr, &tick) <= 0) continue;
-      // First press: finish what is in flight; second: stop now.
+      const int sig = sigtimedwait(&set_, nullptr, &tick);
+      if (sig <= 0) continue;
+      int expected = 0;
+      first_.compare_exchange_strong(expected, sig);
+      // First press: finish what is in flight; second: stop now; a third: the default action
+      // (a crawl stuck in user code can still be ended from the keyboard).
       const int press = ++presses_;
+      if (press >= 3) {
+        std::signal(sig, SIG_DFL);
+        pthread_sigmask(SIG_UNBLOCK, &set_, nullptr);
+        raise(sig);
+      }
       crawler_.stop("shutdown", press > 1);
     }
   }
@@ -204,6 +215,7 @@ class SignalWatcher {
   sigset_t old_{};
   std::atomic<bool> done_{false};
   std::atomic<int> presses_{0};
+  std::atomic<int> first_{0};
   std::thread thread_;
 };
 
@@ -274,9 +286,13 @@ CLI::App* add_crawl_command(CLI::App& app, CrawlOptions& options) {
   cmd->add_option("--extract,-e", options.extract,
                   "FIELD=SELECTOR (first match) or FIELD[]=SELECTOR (every match); repeatable")
       ->allow_extra_args(false);
-  cmd->add_option("-o,--output", options.output,
-                  "Write items to FILE: .jsonl/.jl, .json, .csv, .sqlite/.db; '-' for JSON Lines "
-                  "on stdout");
+  CLI::Option* append = cmd->add_option(
+      "-o,--output", options.output,
+      "Append items to FILE: .jsonl/.jl, .csv, .sqlite/.db (or a new .json); '-' for JSON Lines "
+      "on stdout");
+  CLI::Option* overwrite = cmd->add_option("-O,--overwrite-output", options.overwrite_output,
+                                           "Write items to FILE, replacing it");
+  append->excludes(overwrite);
   cmd->add_option("--stats-json", options.stats_json, "Write the final stats to FILE as JSON");
   cmd->add_flag("--no-progress", options.no_progress, "No live progress line on a terminal");
   cmd->add_option("--jobdir", options.jobdir, "Keep the crawl's state in DIR (JOBDIR)");
@@ -293,10 +309,28 @@ int run_crawl(const CrawlOptions& options, std::ostream& out, std::ostream& err,
     if (!options.jobdir.empty()) settings.jobdir = options.jobdir;
     settings.validate();
     fields = parse_fields(options.extract);
+    if (!options.output.empty() && !options.overwrite_output.empty()) {
+      throw ValueError("-o and -O exclude each other");
+    }
     if (options.output == "-") {
       writer = std::make_shared<StdoutWriter>(out);
+    } else if (!options.overwrite_output.empty()) {
+      writer = std::make_shared<cc::FeedPipeline>(cc::make_feed_exporter(options.overwrite_output));
     } else if (!options.output.empty()) {
-      writer = std::make_shared<cc::FeedPipeline>(cc::make_feed_exporter(options.output));
+      // Scrapy's -o: append, so a resumed crawl (--jobdir) adds to what the paused one wrote.
+      // A JSON array cannot grow: a new (or empty) .json file is written, an existing one refused.
+      cc::FeedOptions feed;
+      std::error_code ec;
+      const bool json = options.output.size() >= 5 &&
+                        options.output.compare(options.output.size() - 5, 5, ".json") == 0;
+      const bool exists = std::filesystem::file_size(options.output, ec) > 0 && !ec;
+      if (json && exists) {
+        throw ValueError(options.output +
+                         " exists and a JSON array cannot be appended to: -O replaces it, or "
+                         "write JSON Lines (.jsonl)");
+      }
+      feed.append = !json;
+      writer = std::make_shared<cc::FeedPipeline>(cc::make_feed_exporter(options.output, feed));
     }
   } catch (const ValueError& e) {
     err << "concur crawl: " << e.what() << "\n";
@@ -318,7 +352,7 @@ int run_crawl(const CrawlOptions& options, std::ostream& out, std::ostream& err,
   });
 
   std::exception_ptr failure;
-  bool interrupted = false;
+  int signal_number = 0;
   {
     std::optional<SignalWatcher> signals;
     if (handle_signals) signals.emplace(crawler);
@@ -337,7 +371,7 @@ int run_crawl(const CrawlOptions& options, std::ostream& out, std::ostream& err,
       std::scoped_lock lock(log_mu);
       progress = nullptr;
     }
-    interrupted = signals && signals->interrupted();
+    if (signals) signal_number = signals->signal();
   }
 
   if (!options.stats_json.empty()) {
@@ -356,7 +390,8 @@ int run_crawl(const CrawlOptions& options, std::ostream& out, std::ostream& err,
     }
     return kExitFailed;
   }
-  return interrupted ? kExitInterrupted : 0;
+  // Interrupted: 128 + the signal, as a shell reports it (130 for SIGINT, 143 for SIGTERM).
+  return signal_number != 0 ? 128 + signal_number : 0;
 }
 
 }  // namespace concur::apps::crawl

@@ -10,9 +10,10 @@
 // (or, for a ::attr / text selector, the values themselves); by default every link (Scrapy's
 // LinkExtractor defaults). --extract FIELD=SEL takes the first match, FIELD[]=SEL every match (a
 // JSON array); a page yields an item when at least one field matched ({"url": ..., fields...}).
-// Ctrl-C (or SIGTERM) once: stop scheduling and let what is in flight finish; twice: stop now.
+// Ctrl-C (or SIGTERM) once: stop scheduling and let what is in flight finish; twice: stop now;
+// three times: the signal's default action (the process ends at once).
 // Exit status: 0 when the crawl ended (finished or a CLOSESPIDER_* limit), 1 on an error, 2 for
-// invalid options, 130 when interrupted.
+// invalid options, 128 + the signal when interrupted (130 for Ctrl-C, 143 for SIGTERM).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -29,7 +30,8 @@ struct CrawlOptions {
   std::vector<std::string> follow;    // --follow SELECTOR
   bool no_follow = false;             // --no-follow: the start URLs only
   std::vector<std::string> extract;   // --extract FIELD=SELECTOR / FIELD[]=SELECTOR
-  std::string output;                 // -o FILE (format by extension; "-" = JSON Lines on stdout)
+  std::string output;                 // -o FILE: append (format by extension; "-": stdout)
+  std::string overwrite_output;       // -O FILE: replace the file (Scrapy's -O)
   std::string stats_json;             // --stats-json FILE: the final stats as JSON
   bool no_progress = false;           // --no-progress: no live line on a terminal
   std::string jobdir;                 // --jobdir DIR (JOBDIR)
