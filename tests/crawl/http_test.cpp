@@ -19,8 +19,12 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <optional>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -32,6 +36,7 @@
 #include "support/aio_support.hpp"
 #include "support/hook_support.hpp"
 #include "support/http_test_server.hpp"
+#include "support/nginx_server.hpp"
 
 namespace concur::testing {
 namespace {
@@ -897,6 +902,53 @@ aio::Task<void> fetch_on_wrong_loop(crawl::HttpClient& client) {
   }
   EXPECT_TRUE(refused);
   EXPECT_EQ(client.in_flight(), 0u);
+}
+
+// HTTP/2 end to end against nginx (TLS, ALPN): twenty fetches at once share one connection as
+// multiplexed streams (PIPEWAIT makes the later ones wait for the first connection's ALPN), each
+// answered as HTTP/2 with its own body.
+aio::Task<void> http2_checks(std::string base, std::string ca_file) {
+  crawl::ClientOptions options;
+  options.ca_file = std::move(ca_file);
+  crawl::HttpClient client(options);
+  std::vector<aio::Task<crawl::Response>> fetches;
+  for (int i = 0; i < 20; ++i) {
+    fetches.push_back(client.fetch(base + "/page" + std::to_string(i) + ".html"));
+  }
+  std::vector<crawl::Response> done = co_await aio::gather(std::move(fetches));
+  for (std::size_t i = 0; i < done.size(); ++i) {
+    EXPECT_EQ(done[i].status, 200);
+    EXPECT_EQ(done[i].http_version, "HTTP/2");
+    EXPECT_EQ(done[i].body, "<p>page " + std::to_string(i) + "</p>");
+  }
+  EXPECT_EQ(client.stats().connections_opened, 1u);
+}
+
+TEST_F(HttpClientTest, Http2MultiplexesOnOneConnectionToNginx) {
+  const TempCert cert;
+  ASSERT_FALSE(cert.cert.empty()) << "openssl could not make a certificate";
+  PublicTempDir root("concur-h2-");
+  for (int i = 0; i < 20; ++i) {
+    std::ofstream(root.path() / ("page" + std::to_string(i) + ".html"))
+        << "<p>page " << i << "</p>";
+    std::filesystem::permissions(root.path() / ("page" + std::to_string(i) + ".html"),
+                                 std::filesystem::perms::others_read,
+                                 std::filesystem::perm_options::add);
+  }
+  NginxServer nginx;
+  nginx.use_tls(cert.cert, cert.key);
+  nginx.start(root.path());
+  run_bounded(http2_checks(nginx.url(""), cert.cert));
+  // The server agrees: one connection served every request.
+  std::set<std::string> connections;
+  for (const std::string& line : nginx.access_log_lines()) {
+    std::istringstream fields(line);
+    std::string msec, method, target, version, status, bytes, time, connection;
+    fields >> msec >> method >> target >> version >> status >> bytes >> time >> connection;
+    connections.insert(connection);
+  }
+  EXPECT_EQ(nginx.access_log_lines().size(), 20u);
+  EXPECT_EQ(connections.size(), 1u);
 }
 
 TEST_F(HttpClientTest, FetchOnAnotherLoopIsARuntimeError) {

@@ -89,6 +89,14 @@ class NginxServer {
   NginxServer(const NginxServer&) = delete;
   NginxServer& operator=(const NginxServer&) = delete;
 
+  // use_tls(cert, key, http2): before start(): serve HTTPS with this certificate (PEM files the
+  // worker can read), and HTTP/2 by ALPN when http2 (nginx's `listen ... ssl http2`).
+  void use_tls(std::filesystem::path cert, std::filesystem::path key, bool http2 = true) {
+    tls_cert_ = std::move(cert);
+    tls_key_ = std::move(key);
+    http2_ = http2;
+  }
+
   // available(): whether nginx is installed.
   [[nodiscard]] static bool available() { return ::access(kBinary, X_OK) == 0; }
 
@@ -105,9 +113,10 @@ class NginxServer {
   void stop();
   [[nodiscard]] bool running() const { return process_ != nullptr; }
   [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
-  // url(target): "http://127.0.0.1:<port>" + target.
+  // url(target): "http://127.0.0.1:<port>" + target ("https://..." after use_tls).
   [[nodiscard]] std::string url(std::string_view target) const {
-    return "http://127.0.0.1:" + std::to_string(port_) + std::string(target);
+    return std::string(tls_cert_.empty() ? "http" : "https") +
+           "://127.0.0.1:" + std::to_string(port_) + std::string(target);
   }
   // prefix(): the temporary directory holding nginx.conf, nginx.pid, error.log, access.log.
   [[nodiscard]] const std::filesystem::path& prefix() const noexcept { return prefix_; }
@@ -135,6 +144,9 @@ class NginxServer {
   std::filesystem::path prefix_;
   std::uint16_t port_ = 0;
   std::unique_ptr<subprocess::Popen> process_;
+  std::filesystem::path tls_cert_;  // empty: plain HTTP
+  std::filesystem::path tls_key_;
+  bool http2_ = false;
 };
 
 // ---- implementation ------------------------------------------------------------------------
@@ -223,7 +235,14 @@ inline std::string NginxServer::config(const std::filesystem::path& root,
          "  server {\n"
          "    listen 127.0.0.1:" +
          std::to_string(port_) +
-         ";\n"
+         (tls_cert_.empty() ? ""
+          : http2_          ? " ssl http2"
+                            : " ssl") +
+         ";\n" +
+         (tls_cert_.empty() ? std::string()
+                            : "    ssl_certificate \"" + tls_cert_.string() +
+                                  "\";\n    ssl_certificate_key \"" + tls_key_.string() + "\";\n") +
+         "    http2_max_concurrent_streams 128;\n"
          "    root \"" +
          std::filesystem::absolute(root).string() + "\";\n" + locations +
          "  }\n"
