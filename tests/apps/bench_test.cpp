@@ -27,6 +27,7 @@
 #include "bench/python.hpp"
 #include "bench/registry.hpp"
 #include "bench/report.hpp"
+#include "site/blog_site.hpp"
 #include "support/test_support.hpp"
 
 namespace {
@@ -363,14 +364,37 @@ int most_in_flight(const std::string& note) {
   return std::stoi(m[1].str());
 }
 
+// paragraphs_counted(note): the "<N> <p> counted" of a producer/consumer row's note.
+long paragraphs_counted(const std::string& note) {
+  std::smatch m;
+  if (!std::regex_search(note, m, std::regex("([0-9]+) <p> counted"))) return -1;
+  return std::stol(m[1].str());
+}
+
+// expected_paragraphs(): the <p> of the 50 pages of the site, counted independently.
+long expected_paragraphs() {
+  long n = 0;
+  for (int page = 1; page <= kCrawlPages; ++page) {
+    const std::string html = blog::page(page, kCrawlPageBytes);
+    for (std::size_t at = html.find("<p>"); at != std::string::npos;
+         at = html.find("<p>", at + 1)) {
+      ++n;
+    }
+  }
+  return n;
+}
+
 TEST_F(BenchTest, AsyncCrawlQuickRunFetchesEveryPageWholeUnderTheCeiling) {
   const BenchResult result = quick_run("async_crawl", 2);
   ASSERT_TRUE(result.errors.empty()) << result.errors.front();
-  EXPECT_EQ(modes(result.rows),
-            (std::vector<std::string>{"serial", "threads 10", "coroutines (Semaphore 10)"}));
+  ASSERT_EQ(modes(result.rows),
+            (std::vector<std::string>{"serial", "threads 10", "producer/consumer",
+                                      "coroutines (Semaphore 10)",
+                                      "concur crawl (CONCURRENT_REQUESTS 10)"}));
   for (const Row& r : result.rows) {
     EXPECT_EQ(r.answer, "50 pages whole") << r.mode << ": " << r.note;
     EXPECT_TRUE(r.ok());
+    EXPECT_FALSE(r.skipped);
     EXPECT_EQ(r.items, static_cast<std::size_t>(kCrawlPages));
     EXPECT_FALSE(r.scaled());
     EXPECT_EQ(r.unit, "pages");
@@ -381,15 +405,61 @@ TEST_F(BenchTest, AsyncCrawlQuickRunFetchesEveryPageWholeUnderTheCeiling) {
   EXPECT_TRUE(result.rows[0].baseline);
   // Seen from the site's side: one request at a time serially, never more than the ceiling.
   EXPECT_EQ(most_in_flight(result.rows[0].note), 1);
-  for (std::size_t i : {1U, 2U}) {
+  for (std::size_t i : {1U, 2U, 3U, 4U}) {
     EXPECT_GE(most_in_flight(result.rows[i].note), 1) << result.rows[i].note;
     EXPECT_LE(most_in_flight(result.rows[i].note), kCrawlLimit) << result.rows[i].note;
-    EXPECT_EQ(result.rows[i].workers, 10U);
+    // Lower bounds only: 50 delays of 5 ms in turn; at least five rounds of ten.
+    EXPECT_GE(result.rows[i].seconds, 5 * 0.005) << result.rows[i].mode;
   }
-  // Lower bounds only: 50 delays of 5 ms in turn; five rounds of ten.
   EXPECT_GE(result.rows[0].seconds, 50 * 0.005);
-  EXPECT_GE(result.rows[1].seconds, 5 * 0.005);
-  EXPECT_GE(result.rows[2].seconds, 5 * 0.005);
+  EXPECT_EQ(result.rows[1].workers, 10U);
+  EXPECT_EQ(result.rows[2].workers, 12U);  // 10 craw threads and 2 parse threads
+  EXPECT_EQ(result.rows[3].workers, 10U);
+  EXPECT_EQ(result.rows[4].workers, 10U);
+  // The parse threads parsed every page (and each once); the crawler made the 50 requests and
+  // no more (no robots.txt: ROBOTSTXT_OBEY is off).
+  EXPECT_EQ(paragraphs_counted(result.rows[2].note), expected_paragraphs()) << result.rows[2].note;
+  EXPECT_THAT(result.rows[4].note, HasSubstr("; 50 requests"));
+  EXPECT_THAT(result.rows[4].note, HasSubstr("crawl::Crawler on libcurl/"));
+  EXPECT_TRUE(result.ok());
+}
+
+// check_async_crawl_with_python(result): a quick async_crawl with Python rows: every row that ran
+// fetched every page whole under the ceiling; only the scrapy row may be skipped, and then says
+// why.
+void check_async_crawl_with_python(const BenchResult& result) {
+  ASSERT_EQ(modes(result.rows),
+            (std::vector<std::string>{
+                "serial", "threads 10", "producer/consumer", "coroutines (Semaphore 10)",
+                "concur crawl (CONCURRENT_REQUESTS 10)", "python serial", "python threads 10",
+                "python producer/consumer", "python asyncio (Semaphore 10)",
+                "python scrapy (CONCURRENT_REQUESTS 10)"}));
+  for (const Row& r : result.rows) {
+    EXPECT_TRUE(r.ok()) << r.mode << ": " << r.answer;
+    if (r.skipped) continue;
+    EXPECT_EQ(r.answer, "50 pages whole") << r.mode << ": " << r.note;
+    EXPECT_GE(most_in_flight(r.note), 1) << r.mode << ": " << r.note;
+    EXPECT_LE(most_in_flight(r.note), kCrawlLimit) << r.mode;
+  }
+  for (std::size_t i = 0; i + 1 < result.rows.size(); ++i) {
+    EXPECT_FALSE(result.rows[i].skipped) << result.rows[i].mode;
+  }
+  EXPECT_TRUE(result.rows[5].baseline);
+  EXPECT_EQ(most_in_flight(result.rows[5].note), 1);
+  EXPECT_THAT(result.rows[5].note, HasSubstr("urllib"));
+  EXPECT_EQ(result.rows[7].workers, 12U);
+  EXPECT_EQ(paragraphs_counted(result.rows[7].note), expected_paragraphs()) << result.rows[7].note;
+  // The asyncio row says which client it used: aiohttp when importable, else asyncio streams.
+  EXPECT_THAT(result.rows[8].note, ::testing::ContainsRegex("aiohttp|asyncio streams"));
+  const Row& scrapy = result.rows[9];
+  if (scrapy.skipped) {
+    EXPECT_EQ(scrapy.answer, "skipped");
+    EXPECT_THAT(scrapy.note, HasSubstr("skipped: scrapy is not importable"));
+    EXPECT_EQ(scrapy.speedup, 0.0);
+  } else {
+    EXPECT_THAT(scrapy.note, HasSubstr("scrapy "));
+    EXPECT_GT(scrapy.speedup, 0.0);
+  }
   EXPECT_TRUE(result.ok());
 }
 
@@ -410,21 +480,23 @@ TEST_F(BenchTest, CoroutineExperimentsQuickRunWithPythonAgree) {
   {
     const BenchResult result = quick_run("async_crawl", 2, python);
     ASSERT_TRUE(result.errors.empty()) << result.errors.front();
-    ASSERT_EQ(modes(result.rows),
-              (std::vector<std::string>{"serial", "threads 10", "coroutines (Semaphore 10)",
-                                        "python serial", "python threads 10",
-                                        "python asyncio (Semaphore 10)"}));
-    for (const Row& r : result.rows) {
-      EXPECT_EQ(r.answer, "50 pages whole") << r.mode << ": " << r.note;
-      EXPECT_LE(most_in_flight(r.note), kCrawlLimit) << r.mode;
-    }
-    EXPECT_TRUE(result.rows[3].baseline);
-    EXPECT_EQ(most_in_flight(result.rows[3].note), 1);
-    EXPECT_THAT(result.rows[3].note, HasSubstr("urllib"));
-    // The asyncio row says which client it used: aiohttp when importable, else asyncio streams.
-    EXPECT_THAT(result.rows[5].note, ::testing::ContainsRegex("aiohttp|asyncio streams"));
-    EXPECT_TRUE(result.ok());
+    check_async_crawl_with_python(result);
   }
+}
+
+TEST_F(BenchTest, AsyncCrawlScrapyRowRunsWhereScrapyIsInstalled) {
+  // The python3 on PATH may lack scrapy (its row is then skipped); Debian's has python3-scrapy.
+  const auto python = find_python("/usr/bin/python3");
+  if (!python) GTEST_SKIP() << "no /usr/bin/python3";
+  if (run_capture({python->executable, "-I", "-c", "import scrapy"}).exit_code != 0) {
+    GTEST_SKIP() << "/usr/bin/python3 cannot import scrapy";
+  }
+  const BenchResult result = quick_run("async_crawl", 2, python);
+  ASSERT_TRUE(result.errors.empty()) << result.errors.front();
+  check_async_crawl_with_python(result);
+  const Row& scrapy = result.rows.back();
+  EXPECT_FALSE(scrapy.skipped) << scrapy.note;
+  EXPECT_THAT(scrapy.note, HasSubstr("scrapy 2."));
 }
 
 TEST_F(BenchTest, PoolExperimentsQuickRunWithPythonAgree) {
@@ -459,11 +531,9 @@ TEST_F(BenchTest, PoolExperimentsQuickRunWithPythonAgree) {
 TEST_F(BenchTest, PoolExperimentsWriteTheirRowsToJson) {
   const std::string path = ::testing::TempDir() + "concur_bench_pool_test.json";
   const std::vector<std::string> fields = {
-      "experiment", "mode",    "language",         "workers",
-      "baseline",   "items",   "full_items",       "unit",
-      "scaled",     "seconds", "seconds_per_item", "estimated_full_seconds",
-      "speedup",    "answer",  "expected",         "ok",
-      "note"};
+      "experiment", "mode",   "language", "workers", "baseline",         "items",
+      "full_items", "unit",   "scaled",   "seconds", "seconds_per_item", "estimated_full_seconds",
+      "speedup",    "answer", "expected", "ok",      "skipped",          "note"};
   for (const std::string name :
        {"is_prime_pool", "fib_pool", "sleep_pool", "sleep_gather", "async_crawl"}) {
     std::remove(path.c_str());
@@ -486,6 +556,7 @@ TEST_F(BenchTest, PoolExperimentsWriteTheirRowsToJson) {
       EXPECT_EQ(row.at("experiment"), name);
       EXPECT_EQ(row.at("language"), "c++");
       EXPECT_TRUE(row.at("ok").get<bool>()) << row.dump();
+      EXPECT_FALSE(row.at("skipped").get<bool>()) << row.dump();
       EXPECT_GT(row.at("seconds").get<double>(), 0.0);
       EXPECT_GT(row.at("speedup").get<double>(), 0.0);
     }
@@ -522,6 +593,36 @@ TEST_F(BenchTest, WrongAnswerFailsTheRun) {
   EXPECT_THAT(render_table(result), HasSubstr("not prime (WRONG: expected prime)"));
 }
 
+TEST_F(BenchTest, SkippedRowIsOkAndUntimed) {
+  BenchResult result;
+  Row base;
+  base.experiment = "x";
+  base.mode = "python serial";
+  base.language = "python";
+  base.baseline = true;
+  base.items = 10;
+  base.full_items = 10;
+  base.unit = "items";
+  base.seconds = 1.0;
+  base.answer = base.expected = "10 done";
+  Row skipped = base;
+  skipped.mode = "python scrapy";
+  skipped.baseline = false;
+  skipped.seconds = 0.0;
+  skipped.skipped = true;
+  skipped.answer = "skipped";
+  skipped.note = "skipped: scrapy is not importable";
+  result.rows = {base, skipped};
+  finalize_rows(result.rows);
+  EXPECT_TRUE(result.rows[1].ok());
+  EXPECT_EQ(result.rows[1].speedup, 0.0);
+  EXPECT_TRUE(result.ok());
+  const std::string table = render_table(result);
+  EXPECT_THAT(table, ::testing::ContainsRegex("python scrapy +10 items +- +- +- +skipped"));
+  EXPECT_THAT(table, ::testing::Not(HasSubstr("WRONG")));
+  EXPECT_TRUE(to_json(result).at("rows")[1].at("skipped").get<bool>());
+}
+
 TEST_F(BenchTest, RunBenchQuickWritesTableAndValidJson) {
   const std::string path = ::testing::TempDir() + "concur_bench_test.json";
   std::remove(path.c_str());
@@ -548,8 +649,8 @@ TEST_F(BenchTest, RunBenchQuickWritesTableAndValidJson) {
   EXPECT_EQ(j.at("config").at("size"), "quick");
   EXPECT_TRUE(j.at("config").at("python").is_null());
   // Every experiment ran: is_prime 2 rows, is_prime_pool 3, fib_pool 4 (pool 3, pool 2 and
-  // processes 3), sleep_pool 3, sleep_gather 2, async_crawl 3.
-  ASSERT_EQ(j.at("rows").size(), 17U);
+  // processes 3), sleep_pool 3, sleep_gather 2, async_crawl 5.
+  ASSERT_EQ(j.at("rows").size(), 19U);
   EXPECT_EQ(j.at("rows")[0].at("mode"), "serial");
   EXPECT_EQ(j.at("rows")[1].at("mode"), "threads 2");
   EXPECT_EQ(j.at("rows")[0].at("answer"), j.at("rows")[1].at("answer"));

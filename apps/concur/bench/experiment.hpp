@@ -65,8 +65,11 @@ struct Row {
   std::string expected;        // the reference answer, computed once per experiment
   double speedup = 0.0;        // baseline seconds/item ÷ this row's; set by finalize_rows()
   std::string note;            // free text for the table (scaled rows get one automatically)
+  // skipped: the mode cannot run here (an optional Python module is missing); the note says why.
+  // A skipped row is not timed (seconds 0, no speedup) and computed nothing wrong: ok() holds.
+  bool skipped = false;
 
-  [[nodiscard]] bool ok() const { return answer == expected; }
+  [[nodiscard]] bool ok() const { return skipped || answer == expected; }
   // scaled() is true when the row ran fewer items than the notes' experiment.
   [[nodiscard]] bool scaled() const { return items < full_items; }
   [[nodiscard]] double seconds_per_item() const;

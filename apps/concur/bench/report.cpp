@@ -90,8 +90,8 @@ std::string render_table(const BenchResult& result) {
         r.mode,
         r.scaled() ? fmt::format("{} of {} {}", r.items, r.full_items, r.unit)
                    : fmt::format("{} {}", r.items, r.unit),
-        format_seconds(r.seconds),
-        format_seconds(r.seconds_per_item()),
+        r.skipped ? std::string("-") : format_seconds(r.seconds),
+        r.skipped ? std::string("-") : format_seconds(r.seconds_per_item()),
         r.speedup > 0 ? fmt::format("{:.2f}×", r.speedup) : std::string("-"),
         r.ok() ? r.answer : fmt::format("{} (WRONG: expected {})", r.answer, r.expected),
         r.note,
@@ -173,6 +173,7 @@ nlohmann::json to_json(const BenchResult& result) {
                     {"answer", r.answer},
                     {"expected", r.expected},
                     {"ok", r.ok()},
+                    {"skipped", r.skipped},
                     {"note", r.note}});
   }
   j["rows"] = std::move(rows);

@@ -1,7 +1,10 @@
 // bench/experiments/async_crawl.hpp — the notes' blog crawl (seed 004, "python 异步IO实现并发爬虫"
-// and "在异步IO中使用信号量控制爬虫并发度"; examples 66, 67; issue 12): 50 pages of ~70 KB fetched
-// one after another, on a thread pool, and as coroutines under a Semaphore(10), in C++ and in
-// Python (bench/compare/async_crawl.py).
+// and "在异步IO中使用信号量控制爬虫并发度"; examples 66, 67; issues 12, 14): 50 pages of ~70 KB
+// fetched one after another, on a thread pool, by the notes' producer/consumer pipeline (10 craw
+// threads -> html_queue -> 2 parse threads), as coroutines under a Semaphore(10), and by the crawl
+// engine (crawl::Crawler, CONCURRENT_REQUESTS 10), in C++ and in Python
+// (bench/compare/async_crawl.py: urllib, queue.Queue threads, asyncio, Scrapy — a row whose module
+// is missing is marked skipped).
 //
 // The blog is concur's local test site (apps/concur/site/blog_site.hpp) on 127.0.0.1, which the
 // experiment serves from an event loop on a thread of its own (aio::LoopGroup(1)) for as long as
@@ -24,8 +27,9 @@ namespace concur::apps::bench {
 // kCrawlPages pages of about kCrawlPageBytes each: the notes' 50 blog pages of ~70 KB.
 inline constexpr int kCrawlPages = 50;
 inline constexpr std::size_t kCrawlPageBytes = 70'000;
-// kCrawlLimit: the notes' asyncio.Semaphore(10); the thread rows use as many workers, so threads
-// and coroutines are compared at the same number of requests in flight.
+// kCrawlLimit: the notes' asyncio.Semaphore(10); the thread rows use as many workers (the
+// producer/consumer row as many craw threads), the crawl rows CONCURRENT_REQUESTS = kCrawlLimit,
+// so every concurrent row is compared at the same number of requests in flight.
 inline constexpr int kCrawlLimit = 10;
 // kCrawlGetTimeout bounds one GET (beyond it the page counts as not fetched).
 inline constexpr std::chrono::seconds kCrawlGetTimeout{10};
