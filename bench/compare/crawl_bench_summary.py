@@ -209,12 +209,12 @@ def machine(root):
                                           "--untracked-files=no"]))}
 
 
-def fmt(s, digits=0, pct=False):
-    if not s:
-        return "-"
-    if pct:
-        return f"{100 * s['median']:.0f}%"
-    return f"{s['median']:.{digits}f}"
+def fmt(s, digits=0):
+    return f"{s['median']:.{digits}f}" if s else "-"
+
+
+def fmt_spread(s):
+    return f"{100 * s['spread']:.0f}%" if s else "-"
 
 
 def print_table(summary, ratio):
@@ -230,7 +230,7 @@ def print_table(summary, ratio):
             continue
         print(f"{peer:11s} {fmt(s['pages']):>6s} {fmt(s['own_requests']):>6s} "
               f"{fmt(s['items']):>6s} {fmt(s['wall'], 2):>7s} {fmt(s['pages_per_s']):>8s} "
-              f"{fmt(s['pages_per_s'] and {'median': s['pages_per_s']['spread']}, pct=True):>6s} "
+              f"{fmt_spread(s['pages_per_s']):>6s} "
               f"{fmt(s['crawl_pages_per_s']):>8s} {fmt(s['cpu_ms_per_page'], 3):>9s} "
               f"{fmt(s['maxrss_mb'], 1):>7s} {fmt(s['server_cpu_ms_per_page'], 3):>9s} "
               f"{fmt(s['connections']):>6s} {fmt(s['other_cores'], 2):>6s}")
@@ -247,7 +247,7 @@ def print_table(summary, ratio):
             peer = key.split("/", 1)[1]
             print(f"{peer:11s} {fmt(s['pages']):>6s} {fmt(s['wall'], 2):>7s} "
                   f"{fmt(s['floor_seconds'], 2):>7s} {fmt(s['pages_per_s']):>8s} "
-                  f"{fmt(s['pages_per_s'] and {'median': s['pages_per_s']['spread']}, pct=True):>6s} "
+                  f"{fmt_spread(s['pages_per_s']):>6s} "
                   f"{fmt(s['of_ceiling'], 2):>7s} {fmt(s['cpu_ms_per_page'], 3):>9s} "
                   f"{fmt(s['maxrss_mb'], 1):>7s} {fmt(s['max_in_flight']):>7s} "
                   f"{fmt(s['mean_in_flight'], 1):>8s} {fmt(s['fetched_more_than_once']):>5s} "

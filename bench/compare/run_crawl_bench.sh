@@ -27,9 +27,11 @@
 #   scrapy      /usr/bin/python3 -m scrapy runspider bench/compare/scrapy_site_spider.py
 #   asyncio     /usr/bin/python3 bench/compare/asyncio_site_crawler.py (aiohttp, Semaphore(16))
 #   wget2       wget2 --recursive --level=inf --no-parent --robots=on --max-threads=16: no item
-#               extraction, and it saves every page to disk; it dedupes on the URL as written, so it
-#               fetches query-shuffled twins (/post/N?a=1&utm=x and ?utm=x&a=1) the others dedupe
-#               — compare per page, and see its page count. Static run only.
+#               extraction, and it saves every page, to a tmpfs (/dev/shm when writable: on this
+#               VM's disk its sys time varied 0.5-2 s a run); it dedupes on the URL as written, so
+#               it fetches query-shuffled twins (/post/N?a=1&utm=x and ?utm=x&a=1) the others
+#               dedupe — compare per page, and see its page count. Exit 8 (404s seen) is normal.
+#               Static run only.
 # Every crawler runs with CONCURRENT_REQUESTS 16, 16 per domain (wget2: 16 threads), LOG_LEVEL
 # INFO (Scrapy's default; concur's is the same), under `timeout` (--crawl-timeout).
 #
@@ -124,12 +126,18 @@ done
 work=$(mktemp -d /tmp/concur-crawl-bench-XXXXXX)
 chmod 755 "$work"
 mkdir -m 755 "$work/site" "$work/runs"
+# wget2's copy of the site: on a tmpfs when there is one (see the header).
+files_root=$work
+if [[ -d /dev/shm && -w /dev/shm ]]; then
+  files_root=$(mktemp -d /dev/shm/concur-crawl-bench-XXXXXX)
+fi
 server_pid=""
 cleanup() {
   if [[ -n $server_pid ]]; then
     kill -TERM "$server_pid" 2> /dev/null || true
     wait "$server_pid" 2> /dev/null || true
   fi
+  [[ $files_root != "$work" ]] && rm -rf "$files_root"
   if [[ $keep -eq 1 ]]; then echo "work directory kept: $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -141,7 +149,8 @@ crawl_command() {
   local peer=$1 url=$2 dir=$3
   case $peer in
     concur-lib)
-      cmd=("$driver" "$url" "${settings[@]}" -o "$dir/items.jsonl" --stats-json "$dir/stats.json") ;;
+      cmd=("$driver" "$url" "${settings[@]}" -o "$dir/items.jsonl"
+           --stats-json "$dir/stats.json") ;;
     concur-cli)
       cmd=("$cli" crawl "$url" "${settings[@]}" --extract 'title=h1.title::text'
            --extract 'author=span.author::text' -o "$dir/items.jsonl"
@@ -155,7 +164,7 @@ crawl_command() {
            -o "$dir/items.jsonl" --stats-json "$dir/stats.json") ;;
     wget2)
       cmd=(wget2 --recursive --level=inf --no-parent --robots=on --max-threads=16 --no-verbose
-           --stats-site="csv:$dir/wget2_site.csv" -P "$dir/files" "$url") ;;
+           --stats-site="csv:$dir/wget2_site.csv" -P "$files_root/files" "$url") ;;
   esac
 }
 
@@ -231,7 +240,7 @@ run_one() {
     sleep 0.2  # nginx writes a line as each request ends: the last ones are written by now
     tail -n +$((before + 1)) "$access_log" > "$dir/access.log"
   fi
-  rm -rf "$dir/files"  # wget2's copy of the site
+  rm -rf "$files_root/files"  # wget2's copy of the site
   printf '{"phase": "%s", "peer": "%s", "run": %d, "position": %d, "url": "%s", "exit": %d,
  "idle_before_pct": %d, "load_before": "%s", "machine_ticks": [%s, %s], "server_ticks": %d,
  "clk_tck": %d, "ncpu": %d, "command": %s}\n' \
