@@ -14,7 +14,9 @@
 //       FILE; on SIGTERM / SIGINT closes the server and prints a JSON summary of its request log
 //       on stdout: requests, max_in_flight, fetched_more_than_once (count and the first few),
 //       robots_disallowed (requests per path under a Disallow), status counts, connections, the
-//       first arrival -> last finish span in seconds, and the mean requests in flight over it.
+//       first arrival -> last finish span in seconds, and the mean requests in flight over it;
+//       --log-file FILE also writes every request (times, target, status, connection) as JSON
+//       Lines.
 // The port file is written to FILE.tmp and renamed, so a reader polling for FILE never sees half
 // of it. Loopback only.
 #include <signal.h>
@@ -105,7 +107,29 @@ nlohmann::ordered_json summary(const CrawlSite& site) {
   return out;
 }
 
-aio::Task<void> serve(CrawlSiteOptions options, fs::path port_file) {
+// write_log(file, site): every request as a line of JSON: arrival and finish in seconds since the
+// first arrival, target, status, connection, and the requests in flight at its arrival.
+void write_log(const fs::path& file, const CrawlSite& site) {
+  const std::vector<RequestRecord> log = site.log();
+  std::ofstream out(file, std::ios::trunc);
+  if (log.empty()) return;
+  const auto t0 = log.front().arrival;
+  const auto seconds = [t0](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(t - t0).count();
+  };
+  for (const RequestRecord& r : log) {
+    const nlohmann::ordered_json line = {{"arrival", seconds(r.arrival)},
+                                         {"finish", seconds(r.finish)},
+                                         {"target", r.target},
+                                         {"status", r.status},
+                                         {"connection", r.connection},
+                                         {"in_flight", r.in_flight_at_arrival}};
+    out << line.dump() << '\n';
+  }
+  if (!out) throw concur::RuntimeError("cannot write " + file.string());
+}
+
+aio::Task<void> serve(CrawlSiteOptions options, fs::path port_file, fs::path log_file) {
   CrawlSite site = co_await CrawlSite::start(options);
   aio::Event stop;
   aio::Loop& loop = aio::get_running_loop();
@@ -120,6 +144,7 @@ aio::Task<void> serve(CrawlSiteOptions options, fs::path port_file) {
   }
   std::printf("%s\n", summary(site).dump().c_str());
   std::fflush(stdout);
+  if (!log_file.empty()) write_log(log_file, site);
 }
 
 // serve_nginx(...): NginxServer until SIGTERM / SIGINT, which the main thread takes by sigwait
@@ -170,6 +195,8 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--latency-ms", latency_ms, "delay before every answer")
       ->check(CLI::Range(0, 60'000));
   serve_cmd->add_option("--port-file", port_file, "where the port goes")->required();
+  std::string log_file;
+  serve_cmd->add_option("--log-file", log_file, "every request as JSON Lines, on exit");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -180,7 +207,7 @@ int main(int argc, char** argv) {
     } else {
       options.latency = std::chrono::milliseconds(latency_ms);
       // SIGINT goes to the loop's handler (as SIGTERM), not to run()'s Ctrl-C logic.
-      aio::run(serve(options, port_file), aio::RunOptions{.handle_sigint = false});
+      aio::run(serve(options, port_file, log_file), aio::RunOptions{.handle_sigint = false});
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "crawl_site_tool: %s\n", e.what());

@@ -20,7 +20,10 @@ Definitions (every crawler measured the same way):
   others      the machine's busy cores during the run minus the crawler's and the server's: load
               from other processes sharing the machine
 Latency phase: ceiling = CONCURRENT_REQUESTS / latency pages/s (16 / 0.05 s = 320 pages/s), the
-issue's floor (pages x latency / 16) as a rate; "of ceiling" = pages/s / ceiling.
+issue's floor (pages x latency / 16) as a rate; "of ceiling" = pages/s / ceiling; "low s" =
+seconds of the server's log with fewer than 8 requests in flight on average (a crawl's tail: the
+site's 50 list pages form a chain, /list/K links /list/K+1, that a LIFO or FIFO frontier leaves
+for last and then walks one page at a time).
 Standard library only.
 """
 
@@ -80,6 +83,23 @@ def access_log_summary(path):
             "user_agents": dict(agents)}
 
 
+def in_flight_series(path):
+    """The requests in flight, averaged over each second of the aio server's log (JSON Lines of
+    arrival / finish seconds): where a crawler left its CONCURRENT_REQUESTS unused."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            spans = [(r["arrival"], r["finish"]) for r in map(json.loads, f)]
+    except (OSError, ValueError, KeyError):
+        return None
+    if not spans:
+        return []
+    busy = [0.0] * (int(max(f for _, f in spans)) + 1)
+    for a, f in spans:
+        for sec in range(int(a), int(f) + 1):
+            busy[sec] += max(0.0, min(f, sec + 1) - max(a, sec))
+    return [round(b, 2) for b in busy]
+
+
 def run_record(dirpath):
     meta = load_json(os.path.join(dirpath, "meta.json"))
     timing = load_json(os.path.join(dirpath, "time.json"))
@@ -105,6 +125,10 @@ def run_record(dirpath):
     else:
         rec["server_log"] = load_json(os.path.join(dirpath, "server.json"))
         rec["pages"] = rec["server_log"]["requests"] if rec["server_log"] else None
+        series = in_flight_series(os.path.join(dirpath, "server_log.jsonl"))
+        if rec["server_log"] is not None and series is not None:
+            rec["server_log"]["in_flight_per_second"] = series
+            rec["server_log"]["low_seconds"] = sum(1 for x in series if x < CONCURRENCY / 2)
     wall = rec["wall"] or float("nan")
     cpu = rec["user"] + rec["sys"]
     pages = rec["pages"] or 0
@@ -149,8 +173,8 @@ def summarize(records, latency_ms):
                                       if r["pages_per_s"] and ceiling])
             s["floor_seconds"] = spread([r["pages"] * latency_ms / 1000 / CONCURRENCY
                                          for r in rs if r["pages"]])
-            for key in ("max_in_flight", "mean_in_flight", "fetched_more_than_once",
-                        "robots_disallowed_requests", "connections"):
+            for key in ("max_in_flight", "mean_in_flight", "low_seconds",
+                        "fetched_more_than_once", "robots_disallowed_requests", "connections"):
                 s[key] = spread([(r["server_log"] or {}).get(key) for r in rs])
         out[f"{phase}/{peer}"] = s
     return out
@@ -242,7 +266,7 @@ def print_table(summary, ratio):
               " / 16")
         print(f"{'crawler':11s} {'pages':>6s} {'wall s':>7s} {'floor s':>7s} {'pages/s':>8s} "
               f"{'spread':>6s} {'of ceil':>7s} {'CPU ms/pg':>9s} {'RSS MB':>7s} {'max inf':>7s} "
-              f"{'mean inf':>8s} {'twice':>5s} {'robots':>6s}")
+              f"{'mean inf':>8s} {'low s':>5s} {'twice':>5s} {'robots':>6s}")
         for key, s in lat.items():
             peer = key.split("/", 1)[1]
             print(f"{peer:11s} {fmt(s['pages']):>6s} {fmt(s['wall'], 2):>7s} "
@@ -250,7 +274,8 @@ def print_table(summary, ratio):
                   f"{fmt_spread(s['pages_per_s']):>6s} "
                   f"{fmt(s['of_ceiling'], 2):>7s} {fmt(s['cpu_ms_per_page'], 3):>9s} "
                   f"{fmt(s['maxrss_mb'], 1):>7s} {fmt(s['max_in_flight']):>7s} "
-                  f"{fmt(s['mean_in_flight'], 1):>8s} {fmt(s['fetched_more_than_once']):>5s} "
+                  f"{fmt(s['mean_in_flight'], 1):>8s} {fmt(s['low_seconds']):>5s} "
+                  f"{fmt(s['fetched_more_than_once']):>5s} "
                   f"{fmt(s['robots_disallowed_requests']):>6s}")
     if ratio:
         print()

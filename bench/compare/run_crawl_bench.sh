@@ -13,7 +13,8 @@
 #   2. Latency run: crawl_site_tool serve (the logging aio server) answers every request after
 #      LATENCY ms; concur, Scrapy and asyncio at CONCURRENT_REQUESTS 16 (per domain 16); pages/s
 #      beside the ceiling 16 / latency (the issue's floor, pages x latency / 16, as a time), and
-#      the server's view (requests, most in flight, mean in flight, pages fetched twice, robots).
+#      the server's view (requests, most in flight, mean in flight, seconds with fewer than 8 in
+#      flight, pages fetched twice, robots; its whole log is kept as server_log.jsonl).
 #   3. With --perf: one more static crawl by the library driver under `perf record -g`, its top
 #      symbols (self time) saved beside the results.
 #   Then bench/compare/crawl_bench_summary.py prints the table and writes the raw runs and the
@@ -313,7 +314,7 @@ if [[ -z $only || $only == latency ]]; then
       mkdir -p "$dir"
       rm -f "$work/serve.port"
       "$tool" serve --posts "$posts" --latency-ms "$latency_ms" --port-file "$work/serve.port" \
-        > "$dir/server.json" 2> "$dir/server.err" &
+        --log-file "$dir/server_log.jsonl" > "$dir/server.json" 2> "$dir/server.err" &
       server_pid=$!
       wait_for_file "$work/serve.port"
       run_one latency "$peer" "$r" $((k + 1)) "http://127.0.0.1:$(cat "$work/serve.port")/"
