@@ -16,6 +16,7 @@ packages=(
   python3-aiohttp  # `concur bench async_crawl`: the notes' aiohttp crawler (else asyncio streams)
   libboost-url1.81-dev  # concur::crawl URLs (Boost.URL 1.81, compiled; depends only on libboost1.81-dev)
   libxml2-dev  # concur::crawl selectors: libxml2's HTML parser and XPath
+  libsqlite3-dev  # concur::crawl: the SQLite feed export and the disk-backed frontier (JOBDIR)
   python3-parsel  # bench/compare/python_parse_bench.py: parsel + lxml, the Python peer of crawl parsing
   nginx  # crawl tests and benchmarks: the static test site (tests/support/nginx_server.hpp);
          # Debian 12's nginx-light is only a transitional package pulling nginx + the echo module

@@ -6,16 +6,19 @@
 #include <iostream>
 
 #include "bench/bench_command.hpp"
+#include "crawl/crawl_command.hpp"
 
 int main(int argc, char** argv) {
   try {
     CLI::App app{
-        "concur: Python's threading, queue, concurrent.futures and multiprocessing, "
-        "rebuilt in C++20, and the programs of its notes."};
+        "concur: Python's threading, queue, concurrent.futures, multiprocessing and asyncio, "
+        "rebuilt in C++20, and the programs of its notes (bench, crawl)."};
     app.require_subcommand(1);
 
     concur::apps::bench::BenchOptions bench_options;
     CLI::App* bench = concur::apps::bench::add_bench_command(app, bench_options);
+    concur::apps::crawl::CrawlOptions crawl_options;
+    CLI::App* crawl = concur::apps::crawl::add_crawl_command(app, crawl_options);
 
     try {
       app.parse(argc, argv);
@@ -24,6 +27,7 @@ int main(int argc, char** argv) {
       return app.exit(e) == 0 ? 0 : 2;
     }
     if (bench->parsed()) return concur::apps::bench::run_bench(bench_options, std::cout, std::cerr);
+    if (crawl->parsed()) return concur::apps::crawl::run_crawl(crawl_options, std::cout, std::cerr);
   } catch (const std::exception& e) {
     std::cerr << "concur: " << e.what() << "\n";
     return 1;

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <random>
@@ -18,6 +19,7 @@
 #include <unordered_set>
 
 #include "concur/aio/sync.hpp"
+#include "concur/crawl/frontier.hpp"
 #include "concur/crawl/robots.hpp"
 #include "concur/crawl/throttle.hpp"
 #include "concur/crawl/url.hpp"
@@ -86,6 +88,11 @@ bool retryable(const std::exception_ptr& error) {
     return false;
   }
 }
+
+// Paused: download() refuses to start a fetch once the crawl is closing; the request goes back
+// to the scheduler (the JOBDIR keeps it for the next run). Not a std::exception: no handler
+// of download errors may take it for one.
+struct Paused {};
 
 bool is_redirect(int status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
@@ -163,14 +170,29 @@ class Engine : public std::enable_shared_from_this<Engine> {
   void log(std::string_view level, const std::string& line);
   // Scheduling (spider output, start requests, redirects): the filters, then the queue.
   void schedule(Request request, const Request* parent, bool redirected);
+  // The scheduler's storage: the in-memory heap, or the JOBDIR's DiskQueue. push() takes a
+  // request past the filters; pop() the next one; queued() counts them.
   void push(Request request);
+  std::optional<Request> pop();
+  [[nodiscard]] std::size_t queued() const;
+  // seen(fingerprint): records it; true if it was seen before (memory or the JOBDIR's SeenSet).
+  bool seen(const std::string& fingerprint);
+  // open_jobdir() / close_jobdir(): the JOBDIR's files (run()'s start and end).
+  void open_jobdir();
+  void close_jobdir();
   [[nodiscard]] bool queue_less(const Queued& a, const Queued& b) const;
   Slot& slot_for(const Request& request);
   void close(const std::string& reason, bool now);
 
   aio::Task<void> process(Request request);
+  aio::Task<void> fetch_and_handle(Request request);
+  // requeue(request): back to the scheduler unfiltered (a request the closing crawl did not
+  // start; the JOBDIR keeps it).
+  void requeue(Request request);
   aio::Task<Response> download(Request request);
-  aio::Task<bool> robots_allow(const Request& request);
+  // robots_allow(request): whether robots.txt allows it; nullopt when the crawl closed before the
+  // origin's robots.txt could be read.
+  aio::Task<std::optional<bool>> robots_allow(const Request& request);
   aio::Task<void> fetch_robots(std::string origin, RobotsEntry* entry);
   aio::Task<void> handle(Response response);
   aio::Task<void> handle_failure(std::shared_ptr<Failure> failure);
@@ -200,9 +222,12 @@ class Engine : public std::enable_shared_from_this<Engine> {
   // ---- loop state (the loop's thread only) ----
   aio::Semaphore global_;      // CONCURRENT_REQUESTS
   aio::Event wake_;            // the pump's doorbell: a task ended, requests arrived, closing
-  std::vector<Queued> queue_;  // a binary heap by queue_less
+  std::vector<Queued> queue_;  // a binary heap by queue_less (no JOBDIR)
   std::uint64_t seq_ = 0;
-  std::unordered_set<std::string> seen_;
+  std::unordered_set<std::string> seen_;  // (no JOBDIR)
+  std::optional<DiskQueue> disk_queue_;   // JOBDIR/requests.sqlite
+  std::optional<SeenSet> disk_seen_;      // JOBDIR/seen.sqlite
+  bool resumed_ = false;                  // the JOBDIR held a crawl already
   std::unordered_set<std::string> offsite_domains_;
   std::unordered_map<std::string, std::unique_ptr<Slot>> slots_;
   std::unordered_map<std::string, std::unique_ptr<RobotsEntry>> robots_;
@@ -244,14 +269,72 @@ bool Engine::queue_less(const Queued& a, const Queued& b) const {
 }
 
 void Engine::push(Request request) {
-  const int priority = request.priority;
-  queue_.push_back(Queued{priority, seq_++, std::move(request)});
-  std::push_heap(queue_.begin(), queue_.end(),
-                 [this](const Queued& a, const Queued& b) { return queue_less(a, b); });
-  stats_.inc_value("scheduler/enqueued");
-  stats_.inc_value("scheduler/enqueued/memory");
-  queued_gauge_.store(queue_.size(), std::memory_order_relaxed);
+  if (disk_queue_) {
+    disk_queue_->push(dump_request(request), request.priority);
+    stats_.inc_value("scheduler/enqueued");
+    stats_.inc_value("scheduler/enqueued/disk");
+  } else {
+    const int priority = request.priority;
+    queue_.push_back(Queued{priority, seq_++, std::move(request)});
+    std::push_heap(queue_.begin(), queue_.end(),
+                   [this](const Queued& a, const Queued& b) { return queue_less(a, b); });
+    stats_.inc_value("scheduler/enqueued");
+    stats_.inc_value("scheduler/enqueued/memory");
+  }
+  queued_gauge_.store(queued(), std::memory_order_relaxed);
   wake_.set();
+}
+
+std::optional<Request> Engine::pop() {
+  std::optional<Request> out;
+  if (disk_queue_) {
+    std::optional<std::string> blob = disk_queue_->pop();
+    if (!blob) return out;
+    out = load_request(*blob);
+    stats_.inc_value("scheduler/dequeued/disk");
+  } else {
+    if (queue_.empty()) return out;
+    std::pop_heap(queue_.begin(), queue_.end(),
+                  [this](const Queued& a, const Queued& b) { return queue_less(a, b); });
+    out = std::move(queue_.back().request);
+    queue_.pop_back();
+    stats_.inc_value("scheduler/dequeued/memory");
+  }
+  stats_.inc_value("scheduler/dequeued");
+  queued_gauge_.store(queued(), std::memory_order_relaxed);
+  return out;
+}
+
+std::size_t Engine::queued() const { return disk_queue_ ? disk_queue_->size() : queue_.size(); }
+
+bool Engine::seen(const std::string& fingerprint) {
+  return disk_seen_ ? !disk_seen_->insert(fingerprint) : !seen_.insert(fingerprint).second;
+}
+
+void Engine::open_jobdir() {
+  if (settings_.jobdir.empty()) return;
+  const std::filesystem::path dir(settings_.jobdir);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw OSError(ec.value(), "JOBDIR " + dir.string() + ": " + ec.message());
+  disk_queue_.emplace(dir / kRequestsFile);
+  disk_seen_.emplace(dir / kSeenFile);
+  resumed_ = disk_queue_->size() > 0 || disk_seen_->size() > 0;
+  if (resumed_) {
+    log("INFO", "Resuming crawl from " + dir.string() + " (" + std::to_string(disk_queue_->size()) +
+                    " requests scheduled, " + std::to_string(disk_seen_->size()) + " seen)");
+  }
+}
+
+void Engine::close_jobdir() {
+  if (disk_queue_) {
+    const std::size_t left = disk_queue_->size();
+    disk_queue_->close();
+    disk_seen_->close();
+    if (left > 0) {
+      log("INFO", "Paused: " + std::to_string(left) + " requests kept in " + settings_.jobdir);
+    }
+  }
 }
 
 void Engine::schedule(Request request, const Request* parent, bool redirected) {
@@ -301,8 +384,7 @@ void Engine::schedule(Request request, const Request* parent, bool redirected) {
   }
   // A dont_filter request is scheduled even when seen, but is remembered too (Scrapy does not
   // record it, so a link back to a start URL fetches the start page a second time).
-  const bool fresh =
-      seen_.insert(request_fingerprint(request.method, canonical, request.body)).second;
+  const bool fresh = !seen(request_fingerprint(request.method, canonical, request.body));
   if (!fresh && !request.dont_filter) {
     stats_.inc_value("dupefilter/filtered");
     return;
@@ -398,6 +480,8 @@ aio::Task<Response> Engine::download(Request request) {
     if (now >= slot.next_start) break;
     co_await aio::sleep_until(slot.next_start);
   }
+  // Closing: what has not started stays unstarted (a stop finishes the fetches in flight only).
+  if (closing_) throw Paused{};
   const double gap =
       slot.randomize && slot.delay > 0 ? randomized_delay(slot.delay, uniform_(rng_)) : slot.delay;
   slot.next_start = Clock::now() + std::chrono::duration_cast<Clock::duration>(seconds(gap));
@@ -481,6 +565,12 @@ aio::Task<void> Engine::fetch_robots(std::string origin, RobotsEntry* entry) {
       }
     } catch (const CancelledError&) {
       throw;
+    } catch (const Paused&) {
+      // Closing before robots.txt was read: the entry stays unready, the waiting pages go back
+      // to the scheduler (robots_allow gives them nullopt), the next run asks again.
+      entry->done.set();
+      wake_.set();
+      co_return;
     } catch (const std::exception& e) {
       stats_.inc_value("robotstxt/exception_count/" + type_name(e));
       log(attempt == settings_.retry_times ? "ERROR" : "DEBUG",
@@ -499,7 +589,7 @@ aio::Task<void> Engine::fetch_robots(std::string origin, RobotsEntry* entry) {
   wake_.set();  // the pump may be waiting for this task to end
 }
 
-aio::Task<bool> Engine::robots_allow(const Request& request) {
+aio::Task<std::optional<bool>> Engine::robots_allow(const Request& request) {
   const std::string origin = url_origin(request.url);
   std::unique_ptr<RobotsEntry>& slot = robots_[origin];
   if (!slot) {
@@ -508,6 +598,7 @@ aio::Task<bool> Engine::robots_allow(const Request& request) {
   }
   RobotsEntry* entry = slot.get();
   if (!entry->ready) co_await entry->done.wait();
+  if (!entry->ready) co_return std::nullopt;  // the fetch gave up: the crawl is closing
   co_return entry->rules.can_fetch(request.url, robots_agent_);
 }
 
@@ -550,7 +641,35 @@ struct Alive {
 aio::Task<void> Engine::process(Request request) {
   // The pump counted this task in alive_ when it dequeued the request.
   const Alive alive(alive_, alive_gauge_, wake_);
-  if (settings_.robotstxt_obey && !(co_await robots_allow(request))) {
+  // With a JOBDIR, a request cancelled by stop(reason, true) goes back to the disk queue, so
+  // nothing is lost (it may be fetched again by the next run).
+  std::optional<Request> keep;
+  if (disk_queue_) keep = request;
+  try {
+    co_await fetch_and_handle(std::move(request));
+  } catch (const CancelledError&) {
+    if (keep) requeue(std::move(*keep));
+    throw;
+  }
+}
+
+void Engine::requeue(Request request) {
+  try {
+    stats_.inc_value("scheduler/requeued");
+    push(std::move(request));
+  } catch (const std::exception& e) {
+    log("ERROR", std::string("Cannot keep <") + request.url + "> for the next run: " + e.what());
+  }
+}
+
+aio::Task<void> Engine::fetch_and_handle(Request request) {
+  std::optional<bool> allowed = true;
+  if (settings_.robotstxt_obey) allowed = co_await robots_allow(request);
+  if (!allowed) {  // closing before robots.txt was read
+    requeue(std::move(request));
+    co_return;
+  }
+  if (!*allowed) {
     stats_.inc_value("robotstxt/forbidden");
     log("DEBUG", "Forbidden by robots.txt: <" + request.method + " " + request.url + ">");
     auto error = std::make_exception_ptr(Error("IgnoreRequest: forbidden by robots.txt"));
@@ -561,16 +680,23 @@ aio::Task<void> Engine::process(Request request) {
   }
   Response response;
   std::shared_ptr<Failure> failure;
+  bool paused = false;
   try {
     response = co_await download(request);
   } catch (const CancelledError&) {
     throw;
+  } catch (const Paused&) {
+    paused = true;
   } catch (const std::exception& e) {
     const std::exception_ptr error = std::current_exception();
     std::string type = type_name(e);
     if (retryable(error) && maybe_retry(request, type)) co_return;
     log("ERROR", "Error downloading <" + request.method + " " + request.url + ">: " + e.what());
     failure = make_failure(std::move(request), error, std::move(type), e.what(), 0);
+  }
+  if (paused) {
+    requeue(std::move(request));
+    co_return;
   }
   if (failure) {  // (no co_await inside a catch block)
     co_await handle_failure(std::move(failure));
@@ -770,8 +896,8 @@ void Engine::writer() {
 void Engine::log_stats() {
   log("INFO", "Crawled " + std::to_string(stats_.get_int("response_received_count")) +
                   " pages, scraped " + std::to_string(stats_.get_int("item_scraped_count")) +
-                  " items; " + std::to_string(queue_.size()) + " queued, " +
-                  std::to_string(alive_) + " in progress");
+                  " items; " + std::to_string(queued()) + " queued, " + std::to_string(alive_) +
+                  " in progress");
 }
 
 aio::Task<void> Engine::run() {
@@ -812,23 +938,23 @@ aio::Task<void> Engine::run() {
 
   std::exception_ptr failure;
   try {
-    for (Request& request : spider_.start_requests()) schedule(std::move(request), nullptr, false);
+    open_jobdir();
+    for (Request& request : spider_.start_requests()) {
+      // Resuming: a start request already seen was fetched (or is queued) by an earlier run.
+      if (resumed_) request.dont_filter = false;
+      schedule(std::move(request), nullptr, false);
+    }
     for (;;) {
-      while (!closing_ && alive_ < max_alive_ && !queue_.empty()) {
-        std::pop_heap(queue_.begin(), queue_.end(),
-                      [this](const Queued& a, const Queued& b) { return queue_less(a, b); });
-        Request request = std::move(queue_.back().request);
-        queue_.pop_back();
-        stats_.inc_value("scheduler/dequeued");
-        stats_.inc_value("scheduler/dequeued/memory");
+      while (!closing_ && alive_ < max_alive_) {
+        std::optional<Request> request = pop();
+        if (!request) break;
         ++alive_;
-        queued_gauge_.store(queue_.size(), std::memory_order_relaxed);
         alive_gauge_.store(alive_, std::memory_order_relaxed);
-        spawn(process(std::move(request)));
+        spawn(process(std::move(*request)));
       }
       // Forget the handles of tasks that ended (none is awaited: each handles its own errors).
       std::erase_if(tasks_, [](const auto& entry) { return entry.second.done(); });
-      if (tasks_.empty() && (closing_ || queue_.empty())) break;
+      if (tasks_.empty() && (closing_ || queued() == 0)) break;
       wake_.clear();
       co_await wake_.wait();
     }
@@ -841,6 +967,12 @@ aio::Task<void> Engine::run() {
   for (auto& [id, task] : tasks_) (void)task.cancel("crawl ended");
   tasks_.clear();
   client_.reset();
+  try {
+    close_jobdir();
+  } catch (const std::exception& e) {
+    log("ERROR", std::string("Cannot save the JOBDIR: ") + e.what());
+    if (!failure) failure = std::current_exception();
+  }
   pool_->shutdown(true);
   items_.shutdown();  // the writer drains what is queued, then ends
   co_await std::move(written);
@@ -882,6 +1014,10 @@ void Crawler::add_pipeline(std::shared_ptr<ItemPipeline> pipeline) {
   pipelines_.push_back(std::move(pipeline));
 }
 
+void Crawler::add_feed(const std::string& path, const FeedOptions& options) {
+  add_pipeline(std::make_shared<FeedPipeline>(make_feed_exporter(path, options)));
+}
+
 void Crawler::on_log(std::function<void(std::string_view, std::string_view)> sink) {
   if (started_.load()) throw RuntimeError("on_log after the crawl started");
   log_ = std::move(sink);
@@ -912,6 +1048,7 @@ aio::Task<void> Crawler::crawl() {
   }
   {
     std::scoped_lock lock(engine_mu_);
+    last_progress_ = engine->progress();  // what progress() shows from now on
     engine_.reset();
   }
   if (failure) std::rethrow_exception(failure);

@@ -163,16 +163,17 @@ std::size_t parse_meta_attrs(std::string_view s, std::size_t i, MetaAttrs& m) {
   return i;
 }
 
-// append_utf8_sanitized(out, s): s with invalid UTF-8 sequences (and NUL) replaced by U+FFFD.
-void append_utf8_sanitized(std::string& out, std::string_view s) {
+// append_utf8_sanitized(out, s, replace_nul): s with invalid UTF-8 sequences (and NUL, unless
+// replace_nul is false) replaced by U+FFFD.
+void append_utf8_sanitized(std::string& out, std::string_view s, bool replace_nul = true) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   std::size_t n = s.size();
   std::size_t i = 0;
   while (i < n) {
     unsigned char c = p[i];
-    if (c != 0 && c < 0x80) {
+    if ((c != 0 || !replace_nul) && c < 0x80) {
       std::size_t run = i;
-      while (run < n && p[run] != 0 && p[run] < 0x80) ++run;
+      while (run < n && (p[run] != 0 || !replace_nul) && p[run] < 0x80) ++run;
       out.append(s.data() + i, run - i);
       i = run;
       continue;
@@ -352,6 +353,10 @@ std::string resolve_encoding_label(std::string_view label) { return resolve_labe
 
 std::string transcode_to_utf8(const std::string& encoding, std::string_view bytes) {
   return transcode(encoding, bytes);
+}
+
+void append_valid_utf8(std::string& out, std::string_view s) {
+  append_utf8_sanitized(out, s, /*replace_nul=*/false);
 }
 
 }  // namespace detail

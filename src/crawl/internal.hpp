@@ -14,6 +14,10 @@ std::string resolve_encoding_label(std::string_view label);
 // undecodable bytes and NULs replaced by U+FFFD.
 std::string transcode_to_utf8(const std::string& encoding, std::string_view bytes);
 
+// append_valid_utf8(out, s): s as valid UTF-8, each invalid byte replaced by U+FFFD (NULs kept);
+// feed exports write item strings through it.
+void append_valid_utf8(std::string& out, std::string_view s);
+
 // is_hex(c), hex_value(c) (of a hex digit), ascii_lower(c): byte helpers of URL and robots.txt
 // percent-encoding.
 inline bool is_hex(char c) noexcept {

@@ -272,8 +272,6 @@ void Settings::validate() const {
   require(log_level == "DEBUG" || log_level == "INFO" || log_level == "WARNING" ||
               log_level == "ERROR" || log_level == "NONE",
           "LOG_LEVEL", "must be DEBUG, INFO, WARNING, ERROR or NONE, not '" + log_level + "'");
-  require(jobdir.empty(), "JOBDIR",
-          "is not supported yet (pause/resume is issue 14's next step); leave it empty");
   for (const auto& [slot, s] : download_slots) {
     require(!s.concurrency || *s.concurrency >= 1, "DOWNLOAD_SLOTS",
             "slot '" + slot + "': concurrency must be at least 1");

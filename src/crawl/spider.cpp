@@ -41,6 +41,78 @@ Request Response::follow(std::string_view ref, std::string callback) const {
   return next;
 }
 
+// ---- Request as bytes ----
+
+std::string dump_request(const Request& request) {
+  nlohmann::json doc = nlohmann::json::object();
+  doc["v"] = 1;
+  doc["method"] = request.method;
+  doc["url"] = request.url;
+  nlohmann::json headers = nlohmann::json::array();
+  for (const auto& [name, value] : request.headers) headers.push_back({name, value});
+  doc["headers"] = std::move(headers);
+  // The body as CBOR bytes: any bytes, not only UTF-8.
+  doc["body"] =
+      nlohmann::json::binary(std::vector<std::uint8_t>(request.body.begin(), request.body.end()));
+  if (request.timeout) doc["timeout_ms"] = request.timeout->count();
+  if (request.max_size) doc["max_size"] = *request.max_size;
+  if (request.warn_size) doc["warn_size"] = *request.warn_size;
+  if (request.proxy) doc["proxy"] = *request.proxy;
+  if (request.user_agent) doc["user_agent"] = *request.user_agent;
+  doc["follow_redirects"] = request.follow_redirects;
+  doc["max_redirects"] = request.max_redirects;
+  doc["fail_on_dataloss"] = request.fail_on_dataloss;
+  doc["callback"] = request.callback;
+  doc["errback"] = request.errback;
+  doc["priority"] = request.priority;
+  doc["dont_filter"] = request.dont_filter;
+  doc["meta"] = request.meta;
+  doc["download_slot"] = request.download_slot;
+  doc["depth"] = request.depth;
+  doc["retry_times"] = request.retry_times;
+  doc["redirect_times"] = request.redirect_times;
+  const std::vector<std::uint8_t> bytes = nlohmann::json::to_cbor(doc);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+Request load_request(std::string_view blob) {
+  const auto doc = nlohmann::json::from_cbor(blob.begin(), blob.end(), /*strict=*/true,
+                                             /*allow_exceptions=*/false);
+  if (!doc.is_object() || doc.value("v", 0) != 1) {
+    throw ValueError("load_request: not a dumped Request");
+  }
+  try {
+    Request r(doc.at("url").get<std::string>(), doc.at("method").get<std::string>());
+    for (const auto& field : doc.at("headers")) {
+      r.headers.add(field.at(0).get<std::string>(), field.at(1).get<std::string>());
+    }
+    const auto& body = doc.at("body").get_binary();
+    r.body.assign(body.begin(), body.end());
+    if (doc.contains("timeout_ms")) {
+      r.timeout = std::chrono::milliseconds(doc["timeout_ms"].get<std::int64_t>());
+    }
+    if (doc.contains("max_size")) r.max_size = doc["max_size"].get<std::size_t>();
+    if (doc.contains("warn_size")) r.warn_size = doc["warn_size"].get<std::size_t>();
+    if (doc.contains("proxy")) r.proxy = doc["proxy"].get<std::string>();
+    if (doc.contains("user_agent")) r.user_agent = doc["user_agent"].get<std::string>();
+    r.follow_redirects = doc.at("follow_redirects").get<bool>();
+    r.max_redirects = doc.at("max_redirects").get<int>();
+    r.fail_on_dataloss = doc.at("fail_on_dataloss").get<bool>();
+    r.callback = doc.at("callback").get<std::string>();
+    r.errback = doc.at("errback").get<std::string>();
+    r.priority = doc.at("priority").get<int>();
+    r.dont_filter = doc.at("dont_filter").get<bool>();
+    r.meta = doc.at("meta").get<std::map<std::string, std::string>>();
+    r.download_slot = doc.at("download_slot").get<std::string>();
+    r.depth = doc.at("depth").get<int>();
+    r.retry_times = doc.at("retry_times").get<int>();
+    r.redirect_times = doc.at("redirect_times").get<int>();
+    return r;
+  } catch (const nlohmann::json::exception& e) {
+    throw ValueError(std::string("load_request: a malformed Request (") + e.what() + ")");
+  }
+}
+
 // ---- Output ----
 
 void Output::yield(Item item) {
@@ -99,6 +171,17 @@ Spider::Errback Spider::find_errback(const std::string& eb_name) const {
     throw ValueError("spider " + name + " has no errback '" + eb_name + "'");
   return it->second;
 }
+
+// ---- FeedPipeline ----
+
+FeedPipeline::FeedPipeline(std::unique_ptr<FeedExporter> exporter)
+    : exporter_(std::move(exporter)) {
+  if (!exporter_) throw ValueError("FeedPipeline: null exporter");
+}
+
+void FeedPipeline::process_item(Item& item, Spider& /*spider*/) { exporter_->export_item(item); }
+
+void FeedPipeline::close_spider(Spider& /*spider*/) { exporter_->finish(); }
 
 // ---- StatsCollector ----
 

@@ -7,8 +7,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <mutex>
 #include <set>
 #include <string>
@@ -194,6 +198,72 @@ TEST(CrawlerTest, RandomizedDelayStaysAboveHalfTheDelay) {
     crawl::Crawler crawler(spider, s);
     co_await crawler.crawl();
     EXPECT_GE(site.min_start_gap("/"), 100ms);
+    site.close();
+    co_await site.wait_closed();
+  }());
+}
+
+TEST(CrawlerTest, AutoThrottleStartsSlowAndAdaptsToTheLatency) {
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSiteOptions options;
+    options.posts = 8;
+    options.posts_per_list = 8;
+    options.latency = 20ms;
+    CrawlSite site = co_await CrawlSite::start(options);
+    SiteSpider spider(site.url("/"));
+    crawl::Settings s = test_settings();
+    s.autothrottle_enabled = true;
+    s.autothrottle_start_delay = 0.3;
+    s.autothrottle_max_delay = 2.0;
+    s.autothrottle_debug = true;
+    s.randomize_download_delay = false;
+    s.log_level = "INFO";
+    crawl::Crawler crawler(spider, s);
+    std::vector<std::string> adjustments;  // the sink is called under the crawler's log lock
+    crawler.on_log([&adjustments](std::string_view /*level*/, std::string_view line) {
+      if (line.rfind("slot: ", 0) == 0) adjustments.emplace_back(line);
+    });
+    co_await crawler.crawl();
+    EXPECT_EQ(fetched_paths(site), site.reachable_allowed_paths());
+    // One adjustment per response, each by the formula from the logged latency (in whole ms, so
+    // within 2 ms): new = max(latency, (old + latency) / 2); a non-200 (the 404s and 302s) may
+    // instead keep the old delay when the formula would lower it.
+    EXPECT_EQ(static_cast<std::int64_t>(adjustments.size()),
+              crawler.stats().get_int("downloader/response_count"));
+    double old = 300;
+    for (const std::string& line : adjustments) {
+      const double delay = std::stod(line.substr(line.find("delay:") + 6));
+      const double latency = std::stod(line.substr(line.find("latency:") + 8));
+      const double expected = std::min(2000.0, std::max(latency, (old + latency) / 2));
+      const bool by_formula = std::abs(delay - expected) <= 2;
+      const bool kept = expected <= old + 2 && std::abs(delay - old) <= 2;
+      EXPECT_TRUE(by_formula || kept) << line << " (old " << old << ")";
+      old = delay;
+    }
+    // The first two starts (robots.txt, then "/") are the start delay apart.
+    const std::vector<RequestRecord> log = site.log();
+    CO_ASSERT_TRUE(log.size() >= 2);
+    EXPECT_GE(log[1].arrival - log[0].arrival, 250ms);
+    site.close();
+    co_await site.wait_closed();
+  }());
+}
+
+TEST(CrawlerTest, ProgressAgreesWithTheStats) {
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSite site = co_await CrawlSite::start(small_site());
+    SiteSpider spider(site.url("/"));
+    crawl::Crawler crawler(spider, test_settings());
+    EXPECT_EQ(crawler.progress().pages, 0);
+    co_await crawler.crawl();
+    const crawl::Progress p = crawler.progress();
+    const crawl::StatsCollector& st = crawler.stats();
+    EXPECT_EQ(p.pages, st.get_int("response_received_count"));
+    EXPECT_EQ(p.items, st.get_int("item_scraped_count"));
+    EXPECT_EQ(p.requests, st.get_int("downloader/request_count"));
+    EXPECT_EQ(p.queued, 0u);
+    EXPECT_EQ(p.in_progress, 0u);
+    EXPECT_GT(p.elapsed, 0.0);
     site.close();
     co_await site.wait_closed();
   }());
@@ -499,6 +569,136 @@ TEST(CrawlerTest, MisbehavingEndpointsAreCountedNeverFatal) {
     site.close();
     co_await site.wait_closed();
   }());
+}
+
+// TempDir: a fresh directory, removed at the end.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "concur-job-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) throw RuntimeError("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  [[nodiscard]] std::string path() const { return path_.string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Pausing: stops the crawl (a first Ctrl-C) at its fifteenth page.
+class Pausing : public SiteSpider {
+ public:
+  using SiteSpider::SiteSpider;
+  void parse(const crawl::Response& response, crawl::Output& out) override {
+    if (++pages == 15) crawler->stop("shutdown");
+    SiteSpider::parse(response, out);
+  }
+  std::atomic<int> pages{0};
+  crawl::Crawler* crawler = nullptr;
+};
+
+TEST(CrawlerTest, JobdirPausesAndResumesWithNothingLostOrFetchedTwice) {
+  run_bounded([]() -> aio::Task<void> {
+    CrawlSiteOptions options = small_site();
+    options.latency = 2ms;
+    CrawlSite site = co_await CrawlSite::start(options);
+    TempDir jobdir;
+    crawl::Settings s = test_settings();
+    s.jobdir = jobdir.path();
+    s.concurrent_requests_per_domain = 4;
+    auto items = std::make_shared<Collecting>();
+    std::size_t first_run = 0;
+    {
+      Pausing spider(site.url("/"));
+      crawl::Crawler crawler(spider, s);
+      spider.crawler = &crawler;
+      crawler.add_pipeline(items);
+      co_await crawler.crawl();
+      EXPECT_EQ(crawler.stats().get_value("finish_reason"), "shutdown");
+      EXPECT_GT(crawler.stats().get_int("scheduler/enqueued/disk"), 0);
+      first_run = site.log().size();
+    }
+    EXPECT_LT(first_run, site.reachable_allowed_paths().size());
+    {
+      SiteSpider spider(site.url("/"));
+      crawl::Crawler crawler(spider, s);
+      crawler.add_pipeline(items);
+      co_await crawler.crawl();
+      EXPECT_EQ(crawler.stats().get_value("finish_reason"), "finished");
+      EXPECT_GT(crawler.stats().get_int("scheduler/dequeued/disk"), 0);
+    }
+    // Both runs together fetched every page once (robots.txt is asked for by each run).
+    EXPECT_EQ(fetched_paths(site), site.reachable_allowed_paths());
+    for (const std::string& t : site.fetched_more_than_once()) {
+      if (t != "/robots.txt") ADD_FAILURE() << "twice: " << t;
+    }
+    EXPECT_EQ(items->items.size(), static_cast<std::size_t>(post_pages(site)));
+    // A third run over the finished job fetches nothing but robots.txt.
+    const std::size_t before = site.log().size();
+    {
+      SiteSpider spider(site.url("/"));
+      crawl::Crawler crawler(spider, s);
+      co_await crawler.crawl();
+      EXPECT_EQ(crawler.stats().get_value("finish_reason"), "finished");
+      EXPECT_EQ(crawler.stats().get_int("dupefilter/filtered"), 1);  // the start URL
+    }
+    EXPECT_EQ(site.log().size(), before);
+    site.close();
+    co_await site.wait_closed();
+  }());
+}
+
+TEST(CrawlerTest, RequestsDumpAndLoadEveryField) {
+  crawl::Request r("http://example.com/a?b=1", "POST");
+  r.headers.add("X-One", "1");
+  r.headers.add("X-One", "2");
+  r.body = std::string("\0\xff binary", 9);
+  r.timeout = std::chrono::milliseconds(1500);
+  r.max_size = 1000;
+  r.proxy = "";
+  r.user_agent = "Bot/1";
+  r.follow_redirects = true;
+  r.max_redirects = 3;
+  r.fail_on_dataloss = false;
+  r.callback = "post";
+  r.errback = "oops";
+  r.priority = -4;
+  r.dont_filter = true;
+  r.meta = {{"page", "7"}, {"from", "list"}};
+  r.download_slot = "slot-a";
+  r.depth = 3;
+  r.retry_times = 1;
+  r.redirect_times = 2;
+  const crawl::Request back = crawl::load_request(crawl::dump_request(r));
+  EXPECT_EQ(back.method, "POST");
+  EXPECT_EQ(back.url, r.url);
+  EXPECT_EQ(back.headers.get_all("x-one"), (std::vector<std::string_view>{"1", "2"}));
+  EXPECT_EQ(back.body, r.body);
+  EXPECT_EQ(back.timeout, r.timeout);
+  EXPECT_EQ(back.max_size, r.max_size);
+  EXPECT_FALSE(back.warn_size.has_value());
+  EXPECT_EQ(back.proxy, r.proxy);
+  EXPECT_EQ(back.user_agent, r.user_agent);
+  EXPECT_TRUE(back.follow_redirects);
+  EXPECT_EQ(back.max_redirects, 3);
+  EXPECT_FALSE(back.fail_on_dataloss);
+  EXPECT_EQ(back.callback, "post");
+  EXPECT_EQ(back.errback, "oops");
+  EXPECT_EQ(back.priority, -4);
+  EXPECT_TRUE(back.dont_filter);
+  EXPECT_EQ(back.meta, r.meta);
+  EXPECT_EQ(back.download_slot, "slot-a");
+  EXPECT_EQ(back.depth, 3);
+  EXPECT_EQ(back.retry_times, 1);
+  EXPECT_EQ(back.redirect_times, 2);
+  EXPECT_THROW((void)crawl::load_request("not cbor"), ValueError);
+  EXPECT_THROW((void)crawl::load_request(""), ValueError);
 }
 
 TEST(CrawlerTest, BadSettingsAndMisuseRaise) {

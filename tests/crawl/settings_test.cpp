@@ -118,7 +118,6 @@ TEST(SettingsTest, ValidateRejectsOutOfRangeValues) {
   EXPECT_NE(invalid("RETRY_HTTP_CODES", "5000").find("5000"), std::string::npos);
   EXPECT_NE(invalid("DOWNLOAD_SLOTS", R"({"x": {"concurrency": 0}})").find("'x'"),
             std::string::npos);
-  EXPECT_NE(invalid("JOBDIR", "/tmp/job").find("JOBDIR"), std::string::npos);
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 //   response.follow(href, cb)          out.yield(response.follow(href, "cb"))
 //   callback=self.parse_post           Request.callback = "parse_post" (registered by callback())
 //   CrawlerProcess(settings).crawl()   Crawler(spider, settings).run() -> the stats
+//   FEEDS = {"items.jsonl": {...}}     crawler.add_feed("items.jsonl")
 //   raise DropItem / CloseSpider       throw crawl::DropItem / crawl::CloseSpider
 // Stats carry Scrapy's key names (docs/crawl.md lists them).
 //
@@ -42,14 +43,12 @@
 #include <vector>
 
 #include "concur/aio/task.hpp"
+#include "concur/crawl/feed.hpp"
 #include "concur/crawl/http.hpp"
 #include "concur/crawl/settings.hpp"
 #include "concur/errors.hpp"
 
 namespace concur::crawl {
-
-// Item: a scraped item: a JSON object, fields in insertion order (Scrapy's dict items).
-using Item = nlohmann::ordered_json;
 
 // DropItem: a pipeline throws it to drop the item (item_dropped_count; the reason is logged).
 class DropItem : public Error {
@@ -91,6 +90,12 @@ struct Failure {
   std::string message;       // its what()
   int status = 0;            // the HTTP status when a response was refused (HttpError), else 0
 };
+
+// dump_request(request) / load_request(blob): a Request as bytes (CBOR) and back — every field,
+// the crawler's included — for the JOBDIR's disk queue and for requests sent elsewhere.
+// load_request raises ValueError for bytes that are not a dumped Request.
+[[nodiscard]] std::string dump_request(const Request& request);
+[[nodiscard]] Request load_request(std::string_view blob);
 
 // Spider: what to crawl and how to read it (scrapy.Spider).
 class Spider {
@@ -141,6 +146,19 @@ class ItemPipeline {
   virtual void process_item(Item& item, Spider& spider) = 0;
 };
 
+// FeedPipeline: a feed export as the pipeline stage it is in Scrapy (FEEDS): every item that
+// reaches it is written; the feed is finished when the spider closes.
+class FeedPipeline : public ItemPipeline {
+ public:
+  explicit FeedPipeline(std::unique_ptr<FeedExporter> exporter);
+  void process_item(Item& item, Spider& spider) override;
+  void close_spider(Spider& spider) override;
+  [[nodiscard]] FeedExporter& exporter() noexcept { return *exporter_; }
+
+ private:
+  std::unique_ptr<FeedExporter> exporter_;
+};
+
 // StatsCollector: Scrapy's stats: counters and values by key, safe from any thread.
 class StatsCollector {
  public:
@@ -188,6 +206,9 @@ class Crawler {
 
   // add_pipeline(p): appended to the pipelines (before run()).
   void add_pipeline(std::shared_ptr<ItemPipeline> pipeline);
+  // add_feed(path, options): a FeedPipeline writing to `path` (format by extension, feed.hpp),
+  // appended to the pipelines. Throws as make_feed_exporter (ValueError, OSError).
+  void add_feed(const std::string& path, const FeedOptions& options = {});
   // on_log(fn): where log lines go (default: stderr, filtered by LOG_LEVEL). Before run().
   void on_log(std::function<void(std::string_view level, std::string_view line)> sink);
 

@@ -79,7 +79,7 @@ struct Settings {
   int parse_threads = 0;       // concur: PARSE_THREADS: threads running callbacks (0: cores)
   int concurrent_items = 100;  // CONCURRENT_ITEMS: items queued for the pipelines at most
   // ---- state, output ----
-  std::string jobdir;               // JOBDIR (pause / resume): not yet supported (ValueError)
+  std::string jobdir;  // JOBDIR: the queue and seen-set on disk (pause and resume; docs/crawl.md)
   std::string log_level = "INFO";   // LOG_LEVEL: DEBUG, INFO, WARNING, ERROR, or NONE
   double logstats_interval = 60.0;  // LOGSTATS_INTERVAL: seconds between progress lines (0: off)
 
