@@ -19,6 +19,7 @@ Definitions (every crawler measured the same way):
   server/page nginx's (or the aio server's) CPU / pages
   others      the machine's busy cores during the run minus the crawler's and the server's: load
               from other processes sharing the machine
+  calm        the medians of pages/s and CPU/page over the runs with others < 0.25 cores (n)
 Latency phase: ceiling = CONCURRENT_REQUESTS / latency pages/s (16 / 0.05 s = 320 pages/s), the
 issue's floor (pages x latency / 16) as a rate; "of ceiling" = pages/s / ceiling; "low s" =
 seconds of the server's log with fewer than 8 requests in flight on average (a crawl's tail: the
@@ -42,6 +43,7 @@ import subprocess
 import sys
 
 CONCURRENCY = 16
+CALM_OTHERS = 0.25  # cores used by other processes below which a run counts as calm
 ACCESS_LINE = re.compile(r'^(\S+) "(\S+) (\S+) [^"]*" (\d+) (\d+) (\S+) (\d+) "(.*)"$')
 
 
@@ -163,6 +165,12 @@ def summarize(records, latency_ms):
         s = {key: spread([r[key] for r in rs]) for key in (
             "pages", "own_requests", "items", "wall", "pages_per_s", "crawl_pages_per_s",
             "cpu_ms_per_page", "maxrss_mb", "server_cpu_ms_per_page", "other_cores")}
+        # The runs the machine left alone (others below CALM_OTHERS cores): on a shared machine
+        # their medians are the cleaner figures; how many there were says how far to trust them.
+        calm = [r for r in rs if r["other_cores"] < CALM_OTHERS]
+        s["calm_n"] = len(calm)
+        s["calm_pages_per_s"] = spread([r["pages_per_s"] for r in calm])
+        s["calm_cpu_ms_per_page"] = spread([r["cpu_ms_per_page"] for r in calm])
         s["exits"] = [r["exit"] for r in rs]
         if phase == "static":
             s["connections"] = spread([(r["server_log"] or {}).get("connections") for r in rs])
@@ -194,7 +202,8 @@ def ratios(summary):
                 if not b:
                     continue
                 entry = {}
-                for key in ("pages_per_s", "crawl_pages_per_s", "cpu_ms_per_page", "maxrss_mb"):
+                for key in ("pages_per_s", "crawl_pages_per_s", "cpu_ms_per_page", "maxrss_mb",
+                            "calm_pages_per_s", "calm_cpu_ms_per_page"):
                     if a[key] and b[key] and b[key]["median"]:
                         entry[key] = a[key]["median"] / b[key]["median"]
                 out[f"{phase}/{mine}÷{peer}"] = entry
@@ -246,7 +255,7 @@ def print_table(summary, ratio):
     print("static (nginx): medians; spread = (max - min) / median of pages/s")
     head = (f"{'crawler':11s} {'pages':>6s} {'own':>6s} {'items':>6s} {'wall s':>7s} "
             f"{'pages/s':>8s} {'spread':>6s} {'crawl/s':>8s} {'CPU ms/pg':>9s} {'RSS MB':>7s} "
-            f"{'srv ms/pg':>9s} {'conns':>6s} {'others':>6s}")
+            f"{'srv ms/pg':>9s} {'conns':>6s} {'others':>6s} {'calm pg/s':>9s} {'calm CPU':>8s}")
     print(head)
     for key, s in summary.items():
         phase, peer = key.split("/", 1)
@@ -257,7 +266,9 @@ def print_table(summary, ratio):
               f"{fmt_spread(s['pages_per_s']):>6s} "
               f"{fmt(s['crawl_pages_per_s']):>8s} {fmt(s['cpu_ms_per_page'], 3):>9s} "
               f"{fmt(s['maxrss_mb'], 1):>7s} {fmt(s['server_cpu_ms_per_page'], 3):>9s} "
-              f"{fmt(s['connections']):>6s} {fmt(s['other_cores'], 2):>6s}")
+              f"{fmt(s['connections']):>6s} {fmt(s['other_cores'], 2):>6s} "
+              f"{fmt(s['calm_pages_per_s']) + ' (' + str(s['calm_n']) + ')':>9s} "
+              f"{fmt(s['calm_cpu_ms_per_page'], 3):>8s}")
     lat = {k: v for k, v in summary.items() if k.startswith("latency/")}
     if lat:
         ceiling = next(iter(lat.values()))["ceiling_pages_per_s"]
