@@ -3,9 +3,9 @@
 
 Reads WORKDIR/runs/<phase>_<peer>_<run>/ (meta.json, time.json, the crawler's stats.json or
 wget2_site.csv, items.jsonl, and nginx's access.log slice for the static phase or the aio server's
-server.json for the latency phase) and WORKDIR/perf/*.txt; prints one row per crawler and phase
-(medians over the runs, run-to-run spread = (max - min) / median of pages/s) and the ratios
-concur / peer; writes every run and the summary as one JSON file.
+server.json and server_log.jsonl for the latency phase) and WORKDIR/perf/*.txt; prints one row
+per crawler and phase (medians over the runs, run-to-run spread = (max - min) / median of
+pages/s) and the ratios concur / peer; writes every run and the summary as one JSON file.
 
 Definitions (every crawler measured the same way):
   pages       requests the server answered during the run (nginx's access log; the aio server's
@@ -313,7 +313,7 @@ def main():
     summary = summarize(records, args.latency_ms)
     ratio = ratios(summary)
     perf = {}
-    for name in ("top_self", "top_children", "top_dso"):
+    for name in ("top_self", "top_children", "top_dso", "breakdown"):
         path = os.path.join(args.workdir, "perf", name + ".txt")
         if os.path.exists(path):
             with open(path, encoding="utf-8", errors="replace") as f:
@@ -335,6 +335,11 @@ def main():
         print("perf (concur-lib, static, self time):")
         for line in perf["top_self"][:15]:
             print("  " + line.strip())
+    if perf.get("breakdown"):
+        print()
+        print("perf breakdown (bench/compare/crawl_perf_breakdown.py):")
+        for line in perf["breakdown"]:
+            print("  " + line)
     print()
     print(f"raw results: {args.out}")
 

@@ -15,8 +15,9 @@
 #      beside the ceiling 16 / latency (the floor, pages x latency / 16, as a time), and
 #      the server's view (requests, most in flight, mean in flight, seconds with fewer than 8 in
 #      flight, pages fetched twice, robots; its whole log is kept as server_log.jsonl).
-#   3. With --perf: one more static crawl by the library driver under `perf record -g`, its top
-#      symbols (self time) saved beside the results.
+#   3. With --perf: one more static crawl by the library driver under `perf record` (DWARF call
+#      graphs), its top symbols and libraries (self time), and crawl_perf_breakdown.py's shares
+#      per thread, per part of the crawl, and of the allocator, saved with the results.
 #   Then bench/compare/crawl_bench_summary.py prints the table and writes the raw runs and the
 #   summary as JSON (--out, default bench/results/<UTC date>_crawl_bench.json).
 #
@@ -292,6 +293,8 @@ if [[ -z $only || $only == static ]]; then
       perf_top top_self --no-children --sort symbol
       perf_top top_children --children --sort symbol
       perf_top top_dso --no-children --sort dso
+      "$python" "$root/bench/compare/crawl_perf_breakdown.py" "$work/perf/perf.data" \
+        > "$work/perf/breakdown.txt" 2>&1 || true
     else
       echo "perf: not installed, no profile" >&2
     fi
