@@ -1,14 +1,26 @@
-// crawl_parse_bench: the parsing side of `concur crawl` on one thread, in pages per second — a
+// crawl_parse_bench: the parsing side of `concur crawl`, in pages per second — a
 // deterministic ~50 KB product-listing page (make_page below; bench/compare/python_parse_bench.py
 // builds the same bytes) parsed alone, parsed + extract_links (Scrapy's LinkExtractor defaults),
 // parsed + an item extraction by XPath and by CSS (40 items x name, URL, price), and
 // canonicalize_url on a typical URL. Python's twin: parsel 1.7 / lxml on the same page.
+//
+// BM_SitePost* are the crawl benchmark's parsing (bench/compare/run_crawl_bench.sh) on 1 and 2
+// threads, on the test site's post pages (tests/support/crawl_site.hpp, ~5 KB, 6–10 links each):
+// BM_SitePostParse parses alone; BM_SitePostSpider reads each page as the benchmark's spider does —
+// h1.title::text and span.author::text, then every a::attr(href) resolved against the page (what
+// bench/crawl_driver.cpp and Scrapy's response.follow_all do); BM_SitePostLinks takes the links by
+// extract_links() instead (Scrapy's LinkExtractor: resolution, fragments, schemes, extensions,
+// uniqueness). Threads share nothing but the read-only pages; items_per_second is pages/s across
+// the threads (real time).
 #include <benchmark/benchmark.h>
 
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "concur/crawl/selector.hpp"
 #include "concur/crawl/url.hpp"
+#include "support/crawl_site.hpp"
 
 namespace {
 
@@ -128,6 +140,90 @@ void BM_CanonicalizeUrl(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_CanonicalizeUrl);
+
+// ---- the crawl benchmark's pages
+
+constexpr const char* kSiteOrigin = "http://127.0.0.1:8080";
+// kSitePages: distinct post pages cycled through (their links differ by a hash of N).
+constexpr int kSitePages = 200;
+
+struct SitePage {
+  std::string url;
+  std::string html;
+};
+
+const std::vector<SitePage>& site_pages() {
+  static const std::vector<SitePage> pages = [] {
+    concur::testing::CrawlSiteOptions options;  // the benchmark's site: 2000 posts, ~5 KB each
+    std::vector<SitePage> out;
+    for (int n = 1; n <= kSitePages; ++n) {
+      out.push_back({std::string(kSiteOrigin) + "/post/" + std::to_string(n),
+                     concur::testing::CrawlSite::post_page(n, options, kSiteOrigin)});
+    }
+    return out;
+  }();
+  return pages;
+}
+
+// site_post(state, follow): parses pages round-robin (each thread from its own offset), takes the
+// two item fields and the page's links by `follow`; counts pages and links.
+template <class Follow>
+void site_post(benchmark::State& state, Follow follow) {
+  const std::vector<SitePage>& pages = site_pages();
+  std::size_t i = static_cast<std::size_t>(state.thread_index()) * 37;
+  std::size_t links = 0;
+  std::size_t bytes = 0;
+  for (auto _ : state) {
+    const SitePage& p = pages[i++ % pages.size()];
+    Selector::Options o;
+    o.base_url = p.url;
+    Selector page(p.html, o);
+    std::optional<std::string> title = page.css("h1.title::text").get();
+    std::optional<std::string> author = page.css("span.author::text").get();
+    benchmark::DoNotOptimize(title);
+    benchmark::DoNotOptimize(author);
+    links += follow(page);
+    bytes += p.html.size();
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(static_cast<int64_t>(bytes));
+  state.counters["links_per_page"] =
+      benchmark::Counter(static_cast<double>(links) / static_cast<double>(state.iterations()),
+                         benchmark::Counter::kAvgThreads);
+}
+
+// BM_SitePostParse: the parse alone (what the reads below add to it).
+void BM_SitePostParse(benchmark::State& state) {
+  const std::vector<SitePage>& pages = site_pages();
+  std::size_t i = static_cast<std::size_t>(state.thread_index()) * 37;
+  for (auto _ : state) {
+    const SitePage& p = pages[i++ % pages.size()];
+    Selector::Options o;
+    o.base_url = p.url;
+    Selector page(p.html, o);
+    benchmark::DoNotOptimize(page.node());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_SitePostParse)->Threads(1)->Threads(2)->UseRealTime();
+
+void BM_SitePostSpider(benchmark::State& state) {
+  site_post(state, [](const Selector& page) {
+    std::size_t n = 0;
+    for (const std::string& href : page.css("a::attr(href)").getall()) {
+      std::string url = page.urljoin(href);
+      benchmark::DoNotOptimize(url.data());
+      ++n;
+    }
+    return n;
+  });
+}
+BENCHMARK(BM_SitePostSpider)->Threads(1)->Threads(2)->UseRealTime();
+
+void BM_SitePostLinks(benchmark::State& state) {
+  site_post(state, [](const Selector& page) { return extract_links(page).size(); });
+}
+BENCHMARK(BM_SitePostLinks)->Threads(1)->Threads(2)->UseRealTime();
 
 }  // namespace
 

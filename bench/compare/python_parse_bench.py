@@ -5,6 +5,10 @@ Run with Debian's interpreter, which has python3-parsel (scripts/setup.sh instal
     /usr/bin/python3 bench/compare/python_parse_bench.py
 (`--write-page FILE` writes the page and exits.) Prints pages/s of CPU time for each case
 (median of 5 one-second runs), one line per case.
+`--site-dir DIR` adds the crawl benchmark's cases (crawl_parse_bench's BM_SitePost*, one thread):
+the post pages of a site written by `crawl_site_tool write DIR --posts 2000 --origin
+http://127.0.0.1:8080` (DIR/post/1..200.html), parsed alone, and read as the benchmark's spiders
+read them (h1.title::text, span.author::text, every a::attr(href) joined to the page's URL).
 Link extraction here is what Scrapy's LinkExtractor does by default, written with parsel and
 w3lib (Scrapy itself is not a Debian package): a/area href, urljoin against the base, fragment
 dropped, http(s) only, IGNORED_EXTENSIONS skipped, unique by canonicalize_url.
@@ -99,6 +103,32 @@ def canonicalize(_page):
         "https://Shop.Example.com:443/p/17/../18?utm_source=x&ref=list&q=caf%C3%A9#reviews")
 
 
+SITE_ORIGIN = "http://127.0.0.1:8080"
+SITE_PAGES = 200
+
+
+def load_site_pages(site_dir):
+    pages = []
+    for n in range(1, SITE_PAGES + 1):
+        with open(f"{site_dir}/post/{n}.html", encoding="utf-8") as f:
+            pages.append((f"{SITE_ORIGIN}/post/{n}", f.read()))
+    return pages
+
+
+def site_parse(pages):
+    for url, html in pages:
+        Selector(text=html, base_url=url)
+
+
+def site_spider(pages):
+    for url, html in pages:
+        sel = Selector(text=html, base_url=url)
+        sel.css("h1.title::text").get()
+        sel.css("span.author::text").get()
+        for href in sel.css("a::attr(href)").getall():
+            urljoin(url, href)
+
+
 def rate(fn, page, seconds=1.0):
     """Calls per second of CPU time (process_time), as Google Benchmark's items_per_second."""
     n, start = 0, time.process_time()
@@ -121,6 +151,12 @@ def main():
         runs = [rate(fn, page) for _ in range(5)]
         print(f"{name:22s} {statistics.median(runs):12.1f} /s  (runs: "
               + ", ".join(f"{r:.0f}" for r in runs) + ")")
+    if len(sys.argv) == 3 and sys.argv[1] == "--site-dir":
+        site = load_site_pages(sys.argv[2])
+        for name, fn in [("site_post_parse", site_parse), ("site_post_spider", site_spider)]:
+            runs = [SITE_PAGES * rate(fn, site) for _ in range(5)]
+            print(f"{name:22s} {statistics.median(runs):12.1f} /s  (runs: "
+                  + ", ".join(f"{r:.0f}" for r in runs) + ")")
 
 
 if __name__ == "__main__":

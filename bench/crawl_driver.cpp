@@ -1,0 +1,97 @@
+// crawl_driver — the crawl benchmark's library-level row (issue 14, "Benchmarks"): crawl::Crawler
+// run directly on one Spider, with the command line of `concur crawl` that the benchmark uses, so
+// bench/compare/run_crawl_bench.sh drives both the same way:
+//
+//   crawl_driver URL... [-s NAME=VALUE]... [-o FILE.jsonl] [--stats-json FILE]
+//
+// The spider is the tests' SiteSpider (tests/crawl/crawler_test.cpp) and the CLI's default work:
+// it follows every a::attr(href) within the start URLs' hosts (allowed_domains), and makes one
+// item {url, title, author} of each page where h1.title::text or span.author::text matched. Items
+// go to FILE.jsonl (JSON Lines, written on the crawler's writer thread); the Scrapy-named stats to
+// --stats-json as one JSON object. Exit 0 when the crawl finished (whatever it met), 1 on a
+// setup error (a bad setting, an unwritable file).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "concur/crawl/crawler.hpp"
+#include "concur/crawl/url.hpp"
+
+namespace {
+
+namespace crawl = concur::crawl;
+
+// SiteSpider: follow every link, scrape title + author where they are.
+class SiteSpider : public crawl::Spider {
+ public:
+  explicit SiteSpider(std::vector<std::string> urls) : crawl::Spider("site") {
+    for (const std::string& url : urls) allowed_domains.push_back(crawl::url_host(url));
+    start_urls = std::move(urls);
+  }
+  void parse(const crawl::Response& response, crawl::Output& out) override {
+    std::optional<std::string> title = response.css("h1.title::text").get();
+    std::optional<std::string> author = response.css("span.author::text").get();
+    if (title || author) {
+      crawl::Item item;
+      item["url"] = response.url;
+      if (title) item["title"] = std::move(*title);
+      if (author) item["author"] = std::move(*author);
+      out.yield(std::move(item));
+    }
+    for (const std::string& href : response.css("a::attr(href)").getall()) {
+      out.yield(response.follow(href));
+    }
+  }
+};
+
+// JsonLinesWriter: each item as one line of JSON (the writer thread is its only caller).
+class JsonLinesWriter : public crawl::ItemPipeline {
+ public:
+  explicit JsonLinesWriter(const std::string& path) : out_(path, std::ios::trunc) {
+    if (!out_) throw concur::RuntimeError("cannot write " + path);
+  }
+  void process_item(crawl::Item& item, crawl::Spider& /*spider*/) override {
+    out_ << item.dump() << '\n';
+  }
+  void close_spider(crawl::Spider& /*spider*/) override { out_.flush(); }
+
+ private:
+  std::ofstream out_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app("crawl_driver: crawl::Crawler on the benchmark's spider");
+  std::vector<std::string> urls;
+  std::vector<std::string> assignments;
+  std::string items_path;
+  std::string stats_path;
+  app.add_option("url", urls, "start URLs")->required();
+  app.add_option("-s", assignments, "a setting, NAME=VALUE (Scrapy's names)");
+  app.add_option("-o", items_path, "items as JSON Lines");
+  app.add_option("--stats-json", stats_path, "the final stats as JSON");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    crawl::Settings settings;
+    for (const std::string& a : assignments) settings.set(a);
+    SiteSpider spider(urls);
+    crawl::Crawler crawler(spider, settings);
+    if (!items_path.empty()) crawler.add_pipeline(std::make_shared<JsonLinesWriter>(items_path));
+    const crawl::StatsCollector& stats = crawler.run();
+    if (!stats_path.empty()) {
+      std::ofstream out(stats_path, std::ios::trunc);
+      out << stats.get_stats().dump(2) << '\n';
+      if (!out) throw concur::RuntimeError("cannot write " + stats_path);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "crawl_driver: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
