@@ -178,6 +178,9 @@ class SignalWatcher {
   }
   ~SignalWatcher() {
     done_.store(true);
+    // Wake the watcher now rather than at its next tick: a signal of the set, sent to that thread
+    // only, which sees done_ and leaves without acting on it.
+    pthread_kill(thread_.native_handle(), SIGTERM);
     thread_.join();
     // A signal that came after the crawl stays pending: take it before unblocking.
     timespec zero{};
@@ -195,7 +198,7 @@ class SignalWatcher {
     const timespec tick{0, 200'000'000};
     while (!done_.load()) {
       const int sig = sigtimedwait(&set_, nullptr, &tick);
-      if (sig <= 0) continue;
+      if (sig <= 0 || done_.load()) continue;
       int expected = 0;
       first_.compare_exchange_strong(expected, sig);
       // First press: finish what is in flight; second: stop now; a third: the default action
