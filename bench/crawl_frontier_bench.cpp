@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "concur/crawl/frontier.hpp"
+#include "support/temp_dir.hpp"
 
 namespace {
 
@@ -31,25 +32,7 @@ using concur::crawl::SeenSet;
 constexpr std::int64_t kCount = 1'000'000;
 constexpr std::size_t kBlobBytes = 100;
 
-// TempDir: a fresh directory, removed at the end.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "concur-frontier-bench-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] fs::path operator/(const char* name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
+using concur::testing::TempDir;
 
 // blob(i): a 100-byte blob starting with i.
 std::string blob(std::int64_t i) {

@@ -139,6 +139,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
         items_(static_cast<std::size_t>(settings.concurrent_items)) {
     robots_agent_ =
         settings.robotstxt_user_agent.empty() ? settings.user_agent : settings.robotstxt_user_agent;
+    fifo_ = settings.scheduler_order == "fifo";
     throttle_.min_delay = settings.download_delay;
     throttle_.max_delay = settings.autothrottle_max_delay;
     throttle_.target_concurrency = settings.autothrottle_target_concurrency;
@@ -255,6 +256,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   int log_rank_;
   std::string robots_agent_;
   AutoThrottle throttle_;
+  bool fifo_ = false;  // SCHEDULER_ORDER == "fifo" (read by every heap comparison)
   std::size_t parse_threads_ = 1;
   std::size_t max_alive_ = 1;
   aio::Loop* loop_ = nullptr;  // set by run(); read by stop() from other threads after that
@@ -312,7 +314,7 @@ bool Engine::queue_less(const Queued& a, const Queued& b) const {
   // std::push_heap keeps the greatest on top: the highest priority, then the newest (LIFO, Scrapy's
   // default queues) or the oldest (FIFO).
   if (a.priority != b.priority) return a.priority < b.priority;
-  return settings_.scheduler_order == "fifo" ? a.seq > b.seq : a.seq < b.seq;
+  return fifo_ ? a.seq > b.seq : a.seq < b.seq;
 }
 
 void Engine::push(Request request) {

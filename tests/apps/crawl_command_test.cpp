@@ -23,6 +23,7 @@
 #include "concur/subprocess.hpp"
 #include "support/aio_support.hpp"
 #include "support/crawl_site.hpp"
+#include "support/temp_dir.hpp"
 
 namespace concur::testing {
 namespace {
@@ -40,26 +41,6 @@ CrawlSiteOptions small_site() {
   o.post_bytes = 1000;
   return o;
 }
-
-// TempDir: a fresh directory, removed at the end.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "concur-crawl-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) throw RuntimeError("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 // Result: what a run_crawl() call returned and printed.
 struct Result {

@@ -22,6 +22,7 @@
 #include "concur/aio/task.hpp"
 #include "support/aio_support.hpp"
 #include "support/crawl_site.hpp"
+#include "support/temp_dir.hpp"
 
 namespace concur::testing {
 namespace {
@@ -572,26 +573,6 @@ TEST(CrawlerTest, MisbehavingEndpointsAreCountedNeverFatal) {
   }());
 }
 
-// TempDir: a fresh directory, removed at the end.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "concur-job-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) throw RuntimeError("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] std::string path() const { return path_.string(); }
-
- private:
-  std::filesystem::path path_;
-};
-
 // Pausing: stops the crawl (a first Ctrl-C) at its fifteenth page.
 class Pausing : public SiteSpider {
  public:
@@ -609,9 +590,9 @@ TEST(CrawlerTest, JobdirPausesAndResumesWithNothingLostOrFetchedTwice) {
     CrawlSiteOptions options = small_site();
     options.latency = 2ms;
     CrawlSite site = co_await CrawlSite::start(options);
-    TempDir jobdir;
+    const TempDir jobdir("concur-job-");
     crawl::Settings s = test_settings();
-    s.jobdir = jobdir.path();
+    s.jobdir = jobdir.path().string();
     s.concurrent_requests_per_domain = 4;
     auto items = std::make_shared<Collecting>();
     std::size_t first_run = 0;
@@ -736,9 +717,9 @@ TEST(CrawlerTest, ACancelledCrawlKeepsItsRequestsInTheJobdir) {
     CrawlSiteOptions options = small_site();
     options.latency = 30ms;
     CrawlSite site = co_await CrawlSite::start(options);
-    TempDir jobdir;
+    const TempDir jobdir("concur-job-");
     crawl::Settings s = test_settings();
-    s.jobdir = jobdir.path();
+    s.jobdir = jobdir.path().string();
     s.log_level = "NONE";
     {
       SiteSpider spider(site.url("/"));

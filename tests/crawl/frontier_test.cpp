@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "concur/errors.hpp"
+#include "support/temp_dir.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
 // AddressSanitizer's options for this binary (see kRssGrowthLimitKib); ASAN_OPTIONS still wins.
@@ -44,27 +45,7 @@ namespace {
 namespace fs = std::filesystem;
 using concur::crawl::DiskQueue;
 using concur::crawl::SeenSet;
-
-// TempDir: a fresh directory, removed with everything in it at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "concur-frontier-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  [[nodiscard]] fs::path operator/(const char* name) const { return path_ / name; }
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using concur::testing::TempDir;
 
 // vm_rss_kib(): this process's resident set (VmRSS of /proc/self/status), in KiB.
 long vm_rss_kib() {

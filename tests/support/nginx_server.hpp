@@ -41,30 +41,17 @@
 
 #include "concur/errors.hpp"
 #include "concur/subprocess.hpp"
+#include "support/temp_dir.hpp"
 
 namespace concur::testing {
 
 // PublicTempDir: a fresh directory under the temporary directory, mode 0755 (nginx's worker may
 // run as another user), removed with its contents when it goes.
-class PublicTempDir {
+class PublicTempDir : public TempDir {
  public:
-  explicit PublicTempDir(std::string_view prefix = "concur-site-") {
-    std::string tmpl =
-        (std::filesystem::temp_directory_path() / (std::string(prefix) + "XXXXXX")).string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw RuntimeError("mkdtemp failed");
-    path_ = tmpl;
-    ::chmod(path_.c_str(), 0755);
+  explicit PublicTempDir(std::string_view prefix = "concur-site-") : TempDir(prefix) {
+    ::chmod(path().c_str(), 0755);
   }
-  PublicTempDir(const PublicTempDir&) = delete;
-  PublicTempDir& operator=(const PublicTempDir&) = delete;
-  ~PublicTempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
-
- private:
-  std::filesystem::path path_;
 };
 
 class NginxServer {
