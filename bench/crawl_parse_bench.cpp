@@ -1,6 +1,7 @@
 // crawl_parse_bench: the parsing side of `concur crawl`, in pages per second — a
 // deterministic ~50 KB product-listing page (make_page below; bench/compare/python_parse_bench.py
 // builds the same bytes) parsed alone, parsed + extract_links (Scrapy's LinkExtractor defaults),
+// the same links by scan_links (no tree),
 // parsed + an item extraction by XPath and by CSS (40 items x name, URL, price), and
 // canonicalize_url on a typical URL. Python's twin: parsel 1.7 / lxml on the same page.
 //
@@ -10,8 +11,9 @@
 // h1.title::text and span.author::text, then every a::attr(href) resolved against the page (what
 // bench/crawl_driver.cpp and Scrapy's response.follow_all do); BM_SitePostLinks takes the links by
 // extract_links() instead (Scrapy's LinkExtractor: resolution, fragments, schemes, extensions,
-// uniqueness). Threads share nothing but the read-only pages; items_per_second is pages/s across
-// the threads (real time).
+// uniqueness); BM_SitePostScanLinks by scan_links, without a tree (no item fields: `concur crawl`
+// with no selector). Threads share nothing but the read-only pages; items_per_second is pages/s
+// across the threads (real time).
 #include <benchmark/benchmark.h>
 
 #include <optional>
@@ -84,10 +86,11 @@ void BM_Parse(benchmark::State& state) {
 }
 BENCHMARK(BM_Parse);
 
+// BM_ParseExtractLinks: the tree parsed, then walked for links.
 void BM_ParseExtractLinks(benchmark::State& state) {
   std::size_t n = 0;
   for (auto _ : state) {
-    std::vector<Link> links = extract_links(page(), kBase);
+    std::vector<Link> links = extract_links(Selector(page(), options()), {});
     n = links.size();
     benchmark::DoNotOptimize(links.data());
   }
@@ -95,6 +98,19 @@ void BM_ParseExtractLinks(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_ParseExtractLinks);
+
+// BM_ScanLinks: the same links by scan_links, with no tree.
+void BM_ScanLinks(benchmark::State& state) {
+  std::size_t n = 0;
+  for (auto _ : state) {
+    std::vector<Link> links = scan_links(page(), options());
+    n = links.size();
+    benchmark::DoNotOptimize(links.data());
+  }
+  state.counters["links"] = static_cast<double>(n);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ScanLinks);
 
 void BM_ParseItemsXPath(benchmark::State& state) {
   for (auto _ : state) {
@@ -224,6 +240,25 @@ void BM_SitePostLinks(benchmark::State& state) {
   site_post(state, [](const Selector& page) { return extract_links(page).size(); });
 }
 BENCHMARK(BM_SitePostLinks)->Threads(1)->Threads(2)->UseRealTime();
+
+// BM_SitePostScanLinks: what `concur crawl` does with no --extract or --follow selector — the
+// links by scan_links, no tree, no item fields.
+void BM_SitePostScanLinks(benchmark::State& state) {
+  const std::vector<SitePage>& pages = site_pages();
+  std::size_t i = static_cast<std::size_t>(state.thread_index()) * 37;
+  std::size_t links = 0;
+  for (auto _ : state) {
+    const SitePage& p = pages[i++ % pages.size()];
+    Selector::Options o;
+    o.base_url = p.url;
+    links += scan_links(p.html, o).size();
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["links_per_page"] =
+      benchmark::Counter(static_cast<double>(links) / static_cast<double>(state.iterations()),
+                         benchmark::Counter::kAvgThreads);
+}
+BENCHMARK(BM_SitePostScanLinks)->Threads(1)->Threads(2)->UseRealTime();
 
 }  // namespace
 

@@ -22,6 +22,7 @@ packages=(
          # Debian 12's nginx-light is only a transitional package pulling nginx + the echo module
   wget2  # crawl benchmark peer: `wget2 --recursive` against the same local site
   python3-scrapy  # crawl benchmark peer: a Scrapy spider against the same local site
+  libmimalloc-dev  # the `concur` binary's malloc (apps/concur/CMakeLists.txt, CONCUR_CLI_MALLOC)
 )
 
 missing=()

@@ -6,10 +6,25 @@
 #include <iostream>
 
 #include "bench/bench_command.hpp"
+#include "bench/machine.hpp"
 #include "crawl/crawl_command.hpp"
+
+#ifdef CONCUR_CLI_MIMALLOC
+#include <mimalloc.h>
+
+#include <string>
+#endif
 
 int main(int argc, char** argv) {
   try {
+#ifdef CONCUR_CLI_MIMALLOC
+    // The binary's malloc is mimalloc (linked, so it replaces glibc's for the whole process);
+    // bench reports say so. mi_version() is 209 for 2.0.9.
+    const int v = mi_version();
+    concur::apps::bench::set_allocator_name("mimalloc " + std::to_string(v / 100) + "." +
+                                            std::to_string(v / 10 % 10) + "." +
+                                            std::to_string(v % 10));
+#endif
     CLI::App app{
         "concur: Python's threading, queue, concurrent.futures, multiprocessing and asyncio, "
         "rebuilt in C++20, and the programs of its notes (bench, crawl)."};

@@ -193,7 +193,7 @@ def ratios(summary):
     uses less)."""
     out = {}
     for phase in ("static", "latency"):
-        for mine in ("concur-lib", "concur-cli"):
+        for mine in ("concur-lib", "concur-cli", "concur-links"):
             a = summary.get(f"{phase}/{mine}")
             if not a:
                 continue

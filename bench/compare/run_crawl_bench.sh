@@ -26,6 +26,8 @@
 #   concur-lib  BUILD/bench/crawl_driver (crawl::Crawler on the tests' SiteSpider)
 #   concur-cli  BUILD/apps/concur/concur crawl ... --extract title=... --extract author=...
 #               (only when that binary has the `crawl` subcommand)
+#   concur-links BUILD/apps/concur/concur crawl URL: links only, no item, no selector — wget2's
+#               work (a streaming link pass by scan_links, no tree), for the wget2 comparison
 #   scrapy      /usr/bin/python3 -m scrapy runspider bench/compare/scrapy_site_spider.py
 #   asyncio     /usr/bin/python3 bench/compare/asyncio_site_crawler.py (aiohttp, Semaphore(16))
 #   wget2       wget2 --recursive --level=inf --no-parent --robots=on --max-threads=16: no item
@@ -38,7 +40,8 @@
 # INFO (Scrapy's default; concur's is the same), under `timeout` (--crawl-timeout).
 #
 # Usage: bench/compare/run_crawl_bench.sh [BUILD_DIR] [--runs 3] [--posts 2000] [--latency-ms 50]
-#          [--only static|latency] [--peers concur-lib,concur-cli,scrapy,asyncio,wget2] [--perf]
+#          [--only static|latency] [--peers concur-lib,concur-cli,concur-links,scrapy,asyncio,wget2]
+#          [--perf]
 #          [--calm-wait 20] [--crawl-timeout 600] [--out FILE] [--keep]
 #   BUILD_DIR defaults to build/release; it needs bench/crawl_site_tool and bench/crawl_driver:
 #     cmake --build BUILD_DIR --target crawl_site_tool crawl_driver -j1
@@ -114,12 +117,13 @@ if [[ -n $peers_arg ]]; then
   IFS=, read -r -a peers <<< "$peers_arg"
 else
   peers=(concur-lib scrapy asyncio wget2)
-  [[ $have_cli -eq 1 ]] && peers=(concur-lib concur-cli scrapy asyncio wget2)
+  [[ $have_cli -eq 1 ]] && peers=(concur-lib concur-cli concur-links scrapy asyncio wget2)
 fi
 for p in "${peers[@]}"; do
   case $p in
     concur-lib | scrapy | asyncio | wget2) ;;
-    concur-cli) [[ $have_cli -eq 1 ]] || die "concur-cli: $cli has no 'crawl' subcommand" ;;
+    concur-cli | concur-links)
+      [[ $have_cli -eq 1 ]] || die "$p: $cli has no 'crawl' subcommand" ;;
     *) die "unknown peer $p" ;;
   esac
 done
@@ -157,6 +161,8 @@ crawl_command() {
       cmd=("$cli" crawl "$url" "${settings[@]}" --extract 'title=h1.title::text'
            --extract 'author=span.author::text' -o "$dir/items.jsonl"
            --stats-json "$dir/stats.json" --no-progress) ;;
+    concur-links)
+      cmd=("$cli" crawl "$url" "${settings[@]}" --stats-json "$dir/stats.json" --no-progress) ;;
     scrapy)
       cmd=("$python" -m scrapy runspider "$root/bench/compare/scrapy_site_spider.py"
            -a "start_url=$url" -a "stats_json=$dir/stats.json" -O "$dir/items.jsonl"

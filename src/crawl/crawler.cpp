@@ -27,6 +27,7 @@
 #include "concur/crawl/url.hpp"
 #include "concur/queue.hpp"
 #include "concur/thread_pool.hpp"
+#include "internal.hpp"
 
 namespace concur::crawl {
 namespace detail {
@@ -193,16 +194,29 @@ class Engine : public std::enable_shared_from_this<Engine> {
     std::uint64_t seq;
     Request request;
   };
+  // Checked: what schedule() learns from a request's URL alone. A callback's requests are checked
+  // on its parse thread, so the loop thread only applies the answers (URL parsing,
+  // canonicalization and the SHA-1 were a sixth of its time in a links-only crawl).
+  struct Checked {
+    std::string error;        // not empty: the URL is unusable, and why
+    std::string host;         // the lowercased host (offsite)
+    std::string fingerprint;  // request_fingerprint(method, canonical URL, body)
+  };
+  static Checked check(const Request& request);
+
   struct ParseResult {
     std::vector<Request> requests;
-    std::string error_type;  // set when the callback threw
+    std::vector<Checked> checked;  // check() of each request
+    std::string error_type;        // set when the callback threw
     std::string error_message;
     std::optional<std::string> close_reason;  // CloseSpider
   };
 
   void log(std::string_view level, const std::string& line);
   // Scheduling (spider output, start requests, redirects): the filters, then the queue.
-  void schedule(Request request, const Request* parent, bool redirected);
+  // `checked` is check(request) when the caller has it.
+  void schedule(Request request, const Request* parent, bool redirected,
+                std::optional<Checked> checked = std::nullopt);
   // The scheduler's storage: the in-memory heap, or the JOBDIR's DiskQueue. push() takes a
   // request past the filters; pop() the next one; queued() counts them.
   void push(Request request);
@@ -241,8 +255,10 @@ class Engine : public std::enable_shared_from_this<Engine> {
   // reap(): forgets the tasks that ended: a process task gives back its share of alive_, one
   // cancelled gives its request back to the JOBDIR, a robots task wakes its waiters.
   void reap();
-  // schedule_all(requests, parent): schedule() each, an error in one logged and counted.
-  void schedule_all(std::vector<Request> requests, const Request* parent);
+  // schedule_all(requests, parent, checked): schedule() each (with checked[i] when given), an
+  // error in one logged and counted.
+  void schedule_all(std::vector<Request> requests, const Request* parent,
+                    std::vector<Checked> checked = {});
   [[nodiscard]] bool meta_true(const Request& request, const std::string& key) const;
   void writer();
   void log_stats();
@@ -415,7 +431,20 @@ void Engine::close_jobdir() {
   if (error) std::rethrow_exception(error);
 }
 
-void Engine::schedule(Request request, const Request* parent, bool redirected) {
+Engine::Checked Engine::check(const Request& request) {
+  Checked c;
+  try {
+    crawl::detail::HttpUrl url = crawl::detail::check_http_url(request.url);
+    c.host = std::move(url.host);
+    c.fingerprint = request_fingerprint(request.method, url.canonical, request.body);
+  } catch (const ValueError& e) {
+    c.error = e.what();
+  }
+  return c;
+}
+
+void Engine::schedule(Request request, const Request* parent, bool redirected,
+                      std::optional<Checked> checked) {
   if (parent != nullptr && !redirected) {
     // DepthMiddleware: one level below the page it was found on.
     request.depth = parent->depth + 1;
@@ -437,32 +466,24 @@ void Engine::schedule(Request request, const Request* parent, bool redirected) {
                      "): " + request.url.substr(0, 200));
     return;
   }
-  std::string canonical;
-  try {
-    const SplitResult parts = urlsplit(request.url);
-    if (parts.scheme != "http" && parts.scheme != "https") {
-      throw ValueError("unsupported URL scheme '" + parts.scheme + "'");
-    }
-    if (parts.hostname.empty()) throw ValueError("no host");
-    canonical = canonicalize_url(request.url);
-  } catch (const ValueError& e) {
+  if (!checked) checked = check(request);
+  if (!checked->error.empty()) {
     stats_.inc_value("scheduler/invalid_url");
-    log("WARNING", "Ignoring request <" + request.url.substr(0, 200) + ">: " + e.what());
+    log("WARNING", "Ignoring request <" + request.url.substr(0, 200) + ">: " + checked->error);
     return;
   }
   if (!request.dont_filter && !spider_.allowed_domains.empty() &&
-      !url_is_from_any_domain(request.url, spider_.allowed_domains)) {
+      !host_is_from_any_domain(checked->host, spider_.allowed_domains)) {
     stats_.inc_value("offsite/filtered");
-    const std::string host = url_host(request.url);
-    if (offsite_domains_.insert(host).second) {
+    if (offsite_domains_.insert(checked->host).second) {
       stats_.inc_value("offsite/domains");
-      log("DEBUG", "Filtered offsite request to '" + host + "': <" + request.url + ">");
+      log("DEBUG", "Filtered offsite request to '" + checked->host + "': <" + request.url + ">");
     }
     return;
   }
   // A dont_filter request is scheduled even when seen, but is remembered too (Scrapy does not
   // record it, so a link back to a start URL fetches the start page a second time).
-  const bool fresh = !seen(request_fingerprint(request.method, canonical, request.body));
+  const bool fresh = !seen(checked->fingerprint);
   if (!fresh && !request.dont_filter) {
     stats_.inc_value("dupefilter/filtered");
     return;
@@ -571,10 +592,13 @@ void Engine::reap() {
   alive_gauge_.store(alive_, std::memory_order_relaxed);
 }
 
-void Engine::schedule_all(std::vector<Request> requests, const Request* parent) {
-  for (Request& request : requests) {
+void Engine::schedule_all(std::vector<Request> requests, const Request* parent,
+                          std::vector<Checked> checked) {
+  for (std::size_t i = 0; i < requests.size(); ++i) {
     try {
-      schedule(std::move(request), parent, false);
+      std::optional<Checked> c;
+      if (i < checked.size()) c = std::move(checked[i]);
+      schedule(std::move(requests[i]), parent, false, std::move(c));
     } catch (const std::exception& e) {
       stats_.inc_value("scheduler/errors");
       log("ERROR", std::string("Cannot schedule a request: ") + e.what());
@@ -998,6 +1022,8 @@ aio::Task<void> Engine::run_callback(std::shared_ptr<Response> response, Spider:
       }
     }
     result.requests = std::move(out.requests());
+    result.checked.reserve(result.requests.size());
+    for (const Request& request : result.requests) result.checked.push_back(check(request));
     return result;
   };
   concur::Future<ParseResult> future = pool_->submit(std::move(job));
@@ -1013,7 +1039,7 @@ aio::Task<void> Engine::run_callback(std::shared_ptr<Response> response, Spider:
     }
   }
   if (result.close_reason) close(*result.close_reason, false);
-  schedule_all(std::move(result.requests), parent);
+  schedule_all(std::move(result.requests), parent, std::move(result.checked));
 }
 
 // writer(): the pipelines' thread. A pipeline that fails to open ends the crawl (finish_reason

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -309,26 +310,95 @@ std::string html_body_declared_encoding(std::string_view body) {
   return "";
 }
 
-DecodedHtml html_to_unicode(std::string_view content_type, std::string_view body) {
-  DecodedHtml r;
+namespace {
+
+// choose_encoding(content_type, body): html_to_unicode's choice, with `body` left past a BOM.
+std::string choose_encoding(std::string_view content_type, std::string_view& body) {
+  std::string encoding;
   if (body.starts_with("\xEF\xBB\xBF")) {
-    r.encoding = "UTF-8";
+    encoding = "UTF-8";
     body.remove_prefix(3);
   } else if (body.starts_with("\xFE\xFF")) {
-    r.encoding = "UTF-16BE";
+    encoding = "UTF-16BE";
     body.remove_prefix(2);
   } else if (body.starts_with("\xFF\xFE")) {
-    r.encoding = "UTF-16LE";
+    encoding = "UTF-16LE";
     body.remove_prefix(2);
   }
-  if (r.encoding.empty()) r.encoding = http_content_type_encoding(content_type);
-  if (r.encoding.empty()) r.encoding = html_body_declared_encoding(body);
-  if (r.encoding.empty()) r.encoding = "UTF-8";
+  if (encoding.empty()) encoding = http_content_type_encoding(content_type);
+  if (encoding.empty()) encoding = html_body_declared_encoding(body);
+  if (encoding.empty()) encoding = "UTF-8";
+  return encoding;
+}
+
+}  // namespace
+
+DecodedHtml html_to_unicode(std::string_view content_type, std::string_view body) {
+  DecodedHtml r;
+  r.encoding = choose_encoding(content_type, body);
   r.text = transcode(r.encoding, body);
   return r;
 }
 
 namespace detail {
+
+bool is_clean_utf8(std::string_view s) noexcept {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  std::size_t i = 0;
+  while (i < n) {
+    // Eight ASCII bytes at a time: no high bit set and no zero byte.
+    constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+    constexpr std::uint64_t kHighs = 0x8080808080808080ULL;
+    while (i + 8 <= n) {
+      std::uint64_t v = 0;
+      std::memcpy(&v, p + i, 8);
+      if (((v | ((v - kOnes) & ~v)) & kHighs) != 0) break;
+      i += 8;
+    }
+    if (i >= n) break;
+    unsigned char c = p[i];
+    if (c == 0) return false;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+    } else {
+      return false;
+    }
+    if (i + len > n) return false;
+    for (std::size_t k = 1; k < len; ++k) {
+      if ((p[i + k] & 0xC0) != 0x80) return false;
+    }
+    // Overlong forms, surrogates and code points past U+10FFFF (the second byte's range).
+    unsigned char c1 = p[i + 1];
+    if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 > 0x9F) || (c == 0xF0 && c1 < 0x90) ||
+        (c == 0xF4 && c1 > 0x8F)) {
+      return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+std::string_view decode_html(std::string_view content_type, std::string_view body,
+                             std::string_view forced, std::string& encoding, std::string& storage) {
+  if (!forced.empty()) {
+    encoding = std::string(forced);
+  } else {
+    encoding = choose_encoding(content_type, body);
+  }
+  if (encoding == "UTF-8" && is_clean_utf8(body)) return body;
+  storage = transcode(encoding, body);
+  return storage;
+}
 
 void append_utf8(std::string& out, std::uint32_t cp) {
   if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) cp = 0xFFFD;

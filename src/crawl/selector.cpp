@@ -5,6 +5,7 @@
 #include <libxml/HTMLtree.h>
 #include <libxml/globals.h>
 #include <libxml/parser.h>
+#include <libxml/parserInternals.h>
 #include <libxml/tree.h>
 #include <libxml/xmlerror.h>
 #include <libxml/xmlsave.h>
@@ -15,8 +16,11 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <string>
 #include <string_view>
@@ -324,23 +328,18 @@ Selector::Selector(std::string_view html, const Options& options) {
   }
   auto doc = std::make_shared<Document>();
   doc->page_url = options.base_url;
-  DecodedHtml decoded;
   std::string forced =
       options.encoding.empty() ? std::string() : detail::resolve_encoding_label(options.encoding);
-  if (!forced.empty()) {
-    decoded.encoding = forced;
-    decoded.text = detail::transcode_to_utf8(forced, html);
-  } else {
-    decoded = html_to_unicode(options.content_type, html);
-  }
-  doc->encoding = decoded.encoding;
-  if (decoded.text.find_first_not_of(" \t\r\n\f") == std::string::npos) decoded.text = "<html/>";
+  std::string storage;
+  std::string_view text =
+      detail::decode_html(options.content_type, html, forced, doc->encoding, storage);
+  if (text.find_first_not_of(" \t\r\n\f") == std::string_view::npos) text = "<html/>";
   constexpr int kOptions = HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
                            HTML_PARSE_NONET | HTML_PARSE_COMPACT | HTML_PARSE_IGNORE_ENC |
                            XML_PARSE_HUGE;
   {
     ErrorTrap trap;
-    doc->doc = htmlReadMemory(decoded.text.data(), static_cast<int>(decoded.text.size()),
+    doc->doc = htmlReadMemory(text.data(), static_cast<int>(text.size()),
                               options.base_url.empty() ? nullptr : options.base_url.c_str(),
                               "UTF-8", kOptions);
     if (doc->doc == nullptr || xmlDocGetRootElement(doc->doc) == nullptr) {
@@ -572,65 +571,40 @@ bool has_denied_extension(std::string_view url, const std::vector<std::string>& 
   });
 }
 
+// rel_value_has_nofollow(rel): a rel attribute's value lists "nofollow" (ASCII case-insensitive).
+bool rel_value_has_nofollow(std::string rel) {
+  for (char& c : rel) c = detail::ascii_lower(c);
+  std::size_t pos = 0;
+  while ((pos = rel.find("nofollow", pos)) != std::string::npos) {
+    bool start_ok = pos == 0 || is_space(rel[pos - 1]);
+    bool end_ok = pos + 8 == rel.size() || is_space(rel[pos + 8]);
+    if (start_ok && end_ok) return true;
+    pos += 8;
+  }
+  return false;
+}
+
 bool rel_has_nofollow(xmlNodePtr el) {
   for (xmlAttrPtr a = el->properties; a != nullptr; a = a->next) {
-    if (xmlStrEqual(a->name, BAD_CAST "rel")) {
-      std::string rel = text_of(reinterpret_cast<xmlNodePtr>(a));
-      for (char& c : rel) {
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-      }
-      std::size_t pos = 0;
-      while ((pos = rel.find("nofollow", pos)) != std::string::npos) {
-        bool start_ok = pos == 0 || is_space(rel[pos - 1]);
-        bool end_ok = pos + 8 == rel.size() || is_space(rel[pos + 8]);
-        if (start_ok && end_ok) return true;
-        pos += 8;
-      }
+    if (xmlStrEqual(a->name, BAD_CAST "rel") &&
+        rel_value_has_nofollow(text_of(reinterpret_cast<xmlNodePtr>(a)))) {
+      return true;
     }
   }
   return false;
 }
 
-class LinkCollector {
+// LinkSink: LinkExtractor's treatment of each raw link value, in document order: resolved against
+// the base, non-http(s) schemes and unparsable values skipped, the fragment dropped, denied
+// extensions skipped, one link per canonical URL when options.unique.
+class LinkSink {
  public:
-  LinkCollector(const std::string& base, const LinkExtractorOptions& options)
+  LinkSink(const std::string& base, const LinkExtractorOptions& options)
       : base_(base), options_(options) {}
 
-  // walk(root): every element under `root` (itself included), depth-first, without recursion.
-  void walk(xmlNodePtr root) {
-    xmlNodePtr node = root;
-    while (node != nullptr) {
-      if (node->type == XML_ELEMENT_NODE) visit(node);
-      if (node->type == XML_ELEMENT_NODE && node->children != nullptr) {
-        node = node->children;
-        continue;
-      }
-      while (node != nullptr && node != root && node->next == nullptr) node = node->parent;
-      if (node == nullptr || node == root) break;
-      node = node->next;
-    }
-  }
-
-  std::vector<Link> take() { return std::move(links_); }
-
- private:
-  void visit(xmlNodePtr el) {
-    const char* name = cstr(el->name);
-    if (std::none_of(options_.tags.begin(), options_.tags.end(),
-                     [&](const std::string& t) { return t == name; })) {
-      return;
-    }
-    for (xmlAttrPtr a = el->properties; a != nullptr; a = a->next) {
-      const char* attr = cstr(a->name);
-      if (std::none_of(options_.attrs.begin(), options_.attrs.end(),
-                       [&](const std::string& t) { return t == attr; })) {
-        continue;
-      }
-      add(el, text_of(reinterpret_cast<xmlNodePtr>(a)));
-    }
-  }
-
-  void add(xmlNodePtr el, const std::string& href) {
+  // add(href, text_of, nofollow_of): text_of() and nofollow_of() are asked only for a kept link.
+  template <class TextOf, class NofollowOf>
+  void add(const std::string& href, TextOf&& text_of, NofollowOf&& nofollow_of) {
     std::string url;
     try {
       url = urljoin(base_.empty() ? href : base_, base_.empty() ? std::string() : href);
@@ -648,22 +622,232 @@ class LinkCollector {
     }
     Link link;
     link.url = std::move(url);
-    link.text = collapse_space(take_text(el));
-    link.nofollow = rel_has_nofollow(el);
+    link.text = collapse_space(text_of());
+    link.nofollow = nofollow_of();
     links_.push_back(std::move(link));
   }
 
-  static std::string take_text(xmlNodePtr el) {
-    XmlString s(xmlNodeGetContent(el));
-    return s ? std::string(cstr(s.get())) : std::string();
-  }
+  std::vector<Link> take() { return std::move(links_); }
 
+ private:
   const std::string& base_;
   const LinkExtractorOptions& options_;
   std::unordered_set<std::string> seen_;
   std::vector<Link> links_;
 };
 
+bool listed(const std::vector<std::string>& names, const char* name) {
+  return std::any_of(names.begin(), names.end(), [&](const std::string& n) { return n == name; });
+}
+
+// LinkCollector: extract_links on a parsed page — the tags' attributes, walking the tree.
+class LinkCollector {
+ public:
+  LinkCollector(const std::string& base, const LinkExtractorOptions& options)
+      : options_(options), sink_(base, options) {}
+
+  // walk(root): every element under `root` (itself included), depth-first, without recursion.
+  void walk(xmlNodePtr root) {
+    xmlNodePtr node = root;
+    while (node != nullptr) {
+      if (node->type == XML_ELEMENT_NODE) visit(node);
+      if (node->type == XML_ELEMENT_NODE && node->children != nullptr) {
+        node = node->children;
+        continue;
+      }
+      while (node != nullptr && node != root && node->next == nullptr) node = node->parent;
+      if (node == nullptr || node == root) break;
+      node = node->next;
+    }
+  }
+
+  std::vector<Link> take() { return sink_.take(); }
+
+ private:
+  void visit(xmlNodePtr el) {
+    if (!listed(options_.tags, cstr(el->name))) return;
+    for (xmlAttrPtr a = el->properties; a != nullptr; a = a->next) {
+      if (!listed(options_.attrs, cstr(a->name))) continue;
+      sink_.add(
+          text_of(reinterpret_cast<xmlNodePtr>(a)),
+          [el] {
+            XmlString s(xmlNodeGetContent(el));
+            return s ? std::string(cstr(s.get())) : std::string();
+          },
+          [el] { return rel_has_nofollow(el); });
+    }
+  }
+
+  const LinkExtractorOptions& options_;
+  LinkSink sink_;
+};
+
+// LinkScanner: extract_links without building a tree. libxml2's HTML parser runs with SAX
+// callbacks only — the same tokenizer, recovery and implied open/close events the tree is built
+// from, so the same elements, attribute values and anchor texts — while the scanner keeps each
+// link's raw value, its element's text and rel; at the end, when the first <base href> is known,
+// the values go through LinkSink in document order as the tree walk's do.
+class LinkScanner {
+ public:
+  explicit LinkScanner(const LinkExtractorOptions& options) : options_(options) {}
+
+  // scan(utf8, page_url): parses `utf8` (valid UTF-8) and returns its links.
+  std::vector<Link> scan(std::string_view utf8, const std::string& page_url) {
+    constexpr int kOptions = HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
+                             HTML_PARSE_NONET | HTML_PARSE_COMPACT | HTML_PARSE_IGNORE_ENC |
+                             XML_PARSE_HUGE;
+    {
+      ErrorTrap trap;
+      std::unique_ptr<htmlParserCtxt, CtxtFree> ctxt(
+          htmlCreateMemoryParserCtxt(utf8.data(), static_cast<int>(utf8.size())));
+      if (!ctxt || ctxt->sax == nullptr) throw std::bad_alloc();
+      std::memset(ctxt->sax, 0, sizeof(htmlSAXHandler));
+      ctxt->sax->startElement = &LinkScanner::on_start;
+      ctxt->sax->endElement = &LinkScanner::on_end;
+      ctxt->sax->characters = &LinkScanner::on_text;
+      ctxt->sax->cdataBlock = &LinkScanner::on_text;
+      ctxt->sax->comment = &LinkScanner::on_comment;
+      ctxt->sax->processingInstruction = &LinkScanner::on_instruction;
+      ctxt->sax->internalSubset = &LinkScanner::on_doctype;
+      ctxt->sax->initialized = 1;
+      ctxt->userData = this;
+      htmlCtxtUseOptions(ctxt.get(), kOptions);
+      if (xmlCharEncodingHandlerPtr utf8_handler = xmlFindCharEncodingHandler("UTF-8")) {
+        xmlSwitchToEncoding(ctxt.get(), utf8_handler);
+      }
+      htmlParseDocument(ctxt.get());
+    }
+    if (failed_) std::rethrow_exception(failed_);
+    std::string base = page_url;
+    if (base_href_) {
+      try {
+        base = page_url.empty() ? urljoin(*base_href_, "") : urljoin(page_url, *base_href_);
+      } catch (const ValueError&) {
+        // An unusable <base href> is ignored, as browsers do.
+      }
+    }
+    LinkSink sink(base, options_);
+    for (const Raw& raw : raws_) {
+      sink.add(
+          raw.href, [&raw] { return raw.text; }, [&raw] { return raw.nofollow; });
+    }
+    return sink.take();
+  }
+
+ private:
+  struct CtxtFree {
+    void operator()(htmlParserCtxt* p) const noexcept { htmlFreeParserCtxt(p); }
+  };
+  struct Raw {
+    std::string href;
+    std::string text;
+    bool nofollow = false;
+  };
+  struct Open {
+    int depth;          // the element's depth
+    std::size_t first;  // its values in raws_: [first, last)
+    std::size_t last;
+  };
+
+  static void on_start(void* self, const xmlChar* name, const xmlChar** atts) noexcept {
+    static_cast<LinkScanner*>(self)->start(cstr(name), atts);
+  }
+  static void on_end(void* self, const xmlChar* /*name*/) noexcept {
+    static_cast<LinkScanner*>(self)->end();
+  }
+  static void on_text(void* self, const xmlChar* text, int len) noexcept {
+    static_cast<LinkScanner*>(self)->characters(std::string_view(cstr(text), len));
+  }
+  static void on_comment(void* self, const xmlChar* /*text*/) noexcept {
+    static_cast<LinkScanner*>(self)->top_level_node(/*element=*/false);
+  }
+  static void on_instruction(void* self, const xmlChar* /*target*/,
+                             const xmlChar* /*data*/) noexcept {
+    static_cast<LinkScanner*>(self)->top_level_node(/*element=*/false);
+  }
+  static void on_doctype(void* self, const xmlChar* /*name*/, const xmlChar* /*public_id*/,
+                         const xmlChar* /*system_id*/) noexcept {
+    static_cast<LinkScanner*>(self)->top_level_node(/*element=*/false);
+  }
+
+  // top_level_node(element): a node at the document's level. The tree builder hangs an element
+  // that starts after the root element has closed under the document's first node: inside the
+  // root when that is the root, else beside it, where nothing below the root sees it — so its
+  // links are not the page's links (a comment or <!DOCTYPE> first, then "</html><a href>").
+  void top_level_node(bool element) noexcept {
+    if (depth_ != 0) return;
+    if (!first_is_element_) first_is_element_ = element;
+    if (element && root_closed_ && !*first_is_element_) hidden_ = true;
+  }
+
+  // The callbacks run inside libxml2's C code, which an exception (std::bad_alloc) must not
+  // cross: the first one is kept, the rest of the page ignored, and scan() rethrows it.
+  void start(const char* name, const xmlChar** atts) noexcept {
+    top_level_node(/*element=*/true);
+    ++depth_;
+    if (failed_) return;
+    try {
+      // The page's <base href> counts wherever it is (Selector::base_url() looks beside the root
+      // element too).
+      if (!base_href_ && std::strcmp(name, "base") == 0) {
+        for (const xmlChar** a = atts; a != nullptr && *a != nullptr; a += 2) {
+          if (std::strcmp(cstr(a[0]), "href") == 0) {
+            base_href_ = a[1] != nullptr ? cstr(a[1]) : "";
+            break;
+          }
+        }
+      }
+      if (hidden_ || !listed(options_.tags, name)) return;
+      bool nofollow = false;
+      for (const xmlChar** a = atts; a != nullptr && *a != nullptr; a += 2) {
+        if (std::strcmp(cstr(a[0]), "rel") == 0 && a[1] != nullptr &&
+            rel_value_has_nofollow(cstr(a[1]))) {
+          nofollow = true;
+        }
+      }
+      const std::size_t first = raws_.size();
+      for (const xmlChar** a = atts; a != nullptr && *a != nullptr; a += 2) {
+        if (!listed(options_.attrs, cstr(a[0]))) continue;
+        Raw raw;
+        raw.href = a[1] != nullptr ? cstr(a[1]) : "";
+        raw.nofollow = nofollow;
+        raws_.push_back(std::move(raw));
+      }
+      if (raws_.size() > first) open_.push_back(Open{depth_, first, raws_.size()});
+    } catch (...) {
+      failed_ = std::current_exception();
+    }
+  }
+
+  void end() noexcept {
+    if (!open_.empty() && open_.back().depth == depth_) open_.pop_back();
+    if (--depth_ == 0) {
+      root_closed_ = true;
+      hidden_ = false;
+    }
+  }
+
+  void characters(std::string_view text) noexcept {
+    if (failed_) return;
+    try {
+      for (const Open& o : open_) {
+        for (std::size_t i = o.first; i < o.last; ++i) raws_[i].text.append(text);
+      }
+    } catch (...) {
+      failed_ = std::current_exception();
+    }
+  }
+
+  const LinkExtractorOptions& options_;
+  std::vector<Raw> raws_;
+  std::vector<Open> open_;  // link elements not yet closed, outermost first
+  std::optional<std::string> base_href_;
+  int depth_ = 0;                         // open elements
+  std::optional<bool> first_is_element_;  // the document's first node is an element
+  bool root_closed_ = false;              // an element at the document's level has closed
+  bool hidden_ = false;                   // inside an element the tree does not show
+  std::exception_ptr failed_;
+};
 }  // namespace
 
 std::vector<Link> extract_links(const Selector& page, const LinkExtractorOptions& options) {
@@ -687,11 +871,29 @@ std::vector<Link> extract_links(const Selector& page, const LinkExtractorOptions
   return collector.take();
 }
 
+std::vector<Link> scan_links(std::string_view html, const Selector::Options& page,
+                             const LinkExtractorOptions& options) {
+  if (!options.restrict_css.empty() || !options.restrict_xpath.empty()) {
+    return extract_links(Selector(html, page), options);
+  }
+  init_libxml();
+  if (html.size() >= static_cast<std::size_t>(INT_MAX)) {
+    throw ValueError("HTML document too large: " + std::to_string(html.size()) + " bytes");
+  }
+  std::string forced =
+      page.encoding.empty() ? std::string() : detail::resolve_encoding_label(page.encoding);
+  std::string encoding;
+  std::string storage;
+  std::string_view text = detail::decode_html(page.content_type, html, forced, encoding, storage);
+  if (text.find_first_not_of(" \t\r\n\f") == std::string_view::npos) return {};  // "<html/>"
+  return LinkScanner(options).scan(text, page.base_url);
+}
+
 std::vector<Link> extract_links(std::string_view html, std::string_view base_url,
                                 const LinkExtractorOptions& options) {
-  Selector::Options parse_options;
-  parse_options.base_url = std::string(base_url);
-  return extract_links(Selector(html, parse_options), options);
+  Selector::Options page;
+  page.base_url = std::string(base_url);
+  return scan_links(html, page, options);
 }
 
 }  // namespace concur::crawl

@@ -24,6 +24,14 @@ std::string Response::text() const {
   return html_to_unicode(ct ? *ct : std::string_view(), body).text;
 }
 
+std::vector<Link> Response::links(const LinkExtractorOptions& options) const {
+  if (parsed) return extract_links(*parsed, options);
+  Selector::Options page;
+  page.base_url = url;
+  if (auto ct = headers.get("Content-Type")) page.content_type = std::string(*ct);
+  return scan_links(body, page, options);
+}
+
 SelectorList Response::xpath(std::string_view expr) const { return selector().xpath(expr); }
 
 SelectorList Response::css(std::string_view css_selector) const {

@@ -526,8 +526,18 @@ SplitResult urlsplit(std::string_view url) {
 }
 
 std::string urljoin(std::string_view base, std::string_view ref) {
-  std::string safe_base = safe_url_string(base);
-  Parts b = parse_absolute(base, safe_base);
+  // A page's links are all joined to one base: each thread keeps the last base parsed (a parse of
+  // the base was a third of a link's resolution).
+  thread_local std::string last_base;
+  thread_local Parts last_parts;
+  if (base != last_base || last_base.empty()) {
+    std::string safe_base = safe_url_string(base);
+    Parts parsed = parse_absolute(base, safe_base);  // throws before the cache changes
+    last_base.clear();
+    last_parts = std::move(parsed);
+    last_base.assign(base);
+  }
+  const Parts& b = last_parts;
   Parts r;
   if (!parse_reference(safe_url_string(ref), r)) bad_url(ref, "not a URI reference");
   if (!r.scheme.empty()) {
@@ -575,9 +585,10 @@ std::string urljoin(std::string_view base, std::string_view ref) {
   return t.str();
 }
 
-std::string canonicalize_url(std::string_view url, bool keep_fragments) {
-  std::string safe = safe_url_string(url);
-  Parts p = parse_absolute(url, safe);
+namespace {
+
+// canonical(p, url, keep_fragments): canonicalize_url of the parsed `url`.
+std::string canonical(Parts p, std::string_view url, bool keep_fragments) {
   if (is_http(p.scheme) && (!p.has_authority || p.host.empty())) bad_url(url, "no host");
   Parts c;
   c.scheme = p.scheme;
@@ -602,6 +613,29 @@ std::string canonicalize_url(std::string_view url, bool keep_fragments) {
   }
   return c.str();
 }
+
+}  // namespace
+
+std::string canonicalize_url(std::string_view url, bool keep_fragments) {
+  std::string safe = safe_url_string(url);
+  return canonical(parse_absolute(url, safe), url, keep_fragments);
+}
+
+namespace detail {
+
+HttpUrl check_http_url(std::string_view url) {
+  std::string safe = safe_url_string(url);
+  Parts p = parse_absolute(url, safe);
+  if (!is_http(p.scheme)) throw ValueError("unsupported URL scheme '" + p.scheme + "'");
+  HttpUrl out;
+  if (p.has_authority) out.host = hostname(p.host);
+  (void)port_number(p, url);  // a bad port is no URL (as urlsplit)
+  if (out.host.empty()) throw ValueError("no host");
+  out.canonical = canonical(std::move(p), url, /*keep_fragments=*/false);
+  return out;
+}
+
+}  // namespace detail
 
 std::string url_host(std::string_view url) { return urlsplit(url).hostname; }
 
@@ -653,7 +687,10 @@ std::string host_or_empty(std::string_view url) {
 }  // namespace
 
 bool url_is_from_any_domain(std::string_view url, std::span<const std::string> domains) {
-  std::string host = host_or_empty(url);
+  return host_is_from_any_domain(host_or_empty(url), domains);
+}
+
+bool host_is_from_any_domain(std::string_view host, std::span<const std::string> domains) {
   if (host.empty()) return false;
   return std::any_of(domains.begin(), domains.end(),
                      [&](const std::string& d) { return host_in_domain(host, d); });

@@ -388,6 +388,201 @@ TEST(ExtractLinks, ScrapyDefaults) {
   EXPECT_EQ(extract_links("<a href='http://abs.example/'>x</a>", "").size(), 1U);
 }
 
+// ---- scan_links: the same links as the tree, without one ---------------------------------------
+
+// Printable(links): url | text | nofollow per link, for readable mismatch reports.
+std::vector<std::string> printable(const std::vector<Link>& links) {
+  std::vector<std::string> out;
+  for (const Link& l : links) {
+    std::string line = l.url;
+    line.append(" | ").append(l.text);
+    if (l.nofollow) line.append(" | nf");
+    out.push_back(std::move(line));
+  }
+  return out;
+}
+
+std::vector<LinkExtractorOptions> scan_option_sets() {
+  LinkExtractorOptions every;  // every value of more tags and attributes, no filtering
+  every.unique = false;
+  every.deny_extensions.clear();
+  every.tags = {"a", "area", "link", "img", "base", "script"};
+  every.attrs = {"href", "src", "rel"};
+  LinkExtractorOptions canonical;
+  canonical.canonicalize = true;
+  return {LinkExtractorOptions{}, every, canonical};
+}
+
+void expect_scan_matches_tree(std::string_view html, const Selector::Options& page) {
+  for (const LinkExtractorOptions& options : scan_option_sets()) {
+    std::vector<std::string> tree = printable(extract_links(Selector(html, page), options));
+    std::vector<std::string> scanned = printable(scan_links(html, page, options));
+    EXPECT_EQ(scanned, tree) << "page: " << testing::PrintToString(std::string(html))
+                             << " tags: " << options.tags.size();
+  }
+}
+
+TEST(ScanLinks, SameLinksTextsAndOrderAsTheTreeOnEdgeCases) {
+  const std::vector<std::string> pages = {
+      "",
+      "   \n ",
+      "<a href='/a'>A</a>",
+      "<A HREF='/upper' REL='NOFOLLOW'>Upper</A>",
+      "<a href='/x'>x<br> <span>y</span></a><a href='/y'><img src=i.png> <b>y</b> </a>",
+      "<a href='/w'><div>x</div> <div>y</div></a><a "
+      "href='/v'>a<p>b</p>\n<table><td>c</td></table></a>",
+      "<a href='/outer'>outer <a href='/inner'>inner</a> tail</a>",
+      "<a href='/before'>before base</a><base href='http://other.example/dir/'><a href='rel'>r</a>",
+      "<head><base target=_blank><base href='/b2/'></head><a href='x'>x</a>",
+      "<base href='http://[broken'><a href='y'>y</a>",
+      "<a href>self</a><a href=''>empty</a><a href='  /spaced  '>sp</a>",
+      "<a href='/s'>a<script>var s = '<a href=/in-script>';</script>b<style>p{}</style>c</a>",
+      "<a href='/c'>a<!-- comment <a href=/in-comment> -->b</a>",
+      "<a href='/e?a=1&amp;b=2&#38;c=3'>&lt;tag&gt; &amp; &#x263A; &nbsp;</a>",
+      "<a href='/dup' href='/dup2'>dup</a>",
+      "<a href='/unclosed'>never closed <b>bold",
+      "<title><a href='/in-title'>t</a></title><head><a href='/in-head'>h</a></head>",
+      "<table><tr><a href='/in-table'>t</a><td><a href='/in-td'>d</a></td></tr></table>",
+      "<map><area href='/area' alt=x></map><link href='/link' rel=stylesheet>",
+      "<a href='/r1' rel='external nofollow'>1</a><a href='/r2' rel='nofollowed'>2</a>"
+      "<a href='/r3' rel=' NoFollow '>3</a>",
+      "<a href='mailto:x@y'>m</a><a href='javascript:1'>j</a><a href='//cdn.example/x#frag'>c</a>",
+      "<a href='/p.pdf'>pdf</a><a href='/q.JPG?x'>jpg</a><a href='/dir.v2/page'>dot dir</a>",
+      "<html><body><a href='/1'>1</a></body></html><a href='/after-html'>after</a>",
+      "<p><a href='/nul'>a\0b</a></p>",
+      "<a href='/latin'>caf\xE9 \xFF\xFE</a>",  // invalid UTF-8
+      "\xEF\xBB\xBF<a href='/bom'>bom</a>",
+      "<meta charset='windows-1252'><a href='/w\xE9'>caf\xE9</a>",
+      "<svg><a href='/svg'>s</a></svg><math><a xlink:href='/math'>m</a></math>",
+      "<a href='/&#0;&#xD800;'>bad refs &#0; &#xD800; &#99999999;</a>",
+      "<<a href='/lt'>>x</a><a href=\"/q'uote\">q</a><a href=/bare>b</a>",
+      "<textarea><a href='/in-textarea'>t</a></textarea><xmp><a href='/xmp'>x</a></xmp>",
+      "<a href='/nested'><span>one<span>two</span></span> three</a>",
+  };
+  const std::vector<Selector::Options> origins = {
+      Selector::Options{"http://example.com/dir/page.html", "", ""},
+      Selector::Options{"https://example.com/", "text/html; charset=ISO-8859-1", ""},
+      Selector::Options{"http://example.com/", "", "UTF-8"},
+      Selector::Options{"", "", ""},
+  };
+  for (const std::string& html : pages) {
+    for (const Selector::Options& page : origins) expect_scan_matches_tree(html, page);
+  }
+  // The scan reads the page in place when it is valid UTF-8 and decodes it otherwise; both give
+  // what the tree gives (checked above); spot-check the values themselves.
+  Selector::Options page{"http://example.com/d/", "", ""};
+  std::vector<Link> links = scan_links(
+      "<a href='/x'>x<br> <span>y</span></a><base href='/b/'><a href='z#f' rel=nofollow>z</a>",
+      page);
+  ASSERT_EQ(links.size(), 2U);
+  EXPECT_EQ(links[0].url, "http://example.com/x");
+  EXPECT_EQ(links[1].url, "http://example.com/b/z");
+  EXPECT_TRUE(links[1].nofollow);
+  std::vector<Link> latin =
+      scan_links("<a href='/caf\xE9'>caf\xE9</a>",
+                 Selector::Options{"http://e.x/", "text/html; charset=latin1", ""});
+  ASSERT_EQ(latin.size(), 1U);
+  EXPECT_EQ(latin[0].url, "http://e.x/caf%C3%A9");
+  EXPECT_EQ(latin[0].text, "caf\xC3\xA9");
+}
+
+// random_markup(rng): tag soup from a small alphabet — links, nesting, void and raw-text elements,
+// base elements, comments, entities, whitespace runs and invalid bytes.
+std::string random_markup(std::mt19937& rng) {
+  static const std::vector<std::string> pieces = {"<a href='/p{}'>",
+                                                  "<a href=\"q{}#f\" rel='nofollow'>",
+                                                  "</a>",
+                                                  "<a>",
+                                                  "<area href='/ar{}'>",
+                                                  "<div>",
+                                                  "</div>",
+                                                  "<p>",
+                                                  "</p>",
+                                                  "<b>",
+                                                  "</b>",
+                                                  "<span>",
+                                                  "</span>",
+                                                  "<br>",
+                                                  "<img src=x>",
+                                                  "<table>",
+                                                  "<td>",
+                                                  "</table>",
+                                                  "<ul><li>",
+                                                  "</li>",
+                                                  "<base href='/base{}/'>",
+                                                  "<base>",
+                                                  "<script>if (a<b) x='<a href=/s>';</script>",
+                                                  "<style>a{}</style>",
+                                                  "<!-- c <a href=/c> -->",
+                                                  "<title>",
+                                                  "</title>",
+                                                  "<head>",
+                                                  "<body>",
+                                                  "</body>",
+                                                  "<html>",
+                                                  "</html>",
+                                                  "&amp;",
+                                                  "&#x41;",
+                                                  "&bogus;",
+                                                  " ",
+                                                  "  \n\t ",
+                                                  "text",
+                                                  "w{}",
+                                                  "\xC3\xA9",
+                                                  "\xE9",
+                                                  "\xFF",
+                                                  std::string("\0", 1),
+                                                  "<",
+                                                  ">",
+                                                  "<a href='http://other{}.example/x'>",
+                                                  "<link href='/l{}'>",
+                                                  "<select><option>",
+                                                  "<textarea>t</textarea>",
+                                                  "<form>",
+                                                  "</form>",
+                                                  "<h1>",
+                                                  "</h1>",
+                                                  "<pre>",
+                                                  "</pre>"};
+  std::uniform_int_distribution<std::size_t> pick(0, pieces.size() - 1);
+  std::uniform_int_distribution<int> count(1, 60);
+  std::uniform_int_distribution<int> number(0, 9);
+  std::string html;
+  for (int i = count(rng); i > 0; --i) {
+    std::string piece = pieces[pick(rng)];
+    if (std::size_t at = piece.find("{}"); at != std::string::npos) {
+      piece.replace(at, 2, std::to_string(number(rng)));
+    }
+    html += piece;
+  }
+  return html;
+}
+
+TEST(ScanLinks, SameLinksAsTheTreeOnRandomTagSoup) {
+  std::mt19937 rng(20261205);  // 160,000 pages of other seeds matched too
+  const Selector::Options page{"http://example.com/dir/page", "", ""};
+  for (int i = 0; i < 3000; ++i) {
+    std::string html = random_markup(rng);
+    expect_scan_matches_tree(html, page);
+    if (HasFailure()) break;  // one page's report is enough
+  }
+}
+
+TEST(ScanLinks, RestrictOptionsParseATreeAndBadInputIsReported) {
+  const std::string html = "<div id=nav><a href='/n1'>1</a></div><a href='/out'>o</a>";
+  LinkExtractorOptions nav;
+  nav.restrict_css = "#nav";
+  const Selector::Options page{"http://example.com/", "", ""};
+  EXPECT_THAT(printable(scan_links(html, page, nav)), ElementsAre("http://example.com/n1 | 1"));
+  nav.restrict_css = "a[";
+  EXPECT_THROW((void)scan_links(html, page, nav), ValueError);
+  // Binary garbage scans without crashing, as it parses.
+  std::mt19937 rng(7);
+  std::string garbage(20000, '\0');
+  for (char& c : garbage) c = static_cast<char>(rng());
+  expect_scan_matches_tree(garbage, page);
+}
+
 // ---- threads -----------------------------------------------------------------------------------
 
 TEST(SelectorThreads, FourThreadsParseDifferentPagesAtOnce) {

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "concur/errors.hpp"
@@ -108,6 +109,23 @@ TEST(Urljoin, BadInputThrowsValueErrorNamingTheUrl) {
     EXPECT_THAT(e.what(), HasSubstr("no scheme here"));
   }
   EXPECT_THROW((void)urljoin("http://a/", "http://[bad"), ValueError);
+}
+
+TEST(Urljoin, AlternatingBasesAndABadBaseAfterAGoodOne) {
+  // urljoin keeps the last base it parsed on each thread; a different base, or a bad one, must
+  // not be answered from it.
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_EQ(urljoin("http://a.example/x/y?q", "z"), "http://a.example/x/z");
+    EXPECT_EQ(urljoin("http://a.example/x/y?q", "?r"), "http://a.example/x/y?r");
+    EXPECT_EQ(urljoin("https://b.example:8443/p/", "../q"), "https://b.example:8443/q");
+    EXPECT_THROW((void)urljoin("no scheme", "z"), ValueError);
+    EXPECT_EQ(urljoin("http://a.example/x/y?q", ""), "http://a.example/x/y?q");
+  }
+  std::string other;
+  std::thread t([&] { other = urljoin("http://t.example/dir/", "f"); });
+  t.join();
+  EXPECT_EQ(other, "http://t.example/dir/f");
+  EXPECT_EQ(urljoin("http://a.example/x/y", "f"), "http://a.example/x/f");
 }
 
 // ---- canonicalize_url -------------------------------------------------------------------------
@@ -291,6 +309,14 @@ TEST(UrlIsFromAnyDomain, W3libSemantics) {
   EXPECT_FALSE(url_is_from_any_domain("http://example.com/", {""}));
   std::vector<std::string> domains = {"example.com", "example.net"};
   EXPECT_TRUE(url_is_from_any_domain("https://x.example.net/", domains));
+  // The host-level form gives the same answers on url_host()'s result.
+  EXPECT_TRUE(
+      host_is_from_any_domain(url_host("http://sub.Example.COM/"), domains = {"example.com"}));
+  EXPECT_FALSE(host_is_from_any_domain(url_host("http://badexample.com/"), domains));
+  EXPECT_FALSE(host_is_from_any_domain(url_host("http://example.com.evil.net/"), domains));
+  domains = {".EXAMPLE.org"};
+  EXPECT_TRUE(host_is_from_any_domain("a.example.org", domains));
+  EXPECT_FALSE(host_is_from_any_domain("", domains));
 }
 
 TEST(RequestFingerprint, ScrapyRecipe) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 
 #ifndef CONCUR_APPS_BUILD_TYPE
 #define CONCUR_APPS_BUILD_TYPE ""
@@ -69,6 +70,17 @@ std::string cpu_model_from(const std::string& cpuinfo) {
   return "unknown";
 }
 
+namespace {
+std::string& allocator_slot() {
+  static std::string name = "glibc";
+  return name;
+}
+}  // namespace
+
+void set_allocator_name(std::string name) { allocator_slot() = std::move(name); }
+
+std::string allocator_name() { return allocator_slot(); }
+
 MachineInfo machine_info() {
   MachineInfo m;
   m.nproc = std::thread::hardware_concurrency();
@@ -83,6 +95,7 @@ MachineInfo machine_info() {
   m.compiler = compiler_name();
   m.build_type = CONCUR_APPS_BUILD_TYPE;
   m.sanitize = CONCUR_APPS_SANITIZE;
+  m.allocator = allocator_name();
   m.concur_version = CONCUR_APPS_VERSION;
   m.date = utc_now_iso8601();
   return m;

@@ -16,9 +16,15 @@ struct MachineInfo {
   std::string compiler;    // e.g. "GCC 12.2.0"
   std::string build_type;  // CMAKE_BUILD_TYPE of concur_apps
   std::string sanitize;    // CONCUR_SANITIZE of the build ("" for none)
+  std::string allocator;   // the process's malloc: allocator_name()
   std::string concur_version;
   std::string date;  // UTC, ISO 8601: "2024-11-24T08:30:00Z"
 };
+
+// set_allocator_name(name) / allocator_name(): the malloc the running binary uses — "glibc"
+// unless main() says otherwise (the `concur` binary links mimalloc: apps/concur/CMakeLists.txt).
+void set_allocator_name(std::string name);
+[[nodiscard]] std::string allocator_name();
 
 // machine_info() reads the current machine and build.
 [[nodiscard]] MachineInfo machine_info();

@@ -71,9 +71,9 @@ std::string render_table(const BenchResult& result) {
   const MachineInfo& m = result.machine;
   const BenchConfig& c = result.config;
   std::string out =
-      fmt::format("concur bench ({} size): {} CPUs ({}), load {:.2f}, {} {}{}; ", size_name(c.size),
-                  m.nproc, m.cpu_model, m.load_average, m.compiler, m.build_type,
-                  m.sanitize.empty() ? "" : ", sanitizer " + m.sanitize);
+      fmt::format("concur bench ({} size): {} CPUs ({}), load {:.2f}, {} {}{}, malloc {}; ",
+                  size_name(c.size), m.nproc, m.cpu_model, m.load_average, m.compiler, m.build_type,
+                  m.sanitize.empty() ? "" : ", sanitizer " + m.sanitize, m.allocator);
   out += c.python ? fmt::format("Python {}", c.python->version) : std::string("no Python rows");
   out += "\n\n";
 
@@ -147,6 +147,7 @@ nlohmann::json to_json(const BenchResult& result) {
                   {"compiler", m.compiler},
                   {"build_type", m.build_type},
                   {"sanitize", m.sanitize},
+                  {"allocator", m.allocator},
                   {"concur_version", m.concur_version},
                   {"date", m.date}};
   j["config"] = {{"size", size_name(c.size)},

@@ -119,23 +119,24 @@ class CommandLineSpider : public cc::Spider {
   }
 
   void follow(const cc::Response& response, cc::Output& out) const {
-    std::vector<std::string> urls;
     if (follow_.empty()) {
-      for (cc::Link& link : cc::extract_links(response.selector())) urls.push_back(link.url);
-    } else {
-      for (const std::string& selector : follow_) {
-        for (const cc::Selector& s : select(response, selector)) {
-          if (s.kind() == cc::Selector::Kind::kElement) {
-            // An element: the links inside it (itself included), as LinkExtractor's restrict_*.
-            cc::LinkExtractorOptions region;
-            (is_xpath(selector) ? region.restrict_xpath : region.restrict_css) = selector;
-            for (cc::Link& link : cc::extract_links(response.selector(), region)) {
-              urls.push_back(std::move(link.url));
-            }
-            break;  // the extractor already walked every region of this selector
+      // links() resolves them already (the page's <base href> included): no follow() needed.
+      for (cc::Link& link : response.links()) out.yield(cc::Request(std::move(link.url)));
+      return;
+    }
+    std::vector<std::string> urls;
+    for (const std::string& selector : follow_) {
+      for (const cc::Selector& s : select(response, selector)) {
+        if (s.kind() == cc::Selector::Kind::kElement) {
+          // An element: the links inside it (itself included), as LinkExtractor's restrict_*.
+          cc::LinkExtractorOptions region;
+          (is_xpath(selector) ? region.restrict_xpath : region.restrict_css) = selector;
+          for (cc::Link& link : cc::extract_links(response.selector(), region)) {
+            urls.push_back(std::move(link.url));
           }
-          urls.push_back(s.get());  // an ::attr(...) or text value
+          break;  // the extractor already walked every region of this selector
         }
+        urls.push_back(s.get());  // an ::attr(...) or text value
       }
     }
     for (const std::string& url : urls) {

@@ -180,6 +180,10 @@ struct Response {
   // xpath(expr) / css(selector): selector().xpath / css.
   [[nodiscard]] SelectorList xpath(std::string_view expr) const;
   [[nodiscard]] SelectorList css(std::string_view css_selector) const;
+  // links(options): the page's links (extract_links, Scrapy's LinkExtractor): from the parsed page
+  // when selector() has already parsed it, else by scan_links without building a tree — so a
+  // callback that only follows links never pays for one.
+  [[nodiscard]] std::vector<Link> links(const LinkExtractorOptions& options = {}) const;
   // urljoin(ref): ref resolved against the page (its <base href> counts). ValueError if no URL.
   [[nodiscard]] std::string urljoin(std::string_view ref) const;
   // follow(ref, callback): a GET Request of urljoin(ref) to be handled by `callback` (a name

@@ -97,6 +97,10 @@ struct SplitResult {
                                           std::span<const std::string> domains);
 [[nodiscard]] bool url_is_from_any_domain(std::string_view url,
                                           std::initializer_list<std::string_view> domains);
+// host_is_from_any_domain(host, domains): the same test on a host already taken from a URL
+// (url_host's or SplitResult::hostname's lowercased form); an empty host is from no domain.
+[[nodiscard]] bool host_is_from_any_domain(std::string_view host,
+                                           std::span<const std::string> domains);
 
 // request_fingerprint(method, canonical_url, body) identifies a request for dedupe: the SHA-1, as
 // 40 lowercase hex digits, of Scrapy's (2.7+) fingerprint document
