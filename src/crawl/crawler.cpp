@@ -141,6 +141,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
     robots_agent_ =
         settings.robotstxt_user_agent.empty() ? settings.user_agent : settings.robotstxt_user_agent;
     fifo_ = settings.scheduler_order == "fifo";
+    hubs_first_ = settings.scheduler_hubs_first;
     throttle_.min_delay = settings.download_delay;
     throttle_.max_delay = settings.autothrottle_max_delay;
     throttle_.target_concurrency = settings.autothrottle_target_concurrency;
@@ -191,9 +192,24 @@ class Engine : public std::enable_shared_from_this<Engine> {
   };
   struct Queued {
     int priority;
+    int hub;  // hub_class() of its kind of page at push (SCHEDULER_HUBS_FIRST), else 0
     std::uint64_t seq;
     Request request;
   };
+  // Fanout: what the pages of one kind (page_kind()) yielded so far (SCHEDULER_HUBS_FIRST).
+  struct Fanout {
+    std::uint64_t pages = 0;
+    std::uint64_t fresh = 0;  // requests they yielded that were new (past the filters)
+  };
+  // page_kind(url): host and path with each run of digits as '#' ("h/list/#"); the query and
+  // fragment left out. A grouping key only, not a URL parse.
+  static std::string page_kind(std::string_view url);
+  // hub_class(url): 0-4, higher for kinds whose pages yielded more new requests each (4 while a
+  // kind has no page yet).
+  [[nodiscard]] int hub_class(std::string_view url) const;
+  static constexpr int kTopHubClass = 4;
+  // learn(url, fresh): one more page of url's kind, which yielded `fresh` new requests.
+  void learn(std::string_view url, std::uint64_t fresh);
   // Checked: what schedule() learns from a request's URL alone. A callback's requests are checked
   // on its parse thread, so the loop thread only applies the answers (URL parsing,
   // canonicalization and the SHA-1 were a sixth of its time in a links-only crawl).
@@ -214,8 +230,9 @@ class Engine : public std::enable_shared_from_this<Engine> {
 
   void log(std::string_view level, const std::string& line);
   // Scheduling (spider output, start requests, redirects): the filters, then the queue.
-  // `checked` is check(request) when the caller has it.
-  void schedule(Request request, const Request* parent, bool redirected,
+  // `checked` is check(request) when the caller has it. True when the request was new (queued,
+  // and not a dont_filter request seen before).
+  bool schedule(Request request, const Request* parent, bool redirected,
                 std::optional<Checked> checked = std::nullopt);
   // The scheduler's storage: the in-memory heap, or the JOBDIR's DiskQueue. push() takes a
   // request past the filters; pop() the next one; queued() counts them.
@@ -273,6 +290,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::string robots_agent_;
   AutoThrottle throttle_;
   bool fifo_ = false;  // SCHEDULER_ORDER == "fifo" (read by every heap comparison)
+  bool hubs_first_ = true;  // SCHEDULER_HUBS_FIRST
   std::size_t parse_threads_ = 1;
   std::size_t max_alive_ = 1;
   aio::Loop* loop_ = nullptr;  // set by run(); read by stop() from other threads after that
@@ -286,6 +304,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   aio::Semaphore global_;      // CONCURRENT_REQUESTS
   aio::Event wake_;            // the pump's doorbell: a task ended, requests arrived, closing
   std::vector<Queued> queue_;  // a binary heap by queue_less (no JOBDIR)
+  std::unordered_map<std::string, Fanout> fanout_;  // by page_kind (SCHEDULER_HUBS_FIRST)
   std::uint64_t seq_ = 0;
   std::unordered_set<std::string> seen_;  // (no JOBDIR)
   std::optional<DiskQueue> disk_queue_;   // JOBDIR/requests.sqlite
@@ -330,7 +349,40 @@ bool Engine::queue_less(const Queued& a, const Queued& b) const {
   // std::push_heap keeps the greatest on top: the highest priority, then the newest (LIFO, Scrapy's
   // default queues) or the oldest (FIFO).
   if (a.priority != b.priority) return a.priority < b.priority;
+  if (a.hub != b.hub) return a.hub < b.hub;
   return fifo_ ? a.seq > b.seq : a.seq < b.seq;
+}
+
+std::string Engine::page_kind(std::string_view url) {
+  std::size_t start = url.find("://");
+  start = start == std::string_view::npos ? 0 : start + 3;
+  const std::size_t end = url.find_first_of("?#", start);
+  const std::string_view rest = url.substr(start, end == std::string_view::npos ? url.npos
+                                                                                : end - start);
+  std::string kind;
+  kind.reserve(rest.size());
+  for (std::size_t i = 0; i < rest.size(); ++i) {
+    if (rest[i] >= '0' && rest[i] <= '9') {
+      if (kind.empty() || kind.back() != '#') kind += '#';
+    } else {
+      kind += rest[i];
+    }
+  }
+  return kind;
+}
+
+int Engine::hub_class(std::string_view url) const {
+  // A kind not seen yet ranks first: one fetch tells what it yields (a chain's second page is
+  // usually queued before its first was parsed).
+  const auto it = fanout_.find(page_kind(url));
+  if (it == fanout_.end() || it->second.pages == 0) return kTopHubClass;
+  const double per_page =
+      static_cast<double>(it->second.fresh) / static_cast<double>(it->second.pages);
+  if (per_page < 0.5) return 0;
+  if (per_page < 2) return 1;
+  if (per_page < 8) return 2;
+  if (per_page < 32) return 3;
+  return kTopHubClass;
 }
 
 void Engine::push(Request request) {
@@ -349,7 +401,8 @@ void Engine::push(Request request) {
     }
   } else {
     const int priority = request.priority;
-    queue_.push_back(Queued{priority, seq_++, std::move(request)});
+    const int hub = hubs_first_ ? hub_class(request.url) : 0;
+    queue_.push_back(Queued{priority, hub, seq_++, std::move(request)});
     std::push_heap(queue_.begin(), queue_.end(),
                    [this](const Queued& a, const Queued& b) { return queue_less(a, b); });
     stats_.inc_value("scheduler/enqueued");
@@ -443,7 +496,7 @@ Engine::Checked Engine::check(const Request& request) {
   return c;
 }
 
-void Engine::schedule(Request request, const Request* parent, bool redirected,
+bool Engine::schedule(Request request, const Request* parent, bool redirected,
                       std::optional<Checked> checked) {
   if (parent != nullptr && !redirected) {
     // DepthMiddleware: one level below the page it was found on.
@@ -452,7 +505,7 @@ void Engine::schedule(Request request, const Request* parent, bool redirected,
     if (settings_.depth_limit > 0 && request.depth > settings_.depth_limit) {
       log("DEBUG",
           "Ignoring link (depth > " + std::to_string(settings_.depth_limit) + "): " + request.url);
-      return;
+      return false;
     }
     stats_.max_value("request_depth_max", request.depth);
     if (settings_.depth_stats_verbose) {
@@ -464,13 +517,13 @@ void Engine::schedule(Request request, const Request* parent, bool redirected,
     stats_.inc_value("urllength/request_ignored_count");
     log("DEBUG", "Ignoring link (url length > " + std::to_string(settings_.urllength_limit) +
                      "): " + request.url.substr(0, 200));
-    return;
+    return false;
   }
   if (!checked) checked = check(request);
   if (!checked->error.empty()) {
     stats_.inc_value("scheduler/invalid_url");
     log("WARNING", "Ignoring request <" + request.url.substr(0, 200) + ">: " + checked->error);
-    return;
+    return false;
   }
   if (!request.dont_filter && !spider_.allowed_domains.empty() &&
       !host_is_from_any_domain(checked->host, spider_.allowed_domains)) {
@@ -479,16 +532,17 @@ void Engine::schedule(Request request, const Request* parent, bool redirected,
       stats_.inc_value("offsite/domains");
       log("DEBUG", "Filtered offsite request to '" + checked->host + "': <" + request.url + ">");
     }
-    return;
+    return false;
   }
   // A dont_filter request is scheduled even when seen, but is remembered too (Scrapy does not
   // record it, so a link back to a start URL fetches the start page a second time).
   const bool fresh = !seen(checked->fingerprint);
   if (!fresh && !request.dont_filter) {
     stats_.inc_value("dupefilter/filtered");
-    return;
+    return false;
   }
   push(std::move(request));
+  return fresh;
 }
 
 Engine::Slot& Engine::slot_for(const Request& request) {
@@ -594,16 +648,36 @@ void Engine::reap() {
 
 void Engine::schedule_all(std::vector<Request> requests, const Request* parent,
                           std::vector<Checked> checked) {
+  std::uint64_t fresh = 0;
   for (std::size_t i = 0; i < requests.size(); ++i) {
     try {
       std::optional<Checked> c;
       if (i < checked.size()) c = std::move(checked[i]);
-      schedule(std::move(requests[i]), parent, false, std::move(c));
+      if (schedule(std::move(requests[i]), parent, false, std::move(c))) ++fresh;
     } catch (const std::exception& e) {
       stats_.inc_value("scheduler/errors");
       log("ERROR", std::string("Cannot schedule a request: ") + e.what());
     }
   }
+  // The parent's kind learns what it yielded (its children were queued by what the kind's
+  // earlier pages yielded).
+  if (parent != nullptr) learn(parent->url, fresh);
+}
+
+// learn: SCHEDULER_HUBS_FIRST's table. Every fetch that ends teaches its kind: a callback's or
+// errback's output (schedule_all), a redirect (its target), a failure no errback handles (none).
+// A bounded table: kinds past kMaxKinds are not learned (they stay "unknown").
+void Engine::learn(std::string_view url, std::uint64_t fresh) {
+  constexpr std::size_t kMaxKinds = 10'000;
+  if (!hubs_first_) return;
+  std::string kind = page_kind(url);
+  auto it = fanout_.find(kind);
+  if (it == fanout_.end()) {
+    if (fanout_.size() >= kMaxKinds) return;
+    it = fanout_.emplace(std::move(kind), Fanout{}).first;
+  }
+  ++it->second.pages;
+  it->second.fresh += fresh;
 }
 
 bool Engine::meta_true(const Request& request, const std::string& key) const {
@@ -925,7 +999,8 @@ aio::Task<void> Engine::handle(Response response) {
     stats_.inc_value("redirect/count");
     log("DEBUG", "Redirecting (" + std::to_string(status) + ") to <" + next.url + "> from <" +
                      request.url + ">");
-    schedule(std::move(next), &request, /*redirected=*/true);
+    const std::string from = request.url;
+    learn(from, schedule(std::move(next), &request, /*redirected=*/true) ? 1 : 0);
     co_return;
   }
   ++responses_;
@@ -982,7 +1057,10 @@ aio::Task<void> Engine::handle_failure(std::shared_ptr<Failure> failure) {
     log("ERROR", e.what());
     co_return;
   }
-  if (!eb) co_return;
+  if (!eb) {
+    learn(failure->request.url, 0);
+    co_return;
+  }
   Spider::Callback none;
   co_await run_callback(nullptr, std::move(none), std::move(eb), std::move(failure));
 }

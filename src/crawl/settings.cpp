@@ -70,6 +70,7 @@ const Entry kEntries[] = {
     {"ROBOTSTXT_CRAWL_DELAY", &Settings::robotstxt_crawl_delay},
     {"ROBOTSTXT_OBEY", &Settings::robotstxt_obey},
     {"ROBOTSTXT_USER_AGENT", &Settings::robotstxt_user_agent},
+    {"SCHEDULER_HUBS_FIRST", &Settings::scheduler_hubs_first},
     {"SCHEDULER_ORDER", &Settings::scheduler_order},
     {"URLLENGTH_LIMIT", &Settings::urllength_limit},
     {"USER_AGENT", &Settings::user_agent},

@@ -66,6 +66,13 @@ struct Settings {
   bool depth_stats_verbose = false;      // DEPTH_STATS_VERBOSE: request_depth_count/<n>
   std::string scheduler_order = "lifo";  // concur: SCHEDULER_ORDER, "lifo" (Scrapy's default
                                          // queues: depth-first) or "fifo" (breadth-first)
+  // concur: SCHEDULER_HUBS_FIRST. Among requests of equal priority, those whose kind of page
+  // (URL path with its numbers as '#', per host: /list/#, /post/#) has so far yielded more new
+  // requests per page go first — list and pagination pages before the leaves they list — so
+  // chains of such pages keep moving and a latency-bound crawl keeps its requests in flight.
+  // Order only: priorities, politeness and the set of pages fetched are unchanged. False: Scrapy's
+  // order exactly. No effect with a JOBDIR (its disk queue orders by priority only).
+  bool scheduler_hubs_first = true;
   int urllength_limit = 2083;            // URLLENGTH_LIMIT (0: none)
   std::string user_agent = "concur-crawl/0.1 (+https://github.com/concur)";  // USER_AGENT
   std::vector<int> httperror_allowed_codes;  // HTTPERROR_ALLOWED_CODES: non-2xx to callbacks
