@@ -3,8 +3,9 @@
 // wait_on_b prints `b.result()` and wait_on_a prints `a.result()`: each task waits for the other,
 // both workers are taken, and Python hangs for ever ("当回调已关联了一个 Future 然后再等待另一个
 // Future 的结果时就会发产死锁情况").
-// concur, part 1: a task that waits for tasks it submitted to its own pool is fine — a waiting
-// worker runs queued tasks meanwhile ("helping"), so a naive recursive fib that submits two
+// concur, part 1: a task that waits for tasks it submitted to its own pool is fine — a worker
+// waiting on its own pool's future runs the pool's queued tasks meanwhile ("helping"; on any other
+// future it just blocks, as in Python), so a naive recursive fib that submits two
 // tasks per call and waits for them completes on any number of workers (Python's pool would hang
 // as soon as every worker waits). Part 2: a wait that still can never end — the notes' pair —
 // raises DeadlockError in the waiting task instead of hanging; the error reaches both futures.

@@ -48,6 +48,7 @@
 
 #include "concur/errors.hpp"
 #include "concur/future.hpp"
+#include "concur/queue.hpp"
 #include "concur/sync/event.hpp"
 #include "concur/thread.hpp"
 #include "support/hook_support.hpp"
@@ -419,6 +420,229 @@ TEST_F(ThreadPoolTest, WaitOnAWaitOnBRaisesDeadlockErrorNamingBothWorkers) {
   for (int i = 0; i < 10; ++i) fs.push_back(pool.submit([i] { return i * i; }));
   for (int i = 0; i < 10; ++i) EXPECT_EQ(fs[static_cast<std::size_t>(i)].result(kGenerous), i * i);
   EXPECT_EQ(pool.submit(fib2, std::ref(pool), 12).result(kGenerous), 144);
+}
+
+// ==== helping only on the pool's own futures =====================================================
+
+// ConcurrencyMeter: how many tasks are inside their body now, and the most ever at once.
+struct ConcurrencyMeter {
+  std::atomic<int> now{0};
+  std::atomic<int> max{0};
+  void enter() {
+    const int n = now.fetch_add(1) + 1;
+    int m = max.load();
+    while (n > m && !max.compare_exchange_weak(m, n)) {
+    }
+  }
+  void leave() { now.fetch_sub(1); }
+};
+
+// How a task waits on a foreign future (one no task of its pool finishes).
+enum class ForeignWait { kResult, kThen, kWait, kAsCompleted, kOtherPool };
+
+std::string name_of(ForeignWait w) {
+  switch (w) {
+    case ForeignWait::kResult:
+      return "result";
+    case ForeignWait::kThen:
+      return "then";
+    case ForeignWait::kWait:
+      return "wait";
+    case ForeignWait::kAsCompleted:
+      return "as_completed";
+    case ForeignWait::kOtherPool:
+      return "other_pool";
+  }
+  return "?";
+}
+
+// A worker blocked on a future its pool does not finish — a Promise's (as I/O completes one), a
+// then() continuation of one, concur::wait / as_completed over them, another pool's task — runs
+// nothing else meanwhile: 4 x max_workers such tasks never have more than max_workers inside
+// their bodies at once (Python's ThreadPoolExecutor(N) bound; helping used to start queued tasks
+// inside the blocked ones). The test thread completes the promises one at a time, each only once
+// its task has started, so a queued task can start only when a running one finishes.
+TEST_F(ThreadPoolTest, WaitsOnForeignFuturesNeverRunMoreThanMaxWorkersTasks) {
+  for (const ForeignWait how : {ForeignWait::kResult, ForeignWait::kThen, ForeignWait::kWait,
+                                ForeignWait::kAsCompleted, ForeignWait::kOtherPool}) {
+    for (const std::size_t workers : {std::size_t{1}, std::size_t{2}, std::size_t{3}}) {
+      SCOPED_TRACE("wait=" + name_of(how) + " workers=" + std::to_string(workers));
+      const std::size_t tasks = 4 * workers;
+      ConcurrencyMeter meter;  // before the pools: outlives every task
+      Queue<std::size_t> started;
+      ThreadPoolExecutor pool(workers);
+      ThreadPoolExecutor other(tasks);            // kOtherPool: its tasks forward the promises
+      std::vector<Promise<int>> promises(tasks);  // destroyed first: a failure breaks the waits
+      std::vector<Future<int>> results;
+      for (std::size_t i = 0; i < tasks; ++i) {
+        Future<int> io = promises[i].get_future();
+        if (how == ForeignWait::kOtherPool) {
+          io = other.submit([io] { return io.result(kGenerous); });
+        }
+        results.push_back(pool.submit([&meter, &started, how, i, io]() -> int {
+          meter.enter();
+          started.put(i);
+          int v = -1;
+          switch (how) {
+            case ForeignWait::kResult:
+            case ForeignWait::kOtherPool:
+              v = io.result(kGenerous);
+              break;
+            case ForeignWait::kThen:
+              v = io.then([](const Future<int>& f) { return f.result(); }).result(kGenerous);
+              break;
+            case ForeignWait::kWait:
+              if (wait(std::vector<Future<int>>{io}, kGenerous).done.size() == 1) v = io.result();
+              break;
+            case ForeignWait::kAsCompleted:
+              for (Future<int> f : as_completed(std::vector<Future<int>>{io}, kGenerous)) {
+                v = f.result();
+              }
+              break;
+          }
+          meter.leave();
+          return v;
+        }));
+      }
+      // Let the first `workers` tasks block before any promise is kept, so that a pool that
+      // still helped would start queued tasks inside them now.
+      std::vector<std::size_t> first;
+      for (std::size_t k = 0; k < workers; ++k) first.push_back(started.get(kGenerous));
+      std::this_thread::sleep_for(kShort);
+      for (std::size_t k = 0; k < tasks; ++k) {
+        const std::size_t i = k < workers ? first[k] : started.get(kGenerous);
+        promises[i].set_result(static_cast<int>(i));
+      }
+      for (std::size_t i = 0; i < tasks; ++i) {
+        EXPECT_EQ(results[i].result(kGenerous), static_cast<int>(i));
+      }
+      EXPECT_EQ(meter.max.load(), static_cast<int>(workers));
+    }
+  }
+}
+
+// The pool's own futures still get help, through every way of waiting: on one and two workers a
+// task waits on its children by result(), on a then() continuation of a child, on a
+// then(pool, fn) chain (both steps are the pool's tasks), and on an eager map — all of them
+// queued behind the waiting task, so only helping runs them.
+TEST_F(ThreadPoolTest, WaitsOnTheOwnPoolsFuturesStillHelp) {
+  for (const std::size_t workers : {std::size_t{1}, std::size_t{2}}) {
+    SCOPED_TRACE("workers=" + std::to_string(workers));
+    // Occupy the other workers, so that the waiting task's children can only run by helping.
+    Gate hold;
+    Queue<int> blocked;
+    ThreadPoolExecutor pool(workers);
+    OpenAtExit open_hold{hold};
+    std::vector<Future<void>> blockers;
+    auto parent = pool.submit([&pool, &blocked, workers] {
+      for (std::size_t k = 0; k + 1 < workers; ++k) (void)blocked.get(kGenerous);
+      int sum = 0;
+      sum += pool.submit([] { return 1; }).result(kGenerous);
+      sum += pool.submit([] { return 2; })
+                 .then([](const Future<int>& f) { return 10 * f.result(); })
+                 .result(kGenerous);
+      sum += pool.submit([] { return 3; })
+                 .then(pool, [](const Future<int>& f) { return 100 * f.result(); })
+                 .result(kGenerous);
+      for (const int v : pool.map([](int x) { return 1000 * x; }, std::vector<int>{4},
+                                  MapOptions{.eager = true})) {
+        sum += v;
+      }
+      return sum;
+    });
+    for (std::size_t k = 0; k + 1 < workers; ++k) {
+      blockers.push_back(pool.submit([&hold, &blocked] {
+        blocked.put(0);
+        hold.pass();
+      }));
+    }
+    EXPECT_EQ(parent.result(kGenerous), 1 + 20 + 300 + 4000);
+    hold.open();
+    for (auto& b : blockers) b.result(kGenerous);
+  }
+}
+
+// Nested waits on the pool's own futures: a chain of tasks, each submitting the next and waiting
+// for it, completes on one and two workers (every level runs inside its parent's wait).
+int chain(ThreadPoolExecutor& pool, int depth) {
+  if (depth == 0) return 0;
+  return pool.submit(chain, std::ref(pool), depth - 1).result(kGenerous) + 1;
+}
+
+TEST_F(ThreadPoolTest, NestedWaitsOnTheOwnPoolsFuturesComplete) {
+  for (const std::size_t workers : {std::size_t{1}, std::size_t{2}}) {
+    SCOPED_TRACE("workers=" + std::to_string(workers));
+    ThreadPoolExecutor pool(workers);
+    EXPECT_EQ(pool.submit(chain, std::ref(pool), 50).result(kGenerous), 50);
+    EXPECT_EQ(pool.submit(fib2, std::ref(pool), 15).result(kGenerous), 610);
+  }
+}
+
+// as_completed() over the pool's own futures and a foreign one, inside a task on one worker: the
+// own ones are run by helping and yielded while the foreign one is still pending; then the task
+// blocks on the foreign one alone (running nothing) until the test thread keeps the promise.
+TEST_F(ThreadPoolTest, AsCompletedOverOwnAndForeignFuturesHelpsOnlyForTheOwn) {
+  Event own_done;
+  std::atomic<bool> queued_ran{false};
+  ThreadPoolExecutor pool(1);
+  Promise<int> io;  // after the pool: a failed assertion breaks the wait before the pool joins
+  auto parent = pool.submit([&] {
+    std::vector<Future<int>> fs{io.get_future()};
+    for (int i = 1; i <= 3; ++i) fs.push_back(pool.submit([i] { return i; }));
+    int sum = 0;
+    int seen = 0;
+    for (Future<int> f : as_completed(fs, kGenerous)) {
+      sum += f.result();
+      if (++seen == 3) own_done.set();
+    }
+    return sum;
+  });
+  ASSERT_TRUE(own_done.wait(kGenerous)) << "the pool's own futures were not run by helping";
+  // An unrelated task queued now must wait for the blocked parent: nothing helps it in.
+  auto later = pool.submit([&] { queued_ran = true; });
+  std::this_thread::sleep_for(kShort);
+  EXPECT_FALSE(queued_ran.load()) << "a task started inside a wait on a foreign future";
+  io.set_result(100);
+  EXPECT_EQ(parent.result(kGenerous), 106);
+  later.result(kGenerous);
+  EXPECT_TRUE(queued_ran.load());
+}
+
+// pool_id(): a pool's futures carry their pool's id (distinct per pool), then() copies it from its
+// source, a Promise's future has none; then(executor, fn) follows fn's pool once it is submitted.
+TEST_F(ThreadPoolTest, FuturesKnowWhichPoolFinishesThem) {
+  using detail::FutureAccess;
+  using detail::FutureStateBase;
+  Gate hold;
+  ThreadPoolExecutor a(1);
+  ThreadPoolExecutor b(1);
+  Future<int> fa = a.submit([] { return 1; });
+  Future<int> fb = b.submit([] { return 2; });
+  const std::uint32_t ida = FutureAccess::state(fa)->pool_id();
+  const std::uint32_t idb = FutureAccess::state(fb)->pool_id();
+  EXPECT_NE(ida, FutureStateBase::kNoPool);
+  EXPECT_NE(idb, FutureStateBase::kNoPool);
+  EXPECT_NE(ida, idb);
+  Promise<int> p;
+  Future<int> fp = p.get_future();
+  EXPECT_EQ(FutureAccess::state(fp)->pool_id(), FutureStateBase::kNoPool);
+  auto then_p = fp.then([](const Future<int>& f) { return f.result(); });
+  EXPECT_EQ(FutureAccess::state(then_p)->pool_id(), FutureStateBase::kNoPool);
+  auto then_p_on_b = fp.then(b, [](const Future<int>& f) { return f.result(); });
+  EXPECT_EQ(FutureAccess::state(then_p_on_b)->pool_id(), FutureStateBase::kNoPool);
+  p.set_result(3);  // fn is submitted to b now
+  EXPECT_EQ(then_p_on_b.result(kGenerous), 3);
+  EXPECT_EQ(FutureAccess::state(then_p_on_b)->pool_id(), idb);
+  OpenAtExit open_hold{hold};
+  Future<int> held = a.submit([&hold] {
+    hold.pass();
+    return 4;
+  });
+  auto then_a = held.then([](const Future<int>& f) { return f.result(); });
+  EXPECT_EQ(FutureAccess::state(then_a)->pool_id(), ida);
+  hold.open();
+  EXPECT_EQ(then_a.result(kGenerous), 4);
+  EXPECT_EQ(fa.result(kGenerous) + fb.result(kGenerous), 3);
 }
 
 // ==== submits from inside a worker

@@ -182,6 +182,9 @@ class BulkGate {
   // nullptr (shutdown(cancel_futures = true): the work is cancelled) or the error the work gets
   // (e.g. BrokenThreadPool). False: the item may run.
   virtual bool refuses(std::exception_ptr& why) const noexcept = 0;
+  // pool_id(): the FutureStateBase::pool_id() the executor's tasks carry (kNoPool: none), so that
+  // the range's MapGate counts as the pool's own future (its workers help in a wait on it).
+  [[nodiscard]] virtual std::uint32_t pool_id() const noexcept { return FutureStateBase::kNoPool; }
 
  protected:
   BulkGate() = default;
@@ -197,8 +200,9 @@ struct alignas(64) MapLaneNow {
   std::atomic<std::uint32_t> item{kNone};
 };
 
-// MapGate: the state a range blocks on while its next item runs — a FutureStateBase, so that a
-// blocking wait in a pool worker helps (runs queued tasks, the range tasks among them) meanwhile.
+// MapGate: the state a range blocks on while its next item runs — a FutureStateBase carrying the
+// executor's pool_id(), so that a blocking wait in a worker of that pool helps (runs queued
+// tasks, the range tasks among them) meanwhile.
 // reset() re-arms it (the range only, while nobody can open it for the current wait); open() may
 // come late, from a wait already over: the range then sees a spurious wake-up and waits again.
 // finisher() names the range task running the item the range waits for, so that a pool's
@@ -281,7 +285,9 @@ class MapBlock {
   static constexpr std::uint32_t kNone = 0xffffffffU;
 
   MapBlock(Fn fn, std::size_t capacity, std::shared_ptr<const BulkGate> gate)
-      : fn_(std::move(fn)), slots_(new Slot[capacity]), gate_(std::move(gate)) {}
+      : fn_(std::move(fn)), slots_(new Slot[capacity]), gate_(std::move(gate)) {
+    wake_.set_pool_id(gate_->pool_id());
+  }
   MapBlock(const MapBlock&) = delete;
   MapBlock& operator=(const MapBlock&) = delete;
   ~MapBlock() {

@@ -111,6 +111,23 @@ class CONCUR_EXPORT FutureStateBase {
   // A pool's deadlock check follows it; the pointer may be stale: compare it, never dereference.
   [[nodiscard]] virtual const FutureStateBase* finisher() const noexcept { return nullptr; }
 
+  // ---- the pool that finishes it ---------------------------------------------------------------
+  // kNoPool: no thread pool's task finishes the state (a Promise fed by I/O or another thread, a
+  // process pool, the event loop): a pool worker waiting on it blocks like any thread.
+  static constexpr std::uint32_t kNoPool = 0;
+  // pool_id(): the id of the in-process thread pool whose task finishes this state — set by the
+  // pool when it accepts the task, copied by then() from its source — or kNoPool.
+  [[nodiscard]] std::uint32_t pool_id() const noexcept {
+    return pool_.load(std::memory_order_relaxed);
+  }
+  void set_pool_id(std::uint32_t id) noexcept { pool_.store(id, std::memory_order_relaxed); }
+  // finished_by_pool(id): whether a task of pool `id` (not kNoPool) finishes this state now; what
+  // a worker of that pool asks before it helps (runs the pool's other tasks) in a wait on it. A
+  // state standing for several futures (as_completed()/wait()'s gate) answers for the pending ones.
+  [[nodiscard]] virtual bool finished_by_pool(std::uint32_t id) const noexcept {
+    return id != kNoPool && pool_id() == id;
+  }
+
   // ---- references ------------------------------------------------------------------------------
   void add_ref() noexcept { refs_.fetch_add(kRef, std::memory_order_relaxed); }
   void release_ref() noexcept {
@@ -232,6 +249,8 @@ class CONCUR_EXPORT FutureStateBase {
   std::atomic<std::uint32_t> word_{kPending};
 
  private:
+  std::atomic<std::uint32_t> pool_{kNoPool};  // beside word_: fills its padding (see pool_id())
+
   bool wait_slow(const Deadline& d);
   void completed(std::uint32_t old, bool unobserved) noexcept;
   void fire_nodes() noexcept;
@@ -301,9 +320,11 @@ class FutureState<void> : public FutureStateBase {
 // WaitHelper is the executors' hook into blocking waits. Every blocking wait on a future
 // (result, exception, wait, as_completed, concur::wait) that finds it not done calls the calling
 // thread's helper first, if one is installed: help_until(s, d) returns once s is done or the
-// deadline d passed — a pool worker runs queued tasks meanwhile ("helping"), and may throw
-// DeadlockError when the wait can never end; the exception propagates out of the waiting call.
-// It may also return early (false) to decline: the wait then continues with s.wait_plain(d).
+// deadline d passed — a pool worker whose own pool finishes s (s.finished_by_pool) runs the
+// pool's queued tasks meanwhile ("helping"), and may throw DeadlockError when the wait can never
+// end; the exception propagates out of the waiting call. It may also return early (false) to
+// decline — a pool worker does for every future its pool does not finish — and the wait then
+// continues as any thread's would (the producer's assist_wait, then s.wait_plain(d)).
 // For as_completed()/wait() over many futures, `s` is an internal state that becomes done when
 // the condition holds. The pool installs its helper on its worker threads with set_wait_helper().
 class WaitHelper {
@@ -367,12 +388,29 @@ struct FutureAccess {
 
 // Gate is a reusable internal state as_completed()/wait() block on (so that the WaitHelper sees a
 // FutureStateBase): reset() and open() are called under the owner's mutex.
+// It also counts, per pool, the watched futures still pending that a pool's task finishes, so
+// that finished_by_pool() answers for them (a worker helps only while one of its pool's is left).
 class CONCUR_EXPORT Gate final : public FutureStateBase {
  public:
+  static constexpr std::uint8_t kNoSlot = 0xff;    // a future no pool finishes
+  static constexpr std::uint8_t kOverflow = 0xfe;  // a pool beyond kPools: counted as any pool
+  static constexpr std::size_t kPools = 4;
+
   Gate() noexcept : FutureStateBase(kRef) {}
   ~Gate() override;
   void reset() noexcept { word_.store(kPending, std::memory_order_relaxed); }
   void open() noexcept;
+  // add_pool(id): one more pending future finished by pool id; returns the slot to drop later.
+  // Called by the waiting thread only, before it waits.
+  std::uint8_t add_pool(std::uint32_t id) noexcept;
+  // drop_pool(slot): that future is done (from any thread).
+  void drop_pool(std::uint8_t slot) noexcept;
+  [[nodiscard]] bool finished_by_pool(std::uint32_t id) const noexcept override;
+
+ private:
+  std::uint32_t ids_[kPools] = {};  // written by the waiting thread before it waits
+  std::atomic<std::uint32_t> pending_[kPools] = {};
+  std::atomic<std::uint32_t> overflow_{0};
 };
 
 // CompletionWaiter is the one waiter behind as_completed() and wait(): one WaitNode per pending
@@ -405,6 +443,7 @@ class CONCUR_EXPORT CompletionWaiter {
     CompletionWaiter* owner = nullptr;
     FutureStateBase* state = nullptr;
     std::size_t index = 0;
+    std::uint8_t pool = Gate::kNoSlot;  // its slot in gate_'s pool counts
     bool registered = false;
     bool fired = false;  // guarded by owner->mu_
   };
@@ -850,6 +889,8 @@ class ThenState final : public FutureState<U>, public WaitNode {
         src_(std::move(src)) {
     ::new (static_cast<void*>(std::addressof(fn_))) F(std::forward<G>(g));
     fire = &thunk;
+    // fn runs where the source completes: a task of the source's pool, if any, finishes this.
+    this->set_pool_id(FutureAccess::state(src_)->pool_id());
   }
   ~ThenState() override {}  // fn_ is destroyed by run_continuation()
 
@@ -1068,15 +1109,20 @@ auto Future<T>::then(Executor& executor, F&& fn) const {
   static_assert(std::is_invocable_v<std::decay_t<F>&, const Future<T>&>,
                 "then(executor, fn): fn must be callable as fn(const Future<T>&)");
   using U = std::decay_t<std::invoke_result_t<std::decay_t<F>&, const Future<T>&>>;
-  checked();
+  detail::FutureStateBase* s = checked();
   Promise<U> promise;
   Future<U> out = promise.get_future();
-  add_done_callback([ex = &executor, f = std::decay_t<F>(std::forward<F>(fn)),
+  // Until fn is submitted, whoever finishes this future's source finishes the result; then the
+  // pool (if any) that runs fn does (a waiting pool worker helps only while that is its own pool).
+  detail::FutureStateBase* o = detail::FutureAccess::state(out);
+  o->set_pool_id(s->pool_id());
+  add_done_callback([ex = &executor, f = std::decay_t<F>(std::forward<F>(fn)), o,
                      p = std::move(promise)](const Future<T>& src) mutable {
     if (p.is_done()) return;  // the continuation was cancelled: fn never runs
     try {
       auto inner = ex->submit(
           [g = std::move(f), src]() mutable -> U { return std::invoke(g, std::as_const(src)); });
+      o->set_pool_id(detail::FutureAccess::state(inner)->pool_id());  // p keeps o alive
       inner.add_done_callback(
           [q = std::move(p)](const auto& in) mutable { detail::forward_outcome<U>(in, q); });
     } catch (...) {

@@ -15,12 +15,18 @@
 // work for a few microseconds (yielding the CPU), then sleeps on a futex: an idle pool uses no
 // CPU, and a submit wakes a sleeper only when no worker is searching already.
 //
-// Helping: a blocking wait on any future (result(), exception(), wait(), as_completed(),
-// concur::wait) inside a worker of this pool runs queued and stolen tasks until the future is
-// done, so recursive fork-join (a task that submits subtasks and waits for them) completes on any
-// number of workers. A wait that can never end — a task waiting on its own future, or tasks
-// waiting on each other around a cycle of workers (the notes' wait_on_a / wait_on_b) — throws
-// DeadlockError from the wait, naming the workers involved, instead of hanging.
+// Helping, only on the pool's own futures: a blocking wait (result(), exception(), wait(),
+// as_completed(), concur::wait) inside a worker of this pool on a future that a task of this same
+// pool finishes — a task submitted to it, a then() continuation of one, then(pool, fn), an eager
+// map's results, as_completed()/wait() over some of these — runs the pool's queued and stolen
+// tasks until the future is done (the awaited task among them), so recursive fork-join (a task
+// that submits subtasks and waits for them) completes on any number of workers, where Python's
+// pool can deadlock. Every other future (a Promise fed by I/O, aio::run_coroutine_threadsafe's, a
+// ProcessPoolExecutor's or another pool's) blocks the worker like a plain thread: nothing else
+// runs on it meanwhile, so max_workers stays a true bound on the tasks running at once, as in
+// Python. A wait that can never end — a task waiting on its own future, or tasks waiting on each
+// other around a cycle of workers (the notes' wait_on_a / wait_on_b) — throws DeadlockError from
+// the wait, naming the workers involved, instead of hanging.
 //
 // map(): an eager map runs as one range task per worker that steal inputs from each other (see
 // executor.hpp); the tasks ask the pool before each input, so shutdown(cancel_futures) and a broken

@@ -265,6 +265,38 @@ void Gate::open() noexcept {
   if ((w & kSleeper) != 0) futex_wake_all(word_);
 }
 
+std::uint8_t Gate::add_pool(std::uint32_t id) noexcept {
+  if (id == kNoPool) return kNoSlot;
+  for (std::size_t k = 0; k < kPools; ++k) {
+    if (ids_[k] == kNoPool) ids_[k] = id;
+    if (ids_[k] == id) {
+      pending_[k].fetch_add(1, std::memory_order_relaxed);
+      return static_cast<std::uint8_t>(k);
+    }
+  }
+  overflow_.fetch_add(1, std::memory_order_relaxed);
+  return kOverflow;
+}
+
+void Gate::drop_pool(std::uint8_t slot) noexcept {
+  if (slot == kNoSlot) return;
+  if (slot == kOverflow) {
+    overflow_.fetch_sub(1, std::memory_order_relaxed);
+  } else {
+    pending_[slot].fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+bool Gate::finished_by_pool(std::uint32_t id) const noexcept {
+  if (id == kNoPool) return false;
+  // Futures of more pools than kPools: every pool among them (and, rarely, another) helps.
+  if (overflow_.load(std::memory_order_relaxed) != 0) return true;
+  for (std::size_t k = 0; k < kPools && ids_[k] != kNoPool; ++k) {
+    if (ids_[k] == id) return pending_[k].load(std::memory_order_relaxed) != 0;
+  }
+  return false;
+}
+
 // ---- CompletionWaiter --------------------------------------------------------------------------
 
 CompletionWaiter::CompletionWaiter(Mode mode, std::size_t total, std::size_t max_pending)
@@ -303,11 +335,13 @@ void CompletionWaiter::watch(std::size_t i, FutureStateBase& s) noexcept {
     n.index = i;
     n.internal = true;
     n.fire = &on_fire;
+    n.pool = gate_.add_pool(s.pool_id());  // before it can fire (which drops it)
     if (s.add_node(&n)) {
       n.registered = true;
       return;
     }
     // It finished meanwhile: count it as a completion of a registered future.
+    gate_.drop_pool(n.pool);
     mu_.lock();
     record(i, s, true);
     mu_.unlock();
@@ -328,6 +362,7 @@ void CompletionWaiter::arm() noexcept {
 void CompletionWaiter::on_fire(WaitNode* node, FutureStateBase& s) noexcept {
   auto* n = static_cast<Node*>(node);
   CompletionWaiter* self = n->owner;
+  self->gate_.drop_pool(n->pool);  // before record() may open the gate
   self->mu_.lock();
   n->fired = true;
   self->record(n->index, s, true);

@@ -46,6 +46,16 @@ constexpr std::uint64_t kBatch = 32;
 constexpr int kMaxDepth = 128;
 
 std::atomic<std::uint64_t> g_pool_counter{0};
+std::atomic<std::uint32_t> g_pool_ids{0};
+
+// next_pool_id(): a pool's FutureStateBase::pool_id(), never kNoPool. After 2^32 pools ids repeat:
+// a worker could then help in a wait on a long-dead pool's future — extra helping, never a hang.
+std::uint32_t next_pool_id() noexcept {
+  for (;;) {
+    const std::uint32_t id = g_pool_ids.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (id != FutureStateBase::kNoPool) return id;
+  }
+}
 
 std::size_t default_max_workers() {
   const unsigned cores = std::max(1U, std::thread::hardware_concurrency());
@@ -93,7 +103,8 @@ class PoolCore final : public WaitHelper,
                        public std::enable_shared_from_this<PoolCore> {
  public:
   explicit PoolCore(ThreadPoolOptions options)
-      : max_workers_(options.max_workers != 0 ? options.max_workers : default_max_workers()),
+      : id_(next_pool_id()),
+        max_workers_(options.max_workers != 0 ? options.max_workers : default_max_workers()),
         initializer_(std::move(options.initializer)) {
     std::string prefix = std::move(options.thread_name_prefix);
     if (prefix.empty()) {
@@ -119,6 +130,9 @@ class PoolCore final : public WaitHelper,
   [[nodiscard]] std::size_t max_workers() const noexcept { return max_workers_; }
 
   void execute(RunnablePtr task) {
+    // Mark the future as this pool's before anyone can see the task: a wait on it in one of our
+    // workers helps (see help_until). Its submitter learns the future only after this.
+    task->future_state().set_pool_id(id_);
     WorkerContext& ctx = tls_worker;
     if (ctx.core == this) {  // from one of our tasks: onto this worker's own deque
       if (shutdown_flag_.load(std::memory_order_acquire)) reject_shutdown(std::move(task));
@@ -191,11 +205,20 @@ class PoolCore final : public WaitHelper,
     }
     return false;
   }
+  [[nodiscard]] std::uint32_t pool_id() const noexcept override { return id_; }
 
   // ---- helping (WaitHelper) ---------------------------------------------------------------------
+  // help_until(s, d): in one of our workers, while s is a future this pool finishes (one of our
+  // tasks, a then() continuation of one, an eager map's gate, as_completed()/wait() over some of
+  // ours), run our queued tasks until s is done — the task behind s among them, so fork-join
+  // completes on any number of workers. Any other future (a Promise, another executor's, the
+  // event loop's) is declined: the worker blocks on it as a plain thread, so max_workers bounds
+  // the tasks that run at once, as in Python. Also declined once s stops being ours
+  // (then(executor, fn) moving on to another executor).
   bool help_until(FutureStateBase& s, const Deadline& d) override {
     WorkerContext& ctx = tls_worker;
     if (ctx.core != this) return false;
+    if (!s.finished_by_pool(id_)) return false;
     WorkerSlot& me = *ctx.slot;
     FutureStateBase* const outer_wait = me.waiting_on;  // a wait further out on this worker
     bool published = false;
@@ -214,6 +237,7 @@ class PoolCore final : public WaitHelper,
     auto slice = std::chrono::duration_cast<std::chrono::nanoseconds>(kFirstHelpSlice);
     for (;;) {
       if (s.done()) return true;
+      if (!s.finished_by_pool(id_)) return false;
       if (Runnable* t = find_work(ctx)) {
         unpublish();  // running something: this worker is not blocked meanwhile
         run_task(me, t);
@@ -583,6 +607,7 @@ class PoolCore final : public WaitHelper,
 
   // Read-mostly: every submit and every look for work reads these; they change a few times in
   // a pool's life, so they share no cache line with a counter that changes per task.
+  const std::uint32_t id_;  // the pool_id() of our futures
   const std::size_t max_workers_;
   const std::function<void()> initializer_;
   std::vector<std::unique_ptr<WorkerSlot>> slots_;  // max_workers_ slots; spawned_ in use
