@@ -289,7 +289,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
   int log_rank_;
   std::string robots_agent_;
   AutoThrottle throttle_;
-  bool fifo_ = false;  // SCHEDULER_ORDER == "fifo" (read by every heap comparison)
+  bool fifo_ = false;       // SCHEDULER_ORDER == "fifo" (read by every heap comparison)
   bool hubs_first_ = true;  // SCHEDULER_HUBS_FIRST
   std::size_t parse_threads_ = 1;
   std::size_t max_alive_ = 1;
@@ -357,8 +357,8 @@ std::string Engine::page_kind(std::string_view url) {
   std::size_t start = url.find("://");
   start = start == std::string_view::npos ? 0 : start + 3;
   const std::size_t end = url.find_first_of("?#", start);
-  const std::string_view rest = url.substr(start, end == std::string_view::npos ? url.npos
-                                                                                : end - start);
+  const std::string_view rest =
+      url.substr(start, end == std::string_view::npos ? url.npos : end - start);
   std::string kind;
   kind.reserve(rest.size());
   for (std::size_t i = 0; i < rest.size(); ++i) {

@@ -12,6 +12,7 @@
 #include <boost/url/url_view.hpp>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -616,14 +617,65 @@ std::string canonical(Parts p, std::string_view url, bool keep_fragments) {
 
 }  // namespace
 
+namespace {
+
+// CanonicalMemo: each thread's last canonical forms of http(s) URLs with a host, by URL. A link
+// extractor canonicalizes every link (for `unique`) and the crawler checks the same URLs right
+// after on the same parse thread (check_http_url): the second parse is answered from here.
+// Direct-mapped, kSlots entries; canonicalization is a pure function, so a hit is always right.
+class CanonicalMemo {
+ public:
+  const detail::HttpUrl* find(std::string_view url) const noexcept {
+    const Slot& s = slots_[index(url)];
+    return s.used && s.url == url ? &s.value : nullptr;
+  }
+  void store(std::string_view url, const detail::HttpUrl& value) {
+    Slot& s = slots_[index(url)];
+    s.used = false;  // an exception below leaves the slot empty, never half-written
+    s.url.assign(url);
+    s.value = value;
+    s.used = true;
+  }
+
+ private:
+  static constexpr std::size_t kSlots = 64;
+  struct Slot {
+    bool used = false;
+    std::string url;
+    detail::HttpUrl value;
+  };
+  static std::size_t index(std::string_view url) noexcept {
+    return std::hash<std::string_view>{}(url) % kSlots;
+  }
+  std::array<Slot, kSlots> slots_;
+};
+
+CanonicalMemo& canonical_memo() {
+  thread_local CanonicalMemo memo;
+  return memo;
+}
+
+}  // namespace
+
 std::string canonicalize_url(std::string_view url, bool keep_fragments) {
+  if (!keep_fragments) {
+    if (const detail::HttpUrl* hit = canonical_memo().find(url)) return hit->canonical;
+  }
   std::string safe = safe_url_string(url);
-  return canonical(parse_absolute(url, safe), url, keep_fragments);
+  Parts p = parse_absolute(url, safe);
+  std::string host = p.has_authority ? hostname(p.host) : std::string();
+  const bool http = is_http(p.scheme);
+  std::string out = canonical(std::move(p), url, keep_fragments);
+  if (!keep_fragments && http && !host.empty()) {
+    canonical_memo().store(url, detail::HttpUrl{std::move(host), out});
+  }
+  return out;
 }
 
 namespace detail {
 
 HttpUrl check_http_url(std::string_view url) {
+  if (const HttpUrl* hit = canonical_memo().find(url)) return *hit;
   std::string safe = safe_url_string(url);
   Parts p = parse_absolute(url, safe);
   if (!is_http(p.scheme)) throw ValueError("unsupported URL scheme '" + p.scheme + "'");
@@ -632,6 +684,7 @@ HttpUrl check_http_url(std::string_view url) {
   (void)port_number(p, url);  // a bad port is no URL (as urlsplit)
   if (out.host.empty()) throw ValueError("no host");
   out.canonical = canonical(std::move(p), url, /*keep_fragments=*/false);
+  canonical_memo().store(url, out);
   return out;
 }
 

@@ -165,6 +165,23 @@ TEST(CanonicalizeUrl, SameAsW3lib) {
   for (const auto& c : cases) EXPECT_EQ(canonicalize_url(c.in), c.out) << "url " << c.in;
 }
 
+TEST(CanonicalizeUrl, RepeatedCallsAndFragmentsAgree) {
+  // Each thread remembers its last canonical forms: a second call, and a call keeping fragments
+  // after one dropping them, must answer as the first computation did.
+  const std::vector<std::string> urls = {
+      "http://www.Example.com:80/a/./b/../c?b=2&a=1#frag", "https://example.com/%7Euser?x",
+      "http://example.com/path with space?q=a b", "http://[::1]:8080/x?"};
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_EQ(canonicalize_url(urls[0]), "http://www.example.com/a/c?a=1&b=2");
+    EXPECT_EQ(canonicalize_url(urls[0], /*keep_fragments=*/true),
+              "http://www.example.com/a/c?a=1&b=2#frag");
+    EXPECT_EQ(canonicalize_url(urls[1]), "https://example.com/~user?x=");
+    EXPECT_EQ(canonicalize_url(urls[2]), canonicalize_url(canonicalize_url(urls[2])));
+    EXPECT_EQ(canonicalize_url(urls[3]), "http://[::1]:8080/x");
+    EXPECT_THROW((void)canonicalize_url("http:///no-host"), ValueError);
+  }
+}
+
 TEST(CanonicalizeUrl, DeliberateDifferencesFromW3lib) {
   // The default port is dropped (w3lib keeps ":80").
   EXPECT_EQ(canonicalize_url("http://example.com:80/a"), "http://example.com/a");
