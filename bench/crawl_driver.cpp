@@ -9,7 +9,7 @@
 // item {url, title, author} of each page where h1.title::text or span.author::text matched. Items
 // go to FILE.jsonl (JSON Lines, written on the crawler's writer thread); the Scrapy-named stats to
 // --stats-json as one JSON object. --fanout N: each page also yields N requests of its own that no
-// page links to (/frontier/<page>/<i> on the page's origin, 404s if fetched) — with
+// page links to (/frontier/<page>/<i> on the page's origin, priority -1, 404s if fetched) — with
 // CLOSESPIDER_PAGECOUNT, a frontier of pages x N queued requests, for its peak RSS in memory and
 // with a JOBDIR (docs/benchmarks.md, "crawl"). Exit 0 when the crawl finished (whatever it met), 1
 // on a setup error (a bad setting, an unwritable file).
@@ -53,7 +53,11 @@ class SiteSpider : public crawl::Spider {
       // Parse threads call parse() at once: each page takes its own number.
       const std::string base = crawl::url_origin(response.url) + "/frontier/" +
                                std::to_string(pages_.fetch_add(1) + 1) + "/";
-      for (int i = 0; i < fanout_; ++i) out.yield(crawl::Request(base + std::to_string(i)));
+      for (int i = 0; i < fanout_; ++i) {
+        crawl::Request extra(base + std::to_string(i));
+        extra.priority = -1;  // behind the site's pages: they pile up while the site is crawled
+        out.yield(std::move(extra));
+      }
     }
   }
 
