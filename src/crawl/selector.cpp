@@ -321,32 +321,47 @@ Selector::Selector(std::shared_ptr<detail::Document> doc, _xmlNode* node, Kind k
                    std::string value)
     : doc_(std::move(doc)), node_(node), kind_(kind), value_(std::move(value)) {}
 
-Selector::Selector(std::string_view html, const Options& options) {
+namespace {
+
+// kParseOptions: libxml2's HTML parser options for every page (docs/internals/crawl-parse.md).
+constexpr int kParseOptions = HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
+                              HTML_PARSE_NONET | HTML_PARSE_COMPACT | HTML_PARSE_IGNORE_ENC |
+                              XML_PARSE_HUGE;
+
+// page_text(html, options, encoding, storage): what the parser reads — the page as valid UTF-8
+// (a view of `html` or of `storage`, see decode_html), "<html/>" for a blank page; `encoding`
+// receives the encoding chosen. Initializes libxml2; ValueError for a page of 2 GiB or more.
+std::string_view page_text(std::string_view html, const Selector::Options& options,
+                           std::string& encoding, std::string& storage) {
   init_libxml();
   if (html.size() >= static_cast<std::size_t>(INT_MAX)) {
     throw ValueError("HTML document too large: " + std::to_string(html.size()) + " bytes");
   }
+  const std::string forced =
+      options.encoding.empty() ? std::string() : detail::resolve_encoding_label(options.encoding);
+  std::string_view text =
+      detail::decode_html(options.content_type, html, forced, encoding, storage);
+  if (text.find_first_not_of(" \t\r\n\f") == std::string_view::npos) text = "<html/>";
+  return text;
+}
+
+}  // namespace
+
+Selector::Selector(std::string_view html, const Options& options) {
   auto doc = std::make_shared<Document>();
   doc->page_url = options.base_url;
-  std::string forced =
-      options.encoding.empty() ? std::string() : detail::resolve_encoding_label(options.encoding);
   std::string storage;
-  std::string_view text =
-      detail::decode_html(options.content_type, html, forced, doc->encoding, storage);
-  if (text.find_first_not_of(" \t\r\n\f") == std::string_view::npos) text = "<html/>";
-  constexpr int kOptions = HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
-                           HTML_PARSE_NONET | HTML_PARSE_COMPACT | HTML_PARSE_IGNORE_ENC |
-                           XML_PARSE_HUGE;
+  const std::string_view text = page_text(html, options, doc->encoding, storage);
   {
     ErrorTrap trap;
     doc->doc = htmlReadMemory(text.data(), static_cast<int>(text.size()),
                               options.base_url.empty() ? nullptr : options.base_url.c_str(),
-                              "UTF-8", kOptions);
+                              "UTF-8", kParseOptions);
     if (doc->doc == nullptr || xmlDocGetRootElement(doc->doc) == nullptr) {
       if (doc->doc != nullptr) xmlFreeDoc(doc->doc);
       static constexpr std::string_view kEmpty = "<html/>";
       doc->doc = htmlReadMemory(kEmpty.data(), static_cast<int>(kEmpty.size()), nullptr, "UTF-8",
-                                kOptions);
+                                kParseOptions);
     }
   }
   if (doc->doc == nullptr) throw std::bad_alloc();
@@ -693,9 +708,6 @@ class LinkScanner {
 
   // scan(utf8, page_url): parses `utf8` (valid UTF-8) and returns its links.
   std::vector<Link> scan(std::string_view utf8, const std::string& page_url) {
-    constexpr int kOptions = HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
-                             HTML_PARSE_NONET | HTML_PARSE_COMPACT | HTML_PARSE_IGNORE_ENC |
-                             XML_PARSE_HUGE;
     {
       ErrorTrap trap;
       std::unique_ptr<htmlParserCtxt, CtxtFree> ctxt(
@@ -711,7 +723,7 @@ class LinkScanner {
       ctxt->sax->internalSubset = &LinkScanner::on_doctype;
       ctxt->sax->initialized = 1;
       ctxt->userData = this;
-      htmlCtxtUseOptions(ctxt.get(), kOptions);
+      htmlCtxtUseOptions(ctxt.get(), kParseOptions);
       if (xmlCharEncodingHandlerPtr utf8_handler = xmlFindCharEncodingHandler("UTF-8")) {
         xmlSwitchToEncoding(ctxt.get(), utf8_handler);
       }
@@ -876,17 +888,9 @@ std::vector<Link> scan_links(std::string_view html, const Selector::Options& pag
   if (!options.restrict_css.empty() || !options.restrict_xpath.empty()) {
     return extract_links(Selector(html, page), options);
   }
-  init_libxml();
-  if (html.size() >= static_cast<std::size_t>(INT_MAX)) {
-    throw ValueError("HTML document too large: " + std::to_string(html.size()) + " bytes");
-  }
-  std::string forced =
-      page.encoding.empty() ? std::string() : detail::resolve_encoding_label(page.encoding);
   std::string encoding;
   std::string storage;
-  std::string_view text = detail::decode_html(page.content_type, html, forced, encoding, storage);
-  if (text.find_first_not_of(" \t\r\n\f") == std::string_view::npos) return {};  // "<html/>"
-  return LinkScanner(options).scan(text, page.base_url);
+  return LinkScanner(options).scan(page_text(html, page, encoding, storage), page.base_url);
 }
 
 std::vector<Link> extract_links(std::string_view html, std::string_view base_url,

@@ -73,7 +73,7 @@ struct Settings {
   // Order only: priorities, politeness and the set of pages fetched are unchanged. False: Scrapy's
   // order exactly. No effect with a JOBDIR (its disk queue orders by priority only).
   bool scheduler_hubs_first = true;
-  int urllength_limit = 2083;            // URLLENGTH_LIMIT (0: none)
+  int urllength_limit = 2083;  // URLLENGTH_LIMIT (0: none)
   std::string user_agent = "concur-crawl/0.1 (+https://github.com/concur)";  // USER_AGENT
   std::vector<int> httperror_allowed_codes;  // HTTPERROR_ALLOWED_CODES: non-2xx to callbacks
   bool httperror_allow_all = false;          // HTTPERROR_ALLOW_ALL
