@@ -8,6 +8,7 @@
 #include "bench/bench_command.hpp"
 #include "bench/machine.hpp"
 #include "crawl/crawl_command.hpp"
+#include "serve/serve_command.hpp"
 
 #ifdef CONCUR_CLI_MIMALLOC
 #include <mimalloc.h>
@@ -27,13 +28,15 @@ int main(int argc, char** argv) {
 #endif
     CLI::App app{
         "concur: Python's threading, queue, concurrent.futures, multiprocessing and asyncio, "
-        "rebuilt in C++20, and the programs of its notes (bench, crawl)."};
+        "rebuilt in C++20, and the programs of its notes (bench, crawl, serve)."};
     app.require_subcommand(1);
 
     concur::apps::bench::BenchOptions bench_options;
     CLI::App* bench = concur::apps::bench::add_bench_command(app, bench_options);
     concur::apps::crawl::CrawlOptions crawl_options;
     CLI::App* crawl = concur::apps::crawl::add_crawl_command(app, crawl_options);
+    concur::apps::serve::ServeOptions serve_options;
+    CLI::App* serve = concur::apps::serve::add_serve_command(app, serve_options);
 
     try {
       app.parse(argc, argv);
@@ -43,6 +46,7 @@ int main(int argc, char** argv) {
     }
     if (bench->parsed()) return concur::apps::bench::run_bench(bench_options, std::cout, std::cerr);
     if (crawl->parsed()) return concur::apps::crawl::run_crawl(crawl_options, std::cout, std::cerr);
+    if (serve->parsed()) return concur::apps::serve::run_serve(serve_options, std::cout, std::cerr);
   } catch (const std::exception& e) {
     std::cerr << "concur: " << e.what() << "\n";
     return 1;

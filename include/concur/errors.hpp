@@ -16,6 +16,7 @@
 //                   ConnectionResetError; and SSLError (TLS)
 //   crawl::DownloadError  an HTTP fetch failed where no error above fits (libcurl's code):
 //                   ResponseTooLarge, TruncatedResponse, TooManyRedirects, DNSLookupError
+//   http::HTTPError  a web handler answers with an error status (Flask's abort())
 // Every what() starts with the Python-style type name, e.g. "RuntimeError: release unlocked
 // lock", so messages are greppable. Later layers add their types here.
 // Thread-safety: plain value types.
@@ -397,4 +398,33 @@ class DNSLookupError : public DownloadError {
 };
 
 }  // namespace crawl
+
+namespace http {
+
+// HTTPError: thrown by a web handler (concur/http) to answer with an error status, as Flask's
+// abort(status, description): the server answers `status` with the JSON body
+// {"error": {"status": 404, "reason": "Not Found", "message": "<message>"}}. status() is the
+// code, message() the text; what() is "HTTPError: 404: <message>". ValueError for a status
+// outside 400-599 (a handler that means success returns a Response).
+class HTTPError : public Error {
+ public:
+  HTTPError(int status, const std::string& message)
+      : Error("HTTPError: " + std::to_string(checked(status)) + ": " + message),
+        status_(status),
+        message_(message) {}
+  [[nodiscard]] int status() const noexcept { return status_; }
+  [[nodiscard]] const std::string& message() const noexcept { return message_; }
+
+ private:
+  static int checked(int status) {
+    if (status < 400 || status > 599) {
+      throw ValueError("HTTPError wants a status in 400-599, not " + std::to_string(status));
+    }
+    return status;
+  }
+  int status_;
+  std::string message_;
+};
+
+}  // namespace http
 }  // namespace concur
