@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "concur/errors.hpp"
+#include "fd_pin.hpp"
 #include "os_error.hpp"
 
 namespace concur::aio {
@@ -180,11 +181,12 @@ std::shared_ptr<FdEntry> FdWatchService::open(int fd, const char* what) {
     std::rethrow_exception(os_error(ec.value(), errno_text(ec.value())));
   }
   entries_.emplace(fd, e);
+  ++registrations_;
   return e;
 }
 
 void FdWatchService::maybe_erase(FdEntry& e) noexcept {
-  if (e.dead_ || !e.slots_[0].free() || !e.slots_[1].free()) return;
+  if (e.dead_ || e.pinned_ || !e.slots_[0].free() || !e.slots_[1].free()) return;
   const std::shared_ptr<FdEntry> keep = e.shared_from_this();
   if (auto it = entries_.find(e.fd_); it != entries_.end() && it->second.get() == &e) {
     entries_.erase(it);
@@ -192,7 +194,17 @@ void FdWatchService::maybe_erase(FdEntry& e) noexcept {
   e.release();
 }
 
-void FdWatchService::close_all() noexcept {
+void FdWatchService::pin(int fd) { open(fd, "pin_fd()")->pinned_ = true; }
+
+void FdWatchService::unpin(int fd) noexcept {
+  const auto it = entries_.find(fd);
+  if (it == entries_.end()) return;
+  const std::shared_ptr<FdEntry> e = it->second;
+  e->pinned_ = false;
+  maybe_erase(*e);
+}
+
+void FdWatchService::close_all() noexcept {  // pinned entries too
   closed_ = true;
   std::unordered_map<int, std::shared_ptr<FdEntry>> entries;
   entries.swap(entries_);
@@ -291,6 +303,32 @@ bool remove_watcher(LoopCore& core, int fd, FdDir d, const char* what) {
 }
 
 }  // namespace
+
+void pin_fd(LoopCore& loop, int fd) {
+  loop.check_thread("pin_fd()");
+  if (loop.closed()) throw RuntimeError("Event loop is closed");
+  FdWatchService::of(loop).pin(fd);
+}
+
+void unpin_fd(LoopCore& loop, int fd) {
+  if (loop.closed()) return;  // close_all() released every entry
+  loop.check_thread("unpin_fd()");
+  if (!asio::has_service<FdWatchService>(io_of(loop))) return;
+  FdWatchService::of(loop).unpin(fd);
+}
+
+FdWatchCounts fd_watch_counts(LoopCore& loop) {
+  FdWatchCounts c;
+  if (!asio::has_service<FdWatchService>(io_of(loop))) return c;
+  const FdWatchService& svc = FdWatchService::of(loop);
+  c.registrations = svc.registrations();
+  svc.for_each([&c](const FdEntry& e) {
+    ++c.entries;
+    if (e.pinned()) ++c.pinned;
+  });
+  return c;
+}
+
 }  // namespace detail
 
 void Loop::add_reader(int fd, std::function<void()> fn) {

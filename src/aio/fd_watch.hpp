@@ -10,7 +10,9 @@
 // or is claimed by one sock_* operation (FdClaim) and then, while that operation waits, names its
 // task. A slot with a watcher keeps one async_wait(wait_read / wait_write) armed; its completion
 // schedules the callback (a ready-queue node) or wakes the task; a callback's wait is re-armed once
-// the callback has run. Loop thread only, like everything on a loop.
+// the callback has run. An entry may be pinned (fd_pin.hpp: the crawler's libcurl sockets): it
+// then stays registered while both slots are free, until unpinned. Loop thread only, like
+// everything on a loop.
 #pragma once
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -56,6 +58,7 @@ class FdEntry : public std::enable_shared_from_this<FdEntry> {
 
   [[nodiscard]] int fd() const noexcept { return fd_; }
   [[nodiscard]] bool dead() const noexcept { return dead_; }
+  [[nodiscard]] bool pinned() const noexcept { return pinned_; }
   FdSlot& slot(FdDir d) noexcept { return slots_[static_cast<int>(d)]; }
   [[nodiscard]] FdWatchService& service() const noexcept { return *service_; }
 
@@ -76,6 +79,7 @@ class FdEntry : public std::enable_shared_from_this<FdEntry> {
   FdWatchService* service_;
   int fd_;
   bool dead_ = false;
+  bool pinned_ = false;  // kept registered while both slots are free (FdWatchService::pin)
   std::optional<boost::asio::posix::stream_descriptor> desc_;
   FdSlot slots_[2];
 };
@@ -95,8 +99,22 @@ class FdWatchService final : public boost::asio::execution_context::service {
   // refuses them); RuntimeError when the loop's reactor has fd already (a stream, server or
   // subprocess pipe of this loop: Python's "File descriptor is used by transport").
   std::shared_ptr<FdEntry> open(int fd, const char* what);
-  // maybe_erase(e): releases e when both of its slots are free.
+  // maybe_erase(e): releases e when both of its slots are free and it is not pinned.
   void maybe_erase(FdEntry& e) noexcept;
+  // pin(fd): the entry of fd (open()'s errors) stays registered when both of its slots are free:
+  // no fstat, epoll_ctl ADD / DEL or ioctl for the next watcher of fd. unpin() must run before fd
+  // is closed.
+  void pin(int fd);
+  // unpin(fd): fd is no longer pinned; its entry is released now if both slots are free, else by
+  // the last watcher's removal. Nothing for an fd without an entry (the registry closed meanwhile).
+  void unpin(int fd) noexcept;
+  // registrations(): how many entries open() registered with the reactor so far.
+  [[nodiscard]] std::uint64_t registrations() const noexcept { return registrations_; }
+  // for_each(f): f(entry) for every registered entry.
+  template <class F>
+  void for_each(F&& f) const {
+    for (const auto& [fd, e] : entries_) f(static_cast<const FdEntry&>(*e));
+  }
   // close_all(): every watcher goes (callbacks dropped, fds released); the registry is closed.
   void close_all() noexcept;
   [[nodiscard]] LoopCore& loop() const noexcept { return *loop_; }
@@ -107,6 +125,7 @@ class FdWatchService final : public boost::asio::execution_context::service {
   boost::asio::io_context* io_;
   LoopCore* loop_ = nullptr;
   bool closed_ = false;
+  std::uint64_t registrations_ = 0;
   std::unordered_map<int, std::shared_ptr<FdEntry>> entries_;
 };
 

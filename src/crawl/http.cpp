@@ -6,6 +6,9 @@
 //   on_socket  "watch fd s for IN / OUT / INOUT, or REMOVE it" → Loop::add_reader/add_writer
 //              (the loop's own epoll, via its fd watchers) and remove_reader/remove_writer;
 //   on_timer   "call me back in N ms (-1: never)" → one loop timer (call_later / call_soon).
+// Each easy handle also opens and closes its connections' sockets through us (on_open_socket /
+// on_close_socket), so that the loop keeps such a socket registered with its reactor from its first
+// watch until it is closed (aio's pinned fds), not from each transfer's watch to its REMOVE.
 // The loop calls back on_ready(fd) / on_timeout(), which run curl_multi_socket_action and then
 // collect the finished transfers (curl_multi_info_read) and wake their tasks.
 // A fetch is a Transfer: an aio Waiter that lives in the fetch coroutine's frame, owns one easy
@@ -16,6 +19,8 @@
 
 #include <curl/curl.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -26,6 +31,7 @@
 #include <exception>
 #include <unordered_map>
 
+#include "../aio/fd_pin.hpp"    // aio's pinned fd watchers
 #include "../aio/os_error.hpp"  // aio's errno -> OSError family mapping
 #include "concur/aio/sync.hpp"
 
@@ -229,11 +235,17 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   [[nodiscard]] CURLSH* share() const noexcept { return share_; }
   [[nodiscard]] bool closed() const noexcept { return closed_; }
   [[nodiscard]] std::size_t in_flight() const noexcept { return in_flight_; }
+  // set_socket_callbacks(easy): our open / close socket callbacks on easy (every transfer:
+  // curl_easy_reset clears them).
+  void set_socket_callbacks(CURL* easy);
   ClientStats stats;
 
  private:
   static int on_socket(CURL* easy, curl_socket_t s, int what, void* userp, void* socketp);
   static int on_timer(CURLM* multi, long timeout_ms, void* userp);
+  static curl_socket_t on_open_socket(void* clientp, curlsocktype purpose, curl_sockaddr* addr);
+  static int on_close_socket(void* clientp, curl_socket_t s);
+  void forget_socket(curl_socket_t s) noexcept;
   void watch(curl_socket_t s, int what);
   void on_ready(curl_socket_t s, int events) noexcept;
   void on_timeout() noexcept;
@@ -246,6 +258,7 @@ class ClientCore : public std::enable_shared_from_this<ClientCore> {
   CURLM* multi_ = nullptr;
   CURLSH* share_ = nullptr;
   std::unordered_map<curl_socket_t, int> watched_;  // fd → CURL_POLL_IN / OUT / INOUT
+  std::unordered_map<curl_socket_t, bool> ours_;    // opened by on_open_socket → pinned yet
   aio::Handle timer_;
   Transfer* head_ = nullptr;  // in flight (intrusive, doubly linked)
   std::size_t in_flight_ = 0;
@@ -375,12 +388,15 @@ void ClientCore::check_usable(const char* what) const {
 // touched again; 3. every transfer in flight leaves the multi handle and its task wakes with
 // CancelledError (libcurl's callbacks still update the watchers meanwhile); 4. libcurl's callbacks
 // are ignored, the loop's remaining watchers and the timer go; 5. the multi handle is freed (its
-// connections closed) and the spare easy handles; the share goes with the core.
+// connections closed: on_close_socket unpins each socket unless the loop is gone, and closes it)
+// and the spare easy handles; the share goes with the core.
 void ClientCore::close(bool from_guard) noexcept {
   if (closed_) return;
   closed_ = true;
   const bool loop_gone = !from_guard && (!guard_.valid() || guard_.done());
   closing_ = loop_gone;
+  // A gone loop released its pinned sockets when it closed: on_close_socket must not unpin them.
+  if (loop_gone) loop_ = nullptr;
   while (Transfer* t = head_) {
     // (Only while the loop lives: a closed loop ran every task, and so every fetch, to its end.)
     // libcurl's callbacks still update the watchers: the sockets it closes here leave the loop.
@@ -509,6 +525,12 @@ void ClientCore::watch(curl_socket_t s, int what) {
     if (it != watched_.end()) watched_.erase(it);
     return;
   }
+  // A socket we opened stays registered with the loop's reactor from its first watch until
+  // on_close_socket: the REMOVE after each transfer and the next watch then cost no system call.
+  if (const auto mine = ours_.find(s); mine != ours_.end() && !mine->second) {
+    adetail::pin_fd(loop_->core(), s);
+    mine->second = true;
+  }
   int now = (had_in && want_in ? CURL_POLL_IN : 0) | (had_out && want_out ? CURL_POLL_OUT : 0);
   watched_[s] = now;
   if (want_in && !had_in) {
@@ -520,6 +542,55 @@ void ClientCore::watch(curl_socket_t s, int what) {
     loop_->add_writer(s, [this, s] { on_ready(s, CURL_CSELECT_OUT); });
     now |= CURL_POLL_OUT;
     watched_[s] = now;
+  }
+}
+
+void ClientCore::set_socket_callbacks(CURL* easy) {
+  setopt(easy, CURLOPT_OPENSOCKETFUNCTION, &ClientCore::on_open_socket);
+  setopt(easy, CURLOPT_OPENSOCKETDATA, static_cast<void*>(this));
+  setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, &ClientCore::on_close_socket);
+  setopt(easy, CURLOPT_CLOSESOCKETDATA, static_cast<void*>(this));
+}
+
+// on_open_socket: libcurl's CURLOPT_OPENSOCKETFUNCTION (crawl-http.md, "Sockets"): the socket
+// libcurl would make (it sets O_NONBLOCK itself), recorded as ours so that watch() pins it.
+// libcurl's own descriptors (the threaded resolver's socketpair) do not come here and are never
+// pinned: libcurl closes them without calling on_close_socket.
+curl_socket_t ClientCore::on_open_socket(void* clientp, curlsocktype /*purpose*/,
+                                         curl_sockaddr* addr) {
+  auto* self = static_cast<ClientCore*>(clientp);
+  const int fd = ::socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+  if (fd < 0) return CURL_SOCKET_BAD;  // errno stays for libcurl's message
+  try {
+    self->forget_socket(fd);  // (a record of a number closed behind our back: never, normally)
+    self->ours_[fd] = false;
+  } catch (...) {
+    ::close(fd);
+    return CURL_SOCKET_BAD;
+  }
+  return fd;
+}
+
+// on_close_socket: libcurl's CURLOPT_CLOSESOCKETFUNCTION, for every socket a connection of ours
+// closes (its CURL_POLL_REMOVE came first): unpinned while the loop lives, then closed — once.
+int ClientCore::on_close_socket(void* clientp, curl_socket_t s) {
+  static_cast<ClientCore*>(clientp)->forget_socket(s);
+  return ::close(s);
+}
+
+// forget_socket(s): s is about to be closed: its record goes and, if it was pinned and the loop
+// lives, its pin (the fd's number may be reused at once by anyone).
+void ClientCore::forget_socket(curl_socket_t s) noexcept {
+  const auto it = ours_.find(s);
+  if (it == ours_.end()) return;
+  const bool pinned = it->second;
+  ours_.erase(it);
+  if (!pinned || loop_ == nullptr) return;
+  CONCUR_DCHECK(!watched_.contains(s));  // libcurl's REMOVE precedes the close
+  try {
+    adetail::unpin_fd(loop_->core(), s);
+  } catch (...) {
+    // (Only a close from another thread than the loop's could fail here, as in close().)
   }
 }
 
@@ -621,6 +692,7 @@ void Transfer::configure() {
   setopt(e, CURLOPT_HEADERFUNCTION, &Transfer::on_header);
   setopt(e, CURLOPT_HEADERDATA, static_cast<void*>(this));
   setopt(e, CURLOPT_SHARE, core_->share());
+  core_->set_socket_callbacks(e);
   const std::string& ua = request_.user_agent ? *request_.user_agent : o.user_agent;
   if (!ua.empty()) setopt(e, CURLOPT_USERAGENT, ua.c_str());
   const auto timeout = request_.timeout.value_or(o.timeout);

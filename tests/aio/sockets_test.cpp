@@ -9,8 +9,10 @@
 // recvfrom/recvfrom_into/sendto (test_recvfrom), IPv6; add_reader/remove_reader return values,
 // repeated callbacks, replacement, writers, a throwing callback, close() removing the watchers, the
 // loop-thread rule; one waiter per fd and direction, an fd of a stream refused, operations
-// releasing the fd from the reactor, peer errors. Traffic goes to 127.0.0.1 / ::1 only. Every
-// test's coroutine runs under aio::wait_for(kAioBound).
+// releasing the fd from the reactor, peer errors; pinned fds (src/aio/fd_pin.hpp, internal: the
+// crawler's libcurl sockets) staying registered without watchers until unpinned, a stale wait of
+// a pinned fd ignored, the loop's close releasing them. Traffic goes to 127.0.0.1 / ::1 only.
+// Every test's coroutine runs under aio::wait_for(kAioBound).
 #include "concur/aio/sockets.hpp"
 
 #include <arpa/inet.h>
@@ -33,6 +35,7 @@
 #include <utility>
 #include <vector>
 
+#include "../../src/aio/fd_pin.hpp"  // internal: pinned fd watchers
 #include "concur/aio/combinators.hpp"
 #include "concur/aio/loop.hpp"
 #include "concur/aio/streams.hpp"
@@ -747,6 +750,8 @@ TEST_F(AioSocketsTest, AStreamsSocketIsUsedByTransport) {
     EXPECT_TRUE(refused);
     EXPECT_THROW(loop.add_reader(fd, [] {}), RuntimeError);
     EXPECT_THROW(loop.add_writer(fd, [] {}), RuntimeError);
+    EXPECT_THROW(aio::detail::pin_fd(loop.core(), fd), RuntimeError);
+    EXPECT_EQ(aio::detail::fd_watch_counts(loop.core()).entries, 0u);
     // The stream still works.
     c.writer.write("still mine\n");
     const std::string back = co_await c.reader.readline();
@@ -1002,6 +1007,124 @@ TEST_F(AioSocketsTest, WatcherArgumentErrors) {
     EXPECT_FALSE(loop.remove_reader(-1));
     co_return;
   }());
+}
+
+// ---- pinned fds (src/aio/fd_pin.hpp) ------------------------------------------------------------
+
+TEST_F(AioSocketsTest, APinnedFdStaysRegisteredUntilUnpinned) {
+  SocketPair p = socket_pair();
+  run_bounded([&]() -> aio::Task<void> {
+    aio::Loop& loop = aio::get_running_loop();
+    aio::detail::LoopCore& core = loop.core();
+    const int fd = p.b.get();
+    const aio::detail::FdWatchCounts before = aio::detail::fd_watch_counts(core);
+    int reads = 0;
+    loop.add_reader(fd, [&reads] { ++reads; });
+    aio::detail::pin_fd(core, fd);
+    // Watchers come and go (as libcurl's after each transfer): one registration in all.
+    for (int round = 0; round < 20; ++round) {
+      EXPECT_TRUE(loop.remove_reader(fd));
+      aio::detail::FdWatchCounts now = aio::detail::fd_watch_counts(core);
+      EXPECT_EQ(now.entries, before.entries + 1);  // still registered, no watcher
+      EXPECT_EQ(now.pinned, before.pinned + 1);
+      int writes = 0;
+      loop.add_writer(fd, [&writes] { ++writes; });
+      EXPECT_TRUE(co_await eventually([&] { return writes >= 1; }));
+      EXPECT_TRUE(loop.remove_writer(fd));
+      const int seen = reads;
+      loop.add_reader(fd, [&reads] { ++reads; });
+      write_all(p.a.get(), "x");
+      EXPECT_TRUE(co_await eventually([&] { return reads > seen; }));
+      char c = 0;
+      EXPECT_EQ(::recv(fd, &c, 1, 0), 1);
+    }
+    EXPECT_EQ(aio::detail::fd_watch_counts(core).registrations, before.registrations + 1);
+    // A sock_* operation on the pinned fd uses its entry, which stays once the operation ended.
+    EXPECT_TRUE(loop.remove_reader(fd));
+    auto reading = aio::create_task(aio::sock_recv(fd, 100));
+    co_await aio::sleep(0ms);
+    co_await aio::sock_sendall(p.a.get(), "op");
+    const std::string got = co_await reading;
+    EXPECT_EQ(got, "op");
+    aio::detail::FdWatchCounts now = aio::detail::fd_watch_counts(core);
+    EXPECT_EQ(now.registrations, before.registrations + 1);
+    EXPECT_EQ(now.pinned, before.pinned + 1);
+    // Unpinned while it has a watcher: it leaves the reactor with its last watcher.
+    loop.add_reader(fd, [] {});
+    aio::detail::unpin_fd(core, fd);
+    now = aio::detail::fd_watch_counts(core);
+    EXPECT_EQ(now.entries, before.entries + 1);
+    EXPECT_EQ(now.pinned, before.pinned);
+    EXPECT_TRUE(loop.remove_reader(fd));
+    EXPECT_EQ(aio::detail::fd_watch_counts(core).entries, before.entries);
+    aio::detail::unpin_fd(core, fd);  // no entry: nothing
+    // Pinned without a watcher, then unpinned: it leaves at once.
+    aio::detail::pin_fd(core, fd);
+    EXPECT_EQ(aio::detail::fd_watch_counts(core).entries, before.entries + 1);
+    aio::detail::unpin_fd(core, fd);
+    EXPECT_EQ(aio::detail::fd_watch_counts(core).entries, before.entries);
+    // The reactor no longer has fd: a stream may take it over (EEXIST if it were still there).
+    aio::Connection c = aio::detail::adopt_stream_socket(p.b.release(), aio::kDefaultStreamLimit);
+    co_await aio::sock_sendall(p.a.get(), "line\n");
+    const std::string line = co_await c.reader.readline();
+    EXPECT_EQ(line, "line\n");
+    c.writer.close();
+  }());
+}
+
+TEST_F(AioSocketsTest, AStaleWaitOfAPinnedFdIsIgnored) {
+  SocketPair p = socket_pair();
+  run_bounded([&]() -> aio::Task<void> {
+    aio::Loop& loop = aio::get_running_loop();
+    const int fd = p.b.get();
+    aio::detail::pin_fd(loop.core(), fd);
+    write_all(p.a.get(), "x");  // readable before the first wait
+    for (int round = 0; round < 5; ++round) {
+      // The first callback's wait is withdrawn before the loop polls: its completion is stale.
+      int first = 0;
+      int second = 0;
+      loop.add_reader(fd, [&first] { ++first; });
+      EXPECT_TRUE(loop.remove_reader(fd));
+      loop.add_reader(fd, [&second] { ++second; });
+      EXPECT_TRUE(co_await eventually([&] { return second >= 2; }));
+      EXPECT_EQ(first, 0);
+      EXPECT_TRUE(loop.remove_reader(fd));
+      const int at_removal = second;
+      co_await iterations(3);
+      EXPECT_EQ(second, at_removal);
+    }
+    aio::detail::unpin_fd(loop.core(), fd);
+    EXPECT_EQ(aio::detail::fd_watch_counts(loop.core()).entries, 0u);
+  }());
+}
+
+TEST_F(AioSocketsTest, ClosingTheLoopReleasesPinnedFds) {
+  SocketPair p = socket_pair();
+  int calls = 0;
+  {
+    aio::Loop loop;
+    aio::detail::LoopCore& core = loop.core();
+    // Pinned at set-up (no loop running), one with a watcher, one without.
+    loop.add_reader(p.b.get(), [&calls] { ++calls; });
+    aio::detail::pin_fd(core, p.b.get());
+    aio::detail::pin_fd(core, p.a.get());
+    write_all(p.a.get(), "x");
+    loop.run_until_complete([&]() -> aio::Task<void> {
+      EXPECT_TRUE(co_await eventually([&] { return calls >= 1; }));
+    }());
+    EXPECT_EQ(aio::detail::fd_watch_counts(core).pinned, 2u);
+    loop.close();
+    const aio::detail::FdWatchCounts after = aio::detail::fd_watch_counts(core);
+    EXPECT_EQ(after.entries, 0u);
+    EXPECT_EQ(after.pinned, 0u);
+    aio::detail::unpin_fd(core, p.b.get());  // after the close: nothing, no error
+    EXPECT_THROW(aio::detail::pin_fd(core, p.b.get()), RuntimeError);
+    EXPECT_FALSE(loop.remove_reader(p.b.get()));
+  }
+  EXPECT_NE(::fcntl(p.a.get(), F_GETFD), -1);  // released, never closed
+  EXPECT_NE(::fcntl(p.b.get(), F_GETFD), -1);
+  const std::string left = aio::run(aio::sock_recv(p.b.get(), 10));
+  EXPECT_EQ(left, "x");
 }
 
 }  // namespace

@@ -8,7 +8,11 @@
 // client and loop keep working), the client destroyed and the loop closed with fetches in flight,
 // redirects (not followed by default; followed; endless), gzip and deflate (and not decoded),
 // chunked bodies, latency, cookies,
-// the user agent. Every test's coroutine runs under aio::wait_for(kAioBound): nothing can hang.
+// the user agent; the sockets libcurl opens staying registered with the loop's reactor (aio's
+// pinned fds) — one registration per connection over keep-alive, none left pinned once servers
+// close connections (Connection: close, idle ones dropped: numbers reused), the client is closed
+// mid-transfer or the loop closes. Every test's coroutine runs under aio::wait_for(kAioBound):
+// nothing can hang.
 #include "concur/crawl/http.hpp"
 
 #include <gtest/gtest.h>
@@ -28,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "../../src/aio/fd_pin.hpp"  // internal: the loop's fd watcher counts
 #include "concur/aio/combinators.hpp"
 #include "concur/aio/streams.hpp"
 #include "concur/aio/sync.hpp"
@@ -165,9 +170,26 @@ TEST_F(HttpClientTest, PostAndPutSendTheirBody) {
   }());
 }
 
+// watch_counts(): the running loop's fd watcher registry (registrations, entries, pinned).
+aio::detail::FdWatchCounts watch_counts() {
+  return aio::detail::fd_watch_counts(aio::get_running_loop().core());
+}
+
+// open_fds(): how many descriptors this process has open.
+std::size_t open_fds() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+// kSpareRegistrations: registrations a crawl may make beyond one per connection (none expected
+// on loopback with a numeric host: libcurl's resolver socketpair is not used).
+constexpr std::uint64_t kSpareRegistrations = 2;
+
 TEST_F(HttpClientTest, SequentialFetchesReuseOneConnection) {
   run_bounded([]() -> aio::Task<void> {
     HttpTestServer server = co_await HttpTestServer::start();
+    const aio::detail::FdWatchCounts before = watch_counts();
     crawl::HttpClient client;
     long opened = 0;
     for (int i = 0; i < 100; ++i) {
@@ -179,6 +201,13 @@ TEST_F(HttpClientTest, SequentialFetchesReuseOneConnection) {
     EXPECT_EQ(server.stats().requests, 100);
     EXPECT_EQ(server.stats().connections, 1);
     EXPECT_EQ(client.stats().connections_opened, 1u);
+    // The socket was registered with the loop's reactor once, not once per transfer.
+    const aio::detail::FdWatchCounts after = watch_counts();
+    EXPECT_LE(after.registrations - before.registrations, 1 + kSpareRegistrations);
+    EXPECT_EQ(after.pinned, before.pinned + 1);  // the idle connection's socket
+    client.close();
+    EXPECT_EQ(watch_counts().pinned, before.pinned);
+    EXPECT_EQ(watch_counts().entries, before.entries);
     server.close();
   }());
 }
@@ -238,6 +267,83 @@ TEST_F(HttpClientTest, SixteenInFlightUnderAPerHostLimit) {
     EXPECT_EQ(most_in_flight, 16u);          // the semaphore's bound, reached
     EXPECT_LE(server.stats().most_open, 4);  // libcurl queued the rest for a connection
     EXPECT_LE(server.stats().connections, 4);
+    server.close();
+  }());
+}
+
+// ---- sockets kept registered (aio's pinned fds) ----
+
+TEST_F(HttpClientTest, KeepAliveSocketsAreRegisteredOncePerConnection) {
+  run_bounded([]() -> aio::Task<void> {
+    HttpTestServer server = co_await HttpTestServer::start();
+    const aio::detail::FdWatchCounts before = watch_counts();
+    crawl::ClientOptions options;
+    options.max_host_connections = 4;
+    crawl::HttpClient client(options);
+    aio::Semaphore sem(16);
+    int ok = 0;
+    std::size_t most_in_flight = 0;
+    std::vector<aio::Task<void>> fetches;
+    constexpr int kFetches = 400;
+    for (int i = 0; i < kFetches; ++i) {
+      const std::string path = i % 4 == 0 ? "/slow?delay=1" : "/page?size=3000";
+      fetches.push_back(fetch_bounded(client, sem, server.url(path), ok, most_in_flight));
+    }
+    co_await aio::gather(std::move(fetches));
+    EXPECT_EQ(ok, kFetches);
+    const auto connections = static_cast<std::uint64_t>(server.stats().connections);
+    EXPECT_LE(connections, 4u);
+    // N requests over K connections: about K registrations, not N.
+    const aio::detail::FdWatchCounts after = watch_counts();
+    EXPECT_LE(after.registrations - before.registrations, connections + kSpareRegistrations);
+    EXPECT_GE(after.pinned, before.pinned + 1);
+    EXPECT_LE(after.pinned, before.pinned + connections);
+    client.close();
+    EXPECT_EQ(watch_counts().pinned, before.pinned);
+    EXPECT_EQ(watch_counts().entries, before.entries);
+    server.close();
+  }());
+}
+
+TEST_F(HttpClientTest, SocketsOfClosedConnectionsAreUnpinnedAndClosed) {
+  run_bounded([]() -> aio::Task<void> {
+    HttpTestServer server = co_await HttpTestServer::start();
+    const aio::detail::FdWatchCounts before = watch_counts();
+    const std::size_t fds_before = open_fds();
+    crawl::HttpClient client;
+    // Connection: close: libcurl closes the socket at the end of each transfer (and the next
+    // socket usually gets the same number back).
+    constexpr int kCloses = 30;
+    for (int i = 0; i < kCloses; ++i) {
+      crawl::Response r = co_await client.fetch(server.url("/close"));
+      CO_ASSERT_EQ(r.status, 200);
+      EXPECT_EQ(watch_counts().pinned, before.pinned);
+    }
+    // A server that drops idle keep-alive connections: libcurl finds the cached one dead at the
+    // next fetch, closes it and opens another.
+    constexpr int kDrops = 15;
+    for (int i = 0; i < kDrops; ++i) {
+      crawl::Response r = co_await client.fetch(server.url("/drop-idle?after=5"));
+      CO_ASSERT_EQ(r.status, 200);
+      EXPECT_EQ(watch_counts().pinned, before.pinned + 1);  // the idle socket, until dropped
+      co_await aio::sleep(30ms);
+    }
+    // And keep-alive again on a fresh connection, with the two kinds mixed in.
+    for (int i = 0; i < 20; ++i) {
+      crawl::Response r = co_await client.fetch(server.url(i % 5 == 4 ? "/close" : "/page"));
+      CO_ASSERT_EQ(r.status, 200);
+    }
+    const auto connections = static_cast<std::uint64_t>(server.stats().connections);
+    EXPECT_GE(connections, static_cast<std::uint64_t>(kCloses + kDrops));
+    EXPECT_EQ(client.stats().connections_opened, connections);
+    const aio::detail::FdWatchCounts after = watch_counts();
+    EXPECT_LE(after.registrations - before.registrations, connections + kSpareRegistrations);
+    client.close();
+    EXPECT_EQ(watch_counts().pinned, before.pinned);
+    EXPECT_EQ(watch_counts().entries, before.entries);
+    // Every socket closed (once: a second close could have closed a reused number).
+    EXPECT_TRUE(co_await eventually([&] { return open_fds() == fds_before; }))
+        << open_fds() << " open, " << fds_before << " before";
     server.close();
   }());
 }
@@ -717,6 +823,73 @@ aio::Task<void> start_slow_fetches(std::optional<HttpTestServer>& server,
   }
   co_await aio::sleep(50ms);
   EXPECT_EQ(client->in_flight(), static_cast<std::size_t>(n));
+}
+
+TEST_F(HttpClientTest, ClosingTheClientMidTransferUnpinsItsSockets) {
+  run_bounded([]() -> aio::Task<void> {
+    HttpTestServer server = co_await HttpTestServer::start();
+    const aio::detail::FdWatchCounts before = watch_counts();
+    crawl::ClientOptions options;
+    options.max_host_connections = 8;
+    for (int round = 0; round < 3; ++round) {
+      auto client = std::make_unique<crawl::HttpClient>(options);
+      // Idle pinned sockets (finished fetches) beside sockets with a transfer in flight.
+      std::vector<aio::Task<void>> warm;
+      int ok = 0;
+      for (int i = 0; i < 4; ++i)
+        warm.push_back(fetch_ok(*client, server.url("/slow?delay=5"), ok));
+      co_await aio::gather(std::move(warm));
+      EXPECT_EQ(ok, 4);
+      std::vector<aio::ScheduledTask<crawl::Response>> tasks;
+      for (int i = 0; i < 6; ++i) {
+        tasks.push_back(aio::create_task(client->fetch(server.url("/slow?delay=10000"))));
+      }
+      co_await aio::sleep(50ms);
+      EXPECT_EQ(client->in_flight(), 6u);
+      EXPECT_GE(watch_counts().pinned, before.pinned + 6);
+      if (round == 0) {
+        client->close();
+      } else if (round == 1) {
+        client.reset();
+      } else {
+        tasks.front().cancel();  // one withdrawn first (libcurl closes its connection)
+        co_await aio::sleep(0ms);
+        client.reset();
+      }
+      for (auto& t : tasks) co_await expect_cancelled(t);
+      EXPECT_EQ(watch_counts().pinned, before.pinned);
+      EXPECT_EQ(watch_counts().entries, before.entries);
+    }
+    server.close();
+  }());
+}
+
+TEST_F(HttpClientTest, ClosingTheLoopWithPinnedSockets) {
+  std::optional<HttpTestServer> server;
+  std::unique_ptr<crawl::HttpClient> client;
+  std::vector<aio::ScheduledTask<crawl::Response>> tasks;
+  {
+    aio::Loop loop;
+    loop.run_until_complete([&]() -> aio::Task<void> {
+      co_await start_slow_fetches(server, client, tasks, 3);
+      // Two more connections, idle once their fetches ended.
+      int ok = 0;
+      std::vector<aio::Task<void>> warm;
+      for (int i = 0; i < 2; ++i)
+        warm.push_back(fetch_ok(*client, server->url("/slow?delay=5"), ok));
+      co_await aio::gather(std::move(warm));
+      EXPECT_EQ(ok, 2);
+      EXPECT_GE(watch_counts().pinned, 5u);
+    }());
+    loop.close();  // the guard closes the client: it unpins and closes its sockets
+    EXPECT_TRUE(client->closed());
+    const aio::detail::FdWatchCounts after = aio::detail::fd_watch_counts(loop.core());
+    EXPECT_EQ(after.pinned, 0u);
+    EXPECT_EQ(after.entries, 0u);
+  }
+  client.reset();  // after its loop is gone: touches nothing of it
+  tasks.clear();
+  server.reset();
 }
 
 TEST_F(HttpClientTest, ClosingTheLoopCancelsFetchesInFlight) {

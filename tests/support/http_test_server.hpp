@@ -19,6 +19,8 @@
 //   /headers                     200, the request's header fields, one "name: value" a line
 //   /set-cookie?name=A&value=B   200, Set-Cookie: A=B; Path=/
 //   /close                       200 with Connection: close, then closes
+//   /drop-idle?after=MS          200 "idle" kept alive, then closes the connection MS ms later
+//                                (a server dropping idle keep-alive connections)
 //   /empty                       closes the connection without answering
 //   /reset                       a head and 10 of 1000 bytes, then resets the connection (RST)
 //   absolute-form targets (http://host/path, a proxy's request) are served by their path and
@@ -315,6 +317,11 @@ class HttpTestServer {
     } else if (p == "/close") {
       writer.write(respond(in, 200, "bye", {}, /*close=*/true));
       co_await writer.drain();
+      co_return false;
+    } else if (p == "/drop-idle") {
+      writer.write(respond(in, 200, "idle"));
+      co_await writer.drain();
+      co_await aio::sleep(std::chrono::milliseconds(num(q, "after", 20)));
       co_return false;
     } else if (p == "/empty") {
       co_return false;
