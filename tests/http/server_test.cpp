@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -59,6 +60,30 @@ nlohmann::json body_json(const concur::test::RawResponse& r) {
 }
 
 class HttpServerTest : public concur::testing::HookCapturingTest {};
+
+// Stuck: a thread-pool route whose handler counts its entries and waits behind a gate the test
+// opens (declared before the App, whose pool joins its threads, and opened by an OpenAtExit
+// declared after the server).
+struct Stuck {
+  Gate gate;
+  std::atomic<int> entered{0};
+  // route(app, path): the route ("done" once the gate opens).
+  void route(http::App& app, const std::string& path) {
+    app.get(path, [this] {
+      ++entered;
+      gate.pass();
+      return "done";
+    });
+  }
+  // occupy(port, path): a connection whose request's handler has entered and now waits.
+  std::unique_ptr<RawConnection> occupy(std::uint16_t port, const std::string& path) {
+    auto c = std::make_unique<RawConnection>(port);
+    const int before = entered.load();
+    c->send("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_TRUE(wait_until([&] { return entered.load() > before; }));
+    return c;
+  }
+};
 
 TEST_F(HttpServerTest, TypedParametersAndJsonResponses) {
   http::App app;
@@ -274,80 +299,59 @@ TEST_F(HttpServerTest, HandlerTimeoutIs504AndTheServerGoesOn) {
 }
 
 TEST_F(HttpServerTest, BackpressureAnswers503AtOnceAndRecovers) {
-  Gate gate;
+  Stuck stuck;
   http::App app;
-  std::atomic<int> entered{0};
-  app.get("/slow", [&] {
-    ++entered;
-    gate.pass();
-    return "done";
-  });
+  stuck.route(app, "/slow");
   http::ServerOptions o;
   o.max_in_flight = 1;
   o.retry_after = 2;
   Running s(app, o);
-  OpenAtExit open(gate);
-  RawConnection a(s.port());
-  a.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
-  ASSERT_TRUE(wait_until([&] { return entered.load() == 1; }));
+  OpenAtExit open(stuck.gate);
+  const auto a = stuck.occupy(s.port(), "/slow");
   const auto busy = http_get(s.port(), "/slow");
   EXPECT_EQ(busy.status, 503);
   EXPECT_EQ(busy.header("retry-after"), "2");
   EXPECT_EQ(http_get(s.port(), "/healthz").status, 200);  // exempt
   EXPECT_EQ(app.metrics().rejected_count(http::Metrics::Reject::kServerFull), 1u);
-  gate.open();
-  EXPECT_EQ(a.read_response().body, "done");
+  stuck.gate.open();
+  EXPECT_EQ(a->read_response().body, "done");
   EXPECT_EQ(http_get(s.port(), "/slow").body, "done");
 }
 
 TEST_F(HttpServerTest, APoolAtItsPendingLimitAnswers503) {
-  Gate gate;
+  Stuck stuck;
   http::App app(http::AppOptions{.max_thread_pending = 1});
-  std::atomic<int> entered{0};
-  app.get("/slow", [&] {
-    ++entered;
-    gate.pass();
-    return "done";
-  });
+  stuck.route(app, "/slow");
   app.get("/fanout", [&app]() -> aio::Task<std::string> {
     concur::Future<std::string> f = app.run_in_thread([] { return std::string("x"); });
     co_return co_await std::move(f);
   });
   Running s(app);
-  OpenAtExit open(gate);
-  RawConnection a(s.port());
-  a.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
-  ASSERT_TRUE(wait_until([&] { return entered.load() == 1; }));
+  OpenAtExit open(stuck.gate);
+  const auto a = stuck.occupy(s.port(), "/slow");
   const auto busy = http_get(s.port(), "/slow");
   EXPECT_EQ(busy.status, 503);
   EXPECT_EQ(busy.header("retry-after"), "1");
   EXPECT_EQ(http_get(s.port(), "/fanout").status, 503);  // run_in_thread: HTTPError 503
   EXPECT_EQ(app.metrics().rejected_count(http::Metrics::Reject::kThreadPoolFull), 2u);
-  gate.open();
-  EXPECT_EQ(a.read_response().body, "done");
+  stuck.gate.open();
+  EXPECT_EQ(a->read_response().body, "done");
   EXPECT_TRUE(wait_until([&] { return app.metrics().thread_pending.load() == 0; }));
   EXPECT_EQ(http_get(s.port(), "/fanout").body, "x");
 }
 
 TEST_F(HttpServerTest, GracefulDrainFinishesRequestsInFlight) {
-  Gate gate;
+  Stuck stuck;
   http::App app;
-  std::atomic<int> entered{0};
-  app.get("/slow", [&] {
-    ++entered;
-    gate.pass();
-    return "done";
-  });
+  stuck.route(app, "/slow");
   app.get("/", [] { return "ok"; });
   http::Service service(app, {});
   service.start();
-  OpenAtExit open(gate);
+  OpenAtExit open(stuck.gate);
   const std::uint16_t port = service.port();
   RawConnection idle(port);
   EXPECT_EQ(idle.request("GET", "/").status, 200);
-  RawConnection busy(port);
-  busy.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
-  ASSERT_TRUE(wait_until([&] { return entered.load() == 1; }));
+  const auto busy = stuck.occupy(port, "/slow");
   service.shutdown(10s);
   // The idle keep-alive connection closes; no new connection is accepted.
   EXPECT_TRUE(idle.closed_within(kGenerous));
@@ -360,36 +364,29 @@ TEST_F(HttpServerTest, GracefulDrainFinishesRequestsInFlight) {
     }
   }));
   // The request in flight completes, and its response closes the connection.
-  gate.open();
-  const auto r = busy.read_response();
+  stuck.gate.open();
+  const auto r = busy->read_response();
   EXPECT_EQ(r.body, "done");
   EXPECT_FALSE(r.keep_alive);
-  EXPECT_TRUE(busy.closed_within(kGenerous));
-  EXPECT_FALSE(busy.reset());
+  EXPECT_TRUE(busy->closed_within(kGenerous));
+  EXPECT_FALSE(busy->reset());
   service.wait();
 }
 
 TEST_F(HttpServerTest, DrainDeadlineCutsWhatIsLeft) {
-  Gate gate;
+  Stuck stuck;
   http::App app;
-  std::atomic<int> entered{0};
-  app.get("/stuck", [&] {
-    ++entered;
-    gate.pass();
-    return "never seen";
-  });
+  stuck.route(app, "/stuck");
   http::Service service(app, {});
   service.start();
-  OpenAtExit open(gate);
-  RawConnection stuck(service.port());
-  stuck.send("GET /stuck HTTP/1.1\r\nHost: x\r\n\r\n");
-  ASSERT_TRUE(wait_until([&] { return entered.load() == 1; }));
+  OpenAtExit open(stuck.gate);
+  const auto held = stuck.occupy(service.port(), "/stuck");
   const auto t0 = std::chrono::steady_clock::now();
   service.shutdown(200ms);
   service.wait();
   EXPECT_GE(std::chrono::steady_clock::now() - t0, 200ms);
-  EXPECT_TRUE(stuck.closed_within(kGenerous));
-  EXPECT_TRUE(stuck.buffered().empty());
+  EXPECT_TRUE(held->closed_within(kGenerous));
+  EXPECT_TRUE(held->buffered().empty());
 }
 
 TEST_F(HttpServerTest, AWorkerThatDiesFailsOnlyItsRequest) {
@@ -453,27 +450,20 @@ TEST_F(HttpServerTest, MetricsAndHealth) {
 }
 
 TEST_F(HttpServerTest, HealthSaysDrainingWhileAServerOfTheAppDrains) {
-  Gate gate;
+  Stuck stuck;
   http::App app;
-  std::atomic<int> entered{0};
-  app.get("/slow", [&] {
-    ++entered;
-    gate.pass();
-    return "done";
-  });
+  stuck.route(app, "/slow");
   http::Service first(app, {});
   http::Service second(app, {});
   first.start();
   second.start();
-  OpenAtExit open(gate);
-  RawConnection busy(first.port());
-  busy.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
-  ASSERT_TRUE(wait_until([&] { return entered.load() == 1; }));
+  OpenAtExit open(stuck.gate);
+  const auto busy = stuck.occupy(first.port(), "/slow");
   first.shutdown(10s);
   EXPECT_TRUE(wait_until([&] { return http_get(second.port(), "/healthz").status == 503; }));
   EXPECT_EQ(body_json(http_get(second.port(), "/healthz"))["status"], "draining");
-  gate.open();
-  EXPECT_EQ(busy.read_response().body, "done");
+  stuck.gate.open();
+  EXPECT_EQ(busy->read_response().body, "done");
   first.wait();
   EXPECT_EQ(http_get(second.port(), "/healthz").status, 200);
 }
