@@ -23,6 +23,7 @@
 #include "support/hook_support.hpp"
 #include "support/http_client.hpp"
 #include "support/temp_dir.hpp"
+#include "support/tls_support.hpp"
 
 namespace {
 
@@ -565,6 +566,31 @@ TEST_F(HttpServerTest, ServerInsideAnAioProgram) {
     EXPECT_EQ(server.active_connections(), 0u);
     EXPECT_EQ(co_await conn.reader.read(), "");
   }());
+}
+
+TEST_F(HttpServerTest, ServesOverTls) {
+  http::App app;
+  app.get("/hello", []() -> aio::Task<std::string> { co_return "secure"; });
+  const aio::SslContext tls = concur::testing::server_tls();
+  http::ServerOptions o;
+  o.ssl = &tls;
+  Running s(app, o);
+  aio::run([&]() -> aio::Task<void> {
+    const aio::SslContext client = concur::testing::client_tls();
+    aio::Connection conn = co_await aio::open_connection(
+        "127.0.0.1", s.port(), aio::ConnectOptions{.ssl = &client, .server_hostname = "localhost"});
+    conn.writer.write("GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    std::string head = co_await conn.reader.readuntil("\r\n\r\n");
+    EXPECT_EQ(head.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << head;
+    EXPECT_EQ(co_await conn.reader.readexactly(6), "secure");
+    conn.writer.close();
+    co_await conn.writer.wait_closed();
+  }());
+  // Plain HTTP to the TLS port gets no HTTP answer.
+  RawConnection plain(s.port());
+  plain.send("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_TRUE(plain.closed_within(kGenerous));
+  EXPECT_EQ(plain.buffered().find("secure"), std::string::npos);
 }
 
 }  // namespace
