@@ -30,8 +30,13 @@ constexpr const char* kRejectNames[] = {"server_full", "thread_pool_full", "proc
 
 void Metrics::observe(std::string_view route, std::string_view method, int status, double seconds) {
   std::scoped_lock lock(mu_);
-  auto key = std::make_tuple(std::string(route), std::string(method), status);
-  ++requests_[std::move(key)];
+  // (Heterogeneous look-ups: no string is made for a series that exists.)
+  const auto key = std::make_tuple(route, method, status);
+  if (auto r = requests_.find(key); r != requests_.end()) {
+    ++r->second;
+  } else {
+    requests_.emplace(std::make_tuple(std::string(route), std::string(method), status), 1);
+  }
   auto it = latency_.find(route);
   if (it == latency_.end()) it = latency_.emplace(std::string(route), Series{}).first;
   Series& s = it->second;
@@ -55,7 +60,7 @@ std::uint64_t Metrics::rejected_count(Reject why) const noexcept {
 
 std::uint64_t Metrics::requests(std::string_view route, std::string_view method, int status) const {
   std::scoped_lock lock(mu_);
-  const auto it = requests_.find(std::make_tuple(std::string(route), std::string(method), status));
+  const auto it = requests_.find(std::make_tuple(route, method, status));
   return it == requests_.end() ? 0 : it->second;
 }
 

@@ -183,6 +183,25 @@ TEST_F(HttpServerTest, KeepAliveAndPipelinedRequestsAnsweredInOrder) {
   EXPECT_EQ(app.metrics().connections.load(), 1);
 }
 
+TEST_F(HttpServerTest, AHalfClosedClientStillGetsItsAnswers) {
+  http::App app;
+  app.get("/echo/<word>", [](const http::Request& req) { return req.param("word"); });
+  Running s(app);
+  RawConnection c(s.port());
+  c.send("GET /echo/a HTTP/1.1\r\nHost: x\r\n\r\nGET /echo/b HTTP/1.1\r\nHost: x\r\n\r\n");
+  c.shutdown_write();  // the client sends nothing more, and still reads
+  EXPECT_EQ(c.read_response().body, "a");
+  EXPECT_EQ(c.read_response().body, "b");
+  EXPECT_TRUE(c.closed_within(kGenerous));
+  EXPECT_FALSE(c.reset());
+  // Half a request, then the half-close: no answer, the connection closes.
+  RawConnection d(s.port());
+  d.send("GET /echo/a HTTP/1.1\r\nHo");
+  d.shutdown_write();
+  EXPECT_TRUE(d.closed_within(kGenerous));
+  EXPECT_TRUE(d.buffered().empty());
+}
+
 TEST_F(HttpServerTest, Http10ClosesUnlessKeepAliveAsked) {
   http::App app;
   app.get("/", [] { return http::Response::text("hi"); });
