@@ -4,7 +4,8 @@
 # side by side in one run, on loopback. Builds nothing.
 #
 # Cases (each server is started on a free 127.0.0.1 port, waited for, warmed up with 2 s of the
-# same load, measured, then stopped; the peers' order rotates every run):
+# same load — is_prime: on small numbers — measured, then stopped; the peers' order rotates every
+# run):
 #   fanout    `/` (read_file 0.1 s, read_db 0.2 s, read_api 0.3 s fanned out to a thread pool) at
 #             100 and 1,000 connections: concur serve --pool-threads 3C (three sleeps per request
 #             in flight) vs gunicorn -k gthread --threads C with the notes' global pool sized 3C
@@ -170,13 +171,13 @@ start_server() {
       "$cli" serve --port "$port" --pool-threads $((3 * c)) > "$log" 2>&1 & ;;
     gunicorn-fanout-*)
       local c=${peer#gunicorn-fanout-}
-      POOL_THREADS=$((3 * c)) gunicorn -k gthread --workers 1 --threads "$c" \
+      POOL_THREADS=$((3 * c)) /usr/bin/gunicorn -k gthread --workers 1 --threads "$c" \
         --worker-connections $((c + 1000)) --backlog 4096 --timeout 120 -b "127.0.0.1:$port" \
         --chdir "$root/bench/compare" --log-level warning flask_notes_app:app > "$log" 2>&1 & ;;
     concur-is_prime)
       "$cli" serve --port "$port" --processes 2 > "$log" 2>&1 & ;;
     gunicorn-is_prime)
-      POOL_PROCESSES=1 gunicorn --workers 2 --timeout 300 -b "127.0.0.1:$port" \
+      POOL_PROCESSES=1 /usr/bin/gunicorn --workers 2 --timeout 300 -b "127.0.0.1:$port" \
         --chdir "$root/bench/compare" --log-level warning flask_notes_app:app > "$log" 2>&1 & ;;
     concur-hello-t*)
       "$cli" serve --port "$port" --threads "${peer#concur-hello-t}" --processes 1 > "$log" 2>&1 & ;;
@@ -191,16 +192,19 @@ start_server() {
   server_pid=$!
 }
 
-# wrk_once CASE PEER RUN POSITION PATH CONNECTIONS [TIMEOUT]: one measured wrk run of PEER.
+# wrk_once CASE PEER RUN POSITION PATH CONNECTIONS [TIMEOUT [WARM_PATH]]: one measured wrk run of
+# PEER. The warm-up is 2 s of the same load on WARM_PATH (default PATH): pools grown, connections
+# accepted, caches hot. is_prime warms up on small numbers, so that no 3 s Python request of the
+# warm-up still holds a worker when the measurement starts.
 wrk_once() {
-  local case=$1 peer=$2 run=$3 position=$4 path=$5 conns=$6 timeout=${7:-10s}
+  local case=$1 peer=$2 run=$3 position=$4 path=$5 conns=$6 timeout=${7:-10s} warm=${8:-$5}
   local dir=$work/runs/${case}_${peer}_c${conns}_$run port t0 t1 hwm rss load wall0 wall1
   mkdir -p "$dir"
   port=$(free_port)
   start_server "$peer" "$port" "$dir/server.log"
   wait_http "$port" /hello
-  # Warm-up: the same load for 2 s (pools grown, connections accepted, caches hot).
-  wrk -t2 -c"$conns" -d2s --timeout "$timeout" "http://127.0.0.1:$port$path" > "$dir/warmup.txt" 2>&1 || true
+  wrk -t2 -c"$conns" -d2s --timeout "$timeout" "http://127.0.0.1:$port$warm" > "$dir/warmup.txt" 2>&1 || true
+  sleep 0.5
   load=$(cut -d' ' -f1-3 /proc/loadavg)
   t0=$(tree_ticks "$server_pid")
   wall0=$(date +%s.%N)
@@ -249,7 +253,8 @@ for ((r = 1; r <= runs; r++)); do
   if [[ -z $only || $only == is_prime ]]; then
     k=1
     for peer in $(rotate "$r" concur-is_prime gunicorn-is_prime); do
-      duration=$((3 * base_duration)) wrk_once is_prime "$peer" "$r" "$k" "/is_prime/$primes" 4 60s
+      duration=$((3 * base_duration)) wrk_once is_prime "$peer" "$r" "$k" "/is_prime/$primes" 4 60s \
+        /is_prime/7,9,11
       k=$((k + 1))
     done
   fi
