@@ -10,11 +10,12 @@
 // acceptor picks a free port, the others join it) and stops on SIGINT or SIGTERM.
 //
 // Usage: beast_hello_server [--port 0] [--threads 1]
+#include <sys/socket.h>
+
 #include <CLI/CLI.hpp>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <sys/socket.h>
 #include <csignal>
 #include <cstdio>
 #include <exception>
@@ -101,7 +102,7 @@ class Listener {
 
   [[nodiscard]] unsigned short port() const { return acceptor_.local_endpoint().port(); }
 
-  // accept() keeps one accept pending until close().
+  // accept() keeps one accept pending until the io_context stops.
   void accept() {
     acceptor_.async_accept([this](const beast::error_code& ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted) return;
@@ -112,11 +113,6 @@ class Listener {
       }
       accept();  // EMFILE or a reset before accept is not fatal
     });
-  }
-
-  void close() {
-    beast::error_code ignored;
-    acceptor_.close(ignored);
   }
 
  private:

@@ -16,7 +16,6 @@
 // Usage: serve_load --port P [--target /] [--rate 500] [--duration 20] [--connections 1000]
 //                   [--drain 5]
 // Loopback only (127.0.0.1).
-#include <CLI/CLI.hpp>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -25,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -72,7 +72,8 @@ bool parse_response(const std::string& in, int& status, bool& close, std::size_t
     std::string line = in.substr(pos, eol - pos);
     std::transform(line.begin(), line.end(), line.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    if (line.rfind("content-length:", 0) == 0) length = std::strtoul(line.c_str() + 15, nullptr, 10);
+    if (line.rfind("content-length:", 0) == 0)
+      length = std::strtoul(line.c_str() + 15, nullptr, 10);
     if (line.rfind("connection:", 0) == 0 && line.find("close") != std::string::npos) close = true;
     pos = eol + 2;
   }
@@ -91,7 +92,9 @@ int main(int argc, char** argv) {
   int max_conns = 1000;
   double drain = 5;
   CLI::App app("serve_load: open-loop constant-rate HTTP/1.1 load on 127.0.0.1");
-  app.add_option("--port", port, "server port on 127.0.0.1")->required()->check(CLI::Range(1, 65535));
+  app.add_option("--port", port, "server port on 127.0.0.1")
+      ->required()
+      ->check(CLI::Range(1, 65535));
   app.add_option("--target", target, "request target (default /)");
   app.add_option("--rate", rate, "requests per second offered")->check(CLI::PositiveNumber);
   app.add_option("--duration", duration, "seconds of sending")->check(CLI::Range(0.1, 600.0));
@@ -101,8 +104,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 120.0));
   CLI11_PARSE(app, argc, argv);
 
-  const std::string request = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" +
-                              std::to_string(port) + "\r\nUser-Agent: serve_load\r\n\r\n";
+  const std::string request = "GET " + target +
+                              " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
+                              "\r\nUser-Agent: serve_load\r\n\r\n";
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<std::uint16_t>(port));
@@ -117,7 +121,8 @@ int main(int argc, char** argv) {
   std::size_t connects = 0, scheduled_n = 0, outstanding = 0, max_waiting = 0;
 
   auto record = [&](int status, Clock::time_point scheduled) {
-    stats.latencies[status].push_back(std::chrono::duration<double>(Clock::now() - scheduled).count());
+    stats.latencies[status].push_back(
+        std::chrono::duration<double>(Clock::now() - scheduled).count());
   };
   auto close_conn = [&](std::size_t i) {
     Conn& c = conns[i];
@@ -194,8 +199,8 @@ int main(int argc, char** argv) {
   const Clock::time_point t0 = Clock::now();
   const auto interval = std::chrono::duration<double>(1.0 / rate);
   const auto total = static_cast<std::size_t>(rate * duration);
-  const Clock::time_point send_end = t0 + std::chrono::duration_cast<Clock::duration>(
-                                              std::chrono::duration<double>(duration));
+  const Clock::time_point send_end =
+      t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration));
   const Clock::time_point hard_end =
       send_end + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(drain));
   double max_lag = 0;
@@ -211,8 +216,8 @@ int main(int argc, char** argv) {
     }
     Clock::time_point now = Clock::now();
     while (scheduled_n < total) {
-      const Clock::time_point due =
-          t0 + std::chrono::duration_cast<Clock::duration>(interval * static_cast<double>(scheduled_n));
+      const Clock::time_point due = t0 + std::chrono::duration_cast<Clock::duration>(
+                                             interval * static_cast<double>(scheduled_n));
       if (due > now) break;
       max_lag = std::max(max_lag, std::chrono::duration<double>(now - due).count());
       start(due);
@@ -222,8 +227,8 @@ int main(int argc, char** argv) {
     if (now >= hard_end) break;
     int timeout_ms = 50;
     if (scheduled_n < total) {
-      const Clock::time_point due =
-          t0 + std::chrono::duration_cast<Clock::duration>(interval * static_cast<double>(scheduled_n));
+      const Clock::time_point due = t0 + std::chrono::duration_cast<Clock::duration>(
+                                             interval * static_cast<double>(scheduled_n));
       timeout_ms = static_cast<int>(std::max<long>(
           0, std::chrono::duration_cast<std::chrono::milliseconds>(due - now).count()));
     }
@@ -273,12 +278,13 @@ int main(int argc, char** argv) {
   }
   const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
 
-  std::printf("{\"rate_offered\": %.1f, \"duration\": %.1f, \"scheduled\": %zu, "
-              "\"rate_achieved\": %.1f, \"max_send_lag_s\": %.4f, \"unfinished\": %zu, "
-              "\"connects\": %zu, \"max_waiting_for_connection\": %zu, \"elapsed\": %.2f, "
-              "\"by_status\": {",
-              rate, duration, scheduled_n, static_cast<double>(scheduled_n) / duration, max_lag,
-              outstanding, connects, max_waiting, elapsed);
+  std::printf(
+      "{\"rate_offered\": %.1f, \"duration\": %.1f, \"scheduled\": %zu, "
+      "\"rate_achieved\": %.1f, \"max_send_lag_s\": %.4f, \"unfinished\": %zu, "
+      "\"connects\": %zu, \"max_waiting_for_connection\": %zu, \"elapsed\": %.2f, "
+      "\"by_status\": {",
+      rate, duration, scheduled_n, static_cast<double>(scheduled_n) / duration, max_lag,
+      outstanding, connects, max_waiting, elapsed);
   bool first = true;
   for (auto& [status, v] : stats.latencies) {
     double sum = 0;
@@ -286,9 +292,10 @@ int main(int argc, char** argv) {
     const double mean = v.empty() ? 0 : sum / static_cast<double>(v.size());
     const double p50 = percentile(v, 0.50), p90 = percentile(v, 0.90), p99 = percentile(v, 0.99),
                  p999 = percentile(v, 0.999), mx = *std::max_element(v.begin(), v.end());
-    std::printf("%s\"%d\": {\"count\": %zu, \"mean\": %.5f, \"p50\": %.5f, \"p90\": %.5f, "
-                "\"p99\": %.5f, \"p999\": %.5f, \"max\": %.5f}",
-                first ? "" : ", ", status, v.size(), mean, p50, p90, p99, p999, mx);
+    std::printf(
+        "%s\"%d\": {\"count\": %zu, \"mean\": %.5f, \"p50\": %.5f, \"p90\": %.5f, "
+        "\"p99\": %.5f, \"p999\": %.5f, \"max\": %.5f}",
+        first ? "" : ", ", status, v.size(), mean, p50, p90, p99, p999, mx);
     first = false;
   }
   std::printf("}}\n");

@@ -10,8 +10,9 @@
 // "在flask服务中使用进程池加速": the comma-separated integers mapped over the process pool,
 // answered with json.dumps(dict(zip(numbers, results))) byte for byte; bad input is a 400 with
 // Python's message; `/hello` — {"hello": "world"} from a coroutine on the loop (no pool: the
-// benchmarks' measure of the server itself); plus /metrics and /healthz. SIGTERM or Ctrl-C drains (a second one stops at
-// once). Exit status: 0 after a drain, 1 on an error (the port taken...), 2 for invalid options.
+// benchmarks' measure of the server itself); plus /metrics and /healthz. SIGTERM or Ctrl-C
+// drains (a second one stops at once). Exit status: 0 after a drain, 1 on an error (the port
+// taken...), 2 for invalid options.
 #pragma once
 
 #include <CLI/CLI.hpp>
