@@ -23,6 +23,9 @@ packages=(
   wget2  # crawl benchmark peer: `wget2 --recursive` against the same local site
   python3-scrapy  # crawl benchmark peer: a Scrapy spider against the same local site
   libmimalloc-dev  # the `concur` binary's malloc (apps/concur/CMakeLists.txt, CONCUR_CLI_MALLOC)
+  wrk  # serve benchmark (bench/compare/run_serve_bench.sh): the HTTP load generator (Debian's 4.1)
+  python3-flask  # serve benchmark peer: the notes' two flask programs (bench/compare/flask_notes_app.py)
+  gunicorn  # serve benchmark peer: the WSGI server running the flask app (--threads / --workers)
 )
 
 missing=()

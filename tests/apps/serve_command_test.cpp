@@ -1,7 +1,7 @@
 // Tests for apps/concur/serve/serve_command.hpp: the notes' two flask programs as concur serve
 // runs them — `/` (thread-pool fan-out) and `/serial`, `/is_prime/<numbers>` byte for byte as
-// Python answers, bad input as 400 — in process on a free loopback port; and the real binary:
-// its first-run line, a request, SIGTERM's drain and exit status.
+// Python answers, bad input as 400, `/hello`'s fixed body — in process on a free loopback port;
+// and the real binary: its first-run line, a request, SIGTERM's drain and exit status.
 #include "serve/serve_command.hpp"
 
 #include <gtest/gtest.h>
@@ -89,6 +89,17 @@ TEST_F(NotesApp, IsPrimeAnswersAsTheFlaskApp) {
   EXPECT_EQ(http_get(service_.port(), "/is_prime/").status, 404);
 }
 
+TEST_F(NotesApp, HelloAnswersAFixedJsonBody) {
+  for (int i = 0; i < 3; ++i) {
+    const auto r = http_get(service_.port(), "/hello");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.header("content-type"), "application/json");
+    EXPECT_EQ(r.body, R"({"hello": "world"})");
+    EXPECT_EQ(r.body, serve::kHelloJson);
+  }
+  EXPECT_EQ(http_get(service_.port(), "/hello/").status, 404);
+}
+
 // read_line(fd): one line from the child's stdout, within kGenerous.
 std::string read_line(int fd) {
   std::string line;
@@ -118,6 +129,7 @@ TEST(ServeCommandTest, TheBinaryServesAndDrainsOnSigterm) {
   EXPECT_NE(read_line(child.stdout_fd()).find("try: curl http://127.0.0.1:"), std::string::npos);
   EXPECT_EQ(http_get(port, "/").body, kNotesJson);
   EXPECT_EQ(http_get(port, "/is_prime/7,9").body, R"({"7": true, "9": false})");
+  EXPECT_EQ(http_get(port, "/hello").body, R"({"hello": "world"})");
   child.send_signal(SIGTERM);
   const sp::CommunicateResult out = child.communicate({}, kGenerous);
   EXPECT_EQ(child.returncode(), 0) << out.stderr_;

@@ -144,6 +144,12 @@ void add_notes_routes(http::App& app, const NotesOptions& options) {
     std::string a = co_await std::move(api);
     co_return http::Response::json_text(notes_json(f, d, a));
   });
+  // `/hello`: a fixed JSON body from a coroutine on the loop: no pool, no parsing — the route the
+  // benchmarks measure the server itself with (bench/compare/run_serve_bench.sh, beside a raw
+  // Boost.Beast server and the flask app's own /hello).
+  app.get("/hello", []() -> aio::Task<http::Response> {
+    co_return http::Response::json_text(std::string(kHelloJson));
+  });
   // `/serial`: the view before the pool: one read after another, on a pool thread.
   app.get("/serial", [o] {
     return http::Response::json_text(notes_json(read_file(o.file), read_db(o.db), read_api(o.api)));
@@ -187,7 +193,7 @@ CLI::App* add_serve_command(CLI::App& app, ServeOptions& options) {
   CLI::App* cmd = app.add_subcommand(
       "serve",
       "Serve the notes' flask apps: / (thread-pool fan-out), /serial, /is_prime/<numbers> "
-      "(process pool), /metrics, /healthz. SIGTERM or Ctrl-C drains.");
+      "(process pool), /hello (a fixed JSON body), /metrics, /healthz. SIGTERM or Ctrl-C drains.");
   cmd->add_option("--host", options.host, "Address to bind (default 127.0.0.1)");
   cmd->add_option("--port", options.port, "Port (0: any free one; default 8000)")
       ->check(CLI::Range(0, 65535));

@@ -9,8 +9,10 @@
 // after another (0.6 s, the notes' "before"); `/is_prime/<numbers>` —
 // "在flask服务中使用进程池加速": the comma-separated integers mapped over the process pool,
 // answered with json.dumps(dict(zip(numbers, results))) byte for byte; bad input is a 400 with
-// Python's message; plus /metrics and /healthz. SIGTERM or Ctrl-C drains (a second one stops at
-// once). Exit status: 0 after a drain, 1 on an error (the port taken...), 2 for invalid options.
+// Python's message; `/hello` — {"hello": "world"} from a coroutine on the loop (no pool: the
+// benchmarks' measure of the server itself); plus /metrics and /healthz. SIGTERM or Ctrl-C
+// drains (a second one stops at once). Exit status: 0 after a drain, 1 on an error (the port
+// taken...), 2 for invalid options.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -19,6 +21,7 @@
 #include <cstdint>
 #include <ostream>
 #include <string>
+#include <string_view>
 
 #include "concur/http/app.hpp"
 
@@ -32,7 +35,10 @@ struct NotesOptions {
   std::size_t max_numbers = 1000;       // /is_prime: numbers per request beyond which 400
 };
 
-// add_notes_routes(app, options): `/`, `/serial` and `/is_prime/<numbers>` on app.
+// kHelloJson: `/hello`'s body, json.dumps({"hello": "world"}).
+inline constexpr std::string_view kHelloJson = R"({"hello": "world"})";
+
+// add_notes_routes(app, options): `/`, `/serial`, `/is_prime/<numbers>` and `/hello` on app.
 void add_notes_routes(http::App& app, const NotesOptions& options);
 
 // is_prime_json(numbers, results): json.dumps(dict(zip(numbers, results))) as Python writes it.
