@@ -1000,6 +1000,36 @@ TEST_F(ThreadPoolTest, WorkerBlockedInAHelpingWaitDoesNotBurnCpu) {
       << "a waiting worker used " << used.count() << " us";
 }
 
+// 256 blocking tasks need 256 workers at once: each waits until all 256 have started. Run twice:
+// the first round spawns the workers, the second must wake them from their sleep — only a few
+// workers may search for work at a time, the rest sleep, and none may be left asleep while tasks
+// wait. The tasks wait up to kGenerous, so a worker left asleep fails the test instead of hanging
+// it.
+TEST_F(ThreadPoolTest, HundredsOfBlockingTasksRunAtOnce) {
+  constexpr int kTasks = 256;
+  ThreadPoolExecutor pool(kTasks);
+  for (int round = 0; round < 2; ++round) {
+    std::atomic<int> started{0};
+    std::vector<Future<bool>> fs;
+    for (int i = 0; i < kTasks; ++i) {
+      fs.push_back(pool.submit([&started] {
+        started.fetch_add(1);
+        return wait_until([&] { return started.load() == kTasks; });
+      }));
+    }
+    int met = 0;
+    for (auto& f : fs) met += f.result(kGenerous * 2) ? 1 : 0;
+    EXPECT_EQ(met, kTasks) << "round " << round;
+    std::this_thread::sleep_for(kShort);  // the workers park
+  }
+  // Idle, 256 workers cost nothing.
+  const auto before = process_cpu_time();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto used = process_cpu_time() - before;
+  EXPECT_LT(used, std::chrono::milliseconds(50))
+      << "256 idle workers used " << used.count() << " us";
+}
+
 // ==== order ======================================================================================
 
 // One worker runs externally submitted tasks in submission order (one FIFO injection queue).

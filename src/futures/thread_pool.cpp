@@ -277,29 +277,20 @@ class PoolCore final : public WaitHelper,
         run_task(me, t);
         continue;
       }
-      // A short look without announcing anything: under a steady stream of work the next task
-      // usually arrives within it, and the shared counters below stay untouched.
-      Runnable* soon = nullptr;
-      for (int i = 0; i < kSpinPauses && soon == nullptr; ++i) {
-        cpu_relax();
-        soon = find_work(tls_worker);
-      }
-      if (soon != nullptr) {
-        busy();
-        run_task(me, soon);
-        continue;
-      }
       if (!idle && spawned_.load(std::memory_order_relaxed) != max_workers_) {
         idle_.fetch_add(1, std::memory_order_seq_cst);
         idle = true;
       }
-      if (Runnable* t = search(tls_worker)) {
+      bool searched = false;
+      if (Runnable* t = search(tls_worker, searched)) {
         busy();
         run_task(me, t);
         continue;
       }
       if (exit_now()) break;
-      sleep();
+      // A worker refused a search (enough others search) sleeps even while work is visible: the
+      // searchers take it, and the last one to find work wakes a sleeper when more is left.
+      sleep(/*even_if_work=*/!searched);
     }
     busy();
     tls_worker = WorkerContext{};
@@ -444,13 +435,26 @@ class PoolCore final : public WaitHelper,
            submitting_.load(std::memory_order_seq_cst) == 0 && !any_work_visible();
   }
 
-  // search(): look for work for up to kSearchBudget, counted in searching_ so that submits skip
-  // the wake-up while someone is looking. The last searcher to find work wakes a sleeper if more
-  // is visible (it may have been skipped for this searcher's sake).
-  Runnable* search(WorkerContext& ctx) {
-    searching_.fetch_add(1, std::memory_order_seq_cst);
-    const auto end = Clock::now() + kSearchBudget;
+  // search(): look for work for up to kSearchBudget — first a short spin of cpu_relax() pauses
+  // (under a steady stream of work the next task usually arrives within it), then yielding the
+  // CPU between looks — counted in searching_ so that submits skip the wake-up while someone is
+  // looking. At most max_searchers_ (the CPU count) workers search at once: the others go to sleep
+  // at once (with thousands of workers, idle ones looking for work would otherwise take the CPUs
+  // from those that have it). The last searcher to find work wakes a sleeper if more is visible
+  // (it may have been skipped for this searcher's sake).
+  // searched: set when this worker did search (false: refused, enough others search).
+  Runnable* search(WorkerContext& ctx, bool& searched) {
+    std::uint32_t n = searching_.load(std::memory_order_seq_cst);
+    do {
+      if (n >= max_searchers_) return nullptr;
+    } while (!searching_.compare_exchange_weak(n, n + 1, std::memory_order_seq_cst));
+    searched = true;
     Runnable* found = nullptr;
+    for (int i = 0; i < kSpinPauses && found == nullptr; ++i) {
+      cpu_relax();
+      found = find_work(ctx);
+    }
+    const auto end = Clock::now() + kSearchBudget;
     while (found == nullptr) {
       if (shutdown_flag_.load(std::memory_order_relaxed) && !any_work_visible()) break;
       if (Clock::now() >= end) break;
@@ -464,9 +468,12 @@ class PoolCore final : public WaitHelper,
     return found;
   }
 
-  void sleep() {
+  // sleep(even_if_work): waits for a notify; returns at once when work is visible (unless
+  // even_if_work and someone searches) or the pool shuts down.
+  void sleep(bool even_if_work = false) {
     const std::uint32_t ticket = work_ec_.prepare();
-    if (any_work_visible() || shutdown_flag_.load(std::memory_order_seq_cst)) {
+    const bool others_search = even_if_work && searching_.load(std::memory_order_seq_cst) != 0;
+    if ((!others_search && any_work_visible()) || shutdown_flag_.load(std::memory_order_seq_cst)) {
       work_ec_.cancel();
       return;
     }
@@ -609,6 +616,8 @@ class PoolCore final : public WaitHelper,
   // a pool's life, so they share no cache line with a counter that changes per task.
   const std::uint32_t id_;  // the pool_id() of our futures
   const std::size_t max_workers_;
+  // max_searchers_: how many workers may search for work at once (search()): the CPU count.
+  const std::uint32_t max_searchers_ = std::max(2U, std::thread::hardware_concurrency());
   const std::function<void()> initializer_;
   std::vector<std::unique_ptr<WorkerSlot>> slots_;  // max_workers_ slots; spawned_ in use
   std::atomic<std::size_t> spawned_{0};
