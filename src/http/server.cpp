@@ -61,6 +61,45 @@ std::string_view http_date() {
   return text;
 }
 
+// plain_target(t): an origin-form target of unreserved and sub-delimiter characters, '/', ':',
+// '@' and one '?' at most — nothing to decode or to refuse (RFC 3986's pchar and query, less
+// '%'). Others go through Boost.URL.
+bool plain_target(std::string_view t) noexcept {
+  if (t.empty() || t.front() != '/') return false;
+  bool query = false;
+  for (const char c : t) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) continue;
+    switch (c) {
+      case '-':
+      case '.':
+      case '_':
+      case '~':
+      case '!':
+      case '$':
+      case '&':
+      case '\'':
+      case '(':
+      case ')':
+      case '*':
+      case '+':
+      case ',':
+      case ';':
+      case '=':
+      case ':':
+      case '@':
+      case '/':
+        continue;
+      case '?':
+        if (query) return false;
+        query = true;
+        continue;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
 // Got: how a read_more() ended.
 enum class Got : std::uint8_t { kBytes, kEof, kTimeout, kError };
 
@@ -359,7 +398,8 @@ aio::Task<After> serve_one(ServerCore& core, aio::StreamReader& reader, aio::Str
                            std::string& buf, const std::string& remote) {
   const ServerOptions& o = core.opts;
   const auto started = Clock::now();
-  const auto wall = std::chrono::system_clock::now();
+  const auto wall = o.access_log != AccessLog::kNone ? std::chrono::system_clock::now()
+                                                     : std::chrono::system_clock::time_point{};
   bhttp::request_parser<bhttp::string_body> parser;
   parser.header_limit(static_cast<std::uint32_t>(
       std::min<std::size_t>(o.max_header_bytes, std::numeric_limits<std::uint32_t>::max())));
@@ -453,6 +493,12 @@ aio::Task<After> serve_one(ServerCore& core, aio::StreamReader& reader, aio::Str
     } else if (req->version >= 11 && !req->headers.contains("Host")) {
       p.fail = 400;
       p.message = "An HTTP/1.1 request needs a Host header.";
+    } else if (plain_target(req->target)) {
+      // (No percent-encoding and only characters every path and query may hold: the path and
+      // query are the target's two halves, as Boost.URL would give them.)
+      const std::size_t q = req->target.find('?');
+      req->path = req->target.substr(0, q);
+      if (q != std::string::npos) req->query = req->target.substr(q + 1);
     } else {
       const auto url = boost::urls::parse_origin_form(req->target);
       if (!url) {
