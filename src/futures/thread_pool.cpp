@@ -271,12 +271,16 @@ class PoolCore final : public WaitHelper,
       if (idle) idle_.fetch_sub(1, std::memory_order_seq_cst);
       idle = false;
     };
+    bool woken = false;  // back from sleep(): look for work as a searcher (see below)
     for (;;) {
-      if (Runnable* t = find_work(tls_worker)) {
-        busy();
-        run_task(me, t);
-        continue;
+      if (!woken) {
+        if (Runnable* t = find_work(tls_worker)) {
+          busy();
+          run_task(me, t);
+          continue;
+        }
       }
+      woken = false;
       if (!idle && spawned_.load(std::memory_order_relaxed) != max_workers_) {
         idle_.fetch_add(1, std::memory_order_seq_cst);
         idle = true;
@@ -289,8 +293,11 @@ class PoolCore final : public WaitHelper,
       }
       if (exit_now()) break;
       // A worker refused a search (enough others search) sleeps even while work is visible: the
-      // searchers take it, and the last one to find work wakes a sleeper when more is left.
+      // searchers take it, and the last one to find work wakes a sleeper when more is left. The
+      // sleeper woken looks as a searcher in turn, so that a burst (a batch of tasks in one
+      // worker's inbox behind a blocking task) keeps waking workers until it is taken.
       sleep(/*even_if_work=*/!searched);
+      woken = true;
     }
     busy();
     tls_worker = WorkerContext{};
