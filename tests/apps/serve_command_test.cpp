@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <memory>
 #include <regex>
 #include <string>
+#include <vector>
 
 #include "concur/http/server.hpp"
 #include "concur/subprocess.hpp"
@@ -134,6 +136,38 @@ TEST(ServeCommandTest, TheBinaryServesAndDrainsOnSigterm) {
   const sp::CommunicateResult out = child.communicate({}, kGenerous);
   EXPECT_EQ(child.returncode(), 0) << out.stderr_;
   EXPECT_NE(out.stdout_.find("drained"), std::string::npos) << out.stdout_;
+}
+
+// The pools' pending limits follow their sizes by default: with 2 pool threads, 4 pending tasks.
+// Three fan-out requests at once (3 tasks each): the first is served, the others get 503 at once.
+TEST(ServeCommandTest, TheDefaultPendingLimitFollowsThePoolSize) {
+  sp::PopenOptions options;
+  options.stdout_ = sp::Redirect::Pipe;
+  options.stderr_ = sp::Redirect::Pipe;
+  sp::Popen child({CONCUR_CLI_PATH, "serve", "--port", "0", "--pool-threads", "2", "--file-ms",
+                   "300", "--db-ms", "300", "--api-ms", "300"},
+                  options);
+  const std::string first = read_line(child.stdout_fd());
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(first, m, std::regex(R"(http://127\.0\.0\.1:(\d+)/)"))) << first;
+  const auto port = static_cast<std::uint16_t>(std::stoi(m[1].str()));
+  std::vector<std::unique_ptr<concur::test::RawConnection>> conns;
+  for (int i = 0; i < 3; ++i) {
+    conns.push_back(std::make_unique<concur::test::RawConnection>(port));
+    conns.back()->send("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  }
+  int ok = 0, busy = 0;
+  for (auto& c : conns) {
+    const int status = c->read_response().status;
+    ok += status == 200 ? 1 : 0;
+    busy += status == 503 ? 1 : 0;
+  }
+  EXPECT_GE(ok, 1);
+  EXPECT_GE(busy, 1);
+  EXPECT_EQ(ok + busy, 3);
+  child.send_signal(SIGTERM);
+  const sp::CommunicateResult out = child.communicate({}, kGenerous);
+  EXPECT_EQ(child.returncode(), 0) << out.stderr_;
 }
 
 TEST(ServeCommandTest, ATakenPortExitsWithStatus1) {

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "concur/http/server.hpp"
+#include "concur/mp/process.hpp"
 #include "concur/mp/task.hpp"
 
 namespace concur::apps::serve {
@@ -208,7 +209,10 @@ CLI::App* add_serve_command(CLI::App& app, ServeOptions& options) {
                   "Requests handled at once before 503 (default 1024)")
       ->check(CLI::Range(1, 10000000));
   cmd->add_option("--max-pool-pending", options.max_pool_pending,
-                  "Tasks waiting in each pool before 503 (default 4096; 0: no limit)");
+                  "Tasks pending in a pool before 503 (default: 2 x --pool-threads for the thread "
+                  "pool, 8 x --processes for the process pool, so that a request waits about one "
+                  "task's time at most; 0: no limit)")
+      ->check(CLI::Range(0LL, 100000000LL));
   cmd->add_option("--handler-timeout", options.handler_timeout, "Seconds before 504 (default 30)")
       ->check(CLI::PositiveNumber);
   cmd->add_option("--drain-timeout", options.drain_timeout,
@@ -229,10 +233,15 @@ int run_serve(ServeOptions& options, std::ostream& out, std::ostream& /*err*/) {
   options.notes.file = std::chrono::milliseconds(options.file_ms);
   options.notes.db = std::chrono::milliseconds(options.db_ms);
   options.notes.api = std::chrono::milliseconds(options.api_ms);
+  // The pools' pending limits follow their sizes unless given: past them a request would wait in
+  // the pool's queue longer than about one task takes, and answering 503 at once is better.
+  const std::size_t processes = options.processes != 0 ? options.processes : mp::cpu_count();
+  const auto given = static_cast<std::size_t>(std::max(0LL, options.max_pool_pending));
+  const bool automatic = options.max_pool_pending < 0;
   http::App app(http::AppOptions{.thread_workers = options.pool_threads,
-                                 .process_workers = options.processes,
-                                 .max_thread_pending = options.max_pool_pending,
-                                 .max_process_pending = options.max_pool_pending});
+                                 .process_workers = processes,
+                                 .max_thread_pending = automatic ? 2 * options.pool_threads : given,
+                                 .max_process_pending = automatic ? 8 * processes : given});
   add_notes_routes(app, options.notes);
   http::ServiceOptions so;
   so.host = options.host;

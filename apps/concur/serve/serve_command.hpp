@@ -56,7 +56,7 @@ struct ServeOptions {
   std::size_t pool_threads = 64;  // the thread pool behind `/`
   std::size_t processes = 0;      // the process pool behind /is_prime (0: one per CPU)
   std::size_t max_in_flight = 1024;
-  std::size_t max_pool_pending = 4096;
+  long long max_pool_pending = -1;  // -1: 2 x pool_threads / 8 x processes; 0: no limit
   double handler_timeout = 30;      // seconds
   double drain_timeout = 30;        // seconds
   std::string access_log = "none";  // none | common | json
