@@ -108,6 +108,10 @@ Route parse_pattern(std::string_view pattern) {
     const std::size_t slash = rest.find('/');
     const std::string_view text = rest.substr(0, slash);
     if (text.empty()) throw bad("an empty segment ('//')");
+    if (!r.segments.empty() && r.segments.back().variable &&
+        r.segments.back().converter == Converter::kPath) {
+      throw bad("a <path:..> variable must be the last segment");
+    }
     Segment seg;
     if (text.front() == '<') {
       if (text.back() != '>')
@@ -135,17 +139,9 @@ Route parse_pattern(std::string_view pattern) {
       for (const Segment& s : r.segments) {
         if (s.variable && s.text == seg.text) throw bad("the variable '" + seg.text + "' twice");
       }
-      if (!r.segments.empty() && r.segments.back().variable &&
-          r.segments.back().converter == Converter::kPath) {
-        throw bad("a <path:..> variable must be the last segment");
-      }
     } else {
       if (text.find_first_of("<>") != std::string_view::npos) {
         throw bad("a variable fills its whole segment: <name> or <conv:name>");
-      }
-      if (!r.segments.empty() && r.segments.back().variable &&
-          r.segments.back().converter == Converter::kPath) {
-        throw bad("a <path:..> variable must be the last segment");
       }
       seg.text = std::string(text);
     }

@@ -229,7 +229,6 @@ struct ServerCore {
   aio::SslContext ssl;  // opts.ssl's copy
   aio::Server listener;
   bool draining = false;
-  bool finished = false;
   Clock::time_point drain_deadline;
   ConnEntry* head = nullptr;  // the live connections
   std::size_t count = 0;
@@ -677,7 +676,6 @@ aio::Task<void> shutdown_server(std::shared_ptr<ServerCore> core, std::chrono::m
   }
   co_await c.listener.wait_closed();
   c.app->draining.fetch_sub(1);
-  c.finished = true;
   c.closed.set();
 }
 

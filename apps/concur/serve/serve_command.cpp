@@ -31,7 +31,6 @@ std::string read_api(std::chrono::milliseconds d) {
 
 // notes_json(file, db, api): json.dumps({"result_file": ..., "result_db": ..., "result_api": ...}).
 std::string notes_json(const std::string& file, const std::string& db, const std::string& api) {
-  nlohmann::json j = nlohmann::json::object();
   std::string out = "{\"result_file\": ";
   out.append(nlohmann::json(file).dump())
       .append(", \"result_db\": ")

@@ -162,9 +162,9 @@ Response as_response(R&& r) {
     return std::forward<R>(r);
   } else if constexpr (std::is_convertible_v<U, std::string> &&
                        !std::is_same_v<U, nlohmann::json>) {
-    return Response::html(std::string(std::forward<R>(r)));
+    return to_response(std::string(std::forward<R>(r)));  // one rule: message.hpp's to_response
   } else {
-    return Response::json(nlohmann::json(std::forward<R>(r)));
+    return to_response(nlohmann::json(std::forward<R>(r)));
   }
 }
 
