@@ -398,6 +398,11 @@ class PoolCore final : public WaitHelper,
     }
     external_taken_.store(external_taken_.load(std::memory_order_relaxed) + taken,
                           std::memory_order_relaxed);
+    lk.unlock();
+    // The batch's other tasks wait in this worker's inbox while it runs the first, which may
+    // block: they are announced as a submit is (a sleeper is woken unless someone searches), or
+    // a worker that took them outside a search would leave them to no one.
+    if (taken > 1) notify_work();
   }
 
   void wait_for_submitters() const noexcept {
