@@ -153,6 +153,23 @@ Route parse_pattern(std::string_view pattern) {
   return r;
 }
 
+Response error_response(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const HTTPError& err) {
+    return Response::error(err.status(), err.message());
+  } catch (const TimeoutError&) {
+    return Response::error(504, "the handler did not answer in time");
+  } catch (const BrokenExecutor& err) {
+    return Response::error(500, err.what());
+  } catch (const RemoteError& err) {
+    return Response::error(500, err.what());
+  } catch (...) {
+    concur::detail::report_exception(e);
+    return Response::error(500, "Internal Server Error");
+  }
+}
+
 const Handler* Route::find(std::string_view method) const noexcept {
   for (const auto& [m, h] : methods) {
     if (m == method) return &h;

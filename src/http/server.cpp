@@ -163,24 +163,6 @@ std::string serialize(Response& res, unsigned version, bool keep, bool head) {
   return bytes;
 }
 
-// error_response(e): what the client learns of a handler's exception.
-Response error_response(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const HTTPError& err) {
-    return Response::error(err.status(), err.message());
-  } catch (const TimeoutError&) {
-    return Response::error(504, "the handler did not answer in time");
-  } catch (const BrokenExecutor& err) {
-    return Response::error(500, err.what());
-  } catch (const RemoteError& err) {
-    return Response::error(500, err.what());
-  } catch (...) {
-    concur::detail::report_exception(e);
-    return Response::error(500, "Internal Server Error");
-  }
-}
-
 }  // namespace
 
 // ---- access log ---------------------------------------------------------------------------------
@@ -361,7 +343,7 @@ aio::Task<Response> dispatch(ServerCore& core, std::shared_ptr<Request> req) {
   } catch (...) {
     error = std::current_exception();
   }
-  if (error) res = error_response(error);
+  if (error) res = http::detail::error_response(error);
   co_return res;
 }
 

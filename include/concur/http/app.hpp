@@ -28,6 +28,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <initializer_list>
 #include <memory>
@@ -116,6 +117,11 @@ struct Route {
   [[nodiscard]] const Handler* find(std::string_view method) const noexcept;
   [[nodiscard]] std::string allow() const;  // "GET, HEAD, OPTIONS"
 };
+
+// error_response(e): what the client learns of a handler's exception: HTTPError its status and
+// message, TimeoutError 504, BrokenExecutor / RemoteError 500 with their text, anything else 500
+// "Internal Server Error" (the exception goes to concur's excepthook).
+CONCUR_EXPORT Response error_response(const std::exception_ptr& e);
 
 // parse_pattern(pattern): the segments; ValueError for a bad pattern.
 CONCUR_EXPORT Route parse_pattern(std::string_view pattern);
@@ -294,12 +300,20 @@ App& App::route(std::string_view pattern, std::initializer_list<std::string_view
         std::tuple<std::remove_cvref_t<P>...> args{next(std::type_identity<P>{})...};
         concur::Future<R> f =
             std::apply([&](auto&... a) { return pool.submit(fn, std::move(a)...); }, args);
+        // The task's error becomes the answer here, in the thread that settled it: its exception
+        // object stays with the pool's future. Shared with a second future that another thread
+        // reads, its destruction (by the pool, last) would be ordered only by libstdc++'s
+        // uninstrumented reference count, which ThreadSanitizer reports as a race.
         return f.then([](const concur::Future<R>& done) {
-          if constexpr (std::is_void_v<R>) {
-            done.result();
-            return Response::json(nullptr);
-          } else {
-            return detail::as_response(done.result());
+          try {
+            if constexpr (std::is_void_v<R>) {
+              done.result();
+              return Response::json(nullptr);
+            } else {
+              return detail::as_response(done.result());
+            }
+          } catch (...) {
+            return detail::error_response(std::current_exception());
           }
         });
       };
