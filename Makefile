@@ -10,17 +10,20 @@ setup:
 	./scripts/setup.sh
 
 release: setup
-	cmake --preset release
+	cmake --preset release -DCONCUR_BUILD_BENCH=ON
 	cmake --build --preset release -j $(JOBS)
 
-# run builds only the `concur` binary (tests, benchmarks and examples are built by `make test`).
+# run builds only the `concur` binary (tests and examples are built by `make test`, benchmarks by
+# `make release`).
 run: setup
 	cmake --preset release
 	cmake --build --preset release -j $(JOBS) --target concur_cli
 	./build/release/apps/concur/concur bench
 
+# test leaves the micro-benchmarks out of the release build (they are not tests, and CI's time is
+# bounded); `make release` or `make bench` builds them in the same build directory.
 test: setup
-	cmake --preset release
+	cmake --preset release -DCONCUR_BUILD_BENCH=OFF
 	cmake --build --preset release -j $(JOBS)
 	ctest --preset release
 	cmake --preset tsan

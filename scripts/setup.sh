@@ -26,6 +26,10 @@ packages=(
   wrk  # serve benchmark (bench/compare/run_serve_bench.sh): the HTTP load generator (Debian's 4.1)
   python3-flask  # serve benchmark peer: the notes' two flask programs (bench/compare/flask_notes_app.py)
   gunicorn  # serve benchmark peer: the WSGI server running the flask app (--threads / --workers)
+  libhiredis-dev  # concur::dist: the Redis client (hiredis) under RedisExecutor and the workers
+  redis-server  # concur::dist tests and benchmarks: a private redis-server on a free loopback port
+  python3-celery  # dist benchmark peer: Celery with the Redis broker (bench/compare/dist/)
+  python3-rq  # dist benchmark peer: RQ (bench/compare/dist/)
 )
 
 missing=()

@@ -46,7 +46,7 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $reps =~ ^[1-9][0-9]*$ && $echo_reps =~ ^[1-9][0-9]*$ ]] || die "--reps/--echo-reps want N >= 1"
 for b in aio_bench asio_timer_bench echo_client asio_echo_server; do
-  [[ -x $bin/$b ]] || die "$bin/$b is not built (cmake --build build/release --target $b -j1)"
+  [[ -x $bin/$b ]] || die "$bin/$b is not built (make release, or cmake --build build/release --target $b -j1)"
 done
 [[ -x $python ]] || die "$python not found"
 mkdir -p "$(dirname "$prefix")"

@@ -101,7 +101,7 @@ tool=$build/bench/crawl_site_tool
 driver=$build/bench/crawl_driver
 cli=$build/apps/concur/concur
 for b in "$tool" "$driver"; do
-  [[ -x $b ]] || die "$b is not built (cmake --build $build --target $(basename "$b") -j1)"
+  [[ -x $b ]] || die "$b is not built (make release, or cmake --build $build --target $(basename "$b") -j1)"
 done
 for b in /usr/sbin/nginx /usr/bin/wget2 /usr/bin/time "$python"; do
   [[ -x $b ]] || die "$b is missing (scripts/setup.sh installs it)"

@@ -75,7 +75,7 @@ cli=$build/apps/concur/concur
 beast=$build/bench/beast_hello_server
 load=$build/bench/serve_load
 for b in "$cli" "$beast" "$load"; do
-  [[ -x $b ]] || die "$b is not built (cmake --build $build --target concur_cli beast_hello_server serve_load -j1)"
+  [[ -x $b ]] || die "$b is not built (make release, or cmake --build $build --target concur_cli beast_hello_server serve_load -j1)"
 done
 for b in /usr/bin/wrk /usr/bin/gunicorn "$python"; do
   [[ -x $b ]] || die "$b is missing (scripts/setup.sh installs it)"
