@@ -158,7 +158,7 @@ PY
 timeout 120 $python "$here/redis_ping.py" --redis "$url" --count "$pings" >> "$out" \
   || die "the PING measurement failed"
 
-# merge_line JSON KEY=VALUE...: the client's JSON line plus the harness's fields → the result file.
+# record JSON KEY=VALUE...: the client's JSON line plus the harness's fields → the result file.
 record() {
   $python -c '
 import json, sys
@@ -167,8 +167,15 @@ try:
     rec = json.loads(line)
 except ValueError:
     rec = {"error": "the client printed no JSON line: " + line[:200]}
+def value(v):
+    for kind in (int, float):
+        try:
+            return kind(v)
+        except ValueError:
+            pass
+    return v
 for k, v in extra.items():
-    rec.setdefault(k, int(v) if v.isdigit() else v)
+    rec.setdefault(k, value(v))
 print(json.dumps(rec))' "$@" >> "$out"
 }
 
