@@ -14,7 +14,6 @@
 // with pread, straight into the values it loads.
 #include "concur/process_pool.hpp"
 
-#include <cxxabi.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -30,11 +29,11 @@
 #include <mutex>
 #include <string>
 #include <thread>
-#include <typeinfo>
 #include <unordered_set>
 #include <vector>
 
 #include "concur/mp/connection.hpp"
+#include "exception_info.hpp"
 
 namespace concur {
 
@@ -111,31 +110,11 @@ struct PoolReply {
   }
 };
 
-// describe_current(reply) fills the error fields from the exception being handled. concur errors
-// keep their Python name ("ValueError") as the type and the rest of what() as the message.
+// describe_current(reply) fills the error fields from the exception being handled.
 void describe_current(PoolReply& reply) {
-  try {
-    throw;
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    const auto colon = what.find(": ");
-    if (colon != std::string::npos && colon < 40 && what.find(' ') >= colon) {
-      reply.type_name = what.substr(0, colon);
-      reply.message = what.substr(colon + 2);
-    } else {
-      reply.type_name = mp::detail::demangle(typeid(e).name());
-      reply.message = what;
-    }
-  } catch (const mp::SystemExit& e) {
-    reply.type_name = "SystemExit";
-    reply.message = std::to_string(e.code());
-  } catch (const std::exception& e) {
-    reply.type_name = mp::detail::demangle(typeid(e).name());
-    reply.message = e.what();
-  } catch (...) {
-    const std::type_info* t = abi::__cxa_current_exception_type();
-    reply.type_name = t != nullptr ? mp::detail::demangle(t->name()) : "unknown exception";
-  }
+  mp::detail::ExceptionInfo info = mp::detail::describe_current_exception();
+  reply.type_name = std::move(info.type_name);
+  reply.message = std::move(info.message);
 }
 
 // WorkerWatch is what a worker's main thread and its watchdog thread share: the request running

@@ -14,7 +14,9 @@
 #include <typeinfo>
 #include <vector>
 
+#include "concur/errors.hpp"
 #include "concur/mp/process.hpp"
+#include "exception_info.hpp"
 
 namespace concur::mp::detail {
 
@@ -51,6 +53,33 @@ bool contains(const std::vector<std::string_view>& names, std::string_view name)
 }
 
 }  // namespace
+
+ExceptionInfo describe_current_exception() {
+  ExceptionInfo info;
+  try {
+    throw;
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    const auto colon = what.find(": ");
+    if (colon != std::string::npos && colon < 40 && what.find(' ') >= colon) {
+      info.type_name = what.substr(0, colon);
+      info.message = what.substr(colon + 2);
+    } else {
+      info.type_name = demangle(typeid(e).name());
+      info.message = what;
+    }
+  } catch (const SystemExit& e) {
+    info.type_name = "SystemExit";
+    info.message = std::to_string(e.code());
+  } catch (const std::exception& e) {
+    info.type_name = demangle(typeid(e).name());
+    info.message = e.what();
+  } catch (...) {
+    const std::type_info* t = abi::__cxa_current_exception_type();
+    info.type_name = t != nullptr ? demangle(t->name()) : "unknown exception";
+  }
+  return info;
+}
 
 std::string demangle(const char* mangled) {
   int status = 0;

@@ -41,6 +41,7 @@
 
 #include "concur/errors.hpp"
 #include "concur/subprocess.hpp"
+#include "support/loopback.hpp"
 #include "support/temp_dir.hpp"
 
 namespace concur::testing {
@@ -119,10 +120,6 @@ class NginxServer {
     out << in.rdbuf();
     return out.str();
   }
-  // free_port(): a port the kernel hands out for 127.0.0.1 (bound, then released).
-  static std::uint16_t free_port();
-  // accepts(port): a TCP connect to 127.0.0.1:port succeeds.
-  static bool accepts(std::uint16_t port);
   // check_reachable(root): ValueError when root is not searchable by others while running as
   // root (nginx's worker then runs as nobody).
   static void check_reachable(const std::filesystem::path& root);
@@ -137,33 +134,6 @@ class NginxServer {
 };
 
 // ---- implementation ------------------------------------------------------------------------
-
-inline std::uint16_t NginxServer::free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw RuntimeError("NginxServer: socket() failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
-  ::close(fd);
-  if (!ok) throw RuntimeError("NginxServer: no free port on 127.0.0.1");
-  return ntohs(addr.sin_port);
-}
-
-inline bool NginxServer::accepts(std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(fd);
-  return ok;
-}
 
 inline void NginxServer::check_reachable(const std::filesystem::path& root) {
   if (::geteuid() != 0) return;  // the worker runs as us
@@ -252,7 +222,7 @@ inline void NginxServer::start(const std::filesystem::path& root, std::string lo
     std::filesystem::create_directories(prefix_ / "temp");
   }
   for (int attempt = 1;; ++attempt) {
-    port_ = free_port();
+    port_ = free_loopback_port();
     const std::filesystem::path conf = prefix_ / "nginx.conf";
     std::filesystem::remove(prefix_ / "nginx.pid");
     std::filesystem::remove(prefix_ / "error.log");  // this attempt's errors only
@@ -271,7 +241,7 @@ inline void NginxServer::start(const std::filesystem::path& root, std::string lo
     process_ = std::make_unique<subprocess::Popen>(args, options);
     const auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
     // Up once it wrote its pid file (after binding) and accepts a connection.
-    while (!(std::filesystem::exists(prefix_ / "nginx.pid") && accepts(port_))) {
+    while (!(std::filesystem::exists(prefix_ / "nginx.pid") && loopback_accepts(port_))) {
       if (const std::optional<int> code = process_->poll()) {
         process_.reset();
         const std::string log = error_log();

@@ -1,0 +1,329 @@
+// concur/dist/executor.hpp — RedisExecutor: concurrent.futures' Executor over Redis, the way
+// Celery and RQ share work between machines, with concur's Future.
+//
+//   bool is_prime(std::uint64_t n);
+//   CONCUR_TASK(is_prime);                               // the same registry as the process pool
+//
+//   dist::RedisExecutor ex("redis://10.0.0.5:6379");      // was: ProcessPoolExecutor ex;
+//   Future<bool> f = ex.submit(is_prime, 112272535095293);
+//   f.result();                                          // run by any worker serving the queue
+//
+// Workers are programs that register the same tasks and run dist::Worker (worker.hpp) —
+// `myapp worker --redis URL`, on any number of machines. A task is an entry of a Redis stream
+// (one per queue) read by the workers' consumer group; the worker that reads it holds a lease (the
+// entry is pending under its name) and renews it while the task runs, so a long task is never
+// run twice while its worker lives, and a worker that dies (kill -9, host gone) has its tasks
+// taken over by another once the lease expires: every task runs at least once. The result goes
+// back atomically with the lease's release (a Lua script: XACK, XDEL, RPUSH to this executor's
+// reply list), so an acknowledged task always has its result stored, and a worker that lost its
+// lease (paused past it) drops its result instead of racing the new holder.
+// A task that throws is retried with exponential backoff up to TaskOptions::max_retries times;
+// its final error reaches the future as RemoteError (type, message, where it was raised) and is
+// copied to the queue's dead-letter stream (<prefix>:dead:<queue>, capped) with the task's name.
+// running() is true once a worker has taken the task (RedisOptions::track_started); cancel()
+// succeeds while no worker has: the entry is deleted from the stream. A task a worker took just
+// before the cancel() reached Redis, but whose start had not reached this executor yet, may still
+// run once: its result is dropped (at-least-once delivery allows runs nobody reads).
+// Redis unreachable: submit() throws ConnectionError (after one reconnect attempt); the results
+// of submitted tasks wait in Redis (for RedisOptions::result_ttl) while this executor reconnects
+// with backoff. Nothing acknowledged is lost while Redis keeps its data (appendonly yes with
+// appendfsync everysec or always survives a Redis restart; see docs/dist.md).
+// shutdown(wait, cancel_futures): later submits throw RuntimeError; cancel_futures cancels the
+// tasks no worker has taken; wait blocks until every future is settled. The destructor is
+// shutdown(true). Through the Executor interface, submit(callable) cannot cross machines:
+// UsageError (use this class's submit with a registered task).
+// Thread-safety: every member may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "concur/detail/config.hpp"
+#include "concur/errors.hpp"
+#include "concur/executor.hpp"
+#include "concur/future.hpp"
+#include "concur/mp/serialize.hpp"
+#include "concur/mp/task.hpp"
+
+namespace concur::dist {
+
+// TaskOptions: how one submission is run (RedisExecutor::submit_with; RedisOptions::task is the
+// default of submit).
+struct TaskOptions {
+  // queue: the queue (a stream) to put the task on; empty: the executor's.
+  std::string queue{};
+  // max_retries: a task that throws runs again, up to this many more times, before its error is
+  // final (Celery's max_retries; 0: never retried).
+  std::uint32_t max_retries = 0;
+  // retry_backoff: the wait before the first retry, doubled for each next one, at most
+  // retry_backoff_max (Celery's retry_backoff / retry_backoff_max).
+  std::chrono::milliseconds retry_backoff{1000};
+  std::chrono::milliseconds retry_backoff_max{60000};
+};
+
+// RedisOptions: RedisExecutor's constructor arguments.
+struct RedisOptions {
+  // queue: the default queue (workers serve queues by name: --queues).
+  std::string queue = "default";
+  // prefix: the namespace of every key concur uses (<prefix>:q:<queue>, ...); workers must agree.
+  std::string prefix = "concur";
+  // task: the TaskOptions of submit() (its queue is ignored: see `queue`).
+  TaskOptions task{};
+  // result_ttl: how long results wait in Redis for this executor (e.g. while it reconnects).
+  std::chrono::milliseconds result_ttl = std::chrono::hours(24);
+  // connect_timeout: bounds connecting and every reply.
+  std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
+  // track_started: workers report when they take a task, so that running() is true and cancel()
+  // false from then on (one message more per task; Celery's task_track_started).
+  bool track_started = true;
+  // max_workers: what max_workers() reports (the workers are elsewhere: how many tasks run at once
+  // is up to them); 0: 1.
+  std::size_t max_workers = 0;
+};
+
+namespace detail {
+
+class RedisClientCore;
+
+// RemoteJob is one submitted task as the executor's reader thread sees it: how to settle its
+// future from the worker's messages (typed in RemoteJobImpl).
+struct RemoteJob {
+  RemoteJob() = default;
+  RemoteJob(const RemoteJob&) = delete;
+  RemoteJob& operator=(const RemoteJob&) = delete;
+  virtual ~RemoteJob() = default;
+  // start(): a worker took the task (set_running_or_notify_cancel; false when it was cancelled).
+  virtual bool start() = 0;
+  // finish(bytes): the serialized result (dumps(result), or a batch's results back to back).
+  virtual void finish(std::string_view bytes) = 0;
+  virtual void fail(std::exception_ptr e) = 0;
+  // cancel(): cancels the future if no worker took the task (shutdown(cancel_futures)).
+  virtual void cancel() = 0;
+  [[nodiscard]] virtual bool settled() const = 0;
+
+  std::uint64_t id = 0;
+  std::size_t batch = 0;  // 0: one call; n: a batch of n calls
+};
+
+template <class R>
+struct RemoteJobImpl final : RemoteJob {
+  bool start() override { return promise.set_running_or_notify_cancel(); }
+  void finish(std::string_view bytes) override {
+    if constexpr (std::is_void_v<R>) {
+      settle([&] { promise.set_result(); });
+    } else {
+      R value{};
+      try {
+        mp::loads(bytes, {}, value);
+      } catch (...) {
+        fail(std::current_exception());
+        return;
+      }
+      settle([&] { promise.set_result(std::move(value)); });
+    }
+  }
+  void fail(std::exception_ptr e) override {
+    settle([&] { promise.set_exception(std::move(e)); });
+  }
+  void cancel() override { (void)promise.get_future().cancel(); }
+  [[nodiscard]] bool settled() const override { return promise.is_done(); }
+
+  // settle(fn) runs a Promise set unless the future was cancelled meanwhile (then it stays so).
+  template <class Fn>
+  void settle(Fn&& fn) {
+    if (promise.is_done()) return;
+    try {
+      std::forward<Fn>(fn)();
+    } catch (const InvalidStateError&) {
+      // cancelled between the check and the set: the cancel stands
+    }
+  }
+
+  Promise<R> promise;
+};
+
+template <class R>
+struct RemoteBatchJobImpl final : RemoteJob {
+  bool start() override { return promise.set_running_or_notify_cancel(); }
+  void finish(std::string_view bytes) override {
+    std::vector<R> values(batch);
+    try {
+      mp::detail::MemoryInBuf buf(bytes);
+      std::istream is(&buf);
+      mp::InputArchive ar(is);
+      for (std::size_t i = 0; i < values.size(); ++i) {  // (not R&: std::vector<bool>)
+        R v{};
+        ar(v);
+        values[i] = std::move(v);
+      }
+    } catch (const cereal::Exception& e) {
+      fail(std::make_exception_ptr(mp::UnpicklingError(e.what())));
+      return;
+    } catch (...) {
+      fail(std::current_exception());
+      return;
+    }
+    if (promise.is_done()) return;
+    try {
+      promise.set_result(std::move(values));
+    } catch (const InvalidStateError&) {
+    }
+  }
+  void fail(std::exception_ptr e) override {
+    if (promise.is_done()) return;
+    try {
+      promise.set_exception(std::move(e));
+    } catch (const InvalidStateError&) {
+    }
+  }
+  void cancel() override { (void)promise.get_future().cancel(); }
+  [[nodiscard]] bool settled() const override { return promise.is_done(); }
+
+  Promise<std::vector<R>> promise;
+};
+
+// ArgsWriter writes the argument lists of a task (one call, or a batch's calls back to back) into
+// one archive, as the process pool's workers read them (TaskEntry::invoke_batch).
+class ArgsWriter {
+ public:
+  ArgsWriter() : buf_(bytes_), os_(&buf_), ar_(os_) {}
+  template <class... V>
+  void write(const V&... values) {
+    mp::detail::FdSink sink;
+    {
+      mp::detail::ScopedFdSink scope(sink);
+      try {
+        if constexpr (sizeof...(V) > 0) ar_(values...);
+      } catch (const cereal::Exception& e) {
+        mp::detail::throw_pickling(e.what());
+      }
+    }
+    if (!sink.fds.empty())
+      throw mp::PicklingError("handles (descriptors) cannot be passed to remote tasks");
+  }
+  std::string take() && {
+    os_.flush();
+    return std::move(bytes_);
+  }
+
+ private:
+  std::string bytes_;
+  mp::detail::StringOutBuf buf_;
+  std::ostream os_;
+  mp::OutputArchive ar_;
+};
+
+// remote_submit(core, fn, options, args, job): registers `job` and puts the task on its queue.
+// Throws UsageError (fn not registered), RuntimeError (after shutdown), ConnectionError (Redis
+// unreachable).
+CONCUR_EXPORT void remote_submit(const std::shared_ptr<RedisClientCore>& core, mp::detail::AnyFn fn,
+                                 const TaskOptions& options, std::string args,
+                                 std::unique_ptr<RemoteJob> job);
+// remote_cancel(core, id): the future of job `id` was cancelled before a worker reported it had
+// taken the task: deletes the task from its stream (if no worker has it yet). Never throws.
+CONCUR_EXPORT void remote_cancel(const std::weak_ptr<RedisClientCore>& core,
+                                 std::uint64_t id) noexcept;
+CONCUR_EXPORT std::uint64_t remote_reserve_id(RedisClientCore& core) noexcept;
+
+}  // namespace detail
+
+class CONCUR_EXPORT RedisExecutor final : public Executor {
+ public:
+  // RedisExecutor(url, options) connects (ConnectionError when Redis cannot be reached, ValueError
+  // for a bad URL) and starts the thread that reads results.
+  explicit RedisExecutor(const std::string& url, RedisOptions options = {});
+  RedisExecutor(const RedisExecutor&) = delete;
+  RedisExecutor& operator=(const RedisExecutor&) = delete;
+  // ~RedisExecutor() is shutdown(true).
+  ~RedisExecutor() override;
+
+  // submit(fn, args...) runs the registered task fn(args...) on a worker → Future<R>: the
+  // arguments are serialized now (PicklingError); UsageError when fn is not registered,
+  // RuntimeError after shutdown(), ConnectionError when Redis cannot be reached.
+  template <class R, class... P, class... A>
+  requires(sizeof...(P) == sizeof...(A)) Future<R> submit(R (*fn)(P...), A&&... args) {
+    return submit_with(default_options(), fn, std::forward<A>(args)...);
+  }
+  // submit_with(options, fn, args...) is submit with this task's own queue and retries.
+  template <class R, class... P, class... A>
+  requires(sizeof...(P) == sizeof...(A)) Future<R> submit_with(const TaskOptions& options,
+                                                               R (*fn)(P...), A&&... args) {
+    (mp::detail::require_task_argument<std::remove_cvref_t<P>>(), ...);
+    static_assert(std::is_void_v<R> || mp::TaskArgument<R>,
+                  "RedisExecutor::submit: the task's result type must be serializable and "
+                  "default constructible, so that it can come back from the worker");
+    detail::ArgsWriter writer;
+    writer.write(mp::detail::as_param<P>(std::forward<A>(args))...);
+    auto job = std::make_unique<detail::RemoteJobImpl<R>>();
+    Future<R> future = job->promise.get_future();
+    send(reinterpret_cast<mp::detail::AnyFn>(fn), options, std::move(writer).take(), std::move(job),
+         future);
+    return future;
+  }
+
+  // submit_batch(fn, calls) runs fn once per argument tuple, in order, on one worker, in one round
+  // trip → the results in order; an exception in any call fails the batch with its RemoteError.
+  template <class R, class... P, class... A>
+  requires(sizeof...(P) == sizeof...(A)) Future<std::vector<R>> submit_batch(
+      R (*fn)(P...), const std::vector<std::tuple<A...>>& calls) {
+    (mp::detail::require_task_argument<std::remove_cvref_t<P>>(), ...);
+    static_assert(!std::is_void_v<R> && mp::TaskArgument<R>,
+                  "RedisExecutor::submit_batch: the task must return a serializable, "
+                  "default-constructible value");
+    detail::ArgsWriter writer;
+    for (const auto& call : calls)
+      std::apply([&](const auto&... a) { writer.write(mp::detail::as_param<P>(a)...); }, call);
+    auto job = std::make_unique<detail::RemoteBatchJobImpl<R>>();
+    job->batch = calls.size();
+    Future<std::vector<R>> future = job->promise.get_future();
+    if (calls.empty()) {  // nothing to send (batch 0 means one call on the wire)
+      check_open(reinterpret_cast<mp::detail::AnyFn>(fn));
+      (void)job->promise.set_running_or_notify_cancel();
+      job->promise.set_result();
+      return future;
+    }
+    send(reinterpret_cast<mp::detail::AnyFn>(fn), default_options(), std::move(writer).take(),
+         std::move(job), future);
+    return future;
+  }
+
+  void shutdown(bool wait = true, bool cancel_futures = false) override;
+  [[nodiscard]] std::size_t max_workers() const noexcept override;
+  // pending() is how many of this executor's futures are not settled yet.
+  [[nodiscard]] std::size_t pending() const;
+  // options() are the constructor's options.
+  [[nodiscard]] const RedisOptions& options() const noexcept;
+
+ protected:
+  // execute(task): an arbitrary callable cannot run on another machine — UsageError.
+  void execute(concur::detail::RunnablePtr task) override;
+
+ private:
+  [[nodiscard]] const TaskOptions& default_options() const noexcept;
+  void check_open(mp::detail::AnyFn fn) const;
+  template <class F>
+  void send(mp::detail::AnyFn fn, const TaskOptions& options, std::string args,
+            std::unique_ptr<detail::RemoteJob> job, const F& future) {
+    const std::uint64_t id = job->id = detail::remote_reserve_id(*core_);
+    detail::remote_submit(core_, fn, options, std::move(args), std::move(job));
+    // (after the submit: a refused one cancels its job, which must not reach Redis)
+    future.add_done_callback(
+        [core = std::weak_ptr<detail::RedisClientCore>(core_), id](const F& f) {
+          if (f.cancelled()) detail::remote_cancel(core, id);
+        });
+  }
+
+  std::shared_ptr<detail::RedisClientCore> core_;
+};
+
+}  // namespace concur::dist

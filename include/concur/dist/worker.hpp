@@ -1,0 +1,95 @@
+// concur/dist/worker.hpp — the worker side of RedisExecutor: any program that registers tasks
+// (CONCUR_TASK) can serve them.
+//
+//   int main(int argc, char** argv) {
+//     if (argc > 1 && std::string_view(argv[1]) == "worker")
+//       return concur::dist::worker_main(argc - 1, argv + 1);  // myapp worker --redis URL ...
+//     ...
+//   }
+//
+// A Worker reads tasks from its queues' streams as one consumer of the group "workers" (its name:
+// host:pid by default), never more than `concurrency` at a time, and runs them on a thread pool
+// of that size. While a task runs its lease is renewed every lease/3; a task whose lease expired
+// (its worker died or stalled) is taken over by a live worker, at most max_deliveries times (then
+// it fails with WorkerLostError and goes to the dead letters: a task that kills every worker that
+// runs it does not loop forever). Queues are served in the order given: a task of the first queue
+// is taken before one of the second (priorities). Retries of failed tasks wait in a sorted set
+// until due; every worker moves due ones back to their stream.
+// stop() is a warm shutdown: no new task is taken, the ones taken finish and report, run()
+// returns. worker_main installs SIGINT/SIGTERM handlers: the first signal stops warmly, a second
+// one exits at once (the leases then expire and other workers take the tasks over).
+// Thread-safety: stop() may be called from any thread or a signal handler; the rest from one.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "concur/detail/config.hpp"
+
+namespace concur::dist {
+
+struct WorkerOptions {
+  // url: the Redis server (redis://host:port/db or unix:///path).
+  std::string url = "redis://127.0.0.1:6379";
+  // queues: served in this order (a task of an earlier queue is taken first).
+  std::vector<std::string> queues{"default"};
+  // prefix: the key namespace; executors and workers must agree.
+  std::string prefix = "concur";
+  // concurrency: tasks run at once (threads); 0: mp::cpu_count().
+  std::size_t concurrency = 0;
+  // lease: how long a taken task stays this worker's without a renewal; a dead worker's tasks
+  // are taken over this long after its last renewal.
+  std::chrono::milliseconds lease{30000};
+  // max_deliveries: a task taken over this many times (its workers kept dying) fails for good.
+  std::uint32_t max_deliveries = 5;
+  // name: this worker's consumer name; empty: "<hostname>:<pid>".
+  std::string name{};
+  // connect_timeout: bounds connecting and every reply.
+  std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
+};
+
+// WorkerStats: what a worker did so far.
+struct WorkerStats {
+  std::uint64_t succeeded = 0;   // tasks whose result was stored
+  std::uint64_t failed = 0;      // tasks whose final error was stored
+  std::uint64_t retried = 0;     // failed runs put back for a retry
+  std::uint64_t taken_over = 0;  // tasks taken over from a dead or stalled worker
+  std::uint64_t lost = 0;        // results dropped: the lease had passed to another worker
+};
+
+class CONCUR_EXPORT Worker {
+ public:
+  // Worker(options) checks the options (ValueError) and connects (ConnectionError).
+  explicit Worker(WorkerOptions options);
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  ~Worker();
+
+  // run() serves tasks until stop(), then lets the tasks taken finish and returns. Redis going
+  // away is waited out (reconnecting with backoff), not thrown.
+  void run();
+  // stop(): run() returns once the running tasks are done. Async-signal-safe.
+  void stop() noexcept;
+  [[nodiscard]] WorkerStats stats() const;
+  [[nodiscard]] const std::string& name() const noexcept;
+  [[nodiscard]] const WorkerOptions& options() const noexcept;
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// worker_main(argc, argv): a worker's command line —
+//   --redis URL  --queues a,b  --concurrency N  --lease SECONDS  --max-deliveries N
+//   --name NAME  --prefix P
+// serves until SIGINT/SIGTERM (warm), a second signal exits at once. Returns the exit code (0;
+// 2 for bad arguments; 1 when Redis cannot be reached at start).
+CONCUR_EXPORT int worker_main(int argc, char** argv);
+
+}  // namespace concur::dist

@@ -1,0 +1,428 @@
+// RedisExecutor: submits are XADDs on one connection; a reader thread on a second connection
+// takes this executor's reply list (BLPOP, then LPOP in bulk) and settles the futures.
+#include "concur/dist/executor.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "concur/dist/redis.hpp"
+#include "protocol.hpp"
+
+namespace concur::dist {
+
+namespace detail {
+
+namespace {
+
+// kBulk: how many messages one LPOP takes after a BLPOP returned one.
+constexpr int kBulk = 256;
+// kPoll: how long the reader blocks in BLPOP before it looks at its stop flag (shutdown also
+// pushes a wake message, so this only bounds a lost wake-up).
+constexpr int kPollSeconds = 1;
+
+std::string new_client_id() {
+  std::random_device rd;
+  const std::uint64_t r = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  char buf[64];
+  const int n = std::snprintf(buf, sizeof buf, "%016llx-%d", static_cast<unsigned long long>(r),
+                              static_cast<int>(::getpid()));
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
+// with_reconnect(conn, fn): fn(); a broken connection is reconnected once and fn retried.
+template <class Fn>
+auto with_reconnect(Redis& conn, Fn&& fn) {
+  if (!conn.is_connected()) conn.reconnect();
+  try {
+    return fn();
+  } catch (const ConnectionError&) {
+    conn.reconnect();
+    return fn();
+  }
+}
+
+}  // namespace
+
+class RedisClientCore {
+ public:
+  RedisClientCore(const std::string& url, RedisOptions options)
+      : options_(std::move(options)),
+        url_(RedisUrl::parse(url)),
+        client_(new_client_id()),
+        reply_(reply_key(options_.prefix, client_)) {
+    if (options_.queue.empty()) throw ValueError("RedisOptions::queue must not be empty");
+    if (options_.prefix.empty()) throw ValueError("RedisOptions::prefix must not be empty");
+    submit_ = Redis::connect(url_, options_.connect_timeout);
+    ensure_group(submit_, stream_key(options_.prefix, options_.queue));
+    reader_conn_ = Redis::connect(url_, options_.connect_timeout);
+    // BLPOP blocks kPollSeconds: its replies may take that long.
+    reader_conn_.set_timeout(options_.connect_timeout + std::chrono::seconds(kPollSeconds));
+  }
+
+  void start() {
+    reader_ = std::thread([this] { read_loop(); });
+  }
+
+  std::uint64_t reserve_id() noexcept { return next_id_.fetch_add(1, std::memory_order_relaxed); }
+
+  void submit(mp::detail::AnyFn fn, const TaskOptions& options, std::string args,
+              std::unique_ptr<RemoteJob> job) {
+    const mp::detail::TaskEntry* entry = mp::detail::find_task(fn);
+    if (entry == nullptr)
+      throw UsageError(
+          "RedisExecutor::submit: the function is not a registered task (CONCUR_TASK(fn))");
+    const std::string& queue = options.queue.empty() ? options_.queue : options.queue;
+    TaskMessage m;
+    m.id = job->id;
+    m.task = entry->name;
+    m.args = std::move(args);
+    m.batch = static_cast<std::uint32_t>(job->batch);
+    m.reply = reply_;
+    m.max_retries = options.max_retries;
+    m.backoff_ms = options.retry_backoff.count();
+    m.backoff_max_ms = options.retry_backoff_max.count();
+    m.result_ttl_ms = options_.result_ttl.count();
+    m.track_started = options_.track_started;
+    const std::string bytes = encode(m);
+    const std::string stream = stream_key(options_.prefix, queue);
+    const std::uint64_t id = job->id;
+    RemoteJob* raw = job.get();
+    {
+      std::scoped_lock lock(mu_);
+      if (shutdown_) {
+        job->cancel();
+        throw RuntimeError("cannot schedule new futures after shutdown");
+      }
+      jobs_.emplace(id, Record{std::move(job), {}, stream, false});
+    }
+    std::string entry_id;
+    try {
+      std::scoped_lock lock(submit_mu_);
+      if (queue != options_.queue && known_queues_.insert_if_new(queue))
+        with_reconnect(submit_, [&] { ensure_group(submit_, stream); });
+      entry_id = with_reconnect(submit_, [&] {
+        return submit_.command({"XADD", stream, "*", "task", m.task, "m", bytes}).str;
+      });
+    } catch (...) {
+      std::unique_ptr<RemoteJob> back;
+      {
+        std::scoped_lock lock(mu_);
+        auto it = jobs_.find(id);
+        if (it != jobs_.end()) {
+          back = std::move(it->second.job);
+          jobs_.erase(it);
+        }
+      }
+      if (back) back->cancel();  // never sent: nobody will settle it
+      settled_cv_.notify_all();
+      throw;
+    }
+    std::scoped_lock lock(mu_);
+    auto it = jobs_.find(id);
+    if (it != jobs_.end() && it->second.job.get() == raw) it->second.entry = std::move(entry_id);
+  }
+
+  void cancel(std::uint64_t id) noexcept {
+    std::string entry, stream;
+    {
+      std::scoped_lock lock(mu_);
+      auto it = jobs_.find(id);
+      if (it == jobs_.end()) return;
+      if (!it->second.started) {
+        entry = it->second.entry;
+        stream = it->second.stream;
+      }
+      jobs_.erase(it);  // the future is settled (cancelled): nothing more to deliver to it
+    }
+    settled_cv_.notify_all();
+    if (entry.empty()) return;
+    try {
+      std::scoped_lock lock(submit_mu_);
+      with_reconnect(submit_, [&] {
+        (void)cancel_script().run(submit_, {stream}, {kGroup, entry});
+      });
+    } catch (const std::exception&) {
+      // Redis unreachable: the task may still run; its result will find no job and be dropped
+    }
+  }
+
+  void shutdown(bool wait, bool cancel_futures) {
+    std::vector<RemoteJob*> to_cancel;
+    {
+      std::unique_lock lock(mu_);
+      shutdown_ = true;
+      if (cancel_futures)
+        for (auto& [id, r] : jobs_)
+          if (!r.started) to_cancel.push_back(r.job.get());
+    }
+    // Each job is moved out of its record (under the lock) before it is cancelled: its
+    // done-callback (cancel(id)) then finds no record, and the reader cannot settle it meanwhile.
+    // The stream entries are deleted after (flush_cancels).
+    std::vector<std::unique_ptr<RemoteJob>> owned;
+    {
+      std::scoped_lock lock(mu_);
+      for (RemoteJob* j : to_cancel) {
+        auto it = jobs_.find(j->id);
+        if (it != jobs_.end() && it->second.job.get() == j && !it->second.started) {
+          pending_cancels_.emplace_back(it->second.entry, it->second.stream);
+          owned.push_back(std::move(it->second.job));
+          jobs_.erase(it);
+        }
+      }
+    }
+    for (auto& j : owned) j->cancel();  // its callback finds no record: a no-op
+    flush_cancels();
+    wake_reader();
+    if (wait) {
+      {
+        std::unique_lock lock(mu_);
+        settled_cv_.wait(lock, [&] { return jobs_.empty(); });
+      }
+      join_reader();
+    }
+  }
+
+  void join_reader() {
+    std::scoped_lock lock(join_mu_);
+    if (reader_.joinable()) {
+      stop_.store(true);
+      wake_reader();
+      reader_.join();
+    }
+  }
+
+  std::size_t pending() const {
+    std::scoped_lock lock(mu_);
+    return jobs_.size();
+  }
+
+  bool is_shutdown() const {
+    std::scoped_lock lock(mu_);
+    return shutdown_;
+  }
+
+  const RedisOptions& options() const noexcept { return options_; }
+
+ private:
+  struct Record {
+    std::unique_ptr<RemoteJob> job;
+    std::string entry;   // the stream entry's id (for a cancel)
+    std::string stream;  // the stream's key
+    bool started = false;
+  };
+
+  // KnownQueues: the queues whose consumer group this executor made sure of.
+  struct KnownQueues {
+    std::vector<std::string> names;
+    bool insert_if_new(const std::string& q) {
+      if (std::find(names.begin(), names.end(), q) != names.end()) return false;
+      names.push_back(q);
+      return true;
+    }
+  };
+
+  void flush_cancels() {
+    std::vector<std::pair<std::string, std::string>> cancels;
+    {
+      std::scoped_lock lock(mu_);
+      cancels.swap(pending_cancels_);
+    }
+    for (const auto& [entry, stream] : cancels) {
+      if (entry.empty()) continue;
+      try {
+        std::scoped_lock lock(submit_mu_);
+        with_reconnect(submit_, [&] {
+          (void)cancel_script().run(submit_, {stream}, {kGroup, entry});
+        });
+      } catch (const std::exception&) {
+        // unreachable: see cancel()
+      }
+    }
+  }
+
+  void wake_reader() {
+    ResultMessage w;
+    w.kind = ResultMessage::wake;
+    try {
+      std::scoped_lock lock(submit_mu_);
+      with_reconnect(submit_, [&] {
+        (void)submit_.command({"RPUSH", reply_, encode(w)});
+        (void)submit_.command({"PEXPIRE", reply_, std::to_string(options_.result_ttl.count())});
+      });
+    } catch (const std::exception&) {
+      // unreachable: the reader notices its stop flag within kPollSeconds
+    }
+  }
+
+  bool finished() {
+    std::scoped_lock lock(mu_);
+    return stop_.load() || (shutdown_ && jobs_.empty());
+  }
+
+  void read_loop() {
+    auto backoff = std::chrono::milliseconds(50);
+    while (!finished()) {
+      try {
+        if (!reader_conn_.is_connected()) reader_conn_.reconnect();
+        Reply r = reader_conn_.command({"BLPOP", reply_, std::to_string(kPollSeconds)});
+        backoff = std::chrono::milliseconds(50);
+        if (r.is_nil()) continue;
+        deliver(r.at(1).str);
+        Reply more = reader_conn_.command({"LPOP", reply_, std::to_string(kBulk)});
+        if (more.is_array())
+          for (const Reply& m : more.elements) deliver(m.str);
+      } catch (const ConnectionError&) {
+        // Redis went away: the replies wait in the list (result_ttl); try again with backoff
+        const auto until = std::chrono::steady_clock::now() + backoff;
+        while (std::chrono::steady_clock::now() < until && !stop_.load())
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+      } catch (const std::exception&) {
+        // a reply of an unexpected shape (another program writing the list): skip it
+      }
+    }
+  }
+
+  // deliver(bytes): one message from a worker.
+  void deliver(std::string_view bytes) {
+    ResultMessage m;
+    try {
+      m = decode<ResultMessage>(bytes);
+    } catch (const std::exception&) {
+      return;  // not ours
+    }
+    if (m.kind == ResultMessage::wake) return;
+    std::unique_ptr<RemoteJob> job;
+    RemoteJob* starting = nullptr;
+    {
+      std::scoped_lock lock(mu_);
+      auto it = jobs_.find(m.id);
+      if (it == jobs_.end()) return;  // cancelled, or a second run's result (at-least-once)
+      if (m.kind == ResultMessage::started) {
+        if (it->second.started) return;  // taken over by another worker: still running
+        it->second.started = true;
+        starting = it->second.job.get();
+      } else {
+        job = std::move(it->second.job);
+        jobs_.erase(it);
+      }
+    }
+    if (starting != nullptr) {
+      start_job(m.id, starting);
+      return;
+    }
+    if (m.kind == ResultMessage::ok) {
+      job->finish(m.result);
+    } else {
+      job->fail(std::make_exception_ptr(RemoteError(m.type_name, m.message, m.traceback)));
+    }
+    job.reset();
+    settled_cv_.notify_all();
+  }
+
+  // start_job(id, job): set_running_or_notify_cancel() on a job still recorded. A cancel() racing
+  // in (the future was cancelled before the start arrived) finds the record and erases it, so the
+  // job is moved out under the lock and put back after.
+  void start_job(std::uint64_t id, RemoteJob* job) {
+    std::unique_ptr<RemoteJob> held;
+    {
+      std::scoped_lock lock(mu_);
+      auto it = jobs_.find(id);
+      if (it == jobs_.end() || it->second.job.get() != job) return;
+      held = std::move(it->second.job);
+    }
+    const bool running = held->start();
+    std::scoped_lock lock(mu_);
+    auto it = jobs_.find(id);
+    if (running && it != jobs_.end()) {
+      it->second.job = std::move(held);
+    } else if (it != jobs_.end()) {
+      jobs_.erase(it);  // cancelled before it started: settled
+    }
+    settled_cv_.notify_all();
+  }
+
+  RedisOptions options_;
+  RedisUrl url_;
+  std::string client_;
+  std::string reply_;
+  std::atomic<std::uint64_t> next_id_{1};
+
+  mutable std::mutex mu_;  // jobs_, shutdown_, pending_cancels_
+  std::condition_variable settled_cv_;
+  std::unordered_map<std::uint64_t, Record> jobs_;
+  std::vector<std::pair<std::string, std::string>> pending_cancels_;
+  bool shutdown_ = false;
+
+  std::mutex submit_mu_;  // submit_, known_queues_
+  Redis submit_;
+  KnownQueues known_queues_;
+
+  Redis reader_conn_;  // the reader thread's
+  std::thread reader_;
+  std::mutex join_mu_;
+  std::atomic<bool> stop_{false};
+};
+
+void remote_submit(const std::shared_ptr<RedisClientCore>& core, mp::detail::AnyFn fn,
+                   const TaskOptions& options, std::string args, std::unique_ptr<RemoteJob> job) {
+  core->submit(fn, options, std::move(args), std::move(job));
+}
+
+void remote_cancel(const std::weak_ptr<RedisClientCore>& core, std::uint64_t id) noexcept {
+  if (auto c = core.lock()) c->cancel(id);
+}
+
+std::uint64_t remote_reserve_id(RedisClientCore& core) noexcept { return core.reserve_id(); }
+
+}  // namespace detail
+
+RedisExecutor::RedisExecutor(const std::string& url, RedisOptions options)
+    : core_(std::make_shared<detail::RedisClientCore>(url, std::move(options))) {
+  core_->start();
+}
+
+RedisExecutor::~RedisExecutor() {
+  shutdown(true);
+  core_->join_reader();
+}
+
+void RedisExecutor::shutdown(bool wait, bool cancel_futures) {
+  core_->shutdown(wait, cancel_futures);
+}
+
+std::size_t RedisExecutor::max_workers() const noexcept {
+  return std::max<std::size_t>(1, core_->options().max_workers);
+}
+
+std::size_t RedisExecutor::pending() const { return core_->pending(); }
+
+const RedisOptions& RedisExecutor::options() const noexcept { return core_->options(); }
+
+const TaskOptions& RedisExecutor::default_options() const noexcept { return core_->options().task; }
+
+void RedisExecutor::check_open(mp::detail::AnyFn fn) const {
+  if (mp::detail::find_task(fn) == nullptr)
+    throw UsageError(
+        "RedisExecutor::submit: the function is not a registered task (CONCUR_TASK(fn))");
+  if (core_->is_shutdown()) throw RuntimeError("cannot schedule new futures after shutdown");
+}
+
+void RedisExecutor::execute(concur::detail::RunnablePtr) {
+  throw UsageError(
+      "RedisExecutor runs registered tasks only: submit(fn, args...) with fn registered by "
+      "CONCUR_TASK (an arbitrary callable cannot cross to another machine)");
+}
+
+}  // namespace concur::dist

@@ -1,0 +1,216 @@
+// src/dist/protocol.hpp (internal) — what concur::dist keeps in Redis and the messages between an
+// executor and its workers. Shared by the executor (executor.cpp) and the worker (worker.cpp):
+// both sides must agree byte for byte, so it is all here.
+//
+// Keys (P = the prefix, "concur" by default; Q = a queue's name):
+//   P:q:Q        a stream: one entry per task, fields task=<name>, m=<TaskMessage>; read by the
+//                consumer group "workers" (a pending entry is a task leased to a worker)
+//   P:delayed:Q  a sorted set: tasks waiting for a retry, scored by when they are due (ms),
+//                members "<name>\n<TaskMessage>"
+//   P:dead:Q     a stream capped at ~10,000 entries: tasks that failed for good (task, error, m)
+//   P:reply:C    a list: executor C's messages (ResultMessage), expiring result_ttl after the last
+//   P:workers    a hash: worker name → its last heartbeat (ms since the epoch, the server's clock)
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "concur/dist/redis.hpp"
+#include "concur/mp/serialize.hpp"
+
+namespace concur::dist::detail {
+
+inline constexpr std::string_view kGroup = "workers";
+
+inline std::string stream_key(std::string_view prefix, std::string_view queue) {
+  std::string k(prefix);
+  k += ":q:";
+  k += queue;
+  return k;
+}
+inline std::string delayed_key(std::string_view prefix, std::string_view queue) {
+  std::string k(prefix);
+  k += ":delayed:";
+  k += queue;
+  return k;
+}
+inline std::string dead_key(std::string_view prefix, std::string_view queue) {
+  std::string k(prefix);
+  k += ":dead:";
+  k += queue;
+  return k;
+}
+inline std::string reply_key(std::string_view prefix, std::string_view client) {
+  std::string k(prefix);
+  k += ":reply:";
+  k += client;
+  return k;
+}
+inline std::string workers_key(std::string_view prefix) {
+  std::string k(prefix);
+  k += ":workers";
+  return k;
+}
+
+// TaskMessage is a task on the wire (a stream entry's field m).
+struct TaskMessage {
+  std::uint64_t id = 0;       // unique within the executor that sent it (reply)
+  std::string task;           // the registered name
+  std::string args;           // the arguments, as TaskEntry::invoke_batch reads them
+  std::uint32_t batch = 0;    // 0: one call; n: a batch of n calls
+  std::string reply;          // the executor's reply list
+  std::uint32_t attempt = 0;  // 0 the first run; n the n-th retry
+  std::uint32_t max_retries = 0;
+  std::int64_t backoff_ms = 1000;
+  std::int64_t backoff_max_ms = 60000;
+  std::int64_t result_ttl_ms = 86'400'000;
+  bool track_started = true;
+
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(id, task, args, batch, reply, attempt, max_retries, backoff_ms, backoff_max_ms,
+       result_ttl_ms, track_started);
+  }
+};
+
+// ResultMessage is what a worker tells an executor (its reply list).
+struct ResultMessage {
+  enum Kind : std::uint8_t { started = 0, ok = 1, error = 2, wake = 3 };
+  std::uint64_t id = 0;
+  std::uint8_t kind = ok;
+  std::string result;     // ok: the serialized result
+  std::string type_name;  // error: RemoteError's fields
+  std::string message;
+  std::string traceback;
+
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(id, kind, result, type_name, message, traceback);
+  }
+};
+
+template <class M>
+std::string encode(const M& m) {
+  return mp::dumps(m).bytes;
+}
+template <class M>
+M decode(std::string_view bytes) {
+  M m;
+  mp::loads(bytes, {}, m);
+  return m;
+}
+
+// The Lua scripts (atomic on the server). Each checks that the worker still holds the lease
+// before it acts for it: a worker that was paused past its lease must not release or finish a
+// task another worker took over.
+
+// FINISH keys[stream, reply, dead]; args[group, consumer, entry, result message, ttl ms,
+// dead-letter (0/1), task name, error text, task message] → 1, or 0 when the lease is lost.
+inline const Script& finish_script() {
+  static const Script s(R"lua(
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
+if #p == 0 then return 0 end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[3])
+redis.call('RPUSH', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+if ARGV[6] == '1' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', '10000', '*', 'task', ARGV[7], 'error', ARGV[8],
+             'm', ARGV[9])
+end
+return 1
+)lua");
+  return s;
+}
+
+// RETRY keys[stream, delayed]; args[group, consumer, entry, delay ms, "<name>\n<message>"] → 1,
+// or 0 when the lease is lost. Due time: the server's clock plus the delay.
+inline const Script& retry_script() {
+  static const Script s(R"lua(
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
+if #p == 0 then return 0 end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[5])
+return 1
+)lua");
+  return s;
+}
+
+// PROMOTE keys[delayed, stream]; args[limit] → how many due retries went back on the stream.
+inline const Script& promote_script() {
+  static const Script s(R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[1])
+for _, m in ipairs(due) do
+  local nl = string.find(m, '\n', 1, true)
+  redis.call('XADD', KEYS[2], '*', 'task', string.sub(m, 1, nl - 1), 'm', string.sub(m, nl + 1))
+  redis.call('ZREM', KEYS[1], m)
+end
+return #due
+)lua");
+  return s;
+}
+
+// EXTEND keys[stream]; args[group, consumer, entries...] → how many leases were renewed (reset
+// their idle time; XCLAIM ... JUSTID does not count a delivery). A lease another worker took over
+// is left alone.
+inline const Script& extend_script() {
+  static const Script s(R"lua(
+local n = 0
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+  if #p > 0 then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    n = n + 1
+  end
+end
+return n
+)lua");
+  return s;
+}
+
+// RECLAIM keys[stream]; args[group, consumer, lease ms, count, cursor] → {next cursor,
+// {{entry, fields, deliveries}...}}: the tasks whose lease expired (their worker died or stalled),
+// now leased to this consumer.
+inline const Script& reclaim_script() {
+  static const Script s(R"lua(
+local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[5], 'COUNT', ARGV[4])
+local out = {}
+for _, e in ipairs(r[2]) do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)
+  local n = 0
+  if #p > 0 then n = p[1][4] end
+  table.insert(out, {e[1], e[2], n})
+end
+return {r[1], out}
+)lua");
+  return s;
+}
+
+// CANCEL keys[stream]; args[group, entry] → 1 when the task was deleted before any worker took it,
+// 0 when a worker holds it (or it is gone).
+inline const Script& cancel_script() {
+  static const Script s(R"lua(
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if #p > 0 then return 0 end
+return redis.call('XDEL', KEYS[1], ARGV[2])
+)lua");
+  return s;
+}
+
+// ensure_group(redis, stream): creates the consumer group (and the stream) unless it exists; from
+// id 0, so that tasks added before any worker came are served.
+inline void ensure_group(Redis& redis, std::string_view stream) {
+  try {
+    (void)redis.command({"XGROUP", "CREATE", stream, kGroup, "0", "MKSTREAM"});
+  } catch (const RedisError& e) {
+    if (e.code() != "BUSYGROUP") throw;
+  }
+}
+
+}  // namespace concur::dist::detail

@@ -1,0 +1,481 @@
+// concur::dist::RedisExecutor and Worker against a private redis-server: results, errors,
+// batches, misuse, cancel and running(), retries and dead letters, leases (a killed worker's tasks
+// taken over, a long task never run twice, a paused worker's result dropped, a task that kills
+// every worker given up), warm stop, priorities, and a Redis restart with appendonly.
+#include "concur/dist/executor.hpp"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "concur/dist/redis.hpp"
+#include "concur/dist/worker.hpp"
+#include "concur/errors.hpp"
+#include "concur/mp/process.hpp"
+#include "concur/mp/task.hpp"
+#include "support/process_support.hpp"
+#include "support/redis_server.hpp"
+#include "support/test_support.hpp"
+
+namespace concur::dist::test {
+
+using namespace std::chrono_literals;
+using concur::testing::RedisServer;
+
+// kRemote bounds every wait on a remote result (slow under TSan).
+constexpr auto kRemote = std::chrono::seconds(60);
+
+// ---- The registered tasks
+
+inline Redis connect_to(const std::string& url) { return Redis::connect(RedisUrl::parse(url)); }
+
+bool dist_is_prime(std::uint64_t n) {
+  if (n < 2) return false;
+  for (std::uint64_t d = 2; d * d <= n; ++d)
+    if (n % d == 0) return false;
+  return true;
+}
+CONCUR_TASK(dist_is_prime);
+
+int dist_mul(int x, int y) { return x * y; }
+CONCUR_TASK(dist_mul);
+
+int dist_raise(int x) { throw ValueError("bad value " + std::to_string(x)); }
+CONCUR_TASK(dist_raise);
+
+void dist_touch(std::string path) { concur::testing::write_file(path, "ran"); }
+CONCUR_TASK(dist_touch);
+
+// dist_counted(url, key, ms, value): counts its run in Redis (INCR key), sleeps ms, returns value.
+int dist_counted(std::string url, std::string key, int ms, int value) {
+  (void)connect_to(url).command({"INCR", key});
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return value;
+}
+CONCUR_TASK(dist_counted);
+
+// dist_flaky(url, key, fail_first, value): the first `fail_first` runs (counted in Redis) throw.
+int dist_flaky(std::string url, std::string key, int fail_first, int value) {
+  const long long run = connect_to(url).command({"INCR", key}).integer;
+  if (run <= fail_first) throw RuntimeError("flaky run " + std::to_string(run));
+  return value;
+}
+CONCUR_TASK(dist_flaky);
+
+// dist_gate(url, key, value): marks key:started, waits until key exists (at most 60 s).
+int dist_gate(std::string url, std::string key, int value) {
+  Redis r = connect_to(url);
+  (void)r.command({"SET", key + ":started", "1"});
+  const auto deadline = std::chrono::steady_clock::now() + kRemote;
+  while (r.command({"EXISTS", key}).integer == 0) {
+    if (std::chrono::steady_clock::now() >= deadline) throw TimeoutError("gate never opened");
+    std::this_thread::sleep_for(2ms);
+  }
+  return value;
+}
+CONCUR_TASK(dist_gate);
+
+// dist_record(url, list, tag): appends tag to a Redis list (the order tasks ran in).
+void dist_record(std::string url, std::string list, std::string tag) {
+  (void)connect_to(url).command({"RPUSH", list, tag});
+}
+CONCUR_TASK(dist_record);
+
+// dist_die(): the worker process running it dies at once.
+int dist_die() { ::_exit(9); }
+CONCUR_TASK(dist_die);
+
+// run_worker(url, queues, concurrency, lease_ms): a worker in a child process (mp::Process).
+void run_worker(std::string url, std::string queue, int concurrency, int lease_ms) {
+  WorkerOptions o;
+  o.url = std::move(url);
+  o.queues = {std::move(queue)};
+  o.concurrency = static_cast<std::size_t>(concurrency);
+  o.lease = std::chrono::milliseconds(lease_ms);
+  o.max_deliveries = 2;
+  Worker w(o);
+  w.run();
+}
+CONCUR_TASK(run_worker);
+
+// ---- Fixture
+
+// InProcessWorker runs a Worker on a thread; stopped (warmly) and joined when destroyed.
+class InProcessWorker {
+ public:
+  explicit InProcessWorker(WorkerOptions o) : worker_(std::move(o)) {
+    thread_ = std::thread([this] { worker_.run(); });
+  }
+  InProcessWorker(const InProcessWorker&) = delete;
+  InProcessWorker& operator=(const InProcessWorker&) = delete;
+  ~InProcessWorker() { join(); }
+  void join() {
+    worker_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  Worker& worker() { return worker_; }
+
+ private:
+  Worker worker_;
+  std::thread thread_;
+};
+
+class DistTest : public ::testing::Test {
+ protected:
+  void SetUp() override { server_.start(); }
+
+  std::string url() const { return server_.url(); }
+  Redis redis() const { return server_.client(); }
+
+  WorkerOptions worker_options(std::size_t concurrency = 2,
+                               std::chrono::milliseconds lease = 30s) const {
+    WorkerOptions o;
+    o.url = url();
+    o.concurrency = concurrency;
+    o.lease = lease;
+    return o;
+  }
+  std::unique_ptr<InProcessWorker> start_worker(std::size_t concurrency = 2,
+                                                std::chrono::milliseconds lease = 30s) {
+    return std::make_unique<InProcessWorker>(worker_options(concurrency, lease));
+  }
+  // wait_key(key): polls until key exists (a gate task started).
+  bool wait_key(const std::string& key) {
+    Redis r = redis();
+    return concur::testing::poll_until(kRemote, [&] {
+      return r.command({"EXISTS", key}).integer == 1;
+    });
+  }
+  long long counter(const std::string& key) {
+    const Reply v = redis().command({"GET", key});
+    return v.is_nil() ? 0 : v.as_integer();
+  }
+
+  RedisServer server_;
+};
+
+// ---- Results, errors, batches
+
+TEST_F(DistTest, SubmitRunsOnAWorkerAndReturnsTheResult) {
+  auto w = start_worker();
+  RedisExecutor ex(url());
+  Future<int> f = ex.submit(dist_mul, 6, 7);
+  Future<bool> p = ex.submit(dist_is_prime, std::uint64_t{112272535095293});
+  EXPECT_EQ(f.result(kRemote), 42);
+  EXPECT_TRUE(p.result(kRemote));
+  EXPECT_FALSE(ex.submit(dist_is_prime, std::uint64_t{112272535095291}).result(kRemote));
+  EXPECT_EQ(ex.pending(), 0u);
+}
+
+TEST_F(DistTest, SubmitsFromSeveralThreadsAllResolve) {
+  auto w1 = start_worker(2);
+  auto w2 = start_worker(2);
+  RedisExecutor ex(url());
+  constexpr int kThreads = 4, kEach = 150;
+  std::vector<std::vector<Future<int>>> futures(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) futures[t].push_back(ex.submit(dist_mul, t, i));
+    });
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t)
+    for (int i = 0; i < kEach; ++i) ASSERT_EQ(futures[t][i].result(kRemote), t * i);
+  // (a worker counts a task after storing its result: the count may trail the future a moment)
+  EXPECT_TRUE(concur::testing::poll_until(kRemote, [&] {
+    return w1->worker().stats().succeeded + w2->worker().stats().succeeded ==
+           std::uint64_t{kThreads * kEach};
+  }));
+}
+
+TEST_F(DistTest, ATaskExceptionArrivesAsRemoteError) {
+  auto w = start_worker();
+  RedisExecutor ex(url());
+  Future<int> f = ex.submit(dist_raise, 5);
+  try {
+    (void)f.result(kRemote);
+    FAIL() << "expected RemoteError";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.type_name(), "ValueError");
+    EXPECT_EQ(e.message(), "bad value 5");
+    EXPECT_NE(e.traceback().find("dist_raise"), std::string::npos) << e.traceback();
+    EXPECT_NE(e.traceback().find(w->worker().name()), std::string::npos) << e.traceback();
+  }
+  EXPECT_TRUE(
+      concur::testing::poll_until(kRemote, [&] { return w->worker().stats().failed == 1; }));
+}
+
+TEST_F(DistTest, VoidTasksAndBatches) {
+  auto w = start_worker();
+  concur::testing::TempDir dir;
+  RedisExecutor ex(url());
+  const std::string path = dir.file("touched");
+  ex.submit(dist_touch, path).result(kRemote);
+  EXPECT_TRUE(std::filesystem::exists(path));
+  auto b = ex.submit_batch(dist_mul, std::vector<std::tuple<int, int>>{{1, 2}, {3, 4}, {5, 6}});
+  EXPECT_EQ(b.result(kRemote), (std::vector<int>{2, 12, 30}));
+  EXPECT_TRUE(ex.submit_batch(dist_mul, std::vector<std::tuple<int, int>>{}).result().empty());
+  auto bad = ex.submit_batch(dist_raise, std::vector<std::tuple<int>>{{1}, {2}});
+  EXPECT_THROW((void)bad.result(kRemote), RemoteError);
+}
+
+// ---- Misuse
+
+int dist_unregistered(int x) { return x; }
+
+TEST_F(DistTest, MisuseIsRefusedClearly) {
+  EXPECT_THROW(RedisExecutor("http://nope"), ValueError);
+  const std::uint16_t port = concur::testing::free_loopback_port();
+  EXPECT_THROW(RedisExecutor("redis://127.0.0.1:" + std::to_string(port)), ConnectionError);
+  RedisExecutor ex(url());
+  EXPECT_THROW((void)ex.submit(dist_unregistered, 1), UsageError);
+  Executor& base = ex;
+  EXPECT_THROW((void)base.submit([] { return 1; }), UsageError);
+  EXPECT_EQ(ex.pending(), 0u) << "a refused submit leaves nothing behind";
+  ex.shutdown();
+  ex.shutdown();  // idempotent
+  try {
+    (void)ex.submit(dist_mul, 1, 2);
+    FAIL() << "submit after shutdown";
+  } catch (const RuntimeError& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot schedule new futures after shutdown"),
+              std::string::npos);
+  }
+  EXPECT_THROW((void)ex.submit_batch(dist_mul, std::vector<std::tuple<int, int>>{}), RuntimeError);
+  WorkerOptions o = worker_options();
+  o.queues = {};
+  EXPECT_THROW(Worker{o}, ValueError);
+  o = worker_options();
+  o.lease = 1ms;
+  EXPECT_THROW(Worker{o}, ValueError);
+}
+
+// ---- running() and cancel()
+
+TEST_F(DistTest, AQueuedTaskIsCancelledAndNeverRuns) {
+  concur::testing::TempDir dir;
+  RedisExecutor ex(url());
+  const std::string path = dir.file("cancelled");
+  Future<void> f = ex.submit(dist_touch, path);  // no worker yet: queued
+  EXPECT_FALSE(f.running());
+  EXPECT_TRUE(f.cancel());
+  EXPECT_TRUE(f.cancelled());
+  EXPECT_EQ(redis().command({"XLEN", "concur:q:default"}).integer, 0)
+      << "the cancelled task was deleted from its stream";
+  auto w = start_worker();
+  EXPECT_EQ(ex.submit(dist_mul, 2, 3).result(kRemote), 6);  // the worker is past the cancelled one
+  EXPECT_FALSE(std::filesystem::exists(path)) << "a cancelled task ran";
+  EXPECT_EQ(ex.pending(), 0u);
+}
+
+TEST_F(DistTest, ATaskIsRunningOnceAWorkerTookItAndCannotBeCancelledThen) {
+  auto w = start_worker(1);
+  RedisExecutor ex(url());
+  Future<int> f = ex.submit(dist_gate, url(), std::string("g1"), 5);
+  ASSERT_TRUE(wait_key("g1:started"));
+  ASSERT_TRUE(concur::testing::poll_until(kRemote, [&] { return f.running(); }));
+  EXPECT_FALSE(f.cancel());
+  Future<int> queued = ex.submit(dist_mul, 3, 3);  // behind the gate: the one thread is busy
+  std::this_thread::sleep_for(100ms);
+  EXPECT_FALSE(queued.running());
+  (void)redis().command({"SET", "g1", "open"});
+  EXPECT_EQ(f.result(kRemote), 5);
+  EXPECT_EQ(queued.result(kRemote), 9);
+}
+
+TEST_F(DistTest, ShutdownCancelFuturesCancelsWhatNoWorkerTook) {
+  concur::testing::TempDir dir;
+  RedisExecutor ex(url());
+  std::vector<Future<void>> fs;
+  for (int i = 0; i < 5; ++i) fs.push_back(ex.submit(dist_touch, dir.file(std::to_string(i))));
+  ex.shutdown(/*wait=*/true, /*cancel_futures=*/true);
+  for (auto& f : fs) EXPECT_TRUE(f.cancelled());
+  EXPECT_EQ(redis().command({"XLEN", "concur:q:default"}).integer, 0);
+  auto w = start_worker();
+  std::this_thread::sleep_for(200ms);
+  for (int i = 0; i < 5; ++i) EXPECT_FALSE(std::filesystem::exists(dir.file(std::to_string(i))));
+}
+
+TEST_F(DistTest, ShutdownWithoutWaitReturnsAtOnceYetTheTasksFinish) {
+  auto w = start_worker(1);
+  RedisExecutor ex(url());
+  Future<int> f = ex.submit(dist_gate, url(), std::string("g2"), 8);
+  ex.shutdown(/*wait=*/false);
+  EXPECT_FALSE(f.done());
+  (void)redis().command({"SET", "g2", "open"});
+  EXPECT_EQ(f.result(kRemote), 8);
+}
+
+// ---- Retries and dead letters
+
+TEST_F(DistTest, AFailingTaskIsRetriedWithBackoffUntilItSucceeds) {
+  auto w = start_worker();
+  RedisExecutor ex(url());
+  const TaskOptions retrying{.max_retries = 3, .retry_backoff = 10ms, .retry_backoff_max = 40ms};
+  Future<int> f = ex.submit_with(retrying, dist_flaky, url(), std::string("flaky1"), 2, 7);
+  EXPECT_EQ(f.result(kRemote), 7);
+  EXPECT_EQ(counter("flaky1"), 3) << "two failed runs, then the one that succeeded";
+  EXPECT_TRUE(
+      concur::testing::poll_until(kRemote, [&] { return w->worker().stats().retried == 2; }));
+  EXPECT_EQ(redis().command({"XLEN", "concur:dead:default"}).integer, 0);
+}
+
+TEST_F(DistTest, ATaskPastItsRetriesFailsAndIsDeadLettered) {
+  auto w = start_worker();
+  RedisExecutor ex(url());
+  const TaskOptions retrying{.max_retries = 1, .retry_backoff = 5ms};
+  Future<int> f = ex.submit_with(retrying, dist_flaky, url(), std::string("flaky2"), 100, 7);
+  try {
+    (void)f.result(kRemote);
+    FAIL() << "expected RemoteError";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.type_name(), "RuntimeError");
+    EXPECT_EQ(e.message(), "flaky run 2");
+    EXPECT_NE(e.traceback().find("run 2 of 2"), std::string::npos) << e.traceback();
+  }
+  EXPECT_EQ(counter("flaky2"), 2);
+  const Reply dead = redis().command({"XRANGE", "concur:dead:default", "-", "+"});
+  ASSERT_EQ(dead.elements.size(), 1u);
+  const Reply& fields = dead.at(0).at(1);
+  EXPECT_EQ(fields.at(0).str, "task");
+  EXPECT_EQ(fields.at(1).str, "dist_flaky");
+  EXPECT_EQ(fields.at(2).str, "error");
+  EXPECT_EQ(fields.at(3).str, "RuntimeError: flaky run 2");
+}
+
+// ---- Leases
+
+TEST_F(DistTest, AKilledWorkersTasksAreTakenOverByAnother) {
+  RedisExecutor ex(url());
+  mp::Process doomed(run_worker, url(), std::string("default"), 2, 300);
+  doomed.start();
+  Future<int> a = ex.submit(dist_counted, url(), std::string("k1"), 3000, 1);
+  Future<int> b = ex.submit(dist_counted, url(), std::string("k2"), 3000, 2);
+  ASSERT_TRUE(concur::testing::poll_until(kRemote, [&] { return a.running() && b.running(); }));
+  ASSERT_TRUE(concur::testing::poll_until(
+      kRemote, [&] { return counter("k1") == 1 && counter("k2") == 1; }));
+  doomed.kill();  // kill -9 with both tasks running
+  doomed.join();
+  auto w = start_worker(2, 300ms);
+  EXPECT_EQ(a.result(kRemote), 1);
+  EXPECT_EQ(b.result(kRemote), 2);
+  EXPECT_EQ(counter("k1"), 2) << "run again once, by the worker that took it over";
+  EXPECT_EQ(counter("k2"), 2);
+  EXPECT_EQ(w->worker().stats().taken_over, 2u);
+}
+
+TEST_F(DistTest, ALongTaskIsNeverRunTwiceWhileItsWorkerLives) {
+  auto w1 = start_worker(1, 100ms);  // leases of 100 ms, renewed every ~33 ms
+  auto w2 = start_worker(1, 100ms);
+  RedisExecutor ex(url());
+  Future<int> f = ex.submit(dist_counted, url(), std::string("long"), 1500, 3);
+  EXPECT_EQ(f.result(kRemote), 3);
+  EXPECT_EQ(counter("long"), 1);
+  EXPECT_EQ(w1->worker().stats().taken_over + w2->worker().stats().taken_over, 0u);
+}
+
+TEST_F(DistTest, AWorkerPausedPastItsLeaseLosesTheTask) {
+  RedisExecutor ex(url());
+  mp::Process paused(run_worker, url(), std::string("default"), 1, 200);
+  paused.start();
+  Future<int> f = ex.submit(dist_counted, url(), std::string("p1"), 600, 4);
+  ASSERT_TRUE(concur::testing::poll_until(kRemote, [&] { return counter("p1") == 1; }));
+  ASSERT_EQ(::kill(paused.pid(), SIGSTOP), 0);
+  auto w = start_worker(1, 200ms);
+  EXPECT_EQ(f.result(kRemote), 4);  // the taker's result
+  EXPECT_EQ(w->worker().stats().taken_over, 1u);
+  ASSERT_EQ(::kill(paused.pid(), SIGCONT), 0);
+  // The paused worker wakes, finishes its run and finds its lease gone: it stores nothing.
+  std::this_thread::sleep_for(1s);
+  EXPECT_EQ(redis().command({"XLEN", "concur:q:default"}).integer, 0);
+  EXPECT_EQ(redis().command({"XLEN", "concur:dead:default"}).integer, 0);
+  paused.terminate();
+  paused.join();
+}
+
+TEST_F(DistTest, ATaskThatKillsEveryWorkerIsGivenUp) {
+  RedisExecutor ex(url());
+  Future<int> f = ex.submit(dist_die);
+  // Workers with max_deliveries 2 (run_worker): each one that takes the task dies; the third
+  // delivery is given up by whoever reclaims it.
+  for (int i = 0; i < 6 && !f.done(); ++i) {
+    mp::Process p(run_worker, url(), std::string("default"), 1, 100);
+    p.start();
+    (void)concur::testing::poll_until(10s, [&] { return f.done() || !p.is_alive(); });
+    if (p.is_alive()) {
+      p.terminate();
+    }
+    p.join();
+  }
+  ASSERT_TRUE(f.done());
+  try {
+    (void)f.result();
+    FAIL() << "expected RemoteError";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.type_name(), "WorkerLostError");
+  }
+  EXPECT_EQ(redis().command({"XLEN", "concur:dead:default"}).integer, 1);
+}
+
+// ---- Worker behaviour
+
+TEST_F(DistTest, StopIsWarmTheTaskTakenFinishes) {
+  auto w = start_worker(1);
+  RedisExecutor ex(url());
+  Future<int> f = ex.submit(dist_gate, url(), std::string("g3"), 9);
+  ASSERT_TRUE(wait_key("g3:started"));
+  std::thread stopper([&] { w->join(); });
+  std::this_thread::sleep_for(200ms);
+  EXPECT_FALSE(f.done());
+  (void)redis().command({"SET", "g3", "open"});
+  stopper.join();
+  EXPECT_EQ(f.result(kRemote), 9);
+  EXPECT_EQ(redis().command({"HLEN", "concur:workers"}).integer, 0)
+      << "a stopped worker leaves the workers hash";
+}
+
+TEST_F(DistTest, QueuesAreServedInPriorityOrder) {
+  RedisExecutor ex(url());
+  std::vector<Future<void>> fs;
+  for (int i = 0; i < 4; ++i)
+    fs.push_back(ex.submit_with(TaskOptions{.queue = "low"}, dist_record, url(),
+                                std::string("order"), std::string("low")));
+  for (int i = 0; i < 4; ++i)
+    fs.push_back(ex.submit_with(TaskOptions{.queue = "high"}, dist_record, url(),
+                                std::string("order"), std::string("high")));
+  WorkerOptions o = worker_options(1);
+  o.queues = {"high", "low"};
+  InProcessWorker w(o);
+  for (auto& f : fs) f.result(kRemote);
+  const Reply order = redis().command({"LRANGE", "order", "0", "-1"});
+  ASSERT_EQ(order.elements.size(), 8u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(order.at(i).str, "high") << i;
+  for (int i = 4; i < 8; ++i) EXPECT_EQ(order.at(i).str, "low") << i;
+}
+
+TEST_F(DistTest, NothingIsLostAcrossARedisRestartWithAppendOnly) {
+  server_.stop();
+  RedisServer durable;
+  durable.start(RedisServer::Options{.appendonly = true});
+  RedisExecutor ex(durable.url());
+  std::vector<Future<int>> fs;
+  for (int i = 0; i < 50; ++i) fs.push_back(ex.submit(dist_mul, i, 2));
+  durable.restart();  // the tasks were acknowledged by XADD: they are in the AOF
+  WorkerOptions o = worker_options();
+  o.url = durable.url();
+  InProcessWorker w(o);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(fs[i].result(kRemote), 2 * i);
+  EXPECT_EQ(ex.submit(dist_mul, 5, 5).result(kRemote), 25) << "submit reconnected";
+}
+
+}  // namespace concur::dist::test
