@@ -8,6 +8,8 @@ Routes, as the notes write them:
   /                   "线程池在web服务中实现加速": read_file (0.1 s), read_db (0.2 s) and read_api
                       (0.3 s) submitted to a global ThreadPoolExecutor, answered with json.dumps
                       once all three are back (0.3 s a page).
+  /serial             the same three reads one after another (0.6 s a page): the view before the
+                      pool, as `concur serve`'s /serial (`concur bench serve_fanout` compares them).
   /is_prime/<numbers> "在flask服务中使用进程池加速": process_pool.map(is_prime, number_list),
                       answered with json.dumps(dict(zip(number_list, results))).
   /hello              json.dumps({"hello": "world"}) (application/json), the same body as
@@ -41,20 +43,21 @@ def _env_int(name):
 
 
 pool = ThreadPoolExecutor(max_workers=_env_int("POOL_THREADS"))
+_sleep_scale = float(os.environ.get("SLEEP_SCALE", "") or 1)
 
 
 def read_file():
-    tm.sleep(0.1)
+    tm.sleep(0.1 * _sleep_scale)
     return "file result"
 
 
 def read_db():
-    tm.sleep(0.2)
+    tm.sleep(0.2 * _sleep_scale)
     return "db result"
 
 
 def read_api():
-    tm.sleep(0.3)
+    tm.sleep(0.3 * _sleep_scale)
     return "api result"
 
 
@@ -67,6 +70,15 @@ def index():
         "result_file": result_file.result(),
         "result_db": result_db.result(),
         "result_api": result_api.result(),
+    })
+
+
+@app.route("/serial")
+def serial():
+    return json.dumps({
+        "result_file": read_file(),
+        "result_db": read_db(),
+        "result_api": read_api(),
     })
 
 

@@ -21,6 +21,7 @@
 #include "bench/experiments/async_crawl.hpp"
 #include "bench/experiments/fib_pool.hpp"
 #include "bench/experiments/is_prime.hpp"
+#include "bench/experiments/serve_notes.hpp"
 #include "bench/experiments/sleep_gather.hpp"
 #include "bench/experiments/sleep_pool.hpp"
 #include "bench/machine.hpp"
@@ -184,8 +185,9 @@ TEST(MachineTest, CpuModelFromProcCpuinfo) {
 }
 
 TEST(RegistryTest, ListsTheExperimentsInTheNotesOrder) {
-  const std::vector<std::string> names = {"is_prime",   "is_prime_pool", "fib_pool",
-                                          "sleep_pool", "sleep_gather",  "async_crawl"};
+  const std::vector<std::string> names = {"is_prime",     "is_prime_pool", "fib_pool",
+                                          "sleep_pool",   "sleep_gather",  "async_crawl",
+                                          "serve_fanout", "serve_is_prime"};
   ASSERT_EQ(experiments().size(), names.size());
   for (std::size_t i = 0; i < names.size(); ++i) {
     EXPECT_EQ(experiments()[i]->name(), names[i]);
@@ -528,6 +530,116 @@ TEST_F(BenchTest, PoolExperimentsQuickRunWithPythonAgree) {
   }
 }
 
+// kServeSleepSlack: how much shorter than its sleeps a fan-out page may seem (clock granularity);
+// the sleeps are lower bounds of the page's time, so the checks below need no upper bound.
+constexpr double kServeSleepSlack = 0.005;
+
+// check_fanout(rows, first, prefix): rows[first] and rows[first + 1] are the serial and pooled
+// pages of one server (modes prefixed by `prefix`), answered right, the serial page slower: at
+// least the three quick sleeps one after another (60 ms), the pooled one at least the longest
+// (30 ms) and shorter than the serial one — the notes' 0.6 s vs 0.3 s, scaled by 0.1.
+void check_fanout(const std::vector<Row>& rows, std::size_t first, const std::string& prefix) {
+  const Row& serial = rows.at(first);
+  const Row& pooled = rows.at(first + 1);
+  EXPECT_EQ(serial.mode, prefix + "serial page (/serial)");
+  EXPECT_EQ(pooled.mode, prefix + "pooled page (/)");
+  EXPECT_TRUE(serial.baseline);
+  for (const Row& r : {serial, pooled}) {
+    EXPECT_FALSE(r.skipped) << r.mode << ": " << r.note;
+    EXPECT_TRUE(r.ok()) << r.mode << ": " << r.answer << "; " << r.note;
+    // 3 sequential requests and 8 clients x 2: 19 responses, each the notes' JSON.
+    EXPECT_EQ(r.answer, "19 × the notes' JSON") << r.mode << ": " << r.note;
+    EXPECT_THAT(r.note, HasSubstr("median of 3 sequential requests"));
+    EXPECT_THAT(r.note, HasSubstr("req/s"));
+    EXPECT_THAT(r.note, HasSubstr("sleeps x0.1"));
+  }
+  EXPECT_GE(serial.seconds, 0.060 - kServeSleepSlack) << serial.note;
+  EXPECT_GE(pooled.seconds, 0.030 - kServeSleepSlack) << pooled.note;
+  EXPECT_GT(serial.seconds, pooled.seconds) << serial.note << " / " << pooled.note;
+  EXPECT_GT(pooled.speedup, 1.0);
+}
+
+// check_is_prime(rows, first, prefix): the one-client and four-client rows of one server.
+void check_is_prime(const std::vector<Row>& rows, std::size_t first, const std::string& prefix) {
+  const Row& one = rows.at(first);
+  const Row& many = rows.at(first + 1);
+  EXPECT_EQ(one.mode, prefix + ", 1 client");
+  EXPECT_EQ(many.mode, prefix + ", 4 clients");
+  EXPECT_TRUE(one.baseline);
+  EXPECT_EQ(one.answer, "3 × the expected JSON") << one.note;
+  EXPECT_EQ(many.answer, "8 × the expected JSON") << many.note;
+  for (const Row& r : {one, many}) {
+    EXPECT_TRUE(r.ok()) << r.mode << ": " << r.note;
+    EXPECT_EQ(r.workers, kServeProcesses);
+    EXPECT_GT(r.seconds, 0.0);
+    EXPECT_THAT(r.note, HasSubstr("10 primes near 1e9"));
+  }
+}
+
+TEST_F(BenchTest, ServeExperimentsQuickRunWithoutPython) {
+  {
+    const BenchResult result = quick_run("serve_fanout", 2);
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front();
+    ASSERT_EQ(result.rows.size(), 2U);
+    check_fanout(result.rows, 0, "");
+    EXPECT_TRUE(result.ok());
+  }
+  {
+    const BenchResult result = quick_run("serve_is_prime", 2);
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front();
+    ASSERT_EQ(result.rows.size(), 2U);
+    check_is_prime(result.rows, 0, "process pool 2");
+    EXPECT_TRUE(result.ok());
+  }
+}
+
+TEST_F(BenchTest, ServeExperimentsQuickRunBesideFlaskAgree) {
+  // Debian's python3 has flask and gunicorn (scripts/setup.sh); the pyenv one on PATH may not.
+  const auto python = find_python("/usr/bin/python3");
+  if (!python) GTEST_SKIP() << "no /usr/bin/python3";
+  if (run_capture({python->executable, "-I", "-c", "import flask, gunicorn"}).exit_code != 0) {
+    GTEST_SKIP() << "/usr/bin/python3 cannot import flask and gunicorn";
+  }
+  {
+    const BenchResult result = quick_run("serve_fanout", 2, python);
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front();
+    ASSERT_EQ(result.rows.size(), 4U);
+    check_fanout(result.rows, 0, "");
+    check_fanout(result.rows, 2, "python ");
+    EXPECT_THAT(result.rows[2].note, HasSubstr("gunicorn gthread 8 threads"));
+    EXPECT_TRUE(result.ok());
+  }
+  {
+    // The C++ and flask bodies are compared byte for byte by the experiment (an error if not).
+    const BenchResult result = quick_run("serve_is_prime", 2, python);
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front();
+    ASSERT_EQ(result.rows.size(), 4U);
+    check_is_prime(result.rows, 0, "process pool 2");
+    check_is_prime(result.rows, 2, "python gunicorn 2 workers");
+    EXPECT_THAT(result.rows[2].note, HasSubstr("body byte-identical to concur's"));
+    EXPECT_THAT(result.rows[3].note, HasSubstr("body byte-identical to concur's"));
+    EXPECT_TRUE(result.ok());
+  }
+}
+
+TEST_F(BenchTest, ServeExperimentsSkipTheFlaskRowsWithoutFlask) {
+  // The pyenv python3 on PATH has no flask; when it has, there is nothing to skip here.
+  const auto python = find_python();
+  if (!python) GTEST_SKIP() << "python3 not on PATH";
+  if (run_capture({python->executable, "-I", "-c", "import flask, gunicorn"}).exit_code == 0) {
+    GTEST_SKIP() << python->executable << " can import flask and gunicorn";
+  }
+  const BenchResult result = quick_run("serve_fanout", 2, python);
+  ASSERT_TRUE(result.errors.empty()) << result.errors.front();
+  ASSERT_EQ(result.rows.size(), 4U);
+  for (std::size_t i = 2; i < 4; ++i) {
+    EXPECT_TRUE(result.rows[i].skipped) << result.rows[i].mode;
+    EXPECT_THAT(result.rows[i].note,
+                HasSubstr("skipped: " + python->executable + " cannot import"));
+  }
+  EXPECT_TRUE(result.ok());
+}
+
 TEST_F(BenchTest, PoolExperimentsWriteTheirRowsToJson) {
   const std::string path = ::testing::TempDir() + "concur_bench_pool_test.json";
   const std::vector<std::string> fields = {
@@ -649,8 +761,8 @@ TEST_F(BenchTest, RunBenchQuickWritesTableAndValidJson) {
   EXPECT_EQ(j.at("config").at("size"), "quick");
   EXPECT_TRUE(j.at("config").at("python").is_null());
   // Every experiment ran: is_prime 2 rows, is_prime_pool 3, fib_pool 4 (pool 3, pool 2 and
-  // processes 3), sleep_pool 3, sleep_gather 2, async_crawl 5.
-  ASSERT_EQ(j.at("rows").size(), 19U);
+  // processes 3), sleep_pool 3, sleep_gather 2, async_crawl 5, serve_fanout 2, serve_is_prime 2.
+  ASSERT_EQ(j.at("rows").size(), 23U);
   EXPECT_EQ(j.at("rows")[0].at("mode"), "serial");
   EXPECT_EQ(j.at("rows")[1].at("mode"), "threads 2");
   EXPECT_EQ(j.at("rows")[0].at("answer"), j.at("rows")[1].at("answer"));
@@ -660,7 +772,8 @@ TEST_F(BenchTest, RunBenchQuickWritesTableAndValidJson) {
     if (seen.empty() || seen.back() != name) seen.push_back(name);
   }
   EXPECT_EQ(seen, (std::vector<std::string>{"is_prime", "is_prime_pool", "fib_pool", "sleep_pool",
-                                            "sleep_gather", "async_crawl"}));
+                                            "sleep_gather", "async_crawl", "serve_fanout",
+                                            "serve_is_prime"}));
   EXPECT_TRUE(j.at("ok").get<bool>());
   std::remove(path.c_str());
 }

@@ -16,6 +16,7 @@
 #include "bench/experiments/fib_pool.hpp"
 #include "bench/experiments/is_prime.hpp"
 #include "bench/experiments/is_prime_pool.hpp"
+#include "bench/experiments/serve_notes.hpp"
 #include "bench/experiments/sleep_gather.hpp"
 #include "bench/experiments/sleep_pool.hpp"
 
@@ -31,6 +32,8 @@ const std::vector<std::unique_ptr<Experiment>>& experiments() {
     v.push_back(make_sleep_pool_experiment());
     v.push_back(make_sleep_gather_experiment());
     v.push_back(make_async_crawl_experiment());
+    v.push_back(make_serve_fanout_experiment());
+    v.push_back(make_serve_is_prime_experiment());
     return v;
   }();
   return list;
