@@ -8,6 +8,7 @@
 #include "bench/bench_command.hpp"
 #include "bench/machine.hpp"
 #include "crawl/crawl_command.hpp"
+#include "dist/dist_command.hpp"
 #include "serve/serve_command.hpp"
 
 #ifdef CONCUR_CLI_MIMALLOC
@@ -28,7 +29,7 @@ int main(int argc, char** argv) {
 #endif
     CLI::App app{
         "concur: Python's threading, queue, concurrent.futures, multiprocessing and asyncio, "
-        "rebuilt in C++20, and the programs of its notes (bench, crawl, serve)."};
+        "rebuilt in C++20, and the programs of its notes (bench, crawl, serve, worker)."};
     app.require_subcommand(1);
 
     concur::apps::bench::BenchOptions bench_options;
@@ -37,6 +38,9 @@ int main(int argc, char** argv) {
     CLI::App* crawl = concur::apps::crawl::add_crawl_command(app, crawl_options);
     concur::apps::serve::ServeOptions serve_options;
     CLI::App* serve = concur::apps::serve::add_serve_command(app, serve_options);
+    CLI::App* worker = concur::apps::dist::add_worker_command(app);
+    concur::apps::dist::StatusOptions dist_options;
+    CLI::App* dist = concur::apps::dist::add_dist_command(app, dist_options);
 
     try {
       app.parse(argc, argv);
@@ -47,6 +51,8 @@ int main(int argc, char** argv) {
     if (bench->parsed()) return concur::apps::bench::run_bench(bench_options, std::cout, std::cerr);
     if (crawl->parsed()) return concur::apps::crawl::run_crawl(crawl_options, std::cout, std::cerr);
     if (serve->parsed()) return concur::apps::serve::run_serve(serve_options, std::cout, std::cerr);
+    if (worker->parsed()) return concur::apps::dist::run_worker(*worker);
+    if (dist->parsed()) return concur::apps::dist::run_dist(dist_options, std::cout, std::cerr);
   } catch (const std::exception& e) {
     std::cerr << "concur: " << e.what() << "\n";
     return 1;

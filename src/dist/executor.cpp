@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -157,7 +158,10 @@ class RedisClientCore {
     }
   }
 
-  void shutdown(bool wait, bool cancel_futures) {
+  // shutdown(wait, cancel_futures, deadline): see RedisExecutor::shutdown; with a deadline, the
+  // jobs still unsettled then fail with TimeoutError. True when everything settled.
+  bool shutdown(bool wait, bool cancel_futures,
+                std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt) {
     std::vector<RemoteJob*> to_cancel;
     {
       std::unique_lock lock(mu_);
@@ -184,13 +188,24 @@ class RedisClientCore {
     for (auto& j : owned) j->cancel();  // its callback finds no record: a no-op
     flush_cancels();
     wake_reader();
-    if (wait) {
-      {
-        std::unique_lock lock(mu_);
-        settled_cv_.wait(lock, [&] { return jobs_.empty(); });
+    if (!wait) return false;
+    std::vector<std::unique_ptr<RemoteJob>> late;
+    {
+      std::unique_lock lock(mu_);
+      const auto settled = [&] { return jobs_.empty(); };
+      if (!deadline) {
+        settled_cv_.wait(lock, settled);
+      } else if (!settled_cv_.wait_until(lock, *deadline, settled)) {
+        for (auto& [id, r] : jobs_)
+          if (r.job) late.push_back(std::move(r.job));
+        jobs_.clear();
       }
-      join_reader();
     }
+    for (auto& j : late)
+      j->fail(std::make_exception_ptr(
+          TimeoutError("RedisExecutor was shut down before the task's result came back")));
+    join_reader();
+    return late.empty();
   }
 
   void join_reader() {
@@ -399,7 +414,11 @@ RedisExecutor::~RedisExecutor() {
 }
 
 void RedisExecutor::shutdown(bool wait, bool cancel_futures) {
-  core_->shutdown(wait, cancel_futures);
+  (void)core_->shutdown(wait, cancel_futures);
+}
+
+bool RedisExecutor::shutdown_for(std::chrono::milliseconds timeout, bool cancel_futures) {
+  return core_->shutdown(true, cancel_futures, std::chrono::steady_clock::now() + timeout);
 }
 
 std::size_t RedisExecutor::max_workers() const noexcept {

@@ -9,7 +9,8 @@
 //                members "<name>\n<TaskMessage>"
 //   P:dead:Q     a stream capped at ~10,000 entries: tasks that failed for good (task, error, m)
 //   P:reply:C    a list: executor C's messages (ResultMessage), expiring result_ttl after the last
-//   P:workers    a hash: worker name → its last heartbeat (ms since the epoch, the server's clock)
+//   P:workers    a hash: worker name → its last heartbeat (ms since the epoch, the worker's clock)
+//   P:stats      a hash: "<queue>:succeeded" / "<queue>:failed" → tasks finished so far
 #pragma once
 
 #include <cstdint>
@@ -45,6 +46,11 @@ inline std::string reply_key(std::string_view prefix, std::string_view client) {
   std::string k(prefix);
   k += ":reply:";
   k += client;
+  return k;
+}
+inline std::string stats_key(std::string_view prefix) {
+  std::string k(prefix);
+  k += ":stats";
   return k;
 }
 inline std::string workers_key(std::string_view prefix) {
@@ -105,8 +111,9 @@ M decode(std::string_view bytes) {
 // before it acts for it: a worker that was paused past its lease must not release or finish a
 // task another worker took over.
 
-// FINISH keys[stream, reply, dead]; args[group, consumer, entry, result message, ttl ms,
-// dead-letter (0/1), task name, error text, task message] → 1, or 0 when the lease is lost.
+// FINISH keys[stream, reply, dead, stats]; args[group, consumer, entry, result message, ttl ms,
+// dead-letter (0/1), task name, error text, task message, stats field] → 1, or 0 when the lease
+// is lost. The stats hash counts outcomes per queue ("<queue>:succeeded" / "<queue>:failed").
 inline const Script& finish_script() {
   static const Script s(R"lua(
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
@@ -119,6 +126,7 @@ if ARGV[6] == '1' then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', '10000', '*', 'task', ARGV[7], 'error', ARGV[8],
              'm', ARGV[9])
 end
+redis.call('HINCRBY', KEYS[4], ARGV[10], 1)
 return 1
 )lua");
   return s;

@@ -69,6 +69,7 @@ class Worker::Impl {
     if (o_.concurrency == 0) o_.concurrency = std::max<std::size_t>(1, mp::cpu_count());
     if (o_.name.empty()) o_.name = default_name();
     url_ = RedisUrl::parse(o_.url);
+    stats_key_ = detail::stats_key(o_.prefix);
     for (const std::string& q : o_.queues) {
       streams_.push_back(detail::stream_key(o_.prefix, q));
       delayed_.push_back(detail::delayed_key(o_.prefix, q));
@@ -396,10 +397,12 @@ class Worker::Impl {
       error = r.type_name + ": " + r.message;
       task_message = detail::encode(t.message);
     }
-    const Reply out =
-        detail::finish_script().run(conn, {streams_[t.queue], t.message.reply, dead_[t.queue]},
-                                    {detail::kGroup, o_.name, t.entry, message, ttl,
-                                     dead ? "1" : "0", t.message.task, error, task_message});
+    std::string field = o_.queues[t.queue];
+    field += r.kind == detail::ResultMessage::ok ? ":succeeded" : ":failed";
+    const Reply out = detail::finish_script().run(
+        conn, {streams_[t.queue], t.message.reply, dead_[t.queue], stats_key_},
+        {detail::kGroup, o_.name, t.entry, message, ttl, dead ? "1" : "0", t.message.task, error,
+         task_message, field});
     return out.as_integer() == 1;
   }
 
@@ -501,6 +504,7 @@ class Worker::Impl {
   WorkerOptions o_;
   RedisUrl url_;
   std::vector<std::string> streams_, delayed_, dead_, cursors_;
+  std::string stats_key_;
   Redis main_;  // the reading loop's
   Redis beat_;  // the heartbeat thread's
   std::unique_ptr<ThreadPoolExecutor> pool_;

@@ -316,6 +316,18 @@ TEST_F(DistTest, ShutdownWithoutWaitReturnsAtOnceYetTheTasksFinish) {
   EXPECT_EQ(f.result(kRemote), 8);
 }
 
+TEST_F(DistTest, ABoundedShutdownFailsWhatNoWorkerFinished) {
+  auto w = start_worker(1);
+  RedisExecutor ex(url());
+  Future<int> held = ex.submit(dist_gate, url(), std::string("g4"), 1);
+  ASSERT_TRUE(wait_key("g4:started"));
+  Future<int> queued = ex.submit(dist_mul, 2, 2);
+  EXPECT_FALSE(ex.shutdown(50ms, /*cancel_futures=*/true));
+  EXPECT_TRUE(queued.cancelled());
+  EXPECT_THROW((void)held.result(), TimeoutError);
+  (void)redis().command({"SET", "g4", "open"});  // the task finishes; its result is dropped
+}
+
 // ---- Retries and dead letters
 
 TEST_F(DistTest, AFailingTaskIsRetriedWithBackoffUntilItSucceeds) {

@@ -29,10 +29,10 @@
 // with backoff. Nothing acknowledged is lost while Redis keeps its data (appendonly yes with
 // appendfsync everysec or always survives a Redis restart; see docs/dist.md).
 // shutdown(wait, cancel_futures): later submits throw RuntimeError; cancel_futures cancels the
-// tasks no worker has taken; wait blocks until every future is settled. The destructor is
-// shutdown(true). Through the Executor interface, submit(callable) cannot cross machines:
-// UsageError (use this class's submit with a registered task).
-// Thread-safety: every member may be called from any thread.
+// tasks no worker has taken; wait blocks until every future is settled (with no workers left,
+// forever: shutdown(timeout) bounds it). The destructor is shutdown(true). Through the Executor
+// interface, submit(callable) cannot cross machines: UsageError (use this class's submit with a
+// registered task). Thread-safety: every member may be called from any thread.
 #pragma once
 
 #include <chrono>
@@ -298,6 +298,14 @@ class CONCUR_EXPORT RedisExecutor final : public Executor {
   }
 
   void shutdown(bool wait = true, bool cancel_futures = false) override;
+  // shutdown(timeout, cancel_futures): shutdown(true, cancel_futures) that waits until the
+  // deadline at most (the workers may be gone); the futures still unsettled then fail with
+  // TimeoutError (their tasks may still run somewhere: their results are dropped). True when
+  // everything settled in time.
+  template <class Rep, class Period>
+  bool shutdown(std::chrono::duration<Rep, Period> timeout, bool cancel_futures = false) {
+    return shutdown_for(std::chrono::ceil<std::chrono::milliseconds>(timeout), cancel_futures);
+  }
   [[nodiscard]] std::size_t max_workers() const noexcept override;
   // pending() is how many of this executor's futures are not settled yet.
   [[nodiscard]] std::size_t pending() const;
@@ -310,6 +318,7 @@ class CONCUR_EXPORT RedisExecutor final : public Executor {
 
  private:
   [[nodiscard]] const TaskOptions& default_options() const noexcept;
+  bool shutdown_for(std::chrono::milliseconds timeout, bool cancel_futures);
   void check_open(mp::detail::AnyFn fn) const;
   template <class F>
   void send(mp::detail::AnyFn fn, const TaskOptions& options, std::string args,
