@@ -286,6 +286,13 @@ Reply Redis::get_reply() {
   return copy_reply(reply.get());
 }
 
+void Redis::flush() {
+  if (ctx_ == nullptr) fail_io("not connected to");
+  int done = 0;
+  while (done == 0)
+    if (redisBufferWrite(ctx_, &done) != REDIS_OK) fail_io("cannot send to");
+}
+
 Reply Redis::command(const std::vector<std::string_view>& argv) {
   append(argv);
   return get_reply();

@@ -1,7 +1,8 @@
-// concur::dist::Worker: a reading loop (XREADGROUP, then XAUTOCLAIM of expired leases and the
-// promotion of due retries), a thread pool running the tasks, and a heartbeat thread renewing the
-// leases of the tasks taken. Results and retries are stored by the pool threads through Lua
-// scripts that check the lease first (protocol.hpp).
+// concur::dist::Worker: `concurrency` serving threads, each with its own connection, reading one
+// task at a time (XREADGROUP BLOCK, all as the worker's one consumer name), running it and storing
+// its outcome through a Lua script that checks the lease first (protocol.hpp) — no hand-off
+// between a reader and a pool; and a maintenance thread that renews the leases of the tasks taken,
+// beats the worker's heartbeat, moves due retries back and takes over expired leases.
 #include "concur/dist/worker.hpp"
 
 #include <signal.h>
@@ -9,10 +10,13 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -25,7 +29,6 @@
 #include "concur/errors.hpp"
 #include "concur/mp/process.hpp"
 #include "concur/mp/task.hpp"
-#include "concur/thread_pool.hpp"
 #include "protocol.hpp"
 
 namespace concur::dist {
@@ -52,6 +55,7 @@ struct Taken {
   std::size_t queue = 0;
   std::string entry;
   detail::TaskMessage message;
+  bool taken_over = false;  // from a dead or stalled worker (its executor heard of the start)
 };
 
 }  // namespace
@@ -76,65 +80,36 @@ class Worker::Impl {
       dead_.push_back(detail::dead_key(o_.prefix, q));
       cursors_.emplace_back("0-0");
     }
-    main_ = Redis::connect(url_, o_.connect_timeout);
-    main_.set_timeout(o_.connect_timeout + kBlock);
-    for (const std::string& s : streams_) detail::ensure_group(main_, s);
-    beat_ = Redis::connect(url_, o_.connect_timeout);
+    // One connection per serving thread (made here: an unreachable Redis fails the constructor),
+    // one for the maintenance thread.
+    for (std::size_t i = 0; i < o_.concurrency; ++i) {
+      conns_.push_back(Redis::connect(url_, o_.connect_timeout));
+      conns_.back().set_timeout(o_.connect_timeout + kBlock);
+    }
+    for (const std::string& s : streams_) detail::ensure_group(conns_[0], s);
+    upkeep_ = Redis::connect(url_, o_.connect_timeout);
   }
 
   ~Impl() { stop(); }
 
   void run() {
-    pool_ = std::make_unique<ThreadPoolExecutor>(
-        ThreadPoolOptions{.max_workers = o_.concurrency, .thread_name_prefix = "dist-worker"});
-    std::thread beat([this] { heartbeat_loop(); });
-    auto backoff = std::chrono::milliseconds(50);
-    auto last_duty = std::chrono::steady_clock::now() - duty_interval();
-    while (!stop_.load(std::memory_order_acquire)) {
-      try {
-        if (!main_.is_connected()) {
-          main_.reconnect();
-          main_.set_timeout(o_.connect_timeout + kBlock);
-          for (const std::string& s : streams_) detail::ensure_group(main_, s);
-        }
-        if (std::chrono::steady_clock::now() - last_duty >= duty_interval()) {
-          duties();
-          last_duty = std::chrono::steady_clock::now();
-        }
-        const std::size_t room = free_room();
-        if (room == 0) {
-          std::unique_lock lock(mu_);
-          cv_.wait_for(lock, kBlock, [&] {
-            return stop_.load(std::memory_order_acquire) || held() < o_.concurrency;
-          });
-          continue;
-        }
-        if (!read(room, /*block=*/false)) (void)read(1, /*block=*/true);
-        backoff = std::chrono::milliseconds(50);
-      } catch (const ConnectionError&) {
-        main_.close();
-        sleep_unless_stopped(backoff);
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
-      } catch (const RedisError& e) {
-        std::fprintf(stderr, "concur worker %s: %s\n", o_.name.c_str(), e.what());
-        sleep_unless_stopped(backoff);
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
-      }
-    }
-    // Warm shutdown: the tasks taken run and report.
+    std::thread upkeep([this] { upkeep_loop(); });
+    std::vector<std::thread> servers;
+    for (std::size_t i = 1; i < o_.concurrency; ++i)
+      servers.emplace_back([this, i] { serve(conns_[i]); });
+    serve(conns_[0]);  // (the calling thread is one of them)
+    for (std::thread& t : servers) t.join();
     {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return running_ == 0 && ready_.empty(); });
-      beat_stop_ = true;
+      std::scoped_lock lock(mu_);
+      upkeep_stop_ = true;
     }
-    beat_cv_.notify_all();
-    beat.join();
-    pool_->shutdown(true);
+    upkeep_cv_.notify_all();
+    upkeep.join();
   }
 
   void stop() noexcept {
     stop_.store(true, std::memory_order_release);
-    // (no notify: async-signal-safe; the loop wakes within kBlock)
+    // (no notify: async-signal-safe; the serving threads see it within kBlock)
   }
 
   WorkerStats stats() const {
@@ -147,85 +122,94 @@ class Worker::Impl {
   // kBlock: how long one blocking read waits (and so how soon stop() is noticed).
   static constexpr std::chrono::milliseconds kBlock{100};
 
-  std::chrono::milliseconds duty_interval() const {
-    return std::clamp(o_.lease / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
-  }
+  struct Lease {
+    std::size_t queue;
+    std::string entry;
+  };
+
+  bool stopping() const noexcept { return stop_.load(std::memory_order_acquire); }
 
   void sleep_unless_stopped(std::chrono::milliseconds d) {
     const auto until = std::chrono::steady_clock::now() + d;
-    while (std::chrono::steady_clock::now() < until && !stop_.load(std::memory_order_acquire))
+    while (std::chrono::steady_clock::now() < until && !stopping())
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
 
-  // held(): tasks taken and not finished (running or waiting for a thread). Under mu_.
-  std::size_t held() const { return running_ + ready_.size(); }
-
-  std::size_t free_room() {
-    std::scoped_lock lock(mu_);
-    return held() >= o_.concurrency ? 0 : o_.concurrency - held();
-  }
-
-  // duties(): due retries back to their streams; expired leases taken over.
-  void duties() {
-    for (std::size_t q = 0; q < streams_.size(); ++q)
-      (void)detail::promote_script().run(main_, {delayed_[q], streams_[q]}, {"100"});
-    for (std::size_t q = 0; q < streams_.size(); ++q) {
-      const std::size_t room = free_room();
-      if (room == 0) return;
-      const std::string count = std::to_string(room);
-      const std::string lease = std::to_string(o_.lease.count());
-      const Reply r = detail::reclaim_script().run(
-          main_, {streams_[q]}, {detail::kGroup, o_.name, lease, count, cursors_[q]});
-      cursors_[q] = r.at(0).str;
-      std::vector<Taken> taken;
-      for (const Reply& e : r.at(1).elements) {
-        const long long deliveries = e.at(2).as_integer();
-        std::optional<Taken> t = parse_entry(q, e.at(0).str, e.at(1));
-        if (!t) continue;
-        if (deliveries > static_cast<long long>(o_.max_deliveries)) {
-          give_up(*t, deliveries);
-          continue;
+  // serve(conn): one serving thread — takes one task at a time (a task taken over from a dead
+  // worker first, then the first queue's, blocking on all of them), runs it, stores its outcome.
+  // All threads read as the one consumer o_.name: the leases are this worker's.
+  void serve(Redis& conn) {
+    auto backoff = std::chrono::milliseconds(50);
+    while (!stopping()) {
+      try {
+        if (!conn.is_connected()) {
+          conn.reconnect();
+          conn.set_timeout(o_.connect_timeout + kBlock);
+          for (const std::string& s : streams_) detail::ensure_group(conn, s);
         }
-        taken.push_back(std::move(*t));
+        std::optional<Taken> t = next_ready();
+        if (!t) t = read(conn);
+        backoff = std::chrono::milliseconds(50);
+        if (t) execute(conn, std::move(*t));
+      } catch (const ConnectionError&) {
+        conn.close();
+        sleep_unless_stopped(backoff);
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+      } catch (const RedisError& e) {
+        std::fprintf(stderr, "concur worker %s: %s\n", o_.name.c_str(), e.what());
+        sleep_unless_stopped(backoff);
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
       }
-      if (!taken.empty()) {
-        {
-          std::scoped_lock lock(mu_);
-          stats_.taken_over += taken.size();
-        }
-        accept(std::move(taken), /*announce=*/false);
+    }
+    // Warm shutdown: tasks taken over and not started yet still run (their leases are ours).
+    while (std::optional<Taken> t = next_ready()) {
+      try {
+        if (!conn.is_connected()) conn.reconnect();
+        execute(conn, std::move(*t));
+      } catch (const std::exception&) {
+        break;  // Redis gone: their leases expire and another worker runs them
       }
     }
   }
 
-  // read(room, block): takes up to `room` new tasks, the first queue first; false when none.
-  bool read(std::size_t room, bool block) {
+  std::optional<Taken> next_ready() {
+    std::scoped_lock lock(mu_);
+    if (ready_.empty()) return std::nullopt;
+    Taken t = std::move(ready_.front());
+    ready_.pop_front();
+    return t;
+  }
+
+  // read(conn): one new task, the first queue first; nullopt when none came within kBlock. A
+  // blocking read over several queues may return one task of each: the extras go to ready_.
+  std::optional<Taken> read(Redis& conn) {
     std::vector<Taken> taken;
-    const std::string count = std::to_string(room);
-    if (!block) {
-      for (std::size_t q = 0; q < streams_.size() && taken.size() < room; ++q) {
-        const std::string n = std::to_string(room - taken.size());
-        const Reply r = main_.command({"XREADGROUP", "GROUP", detail::kGroup, o_.name, "COUNT", n,
-                                       "STREAMS", streams_[q], ">"});
-        collect(r, taken);
-      }
-    } else {
+    if (streams_.size() > 1) {
+      for (std::size_t q = 0; q < streams_.size() && taken.empty(); ++q)
+        collect(conn,
+                conn.command({"XREADGROUP", "GROUP", detail::kGroup, o_.name, "COUNT", "1",
+                              "STREAMS", streams_[q], ">"}),
+                taken);
+    }
+    if (taken.empty()) {
       std::vector<std::string_view> argv{"XREADGROUP", "GROUP", detail::kGroup, o_.name,
-                                         "COUNT",      count,   "BLOCK"};
+                                         "COUNT",      "1",     "BLOCK"};
       const std::string ms = std::to_string(kBlock.count());
       argv.emplace_back(ms);
       argv.emplace_back("STREAMS");
       for (const std::string& s : streams_) argv.emplace_back(s);
       for (std::size_t q = 0; q < streams_.size(); ++q) argv.emplace_back(">");
-      collect(main_.command(argv), taken);
+      collect(conn, conn.command(argv), taken);
     }
-    if (taken.empty()) return false;
-    accept(std::move(taken), /*announce=*/true);
-    return true;
+    if (taken.empty()) return std::nullopt;
+    std::scoped_lock lock(mu_);
+    for (const Taken& t : taken) leases_.push_back({t.queue, t.entry});
+    for (std::size_t i = 1; i < taken.size(); ++i) ready_.push_back(std::move(taken[i]));
+    return std::move(taken[0]);
   }
 
-  // collect(reply, out): the entries of an XREADGROUP reply ([[stream, [[id, fields]...]]...]).
-  void collect(const Reply& r, std::vector<Taken>& out) {
+  // collect(conn, reply, out): the entries of an XREADGROUP reply ([[stream, [[id, fields]...]]]).
+  void collect(Redis& conn, const Reply& r, std::vector<Taken>& out) {
     if (!r.is_array()) return;
     for (const Reply& per_stream : r.elements) {
       const std::string& key = per_stream.at(0).str;
@@ -233,15 +217,16 @@ class Worker::Impl {
       if (it == streams_.end()) continue;
       const auto q = static_cast<std::size_t>(it - streams_.begin());
       for (const Reply& e : per_stream.at(1).elements) {
-        std::optional<Taken> t = parse_entry(q, e.at(0).str, e.at(1));
+        std::optional<Taken> t = parse_entry(conn, q, e.at(0).str, e.at(1));
         if (t) out.push_back(std::move(*t));
       }
     }
   }
 
-  // parse_entry(q, id, fields): the task of a stream entry; an entry that is not a task (written
-  // by something else, or truncated) is acknowledged and deleted, with a line on stderr.
-  std::optional<Taken> parse_entry(std::size_t q, const std::string& id, const Reply& fields) {
+  // parse_entry(conn, q, id, fields): the task of a stream entry; an entry that is not a task
+  // (written by something else, or truncated) is acknowledged and deleted, with a line on stderr.
+  std::optional<Taken> parse_entry(Redis& conn, std::size_t q, const std::string& id,
+                                   const Reply& fields) {
     const std::string* m = nullptr;
     for (std::size_t i = 0; i + 1 < fields.elements.size(); i += 2)
       if (fields.elements[i].str == "m") m = &fields.elements[i + 1].str;
@@ -255,65 +240,23 @@ class Worker::Impl {
     } catch (const std::exception& e) {
       std::fprintf(stderr, "concur worker %s: dropping entry %s of %s, not a concur task: %s\n",
                    o_.name.c_str(), id.c_str(), streams_[q].c_str(), e.what());
-      (void)main_.command({"XACK", streams_[q], detail::kGroup, id});
-      (void)main_.command({"XDEL", streams_[q], id});
+      (void)conn.command({"XACK", streams_[q], detail::kGroup, id});
+      (void)conn.command({"XDEL", streams_[q], id});
       return std::nullopt;
     }
   }
 
-  // give_up(t, deliveries): a task whose workers kept dying fails for good.
-  void give_up(const Taken& t, long long deliveries) {
-    detail::ResultMessage r;
-    r.id = t.message.id;
-    r.kind = detail::ResultMessage::error;
-    r.type_name = "WorkerLostError";
-    r.message = "task '" + t.message.task + "' was taken by " + std::to_string(deliveries - 1) +
-                " workers that died or stalled before finishing it (max_deliveries " +
-                std::to_string(o_.max_deliveries) + ")";
-    r.traceback = "given up by worker " + o_.name;
-    if (finish(main_, t, r, /*dead=*/true)) {
-      std::scoped_lock lock(mu_);
-      ++stats_.failed;
-    }
-  }
-
-  // accept(tasks, announce): the tasks are this worker's now: tell their executors (started),
-  // then run them (or queue them for a free thread).
-  void accept(std::vector<Taken> tasks, bool announce) {
+  // execute(conn, t): tells the executor the task started (sent, its reply read after the run),
+  // runs it on this thread and stores its outcome.
+  void execute(Redis& conn, Taken t) {
+    const bool announce = t.message.track_started && !t.taken_over;
     if (announce) {
-      std::size_t sent = 0;
-      for (const Taken& t : tasks) {
-        if (!t.message.track_started) continue;
-        detail::ResultMessage s;
-        s.id = t.message.id;
-        s.kind = detail::ResultMessage::started;
-        main_.append({"RPUSH", t.message.reply, detail::encode(s)});
-        ++sent;
-      }
-      for (std::size_t i = 0; i < sent; ++i) (void)main_.get_reply();
+      detail::ResultMessage s;
+      s.id = t.message.id;
+      s.kind = detail::ResultMessage::started;
+      conn.append({"RPUSH", t.message.reply, detail::encode(s)});
+      conn.flush();
     }
-    std::vector<Taken> start_now;
-    {
-      std::scoped_lock lock(mu_);
-      for (Taken& t : tasks) {
-        leases_.push_back({t.queue, t.entry});
-        if (running_ < o_.concurrency) {
-          ++running_;
-          start_now.push_back(std::move(t));
-        } else {
-          ready_.push_back(std::move(t));
-        }
-      }
-    }
-    for (Taken& t : start_now) launch(std::move(t));
-  }
-
-  void launch(Taken t) {
-    pool_->submit([this, t = std::move(t)]() mutable { execute(std::move(t)); });
-  }
-
-  // execute(t): runs one task on a pool thread and stores its outcome.
-  void execute(Taken t) {
     detail::ResultMessage r;
     r.id = t.message.id;
     bool retry = false;
@@ -344,25 +287,31 @@ class Worker::Impl {
         retry = t.message.attempt < t.message.max_retries;
       }
     }
-    report(t, r, retry);
-    done(t);
+    if (announce) {
+      try {
+        (void)conn.get_reply();
+      } catch (const ConnectionError&) {
+        conn.close();  // report() reconnects
+      }
+    }
+    report(conn, t, r, retry);
+    std::scoped_lock lock(mu_);
+    const auto it = std::find_if(leases_.begin(), leases_.end(), [&](const Lease& l) {
+      return l.queue == t.queue && l.entry == t.entry;
+    });
+    if (it != leases_.end()) leases_.erase(it);
   }
 
-  // report(t, r, retry): stores the outcome (or the retry), reconnecting while the lease may still
-  // be ours; past it, another worker will run the task again.
-  void report(const Taken& t, const detail::ResultMessage& r, bool retry) {
-    Redis conn = take_connection();
+  // report(conn, t, r, retry): stores the outcome (or the retry), reconnecting while the lease may
+  // still be ours; past it, another worker will run the task again.
+  void report(Redis& conn, const Taken& t, const detail::ResultMessage& r, bool retry) {
     const auto give_up_at = std::chrono::steady_clock::now() + o_.lease;
     auto backoff = std::chrono::milliseconds(20);
     for (;;) {
       try {
         if (!conn.is_connected()) conn.reconnect();
-        bool kept = false;
-        if (retry) {
-          kept = store_retry(conn, t);
-        } else {
-          kept = finish(conn, t, r, r.kind == detail::ResultMessage::error);
-        }
+        const bool kept = retry ? store_retry(conn, t)
+                                : finish(conn, t, r, r.kind == detail::ResultMessage::error);
         std::scoped_lock lock(mu_);
         if (!kept)
           ++stats_.lost;
@@ -372,19 +321,18 @@ class Worker::Impl {
           ++stats_.succeeded;
         else
           ++stats_.failed;
-        break;
+        return;
       } catch (const ConnectionError&) {
         conn.close();
-        if (std::chrono::steady_clock::now() >= give_up_at) break;
+        if (std::chrono::steady_clock::now() >= give_up_at) return;
         std::this_thread::sleep_for(backoff);
         backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
       } catch (const RedisError& e) {
         std::fprintf(stderr, "concur worker %s: storing task %s: %s\n", o_.name.c_str(),
                      t.entry.c_str(), e.what());
-        break;
+        return;
       }
     }
-    give_back(std::move(conn));
   }
 
   // finish(conn, t, r, dead): FINISH — false when the lease had passed to another worker.
@@ -422,105 +370,117 @@ class Worker::Impl {
     return out.as_integer() == 1;
   }
 
-  // done(t): the task's thread is free; a task waiting for one starts on it.
-  void done(const Taken& t) {
-    std::optional<Taken> next;
-    {
-      std::scoped_lock lock(mu_);
-      const auto it = std::find_if(leases_.begin(), leases_.end(), [&](const Lease& l) {
-        return l.queue == t.queue && l.entry == t.entry;
-      });
-      if (it != leases_.end()) leases_.erase(it);
-      if (!ready_.empty()) {
-        next = std::move(ready_.front());
-        ready_.pop_front();
-      } else {
-        --running_;
-      }
-    }
-    cv_.notify_all();
-    if (next) launch(std::move(*next));
-  }
-
-  Redis take_connection() {
-    {
-      std::scoped_lock lock(conn_mu_);
-      if (!spare_.empty()) {
-        Redis c = std::move(spare_.back());
-        spare_.pop_back();
-        return c;
-      }
-    }
-    try {
-      return Redis::connect(url_, o_.connect_timeout);
-    } catch (const ConnectionError&) {
-      Redis closed;  // report() reconnects it with backoff
-      return closed;
-    }
-  }
-  void give_back(Redis conn) {
-    if (!conn.is_connected()) return;
-    std::scoped_lock lock(conn_mu_);
-    spare_.push_back(std::move(conn));
-  }
-
-  // heartbeat_loop(): renews the leases of the tasks taken every lease/3, and records this
-  // worker's heartbeat in P:workers.
-  void heartbeat_loop() {
-    const auto every = std::max(o_.lease / 3, std::chrono::milliseconds(10));
+  // upkeep_loop(): the maintenance thread — renews the leases of the tasks taken (every lease/3),
+  // records this worker's heartbeat, moves due retries back to their streams and takes over
+  // expired leases (every lease/4, at most once a second).
+  void upkeep_loop() {
+    using clock = std::chrono::steady_clock;
+    const auto beat_every = std::max(o_.lease / 3, std::chrono::milliseconds(10));
+    const auto duty_every =
+        std::clamp(o_.lease / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
     const std::string workers = detail::workers_key(o_.prefix);
+    auto next_beat = clock::now();
+    auto next_duty = clock::now();
     std::unique_lock lock(mu_);
-    while (!beat_stop_) {
+    while (!upkeep_stop_) {
       std::vector<std::vector<std::string>> by_queue(streams_.size());
       for (const Lease& l : leases_) by_queue[l.queue].push_back(l.entry);
       lock.unlock();
       try {
-        if (!beat_.is_connected()) beat_.reconnect();
-        for (std::size_t q = 0; q < by_queue.size(); ++q) {
-          if (by_queue[q].empty()) continue;
-          std::vector<std::string_view> args{detail::kGroup, o_.name};
-          for (const std::string& e : by_queue[q]) args.emplace_back(e);
-          (void)detail::extend_script().run(beat_, {streams_[q]}, args);
+        if (!upkeep_.is_connected()) upkeep_.reconnect();
+        if (clock::now() >= next_beat) {
+          for (std::size_t q = 0; q < by_queue.size(); ++q) {
+            if (by_queue[q].empty()) continue;
+            std::vector<std::string_view> args{detail::kGroup, o_.name};
+            for (const std::string& e : by_queue[q]) args.emplace_back(e);
+            (void)detail::extend_script().run(upkeep_, {streams_[q]}, args);
+          }
+          (void)upkeep_.command({"HSET", workers, o_.name, std::to_string(now_ms())});
+          next_beat = clock::now() + beat_every;
         }
-        (void)beat_.command({"HSET", workers, o_.name, std::to_string(now_ms())});
+        if (clock::now() >= next_duty && !stopping()) {
+          duties();
+          next_duty = clock::now() + duty_every;
+        }
       } catch (const std::exception&) {
-        beat_.close();  // tried again next time; the leases last three periods
+        upkeep_.close();  // tried again next time; a lease lasts three renewal periods
       }
       lock.lock();
-      beat_cv_.wait_for(lock, every, [&] { return beat_stop_; });
+      upkeep_cv_.wait_until(lock, std::min(next_beat, next_duty), [&] { return upkeep_stop_; });
     }
     lock.unlock();
     try {
-      if (beat_.is_connected()) (void)beat_.command({"HDEL", workers, o_.name});
+      if (upkeep_.is_connected()) (void)upkeep_.command({"HDEL", workers, o_.name});
     } catch (const std::exception&) {
     }
   }
 
-  struct Lease {
-    std::size_t queue;
-    std::string entry;
-  };
+  // idle_threads(): serving threads without a task (a bound on how many tasks to take over).
+  std::size_t idle_threads() {
+    std::scoped_lock lock(mu_);
+    return leases_.size() >= o_.concurrency ? 0 : o_.concurrency - leases_.size();
+  }
+
+  // duties(): due retries back to their streams; expired leases taken over (as many as there are
+  // idle threads), queued in ready_ for the serving threads.
+  void duties() {
+    for (std::size_t q = 0; q < streams_.size(); ++q)
+      (void)detail::promote_script().run(upkeep_, {delayed_[q], streams_[q]}, {"100"});
+    for (std::size_t q = 0; q < streams_.size(); ++q) {
+      const std::size_t room = idle_threads();
+      if (room == 0) return;
+      const std::string count = std::to_string(room);
+      const std::string lease = std::to_string(o_.lease.count());
+      const Reply r = detail::reclaim_script().run(
+          upkeep_, {streams_[q]}, {detail::kGroup, o_.name, lease, count, cursors_[q]});
+      cursors_[q] = r.at(0).str;
+      for (const Reply& e : r.at(1).elements) {
+        const long long deliveries = e.at(2).as_integer();
+        std::optional<Taken> t = parse_entry(upkeep_, q, e.at(0).str, e.at(1));
+        if (!t) continue;
+        if (deliveries > static_cast<long long>(o_.max_deliveries)) {
+          give_up(*t, deliveries);
+          continue;
+        }
+        t->taken_over = true;
+        std::scoped_lock lock(mu_);
+        ++stats_.taken_over;
+        leases_.push_back({t->queue, t->entry});
+        ready_.push_back(std::move(*t));
+      }
+    }
+  }
+
+  // give_up(t, deliveries): a task whose workers kept dying fails for good.
+  void give_up(const Taken& t, long long deliveries) {
+    detail::ResultMessage r;
+    r.id = t.message.id;
+    r.kind = detail::ResultMessage::error;
+    r.type_name = "WorkerLostError";
+    r.message = "task '" + t.message.task + "' was taken by " + std::to_string(deliveries - 1) +
+                " workers that died or stalled before finishing it (max_deliveries " +
+                std::to_string(o_.max_deliveries) + ")";
+    r.traceback = "given up by worker " + o_.name;
+    if (finish(upkeep_, t, r, /*dead=*/true)) {
+      std::scoped_lock lock(mu_);
+      ++stats_.failed;
+    }
+  }
 
   WorkerOptions o_;
   RedisUrl url_;
   std::vector<std::string> streams_, delayed_, dead_, cursors_;
   std::string stats_key_;
-  Redis main_;  // the reading loop's
-  Redis beat_;  // the heartbeat thread's
-  std::unique_ptr<ThreadPoolExecutor> pool_;
+  std::vector<Redis> conns_;  // one per serving thread
+  Redis upkeep_;              // the maintenance thread's
   std::atomic<bool> stop_{false};
 
   mutable std::mutex mu_;  // everything below
-  std::condition_variable cv_;
-  std::condition_variable beat_cv_;
-  std::deque<Taken> ready_;
-  std::vector<Lease> leases_;
-  std::size_t running_ = 0;
-  bool beat_stop_ = false;
+  std::condition_variable upkeep_cv_;
+  std::deque<Taken> ready_;    // taken (over) and not started: the next free thread runs them
+  std::vector<Lease> leases_;  // every task this worker holds
+  bool upkeep_stop_ = false;
   WorkerStats stats_;
-
-  std::mutex conn_mu_;
-  std::vector<Redis> spare_;  // connections for storing outcomes
 };
 
 Worker::Worker(WorkerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}

@@ -100,6 +100,9 @@ class CONCUR_EXPORT Redis {
   void append(std::initializer_list<std::string_view> argv);
   void append(const std::vector<std::string_view>& argv);
   Reply get_reply();
+  // flush() sends the commands appended so far now (get_reply() would send them first anyway):
+  // the server works on them while the caller does something else before reading the replies.
+  void flush();
 
   // set_timeout(t): how long a reply may take (0: forever); for blocking commands (BLPOP,
   // XREADGROUP BLOCK) make it longer than their own timeout.

@@ -8,8 +8,9 @@
 //   }
 //
 // A Worker reads tasks from its queues' streams as one consumer of the group "workers" (its name:
-// host:pid by default), never more than `concurrency` at a time, and runs them on a thread pool
-// of that size. While a task runs its lease is renewed every lease/3; a task whose lease expired
+// host:pid by default) on `concurrency` threads, each taking one task at a time and running it
+// itself (no hand-off: a task starts as soon as its thread reads it). While a task runs its lease
+// is renewed every lease/3; a task whose lease expired
 // (its worker died or stalled) is taken over by a live worker, at most max_deliveries times (then
 // it fails with WorkerLostError and goes to the dead letters: a task that kills every worker that
 // runs it does not loop forever). Queues are served in the order given: a task of the first queue
