@@ -67,6 +67,7 @@
 #include <utility>
 #include <vector>
 
+#include "concur/detail/chunked_map.hpp"
 #include "concur/detail/config.hpp"
 #include "concur/errors.hpp"
 #include "concur/executor.hpp"
@@ -325,9 +326,6 @@ struct PoolBatchJobImpl final : PoolJob {
   Promise<std::vector<R>> promise;
 };
 
-template <class R, class Fn, class... Ranges>
-class ChunkedMapResults;
-
 }  // namespace detail
 
 class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
@@ -394,7 +392,7 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
   // worker (and, with kill_running, stops the running ones).
   template <class R, class... P, class... Rest>
   auto map(R (*fn)(P...), Rest&&... rest) {
-    return map_chunked(trailing_options(rest...), fn, std::forward<Rest>(rest)...);
+    return detail::chunked_map(*this, fn, std::forward<Rest>(rest)...);
   }
 
   void shutdown(bool wait = true, bool cancel_futures = false) override;
@@ -423,20 +421,20 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
   void execute(detail::RunnablePtr task) override;
 
  private:
-  template <class R, class Fn, class... Ranges>
+  template <class Ex, class R, class Fn, class... Ranges>
   friend class detail::ChunkedMapResults;
 
-  template <class... Rest>
-  static MapOptions trailing_options(const Rest&... rest) {
-    if constexpr (sizeof...(Rest) > 0) {
-      const auto& last = std::get<sizeof...(Rest) - 1>(std::forward_as_tuple(rest...));
-      if constexpr (std::is_same_v<std::remove_cvref_t<decltype(last)>, MapOptions>) return last;
+  // submit_inputs(fn, fill): one chunk of a map — fill(add) calls add(args...) once per call.
+  template <class R, class... P, class Fill>
+  Future<std::vector<R>> submit_inputs(R (*fn)(P...), Fill&& fill) {
+    auto job = start_batch<R, P...>();
+    {
+      detail::BatchWriter writer(*job);
+      fill([&](auto&&... x) { add_call<P...>(writer, x...); });
+      writer.close();
     }
-    return MapOptions{};
+    return finish_batch(fn, std::move(job));
   }
-  template <class R, class... P, class... Rest>
-  auto map_chunked(const MapOptions& options, R (*fn)(P...), Rest&&... rest);
-
   template <class R, class... P>
   std::unique_ptr<detail::PoolBatchJobImpl<R>> start_batch() {
     (mp::detail::require_task_argument<std::remove_cvref_t<P>>(), ...);
@@ -480,129 +478,5 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
   std::shared_ptr<detail::ProcessPoolCore> core_;
   bool kill_running_ = false;
 };
-
-namespace detail {
-
-// ChunkedMapResults is ProcessPoolExecutor::map: lazy and ordered like MapResults, but each task
-// is a chunk of MapOptions::chunksize inputs (one submit_batch, one round trip to a worker), and
-// the window counts chunks. The ranges are views (std::views::all), so an rvalue container is
-// owned by the range.
-template <class R, class Fn, class... Ranges>
-class ChunkedMapResults : public ResultsRange<ChunkedMapResults<R, Fn, Ranges...>, R> {
- public:
-  ChunkedMapResults(ProcessPoolExecutor& ex, Fn fn, const MapOptions& options, Ranges... ranges)
-      : ex_(ex),
-        fn_(fn),
-        inputs_(std::move(ranges)...),
-        chunksize_(options.chunksize),
-        deadline_(options.timeout ? Deadline::after(*options.timeout) : Deadline::infinite()),
-        limit_(map_window<Ranges...>(
-            options, kChunksPerWorker * std::max<std::size_t>(1, ex.max_workers()))) {
-    fill();
-    if (error_ && window_.empty()) std::rethrow_exception(error_);
-  }
-  ChunkedMapResults(const ChunkedMapResults&) = delete;
-  ChunkedMapResults& operator=(const ChunkedMapResults&) = delete;
-  ChunkedMapResults(ChunkedMapResults&&) = delete;
-  ChunkedMapResults& operator=(ChunkedMapResults&&) = delete;
-  ~ChunkedMapResults() {
-    for (auto& f : window_) (void)f.cancel();
-  }
-
-  // kChunksPerWorker: the default window, per worker — enough to keep every worker's pipe full
-  // (see the pool's pipelining) while the inputs behind it stay unread.
-  static constexpr std::size_t kChunksPerWorker = 64;
-
- private:
-  friend typename ResultsRange<ChunkedMapResults, R>::iterator;
-
-  // fill() tops the window up with chunks; a submit that throws (shutdown, PicklingError) stops
-  // it: the chunks in flight are yielded first, then the error is thrown.
-  void fill() {
-    while (!error_ && window_.size() < limit_ && !inputs_.exhausted()) {
-      try {
-        window_.push_back(submit_chunk(fn_));
-      } catch (...) {
-        error_ = std::current_exception();
-        return;
-      }
-    }
-  }
-  template <class... P>
-  Future<std::vector<R>> submit_chunk(R (*fn)(P...)) {
-    auto job = ex_.template start_batch<R, P...>();
-    {
-      BatchWriter writer(*job);
-      while (job->batch < chunksize_ && !inputs_.exhausted())
-        inputs_.take([&](auto&&... x) { ProcessPoolExecutor::add_call<P...>(writer, x...); });
-      writer.close();
-    }
-    return ex_.finish_batch(fn, std::move(job));
-  }
-  // loaded() makes chunk_[at_] the next result if there is one (waiting for its chunk).
-  bool loaded() {
-    while (chunk_.empty() && !window_.empty()) load_next();
-    return !chunk_.empty();
-  }
-  bool finished() { return !loaded() && !error_; }
-  void load_next() {
-    Future<std::vector<R>> front = std::move(window_.front());
-    window_.pop_front();
-    try {
-      std::vector<R> values = deadline_.is_infinite()
-                                  ? std::move(front).result()
-                                  : std::move(front).result_until(deadline_.when());
-      for (std::size_t i = 0; i < values.size(); ++i) chunk_.push_back(std::move(values[i]));
-    } catch (...) {
-      (void)front.cancel();
-      throw;
-    }
-    fill();
-  }
-  R& current() {
-    if (!loaded()) {
-      if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
-      throw InvalidStateError("map(): no more results");
-    }
-    return chunk_.front();
-  }
-  // advance() destroys the result taken (no reference kept: CPython's test_free_reference).
-  void advance() {
-    if (loaded()) chunk_.pop_front();
-  }
-
-  ProcessPoolExecutor& ex_;
-  Fn fn_;
-  ZippedInputs<Ranges...> inputs_;
-  std::size_t chunksize_;
-  Deadline deadline_;
-  std::size_t limit_;
-  std::deque<Future<std::vector<R>>> window_;
-  std::deque<R> chunk_;       // the current chunk's results not taken yet (a deque: real references
-                              // even for bool)
-  std::exception_ptr error_;  // a failed submit, thrown once the window is drained
-};
-
-}  // namespace detail
-
-template <class R, class... P, class... Rest>
-auto ProcessPoolExecutor::map_chunked(const MapOptions& options, R (*fn)(P...), Rest&&... rest) {
-  if (options.chunksize == 0) throw ValueError("chunksize must be >= 1");
-  auto call = [&]<std::size_t... I>(auto&& all, std::index_sequence<I...>) {
-    using All = std::remove_cvref_t<decltype(all)>;
-    return detail::ChunkedMapResults<R, R (*)(P...),
-                                     std::views::all_t<std::tuple_element_t<I, All>>...>(
-        *this, fn, options,
-        std::views::all(std::forward<std::tuple_element_t<I, All>>(std::get<I>(all)))...);
-  };
-  auto all = std::forward_as_tuple(std::forward<Rest>(rest)...);
-  if constexpr (sizeof...(Rest) > 0 &&
-                std::is_same_v<
-                    std::remove_cvref_t<std::tuple_element_t<sizeof...(Rest) - 1, decltype(all)>>,
-                    MapOptions>)
-    return call(all, std::make_index_sequence<sizeof...(Rest) - 1>());
-  else
-    return call(all, std::make_index_sequence<sizeof...(Rest)>());
-}
 
 }  // namespace concur

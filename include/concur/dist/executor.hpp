@@ -48,6 +48,7 @@
 #include <utility>
 #include <vector>
 
+#include "concur/detail/chunked_map.hpp"
 #include "concur/detail/config.hpp"
 #include "concur/errors.hpp"
 #include "concur/executor.hpp"
@@ -297,6 +298,16 @@ class CONCUR_EXPORT RedisExecutor final : public Executor {
     return future;
   }
 
+  // map(fn, ranges..., [MapOptions]) is ProcessPoolExecutor::map over Redis: lazy, ordered,
+  // chunks of MapOptions::chunksize calls (one task each: raise it for short tasks, a round trip
+  // costs more than a trivial call), at most MapOptions::window chunks in flight (0: 64 per
+  // max_workers()), zipped ranges, MapOptions::timeout from the call
+  // (concur/detail/chunked_map.hpp).
+  template <class R, class... P, class... Rest>
+  auto map(R (*fn)(P...), Rest&&... rest) {
+    return concur::detail::chunked_map(*this, fn, std::forward<Rest>(rest)...);
+  }
+
   void shutdown(bool wait = true, bool cancel_futures = false) override;
   // shutdown(timeout, cancel_futures): shutdown(true, cancel_futures) that waits until the
   // deadline at most (the workers may be gone); the futures still unsettled then fail with
@@ -317,6 +328,36 @@ class CONCUR_EXPORT RedisExecutor final : public Executor {
   void execute(concur::detail::RunnablePtr task) override;
 
  private:
+  template <class Ex, class R, class Fn, class... Ranges>
+  friend class concur::detail::ChunkedMapResults;
+
+  // submit_inputs(fn, fill): one chunk of a map — fill(add) calls add(args...) once per call.
+  template <class R, class... P, class Fill>
+  Future<std::vector<R>> submit_inputs(R (*fn)(P...), Fill&& fill) {
+    (mp::detail::require_task_argument<std::remove_cvref_t<P>>(), ...);
+    static_assert(!std::is_void_v<R> && mp::TaskArgument<R>,
+                  "RedisExecutor::map: the task must return a serializable, "
+                  "default-constructible value");
+    detail::ArgsWriter writer;
+    std::size_t calls = 0;
+    fill([&](auto&&... x) {
+      writer.write(mp::detail::as_param<P>(x)...);
+      ++calls;
+    });
+    auto job = std::make_unique<detail::RemoteBatchJobImpl<R>>();
+    job->batch = calls;
+    Future<std::vector<R>> future = job->promise.get_future();
+    if (calls == 0) {
+      check_open(reinterpret_cast<mp::detail::AnyFn>(fn));
+      (void)job->promise.set_running_or_notify_cancel();
+      job->promise.set_result();
+      return future;
+    }
+    send(reinterpret_cast<mp::detail::AnyFn>(fn), default_options(), std::move(writer).take(),
+         std::move(job), future);
+    return future;
+  }
+
   [[nodiscard]] const TaskOptions& default_options() const noexcept;
   bool shutdown_for(std::chrono::milliseconds timeout, bool cancel_futures);
   void check_open(mp::detail::AnyFn fn) const;
