@@ -1,0 +1,118 @@
+// concur::dist under chaos (label stress): worker processes killed with SIGKILL every 100 ms while
+// thousands of tasks run. Every future resolves with its value, every task's effect (a counter in
+// Redis) is seen at least once, and the duplicates — runs whose worker died before storing the
+// result — are at most the tasks those workers held when they died (kills × concurrency).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "concur/dist/executor.hpp"
+#include "concur/dist/redis.hpp"
+#include "concur/dist/worker.hpp"
+#include "concur/mp/process.hpp"
+#include "concur/mp/task.hpp"
+#include "support/redis_server.hpp"
+
+namespace concur::dist::test {
+
+using namespace std::chrono_literals;
+
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+constexpr int kTasks = 2000;
+#else
+constexpr int kTasks = 20000;
+#endif
+constexpr int kWorkers = 3;
+constexpr int kConcurrency = 2;
+constexpr auto kKillEvery = 100ms;
+
+// chaos_effect(url, id): counts its run (HINCRBY effects id 1) and returns id.
+std::int64_t chaos_effect(std::string url, std::int64_t id) {
+  thread_local std::string connected_to;
+  thread_local Redis redis;
+  if (connected_to != url || !redis.is_connected()) {
+    redis = Redis::connect(RedisUrl::parse(url));
+    connected_to = url;
+  }
+  (void)redis.command({"HINCRBY", "effects", std::to_string(id), "1"});
+  return id;
+}
+CONCUR_TASK(chaos_effect);
+
+void run_chaos_worker(std::string url) {
+  WorkerOptions o;
+  o.url = std::move(url);
+  o.concurrency = kConcurrency;
+  o.lease = 1s;             // renewed every ~333 ms: no re-run of a live worker's task
+  o.max_deliveries = 1000;  // a task may be caught by many kills; never give it up here
+  Worker w(o);
+  w.run();
+}
+CONCUR_TASK(run_chaos_worker);
+
+TEST(DistChaosTest, WorkersKilledEvery100msLoseNothing) {
+  concur::testing::RedisServer server;
+  server.start();
+  const std::string url = server.url();
+  std::vector<std::unique_ptr<mp::Process>> workers;
+  auto spawn = [&] {
+    auto p = std::make_unique<mp::Process>(run_chaos_worker, url);
+    p->set_daemon(true);
+    p->start();
+    return p;
+  };
+  for (int i = 0; i < kWorkers; ++i) workers.push_back(spawn());
+
+  RedisExecutor ex(url);
+  std::atomic<bool> done{false};
+  std::atomic<int> kills{0};
+  std::thread killer([&] {
+    std::mt19937 rng(12345);
+    while (!done.load()) {
+      std::this_thread::sleep_for(kKillEvery);
+      if (done.load()) break;
+      auto& victim = workers[rng() % workers.size()];
+      victim->kill();  // SIGKILL: no warm stop, its leases expire
+      victim->join();
+      victim = spawn();
+      kills.fetch_add(1);
+    }
+  });
+
+  std::vector<Future<std::int64_t>> futures;
+  futures.reserve(kTasks);
+  for (int i = 0; i < kTasks; ++i) futures.push_back(ex.submit(chaos_effect, url, std::int64_t{i}));
+  int wrong = 0;
+  for (int i = 0; i < kTasks; ++i) {
+    // (generous: a task caught by a kill waits a lease, perhaps several)
+    if (futures[static_cast<std::size_t>(i)].result(std::chrono::seconds(120)) != i) ++wrong;
+  }
+  done.store(true);
+  killer.join();
+  EXPECT_EQ(wrong, 0);
+  EXPECT_EQ(ex.pending(), 0u);
+
+  Redis r = server.client();
+  const Reply effects = r.command({"HGETALL", "effects"});
+  ASSERT_EQ(effects.elements.size(), 2u * kTasks) << "every task's effect is seen";
+  long long duplicates = 0;
+  for (std::size_t i = 1; i < effects.elements.size(); i += 2)
+    duplicates += effects.elements[i].as_integer() - 1;
+  const int k = kills.load();
+  EXPECT_GT(k, 0) << "the test killed no worker";
+  EXPECT_LE(duplicates, static_cast<long long>(k) * kConcurrency)
+      << "runs beyond the tasks the killed workers held";
+  std::printf("chaos: %d tasks, %d kills, %lld duplicate runs\n", kTasks, k, duplicates);
+
+  for (auto& w : workers) w->terminate();
+  for (auto& w : workers) w->join();
+}
+
+}  // namespace concur::dist::test
