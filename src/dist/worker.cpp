@@ -249,13 +249,33 @@ class Worker::Impl {
   // execute(conn, t): tells the executor the task started (sent, its reply read after the run),
   // runs it on this thread and stores its outcome.
   void execute(Redis& conn, Taken t) {
-    const bool announce = t.message.track_started && !t.taken_over;
+    // Whatever happens below, the lease leaves this worker's list (no more renewals): a task this
+    // thread could not finish is taken over once its lease expires.
+    struct ReleaseLease {
+      Impl& self;
+      const Taken& t;
+      ~ReleaseLease() {
+        std::scoped_lock lock(self.mu_);
+        const auto it = std::find_if(self.leases_.begin(), self.leases_.end(), [&](const Lease& l) {
+          return l.queue == t.queue && l.entry == t.entry;
+        });
+        if (it != self.leases_.end()) self.leases_.erase(it);
+      }
+    } release{*this, t};
+    // The start is announced best-effort: with Redis unreachable the task still runs, and
+    // report() waits for Redis to store its outcome.
+    bool announce = t.message.track_started && !t.taken_over;
     if (announce) {
-      detail::ResultMessage s;
-      s.id = t.message.id;
-      s.kind = detail::ResultMessage::started;
-      conn.append({"RPUSH", t.message.reply, detail::encode(s)});
-      conn.flush();
+      try {
+        detail::ResultMessage s;
+        s.id = t.message.id;
+        s.kind = detail::ResultMessage::started;
+        conn.append({"RPUSH", t.message.reply, detail::encode(s)});
+        conn.flush();
+      } catch (const ConnectionError&) {
+        conn.close();
+        announce = false;
+      }
     }
     detail::ResultMessage r;
     r.id = t.message.id;
@@ -295,11 +315,6 @@ class Worker::Impl {
       }
     }
     report(conn, t, r, retry);
-    std::scoped_lock lock(mu_);
-    const auto it = std::find_if(leases_.begin(), leases_.end(), [&](const Lease& l) {
-      return l.queue == t.queue && l.entry == t.entry;
-    });
-    if (it != leases_.end()) leases_.erase(it);
   }
 
   // report(conn, t, r, retry): stores the outcome (or the retry), reconnecting while the lease may

@@ -320,7 +320,8 @@ TEST_F(DistTest, ABoundedShutdownFailsWhatNoWorkerFinished) {
   auto w = start_worker(1);
   RedisExecutor ex(url());
   Future<int> held = ex.submit(dist_gate, url(), std::string("g4"), 1);
-  ASSERT_TRUE(wait_key("g4:started"));
+  // (running(): this executor heard of the start — before that, cancel_futures would cancel it)
+  ASSERT_TRUE(concur::testing::poll_until(kRemote, [&] { return held.running(); }));
   Future<int> queued = ex.submit(dist_mul, 2, 2);
   EXPECT_FALSE(ex.shutdown(50ms, /*cancel_futures=*/true));
   EXPECT_TRUE(queued.cancelled());
@@ -488,6 +489,29 @@ TEST_F(DistTest, NothingIsLostAcrossARedisRestartWithAppendOnly) {
   InProcessWorker w(o);
   for (int i = 0; i < 50; ++i) EXPECT_EQ(fs[i].result(kRemote), 2 * i);
   EXPECT_EQ(ex.submit(dist_mul, 5, 5).result(kRemote), 25) << "submit reconnected";
+}
+
+TEST_F(DistTest, ARedisRestartWhileWorkersRunLosesNothingAcknowledged) {
+  server_.stop();
+  RedisServer durable;
+  durable.start(RedisServer::Options{.appendonly = true});
+  WorkerOptions o = worker_options(2);
+  o.url = durable.url();
+  InProcessWorker w(o);
+  RedisExecutor ex(durable.url());
+  std::vector<Future<int>> fs;
+  for (int i = 0; i < 200; ++i)
+    fs.push_back(ex.submit(dist_counted, durable.url(), "r" + std::to_string(i), 5, i));
+  ASSERT_TRUE(concur::testing::poll_until(kRemote, [&] { return fs[20].done(); }));
+  durable.restart();  // workers, the executor's reader and the tasks' own connections reconnect
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(fs[static_cast<std::size_t>(i)].result(kRemote), i) << i;
+  Redis r = durable.client();
+  for (int i = 0; i < 200; ++i)
+    EXPECT_GE(r.command({"EXISTS", "r" + std::to_string(i)}).integer, 1)
+        << "task " << i << " never ran";
+  EXPECT_EQ(w.worker().stats().taken_over, 0u)
+      << "a task the restart interrupted waited for its lease to expire (30 s) instead of being "
+         "finished by its worker once Redis was back";
 }
 
 }  // namespace concur::dist::test

@@ -77,7 +77,8 @@ TEST(DistStatusTest, QueuesAndWorkersAsTheyAre) {
     const ClusterStatus s = read_status(r);
     const QueueStatus* d = find_queue(s, "default");
     return d != nullptr && d->leased == 1 && d->delayed == 1 && s.workers.size() == 1 &&
-           s.workers[0].leased == 1 && d->failed == 1 && d->succeeded == 2;
+           s.workers[0].leased == 1 && d->failed == 1 && d->succeeded == 2 &&
+           retrying.running();  // (this executor heard that it started)
   }));
   const ClusterStatus s = read_status(r);
   ASSERT_EQ(s.queues.size(), 2u);
