@@ -1,5 +1,5 @@
 // RedisExecutor: submits are XADDs on one connection; a reader thread on a second connection
-// takes this executor's reply list (BLPOP, then LPOP in bulk) and settles the futures.
+// takes this executor's reply list (BLMPOP, up to 256 messages at a time) and settles the futures.
 #include "concur/dist/executor.hpp"
 
 #include <unistd.h>
@@ -12,6 +12,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -26,11 +27,12 @@ namespace detail {
 
 namespace {
 
-// kBulk: how many messages one LPOP takes after a BLPOP returned one.
-constexpr int kBulk = 256;
-// kPoll: how long the reader blocks in BLPOP before it looks at its stop flag (shutdown also
-// pushes a wake message, so this only bounds a lost wake-up).
+// kBulkText: how many messages one BLMPOP takes at most.
+constexpr std::string_view kBulkText = "256";
+// kPollSeconds: how long the reader blocks in BLMPOP before it looks at its stop flag (shutdown
+// also pushes a wake message, so this only bounds a lost wake-up).
 constexpr int kPollSeconds = 1;
+constexpr std::string_view kPollText = "1";
 
 std::string new_client_id() {
   std::random_device rd;
@@ -67,7 +69,7 @@ class RedisClientCore {
     submit_ = Redis::connect(url_, options_.connect_timeout);
     ensure_group(submit_, stream_key(options_.prefix, options_.queue));
     reader_conn_ = Redis::connect(url_, options_.connect_timeout);
-    // BLPOP blocks kPollSeconds: its replies may take that long.
+    // BLMPOP blocks kPollSeconds: its replies may take that long.
     reader_conn_.set_timeout(options_.connect_timeout + std::chrono::seconds(kPollSeconds));
   }
 
@@ -290,13 +292,12 @@ class RedisClientCore {
     while (!finished()) {
       try {
         if (!reader_conn_.is_connected()) reader_conn_.reconnect();
-        Reply r = reader_conn_.command({"BLPOP", reply_, std::to_string(kPollSeconds)});
+        // BLMPOP (Redis 7): blocks until the list has messages, then takes up to kBulk at once.
+        const Reply r =
+            reader_conn_.command({"BLMPOP", kPollText, "1", reply_, "LEFT", "COUNT", kBulkText});
         backoff = std::chrono::milliseconds(50);
         if (r.is_nil()) continue;
-        deliver(r.at(1).str);
-        Reply more = reader_conn_.command({"LPOP", reply_, std::to_string(kBulk)});
-        if (more.is_array())
-          for (const Reply& m : more.elements) deliver(m.str);
+        for (const Reply& m : r.at(1).elements) deliver(m.str);
       } catch (const ConnectionError&) {
         // Redis went away: the replies wait in the list (result_ttl); try again with backoff
         const auto until = std::chrono::steady_clock::now() + backoff;
