@@ -335,8 +335,8 @@ Row run_redis(const std::string& executable, const std::string& url,
   }
   row.answer = summarize(results, expected);
   row.note = fmt::format(
-      "{} x `concur worker --concurrency 1` on a private redis-server (up in {}, untimed); "
-      "chunksize {} (~10 chunks per worker)",
+      "{} x `concur worker --concurrency 1` on a private redis-server (registered in {}, "
+      "untimed); chunksize {} (numbers / (10 x workers), at least 1)",
       n, format_seconds(workers.startup_seconds()), chunksize);
   return row;
 }
