@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
 
     concur::apps::bench::BenchOptions bench_options;
+    // is_prime_redis's workers are `concur worker` processes: this very binary.
+    bench_options.concur_executable = "/proc/self/exe";
     CLI::App* bench = concur::apps::bench::add_bench_command(app, bench_options);
     concur::apps::crawl::CrawlOptions crawl_options;
     CLI::App* crawl = concur::apps::crawl::add_crawl_command(app, crawl_options);

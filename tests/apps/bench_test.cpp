@@ -1,13 +1,19 @@
 // Tests for `concur bench` (apps/concur/bench/), calling the concur_apps library directly
 // (STYLE.md rule 11): the notes' is_prime and fib, the helpers every experiment uses, the
 // registry, quick runs of every experiment with and without Python (the coroutine experiments
-// against their own local HTTP site), the JSON report and option errors.
+// against their own local HTTP site; is_prime_redis against its own redis-server and `concur
+// worker` processes of the concur binary, CONCUR_CLI_PATH), the JSON report and option errors.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -21,6 +27,7 @@
 #include "bench/experiments/async_crawl.hpp"
 #include "bench/experiments/fib_pool.hpp"
 #include "bench/experiments/is_prime.hpp"
+#include "bench/experiments/is_prime_redis.hpp"
 #include "bench/experiments/serve_notes.hpp"
 #include "bench/experiments/sleep_gather.hpp"
 #include "bench/experiments/sleep_pool.hpp"
@@ -185,9 +192,9 @@ TEST(MachineTest, CpuModelFromProcCpuinfo) {
 }
 
 TEST(RegistryTest, ListsTheExperimentsInTheNotesOrder) {
-  const std::vector<std::string> names = {"is_prime",     "is_prime_pool", "fib_pool",
-                                          "sleep_pool",   "sleep_gather",  "async_crawl",
-                                          "serve_fanout", "serve_is_prime"};
+  const std::vector<std::string> names = {"is_prime",    "is_prime_pool", "is_prime_redis",
+                                          "fib_pool",    "sleep_pool",    "sleep_gather",
+                                          "async_crawl", "serve_fanout",  "serve_is_prime"};
   ASSERT_EQ(experiments().size(), names.size());
   for (std::size_t i = 0; i < names.size(); ++i) {
     EXPECT_EQ(experiments()[i]->name(), names[i]);
@@ -289,6 +296,112 @@ TEST_F(BenchTest, IsPrimePoolQuickRunAtSeveralThreadCounts) {
     EXPECT_EQ(result.rows[2].workers, n);
     EXPECT_TRUE(result.ok());
   }
+}
+
+// child_pids(): the processes whose parent is this one (zombies included), sorted.
+std::vector<int> child_pids() {
+  std::vector<int> out;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || !std::all_of(name.begin(), name.end(),
+                                     [](unsigned char c) { return std::isdigit(c) != 0; }))
+      continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::size_t close = stat.rfind(')');  // after "pid (comm)": state, then ppid
+    if (close == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close + 1));
+    std::string state;
+    int ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == ::getpid()) out.push_back(std::stoi(name));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+bool redis_server_installed() { return ::access(kRedisServer, X_OK) == 0; }
+
+TEST(IsPrimeRedisTest, ChunksizeIsAboutTenChunksPerWorker) {
+  EXPECT_EQ(redis_chunksize(100, 1), 10U);
+  EXPECT_EQ(redis_chunksize(100, 2), 5U);
+  EXPECT_EQ(redis_chunksize(100, 3), 3U);
+  EXPECT_EQ(redis_chunksize(kIsPrimeQuickCount, 2), 1U);  // never below 1
+  EXPECT_EQ(redis_chunksize(100, 0), 10U);                // 0 workers counts as 1
+}
+
+TEST_F(BenchTest, IsPrimeRedisQuickRunMapsOverConcurWorkers) {
+  if (!redis_server_installed()) GTEST_SKIP() << kRedisServer << " is not installed";
+  const std::vector<int> children_before = child_pids();
+  for (const unsigned n : {1U, 2U, 3U}) {
+    BenchConfig config;
+    config.size = Size::kQuick;
+    config.threads = n;
+    config.concur_executable = CONCUR_CLI_PATH;
+    const BenchResult result = run_experiments({find_experiment("is_prime_redis")}, config);
+    ASSERT_TRUE(result.errors.empty()) << result.errors.front();
+    std::vector<std::string> expected = {"serial", "redis workers 1"};
+    if (n != 1) expected.push_back("redis workers " + std::to_string(n));
+    EXPECT_EQ(modes(result.rows), expected);
+    for (const Row& r : result.rows) {
+      EXPECT_EQ(r.experiment, "is_prime_redis");
+      EXPECT_EQ(r.language, "c++");
+      EXPECT_FALSE(r.skipped) << r.mode << ": " << r.note;
+      EXPECT_EQ(r.answer, "prime") << r.mode;  // every result was checked
+      EXPECT_TRUE(r.ok()) << r.mode;
+      EXPECT_EQ(r.items, kIsPrimeQuickCount);  // is_prime_pool's --quick scaling
+      EXPECT_EQ(r.full_items, 100U);
+      EXPECT_GT(r.seconds, 0.0);
+      EXPECT_GT(r.speedup, 0.0);
+    }
+    EXPECT_TRUE(result.rows[0].baseline);
+    for (std::size_t i = 1; i < result.rows.size(); ++i) {
+      EXPECT_FALSE(result.rows[i].baseline);
+      EXPECT_EQ(result.rows[i].workers, i == 1 ? 1U : n);
+      EXPECT_THAT(result.rows[i].note, HasSubstr("chunksize 1"));
+    }
+    EXPECT_THAT(result.rows.back().note,
+                HasSubstr("no Python row: Celery/RQ are measured in bench/compare/dist"));
+    EXPECT_TRUE(result.ok());
+  }
+  EXPECT_EQ(child_pids(), children_before);  // redis-server and every worker stopped and reaped
+}
+
+TEST_F(BenchTest, IsPrimeRedisSkipsItsRowsWithoutAConcurBinary) {
+  BenchConfig config;
+  config.size = Size::kQuick;
+  config.threads = 2;  // concur_executable empty: not the concur binary
+  const BenchResult result = run_experiments({find_experiment("is_prime_redis")}, config);
+  ASSERT_TRUE(result.errors.empty()) << result.errors.front();
+  EXPECT_EQ(modes(result.rows),
+            (std::vector<std::string>{"serial", "redis workers 1", "redis workers 2"}));
+  EXPECT_FALSE(result.rows[0].skipped);
+  EXPECT_EQ(result.rows[0].answer, "prime");
+  for (std::size_t i = 1; i < result.rows.size(); ++i) {
+    const Row& r = result.rows[i];
+    EXPECT_TRUE(r.skipped) << r.mode;
+    EXPECT_EQ(r.answer, "skipped");
+    EXPECT_THAT(r.note, HasSubstr(redis_server_installed() ? "skipped: no concur binary"
+                                                           : "redis-server is missing"));
+  }
+  EXPECT_TRUE(result.ok());
+}
+
+TEST_F(BenchTest, IsPrimeRedisWorkerThatCannotStartIsAnErrorAndLeavesNothingRunning) {
+  if (!redis_server_installed()) GTEST_SKIP() << kRedisServer << " is not installed";
+  const std::vector<int> children_before = child_pids();
+  BenchConfig config;
+  config.size = Size::kQuick;
+  config.threads = 2;
+  config.concur_executable = "/bin/false";  // exits 1 at once: never registers
+  const BenchResult result = run_experiments({find_experiment("is_prime_redis")}, config);
+  ASSERT_EQ(result.errors.size(), 1U);
+  EXPECT_THAT(result.errors[0], HasSubstr("exited with status 1 before it registered"));
+  ASSERT_EQ(result.rows.size(), 1U);  // the serial row is kept
+  EXPECT_EQ(result.rows[0].mode, "serial");
+  EXPECT_FALSE(result.ok());
+  EXPECT_EQ(child_pids(), children_before);  // redis-server stopped and reaped
 }
 
 TEST_F(BenchTest, FibPoolQuickRunAddsAPoolOfThreadsWhenNotThree) {
@@ -743,6 +856,7 @@ TEST_F(BenchTest, RunBenchQuickWritesTableAndValidJson) {
   options.no_python = true;
   options.threads = 2;
   options.json_path = path;
+  options.concur_executable = CONCUR_CLI_PATH;  // is_prime_redis's workers
   std::ostringstream out, err;
   ASSERT_EQ(run_bench(options, out, err), 0) << err.str();
   EXPECT_THAT(out.str(), HasSubstr("is_prime"));
@@ -760,9 +874,10 @@ TEST_F(BenchTest, RunBenchQuickWritesTableAndValidJson) {
   EXPECT_TRUE(j.at("machine").contains("date"));
   EXPECT_EQ(j.at("config").at("size"), "quick");
   EXPECT_TRUE(j.at("config").at("python").is_null());
-  // Every experiment ran: is_prime 2 rows, is_prime_pool 3, fib_pool 4 (pool 3, pool 2 and
-  // processes 3), sleep_pool 3, sleep_gather 2, async_crawl 5, serve_fanout 2, serve_is_prime 2.
-  ASSERT_EQ(j.at("rows").size(), 23U);
+  // Every experiment ran: is_prime 2 rows, is_prime_pool 3, is_prime_redis 3 (serial, redis
+  // workers 1 and 2; skipped without redis-server), fib_pool 4 (pool 3, pool 2 and processes 3),
+  // sleep_pool 3, sleep_gather 2, async_crawl 5, serve_fanout 2, serve_is_prime 2.
+  ASSERT_EQ(j.at("rows").size(), 26U);
   EXPECT_EQ(j.at("rows")[0].at("mode"), "serial");
   EXPECT_EQ(j.at("rows")[1].at("mode"), "threads 2");
   EXPECT_EQ(j.at("rows")[0].at("answer"), j.at("rows")[1].at("answer"));
@@ -771,9 +886,9 @@ TEST_F(BenchTest, RunBenchQuickWritesTableAndValidJson) {
     const auto name = row.at("experiment").get<std::string>();
     if (seen.empty() || seen.back() != name) seen.push_back(name);
   }
-  EXPECT_EQ(seen, (std::vector<std::string>{"is_prime", "is_prime_pool", "fib_pool", "sleep_pool",
-                                            "sleep_gather", "async_crawl", "serve_fanout",
-                                            "serve_is_prime"}));
+  EXPECT_EQ(seen, (std::vector<std::string>{"is_prime", "is_prime_pool", "is_prime_redis",
+                                            "fib_pool", "sleep_pool", "sleep_gather", "async_crawl",
+                                            "serve_fanout", "serve_is_prime"}));
   EXPECT_TRUE(j.at("ok").get<bool>());
   std::remove(path.c_str());
 }

@@ -116,6 +116,7 @@ int run_bench(const BenchOptions& options, std::ostream& out, std::ostream& err)
   config.threads = options.threads;
   if (config.threads == 0) config.threads = std::max(1U, std::thread::hardware_concurrency());
   config.python_budget_seconds = options.python_budget;
+  config.concur_executable = options.concur_executable;
   if (!options.no_python) {
     config.python = find_python(options.python);
     if (!config.python) {

@@ -25,6 +25,8 @@ struct BenchOptions {
   double python_budget = 10.0;           // --python-budget: seconds per Python row by default
   std::string json_path = "concur-bench.json";  // --json
   bool no_json = false;                         // --no-json
+  // concur_executable: BenchConfig::concur_executable (no option: main.cpp sets /proc/self/exe).
+  std::string concur_executable;
 };
 
 // add_bench_command(app, options) adds the `bench` subcommand to `app`, parsing into `options`

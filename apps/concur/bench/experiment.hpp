@@ -42,6 +42,10 @@ struct BenchConfig {
   std::optional<PythonInfo> python;
   // python_budget_seconds: in Size::kDefault, the wall time one Python row should stay under.
   double python_budget_seconds = 10.0;
+  // concur_executable: the concur binary, whose `worker` subcommand serves is_prime_redis's
+  // Redis rows ("/proc/self/exe" in the concur binary itself); empty skips those rows. Never a
+  // program without a `worker` subcommand (a test binary would run its tests in every "worker").
+  std::string concur_executable;
   // progress(line): called with a one-line status before each row; may be empty.
   std::function<void(std::string_view)> progress;
 

@@ -16,6 +16,7 @@
 #include "bench/experiments/fib_pool.hpp"
 #include "bench/experiments/is_prime.hpp"
 #include "bench/experiments/is_prime_pool.hpp"
+#include "bench/experiments/is_prime_redis.hpp"
 #include "bench/experiments/serve_notes.hpp"
 #include "bench/experiments/sleep_gather.hpp"
 #include "bench/experiments/sleep_pool.hpp"
@@ -28,6 +29,7 @@ const std::vector<std::unique_ptr<Experiment>>& experiments() {
     // Add new experiments here, in the order of the notes.
     v.push_back(make_is_prime_experiment());
     v.push_back(make_is_prime_pool_experiment());
+    v.push_back(make_is_prime_redis_experiment());  // the notes' "分布式", beside the pools
     v.push_back(make_fib_pool_experiment());
     v.push_back(make_sleep_pool_experiment());
     v.push_back(make_sleep_gather_experiment());

@@ -15,6 +15,8 @@ namespace concur::apps::bench {
 // kIsPrimeNumber and kIsPrimeCount are the notes' PRIMES = [112272535095293] * 100.
 inline constexpr std::uint64_t kIsPrimeNumber = 112272535095293;
 inline constexpr std::size_t kIsPrimeCount = 100;
+// kIsPrimeQuickCount: the C++ rows' numbers in --quick (is_prime, is_prime_pool, is_prime_redis).
+inline constexpr std::size_t kIsPrimeQuickCount = 4;
 
 // is_prime(n) is the notes' exact trial division: n < 2 is not prime, 2 is, other even numbers
 // are not, else every odd i from 3 to floor(sqrt(n)) inclusive is tried as a divisor.

@@ -176,7 +176,7 @@ class IsPrimePoolExperiment final : public Experiment {
     // The reference answer, computed once; every row must agree with it.
     const bool expected = is_prime(kIsPrimeNumber);
 
-    const std::size_t cpp_count = config.size == Size::kQuick ? 4 : kIsPrimeCount;
+    const std::size_t cpp_count = config.size == Size::kQuick ? kIsPrimeQuickCount : kIsPrimeCount;
     const std::vector<std::uint64_t> numbers(cpp_count, kIsPrimeNumber);
     std::vector<Row> rows;
     config.report_progress("is_prime_pool: serial, " + count_text(cpp_count));
