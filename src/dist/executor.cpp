@@ -1,5 +1,6 @@
 // RedisExecutor: submits are XADDs on one connection; a reader thread on a second connection
-// takes this executor's reply list (BLMPOP, up to 256 messages at a time) and settles the futures.
+// reads this executor's reply list (LRANGE then LTRIM, up to 256 messages at a time; BLMOVE onto
+// itself to wait) and settles the futures.
 #include "concur/dist/executor.hpp"
 
 #include <unistd.h>
@@ -27,9 +28,9 @@ namespace detail {
 
 namespace {
 
-// kBulkText: how many messages one BLMPOP takes at most.
-constexpr std::string_view kBulkText = "256";
-// kPollSeconds: how long the reader blocks in BLMPOP before it looks at its stop flag (shutdown
+// kLastText: the last index one LRANGE reads (256 messages at most).
+constexpr std::string_view kLastText = "255";
+// kPollSeconds: how long the reader blocks in BLMOVE before it looks at its stop flag (shutdown
 // also pushes a wake message, so this only bounds a lost wake-up).
 constexpr int kPollSeconds = 1;
 constexpr std::string_view kPollText = "1";
@@ -69,7 +70,7 @@ class RedisClientCore {
     submit_ = Redis::connect(url_, options_.connect_timeout);
     ensure_group(submit_, stream_key(options_.prefix, options_.queue));
     reader_conn_ = Redis::connect(url_, options_.connect_timeout);
-    // BLMPOP blocks kPollSeconds: its replies may take that long.
+    // BLMOVE blocks kPollSeconds: its replies may take that long.
     reader_conn_.set_timeout(options_.connect_timeout + std::chrono::seconds(kPollSeconds));
   }
 
@@ -287,27 +288,45 @@ class RedisClientCore {
     return stop_.load() || (shutdown_ && jobs_.empty());
   }
 
+  // read_loop(): the reader thread. The reply list is read without destroying anything first —
+  // LRANGE, then LTRIM of what was read — so that a Redis that dies between running a command and
+  // sending its reply cannot take messages with it (a pop would have). When the list is empty,
+  // BLMOVE of the list onto itself (head to head: nothing changes) waits for the next message and
+  // returns it, which is delivered at once; the LRANGE after it reads it again (deliver() ignores
+  // what it has seen: a settled job is gone, a start is recorded once).
   void read_loop() {
     auto backoff = std::chrono::milliseconds(50);
     while (!finished()) {
       try {
         if (!reader_conn_.is_connected()) reader_conn_.reconnect();
-        // BLMPOP (Redis 7): blocks until the list has messages, then takes up to kBulk at once.
-        const Reply r =
-            reader_conn_.command({"BLMPOP", kPollText, "1", reply_, "LEFT", "COUNT", kBulkText});
+        const Reply batch = reader_conn_.command({"LRANGE", reply_, "0", kLastText});
         backoff = std::chrono::milliseconds(50);
-        if (r.is_nil()) continue;
-        for (const Reply& m : r.at(1).elements) deliver(m.str);
+        if (!batch.is_array() || batch.elements.empty()) {
+          const Reply head =
+              reader_conn_.command({"BLMOVE", reply_, reply_, "LEFT", "LEFT", kPollText});
+          if (!head.is_nil()) deliver(head.str);
+          continue;
+        }
+        const std::string n = std::to_string(batch.elements.size());
+        reader_conn_.append({"LTRIM", reply_, n, "-1"});  // sent now, its reply read after
+        reader_conn_.flush();
+        for (const Reply& m : batch.elements) deliver(m.str);
+        (void)reader_conn_.get_reply();
       } catch (const ConnectionError&) {
         // Redis went away: the replies wait in the list (result_ttl); try again with backoff
-        const auto until = std::chrono::steady_clock::now() + backoff;
-        while (std::chrono::steady_clock::now() < until && !stop_.load())
-          std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
-      } catch (const std::exception&) {
-        // a reply of an unexpected shape (another program writing the list): skip it
+        pause(backoff);
+      } catch (const RedisError&) {
+        // LOADING (a restarted Redis reading its data), or a list someone else broke: wait
+        pause(backoff);
       }
     }
+  }
+
+  void pause(std::chrono::milliseconds& backoff) {
+    const auto until = std::chrono::steady_clock::now() + backoff;
+    while (std::chrono::steady_clock::now() < until && !stop_.load())
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
   }
 
   // deliver(bytes): one message from a worker.

@@ -211,6 +211,13 @@ return redis.call('XDEL', KEYS[1], ARGV[2])
   return s;
 }
 
+// transient(e): an error reply that passes (LOADING: a restarted Redis reading its data; BUSY: a
+// long script; TRYAGAIN, MASTERDOWN): retried with backoff like a lost connection.
+inline bool transient(const RedisError& e) {
+  const std::string c = e.code();
+  return c == "LOADING" || c == "BUSY" || c == "TRYAGAIN" || c == "MASTERDOWN";
+}
+
 // ensure_group(redis, stream): creates the consumer group (and the stream) unless it exists; from
 // id 0, so that tasks added before any worker came are served.
 inline void ensure_group(Redis& redis, std::string_view stream) {

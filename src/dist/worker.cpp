@@ -156,7 +156,8 @@ class Worker::Impl {
         sleep_unless_stopped(backoff);
         backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
       } catch (const RedisError& e) {
-        std::fprintf(stderr, "concur worker %s: %s\n", o_.name.c_str(), e.what());
+        if (!detail::transient(e))
+          std::fprintf(stderr, "concur worker %s: %s\n", o_.name.c_str(), e.what());
         sleep_unless_stopped(backoff);
         backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
       }
@@ -343,9 +344,13 @@ class Worker::Impl {
         std::this_thread::sleep_for(backoff);
         backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
       } catch (const RedisError& e) {
-        std::fprintf(stderr, "concur worker %s: storing task %s: %s\n", o_.name.c_str(),
-                     t.entry.c_str(), e.what());
-        return;
+        if (!detail::transient(e) || std::chrono::steady_clock::now() >= give_up_at) {
+          std::fprintf(stderr, "concur worker %s: storing task %s: %s\n", o_.name.c_str(),
+                       t.entry.c_str(), e.what());
+          return;
+        }
+        std::this_thread::sleep_for(backoff);  // LOADING: a restarted Redis reads its data
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
       }
     }
   }
@@ -441,6 +446,7 @@ class Worker::Impl {
   void duties() {
     for (std::size_t q = 0; q < streams_.size(); ++q)
       (void)detail::promote_script().run(upkeep_, {delayed_[q], streams_[q]}, {"100"});
+    for (std::size_t q = 0; q < streams_.size(); ++q) recover_orphans(q);
     for (std::size_t q = 0; q < streams_.size(); ++q) {
       const std::size_t room = idle_threads();
       if (room == 0) return;
@@ -464,6 +470,45 @@ class Worker::Impl {
         ready_.push_back(std::move(*t));
       }
     }
+  }
+
+  // recover_orphans(q): entries pending under this worker's name that none of its threads holds —
+  // the reply of the XREADGROUP that took them was lost (Redis died between running it and
+  // answering) — are taken back now rather than after a whole lease. Only entries idle for
+  // orphan_idle(): a held lease is renewed well before, and a thread registers what it read at
+  // once.
+  void recover_orphans(std::size_t q) {
+    const std::string idle = std::to_string(orphan_idle().count());
+    const Reply pending = upkeep_.command(
+        {"XPENDING", streams_[q], detail::kGroup, "IDLE", idle, "-", "+", "100", o_.name});
+    std::vector<std::string> orphans;
+    {
+      std::scoped_lock lock(mu_);
+      for (const Reply& e : pending.elements) {
+        const std::string& id = e.at(0).str;
+        const bool held = std::any_of(leases_.begin(), leases_.end(), [&](const Lease& l) {
+          return l.queue == q && l.entry == id;
+        });
+        if (!held) orphans.push_back(id);
+      }
+    }
+    if (orphans.empty()) return;
+    std::vector<std::string_view> argv{"XCLAIM", streams_[q], detail::kGroup, o_.name, idle};
+    for (const std::string& id : orphans) argv.emplace_back(id);
+    const Reply claimed = upkeep_.command(argv);
+    for (const Reply& e : claimed.elements) {
+      if (!e.is_array()) continue;  // deleted meanwhile
+      std::optional<Taken> t = parse_entry(upkeep_, q, e.at(0).str, e.at(1));
+      if (!t) continue;
+      std::scoped_lock lock(mu_);
+      ++stats_.recovered;
+      leases_.push_back({t->queue, t->entry});
+      ready_.push_back(std::move(*t));
+    }
+  }
+
+  std::chrono::milliseconds orphan_idle() const {
+    return std::clamp(o_.lease / 2, std::chrono::milliseconds(15), std::chrono::milliseconds(1000));
   }
 
   // give_up(t, deliveries): a task whose workers kept dying fails for good.

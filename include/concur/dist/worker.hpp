@@ -61,6 +61,7 @@ struct WorkerStats {
   std::uint64_t retried = 0;     // failed runs put back for a retry
   std::uint64_t taken_over = 0;  // tasks taken over from a dead or stalled worker
   std::uint64_t lost = 0;        // results dropped: the lease had passed to another worker
+  std::uint64_t recovered = 0;   // tasks taken back after Redis lost the reply that took them
 };
 
 class CONCUR_EXPORT Worker {
