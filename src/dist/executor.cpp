@@ -1,6 +1,6 @@
 // RedisExecutor: submits are XADDs on one connection; a reader thread on a second connection
-// reads this executor's reply list (LRANGE then LTRIM, up to 256 messages at a time; BLMOVE onto
-// itself to wait) and settles the futures.
+// reads this executor's reply list (LRANGE, then LTRIM with the next LRANGE, up to 256 messages
+// at a time; BLMOVE onto itself to wait) and settles the futures.
 #include "concur/dist/executor.hpp"
 
 #include <unistd.h>
@@ -9,6 +9,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <exception>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -288,30 +289,53 @@ class RedisClientCore {
     return stop_.load() || (shutdown_ && jobs_.empty());
   }
 
-  // read_loop(): the reader thread. The reply list is read without destroying anything first —
-  // LRANGE, then LTRIM of what was read — so that a Redis that dies between running a command and
-  // sending its reply cannot take messages with it (a pop would have). When the list is empty,
-  // BLMOVE of the list onto itself (head to head: nothing changes) waits for the next message and
-  // returns it, which is delivered at once; the LRANGE after it reads it again (deliver() ignores
-  // what it has seen: a settled job is gone, a start is recorded once).
+  // read_loop(): the reader thread. The reply list is read without destroying anything first, so
+  // that a Redis that dies between running a command and sending its reply cannot take messages
+  // with it (a pop would): LRANGE reads up to 256, they are delivered, and LTRIM removes them —
+  // sent together with the next LRANGE, one round trip. When the list is empty, BLMOVE of the list
+  // onto itself (head to head: nothing changes) waits for the next message and returns it, which
+  // is delivered at once and trimmed with the next LRANGE. Only this thread removes from the head
+  // (workers push to the tail), so the first n elements are exactly the n delivered. After a lost
+  // connection the untrimmed ones are read again: deliver() ignores what it has seen (a settled
+  // job is gone, a start is recorded once).
   void read_loop() {
     auto backoff = std::chrono::milliseconds(50);
+    std::size_t delivered = 0;  // at the head of the list, not trimmed yet
     while (!finished()) {
       try {
-        if (!reader_conn_.is_connected()) reader_conn_.reconnect();
-        const Reply batch = reader_conn_.command({"LRANGE", reply_, "0", kLastText});
+        if (!reader_conn_.is_connected()) {
+          reader_conn_.reconnect();
+          delivered = 0;  // read them again (a lost LTRIM may or may not have run)
+        }
+        Reply batch;
+        if (delivered > 0) {
+          const std::string n = std::to_string(delivered);
+          reader_conn_.append({"LTRIM", reply_, n, "-1"});
+          reader_conn_.append({"LRANGE", reply_, "0", kLastText});
+          delivered = 0;
+          std::exception_ptr trim_error;  // (both replies are read, whatever the first says)
+          try {
+            (void)reader_conn_.get_reply();
+          } catch (const RedisError&) {
+            trim_error = std::current_exception();
+          }
+          batch = reader_conn_.get_reply();
+          if (trim_error) std::rethrow_exception(trim_error);
+        } else {
+          batch = reader_conn_.command({"LRANGE", reply_, "0", kLastText});
+        }
         backoff = std::chrono::milliseconds(50);
         if (!batch.is_array() || batch.elements.empty()) {
           const Reply head =
               reader_conn_.command({"BLMOVE", reply_, reply_, "LEFT", "LEFT", kPollText});
-          if (!head.is_nil()) deliver(head.str);
+          if (!head.is_nil()) {
+            deliver(head.str);
+            delivered = 1;
+          }
           continue;
         }
-        const std::string n = std::to_string(batch.elements.size());
-        reader_conn_.append({"LTRIM", reply_, n, "-1"});  // sent now, its reply read after
-        reader_conn_.flush();
         for (const Reply& m : batch.elements) deliver(m.str);
-        (void)reader_conn_.get_reply();
+        delivered = batch.elements.size();
       } catch (const ConnectionError&) {
         // Redis went away: the replies wait in the list (result_ttl); try again with backoff
         pause(backoff);

@@ -313,6 +313,8 @@ class Worker::Impl {
         (void)conn.get_reply();
       } catch (const ConnectionError&) {
         conn.close();  // report() reconnects
+      } catch (const RedisError&) {
+        // the start was not recorded (LOADING...): the outcome matters, not the start
       }
     }
     report(conn, t, r, retry);
