@@ -151,6 +151,13 @@ class RedisClientCore {
       jobs_.erase(it);  // the future is settled (cancelled): nothing more to deliver to it
     }
     settled_cv_.notify_all();
+    delete_untaken(entry, stream);
+  }
+
+  // delete_untaken(entry, stream): deletes the task from its stream unless a worker took it.
+  // Never throws: with Redis unreachable the task may still run; its result will find no job and
+  // be dropped.
+  void delete_untaken(const std::string& entry, const std::string& stream) noexcept {
     if (entry.empty()) return;
     try {
       std::scoped_lock lock(submit_mu_);
@@ -158,7 +165,6 @@ class RedisClientCore {
         (void)cancel_script().run(submit_, {stream}, {kGroup, entry});
       });
     } catch (const std::exception&) {
-      // Redis unreachable: the task may still run; its result will find no job and be dropped
     }
   }
 
@@ -257,17 +263,7 @@ class RedisClientCore {
       std::scoped_lock lock(mu_);
       cancels.swap(pending_cancels_);
     }
-    for (const auto& [entry, stream] : cancels) {
-      if (entry.empty()) continue;
-      try {
-        std::scoped_lock lock(submit_mu_);
-        with_reconnect(submit_, [&] {
-          (void)cancel_script().run(submit_, {stream}, {kGroup, entry});
-        });
-      } catch (const std::exception&) {
-        // unreachable: see cancel()
-      }
-    }
+    for (const auto& [entry, stream] : cancels) delete_untaken(entry, stream);
   }
 
   void wake_reader() {

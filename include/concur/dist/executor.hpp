@@ -277,25 +277,9 @@ class CONCUR_EXPORT RedisExecutor final : public Executor {
   template <class R, class... P, class... A>
   requires(sizeof...(P) == sizeof...(A)) Future<std::vector<R>> submit_batch(
       R (*fn)(P...), const std::vector<std::tuple<A...>>& calls) {
-    (mp::detail::require_task_argument<std::remove_cvref_t<P>>(), ...);
-    static_assert(!std::is_void_v<R> && mp::TaskArgument<R>,
-                  "RedisExecutor::submit_batch: the task must return a serializable, "
-                  "default-constructible value");
-    detail::ArgsWriter writer;
-    for (const auto& call : calls)
-      std::apply([&](const auto&... a) { writer.write(mp::detail::as_param<P>(a)...); }, call);
-    auto job = std::make_unique<detail::RemoteBatchJobImpl<R>>();
-    job->batch = calls.size();
-    Future<std::vector<R>> future = job->promise.get_future();
-    if (calls.empty()) {  // nothing to send (batch 0 means one call on the wire)
-      check_open(reinterpret_cast<mp::detail::AnyFn>(fn));
-      (void)job->promise.set_running_or_notify_cancel();
-      job->promise.set_result();
-      return future;
-    }
-    send(reinterpret_cast<mp::detail::AnyFn>(fn), default_options(), std::move(writer).take(),
-         std::move(job), future);
-    return future;
+    return submit_inputs(fn, [&](auto&& add) {
+      for (const auto& call : calls) std::apply(add, call);
+    });
   }
 
   // map(fn, ranges..., [MapOptions]) is ProcessPoolExecutor::map over Redis: lazy, ordered,
@@ -336,7 +320,7 @@ class CONCUR_EXPORT RedisExecutor final : public Executor {
   Future<std::vector<R>> submit_inputs(R (*fn)(P...), Fill&& fill) {
     (mp::detail::require_task_argument<std::remove_cvref_t<P>>(), ...);
     static_assert(!std::is_void_v<R> && mp::TaskArgument<R>,
-                  "RedisExecutor::map: the task must return a serializable, "
+                  "RedisExecutor::submit_batch / map: the task must return a serializable, "
                   "default-constructible value");
     detail::ArgsWriter writer;
     std::size_t calls = 0;

@@ -32,6 +32,7 @@
 #include "bench/experiment.hpp"
 #include "bench/experiments/is_prime.hpp"
 #include "bench/experiments/is_prime_pool.hpp"
+#include "bench/loopback.hpp"
 #include "concur/dist/executor.hpp"
 #include "concur/dist/redis.hpp"
 #include "concur/dist/status.hpp"
@@ -59,26 +60,6 @@ constexpr std::string_view kNoPython =
 
 [[noreturn]] void throw_errno(int err, const std::string& what) {
   throw std::system_error(err, std::generic_category(), what);
-}
-
-// free_port(): a loopback port nothing listened on a moment ago (bound, then released: a race with
-// other binders, which launch() retries). The same as serve_notes.cpp's, private there.
-std::uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw_errno(errno, "socket");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    const int err = errno;
-    ::close(fd);
-    throw_errno(err, "bind 127.0.0.1:0");
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
 }
 
 // Child: a process started with its standard streams on /dev/null; the destructor stops it
@@ -167,7 +148,7 @@ class RedisServer {
  public:
   RedisServer() {
     for (int attempt = 1;; ++attempt) {
-      if (launch(free_port())) return;
+      if (launch(free_loopback_port())) return;
       if (attempt == 5) throw std::runtime_error("redis-server: no free port could be bound");
     }
   }

@@ -47,6 +47,7 @@
 
 #include "bench/experiment.hpp"
 #include "bench/experiments/is_prime.hpp"
+#include "bench/loopback.hpp"
 #include "bench/python.hpp"
 #include "concur/aio.hpp"
 #include "concur/crawl/http.hpp"
@@ -216,26 +217,6 @@ class CppService {
   http::Service service_;
 };
 
-// free_port(): a loopback port nothing listened on a moment ago (bound, then released: a race only
-// with other binders, as run_serve_bench.sh's free_port).
-std::uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw_errno(errno, "socket");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    const int err = errno;
-    ::close(fd);
-    throw_errno(err, "bind 127.0.0.1:0");
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // AppDir: flask_notes_app.py (embedded) written to a fresh temporary directory, removed with it.
 class AppDir {
  public:
@@ -313,7 +294,7 @@ class GunicornServer {
  public:
   GunicornServer(const PythonInfo& python, const std::vector<std::string>& gunicorn_args,
                  const std::vector<std::string>& env)
-      : port_(free_port()) {
+      : port_(free_loopback_port()) {
     std::vector<std::string> argv = {python.executable,
                                      "-I",
                                      "-m",
