@@ -97,6 +97,19 @@ class RedisClientCore {
     m.max_retries = options.max_retries;
     m.backoff_ms = options.retry_backoff.count();
     m.backoff_max_ms = options.retry_backoff_max.count();
+    if (!options.rate_limit.key.empty()) {
+      if (!(options.rate_limit.per_second > 0) || options.rate_limit.burst == 0)
+        throw ValueError("RateLimit: per_second must be > 0 and burst >= 1");
+      m.rate_key = options.rate_limit.key;
+      m.rate_per_second = options.rate_limit.per_second;
+      m.rate_burst = options.rate_limit.burst;
+    }
+    if (!options.concurrency_limit.key.empty()) {
+      if (options.concurrency_limit.limit == 0)
+        throw ValueError("ConcurrencyLimit: limit must be >= 1");
+      m.slot_key = options.concurrency_limit.key;
+      m.slot_limit = options.concurrency_limit.limit;
+    }
     m.result_ttl_ms = options_.result_ttl.count();
     m.track_started = options_.track_started;
     const std::string bytes = encode(m);

@@ -72,13 +72,31 @@ struct TaskMessage {
   std::int64_t backoff_max_ms = 60000;
   std::int64_t result_ttl_ms = 86'400'000;
   bool track_started = true;
+  std::string rate_key;  // RateLimit (empty: none)
+  double rate_per_second = 0;
+  std::uint32_t rate_burst = 1;
+  std::string slot_key;  // ConcurrencyLimit (empty: none)
+  std::uint32_t slot_limit = 0;
 
   template <class Archive>
   void serialize(Archive& ar) {
     ar(id, task, args, batch, reply, attempt, max_retries, backoff_ms, backoff_max_ms,
-       result_ttl_ms, track_started);
+       result_ttl_ms, track_started, rate_key, rate_per_second, rate_burst, slot_key, slot_limit);
   }
 };
+
+inline std::string rate_key(std::string_view prefix, std::string_view key) {
+  std::string k(prefix);
+  k += ":rate:";
+  k += key;
+  return k;
+}
+inline std::string slot_key(std::string_view prefix, std::string_view key) {
+  std::string k(prefix);
+  k += ":slots:";
+  k += key;
+  return k;
+}
 
 // ResultMessage is what a worker tells an executor (its reply list).
 struct ResultMessage {
@@ -148,7 +166,8 @@ return 1
   return s;
 }
 
-// PROMOTE keys[delayed, stream]; args[limit] → how many due retries went back on the stream.
+// PROMOTE keys[delayed, stream]; args[limit] → the ms until the next waiting task is due (0 when
+// more are due now, -1 when none waits), after moving up to `limit` due ones back on the stream.
 inline const Script& promote_script() {
   static const Script s(R"lua(
 local t = redis.call('TIME')
@@ -159,7 +178,9 @@ for _, m in ipairs(due) do
   redis.call('XADD', KEYS[2], '*', 'task', string.sub(m, 1, nl - 1), 'm', string.sub(m, nl + 1))
   redis.call('ZREM', KEYS[1], m)
 end
-return #due
+local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #next == 0 then return -1 end
+return math.max(0, math.ceil(tonumber(next[2]) - now))
 )lua");
   return s;
 }
@@ -210,6 +231,65 @@ return redis.call('XDEL', KEYS[1], ARGV[2])
 )lua");
   return s;
 }
+
+// TAKE_TOKEN keys[bucket]; args[per second, burst] → 0 when a token was taken, else the ms until
+// one is due. The bucket (a hash: tokens, ts) refills continuously on the server's clock and
+// expires once full again.
+inline const Script& take_token_script() {
+  static const Script s(R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens') or burst)
+local ts = tonumber(redis.call('HGET', KEYS[1], 'ts') or now)
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000)
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+else
+  wait = math.ceil((1 - tokens) * 1000 / rate)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+return wait
+)lua");
+  return s;
+}
+
+// TAKE_SLOT keys[slots]; args[limit, holder, lease ms] → 1 when the holder has a slot (the sorted
+// set's members are holders scored by their lease's end; expired ones are dropped first).
+inline const Script& take_slot_script() {
+  static const Script s(R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZSCORE', KEYS[1], ARGV[2]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
+  return 1
+end
+return 0
+)lua");
+  return s;
+}
+
+// RENEW_SLOT keys[slots]; args[holder, lease ms] → 1 when the holder still had its slot.
+inline const Script& renew_slot_script() {
+  static const Script s(R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
+return 1
+)lua");
+  return s;
+}
+
+// DEFER keys[stream, delayed]; args[group, consumer, entry, delay ms, "<name>\n<message>"]: the
+// retry script's move, for a task that must wait for its limit (the same message: not a retry).
+inline const Script& defer_script() { return retry_script(); }
 
 // transient(e): an error reply that passes (LOADING: a restarted Redis reading its data; BUSY: a
 // long script; TRYAGAIN, MASTERDOWN): retried with backoff like a lost connection.

@@ -126,6 +126,10 @@ class Worker::Impl {
     std::size_t queue;
     std::string entry;
   };
+  struct Slot {
+    std::string key;     // <prefix>:slots:<key>
+    std::string holder;  // the task's entry id
+  };
 
   bool stopping() const noexcept { return stop_.load(std::memory_order_acquire); }
 
@@ -263,6 +267,53 @@ class Worker::Impl {
         if (it != self.leases_.end()) self.leases_.erase(it);
       }
     } release{*this, t};
+    // Cluster-wide limits first: a task without its slot or its token goes back to wait (its lease
+    // with it), holding no thread.
+    std::string slot;
+    if (!t.message.slot_key.empty()) {
+      slot = detail::slot_key(o_.prefix, t.message.slot_key);
+      const std::string limit = std::to_string(t.message.slot_limit);
+      const std::string lease = std::to_string(o_.lease.count());
+      if (detail::take_slot_script().run(conn, {slot}, {limit, t.entry, lease}).integer != 1) {
+        defer(conn, t, slot_wait());
+        return;
+      }
+      std::scoped_lock lock(mu_);
+      slots_.push_back({slot, t.entry});
+    }
+    struct ReleaseSlot {
+      Impl& self;
+      Redis& conn;
+      const std::string& slot;
+      const std::string& holder;
+      ~ReleaseSlot() {
+        if (slot.empty()) return;
+        {
+          std::scoped_lock lock(self.mu_);
+          const auto it = std::find_if(self.slots_.begin(), self.slots_.end(), [&](const Slot& s) {
+            return s.key == slot && s.holder == holder;
+          });
+          if (it != self.slots_.end()) self.slots_.erase(it);
+        }
+        try {
+          if (conn.is_connected()) (void)conn.command({"ZREM", slot, holder});
+        } catch (const std::exception&) {
+          // its lease ends it
+        }
+      }
+    } release_slot{*this, conn, slot, t.entry};
+    if (!t.message.rate_key.empty()) {
+      const std::string rate = std::to_string(t.message.rate_per_second);
+      const std::string burst = std::to_string(t.message.rate_burst);
+      const long long wait =
+          detail::take_token_script()
+              .run(conn, {detail::rate_key(o_.prefix, t.message.rate_key)}, {rate, burst})
+              .integer;
+      if (wait > 0) {
+        defer(conn, t, std::chrono::milliseconds(wait));
+        return;
+      }
+    }
     // The start is announced best-effort: with Redis unreachable the task still runs, and
     // report() waits for Redis to store its outcome.
     bool announce = t.message.track_started && !t.taken_over;
@@ -376,6 +427,41 @@ class Worker::Impl {
     return out.as_integer() == 1;
   }
 
+  // defer(conn, t, wait): the task goes back to wait for its limit (not a retry: the same message),
+  // due in `wait`; a lease lost meanwhile leaves it to its new holder.
+  void defer(Redis& conn, const Taken& t, std::chrono::milliseconds wait) {
+    std::string member = t.message.task;
+    member += '\n';
+    member += detail::encode(t.message);
+    const Reply out = detail::defer_script().run(
+        conn, {streams_[t.queue], delayed_[t.queue]},
+        {detail::kGroup, o_.name, t.entry, std::to_string(wait.count()), member});
+    if (out.as_integer() == 1) {
+      hint_promotion(wait);
+      std::scoped_lock lock(mu_);
+      ++stats_.deferred;
+    } else {
+      std::scoped_lock lock(mu_);
+      ++stats_.lost;
+    }
+  }
+
+  // hint_promotion(after): a task this worker put back is due after `after`: the maintenance
+  // thread moves it back then.
+  void hint_promotion(std::chrono::milliseconds after) {
+    {
+      std::scoped_lock lock(mu_);
+      promote_hint_ = std::min(promote_hint_, std::chrono::steady_clock::now() + after);
+    }
+    upkeep_cv_.notify_all();
+  }
+
+  // slot_wait(): how long a task that found its slots taken waits before it tries again.
+  std::chrono::milliseconds slot_wait() const {
+    return std::clamp(o_.lease / 100, std::chrono::milliseconds(10),
+                      std::chrono::milliseconds(200));
+  }
+
   bool store_retry(Redis& conn, const Taken& t) {
     detail::TaskMessage next = t.message;
     const std::uint32_t shift = std::min<std::uint32_t>(next.attempt, 30);
@@ -389,12 +475,15 @@ class Worker::Impl {
         detail::retry_script().run(conn, {streams_[t.queue], delayed_[t.queue]},
                                    {detail::kGroup, o_.name, t.entry,
                                     std::to_string(std::max<std::int64_t>(0, delay)), member});
-    return out.as_integer() == 1;
+    if (out.as_integer() != 1) return false;
+    hint_promotion(std::chrono::milliseconds(std::max<std::int64_t>(0, delay)));
+    return true;
   }
 
-  // upkeep_loop(): the maintenance thread — renews the leases of the tasks taken (every lease/3),
-  // records this worker's heartbeat, moves due retries back to their streams and takes over
-  // expired leases (every lease/4, at most once a second).
+  // upkeep_loop(): the maintenance thread — renews the leases and slots of the tasks taken (every
+  // lease/3), records this worker's heartbeat, moves due retries and deferred tasks back to their
+  // streams (when the next is due), and takes over expired leases and orphans (every lease/4, at
+  // most once a second).
   void upkeep_loop() {
     using clock = std::chrono::steady_clock;
     const auto beat_every = std::max(o_.lease / 3, std::chrono::milliseconds(10));
@@ -403,10 +492,13 @@ class Worker::Impl {
     const std::string workers = detail::workers_key(o_.prefix);
     auto next_beat = clock::now();
     auto next_duty = clock::now();
+    auto next_promote = clock::now();
     std::unique_lock lock(mu_);
     while (!upkeep_stop_) {
       std::vector<std::vector<std::string>> by_queue(streams_.size());
       for (const Lease& l : leases_) by_queue[l.queue].push_back(l.entry);
+      const std::vector<Slot> slots = slots_;
+      next_promote = std::min(next_promote, std::exchange(promote_hint_, clock::time_point::max()));
       lock.unlock();
       try {
         if (!upkeep_.is_connected()) upkeep_.reconnect();
@@ -417,8 +509,22 @@ class Worker::Impl {
             for (const std::string& e : by_queue[q]) args.emplace_back(e);
             (void)detail::extend_script().run(upkeep_, {streams_[q]}, args);
           }
+          const std::string lease = std::to_string(o_.lease.count());
+          for (const Slot& sl : slots)
+            (void)detail::renew_slot_script().run(upkeep_, {sl.key}, {sl.holder, lease});
           (void)upkeep_.command({"HSET", workers, o_.name, std::to_string(now_ms())});
           next_beat = clock::now() + beat_every;
+        }
+        if (clock::now() >= next_promote) {
+          // Due retries and deferred tasks back to their streams, and again when the next is due
+          // (at least every 5 ms, at most every duty period).
+          auto wait = duty_every;
+          for (std::size_t q = 0; q < streams_.size(); ++q) {
+            const long long ms =
+                detail::promote_script().run(upkeep_, {delayed_[q], streams_[q]}, {"100"}).integer;
+            if (ms >= 0) wait = std::min(wait, std::chrono::milliseconds(ms));
+          }
+          next_promote = clock::now() + std::max(wait, std::chrono::milliseconds(5));
         }
         if (clock::now() >= next_duty && !stopping()) {
           duties();
@@ -428,7 +534,8 @@ class Worker::Impl {
         upkeep_.close();  // tried again next time; a lease lasts three renewal periods
       }
       lock.lock();
-      upkeep_cv_.wait_until(lock, std::min(next_beat, next_duty), [&] { return upkeep_stop_; });
+      upkeep_cv_.wait_until(lock, std::min({next_beat, next_duty, next_promote}),
+                            [&] { return upkeep_stop_ || promote_hint_ < next_promote; });
     }
     lock.unlock();
     try {
@@ -443,11 +550,9 @@ class Worker::Impl {
     return leases_.size() >= o_.concurrency ? 0 : o_.concurrency - leases_.size();
   }
 
-  // duties(): due retries back to their streams; expired leases taken over (as many as there are
-  // idle threads), queued in ready_ for the serving threads.
+  // duties(): orphans taken back; expired leases taken over (as many as there are idle threads),
+  // queued in ready_ for the serving threads.
   void duties() {
-    for (std::size_t q = 0; q < streams_.size(); ++q)
-      (void)detail::promote_script().run(upkeep_, {delayed_[q], streams_[q]}, {"100"});
     for (std::size_t q = 0; q < streams_.size(); ++q) recover_orphans(q);
     for (std::size_t q = 0; q < streams_.size(); ++q) {
       const std::size_t room = idle_threads();
@@ -541,6 +646,11 @@ class Worker::Impl {
   std::condition_variable upkeep_cv_;
   std::deque<Taken> ready_;    // taken (over) and not started: the next free thread runs them
   std::vector<Lease> leases_;  // every task this worker holds
+  std::vector<Slot> slots_;    // the ConcurrencyLimit slots its running tasks hold
+  // promote_hint_: when a task this worker put back (retry, limit) is due — the maintenance thread
+  // promotes then rather than at its next period.
+  std::chrono::steady_clock::time_point promote_hint_ =
+      std::chrono::steady_clock::time_point::max();
   bool upkeep_stop_ = false;
   WorkerStats stats_;
 };

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -90,6 +91,28 @@ void dist_record(std::string url, std::string list, std::string tag) {
   (void)connect_to(url).command({"RPUSH", list, tag});
 }
 CONCUR_TASK(dist_record);
+
+// dist_stamp(url, list): appends the server's time in ms to a list (when the task ran).
+void dist_stamp(std::string url, std::string list) {
+  (void)connect_to(url).command({"EVAL",
+                                 "local t = redis.call('TIME') return redis.call('RPUSH', KEYS[1], "
+                                 "t[1] * 1000 + math.floor(t[2] / 1000))",
+                                 "1", list});
+}
+CONCUR_TASK(dist_stamp);
+
+// dist_probe(url, key, ms): counts itself running (key) and records the most at once (key:max).
+void dist_probe(std::string url, std::string key, int ms) {
+  Redis r = connect_to(url);
+  (void)r.command(
+      {"EVAL",
+       "local n = redis.call('INCR', KEYS[1]) "
+       "if n > tonumber(redis.call('GET', KEYS[2]) or 0) then redis.call('SET', KEYS[2], n) end",
+       "2", key, key + ":max"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  (void)r.command({"DECR", key});
+}
+CONCUR_TASK(dist_probe);
 
 // dist_die(): the worker process running it dies at once.
 int dist_die() { ::_exit(9); }
@@ -364,6 +387,61 @@ TEST_F(DistTest, ATaskPastItsRetriesFailsAndIsDeadLettered) {
   EXPECT_EQ(fields.at(1).str, "dist_flaky");
   EXPECT_EQ(fields.at(2).str, "error");
   EXPECT_EQ(fields.at(3).str, "RuntimeError: flaky run 2");
+}
+
+// ---- Cluster-wide limits
+
+TEST_F(DistTest, ARateLimitHoldsAcrossWorkers) {
+  auto w1 = start_worker(2);
+  auto w2 = start_worker(2);
+  RedisExecutor ex(url());
+  constexpr double kRate = 20;  // per second
+  constexpr int kBurst = 2, kTasks = 12;
+  const TaskOptions limited{.rate_limit = {.key = "api", .per_second = kRate, .burst = kBurst}};
+  std::vector<Future<void>> fs;
+  for (int i = 0; i < kTasks; ++i)
+    fs.push_back(ex.submit_with(limited, dist_stamp, url(), std::string("stamps")));
+  for (auto& f : fs) f.result(kRemote);
+  const Reply stamps = redis().command({"LRANGE", "stamps", "0", "-1"});
+  ASSERT_EQ(stamps.elements.size(), static_cast<std::size_t>(kTasks));
+  std::vector<long long> t;
+  for (const Reply& e : stamps.elements) t.push_back(e.as_integer());
+  std::sort(t.begin(), t.end());
+  // A token bucket lets at most burst + rate x w runs start in any window w (one token of slack
+  // for the millisecond clock).
+  for (std::size_t i = 0; i < t.size(); ++i)
+    for (std::size_t j = i; j < t.size(); ++j)
+      EXPECT_LE(static_cast<double>(j - i + 1),
+                kBurst + 1 + kRate * static_cast<double>(t[j] - t[i]) / 1000)
+          << "runs " << i << ".." << j << " within " << (t[j] - t[i]) << " ms";
+  EXPECT_GT(w1->worker().stats().deferred + w2->worker().stats().deferred, 0u)
+      << "four threads and twelve tasks: some had to wait for a token";
+}
+
+TEST_F(DistTest, AConcurrencyLimitHoldsAcrossWorkers) {
+  auto w1 = start_worker(3);
+  auto w2 = start_worker(3);
+  RedisExecutor ex(url());
+  const TaskOptions limited{.concurrency_limit = {.key = "db", .limit = 2}};
+  std::vector<Future<void>> fs;
+  for (int i = 0; i < 10; ++i)
+    fs.push_back(ex.submit_with(limited, dist_probe, url(), std::string("running"), 50));
+  for (auto& f : fs) f.result(kRemote);
+  EXPECT_LE(counter("running:max"), 2) << "more than two ran at once across six threads";
+  EXPECT_GE(counter("running:max"), 1);
+  EXPECT_EQ(counter("running"), 0);
+  EXPECT_EQ(redis().command({"ZCARD", "concur:slots:db"}).integer, 0) << "every slot released";
+}
+
+TEST_F(DistTest, BadLimitsAreValueErrors) {
+  RedisExecutor ex(url());
+  EXPECT_THROW((void)ex.submit_with(TaskOptions{.rate_limit = {.key = "k", .per_second = 0}},
+                                    dist_mul, 1, 2),
+               ValueError);
+  EXPECT_THROW((void)ex.submit_with(TaskOptions{.concurrency_limit = {.key = "k", .limit = 0}},
+                                    dist_mul, 1, 2),
+               ValueError);
+  EXPECT_EQ(ex.pending(), 0u);
 }
 
 // ---- Leases

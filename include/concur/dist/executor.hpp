@@ -58,6 +58,23 @@
 
 namespace concur::dist {
 
+// RateLimit: at most `per_second` runs a second of the tasks sharing `key`, in bursts of at most
+// `burst`, across every worker of the cluster (a token bucket in Redis). A task without a token is
+// put back until one is due, holding no worker thread.
+struct RateLimit {
+  std::string key{};  // empty: no limit
+  double per_second = 0;
+  std::uint32_t burst = 1;
+};
+
+// ConcurrencyLimit: at most `limit` of the tasks sharing `key` run at once across the cluster (a
+// keyed semaphore in Redis; a holder's slot is leased like its task, so a dead worker's slot
+// frees itself). A task finding the slots taken is put back for a moment, holding no thread.
+struct ConcurrencyLimit {
+  std::string key{};  // empty: no limit
+  std::uint32_t limit = 0;
+};
+
 // TaskOptions: how one submission is run (RedisExecutor::submit_with; RedisOptions::task is the
 // default of submit).
 struct TaskOptions {
@@ -70,6 +87,10 @@ struct TaskOptions {
   // retry_backoff_max (Celery's retry_backoff / retry_backoff_max).
   std::chrono::milliseconds retry_backoff{1000};
   std::chrono::milliseconds retry_backoff_max{60000};
+  // rate_limit / concurrency_limit: cluster-wide limits of the tasks sharing a key (none of
+  // Celery, RQ or scrapy-redis has them: Celery's rate_limit is per worker).
+  RateLimit rate_limit{};
+  ConcurrencyLimit concurrency_limit{};
 };
 
 // RedisOptions: RedisExecutor's constructor arguments.

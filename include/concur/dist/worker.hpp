@@ -62,6 +62,7 @@ struct WorkerStats {
   std::uint64_t taken_over = 0;  // tasks taken over from a dead or stalled worker
   std::uint64_t lost = 0;        // results dropped: the lease had passed to another worker
   std::uint64_t recovered = 0;   // tasks taken back after Redis lost the reply that took them
+  std::uint64_t deferred = 0;    // tasks put back to wait for their RateLimit / ConcurrencyLimit
 };
 
 class CONCUR_EXPORT Worker {
