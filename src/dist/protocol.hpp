@@ -24,29 +24,24 @@ namespace concur::dist::detail {
 
 inline constexpr std::string_view kGroup = "workers";
 
-inline std::string stream_key(std::string_view prefix, std::string_view queue) {
+// key(prefix, kind, name): "<prefix><kind><name>", e.g. key("concur", ":q:", "default").
+inline std::string key(std::string_view prefix, std::string_view kind, std::string_view name) {
   std::string k(prefix);
-  k += ":q:";
-  k += queue;
+  k += kind;
+  k += name;
   return k;
+}
+inline std::string stream_key(std::string_view prefix, std::string_view queue) {
+  return key(prefix, ":q:", queue);
 }
 inline std::string delayed_key(std::string_view prefix, std::string_view queue) {
-  std::string k(prefix);
-  k += ":delayed:";
-  k += queue;
-  return k;
+  return key(prefix, ":delayed:", queue);
 }
 inline std::string dead_key(std::string_view prefix, std::string_view queue) {
-  std::string k(prefix);
-  k += ":dead:";
-  k += queue;
-  return k;
+  return key(prefix, ":dead:", queue);
 }
 inline std::string reply_key(std::string_view prefix, std::string_view client) {
-  std::string k(prefix);
-  k += ":reply:";
-  k += client;
-  return k;
+  return key(prefix, ":reply:", client);
 }
 inline std::string stats_key(std::string_view prefix) {
   std::string k(prefix);
@@ -85,17 +80,11 @@ struct TaskMessage {
   }
 };
 
-inline std::string rate_key(std::string_view prefix, std::string_view key) {
-  std::string k(prefix);
-  k += ":rate:";
-  k += key;
-  return k;
+inline std::string rate_key(std::string_view prefix, std::string_view name) {
+  return key(prefix, ":rate:", name);
 }
-inline std::string slot_key(std::string_view prefix, std::string_view key) {
-  std::string k(prefix);
-  k += ":slots:";
-  k += key;
-  return k;
+inline std::string slot_key(std::string_view prefix, std::string_view name) {
+  return key(prefix, ":slots:", name);
 }
 
 // ResultMessage is what a worker tells an executor (its reply list).
