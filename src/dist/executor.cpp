@@ -185,31 +185,28 @@ class RedisClientCore {
   // jobs still unsettled then fail with TimeoutError. True when everything settled.
   bool shutdown(bool wait, bool cancel_futures,
                 std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt) {
-    std::vector<RemoteJob*> to_cancel;
-    {
-      std::unique_lock lock(mu_);
-      shutdown_ = true;
-      if (cancel_futures)
-        for (auto& [id, r] : jobs_)
-          if (!r.started) to_cancel.push_back(r.job.get());
-    }
-    // Each job is moved out of its record (under the lock) before it is cancelled: its
-    // done-callback (cancel(id)) then finds no record, and the reader cannot settle it meanwhile.
-    // The stream entries are deleted after (flush_cancels).
+    // With cancel_futures, every job no worker took is moved out of its record (under the lock)
+    // before it is cancelled: its done-callback (cancel(id)) then finds no record, and the reader
+    // cannot settle it meanwhile. Their stream entries are deleted after.
     std::vector<std::unique_ptr<RemoteJob>> owned;
+    std::vector<std::pair<std::string, std::string>> entries;  // (entry, stream)
     {
       std::scoped_lock lock(mu_);
-      for (RemoteJob* j : to_cancel) {
-        auto it = jobs_.find(j->id);
-        if (it != jobs_.end() && it->second.job.get() == j && !it->second.started) {
-          pending_cancels_.emplace_back(it->second.entry, it->second.stream);
+      shutdown_ = true;
+      if (cancel_futures) {
+        for (auto it = jobs_.begin(); it != jobs_.end();) {
+          if (it->second.started || !it->second.job) {
+            ++it;
+            continue;
+          }
+          entries.emplace_back(it->second.entry, it->second.stream);
           owned.push_back(std::move(it->second.job));
-          jobs_.erase(it);
+          it = jobs_.erase(it);
         }
       }
     }
     for (auto& j : owned) j->cancel();  // its callback finds no record: a no-op
-    flush_cancels();
+    for (const auto& [entry, stream] : entries) delete_untaken(entry, stream);
     wake_reader();
     if (!wait) return false;
     std::vector<std::unique_ptr<RemoteJob>> late;
@@ -269,15 +266,6 @@ class RedisClientCore {
       return true;
     }
   };
-
-  void flush_cancels() {
-    std::vector<std::pair<std::string, std::string>> cancels;
-    {
-      std::scoped_lock lock(mu_);
-      cancels.swap(pending_cancels_);
-    }
-    for (const auto& [entry, stream] : cancels) delete_untaken(entry, stream);
-  }
 
   void wake_reader() {
     ResultMessage w;
@@ -427,10 +415,9 @@ class RedisClientCore {
   std::string reply_;
   std::atomic<std::uint64_t> next_id_{1};
 
-  mutable std::mutex mu_;  // jobs_, shutdown_, pending_cancels_
+  mutable std::mutex mu_;  // jobs_, shutdown_
   std::condition_variable settled_cv_;
   std::unordered_map<std::uint64_t, Record> jobs_;
-  std::vector<std::pair<std::string, std::string>> pending_cancels_;
   bool shutdown_ = false;
 
   std::mutex submit_mu_;  // submit_, known_queues_
