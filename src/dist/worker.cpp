@@ -281,22 +281,26 @@ class Worker::Impl {
       std::scoped_lock lock(mu_);
       slots_.push_back({slot, t.entry});
     }
+    // The slot is released once the task ran, before its outcome is stored (so an executor that
+    // has the result never sees the slot still held), or on any early exit.
     struct ReleaseSlot {
       Impl& self;
       Redis& conn;
-      const std::string& slot;
+      std::string& slot;
       const std::string& holder;
-      ~ReleaseSlot() {
+      ~ReleaseSlot() { release(); }
+      void release() {
         if (slot.empty()) return;
+        const std::string key = std::exchange(slot, std::string());
         {
           std::scoped_lock lock(self.mu_);
           const auto it = std::find_if(self.slots_.begin(), self.slots_.end(), [&](const Slot& s) {
-            return s.key == slot && s.holder == holder;
+            return s.key == key && s.holder == holder;
           });
           if (it != self.slots_.end()) self.slots_.erase(it);
         }
         try {
-          if (conn.is_connected()) (void)conn.command({"ZREM", slot, holder});
+          if (conn.is_connected()) (void)conn.command({"ZREM", key, holder});
         } catch (const std::exception&) {
           // its lease ends it
         }
@@ -368,6 +372,7 @@ class Worker::Impl {
         // the start was not recorded (LOADING...): the outcome matters, not the start
       }
     }
+    release_slot.release();
     report(conn, t, r, retry);
   }
 
