@@ -41,12 +41,20 @@ std::int64_t now_ms() {
       .count();
 }
 
+// default_name(): "<hostname>:<pid>", and "<hostname>:<pid>/<n>" for the n-th Worker of this
+// process — every worker must have a consumer name of its own (two sharing one would renew,
+// recover and finish each other's leases).
 std::string default_name() {
+  static std::atomic<int> made{0};
   char host[256] = {};
   if (::gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "worker");
   std::string name = host;
   name += ':';
   name += std::to_string(::getpid());
+  if (const int n = ++made; n > 1) {
+    name += '/';
+    name += std::to_string(n);
+  }
   return name;
 }
 
