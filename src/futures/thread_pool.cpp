@@ -157,7 +157,7 @@ class PoolCore final : public WaitHelper,
     }
     const std::uint64_t submitted = external_submitted_.fetch_add(1, std::memory_order_relaxed) + 1;
     inject(task.release());
-    const std::uint64_t taken = external_taken_.load(std::memory_order_relaxed);
+    const std::uint64_t taken = external_taken_.load(std::memory_order_acquire);
     spawn_if_needed(submitted > taken ? submitted - taken : 0);
     submitting_.fetch_sub(1, std::memory_order_release);
     notify_work();
@@ -286,8 +286,8 @@ class PoolCore final : public WaitHelper,
         idle = true;
       }
       bool searched = false;
-      if (Runnable* t = search(tls_worker, searched)) {
-        busy();
+      if (Runnable* t = search(tls_worker, searched, idle)) {
+        idle = false;  // search() stopped counting this worker idle before it took t
         run_task(me, t);
         continue;
       }
@@ -317,9 +317,11 @@ class PoolCore final : public WaitHelper,
   // spawn_if_needed(waiting): Python's _adjust_thread_count — start a worker when the tasks
   // waiting to start outnumber the idle workers, up to max_workers. (Python keeps an "idle
   // semaphore" that each submit decrements; counting idle workers and waiting tasks is the same
-  // rule without a credit left behind by a worker that then found work.) Called inside the
-  // submit's announcement (see execute), so that a shutdown() after the submit joins the worker
-  // started for it.
+  // rule without a credit left behind by a worker that then found work.) It holds because a
+  // worker counted idle is uncounted before each look for work (search()) and, while workers may
+  // still be started, takes one outside task at a time (take_injected): a task counted taken has
+  // a worker starting it. Called inside the submit's announcement (see execute), so that a
+  // shutdown() after the submit joins the worker started for it.
   void spawn_if_needed(std::uint64_t waiting) {
     if (spawned_.load(std::memory_order_acquire) == max_workers_) return;
     if (waiting <= idle_.load(std::memory_order_seq_cst)) return;
@@ -384,20 +386,25 @@ class PoolCore final : public WaitHelper,
   // me's inbox, oldest on top. Everyone takes from inboxes with steal() (oldest first) and looks
   // at the other inboxes before the injection list, so outside tasks still start in submission
   // order (up to the race between two workers taking neighbours), while the consumer lock is
-  // taken once per batch instead of once per task.
+  // taken once per batch instead of once per task. While workers may still be started, it takes
+  // one task: a submit counts a taken task as started (spawn_if_needed), and the rest of a batch
+  // behind a task that blocks would wait for a worker no submit started for them.
   void take_injected(WorkerSlot& me) {
     if (!injected_visible()) return;
     std::unique_lock lk(inj_consumer_mu_, std::try_to_lock);
     if (!lk.owns_lock()) return;
+    const std::uint64_t batch =
+        spawned_.load(std::memory_order_acquire) == max_workers_ ? kBatch : 1;
     std::uint64_t taken = 0;
-    while (taken < kBatch) {
+    while (taken < batch) {
       Runnable* t = pop_one();
       if (t == nullptr) break;
       me.inbox.push(t);
       ++taken;
     }
+    // (release: a submit that sees the count sees the taker uncounted from idle_, see search())
     external_taken_.store(external_taken_.load(std::memory_order_relaxed) + taken,
-                          std::memory_order_relaxed);
+                          std::memory_order_release);
     lk.unlock();
     // The batch's other tasks wait in this worker's inbox while it runs the first, which may
     // block: they are announced as a submit is (a sleeper is woken unless someone searches), or
@@ -455,23 +462,33 @@ class PoolCore final : public WaitHelper,
   // from those that have it). The last searcher to find work wakes a sleeper if more is visible
   // (it may have been skipped for this searcher's sake).
   // searched: set when this worker did search (false: refused, enough others search).
-  Runnable* search(WorkerContext& ctx, bool& searched) {
+  // counted_idle: the worker is counted in idle_ (see spawn_if_needed): each look then uncounts it
+  // first and counts it again when it finds nothing, so that a submit never counts as idle a
+  // worker that has taken a task; a task found returns uncounted.
+  Runnable* search(WorkerContext& ctx, bool& searched, bool counted_idle) {
     std::uint32_t n = searching_.load(std::memory_order_seq_cst);
     do {
       if (n >= max_searchers_) return nullptr;
     } while (!searching_.compare_exchange_weak(n, n + 1, std::memory_order_seq_cst));
     searched = true;
     Runnable* found = nullptr;
+    const auto look = [&] {
+      if (!counted_idle) return find_work(ctx);
+      idle_.fetch_sub(1, std::memory_order_seq_cst);
+      Runnable* t = find_work(ctx);
+      if (t == nullptr) idle_.fetch_add(1, std::memory_order_seq_cst);
+      return t;
+    };
     for (int i = 0; i < kSpinPauses && found == nullptr; ++i) {
       cpu_relax();
-      found = find_work(ctx);
+      found = look();
     }
     const auto end = Clock::now() + kSearchBudget;
     while (found == nullptr) {
       if (shutdown_flag_.load(std::memory_order_relaxed) && !any_work_visible()) break;
       if (Clock::now() >= end) break;
       yield_cpu();
-      found = find_work(ctx);
+      found = look();
     }
     if (searching_.fetch_sub(1, std::memory_order_seq_cst) == 1 && found != nullptr &&
         any_work_visible()) {
