@@ -162,6 +162,8 @@ class CONCUR_EXPORT FutureStateBase {
   }
 
   // ---- producer side ---------------------------------------------------------------------------
+  // Withdrawal: what withdraw() (below) found out about pending work.
+  enum class Withdrawal : std::uint8_t { kWithdrawn, kTaken, kUnknown };
   enum class Start : std::uint8_t { kStarted, kCancelled, kInvalid };
   // try_start(): PENDING → RUNNING (kStarted); CANCELLED → CANCELLED_NOTIFIED (kCancelled);
   // anything else (running, finished, already notified, being set) → kInvalid.
@@ -240,6 +242,16 @@ class CONCUR_EXPORT FutureStateBase {
   // in the cancelling thread. The producer's later set_result()/set_exception() fail
   // (InvalidStateError) and its destructor acknowledges the cancel.
   virtual void running_cancelled() noexcept {}
+  // withdraws(): true for a producer whose pending work may be taken elsewhere before the state
+  // hears of it (RedisExecutor: a worker took the task and its report is on the way). cancel() of
+  // a pending state then asks withdraw() first.
+  virtual bool withdraws() const noexcept { return false; }
+  // withdraw(): takes the pending work back from where it waits. kWithdrawn: it will never run,
+  // the cancel goes ahead; kTaken: it runs (or ran) elsewhere: cancel() fails and a pending state
+  // becomes RUNNING; kUnknown (it cannot tell: the broker is unreachable): cancel() fails, the
+  // state stays as it is. Called in the cancelling thread with no lock held; it may block. Once it
+  // answered kWithdrawn or kTaken it must give every later and concurrent call the same answer.
+  virtual Withdrawal withdraw() noexcept { return Withdrawal::kWithdrawn; }
   // assist_wait(d): a producer that can move the work forward in the waiting thread does so until
   // the state is done or the deadline passes (ProcessPoolExecutor reads its worker's reply itself,
   // saving a thread hand-off); false when it cannot or did not finish. Called by a blocking wait
@@ -574,7 +586,9 @@ class CONCUR_EXPORT AnyFuture {
   // future and for a running one — and a running stop-token task (detail::make_task with a
   // std::stop_token first parameter) additionally gets a stop request. A producer that can stop
   // running work (ProcessPoolExecutor with ProcessPoolOptions::kill_running) lets cancel() succeed
-  // on a running future too: it stops the work and the future is cancelled.
+  // on a running future too: it stops the work and the future is cancelled. A remote executor's
+  // pending future (RedisExecutor) first asks the broker whether a worker took the task: if one
+  // did, cancel() returns false and the future is running from then on.
   bool cancel() { return checked()->cancel(); }
 
   // exception() blocks until done and returns the exception the work raised (nullptr when it

@@ -119,7 +119,7 @@ class RedisClientCore {
     {
       std::scoped_lock lock(mu_);
       if (shutdown_) {
-        job->cancel();
+        job->cancel_unsent();
         throw RuntimeError("cannot schedule new futures after shutdown");
       }
       jobs_.emplace(id, Record{std::move(job), {}, stream, false});
@@ -142,7 +142,7 @@ class RedisClientCore {
           jobs_.erase(it);
         }
       }
-      if (back) back->cancel();  // never sent: nobody will settle it
+      if (back) back->cancel_unsent();  // never sent: nobody will settle it
       settled_cv_.notify_all();
       throw;
     }
@@ -151,33 +151,38 @@ class RedisClientCore {
     if (it != jobs_.end() && it->second.job.get() == raw) it->second.entry = std::move(entry_id);
   }
 
+  // cancel(id): job `id`'s future was cancelled (withdrawn or never sent): forget it.
   void cancel(std::uint64_t id) noexcept {
+    {
+      std::scoped_lock lock(mu_);
+      jobs_.erase(id);
+    }
+    settled_cv_.notify_all();
+  }
+
+  // withdraw(id): deletes job `id`'s task from its stream unless a worker took it (the CANCEL
+  // script, atomic on the server). kTaken also when the start was reported; kUnknown when the job
+  // is settled or not sent yet, or Redis cannot be reached.
+  FutureStateBase::Withdrawal withdraw(std::uint64_t id) noexcept {
+    using W = FutureStateBase::Withdrawal;
     std::string entry, stream;
     {
       std::scoped_lock lock(mu_);
       auto it = jobs_.find(id);
-      if (it == jobs_.end()) return;
-      if (!it->second.started) {
-        entry = it->second.entry;
-        stream = it->second.stream;
-      }
-      jobs_.erase(it);  // the future is settled (cancelled): nothing more to deliver to it
+      if (it == jobs_.end()) return W::kUnknown;
+      if (it->second.started) return W::kTaken;
+      entry = it->second.entry;
+      stream = it->second.stream;
     }
-    settled_cv_.notify_all();
-    delete_untaken(entry, stream);
-  }
-
-  // delete_untaken(entry, stream): deletes the task from its stream unless a worker took it.
-  // Never throws: with Redis unreachable the task may still run; its result will find no job and
-  // be dropped.
-  void delete_untaken(const std::string& entry, const std::string& stream) noexcept {
-    if (entry.empty()) return;
+    if (entry.empty()) return W::kUnknown;
     try {
       std::scoped_lock lock(submit_mu_);
-      with_reconnect(submit_, [&] {
-        (void)cancel_script().run(submit_, {stream}, {kGroup, entry});
+      const Reply r = with_reconnect(submit_, [&] {
+        return cancel_script().run(submit_, {stream}, {kGroup, entry});
       });
+      return r.as_integer() == 1 ? W::kWithdrawn : W::kTaken;
     } catch (const std::exception&) {
+      return W::kUnknown;
     }
   }
 
@@ -185,28 +190,26 @@ class RedisClientCore {
   // jobs still unsettled then fail with TimeoutError. True when everything settled.
   bool shutdown(bool wait, bool cancel_futures,
                 std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt) {
-    // With cancel_futures, every job no worker took is moved out of its record (under the lock)
-    // before it is cancelled: its done-callback (cancel(id)) then finds no record, and the reader
-    // cannot settle it meanwhile. Their stream entries are deleted after.
-    std::vector<std::unique_ptr<RemoteJob>> owned;
-    std::vector<std::pair<std::string, std::string>> entries;  // (entry, stream)
+    // With cancel_futures, every future whose start has not been reported is cancelled: each
+    // cancel() asks Redis to delete its task (and fails for one a worker took meanwhile); its
+    // done-callback then forgets the job. The states are referenced while the lock is released.
+    std::vector<FutureStateBase*> untaken;
     {
       std::scoped_lock lock(mu_);
       shutdown_ = true;
       if (cancel_futures) {
-        for (auto it = jobs_.begin(); it != jobs_.end();) {
-          if (it->second.started || !it->second.job) {
-            ++it;
-            continue;
-          }
-          entries.emplace_back(it->second.entry, it->second.stream);
-          owned.push_back(std::move(it->second.job));
-          it = jobs_.erase(it);
+        for (auto& [id, r] : jobs_) {
+          if (r.started || !r.job) continue;
+          FutureStateBase& state = r.job->state();
+          state.add_ref();
+          untaken.push_back(&state);
         }
       }
     }
-    for (auto& j : owned) j->cancel();  // its callback finds no record: a no-op
-    for (const auto& [entry, stream] : entries) delete_untaken(entry, stream);
+    for (FutureStateBase* state : untaken) {
+      (void)state->cancel();
+      state->release_ref();
+    }
     wake_reader();
     if (!wait) return false;
     std::vector<std::unique_ptr<RemoteJob>> late;
@@ -437,6 +440,12 @@ void remote_submit(const std::shared_ptr<RedisClientCore>& core, mp::detail::Any
 
 void remote_cancel(const std::weak_ptr<RedisClientCore>& core, std::uint64_t id) noexcept {
   if (auto c = core.lock()) c->cancel(id);
+}
+
+FutureStateBase::Withdrawal remote_withdraw(const std::weak_ptr<RedisClientCore>& core,
+                                            std::uint64_t id) noexcept {
+  if (auto c = core.lock()) return c->withdraw(id);
+  return FutureStateBase::Withdrawal::kUnknown;
 }
 
 std::uint64_t remote_reserve_id(RedisClientCore& core) noexcept { return core.reserve_id(); }

@@ -99,6 +99,19 @@ bool FutureStateBase::wait_plain(const Deadline& d) noexcept {
 
 bool FutureStateBase::cancel() noexcept {
   std::uint32_t w = word_.load(std::memory_order_relaxed);
+  if (state_of(w) == kPending && withdraws()) {
+    const Withdrawal found = withdraw();
+    w = word_.load(std::memory_order_relaxed);
+    if (found == Withdrawal::kTaken) {
+      // It runs elsewhere: PENDING → RUNNING (the producer's own start finds it running).
+      while (state_of(w) == kPending && (w & kClaimed) == 0 &&
+             !word_.compare_exchange_weak(w, w + kRunning, std::memory_order_acq_rel,
+                                          std::memory_order_relaxed)) {
+      }
+      return is_cancelled(word());
+    }
+    if (found == Withdrawal::kUnknown) return is_cancelled(w);
+  }
   for (;;) {
     const std::uint32_t s = state_of(w);
     if (s == kPending && (w & kClaimed) == 0) {

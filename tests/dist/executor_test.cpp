@@ -316,6 +316,52 @@ TEST_F(DistTest, ATaskIsRunningOnceAWorkerTookItAndCannotBeCancelledThen) {
   EXPECT_EQ(queued.result(kRemote), 9);
 }
 
+// Without start reports, a running task's future stays pending until its result comes: cancel()
+// asks Redis, finds the task taken, fails, and the future is running from then on.
+TEST_F(DistTest, ACancelAsksRedisWhetherAWorkerTookTheTask) {
+  auto w = start_worker(1);
+  RedisOptions o;
+  o.track_started = false;
+  RedisExecutor ex(url(), o);
+  Future<int> f = ex.submit(dist_gate, url(), std::string("g5"), 5);
+  ASSERT_TRUE(wait_key("g5:started"));
+  EXPECT_FALSE(f.running()) << "no start report without track_started";
+  EXPECT_FALSE(f.cancel());
+  EXPECT_FALSE(f.cancelled());
+  EXPECT_TRUE(f.running());
+  (void)redis().command({"SET", "g5", "open"});
+  EXPECT_EQ(f.result(kRemote), 5);
+  EXPECT_EQ(ex.pending(), 0u);
+}
+
+// A task a worker took just before the cancel() — its report not sent yet (here: a "worker" that
+// read the entry and vanished) — is not cancelled, by concurrent cancels nor by
+// shutdown(cancel_futures); it runs once its lease expires and another worker takes it over, while
+// the untaken task behind it is cancelled and never runs.
+TEST_F(DistTest, ATaskTakenBeforeItsStartWasReportedCannotBeCancelled) {
+  concur::testing::TempDir dir;
+  const std::string path = dir.file("untaken");
+  RedisExecutor ex(url());
+  Future<int> taken = ex.submit(dist_mul, 6, 7);
+  Future<void> untaken = ex.submit(dist_touch, path);
+  const Reply read = redis().command({"XREADGROUP", "GROUP", "workers", "ghost", "COUNT", "1",
+                                      "STREAMS", "concur:q:default", ">"});
+  ASSERT_TRUE(read.is_array());
+  std::atomic<int> cancelled{0};
+  std::vector<std::thread> cancellers;
+  for (int i = 0; i < 4; ++i) cancellers.emplace_back([&] { cancelled += taken.cancel() ? 1 : 0; });
+  for (auto& t : cancellers) t.join();
+  EXPECT_EQ(cancelled.load(), 0) << "a taken task was cancelled";
+  EXPECT_TRUE(taken.running());
+  ex.shutdown(/*wait=*/false, /*cancel_futures=*/true);
+  EXPECT_TRUE(untaken.cancelled());
+  EXPECT_FALSE(taken.cancelled());
+  auto w = start_worker(1, 300ms);
+  EXPECT_EQ(taken.result(kRemote), 42);
+  EXPECT_EQ(w->worker().stats().taken_over, 1u);
+  EXPECT_FALSE(std::filesystem::exists(path)) << "a cancelled task ran";
+}
+
 TEST_F(DistTest, ShutdownCancelFuturesCancelsWhatNoWorkerTook) {
   concur::testing::TempDir dir;
   RedisExecutor ex(url());

@@ -20,10 +20,12 @@
 // A task that throws is retried with exponential backoff up to TaskOptions::max_retries times;
 // its final error reaches the future as RemoteError (type, message, where it was raised) and is
 // copied to the queue's dead-letter stream (<prefix>:dead:<queue>, capped) with the task's name.
-// running() is true once a worker has taken the task (RedisOptions::track_started); cancel()
-// succeeds while no worker has: the entry is deleted from the stream. A task a worker took just
-// before the cancel() reached Redis, but whose start had not reached this executor yet, may still
-// run once: its result is dropped (at-least-once delivery allows runs nobody reads).
+// running() is true once the report that a worker took the task arrives
+// (RedisOptions::track_started). cancel() of a pending future asks Redis (one round trip): it
+// succeeds when the entry could be deleted from the stream before any worker took it — the task
+// then never runs — and fails when a worker has it, even one whose report is still on its way (the
+// future is running from then on); with Redis unreachable it fails and nothing changes. A task a
+// worker took and deferred (a rate or concurrency limit) or is retrying counts as taken.
 // Redis unreachable: submit() throws ConnectionError (after one reconnect attempt); the results
 // of submitted tasks wait in Redis (for RedisOptions::result_ttl) while this executor reconnects
 // with backoff. Nothing acknowledged is lost while Redis keeps its data (appendonly yes with
@@ -40,6 +42,7 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -105,8 +108,9 @@ struct RedisOptions {
   std::chrono::milliseconds result_ttl = std::chrono::hours(24);
   // connect_timeout: bounds connecting and every reply.
   std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
-  // track_started: workers report when they take a task, so that running() is true and cancel()
-  // false from then on (one message more per task; Celery's task_track_started).
+  // track_started: workers report when they take a task, so that running() is true from then on
+  // (one message more per task; Celery's task_track_started). Without it a future stays pending
+  // until its result arrives — cancel() is right either way: it asks Redis.
   bool track_started = true;
   // max_workers: what max_workers() reports (the workers are elsewhere: how many tasks run at once
   // is up to them); 0: 1.
@@ -115,49 +119,93 @@ struct RedisOptions {
 
 namespace detail {
 
+using concur::detail::FutureState;
+using concur::detail::FutureStateBase;
+using concur::detail::PromiseAccess;
+
 class RedisClientCore;
+
+// remote_withdraw(core, id): deletes the task of job `id` from its stream unless a worker took
+// it (RemoteFutureState::withdraw). Never throws: kUnknown when Redis cannot be asked.
+CONCUR_EXPORT FutureStateBase::Withdrawal remote_withdraw(
+    const std::weak_ptr<RedisClientCore>& core, std::uint64_t id) noexcept;
+
+// RemoteFutureState is the state of a RedisExecutor future. A worker may take the task before the
+// executor hears of it, so cancel() of a pending future first asks Redis to delete the task from
+// its stream: it succeeds only if that worked, and fails — the future becomes running — when a
+// worker has the task. The first definite answer is kept: concurrent and later cancels agree.
+template <class T>
+class RemoteFutureState final : public FutureState<T> {
+ public:
+  RemoteFutureState(std::weak_ptr<RedisClientCore> core, std::uint64_t id) noexcept
+      : FutureState<T>(FutureStateBase::kRef), core_(std::move(core)), id_(id) {}
+  // mark_unsent(): the task never reached Redis: a cancel needs no answer from it.
+  void mark_unsent() noexcept {
+    std::scoped_lock lock(mu_);
+    found_ = FutureStateBase::Withdrawal::kWithdrawn;
+  }
+
+ protected:
+  bool withdraws() const noexcept override { return true; }
+  FutureStateBase::Withdrawal withdraw() noexcept override {
+    std::scoped_lock lock(mu_);  // one round trip at a time; the others take its answer
+    if (found_ == FutureStateBase::Withdrawal::kUnknown) found_ = remote_withdraw(core_, id_);
+    return found_;
+  }
+
+ private:
+  std::weak_ptr<RedisClientCore> core_;
+  std::uint64_t id_;
+  std::mutex mu_;
+  FutureStateBase::Withdrawal found_ = FutureStateBase::Withdrawal::kUnknown;
+};
 
 // RemoteJob is one submitted task as the executor's reader thread sees it: how to settle its
 // future from the worker's messages (typed in RemoteJobImpl).
 struct RemoteJob {
-  RemoteJob() = default;
+  RemoteJob(std::uint64_t job_id, std::size_t calls) noexcept : id(job_id), batch(calls) {}
   RemoteJob(const RemoteJob&) = delete;
   RemoteJob& operator=(const RemoteJob&) = delete;
   virtual ~RemoteJob() = default;
-  // start(): a worker took the task (set_running_or_notify_cancel; false when it was cancelled).
+  // start(): a worker took the task: the future runs (true) — it may be running already, a
+  // cancel() having learnt it first — or was cancelled or settled (false).
   virtual bool start() = 0;
   // finish(bytes): the serialized result (dumps(result), or a batch's results back to back).
   virtual void finish(std::string_view bytes) = 0;
   virtual void fail(std::exception_ptr e) = 0;
-  // cancel(): cancels the future if no worker took the task (shutdown(cancel_futures)).
-  virtual void cancel() = 0;
+  // cancel_unsent(): the task never reached Redis: its future is cancelled.
+  virtual void cancel_unsent() = 0;
+  // state(): the future's state (the job's Promise holds a reference to it).
+  [[nodiscard]] virtual FutureStateBase& state() noexcept = 0;
   [[nodiscard]] virtual bool settled() const = 0;
 
   std::uint64_t id = 0;
   std::size_t batch = 0;  // 0: one call; n: a batch of n calls
 };
 
-template <class R>
-struct RemoteJobImpl final : RemoteJob {
-  bool start() override { return promise.set_running_or_notify_cancel(); }
-  void finish(std::string_view bytes) override {
-    if constexpr (std::is_void_v<R>) {
-      settle([&] { promise.set_result(); });
-    } else {
-      R value{};
-      try {
-        mp::loads(bytes, {}, value);
-      } catch (...) {
-        fail(std::current_exception());
-        return;
-      }
-      settle([&] { promise.set_result(std::move(value)); });
+// RemoteJobBase<T> is a job whose future is a Future<T> (over a RemoteFutureState<T>).
+template <class T>
+struct RemoteJobBase : RemoteJob {
+  RemoteJobBase(const std::shared_ptr<RedisClientCore>& core, std::uint64_t job_id,
+                std::size_t calls)
+      : RemoteJob(job_id, calls),
+        remote(new RemoteFutureState<T>(core, job_id)),
+        promise(PromiseAccess::adopt<T>(remote)) {}
+  bool start() override {
+    try {
+      return promise.set_running_or_notify_cancel();
+    } catch (const InvalidStateError&) {
+      return !promise.is_done();  // running already: a cancel() found the task taken
     }
   }
   void fail(std::exception_ptr e) override {
     settle([&] { promise.set_exception(std::move(e)); });
   }
-  void cancel() override { (void)promise.get_future().cancel(); }
+  void cancel_unsent() override {
+    remote->mark_unsent();
+    (void)promise.get_future().cancel();
+  }
+  FutureStateBase& state() noexcept override { return *remote; }
   [[nodiscard]] bool settled() const override { return promise.is_done(); }
 
   // settle(fn) runs a Promise set unless the future was cancelled meanwhile (then it stays so).
@@ -171,14 +219,37 @@ struct RemoteJobImpl final : RemoteJob {
     }
   }
 
-  Promise<R> promise;
+  RemoteFutureState<T>* remote;  // owned by `promise` (and the futures)
+  Promise<T> promise;
 };
 
 template <class R>
-struct RemoteBatchJobImpl final : RemoteJob {
-  bool start() override { return promise.set_running_or_notify_cancel(); }
+struct RemoteJobImpl final : RemoteJobBase<R> {
+  RemoteJobImpl(const std::shared_ptr<RedisClientCore>& core, std::uint64_t job_id)
+      : RemoteJobBase<R>(core, job_id, 0) {}
   void finish(std::string_view bytes) override {
-    std::vector<R> values(batch);
+    if constexpr (std::is_void_v<R>) {
+      this->settle([&] { this->promise.set_result(); });
+    } else {
+      R value{};
+      try {
+        mp::loads(bytes, {}, value);
+      } catch (...) {
+        this->fail(std::current_exception());
+        return;
+      }
+      this->settle([&] { this->promise.set_result(std::move(value)); });
+    }
+  }
+};
+
+template <class R>
+struct RemoteBatchJobImpl final : RemoteJobBase<std::vector<R>> {
+  RemoteBatchJobImpl(const std::shared_ptr<RedisClientCore>& core, std::uint64_t job_id,
+                     std::size_t calls)
+      : RemoteJobBase<std::vector<R>>(core, job_id, calls) {}
+  void finish(std::string_view bytes) override {
+    std::vector<R> values(this->batch);
     try {
       mp::detail::MemoryInBuf buf(bytes);
       std::istream is(&buf);
@@ -189,29 +260,14 @@ struct RemoteBatchJobImpl final : RemoteJob {
         values[i] = std::move(v);
       }
     } catch (const cereal::Exception& e) {
-      fail(std::make_exception_ptr(mp::UnpicklingError(e.what())));
+      this->fail(std::make_exception_ptr(mp::UnpicklingError(e.what())));
       return;
     } catch (...) {
-      fail(std::current_exception());
+      this->fail(std::current_exception());
       return;
     }
-    if (promise.is_done()) return;
-    try {
-      promise.set_result(std::move(values));
-    } catch (const InvalidStateError&) {
-    }
+    this->settle([&] { this->promise.set_result(std::move(values)); });
   }
-  void fail(std::exception_ptr e) override {
-    if (promise.is_done()) return;
-    try {
-      promise.set_exception(std::move(e));
-    } catch (const InvalidStateError&) {
-    }
-  }
-  void cancel() override { (void)promise.get_future().cancel(); }
-  [[nodiscard]] bool settled() const override { return promise.is_done(); }
-
-  Promise<std::vector<R>> promise;
 };
 
 // ArgsWriter writes the argument lists of a task (one call, or a batch's calls back to back) into
@@ -251,8 +307,8 @@ class ArgsWriter {
 CONCUR_EXPORT void remote_submit(const std::shared_ptr<RedisClientCore>& core, mp::detail::AnyFn fn,
                                  const TaskOptions& options, std::string args,
                                  std::unique_ptr<RemoteJob> job);
-// remote_cancel(core, id): the future of job `id` was cancelled before a worker reported it had
-// taken the task: deletes the task from its stream (if no worker has it yet). Never throws.
+// remote_cancel(core, id): the future of job `id` was cancelled (its task was withdrawn, or never
+// sent): the executor forgets the job. Never throws.
 CONCUR_EXPORT void remote_cancel(const std::weak_ptr<RedisClientCore>& core,
                                  std::uint64_t id) noexcept;
 CONCUR_EXPORT std::uint64_t remote_reserve_id(RedisClientCore& core) noexcept;
@@ -286,7 +342,7 @@ class CONCUR_EXPORT RedisExecutor final : public Executor {
                   "default constructible, so that it can come back from the worker");
     detail::ArgsWriter writer;
     writer.write(mp::detail::as_param<P>(std::forward<A>(args))...);
-    auto job = std::make_unique<detail::RemoteJobImpl<R>>();
+    auto job = std::make_unique<detail::RemoteJobImpl<R>>(core_, detail::remote_reserve_id(*core_));
     Future<R> future = job->promise.get_future();
     send(reinterpret_cast<mp::detail::AnyFn>(fn), options, std::move(writer).take(), std::move(job),
          future);
@@ -349,8 +405,8 @@ class CONCUR_EXPORT RedisExecutor final : public Executor {
       writer.write(mp::detail::as_param<P>(x)...);
       ++calls;
     });
-    auto job = std::make_unique<detail::RemoteBatchJobImpl<R>>();
-    job->batch = calls;
+    auto job = std::make_unique<detail::RemoteBatchJobImpl<R>>(
+        core_, detail::remote_reserve_id(*core_), calls);
     Future<std::vector<R>> future = job->promise.get_future();
     if (calls == 0) {
       check_open(reinterpret_cast<mp::detail::AnyFn>(fn));
@@ -369,7 +425,7 @@ class CONCUR_EXPORT RedisExecutor final : public Executor {
   template <class F>
   void send(mp::detail::AnyFn fn, const TaskOptions& options, std::string args,
             std::unique_ptr<detail::RemoteJob> job, const F& future) {
-    const std::uint64_t id = job->id = detail::remote_reserve_id(*core_);
+    const std::uint64_t id = job->id;
     detail::remote_submit(core_, fn, options, std::move(args), std::move(job));
     // (after the submit: a refused one cancels its job, which must not reach Redis)
     future.add_done_callback(
