@@ -326,6 +326,40 @@ struct PoolBatchJobImpl final : PoolJob {
   Promise<std::vector<R>> promise;
 };
 
+// SerializedJob is a job that arrives serialized already — a registered task's arguments as
+// TaskEntry::invoke_batch reads them (`batch` calls back to back; 0: one call) — and whose future
+// holds the results as invoke_batch writes them (dist::Worker's WorkerOptions::processes).
+struct SerializedJob final : PoolJob {
+  SerializedJob(const std::shared_ptr<ProcessPoolCore>& core, std::uint64_t job_id,
+                bool kill_running)
+      : promise(make_pool_promise<std::string>(core, job_id, kill_running)) {
+    id = job_id;
+  }
+  bool start() override { return promise.set_running_or_notify_cancel(); }
+  void cancel() override { (void)promise.get_future().cancel(); }
+  void finish(const mp::detail::SpilledBytes& result) override {
+    std::string bytes;
+    if (result.in_file()) {
+      bytes.resize(result.size());
+      mp::detail::SpillInBuf in(result);
+      if (static_cast<std::size_t>(
+              in.sgetn(bytes.data(), static_cast<std::streamsize>(bytes.size()))) != bytes.size()) {
+        fail(std::make_exception_ptr(mp::UnpicklingError("a task's result file ended early")));
+        return;
+      }
+    } else {
+      bytes = result.bytes();
+    }
+    settle_unless_cancelled([&] { promise.set_result(std::move(bytes)); });
+  }
+  void fail(std::exception_ptr e) override {
+    settle_unless_cancelled([&] { promise.set_exception(std::move(e)); });
+  }
+  [[nodiscard]] bool settled() const override { return promise.is_done(); }
+
+  Promise<std::string> promise;
+};
+
 }  // namespace detail
 
 class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
@@ -413,6 +447,12 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
   // shutdown(false, true) to stop everything at once.
   void terminate_workers();
   [[nodiscard]] std::size_t max_workers() const noexcept override;
+  // submit_serialized(task, args, batch) runs a task given serialized: `args` as
+  // mp::detail::TaskEntry::invoke_batch reads them (`batch` argument lists back to back; 0: one
+  // call, as submit() writes it) → the serialized results as invoke_batch writes them. For
+  // programs that relay tasks (dist::Worker with WorkerOptions::processes). Throws as submit().
+  Future<std::string> submit_serialized(const mp::detail::TaskEntry& task, std::string_view args,
+                                        std::size_t batch);
   // worker_pids() lists the live workers' process ids (for tests and monitoring).
   [[nodiscard]] std::vector<pid_t> worker_pids() const;
 

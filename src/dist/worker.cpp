@@ -29,6 +29,7 @@
 #include "concur/errors.hpp"
 #include "concur/mp/process.hpp"
 #include "concur/mp/task.hpp"
+#include "concur/process_pool.hpp"
 #include "protocol.hpp"
 
 namespace concur::dist {
@@ -58,6 +59,13 @@ std::string default_name() {
   return name;
 }
 
+// TimeLimitExceeded: a run killed at WorkerOptions::time_limit (Celery's name; what the
+// executor's RemoteError::type_name() says).
+class TimeLimitExceeded : public Error {
+ public:
+  explicit TimeLimitExceeded(const std::string& msg) : Error("TimeLimitExceeded: " + msg) {}
+};
+
 // Taken is a task this worker holds the lease of.
 struct Taken {
   std::size_t queue = 0;
@@ -79,6 +87,11 @@ class Worker::Impl {
       throw ValueError("WorkerOptions::lease must be at least 30 ms");
     if (o_.max_deliveries == 0) throw ValueError("WorkerOptions::max_deliveries must be >= 1");
     if (o_.concurrency == 0) o_.concurrency = std::max<std::size_t>(1, mp::cpu_count());
+    if (o_.time_limit.count() < 0) throw ValueError("WorkerOptions::time_limit must be >= 0");
+    if (o_.time_limit.count() > 0 && !o_.processes)
+      throw ValueError(
+          "WorkerOptions::time_limit needs processes = true (a task on a thread cannot be "
+          "stopped)");
     if (o_.name.empty()) o_.name = default_name();
     url_ = RedisUrl::parse(o_.url);
     stats_key_ = detail::stats_key(o_.prefix);
@@ -96,6 +109,12 @@ class Worker::Impl {
     }
     for (const std::string& s : streams_) detail::ensure_group(conns_[0], s);
     upkeep_ = Redis::connect(url_, o_.connect_timeout);
+    if (o_.processes) {
+      ProcessPoolOptions po;
+      po.max_workers = o_.concurrency;
+      po.kill_running = true;  // the time limit cancels a running task: its process is killed
+      pool_ = std::make_unique<ProcessPoolExecutor>(std::move(po));
+    }
   }
 
   ~Impl() { stop(); }
@@ -351,23 +370,36 @@ class Worker::Impl {
       r.message = "task '" + t.message.task + "' is not registered in this worker (CONCUR_TASK)";
       r.traceback = "worker " + o_.name;
     } else {
+      std::string where;  // where a process-pool run raised (RemoteError's traceback)
       try {
-        mp::detail::MemoryInBuf in(t.message.args);
-        std::istream is(&in);
-        mp::detail::StringOutBuf out(r.result);
-        std::ostream os(&out);
-        entry->invoke_batch(is, os, t.message.batch == 0 ? 1 : t.message.batch);
-        os.flush();
+        if (pool_) {
+          r.result = run_in_process(*entry, t);
+        } else {
+          mp::detail::MemoryInBuf in(t.message.args);
+          std::istream is(&in);
+          mp::detail::StringOutBuf out(r.result);
+          std::ostream os(&out);
+          entry->invoke_batch(is, os, t.message.batch == 0 ? 1 : t.message.batch);
+          os.flush();
+        }
         r.kind = detail::ResultMessage::ok;
+      } catch (const RemoteError& e) {  // raised in the pool's process: keep the original type
+        r.kind = detail::ResultMessage::error;
+        r.type_name = e.type_name();
+        r.message = e.message();
+        where = e.traceback();
       } catch (...) {
         mp::detail::ExceptionInfo info = mp::detail::describe_current_exception();
         r.kind = detail::ResultMessage::error;
-        r.result.clear();
         r.type_name = std::move(info.type_name);
         r.message = std::move(info.message);
+      }
+      if (r.kind == detail::ResultMessage::error) {
+        r.result.clear();
         r.traceback = "raised by task '" + t.message.task + "' in worker " + o_.name + " (run " +
                       std::to_string(t.message.attempt + 1) + " of " +
                       std::to_string(t.message.max_retries + 1) + ")";
+        if (!where.empty()) r.traceback += "; " + where;
         retry = t.message.attempt < t.message.max_retries;
       }
     }
@@ -382,6 +414,30 @@ class Worker::Impl {
     }
     release_slot.release();
     report(conn, t, r, retry);
+  }
+
+  // run_in_process(entry, t): one run of t in the pool (processes) → its serialized result. A run
+  // past time_limit is cancelled — its process killed — and throws TimeLimitExceeded; a process
+  // that dies under it throws BrokenProcessPool; the task's own exception comes as RemoteError.
+  std::string run_in_process(const mp::detail::TaskEntry& entry, const Taken& t) {
+    Future<std::string> f = pool_->submit_serialized(entry, t.message.args, t.message.batch);
+    if (o_.time_limit.count() > 0 && !f.wait(o_.time_limit) && f.cancel()) {
+      {
+        std::scoped_lock lock(mu_);
+        ++stats_.timed_out;
+      }
+      throw TimeLimitExceeded("the run was killed after its time limit of " +
+                              std::to_string(o_.time_limit.count()) + " ms");
+    }
+    try {
+      return f.result();
+    } catch (const BrokenProcessPool&) {
+      {
+        std::scoped_lock lock(mu_);
+        ++stats_.crashed;
+      }
+      throw;
+    }
   }
 
   // report(conn, t, r, retry): stores the outcome (or the retry), reconnecting while the lease may
@@ -666,6 +722,7 @@ class Worker::Impl {
       std::chrono::steady_clock::time_point::max();
   bool upkeep_stop_ = false;
   WorkerStats stats_;
+  std::unique_ptr<ProcessPoolExecutor> pool_;  // with processes: where the tasks run
 };
 
 Worker::Worker(WorkerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
@@ -711,6 +768,14 @@ int worker_main(int argc, char** argv) {
   app.add_option("--name", o.name, "this worker's name (default: host:pid)");
   app.add_option("--prefix", o.prefix, "key prefix shared with the executors")
       ->capture_default_str();
+  app.add_flag("--processes", o.processes,
+               "run each task in a process of the worker's pool (crash isolation, time limits)");
+  double time_limit_s = 0;
+  app.add_option("--time-limit", time_limit_s,
+                 "seconds one run of a task may take before its process is killed (needs "
+                 "--processes; 0: none)")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -721,6 +786,7 @@ int worker_main(int argc, char** argv) {
   for (std::string q; std::getline(ss, q, ',');)
     if (!q.empty()) o.queues.push_back(q);
   o.lease = std::chrono::milliseconds(static_cast<long long>(lease_s * 1000));
+  o.time_limit = std::chrono::milliseconds(static_cast<long long>(time_limit_s * 1000));
   try {
     Worker worker(o);
     g_worker.store(&worker);
@@ -729,9 +795,9 @@ int worker_main(int argc, char** argv) {
     sigemptyset(&sa.sa_mask);
     (void)::sigaction(SIGINT, &sa, nullptr);
     (void)::sigaction(SIGTERM, &sa, nullptr);
-    std::fprintf(stderr, "concur worker %s: serving %s from %s (%zu at once)\n",
+    std::fprintf(stderr, "concur worker %s: serving %s from %s (%zu at once%s)\n",
                  worker.name().c_str(), queues.c_str(), RedisUrl::parse(o.url).str().c_str(),
-                 worker.options().concurrency);
+                 worker.options().concurrency, o.processes ? ", in processes" : "");
     worker.run();
     g_worker.store(nullptr);
     const WorkerStats s = worker.stats();

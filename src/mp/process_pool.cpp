@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -1024,6 +1025,23 @@ void ProcessPoolExecutor::execute(detail::RunnablePtr task) {
 void ProcessPoolExecutor::enqueue(mp::detail::AnyFn fn, std::unique_ptr<detail::PoolJob> job,
                                   bool handles) {
   core_->enqueue(fn, std::move(job), handles);
+}
+
+Future<std::string> ProcessPoolExecutor::submit_serialized(const mp::detail::TaskEntry& task,
+                                                           std::string_view args,
+                                                           std::size_t batch) {
+  auto job = make_job<detail::SerializedJob>();
+  Future<std::string> future = job->promise.get_future();
+  job->batch = batch;
+  {
+    mp::detail::SpillOutBuf buf(job->args, kFileThreshold, "concur-pool-args");
+    if (static_cast<std::size_t>(
+            buf.sputn(args.data(), static_cast<std::streamsize>(args.size()))) != args.size())
+      throw OSError(ENOMEM, "submit_serialized: the arguments could not be written");
+    buf.close();
+  }
+  core_->enqueue(task.address, std::move(job), false);
+  return future;
 }
 
 void ProcessPoolExecutor::enqueue_batch(mp::detail::AnyFn fn,

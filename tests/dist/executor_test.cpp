@@ -564,6 +564,74 @@ TEST_F(DistTest, ATaskThatKillsEveryWorkerIsGivenUp) {
   EXPECT_EQ(redis().command({"XLEN", "concur:dead:default"}).integer, 1);
 }
 
+// ---- Workers with processes (WorkerOptions::processes)
+
+// A task that kills its process fails alone: the worker and its pool go on (a thread worker dies
+// with it: ATaskThatKillsEveryWorkerIsGivenUp). A task's own exception keeps its type.
+TEST_F(DistTest, AProcessWorkerOutlivesATaskThatCrashesItsProcess) {
+  WorkerOptions o = worker_options(2);
+  o.processes = true;
+  InProcessWorker w(o);
+  RedisExecutor ex(url());
+  EXPECT_EQ(ex.submit(dist_mul, 2, 3).result(kRemote), 6);
+  Future<int> crashed = ex.submit(dist_die);
+  try {
+    (void)crashed.result(kRemote);
+    FAIL() << "expected RemoteError";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.type_name(), "BrokenProcessPool") << e.what();
+  }
+  try {
+    (void)ex.submit(dist_raise, 3).result(kRemote);
+    FAIL() << "expected RemoteError";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.type_name(), "ValueError");
+    EXPECT_EQ(e.message(), "bad value 3");
+    EXPECT_NE(e.traceback().find("dist_raise"), std::string::npos) << e.traceback();
+  }
+  EXPECT_EQ(ex.submit(dist_mul, 4, 5).result(kRemote), 20) << "the worker serves on";
+  EXPECT_EQ(
+      ex.submit_batch(dist_mul, std::vector<std::tuple<int, int>>{{1, 2}, {3, 4}}).result(kRemote),
+      (std::vector<int>{2, 12}));
+  EXPECT_EQ(w.worker().stats().crashed, 1u);
+  EXPECT_EQ(w.worker().stats().failed, 2u);
+  EXPECT_EQ(redis().command({"XLEN", "concur:dead:default"}).integer, 2);
+}
+
+// A run past the time limit is killed and fails with TimeLimitExceeded, retried per max_retries
+// (each run killed); the pool replaces the process and the next task runs.
+TEST_F(DistTest, ATimeLimitKillsARunAndFailsIt) {
+  WorkerOptions o = worker_options(1);
+  o.processes = true;
+  o.time_limit = 300ms;
+  InProcessWorker w(o);
+  RedisExecutor ex(url());
+  TaskOptions t;
+  t.max_retries = 1;
+  t.retry_backoff = 10ms;
+  Future<int> f = ex.submit_with(t, dist_counted, url(), std::string("slow"), 60'000, 1);
+  try {
+    (void)f.result(kRemote);
+    FAIL() << "expected RemoteError";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.type_name(), "TimeLimitExceeded") << e.what();
+    EXPECT_NE(e.message().find("300 ms"), std::string::npos) << e.message();
+  }
+  EXPECT_EQ(counter("slow"), 2) << "run twice (one retry), each killed";
+  EXPECT_EQ(w.worker().stats().timed_out, 2u);
+  EXPECT_EQ(w.worker().stats().retried, 1u);
+  EXPECT_EQ(ex.submit(dist_mul, 6, 7).result(kRemote), 42);
+}
+
+TEST_F(DistTest, ATimeLimitNeedsProcesses) {
+  WorkerOptions o = worker_options();
+  o.time_limit = 1s;
+  EXPECT_THROW(Worker{o}, ValueError);
+  o.processes = true;
+  o.time_limit = -1ms;
+  EXPECT_THROW(Worker{o}, ValueError);
+}
+
 // ---- Worker behaviour
 
 TEST_F(DistTest, StopIsWarmTheTaskTakenFinishes) {
