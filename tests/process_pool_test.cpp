@@ -235,6 +235,36 @@ TEST_F(ProcessPoolTest, SubmitAndResult) {
   EXPECT_TRUE(d.done());
 }
 
+// submit_serialized: a task relayed as bytes (what dist::Worker's processes mode sends) runs as
+// submit() would — one call (batch 0) or a batch of calls back to back — and its failures come
+// back as from submit(): the task's exception as RemoteError, bad bytes as RemoteError too.
+TEST_F(ProcessPoolTest, SubmitSerializedRelaysATaskGivenAsBytes) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  const mp::detail::TaskEntry* sq =
+      mp::detail::find_task(reinterpret_cast<mp::detail::AnyFn>(&square));
+  ASSERT_NE(sq, nullptr);
+  int one = 0;
+  mp::loads(pool.submit_serialized(*sq, mp::dumps(12).bytes, 0).result(kWait), {}, one);
+  EXPECT_EQ(one, 144);
+  const std::string two = mp::dumps(3).bytes + mp::dumps(4).bytes;
+  const std::string out = pool.submit_serialized(*sq, two, 2).result(kWait);
+  EXPECT_FALSE(out.empty());
+  const mp::detail::TaskEntry* fail =
+      mp::detail::find_task(reinterpret_cast<mp::detail::AnyFn>(&fail_value));
+  ASSERT_NE(fail, nullptr);
+  try {
+    (void)pool.submit_serialized(*fail, mp::dumps(5).bytes, 0).result(kWait);
+    FAIL() << "expected RemoteError";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.type_name(), "ValueError");
+    EXPECT_EQ(e.message(), "bad value 5");
+  }
+  EXPECT_THROW((void)pool.submit_serialized(*sq, "", 0).result(kWait), RemoteError)
+      << "arguments that do not load";
+  pool.shutdown();
+  EXPECT_THROW((void)pool.submit_serialized(*sq, mp::dumps(1).bytes, 0), RuntimeError);
+}
+
 TEST_F(ProcessPoolTest, DefaultWorkersIsCpuCount) {
   ProcessPoolExecutor pool;
   EXPECT_EQ(pool.max_workers(), static_cast<std::size_t>(mp::cpu_count()));

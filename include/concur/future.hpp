@@ -247,10 +247,11 @@ class CONCUR_EXPORT FutureStateBase {
   // a pending state then asks withdraw() first.
   virtual bool withdraws() const noexcept { return false; }
   // withdraw(): takes the pending work back from where it waits. kWithdrawn: it will never run,
-  // the cancel goes ahead; kTaken: it runs (or ran) elsewhere: cancel() fails and a pending state
-  // becomes RUNNING; kUnknown (it cannot tell: the broker is unreachable): cancel() fails, the
-  // state stays as it is. Called in the cancelling thread with no lock held; it may block. Once it
-  // answered kWithdrawn or kTaken it must give every later and concurrent call the same answer.
+  // the cancel goes ahead; kTaken: it runs (or ran) elsewhere: a pending state becomes RUNNING and
+  // cancel() goes on as for a running one (fails unless cancels_running()); kUnknown (it cannot
+  // tell: the broker is unreachable): cancel() fails, the state stays as it is. Called in the
+  // cancelling thread with no lock held; it may block. Once it answered kWithdrawn or kTaken it
+  // must give every later and concurrent call the same answer.
   virtual Withdrawal withdraw() noexcept { return Withdrawal::kWithdrawn; }
   // assist_wait(d): a producer that can move the work forward in the waiting thread does so until
   // the state is done or the deadline passes (ProcessPoolExecutor reads its worker's reply itself,

@@ -186,6 +186,22 @@ class RedisClientCore {
     }
   }
 
+  // revoke(id): job `id` was cancelled while it ran on a worker that can stop it: the revoke key
+  // tells that worker (it looks every duty period). With Redis unreachable the run goes on and its
+  // result is dropped.
+  void revoke(std::uint64_t id) noexcept {
+    const std::string key = revoke_key(options_.prefix, reply_, id);
+    try {
+      std::scoped_lock lock(submit_mu_);
+      with_reconnect(submit_, [&] {
+        (void)submit_.command({"SET", key, "1", "PX",
+                               std::to_string(std::max<std::int64_t>(
+                                   1, static_cast<std::int64_t>(options_.result_ttl.count())))});
+      });
+    } catch (const std::exception&) {
+    }
+  }
+
   // shutdown(wait, cancel_futures, deadline): see RedisExecutor::shutdown; with a deadline, the
   // jobs still unsettled then fail with TimeoutError. True when everything settled.
   bool shutdown(bool wait, bool cancel_futures,
@@ -372,6 +388,7 @@ class RedisClientCore {
         if (it->second.started) return;  // taken over by another worker: still running
         it->second.started = true;
         starting = it->second.job.get();
+        if ((m.flags & ResultMessage::kStoppable) != 0) starting->mark_stoppable();
       } else {
         job = std::move(it->second.job);
         jobs_.erase(it);
@@ -440,6 +457,10 @@ void remote_submit(const std::shared_ptr<RedisClientCore>& core, mp::detail::Any
 
 void remote_cancel(const std::weak_ptr<RedisClientCore>& core, std::uint64_t id) noexcept {
   if (auto c = core.lock()) c->cancel(id);
+}
+
+void remote_revoke(const std::weak_ptr<RedisClientCore>& core, std::uint64_t id) noexcept {
+  if (auto c = core.lock()) c->revoke(id);
 }
 
 FutureStateBase::Withdrawal remote_withdraw(const std::weak_ptr<RedisClientCore>& core,

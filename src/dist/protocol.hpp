@@ -86,6 +86,15 @@ inline std::string rate_key(std::string_view prefix, std::string_view name) {
 inline std::string slot_key(std::string_view prefix, std::string_view name) {
   return key(prefix, ":slots:", name);
 }
+// revoke_key(prefix, reply, id): set (with a TTL) when the executor whose reply list is `reply`
+// cancelled its running task `id` (the same across retries and take-overs, unlike the stream
+// entry); the worker running it in a process kills the run.
+inline std::string revoke_key(std::string_view prefix, std::string_view reply, std::uint64_t id) {
+  std::string name(reply);
+  name += '/';
+  name += std::to_string(id);
+  return key(prefix, ":revoke:", name);
+}
 
 // ResultMessage is what a worker tells an executor (its reply list).
 struct ResultMessage {
@@ -96,10 +105,14 @@ struct ResultMessage {
   std::string type_name;  // error: RemoteError's fields
   std::string message;
   std::string traceback;
+  // started: kStoppable when the worker can stop the run (a process worker): cancel() of the
+  // running future then revokes it.
+  static constexpr std::uint8_t kStoppable = 1;
+  std::uint8_t flags = 0;
 
   template <class Archive>
   void serialize(Archive& ar) {
-    ar(id, kind, result, type_name, message, traceback);
+    ar(id, kind, result, type_name, message, traceback, flags);
   }
 };
 

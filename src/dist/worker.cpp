@@ -66,6 +66,20 @@ class TimeLimitExceeded : public Error {
   explicit TimeLimitExceeded(const std::string& msg) : Error("TimeLimitExceeded: " + msg) {}
 };
 
+// TaskRevoked: a run killed because its executor cancelled the running future.
+class TaskRevoked : public Error {
+ public:
+  TaskRevoked() : Error("TaskRevokedError: the task was cancelled by its executor while it ran") {}
+};
+
+// ProcessRun is a task running in the worker's pool (processes): what the maintenance thread
+// needs to kill it when its executor revokes it.
+struct ProcessRun {
+  std::string revoke_key;
+  Future<std::string> future;
+  bool revoked = false;  // under Worker::Impl::mu_
+};
+
 // Taken is a task this worker holds the lease of.
 struct Taken {
   std::size_t queue = 0;
@@ -353,6 +367,7 @@ class Worker::Impl {
         detail::ResultMessage s;
         s.id = t.message.id;
         s.kind = detail::ResultMessage::started;
+        if (pool_) s.flags = detail::ResultMessage::kStoppable;  // a revoke can kill the run
         conn.append({"RPUSH", t.message.reply, detail::encode(s)});
         conn.flush();
       } catch (const ConnectionError&) {
@@ -363,6 +378,7 @@ class Worker::Impl {
     detail::ResultMessage r;
     r.id = t.message.id;
     bool retry = false;
+    bool revoked = false;
     const mp::detail::TaskEntry* entry = mp::detail::find_task(t.message.task);
     if (entry == nullptr) {
       r.kind = detail::ResultMessage::error;
@@ -383,6 +399,11 @@ class Worker::Impl {
           os.flush();
         }
         r.kind = detail::ResultMessage::ok;
+      } catch (const TaskRevoked& e) {  // nobody waits for it: no retry, no dead letter
+        r.kind = detail::ResultMessage::error;
+        r.type_name = "TaskRevokedError";
+        r.message = "the task was cancelled by its executor while it ran";
+        revoked = true;
       } catch (const RemoteError& e) {  // raised in the pool's process: keep the original type
         r.kind = detail::ResultMessage::error;
         r.type_name = e.type_name();
@@ -400,7 +421,7 @@ class Worker::Impl {
                       std::to_string(t.message.attempt + 1) + " of " +
                       std::to_string(t.message.max_retries + 1) + ")";
         if (!where.empty()) r.traceback += "; " + where;
-        retry = t.message.attempt < t.message.max_retries;
+        retry = !revoked && t.message.attempt < t.message.max_retries;
       }
     }
     if (announce) {
@@ -413,15 +434,43 @@ class Worker::Impl {
       }
     }
     release_slot.release();
-    report(conn, t, r, retry);
+    report(conn, t, r, retry, /*dead_letter=*/!revoked);
   }
 
   // run_in_process(entry, t): one run of t in the pool (processes) → its serialized result. A run
   // past time_limit is cancelled — its process killed — and throws TimeLimitExceeded; a process
   // that dies under it throws BrokenProcessPool; the task's own exception comes as RemoteError.
+  // A run its executor revoked (the maintenance thread kills it) throws TaskRevoked.
   std::string run_in_process(const mp::detail::TaskEntry& entry, const Taken& t) {
     Future<std::string> f = pool_->submit_serialized(entry, t.message.args, t.message.batch);
-    if (o_.time_limit.count() > 0 && !f.wait(o_.time_limit) && f.cancel()) {
+    auto run = std::make_shared<ProcessRun>(
+        ProcessRun{detail::revoke_key(o_.prefix, t.message.reply, t.message.id), f});
+    {
+      std::scoped_lock lock(mu_);
+      runs_.push_back(run);
+    }
+    struct Unregister {
+      Impl& self;
+      const std::shared_ptr<ProcessRun>& run;
+      ~Unregister() {
+        std::scoped_lock lock(self.mu_);
+        std::erase(self.runs_, run);
+      }
+    } unregister{*this, run};
+    bool in_time = true;
+    if (o_.time_limit.count() > 0) {
+      in_time = f.wait(o_.time_limit);
+    } else {
+      f.wait();
+    }
+    if (f.cancelled()) {
+      std::scoped_lock lock(mu_);
+      if (run->revoked) {
+        ++stats_.revoked;
+        throw TaskRevoked();
+      }
+    }
+    if (!in_time && f.cancel()) {
       {
         std::scoped_lock lock(mu_);
         ++stats_.timed_out;
@@ -440,16 +489,19 @@ class Worker::Impl {
     }
   }
 
-  // report(conn, t, r, retry): stores the outcome (or the retry), reconnecting while the lease may
+  // report(conn, t, r, retry, dead_letter): stores the outcome (or the retry; a final error goes to
+  // the dead letters if dead_letter), reconnecting while the lease may
   // still be ours; past it, another worker will run the task again.
-  void report(Redis& conn, const Taken& t, const detail::ResultMessage& r, bool retry) {
+  void report(Redis& conn, const Taken& t, const detail::ResultMessage& r, bool retry,
+              bool dead_letter = true) {
     const auto give_up_at = std::chrono::steady_clock::now() + o_.lease;
     auto backoff = std::chrono::milliseconds(20);
     for (;;) {
       try {
         if (!conn.is_connected()) conn.reconnect();
-        const bool kept = retry ? store_retry(conn, t)
-                                : finish(conn, t, r, r.kind == detail::ResultMessage::error);
+        const bool kept =
+            retry ? store_retry(conn, t)
+                  : finish(conn, t, r, dead_letter && r.kind == detail::ResultMessage::error);
         std::scoped_lock lock(mu_);
         if (!kept)
           ++stats_.lost;
@@ -562,11 +614,13 @@ class Worker::Impl {
     auto next_beat = clock::now();
     auto next_duty = clock::now();
     auto next_promote = clock::now();
+    auto next_revoke = clock::now();
     std::unique_lock lock(mu_);
     while (!upkeep_stop_) {
       std::vector<std::vector<std::string>> by_queue(streams_.size());
       for (const Lease& l : leases_) by_queue[l.queue].push_back(l.entry);
       const std::vector<Slot> slots = slots_;
+      const std::vector<std::shared_ptr<ProcessRun>> runs = runs_;
       next_promote = std::min(next_promote, std::exchange(promote_hint_, clock::time_point::max()));
       lock.unlock();
       try {
@@ -599,6 +653,10 @@ class Worker::Impl {
           duties();
           next_duty = clock::now() + duty_every;
         }
+        if (!runs.empty() && clock::now() >= next_revoke) {
+          kill_revoked(runs);
+          next_revoke = clock::now() + duty_every;
+        }
       } catch (const std::exception&) {
         upkeep_.close();  // tried again next time; a lease lasts three renewal periods
       }
@@ -610,6 +668,25 @@ class Worker::Impl {
     try {
       if (upkeep_.is_connected()) (void)upkeep_.command({"HDEL", workers, o_.name});
     } catch (const std::exception&) {
+    }
+  }
+
+  // kill_revoked(runs): one MGET of the revoke keys of the runs in the pool; a revoked run is
+  // cancelled (its process killed: the pool's kill_running) and its key deleted.
+  void kill_revoked(const std::vector<std::shared_ptr<ProcessRun>>& runs) {
+    std::vector<std::string_view> argv{"MGET"};
+    for (const auto& r : runs) argv.emplace_back(r->revoke_key);
+    const Reply got = upkeep_.command(argv);
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+      if (got.at(i).is_nil()) continue;
+      Future<std::string> f;
+      {
+        std::scoped_lock lock(mu_);
+        runs[i]->revoked = true;
+        f = runs[i]->future;
+      }
+      (void)f.cancel();
+      (void)upkeep_.command({"DEL", runs[i]->revoke_key});
     }
   }
 
@@ -722,7 +799,8 @@ class Worker::Impl {
       std::chrono::steady_clock::time_point::max();
   bool upkeep_stop_ = false;
   WorkerStats stats_;
-  std::unique_ptr<ProcessPoolExecutor> pool_;  // with processes: where the tasks run
+  std::unique_ptr<ProcessPoolExecutor> pool_;      // with processes: where the tasks run
+  std::vector<std::shared_ptr<ProcessRun>> runs_;  // the tasks running in it
 };
 
 Worker::Worker(WorkerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}

@@ -103,14 +103,16 @@ bool FutureStateBase::cancel() noexcept {
     const Withdrawal found = withdraw();
     w = word_.load(std::memory_order_relaxed);
     if (found == Withdrawal::kTaken) {
-      // It runs elsewhere: PENDING → RUNNING (the producer's own start finds it running).
+      // It runs elsewhere: PENDING → RUNNING (the producer's own start finds it running); below,
+      // a running state is cancelled only by a producer that can stop it (cancels_running()).
       while (state_of(w) == kPending && (w & kClaimed) == 0 &&
              !word_.compare_exchange_weak(w, w + kRunning, std::memory_order_acq_rel,
                                           std::memory_order_relaxed)) {
       }
-      return is_cancelled(word());
+      w = word_.load(std::memory_order_relaxed);
+    } else if (found == Withdrawal::kUnknown) {
+      return is_cancelled(w);
     }
-    if (found == Withdrawal::kUnknown) return is_cancelled(w);
   }
   for (;;) {
     const std::uint32_t s = state_of(w);

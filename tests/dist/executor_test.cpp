@@ -623,6 +623,32 @@ TEST_F(DistTest, ATimeLimitKillsARunAndFailsIt) {
   EXPECT_EQ(ex.submit(dist_mul, 6, 7).result(kRemote), 42);
 }
 
+// cancel() of a task running on a process worker succeeds: the worker is told (a revoke key it
+// looks at every duty period) and kills the run; the run is not retried nor dead-lettered, and
+// the pool's replacement process serves the next task. (On a thread worker cancel() of a running
+// task fails: ATaskIsRunningOnceAWorkerTookItAndCannotBeCancelledThen.)
+TEST_F(DistTest, ACancelledRunningTaskIsKilledOnAProcessWorker) {
+  WorkerOptions o = worker_options(1, 300ms);
+  o.processes = true;
+  InProcessWorker w(o);
+  RedisExecutor ex(url());
+  TaskOptions t;
+  t.max_retries = 3;
+  Future<int> f = ex.submit_with(t, dist_counted, url(), std::string("rk"), 60'000, 1);
+  ASSERT_TRUE(concur::testing::poll_until(kRemote, [&] { return f.running(); }));
+  ASSERT_TRUE(concur::testing::poll_until(kRemote, [&] { return counter("rk") == 1; }));
+  EXPECT_TRUE(f.cancel());
+  EXPECT_TRUE(f.cancelled());
+  EXPECT_THROW((void)f.result(), CancelledError);
+  ASSERT_TRUE(concur::testing::poll_until(kRemote, [&] { return w.worker().stats().revoked == 1; }))
+      << "the run was not killed";
+  EXPECT_EQ(ex.submit(dist_mul, 6, 7).result(kRemote), 42);
+  EXPECT_EQ(counter("rk"), 1) << "a revoked run is not retried";
+  EXPECT_EQ(w.worker().stats().retried, 0u);
+  EXPECT_EQ(redis().command({"XLEN", "concur:dead:default"}).integer, 0);
+  EXPECT_EQ(ex.pending(), 0u);
+}
+
 TEST_F(DistTest, ATimeLimitNeedsProcesses) {
   WorkerOptions o = worker_options();
   o.time_limit = 1s;

@@ -25,7 +25,10 @@
 // succeeds when the entry could be deleted from the stream before any worker took it — the task
 // then never runs — and fails when a worker has it, even one whose report is still on its way (the
 // future is running from then on); with Redis unreachable it fails and nothing changes. A task a
-// worker took and deferred (a rate or concurrency limit) or is retrying counts as taken.
+// worker took and deferred (a rate or concurrency limit) or is retrying counts as taken. A running
+// task can be cancelled when its worker runs tasks in processes (WorkerOptions::processes, which
+// its start report says): cancel() succeeds and the worker kills the run within its duty period
+// (lease/4, 10 ms to 1 s); on a thread worker cancel() of a running task fails, as in Python.
 // Redis unreachable: submit() throws ConnectionError (after one reconnect attempt); the results
 // of submitted tasks wait in Redis (for RedisOptions::result_ttl) while this executor reconnects
 // with backoff. Nothing acknowledged is lost while Redis keeps its data (appendonly yes with
@@ -37,6 +40,7 @@
 // registered task). Thread-safety: every member may be called from any thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -129,11 +133,17 @@ class RedisClientCore;
 // it (RemoteFutureState::withdraw). Never throws: kUnknown when Redis cannot be asked.
 CONCUR_EXPORT FutureStateBase::Withdrawal remote_withdraw(
     const std::weak_ptr<RedisClientCore>& core, std::uint64_t id) noexcept;
+// remote_revoke(core, id): the running future of job `id` was cancelled: tells the worker running
+// it to kill the run (RemoteFutureState::running_cancelled). Never throws.
+CONCUR_EXPORT void remote_revoke(const std::weak_ptr<RedisClientCore>& core,
+                                 std::uint64_t id) noexcept;
 
 // RemoteFutureState is the state of a RedisExecutor future. A worker may take the task before the
 // executor hears of it, so cancel() of a pending future first asks Redis to delete the task from
 // its stream: it succeeds only if that worked, and fails — the future becomes running — when a
 // worker has the task. The first definite answer is kept: concurrent and later cancels agree.
+// A task running on a worker that can stop it (a process worker said so when it started it) is
+// cancelled too: the worker is told to kill the run (remote_revoke).
 template <class T>
 class RemoteFutureState final : public FutureState<T> {
  public:
@@ -144,9 +154,15 @@ class RemoteFutureState final : public FutureState<T> {
     std::scoped_lock lock(mu_);
     found_ = FutureStateBase::Withdrawal::kWithdrawn;
   }
+  // mark_stoppable(): the worker that started the task can stop it (set before the start).
+  void mark_stoppable() noexcept { stoppable_.store(true, std::memory_order_release); }
 
  protected:
   bool withdraws() const noexcept override { return true; }
+  bool cancels_running() const noexcept override {
+    return stoppable_.load(std::memory_order_acquire);
+  }
+  void running_cancelled() noexcept override { remote_revoke(core_, id_); }
   FutureStateBase::Withdrawal withdraw() noexcept override {
     std::scoped_lock lock(mu_);  // one round trip at a time; the others take its answer
     if (found_ == FutureStateBase::Withdrawal::kUnknown) found_ = remote_withdraw(core_, id_);
@@ -158,6 +174,7 @@ class RemoteFutureState final : public FutureState<T> {
   std::uint64_t id_;
   std::mutex mu_;
   FutureStateBase::Withdrawal found_ = FutureStateBase::Withdrawal::kUnknown;
+  std::atomic<bool> stoppable_{false};
 };
 
 // RemoteJob is one submitted task as the executor's reader thread sees it: how to settle its
@@ -175,6 +192,8 @@ struct RemoteJob {
   virtual void fail(std::exception_ptr e) = 0;
   // cancel_unsent(): the task never reached Redis: its future is cancelled.
   virtual void cancel_unsent() = 0;
+  // mark_stoppable(): its worker can stop the run (see RemoteFutureState).
+  virtual void mark_stoppable() noexcept = 0;
   // state(): the future's state (the job's Promise holds a reference to it).
   [[nodiscard]] virtual FutureStateBase& state() noexcept = 0;
   [[nodiscard]] virtual bool settled() const = 0;
@@ -205,6 +224,7 @@ struct RemoteJobBase : RemoteJob {
     remote->mark_unsent();
     (void)promise.get_future().cancel();
   }
+  void mark_stoppable() noexcept override { remote->mark_stoppable(); }
   FutureStateBase& state() noexcept override { return *remote; }
   [[nodiscard]] bool settled() const override { return promise.is_done(); }
 

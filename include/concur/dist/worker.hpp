@@ -76,6 +76,7 @@ struct WorkerStats {
   std::uint64_t deferred = 0;    // tasks put back to wait for their RateLimit / ConcurrencyLimit
   std::uint64_t timed_out = 0;   // runs killed at WorkerOptions::time_limit (processes)
   std::uint64_t crashed = 0;     // runs whose process died under them (processes)
+  std::uint64_t revoked = 0;     // runs killed because their executor cancelled them (processes)
 };
 
 class CONCUR_EXPORT Worker {
