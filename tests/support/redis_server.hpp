@@ -9,7 +9,8 @@
 // SIGSTOP/SIGCONT (a stalled server).
 // Lifetime: a test process killed from outside (ctest's timeout) cannot stop its server; redis
 // then runs on until killed (its directory is /tmp/concur-redis-*).
-// Thread-safety: one thread at a time (the test's). Header-only; loopback only.
+// Thread-safety: one thread at a time (the test's). Header-only; loopback only, or a network
+// namespace the test made (Options::netns).
 #pragma once
 
 #include <signal.h>
@@ -41,6 +42,10 @@ class RedisServer {
 
   struct Options {
     bool appendonly;  // AOF with appendfsync always: nothing acknowledged is lost
+    // netns: run in this network namespace (`ip netns exec`, support/netns.hpp), listening on all
+    // of its addresses on port 6379; `host` is the address clients use (url()).
+    std::string netns{};
+    std::string host = "127.0.0.1";
   };
 
   RedisServer() = default;
@@ -67,6 +72,11 @@ class RedisServer {
       std::string tmpl = (std::filesystem::temp_directory_path() / "concur-redis-XXXXXX").string();
       if (::mkdtemp(tmpl.data()) == nullptr) throw RuntimeError("RedisServer: mkdtemp failed");
       dir_ = tmpl;
+    }
+    if (!options_.netns.empty()) {  // a namespace of the test's own: its ports are all free
+      port_ = 6379;
+      if (!launch()) throw RuntimeError("RedisServer: port 6379 taken in " + options_.netns);
+      return;
     }
     for (int attempt = 1;; ++attempt) {
       if (port_ == 0 || attempt > 1) port_ = free_loopback_port();
@@ -100,7 +110,9 @@ class RedisServer {
   void resume() { (void)::kill(process_->pid(), SIGCONT); }
 
   [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
-  [[nodiscard]] std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+  [[nodiscard]] std::string url() const {
+    return "redis://" + options_.host + ":" + std::to_string(port_);
+  }
   [[nodiscard]] const std::filesystem::path& dir() const noexcept { return dir_; }
   [[nodiscard]] pid_t pid() const { return process_ ? process_->pid() : -1; }
 
@@ -120,11 +132,12 @@ class RedisServer {
   // launch(): true once the server answers PING; false when the port was taken.
   bool launch() {
     using namespace std::chrono_literals;
+    const bool in_ns = !options_.netns.empty();
     std::vector<std::string> args = {kBinary,
                                      "--port",
                                      std::to_string(port_),
                                      "--bind",
-                                     "127.0.0.1",
+                                     in_ns ? "0.0.0.0" : "127.0.0.1",
                                      "--dir",
                                      dir_.string(),
                                      "--logfile",
@@ -134,7 +147,8 @@ class RedisServer {
                                      "--daemonize",
                                      "no",
                                      "--protected-mode",
-                                     "yes"};
+                                     in_ns ? "no" : "yes"};  // (only the test's hosts see it)
+    if (in_ns) args.insert(args.begin(), {"/usr/sbin/ip", "netns", "exec", options_.netns});
     if (options_.appendonly) {
       args.insert(args.end(), {"--appendonly", "yes", "--appendfsync", "always"});
     } else {
@@ -152,7 +166,7 @@ class RedisServer {
         if (log().find("Address already in use") != std::string::npos) return false;
         throw RuntimeError("RedisServer: redis-server exited: " + log());
       }
-      if (loopback_accepts(port_)) {
+      if (in_ns || loopback_accepts(port_)) {
         try {
           dist::Redis r = client();
           if (r.command({"PING"}).str == "PONG") return true;
