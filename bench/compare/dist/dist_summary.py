@@ -35,7 +35,7 @@ def main():
                    f"  ({r['latency_samples']} sequential)")
     out.append("(load: the 1-minute load average as the row started; 2 vCPUs)")
     hdr = f"{'system':<8} {'variant':<13} {'workers':>7} {'tasks/s':>9} {'p50 ms':>8} {'p99 ms':>8}" \
-          f" {'errors':>6} {'load':>5}"
+          f" {'errors':>6} {'load':>5} {'redis us/task':>13}"
     out += ["", hdr, "-" * len(hdr)]
     clients = [r for r in rows if r.get("system") not in (None, "redis_ping", "meta")]
     for r in clients:
@@ -46,7 +46,7 @@ def main():
         out.append(f"{r['system']:<8} {r['variant']:<13} {r['workers']:>7} "
                    f"{fmt(r.get('tasks_per_s')):>9} {fmt(r.get('latency_p50_ms'), 2):>8} "
                    f"{fmt(r.get('latency_p99_ms'), 2):>8} {r.get('errors', '-'):>6} "
-                   f"{fmt(load(r), 2):>5}")
+                   f"{fmt(load(r), 2):>5} {fmt(r.get('redis_cpu_us_per_task')):>13}")
     ok = [r for r in clients if "error" not in r and r.get("tasks_per_s")]
     concur = [r for r in ok if r["system"] == "concur"]
     if concur:
@@ -62,6 +62,11 @@ def main():
             if ping and c.get("latency_p50_ms"):
                 parts.append(f"p50 = {c['latency_p50_ms'] / ping:.1f}x PING")
             out.append(f"  concur {c['variant']} workers={c['workers']}: " + ", ".join(parts))
+    per_task = [r["redis_cpu_us_per_task"] for r in concur if r.get("redis_cpu_us_per_task")]
+    if per_task:
+        best = min(per_task)
+        out.append(f"  one redis-server saturates at about {1e6 / best:,.0f} concur tasks/s "
+                   f"(its CPU per task, {best:.1f} us at best, is one core's worth)")
     print("\n".join(out))
     return 0
 

@@ -179,6 +179,12 @@ for k, v in extra.items():
 print(json.dumps(rec))' "$@" >> "$out"
 }
 
+# redis_cpu_ticks: redis-server's CPU time so far (user + system, in clock ticks). A row records
+# the server's CPU per task (the whole row: warm-up, throughput and latency tasks), so that where
+# one Redis saturates — 1 / (CPU per task), its main thread being one core — can be read off.
+clk_tck=$(getconf CLK_TCK)
+redis_cpu_ticks() { awk '{print $14 + $15}' "/proc/$redis_pid/stat"; }
+
 failures=0
 # run_row SYSTEM VARIANT N "WORKER CMD..." "CLIENT CMD..." [TASKS SAMPLES]: one row.
 run_row() {
@@ -194,12 +200,17 @@ run_row() {
   echo "== $system ($variant), workers=$n, load $load: ${wargs[*]} --redis $url --concurrency $n"
   setsid "${wargs[@]}" --redis "$url" --concurrency "$n" > "$log" 2>&1 &
   group=$!
+  local cpu0
+  cpu0=$(redis_cpu_ticks)
   set +e
   line=$(timeout --kill-after=10 $((3 * timeout_s + 30)) "${cargs[@]}" --redis "$url" --workers "$n" \
     --tasks "$m" --latency-samples "$k" --warmup "$warmup" --timeout "$timeout_s" \
     2> "$tmp/client.err" | tail -n 1)
   rc=${PIPESTATUS[0]}
   set -e
+  local redis_us_per_task
+  redis_us_per_task=$(awk -v d=$(($(redis_cpu_ticks) - cpu0)) -v t="$clk_tck" -v n=$((m + k + warmup)) \
+    'BEGIN { printf "%.1f", d / t * 1e6 / n }')
   local alive=yes
   kill -0 "$group" 2> /dev/null || alive=no
   stop_group "$group"
@@ -213,7 +224,8 @@ run_row() {
     record "{\"error\": \"$why\"}" "system=$system" "variant=$variant" "workers=$n"
     return 0
   fi
-  record "$line" "worker_cmd=${wargs[*]} --redis URL --concurrency $n" "loadavg_1m_before=$load"
+  record "$line" "worker_cmd=${wargs[*]} --redis URL --concurrency $n" "loadavg_1m_before=$load" \
+    "redis_cpu_us_per_task=$redis_us_per_task"
   echo "   $line"
 }
 
