@@ -59,13 +59,6 @@ std::string default_name() {
   return name;
 }
 
-// TimeLimitExceeded: a run killed at WorkerOptions::time_limit (Celery's name; what the
-// executor's RemoteError::type_name() says).
-class TimeLimitExceeded : public Error {
- public:
-  explicit TimeLimitExceeded(const std::string& msg) : Error("TimeLimitExceeded: " + msg) {}
-};
-
 // TaskRevoked: a run killed because its executor cancelled the running future.
 class TaskRevoked : public Error {
  public:
@@ -101,11 +94,6 @@ class Worker::Impl {
       throw ValueError("WorkerOptions::lease must be at least 30 ms");
     if (o_.max_deliveries == 0) throw ValueError("WorkerOptions::max_deliveries must be >= 1");
     if (o_.concurrency == 0) o_.concurrency = std::max<std::size_t>(1, mp::cpu_count());
-    if (o_.time_limit.count() < 0) throw ValueError("WorkerOptions::time_limit must be >= 0");
-    if (o_.time_limit.count() > 0 && !o_.processes)
-      throw ValueError(
-          "WorkerOptions::time_limit needs processes = true (a task on a thread cannot be "
-          "stopped)");
     if (o_.name.empty()) o_.name = default_name();
     url_ = RedisUrl::parse(o_.url);
     stats_key_ = detail::stats_key(o_.prefix);
@@ -126,7 +114,7 @@ class Worker::Impl {
     if (o_.processes) {
       ProcessPoolOptions po;
       po.max_workers = o_.concurrency;
-      po.kill_running = true;  // the time limit cancels a running task: its process is killed
+      po.kill_running = true;  // a revoke cancels a running task: its process is killed
       pool_ = std::make_unique<ProcessPoolExecutor>(std::move(po));
     }
   }
@@ -437,10 +425,9 @@ class Worker::Impl {
     report(conn, t, r, retry, /*dead_letter=*/!revoked);
   }
 
-  // run_in_process(entry, t): one run of t in the pool (processes) → its serialized result. A run
-  // past time_limit is cancelled — its process killed — and throws TimeLimitExceeded; a process
-  // that dies under it throws BrokenProcessPool; the task's own exception comes as RemoteError.
-  // A run its executor revoked (the maintenance thread kills it) throws TaskRevoked.
+  // run_in_process(entry, t): one run of t in the pool (processes) → its serialized result. A
+  // process that dies under it throws BrokenProcessPool; the task's own exception comes as
+  // RemoteError; a run its executor revoked (the maintenance thread kills it) throws TaskRevoked.
   std::string run_in_process(const mp::detail::TaskEntry& entry, const Taken& t) {
     Future<std::string> f = pool_->submit_serialized(entry, t.message.args, t.message.batch);
     auto run = std::make_shared<ProcessRun>(
@@ -457,26 +444,13 @@ class Worker::Impl {
         std::erase(self.runs_, run);
       }
     } unregister{*this, run};
-    bool in_time = true;
-    if (o_.time_limit.count() > 0) {
-      in_time = f.wait(o_.time_limit);
-    } else {
-      f.wait();
-    }
+    f.wait();
     if (f.cancelled()) {
       std::scoped_lock lock(mu_);
       if (run->revoked) {
         ++stats_.revoked;
         throw TaskRevoked();
       }
-    }
-    if (!in_time && f.cancel()) {
-      {
-        std::scoped_lock lock(mu_);
-        ++stats_.timed_out;
-      }
-      throw TimeLimitExceeded("the run was killed after its time limit of " +
-                              std::to_string(o_.time_limit.count()) + " ms");
     }
     try {
       return f.result();
@@ -847,13 +821,8 @@ int worker_main(int argc, char** argv) {
   app.add_option("--prefix", o.prefix, "key prefix shared with the executors")
       ->capture_default_str();
   app.add_flag("--processes", o.processes,
-               "run each task in a process of the worker's pool (crash isolation, time limits)");
-  double time_limit_s = 0;
-  app.add_option("--time-limit", time_limit_s,
-                 "seconds one run of a task may take before its process is killed (needs "
-                 "--processes; 0: none)")
-      ->check(CLI::Range(0.0, 86400.0))
-      ->capture_default_str();
+               "run each task in a process of the worker's pool (crash isolation; a running task "
+               "can be cancelled)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -864,7 +833,6 @@ int worker_main(int argc, char** argv) {
   for (std::string q; std::getline(ss, q, ',');)
     if (!q.empty()) o.queues.push_back(q);
   o.lease = std::chrono::milliseconds(static_cast<long long>(lease_s * 1000));
-  o.time_limit = std::chrono::milliseconds(static_cast<long long>(time_limit_s * 1000));
   try {
     Worker worker(o);
     g_worker.store(&worker);

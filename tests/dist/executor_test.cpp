@@ -598,31 +598,6 @@ TEST_F(DistTest, AProcessWorkerOutlivesATaskThatCrashesItsProcess) {
   EXPECT_EQ(redis().command({"XLEN", "concur:dead:default"}).integer, 2);
 }
 
-// A run past the time limit is killed and fails with TimeLimitExceeded, retried per max_retries
-// (each run killed); the pool replaces the process and the next task runs.
-TEST_F(DistTest, ATimeLimitKillsARunAndFailsIt) {
-  WorkerOptions o = worker_options(1);
-  o.processes = true;
-  o.time_limit = 300ms;
-  InProcessWorker w(o);
-  RedisExecutor ex(url());
-  TaskOptions t;
-  t.max_retries = 1;
-  t.retry_backoff = 10ms;
-  Future<int> f = ex.submit_with(t, dist_counted, url(), std::string("slow"), 60'000, 1);
-  try {
-    (void)f.result(kRemote);
-    FAIL() << "expected RemoteError";
-  } catch (const RemoteError& e) {
-    EXPECT_EQ(e.type_name(), "TimeLimitExceeded") << e.what();
-    EXPECT_NE(e.message().find("300 ms"), std::string::npos) << e.message();
-  }
-  EXPECT_EQ(counter("slow"), 2) << "run twice (one retry), each killed";
-  EXPECT_EQ(w.worker().stats().timed_out, 2u);
-  EXPECT_EQ(w.worker().stats().retried, 1u);
-  EXPECT_EQ(ex.submit(dist_mul, 6, 7).result(kRemote), 42);
-}
-
 // cancel() of a task running on a process worker succeeds: the worker is told (a revoke key it
 // looks at every duty period) and kills the run; the run is not retried nor dead-lettered, and
 // the pool's replacement process serves the next task. (On a thread worker cancel() of a running
@@ -647,15 +622,6 @@ TEST_F(DistTest, ACancelledRunningTaskIsKilledOnAProcessWorker) {
   EXPECT_EQ(w.worker().stats().retried, 0u);
   EXPECT_EQ(redis().command({"XLEN", "concur:dead:default"}).integer, 0);
   EXPECT_EQ(ex.pending(), 0u);
-}
-
-TEST_F(DistTest, ATimeLimitNeedsProcesses) {
-  WorkerOptions o = worker_options();
-  o.time_limit = 1s;
-  EXPECT_THROW(Worker{o}, ValueError);
-  o.processes = true;
-  o.time_limit = -1ms;
-  EXPECT_THROW(Worker{o}, ValueError);
 }
 
 // ---- Worker behaviour

@@ -10,7 +10,7 @@
 // A Worker reads tasks from its queues' streams as one consumer of the group "workers" (its name:
 // host:pid by default) on `concurrency` threads, each taking one task at a time and running it
 // itself (no hand-off: a task starts as soon as its thread reads it) or, with
-// WorkerOptions::processes, in a process of its pool (crash isolation, hard time limits). While a
+// WorkerOptions::processes, in a process of its pool (crash isolation, cancellable runs). While a
 // task runs its lease is renewed every lease/3; a task whose lease expired (its worker died or
 // stalled) is taken over by a live worker, at most max_deliveries times (then it fails with
 // WorkerLostError and goes to the dead letters: a task that kills every worker that runs it does
@@ -56,13 +56,10 @@ struct WorkerOptions {
   // processes: each task runs in a process of a pool this worker owns (ProcessPoolExecutor,
   // `concurrency` processes), not on the serving thread. A task that crashes its process
   // (segfault, abort, _exit) then fails alone — the run fails with BrokenProcessPool and is
-  // retried per its max_retries — while the worker and its other tasks go on; and time_limit can
-  // be enforced. Costs a round trip to the process per task.
+  // retried per its max_retries — while the worker and its other tasks go on; and a running task
+  // can be cancelled (RedisExecutor's cancel(): the process is killed). Costs a round trip to the
+  // process per task.
   bool processes = false;
-  // time_limit: a hard limit on one run of a task, counted from its hand-off to the pool: the
-  // process is killed (and replaced) and the run fails with TimeLimitExceeded (retried per
-  // max_retries). 0: none. Needs processes (ValueError otherwise: a thread cannot be stopped).
-  std::chrono::milliseconds time_limit{0};
 };
 
 // WorkerStats: what a worker did so far.
@@ -74,7 +71,6 @@ struct WorkerStats {
   std::uint64_t lost = 0;        // results dropped: the lease had passed to another worker
   std::uint64_t recovered = 0;   // tasks taken back after Redis lost the reply that took them
   std::uint64_t deferred = 0;    // tasks put back to wait for their RateLimit / ConcurrencyLimit
-  std::uint64_t timed_out = 0;   // runs killed at WorkerOptions::time_limit (processes)
   std::uint64_t crashed = 0;     // runs whose process died under them (processes)
   std::uint64_t revoked = 0;     // runs killed because their executor cancelled them (processes)
 };
