@@ -118,6 +118,14 @@ int sleep_marked(std::string path, int ms) {
 }
 CONCUR_TASK(sleep_marked);
 
+// die_at_gate(path): waits (at most 60 s) until `path` exists, then its worker dies (_exit(3)).
+int die_at_gate(std::string path) {
+  for (int i = 0; i < 6000 && !std::filesystem::exists(path); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ::_exit(3);
+}
+CONCUR_TASK(die_at_gate);
+
 // Unsendable: a result whose serialization fails in the worker.
 struct Unsendable {
   template <class Archive>
@@ -606,6 +614,23 @@ TEST_F(ProcessPoolTest, KillRunningSkipsATaskWaitingInTheWorkersPipe) {
   std::ifstream(dir.file("first")) >> first_pid;
   EXPECT_EQ(pool.submit(my_pid).result(kWait), first_pid);  // the same worker
   EXPECT_FALSE(file_exists(dir.file("second")));            // never ran
+  EXPECT_TRUE(second.cancelled());
+}
+
+// A task cancelled while it waits in the pipe of a worker that then dies is not sent again to
+// the replacement (the skip it was given died with that worker): it never runs.
+TEST_F(ProcessPoolTest, KillRunningNeverResendsATaskCancelledBehindAWorkerThatDied) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1, .kill_running = true});
+  TempDir dir;
+  auto dying = pool.submit(die_at_gate, dir.file("gate"));
+  auto second = pool.submit(sleep_marked, dir.file("second"), 10);
+  ASSERT_TRUE(eventually([&] { return second.running(); }));  // sent behind the first
+  EXPECT_TRUE(second.cancel());
+  testing::write_file(dir.file("gate"), "open");
+  EXPECT_THROW((void)dying.result(kWait), BrokenProcessPool);
+  // The replacement takes what was queued behind the dead worker's task first, then this.
+  EXPECT_EQ(pool.submit(square, 3).result(kWait), 9);
+  EXPECT_FALSE(file_exists(dir.file("second"))) << "a cancelled task ran on the replacement";
   EXPECT_TRUE(second.cancelled());
 }
 

@@ -566,6 +566,11 @@ class ProcessPoolCore {
               continue;
             }
             job->started = true;
+          } else if (job->settled()) {
+            // Cancelled (kill_running) while it waited in the pipe of a worker that then died:
+            // the skip died with that worker, so it is never sent again.
+            cancelled.push_back(std::move(job));
+            continue;
           }
           outgoing[i].jobs.push_back(job.get());  // saved from the job: no copy of its arguments
           ++w.sent;
