@@ -387,7 +387,7 @@ class Worker::Impl {
           os.flush();
         }
         r.kind = detail::ResultMessage::ok;
-      } catch (const TaskRevoked& e) {  // nobody waits for it: no retry, no dead letter
+      } catch (const TaskRevoked&) {  // nobody waits for it: no retry, no dead letter
         r.kind = detail::ResultMessage::error;
         r.type_name = "TaskRevokedError";
         r.message = "the task was cancelled by its executor while it ran";
