@@ -28,6 +28,7 @@ packages=(
   gunicorn  # serve benchmark peer: the WSGI server running the flask app (--threads / --workers)
   libhiredis-dev  # concur::dist: the Redis client (hiredis) under RedisExecutor and the workers
   redis-server  # concur::dist tests and benchmarks: a private redis-server on a free loopback port
+  iproute2  # concur::dist's hosts test: `ip netns` and veth links (tests/support/netns.hpp)
   python3-celery  # dist benchmark peer: Celery with the Redis broker (bench/compare/dist/)
   python3-rq  # dist benchmark peer: RQ (bench/compare/dist/)
 )
