@@ -646,7 +646,8 @@ class Worker::Impl {
   }
 
   // kill_revoked(runs): one MGET of the revoke keys of the runs in the pool; a revoked run is
-  // cancelled (its process killed: the pool's kill_running) and its key deleted.
+  // cancelled (its process killed: the pool's kill_running) and its key deleted. A key whose run
+  // had ended already stays (until its TTL): a retry of that task is killed when it runs.
   void kill_revoked(const std::vector<std::shared_ptr<ProcessRun>>& runs) {
     std::vector<std::string_view> argv{"MGET"};
     for (const auto& r : runs) argv.emplace_back(r->revoke_key);
@@ -659,8 +660,7 @@ class Worker::Impl {
         runs[i]->revoked = true;
         f = runs[i]->future;
       }
-      (void)f.cancel();
-      (void)upkeep_.command({"DEL", runs[i]->revoke_key});
+      if (f.cancel()) (void)upkeep_.command({"DEL", runs[i]->revoke_key});
     }
   }
 

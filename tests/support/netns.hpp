@@ -89,13 +89,21 @@ class NetworkLab {
     for (int i = 1; i <= workers; ++i) names_.push_back(tag_ + "-w" + std::to_string(i));
   }
 
-  // ip(args): runs /sbin/ip (or /usr/sbin/ip, /bin/ip); its stderr, empty on success.
-  static std::string ip(std::vector<std::string> args) {
+  // ip_binary(): iproute2's ip (/usr/sbin, /sbin, /usr/bin or /bin); "" when missing.
+ public:
+  static const std::string& ip_binary() {
     static const std::string binary = [] {
       for (const char* p : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"})
         if (::access(p, X_OK) == 0) return std::string(p);
       return std::string();
     }();
+    return binary;
+  }
+
+ private:
+  // ip(args): runs ip_binary() with args; its stderr, empty on success.
+  static std::string ip(std::vector<std::string> args) {
+    const std::string& binary = ip_binary();
     if (binary.empty()) return "iproute2's ip is not installed";
     args.insert(args.begin(), binary);
     subprocess::RunOptions ro;

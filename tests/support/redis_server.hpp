@@ -32,6 +32,7 @@
 #include "concur/errors.hpp"
 #include "concur/subprocess.hpp"
 #include "support/loopback.hpp"
+#include "support/netns.hpp"
 
 namespace concur::testing {
 
@@ -148,7 +149,8 @@ class RedisServer {
                                      "no",
                                      "--protected-mode",
                                      in_ns ? "no" : "yes"};  // (only the test's hosts see it)
-    if (in_ns) args.insert(args.begin(), {"/usr/sbin/ip", "netns", "exec", options_.netns});
+    if (in_ns)
+      args.insert(args.begin(), {NetworkLab::ip_binary(), "netns", "exec", options_.netns});
     if (options_.appendonly) {
       args.insert(args.end(), {"--appendonly", "yes", "--appendfsync", "always"});
     } else {
