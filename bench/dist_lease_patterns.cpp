@@ -24,10 +24,8 @@
 // (d) redis-server CPU (INFO CPU, sys + user) per task in (a) and (b).
 //   dist_lease_patterns [--tasks 20000] [--latency-samples 2000] [--reps 3] [--out FILE]
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -53,6 +51,7 @@
 
 #include "concur/dist/redis.hpp"
 #include "concur/errors.hpp"
+#include "support/loopback.hpp"
 
 namespace {
 
@@ -106,23 +105,6 @@ double server_cpu_s(Redis& r) {
 
 // ---------------------------------------------------------------------------------------------
 // The private redis-server.
-
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw std::runtime_error("socket() failed");
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ::close(fd);
-    throw std::runtime_error("bind/getsockname failed");
-  }
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
 
 class RedisServer {
  public:
@@ -681,7 +663,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    RedisServer srv(server, port == 0 ? free_port() : port);
+    RedisServer srv(server, port == 0 ? concur::testing::free_loopback_port() : port);
     c.url = srv.url();
     Redis admin = connect(c);
     const std::string version = [&] {

@@ -24,6 +24,17 @@ namespace concur::dist::detail {
 
 inline constexpr std::string_view kGroup = "workers";
 
+// clocked(body): the Lua script `body` with `now` set first to the server's clock in whole
+// milliseconds — what every lease, delay and slot score is counted in. (TAKE_TOKEN reads the clock
+// itself: its bucket refills by fractions of a millisecond.)
+inline std::string clocked(std::string_view body) {
+  std::string s =
+      "local t = redis.call('TIME')\n"
+      "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n";
+  s += body;
+  return s;
+}
+
 // key(prefix, kind, name): "<prefix><kind><name>", e.g. key("concur", ":q:", "default").
 inline std::string key(std::string_view prefix, std::string_view kind, std::string_view name) {
   std::string k(prefix);
@@ -155,25 +166,21 @@ return 1
 // RETRY keys[stream, delayed]; args[group, consumer, entry, delay ms, "<name>\n<message>"] → 1,
 // or 0 when the lease is lost. Due time: the server's clock plus the delay.
 inline const Script& retry_script() {
-  static const Script s(R"lua(
+  static const Script s(clocked(R"lua(
 local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
 if #p == 0 then return 0 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[5])
 return 1
-)lua");
+)lua"));
   return s;
 }
 
 // PROMOTE keys[delayed, stream]; args[limit] → the ms until the next waiting task is due (0 when
 // more are due now, -1 when none waits), after moving up to `limit` due ones back on the stream.
 inline const Script& promote_script() {
-  static const Script s(R"lua(
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  static const Script s(clocked(R"lua(
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[1])
 for _, m in ipairs(due) do
   local nl = string.find(m, '\n', 1, true)
@@ -183,7 +190,7 @@ end
 local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if #next == 0 then return -1 end
 return math.max(0, math.ceil(tonumber(next[2]) - now))
-)lua");
+)lua"));
   return s;
 }
 
@@ -262,9 +269,7 @@ return wait
 // TAKE_SLOT keys[slots]; args[limit, holder, lease ms] → 1 when the holder has a slot (the sorted
 // set's members are holders scored by their lease's end; expired ones are dropped first).
 inline const Script& take_slot_script() {
-  static const Script s(R"lua(
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  static const Script s(clocked(R"lua(
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if redis.call('ZSCORE', KEYS[1], ARGV[2]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
@@ -272,20 +277,18 @@ if redis.call('ZSCORE', KEYS[1], ARGV[2]) or redis.call('ZCARD', KEYS[1]) < tonu
   return 1
 end
 return 0
-)lua");
+)lua"));
   return s;
 }
 
 // RENEW_SLOT keys[slots]; args[holder, lease ms] → 1 when the holder still had its slot.
 inline const Script& renew_slot_script() {
-  static const Script s(R"lua(
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  static const Script s(clocked(R"lua(
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
 return 1
-)lua");
+)lua"));
   return s;
 }
 
