@@ -17,6 +17,13 @@ if(CONCUR_SANITIZE)
   endif()
 endif()
 
+# Link with lld where it is installed (scripts/setup.sh installs it): the suite links ~150
+# programs, and GNU ld took most of a warm rebuild's time.
+find_program(CONCUR_LLD ld.lld)
+if(CONCUR_LLD AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
+  add_link_options(-fuse-ld=lld)
+endif()
+
 function(concur_target_options target)
   target_compile_options(${target} PRIVATE ${CONCUR_WARNINGS})
   if(CONCUR_WERROR)

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "concur/errors.hpp"
+#include "support/sanitizers.hpp"
 #include "support/temp_dir.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -368,11 +369,11 @@ TEST(DiskQueue, SeqOverflowRenumbersKeepingOrder) {
 
 // ---- DiskQueue: a million blobs ----
 
-// 1,000,000 pushes of 100-byte blobs, then 1,000,000 pops: order kept, and the resident set does
-// not grow with the queue (sampled every 50,000 operations).
+// 1,000,000 pushes of 100-byte blobs, then 1,000,000 pops (100,000 under sanitizers): order kept,
+// and the resident set does not grow with the queue (sampled every 50,000 operations).
 TEST(DiskQueue, MillionBlobsInBoundedMemory) {
   TempDir dir;
-  constexpr std::uint64_t kN = 1'000'000;
+  constexpr std::uint64_t kN = concur::testing::kSanitized ? 100'000 : 1'000'000;
   DiskQueue q(dir / "q.sqlite");
   q.push("warm-up");
   (void)q.pop();
@@ -398,9 +399,9 @@ TEST(DiskQueue, MillionBlobsInBoundedMemory) {
   const auto ms = [](auto d) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
   };
-  std::printf("1M x 100 B: push %lld ms, pop %lld ms, RSS %ld KiB -> peak %ld KiB (+%ld KiB)\n",
-              static_cast<long long>(ms(t1 - t0)), static_cast<long long>(ms(t2 - t1)), before,
-              peak, peak - before);
+  std::printf("%llu x 100 B: push %lld ms, pop %lld ms, RSS %ld KiB -> peak %ld KiB (+%ld KiB)\n",
+              static_cast<unsigned long long>(kN), static_cast<long long>(ms(t1 - t0)),
+              static_cast<long long>(ms(t2 - t1)), before, peak, peak - before);
   if (kRssIsTheQueues) {
     EXPECT_LT(peak - before, kRssGrowthLimitKib);
   }
@@ -582,7 +583,8 @@ TEST(SeenSet, CrashKeepsExactlyWhatWasFlushed) {
   EXPECT_EQ(s.size(), 1u);
 }
 
-// 300,000 SHA-1-like fingerprints (random keys: the B-tree's worst case), each inserted twice.
+// 300,000 SHA-1-like fingerprints (random keys: the B-tree's worst case; 60,000 under
+// sanitizers), each inserted twice.
 TEST(SeenSet, ManyRandomFingerprints) {
   TempDir dir;
   SeenSet s(dir / "seen.sqlite");
@@ -596,7 +598,7 @@ TEST(SeenSet, ManyRandomFingerprints) {
     return std::string(buf);
   };
   const long before = vm_rss_kib();
-  for (int i = 0; i < 300000; ++i) {
+  for (int i = 0; i < (concur::testing::kSanitized ? 60000 : 300000); ++i) {
     seeds.push_back(rng());
     ASSERT_TRUE(s.insert(fp(seeds.back())));
   }

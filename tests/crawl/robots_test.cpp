@@ -254,7 +254,8 @@ TEST(RobotsParse, GarbageBinaryAndHugeFilesNeverFail) {
   while (huge.size() < RobotsTxt::kMaxBytes - 20) huge += "Disallow: /filler\n";
   huge.resize(RobotsTxt::kMaxBytes - 5, '#');
   huge += "\nDisallow: /late\n";  // the line crossing the limit
-  huge += std::string(1 << 20, '\n') + "Disallow: /later\n";
+  huge.append(std::size_t{1} << 20, '\n');
+  huge += "Disallow: /later\n";
   RobotsTxt h = RobotsTxt::parse(huge);
   EXPECT_TRUE(h.truncated());
   EXPECT_FALSE(h.can_fetch("/filler", "bot"));

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "concur/thread.hpp"
+#include "support/sanitizers.hpp"
 
 namespace concur::testing {
 
