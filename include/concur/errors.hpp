@@ -2,7 +2,7 @@
 //
 // A shallow tree under concur::Error, grouped by how a caller reacts:
 //   UsageError      a programming mistake (RuntimeError, ValueError, InvalidStateError)
-//   TimeoutError    a bounded wait ran out
+//   TimeoutError    a bounded wait ran out; TimeLimitExceeded: a task ran past its time limit
 //   CancelledError  the work was cancelled
 //   BrokenError     a shared object can no longer be used (BrokenBarrierError, BrokenExecutor
 //                   and its BrokenThreadPool, ...)
@@ -69,6 +69,20 @@ class InvalidStateError : public UsageError {
 class TimeoutError : public Error {
  public:
   explicit TimeoutError(const std::string& msg = "timed out") : Error("TimeoutError: " + msg) {}
+
+ protected:
+  // TimeoutError(type_name, msg): for subclasses, so what() starts with their own name.
+  TimeoutError(const std::string& type_name, const std::string& msg)
+      : Error(type_name + ": " + msg) {}
+};
+
+// TimeLimitExceeded: a task ran past its hard time limit and was stopped (its worker process
+// killed) — ProcessPoolOptions::time_limit, dist::TaskOptions::time_limit (Celery's
+// TimeLimitExceeded).
+class TimeLimitExceeded : public TimeoutError {
+ public:
+  explicit TimeLimitExceeded(const std::string& msg = "the task ran past its time limit")
+      : TimeoutError("TimeLimitExceeded", msg) {}
 };
 
 // CancelledError: the awaited work was cancelled.

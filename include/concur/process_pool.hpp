@@ -128,6 +128,12 @@ struct ProcessPoolOptions {
   // but not started yet is skipped instead). Off by default: cancel() of a running task returns
   // false, as in Python.
   bool kill_running = false;
+  // time_limit: a task (a map chunk: the whole chunk) running longer than this in its worker is
+  // stopped — the worker kills itself and is replaced — and its future fails with
+  // TimeLimitExceeded; the other tasks are untouched. Counted from the moment the worker starts
+  // the task: time waiting in the queue or for a worker to start does not count. Zero: no limit
+  // (Python has none; Celery's time_limit, Pebble's timeout).
+  std::chrono::milliseconds time_limit{0};
 };
 
 namespace detail {
@@ -207,6 +213,11 @@ struct PoolJob {
   mp::detail::SpilledBytes args;
   std::size_t batch = 0;  // 0: one call; n: a batch of n calls
   bool started = false;
+  // time_limit: the job's own (submit_serialized); zero: the pool's ProcessPoolOptions::time_limit.
+  std::chrono::milliseconds time_limit{0};
+  // failure: why the job failed when its worker died for a reason of its own (its time limit);
+  // null: the worker crashed (BrokenProcessPool).
+  std::exception_ptr failure;
 };
 
 // kPoolFileThreshold: serialized arguments and results longer than this travel in a memfd.
@@ -447,12 +458,14 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
   // shutdown(false, true) to stop everything at once.
   void terminate_workers();
   [[nodiscard]] std::size_t max_workers() const noexcept override;
-  // submit_serialized(task, args, batch) runs a task given serialized: `args` as
+  // submit_serialized(task, args, batch, time_limit) runs a task given serialized: `args` as
   // mp::detail::TaskEntry::invoke_batch reads them (`batch` argument lists back to back; 0: one
   // call, as submit() writes it) → the serialized results as invoke_batch writes them. For
-  // programs that relay tasks (dist::Worker with WorkerOptions::processes). Throws as submit().
+  // programs that relay tasks (dist::Worker with WorkerOptions::processes). `time_limit` (zero:
+  // the pool's) bounds this task's run as ProcessPoolOptions::time_limit does. Throws as submit().
   Future<std::string> submit_serialized(const mp::detail::TaskEntry& task, std::string_view args,
-                                        std::size_t batch);
+                                        std::size_t batch,
+                                        std::chrono::milliseconds time_limit = {});
   // worker_pids() lists the live workers' process ids (for tests and monitoring).
   [[nodiscard]] std::vector<pid_t> worker_pids() const;
 

@@ -93,6 +93,10 @@ class Worker::Impl {
     if (o_.lease < std::chrono::milliseconds(30))
       throw ValueError("WorkerOptions::lease must be at least 30 ms");
     if (o_.max_deliveries == 0) throw ValueError("WorkerOptions::max_deliveries must be >= 1");
+    if (o_.time_limit.count() < 0) throw ValueError("WorkerOptions::time_limit must be >= 0");
+    if (o_.time_limit.count() > 0 && !o_.processes)
+      throw ValueError(
+          "WorkerOptions::time_limit needs processes (--processes): a thread cannot be stopped");
     if (o_.concurrency == 0) o_.concurrency = std::max<std::size_t>(1, mp::cpu_count());
     if (o_.name.empty()) o_.name = default_name();
     url_ = RedisUrl::parse(o_.url);
@@ -429,7 +433,10 @@ class Worker::Impl {
   // process that dies under it throws BrokenProcessPool; the task's own exception comes as
   // RemoteError; a run its executor revoked (the maintenance thread kills it) throws TaskRevoked.
   std::string run_in_process(const mp::detail::TaskEntry& entry, const Taken& t) {
-    Future<std::string> f = pool_->submit_serialized(entry, t.message.args, t.message.batch);
+    const std::chrono::milliseconds limit = t.message.time_limit_ms > 0
+                                                ? std::chrono::milliseconds(t.message.time_limit_ms)
+                                                : o_.time_limit;
+    Future<std::string> f = pool_->submit_serialized(entry, t.message.args, t.message.batch, limit);
     auto run = std::make_shared<ProcessRun>(
         ProcessRun{detail::revoke_key(o_.prefix, t.message.reply, t.message.id), f});
     {
@@ -458,6 +465,12 @@ class Worker::Impl {
       {
         std::scoped_lock lock(mu_);
         ++stats_.crashed;
+      }
+      throw;
+    } catch (const TimeLimitExceeded&) {
+      {
+        std::scoped_lock lock(mu_);
+        ++stats_.timed_out;
       }
       throw;
     }
@@ -823,6 +836,12 @@ int worker_main(int argc, char** argv) {
   app.add_flag("--processes", o.processes,
                "run each task in a process of the worker's pool (crash isolation; a running task "
                "can be cancelled)");
+  double time_limit_s = 0;
+  app.add_option("--time-limit", time_limit_s,
+                 "seconds a run may take unless its task says otherwise (0: no limit; needs "
+                 "--processes)")
+      ->check(CLI::Range(0.0, 31'536'000.0))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -833,6 +852,7 @@ int worker_main(int argc, char** argv) {
   for (std::string q; std::getline(ss, q, ',');)
     if (!q.empty()) o.queues.push_back(q);
   o.lease = std::chrono::milliseconds(static_cast<long long>(lease_s * 1000));
+  o.time_limit = std::chrono::milliseconds(static_cast<long long>(time_limit_s * 1000));
   try {
     Worker worker(o);
     g_worker.store(&worker);

@@ -59,11 +59,12 @@ constexpr std::size_t kWireBudget = 48 * 1024;
 struct PoolRequest {
   std::uint64_t id = 0;  // 0: exit
   std::string task;
-  mp::detail::SpilledBytes args;  // one call's arguments, or a batch's, back to back
-  std::uint64_t batch = 0;        // 0: one call; n: a batch of n calls (results back to back)
+  mp::detail::SpilledBytes args;    // one call's arguments, or a batch's, back to back
+  std::uint64_t batch = 0;          // 0: one call; n: a batch of n calls (results back to back)
+  std::uint64_t time_limit_ms = 0;  // 0: none (see ProcessPoolOptions::time_limit)
   template <class Archive>
   void serialize(Archive& ar) {
-    ar(id, task, args, batch);
+    ar(id, task, args, batch, time_limit_ms);
   }
 };
 
@@ -81,7 +82,8 @@ struct RequestMessage {
     for (const PoolJob* job : jobs) {
       const std::size_t n = std::char_traits<char>::length(job->task);  // as a std::string
       ar(job->id, cereal::make_size_tag(static_cast<cereal::size_type>(n)),
-         cereal::binary_data(job->task, n), job->args, static_cast<std::uint64_t>(job->batch));
+         cereal::binary_data(job->task, n), job->args, static_cast<std::uint64_t>(job->batch),
+         static_cast<std::uint64_t>(job->time_limit.count()));
     }
   }
   template <class Archive>
@@ -94,9 +96,11 @@ struct RequestMessage {
 enum class ReplyStatus : std::uint8_t { ok, error, init_failed, skipped };
 
 // A worker's exit codes of its own: its pool is gone (the control pipe closed: the parent died),
-// or it stopped itself for the task it was running, cancelled with kill_running.
+// it stopped itself for the task it was running, cancelled with kill_running, or for the task
+// that ran past its time limit (124, as GNU timeout's).
 constexpr int kOrphanedExit = 1;
 constexpr int kCancelledExit = 3;
+constexpr int kTimeLimitExit = 124;
 
 struct PoolReply {
   std::uint64_t id = 0;
@@ -126,7 +130,32 @@ struct WorkerWatch {
   std::uint64_t running CONCUR_GUARDED_BY(mu) = 0;
   // An id whose cancel raced with the task's end stays here (a few bytes, only after such a race).
   std::unordered_set<std::uint64_t> skip CONCUR_GUARDED_BY(mu);
+  // The time-limited request running now (0: none) and when its time is up; the limit thread
+  // (started with the first such request) waits on `limit_cv` for that moment.
+  std::uint64_t limited CONCUR_GUARDED_BY(mu) = 0;
+  std::chrono::steady_clock::time_point limit_deadline CONCUR_GUARDED_BY(mu){};
+  std::condition_variable limit_cv;
+  bool limit_thread = false;  // the main thread's only
 };
+
+// watch_limit(watch): the worker's limit thread. When the time-limited request running now is
+// still running at its deadline, the worker exits with kTimeLimitExit — under watch.mu, so the
+// request cannot have finished and the next one started in between; the pool fails that
+// request with TimeLimitExceeded and starts another worker.
+[[noreturn]] void watch_limit(WorkerWatch* watch) {
+  std::unique_lock lock(watch->mu);
+  for (;;) {
+    if (watch->limited == 0) {
+      watch->limit_cv.wait(lock);
+      continue;
+    }
+    const std::uint64_t id = watch->limited;
+    const auto deadline = watch->limit_deadline;
+    if (watch->limit_cv.wait_until(lock, deadline) == std::cv_status::timeout &&
+        watch->limited == id && std::chrono::steady_clock::now() >= deadline)
+      ::_exit(kTimeLimitExit);
+  }
+}
 
 // watch_pool(control, watch): the worker's watchdog thread. The pool holds the only write end of
 // `control`: end of file means the pool's process died (a crash, Ctrl-C, kill -9), and the worker
@@ -205,6 +234,17 @@ void pool_worker(mp::Connection conn, mp::Connection control, std::string initia
         }
         continue;
       }
+      if (request.time_limit_ms != 0) {
+        if (!watch->limit_thread) {
+          std::thread(watch_limit, watch).detach();
+          watch->limit_thread = true;
+        }
+        std::scoped_lock lock(watch->mu);
+        watch->limited = request.id;
+        watch->limit_deadline =
+            std::chrono::steady_clock::now() + std::chrono::milliseconds(request.time_limit_ms);
+        watch->limit_cv.notify_one();
+      }
       try {
         const mp::detail::TaskEntry* task = mp::detail::find_task(request.task);
         if (task == nullptr)
@@ -227,9 +267,10 @@ void pool_worker(mp::Connection conn, mp::Connection control, std::string initia
         reply.traceback = "raised by task '" + request.task + "' " + where;
       }
       request.args.clear();  // the argument file is closed as soon as the task is done
-      if (kill_running) {
+      if (kill_running || request.time_limit_ms != 0) {
         std::scoped_lock lock(watch->mu);
         watch->running = 0;
+        watch->limited = 0;
       }
       try {
         conn.send(reply);
@@ -269,6 +310,8 @@ class ProcessPoolCore {
  public:
   explicit ProcessPoolCore(ProcessPoolOptions options) : options_(options) {
     if (options_.max_workers == 0) options_.max_workers = static_cast<std::size_t>(mp::cpu_count());
+    if (options_.time_limit.count() < 0)
+      throw ValueError("ProcessPoolExecutor: time_limit must be >= 0 (0: no limit)");
     if (options_.start_method.value_or(mp::get_start_method()) == mp::StartMethod::fork)
       throw ValueError(
           "ProcessPoolExecutor cannot use the fork start method: its dispatcher "
@@ -314,6 +357,7 @@ class ProcessPoolCore {
           "handles (Connection, Lock, Value, Queue...) cannot be passed to "
           "process pool tasks");
     job->task = task->name;
+    if (job->time_limit.count() == 0) job->time_limit = options_.time_limit;
     std::vector<std::unique_ptr<PoolJob>> cancelled;
     bool sent = false;
     {
@@ -628,6 +672,18 @@ class ProcessPoolCore {
       return;
     }
     if (w->in_flight.empty() && code == 0) return;  // retired (max_tasks_per_child) or stopped
+    // It stopped itself for its task's time limit: that task fails alone, with its own error.
+    if (code == kTimeLimitExit && !w->in_flight.empty() && !stopping_all) {
+      PoolJob& job = *w->in_flight.front();
+      job.failure = std::make_exception_ptr(TimeLimitExceeded(
+          "task '" + std::string(job.task) + "' ran past its time limit of " +
+          std::to_string(job.time_limit.count()) + " ms; its worker process was stopped"));
+      failed.push_back(std::move(w->in_flight.front()));
+      w->in_flight.pop_front();
+      for (auto it = w->in_flight.rbegin(); it != w->in_flight.rend(); ++it)
+        pending_.push_front(std::move(*it));
+      return;
+    }
     std::string reason =
         "a process in the process pool was terminated abruptly while the future "
         "was running or pending (" +
@@ -893,7 +949,8 @@ class ProcessPoolCore {
   static void settle(std::vector<std::unique_ptr<PoolJob>>& cancelled,
                      std::vector<std::unique_ptr<PoolJob>>& failed, const std::string& reason) {
     cancelled.clear();  // acknowledged cancels: their futures are already cancelled
-    for (auto& job : failed) job->fail(std::make_exception_ptr(BrokenProcessPool(reason)));
+    for (auto& job : failed)
+      job->fail(job->failure ? job->failure : std::make_exception_ptr(BrokenProcessPool(reason)));
     failed.clear();
   }
 
@@ -1033,11 +1090,13 @@ void ProcessPoolExecutor::enqueue(mp::detail::AnyFn fn, std::unique_ptr<detail::
 }
 
 Future<std::string> ProcessPoolExecutor::submit_serialized(const mp::detail::TaskEntry& task,
-                                                           std::string_view args,
-                                                           std::size_t batch) {
+                                                           std::string_view args, std::size_t batch,
+                                                           std::chrono::milliseconds time_limit) {
+  if (time_limit.count() < 0) throw ValueError("submit_serialized: time_limit must be >= 0");
   auto job = make_job<detail::SerializedJob>();
   Future<std::string> future = job->promise.get_future();
   job->batch = batch;
+  job->time_limit = time_limit;
   {
     mp::detail::SpillOutBuf buf(job->args, kFileThreshold, "concur-pool-args");
     if (static_cast<std::size_t>(

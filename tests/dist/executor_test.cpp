@@ -281,6 +281,16 @@ TEST_F(DistTest, MisuseIsRefusedClearly) {
   o = worker_options();
   o.lease = 1ms;
   EXPECT_THROW(Worker{o}, ValueError);
+  o = worker_options();
+  o.time_limit = 1s;  // a thread cannot be stopped: the limit needs processes
+  EXPECT_THROW(Worker{o}, ValueError);
+  o.processes = true;
+  o.time_limit = -1ms;
+  EXPECT_THROW(Worker{o}, ValueError);
+  RedisExecutor ex2(url());
+  TaskOptions t;
+  t.time_limit = -1ms;
+  EXPECT_THROW((void)ex2.submit_with(t, dist_mul, 1, 2), ValueError);
 }
 
 // ---- running() and cancel()
@@ -622,6 +632,48 @@ TEST_F(DistTest, ACancelledRunningTaskIsKilledOnAProcessWorker) {
   EXPECT_EQ(w.worker().stats().retried, 0u);
   EXPECT_EQ(redis().command({"XLEN", "concur:dead:default"}).integer, 0);
   EXPECT_EQ(ex.pending(), 0u);
+}
+
+// A run past its time limit is stopped (its process killed and replaced) and fails with
+// TimeLimitExceeded, retried per max_retries like any failed run. The task's own limit wins over
+// the worker's, longer or shorter; the worker serves on.
+TEST_F(DistTest, ARunPastItsTimeLimitIsStoppedOnAProcessWorker) {
+  WorkerOptions o = worker_options(1);
+  o.processes = true;
+  o.time_limit = 300ms;
+  InProcessWorker w(o);
+  RedisExecutor ex(url());
+  try {
+    (void)ex.submit(dist_counted, url(), std::string("w"), 60'000, 1).result(kRemote);
+    FAIL() << "expected RemoteError";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.type_name(), "TimeLimitExceeded") << e.what();
+    EXPECT_NE(e.message().find("300 ms"), std::string::npos) << e.message();
+  }
+  TaskOptions longer;
+  longer.time_limit = 30s;
+  EXPECT_EQ(ex.submit_with(longer, dist_counted, url(), std::string("x"), 600, 7).result(kRemote),
+            7)
+      << "the task's longer limit applies, not the worker's 300 ms";
+  TaskOptions shorter;
+  shorter.time_limit = 200ms;
+  shorter.max_retries = 1;
+  shorter.retry_backoff = 10ms;
+  try {
+    (void)ex.submit_with(shorter, dist_counted, url(), std::string("y"), 60'000, 1).result(kRemote);
+    FAIL() << "expected RemoteError";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.type_name(), "TimeLimitExceeded") << e.what();
+    EXPECT_NE(e.message().find("200 ms"), std::string::npos) << e.message();
+  }
+  EXPECT_EQ(counter("y"), 2) << "run, then retried once";
+  EXPECT_EQ(ex.submit(dist_mul, 6, 7).result(kRemote), 42) << "the worker serves on";
+  const WorkerStats s = w.worker().stats();
+  EXPECT_EQ(s.timed_out, 3u);
+  EXPECT_EQ(s.retried, 1u);
+  EXPECT_EQ(s.failed, 2u);
+  EXPECT_EQ(s.crashed, 0u);
+  EXPECT_EQ(redis().command({"XLEN", "concur:dead:default"}).integer, 2);
 }
 
 // ---- Worker behaviour

@@ -98,6 +98,11 @@ struct TaskOptions {
   // Celery, RQ or scrapy-redis has them: Celery's rate_limit is per worker).
   RateLimit rate_limit{};
   ConcurrencyLimit concurrency_limit{};
+  // time_limit: a run longer than this is stopped and fails with TimeLimitExceeded (retried per
+  // max_retries, as any failed run); zero: the worker's WorkerOptions::time_limit. Enforced by
+  // workers that run tasks in processes (--processes; Celery's time_limit, prefork pool): a
+  // thread cannot be stopped, so a thread worker runs the task without a limit.
+  std::chrono::milliseconds time_limit{0};
 };
 
 // RedisOptions: RedisExecutor's constructor arguments.

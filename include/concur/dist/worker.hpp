@@ -60,6 +60,10 @@ struct WorkerOptions {
   // can be cancelled (RedisExecutor's cancel(): the process is killed). Costs a round trip to the
   // process per task.
   bool processes = false;
+  // time_limit: the longest a run may take unless its task says otherwise (TaskOptions::
+  // time_limit); zero: no limit. Enforced with processes only: the run's process is killed (and
+  // replaced) and the run fails with TimeLimitExceeded, retried per its max_retries.
+  std::chrono::milliseconds time_limit{0};
 };
 
 // WorkerStats: what a worker did so far.
@@ -73,6 +77,7 @@ struct WorkerStats {
   std::uint64_t deferred = 0;    // tasks put back to wait for their RateLimit / ConcurrencyLimit
   std::uint64_t crashed = 0;     // runs whose process died under them (processes)
   std::uint64_t revoked = 0;     // runs killed because their executor cancelled them (processes)
+  std::uint64_t timed_out = 0;   // runs killed at their time limit (processes)
 };
 
 class CONCUR_EXPORT Worker {
@@ -100,7 +105,7 @@ class CONCUR_EXPORT Worker {
 
 // worker_main(argc, argv): a worker's command line —
 //   --redis URL  --queues a,b  --concurrency N  --lease SECONDS  --max-deliveries N
-//   --name NAME  --prefix P
+//   --name NAME  --prefix P  --processes  --time-limit SECONDS
 // serves until SIGINT/SIGTERM (warm), a second signal exits at once. Returns the exit code (0;
 // 2 for bad arguments; 1 when Redis cannot be reached at start).
 CONCUR_EXPORT int worker_main(int argc, char** argv);
