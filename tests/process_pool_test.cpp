@@ -118,6 +118,24 @@ int sleep_marked(std::string path, int ms) {
 }
 CONCUR_TASK(sleep_marked);
 
+// soft_loop(): works in 5 ms steps until its soft time limit passes, then stops as a task should:
+// mp::check_soft_time_limit() throws SoftTimeLimitExceeded. Gives up after 60 s (returns -1).
+int soft_loop() {
+  for (int i = 0; i < 12000; ++i) {
+    mp::check_soft_time_limit();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return -1;
+}
+CONCUR_TASK(soft_loop);
+
+// soft_left(): the milliseconds left before the task's soft limit; -1 without one.
+long long soft_left() {
+  const auto left = mp::soft_time_left();
+  return left ? left->count() : -1;
+}
+CONCUR_TASK(soft_left);
+
 // die_at_gate(path): waits (at most 60 s) until `path` exists, then its worker dies (_exit(3)).
 int die_at_gate(std::string path) {
   for (int i = 0; i < 6000 && !std::filesystem::exists(path); ++i)
@@ -751,6 +769,69 @@ TEST_F(ProcessPoolTest, TimeLimitRacingTheTasksEndFailsOnlyThatTask) {
 
 TEST_F(ProcessPoolTest, NegativeTimeLimitIsRefused) {
   EXPECT_THROW(ProcessPoolExecutor(ProcessPoolOptions{.time_limit = -1ms}), ValueError);
+  EXPECT_THROW(ProcessPoolExecutor(ProcessPoolOptions{.soft_time_limit = -1ms}), ValueError);
+}
+
+// ---- soft_time_limit: the task is told, and stops itself
+
+TEST_F(ProcessPoolTest, SoftTimeLimitTellsTheTaskWhichStopsItself) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1, .soft_time_limit = 200ms});
+  const int pid = pool.submit(my_pid).result(kWait);
+  try {
+    (void)pool.submit(soft_loop).result(kWait);
+    ADD_FAILURE() << "the task did not see its soft limit";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.type_name(), "SoftTimeLimitExceeded") << e.what();
+    EXPECT_EQ(e.message(), "the task passed its soft time limit of 200 ms");
+  }
+  const long long left = pool.submit(soft_left).result(kWait);
+  EXPECT_GT(left, 0);
+  EXPECT_LE(left, 200);
+  EXPECT_EQ(pool.submit(my_pid).result(kWait), pid) << "a soft limit stops no process";
+}
+
+// With both limits, the soft one comes first: the task stops itself cleanly and the hard one
+// never has to kill it.
+TEST_F(ProcessPoolTest, ASoftLimitBeforeTheHardOneLetsTheTaskStopCleanly) {
+  ProcessPoolExecutor pool(
+      ProcessPoolOptions{.max_workers = 1, .time_limit = 60s, .soft_time_limit = 100ms});
+  try {
+    (void)pool.submit(soft_loop).result(kWait);
+    ADD_FAILURE() << "the task did not see its soft limit";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.type_name(), "SoftTimeLimitExceeded") << e.what();
+  }
+}
+
+TEST_F(ProcessPoolTest, WithoutASoftLimitThereIsNone) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  EXPECT_EQ(pool.submit(soft_left).result(kWait), -1);
+  // Nor on a thread that runs no task.
+  EXPECT_FALSE(mp::soft_time_left().has_value());
+  EXPECT_FALSE(mp::soft_time_limit_exceeded());
+  EXPECT_NO_THROW(mp::check_soft_time_limit());
+}
+
+// SoftLimitScope (what the runners wrap a run in) counts from its start and restores the limit
+// around it: a nested run without a limit has none, and the outer one's comes back.
+TEST(SoftLimitScope, CountsFromItsStartAndRestoresTheOuterLimit) {
+  {
+    const mp::detail::SoftLimitScope outer(30ms);
+    ASSERT_TRUE(mp::soft_time_left().has_value());
+    EXPECT_LE(*mp::soft_time_left(), 30ms);
+    {
+      const mp::detail::SoftLimitScope inner(0ms);
+      EXPECT_FALSE(mp::soft_time_left().has_value());
+    }
+    ASSERT_TRUE(mp::soft_time_left().has_value());
+    std::this_thread::sleep_for(40ms);
+    EXPECT_TRUE(mp::soft_time_limit_exceeded());
+    EXPECT_EQ(*mp::soft_time_left(), 0ms);
+    EXPECT_THROW(mp::check_soft_time_limit(), SoftTimeLimitExceeded);
+    EXPECT_THROW(mp::check_soft_time_limit(), TimeoutError);
+  }
+  EXPECT_FALSE(mp::soft_time_left().has_value());
+  EXPECT_FALSE(mp::soft_time_limit_exceeded());
 }
 
 // ---- shutdown with a deadline

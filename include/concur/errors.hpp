@@ -2,7 +2,8 @@
 //
 // A shallow tree under concur::Error, grouped by how a caller reacts:
 //   UsageError      a programming mistake (RuntimeError, ValueError, InvalidStateError)
-//   TimeoutError    a bounded wait ran out; TimeLimitExceeded: a task ran past its time limit
+//   TimeoutError    a bounded wait ran out; TimeLimitExceeded / SoftTimeLimitExceeded: a task ran
+//                   past its time limit / soft time limit
 //   CancelledError  the work was cancelled
 //   BrokenError     a shared object can no longer be used (BrokenBarrierError, BrokenExecutor
 //                   and its BrokenThreadPool, ...)
@@ -83,6 +84,14 @@ class TimeLimitExceeded : public TimeoutError {
  public:
   explicit TimeLimitExceeded(const std::string& msg = "the task ran past its time limit")
       : TimeoutError("TimeLimitExceeded", msg) {}
+};
+
+// SoftTimeLimitExceeded: thrown by mp::check_soft_time_limit() in a task past its soft time limit
+// (Celery's SoftTimeLimitExceeded, which C++ cannot raise from outside the task: the task asks).
+class SoftTimeLimitExceeded : public TimeoutError {
+ public:
+  explicit SoftTimeLimitExceeded(const std::string& msg = "the task passed its soft time limit")
+      : TimeoutError("SoftTimeLimitExceeded", msg) {}
 };
 
 // CancelledError: the awaited work was cancelled.

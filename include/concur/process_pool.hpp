@@ -134,6 +134,10 @@ struct ProcessPoolOptions {
   // the task: time waiting in the queue or for a worker to start does not count. Zero: no limit
   // (Python has none; Celery's time_limit, Pebble's timeout).
   std::chrono::milliseconds time_limit{0};
+  // soft_time_limit: a task running longer than this is told so — mp::soft_time_limit_exceeded()
+  // becomes true and mp::check_soft_time_limit() throws SoftTimeLimitExceeded in it — and may stop
+  // cleanly; it is not stopped (see concur/mp/task.hpp). Counted as time_limit is. Zero: none.
+  std::chrono::milliseconds soft_time_limit{0};
 };
 
 namespace detail {
@@ -213,8 +217,10 @@ struct PoolJob {
   mp::detail::SpilledBytes args;
   std::size_t batch = 0;  // 0: one call; n: a batch of n calls
   bool started = false;
-  // time_limit: the job's own (submit_serialized); zero: the pool's ProcessPoolOptions::time_limit.
+  // time_limit / soft_time_limit: the job's own (submit_serialized); zero: the pool's
+  // ProcessPoolOptions::time_limit / soft_time_limit.
   std::chrono::milliseconds time_limit{0};
+  std::chrono::milliseconds soft_time_limit{0};
   // failure: why the job failed when its worker died for a reason of its own (its time limit);
   // null: the worker crashed (BrokenProcessPool).
   std::exception_ptr failure;
@@ -458,14 +464,16 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
   // shutdown(false, true) to stop everything at once.
   void terminate_workers();
   [[nodiscard]] std::size_t max_workers() const noexcept override;
-  // submit_serialized(task, args, batch, time_limit) runs a task given serialized: `args` as
-  // mp::detail::TaskEntry::invoke_batch reads them (`batch` argument lists back to back; 0: one
-  // call, as submit() writes it) → the serialized results as invoke_batch writes them. For
-  // programs that relay tasks (dist::Worker with WorkerOptions::processes). `time_limit` (zero:
-  // the pool's) bounds this task's run as ProcessPoolOptions::time_limit does. Throws as submit().
+  // submit_serialized(task, args, batch, time_limit, soft_time_limit) runs a task given
+  // serialized: `args` as mp::detail::TaskEntry::invoke_batch reads them (`batch` argument lists
+  // back to back; 0: one call, as submit() writes it) → the serialized results as invoke_batch
+  // writes them. For programs that relay tasks (dist::Worker with WorkerOptions::processes).
+  // `time_limit` / `soft_time_limit` (zero: the pool's) apply to this task's run as
+  // ProcessPoolOptions' do. Throws as submit(), ValueError for a negative limit.
   Future<std::string> submit_serialized(const mp::detail::TaskEntry& task, std::string_view args,
                                         std::size_t batch,
-                                        std::chrono::milliseconds time_limit = {});
+                                        std::chrono::milliseconds time_limit = {},
+                                        std::chrono::milliseconds soft_time_limit = {});
   // worker_pids() lists the live workers' process ids (for tests and monitoring).
   [[nodiscard]] std::vector<pid_t> worker_pids() const;
 

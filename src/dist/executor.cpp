@@ -97,8 +97,10 @@ class RedisClientCore {
     m.max_retries = options.max_retries;
     m.backoff_ms = options.retry_backoff.count();
     m.backoff_max_ms = options.retry_backoff_max.count();
-    if (options.time_limit.count() < 0) throw ValueError("TaskOptions: time_limit must be >= 0");
+    if (options.time_limit.count() < 0 || options.soft_time_limit.count() < 0)
+      throw ValueError("TaskOptions: time_limit and soft_time_limit must be >= 0");
     m.time_limit_ms = options.time_limit.count();
+    m.soft_time_limit_ms = options.soft_time_limit.count();
     if (!options.rate_limit.key.empty()) {
       if (!(options.rate_limit.per_second > 0) || options.rate_limit.burst == 0)
         throw ValueError("RateLimit: per_second must be > 0 and burst >= 1");

@@ -83,13 +83,14 @@ struct TaskMessage {
   std::uint32_t rate_burst = 1;
   std::string slot_key;  // ConcurrencyLimit (empty: none)
   std::uint32_t slot_limit = 0;
-  std::int64_t time_limit_ms = 0;  // TaskOptions::time_limit (0: the worker's)
+  std::int64_t time_limit_ms = 0;       // TaskOptions::time_limit (0: the worker's)
+  std::int64_t soft_time_limit_ms = 0;  // TaskOptions::soft_time_limit (0: the worker's)
 
   template <class Archive>
   void serialize(Archive& ar) {
     ar(id, task, args, batch, reply, attempt, max_retries, backoff_ms, backoff_max_ms,
        result_ttl_ms, track_started, rate_key, rate_per_second, rate_burst, slot_key, slot_limit,
-       time_limit_ms);
+       time_limit_ms, soft_time_limit_ms);
   }
 };
 

@@ -93,7 +93,8 @@ class Worker::Impl {
     if (o_.lease < std::chrono::milliseconds(30))
       throw ValueError("WorkerOptions::lease must be at least 30 ms");
     if (o_.max_deliveries == 0) throw ValueError("WorkerOptions::max_deliveries must be >= 1");
-    if (o_.time_limit.count() < 0) throw ValueError("WorkerOptions::time_limit must be >= 0");
+    if (o_.time_limit.count() < 0 || o_.soft_time_limit.count() < 0)
+      throw ValueError("WorkerOptions::time_limit and soft_time_limit must be >= 0");
     if (o_.time_limit.count() > 0 && !o_.processes)
       throw ValueError(
           "WorkerOptions::time_limit needs processes (--processes): a thread cannot be stopped");
@@ -387,6 +388,7 @@ class Worker::Impl {
           std::istream is(&in);
           mp::detail::StringOutBuf out(r.result);
           std::ostream os(&out);
+          const mp::detail::SoftLimitScope soft(soft_limit(t));
           entry->invoke_batch(is, os, t.message.batch == 0 ? 1 : t.message.batch);
           os.flush();
         }
@@ -429,6 +431,13 @@ class Worker::Impl {
     report(conn, t, r, retry, /*dead_letter=*/!revoked);
   }
 
+  // soft_limit(t): t's soft time limit, else the worker's (zero: none).
+  std::chrono::milliseconds soft_limit(const Taken& t) const {
+    return t.message.soft_time_limit_ms > 0
+               ? std::chrono::milliseconds(t.message.soft_time_limit_ms)
+               : o_.soft_time_limit;
+  }
+
   // run_in_process(entry, t): one run of t in the pool (processes) → its serialized result. A
   // process that dies under it throws BrokenProcessPool; the task's own exception comes as
   // RemoteError; a run its executor revoked (the maintenance thread kills it) throws TaskRevoked.
@@ -436,7 +445,8 @@ class Worker::Impl {
     const std::chrono::milliseconds limit = t.message.time_limit_ms > 0
                                                 ? std::chrono::milliseconds(t.message.time_limit_ms)
                                                 : o_.time_limit;
-    Future<std::string> f = pool_->submit_serialized(entry, t.message.args, t.message.batch, limit);
+    Future<std::string> f =
+        pool_->submit_serialized(entry, t.message.args, t.message.batch, limit, soft_limit(t));
     auto run = std::make_shared<ProcessRun>(
         ProcessRun{detail::revoke_key(o_.prefix, t.message.reply, t.message.id), f});
     {
@@ -842,6 +852,12 @@ int worker_main(int argc, char** argv) {
                  "--processes)")
       ->check(CLI::Range(0.0, 31'536'000.0))
       ->capture_default_str();
+  double soft_time_limit_s = 0;
+  app.add_option("--soft-time-limit", soft_time_limit_s,
+                 "seconds after which a run is told to stop (mp::check_soft_time_limit) unless "
+                 "its task says otherwise (0: never)")
+      ->check(CLI::Range(0.0, 31'536'000.0))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -853,6 +869,7 @@ int worker_main(int argc, char** argv) {
     if (!q.empty()) o.queues.push_back(q);
   o.lease = std::chrono::milliseconds(static_cast<long long>(lease_s * 1000));
   o.time_limit = std::chrono::milliseconds(static_cast<long long>(time_limit_s * 1000));
+  o.soft_time_limit = std::chrono::milliseconds(static_cast<long long>(soft_time_limit_s * 1000));
   try {
     Worker worker(o);
     g_worker.store(&worker);
@@ -869,11 +886,17 @@ int worker_main(int argc, char** argv) {
     const WorkerStats s = worker.stats();
     std::fprintf(stderr,
                  "concur worker %s: stopped (%llu succeeded, %llu failed, %llu retried, %llu "
-                 "taken over)\n",
+                 "taken over",
                  worker.name().c_str(), static_cast<unsigned long long>(s.succeeded),
                  static_cast<unsigned long long>(s.failed),
                  static_cast<unsigned long long>(s.retried),
                  static_cast<unsigned long long>(s.taken_over));
+    if (o.processes)
+      std::fprintf(stderr, "; %llu crashed, %llu revoked, %llu past their time limit",
+                   static_cast<unsigned long long>(s.crashed),
+                   static_cast<unsigned long long>(s.revoked),
+                   static_cast<unsigned long long>(s.timed_out));
+    std::fprintf(stderr, ")\n");
     return 0;
   } catch (const ValueError& e) {
     std::fprintf(stderr, "concur worker: %s\n", e.what());

@@ -62,9 +62,10 @@ struct PoolRequest {
   mp::detail::SpilledBytes args;    // one call's arguments, or a batch's, back to back
   std::uint64_t batch = 0;          // 0: one call; n: a batch of n calls (results back to back)
   std::uint64_t time_limit_ms = 0;  // 0: none (see ProcessPoolOptions::time_limit)
+  std::uint64_t soft_limit_ms = 0;  // 0: none (see ProcessPoolOptions::soft_time_limit)
   template <class Archive>
   void serialize(Archive& ar) {
-    ar(id, task, args, batch, time_limit_ms);
+    ar(id, task, args, batch, time_limit_ms, soft_limit_ms);
   }
 };
 
@@ -83,7 +84,8 @@ struct RequestMessage {
       const std::size_t n = std::char_traits<char>::length(job->task);  // as a std::string
       ar(job->id, cereal::make_size_tag(static_cast<cereal::size_type>(n)),
          cereal::binary_data(job->task, n), job->args, static_cast<std::uint64_t>(job->batch),
-         static_cast<std::uint64_t>(job->time_limit.count()));
+         static_cast<std::uint64_t>(job->time_limit.count()),
+         static_cast<std::uint64_t>(job->soft_time_limit.count()));
     }
   }
   template <class Archive>
@@ -256,6 +258,7 @@ void pool_worker(mp::Connection conn, mp::Connection control, std::string initia
         std::ostream os(&out);
         mp::detail::SpillReader in(request.args, /*release_when_read=*/true);
         std::istream is(in.rdbuf());
+        const mp::detail::SoftLimitScope soft(std::chrono::milliseconds(request.soft_limit_ms));
         task->invoke_batch(is, os,
                            request.batch == 0 ? 1 : static_cast<std::size_t>(request.batch));
         out.close();
@@ -310,8 +313,9 @@ class ProcessPoolCore {
  public:
   explicit ProcessPoolCore(ProcessPoolOptions options) : options_(options) {
     if (options_.max_workers == 0) options_.max_workers = static_cast<std::size_t>(mp::cpu_count());
-    if (options_.time_limit.count() < 0)
-      throw ValueError("ProcessPoolExecutor: time_limit must be >= 0 (0: no limit)");
+    if (options_.time_limit.count() < 0 || options_.soft_time_limit.count() < 0)
+      throw ValueError(
+          "ProcessPoolExecutor: time_limit and soft_time_limit must be >= 0 (0: no limit)");
     if (options_.start_method.value_or(mp::get_start_method()) == mp::StartMethod::fork)
       throw ValueError(
           "ProcessPoolExecutor cannot use the fork start method: its dispatcher "
@@ -358,6 +362,7 @@ class ProcessPoolCore {
           "process pool tasks");
     job->task = task->name;
     if (job->time_limit.count() == 0) job->time_limit = options_.time_limit;
+    if (job->soft_time_limit.count() == 0) job->soft_time_limit = options_.soft_time_limit;
     std::vector<std::unique_ptr<PoolJob>> cancelled;
     bool sent = false;
     {
@@ -1089,14 +1094,16 @@ void ProcessPoolExecutor::enqueue(mp::detail::AnyFn fn, std::unique_ptr<detail::
   core_->enqueue(fn, std::move(job), handles);
 }
 
-Future<std::string> ProcessPoolExecutor::submit_serialized(const mp::detail::TaskEntry& task,
-                                                           std::string_view args, std::size_t batch,
-                                                           std::chrono::milliseconds time_limit) {
-  if (time_limit.count() < 0) throw ValueError("submit_serialized: time_limit must be >= 0");
+Future<std::string> ProcessPoolExecutor::submit_serialized(
+    const mp::detail::TaskEntry& task, std::string_view args, std::size_t batch,
+    std::chrono::milliseconds time_limit, std::chrono::milliseconds soft_time_limit) {
+  if (time_limit.count() < 0 || soft_time_limit.count() < 0)
+    throw ValueError("submit_serialized: time_limit and soft_time_limit must be >= 0");
   auto job = make_job<detail::SerializedJob>();
   Future<std::string> future = job->promise.get_future();
   job->batch = batch;
   job->time_limit = time_limit;
+  job->soft_time_limit = soft_time_limit;
   {
     mp::detail::SpillOutBuf buf(job->args, kFileThreshold, "concur-pool-args");
     if (static_cast<std::size_t>(

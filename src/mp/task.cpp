@@ -5,6 +5,8 @@
 
 #include <cxxabi.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -154,3 +156,54 @@ const ProcessClassEntry* find_process_class(std::string_view name) noexcept {
 }
 
 }  // namespace concur::mp::detail
+
+// ---- Soft time limits: the deadline of the task this thread runs (max(): none).
+
+namespace concur::mp {
+
+namespace {
+
+thread_local std::chrono::steady_clock::time_point tls_soft_deadline =
+    std::chrono::steady_clock::time_point::max();
+thread_local std::chrono::milliseconds tls_soft_limit{0};
+
+}  // namespace
+
+bool soft_time_limit_exceeded() noexcept {
+  return tls_soft_deadline != std::chrono::steady_clock::time_point::max() &&
+         std::chrono::steady_clock::now() >= tls_soft_deadline;
+}
+
+void check_soft_time_limit() {
+  if (soft_time_limit_exceeded())
+    throw SoftTimeLimitExceeded("the task passed its soft time limit of " +
+                                std::to_string(tls_soft_limit.count()) + " ms");
+}
+
+std::optional<std::chrono::milliseconds> soft_time_left() noexcept {
+  if (tls_soft_deadline == std::chrono::steady_clock::time_point::max()) return std::nullopt;
+  const auto left = tls_soft_deadline - std::chrono::steady_clock::now();
+  return std::max(std::chrono::milliseconds(0), std::chrono::ceil<std::chrono::milliseconds>(left));
+}
+
+namespace detail {
+
+SoftLimitScope::SoftLimitScope(std::chrono::milliseconds limit) noexcept
+    : previous_deadline_(tls_soft_deadline), previous_limit_(tls_soft_limit) {
+  if (limit.count() > 0) {
+    tls_soft_deadline = std::chrono::steady_clock::now() + limit;
+    tls_soft_limit = limit;
+  } else {
+    tls_soft_deadline = std::chrono::steady_clock::time_point::max();
+    tls_soft_limit = std::chrono::milliseconds(0);
+  }
+}
+
+SoftLimitScope::~SoftLimitScope() {
+  tls_soft_deadline = previous_deadline_;
+  tls_soft_limit = previous_limit_;
+}
+
+}  // namespace detail
+
+}  // namespace concur::mp

@@ -70,6 +70,15 @@ TEST(DistCommandTest, BadArgumentsAndNoRedis) {
   sp::Popen bad({CONCUR_CLI_PATH, "worker", "--lease", "0"}, options);
   (void)bad.communicate({}, kRemote);
   EXPECT_EQ(bad.returncode(), 2);
+  sp::Popen negative({CONCUR_CLI_PATH, "worker", "--processes", "--time-limit", "-1"}, options);
+  (void)negative.communicate({}, kRemote);
+  EXPECT_EQ(negative.returncode(), 2);
+  // A time limit on a thread worker is refused before Redis is asked: a thread cannot be stopped.
+  sp::Popen threads({CONCUR_CLI_PATH, "worker", "--time-limit", "5"}, options);
+  const sp::CommunicateResult refused = threads.communicate({}, kRemote);
+  EXPECT_EQ(threads.returncode(), 2);
+  EXPECT_NE(refused.stderr_.find("time_limit needs processes (--processes)"), std::string::npos)
+      << refused.stderr_;
   const std::uint16_t port = concur::testing::free_loopback_port();
   const std::string nowhere = "redis://127.0.0.1:" + std::to_string(port);
   sp::Popen unreachable({CONCUR_CLI_PATH, "worker", "--redis", nowhere}, options);

@@ -115,6 +115,22 @@ void dist_probe(std::string url, std::string key, int ms) {
 CONCUR_TASK(dist_probe);
 
 // dist_die(): the worker process running it dies at once.
+// dist_soft_loop(): works in 5 ms steps until its soft time limit passes, then stops itself
+// (SoftTimeLimitExceeded); gives up after 60 s. dist_soft_left(): ms left before it, -1: none.
+int dist_soft_loop() {
+  for (int i = 0; i < 12000; ++i) {
+    mp::check_soft_time_limit();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return -1;
+}
+CONCUR_TASK(dist_soft_loop);
+long long dist_soft_left() {
+  const auto left = mp::soft_time_left();
+  return left ? left->count() : -1;
+}
+CONCUR_TASK(dist_soft_left);
+
 int dist_die() { ::_exit(9); }
 CONCUR_TASK(dist_die);
 
@@ -674,6 +690,31 @@ TEST_F(DistTest, ARunPastItsTimeLimitIsStoppedOnAProcessWorker) {
   EXPECT_EQ(s.failed, 2u);
   EXPECT_EQ(s.crashed, 0u);
   EXPECT_EQ(redis().command({"XLEN", "concur:dead:default"}).integer, 2);
+}
+
+// A soft time limit is kept by thread and process workers alike: the run is told, stops itself
+// with SoftTimeLimitExceeded, and the worker serves on; the task's own limit wins.
+TEST_F(DistTest, ASoftTimeLimitTellsTheRunOnThreadAndProcessWorkers) {
+  for (const bool processes : {false, true}) {
+    SCOPED_TRACE(processes ? "processes" : "threads");
+    WorkerOptions o = worker_options(1);
+    o.processes = processes;
+    o.soft_time_limit = 200ms;
+    InProcessWorker w(o);
+    RedisExecutor ex(url());
+    try {
+      (void)ex.submit(dist_soft_loop).result(kRemote);
+      ADD_FAILURE() << "the run did not see its soft limit";
+    } catch (const RemoteError& e) {
+      EXPECT_EQ(e.type_name(), "SoftTimeLimitExceeded") << e.what();
+      EXPECT_EQ(e.message(), "the task passed its soft time limit of 200 ms");
+    }
+    TaskOptions t;
+    t.soft_time_limit = 30s;
+    EXPECT_GT(ex.submit_with(t, dist_soft_left).result(kRemote), 1000) << "the task's own limit";
+    EXPECT_EQ(ex.submit(dist_mul, 6, 7).result(kRemote), 42);
+    EXPECT_EQ(w.worker().stats().timed_out, 0u);
+  }
 }
 
 // ---- Worker behaviour

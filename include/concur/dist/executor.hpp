@@ -103,6 +103,10 @@ struct TaskOptions {
   // workers that run tasks in processes (--processes; Celery's time_limit, prefork pool): a
   // thread cannot be stopped, so a thread worker runs the task without a limit.
   std::chrono::milliseconds time_limit{0};
+  // soft_time_limit: a run longer than this is told so (mp::soft_time_limit_exceeded(),
+  // mp::check_soft_time_limit() throwing SoftTimeLimitExceeded) and may stop cleanly; zero: the
+  // worker's WorkerOptions::soft_time_limit. Kept by every worker, threads or processes.
+  std::chrono::milliseconds soft_time_limit{0};
 };
 
 // RedisOptions: RedisExecutor's constructor arguments.

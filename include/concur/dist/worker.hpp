@@ -64,6 +64,9 @@ struct WorkerOptions {
   // time_limit); zero: no limit. Enforced with processes only: the run's process is killed (and
   // replaced) and the run fails with TimeLimitExceeded, retried per its max_retries.
   std::chrono::milliseconds time_limit{0};
+  // soft_time_limit: when a run is told that it took too long unless its task says otherwise
+  // (TaskOptions::soft_time_limit; see concur/mp/task.hpp); zero: never. Threads or processes.
+  std::chrono::milliseconds soft_time_limit{0};
 };
 
 // WorkerStats: what a worker did so far.
@@ -105,7 +108,7 @@ class CONCUR_EXPORT Worker {
 
 // worker_main(argc, argv): a worker's command line —
 //   --redis URL  --queues a,b  --concurrency N  --lease SECONDS  --max-deliveries N
-//   --name NAME  --prefix P  --processes  --time-limit SECONDS
+//   --name NAME  --prefix P  --processes  --time-limit SECONDS  --soft-time-limit SECONDS
 // serves until SIGINT/SIGTERM (warm), a second signal exits at once. Returns the exit code (0;
 // 2 for bad arguments; 1 when Redis cannot be reached at start).
 CONCUR_EXPORT int worker_main(int argc, char** argv);

@@ -15,9 +15,11 @@
 // Thread-safety: registration happens during static initialization; lookups from any thread.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <exception>
 #include <istream>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -31,7 +33,37 @@
 
 namespace concur::mp {
 
+// Soft time limits (ProcessPoolOptions::soft_time_limit, dist::TaskOptions::soft_time_limit;
+// Celery's soft_time_limit). A task past its soft limit is told, not stopped: C++ cannot raise an
+// exception inside running code from outside it (Celery does it from a signal handler), so a task
+// that wants to stop cleanly asks, at points where stopping is safe —
+//   for (const auto& page : pages) { mp::check_soft_time_limit(); crawl(page); }
+// (a hard time_limit then stops a task that never asks). Each applies to the task running on the
+// calling thread; on a thread running no task (or a task without a soft limit) they report no
+// limit.
+// soft_time_limit_exceeded(): the task has a soft limit and is past it.
+CONCUR_EXPORT bool soft_time_limit_exceeded() noexcept;
+// check_soft_time_limit(): throws SoftTimeLimitExceeded when soft_time_limit_exceeded().
+CONCUR_EXPORT void check_soft_time_limit();
+// soft_time_left(): how long until the soft limit (zero once past it); nullopt without one.
+CONCUR_EXPORT std::optional<std::chrono::milliseconds> soft_time_left() noexcept;
+
 namespace detail {
+
+// SoftLimitScope sets the soft limit of the task this thread runs now (zero: none), counted from
+// the scope's start, and restores the previous one at its end (the process pool's worker and
+// dist::Worker wrap each run in one).
+class CONCUR_EXPORT SoftLimitScope {
+ public:
+  explicit SoftLimitScope(std::chrono::milliseconds limit) noexcept;
+  SoftLimitScope(const SoftLimitScope&) = delete;
+  SoftLimitScope& operator=(const SoftLimitScope&) = delete;
+  ~SoftLimitScope();
+
+ private:
+  std::chrono::steady_clock::time_point previous_deadline_;
+  std::chrono::milliseconds previous_limit_;
+};
 
 // AnyFn is how a task's address is kept (any function pointer converts to it and back).
 using AnyFn = void (*)();
