@@ -6,12 +6,14 @@
 #include "concur/crawl/crawler.hpp"
 
 #include <cxxabi.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -23,6 +25,7 @@
 #include "concur/aio/sync.hpp"
 #include "concur/crawl/frontier.hpp"
 #include "concur/crawl/robots.hpp"
+#include "concur/crawl/shared.hpp"
 #include "concur/crawl/throttle.hpp"
 #include "concur/crawl/url.hpp"
 #include "concur/queue.hpp"
@@ -129,7 +132,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
   using LogSink = std::function<void(std::string_view, std::string_view)>;
 
   Engine(Spider& spider, const Settings& settings, StatsCollector& stats,
-         std::vector<std::shared_ptr<ItemPipeline>> pipelines, LogSink log)
+         std::vector<std::shared_ptr<ItemPipeline>> pipelines, LogSink log,
+         std::shared_ptr<SharedFrontier> shared)
       : spider_(spider),
         settings_(settings),
         stats_(stats),
@@ -137,6 +141,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
         log_(std::move(log)),
         log_rank_(level_rank(settings.log_level)),
         global_(settings.concurrent_requests),
+        shared_(std::move(shared)),
         items_(static_cast<std::size_t>(settings.concurrent_items)) {
     robots_agent_ =
         settings.robotstxt_user_agent.empty() ? settings.user_agent : settings.robotstxt_user_agent;
@@ -159,7 +164,10 @@ class Engine : public std::enable_shared_from_this<Engine> {
 
  private:
   struct Slot {
-    explicit Slot(int concurrency) : sem(concurrency) {}
+    Slot(std::string slot_key, int slot_concurrency)
+        : key(std::move(slot_key)), concurrency(slot_concurrency), sem(slot_concurrency) {}
+    std::string key;
+    int concurrency;
     aio::Semaphore sem;
     double delay = 0.0;
     bool randomize = true;
@@ -189,6 +197,8 @@ class Engine : public std::enable_shared_from_this<Engine> {
     bool process = false;           // a process() task (counted in alive_)
     std::optional<Request> keep;    // its request, kept with a JOBDIR to requeue on cancellation
     RobotsEntry* robots = nullptr;  // a fetch_robots() task's entry
+    std::string lease;              // a process() task's lease in the shared frontier
+    bool shared_op = false;  // a shared_op() task: never cancelled (that would drop its call)
   };
   struct Queued {
     int priority;
@@ -236,7 +246,7 @@ class Engine : public std::enable_shared_from_this<Engine> {
                 std::optional<Checked> checked = std::nullopt);
   // The scheduler's storage: the in-memory heap, or the JOBDIR's DiskQueue. push() takes a
   // request past the filters; pop() the next one; queued() counts them.
-  void push(Request request);
+  void push(Request request, std::string fingerprint = {});
   std::optional<Request> pop();
   [[nodiscard]] std::size_t queued() const;
   // seen(fingerprint): records it; true if it was seen before (memory or the JOBDIR's SeenSet).
@@ -280,6 +290,23 @@ class Engine : public std::enable_shared_from_this<Engine> {
   void writer();
   void log_stats();
 
+  // ---- the shared frontier (Crawler::share): its calls run on shared_io_, one at a time and in
+  // the order made, so a page's requests are added before its lease is acknowledged ----
+  // shared_sync(): sends what the pump gathered — the outbox (add), then the acks and releases —
+  // and asks for more leases when the crawler has room (at most one lease() in flight).
+  void shared_sync();
+  // shared_op(call, what): awaits a call on shared_io_; a failure is logged and closes the crawl
+  // (finish_reason "shared_frontier_error"): the other crawlers go on, our leases expire to them.
+  aio::Task<void> shared_op(concur::Future<void> call, std::string what);
+  // shared_heartbeat(): renews every lease and slot hold this crawler has (a timer's call).
+  void shared_heartbeat();
+  // shared_slot(slot, gap): takes the slot's hold in the frontier (waiting while the cluster's
+  // slot is full or spaced); the hold's token. Throws Paused when closing.
+  aio::Task<std::string> shared_slot(Slot& slot, double gap);
+  // shared_release_slot(slot, token): gives the hold back (fire and forget: a hold that could
+  // not be given back expires).
+  void shared_release_slot(const std::string& slot, const std::string& token);
+
   Spider& spider_;
   const Settings& settings_;
   StatsCollector& stats_;
@@ -311,6 +338,22 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::optional<SeenSet> disk_seen_;      // JOBDIR/seen.sqlite
   bool resumed_ = false;                  // the JOBDIR held a crawl already
   std::unordered_set<std::string> offsite_domains_;
+  // shared frontier state (loop thread)
+  std::shared_ptr<SharedFrontier> shared_;
+  std::optional<ThreadPoolExecutor> shared_io_;         // the frontier's one thread
+  std::vector<SharedRequest> outbox_;                   // scheduled, not yet add()ed
+  std::deque<std::pair<Request, std::string>> leased_;  // leased, not yet started (request, id)
+  std::vector<std::string> to_ack_;
+  std::vector<std::string> to_release_;
+  std::unordered_map<std::string, std::string> holds_;  // slot holds: token -> slot key
+  std::uint64_t next_hold_ = 0;
+  std::string crawler_id_;             // host:pid:random, the prefix of our hold tokens
+  bool lease_pending_ = false;         // a lease() call is on its way
+  bool shared_done_ = false;           // lease() saw nothing queued or leased anywhere
+  bool heartbeat_pending_ = false;     // an extend() call is on its way
+  Clock::time_point next_lease_{};     // after an empty lease, poll again no sooner than this
+  std::chrono::milliseconds poll_{0};  // the current poll interval (grows while idle)
+  aio::Handle poll_timer_;
   std::unordered_map<std::string, std::unique_ptr<Slot>> slots_;
   std::unordered_map<std::string, std::unique_ptr<RobotsEntry>> robots_;
   std::unordered_map<std::uint64_t, Spawned> tasks_;  // alive process / robots tasks
@@ -385,7 +428,19 @@ int Engine::hub_class(std::string_view url) const {
   return kTopHubClass;
 }
 
-void Engine::push(Request request) {
+void Engine::push(Request request, std::string fingerprint) {
+  if (shared_) {
+    // The frontier decides (shared_sync): its dupefilter, its queue.
+    if (fingerprint.empty()) fingerprint = check(request).fingerprint;
+    SharedRequest out;
+    out.fingerprint = std::move(fingerprint);
+    out.priority = request.priority;
+    out.dont_filter = request.dont_filter;
+    out.blob = dump_request(request);
+    outbox_.push_back(std::move(out));
+    wake_.set();
+    return;
+  }
   if (disk_queue_) {
     disk_queue_->push(dump_request(request), request.priority);
     stats_.inc_value("scheduler/enqueued");
@@ -440,7 +495,10 @@ std::optional<Request> Engine::pop() {
   return out;
 }
 
-std::size_t Engine::queued() const { return disk_queue_ ? disk_queue_->size() : queue_.size(); }
+std::size_t Engine::queued() const {
+  if (shared_) return leased_.size();
+  return disk_queue_ ? disk_queue_->size() : queue_.size();
+}
 
 bool Engine::seen(const std::string& fingerprint) {
   return disk_seen_ ? !disk_seen_->insert(fingerprint) : !seen_.insert(fingerprint).second;
@@ -534,6 +592,10 @@ bool Engine::schedule(Request request, const Request* parent, bool redirected,
     }
     return false;
   }
+  if (shared_) {  // the frontier's dupefilter decides, in shared_sync()
+    push(std::move(request), std::move(checked->fingerprint));
+    return true;
+  }
   // A dont_filter request is scheduled even when seen, but is remembered too (Scrapy does not
   // record it, so a link back to a start URL fetches the start page a second time).
   const bool fresh = !seen(checked->fingerprint);
@@ -558,7 +620,7 @@ Engine::Slot& Engine::slot_for(const Request& request) {
     delay = o->second.delay.value_or(delay);
     randomize = o->second.randomize_delay.value_or(randomize);
   }
-  auto slot = std::make_unique<Slot>(concurrency);
+  auto slot = std::make_unique<Slot>(key, concurrency);
   slot->delay = settings_.autothrottle_enabled
                     ? std::max(delay, throttle_.start_delay(settings_.autothrottle_start_delay))
                     : delay;
@@ -573,7 +635,9 @@ void Engine::close(const std::string& reason, bool now) {
     log("INFO", "Closing spider (" + reason + ")");
   }
   if (now) {
-    for (auto& [id, spawned] : tasks_) (void)spawned.task.cancel("crawl stopped");
+    for (auto& [id, spawned] : tasks_) {
+      if (!spawned.shared_op) (void)spawned.task.cancel("crawl stopped");
+    }
   }
   wake_.set();
 }
@@ -640,6 +704,9 @@ void Engine::reap() {
     }
     if (t.process) --alive_;
     if (t.keep && t.task.cancelled()) requeue(std::move(*t.keep));
+    if (!t.lease.empty()) {  // handled (its requests are in the outbox): ack; cancelled: release
+      (t.task.cancelled() ? to_release_ : to_ack_).push_back(std::move(t.lease));
+    }
     if (t.robots != nullptr) t.robots->done.set();  // cancelled before it could say so
     it = tasks_.erase(it);
   }
@@ -710,6 +777,17 @@ aio::Task<Response> Engine::download(Request request) {
   request.fail_on_dataloss = request.fail_on_dataloss && settings_.download_fail_on_dataloss;
   const double gap =
       slot.randomize && slot.delay > 0 ? randomized_delay(slot.delay, uniform_(rng_)) : slot.delay;
+  // Shared: the cluster's slot too (its concurrency and spacing count every crawler's starts).
+  std::string hold;
+  if (shared_) hold = co_await shared_slot(slot, gap);
+  struct HoldRelease {
+    Engine* engine;
+    const std::string& slot;
+    const std::string& token;
+    ~HoldRelease() {
+      if (!token.empty()) engine->shared_release_slot(slot, token);
+    }
+  } hold_release{this, slot.key, hold};
   slot.next_start = Clock::now() + std::chrono::duration_cast<Clock::duration>(seconds(gap));
 
   stats_.inc_value("downloader/request_count");
@@ -1184,6 +1262,186 @@ void Engine::writer() {
   if (error) std::rethrow_exception(error);
 }
 
+// ---- the shared frontier ----
+
+aio::Task<void> Engine::shared_op(concur::Future<void> call, std::string what) {
+  std::string error;
+  try {
+    co_await std::move(call);
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  if (!error.empty()) {
+    stats_.inc_value("shared/errors");
+    log("ERROR", "Shared frontier: " + what + " failed: " + error);
+    close("shared_frontier_error", false);
+  }
+}
+
+void Engine::shared_sync() {
+  if (!shared_) return;
+  // One call per batch, in this order: a page's requests reach the frontier before its ack.
+  if (!outbox_.empty()) {
+    auto batch = std::make_shared<std::vector<SharedRequest>>(std::move(outbox_));
+    outbox_.clear();
+    StatsCollector* stats = &stats_;
+    SharedFrontier* frontier = shared_.get();
+    concur::Future<void> call = shared_io_->submit([frontier, stats, batch] {
+      const std::vector<bool> fresh = frontier->add(*batch);
+      for (std::size_t i = 0; i < batch->size() && i < fresh.size(); ++i) {
+        if (fresh[i] || (*batch)[i].dont_filter) {
+          stats->inc_value("scheduler/enqueued");
+          stats->inc_value("scheduler/enqueued/shared");
+        } else {
+          stats->inc_value("dupefilter/filtered");
+        }
+      }
+    });
+    Spawned spawned;
+    spawned.shared_op = true;
+    spawn(shared_op(std::move(call), "add"), std::move(spawned));
+  }
+  if (!to_ack_.empty() || !to_release_.empty()) {
+    SharedFrontier* frontier = shared_.get();
+    concur::Future<void> call = shared_io_->submit(
+        [frontier, acks = std::move(to_ack_), releases = std::move(to_release_)] {
+          if (!acks.empty()) frontier->ack(acks);
+          if (!releases.empty()) frontier->release(releases);
+        });
+    to_ack_.clear();
+    to_release_.clear();
+    Spawned spawned;
+    spawned.shared_op = true;
+    spawn(shared_op(std::move(call), "ack"), std::move(spawned));
+  }
+  const std::size_t held = alive_ + leased_.size();
+  if (closing_ || shared_done_ || lease_pending_ || held >= max_alive_) return;
+  const Clock::time_point now = Clock::now();
+  if (now < next_lease_) return;  // poll_timer_ rings wake_ then
+  lease_pending_ = true;
+  SharedFrontier* frontier = shared_.get();
+  const std::size_t want = max_alive_ - held;
+  auto batch = std::make_shared<LeaseBatch>();
+  concur::Future<void> call =
+      shared_io_->submit([frontier, want, batch] { *batch = frontier->lease(want); });
+  // What the batch brings is applied on the loop, in the done-callback below (shared_op only
+  // awaits and reports): the leased requests join leased_, an empty batch slows the polling.
+  aio::Task<void> op = shared_op(std::move(call), "lease");
+  aio::ScheduledTask<void> scheduled = loop_->create_task(std::move(op));
+  std::weak_ptr<Engine> weak = weak_from_this();
+  scheduled.add_done_callback([weak, batch](const aio::Task<void>& /*done*/) {
+    auto self = weak.lock();
+    if (!self) return;
+    self->lease_pending_ = false;
+    self->wake_.set();
+    if (batch->redelivered > 0) {
+      self->stats_.inc_value("scheduler/redelivered",
+                             static_cast<std::int64_t>(batch->redelivered));
+    }
+    for (Leased& l : batch->leased) {
+      try {
+        self->leased_.emplace_back(load_request(l.blob), std::move(l.id));
+        self->stats_.inc_value("scheduler/dequeued");
+        self->stats_.inc_value("scheduler/dequeued/shared");
+      } catch (const ValueError& e) {
+        self->stats_.inc_value("scheduler/unreadable");
+        self->log("ERROR", std::string("Skipping an unreadable shared request: ") + e.what());
+        self->to_ack_.push_back(std::move(l.id));
+      }
+    }
+    if (!batch->leased.empty()) {
+      self->poll_ = std::chrono::milliseconds(0);
+      self->next_lease_ = {};
+      return;
+    }
+    if (batch->outstanding == 0) {
+      self->shared_done_ = true;  // nothing queued or leased anywhere: nothing can come
+      return;
+    }
+    // Others hold leases (they may yet add requests, or die and leave them to us): poll again,
+    // from 50 ms up to a fifth of the lease time.
+    const auto ceiling = std::max(std::chrono::milliseconds(50), self->shared_->lease_time() / 5);
+    self->poll_ = std::min(ceiling, std::max(std::chrono::milliseconds(50), self->poll_ * 2));
+    self->next_lease_ = Clock::now() + self->poll_;
+    self->poll_timer_.cancel();
+    self->poll_timer_ = self->loop_->call_later(self->poll_, [weak] {
+      if (auto engine = weak.lock()) engine->wake_.set();
+    });
+  });
+  Spawned spawned;
+  spawned.task = std::move(scheduled);
+  spawned.shared_op = true;
+  tasks_.emplace(next_task_id_++, std::move(spawned));
+}
+
+void Engine::shared_heartbeat() {
+  if (!shared_ || heartbeat_pending_) return;
+  std::vector<std::string> ids;
+  for (const auto& [request, id] : leased_) ids.push_back(id);
+  for (const auto& [task_id, spawned] : tasks_) {
+    if (!spawned.lease.empty()) ids.push_back(spawned.lease);
+  }
+  std::vector<SlotHold> holds;
+  for (const auto& [token, slot] : holds_) holds.push_back(SlotHold{slot, token});
+  if (ids.empty() && holds.empty()) return;
+  heartbeat_pending_ = true;
+  SharedFrontier* frontier = shared_.get();
+  concur::Future<void> call = shared_io_->submit(
+      [frontier, ids = std::move(ids), holds = std::move(holds)] { frontier->extend(ids, holds); });
+  aio::ScheduledTask<void> scheduled = loop_->create_task(shared_op(std::move(call), "heartbeat"));
+  std::weak_ptr<Engine> weak = weak_from_this();
+  scheduled.add_done_callback([weak](const aio::Task<void>& /*done*/) {
+    if (auto self = weak.lock()) {
+      self->heartbeat_pending_ = false;
+      self->wake_.set();
+    }
+  });
+  Spawned spawned;
+  spawned.task = std::move(scheduled);
+  spawned.shared_op = true;
+  tasks_.emplace(next_task_id_++, std::move(spawned));
+}
+
+aio::Task<std::string> Engine::shared_slot(Slot& slot, double gap) {
+  constexpr auto kClosingCheck = std::chrono::milliseconds(250);
+  SlotHold hold{slot.key, crawler_id_ + ":" + std::to_string(next_hold_++)};
+  for (;;) {
+    if (closing_) throw Paused{};
+    SharedFrontier* frontier = shared_.get();
+    const int concurrency = slot.concurrency;
+    concur::Future<double> call = shared_io_->submit([frontier, hold, concurrency, gap] {
+      return frontier->acquire_slot(hold, concurrency, gap);
+    });
+    const double wait = co_await std::move(call);
+    if (wait <= 0) break;
+    const auto rest = std::chrono::duration_cast<Clock::duration>(seconds(wait));
+    co_await aio::sleep_until(Clock::now() + std::min<Clock::duration>(rest, kClosingCheck));
+  }
+  holds_.emplace(hold.token, slot.key);
+  co_return hold.token;
+}
+
+void Engine::shared_release_slot(const std::string& slot, const std::string& token) {
+  holds_.erase(token);
+  try {
+    SharedFrontier* frontier = shared_.get();
+    // Fire and forget: nobody waits for a release, and one that fails leaves a hold that
+    // expires after the lease time.
+    (void)shared_io_->submit([this, frontier, hold = SlotHold{slot, token}] {
+      try {
+        frontier->release_slot(hold);
+      } catch (const std::exception& e) {
+        stats_.inc_value("shared/errors");
+        log("WARNING", std::string("Shared frontier: a slot hold could not be given back (it "
+                                   "expires): ") +
+                           e.what());
+      }
+    });
+  } catch (const std::exception&) {
+    // the frontier's thread is shut down: the hold expires
+  }
+}
+
 void Engine::log_stats() {
   log("INFO", "Crawled " + std::to_string(stats_.get_int("response_received_count")) +
                   " pages, scraped " + std::to_string(stats_.get_int("item_scraped_count")) +
@@ -1227,6 +1485,22 @@ aio::Task<void> Engine::run() {
     timeout = loop_->call_later(seconds(settings_.closespider_timeout),
                                 [this] { close("closespider_timeout", false); });
   }
+  aio::Handle beat_timer;
+  std::function<void()> beat;
+  if (shared_) {
+    shared_io_.emplace(std::size_t{1});
+    char host[256] = {};
+    (void)gethostname(host, sizeof host - 1);
+    crawler_id_ = std::string(host) + ":" + std::to_string(getpid()) + ":" +
+                  std::to_string(rng_() % 1'000'000'000);
+    // Renew leases and holds three times per lease time, so one late beat loses nothing.
+    const auto every = std::max(std::chrono::milliseconds(1), shared_->lease_time() / 3);
+    beat = [this, &beat_timer, &beat, every] {
+      shared_heartbeat();
+      beat_timer = loop_->call_later(every, beat);
+    };
+    beat_timer = loop_->call_later(every, beat);
+  }
   aio::Handle periodic;
   std::function<void()> tick;
   if (settings_.logstats_interval > 0) {
@@ -1248,23 +1522,43 @@ aio::Task<void> Engine::run() {
       log("ERROR", std::string("Error while obtaining start requests: ") + e.what());
     }
     // Resuming: a start request already seen was fetched (or is queued) by an earlier run.
-    if (resumed_) {
+    // Shared: by another crawler (or an earlier run) — only the first to schedule it queues it.
+    if (resumed_ || shared_) {
       for (Request& request : starts) request.dont_filter = false;
     }
     schedule_all(std::move(starts), nullptr);
     for (;;) {
       reap();
+      shared_sync();
       while (!closing_ && alive_ < max_alive_) {
-        std::optional<Request> request = pop();
-        if (!request) break;
-        ++alive_;
         Spawned spawned;
         spawned.process = true;
+        std::optional<Request> request;
+        if (shared_) {
+          if (leased_.empty()) break;
+          request = std::move(leased_.front().first);
+          spawned.lease = std::move(leased_.front().second);
+          leased_.pop_front();
+          queued_gauge_.store(leased_.size(), std::memory_order_relaxed);
+        } else {
+          request = pop();
+          if (!request) break;
+        }
+        ++alive_;
         if (disk_queue_) spawned.keep = *request;
         spawn(process(std::move(*request)), std::move(spawned));
       }
       alive_gauge_.store(alive_, std::memory_order_relaxed);
-      if (tasks_.empty() && (closing_ || queued() == 0)) break;
+      if (shared_) {
+        // Over when nothing of ours is running or on its way and the frontier is empty
+        // everywhere (or we are closing: the leases not started go back in the end phase).
+        if (tasks_.empty() && outbox_.empty() && to_ack_.empty() && to_release_.empty() &&
+            (closing_ || (shared_done_ && leased_.empty()))) {
+          break;
+        }
+      } else if (tasks_.empty() && (closing_ || queued() == 0)) {
+        break;
+      }
       wake_.clear();
       co_await wake_.wait();
     }
@@ -1274,10 +1568,19 @@ aio::Task<void> Engine::run() {
   timeout.cancel();
   periodic.cancel();
   // Nothing the tasks touch may go before they are over: cancel what is left and wait for the
-  // last one (a cancelled request goes back to the JOBDIR in reap(), before it closes).
-  for (auto& [id, spawned] : tasks_) (void)spawned.task.cancel("crawl ended");
+  // last one (a cancelled request goes back to the JOBDIR in reap(), before it closes; a shared
+  // one's lease is released). The frontier's calls are not cancelled: they finish, in order.
+  for (auto& [id, spawned] : tasks_) {
+    if (!spawned.shared_op) (void)spawned.task.cancel("crawl ended");
+  }
   for (;;) {
     reap();
+    if (shared_) {
+      for (auto& [request, id] : leased_) to_release_.push_back(std::move(id));
+      leased_.clear();
+      closing_ = true;  // no more leases
+      shared_sync();
+    }
     if (tasks_.empty()) break;
     wake_.clear();
     try {
@@ -1286,6 +1589,8 @@ aio::Task<void> Engine::run() {
       if (!failure) failure = std::current_exception();  // a second cancellation: keep waiting
     }
   }
+  beat_timer.cancel();
+  poll_timer_.cancel();
   {
     std::scoped_lock lock(stop_mu_);
     running_ = false;
@@ -1314,6 +1619,27 @@ aio::Task<void> Engine::run() {
   stats_.set_value("elapsed_time_seconds", elapsed);
   stats_.set_value("finish_reason", failure ? std::string("error") : finish_reason_);
   stats_.set_value("memusage/max", peak_rss_bytes());
+  if (shared_) {
+    // This crawler's counters join the cluster's; the frontier's thread ends here.
+    SharedFrontier* frontier = shared_.get();
+    concur::Future<nlohmann::json> merged =
+        shared_io_->submit([frontier, mine = stats_.get_stats()] {
+          frontier->merge_stats(mine);
+          return frontier->stats();
+        });
+    std::string error;
+    try {
+      const nlohmann::json all = co_await std::move(merged);
+      log("INFO", "Shared stats (every crawler of this frontier so far): " + all.dump());
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    if (!error.empty()) {
+      stats_.inc_value("shared/errors");
+      log("ERROR", "Shared frontier: merging the stats failed: " + error);
+    }
+    shared_io_->shutdown(true);
+  }
   log("INFO", "Dumping stats:\n" + stats_.dump());
   log("INFO", "Spider closed (" + (failure ? std::string("error") : finish_reason_) + ")");
   if (failure) std::rethrow_exception(failure);
@@ -1358,6 +1684,16 @@ void Crawler::add_feed(const std::string& path, const FeedOptions& options) {
   add_pipeline(std::make_shared<FeedPipeline>(make_feed_exporter(path, options)));
 }
 
+void Crawler::share(std::shared_ptr<SharedFrontier> frontier) {
+  if (!frontier) throw ValueError("share: null frontier");
+  if (started_.load()) throw RuntimeError("share after the crawl started");
+  if (!settings_.jobdir.empty()) {
+    throw ValueError(
+        "share: a shared crawl keeps its state in the frontier; JOBDIR is for one crawler");
+  }
+  shared_ = std::move(frontier);
+}
+
 void Crawler::on_log(std::function<void(std::string_view, std::string_view)> sink) {
   if (started_.load()) throw RuntimeError("on_log after the crawl started");
   log_ = std::move(sink);
@@ -1365,7 +1701,8 @@ void Crawler::on_log(std::function<void(std::string_view, std::string_view)> sin
 
 aio::Task<void> Crawler::crawl() {
   if (started_.exchange(true)) throw RuntimeError("a Crawler runs once");
-  auto engine = std::make_shared<detail::Engine>(spider_, settings_, stats_, pipelines_, log_);
+  auto engine =
+      std::make_shared<detail::Engine>(spider_, settings_, stats_, pipelines_, log_, shared_);
   {
     std::scoped_lock lock(engine_mu_);
     engine_ = engine;

@@ -1,7 +1,9 @@
 // Tests for `concur crawl` (apps/concur/crawl/): run_crawl() called directly against the test site
 // (support/crawl_site.hpp) — items to a feed and to stdout, --follow, --no-follow, option errors,
 // the stats file — and the real binary interrupted by SIGINT (one press: a graceful stop, exit
-// status 130). Loopback only.
+// status 130); three binaries sharing one crawl through a private redis-server (--redis): the
+// cluster's download delay as the server saw it, and one of them killed mid-crawl with nothing
+// lost. Loopback only.
 #include "crawl/crawl_command.hpp"
 
 #include <gtest/gtest.h>
@@ -23,6 +25,7 @@
 #include "concur/subprocess.hpp"
 #include "support/aio_support.hpp"
 #include "support/crawl_site.hpp"
+#include "support/redis_server.hpp"
 #include "support/temp_dir.hpp"
 
 namespace concur::testing {
@@ -260,6 +263,146 @@ TEST(CrawlCommandTest, OneSigintStopsTheBinaryGracefully) {
     site.reset();
   };
   aio::run_coroutine_threadsafe(closing(), loops.loop(0)).result(kGenerous);
+}
+
+// ---- --redis: crawlers in three processes sharing one crawl ----
+
+// SharedCrawl: a site on a loop thread of its own, a private redis-server, and `concur crawl
+// --redis` processes against them (stderr inherited: only errors are logged).
+class SharedCrawl {
+ public:
+  explicit SharedCrawl(const CrawlSiteOptions& options) {
+    redis_.start();
+    auto started = aio::run_coroutine_threadsafe(CrawlSite::start(options), loops_.loop(0));
+    site_.emplace(std::move(started).result(kGenerous));
+  }
+  SharedCrawl(const SharedCrawl&) = delete;
+  SharedCrawl& operator=(const SharedCrawl&) = delete;
+  ~SharedCrawl() {
+    for (auto& c : crawlers_) {
+      if (c->poll() == std::nullopt) {
+        c->kill();
+        (void)c->wait();
+      }
+    }
+    auto closing = [this]() -> aio::Task<void> {
+      site_->close();
+      co_await site_->wait_closed();
+      site_.reset();
+    };
+    aio::run_coroutine_threadsafe(closing(), loops_.loop(0)).result(kGenerous);
+  }
+
+  // start(i, settings): crawler i (User-Agent "crawler-<i>", stats in stats(i)).
+  sp::Popen& start(int i, const std::vector<std::string>& settings) {
+    std::vector<std::string> args = {CONCUR_CLI_PATH,
+                                     "crawl",
+                                     site_->url("/"),
+                                     "--redis",
+                                     redis_.url(),
+                                     "--redis-name",
+                                     "shared",
+                                     "--lease-time",
+                                     "1",
+                                     "--stats-json",
+                                     stats_path(i),
+                                     "-s",
+                                     "LOG_LEVEL=ERROR",
+                                     "-s",
+                                     "LOGSTATS_INTERVAL=0",
+                                     "-s",
+                                     "USER_AGENT=crawler-" + std::to_string(i)};
+    for (const std::string& s : settings) {
+      args.push_back("-s");
+      args.push_back(s);
+    }
+    sp::PopenOptions options;
+    options.stdout_ = sp::Redirect::DevNull;
+    crawlers_.push_back(std::make_unique<sp::Popen>(args, options));
+    return *crawlers_.back();
+  }
+  [[nodiscard]] std::string stats_path(int i) const {
+    return (dir_.path() / ("stats-" + std::to_string(i) + ".json")).string();
+  }
+  [[nodiscard]] nlohmann::json stats(int i) const {
+    return nlohmann::json::parse(slurp(stats_path(i)));
+  }
+  [[nodiscard]] CrawlSite& site() { return *site_; }
+
+ private:
+  RedisServer redis_;
+  aio::LoopGroup loops_{1};
+  std::optional<CrawlSite> site_;  // used on its loop's thread; its log is read anywhere
+  TempDir dir_;
+  std::vector<std::unique_ptr<sp::Popen>> crawlers_;
+};
+
+TEST(CrawlCommandTest, ThreeProcessesSharingACrawlKeepOneDownloadDelay) {
+  if (!RedisServer::available()) GTEST_SKIP() << "redis-server is not installed";
+  CrawlSiteOptions options = small_site();
+  options.posts = 6;
+  options.posts_per_list = 6;
+  SharedCrawl crawl(options);
+  std::vector<sp::Popen*> crawlers;
+  for (int i = 0; i < 3; ++i) {
+    crawlers.push_back(&crawl.start(i, {"DOWNLOAD_DELAY=0.2", "RANDOMIZE_DOWNLOAD_DELAY=False",
+                                        "CONCURRENT_REQUESTS_PER_DOMAIN=4"}));
+  }
+  // Every crawler exits 0 once nothing is queued or leased anywhere.
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(crawlers[static_cast<std::size_t>(i)]->wait(kGenerous), 0) << "crawler " << i;
+    EXPECT_EQ(crawl.stats(i).at("finish_reason"), "finished");
+  }
+  CrawlSite& site = crawl.site();
+  EXPECT_EQ(fetched_paths(site), site.reachable_allowed_paths());
+  // One delay for the cluster: starts 200 ms apart whichever process made them (a server
+  // arrival lags its start by tens of ms on a loaded machine, not 50).
+  EXPECT_GE(site.min_start_gap("/"), 150ms);
+  for (const std::string& twice : site.fetched_more_than_once()) EXPECT_EQ(twice, "/robots.txt");
+}
+
+// The test: three crawlers, one killed (SIGKILL) while it has a download in flight —
+// its leases expire to the others after --lease-time and every page is still fetched; the
+// cluster's per-slot concurrency holds throughout, as the server counted it.
+TEST(CrawlCommandTest, ACrawlerKilledMidCrawlLosesNothing) {
+  if (!RedisServer::available()) GTEST_SKIP() << "redis-server is not installed";
+  CrawlSiteOptions options = small_site();
+  options.posts = 150;
+  options.posts_per_list = 10;
+  options.latency = 20ms;
+  SharedCrawl crawl(options);
+  const std::vector<std::string> settings = {"CONCURRENT_REQUESTS_PER_DOMAIN=2"};
+  std::vector<sp::Popen*> crawlers;
+  for (int i = 0; i < 3; ++i) crawlers.push_back(&crawl.start(i, settings));
+  CrawlSite& site = crawl.site();
+  // Kill crawler 0 while the server is answering one of its /post/ requests (so it holds that
+  // request's lease, unacknowledged).
+  const auto in_flight_post_of_0 = [&site] {
+    for (const RequestRecord& r : site.log()) {
+      if (r.user_agent == "crawler-0" && r.path.rfind("/post/", 0) == 0 &&
+          r.finish == std::chrono::steady_clock::time_point{}) {
+        return true;
+      }
+    }
+    return false;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + kGenerous;
+  while (!in_flight_post_of_0() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  ASSERT_TRUE(in_flight_post_of_0()) << "crawler 0 never had a post in flight";
+  crawlers[0]->kill();
+  EXPECT_EQ(crawlers[0]->wait(kGenerous), -SIGKILL);
+  std::int64_t redelivered = 0;
+  for (int i = 1; i < 3; ++i) {
+    EXPECT_EQ(crawlers[static_cast<std::size_t>(i)]->wait(kGenerous), 0) << "crawler " << i;
+    const nlohmann::json stats = crawl.stats(i);
+    EXPECT_EQ(stats.at("finish_reason"), "finished");
+    redelivered += stats.value("scheduler/redelivered", std::int64_t{0});
+  }
+  EXPECT_EQ(fetched_paths(site), site.reachable_allowed_paths());
+  EXPECT_GE(redelivered, 1);
+  EXPECT_LE(site.max_in_flight(), 2);
 }
 
 }  // namespace

@@ -28,6 +28,7 @@
 #include "concur/crawl/crawler.hpp"
 #include "concur/crawl/feed.hpp"
 #include "concur/crawl/url.hpp"
+#include "concur/dist/frontier.hpp"
 #include "concur/errors.hpp"
 
 namespace concur::apps::crawl {
@@ -299,7 +300,24 @@ CLI::App* add_crawl_command(CLI::App& app, CrawlOptions& options) {
   append->excludes(overwrite);
   cmd->add_option("--stats-json", options.stats_json, "Write the final stats to FILE as JSON");
   cmd->add_flag("--no-progress", options.no_progress, "No live progress line on a terminal");
-  cmd->add_option("--jobdir", options.jobdir, "Keep the crawl's state in DIR (JOBDIR)");
+  CLI::Option* jobdir =
+      cmd->add_option("--jobdir", options.jobdir, "Keep the crawl's state in DIR (JOBDIR)");
+  CLI::Option* redis = cmd->add_option(
+      "--redis", options.redis,
+      "Crawl together with every crawler sharing this Redis (redis://host:port/db): one "
+      "frontier, leased requests, one dupefilter, cluster-wide politeness");
+  redis->excludes(jobdir);
+  cmd->add_option("--redis-name", options.redis_name,
+                  "The shared crawl's name (default: the first start URL's origin)")
+      ->needs(redis);
+  cmd->add_option("--lease-time", options.lease_time,
+                  "Seconds a dead crawler's requests and slot holds wait before others take "
+                  "them (default 10)")
+      ->needs(redis)
+      ->check(CLI::Range(0.1, 86400.0));
+  cmd->add_flag("--redis-clear", options.redis_clear,
+                "Delete the shared crawl's state first (start over; give it to one crawler only)")
+      ->needs(redis);
   return cmd;
 }
 
@@ -344,9 +362,30 @@ int run_crawl(const CrawlOptions& options, std::ostream& out, std::ostream& err,
     return kExitFailed;
   }
 
+  std::shared_ptr<concur::dist::RedisFrontier> frontier;
+  if (!options.redis.empty()) {
+    try {
+      concur::dist::FrontierOptions frontier_options;
+      frontier_options.lease_time =
+          std::chrono::milliseconds(static_cast<std::int64_t>(options.lease_time * 1000));
+      const std::string name =
+          options.redis_name.empty() ? cc::url_origin(options.urls.at(0)) : options.redis_name;
+      frontier =
+          std::make_shared<concur::dist::RedisFrontier>(options.redis, name, frontier_options);
+      if (options.redis_clear) frontier->clear();
+    } catch (const ValueError& e) {
+      err << "concur crawl: " << e.what() << "\n";
+      return kExitUsage;
+    } catch (const std::exception& e) {
+      err << "concur crawl: " << e.what() << "\n";
+      return kExitFailed;
+    }
+  }
+
   CommandLineSpider spider(options, std::move(fields));
   cc::Crawler crawler(spider, settings);
   if (writer) crawler.add_pipeline(writer);
+  if (frontier) crawler.share(frontier);
   std::mutex log_mu;
   ProgressLine* progress = nullptr;
   crawler.on_log([&](std::string_view level, std::string_view line) {

@@ -12,6 +12,11 @@
 // JSON array); a page yields an item when at least one field matched ({"url": ..., fields...}).
 // Ctrl-C (or SIGTERM) once: stop scheduling and let what is in flight finish; twice: stop now;
 // three times: the signal's default action (the process ends at once).
+// --redis URL: crawl together with every other `concur crawl --redis URL` of the same name, on
+// any host (concur/dist/frontier.hpp): requests leased from one frontier (a crawler killed
+// mid-crawl loses nothing: its leases expire to the others after --lease-time), one dupefilter,
+// per-slot concurrency and delays held across all of them; each adds its stats to the shared
+// ones as it ends. Every crawler exits when nothing is queued or leased anywhere.
 // Exit status: 0 when the crawl ended (finished or a CLOSESPIDER_* limit), 1 on an error, 2 for
 // invalid options, 128 + the signal when interrupted (130 for Ctrl-C, 143 for SIGTERM).
 #pragma once
@@ -35,6 +40,10 @@ struct CrawlOptions {
   std::string stats_json;             // --stats-json FILE: the final stats as JSON
   bool no_progress = false;           // --no-progress: no live line on a terminal
   std::string jobdir;                 // --jobdir DIR (JOBDIR)
+  std::string redis;                  // --redis URL: a crawl shared through Redis
+  std::string redis_name;             // --redis-name NAME (default: the first URL's origin)
+  double lease_time = 10.0;           // --lease-time SECONDS
+  bool redis_clear = false;           // --redis-clear: start the shared crawl over
 };
 
 // add_crawl_command(app, options) adds the `crawl` subcommand, parsing into `options` (which must

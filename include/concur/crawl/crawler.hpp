@@ -46,6 +46,7 @@
 #include "concur/crawl/feed.hpp"
 #include "concur/crawl/http.hpp"
 #include "concur/crawl/settings.hpp"
+#include "concur/crawl/shared.hpp"
 #include "concur/errors.hpp"
 
 namespace concur::crawl {
@@ -209,6 +210,10 @@ class Crawler {
   // add_feed(path, options): a FeedPipeline writing to `path` (format by extension, feed.hpp),
   // appended to the pipelines. Throws as make_feed_exporter (ValueError, OSError).
   void add_feed(const std::string& path, const FeedOptions& options = {});
+  // share(frontier): crawl together with every other crawler sharing `frontier` (shared.hpp:
+  // leased requests, one dupefilter, cluster-wide politeness, merged stats). Before run().
+  // ValueError for a null frontier or with a JOBDIR (the frontier is the crawl's state).
+  void share(std::shared_ptr<SharedFrontier> frontier);
   // on_log(fn): where log lines go (default: stderr, filtered by LOG_LEVEL). Before run().
   void on_log(std::function<void(std::string_view level, std::string_view line)> sink);
 
@@ -232,6 +237,7 @@ class Crawler {
   Settings settings_;
   StatsCollector stats_;
   std::vector<std::shared_ptr<ItemPipeline>> pipelines_;
+  std::shared_ptr<SharedFrontier> shared_;
   std::function<void(std::string_view, std::string_view)> log_;
   std::shared_ptr<detail::Engine> engine_;  // set while running (guarded by engine_mu_)
   mutable std::mutex engine_mu_;
