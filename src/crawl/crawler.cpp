@@ -16,6 +16,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <list>
 #include <optional>
 #include <random>
 #include <thread>
@@ -173,6 +174,9 @@ class Engine : public std::enable_shared_from_this<Engine> {
     bool randomize = true;
     Clock::time_point next_start{};  // no request of the slot starts before this
     int failures = 0;                // failed attempts in a row (the backoff's exponent)
+    // Shared: downloads waiting for the cluster's slot (shared_slot), woken one by one as this
+    // crawler gives holds back, or by their own timers for the other crawlers' releases.
+    std::list<aio::Event*> hold_waiters;
   };
   struct RobotsEntry {
     bool ready = false;
@@ -246,7 +250,9 @@ class Engine : public std::enable_shared_from_this<Engine> {
                 std::optional<Checked> checked = std::nullopt);
   // The scheduler's storage: the in-memory heap, or the JOBDIR's DiskQueue. push() takes a
   // request past the filters; pop() the next one; queued() counts them.
-  void push(Request request, std::string fingerprint = {});
+  // (Shared: `fingerprint` when known; `filter` for schedule()'s requests, whose fingerprint the
+  // frontier's dupefilter checks.)
+  void push(Request request, std::string fingerprint = {}, bool filter = false);
   std::optional<Request> pop();
   [[nodiscard]] std::size_t queued() const;
   // seen(fingerprint): records it; true if it was seen before (memory or the JOBDIR's SeenSet).
@@ -304,8 +310,9 @@ class Engine : public std::enable_shared_from_this<Engine> {
   // slot is full or spaced); the hold's token. Throws Paused when closing.
   aio::Task<std::string> shared_slot(Slot& slot, double gap);
   // shared_release_slot(slot, token): gives the hold back (fire and forget: a hold that could
-  // not be given back expires).
-  void shared_release_slot(const std::string& slot, const std::string& token);
+  // not be given back expires) and wakes the slot's first waiter of this crawler, whose next ask
+  // comes after the release on the frontier's thread.
+  void shared_release_slot(Slot& slot, const std::string& token);
 
   Spider& spider_;
   const Settings& settings_;
@@ -347,10 +354,11 @@ class Engine : public std::enable_shared_from_this<Engine> {
   std::vector<std::string> to_release_;
   std::unordered_map<std::string, std::string> holds_;  // slot holds: token -> slot key
   std::uint64_t next_hold_ = 0;
-  std::string crawler_id_;             // host:pid:random, the prefix of our hold tokens
-  bool lease_pending_ = false;         // a lease() call is on its way
-  bool shared_done_ = false;           // lease() saw nothing queued or leased anywhere
-  bool heartbeat_pending_ = false;     // an extend() call is on its way
+  std::string crawler_id_;                      // host:pid:random, the prefix of our hold tokens
+  bool lease_pending_ = false;                  // a lease() call is on its way
+  bool shared_done_ = false;                    // lease() saw nothing queued or leased anywhere
+  bool heartbeat_pending_ = false;              // an extend() call is on its way
+  std::atomic<bool> shared_add_failed_{false};  // an add() failed (set on the frontier's thread)
   Clock::time_point next_lease_{};     // after an empty lease, poll again no sooner than this
   std::chrono::milliseconds poll_{0};  // the current poll interval (grows while idle)
   aio::Handle poll_timer_;
@@ -428,14 +436,16 @@ int Engine::hub_class(std::string_view url) const {
   return kTopHubClass;
 }
 
-void Engine::push(Request request, std::string fingerprint) {
+void Engine::push(Request request, std::string fingerprint, bool filter) {
   if (shared_) {
-    // The frontier decides (shared_sync): its dupefilter, its queue.
+    // To the outbox, which shared_sync() adds to the frontier. `filter`: the frontier's
+    // dupefilter decides (schedule()); else queued whatever it says (a retry, a requeue).
     if (fingerprint.empty()) fingerprint = check(request).fingerprint;
     SharedRequest out;
     out.fingerprint = std::move(fingerprint);
     out.priority = request.priority;
-    out.dont_filter = request.dont_filter;
+    out.subpriority = hubs_first_ ? hub_class(request.url) : 0;
+    out.dont_filter = !filter || request.dont_filter;
     out.blob = dump_request(request);
     outbox_.push_back(std::move(out));
     wake_.set();
@@ -593,7 +603,7 @@ bool Engine::schedule(Request request, const Request* parent, bool redirected,
     return false;
   }
   if (shared_) {  // the frontier's dupefilter decides, in shared_sync()
-    push(std::move(request), std::move(checked->fingerprint));
+    push(std::move(request), std::move(checked->fingerprint), /*filter=*/true);
     return true;
   }
   // A dont_filter request is scheduled even when seen, but is remembered too (Scrapy does not
@@ -782,12 +792,12 @@ aio::Task<Response> Engine::download(Request request) {
   if (shared_) hold = co_await shared_slot(slot, gap);
   struct HoldRelease {
     Engine* engine;
-    const std::string& slot;
+    Slot& slot;
     const std::string& token;
     ~HoldRelease() {
       if (!token.empty()) engine->shared_release_slot(slot, token);
     }
-  } hold_release{this, slot.key, hold};
+  } hold_release{this, slot, hold};
   slot.next_start = Clock::now() + std::chrono::duration_cast<Clock::duration>(seconds(gap));
 
   stats_.inc_value("downloader/request_count");
@@ -1286,8 +1296,15 @@ void Engine::shared_sync() {
     outbox_.clear();
     StatsCollector* stats = &stats_;
     SharedFrontier* frontier = shared_.get();
-    concur::Future<void> call = shared_io_->submit([frontier, stats, batch] {
-      const std::vector<bool> fresh = frontier->add(*batch);
+    std::atomic<bool>* failed = &shared_add_failed_;
+    concur::Future<void> call = shared_io_->submit([frontier, stats, batch, failed] {
+      std::vector<bool> fresh;
+      try {
+        fresh = frontier->add(*batch);
+      } catch (...) {
+        failed->store(true);
+        throw;
+      }
       for (std::size_t i = 0; i < batch->size() && i < fresh.size(); ++i) {
         if (fresh[i] || (*batch)[i].dont_filter) {
           stats->inc_value("scheduler/enqueued");
@@ -1300,11 +1317,18 @@ void Engine::shared_sync() {
     Spawned spawned;
     spawned.shared_op = true;
     spawn(shared_op(std::move(call), "add"), std::move(spawned));
+    // Our own requests are there to lease now (the next lease() runs after this add).
+    poll_ = std::chrono::milliseconds(0);
+    next_lease_ = {};
   }
   if (!to_ack_.empty() || !to_release_.empty()) {
     SharedFrontier* frontier = shared_.get();
+    std::atomic<bool>* add_failed = &shared_add_failed_;
     concur::Future<void> call = shared_io_->submit(
-        [frontier, acks = std::move(to_ack_), releases = std::move(to_release_)] {
+        [frontier, add_failed, acks = std::move(to_ack_), releases = std::move(to_release_)] {
+          // After a failed add, no ack: the requests a page yielded may be lost, so its lease
+          // must expire to another crawler, which fetches the page again.
+          if (add_failed->load()) return;
           if (!acks.empty()) frontier->ack(acks);
           if (!releases.empty()) frontier->release(releases);
         });
@@ -1313,6 +1337,9 @@ void Engine::shared_sync() {
     Spawned spawned;
     spawned.shared_op = true;
     spawn(shared_op(std::move(call), "ack"), std::move(spawned));
+    // Ours were perhaps the last leases anywhere: ask (the next lease() says whether it is over).
+    poll_ = std::chrono::milliseconds(0);
+    next_lease_ = {};
   }
   const std::size_t held = alive_ + leased_.size();
   if (closing_ || shared_done_ || lease_pending_ || held >= max_alive_) return;
@@ -1414,20 +1441,38 @@ aio::Task<std::string> Engine::shared_slot(Slot& slot, double gap) {
     });
     const double wait = co_await std::move(call);
     if (wait <= 0) break;
+    // Wait for the time the frontier named, or for one of our own holds to come back first.
     const auto rest = std::chrono::duration_cast<Clock::duration>(seconds(wait));
-    co_await aio::sleep_until(Clock::now() + std::min<Clock::duration>(rest, kClosingCheck));
+    aio::Event woken;
+    struct Waiting {
+      Slot& slot;
+      aio::Event* event;
+      aio::Handle timer;
+      ~Waiting() {
+        timer.cancel();
+        slot.hold_waiters.remove(event);
+      }
+    } waiting{slot, &woken, {}};
+    slot.hold_waiters.push_back(&woken);
+    waiting.timer = loop_->call_later(std::min<Clock::duration>(rest, kClosingCheck),
+                                      [&woken] { woken.set(); });
+    co_await woken.wait();
   }
   holds_.emplace(hold.token, slot.key);
   co_return hold.token;
 }
 
-void Engine::shared_release_slot(const std::string& slot, const std::string& token) {
+void Engine::shared_release_slot(Slot& slot, const std::string& token) {
   holds_.erase(token);
+  if (!slot.hold_waiters.empty()) {
+    slot.hold_waiters.front()->set();
+    slot.hold_waiters.pop_front();
+  }
   try {
     SharedFrontier* frontier = shared_.get();
     // Fire and forget: nobody waits for a release, and one that fails leaves a hold that
     // expires after the lease time.
-    (void)shared_io_->submit([this, frontier, hold = SlotHold{slot, token}] {
+    (void)shared_io_->submit([this, frontier, hold = SlotHold{slot.key, token}] {
       try {
         frontier->release_slot(hold);
       } catch (const std::exception& e) {
@@ -1552,7 +1597,10 @@ aio::Task<void> Engine::run() {
       if (shared_) {
         // Over when nothing of ours is running or on its way and the frontier is empty
         // everywhere (or we are closing: the leases not started go back in the end phase).
-        if (tasks_.empty() && outbox_.empty() && to_ack_.empty() && to_release_.empty() &&
+        // (A lease or heartbeat call's task may be reaped before its done-callback ran: the
+        // flags say when that callback, which brings the leases, has run.)
+        if (tasks_.empty() && !lease_pending_ && !heartbeat_pending_ && outbox_.empty() &&
+            to_ack_.empty() && to_release_.empty() &&
             (closing_ || (shared_done_ && leased_.empty()))) {
           break;
         }
@@ -1581,7 +1629,7 @@ aio::Task<void> Engine::run() {
       closing_ = true;  // no more leases
       shared_sync();
     }
-    if (tasks_.empty()) break;
+    if (tasks_.empty() && !lease_pending_ && !heartbeat_pending_) break;
     wake_.clear();
     try {
       co_await wake_.wait();

@@ -23,8 +23,9 @@ constexpr const char* kNow =
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n";
 
-// add: KEYS seen, seq, queue, req, pri; ARGV n, then n × (fingerprint, dont_filter, priority,
-// blob). Returns 1/0 per request: its fingerprint was new.
+// add: KEYS seen, seq, queue, req, pri; ARGV n, then n × (fingerprint, dont_filter, score,
+// blob), the score ascending in the order leased (score()). Returns 1/0 per request: its
+// fingerprint was new. `pri` keeps each queued request's score, to queue it again.
 const Script& add_script() {
   static const Script s(R"lua(
 local out = {}
@@ -36,7 +37,7 @@ for i = 0, n - 1 do
     local id = string.format('%015d', redis.call('INCR', KEYS[2]))
     redis.call('HSET', KEYS[4], id, ARGV[base + 3])
     redis.call('HSET', KEYS[5], id, ARGV[base + 2])
-    redis.call('ZADD', KEYS[3], -tonumber(ARGV[base + 2]), id)
+    redis.call('ZADD', KEYS[3], ARGV[base + 2], id)
   end
   out[i + 1] = new
 end
@@ -53,7 +54,7 @@ local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 10
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[4], id)
   redis.call('HDEL', KEYS[5], id)
-  redis.call('ZADD', KEYS[1], -tonumber(redis.call('HGET', KEYS[3], id) or '0'), id)
+  redis.call('ZADD', KEYS[1], redis.call('HGET', KEYS[3], id) or '0', id)
 end
 local out = {#expired, 0}
 local max = tonumber(ARGV[1])
@@ -88,7 +89,7 @@ for i = 2, #ARGV, 2 do
       redis.call('HDEL', KEYS[3], id)
       redis.call('HDEL', KEYS[4], id)
     else
-      redis.call('ZADD', KEYS[5], -tonumber(redis.call('HGET', KEYS[4], id) or '0'), id)
+      redis.call('ZADD', KEYS[5], redis.call('HGET', KEYS[4], id) or '0', id)
     end
     done = done + 1
   end
@@ -172,6 +173,13 @@ std::string fingerprint_bytes(std::string_view fp) {
   return out;
 }
 
+// score(request): its place in the queue's sorted set, lowest first: priority, then subpriority
+// (both higher first); equal scores go by id, that is FIFO. Exact in a double for any int priority.
+long long score(const crawl::SharedRequest& r) {
+  const int sub = std::clamp(r.subpriority, 0, 15);
+  return -(static_cast<long long>(r.priority) * 16 + sub);
+}
+
 // split_lease(id): "<request id> <token>" as its two parts; ValueError for anything else.
 std::pair<std::string_view, std::string_view> split_lease(std::string_view lease) {
   const auto space = lease.find(' ');
@@ -245,7 +253,7 @@ std::vector<bool> RedisFrontier::add(const std::vector<crawl::SharedRequest>& re
     owned.push_back(std::to_string(end - begin));
     for (std::size_t i = begin; i < end; ++i) {
       owned.push_back(fingerprint_bytes(requests[i].fingerprint));
-      owned.push_back(std::to_string(requests[i].priority));
+      owned.push_back(std::to_string(score(requests[i])));
     }
     std::vector<std::string_view> args;
     args.reserve(1 + 4 * (end - begin));

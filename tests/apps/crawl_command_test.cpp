@@ -267,6 +267,10 @@ TEST(CrawlCommandTest, OneSigintStopsTheBinaryGracefully) {
 
 // ---- --redis: crawlers in three processes sharing one crawl ----
 
+// kCrawlBound: how long a crawler process may take to end (a bound against hangs, not a
+// timing assertion: these crawls take a few seconds).
+constexpr auto kCrawlBound = 60s;
+
 // SharedCrawl: a site on a loop thread of its own, a private redis-server, and `concur crawl
 // --redis` processes against them (stderr inherited: only errors are logged).
 class SharedCrawl {
@@ -350,7 +354,7 @@ TEST(CrawlCommandTest, ThreeProcessesSharingACrawlKeepOneDownloadDelay) {
   }
   // Every crawler exits 0 once nothing is queued or leased anywhere.
   for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(crawlers[static_cast<std::size_t>(i)]->wait(kGenerous), 0) << "crawler " << i;
+    EXPECT_EQ(crawlers[static_cast<std::size_t>(i)]->wait(kCrawlBound), 0) << "crawler " << i;
     EXPECT_EQ(crawl.stats(i).at("finish_reason"), "finished");
   }
   CrawlSite& site = crawl.site();
@@ -392,10 +396,10 @@ TEST(CrawlCommandTest, ACrawlerKilledMidCrawlLosesNothing) {
   }
   ASSERT_TRUE(in_flight_post_of_0()) << "crawler 0 never had a post in flight";
   crawlers[0]->kill();
-  EXPECT_EQ(crawlers[0]->wait(kGenerous), -SIGKILL);
+  EXPECT_EQ(crawlers[0]->wait(kCrawlBound), -SIGKILL);
   std::int64_t redelivered = 0;
   for (int i = 1; i < 3; ++i) {
-    EXPECT_EQ(crawlers[static_cast<std::size_t>(i)]->wait(kGenerous), 0) << "crawler " << i;
+    EXPECT_EQ(crawlers[static_cast<std::size_t>(i)]->wait(kCrawlBound), 0) << "crawler " << i;
     const nlohmann::json stats = crawl.stats(i);
     EXPECT_EQ(stats.at("finish_reason"), "finished");
     redelivered += stats.value("scheduler/redelivered", std::int64_t{0});

@@ -105,11 +105,14 @@ TEST_F(FrontierTest, LeasesComeByPriorityThenInTheOrderAdded) {
   auto f = frontier("order");
   (void)f->add({request(kFp1, "low", -1), request(kFp2, "first", 0), request(kFp3, "high", 5)});
   (void)f->add({request("d", "second", 0)});
+  SharedRequest hub = request("e", "hub", 0);
+  hub.subpriority = 3;  // among equal priorities, first (SCHEDULER_HUBS_FIRST's class)
+  (void)f->add({hub});
   const crawl::LeaseBatch batch = f->lease(10);
-  EXPECT_EQ(blobs(batch), (std::vector<std::string>{"high", "first", "second", "low"}));
-  EXPECT_EQ(batch.outstanding, 4u);  // all leased now
+  EXPECT_EQ(blobs(batch), (std::vector<std::string>{"high", "hub", "first", "second", "low"}));
+  EXPECT_EQ(batch.outstanding, 5u);  // all leased now
   EXPECT_EQ(f->queued(), 0u);
-  EXPECT_EQ(f->leased(), 4u);
+  EXPECT_EQ(f->leased(), 5u);
 }
 
 TEST_F(FrontierTest, AnAckedLeaseIsGoneAndTheCrawlEndsWhenNothingIsQueuedOrLeased) {
@@ -314,6 +317,54 @@ TEST_F(FrontierTest, TwoCrawlersShareOneCrawlOfTheSitePolitely) {
   EXPECT_GT(pages_a + pages_b, 60);
   auto shared = frontier("two-crawlers");
   EXPECT_EQ(shared->stats().at("response_received_count").get<std::int64_t>(), pages_a + pages_b);
+  EXPECT_EQ(shared->queued() + shared->leased(), 0u);
+
+  auto closing = [&site]() -> aio::Task<void> {
+    site->close();
+    co_await site->wait_closed();
+    site.reset();
+  };
+  aio::run_coroutine_threadsafe(closing(), loops.loop(0)).result(kGenerous);
+}
+
+// A crawler that stops early (CLOSESPIDER_PAGECOUNT) gives back the leases it had not started at
+// once: the other crawler gets them without waiting for them to expire (a 30 s lease).
+TEST_F(FrontierTest, ACrawlerThatStopsEarlyReleasesItsLeases) {
+  aio::LoopGroup loops(1);
+  CrawlSiteOptions site_options;
+  site_options.posts = 60;
+  site_options.posts_per_list = 30;  // wide pages: many leases at once
+  site_options.post_bytes = 800;
+  site_options.latency = 10ms;
+  auto started = aio::run_coroutine_threadsafe(CrawlSite::start(site_options), loops.loop(0));
+  std::optional<CrawlSite> site(std::move(started).result(kGenerous));
+
+  crawl::Settings settings;
+  settings.log_level = "WARNING";
+  settings.logstats_interval = 0;
+  crawl::Settings quitter = settings;
+  quitter.closespider_pagecount = 5;
+  auto run_one = [&](const crawl::Settings& s, nlohmann::json* stats) {
+    SiteSpider spider(site->url("/"));
+    crawl::Crawler crawler(spider, s);
+    crawler.share(frontier("early-stop", 30s));
+    crawler.run();
+    *stats = crawler.stats().get_stats();
+  };
+  nlohmann::json early;
+  nlohmann::json stayer;
+  std::thread a(run_one, quitter, &early);
+  std::thread b(run_one, settings, &stayer);
+  a.join();
+  b.join();
+
+  EXPECT_EQ(early.at("finish_reason"), "closespider_pagecount");
+  EXPECT_EQ(stayer.at("finish_reason"), "finished");
+  EXPECT_EQ(stayer.value("scheduler/redelivered", 0), 0);  // released, not expired
+  std::set<std::string> fetched;
+  for (const RequestRecord& r : site->log()) fetched.insert(r.path);
+  EXPECT_EQ(fetched, site->reachable_allowed_paths());
+  auto shared = frontier("early-stop");
   EXPECT_EQ(shared->queued() + shared->leased(), 0u);
 
   auto closing = [&site]() -> aio::Task<void> {

@@ -21,8 +21,8 @@
 //     as polite as one. Holds expire like leases when their crawler dies.
 //   - The crawl ends, for every crawler, when nothing is queued and nothing is leased anywhere.
 //   - Each crawler's counters are added to the frontier's stats when it closes.
-//   - Order: higher priority first, FIFO among equal priorities (SCHEDULER_ORDER and
-//     SCHEDULER_HUBS_FIRST apply to one crawler's own queue only).
+//   - Order: higher priority first, then SCHEDULER_HUBS_FIRST's class (each crawler classes the
+//     requests it adds by what it learned), then FIFO (SCHEDULER_ORDER does not apply).
 //   - start_requests() are filtered as on a resumed crawl: only the first crawler queues them.
 // Thread-safety: a crawler calls its frontier from one thread of its own, one call at a time;
 // an implementation need not be thread-safe, but one object serves one crawler.
@@ -40,9 +40,12 @@ namespace concur::crawl {
 
 // SharedRequest: a request as the engine hands it to the frontier.
 struct SharedRequest {
-  std::string fingerprint;   // request_fingerprint() of it (the dupefilter's key)
-  std::string blob;          // dump_request() of it
-  int priority = 0;          // Request::priority
+  std::string fingerprint;  // request_fingerprint() of it (the dupefilter's key)
+  std::string blob;         // dump_request() of it
+  int priority = 0;         // Request::priority
+  // subpriority: 0-15, the order among equal priorities, higher first (the engine gives its
+  // SCHEDULER_HUBS_FIRST class of the page: list pages before leaves, so the queue stays wide).
+  int subpriority = 0;
   bool dont_filter = false;  // queued even when its fingerprint was seen
 };
 

@@ -7,10 +7,10 @@
 //   crawler.run();            // on every host: together they crawl the site once, politely
 //
 // What scrapy-redis does, without its losses (crawl/shared.hpp has the engine's side):
-//   - Requests are leased, not popped: a sorted set of request ids by priority (FIFO among equal
-//     priorities), and a sorted set of leased ids by lease deadline. lease() first puts back the
-//     leases that expired (their crawler died or stalled past the lease time), then moves the
-//     best queued ids to the leased set, each with a fresh owner token; ack() and release() act
+//   - Requests are leased, not popped: a sorted set of request ids by priority and subpriority
+//     (FIFO among equals), and a sorted set of leased ids by lease deadline. lease() first puts
+//     back the leases that expired (their crawler died or stalled past the lease time), then moves
+//     the best queued ids to the leased set, each with a fresh owner token; ack() and release() act
 //     only while the token still owns the lease, so a crawler that wakes up after its lease was
 //     handed on cannot take it from the new owner. A sorted set, not a Redis stream: the
 //     scheduler needs priorities (retries, DEPTH_PRIORITY), which a stream's order cannot give.
