@@ -375,5 +375,53 @@ TEST_F(FrontierTest, ACrawlerThatStopsEarlyReleasesItsLeases) {
   aio::run_coroutine_threadsafe(closing(), loops.loop(0)).result(kGenerous);
 }
 
+// Redis restarts mid-crawl (with AOF, appendfsync always): the frontier's calls reconnect and
+// retry, the crawl goes on and every page is fetched.
+TEST_F(FrontierTest, ACrawlSurvivesARedisRestart) {
+  RedisServer own;
+  own.start(RedisServer::Options{.appendonly = true});
+  aio::LoopGroup loops(1);
+  CrawlSiteOptions site_options;
+  site_options.posts = 80;
+  site_options.posts_per_list = 10;
+  site_options.post_bytes = 800;
+  site_options.latency = 20ms;
+  auto started = aio::run_coroutine_threadsafe(CrawlSite::start(site_options), loops.loop(0));
+  std::optional<CrawlSite> site(std::move(started).result(kGenerous));
+
+  crawl::Settings settings;
+  settings.log_level = "ERROR";
+  settings.logstats_interval = 0;
+  settings.concurrent_requests_per_domain = 4;
+  nlohmann::json stats;
+  std::thread crawler_thread([&] {
+    SiteSpider spider(site->url("/"));
+    crawl::Crawler crawler(spider, settings);
+    crawler.share(std::make_shared<RedisFrontier>(own.url(), "restart"));
+    crawler.run();
+    stats = crawler.stats().get_stats();
+  });
+  const auto deadline = std::chrono::steady_clock::now() + kGenerous;
+  while (site->count_with_prefix("/post/") < 15 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(2ms);
+  }
+  EXPECT_GE(site->count_with_prefix("/post/"), 15);
+  own.restart();
+  crawler_thread.join();
+
+  EXPECT_EQ(stats.at("finish_reason"), "finished");
+  EXPECT_EQ(stats.value("shared/errors", 0), 0);
+  std::set<std::string> fetched;
+  for (const RequestRecord& r : site->log()) fetched.insert(r.path);
+  EXPECT_EQ(fetched, site->reachable_allowed_paths());
+
+  auto closing = [&site]() -> aio::Task<void> {
+    site->close();
+    co_await site->wait_closed();
+    site.reset();
+  };
+  aio::run_coroutine_threadsafe(closing(), loops.loop(0)).result(kGenerous);
+}
+
 }  // namespace
 }  // namespace concur::testing
