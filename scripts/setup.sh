@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   g++ cmake ninja-build ccache pkg-config python3
   lld  # the linker (cmake/options.cmake): links the ~150 test and example programs faster than ld
+  dpkg-dev file  # cpack -G DEB (cmake/install.cmake): dpkg-shlibdeps and ELF detection for the .deb
   libgtest-dev libgmock-dev libbenchmark-dev
   libfmt-dev libcli11-dev nlohmann-json3-dev
   libtbb-dev libconcurrentqueue-dev

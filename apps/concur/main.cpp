@@ -4,17 +4,17 @@
 #include <CLI/CLI.hpp>
 #include <exception>
 #include <iostream>
+#include <string>
 
 #include "bench/bench_command.hpp"
 #include "bench/machine.hpp"
+#include "concur/version.hpp"
 #include "crawl/crawl_command.hpp"
 #include "dist/dist_command.hpp"
 #include "serve/serve_command.hpp"
 
 #ifdef CONCUR_CLI_MIMALLOC
 #include <mimalloc.h>
-
-#include <string>
 #endif
 
 int main(int argc, char** argv) {
@@ -31,6 +31,9 @@ int main(int argc, char** argv) {
         "concur: Python's threading, queue, concurrent.futures, multiprocessing and asyncio, "
         "rebuilt in C++20, and the programs of its notes (bench, crawl, serve, worker)."};
     app.require_subcommand(1);
+    // --version: "concur 0.1.0" (CONCUR_VERSION_STRING, concur/version.hpp).
+    app.set_version_flag("--version", std::string("concur ") + CONCUR_VERSION_STRING,
+                         "Print the version and exit");
 
     concur::apps::bench::BenchOptions bench_options;
     // is_prime_redis's workers are `concur worker` processes: this very binary.
