@@ -4,7 +4,8 @@
 #   1. cmake --install into PREFIX; the expected files are there;
 #   2. tests/consumer configured with find_package(concur ... COMPONENTS crawl dist) against
 #      PREFIX, built and run (the core, one layer, two components);
-#   3. the same main.cpp built with pkg-config (concur.pc) alone and run;
+#   3. the same main.cpp built with pkg-config (concur.pc) alone and run, and so is every
+#      complete C++ program in README.md (```cpp blocks; ```cpp fragment ones are not programs);
 #   4. PREFIX/bin/concur --version;
 #   5. cpack -G DEB: the .deb's name, fields and contents; its concur, unpacked, runs.
 # Exits non-zero at the first failure, with what failed. Uses only the local machine; the
@@ -51,6 +52,26 @@ export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 ${launcher:+ccache} c++ -O1 "$src/tests/consumer/main.cpp" $(pkg-config --cflags --libs concur) \
   -o "$tmp/pc-consumer"
 "$tmp/pc-consumer"
+
+echo "== 3b. README.md's programs"
+# Every ```cpp block of README.md (not ```cpp fragment) is a complete program on the core: built
+# through concur.pc and run (bounded), so the README cannot drift from the code.
+python3 - "$src/README.md" "$tmp/readme" << 'PY'
+import pathlib, re, sys
+text = pathlib.Path(sys.argv[1]).read_text()
+out = pathlib.Path(sys.argv[2]); out.mkdir()
+blocks = re.findall(r"^```cpp\n(.*?)^```$", text, flags=re.S | re.M)
+for i, block in enumerate(blocks):
+    (out / f"readme_{i}.cpp").write_text(block)
+print(f"README.md: {len(blocks)} programs")
+PY
+for program in "$tmp"/readme/*.cpp; do
+  # shellcheck disable=SC2046
+  ${launcher:+ccache} c++ -O1 "$program" $(pkg-config --cflags --libs concur) -o "${program%.cpp}" ||
+    fail "README.md's program $(basename "$program") does not build"
+  timeout 60 "${program%.cpp}" > "${program%.cpp}.out" ||
+    fail "README.md's program $(basename "$program") failed: $(cat "${program%.cpp}.out")"
+done
 
 echo "== 4. the installed CLI"
 [[ $("$prefix/bin/concur" --version) == "concur $version" ]] || fail "concur --version"
