@@ -13,18 +13,6 @@
 namespace concur::apps::bench {
 namespace {
 
-std::string_view size_name(Size size) {
-  switch (size) {
-    case Size::kQuick:
-      return "quick";
-    case Size::kDefault:
-      return "default";
-    case Size::kFull:
-      return "full";
-  }
-  return "?";
-}
-
 // display_width(s) counts code points, which is the terminal width of the text we print.
 std::size_t display_width(std::string_view s) {
   return static_cast<std::size_t>(std::count_if(
@@ -39,28 +27,46 @@ std::string pad(std::string_view s, std::size_t width, bool right) {
 
 }  // namespace
 
+std::string_view size_name(Size size) {
+  switch (size) {
+    case Size::kQuick:
+      return "quick";
+    case Size::kDefault:
+      return "default";
+    case Size::kFull:
+      return "full";
+  }
+  return "?";
+}
+
 bool BenchResult::ok() const {
   return errors.empty() &&
          std::all_of(rows.begin(), rows.end(), [](const Row& r) { return r.ok(); });
 }
 
 BenchResult run_experiments(const std::vector<const Experiment*>& selected,
-                            const BenchConfig& config) {
+                            const BenchConfig& config, const RunHooks& hooks) {
   BenchResult result;
   result.machine = machine_info();
   result.config = config;
   result.config.progress = nullptr;  // the result outlives the caller's callback
   result.total_seconds = seconds_of([&] {
-    for (const Experiment* e : selected) {
-      try {
-        std::vector<Row> rows = e->run(config);
-        result.rows.insert(result.rows.end(), rows.begin(), rows.end());
-      } catch (const ExperimentError& ex) {
-        result.rows.insert(result.rows.end(), ex.rows().begin(), ex.rows().end());
-        result.errors.push_back(fmt::format("{}: {}", e->name(), ex.what()));
-      } catch (const std::exception& ex) {
-        result.errors.push_back(fmt::format("{}: {}", e->name(), ex.what()));
-      }
+    for (std::size_t i = 0; i < selected.size(); ++i) {
+      const Experiment* e = selected[i];
+      if (hooks.experiment_started) hooks.experiment_started(i, e->name());
+      const double seconds = seconds_of([&] {
+        try {
+          std::vector<Row> rows = e->run(config);
+          result.rows.insert(result.rows.end(), rows.begin(), rows.end());
+        } catch (const ExperimentError& ex) {
+          result.rows.insert(result.rows.end(), ex.rows().begin(), ex.rows().end());
+          result.errors.push_back(fmt::format("{}: {}", e->name(), ex.what()));
+        } catch (const std::exception& ex) {
+          result.errors.push_back(fmt::format("{}: {}", e->name(), ex.what()));
+        }
+      });
+      result.experiment_seconds.emplace_back(e->name(), seconds);
+      if (hooks.experiment_finished) hooks.experiment_finished(i, e->name(), seconds);
     }
   });
   finalize_rows(result.rows);
@@ -179,6 +185,10 @@ nlohmann::json to_json(const BenchResult& result) {
   }
   j["rows"] = std::move(rows);
   j["errors"] = result.errors;
+  j["experiment_seconds"] = nlohmann::json::object();
+  for (const auto& [name, seconds] : result.experiment_seconds) {
+    j["experiment_seconds"][name] = seconds;
+  }
   j["total_seconds"] = result.total_seconds;
   j["ok"] = result.ok();
   return j;
