@@ -290,23 +290,15 @@ crawl::LeaseBatch RedisFrontier::lease(std::size_t max) {
   return out;
 }
 
-void RedisFrontier::ack(const std::vector<std::string>& ids) {
-  if (ids.empty()) return;
-  std::vector<std::string_view> args{"ack"};
-  for (const std::string& id : ids) {
-    const auto [request, token] = split_lease(id);
-    args.push_back(request);
-    args.push_back(token);
-  }
-  call([&](Redis& redis) {
-    return settle_script().run(
-        redis, {key("leased"), key("owner"), key("req"), key("pri"), key("queue")}, args);
-  });
-}
+void RedisFrontier::ack(const std::vector<std::string>& ids) { settle("ack", ids); }
 
-void RedisFrontier::release(const std::vector<std::string>& ids) {
+void RedisFrontier::release(const std::vector<std::string>& ids) { settle("release", ids); }
+
+// settle(mode, ids): the settle script on the leases the ids still own ("ack" forgets the
+// requests, "release" queues them again).
+void RedisFrontier::settle(std::string_view mode, const std::vector<std::string>& ids) {
   if (ids.empty()) return;
-  std::vector<std::string_view> args{"release"};
+  std::vector<std::string_view> args{mode};
   for (const std::string& id : ids) {
     const auto [request, token] = split_lease(id);
     args.push_back(request);
@@ -387,24 +379,14 @@ nlohmann::json RedisFrontier::stats() {
   return out;
 }
 
-std::size_t RedisFrontier::queued() {
-  const std::string k = key("queue");
-  return static_cast<std::size_t>(call([&](Redis& redis) {
-                                    return redis.command({"ZCARD", k});
-                                  }).integer);
-}
+std::size_t RedisFrontier::queued() { return count("ZCARD", "queue"); }
+std::size_t RedisFrontier::leased() { return count("ZCARD", "leased"); }
+std::size_t RedisFrontier::seen() { return count("SCARD", "seen"); }
 
-std::size_t RedisFrontier::leased() {
-  const std::string k = key("leased");
+std::size_t RedisFrontier::count(std::string_view command, std::string_view part) {
+  const std::string k = key(part);
   return static_cast<std::size_t>(call([&](Redis& redis) {
-                                    return redis.command({"ZCARD", k});
-                                  }).integer);
-}
-
-std::size_t RedisFrontier::seen() {
-  const std::string k = key("seen");
-  return static_cast<std::size_t>(call([&](Redis& redis) {
-                                    return redis.command({"SCARD", k});
+                                    return redis.command({command, k});
                                   }).integer);
 }
 

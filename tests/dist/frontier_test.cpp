@@ -280,15 +280,44 @@ class SiteSpider : public crawl::Spider {
   }
 };
 
+// SiteOnLoop: the test site on a loop thread of its own while crawlers run on theirs; closed and
+// destroyed on that loop at the end. site() is used from the test's thread for its URL and log
+// (both safe from any thread).
+class SiteOnLoop {
+ public:
+  explicit SiteOnLoop(const CrawlSiteOptions& options) {
+    auto started = aio::run_coroutine_threadsafe(CrawlSite::start(options), loops_.loop(0));
+    site_.emplace(std::move(started).result(kGenerous));
+  }
+  SiteOnLoop(const SiteOnLoop&) = delete;
+  SiteOnLoop& operator=(const SiteOnLoop&) = delete;
+  ~SiteOnLoop() {
+    auto closing = [this]() -> aio::Task<void> {
+      site_->close();
+      co_await site_->wait_closed();
+      site_.reset();
+    };
+    aio::run_coroutine_threadsafe(closing(), loops_.loop(0)).result(kGenerous);
+  }
+  CrawlSite* operator->() { return &*site_; }
+  [[nodiscard]] std::set<std::string> fetched_paths() const {
+    std::set<std::string> out;
+    for (const RequestRecord& r : site_->log()) out.insert(r.path);
+    return out;
+  }
+
+ private:
+  aio::LoopGroup loops_{1};
+  std::optional<CrawlSite> site_;
+};
+
 TEST_F(FrontierTest, TwoCrawlersShareOneCrawlOfTheSitePolitely) {
-  aio::LoopGroup loops(1);
   CrawlSiteOptions site_options;
   site_options.posts = 60;
   site_options.posts_per_list = 10;
   site_options.post_bytes = 800;
   site_options.latency = 5ms;
-  auto started = aio::run_coroutine_threadsafe(CrawlSite::start(site_options), loops.loop(0));
-  std::optional<CrawlSite> site(std::move(started).result(kGenerous));
+  SiteOnLoop site(site_options);
 
   crawl::Settings settings;
   settings.log_level = "WARNING";
@@ -308,9 +337,7 @@ TEST_F(FrontierTest, TwoCrawlersShareOneCrawlOfTheSitePolitely) {
   a.join();
   b.join();
 
-  std::set<std::string> fetched;
-  for (const RequestRecord& r : site->log()) fetched.insert(r.path);
-  EXPECT_EQ(fetched, site->reachable_allowed_paths());
+  EXPECT_EQ(site.fetched_paths(), site->reachable_allowed_paths());
   // Each page once (robots.txt once per crawler), and the cluster's slot held to 3.
   for (const std::string& twice : site->fetched_more_than_once()) EXPECT_EQ(twice, "/robots.txt");
   EXPECT_LE(site->max_in_flight(), 3);
@@ -318,26 +345,17 @@ TEST_F(FrontierTest, TwoCrawlersShareOneCrawlOfTheSitePolitely) {
   auto shared = frontier("two-crawlers");
   EXPECT_EQ(shared->stats().at("response_received_count").get<std::int64_t>(), pages_a + pages_b);
   EXPECT_EQ(shared->queued() + shared->leased(), 0u);
-
-  auto closing = [&site]() -> aio::Task<void> {
-    site->close();
-    co_await site->wait_closed();
-    site.reset();
-  };
-  aio::run_coroutine_threadsafe(closing(), loops.loop(0)).result(kGenerous);
 }
 
 // A crawler that stops early (CLOSESPIDER_PAGECOUNT) gives back the leases it had not started at
 // once: the other crawler gets them without waiting for them to expire (a 30 s lease).
 TEST_F(FrontierTest, ACrawlerThatStopsEarlyReleasesItsLeases) {
-  aio::LoopGroup loops(1);
   CrawlSiteOptions site_options;
   site_options.posts = 60;
   site_options.posts_per_list = 30;  // wide pages: many leases at once
   site_options.post_bytes = 800;
   site_options.latency = 10ms;
-  auto started = aio::run_coroutine_threadsafe(CrawlSite::start(site_options), loops.loop(0));
-  std::optional<CrawlSite> site(std::move(started).result(kGenerous));
+  SiteOnLoop site(site_options);
 
   crawl::Settings settings;
   settings.log_level = "WARNING";
@@ -361,18 +379,9 @@ TEST_F(FrontierTest, ACrawlerThatStopsEarlyReleasesItsLeases) {
   EXPECT_EQ(early.at("finish_reason"), "closespider_pagecount");
   EXPECT_EQ(stayer.at("finish_reason"), "finished");
   EXPECT_EQ(stayer.value("scheduler/redelivered", 0), 0);  // released, not expired
-  std::set<std::string> fetched;
-  for (const RequestRecord& r : site->log()) fetched.insert(r.path);
-  EXPECT_EQ(fetched, site->reachable_allowed_paths());
+  EXPECT_EQ(site.fetched_paths(), site->reachable_allowed_paths());
   auto shared = frontier("early-stop");
   EXPECT_EQ(shared->queued() + shared->leased(), 0u);
-
-  auto closing = [&site]() -> aio::Task<void> {
-    site->close();
-    co_await site->wait_closed();
-    site.reset();
-  };
-  aio::run_coroutine_threadsafe(closing(), loops.loop(0)).result(kGenerous);
 }
 
 // Redis restarts mid-crawl (with AOF, appendfsync always): the frontier's calls reconnect and
@@ -380,14 +389,12 @@ TEST_F(FrontierTest, ACrawlerThatStopsEarlyReleasesItsLeases) {
 TEST_F(FrontierTest, ACrawlSurvivesARedisRestart) {
   RedisServer own;
   own.start(RedisServer::Options{.appendonly = true});
-  aio::LoopGroup loops(1);
   CrawlSiteOptions site_options;
   site_options.posts = 80;
   site_options.posts_per_list = 10;
   site_options.post_bytes = 800;
   site_options.latency = 20ms;
-  auto started = aio::run_coroutine_threadsafe(CrawlSite::start(site_options), loops.loop(0));
-  std::optional<CrawlSite> site(std::move(started).result(kGenerous));
+  SiteOnLoop site(site_options);
 
   crawl::Settings settings;
   settings.log_level = "ERROR";
@@ -411,16 +418,7 @@ TEST_F(FrontierTest, ACrawlSurvivesARedisRestart) {
 
   EXPECT_EQ(stats.at("finish_reason"), "finished");
   EXPECT_EQ(stats.value("shared/errors", 0), 0);
-  std::set<std::string> fetched;
-  for (const RequestRecord& r : site->log()) fetched.insert(r.path);
-  EXPECT_EQ(fetched, site->reachable_allowed_paths());
-
-  auto closing = [&site]() -> aio::Task<void> {
-    site->close();
-    co_await site->wait_closed();
-    site.reset();
-  };
-  aio::run_coroutine_threadsafe(closing(), loops.loop(0)).result(kGenerous);
+  EXPECT_EQ(site.fetched_paths(), site->reachable_allowed_paths());
 }
 
 }  // namespace

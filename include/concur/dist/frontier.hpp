@@ -84,6 +84,9 @@ class CONCUR_EXPORT RedisFrontier final : public crawl::SharedFrontier {
  private:
   template <class F>
   auto call(F&& f);
+  void settle(std::string_view mode, const std::vector<std::string>& ids);
+  // count(command, part): ZCARD / SCARD of one of the crawl's keys.
+  std::size_t count(std::string_view command, std::string_view part);
 
   Redis redis_;
   std::string name_;
