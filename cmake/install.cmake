@@ -77,6 +77,6 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION devel)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS
-    "python3, g++ (>= 4:12), cmake (>= 3.25), libcereal-dev, libboost1.81-dev, libssl-dev, libcurl4-openssl-dev, libxml2-dev, libsqlite3-dev, libboost-url1.81-dev, nlohmann-json3-dev, libfmt-dev, libhiredis-dev, libcli11-dev, pkgconf")
+    "python3, g++ (>= 4:12), cmake (>= 3.25), libcereal-dev, libboost1.81-dev, libssl-dev, libcurl4-openssl-dev, libxml2-dev, libsqlite3-dev, libboost-url1.81-dev, nlohmann-json3-dev, libfmt-dev, libhiredis-dev, librabbitmq-dev, libcli11-dev, pkgconf")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "redis-server, python3-aiohttp, python3-flask, gunicorn")
 include(CPack)

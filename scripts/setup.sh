@@ -33,6 +33,8 @@ packages=(
   iproute2  # concur::dist's hosts test: `ip netns` and veth links (tests/support/netns.hpp)
   python3-celery  # dist benchmark peer: Celery with the Redis broker (bench/compare/dist/)
   python3-rq  # dist benchmark peer: RQ (bench/compare/dist/)
+  librabbitmq-dev  # concur::dist over RabbitMQ (issue 18): rabbitmq-c under dist::Amqp
+  rabbitmq-server  # its tests: a private broker on free loopback ports (tests/support/rabbitmq_server.hpp)
 )
 
 missing=()
@@ -53,5 +55,14 @@ if [ "$(id -u)" -ne 0 ]; then
   sudo="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Services (nginx, redis-server, rabbitmq-server) are installed without being started: the tests
+# start private servers on free loopback ports, and a system-wide broker would only cost memory.
+# policy-rc.d (Debian's invoke-rc.d policy) says "no start" during this install, then goes.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" > /dev/null
+  $sudo chmod +x "$policy"
+  trap '$sudo rm -f "$policy"' EXIT
+fi
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,192 @@
+// concur/dist/amqp.hpp — an AMQP 0-9-1 connection (RabbitMQ) for concur::dist, over rabbitmq-c
+// (Debian's librabbitmq, synchronous API). The transport the RabbitMQ executor (issue 18) is
+// built on; usable alone.
+//
+//   dist::Amqp mq = dist::Amqp::connect(dist::AmqpUrl::parse("amqp://guest:guest@127.0.0.1/"));
+//   mq.declare_queue("tasks", {.durable = true, .max_priority = 9});
+//   mq.confirm_select();                                   // publisher confirms
+//   mq.publish("", "tasks", body, {.persistent = true});   // returns once the broker has it
+//   mq.qos(16);                                            // at most 16 unacknowledged
+//   mq.consume("tasks");
+//   if (auto d = mq.next_delivery(1s)) { ...; mq.ack(d->delivery_tag); }
+//
+// One Amqp is one TCP connection with one channel (channel 1). With confirms on, publish() waits
+// for the broker's basic.ack of that message (basic.nack: AmqpError); deliveries of a consumer on
+// the same channel that arrive meanwhile are kept, in order, for next_delivery().
+// Errors: the broker closing the channel or the connection (404 NOT_FOUND, 406
+// PRECONDITION_FAILED...) is AmqpError with the reply code and text, after which the Amqp is
+// closed; a socket that cannot connect, times out or breaks is concur::ConnectionError (closed
+// too). Bad URLs and arguments: ValueError. reconnect() opens it again (queues and consumers are
+// not re-declared: the caller does that).
+// Thread-safety: none — one connection per thread (rabbitmq-c's rule).
+#pragma once
+
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "concur/detail/config.hpp"
+#include "concur/errors.hpp"
+
+namespace concur::dist {
+
+// AmqpError: the broker closed the channel or the connection; code() is the AMQP reply code
+// (404, 406, 320 CONNECTION_FORCED...), what() "AmqpError: <code> <text>".
+class AmqpError : public Error {
+ public:
+  AmqpError(int code, const std::string& text)
+      : Error("AmqpError: " + std::to_string(code) + " " + text), code_(code), text_(text) {}
+  [[nodiscard]] int code() const noexcept { return code_; }
+  [[nodiscard]] const std::string& text() const noexcept { return text_; }
+
+ private:
+  int code_;
+  std::string text_;
+};
+
+// AmqpUrl: amqp://[user[:password]@]host[:port][/vhost] (port 5672, user and password "guest",
+// vhost "/" by default; "%2f" in the vhost is "/"). parse() throws ValueError for anything else.
+struct CONCUR_EXPORT AmqpUrl {
+  std::string host = "127.0.0.1";
+  int port = 5672;
+  std::string user = "guest";
+  std::string password = "guest";
+  std::string vhost = "/";
+
+  static AmqpUrl parse(std::string_view url);
+  // str() is the URL without the password.
+  [[nodiscard]] std::string str() const;
+};
+
+// QueueOptions: queue.declare's flags and the RabbitMQ arguments concur::dist uses.
+struct QueueOptions {
+  bool durable = false;                 // survives a broker restart (with persistent messages)
+  bool exclusive = false;               // this connection's only, deleted with it
+  bool auto_delete = false;             // deleted when its last consumer goes
+  int max_priority = 0;                 // x-max-priority (1-255): a priority queue; 0: none
+  std::string dead_letter_exchange{};     // x-dead-letter-exchange ("" with the key: the default)
+  std::string dead_letter_routing_key{};  // x-dead-letter-routing-key
+  bool dead_letter = false;             // set the two above (even when empty)
+  std::optional<std::chrono::milliseconds> message_ttl{};  // x-message-ttl
+};
+
+// QueueInfo: what queue.declare-ok said.
+struct QueueInfo {
+  std::string name{};  // the server's name for a queue declared with ""
+  std::uint32_t messages = 0;
+  std::uint32_t consumers = 0;
+};
+
+// MessageProperties: the basic properties concur::dist sets and reads.
+struct MessageProperties {
+  bool persistent = false;  // delivery-mode 2
+  std::optional<std::uint8_t> priority{};
+  std::string correlation_id{};
+  std::string reply_to{};
+  std::string message_id{};
+  std::string content_type{};
+  std::string type{};
+  std::optional<std::chrono::milliseconds> expiration{};  // a per-message TTL
+  std::map<std::string, std::string> headers{};           // string values only
+};
+
+// Delivery: one message given to a consumer (or by get()).
+struct Delivery {
+  std::uint64_t delivery_tag = 0;
+  bool redelivered = false;
+  std::string exchange{};
+  std::string routing_key{};
+  std::string body{};
+  MessageProperties properties{};
+};
+
+class CONCUR_EXPORT Amqp {
+ public:
+  // connect(url, timeout): TCP connect, login and channel 1 open, each bounded by `timeout`.
+  // ConnectionError when the broker cannot be reached or the login is refused (the broker closes
+  // the connection: ACCESS_REFUSED).
+  static Amqp connect(const AmqpUrl& url,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+  Amqp() noexcept;  // not connected
+  Amqp(Amqp&& other) noexcept;
+  Amqp& operator=(Amqp&& other) noexcept;
+  Amqp(const Amqp&) = delete;
+  Amqp& operator=(const Amqp&) = delete;
+  ~Amqp();
+
+  // declare_queue(name, options): queue.declare ("" lets the server name it). AmqpError 406 when
+  // the queue exists with other options.
+  QueueInfo declare_queue(std::string_view name, const QueueOptions& options = {});
+  // delete_queue(name) / purge_queue(name): queue.delete / queue.purge (the messages purged).
+  void delete_queue(std::string_view name);
+  std::uint32_t purge_queue(std::string_view name);
+  // declare_exchange(name, type, durable): exchange.declare ("direct", "fanout", "topic"...).
+  void declare_exchange(std::string_view name, std::string_view type, bool durable = false);
+  // bind_queue(queue, exchange, routing_key): queue.bind.
+  void bind_queue(std::string_view queue, std::string_view exchange, std::string_view routing_key);
+
+  // confirm_select(): publisher confirms for the rest of the connection's life.
+  void confirm_select();
+  // publish(exchange, routing_key, body, properties, mandatory): basic.publish; with confirms on,
+  // returns once the broker acknowledged the message (AmqpError on basic.nack, ConnectionError
+  // when no confirm comes within the connection's timeout).
+  void publish(std::string_view exchange, std::string_view routing_key, std::string_view body,
+               const MessageProperties& properties = {}, bool mandatory = false);
+
+  // qos(prefetch): basic.qos: at most `prefetch` unacknowledged deliveries to this channel.
+  void qos(std::uint16_t prefetch);
+  // consume(queue, no_ack, exclusive): basic.consume; the consumer tag.
+  std::string consume(std::string_view queue, bool no_ack = false, bool exclusive = false);
+  // cancel(consumer_tag): basic.cancel.
+  void cancel(std::string_view consumer_tag);
+  // next_delivery(timeout): the next message for this channel's consumers; nullopt when none
+  // came within `timeout` (zero: only what has already arrived).
+  std::optional<Delivery> next_delivery(std::chrono::milliseconds timeout);
+  // get(queue, no_ack): basic.get: one message, or nullopt when the queue is empty.
+  std::optional<Delivery> get(std::string_view queue, bool no_ack = false);
+  // ack(tag, multiple) / nack(tag, requeue, multiple) / reject(tag, requeue): settle deliveries.
+  void ack(std::uint64_t delivery_tag, bool multiple = false);
+  void nack(std::uint64_t delivery_tag, bool requeue, bool multiple = false);
+  void reject(std::uint64_t delivery_tag, bool requeue);
+
+  // set_timeout(t): how long a reply, a confirm or a frame may take (default: connect's).
+  void set_timeout(std::chrono::milliseconds timeout) { timeout_ = timeout; }
+  // reconnect(): connects again to the same URL (closing the old connection).
+  void reconnect();
+  // close(): channel.close and connection.close when connected, then the socket; never throws.
+  void close() noexcept;
+  [[nodiscard]] bool is_connected() const noexcept { return state_ != nullptr; }
+  [[nodiscard]] const AmqpUrl& url() const noexcept { return url_; }
+
+ private:
+  struct State;  // rabbitmq-c's connection state (opaque here)
+  void open();
+  // check(reply, what): throws for a reply that is not normal (closing the connection).
+  void check(const void* reply, const char* what);
+  // fail_connection(what, code): closes the connection and throws ConnectionError(code, what).
+  [[noreturn]] void fail_connection(const std::string& what, int code = ECONNRESET);
+  // read_event(timeout): reads what the channel has next: a delivery (queued in pending_) or a
+  // publisher confirm (returned). nullopt on timeout or after a delivery.
+  struct Confirm {
+    bool ack = false;
+    std::uint64_t tag = 0;
+    bool multiple = false;
+  };
+  std::optional<Confirm> read_event(std::chrono::milliseconds timeout);
+
+  State* state_ = nullptr;
+  AmqpUrl url_;
+  std::chrono::milliseconds timeout_{5000};
+  bool confirms_ = false;
+  std::uint64_t published_ = 0;   // delivery tags of this connection's publishes (confirms on)
+  std::uint64_t confirmed_ = 0;   // every tag up to this one is acknowledged
+  std::deque<Delivery> pending_;  // deliveries read while waiting for a confirm
+};
+
+}  // namespace concur::dist

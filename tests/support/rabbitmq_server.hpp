@@ -1,0 +1,188 @@
+// tests/support/rabbitmq_server.hpp — a private RabbitMQ broker (Debian's rabbitmq-server) on free
+// 127.0.0.1 ports, for concur::dist's AMQP tests (issue 18).
+//
+// RabbitMqServer::start() makes a fresh data directory (/tmp/concur-rmq-*), starts an epmd of its
+// own on a free port (so nothing is shared with another broker on the machine), then
+// /usr/lib/rabbitmq/bin/rabbitmq-server with a private node name, cookie (HOME), Mnesia and log
+// directories and free AMQP and distribution ports, both processes in a session of their own;
+// it waits (at most 60 s: the Erlang VM boots slowly on a loaded machine) until an AMQP login
+// succeeds. stop() — and the destructor — sends the broker SIGTERM (its script stops the node),
+// waits up to 20 s, then kills both sessions; restart() stops it and starts it again on the same
+// ports and directory, so durable queues and persistent messages survive (a broker restart).
+// Lifetime: a test process killed from outside cannot stop its broker; it runs on until killed
+// (`pgrep -af concur-rmq-`).
+// Thread-safety: one thread at a time (the test's). Header-only; loopback only.
+#pragma once
+
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "concur/dist/amqp.hpp"
+#include "concur/errors.hpp"
+#include "concur/subprocess.hpp"
+#include "support/loopback.hpp"
+
+namespace concur::testing {
+
+class RabbitMqServer {
+ public:
+  static constexpr const char* kServer = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+  static constexpr const char* kEpmd = "/usr/bin/epmd";
+  static constexpr auto kStartTimeout = std::chrono::seconds(60);
+
+  RabbitMqServer() = default;
+  RabbitMqServer(const RabbitMqServer&) = delete;
+  RabbitMqServer& operator=(const RabbitMqServer&) = delete;
+  ~RabbitMqServer() {
+    stop();
+    if (!dir_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir_, ec);
+    }
+  }
+
+  static bool available() { return ::access(kServer, X_OK) == 0 && ::access(kEpmd, X_OK) == 0; }
+
+  void start() {
+    if (broker_) throw RuntimeError("RabbitMqServer: already started");
+    if (!available()) {
+      throw RuntimeError(std::string("RabbitMqServer: ") + kServer +
+                         " is missing: run scripts/setup.sh to install rabbitmq-server");
+    }
+    if (dir_.empty()) {
+      std::string tmpl = (std::filesystem::temp_directory_path() / "concur-rmq-XXXXXX").string();
+      if (::mkdtemp(tmpl.data()) == nullptr) throw RuntimeError("RabbitMqServer: mkdtemp failed");
+      dir_ = tmpl;
+      port_ = free_loopback_port();
+      dist_port_ = free_loopback_port();
+      epmd_port_ = free_loopback_port();
+    }
+    launch();
+  }
+
+  void stop() {
+    if (broker_) {
+      (void)::kill(broker_->pid(), SIGTERM);  // the script runs `rabbitmqctl stop`
+      try {
+        broker_->wait(std::chrono::seconds(20));
+      } catch (const subprocess::TimeoutExpired&) {
+      }
+      (void)::kill(-broker_->pid(), SIGKILL);  // the session: script, VM, helpers
+      (void)broker_->wait();
+      broker_.reset();
+    }
+    if (epmd_) {
+      (void)::kill(-epmd_->pid(), SIGKILL);
+      (void)epmd_->wait();
+      epmd_.reset();
+    }
+  }
+
+  // restart(): stop, then start on the same ports and data directory.
+  void restart() {
+    stop();
+    launch();
+  }
+
+  [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
+  [[nodiscard]] std::string url() const {
+    return "amqp://guest:guest@127.0.0.1:" + std::to_string(port_) + "/";
+  }
+  [[nodiscard]] dist::Amqp client() const {
+    return dist::Amqp::connect(dist::AmqpUrl::parse(url()));
+  }
+  [[nodiscard]] std::string log() const {
+    std::ifstream in(dir_ / "out.log");
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+  }
+
+ private:
+  void launch() {
+    using namespace std::chrono_literals;
+    subprocess::PopenOptions epmd_options;
+    epmd_options.stdin_ = subprocess::Redirect::DevNull;
+    epmd_options.stdout_ = subprocess::Redirect::DevNull;
+    epmd_options.stderr_ = subprocess::Redirect::DevNull;
+    epmd_options.start_new_session = true;
+    epmd_ = std::make_unique<subprocess::Popen>(
+        std::vector<std::string>{kEpmd, "-port", std::to_string(epmd_port_), "-address",
+                                 "127.0.0.1"},
+        epmd_options);
+
+    const std::string node = "concur" + std::to_string(port_) + "@localhost";
+    subprocess::Environment env;
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string kv(*e);
+      const auto eq = kv.find('=');
+      if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    env["HOME"] = dir_.string();  // the Erlang cookie lives there
+    env["RABBITMQ_NODENAME"] = node;
+    env["RABBITMQ_NODE_IP_ADDRESS"] = "127.0.0.1";
+    env["RABBITMQ_NODE_PORT"] = std::to_string(port_);
+    env["RABBITMQ_DIST_PORT"] = std::to_string(dist_port_);
+    env["ERL_EPMD_PORT"] = std::to_string(epmd_port_);
+    env["ERL_EPMD_ADDRESS"] = "127.0.0.1";
+    env["RABBITMQ_MNESIA_BASE"] = (dir_ / "mnesia").string();
+    env["RABBITMQ_LOG_BASE"] = (dir_ / "log").string();
+    env["RABBITMQ_ENABLED_PLUGINS_FILE"] = (dir_ / "enabled_plugins").string();
+    env["RABBITMQ_CONFIG_FILE"] = (dir_ / "rabbitmq").string();  // none: the defaults
+    env["RABBITMQ_SERVER_START_ARGS"] = "-start_epmd false";
+    subprocess::PopenOptions po;
+    po.stdin_ = subprocess::Redirect::DevNull;
+    po.stdout_ = subprocess::Redirect::DevNull;
+    po.stderr_ = subprocess::Redirect::DevNull;
+    po.start_new_session = true;
+    po.cwd = dir_.string();
+    po.env = env;
+    // The script's output (the boot banner, errors) goes to out.log through a shell.
+    broker_ = std::make_unique<subprocess::Popen>(
+        std::vector<std::string>{"/bin/sh", "-c",
+                                 std::string("exec ") + kServer + " > out.log 2>&1"},
+        po);
+    const auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
+    for (;;) {
+      if (broker_->poll()) {
+        const std::string why = log();
+        stop();
+        throw RuntimeError("RabbitMqServer: rabbitmq-server exited: " + why);
+      }
+      if (loopback_accepts(port_)) {
+        try {
+          (void)client();
+          return;
+        } catch (const std::exception&) {
+          // listening, not yet serving
+        }
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        const std::string why = log();
+        stop();
+        throw RuntimeError("RabbitMqServer: no AMQP login within 60 s: " + why);
+      }
+      std::this_thread::sleep_for(100ms);
+    }
+  }
+
+  std::filesystem::path dir_;
+  std::uint16_t port_ = 0;
+  std::uint16_t dist_port_ = 0;
+  std::uint16_t epmd_port_ = 0;
+  std::unique_ptr<subprocess::Popen> epmd_;
+  std::unique_ptr<subprocess::Popen> broker_;
+};
+
+}  // namespace concur::testing
