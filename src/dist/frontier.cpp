@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "protocol.hpp"
+
 namespace concur::dist {
 
 namespace {
@@ -219,8 +221,9 @@ std::string RedisFrontier::key(std::string_view part) const {
   return out;
 }
 
-// call(f): f(redis_) — again after a broken connection, reconnecting with backoff (100 ms doubling
-// to 2 s) until reconnect_timeout has passed; then the ConnectionError goes to the caller. Every
+// call(f): f(redis_) — again after a broken connection or a transient error reply (LOADING after a
+// restart...), reconnecting with backoff (100 ms doubling to 2 s) until reconnect_timeout has
+// passed; then the ConnectionError goes to the caller. Every
 // call is safe to repeat: add() of a request already added finds its fingerprint seen, lease()'s
 // lost leases expire back to the queue, and ack/release/extend are idempotent.
 template <class F>
@@ -233,6 +236,9 @@ auto RedisFrontier::call(F&& f) {
       return f(redis_);
     } catch (const ConnectionError&) {
       if (std::chrono::steady_clock::now() + pause > deadline) throw;
+    } catch (const RedisError& e) {
+      // LOADING (a restarted Redis reading its AOF), BUSY...: passes like a lost connection.
+      if (!detail::transient(e) || std::chrono::steady_clock::now() + pause > deadline) throw;
     }
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, std::chrono::milliseconds(2000));

@@ -265,6 +265,30 @@ TEST_F(FrontierTest, ABrokenConnectionFailsAfterTheReconnectTimeout) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
 }
 
+// A transient error reply (BUSY while another client's script runs long; LOADING after a restart
+// is the same path) is waited out like a lost connection, not thrown.
+TEST_F(FrontierTest, ATransientErrorReplyIsRetried) {
+  RedisServer own;
+  own.start();
+  dist::Redis admin = own.client();
+  (void)admin.command({"CONFIG", "SET", "busy-reply-threshold", "100"});  // BUSY after 100 ms
+  FrontierOptions o;
+  o.reconnect_timeout = 20s;
+  RedisFrontier f(own.url(), "busy", o);
+  std::jthread slow([&own] {  // joined however the test ends
+    dist::Redis r = own.client();
+    r.set_timeout(30s);
+    (void)r.command({"EVAL",
+                     "local t = redis.call('TIME') local s = t[1] * 1000000 + t[2] "
+                     "while true do local n = redis.call('TIME') "
+                     "if n[1] * 1000000 + n[2] - s > 1500000 then break end end return 0",
+                     "0"});
+  });
+  std::this_thread::sleep_for(300ms);  // the script runs (1.5 s): the server answers BUSY
+  EXPECT_EQ(f.add({request(kFp1, "a")}), std::vector<bool>{true});
+  EXPECT_EQ(f.queued(), 1u);
+}
+
 // ---- crawlers sharing a frontier ----
 
 class SiteSpider : public crawl::Spider {
