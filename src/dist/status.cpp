@@ -1,6 +1,7 @@
 // dist::read_status: SCAN for the queues' streams, then per queue XLEN, XPENDING (summary),
 // ZCARD of the retries, XLEN of the dead letters and the stats hash; the workers from the
-// heartbeat hash and the consumer group's consumers.
+// heartbeat hash and the consumer group's consumers; the shared crawls (SCAN for their counters,
+// then the sizes of their queue, leases and seen set, and their pages so far).
 #include "concur/dist/status.hpp"
 
 #include <algorithm>
@@ -67,6 +68,40 @@ ClusterStatus read_status(Redis& redis, const std::string& prefix) {
   }
   std::sort(out.workers.begin(), out.workers.end(),
             [](const WorkerStatus& a, const WorkerStatus& b) { return a.name < b.name; });
+
+  // Shared crawls: every frontier has a request counter (seq) from its first add.
+  std::string crawl_prefix = prefix;
+  crawl_prefix.append(":crawl:");
+  std::string crawl_pattern = crawl_prefix;
+  crawl_pattern.append("*:seq");
+  std::vector<std::string> crawls;
+  std::string crawl_cursor = "0";  // (a new string: g++ 12's -Wrestrict misfires on cursor = "0")
+  do {
+    const Reply r = redis.command(
+        {"SCAN", crawl_cursor, "MATCH", crawl_pattern, "COUNT", "1000", "TYPE", "string"});
+    crawl_cursor = r.at(0).str;
+    for (const Reply& k : r.at(1).elements) {
+      crawls.push_back(k.str.substr(crawl_prefix.size(), k.str.size() - crawl_prefix.size() - 4));
+    }
+  } while (crawl_cursor != "0");
+  std::sort(crawls.begin(), crawls.end());
+  crawls.erase(std::unique(crawls.begin(), crawls.end()), crawls.end());
+  for (const std::string& name : crawls) {
+    std::string base = crawl_prefix;
+    base.append(name).append(":");
+    const auto key = [&base](const char* part) {
+      std::string k = base;
+      return k.append(part);
+    };
+    CrawlStatus c;
+    c.name = name;
+    c.queued = redis.command({"ZCARD", key("queue")}).integer;
+    c.leased = redis.command({"ZCARD", key("leased")}).integer;
+    c.seen = redis.command({"SCARD", key("seen")}).integer;
+    const Reply pages = redis.command({"HGET", key("stats"), "response_received_count"});
+    c.pages = pages.is_nil() ? 0 : pages.as_integer();
+    out.crawls.push_back(std::move(c));
+  }
   return out;
 }
 

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "concur/dist/executor.hpp"
+#include "concur/dist/frontier.hpp"
 #include "concur/dist/worker.hpp"
 #include "concur/mp/task.hpp"
 #include "support/process_support.hpp"
@@ -101,6 +102,32 @@ TEST(DistStatusTest, QueuesAndWorkersAsTheyAre) {
   // what no worker took and fails the rest.
   EXPECT_FALSE(ex.shutdown(100ms, /*cancel_futures=*/true));
   EXPECT_THROW((void)retrying.result(), TimeoutError);
+}
+
+// A shared crawl (`concur crawl --redis`) shows with its queue, leases, seen set and pages.
+TEST(DistStatusTest, SharedCrawlsAsTheyAre) {
+  RedisServer server;
+  server.start();
+  Redis r = server.client();
+  dist::RedisFrontier f(server.url(), "blog");
+  crawl::SharedRequest one;
+  one.fingerprint = std::string(40, 'a');
+  one.blob = "x";
+  crawl::SharedRequest two = one;
+  two.fingerprint = std::string(40, 'b');
+  crawl::SharedRequest three = one;
+  three.fingerprint = std::string(40, 'c');
+  (void)f.add({one, two, three, one});  // the last is a duplicate: not queued
+  (void)f.lease(1);
+  f.merge_stats({{"response_received_count", 7}});
+  const ClusterStatus s = read_status(r);
+  ASSERT_EQ(s.crawls.size(), 1u);
+  EXPECT_EQ(s.crawls[0].name, "blog");
+  EXPECT_EQ(s.crawls[0].queued, 2);
+  EXPECT_EQ(s.crawls[0].leased, 1);
+  EXPECT_EQ(s.crawls[0].seen, 3);
+  EXPECT_EQ(s.crawls[0].pages, 7);
+  EXPECT_TRUE(s.queues.empty());  // a crawl is not a task queue
 }
 
 }  // namespace concur::dist::test

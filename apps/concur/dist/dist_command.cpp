@@ -62,6 +62,13 @@ std::string format_status(const concur::dist::ClusterStatus& s) {
     out += fmt::format("{:<40} {:>12.1f} s {:>8}\n", w.name,
                        static_cast<double>(w.last_seen.count()) / 1000.0, w.leased);
   if (s.workers.empty()) out += "(no workers)\n";
+  if (!s.crawls.empty()) {  // only when `concur crawl --redis` used this Redis
+    out += fmt::format("\n{:<40} {:>10} {:>8} {:>10} {:>10}\n", "shared crawl", "queued", "leased",
+                       "seen", "pages");
+    for (const auto& c : s.crawls)
+      out += fmt::format("{:<40} {:>10} {:>8} {:>10} {:>10}\n", c.name, c.queued, c.leased, c.seen,
+                         c.pages);
+  }
   return out;
 }
 
@@ -88,6 +95,13 @@ int run_dist(const StatusOptions& options, std::ostream& out, std::ostream& err)
     for (const auto& w : s.workers)
       j["workers"].push_back(
           {{"name", w.name}, {"last_seen_ms", w.last_seen.count()}, {"leased", w.leased}});
+    j["crawls"] = nlohmann::json::array();
+    for (const auto& c : s.crawls)
+      j["crawls"].push_back({{"name", c.name},
+                             {"queued", c.queued},
+                             {"leased", c.leased},
+                             {"seen", c.seen},
+                             {"pages", c.pages}});
     out << j.dump() << "\n";
     return 0;
   } catch (const ValueError& e) {

@@ -4,7 +4,8 @@
 //   dist::ClusterStatus s = dist::read_status(dist::RedisUrl::parse("redis://10.0.0.5:6379"));
 //   for (const auto& q : s.queues) std::cout << q.name << ": " << q.waiting << " waiting\n";
 //
-// Queues are found by their streams (<prefix>:q:*); a worker is alive when its last heartbeat is
+// Queues are found by their streams (<prefix>:q:*), shared crawls by their counters
+// (<prefix>:crawl:<name>:seq); a worker is alive when its last heartbeat is
 // recent (workers beat every lease/3). Read with a few commands per queue, not atomically: the
 // figures of a busy queue are a moment's picture.
 #pragma once
@@ -35,9 +36,20 @@ struct WorkerStatus {
   std::int64_t leased = 0;              // tasks it holds now
 };
 
+// CrawlStatus: a shared crawl (`concur crawl --redis`, dist::RedisFrontier with its default
+// prefix "<prefix>:crawl:").
+struct CrawlStatus {
+  std::string name;
+  std::int64_t queued = 0;  // requests waiting
+  std::int64_t leased = 0;  // requests a crawler holds (being fetched, or about to be)
+  std::int64_t seen = 0;    // fingerprints in the dupefilter
+  std::int64_t pages = 0;   // response_received_count of the crawlers that have ended
+};
+
 struct ClusterStatus {
   std::vector<QueueStatus> queues;    // by name
   std::vector<WorkerStatus> workers;  // by name
+  std::vector<CrawlStatus> crawls;    // by name
 };
 
 // read_status(redis, prefix) reads the queues and workers under `prefix`. Throws as
