@@ -9,7 +9,9 @@
 #include <amqp_tcp_socket.h>
 #include <sys/time.h>
 
+#include <algorithm>
 #include <charconv>
+#include <iterator>
 #include <string>
 #include <utility>
 #include <vector>
@@ -161,7 +163,8 @@ Amqp::Amqp(Amqp&& other) noexcept
       timeout_(other.timeout_),
       confirms_(other.confirms_),
       published_(other.published_),
-      confirmed_(other.confirmed_),
+      unconfirmed_(std::move(other.unconfirmed_)),
+      nacked_(std::move(other.nacked_)),
       pending_(std::move(other.pending_)) {}
 
 Amqp& Amqp::operator=(Amqp&& other) noexcept {
@@ -172,7 +175,8 @@ Amqp& Amqp::operator=(Amqp&& other) noexcept {
     timeout_ = other.timeout_;
     confirms_ = other.confirms_;
     published_ = other.published_;
-    confirmed_ = other.confirmed_;
+    unconfirmed_ = std::move(other.unconfirmed_);
+    nacked_ = std::move(other.nacked_);
     pending_ = std::move(other.pending_);
   }
   return *this;
@@ -218,7 +222,9 @@ void Amqp::open() {
   amqp_rpc_reply_t reply = amqp_get_rpc_reply(state_->conn);
   check(&reply, "channel.open");
   confirms_ = false;
-  published_ = confirmed_ = 0;
+  published_ = 0;
+  unconfirmed_.clear();
+  nacked_.clear();
   pending_.clear();
 }
 
@@ -357,6 +363,54 @@ void Amqp::confirm_select() {
 
 void Amqp::publish(std::string_view exchange, std::string_view routing_key, std::string_view body,
                    const MessageProperties& properties, bool mandatory) {
+  const std::uint64_t mine = publish_nowait(exchange, routing_key, body, properties, mandatory);
+  if (!confirms_) return;
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  while (unconfirmed_.count(mine) != 0) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left <= std::chrono::milliseconds(0)) {
+      fail_connection("basic.publish: no confirm from the broker within the timeout", ETIMEDOUT);
+    }
+    if (const std::optional<Confirm> c = read_event(left)) settle(*c);
+  }
+  if (const auto it = std::find(nacked_.begin(), nacked_.end(), mine); it != nacked_.end()) {
+    nacked_.erase(it);
+    throw AmqpError(0, "basic.nack: the broker did not take the message");
+  }
+}
+
+std::vector<std::uint64_t> Amqp::wait_confirms(std::chrono::milliseconds timeout) {
+  if (state_ == nullptr) throw RuntimeError("Amqp: not connected");
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!unconfirmed_.empty()) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left <= std::chrono::milliseconds(0)) {
+      fail_connection("wait_confirms: " + std::to_string(unconfirmed_.size()) +
+                          " confirms did not come within the timeout",
+                      ETIMEDOUT);
+    }
+    if (const std::optional<Confirm> c = read_event(left)) settle(*c);
+  }
+  return std::exchange(nacked_, {});
+}
+
+void Amqp::settle(const Confirm& c) {
+  auto first = unconfirmed_.begin();
+  auto last = unconfirmed_.upper_bound(c.tag);  // multiple: every tag up to c.tag
+  if (!c.multiple) {
+    first = unconfirmed_.find(c.tag);
+    if (first == unconfirmed_.end()) return;  // settled already
+    last = std::next(first);
+  }
+  if (!c.ack) nacked_.insert(nacked_.end(), first, last);
+  unconfirmed_.erase(first, last);
+}
+
+std::uint64_t Amqp::publish_nowait(std::string_view exchange, std::string_view routing_key,
+                                   std::string_view body, const MessageProperties& properties,
+                                   bool mandatory) {
   if (state_ == nullptr) throw RuntimeError("Amqp: not connected");
   amqp_basic_properties_t p{};
   std::string expiration;
@@ -400,22 +454,9 @@ void Amqp::publish(std::string_view exchange, std::string_view routing_key, std:
   if (status != AMQP_STATUS_OK) {
     fail_connection(std::string("basic.publish: ") + amqp_error_string2(status));
   }
-  if (!confirms_) return;
-  const std::uint64_t mine = ++published_;
-  const auto deadline = std::chrono::steady_clock::now() + timeout_;
-  while (confirmed_ < mine) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        deadline - std::chrono::steady_clock::now());
-    if (left <= std::chrono::milliseconds(0)) {
-      fail_connection("basic.publish: no confirm from the broker within the timeout");
-    }
-    const std::optional<Confirm> c = read_event(left);
-    if (!c) continue;
-    if (!c->ack && (c->tag == mine || (c->multiple && c->tag >= mine))) {
-      throw AmqpError(0, "basic.nack: the broker did not take the message");
-    }
-    if (c->ack) confirmed_ = std::max(confirmed_, c->tag);
-  }
+  if (!confirms_) return 0;
+  unconfirmed_.insert(++published_);
+  return published_;
 }
 
 void Amqp::qos(std::uint16_t prefetch) {
@@ -515,8 +556,7 @@ std::optional<Delivery> Amqp::next_delivery(std::chrono::milliseconds timeout) {
     const auto left = std::max(std::chrono::milliseconds(0),
                                std::chrono::duration_cast<std::chrono::milliseconds>(
                                    deadline - std::chrono::steady_clock::now()));
-    const std::optional<Confirm> c = read_event(left);
-    if (c && c->ack) confirmed_ = std::max(confirmed_, c->tag);
+    if (const std::optional<Confirm> c = read_event(left)) settle(*c);
     if (pending_.empty() && std::chrono::steady_clock::now() >= deadline) return std::nullopt;
   }
 }

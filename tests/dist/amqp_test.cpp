@@ -109,6 +109,26 @@ TEST_F(AmqpTest, PublishWithConfirmsThenConsumeAndAck) {
   EXPECT_FALSE(consumer.next_delivery(100ms));
 }
 
+// Confirms in flight: a fast producer publishes without waiting, then collects every confirm.
+TEST_F(AmqpTest, ConfirmsInFlightAreCollectedByWaitConfirms) {
+  Amqp mq = connect();
+  const std::string q = mq.declare_queue("in-flight", {.durable = true}).name;
+  (void)mq.purge_queue(q);
+  EXPECT_EQ(mq.publish_nowait("", q, "before confirms"), 0u);  // no confirms: no tag
+  mq.confirm_select();
+  std::uint64_t last = 0;
+  for (int i = 0; i < 500; ++i) {
+    const std::uint64_t tag = mq.publish_nowait("", q, std::to_string(i), {.persistent = true});
+    EXPECT_EQ(tag, last + 1);
+    last = tag;
+  }
+  EXPECT_TRUE(mq.wait_confirms(10s).empty());  // the broker took them all
+  EXPECT_EQ(mq.unconfirmed(), 0u);
+  EXPECT_EQ(mq.declare_queue(q, {.durable = true}).messages, 501u);
+  mq.publish("", q, "sync");  // the waiting form still works after them
+  EXPECT_EQ(mq.purge_queue(q), 502u);
+}
+
 TEST_F(AmqpTest, QosBoundsTheUnacknowledgedAndAnUnackedMessageIsRedeliveredWhenItsConnectionGoes) {
   Amqp producer = connect();
   const std::string q = producer.declare_queue("", {.exclusive = false, .auto_delete = false}).name;

@@ -27,8 +27,10 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "concur/detail/config.hpp"
 #include "concur/errors.hpp"
@@ -65,13 +67,13 @@ struct CONCUR_EXPORT AmqpUrl {
 
 // QueueOptions: queue.declare's flags and the RabbitMQ arguments concur::dist uses.
 struct QueueOptions {
-  bool durable = false;                 // survives a broker restart (with persistent messages)
-  bool exclusive = false;               // this connection's only, deleted with it
-  bool auto_delete = false;             // deleted when its last consumer goes
-  int max_priority = 0;                 // x-max-priority (1-255): a priority queue; 0: none
+  bool durable = false;                   // survives a broker restart (with persistent messages)
+  bool exclusive = false;                 // this connection's only, deleted with it
+  bool auto_delete = false;               // deleted when its last consumer goes
+  int max_priority = 0;                   // x-max-priority (1-255): a priority queue; 0: none
   std::string dead_letter_exchange{};     // x-dead-letter-exchange ("" with the key: the default)
   std::string dead_letter_routing_key{};  // x-dead-letter-routing-key
-  bool dead_letter = false;             // set the two above (even when empty)
+  bool dead_letter = false;               // set the two above (even when empty)
   std::optional<std::chrono::milliseconds> message_ttl{};  // x-message-ttl
 };
 
@@ -138,6 +140,18 @@ class CONCUR_EXPORT Amqp {
   // when no confirm comes within the connection's timeout).
   void publish(std::string_view exchange, std::string_view routing_key, std::string_view body,
                const MessageProperties& properties = {}, bool mandatory = false);
+  // publish_nowait(...): basic.publish without waiting for its confirm (confirms kept in flight,
+  // as a fast producer needs: a confirm of a persistent message waits for the broker's fsync).
+  // With confirms on, returns the message's delivery tag (1, 2, … on this connection), 0 without.
+  std::uint64_t publish_nowait(std::string_view exchange, std::string_view routing_key,
+                               std::string_view body, const MessageProperties& properties = {},
+                               bool mandatory = false);
+  // wait_confirms(timeout): waits until every message published so far is confirmed; returns the
+  // tags the broker refused (basic.nack), empty when it took them all. ConnectionError when the
+  // confirms do not come within `timeout`. Deliveries arriving meanwhile are kept.
+  std::vector<std::uint64_t> wait_confirms(std::chrono::milliseconds timeout);
+  // unconfirmed(): how many published messages await their confirm.
+  [[nodiscard]] std::size_t unconfirmed() const noexcept { return unconfirmed_.size(); }
 
   // qos(prefetch): basic.qos: at most `prefetch` unacknowledged deliveries to this channel.
   void qos(std::uint16_t prefetch);
@@ -179,14 +193,18 @@ class CONCUR_EXPORT Amqp {
     bool multiple = false;
   };
   std::optional<Confirm> read_event(std::chrono::milliseconds timeout);
+  // settle(c): the confirm's tags (all up to it when `multiple`) leave unconfirmed_; nacked ones
+  // go to nacked_.
+  void settle(const Confirm& c);
 
   State* state_ = nullptr;
   AmqpUrl url_;
   std::chrono::milliseconds timeout_{5000};
   bool confirms_ = false;
-  std::uint64_t published_ = 0;   // delivery tags of this connection's publishes (confirms on)
-  std::uint64_t confirmed_ = 0;   // every tag up to this one is acknowledged
-  std::deque<Delivery> pending_;  // deliveries read while waiting for a confirm
+  std::uint64_t published_ = 0;          // the last delivery tag given (confirms on)
+  std::set<std::uint64_t> unconfirmed_;  // published, confirm not yet read
+  std::vector<std::uint64_t> nacked_;    // refused, not yet reported
+  std::deque<Delivery> pending_;         // deliveries read while waiting for a confirm
 };
 
 }  // namespace concur::dist
