@@ -3,8 +3,9 @@
 // consumption with qos and manual acks (an unacknowledged message comes back redelivered when its
 // connection goes), nack/reject, properties and headers round-tripped, priorities, per-message
 // TTL with a dead-letter hop (the delayed-retry pattern of issue 18), the broker's errors
-// (AmqpError with the reply code), an unreachable broker, and durable messages across a broker
-// restart. Loopback only.
+// (AmqpError with the reply code), an unreachable broker, and confirmed durable messages across a
+// broker crash. One ctest process for the suite (ONE_PROCESS): the broker boots once. Loopback
+// only.
 #include "concur/dist/amqp.hpp"
 
 #include <gtest/gtest.h>
@@ -267,7 +268,7 @@ TEST_F(AmqpTest, BadCredentialsAreRefused) {
 }
 
 // Durable queue, persistent messages, publisher confirms: what the broker acknowledged survives
-// its restart. (Last: the restart takes seconds.)
+// its crash (restart() kills it with SIGKILL) and restart. (Last: the restart takes seconds.)
 TEST_F(AmqpTest, ConfirmedPersistentMessagesSurviveABrokerRestart) {
   {
     Amqp mq = connect();
