@@ -614,8 +614,9 @@ TEST_F(CrawlSiteTest, NginxServesTheSameSite) {
     site.close();
     co_await site.wait_closed();
   }());
-  // Its access log: one line per request, in the documented format.
-  const std::vector<std::string> lines = nginx.access_log_lines();
+  // Its access log: one line per request, in the documented format (each written just after its
+  // answer: waited for).
+  const std::vector<std::string> lines = nginx.access_log_lines(13, kGenerous);
   EXPECT_EQ(lines.size(), 13u);
   const bool logged = std::any_of(lines.begin(), lines.end(), [](const std::string& line) {
     return line.find("\"GET /post/1 HTTP/1.1\" 200 ") != std::string::npos &&

@@ -110,6 +110,11 @@ class NginxServer {
   [[nodiscard]] const std::filesystem::path& prefix() const noexcept { return prefix_; }
   // access_log_lines(): the access log so far, one request a line (format above).
   [[nodiscard]] std::vector<std::string> access_log_lines() const;
+  // access_log_lines(at_least, timeout): the access log once it has `at_least` lines, or as it is
+  // at `timeout`. nginx writes a request's line in its log phase, after the response went out: a
+  // client holding its answer may read the log a moment before the line is there.
+  [[nodiscard]] std::vector<std::string> access_log_lines(std::size_t at_least,
+                                                          std::chrono::milliseconds timeout) const;
   // error_log(): nginx's error log so far.
   [[nodiscard]] std::string error_log() const { return read_file(prefix_ / "error.log"); }
 
@@ -270,6 +275,16 @@ inline void NginxServer::stop() {
     process_->wait();
   }
   process_.reset();
+}
+
+inline std::vector<std::string> NginxServer::access_log_lines(
+    std::size_t at_least, std::chrono::milliseconds timeout) const {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    std::vector<std::string> lines = access_log_lines();
+    if (lines.size() >= at_least || std::chrono::steady_clock::now() >= deadline) return lines;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 inline std::vector<std::string> NginxServer::access_log_lines() const {
