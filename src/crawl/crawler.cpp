@@ -281,10 +281,10 @@ class Engine : public std::enable_shared_from_this<Engine> {
   aio::Task<void> run_callback(std::shared_ptr<Response> response, Spider::Callback cb,
                                Spider::Errback eb, std::shared_ptr<Failure> failure);
   bool maybe_retry(const Request& request, const std::string& reason);
-  // spawn(task, spawned): schedules a task the pump keeps track of (it is never awaited: each
-  // handles its own errors); its end rings wake_ (a done-callback, so even a task cancelled
-  // before its first step does).
-  void spawn(aio::Task<void> task, Spawned spawned);
+  // spawn(task, spawned, on_done): schedules a task the pump keeps track of (it is never awaited:
+  // each handles its own errors); its end runs on_done (when given) and rings wake_ (a
+  // done-callback, so even a task cancelled before its first step does).
+  void spawn(aio::Task<void> task, Spawned spawned, std::function<void(Engine&)> on_done = {});
   // reap(): forgets the tasks that ended: a process task gives back its share of alive_, one
   // cancelled gives its request back to the JOBDIR, a robots task wakes its waiters.
   void reap();
@@ -306,6 +306,9 @@ class Engine : public std::enable_shared_from_this<Engine> {
   aio::Task<void> shared_op(concur::Future<void> call, std::string what);
   // shared_heartbeat(): renews every lease and slot hold this crawler has (a timer's call).
   void shared_heartbeat();
+  // take_leases(batch): a lease() call's answer, on the loop: its requests join leased_; an empty
+  // one ends the crawl (nothing outstanding anywhere) or slows the polling.
+  void take_leases(LeaseBatch& batch);
   // shared_slot(slot, gap): takes the slot's hold in the frontier (waiting while the cluster's
   // slot is full or spaced); the hold's token. Throws Paused when closing.
   aio::Task<std::string> shared_slot(Slot& slot, double gap);
@@ -695,12 +698,16 @@ Progress Engine::progress() const {
   return p;
 }
 
-void Engine::spawn(aio::Task<void> task, Spawned spawned) {
+void Engine::spawn(aio::Task<void> task, Spawned spawned, std::function<void(Engine&)> on_done) {
   aio::ScheduledTask<void> scheduled = loop_->create_task(std::move(task));
   std::weak_ptr<Engine> weak = weak_from_this();
-  scheduled.add_done_callback([weak](const aio::Task<void>& /*done*/) {
-    if (auto self = weak.lock()) self->wake_.set();
-  });
+  scheduled.add_done_callback(
+      [weak, on_done = std::move(on_done)](const aio::Task<void>& /*done*/) {
+        if (auto self = weak.lock()) {
+          if (on_done) on_done(*self);
+          self->wake_.set();
+        }
+      });
   spawned.task = std::move(scheduled);
   tasks_.emplace(next_task_id_++, std::move(spawned));
 }
@@ -1351,54 +1358,49 @@ void Engine::shared_sync() {
   auto batch = std::make_shared<LeaseBatch>();
   concur::Future<void> call =
       shared_io_->submit([frontier, want, batch] { *batch = frontier->lease(want); });
-  // What the batch brings is applied on the loop, in the done-callback below (shared_op only
-  // awaits and reports): the leased requests join leased_, an empty batch slows the polling.
-  aio::Task<void> op = shared_op(std::move(call), "lease");
-  aio::ScheduledTask<void> scheduled = loop_->create_task(std::move(op));
-  std::weak_ptr<Engine> weak = weak_from_this();
-  scheduled.add_done_callback([weak, batch](const aio::Task<void>& /*done*/) {
-    auto self = weak.lock();
-    if (!self) return;
-    self->lease_pending_ = false;
-    self->wake_.set();
-    if (batch->redelivered > 0) {
-      self->stats_.inc_value("scheduler/redelivered",
-                             static_cast<std::int64_t>(batch->redelivered));
-    }
-    for (Leased& l : batch->leased) {
-      try {
-        self->leased_.emplace_back(load_request(l.blob), std::move(l.id));
-        self->stats_.inc_value("scheduler/dequeued");
-        self->stats_.inc_value("scheduler/dequeued/shared");
-      } catch (const ValueError& e) {
-        self->stats_.inc_value("scheduler/unreadable");
-        self->log("ERROR", std::string("Skipping an unreadable shared request: ") + e.what());
-        self->to_ack_.push_back(std::move(l.id));
-      }
-    }
-    if (!batch->leased.empty()) {
-      self->poll_ = std::chrono::milliseconds(0);
-      self->next_lease_ = {};
-      return;
-    }
-    if (batch->outstanding == 0) {
-      self->shared_done_ = true;  // nothing queued or leased anywhere: nothing can come
-      return;
-    }
-    // Others hold leases (they may yet add requests, or die and leave them to us): poll again,
-    // from 50 ms up to a fifth of the lease time.
-    const auto ceiling = std::max(std::chrono::milliseconds(50), self->shared_->lease_time() / 5);
-    self->poll_ = std::min(ceiling, std::max(std::chrono::milliseconds(50), self->poll_ * 2));
-    self->next_lease_ = Clock::now() + self->poll_;
-    self->poll_timer_.cancel();
-    self->poll_timer_ = self->loop_->call_later(self->poll_, [weak] {
-      if (auto engine = weak.lock()) engine->wake_.set();
-    });
-  });
+  // What the batch brings is applied on the loop when the call's task ends (shared_op only awaits
+  // and reports): take_leases().
   Spawned spawned;
-  spawned.task = std::move(scheduled);
   spawned.shared_op = true;
-  tasks_.emplace(next_task_id_++, std::move(spawned));
+  spawn(shared_op(std::move(call), "lease"), std::move(spawned), [batch](Engine& self) {
+    self.lease_pending_ = false;
+    self.take_leases(*batch);
+  });
+}
+
+void Engine::take_leases(LeaseBatch& batch) {
+  if (batch.redelivered > 0) {
+    stats_.inc_value("scheduler/redelivered", static_cast<std::int64_t>(batch.redelivered));
+  }
+  for (Leased& l : batch.leased) {
+    try {
+      leased_.emplace_back(load_request(l.blob), std::move(l.id));
+      stats_.inc_value("scheduler/dequeued");
+      stats_.inc_value("scheduler/dequeued/shared");
+    } catch (const ValueError& e) {
+      stats_.inc_value("scheduler/unreadable");
+      log("ERROR", std::string("Skipping an unreadable shared request: ") + e.what());
+      to_ack_.push_back(std::move(l.id));
+    }
+  }
+  if (!batch.leased.empty()) {
+    poll_ = std::chrono::milliseconds(0);
+    next_lease_ = {};
+    return;
+  }
+  if (batch.outstanding == 0) {
+    shared_done_ = true;  // nothing queued or leased anywhere: nothing can come
+    return;
+  }
+  // Others hold leases (they may yet add requests, or die and leave them to us): poll again,
+  // from 50 ms up to a fifth of the lease time.
+  const auto ceiling = std::max(std::chrono::milliseconds(50), shared_->lease_time() / 5);
+  poll_ = std::min(ceiling, std::max(std::chrono::milliseconds(50), poll_ * 2));
+  next_lease_ = Clock::now() + poll_;
+  poll_timer_.cancel();
+  poll_timer_ = loop_->call_later(poll_, [weak = weak_from_this()] {
+    if (auto engine = weak.lock()) engine->wake_.set();
+  });
 }
 
 void Engine::shared_heartbeat() {
@@ -1415,18 +1417,10 @@ void Engine::shared_heartbeat() {
   SharedFrontier* frontier = shared_.get();
   concur::Future<void> call = shared_io_->submit(
       [frontier, ids = std::move(ids), holds = std::move(holds)] { frontier->extend(ids, holds); });
-  aio::ScheduledTask<void> scheduled = loop_->create_task(shared_op(std::move(call), "heartbeat"));
-  std::weak_ptr<Engine> weak = weak_from_this();
-  scheduled.add_done_callback([weak](const aio::Task<void>& /*done*/) {
-    if (auto self = weak.lock()) {
-      self->heartbeat_pending_ = false;
-      self->wake_.set();
-    }
-  });
   Spawned spawned;
-  spawned.task = std::move(scheduled);
   spawned.shared_op = true;
-  tasks_.emplace(next_task_id_++, std::move(spawned));
+  spawn(shared_op(std::move(call), "heartbeat"), std::move(spawned),
+        [](Engine& self) { self.heartbeat_pending_ = false; });
 }
 
 aio::Task<std::string> Engine::shared_slot(Slot& slot, double gap) {

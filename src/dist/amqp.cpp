@@ -219,8 +219,7 @@ void Amqp::open() {
     fail_connection("login to " + url_.str() + " refused or failed", ECONNREFUSED);
   }
   amqp_channel_open(state_->conn, kChannel);
-  amqp_rpc_reply_t reply = amqp_get_rpc_reply(state_->conn);
-  check(&reply, "channel.open");
+  rpc_done("channel.open");
   confirms_ = false;
   published_ = 0;
   unconfirmed_.clear();
@@ -236,6 +235,20 @@ void Amqp::close() noexcept {
   (void)amqp_destroy_connection(state_->conn);
   delete state_;
   state_ = nullptr;
+}
+
+void Amqp::require_connection() const {
+  if (state_ == nullptr) throw RuntimeError("Amqp: not connected");
+}
+
+void Amqp::rpc_done(const char* what) {
+  const amqp_rpc_reply_t reply = amqp_get_rpc_reply(state_->conn);
+  check(&reply, what);
+}
+
+void Amqp::status_done(int status, const char* what) {
+  if (status != AMQP_STATUS_OK)
+    fail_connection(std::string(what) + ": " + amqp_error_string2(status));
 }
 
 void Amqp::fail_connection(const std::string& what, int code) {
@@ -282,7 +295,7 @@ void Amqp::check(const void* reply_ptr, const char* what) {
 }
 
 QueueInfo Amqp::declare_queue(std::string_view name, const QueueOptions& options) {
-  if (state_ == nullptr) throw RuntimeError("Amqp: not connected");
+  require_connection();
   if (options.max_priority < 0 || options.max_priority > 255) {
     throw ValueError("declare_queue: max_priority must be 0-255");
   }
@@ -313,51 +326,45 @@ QueueInfo Amqp::declare_queue(std::string_view name, const QueueOptions& options
   const amqp_queue_declare_ok_t* ok = amqp_queue_declare(
       state_->conn, kChannel, bytes(name), 0, options.durable ? 1 : 0, options.exclusive ? 1 : 0,
       options.auto_delete ? 1 : 0, entries.empty() ? amqp_empty_table : args);
-  const amqp_rpc_reply_t reply = amqp_get_rpc_reply(state_->conn);
-  check(&reply, "queue.declare");
+  rpc_done("queue.declare");
   QueueInfo info{str(ok->queue), ok->message_count, ok->consumer_count};
   amqp_maybe_release_buffers(state_->conn);
   return info;
 }
 
 void Amqp::delete_queue(std::string_view name) {
-  if (state_ == nullptr) throw RuntimeError("Amqp: not connected");
+  require_connection();
   (void)amqp_queue_delete(state_->conn, kChannel, bytes(name), 0, 0);
-  const amqp_rpc_reply_t reply = amqp_get_rpc_reply(state_->conn);
-  check(&reply, "queue.delete");
+  rpc_done("queue.delete");
 }
 
 std::uint32_t Amqp::purge_queue(std::string_view name) {
-  if (state_ == nullptr) throw RuntimeError("Amqp: not connected");
+  require_connection();
   const amqp_queue_purge_ok_t* ok = amqp_queue_purge(state_->conn, kChannel, bytes(name));
-  const amqp_rpc_reply_t reply = amqp_get_rpc_reply(state_->conn);
-  check(&reply, "queue.purge");
+  rpc_done("queue.purge");
   return ok->message_count;
 }
 
 void Amqp::declare_exchange(std::string_view name, std::string_view type, bool durable) {
-  if (state_ == nullptr) throw RuntimeError("Amqp: not connected");
+  require_connection();
   (void)amqp_exchange_declare(state_->conn, kChannel, bytes(name), bytes(type), 0, durable ? 1 : 0,
                               0, 0, amqp_empty_table);
-  const amqp_rpc_reply_t reply = amqp_get_rpc_reply(state_->conn);
-  check(&reply, "exchange.declare");
+  rpc_done("exchange.declare");
 }
 
 void Amqp::bind_queue(std::string_view queue, std::string_view exchange,
                       std::string_view routing_key) {
-  if (state_ == nullptr) throw RuntimeError("Amqp: not connected");
+  require_connection();
   (void)amqp_queue_bind(state_->conn, kChannel, bytes(queue), bytes(exchange), bytes(routing_key),
                         amqp_empty_table);
-  const amqp_rpc_reply_t reply = amqp_get_rpc_reply(state_->conn);
-  check(&reply, "queue.bind");
+  rpc_done("queue.bind");
 }
 
 void Amqp::confirm_select() {
-  if (state_ == nullptr) throw RuntimeError("Amqp: not connected");
+  require_connection();
   if (confirms_) return;
   (void)amqp_confirm_select(state_->conn, kChannel);
-  const amqp_rpc_reply_t reply = amqp_get_rpc_reply(state_->conn);
-  check(&reply, "confirm.select");
+  rpc_done("confirm.select");
   confirms_ = true;
 }
 
@@ -381,7 +388,7 @@ void Amqp::publish(std::string_view exchange, std::string_view routing_key, std:
 }
 
 std::vector<std::uint64_t> Amqp::wait_confirms(std::chrono::milliseconds timeout) {
-  if (state_ == nullptr) throw RuntimeError("Amqp: not connected");
+  require_connection();
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!unconfirmed_.empty()) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -411,7 +418,7 @@ void Amqp::settle(const Confirm& c) {
 std::uint64_t Amqp::publish_nowait(std::string_view exchange, std::string_view routing_key,
                                    std::string_view body, const MessageProperties& properties,
                                    bool mandatory) {
-  if (state_ == nullptr) throw RuntimeError("Amqp: not connected");
+  require_connection();
   amqp_basic_properties_t p{};
   std::string expiration;
   std::vector<amqp_table_entry_t> headers;
@@ -451,36 +458,31 @@ std::uint64_t Amqp::publish_nowait(std::string_view exchange, std::string_view r
   }
   const int status = amqp_basic_publish(state_->conn, kChannel, bytes(exchange), bytes(routing_key),
                                         mandatory ? 1 : 0, 0, &p, bytes(body));
-  if (status != AMQP_STATUS_OK) {
-    fail_connection(std::string("basic.publish: ") + amqp_error_string2(status));
-  }
+  status_done(status, "basic.publish");
   if (!confirms_) return 0;
   unconfirmed_.insert(++published_);
   return published_;
 }
 
 void Amqp::qos(std::uint16_t prefetch) {
-  if (state_ == nullptr) throw RuntimeError("Amqp: not connected");
+  require_connection();
   (void)amqp_basic_qos(state_->conn, kChannel, 0, prefetch, 0);
-  const amqp_rpc_reply_t reply = amqp_get_rpc_reply(state_->conn);
-  check(&reply, "basic.qos");
+  rpc_done("basic.qos");
 }
 
 std::string Amqp::consume(std::string_view queue, bool no_ack, bool exclusive) {
-  if (state_ == nullptr) throw RuntimeError("Amqp: not connected");
+  require_connection();
   const amqp_basic_consume_ok_t* ok =
       amqp_basic_consume(state_->conn, kChannel, bytes(queue), amqp_empty_bytes, 0, no_ack ? 1 : 0,
                          exclusive ? 1 : 0, amqp_empty_table);
-  const amqp_rpc_reply_t reply = amqp_get_rpc_reply(state_->conn);
-  check(&reply, "basic.consume");
+  rpc_done("basic.consume");
   return str(ok->consumer_tag);
 }
 
 void Amqp::cancel(std::string_view consumer_tag) {
-  if (state_ == nullptr) throw RuntimeError("Amqp: not connected");
+  require_connection();
   (void)amqp_basic_cancel(state_->conn, kChannel, bytes(consumer_tag));
-  const amqp_rpc_reply_t reply = amqp_get_rpc_reply(state_->conn);
-  check(&reply, "basic.cancel");
+  rpc_done("basic.cancel");
 }
 
 std::optional<Amqp::Confirm> Amqp::read_event(std::chrono::milliseconds timeout) {
@@ -545,7 +547,7 @@ std::optional<Amqp::Confirm> Amqp::read_event(std::chrono::milliseconds timeout)
 }
 
 std::optional<Delivery> Amqp::next_delivery(std::chrono::milliseconds timeout) {
-  if (state_ == nullptr) throw RuntimeError("Amqp: not connected");
+  require_connection();
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     if (!pending_.empty()) {
@@ -562,7 +564,7 @@ std::optional<Delivery> Amqp::next_delivery(std::chrono::milliseconds timeout) {
 }
 
 std::optional<Delivery> Amqp::get(std::string_view queue, bool no_ack) {
-  if (state_ == nullptr) throw RuntimeError("Amqp: not connected");
+  require_connection();
   amqp_maybe_release_buffers(state_->conn);
   const amqp_rpc_reply_t r = amqp_basic_get(state_->conn, kChannel, bytes(queue), no_ack ? 1 : 0);
   check(&r, "basic.get");
@@ -583,27 +585,22 @@ std::optional<Delivery> Amqp::get(std::string_view queue, bool no_ack) {
 }
 
 void Amqp::ack(std::uint64_t delivery_tag, bool multiple) {
-  if (state_ == nullptr) throw RuntimeError("Amqp: not connected");
+  require_connection();
   const int status = amqp_basic_ack(state_->conn, kChannel, delivery_tag, multiple ? 1 : 0);
-  if (status != AMQP_STATUS_OK)
-    fail_connection(std::string("basic.ack: ") + amqp_error_string2(status));
+  status_done(status, "basic.ack");
 }
 
 void Amqp::nack(std::uint64_t delivery_tag, bool requeue, bool multiple) {
-  if (state_ == nullptr) throw RuntimeError("Amqp: not connected");
+  require_connection();
   const int status =
       amqp_basic_nack(state_->conn, kChannel, delivery_tag, multiple ? 1 : 0, requeue ? 1 : 0);
-  if (status != AMQP_STATUS_OK) {
-    fail_connection(std::string("basic.nack: ") + amqp_error_string2(status));
-  }
+  status_done(status, "basic.nack");
 }
 
 void Amqp::reject(std::uint64_t delivery_tag, bool requeue) {
-  if (state_ == nullptr) throw RuntimeError("Amqp: not connected");
+  require_connection();
   const int status = amqp_basic_reject(state_->conn, kChannel, delivery_tag, requeue ? 1 : 0);
-  if (status != AMQP_STATUS_OK) {
-    fail_connection(std::string("basic.reject: ") + amqp_error_string2(status));
-  }
+  status_done(status, "basic.reject");
 }
 
 }  // namespace concur::dist

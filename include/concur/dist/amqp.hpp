@@ -181,6 +181,12 @@ class CONCUR_EXPORT Amqp {
  private:
   struct State;  // rabbitmq-c's connection state (opaque here)
   void open();
+  // require_connection(): RuntimeError when not connected.
+  void require_connection() const;
+  // rpc_done(what): check() of the last RPC's reply (amqp_get_rpc_reply).
+  void rpc_done(const char* what);
+  // status_done(status, what): a rabbitmq-c status other than OK fails the connection.
+  void status_done(int status, const char* what);
   // check(reply, what): throws for a reply that is not normal (closing the connection).
   void check(const void* reply, const char* what);
   // fail_connection(what, code): closes the connection and throws ConnectionError(code, what).
