@@ -107,6 +107,10 @@ struct TaskOptions {
   // mp::check_soft_time_limit() throwing SoftTimeLimitExceeded) and may stop cleanly; zero: the
   // worker's WorkerOptions::soft_time_limit. Kept by every worker, threads or processes.
   std::chrono::milliseconds soft_time_limit{0};
+  // priority: 0-9, higher first — AMQP's message priority (AmqpExecutor: queues declared with
+  // x-max-priority 9). RedisExecutor has no message priorities (serve queues in order instead:
+  // WorkerOptions::queues) and refuses a nonzero one with ValueError.
+  std::uint8_t priority = 0;
 };
 
 // RedisOptions: RedisExecutor's constructor arguments.
@@ -136,15 +140,15 @@ using concur::detail::FutureState;
 using concur::detail::FutureStateBase;
 using concur::detail::PromiseAccess;
 
-class RedisClientCore;
+class RemoteClient;
 
 // remote_withdraw(core, id): deletes the task of job `id` from its stream unless a worker took
 // it (RemoteFutureState::withdraw). Never throws: kUnknown when Redis cannot be asked.
-CONCUR_EXPORT FutureStateBase::Withdrawal remote_withdraw(
-    const std::weak_ptr<RedisClientCore>& core, std::uint64_t id) noexcept;
+CONCUR_EXPORT FutureStateBase::Withdrawal remote_withdraw(const std::weak_ptr<RemoteClient>& core,
+                                                          std::uint64_t id) noexcept;
 // remote_revoke(core, id): the running future of job `id` was cancelled: tells the worker running
 // it to kill the run (RemoteFutureState::running_cancelled). Never throws.
-CONCUR_EXPORT void remote_revoke(const std::weak_ptr<RedisClientCore>& core,
+CONCUR_EXPORT void remote_revoke(const std::weak_ptr<RemoteClient>& core,
                                  std::uint64_t id) noexcept;
 
 // RemoteFutureState is the state of a RedisExecutor future. A worker may take the task before the
@@ -156,7 +160,7 @@ CONCUR_EXPORT void remote_revoke(const std::weak_ptr<RedisClientCore>& core,
 template <class T>
 class RemoteFutureState final : public FutureState<T> {
  public:
-  RemoteFutureState(std::weak_ptr<RedisClientCore> core, std::uint64_t id) noexcept
+  RemoteFutureState(std::weak_ptr<RemoteClient> core, std::uint64_t id) noexcept
       : FutureState<T>(FutureStateBase::kRef), core_(std::move(core)), id_(id) {}
   // mark_unsent(): the task never reached Redis: a cancel needs no answer from it.
   void mark_unsent() noexcept {
@@ -179,7 +183,7 @@ class RemoteFutureState final : public FutureState<T> {
   }
 
  private:
-  std::weak_ptr<RedisClientCore> core_;
+  std::weak_ptr<RemoteClient> core_;
   std::uint64_t id_;
   std::mutex mu_;
   FutureStateBase::Withdrawal found_ = FutureStateBase::Withdrawal::kUnknown;
@@ -214,8 +218,7 @@ struct RemoteJob {
 // RemoteJobBase<T> is a job whose future is a Future<T> (over a RemoteFutureState<T>).
 template <class T>
 struct RemoteJobBase : RemoteJob {
-  RemoteJobBase(const std::shared_ptr<RedisClientCore>& core, std::uint64_t job_id,
-                std::size_t calls)
+  RemoteJobBase(const std::shared_ptr<RemoteClient>& core, std::uint64_t job_id, std::size_t calls)
       : RemoteJob(job_id, calls),
         remote(new RemoteFutureState<T>(core, job_id)),
         promise(PromiseAccess::adopt<T>(remote)) {}
@@ -254,7 +257,7 @@ struct RemoteJobBase : RemoteJob {
 
 template <class R>
 struct RemoteJobImpl final : RemoteJobBase<R> {
-  RemoteJobImpl(const std::shared_ptr<RedisClientCore>& core, std::uint64_t job_id)
+  RemoteJobImpl(const std::shared_ptr<RemoteClient>& core, std::uint64_t job_id)
       : RemoteJobBase<R>(core, job_id, 0) {}
   void finish(std::string_view bytes) override {
     if constexpr (std::is_void_v<R>) {
@@ -274,7 +277,7 @@ struct RemoteJobImpl final : RemoteJobBase<R> {
 
 template <class R>
 struct RemoteBatchJobImpl final : RemoteJobBase<std::vector<R>> {
-  RemoteBatchJobImpl(const std::shared_ptr<RedisClientCore>& core, std::uint64_t job_id,
+  RemoteBatchJobImpl(const std::shared_ptr<RemoteClient>& core, std::uint64_t job_id,
                      std::size_t calls)
       : RemoteJobBase<std::vector<R>>(core, job_id, calls) {}
   void finish(std::string_view bytes) override {
@@ -333,41 +336,43 @@ class ArgsWriter {
 // remote_submit(core, fn, options, args, job): registers `job` and puts the task on its queue.
 // Throws UsageError (fn not registered), RuntimeError (after shutdown), ConnectionError (Redis
 // unreachable).
-CONCUR_EXPORT void remote_submit(const std::shared_ptr<RedisClientCore>& core, mp::detail::AnyFn fn,
+CONCUR_EXPORT void remote_submit(const std::shared_ptr<RemoteClient>& core, mp::detail::AnyFn fn,
                                  const TaskOptions& options, std::string args,
                                  std::unique_ptr<RemoteJob> job);
 // remote_cancel(core, id): the future of job `id` was cancelled (its task was withdrawn, or never
 // sent): the executor forgets the job. Never throws.
-CONCUR_EXPORT void remote_cancel(const std::weak_ptr<RedisClientCore>& core,
+CONCUR_EXPORT void remote_cancel(const std::weak_ptr<RemoteClient>& core,
                                  std::uint64_t id) noexcept;
-CONCUR_EXPORT std::uint64_t remote_reserve_id(RedisClientCore& core) noexcept;
+CONCUR_EXPORT std::uint64_t remote_reserve_id(RemoteClient& core) noexcept;
 
 }  // namespace detail
 
-class CONCUR_EXPORT RedisExecutor final : public Executor {
+// RemoteExecutor is what RedisExecutor and AmqpExecutor (amqp_executor.hpp) share: the
+// registered-task submit, submit_with, submit_batch, map and shutdown over a broker, every future
+// settled by a reader thread from the workers' messages. Its members are as documented at the top
+// of this file; a broker's own behaviour is in its class. Not constructed directly.
+class CONCUR_EXPORT RemoteExecutor : public Executor {
  public:
-  // RedisExecutor(url, options) connects (ConnectionError when Redis cannot be reached, ValueError
-  // for a bad URL) and starts the thread that reads results.
-  explicit RedisExecutor(const std::string& url, RedisOptions options = {});
-  RedisExecutor(const RedisExecutor&) = delete;
-  RedisExecutor& operator=(const RedisExecutor&) = delete;
-  // ~RedisExecutor() is shutdown(true).
-  ~RedisExecutor() override;
+  RemoteExecutor(const RemoteExecutor&) = delete;
+  RemoteExecutor& operator=(const RemoteExecutor&) = delete;
+  // ~RemoteExecutor() is shutdown(true).
+  ~RemoteExecutor() override;
 
   // submit(fn, args...) runs the registered task fn(args...) on a worker → Future<R>: the
   // arguments are serialized now (PicklingError); UsageError when fn is not registered,
-  // RuntimeError after shutdown(), ConnectionError when Redis cannot be reached.
+  // RuntimeError after shutdown(), ConnectionError when the broker cannot be reached.
   template <class R, class... P, class... A>
   requires(sizeof...(P) == sizeof...(A)) Future<R> submit(R (*fn)(P...), A&&... args) {
     return submit_with(default_options(), fn, std::forward<A>(args)...);
   }
-  // submit_with(options, fn, args...) is submit with this task's own queue and retries.
+  // submit_with(options, fn, args...) is submit with this task's own queue, retries, limits and
+  // priority.
   template <class R, class... P, class... A>
   requires(sizeof...(P) == sizeof...(A)) Future<R> submit_with(const TaskOptions& options,
                                                                R (*fn)(P...), A&&... args) {
     (mp::detail::require_task_argument<std::remove_cvref_t<P>>(), ...);
     static_assert(std::is_void_v<R> || mp::TaskArgument<R>,
-                  "RedisExecutor::submit: the task's result type must be serializable and "
+                  "dist executor submit: the task's result type must be serializable and "
                   "default constructible, so that it can come back from the worker");
     detail::ArgsWriter writer;
     writer.write(mp::detail::as_param<P>(std::forward<A>(args))...);
@@ -388,7 +393,7 @@ class CONCUR_EXPORT RedisExecutor final : public Executor {
     });
   }
 
-  // map(fn, ranges..., [MapOptions]) is ProcessPoolExecutor::map over Redis: lazy, ordered,
+  // map(fn, ranges..., [MapOptions]) is ProcessPoolExecutor::map over the broker: lazy, ordered,
   // chunks of MapOptions::chunksize calls (one task each: raise it for short tasks, a round trip
   // costs more than a trivial call), at most MapOptions::window chunks in flight (0: 64 per
   // max_workers()), zipped ranges, MapOptions::timeout from the call
@@ -410,12 +415,13 @@ class CONCUR_EXPORT RedisExecutor final : public Executor {
   [[nodiscard]] std::size_t max_workers() const noexcept override;
   // pending() is how many of this executor's futures are not settled yet.
   [[nodiscard]] std::size_t pending() const;
-  // options() are the constructor's options.
-  [[nodiscard]] const RedisOptions& options() const noexcept;
 
  protected:
+  explicit RemoteExecutor(std::shared_ptr<detail::RemoteClient> core);
   // execute(task): an arbitrary callable cannot run on another machine — UsageError.
   void execute(concur::detail::RunnablePtr task) override;
+
+  std::shared_ptr<detail::RemoteClient> core_;
 
  private:
   template <class Ex, class R, class Fn, class... Ranges>
@@ -426,7 +432,7 @@ class CONCUR_EXPORT RedisExecutor final : public Executor {
   Future<std::vector<R>> submit_inputs(R (*fn)(P...), Fill&& fill) {
     (mp::detail::require_task_argument<std::remove_cvref_t<P>>(), ...);
     static_assert(!std::is_void_v<R> && mp::TaskArgument<R>,
-                  "RedisExecutor::submit_batch / map: the task must return a serializable, "
+                  "dist executor submit_batch / map: the task must return a serializable, "
                   "default-constructible value");
     detail::ArgsWriter writer;
     std::size_t calls = 0;
@@ -456,14 +462,23 @@ class CONCUR_EXPORT RedisExecutor final : public Executor {
             std::unique_ptr<detail::RemoteJob> job, const F& future) {
     const std::uint64_t id = job->id;
     detail::remote_submit(core_, fn, options, std::move(args), std::move(job));
-    // (after the submit: a refused one cancels its job, which must not reach Redis)
-    future.add_done_callback(
-        [core = std::weak_ptr<detail::RedisClientCore>(core_), id](const F& f) {
-          if (f.cancelled()) detail::remote_cancel(core, id);
-        });
+    // (after the submit: a refused one cancels its job, which must not reach the broker)
+    future.add_done_callback([core = std::weak_ptr<detail::RemoteClient>(core_), id](const F& f) {
+      if (f.cancelled()) detail::remote_cancel(core, id);
+    });
   }
+};
 
-  std::shared_ptr<detail::RedisClientCore> core_;
+class CONCUR_EXPORT RedisExecutor final : public RemoteExecutor {
+ public:
+  // RedisExecutor(url, options) connects (ConnectionError when Redis cannot be reached, ValueError
+  // for a bad URL) and starts the thread that reads results.
+  explicit RedisExecutor(const std::string& url, RedisOptions options = {});
+  // options() are the constructor's options.
+  [[nodiscard]] const RedisOptions& options() const noexcept { return options_; }
+
+ private:
+  RedisOptions options_;
 };
 
 }  // namespace concur::dist

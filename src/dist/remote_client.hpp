@@ -1,0 +1,126 @@
+// src/dist/remote_client.hpp (internal) — RemoteClient: the client side that RedisExecutor and
+// AmqpExecutor share — the table of submitted jobs, the task message built from TaskOptions, the
+// delivery of the workers' messages to the futures (start, result, error), cancel, and shutdown.
+// A broker subclass sends the tasks (send), takes a queued one back or revokes it (take_back),
+// tells a worker to kill a running one (send_revoke) and runs the reader thread that hands the
+// messages of its reply destination to deliver().
+// Thread-safety: every public member may be called from any thread; deliver() from the reader.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "concur/dist/executor.hpp"
+#include "protocol.hpp"
+
+namespace concur::dist::detail {
+
+// ClientSettings: what RemoteClient needs of an executor's options.
+struct ClientSettings {
+  std::string kind;   // "RedisExecutor" / "AmqpExecutor", in error messages
+  std::string queue;  // the default queue
+  TaskOptions task{};
+  std::chrono::milliseconds result_ttl{};
+  bool track_started = true;
+  std::size_t max_workers = 0;
+};
+
+// new_client_id(): "<16 random hex digits>-<pid>": names an executor's reply destination.
+std::string new_client_id();
+
+class RemoteClient {
+ public:
+  // RemoteClient(settings, client_id, reply): `reply` is where the workers send this executor's
+  // messages (TaskMessage::reply: a Redis list's key, an AMQP queue's name).
+  RemoteClient(ClientSettings settings, std::string client_id, std::string reply);
+  RemoteClient(const RemoteClient&) = delete;
+  RemoteClient& operator=(const RemoteClient&) = delete;
+  virtual ~RemoteClient() = default;
+
+  // start(): starts the reader thread (after construction: it calls the subclass).
+  virtual void start() = 0;
+  // join_reader(): stops the reader thread and waits for it; idempotent.
+  virtual void join_reader() = 0;
+
+  std::uint64_t reserve_id() noexcept { return next_id_.fetch_add(1, std::memory_order_relaxed); }
+
+  // submit(fn, options, args, job): records `job` and sends its task. UsageError (not
+  // registered), ValueError (bad options), RuntimeError (after shutdown), ConnectionError.
+  void submit(mp::detail::AnyFn fn, const TaskOptions& options, std::string args,
+              std::unique_ptr<RemoteJob> job);
+  // cancel(id): job `id`'s future was cancelled (withdrawn or never sent): forget it.
+  void cancel(std::uint64_t id) noexcept;
+  // withdraw(id): takes job `id`'s task back unless a worker took it (kTaken also when the start
+  // was reported; kUnknown when the job is settled, not sent yet, or the broker cannot be asked).
+  FutureStateBase::Withdrawal withdraw(std::uint64_t id) noexcept;
+  // revoke(id): job `id` was cancelled while it ran on a worker that can stop it.
+  void revoke(std::uint64_t id) noexcept { send_revoke(id); }
+  // shutdown(wait, cancel_futures, deadline): see RemoteExecutor::shutdown; with a deadline, the
+  // jobs still unsettled then fail with TimeoutError. True when everything settled.
+  bool shutdown(bool wait, bool cancel_futures,
+                std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
+
+  [[nodiscard]] std::size_t pending() const;
+  [[nodiscard]] bool is_shutdown() const;
+  [[nodiscard]] const ClientSettings& settings() const noexcept { return settings_; }
+  [[nodiscard]] const std::string& client_id() const noexcept { return client_; }
+  [[nodiscard]] const std::string& reply() const noexcept { return reply_; }
+
+ protected:
+  // send(m, queue, options): puts task message `m` on `queue` → a handle for take_back (the
+  // stream entry's id...). Throws ConnectionError and the like: the job is then cancelled.
+  virtual std::string send(const TaskMessage& m, const std::string& queue,
+                           const TaskOptions& options) = 0;
+  // take_back(queue, handle, id): the broker's answer to withdraw() for a task sent and not
+  // reported started. May throw (kUnknown).
+  virtual FutureStateBase::Withdrawal take_back(const std::string& queue, const std::string& handle,
+                                                std::uint64_t id) = 0;
+  // send_revoke(id): tells the worker running job `id` to kill the run. Never throws.
+  virtual void send_revoke(std::uint64_t id) noexcept = 0;
+  // wake_reader(): makes the reader look at its stop flag now. Never throws.
+  virtual void wake_reader() noexcept = 0;
+  // check_task(options): a broker's own refusals (ValueError) of a task's options.
+  virtual void check_task(const TaskOptions& options) const = 0;
+
+  // deliver(bytes): one ResultMessage from a worker (the reader thread's); a message that is not
+  // one, or for a job this executor no longer has (cancelled, settled: a second run's result), is
+  // dropped (a start of such a job calls on_orphan_start).
+  void deliver(std::string_view bytes);
+  // on_orphan_start(id): a worker started job `id`, which this executor no longer waits for (it
+  // was cancelled: revoked while queued). Default: nothing.
+  virtual void on_orphan_start(std::uint64_t /*id*/) noexcept {}
+  // finished(): the reader may end (stopped, or shut down with nothing left to settle).
+  bool finished() const;
+
+  std::atomic<bool> stop_{false};
+
+ private:
+  struct Record {
+    std::unique_ptr<RemoteJob> job;
+    std::string handle;  // send()'s answer (for a withdraw)
+    std::string queue;
+    bool started = false;
+  };
+
+  void start_job(std::uint64_t id, RemoteJob* job);
+
+  ClientSettings settings_;
+  std::string client_;
+  std::string reply_;
+  std::atomic<std::uint64_t> next_id_{1};
+
+  mutable std::mutex mu_;  // jobs_, shutdown_
+  std::condition_variable settled_cv_;
+  std::unordered_map<std::uint64_t, Record> jobs_;
+  bool shutdown_ = false;
+};
+
+}  // namespace concur::dist::detail
