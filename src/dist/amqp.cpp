@@ -322,6 +322,12 @@ QueueInfo Amqp::declare_queue(std::string_view name, const QueueOptions& options
     }
   }
   if (options.message_ttl) add_int("x-message-ttl", options.message_ttl->count());
+  if (options.expires) {
+    if (options.expires->count() <= 0) throw ValueError("declare_queue: expires must be > 0");
+    add_int("x-expires", options.expires->count());
+  }
+  if (!options.queue_type.empty()) add_str("x-queue-type", options.queue_type);
+  if (!options.max_age.empty()) add_str("x-max-age", options.max_age);
   amqp_table_t args{static_cast<int>(entries.size()), entries.data()};
   const amqp_queue_declare_ok_t* ok = amqp_queue_declare(
       state_->conn, kChannel, bytes(name), 0, options.durable ? 1 : 0, options.exclusive ? 1 : 0,
@@ -470,11 +476,21 @@ void Amqp::qos(std::uint16_t prefetch) {
   rpc_done("basic.qos");
 }
 
-std::string Amqp::consume(std::string_view queue, bool no_ack, bool exclusive) {
+std::string Amqp::consume(std::string_view queue, bool no_ack, bool exclusive,
+                          const std::map<std::string, std::string>& arguments) {
   require_connection();
+  std::vector<amqp_table_entry_t> entries;
+  for (const auto& [key, value] : arguments) {
+    amqp_table_entry_t e{};
+    e.key = bytes(key);
+    e.value.kind = AMQP_FIELD_KIND_UTF8;
+    e.value.value.bytes = bytes(value);
+    entries.push_back(e);
+  }
+  const amqp_table_t args{static_cast<int>(entries.size()), entries.data()};
   const amqp_basic_consume_ok_t* ok =
       amqp_basic_consume(state_->conn, kChannel, bytes(queue), amqp_empty_bytes, 0, no_ack ? 1 : 0,
-                         exclusive ? 1 : 0, amqp_empty_table);
+                         exclusive ? 1 : 0, entries.empty() ? amqp_empty_table : args);
   rpc_done("basic.consume");
   return str(ok->consumer_tag);
 }
@@ -601,6 +617,14 @@ void Amqp::reject(std::uint64_t delivery_tag, bool requeue) {
   require_connection();
   const int status = amqp_basic_reject(state_->conn, kChannel, delivery_tag, requeue ? 1 : 0);
   status_done(status, "basic.reject");
+}
+
+int Amqp::fd() const noexcept { return state_ == nullptr ? -1 : amqp_get_sockfd(state_->conn); }
+
+bool Amqp::buffered() const noexcept {
+  if (!pending_.empty()) return true;
+  if (state_ == nullptr) return false;
+  return amqp_data_in_buffer(state_->conn) != 0 || amqp_frames_enqueued(state_->conn) != 0;
 }
 
 }  // namespace concur::dist

@@ -25,12 +25,15 @@
 #include <vector>
 
 #include "../mp/exception_info.hpp"
+#include "concur/dist/amqp.hpp"
 #include "concur/dist/redis.hpp"
 #include "concur/errors.hpp"
 #include "concur/mp/process.hpp"
 #include "concur/mp/task.hpp"
 #include "concur/process_pool.hpp"
 #include "protocol.hpp"
+#include "task_runner.hpp"
+#include "worker_impl.hpp"
 
 namespace concur::dist {
 
@@ -59,20 +62,6 @@ std::string default_name() {
   return name;
 }
 
-// TaskRevoked: a run killed because its executor cancelled the running future.
-class TaskRevoked : public Error {
- public:
-  TaskRevoked() : Error("TaskRevokedError: the task was cancelled by its executor while it ran") {}
-};
-
-// ProcessRun is a task running in the worker's pool (processes): what the maintenance thread
-// needs to kill it when its executor revokes it.
-struct ProcessRun {
-  std::string revoke_key;
-  Future<std::string> future;
-  bool revoked = false;  // under Worker::Impl::mu_
-};
-
 // Taken is a task this worker holds the lease of.
 struct Taken {
   std::size_t queue = 0;
@@ -83,23 +72,34 @@ struct Taken {
 
 }  // namespace
 
-class Worker::Impl {
+namespace detail {
+
+void check_worker_options(WorkerOptions& o) {
+  if (o.queues.empty()) throw ValueError("WorkerOptions::queues must name at least one queue");
+  for (const std::string& q : o.queues)
+    if (q.empty()) throw ValueError("WorkerOptions::queues: a queue name is empty");
+  if (o.prefix.empty()) throw ValueError("WorkerOptions::prefix must not be empty");
+  if (o.lease < std::chrono::milliseconds(30))
+    throw ValueError("WorkerOptions::lease must be at least 30 ms");
+  if (o.max_deliveries == 0) throw ValueError("WorkerOptions::max_deliveries must be >= 1");
+  if (o.time_limit.count() < 0 || o.soft_time_limit.count() < 0)
+    throw ValueError("WorkerOptions::time_limit and soft_time_limit must be >= 0");
+  if (o.time_limit.count() > 0 && !o.processes)
+    throw ValueError(
+        "WorkerOptions::time_limit needs processes (--processes): a thread cannot be stopped");
+  if (o.concurrency == 0) o.concurrency = std::max<std::size_t>(1, mp::cpu_count());
+  if (o.name.empty()) o.name = default_name();
+}
+
+}  // namespace detail
+
+namespace {
+
+// RedisWorker: a Worker over Redis streams.
+class RedisWorker final : public Worker::Impl {
  public:
-  explicit Impl(WorkerOptions options) : o_(std::move(options)) {
-    if (o_.queues.empty()) throw ValueError("WorkerOptions::queues must name at least one queue");
-    for (const std::string& q : o_.queues)
-      if (q.empty()) throw ValueError("WorkerOptions::queues: a queue name is empty");
-    if (o_.prefix.empty()) throw ValueError("WorkerOptions::prefix must not be empty");
-    if (o_.lease < std::chrono::milliseconds(30))
-      throw ValueError("WorkerOptions::lease must be at least 30 ms");
-    if (o_.max_deliveries == 0) throw ValueError("WorkerOptions::max_deliveries must be >= 1");
-    if (o_.time_limit.count() < 0 || o_.soft_time_limit.count() < 0)
-      throw ValueError("WorkerOptions::time_limit and soft_time_limit must be >= 0");
-    if (o_.time_limit.count() > 0 && !o_.processes)
-      throw ValueError(
-          "WorkerOptions::time_limit needs processes (--processes): a thread cannot be stopped");
-    if (o_.concurrency == 0) o_.concurrency = std::max<std::size_t>(1, mp::cpu_count());
-    if (o_.name.empty()) o_.name = default_name();
+  explicit RedisWorker(WorkerOptions options) : o_(std::move(options)) {
+    detail::check_worker_options(o_);
     url_ = RedisUrl::parse(o_.url);
     stats_key_ = detail::stats_key(o_.prefix);
     for (const std::string& q : o_.queues) {
@@ -116,17 +116,12 @@ class Worker::Impl {
     }
     for (const std::string& s : streams_) detail::ensure_group(conns_[0], s);
     upkeep_ = Redis::connect(url_, o_.connect_timeout);
-    if (o_.processes) {
-      ProcessPoolOptions po;
-      po.max_workers = o_.concurrency;
-      po.kill_running = true;  // a revoke cancels a running task: its process is killed
-      pool_ = std::make_unique<ProcessPoolExecutor>(std::move(po));
-    }
+    runner_ = std::make_unique<detail::TaskRunner>(o_, o_.name);
   }
 
-  ~Impl() { stop(); }
+  ~RedisWorker() override { stop(); }
 
-  void run() {
+  void run() override {
     std::thread upkeep([this] { upkeep_loop(); });
     std::vector<std::thread> servers;
     for (std::size_t i = 1; i < o_.concurrency; ++i)
@@ -141,16 +136,18 @@ class Worker::Impl {
     upkeep.join();
   }
 
-  void stop() noexcept {
+  void stop() noexcept override {
     stop_.store(true, std::memory_order_release);
     // (no notify: async-signal-safe; the serving threads see it within kBlock)
   }
 
-  WorkerStats stats() const {
+  WorkerStats stats() const override {
     std::scoped_lock lock(mu_);
-    return stats_;
+    WorkerStats s = stats_;
+    runner_->add_stats(s);
+    return s;
   }
-  const WorkerOptions& options() const noexcept { return o_; }
+  const WorkerOptions& options() const noexcept override { return o_; }
 
  private:
   // kBlock: how long one blocking read waits (and so how soon stop() is noticed).
@@ -291,7 +288,7 @@ class Worker::Impl {
     // Whatever happens below, the lease leaves this worker's list (no more renewals): a task this
     // thread could not finish is taken over once its lease expires.
     struct ReleaseLease {
-      Impl& self;
+      RedisWorker& self;
       const Taken& t;
       ~ReleaseLease() {
         std::scoped_lock lock(self.mu_);
@@ -318,7 +315,7 @@ class Worker::Impl {
     // The slot is released once the task ran, before its outcome is stored (so an executor that
     // has the result never sees the slot still held), or on any early exit.
     struct ReleaseSlot {
-      Impl& self;
+      RedisWorker& self;
       Redis& conn;
       std::string& slot;
       const std::string& holder;
@@ -360,7 +357,8 @@ class Worker::Impl {
         detail::ResultMessage s;
         s.id = t.message.id;
         s.kind = detail::ResultMessage::started;
-        if (pool_) s.flags = detail::ResultMessage::kStoppable;  // a revoke can kill the run
+        if (runner_->stoppable())
+          s.flags = detail::ResultMessage::kStoppable;  // a revoke can kill the run
         conn.append({"RPUSH", t.message.reply, detail::encode(s)});
         conn.flush();
       } catch (const ConnectionError&) {
@@ -368,56 +366,7 @@ class Worker::Impl {
         announce = false;
       }
     }
-    detail::ResultMessage r;
-    r.id = t.message.id;
-    bool retry = false;
-    bool revoked = false;
-    const mp::detail::TaskEntry* entry = mp::detail::find_task(t.message.task);
-    if (entry == nullptr) {
-      r.kind = detail::ResultMessage::error;
-      r.type_name = "NotRegistered";
-      r.message = "task '" + t.message.task + "' is not registered in this worker (CONCUR_TASK)";
-      r.traceback = "worker " + o_.name;
-    } else {
-      std::string where;  // where a process-pool run raised (RemoteError's traceback)
-      try {
-        if (pool_) {
-          r.result = run_in_process(*entry, t);
-        } else {
-          mp::detail::MemoryInBuf in(t.message.args);
-          std::istream is(&in);
-          mp::detail::StringOutBuf out(r.result);
-          std::ostream os(&out);
-          const mp::detail::SoftLimitScope soft(soft_limit(t));
-          entry->invoke_batch(is, os, t.message.batch == 0 ? 1 : t.message.batch);
-          os.flush();
-        }
-        r.kind = detail::ResultMessage::ok;
-      } catch (const TaskRevoked&) {  // nobody waits for it: no retry, no dead letter
-        r.kind = detail::ResultMessage::error;
-        r.type_name = "TaskRevokedError";
-        r.message = "the task was cancelled by its executor while it ran";
-        revoked = true;
-      } catch (const RemoteError& e) {  // raised in the pool's process: keep the original type
-        r.kind = detail::ResultMessage::error;
-        r.type_name = e.type_name();
-        r.message = e.message();
-        where = e.traceback();
-      } catch (...) {
-        mp::detail::ExceptionInfo info = mp::detail::describe_current_exception();
-        r.kind = detail::ResultMessage::error;
-        r.type_name = std::move(info.type_name);
-        r.message = std::move(info.message);
-      }
-      if (r.kind == detail::ResultMessage::error) {
-        r.result.clear();
-        r.traceback = "raised by task '" + t.message.task + "' in worker " + o_.name + " (run " +
-                      std::to_string(t.message.attempt + 1) + " of " +
-                      std::to_string(t.message.max_retries + 1) + ")";
-        if (!where.empty()) r.traceback += "; " + where;
-        retry = !revoked && t.message.attempt < t.message.max_retries;
-      }
-    }
+    detail::RunOutcome run = runner_->run(t.message);
     if (announce) {
       try {
         (void)conn.get_reply();
@@ -428,62 +377,7 @@ class Worker::Impl {
       }
     }
     release_slot.release();
-    report(conn, t, r, retry, /*dead_letter=*/!revoked);
-  }
-
-  // soft_limit(t): t's soft time limit, else the worker's (zero: none).
-  std::chrono::milliseconds soft_limit(const Taken& t) const {
-    return t.message.soft_time_limit_ms > 0
-               ? std::chrono::milliseconds(t.message.soft_time_limit_ms)
-               : o_.soft_time_limit;
-  }
-
-  // run_in_process(entry, t): one run of t in the pool (processes) → its serialized result. A
-  // process that dies under it throws BrokenProcessPool; the task's own exception comes as
-  // RemoteError; a run its executor revoked (the maintenance thread kills it) throws TaskRevoked.
-  std::string run_in_process(const mp::detail::TaskEntry& entry, const Taken& t) {
-    const std::chrono::milliseconds limit = t.message.time_limit_ms > 0
-                                                ? std::chrono::milliseconds(t.message.time_limit_ms)
-                                                : o_.time_limit;
-    Future<std::string> f =
-        pool_->submit_serialized(entry, t.message.args, t.message.batch, limit, soft_limit(t));
-    auto run = std::make_shared<ProcessRun>(
-        ProcessRun{detail::revoke_key(o_.prefix, t.message.reply, t.message.id), f});
-    {
-      std::scoped_lock lock(mu_);
-      runs_.push_back(run);
-    }
-    struct Unregister {
-      Impl& self;
-      const std::shared_ptr<ProcessRun>& run;
-      ~Unregister() {
-        std::scoped_lock lock(self.mu_);
-        std::erase(self.runs_, run);
-      }
-    } unregister{*this, run};
-    f.wait();
-    if (f.cancelled()) {
-      std::scoped_lock lock(mu_);
-      if (run->revoked) {
-        ++stats_.revoked;
-        throw TaskRevoked();
-      }
-    }
-    try {
-      return f.result();
-    } catch (const BrokenProcessPool&) {
-      {
-        std::scoped_lock lock(mu_);
-        ++stats_.crashed;
-      }
-      throw;
-    } catch (const TimeLimitExceeded&) {
-      {
-        std::scoped_lock lock(mu_);
-        ++stats_.timed_out;
-      }
-      throw;
-    }
+    report(conn, t, run.result, run.retry, /*dead_letter=*/!run.revoked);
   }
 
   // report(conn, t, r, retry, dead_letter): stores the outcome (or the retry; a final error goes to
@@ -617,7 +511,7 @@ class Worker::Impl {
       std::vector<std::vector<std::string>> by_queue(streams_.size());
       for (const Lease& l : leases_) by_queue[l.queue].push_back(l.entry);
       const std::vector<Slot> slots = slots_;
-      const std::vector<std::shared_ptr<ProcessRun>> runs = runs_;
+      const std::vector<std::shared_ptr<detail::ProcessRun>> runs = runner_->runs();
       next_promote = std::min(next_promote, std::exchange(promote_hint_, clock::time_point::max()));
       lock.unlock();
       try {
@@ -671,19 +565,13 @@ class Worker::Impl {
   // kill_revoked(runs): one MGET of the revoke keys of the runs in the pool; a revoked run is
   // cancelled (its process killed: the pool's kill_running) and its key deleted. A key whose run
   // had ended already stays (until its TTL): a retry of that task is killed when it runs.
-  void kill_revoked(const std::vector<std::shared_ptr<ProcessRun>>& runs) {
+  void kill_revoked(const std::vector<std::shared_ptr<detail::ProcessRun>>& runs) {
     std::vector<std::string_view> argv{"MGET"};
     for (const auto& r : runs) argv.emplace_back(r->revoke_key);
     const Reply got = upkeep_.command(argv);
     for (std::size_t i = 0; i < runs.size(); ++i) {
       if (got.at(i).is_nil()) continue;
-      Future<std::string> f;
-      {
-        std::scoped_lock lock(mu_);
-        runs[i]->revoked = true;
-        f = runs[i]->future;
-      }
-      if (f.cancel()) (void)upkeep_.command({"DEL", runs[i]->revoke_key});
+      if (runner_->revoke(runs[i])) (void)upkeep_.command({"DEL", runs[i]->revoke_key});
     }
   }
 
@@ -796,11 +684,15 @@ class Worker::Impl {
       std::chrono::steady_clock::time_point::max();
   bool upkeep_stop_ = false;
   WorkerStats stats_;
-  std::unique_ptr<ProcessPoolExecutor> pool_;      // with processes: where the tasks run
-  std::vector<std::shared_ptr<ProcessRun>> runs_;  // the tasks running in it
+  std::unique_ptr<detail::TaskRunner> runner_;  // runs the tasks (threads or processes)
 };
 
-Worker::Worker(WorkerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+}  // namespace
+
+Worker::Worker(WorkerOptions options)
+    : impl_(detail::is_amqp_url(options.url)
+                ? detail::make_amqp_worker(std::move(options))
+                : std::unique_ptr<Impl>(std::make_unique<RedisWorker>(std::move(options)))) {}
 Worker::~Worker() = default;
 void Worker::run() { impl_->run(); }
 void Worker::stop() noexcept { impl_->stop(); }
@@ -823,12 +715,17 @@ extern "C" void on_stop_signal(int) {
 }  // namespace
 
 int worker_main(int argc, char** argv) {
-  CLI::App app{"concur worker: serves the registered tasks of this program from Redis"};
+  CLI::App app{"concur worker: serves the registered tasks of this program from Redis or RabbitMQ"};
   WorkerOptions o;
   std::string queues = "default";
   double lease_s = 30;
-  app.add_option("--redis", o.url, "Redis URL (redis://host:port/db or unix:///path)")
-      ->capture_default_str();
+  auto* redis = app.add_option("--redis", o.url, "Redis URL (redis://host:port/db or unix:///path)")
+                    ->capture_default_str();
+  std::string amqp;
+  app.add_option("--amqp", amqp,
+                 "RabbitMQ URL (amqp://user:password@host:port/vhost): serve AmqpExecutor's tasks "
+                 "instead of Redis's")
+      ->excludes(redis);
   app.add_option("--queues", queues, "queues to serve, comma-separated, in priority order")
       ->capture_default_str();
   app.add_option("--concurrency", o.concurrency, "tasks run at once (0: one per CPU)")
@@ -863,6 +760,7 @@ int worker_main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  if (!amqp.empty()) o.url = amqp;
   o.queues.clear();
   std::stringstream ss(queues);
   for (std::string q; std::getline(ss, q, ',');)
@@ -878,9 +776,12 @@ int worker_main(int argc, char** argv) {
     sigemptyset(&sa.sa_mask);
     (void)::sigaction(SIGINT, &sa, nullptr);
     (void)::sigaction(SIGTERM, &sa, nullptr);
-    std::fprintf(stderr, "concur worker %s: serving %s from %s (%zu at once%s)\n",
-                 worker.name().c_str(), queues.c_str(), RedisUrl::parse(o.url).str().c_str(),
-                 worker.options().concurrency, o.processes ? ", in processes" : "");
+    std::fprintf(
+        stderr, "concur worker %s: serving %s from %s (%zu at once%s)\n", worker.name().c_str(),
+        queues.c_str(),
+        (detail::is_amqp_url(o.url) ? AmqpUrl::parse(o.url).str() : RedisUrl::parse(o.url).str())
+            .c_str(),
+        worker.options().concurrency, o.processes ? ", in processes" : "");
     worker.run();
     g_worker.store(nullptr);
     const WorkerStats s = worker.stats();

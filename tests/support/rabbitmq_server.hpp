@@ -52,6 +52,14 @@ class RabbitMqServer {
     }
   }
 
+  // configure(conf, advanced): rabbitmq.conf lines and an advanced.config term for the next
+  // start() (e.g. "consumer_timeout = 1000", "[{rabbit, [{channel_tick_interval, 100}]}]."); the
+  // defaults without.
+  void configure(std::string conf, std::string advanced = {}) {
+    conf_ = std::move(conf);
+    advanced_ = std::move(advanced);
+  }
+
   static bool available() { return ::access(kServer, X_OK) == 0 && ::access(kEpmd, X_OK) == 0; }
 
   void start() {
@@ -137,7 +145,12 @@ class RabbitMqServer {
     env["RABBITMQ_MNESIA_BASE"] = (dir_ / "mnesia").string();
     env["RABBITMQ_LOG_BASE"] = (dir_ / "log").string();
     env["RABBITMQ_ENABLED_PLUGINS_FILE"] = (dir_ / "enabled_plugins").string();
-    env["RABBITMQ_CONFIG_FILE"] = (dir_ / "rabbitmq").string();  // none: the defaults
+    env["RABBITMQ_CONFIG_FILE"] = (dir_ / "rabbitmq").string();  // rabbitmq.conf (configure())
+    if (!conf_.empty()) std::ofstream(dir_ / "rabbitmq.conf") << conf_ << "\n";
+    if (!advanced_.empty()) {
+      std::ofstream(dir_ / "advanced.config") << advanced_ << "\n";
+      env["RABBITMQ_ADVANCED_CONFIG_FILE"] = (dir_ / "advanced.config").string();
+    }
     env["RABBITMQ_SERVER_START_ARGS"] = "-start_epmd false";
     subprocess::PopenOptions po;
     po.stdin_ = subprocess::Redirect::DevNull;
@@ -181,6 +194,8 @@ class RabbitMqServer {
   std::uint16_t epmd_port_ = 0;
   std::unique_ptr<subprocess::Popen> epmd_;
   std::unique_ptr<subprocess::Popen> broker_;
+  std::string conf_;
+  std::string advanced_;
 };
 
 }  // namespace concur::testing

@@ -75,6 +75,9 @@ struct QueueOptions {
   std::string dead_letter_routing_key{};  // x-dead-letter-routing-key
   bool dead_letter = false;               // set the two above (even when empty)
   std::optional<std::chrono::milliseconds> message_ttl{};  // x-message-ttl
+  std::optional<std::chrono::milliseconds> expires{};  // x-expires: deleted when unused this long
+  std::string queue_type{};  // x-queue-type: "classic" (empty: the broker's), "quorum", "stream"
+  std::string max_age{};     // x-max-age of a stream ("1D", "12h"...): older messages are dropped
 };
 
 // QueueInfo: what queue.declare-ok said.
@@ -155,8 +158,10 @@ class CONCUR_EXPORT Amqp {
 
   // qos(prefetch): basic.qos: at most `prefetch` unacknowledged deliveries to this channel.
   void qos(std::uint16_t prefetch);
-  // consume(queue, no_ack, exclusive): basic.consume; the consumer tag.
-  std::string consume(std::string_view queue, bool no_ack = false, bool exclusive = false);
+  // consume(queue, no_ack, exclusive, arguments): basic.consume (arguments: string values, e.g.
+  // {"x-stream-offset", "first"} to read a stream from its start); the consumer tag.
+  std::string consume(std::string_view queue, bool no_ack = false, bool exclusive = false,
+                      const std::map<std::string, std::string>& arguments = {});
   // cancel(consumer_tag): basic.cancel.
   void cancel(std::string_view consumer_tag);
   // next_delivery(timeout): the next message for this channel's consumers; nullopt when none
@@ -176,6 +181,12 @@ class CONCUR_EXPORT Amqp {
   // close(): channel.close and connection.close when connected, then the socket; never throws.
   void close() noexcept;
   [[nodiscard]] bool is_connected() const noexcept { return state_ != nullptr; }
+  // fd(): the connection's socket, to poll for readability (-1 when not connected). Poll only
+  // when buffered() is false: rabbitmq-c may have read ahead.
+  [[nodiscard]] int fd() const noexcept;
+  // buffered(): a delivery or frame was read already, so next_delivery(0) has something to
+  // process without reading the socket.
+  [[nodiscard]] bool buffered() const noexcept;
   [[nodiscard]] const AmqpUrl& url() const noexcept { return url_; }
 
  private:

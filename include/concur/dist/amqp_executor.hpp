@@ -1,0 +1,75 @@
+// concur/dist/amqp_executor.hpp — AmqpExecutor: RedisExecutor's contract over RabbitMQ (AMQP
+// 0-9-1), Celery's default broker. The same program switches brokers by changing one line:
+//
+//   dist::AmqpExecutor ex("amqp://guest:guest@10.0.0.5/");  // was: dist::RedisExecutor ex(url);
+//   Future<bool> f = ex.submit(is_prime, 112272535095293);   // the same registered tasks
+//
+// and the workers by one flag (`myapp worker --amqp URL`, WorkerOptions::url "amqp://...").
+// AMQP's own reliability does the work (names: P = AmqpOptions::prefix, Q = a queue):
+// - a task is a persistent message on the durable queue P.Q (x-max-priority 9: TaskOptions::
+//   priority), published with publisher confirms: submit() returns once the broker has it;
+// - a worker takes at most `concurrency` tasks unacknowledged (basic.qos) and acknowledges a task
+//   only after its outcome is confirmed stored, so a worker that dies (kill -9, host gone) has
+//   its tasks requeued by the broker and run by another: at least once. A task redelivered more
+//   than WorkerOptions::max_deliveries times fails with WorkerLostError;
+// - a failed run with retries left waits in P.delay.Q.<ms> (a per-message TTL) and comes back by
+//   dead-lettering to P.Q; a task past its retries is rejected and dead-lettered to P.dead.Q
+//   (x-dead-letter-exchange; its x-death header says when);
+// - outcomes come back as persistent messages on this executor's durable reply queue
+//   P.reply.<id> (correlation id = the job, x-expires = result_ttl), read by a reader thread.
+// Differences from RedisExecutor, because AMQP cannot take a message back out of a queue:
+// cancel() of a future whose start was not reported yet is a revoke (Celery's): the future is
+// cancelled and every worker is told (the stream P.revoked, which a worker started later reads
+// too) to drop the task when it takes it; a worker that took it before the revoke reached it runs
+// it anyway (its result is dropped; a process worker kills the run). Cluster-wide RateLimit /
+// ConcurrencyLimit need Redis: AmqpExecutor refuses them (ValueError). Queues are served round
+// robin, not in the order given (use priorities). RedisExecutor refuses TaskOptions::priority.
+// Broker unreachable: submit() throws ConnectionError (after one reconnect); the results of
+// submitted tasks wait in the reply queue while the reader reconnects with backoff.
+// Thread-safety: every member may be called from any thread.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+#include "concur/dist/executor.hpp"
+
+namespace concur::dist {
+
+// AmqpOptions: AmqpExecutor's constructor arguments.
+struct AmqpOptions {
+  // queue: the default queue (workers serve queues by name: --queues).
+  std::string queue = "default";
+  // prefix: the namespace of every queue and exchange concur declares (P.Q, P.dead.Q, ...);
+  // workers must agree.
+  std::string prefix = "concur";
+  // task: the TaskOptions of submit() (its queue is ignored: see `queue`).
+  TaskOptions task{};
+  // result_ttl: how long the reply queue outlives this executor's connection (x-expires): the
+  // results wait that long while it reconnects.
+  std::chrono::milliseconds result_ttl = std::chrono::hours(24);
+  // connect_timeout: bounds connecting, every reply and every publisher confirm.
+  std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
+  // track_started: workers report when they take a task (running() from then on; cancel() knows
+  // the task is taken). One transient message more per task.
+  bool track_started = true;
+  // max_workers: what max_workers() reports; 0: 1.
+  std::size_t max_workers = 0;
+};
+
+class CONCUR_EXPORT AmqpExecutor final : public RemoteExecutor {
+ public:
+  // AmqpExecutor(url, options) connects twice (the publisher and the reader: ConnectionError when
+  // the broker cannot be reached, ValueError for a bad URL or options), declares the default
+  // queue, its dead-letter queue, the revoke stream and the reply queue (AmqpError 406 when
+  // one exists with other arguments), and starts its threads.
+  explicit AmqpExecutor(const std::string& url, AmqpOptions options = {});
+  // options() are the constructor's options.
+  [[nodiscard]] const AmqpOptions& options() const noexcept { return options_; }
+
+ private:
+  AmqpOptions options_;
+};
+
+}  // namespace concur::dist

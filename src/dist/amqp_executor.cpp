@@ -1,0 +1,275 @@
+// AmqpExecutor: a publisher thread owns one connection (confirms on) and publishes what submit(),
+// cancel() and revokes hand it, in batches — every message waiting when it wakes is published,
+// then one wait for all their confirms — so concurrent submits share a confirm round trip (the
+// broker's fsync of persistent messages). A reader thread owns a second connection consuming the
+// reply queue and hands the messages to RemoteClient::deliver (remote_client.cpp), acknowledging
+// them (multiple) after delivery.
+#include "concur/dist/amqp_executor.hpp"
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "amqp_protocol.hpp"
+#include "concur/dist/amqp.hpp"
+#include "remote_client.hpp"
+
+namespace concur::dist {
+
+namespace detail {
+
+namespace {
+
+// kReaderPoll: how long the reader waits for a message before it looks at its stop flag.
+constexpr std::chrono::milliseconds kReaderPoll{100};
+
+}  // namespace
+
+class AmqpClient final : public RemoteClient {
+ public:
+  AmqpClient(const std::string& url, const AmqpOptions& options, const std::string& client)
+      : RemoteClient(settings_of(options), client, amqp_reply_queue(options.prefix, client)),
+        options_(options),
+        url_(AmqpUrl::parse(url)) {
+    if (options_.result_ttl.count() <= 0) throw ValueError("AmqpOptions::result_ttl must be > 0");
+    publisher_ = Amqp::connect(url_, options_.connect_timeout);
+    publisher_.confirm_select();
+    declare_task_queue(publisher_, options_.prefix, options_.queue);
+    declare_revoke_stream(publisher_, options_.prefix);
+    reader_conn_ = Amqp::connect(url_, options_.connect_timeout);
+    open_reader();
+  }
+  ~AmqpClient() override { join_reader(); }
+
+  static ClientSettings settings_of(const AmqpOptions& o) {
+    if (o.queue.empty()) throw ValueError("AmqpOptions::queue must not be empty");
+    if (o.prefix.empty()) throw ValueError("AmqpOptions::prefix must not be empty");
+    return ClientSettings{"AmqpExecutor", o.queue,         o.task,
+                          o.result_ttl,   o.track_started, o.max_workers};
+  }
+
+  void start() override {
+    publisher_thread_ = std::thread([this] { publish_loop(); });
+    reader_ = std::thread([this] { read_loop(); });
+  }
+
+  void join_reader() override {
+    std::scoped_lock lock(join_mu_);
+    stop_.store(true);
+    if (reader_.joinable()) reader_.join();
+    {
+      std::scoped_lock pl(pub_mu_);
+      pub_stop_ = true;
+    }
+    pub_cv_.notify_all();
+    if (publisher_thread_.joinable()) publisher_thread_.join();
+  }
+
+ protected:
+  void check_task(const TaskOptions& options) const override {
+    if (!options.rate_limit.key.empty() || !options.concurrency_limit.key.empty())
+      throw ValueError(
+          "AmqpExecutor: RateLimit and ConcurrencyLimit are cluster-wide counters AMQP does not "
+          "have; use RedisExecutor for tasks that need them (docs/dist.md)");
+  }
+
+  std::string send(const TaskMessage& m, const std::string& queue,
+                   const TaskOptions& options) override {
+    Outgoing out;
+    out.routing_key = amqp_task_queue(options_.prefix, queue);
+    out.body = encode(m);
+    out.properties = task_properties(m, options.priority, 0);
+    if (queue != options_.queue) out.declare = queue;
+    std::string handle = out.routing_key;
+    publish(std::move(out), /*wait=*/true);
+    return handle;
+  }
+
+  // take_back: AMQP cannot delete a queued message: the task is revoked (every worker drops it).
+  FutureStateBase::Withdrawal take_back(const std::string&, const std::string&,
+                                        std::uint64_t id) override {
+    publish(revoke_message(id), /*wait=*/true);
+    return FutureStateBase::Withdrawal::kWithdrawn;
+  }
+
+  void send_revoke(std::uint64_t id) noexcept override {
+    try {
+      publish(revoke_message(id), /*wait=*/false);
+    } catch (const std::exception&) {
+    }
+  }
+
+  // on_orphan_start: a worker took a task revoked before the revoke reached it: revoked again, so
+  // that a process worker kills the run.
+  void on_orphan_start(std::uint64_t id) noexcept override { send_revoke(id); }
+
+  void wake_reader() noexcept override {}  // the reader looks at its flag every kReaderPoll
+
+ private:
+  // Outgoing: one message for the publisher thread.
+  struct Outgoing {
+    std::string exchange{};
+    std::string routing_key{};
+    std::string body{};
+    MessageProperties properties{};
+    std::string declare{};  // a queue to declare first (once per connection)
+  };
+  // Ticket: a waiting publish's outcome.
+  struct Ticket {
+    bool done = false;
+    std::exception_ptr error{};
+  };
+
+  Outgoing revoke_message(std::uint64_t id) const {
+    Outgoing out;
+    out.routing_key = amqp_revoke_stream(options_.prefix);
+    out.body = encode(ControlMessage{reply(), id});
+    out.properties.persistent = true;
+    return out;
+  }
+
+  // publish(out, wait): hands `out` to the publisher thread; with `wait`, returns once the broker
+  // confirmed it (throws what publishing threw: ConnectionError, AmqpError).
+  void publish(Outgoing out, bool wait) {
+    auto ticket = wait ? std::make_shared<Ticket>() : nullptr;
+    std::unique_lock lock(pub_mu_);
+    if (pub_stop_) throw RuntimeError("AmqpExecutor: the publisher has stopped");
+    outbox_.emplace_back(std::move(out), ticket);
+    pub_cv_.notify_all();
+    if (!wait) return;
+    pub_cv_.wait(lock, [&] { return ticket->done; });
+    if (ticket->error) std::rethrow_exception(ticket->error);
+  }
+
+  // publish_loop(): the publisher thread — takes every message waiting, publishes them, waits for
+  // their confirms once. A broken connection is reconnected and the batch published again once
+  // (a message the broker had may then be there twice: at least once); a second failure fails
+  // the batch's tickets.
+  void publish_loop() {
+    std::unique_lock lock(pub_mu_);
+    for (;;) {
+      pub_cv_.wait(lock, [&] { return pub_stop_ || !outbox_.empty(); });
+      if (outbox_.empty()) return;  // stopped with nothing left
+      std::vector<std::pair<Outgoing, std::shared_ptr<Ticket>>> batch(
+          std::make_move_iterator(outbox_.begin()), std::make_move_iterator(outbox_.end()));
+      outbox_.clear();
+      lock.unlock();
+      std::exception_ptr error;
+      for (int attempt = 0; attempt < 2; ++attempt) {
+        try {
+          if (!publisher_.is_connected()) {
+            publisher_.reconnect();
+            publisher_.confirm_select();
+            declared_.clear();
+          }
+          publish_batch(batch);
+          error = nullptr;
+          break;
+        } catch (const ConnectionError&) {
+          error = std::current_exception();
+          publisher_.close();
+        } catch (const std::exception&) {  // AmqpError (the connection is closed), a nack
+          error = std::current_exception();
+          break;
+        }
+      }
+      lock.lock();
+      for (auto& [out, ticket] : batch) {
+        if (!ticket) continue;
+        ticket->done = true;
+        ticket->error = error;
+      }
+      pub_cv_.notify_all();
+    }
+  }
+
+  void publish_batch(std::vector<std::pair<Outgoing, std::shared_ptr<Ticket>>>& batch) {
+    for (auto& [out, ticket] : batch) {
+      if (!out.declare.empty() && declared_.insert(out.declare).second)
+        declare_task_queue(publisher_, options_.prefix, out.declare);
+      (void)publisher_.publish_nowait(out.exchange, out.routing_key, out.body, out.properties);
+    }
+    const std::vector<std::uint64_t> nacked = publisher_.wait_confirms(options_.connect_timeout);
+    if (!nacked.empty())
+      throw AmqpError(
+          0, "the broker refused " + std::to_string(nacked.size()) + " message(s) (basic.nack)");
+  }
+
+  // open_reader(): declares the reply queue and consumes it (reader connection).
+  void open_reader() {
+    declare_reply_queue(reader_conn_, reply(), options_.result_ttl);
+    reader_conn_.qos(1024);
+    (void)reader_conn_.consume(reply());
+  }
+
+  // read_loop(): the reader thread — delivers every message that has arrived, then acknowledges
+  // them all at once (multiple); a redelivered one (after a lost connection) is recognised by
+  // deliver(). The reply queue is deleted once every future is settled (the executor's end).
+  void read_loop() {
+    auto backoff = std::chrono::milliseconds(50);
+    while (!finished()) {
+      try {
+        if (!reader_conn_.is_connected()) {
+          reader_conn_.reconnect();
+          open_reader();
+        }
+        std::optional<Delivery> d = reader_conn_.next_delivery(kReaderPoll);
+        backoff = std::chrono::milliseconds(50);
+        std::uint64_t last = 0;
+        while (d) {
+          deliver(d->body);
+          last = d->delivery_tag;
+          d = reader_conn_.next_delivery(std::chrono::milliseconds(0));
+        }
+        if (last != 0) reader_conn_.ack(last, /*multiple=*/true);
+      } catch (const std::exception&) {
+        // the broker went away (or closed the channel): the replies wait in their queue
+        reader_conn_.close();
+        const auto until = std::chrono::steady_clock::now() + backoff;
+        while (std::chrono::steady_clock::now() < until && !stop_.load())
+          std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+      }
+    }
+    if (pending() == 0) {
+      try {
+        if (reader_conn_.is_connected()) reader_conn_.delete_queue(reply());
+      } catch (const std::exception&) {
+        // x-expires removes it
+      }
+    }
+    reader_conn_.close();
+  }
+
+  AmqpOptions options_;
+  AmqpUrl url_;
+
+  std::mutex pub_mu_;  // outbox_, pub_stop_, the tickets
+  std::condition_variable pub_cv_;
+  std::deque<std::pair<Outgoing, std::shared_ptr<Ticket>>> outbox_;
+  bool pub_stop_ = false;
+  Amqp publisher_;                  // the publisher thread's (before start(): the constructor's)
+  std::set<std::string> declared_;  // queues declared on publisher_ (the publisher thread's)
+  std::thread publisher_thread_;
+
+  Amqp reader_conn_;  // the reader thread's
+  std::thread reader_;
+  std::mutex join_mu_;
+};
+
+}  // namespace detail
+
+AmqpExecutor::AmqpExecutor(const std::string& url, AmqpOptions options)
+    : RemoteExecutor(std::make_shared<detail::AmqpClient>(url, options, detail::new_client_id())),
+      options_(std::move(options)) {}
+
+}  // namespace concur::dist
