@@ -39,6 +39,8 @@ namespace {
 
 // kPoll: how long the I/O thread waits for the socket or a runner before it looks at stop().
 constexpr std::chrono::milliseconds kPoll{100};
+// kInternalError: AMQP's 541 INTERNAL_ERROR.
+constexpr int kInternalError = 541;
 // kRevokedKept: how many revokes a worker remembers (the oldest are forgotten first).
 constexpr std::size_t kRevokedKept = 100'000;
 
@@ -71,8 +73,20 @@ class AmqpWorker final : public Worker::Impl {
     if (wake_ < 0) throw OSError(errno, "eventfd");
     try {
       runner_ = std::make_unique<TaskRunner>(o_, o_.name);
-      mq_ = Amqp::connect(url_, o_.connect_timeout);  // unreachable: the constructor fails
-      open();
+      // Unreachable: the constructor fails. A stream just declared by another worker may refuse a
+      // consumer for a moment (541 INTERNAL_ERROR while its replica starts): tried again.
+      const auto deadline = std::chrono::steady_clock::now() + o_.connect_timeout;
+      for (;;) {
+        try {
+          mq_ = Amqp::connect(url_, o_.connect_timeout);
+          open();
+          break;
+        } catch (const AmqpError& e) {
+          if (e.code() != kInternalError || std::chrono::steady_clock::now() >= deadline) throw;
+          mq_.close();
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+      }
     } catch (...) {
       ::close(wake_);
       throw;
@@ -435,7 +449,11 @@ class AmqpWorker final : public Worker::Impl {
         ++running_;
       }
       Done d;
-      d.outcome = runner_->run(job.message);
+      if (revoked(job.revoke_key)) {  // revoked since it was taken: it does not run
+        d.dropped = true;
+      } else {
+        d.outcome = runner_->run(job.message);
+      }
       d.job = std::move(job);
       {
         std::scoped_lock lock(mu_);

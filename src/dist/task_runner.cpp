@@ -20,6 +20,9 @@ class TaskRevoked : public Error {
   TaskRevoked() : Error("TaskRevokedError: the task was cancelled by its executor while it ran") {}
 };
 
+// kEarlyRevokesKept: how many revokes of runs not started yet a runner remembers.
+constexpr std::size_t kEarlyRevokesKept = 10'000;
+
 }  // namespace
 
 TaskRunner::TaskRunner(const WorkerOptions& options, std::string name)
@@ -97,10 +100,13 @@ std::string TaskRunner::run_in_process(const mp::detail::TaskEntry& entry, const
       m.time_limit_ms > 0 ? std::chrono::milliseconds(m.time_limit_ms) : o_.time_limit;
   Future<std::string> f = pool_->submit_serialized(entry, m.args, m.batch, limit, soft_limit(m));
   auto run = std::make_shared<ProcessRun>(ProcessRun{revoke_key(o_.prefix, m.reply, m.id), f});
+  bool early = false;
   {
     std::scoped_lock lock(mu_);
     runs_.push_back(run);
+    early = early_revokes_.erase(run->revoke_key) > 0;
   }
+  if (early) (void)revoke(run);
   struct Unregister {
     TaskRunner& self;
     const std::shared_ptr<ProcessRun>& run;
@@ -150,8 +156,21 @@ bool TaskRunner::revoke(const std::shared_ptr<ProcessRun>& run) {
 }
 
 void TaskRunner::revoke(const std::string& key) {
-  for (const auto& run : runs())
-    if (run->revoke_key == key) (void)revoke(run);
+  if (!pool_) return;  // a thread's run cannot be stopped
+  std::vector<std::shared_ptr<ProcessRun>> found;
+  {
+    std::scoped_lock lock(mu_);
+    for (const auto& run : runs_)
+      if (run->revoke_key == key) found.push_back(run);
+    if (found.empty() && early_revokes_.insert(key).second) {
+      early_order_.push_back(key);
+      if (early_order_.size() > kEarlyRevokesKept) {
+        early_revokes_.erase(early_order_.front());
+        early_order_.pop_front();
+      }
+    }
+  }
+  for (const auto& run : found) (void)revoke(run);
 }
 
 void TaskRunner::add_stats(WorkerStats& s) const {

@@ -8,9 +8,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "concur/dist/worker.hpp"
@@ -48,7 +50,8 @@ class TaskRunner {
   [[nodiscard]] std::vector<std::shared_ptr<ProcessRun>> runs() const;
   // revoke(run): kills `run` (its executor cancelled it) → true when it was still running.
   bool revoke(const std::shared_ptr<ProcessRun>& run);
-  // revoke(key): revoke() of the runs named `key`.
+  // revoke(key): revoke() of the runs named `key`; with none running yet, a run of that name that
+  // starts later (a revoke that overtook its task on the way to the pool) is killed at once.
   void revoke(const std::string& key);
   // add_stats(s): the runs' counters (crashed, revoked, timed_out) into `s`.
   void add_stats(WorkerStats& s) const;
@@ -62,6 +65,8 @@ class TaskRunner {
   std::unique_ptr<ProcessPoolExecutor> pool_;
   mutable std::mutex mu_;  // runs_, the counters, ProcessRun::revoked
   std::vector<std::shared_ptr<ProcessRun>> runs_;
+  std::unordered_set<std::string> early_revokes_;  // revoke(key) before its run started
+  std::deque<std::string> early_order_;            // (the oldest forgotten first)
   std::uint64_t crashed_ = 0, revoked_ = 0, timed_out_ = 0;
 };
 

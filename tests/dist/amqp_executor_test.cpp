@@ -462,6 +462,8 @@ TEST_F(AmqpExecutorTest, ACancelledRunningTaskIsKilledOnAProcessWorker) {
   AmqpExecutor ex(url(), options());
   Future<int> f = ex.submit(amqp_gate, file("never"), 1);
   ASSERT_TRUE(concur::testing::poll_until(kRemote, [&] { return f.running(); }));
+  ASSERT_TRUE(concur::testing::poll_until(
+      kRemote, [&] { return std::filesystem::exists(file("never.started")); }));
   EXPECT_TRUE(f.cancel()) << "a process worker can stop the run";
   EXPECT_TRUE(f.cancelled());
   ASSERT_TRUE(
