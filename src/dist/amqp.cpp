@@ -165,7 +165,8 @@ Amqp::Amqp(Amqp&& other) noexcept
       published_(other.published_),
       unconfirmed_(std::move(other.unconfirmed_)),
       nacked_(std::move(other.nacked_)),
-      pending_(std::move(other.pending_)) {}
+      pending_(std::move(other.pending_)),
+      returned_(std::move(other.returned_)) {}
 
 Amqp& Amqp::operator=(Amqp&& other) noexcept {
   if (this != &other) {
@@ -178,6 +179,7 @@ Amqp& Amqp::operator=(Amqp&& other) noexcept {
     unconfirmed_ = std::move(other.unconfirmed_);
     nacked_ = std::move(other.nacked_);
     pending_ = std::move(other.pending_);
+    returned_ = std::move(other.returned_);
   }
   return *this;
 }
@@ -225,6 +227,7 @@ void Amqp::open() {
   unconfirmed_.clear();
   nacked_.clear();
   pending_.clear();
+  returned_.clear();
 }
 
 void Amqp::close() noexcept {
@@ -326,8 +329,6 @@ QueueInfo Amqp::declare_queue(std::string_view name, const QueueOptions& options
     if (options.expires->count() <= 0) throw ValueError("declare_queue: expires must be > 0");
     add_int("x-expires", options.expires->count());
   }
-  if (!options.queue_type.empty()) add_str("x-queue-type", options.queue_type);
-  if (!options.max_age.empty()) add_str("x-max-age", options.max_age);
   amqp_table_t args{static_cast<int>(entries.size()), entries.data()};
   const amqp_queue_declare_ok_t* ok = amqp_queue_declare(
       state_->conn, kChannel, bytes(name), 0, options.durable ? 1 : 0, options.exclusive ? 1 : 0,
@@ -476,21 +477,11 @@ void Amqp::qos(std::uint16_t prefetch) {
   rpc_done("basic.qos");
 }
 
-std::string Amqp::consume(std::string_view queue, bool no_ack, bool exclusive,
-                          const std::map<std::string, std::string>& arguments) {
+std::string Amqp::consume(std::string_view queue, bool no_ack, bool exclusive) {
   require_connection();
-  std::vector<amqp_table_entry_t> entries;
-  for (const auto& [key, value] : arguments) {
-    amqp_table_entry_t e{};
-    e.key = bytes(key);
-    e.value.kind = AMQP_FIELD_KIND_UTF8;
-    e.value.value.bytes = bytes(value);
-    entries.push_back(e);
-  }
-  const amqp_table_t args{static_cast<int>(entries.size()), entries.data()};
   const amqp_basic_consume_ok_t* ok =
       amqp_basic_consume(state_->conn, kChannel, bytes(queue), amqp_empty_bytes, 0, no_ack ? 1 : 0,
-                         exclusive ? 1 : 0, entries.empty() ? amqp_empty_table : args);
+                         exclusive ? 1 : 0, amqp_empty_table);
   rpc_done("basic.consume");
   return str(ok->consumer_tag);
 }
@@ -543,10 +534,18 @@ std::optional<Amqp::Confirm> Amqp::read_event(std::chrono::milliseconds timeout)
       const auto* m = static_cast<const amqp_basic_nack_t*>(frame.payload.method.decoded);
       return Confirm{false, m->delivery_tag, m->multiple != 0};
     }
-    case AMQP_BASIC_RETURN_METHOD: {  // an unroutable mandatory message: read and drop it
+    case AMQP_BASIC_RETURN_METHOD: {  // an unroutable mandatory message: kept for returned()
+      const auto* m = static_cast<const amqp_basic_return_t*>(frame.payload.method.decoded);
+      Delivery d;
+      d.exchange = str(m->exchange);
+      d.routing_key = str(m->routing_key);
       amqp_message_t message{};
       const amqp_rpc_reply_t rr = amqp_read_message(state_->conn, frame.channel, &message, 0);
-      if (rr.reply_type == AMQP_RESPONSE_NORMAL) amqp_destroy_message(&message);
+      check(&rr, "reading a returned message");
+      d.body = str(message.body);
+      d.properties = properties_of(message.properties);
+      amqp_destroy_message(&message);
+      returned_.push_back(std::move(d));
       return std::nullopt;
     }
     case AMQP_CHANNEL_CLOSE_METHOD:
@@ -625,6 +624,13 @@ bool Amqp::buffered() const noexcept {
   if (!pending_.empty()) return true;
   if (state_ == nullptr) return false;
   return amqp_data_in_buffer(state_->conn) != 0 || amqp_frames_enqueued(state_->conn) != 0;
+}
+
+std::optional<Delivery> Amqp::next_returned() {
+  if (returned_.empty()) return std::nullopt;
+  Delivery d = std::move(returned_.front());
+  returned_.pop_front();
+  return d;
 }
 
 }  // namespace concur::dist

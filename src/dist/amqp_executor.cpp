@@ -3,10 +3,12 @@
 // then one wait for all their confirms — so concurrent submits share a confirm round trip (the
 // broker's fsync of persistent messages). A reader thread owns a second connection consuming the
 // reply queue and hands the messages to RemoteClient::deliver (remote_client.cpp), acknowledging
-// them (multiple) after delivery.
+// them (multiple) after delivery, and answers each start report with go or drop (the claim that
+// makes cancel() exact).
 #include "concur/dist/amqp_executor.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <condition_variable>
 #include <deque>
 #include <exception>
@@ -44,7 +46,7 @@ class AmqpClient final : public RemoteClient {
     publisher_ = Amqp::connect(url_, options_.connect_timeout);
     publisher_.confirm_select();
     declare_task_queue(publisher_, options_.prefix, options_.queue);
-    declare_revoke_stream(publisher_, options_.prefix);
+    publisher_.declare_exchange(amqp_control_exchange(options_.prefix), "fanout", true);
     reader_conn_ = Amqp::connect(url_, options_.connect_timeout);
     open_reader();
   }
@@ -90,27 +92,31 @@ class AmqpClient final : public RemoteClient {
     out.properties = task_properties(m, options.priority, 0);
     if (queue != options_.queue) out.declare = queue;
     std::string handle = out.routing_key;
-    publish(std::move(out), /*wait=*/true);
+    out.job = m.id;
+    publish(std::move(out), /*wait=*/options_.confirm_submit);
     return handle;
   }
 
-  // take_back: AMQP cannot delete a queued message: the task is revoked (every worker drops it).
+  // take_back: AMQP cannot delete a queued message, and needs not: a worker runs a task only after
+  // this executor answered its start report with go (claim()), which it does only if the start
+  // wins over the cancel in the future's own state. kWithdrawn lets the cancel try; the state
+  // decides. Without start reports (track_started off) nothing can be known: kUnknown.
   FutureStateBase::Withdrawal take_back(const std::string&, const std::string&,
-                                        std::uint64_t id) override {
-    publish(revoke_message(id), /*wait=*/true);
-    return FutureStateBase::Withdrawal::kWithdrawn;
+                                        std::uint64_t) override {
+    return options_.track_started ? FutureStateBase::Withdrawal::kWithdrawn
+                                  : FutureStateBase::Withdrawal::kUnknown;
   }
 
+  // send_revoke: a running task on a process worker was cancelled: broadcast on P.control, the
+  // worker running it kills the run.
   void send_revoke(std::uint64_t id) noexcept override {
     try {
-      publish(revoke_message(id), /*wait=*/false);
+      publish(control_message(ControlMessage::revoke, id,
+                              Destination{amqp_control_exchange(options_.prefix), ""}),
+              /*wait=*/false);
     } catch (const std::exception&) {
     }
   }
-
-  // on_orphan_start: a worker took a task revoked before the revoke reached it: revoked again, so
-  // that a process worker kills the run.
-  void on_orphan_start(std::uint64_t id) noexcept override { send_revoke(id); }
 
   void wake_reader() noexcept override {}  // the reader looks at its flag every kReaderPoll
 
@@ -122,6 +128,7 @@ class AmqpClient final : public RemoteClient {
     std::string body{};
     MessageProperties properties{};
     std::string declare{};  // a queue to declare first (once per connection)
+    std::uint64_t job = 0;  // a task's job (its future fails if nobody waits and it is refused)
   };
   // Ticket: a waiting publish's outcome.
   struct Ticket {
@@ -129,12 +136,39 @@ class AmqpClient final : public RemoteClient {
     std::exception_ptr error{};
   };
 
-  Outgoing revoke_message(std::uint64_t id) const {
+  struct Destination {
+    std::string exchange;
+    std::string routing_key;
+  };
+
+  // control_message(kind, id, to): a ControlMessage about this executor's job `id`.
+  Outgoing control_message(ControlMessage::Kind kind, std::uint64_t id, Destination to) const {
     Outgoing out;
-    out.routing_key = amqp_revoke_stream(options_.prefix);
-    out.body = encode(ControlMessage{reply(), id});
-    out.properties.persistent = true;
+    out.exchange = std::move(to.exchange);
+    out.routing_key = std::move(to.routing_key);
+    ControlMessage c;
+    c.kind = kind;
+    c.reply = reply();
+    c.ids = {id};
+    out.body = encode(c);
     return out;
+  }
+
+  // claim(d, verdict): the answer to a worker's start report — go or drop, to the control queue
+  // it named (reply_to), not waited for.
+  void claim(const Delivery& d, StartVerdict verdict) {
+    if (verdict == StartVerdict::kNone || d.properties.reply_to.empty()) return;
+    std::uint64_t id = 0;
+    const std::string& c = d.properties.correlation_id;
+    if (std::from_chars(c.data(), c.data() + c.size(), id).ec != std::errc()) return;
+    try {
+      publish(
+          control_message(verdict == StartVerdict::kGo ? ControlMessage::go : ControlMessage::drop,
+                          id, Destination{"", d.properties.reply_to}),
+          /*wait=*/false);
+    } catch (const std::exception&) {
+      // stopping: the worker runs the task after its claim timeout
+    }
   }
 
   // publish(out, wait): hands `out` to the publisher thread; with `wait`, returns once the broker
@@ -182,6 +216,10 @@ class AmqpClient final : public RemoteClient {
           break;
         }
       }
+      if (error) {  // tasks whose submit did not wait: their futures fail
+        for (auto& [out, ticket] : batch)
+          if (!ticket && out.job != 0) fail_job(out.job, error);
+      }
       lock.lock();
       for (auto& [out, ticket] : batch) {
         if (!ticket) continue;
@@ -204,7 +242,7 @@ class AmqpClient final : public RemoteClient {
           0, "the broker refused " + std::to_string(nacked.size()) + " message(s) (basic.nack)");
   }
 
-  // open_reader(): declares the reply queue and consumes it (reader connection).
+  // open_reader(): declares the reply queue and consumes it (the reader connection).
   void open_reader() {
     declare_reply_queue(reader_conn_, reply(), options_.result_ttl);
     reader_conn_.qos(1024);
@@ -226,7 +264,7 @@ class AmqpClient final : public RemoteClient {
         backoff = std::chrono::milliseconds(50);
         std::uint64_t last = 0;
         while (d) {
-          deliver(d->body);
+          claim(*d, deliver(d->body));
           last = d->delivery_tag;
           d = reader_conn_.next_delivery(std::chrono::milliseconds(0));
         }

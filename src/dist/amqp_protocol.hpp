@@ -9,14 +9,16 @@
 //   P.delay.Q.<ms> durable, x-expires: retries waiting <ms> (per-message TTL), then dead-lettered
 //                  back to P.Q
 //   P.reply.<C>    durable, x-expires result_ttl: executor C's messages (ResultMessage)
-//   P.revoked      a stream (x-queue-type stream, x-max-age 1 day): the revokes, read by every
-//                  worker from the start (a worker that comes later still knows them)
+//   P.control      a durable fanout exchange: revokes of running tasks (executors → workers),
+//                  each worker consuming it through an exclusive queue of its own, where its
+//                  executors' answers to its start reports (go / drop) arrive too
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "concur/dist/amqp.hpp"
 #include "protocol.hpp"
@@ -52,36 +54,42 @@ inline std::string amqp_delay_queue(std::string_view prefix, std::string_view qu
 inline std::string amqp_reply_queue(std::string_view prefix, std::string_view client) {
   return dotted(prefix, "reply", client);
 }
-inline std::string amqp_revoke_stream(std::string_view prefix) {
+inline std::string amqp_control_exchange(std::string_view prefix) {
   std::string s(prefix);
-  s += ".revoked";
+  s += ".control";
   return s;
 }
 
-// kRevokesKeptFor: how long a revoke stays in the stream (x-max-age).
-inline constexpr std::string_view kRevokesKeptFor = "1D";
+// kClaimTimeout: how long a worker waits for the executor's answer to its start report before it
+// reports again — and, after a second silence, runs the task anyway (the executor crashed or is
+// cut off: nobody can cancel it).
+inline constexpr std::chrono::milliseconds kClaimTimeout{5'000};
 
-// declare_revoke_stream(mq, prefix): P.revoked.
-inline void declare_revoke_stream(Amqp& mq, std::string_view prefix) {
-  QueueOptions q{.durable = true};
-  q.queue_type = "stream";
-  q.max_age = std::string(kRevokesKeptFor);
-  (void)mq.declare_queue(amqp_revoke_stream(prefix), q);
-}
-
-// ControlMessage: to every worker through P.revoked — job `id` of the executor whose reply
-// queue is `reply` was cancelled: drop it when taken, kill its run when running (processes).
-// A worker also writes one with its own marker as `reply` (and id 0) when it opens the stream:
-// once it reads its marker back, it has read every revoke before it.
+// ControlMessage: about the jobs `ids` of the executor whose reply queue is `reply`.
+//   revoke: broadcast on P.control — the running job was cancelled: a process worker kills it.
+//   go / drop: the executor's answer to a worker's start report (sent to the control queue the
+//           report named in reply_to): run the task, or drop it (its future was cancelled first,
+//           or nobody waits for it any more).
 struct ControlMessage {
+  enum Kind : std::uint8_t { revoke = 0, go = 1, drop = 2 };
+  std::uint8_t kind = revoke;
   std::string reply;
-  std::uint64_t id = 0;
+  std::vector<std::uint64_t> ids;
 
   template <class Archive>
   void serialize(Archive& ar) {
-    ar(reply, id);
+    ar(kind, reply, ids);
   }
 };
+
+// declare_control(mq, prefix) → the name of a new exclusive queue bound to P.control.
+inline std::string declare_control(Amqp& mq, std::string_view prefix) {
+  const std::string exchange = amqp_control_exchange(prefix);
+  mq.declare_exchange(exchange, "fanout", true);
+  const QueueInfo q = mq.declare_queue("", QueueOptions{.exclusive = true, .auto_delete = true});
+  mq.bind_queue(q.name, exchange, "");
+  return q.name;
+}
 
 // declare_task_queue(mq, prefix, queue): P.dead.Q, then P.Q dead-lettering to it. Executors and
 // workers declare the same arguments (a mismatch is AmqpError 406).

@@ -1,5 +1,5 @@
 // The AMQP worker (Worker with an amqp:// URL): one I/O thread owns the connection — it consumes
-// the task queues (basic.qos: `concurrency` unacknowledged at most) and the revoke stream,
+// the task queues (basic.qos: `concurrency` unacknowledged at most) and its control queue,
 // hands tasks to `concurrency` runner threads, and stores their outcomes: each result (or the
 // retry's message, on a delay queue) is published persistent, the batch's publisher confirms are
 // awaited once, and only then are the tasks acknowledged (or rejected to their dead-letter queue).
@@ -23,7 +23,7 @@
 #include <set>
 #include <string>
 #include <thread>
-#include <unordered_set>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -39,10 +39,6 @@ namespace {
 
 // kPoll: how long the I/O thread waits for the socket or a runner before it looks at stop().
 constexpr std::chrono::milliseconds kPoll{100};
-// kInternalError: AMQP's 541 INTERNAL_ERROR.
-constexpr int kInternalError = 541;
-// kRevokedKept: how many revokes a worker remembers (the oldest are forgotten first).
-constexpr std::size_t kRevokedKept = 100'000;
 
 // Job is a task handed to a runner thread.
 struct Job {
@@ -59,7 +55,6 @@ struct Job {
 struct Done {
   Job job;
   RunOutcome outcome;
-  bool dropped = false;  // revoked before it ran: acknowledged, nothing stored
 };
 
 class AmqpWorker final : public Worker::Impl {
@@ -68,25 +63,13 @@ class AmqpWorker final : public Worker::Impl {
     check_worker_options(o_);
     url_ = AmqpUrl::parse(o_.url);
     for (const std::string& q : o_.queues) task_queues_.push_back(amqp_task_queue(o_.prefix, q));
-    revoke_stream_ = amqp_revoke_stream(o_.prefix);
+    control_exchange_ = amqp_control_exchange(o_.prefix);
     wake_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (wake_ < 0) throw OSError(errno, "eventfd");
     try {
       runner_ = std::make_unique<TaskRunner>(o_, o_.name);
-      // Unreachable: the constructor fails. A stream just declared by another worker may refuse a
-      // consumer for a moment (541 INTERNAL_ERROR while its replica starts): tried again.
-      const auto deadline = std::chrono::steady_clock::now() + o_.connect_timeout;
-      for (;;) {
-        try {
-          mq_ = Amqp::connect(url_, o_.connect_timeout);
-          open();
-          break;
-        } catch (const AmqpError& e) {
-          if (e.code() != kInternalError || std::chrono::steady_clock::now() >= deadline) throw;
-          mq_.close();
-          std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
-      }
+      mq_ = Amqp::connect(url_, o_.connect_timeout);  // unreachable: the constructor fails
+      open();
     } catch (...) {
       ::close(wake_);
       throw;
@@ -134,34 +117,14 @@ class AmqpWorker final : public Worker::Impl {
     [[maybe_unused]] const ssize_t n = ::write(wake_, &one, sizeof one);
   }
 
-  // open(): declares the task queues (and their dead-letter queues) and the revoke stream; reads
-  // the stream from its start up to a marker this worker writes (so every revoke made before is
-  // known before any task is taken), then consumes the task queues (at most `concurrency`
-  // unacknowledged) and the rest of the stream.
+  // open(): declares the task queues (and their dead-letter queues) and this worker's control
+  // queue on P.control (revokes, and the answers to its start reports), then consumes them (the
+  // tasks with acknowledgements, at most `concurrency` unacknowledged).
   void open() {
     mq_.confirm_select();
     for (const std::string& q : o_.queues) declare_task_queue(mq_, o_.prefix, q);
-    declare_revoke_stream(mq_, o_.prefix);
-    mq_.qos(1000);  // (a stream's consumer needs a prefetch; the revokes are read in bulk)
-    (void)mq_.consume(revoke_stream_, /*no_ack=*/false, /*exclusive=*/false,
-                      {{"x-stream-offset", "first"}});
-    const std::string marker = "marker:" + o_.name + ":" + std::to_string(++markers_);
-    MessageProperties p;
-    p.persistent = true;
-    (void)mq_.publish_nowait("", revoke_stream_, encode(ControlMessage{marker, 0}), p);
-    confirm();
-    const auto deadline = std::chrono::steady_clock::now() + o_.connect_timeout;
-    for (bool seen = false; !seen;) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0)
-        throw ConnectionError(ETIMEDOUT, "the revoke stream " + revoke_stream_ +
-                                             " did not give back this worker's marker");
-      std::optional<Delivery> d = mq_.next_delivery(left);
-      if (!d) continue;
-      seen = on_revoke(d->body) == marker;
-      mq_.ack(d->delivery_tag);
-    }
+    control_queue_ = declare_control(mq_, o_.prefix);
+    (void)mq_.consume(control_queue_, /*no_ack=*/true);
     mq_.qos(static_cast<std::uint16_t>(std::min<std::size_t>(o_.concurrency, 65535)));
     consumers_.clear();
     for (const std::string& q : task_queues_) consumers_.push_back(mq_.consume(q));
@@ -170,6 +133,7 @@ class AmqpWorker final : public Worker::Impl {
 
   // idle(): nothing taken is unfinished (the warm stop's end).
   bool idle() {
+    if (!claiming_.empty()) return false;
     std::scoped_lock lock(mu_);
     return ready_.empty() && running_ == 0 && done_.empty();
   }
@@ -190,10 +154,13 @@ class AmqpWorker final : public Worker::Impl {
           for (const std::string& tag : consumers_) mq_.cancel(tag);
           consuming = false;
         }
+        if (stopping()) requeue_claims();
         store_outcomes();
         wait_for_work();
         while (std::optional<Delivery> d = mq_.next_delivery(std::chrono::milliseconds(0)))
           take(std::move(*d));
+        while (std::optional<Delivery> r = mq_.next_returned()) unclaimed(*r);
+        expire_claims();
         store_outcomes();
         backoff = std::chrono::milliseconds(50);
       } catch (const std::exception& e) {
@@ -230,15 +197,15 @@ class AmqpWorker final : public Worker::Impl {
   // connection: the broker requeued them, so they are not run from here.
   void forget_stale() {
     ++generation_;
+    claiming_.clear();
     std::scoped_lock lock(mu_);
     std::erase_if(ready_, [&](const Job& j) { return j.generation != generation_; });
   }
 
   // take(d): one delivery — a revoke, or a task for the runners.
   void take(Delivery d) {
-    if (d.routing_key == revoke_stream_) {
-      (void)on_revoke(d.body);
-      mq_.ack(d.delivery_tag);
+    if (d.exchange == control_exchange_ || d.routing_key == control_queue_) {
+      on_control(d.body);  // (a revoke, or an executor's answer to a start report)
       return;
     }
     Job job;
@@ -258,10 +225,6 @@ class AmqpWorker final : public Worker::Impl {
     const auto it = std::find(task_queues_.begin(), task_queues_.end(), d.routing_key);
     job.queue = it == task_queues_.end() ? 0 : static_cast<std::size_t>(it - task_queues_.begin());
     job.revoke_key = revoke_key(o_.prefix, job.message.reply, job.message.id);
-    if (revoked(job.revoke_key)) {
-      mq_.ack(job.tag);
-      return;
-    }
     if (d.redelivered) {         // its worker died or lost its connection before it acknowledged it
       std::uint32_t before = 0;  // (a header that is not a count counts as none)
       if (const auto h = d.properties.headers.find(std::string(kDeliveriesHeader));
@@ -270,20 +233,93 @@ class AmqpWorker final : public Worker::Impl {
       take_over(job, before + 1);
       return;
     }
-    if (job.message.track_started) {
-      ResultMessage s;
-      s.id = job.message.id;
-      s.kind = ResultMessage::started;
-      if (runner_->stoppable()) s.flags = ResultMessage::kStoppable;
-      MessageProperties p;
-      p.correlation_id = std::to_string(s.id);
-      (void)mq_.publish_nowait("", job.message.reply, encode(s), p);
+    if (job.message.track_started) {  // run once the executor answers go (claim())
+      claim(std::move(job));
+      return;
     }
     {
       std::scoped_lock lock(mu_);
       ready_.push_back(std::move(job));
     }
     ready_cv_.notify_one();
+  }
+
+  // claim(job): reports the start to the job's executor — mandatory, so that a reply queue that is
+  // gone (the executor shut down) sends it back: unclaimed() — naming this worker's control queue
+  // for the answer (on_control: go or drop). The task waits for it (expire_claims()).
+  void claim(Job job) {
+    report_start(job);
+    const std::string key = job.revoke_key;
+    claiming_.emplace(key,
+                      Claim{std::move(job), std::chrono::steady_clock::now() + kClaimTimeout, 1});
+  }
+
+  void report_start(const Job& job) {
+    ResultMessage s;
+    s.id = job.message.id;
+    s.kind = ResultMessage::started;
+    if (runner_->stoppable()) s.flags = ResultMessage::kStoppable;
+    MessageProperties p;
+    p.correlation_id = std::to_string(s.id);
+    p.reply_to = control_queue_;
+    (void)mq_.publish_nowait("", job.message.reply, encode(s), p, /*mandatory=*/true);
+  }
+
+  // settle_claim(key, go): the executor's answer — the task runs, or is acknowledged and dropped.
+  void settle_claim(const std::string& key, bool go) {
+    const auto it = claiming_.find(key);
+    if (it == claiming_.end()) return;
+    Job job = std::move(it->second.job);
+    claiming_.erase(it);
+    if (!go) {
+      if (job.generation == generation_) mq_.ack(job.tag);
+      std::scoped_lock lock(mu_);
+      ++stats_.revoked;
+      return;
+    }
+    {
+      std::scoped_lock lock(mu_);
+      ready_.push_back(std::move(job));
+    }
+    ready_cv_.notify_one();
+  }
+
+  // unclaimed(r): a start report the broker sent back: its executor's reply queue is gone — nobody
+  // waits for the task.
+  void unclaimed(const Delivery& r) {
+    std::uint64_t id = 0;
+    const std::string& c = r.properties.correlation_id;
+    if (std::from_chars(c.data(), c.data() + c.size(), id).ec != std::errc()) return;
+    settle_claim(revoke_key(o_.prefix, r.routing_key, id), /*go=*/false);
+  }
+
+  // requeue_claims(): stopping, the tasks still waiting for their executor's answer have not
+  // started: they go back to their queue (requeued: another worker claims them), rather than make
+  // the warm stop wait for answers that may not come (an executor shutting down).
+  void requeue_claims() {
+    for (auto& [key, c] : claiming_)
+      if (c.job.generation == generation_) mq_.nack(c.job.tag, /*requeue=*/true);
+    claiming_.clear();
+  }
+
+  // expire_claims(): a start report not answered within kClaimTimeout is sent again (the first may
+  // have been deleted with its executor's reply queue: the second comes back, and the task is
+  // dropped); not answered twice, the task runs (its executor crashed or is cut off: nobody can
+  // cancel it; its result waits in the reply queue).
+  void expire_claims() {
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<std::string> late;
+    for (auto& [key, c] : claiming_) {
+      if (c.deadline > now) continue;
+      if (c.reports < 2) {
+        report_start(c.job);
+        ++c.reports;
+        c.deadline = now + kClaimTimeout;
+      } else {
+        late.push_back(key);
+      }
+    }
+    for (const std::string& key : late) settle_claim(key, /*go=*/true);
   }
 
   // take_over(job, lost): a task delivered before to workers that did not finish it (`lost` of
@@ -329,45 +365,23 @@ class AmqpWorker final : public Worker::Impl {
       throw AmqpError(0, "the broker refused a message (basic.nack)");
   }
 
-  // on_revoke(body): a message of the revoke stream — remember the revoke, drop the task if it
-  // waits for a runner, kill its run if it runs in a process → its `reply` (a worker's marker).
-  std::string on_revoke(std::string_view body) {
+  // on_control(body): a message of this worker's control queue — an executor's answer to a start
+  // report (go / drop), or a revoke of a running task (a process run is killed).
+  void on_control(std::string_view body) {
     ControlMessage c;
     try {
       c = decode<ControlMessage>(body);
     } catch (const std::exception&) {
-      return {};
+      return;
     }
-    if (c.id == 0) return c.reply;  // a marker (job ids start at 1)
-    const std::string key = revoke_key(o_.prefix, c.reply, c.id);
-    std::vector<Job> dropped;
-    {
-      std::scoped_lock lock(mu_);
-      if (revoked_set_.insert(key).second) {
-        revoked_order_.push_back(key);
-        if (revoked_order_.size() > kRevokedKept) {
-          revoked_set_.erase(revoked_order_.front());
-          revoked_order_.pop_front();
-        }
-      }
-      for (auto it = ready_.begin(); it != ready_.end();) {
-        if (it->revoke_key == key) {
-          dropped.push_back(std::move(*it));
-          it = ready_.erase(it);
-        } else {
-          ++it;
-        }
+    for (const std::uint64_t id : c.ids) {
+      const std::string key = revoke_key(o_.prefix, c.reply, id);
+      if (c.kind == ControlMessage::revoke) {
+        runner_->revoke(key);
+      } else {
+        settle_claim(key, c.kind == ControlMessage::go);
       }
     }
-    for (const Job& j : dropped)
-      if (j.generation == generation_) mq_.ack(j.tag);
-    runner_->revoke(key);
-    return c.reply;
-  }
-
-  bool revoked(const std::string& key) {
-    std::scoped_lock lock(mu_);
-    return revoked_set_.contains(key);
   }
 
   // store_outcomes(): the runners' outcomes — results to their reply queues, retries to their
@@ -383,7 +397,6 @@ class AmqpWorker final : public Worker::Impl {
     // A failure below (the connection lost) leaves the whole batch to the broker's requeue; the
     // outcomes are counted only once stored.
     for (const Done& d : batch) {
-      if (d.dropped) continue;
       if (d.outcome.retry) {
         publish_retry(d.job);
       } else {
@@ -395,15 +408,14 @@ class AmqpWorker final : public Worker::Impl {
     for (const Done& d : batch) {
       const bool current = d.job.generation == generation_;
       if (current) {
-        const bool dead = !d.dropped && !d.outcome.retry && !d.outcome.revoked &&
-                          d.outcome.result.kind == ResultMessage::error;
+        const bool dead =
+            !d.outcome.retry && !d.outcome.revoked && d.outcome.result.kind == ResultMessage::error;
         if (dead) {
           mq_.reject(d.job.tag, /*requeue=*/false);  // → P.dead.Q (x-dead-letter-exchange)
         } else {
           mq_.ack(d.job.tag);
         }
       }
-      if (d.dropped) continue;
       if (!current)
         ++counted.lost;  // stored, but the broker gave the task to a worker again
       else if (d.outcome.retry)
@@ -449,11 +461,7 @@ class AmqpWorker final : public Worker::Impl {
         ++running_;
       }
       Done d;
-      if (revoked(job.revoke_key)) {  // revoked since it was taken: it does not run
-        d.dropped = true;
-      } else {
-        d.outcome = runner_->run(job.message);
-      }
+      d.outcome = runner_->run(job.message);
       d.job = std::move(job);
       {
         std::scoped_lock lock(mu_);
@@ -467,11 +475,19 @@ class AmqpWorker final : public Worker::Impl {
   WorkerOptions o_;
   AmqpUrl url_;
   std::vector<std::string> task_queues_;
-  std::string revoke_stream_;
+  std::string control_exchange_;
+  std::string control_queue_;  // this connection's (I/O thread)
+  // claiming_: tasks whose start was reported, waiting for the executor's go (I/O thread), by
+  // revoke_key (executor, job).
+  struct Claim {
+    Job job;
+    std::chrono::steady_clock::time_point deadline;
+    int reports = 1;  // start reports sent
+  };
+  std::unordered_map<std::string, Claim> claiming_;
   std::vector<std::string> consumers_;    // the task consumers' tags (I/O thread)
   std::set<std::string> delay_declared_;  // delay queues declared on this connection
   std::uint64_t generation_ = 0;          // bumped by every reconnect (I/O thread)
-  std::uint64_t markers_ = 0;             // markers written to the revoke stream
   Amqp mq_;                               // the I/O thread's
   int wake_ = -1;                         // eventfd: a runner finished, or stop()
   std::atomic<bool> stop_{false};
@@ -483,8 +499,6 @@ class AmqpWorker final : public Worker::Impl {
   std::deque<Done> done_;  // run, waiting to be stored
   std::size_t running_ = 0;
   bool runners_stop_ = false;
-  std::unordered_set<std::string> revoked_set_;
-  std::deque<std::string> revoked_order_;
   WorkerStats stats_;
 };
 

@@ -106,6 +106,19 @@ void RemoteClient::cancel(std::uint64_t id) noexcept {
   settled_cv_.notify_all();
 }
 
+void RemoteClient::fail_job(std::uint64_t id, std::exception_ptr error) noexcept {
+  std::unique_ptr<RemoteJob> job;
+  {
+    std::scoped_lock lock(mu_);
+    auto it = jobs_.find(id);
+    if (it == jobs_.end()) return;
+    job = std::move(it->second.job);
+    jobs_.erase(it);
+  }
+  if (job) job->fail(std::move(error));
+  settled_cv_.notify_all();
+}
+
 FutureStateBase::Withdrawal RemoteClient::withdraw(std::uint64_t id) noexcept {
   using W = FutureStateBase::Withdrawal;
   std::string handle, queue;
@@ -183,27 +196,24 @@ bool RemoteClient::finished() const {
   return stop_.load() || (shutdown_ && jobs_.empty());
 }
 
-void RemoteClient::deliver(std::string_view bytes) {
+RemoteClient::StartVerdict RemoteClient::deliver(std::string_view bytes) {
   ResultMessage m;
   try {
     m = decode<ResultMessage>(bytes);
   } catch (const std::exception&) {
-    return;  // not ours
+    return StartVerdict::kNone;  // not ours
   }
-  if (m.kind == ResultMessage::wake) return;
+  if (m.kind == ResultMessage::wake) return StartVerdict::kNone;
+  const bool start = m.kind == ResultMessage::started;
   std::unique_ptr<RemoteJob> job;
   RemoteJob* starting = nullptr;
   {
     std::scoped_lock lock(mu_);
     auto it = jobs_.find(m.id);
-    if (it == jobs_.end()) {  // cancelled, or a second run's result (at-least-once)
-      if (m.kind == ResultMessage::started) {
-        on_orphan_start(m.id);
-      }
-      return;
-    }
-    if (m.kind == ResultMessage::started) {
-      if (it->second.started) return;  // taken over by another worker: still running
+    if (it == jobs_.end())  // cancelled, or a second run's report (at-least-once)
+      return start ? StartVerdict::kDrop : StartVerdict::kNone;
+    if (start) {
+      if (it->second.started) return StartVerdict::kGo;  // taken over by another worker
       it->second.started = true;
       starting = it->second.job.get();
       if ((m.flags & ResultMessage::kStoppable) != 0) starting->mark_stoppable();
@@ -212,10 +222,8 @@ void RemoteClient::deliver(std::string_view bytes) {
       jobs_.erase(it);
     }
   }
-  if (starting != nullptr) {
-    start_job(m.id, starting);
-    return;
-  }
+  if (starting != nullptr)
+    return start_job(m.id, starting) ? StartVerdict::kGo : StartVerdict::kDrop;
   if (m.kind == ResultMessage::ok) {
     job->finish(m.result);
   } else {
@@ -223,17 +231,18 @@ void RemoteClient::deliver(std::string_view bytes) {
   }
   job.reset();
   settled_cv_.notify_all();
+  return StartVerdict::kNone;
 }
 
 // start_job(id, job): set_running_or_notify_cancel() on a job still recorded. A cancel() racing
 // in (the future was cancelled before the start arrived) finds the record and erases it, so the
 // job is moved out under the lock and put back after.
-void RemoteClient::start_job(std::uint64_t id, RemoteJob* job) {
+bool RemoteClient::start_job(std::uint64_t id, RemoteJob* job) {
   std::unique_ptr<RemoteJob> held;
   {
     std::scoped_lock lock(mu_);
     auto it = jobs_.find(id);
-    if (it == jobs_.end() || it->second.job.get() != job) return;
+    if (it == jobs_.end() || it->second.job.get() != job) return false;
     held = std::move(it->second.job);
   }
   const bool running = held->start();
@@ -245,6 +254,7 @@ void RemoteClient::start_job(std::uint64_t id, RemoteJob* job) {
     jobs_.erase(it);  // cancelled before it started: settled
   }
   settled_cv_.notify_all();
+  return running;
 }
 
 void remote_submit(const std::shared_ptr<RemoteClient>& core, mp::detail::AnyFn fn,

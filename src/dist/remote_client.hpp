@@ -61,6 +61,9 @@ class RemoteClient {
   // withdraw(id): takes job `id`'s task back unless a worker took it (kTaken also when the start
   // was reported; kUnknown when the job is settled, not sent yet, or the broker cannot be asked).
   FutureStateBase::Withdrawal withdraw(std::uint64_t id) noexcept;
+  // fail_job(id, error): job `id`'s task never reached the broker after all (a publish the broker
+  // refused after send() returned): its future fails with `error`. Never throws.
+  void fail_job(std::uint64_t id, std::exception_ptr error) noexcept;
   // revoke(id): job `id` was cancelled while it ran on a worker that can stop it.
   void revoke(std::uint64_t id) noexcept { send_revoke(id); }
   // shutdown(wait, cancel_futures, deadline): see RemoteExecutor::shutdown; with a deadline, the
@@ -90,13 +93,16 @@ class RemoteClient {
   // check_task(options): a broker's own refusals (ValueError) of a task's options.
   virtual void check_task(const TaskOptions& options) const = 0;
 
-  // deliver(bytes): one ResultMessage from a worker (the reader thread's); a message that is not
-  // one, or for a job this executor no longer has (cancelled, settled: a second run's result), is
-  // dropped (a start of such a job calls on_orphan_start).
-  void deliver(std::string_view bytes);
-  // on_orphan_start(id): a worker started job `id`, which this executor no longer waits for (it
-  // was cancelled: revoked while queued). Default: nothing.
-  virtual void on_orphan_start(std::uint64_t /*id*/) noexcept {}
+  // StartVerdict: what deliver() made of a worker's start report — kGo: the job still waits for
+  // its result and is running now (or was already: a task taken over); kDrop: the job is gone
+  // (cancelled before the start, or settled: a second run); kNone: not a start.
+  enum class StartVerdict : std::uint8_t { kNone, kGo, kDrop };
+  // deliver(bytes): one ResultMessage from a worker (the reader thread's): a start marks the
+  // future running unless it was cancelled first — the future's own state decides which came
+  // first, so an answer kGo/kDrop to a worker that waits for it (AMQP) makes cancel() exact; a
+  // result or error settles the future. A message that is not one, or for a job this executor no
+  // longer has (cancelled, settled), is dropped.
+  StartVerdict deliver(std::string_view bytes);
   // finished(): the reader may end (stopped, or shut down with nothing left to settle).
   bool finished() const;
 
@@ -110,7 +116,8 @@ class RemoteClient {
     bool started = false;
   };
 
-  void start_job(std::uint64_t id, RemoteJob* job);
+  // start_job(id, job): set_running_or_notify_cancel() on a job still recorded → running.
+  bool start_job(std::uint64_t id, RemoteJob* job);
 
   ClientSettings settings_;
   std::string client_;

@@ -324,17 +324,36 @@ TEST_F(AmqpExecutorTest, ARunningTaskCannotBeCancelled) {
   EXPECT_EQ(f.result(kRemote), 5);
 }
 
+// A worker is busy (a gate) while shutdown(cancel_futures) cancels the queued tasks; once free it
+// claims them after the executor is gone: each start report comes back (no reply queue), and the
+// task is dropped. None of them runs.
 TEST_F(AmqpExecutorTest, ShutdownCancelFuturesCancelsWhatNoWorkerTook) {
-  AmqpExecutor ex(url(), options());
+  auto busy = start_worker(1);
   std::vector<Future<void>> fs;
-  for (int i = 0; i < 5; ++i) fs.push_back(ex.submit(amqp_mark, file("queued")));
-  ex.shutdown(true, /*cancel_futures=*/true);
-  for (auto& f : fs) EXPECT_TRUE(f.cancelled());
-  auto w = start_worker(1);
+  {
+    AmqpExecutor ex(url(), options());
+    Future<int> held = ex.submit(amqp_gate, file("gate"), 1);
+    ASSERT_TRUE(concur::testing::poll_until(kRemote, [&] { return held.running(); }));
+    for (int i = 0; i < 5; ++i) fs.push_back(ex.submit(amqp_mark, file("queued")));
+    ex.shutdown(false, /*cancel_futures=*/true);
+    for (auto& f : fs) EXPECT_TRUE(f.cancelled());
+    append_line(file("gate"), "open");
+    EXPECT_EQ(held.result(kRemote), 1);
+  }
+  auto late = start_worker(1);
   AmqpExecutor other(url(), options());
-  EXPECT_EQ(other.submit(amqp_mul, 4, 4).result(kRemote), 16);
-  w->join();
-  EXPECT_FALSE(std::filesystem::exists(file("queued")));
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(other.submit(amqp_mul, 4, i).result(kRemote), 4 * i);
+  // Every cancelled task is dropped by the worker that claims it (its start report comes back:
+  // the executor is gone), or put back unstarted by one that stops first and dropped later.
+  const auto dropped = [&] {
+    return busy->worker().stats().revoked + late->worker().stats().revoked;
+  };
+  EXPECT_TRUE(concur::testing::poll_until(kRemote, [&] { return dropped() == 5u; }))
+      << dropped() << " of 5 dropped";
+  late->join();
+  busy->join();
+  EXPECT_FALSE(std::filesystem::exists(file("queued"))) << "a cancelled task ran";
+  EXPECT_EQ(messages(prefix_ + ".default"), 0u);
 }
 
 // ---- Retries, dead letters, priorities
@@ -486,6 +505,24 @@ TEST_F(AmqpExecutorTest, ABrokerCrashWhileWorkersRunLosesNothingAcknowledged) {
   EXPECT_GE(count_of(file("runs")), 200);
   // The executor and the worker reconnected: a new task goes through.
   EXPECT_EQ(ex.submit(amqp_mul, 5, 5).result(kRemote), 25);
+}
+
+// confirm_submit = false: submit() returns once the task is handed to the publisher thread; the
+// tasks still all run, and one the broker never got fails its future instead of vanishing.
+TEST_F(AmqpExecutorTest, APipelinedSubmitThatNeverReachesTheBrokerFailsItsFuture) {
+  AmqpOptions o = options();
+  o.confirm_submit = false;
+  o.connect_timeout = 2s;
+  auto w = start_worker(2);
+  AmqpExecutor ex(url(), o);
+  std::vector<Future<int>> fs;
+  for (int i = 0; i < 300; ++i) fs.push_back(ex.submit(amqp_mul, i, 2));
+  for (int i = 0; i < 300; ++i) EXPECT_EQ(fs[static_cast<std::size_t>(i)].result(kRemote), 2 * i);
+  g_broker->stop();
+  Future<int> lost = ex.submit(amqp_mul, 1, 1);  // (returns: the publisher finds out)
+  EXPECT_THROW((void)lost.result(kRemote), ConnectionError);
+  g_broker->restart();
+  EXPECT_EQ(ex.submit(amqp_mul, 2, 2).result(kRemote), 4) << "the executor reconnects";
 }
 
 // A worker whose task runs past the broker's consumer_timeout has its channel closed and the task

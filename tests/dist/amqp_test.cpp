@@ -110,6 +110,26 @@ TEST_F(AmqpTest, PublishWithConfirmsThenConsumeAndAck) {
   EXPECT_FALSE(consumer.next_delivery(100ms));
 }
 
+// A mandatory message no queue takes comes back (basic.return, read before its confirm) with its
+// properties; a routable one does not.
+TEST_F(AmqpTest, AnUnroutableMandatoryMessageComesBack) {
+  Amqp mq = connect();
+  mq.confirm_select();
+  MessageProperties p;
+  p.correlation_id = "7";
+  mq.publish("", "no-such-queue", "lost", p, /*mandatory=*/true);
+  std::optional<Delivery> r = mq.next_returned();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->routing_key, "no-such-queue");
+  EXPECT_EQ(r->body, "lost");
+  EXPECT_EQ(r->properties.correlation_id, "7");
+  EXPECT_FALSE(mq.next_returned());
+  const std::string q = mq.declare_queue("routable", {}).name;
+  mq.publish("", q, "kept", p, /*mandatory=*/true);
+  EXPECT_FALSE(mq.next_returned());
+  EXPECT_EQ(mq.declare_queue(q, {}).messages, 1u);
+}
+
 // Confirms in flight: a fast producer publishes without waiting, then collects every confirm.
 TEST_F(AmqpTest, ConfirmsInFlightAreCollectedByWaitConfirms) {
   Amqp mq = connect();

@@ -76,8 +76,6 @@ struct QueueOptions {
   bool dead_letter = false;               // set the two above (even when empty)
   std::optional<std::chrono::milliseconds> message_ttl{};  // x-message-ttl
   std::optional<std::chrono::milliseconds> expires{};  // x-expires: deleted when unused this long
-  std::string queue_type{};  // x-queue-type: "classic" (empty: the broker's), "quorum", "stream"
-  std::string max_age{};     // x-max-age of a stream ("1D", "12h"...): older messages are dropped
 };
 
 // QueueInfo: what queue.declare-ok said.
@@ -156,12 +154,14 @@ class CONCUR_EXPORT Amqp {
   // unconfirmed(): how many published messages await their confirm.
   [[nodiscard]] std::size_t unconfirmed() const noexcept { return unconfirmed_.size(); }
 
+  // next_returned(): the next mandatory message the broker sent back (basic.return: no queue took
+  // it), read while waiting for deliveries or confirms (its delivery_tag is 0); nullopt when none.
+  std::optional<Delivery> next_returned();
+
   // qos(prefetch): basic.qos: at most `prefetch` unacknowledged deliveries to this channel.
   void qos(std::uint16_t prefetch);
-  // consume(queue, no_ack, exclusive, arguments): basic.consume (arguments: string values, e.g.
-  // {"x-stream-offset", "first"} to read a stream from its start); the consumer tag.
-  std::string consume(std::string_view queue, bool no_ack = false, bool exclusive = false,
-                      const std::map<std::string, std::string>& arguments = {});
+  // consume(queue, no_ack, exclusive): basic.consume; the consumer tag.
+  std::string consume(std::string_view queue, bool no_ack = false, bool exclusive = false);
   // cancel(consumer_tag): basic.cancel.
   void cancel(std::string_view consumer_tag);
   // next_delivery(timeout): the next message for this channel's consumers; nullopt when none
@@ -222,6 +222,7 @@ class CONCUR_EXPORT Amqp {
   std::set<std::uint64_t> unconfirmed_;  // published, confirm not yet read
   std::vector<std::uint64_t> nacked_;    // refused, not yet reported
   std::deque<Delivery> pending_;         // deliveries read while waiting for a confirm
+  std::deque<Delivery> returned_;        // mandatory messages sent back (basic.return)
 };
 
 }  // namespace concur::dist

@@ -7,7 +7,8 @@
 // and the workers by one flag (`myapp worker --amqp URL`, WorkerOptions::url "amqp://...").
 // AMQP's own reliability does the work (names: P = AmqpOptions::prefix, Q = a queue):
 // - a task is a persistent message on the durable queue P.Q (x-max-priority 9: TaskOptions::
-//   priority), published with publisher confirms: submit() returns once the broker has it;
+//   priority), published with publisher confirms: submit() returns once the broker has it
+//   (AmqpOptions::confirm_submit; concurrent submits share one confirm wait);
 // - a worker takes at most `concurrency` tasks unacknowledged (basic.qos) and acknowledges a task
 //   only after its outcome is confirmed stored, so a worker that dies (kill -9, host gone) has
 //   its tasks requeued by the broker and run by another: at least once. A task redelivered more
@@ -51,6 +52,11 @@ struct AmqpOptions {
   std::chrono::milliseconds result_ttl = std::chrono::hours(24);
   // connect_timeout: bounds connecting, every reply and every publisher confirm.
   std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
+  // confirm_submit: submit() returns once the broker confirmed the task (publisher confirms).
+  // False: once the task is handed to the publisher thread (pipelined: several times the submit
+  // rate of one thread); a task the broker then refuses, or loses with a connection that cannot be
+  // reopened, fails its future (AmqpError, ConnectionError): never lost silently.
+  bool confirm_submit = true;
   // track_started: workers report when they take a task (running() from then on; cancel() knows
   // the task is taken). One transient message more per task.
   bool track_started = true;

@@ -79,7 +79,9 @@ struct WorkerStats {
   std::uint64_t recovered = 0;   // tasks taken back after Redis lost the reply that took them
   std::uint64_t deferred = 0;    // tasks put back to wait for their RateLimit / ConcurrencyLimit
   std::uint64_t crashed = 0;     // runs whose process died under them (processes)
-  std::uint64_t revoked = 0;     // runs killed because their executor cancelled them (processes)
+  std::uint64_t revoked = 0;     // runs killed because their executor cancelled them (processes);
+                                 // over AMQP also tasks dropped because their executor answered
+                                 // their start report with drop (cancelled first) or was gone
   std::uint64_t timed_out = 0;   // runs killed at their time limit (processes)
 };
 
