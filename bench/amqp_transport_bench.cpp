@@ -12,15 +12,30 @@
 //                                   answers them; tasks/s from the first publish to the last reply
 //   amqp pipelined, confirms in     the same with publish_nowait: confirms collected at the end
 //   flight
+//   reader: dedicated thread /      issue 18's "aio loop or a dedicated I/O thread — measure
+//   reader: asio loop (rt, piped)   which": the client's replies read on a connection of their own
+//                                   by (a) a thread blocking in next_delivery(), as AmqpExecutor's
+//                                   reader does, or (b) an Asio io_context waiting on the socket
+//                                   (posix::stream_descriptor::async_wait) and draining what came;
+//                                   each hands the count to the client thread (mutex + condvar).
+//                                   rt: one task round trip at a time (p50/p99); piped: N tasks
+//                                   published with confirms in flight, tasks/s to the last reply
 // Output: a table on stdout and one JSON line per row (--json FILE appends them).
 //
 //   build/release/bench/amqp_transport_bench [--n 2000] [--warmup 200] [--json FILE]
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
+#include <functional>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -76,6 +91,95 @@ void worker(const std::string& url, std::atomic<bool>& stop) {
     mq.publish("", d->properties.reply_to, d->body, reply);
     mq.ack(d->delivery_tag);
   }
+}
+
+// Replies: what a reader hands to the client thread.
+struct Replies {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::uint64_t count = 0;
+  void add(std::uint64_t n) {
+    {
+      std::scoped_lock lock(mu);
+      count += n;
+    }
+    cv.notify_all();
+  }
+  void wait_for(std::uint64_t n) {
+    std::unique_lock lock(mu);
+    if (!cv.wait_for(lock, std::chrono::seconds(10), [&] { return count >= n; }))
+      throw concur::RuntimeError("replies stopped");
+  }
+};
+
+// drain(rd): every reply already arrived (or buffered) → how many.
+std::uint64_t drain(Amqp& rd) {
+  std::uint64_t n = 0;
+  while (rd.next_delivery(std::chrono::milliseconds(0))) ++n;
+  return n;
+}
+
+// reader_rows(kind, url, n, warmup, rows): the round-trip and pipelined rows with the replies read
+// by `kind` ("dedicated thread" or "asio loop").
+void reader_rows(const std::string& kind, const std::string& url, int n, int warmup,
+                 std::vector<Row>& rows) {
+  const auto amqp_url = concur::dist::AmqpUrl::parse(url);
+  Amqp pub = Amqp::connect(amqp_url);
+  pub.confirm_select();
+  Amqp rd = Amqp::connect(amqp_url);
+  const std::string queue = "replies-" + std::to_string(rows.size());
+  (void)rd.declare_queue(queue, {});
+  rd.qos(1024);
+  (void)rd.consume(queue, /*no_ack=*/true);
+  Replies replies;
+  std::atomic<bool> stop{false};
+  std::thread reader;
+  boost::asio::io_context io;
+  boost::asio::posix::stream_descriptor socket(io);
+  std::function<void()> arm;
+  if (kind == "dedicated thread") {
+    reader = std::thread([&] {
+      while (!stop.load()) {
+        if (!rd.next_delivery(std::chrono::milliseconds(50))) continue;
+        replies.add(1 + drain(rd));
+      }
+    });
+  } else {
+    socket.assign(::dup(rd.fd()));
+    arm = [&] {
+      socket.async_wait(boost::asio::posix::stream_descriptor::wait_read,
+                        [&](const boost::system::error_code& ec) {
+                          if (ec || stop.load()) return;
+                          if (const std::uint64_t k = drain(rd); k > 0) replies.add(k);
+                          arm();
+                        });
+    };
+    arm();
+    reader = std::thread([&] {
+      const auto guard = boost::asio::make_work_guard(io);
+      io.run();
+    });
+  }
+  concur::dist::MessageProperties task;
+  task.persistent = true;
+  task.reply_to = queue;
+  std::uint64_t sent = 0;
+  rows.push_back(timed("reader: " + kind + " (rt)", warmup, n, [&](int) {
+    pub.publish("", "tasks", "t", task);
+    replies.wait_for(++sent);
+  }));
+  Row piped{"reader: " + kind + " (piped)", {}, 0.0};
+  const auto t0 = Clock::now();
+  for (int i = 0; i < n; ++i) (void)pub.publish_nowait("", "tasks", "t", task);
+  sent += static_cast<std::uint64_t>(n);
+  replies.wait_for(sent);
+  if (!pub.wait_confirms(std::chrono::seconds(10)).empty())
+    throw concur::RuntimeError("the broker refused tasks");
+  piped.per_second = n / std::chrono::duration<double>(Clock::now() - t0).count();
+  rows.push_back(piped);
+  stop.store(true);
+  io.stop();
+  reader.join();
 }
 
 }  // namespace
@@ -162,6 +266,8 @@ int main(int argc, char** argv) {
     row.per_second = n / std::chrono::duration<double>(Clock::now() - t0).count();
     rows.push_back(row);
   }
+  reader_rows("dedicated thread", broker.url(), n, warmup, rows);
+  reader_rows("asio loop", broker.url(), n, warmup, rows);
   stop.store(true);
   worker_thread.join();
 

@@ -1,6 +1,6 @@
 // `concur worker` and `concur dist status`: the binary (CONCUR_CLI_PATH) serving its built-in
 // tasks to a RedisExecutor in this process, stopped warmly by SIGTERM; the status table and JSON;
-// bad arguments.
+// the same worker serving an AmqpExecutor (--amqp, a private RabbitMQ broker); bad arguments.
 #include "dist/dist_command.hpp"
 
 #include <gtest/gtest.h>
@@ -12,9 +12,11 @@
 #include <sstream>
 #include <string>
 
+#include "concur/dist/amqp_executor.hpp"
 #include "concur/dist/executor.hpp"
 #include "concur/subprocess.hpp"
 #include "support/process_support.hpp"
+#include "support/rabbitmq_server.hpp"
 #include "support/redis_server.hpp"
 
 namespace {
@@ -61,6 +63,38 @@ TEST(DistCommandTest, TheWorkerServesBuiltInTasksAndStopsWarmlyOnSigterm) {
   EXPECT_NE(done.stderr_.find("serving default from redis://127.0.0.1:"), std::string::npos)
       << done.stderr_;
   EXPECT_NE(done.stderr_.find("stopped (1 succeeded"), std::string::npos) << done.stderr_;
+}
+
+TEST(DistCommandTest, TheWorkerServesAnAmqpExecutorWithTheSameTasks) {
+  if (!concur::testing::RabbitMqServer::available()) GTEST_SKIP() << "no rabbitmq-server";
+  concur::testing::RabbitMqServer broker;
+  broker.start();
+  sp::PopenOptions options;
+  options.stdout_ = sp::Redirect::Pipe;
+  options.stderr_ = sp::Redirect::Pipe;
+  sp::Popen worker({CONCUR_CLI_PATH, "worker", "--amqp", broker.url(), "--concurrency", "2"},
+                   options);
+  {
+    concur::dist::AmqpExecutor ex(broker.url());
+    EXPECT_EQ(ex.submit(concur::apps::dist::noop, std::int64_t{41}).result(kRemote), 41);
+  }
+  worker.send_signal(SIGTERM);
+  const sp::CommunicateResult done = worker.communicate({}, kRemote);
+  EXPECT_EQ(worker.returncode(), 0) << done.stderr_;
+  EXPECT_NE(done.stderr_.find("serving default from amqp://guest@127.0.0.1:"), std::string::npos)
+      << done.stderr_;
+  EXPECT_NE(done.stderr_.find("stopped (1 succeeded"), std::string::npos) << done.stderr_;
+  // One broker at a time; none reachable.
+  sp::Popen both({CONCUR_CLI_PATH, "worker", "--amqp", broker.url(), "--redis", "redis://x"},
+                 options);
+  (void)both.communicate({}, kRemote);
+  EXPECT_EQ(both.returncode(), 2);
+  const std::string nowhere =
+      "amqp://127.0.0.1:" + std::to_string(concur::testing::free_loopback_port()) + "/";
+  sp::Popen unreachable({CONCUR_CLI_PATH, "worker", "--amqp", nowhere}, options);
+  const sp::CommunicateResult out = unreachable.communicate({}, kRemote);
+  EXPECT_EQ(unreachable.returncode(), 1) << out.stderr_;
+  EXPECT_NE(out.stderr_.find("cannot connect to amqp://"), std::string::npos) << out.stderr_;
 }
 
 TEST(DistCommandTest, BadArgumentsAndNoRedis) {

@@ -24,6 +24,8 @@
 #include <tuple>
 #include <vector>
 
+#include "concur/aio/loop.hpp"
+#include "concur/aio/task.hpp"
 #include "concur/dist/amqp.hpp"
 #include "concur/dist/worker.hpp"
 #include "concur/errors.hpp"
@@ -232,6 +234,21 @@ TEST_F(AmqpExecutorTest, SubmitRunsOnAWorkerAndReturnsTheResult) {
   EXPECT_EQ(ex.pending(), 0u);
   w->join();
   EXPECT_EQ(w->worker().stats().succeeded, 1u + 50u + 1u + 3u + 1u);
+}
+
+// A coroutine awaits the executor's futures without blocking its loop (aio's co_await of a
+// concur::Future), as with any executor.
+TEST_F(AmqpExecutorTest, AnAioCoroutineAwaitsItsFutures) {
+  auto w = start_worker(2);
+  AmqpExecutor ex(url(), options());
+  auto main = [](AmqpExecutor& e) -> aio::Task<int> {
+    const Future<int> a = e.submit(amqp_mul, 6, 7);
+    const Future<int> b = e.submit(amqp_mul, 2, 3);
+    const int x = co_await a;
+    const int y = co_await b;
+    co_return x + y;
+  };
+  EXPECT_EQ(aio::run(main(ex)), 48);
 }
 
 TEST_F(AmqpExecutorTest, SubmitsFromSeveralThreadsAllResolve) {

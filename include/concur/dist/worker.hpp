@@ -1,5 +1,6 @@
-// concur/dist/worker.hpp — the worker side of RedisExecutor: any program that registers tasks
-// (CONCUR_TASK) can serve them.
+// concur/dist/worker.hpp — the worker side of RedisExecutor and AmqpExecutor: any program that
+// registers tasks (CONCUR_TASK) can serve them, from Redis or RabbitMQ (the URL's scheme picks;
+// over RabbitMQ see amqp_executor.hpp: the broker's acknowledgements replace the leases below).
 //
 //   int main(int argc, char** argv) {
 //     if (argc > 1 && std::string_view(argv[1]) == "worker")
@@ -36,7 +37,8 @@
 namespace concur::dist {
 
 struct WorkerOptions {
-  // url: the Redis server (redis://host:port/db or unix:///path).
+  // url: the Redis server (redis://host:port/db or unix:///path), or a RabbitMQ broker
+  // (amqp://user:password@host:port/vhost: lease does not apply there).
   std::string url = "redis://127.0.0.1:6379";
   // queues: served in this order (a task of an earlier queue is taken first).
   std::vector<std::string> queues{"default"};
@@ -109,10 +111,10 @@ class CONCUR_EXPORT Worker {
 };
 
 // worker_main(argc, argv): a worker's command line —
-//   --redis URL  --queues a,b  --concurrency N  --lease SECONDS  --max-deliveries N
+//   --redis URL | --amqp URL  --queues a,b  --concurrency N  --lease SECONDS  --max-deliveries N
 //   --name NAME  --prefix P  --processes  --time-limit SECONDS  --soft-time-limit SECONDS
 // serves until SIGINT/SIGTERM (warm), a second signal exits at once. Returns the exit code (0;
-// 2 for bad arguments; 1 when Redis cannot be reached at start).
+// 2 for bad arguments; 1 when the broker cannot be reached at start).
 CONCUR_EXPORT int worker_main(int argc, char** argv);
 
 }  // namespace concur::dist
