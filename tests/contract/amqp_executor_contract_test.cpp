@@ -6,9 +6,6 @@
 // tests/dist/amqp_executor_test.cpp.
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <cstddef>
-#include <memory>
 #include <string>
 
 #include "concur/dist/amqp_executor.hpp"
@@ -16,41 +13,20 @@
 #include "contract/remote_cluster.hpp"
 #include "support/rabbitmq_server.hpp"
 
-namespace {
+namespace concur::testing::contract_cluster {
 
-// The suite's broker: one per test binary, started before the first test.
-concur::testing::RabbitMqServer* g_server = nullptr;
-
-class AmqpEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    server_.start();
-    g_server = &server_;
-  }
-  void TearDown() override {
-    g_server = nullptr;
-    server_.stop();
-  }
-
- private:
-  concur::testing::RabbitMqServer server_;
-};
+using Factory = ClusterFactory<concur::dist::AmqpExecutor, concur::dist::AmqpOptions,
+                               concur::testing::RabbitMqServer>;
+template <>
+std::string Factory::flag() {
+  return "--amqp";
+}
 
 [[maybe_unused]] ::testing::Environment* const g_environment =
-    ::testing::AddGlobalTestEnvironment(new AmqpEnvironment);
+    ::testing::AddGlobalTestEnvironment(new ServerEnvironment<concur::testing::RabbitMqServer>);
 
-struct ClusterFactory {
-  using executor_type = concur::testing::contract_cluster::RemoteCluster<concur::dist::AmqpExecutor,
-                                                                         concur::dist::AmqpOptions>;
-  static std::unique_ptr<executor_type> make(std::size_t workers) {
-    static std::atomic<int> n{0};
-    return std::make_unique<executor_type>("--amqp", g_server->url(),
-                                           "contract" + std::to_string(++n), workers);
-  }
-};
-
-}  // namespace
+}  // namespace concur::testing::contract_cluster
 
 namespace concur::testing::process_contract {
-INSTANTIATE_TYPED_TEST_SUITE_P(AmqpExecutor, ProcessExecutorContract, ClusterFactory);
+INSTANTIATE_TYPED_TEST_SUITE_P(AmqpExecutor, ProcessExecutorContract, contract_cluster::Factory);
 }  // namespace concur::testing::process_contract

@@ -5,9 +5,6 @@
 // (leases, retries, dead letters, restarts) is in tests/dist/executor_test.cpp.
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <cstddef>
-#include <memory>
 #include <string>
 
 #include "concur/dist/executor.hpp"
@@ -15,42 +12,20 @@
 #include "contract/remote_cluster.hpp"
 #include "support/redis_server.hpp"
 
-namespace {
+namespace concur::testing::contract_cluster {
 
-// The suite's redis-server: one per test binary, started before the first test.
-concur::testing::RedisServer* g_server = nullptr;
-
-class RedisEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    server_.start();
-    g_server = &server_;
-  }
-  void TearDown() override {
-    g_server = nullptr;
-    server_.stop();
-  }
-
- private:
-  concur::testing::RedisServer server_;
-};
+using Factory = ClusterFactory<concur::dist::RedisExecutor, concur::dist::RedisOptions,
+                               concur::testing::RedisServer>;
+template <>
+std::string Factory::flag() {
+  return "--redis";
+}
 
 [[maybe_unused]] ::testing::Environment* const g_environment =
-    ::testing::AddGlobalTestEnvironment(new RedisEnvironment);
+    ::testing::AddGlobalTestEnvironment(new ServerEnvironment<concur::testing::RedisServer>);
 
-struct ClusterFactory {
-  using executor_type =
-      concur::testing::contract_cluster::RemoteCluster<concur::dist::RedisExecutor,
-                                                       concur::dist::RedisOptions>;
-  static std::unique_ptr<executor_type> make(std::size_t workers) {
-    static std::atomic<int> n{0};
-    return std::make_unique<executor_type>("--redis", g_server->url(),
-                                           "contract" + std::to_string(++n), workers);
-  }
-};
-
-}  // namespace
+}  // namespace concur::testing::contract_cluster
 
 namespace concur::testing::process_contract {
-INSTANTIATE_TYPED_TEST_SUITE_P(RedisExecutor, ProcessExecutorContract, ClusterFactory);
+INSTANTIATE_TYPED_TEST_SUITE_P(RedisExecutor, ProcessExecutorContract, contract_cluster::Factory);
 }  // namespace concur::testing::process_contract

@@ -8,6 +8,10 @@
 // Include in one test file per binary (it registers run_contract_worker).
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstddef>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -116,6 +120,39 @@ class RemoteCluster final : public concur::Executor {
   std::vector<std::unique_ptr<concur::mp::Process>> processes_;
   bool started_ = false;
   bool shut_ = false;
+};
+
+// ServerEnvironment<Server>: the binary's broker (RedisServer, RabbitMqServer), started before the
+// first test and stopped after the last; current() while it runs.
+template <class Server>
+class ServerEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    server_.start();
+    current_ = &server_;
+  }
+  void TearDown() override {
+    current_ = nullptr;
+    server_.stop();
+  }
+  static Server& current() { return *current_; }
+
+ private:
+  Server server_;
+  static inline Server* current_ = nullptr;
+};
+
+// ClusterFactory<Ex, Options, Server>: the suite's factory — a RemoteCluster on the binary's
+// broker (`flag` for its workers: "--redis", "--amqp"), each on a prefix of its own.
+template <class Ex, class Options, class Server>
+struct ClusterFactory {
+  using executor_type = RemoteCluster<Ex, Options>;
+  static std::unique_ptr<executor_type> make(std::size_t workers) {
+    static std::atomic<int> n{0};
+    return std::make_unique<executor_type>(flag(), ServerEnvironment<Server>::current().url(),
+                                           "contract" + std::to_string(++n), workers);
+  }
+  static std::string flag();
 };
 
 }  // namespace concur::testing::contract_cluster

@@ -31,6 +31,7 @@
 #include "concur/errors.hpp"
 #include "concur/mp/process.hpp"
 #include "concur/mp/task.hpp"
+#include "support/dist_worker.hpp"
 #include "support/loopback.hpp"
 #include "support/process_support.hpp"
 #include "support/rabbitmq_server.hpp"
@@ -136,25 +137,7 @@ CONCUR_TASK(run_amqp_worker);
 
 // ---- Fixture
 
-// InProcessWorker runs a Worker on a thread; stopped (warmly) and joined when destroyed.
-class InProcessWorker {
- public:
-  explicit InProcessWorker(WorkerOptions o) : worker_(std::move(o)) {
-    thread_ = std::thread([this] { worker_.run(); });
-  }
-  InProcessWorker(const InProcessWorker&) = delete;
-  InProcessWorker& operator=(const InProcessWorker&) = delete;
-  ~InProcessWorker() { join(); }
-  void join() {
-    worker_.stop();
-    if (thread_.joinable()) thread_.join();
-  }
-  Worker& worker() { return worker_; }
-
- private:
-  Worker worker_;
-  std::thread thread_;
-};
+using concur::testing::InProcessWorker;
 
 RabbitMqServer* g_broker = nullptr;
 

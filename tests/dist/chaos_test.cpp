@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -79,36 +80,60 @@ void run_chaos_worker(std::string url) {
 }
 CONCUR_TASK(run_chaos_worker);
 
+// Chaos: `kWorkers` worker processes made by `spawn`, one of them SIGKILLed (and replaced) every
+// kKillEvery by a thread of its own until stop() — no warm stop: what it held is taken over.
+class Chaos {
+ public:
+  using Spawn = std::function<std::unique_ptr<mp::Process>()>;
+  explicit Chaos(Spawn spawn) : spawn_(std::move(spawn)) {
+    for (int i = 0; i < kWorkers; ++i) workers_.push_back(spawn_());
+    killer_ = std::thread([this] {
+      std::mt19937 rng(12345);
+      while (!done_.load()) {
+        std::this_thread::sleep_for(kKillEvery);
+        if (done_.load()) break;
+        auto& victim = workers_[rng() % workers_.size()];
+        victim->kill();
+        victim->join();
+        victim = spawn_();
+        kills_.fetch_add(1);
+      }
+    });
+  }
+  Chaos(const Chaos&) = delete;
+  Chaos& operator=(const Chaos&) = delete;
+  ~Chaos() {
+    stop();
+    for (auto& w : workers_) w->terminate();
+    for (auto& w : workers_) w->join();
+  }
+  // stop(): no more kills; returns how many there were.
+  int stop() {
+    done_.store(true);
+    if (killer_.joinable()) killer_.join();
+    return kills_.load();
+  }
+
+ private:
+  Spawn spawn_;
+  std::vector<std::unique_ptr<mp::Process>> workers_;
+  std::atomic<bool> done_{false};
+  std::atomic<int> kills_{0};
+  std::thread killer_;
+};
+
 TEST(DistChaosTest, WorkersKilledEvery100msLoseNothing) {
   concur::testing::RedisServer server;
   server.start();
   const std::string url = server.url();
-  std::vector<std::unique_ptr<mp::Process>> workers;
-  auto spawn = [&] {
+  Chaos chaos([&] {
     auto p = std::make_unique<mp::Process>(run_chaos_worker, url);
     p->set_daemon(true);
     p->start();
     return p;
-  };
-  for (int i = 0; i < kWorkers; ++i) workers.push_back(spawn());
-
+  });
   const int kTasks = chaos_tasks();
   RedisExecutor ex(url);
-  std::atomic<bool> done{false};
-  std::atomic<int> kills{0};
-  std::thread killer([&] {
-    std::mt19937 rng(12345);
-    while (!done.load()) {
-      std::this_thread::sleep_for(kKillEvery);
-      if (done.load()) break;
-      auto& victim = workers[rng() % workers.size()];
-      victim->kill();  // SIGKILL: no warm stop, its leases expire
-      victim->join();
-      victim = spawn();
-      kills.fetch_add(1);
-    }
-  });
-
   std::vector<Future<std::int64_t>> futures;
   futures.reserve(kTasks);
   for (int i = 0; i < kTasks; ++i) futures.push_back(ex.submit(chaos_effect, url, std::int64_t{i}));
@@ -117,8 +142,7 @@ TEST(DistChaosTest, WorkersKilledEvery100msLoseNothing) {
     // (generous: a task caught by a kill waits a lease, perhaps several)
     if (futures[static_cast<std::size_t>(i)].result(std::chrono::seconds(120)) != i) ++wrong;
   }
-  done.store(true);
-  killer.join();
+  const int k = chaos.stop();
   EXPECT_EQ(wrong, 0);
   EXPECT_EQ(ex.pending(), 0u);
 
@@ -128,14 +152,10 @@ TEST(DistChaosTest, WorkersKilledEvery100msLoseNothing) {
   long long duplicates = 0;
   for (std::size_t i = 1; i < effects.elements.size(); i += 2)
     duplicates += effects.elements[i].as_integer() - 1;
-  const int k = kills.load();
   EXPECT_GT(k, 0) << "the test killed no worker";
   EXPECT_LE(duplicates, static_cast<long long>(k) * kConcurrency)
       << "runs beyond the tasks the killed workers held";
   std::printf("chaos: %d tasks, %d kills, %lld duplicate runs\n", kTasks, k, duplicates);
-
-  for (auto& w : workers) w->terminate();
-  for (auto& w : workers) w->join();
 }
 
 // ---- over RabbitMQ
@@ -169,32 +189,14 @@ TEST(DistChaosTest, AmqpWorkersKilledEvery100msLoseNothing) {
   const std::string url = broker.url();
   concur::testing::TempDir dir;
   const std::string effects = dir.file("effects");
-  std::vector<std::unique_ptr<mp::Process>> workers;
-  auto spawn = [&] {
+  Chaos chaos([&] {  // (a killed worker's connection drops: the broker requeues what it held)
     auto p = std::make_unique<mp::Process>(run_amqp_chaos_worker, url);
     p->set_daemon(true);
     p->start();
     return p;
-  };
-  for (int i = 0; i < kWorkers; ++i) workers.push_back(spawn());
-
+  });
   const int kTasks = chaos_tasks(kDefaultAmqpTasks);
   AmqpExecutor ex(url);
-  std::atomic<bool> done{false};
-  std::atomic<int> kills{0};
-  std::thread killer([&] {
-    std::mt19937 rng(12345);
-    while (!done.load()) {
-      std::this_thread::sleep_for(kKillEvery);
-      if (done.load()) break;
-      auto& victim = workers[rng() % workers.size()];
-      victim->kill();  // SIGKILL: its connection drops, the broker requeues what it held
-      victim->join();
-      victim = spawn();
-      kills.fetch_add(1);
-    }
-  });
-
   std::vector<Future<std::int64_t>> futures;
   futures.reserve(kTasks);
   for (int i = 0; i < kTasks; ++i)
@@ -202,8 +204,7 @@ TEST(DistChaosTest, AmqpWorkersKilledEvery100msLoseNothing) {
   int wrong = 0;
   for (int i = 0; i < kTasks; ++i)
     if (futures[static_cast<std::size_t>(i)].result(std::chrono::seconds(120)) != i) ++wrong;
-  done.store(true);
-  killer.join();
+  const int k = chaos.stop();
   EXPECT_EQ(wrong, 0);
   EXPECT_EQ(ex.pending(), 0u);
 
@@ -213,14 +214,10 @@ TEST(DistChaosTest, AmqpWorkersKilledEvery100msLoseNothing) {
   ASSERT_EQ(runs.size(), static_cast<std::size_t>(kTasks)) << "every task's effect is seen";
   long long duplicates = 0;
   for (const auto& [id, n] : runs) duplicates += n - 1;
-  const int k = kills.load();
   EXPECT_GT(k, 0) << "the test killed no worker";
   EXPECT_LE(duplicates, static_cast<long long>(k) * kConcurrency)
       << "runs beyond the tasks the killed workers held";
   std::printf("amqp chaos: %d tasks, %d kills, %lld duplicate runs\n", kTasks, k, duplicates);
-
-  for (auto& w : workers) w->terminate();
-  for (auto& w : workers) w->join();
 }
 
 }  // namespace concur::dist::test

@@ -24,6 +24,7 @@
 #include "concur/errors.hpp"
 #include "concur/mp/process.hpp"
 #include "concur/mp/task.hpp"
+#include "support/dist_worker.hpp"
 #include "support/process_support.hpp"
 #include "support/redis_server.hpp"
 #include "support/test_support.hpp"
@@ -149,25 +150,7 @@ CONCUR_TASK(run_worker);
 
 // ---- Fixture
 
-// InProcessWorker runs a Worker on a thread; stopped (warmly) and joined when destroyed.
-class InProcessWorker {
- public:
-  explicit InProcessWorker(WorkerOptions o) : worker_(std::move(o)) {
-    thread_ = std::thread([this] { worker_.run(); });
-  }
-  InProcessWorker(const InProcessWorker&) = delete;
-  InProcessWorker& operator=(const InProcessWorker&) = delete;
-  ~InProcessWorker() { join(); }
-  void join() {
-    worker_.stop();
-    if (thread_.joinable()) thread_.join();
-  }
-  Worker& worker() { return worker_; }
-
- private:
-  Worker worker_;
-  std::thread thread_;
-};
+using concur::testing::InProcessWorker;
 
 class DistTest : public ::testing::Test {
  protected:
