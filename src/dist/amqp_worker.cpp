@@ -1,5 +1,5 @@
 // The AMQP worker (Worker with an amqp:// URL): one I/O thread owns the connection — it consumes
-// the task queues (basic.qos: `concurrency` unacknowledged at most) and its control queue,
+// the task queues (basic.qos: `prefetch` unacknowledged at most) and its control queue,
 // hands tasks to `concurrency` runner threads, and stores their outcomes: each result (or the
 // retry's message, on a delay queue) is published persistent, the batch's publisher confirms are
 // awaited once, and only then are the tasks acknowledged (or rejected to their dead-letter queue).
@@ -119,13 +119,14 @@ class AmqpWorker final : public Worker::Impl {
 
   // open(): declares the task queues (and their dead-letter queues) and this worker's control
   // queue on P.control (revokes, and the answers to its start reports), then consumes them (the
-  // tasks with acknowledgements, at most `concurrency` unacknowledged).
+  // tasks with acknowledgements, at most `prefetch` unacknowledged).
   void open() {
     mq_.confirm_select();
     for (const std::string& q : o_.queues) declare_task_queue(mq_, o_.prefix, q);
     control_queue_ = declare_control(mq_, o_.prefix);
     (void)mq_.consume(control_queue_, /*no_ack=*/true);
-    mq_.qos(static_cast<std::uint16_t>(std::min<std::size_t>(o_.concurrency, 65535)));
+    const std::size_t prefetch = o_.prefetch > 0 ? o_.prefetch : o_.concurrency;
+    mq_.qos(static_cast<std::uint16_t>(std::min<std::size_t>(prefetch, 65535)));
     consumers_.clear();
     for (const std::string& q : task_queues_) consumers_.push_back(mq_.consume(q));
     delay_declared_.clear();

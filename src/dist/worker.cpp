@@ -737,6 +737,9 @@ int worker_main(int argc, char** argv) {
                  "a task taken over this many times fails for good")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--prefetch", o.prefetch,
+                 "RabbitMQ: unacknowledged tasks held at once (0: --concurrency)")
+      ->capture_default_str();
   app.add_option("--name", o.name, "this worker's name (default: host:pid)");
   app.add_option("--prefix", o.prefix, "key prefix shared with the executors")
       ->capture_default_str();
