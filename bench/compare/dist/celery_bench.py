@@ -19,8 +19,8 @@ One trivial task, noop(x) -> x, over one of two brokers:
               --collect get (the default) waits with .get() on each result in turn;
               --collect join with ResultSet(results).join_native(), which takes the results in
               whatever order they arrive. Over RabbitMQ (the rpc:// backend) with 2 children the
-              in-order .get() stalls: a result that arrived while the client waited for an
-              earlier one is noticed only when the backend's 1 s drain interval ends, so the last
+              in-order .get() stalls: results come back out of order, and near the end many a
+              .get() returns only when the backend's 1 s drain interval times out, so the last
               few dozen results cost ~1 s each (bench/compare/dist/README.md); run_amqp_bench.sh
               uses join.
           (b) latency: K sequential noop.delay(i).get() round trips, p50/p99.

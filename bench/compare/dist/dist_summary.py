@@ -93,7 +93,7 @@ def amqp_runs(files, runs):
     keys = []
     for ok in oks:
         keys += [k for k in ok if k not in keys]
-    keys.sort(key=lambda k: (k[1], keys.index(k)))
+    keys = sorted(keys, key=lambda k, first=list(keys): (k[1], first.index(k)))
     out = [f"{len(files)} runs: " + ", ".join(files), "median [min-max] over the runs that have"
            " the row (n: how many)", ""]
     hdr = f"{'row':<34} {'workers':>7} {'n':>2} {'tasks/s':>24} {'p50 ms':>18} {'p99 ms':>20}"

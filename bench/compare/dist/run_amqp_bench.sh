@@ -32,16 +32,19 @@
 #
 # Usage: bench/compare/dist/run_amqp_bench.sh [--tasks 2000] [--latency-samples 300] [--warmup 50]
 #          [--workers "1 2"] [--rows "celery-amqp concur-amqp concur-amqp-pipelined concur-redis"]
-#          [--timeout 180] [--out FILE] [--quick]
+#          [--timeout 180] [--out FILE] [--quick] [--broker-data DIR]
 #          [--concur-worker "build/release/apps/concur/concur worker"]
 #          [--concur-client "build/release/bench/dist_client"]
 #   --out defaults to bench/results/<UTC date_time>_amqp_bench.jsonl; an existing file is refused.
 #   --quick: a smoke run (M 200, K 30, warm-up 10).
+#   --broker-data DIR: the broker's Mnesia directory (queues, message store: what fsync writes) in
+#   a new directory under DIR instead of the temp dir under /tmp, e.g. /dev/shm (tmpfs: no disk
+#   behind the fsync of a persistent message) — a diagnostic, recorded in the meta line.
 #   Build first: cmake --preset release -DCONCUR_BUILD_BENCH=ON &&
 #                cmake --build build/release --target concur_cli dist_client
 # Only /usr/bin/python3 (Debian's, with celery, kombu, amqp, redis) runs Celery; nothing leaves
 # loopback.
-set -euo pipefail
+set -Eeuo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
@@ -55,7 +58,7 @@ die() {
   exit 2
 }
 
-tasks=2000 samples=300 warmup=50 workers_list="1 2" timeout_s=180 out=""
+tasks=2000 samples=300 warmup=50 workers_list="1 2" timeout_s=180 out="" broker_data=""
 rows="celery-amqp concur-amqp concur-amqp-pipelined concur-redis"
 concur_worker="$root/build/release/apps/concur/concur worker"
 concur_client="$root/build/release/bench/dist_client"
@@ -69,9 +72,10 @@ while [[ $# -gt 0 ]]; do
     --timeout) timeout_s=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --quick) tasks=200 samples=30 warmup=10; shift ;;
+    --broker-data) broker_data=$2; shift 2 ;;
     --concur-worker) concur_worker=$2; shift 2 ;;
     --concur-client) concur_client=$2; shift 2 ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -Eeuo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
@@ -79,6 +83,7 @@ for v in "$tasks" "$samples" "$timeout_s"; do
   [[ $v =~ ^[1-9][0-9]*$ ]] || die "sizes and --timeout want N >= 1 (got $v)"
 done
 [[ $warmup =~ ^[0-9]+$ ]] || die "--warmup wants N >= 0"
+[[ -z $broker_data || -d $broker_data ]] || die "--broker-data: $broker_data is not a directory"
 for n in $workers_list; do [[ $n =~ ^[1-9][0-9]?$ ]] || die "--workers wants counts 1..99 (got $n)"; done
 for r in $rows; do
   case $r in
@@ -108,6 +113,11 @@ mkdir -p "$(dirname "$out")"
 : > "$out"
 
 tmp=$(mktemp -d /tmp/amqp_bench.XXXXXX)
+mnesia=$tmp/mnesia mnesia_tmp=""
+if [[ -n $broker_data ]]; then
+  mnesia_tmp=$(mktemp -d "$broker_data/amqp_bench_mnesia.XXXXXX") || die "mktemp in $broker_data"
+  mnesia=$mnesia_tmp
+fi
 epmd_pid="" rabbit_pid="" redis_pid="" group=""
 
 # stop_group PGID: SIGTERM to the whole process group, SIGKILL after 10 s if any member remains.
@@ -142,10 +152,12 @@ cleanup() {
   if [[ -n $epmd_pid ]]; then kill_group "$epmd_pid"; epmd_pid=""; fi
   if [[ -n $redis_pid ]]; then kill_group "$redis_pid"; redis_pid=""; fi
   rm -rf "$tmp"
+  if [[ -n $mnesia_tmp ]]; then rm -rf "$mnesia_tmp"; fi
   exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+trap 'echo "run_amqp_bench.sh: line $LINENO failed (exit $?); stopping" >&2' ERR
 
 # Four distinct free ports (the sockets are held until all four are known).
 read -r amqp_port dist_port epmd_port redis_port < <($python -c '
@@ -164,7 +176,7 @@ epmd_pid=$!
   exec env HOME="$tmp" RABBITMQ_NODENAME="concur$amqp_port@localhost" \
     RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$amqp_port" \
     RABBITMQ_DIST_PORT="$dist_port" ERL_EPMD_PORT="$epmd_port" ERL_EPMD_ADDRESS=127.0.0.1 \
-    RABBITMQ_MNESIA_BASE="$tmp/mnesia" RABBITMQ_LOG_BASE="$tmp/log" \
+    RABBITMQ_MNESIA_BASE="$mnesia" RABBITMQ_LOG_BASE="$tmp/log" \
     RABBITMQ_ENABLED_PLUGINS_FILE="$tmp/enabled_plugins" RABBITMQ_CONFIG_FILE="$tmp/rabbitmq" \
     RABBITMQ_SERVER_START_ARGS="-start_epmd false" \
     setsid "$rabbitmq_server" > "$tmp/rabbitmq.out" 2>&1 < /dev/null
@@ -187,9 +199,9 @@ c.connect_amqp("run_amqp_bench.sh", sys.argv[2], wait_s=60)' "$here" "$amqp_url"
 echo "rabbitmq-server on $amqp_url (pgid $rabbit_pid, epmd on $epmd_port, pgid $epmd_pid)"
 
 # meta: the machine, the versions and the sizes, the first line of the result file.
-$python - "$out" "$amqp_url" "$tasks" "$samples" "$warmup" "$workers_list" "$rows" <<'PY'
+$python - "$out" "$amqp_url" "$tasks" "$samples" "$warmup" "$workers_list" "$rows" "$mnesia" <<'PY'
 import json, os, platform, subprocess, sys, time
-out, url, tasks, samples, warmup, workers, rows = sys.argv[1:]
+out, url, tasks, samples, warmup, workers, rows, mnesia = sys.argv[1:]
 from urllib.parse import urlparse
 import amqp, celery, kombu, redis
 u = urlparse(url)
@@ -207,6 +219,9 @@ meta = {"system": "meta", "harness": "run_amqp_bench.sh",
         "python": platform.python_version(), "celery": celery.__version__,
         "kombu": kombu.__version__, "py_amqp": amqp.__version__, "redis_py": redis.__version__,
         "rabbitmq_server": text(props.get("version")), "erlang": text(props.get("platform")),
+        "broker_data": mnesia,
+        "broker_data_fs": subprocess.run(["stat", "-f", "-c", "%T", mnesia], capture_output=True,
+                                         text=True).stdout.strip(),
         "redis_server": subprocess.run(["/usr/bin/redis-server", "--version"], capture_output=True,
                                        text=True).stdout.strip(),
         "tasks": int(tasks), "latency_samples": int(samples), "warmup": int(warmup),
@@ -263,10 +278,11 @@ print(json.dumps(rec))' "$@" >> "$out"
 }
 
 # group_cpu_ticks PGID: the CPU time (user + system, clock ticks) of the group's live processes
-# (/proc/PID/stat after the command name: field 3 is the group, 12 and 13 the times).
+# (/proc/PID/stat after the command name: field 3 is the group, 12 and 13 the times). A process
+# that exits between the glob and the read makes cat fail: not an error here.
 clk_tck=$(getconf CLK_TCK)
 group_cpu_ticks() {
-  cat /proc/[0-9]*/stat 2> /dev/null \
+  { cat /proc/[0-9]*/stat 2> /dev/null || true; } \
     | awk -v g="$1" '{ sub(/^.*\) /, ""); if ($3 == g) t += $12 + $13 } END { print t + 0 }'
 }
 # us_per_task TICKS TASKS: CPU µs per task.
