@@ -1,5 +1,6 @@
 """Shared helpers for the concur::dist comparison peers (redis_ping.py, celery_bench.py,
-rq_bench.py). Debian's /usr/bin/python3 only: it is the interpreter with redis-py, Celery and RQ.
+rq_bench.py). Debian's /usr/bin/python3 only: it is the interpreter with redis-py, Celery, RQ and
+py-amqp. Two brokers: Redis (run_dist_bench.sh) and RabbitMQ (run_amqp_bench.sh: Celery only).
 
 The client JSON line (one line on stdout, the last line a client prints) has these fields; a
 concur client plugged into run_dist_bench.sh (--concur-client) prints the same ones:
@@ -13,7 +14,8 @@ concur client plugged into run_dist_bench.sh (--concur-client) prints the same o
   latency_samples  K, sequential submit -> result round trips
   latency_p50_ms, latency_p99_ms, latency_mean_ms, latency_min_ms, latency_max_ms
   errors           tasks whose result was missing, wrong or failed (0 in a valid run)
-  versions         {"celery"/"rq": ..., "redis_py": ...}  (and python, loadavg_1m_after)
+  versions         {"celery"/"rq": ..., "redis_py": ...} or, over RabbitMQ, {"celery", "kombu",
+                   "py_amqp", "broker", "backend"}  (and python, loadavg_1m_after)
 """
 
 import json
@@ -62,13 +64,16 @@ def die(prog, message, code=2):
     sys.exit(code)
 
 
-def check_loopback(prog, url):
-    """The benchmark is loopback only: refuse a Redis URL whose host is not 127.0.0.1/localhost."""
+def check_loopback(prog, url, scheme="redis"):
+    """The benchmark is loopback only: refuse a Redis (scheme "redis") or RabbitMQ ("amqp") URL
+    whose host is not 127.0.0.1/localhost."""
     u = urlparse(url)
-    if u.scheme not in ("redis",):
-        die(prog, f"--redis wants redis://127.0.0.1:PORT[/DB], got {url!r}")
+    if u.scheme != scheme:
+        example = {"redis": "redis://127.0.0.1:PORT[/DB]",
+                   "amqp": "amqp://guest:guest@127.0.0.1:PORT/"}[scheme]
+        die(prog, f"--{scheme} wants {example}, got {url!r}")
     if u.hostname not in ("127.0.0.1", "localhost", "::1"):
-        die(prog, f"--redis must be a loopback address (127.0.0.1), got host {u.hostname!r}")
+        die(prog, f"--{scheme} must be a loopback address (127.0.0.1), got host {u.hostname!r}")
 
 
 def connect(prog, url, wait_s=0.0):
@@ -92,6 +97,34 @@ def connect(prog, url, wait_s=0.0):
         time.sleep(0.05)
 
 
+def connect_amqp(prog, url, wait_s=0.0):
+    """Logs in to the RabbitMQ broker at url (py-amqp, what kombu's amqp:// transport uses) and
+    closes the connection, retrying for up to wait_s seconds; exits with a clear message when no
+    login succeeds (a broker that listens but is still booting refuses it)."""
+    import amqp
+    from urllib.parse import unquote
+
+    check_loopback(prog, url, "amqp")
+    u = urlparse(url)
+    vhost = unquote(u.path[1:]) if len(u.path) > 1 else "/"
+    deadline = time.monotonic() + wait_s
+    last = None
+    while True:
+        try:
+            c = amqp.Connection(host=f"{u.hostname}:{u.port or 5672}", userid=u.username or "guest",
+                                password=u.password or "guest", virtual_host=vhost,
+                                connect_timeout=2)
+            c.connect()
+            c.close()
+            return
+        except Exception as e:  # noqa: BLE001 - socket errors and AMQP refusals alike: retry
+            last = e
+        if time.monotonic() >= deadline:
+            die(prog, f"RabbitMQ at {url} is not reachable ({last!r}); is rabbitmq-server running "
+                      f"(run_amqp_bench.sh starts a private one)?", code=3)
+        time.sleep(0.1)
+
+
 def wait_until(predicate, timeout_s, interval_s):
     """Poll predicate() every interval_s until it is true or timeout_s passed; returns its last
     value."""
@@ -103,9 +136,14 @@ def wait_until(predicate, timeout_s, interval_s):
         time.sleep(interval_s)
 
 
-def add_client_args(ap, tasks=2000, samples=300):
-    """The client options every peer (and a --concur-client) takes."""
-    ap.add_argument("--redis", required=True, help="redis://127.0.0.1:PORT/0 (loopback only)")
+def add_client_args(ap, tasks=2000, samples=300, brokers=("redis",)):
+    """The client options every peer (and a --concur-client) takes; brokers: the URL options it
+    accepts ("redis", "amqp"), exactly one of which is given."""
+    urls = ap.add_mutually_exclusive_group(required=True)
+    if "redis" in brokers:
+        urls.add_argument("--redis", help="redis://127.0.0.1:PORT/0 (loopback only)")
+    if "amqp" in brokers:
+        urls.add_argument("--amqp", help="amqp://guest:guest@127.0.0.1:PORT/ (loopback only)")
     ap.add_argument("--workers", type=int, default=1,
                     help="the worker concurrency started by the harness (recorded, not started)")
     ap.add_argument("--tasks", type=int, default=tasks, help="M: tasks in the throughput run")
@@ -124,4 +162,7 @@ def check_client_args(prog, a):
             die(prog, f"--{name.replace('_', '-')} wants N >= 1")
     if a.warmup < 0 or a.timeout <= 0:
         die(prog, "--warmup wants N >= 0 and --timeout a positive number of seconds")
-    check_loopback(prog, a.redis)
+    if getattr(a, "amqp", None):
+        check_loopback(prog, a.amqp, "amqp")
+    else:
+        check_loopback(prog, a.redis)

@@ -9,7 +9,7 @@
 // - a task is a persistent message on the durable queue P.Q (x-max-priority 9: TaskOptions::
 //   priority), published with publisher confirms: submit() returns once the broker has it
 //   (AmqpOptions::confirm_submit; concurrent submits share one confirm wait);
-// - a worker takes at most `concurrency` tasks unacknowledged (basic.qos) and acknowledges a task
+// - a worker holds at most `prefetch` tasks unacknowledged (basic.qos) and acknowledges a task
 //   only after its outcome is confirmed stored, so a worker that dies (kill -9, host gone) has
 //   its tasks requeued by the broker and run by another: at least once. A task redelivered more
 //   than WorkerOptions::max_deliveries times fails with WorkerLostError;
@@ -17,14 +17,16 @@
 //   dead-lettering to P.Q; a task past its retries is rejected and dead-lettered to P.dead.Q
 //   (x-dead-letter-exchange; its x-death header says when);
 // - outcomes come back as persistent messages on this executor's durable reply queue
-//   P.reply.<id> (correlation id = the job, x-expires = result_ttl), read by a reader thread.
-// Differences from RedisExecutor, because AMQP cannot take a message back out of a queue:
-// cancel() of a future whose start was not reported yet is a revoke (Celery's): the future is
-// cancelled and every worker is told (the stream P.revoked, which a worker started later reads
-// too) to drop the task when it takes it; a worker that took it before the revoke reached it runs
-// it anyway (its result is dropped; a process worker kills the run). Cluster-wide RateLimit /
-// ConcurrencyLimit need Redis: AmqpExecutor refuses them (ValueError). Queues are served round
-// robin, not in the order given (use priorities). RedisExecutor refuses TaskOptions::priority.
+//   P.reply.<id> (correlation id = the job, x-expires = result_ttl), read by a reader thread;
+// - running() and an exact cancel(): a worker reports the start and runs the task only when this
+//   executor answers go — which it does only if marking the future running wins over a cancel()
+//   in the future's own state (else drop): start and cancel cannot both win. A start report to an
+//   executor that is gone comes back (mandatory) and the task is dropped; unanswered twice (5 s
+//   each) the task runs. A running task on a --processes worker is cancelled by a revoke on the
+//   fanout exchange P.control (its process is killed).
+// Differences from RedisExecutor: cluster-wide RateLimit / ConcurrencyLimit need Redis:
+// AmqpExecutor refuses them (ValueError). Queues are served round robin, not in the order given
+// (use priorities). RedisExecutor refuses TaskOptions::priority.
 // Broker unreachable: submit() throws ConnectionError (after one reconnect); the results of
 // submitted tasks wait in the reply queue while the reader reconnects with backoff.
 // Thread-safety: every member may be called from any thread.
@@ -57,8 +59,10 @@ struct AmqpOptions {
   // rate of one thread); a task the broker then refuses, or loses with a connection that cannot be
   // reopened, fails its future (AmqpError, ConnectionError): never lost silently.
   bool confirm_submit = true;
-  // track_started: workers report when they take a task (running() from then on; cancel() knows
-  // the task is taken). One transient message more per task.
+  // track_started: workers report each start and wait for this executor's go (running() from
+  // then on; cancel() exact): two transient messages and a round trip per task. False: workers
+  // run tasks at once, and cancel() of a task already sent fails (nothing can tell whether a
+  // worker has it) — faster (docs/benchmarks.md).
   bool track_started = true;
   // max_workers: what max_workers() reports; 0: 1.
   std::size_t max_workers = 0;
