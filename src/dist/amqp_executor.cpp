@@ -155,20 +155,18 @@ class AmqpClient final : public RemoteClient {
   }
 
   // claim(d, verdict): the answer to a worker's start report — go or drop, to the control queue
-  // it named (reply_to), not waited for.
+  // it named (reply_to), published at once on the reader's own connection (transient, no confirm:
+  // it must not wait behind the publisher's batch of task confirms). A lost answer costs the
+  // worker its claim timeout: it reports again.
   void claim(const Delivery& d, StartVerdict verdict) {
     if (verdict == StartVerdict::kNone || d.properties.reply_to.empty()) return;
     std::uint64_t id = 0;
     const std::string& c = d.properties.correlation_id;
     if (std::from_chars(c.data(), c.data() + c.size(), id).ec != std::errc()) return;
-    try {
-      publish(
-          control_message(verdict == StartVerdict::kGo ? ControlMessage::go : ControlMessage::drop,
-                          id, Destination{"", d.properties.reply_to}),
-          /*wait=*/false);
-    } catch (const std::exception&) {
-      // stopping: the worker runs the task after its claim timeout
-    }
+    const Outgoing out =
+        control_message(verdict == StartVerdict::kGo ? ControlMessage::go : ControlMessage::drop,
+                        id, Destination{"", d.properties.reply_to});
+    (void)reader_conn_.publish_nowait(out.exchange, out.routing_key, out.body);
   }
 
   // publish(out, wait): hands `out` to the publisher thread; with `wait`, returns once the broker
