@@ -58,6 +58,9 @@ die() {
   exit 2
 }
 
+# shellcheck source-path=SCRIPTDIR source=bench_lib.sh
+source "$here/bench_lib.sh"
+
 tasks=2000 samples=300 warmup=50 workers_list="1 2" timeout_s=180 out="" broker_data=""
 rows="celery-amqp concur-amqp concur-amqp-pipelined concur-redis"
 concur_worker="$root/build/release/apps/concur/concur worker"
@@ -120,17 +123,6 @@ if [[ -n $broker_data ]]; then
 fi
 epmd_pid="" rabbit_pid="" redis_pid="" group=""
 
-# stop_group PGID: SIGTERM to the whole process group, SIGKILL after 10 s if any member remains.
-stop_group() {
-  local pg=$1 i
-  kill -TERM -- "-$pg" 2> /dev/null || return 0
-  for ((i = 0; i < 100; i++)); do
-    kill -0 -- "-$pg" 2> /dev/null || return 0
-    sleep 0.1
-  done
-  echo "run_amqp_bench.sh: process group $pg still there after 10 s: SIGKILL" >&2
-  kill -KILL -- "-$pg" 2> /dev/null || true
-}
 
 # kill_group PGID: SIGKILL to the whole group (a server: a crash loses nothing we need), then
 # waits (bounded) until no member is left; its leader, our child, is reaped quietly.
@@ -256,26 +248,6 @@ PY
     || die "FLUSHALL failed"
 }
 
-# record JSON KEY=VALUE...: the client's JSON line plus the harness's fields → the result file.
-record() {
-  $python -c '
-import json, sys
-line, extra = sys.argv[1], dict(a.split("=", 1) for a in sys.argv[2:])
-try:
-    rec = json.loads(line)
-except ValueError:
-    rec = {"error": "the client printed no JSON line: " + line[:200]}
-def value(v):
-    for kind in (int, float):
-        try:
-            return kind(v)
-        except ValueError:
-            pass
-    return v
-for k, v in extra.items():
-    rec.setdefault(k, value(v))
-print(json.dumps(rec))' "$@" >> "$out"
-}
 
 # group_cpu_ticks PGID: the CPU time (user + system, clock ticks) of the group's live processes
 # (/proc/PID/stat after the command name: field 3 is the group, 12 and 13 the times). A process

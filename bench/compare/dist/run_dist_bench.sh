@@ -46,6 +46,9 @@ die() {
   exit 2
 }
 
+# shellcheck source-path=SCRIPTDIR source=bench_lib.sh
+source "$here/bench_lib.sh"
+
 tasks=2000 samples=300 warmup=50 pings=2000 workers_list="1 2" timeout_s=180
 fork_tasks=300 fork_samples=100
 systems="celery rq rq-simple concur" out="" concur_worker="" concur_client=""
@@ -91,17 +94,6 @@ mkdir -p "$(dirname "$out")"
 tmp=$(mktemp -d /tmp/dist_bench.XXXXXX)
 redis_pid="" group=""
 
-# stop_group PGID: SIGTERM to the whole process group, SIGKILL after 10 s if any member remains.
-stop_group() {
-  local pg=$1 i
-  kill -TERM -- "-$pg" 2> /dev/null || return 0
-  for ((i = 0; i < 100; i++)); do
-    kill -0 -- "-$pg" 2> /dev/null || return 0
-    sleep 0.1
-  done
-  echo "run_dist_bench.sh: process group $pg still there after 10 s: SIGKILL" >&2
-  kill -KILL -- "-$pg" 2> /dev/null || true
-}
 
 cleanup() {
   local rc=$?
@@ -158,26 +150,6 @@ PY
 timeout 120 $python "$here/redis_ping.py" --redis "$url" --count "$pings" >> "$out" \
   || die "the PING measurement failed"
 
-# record JSON KEY=VALUE...: the client's JSON line plus the harness's fields → the result file.
-record() {
-  $python -c '
-import json, sys
-line, extra = sys.argv[1], dict(a.split("=", 1) for a in sys.argv[2:])
-try:
-    rec = json.loads(line)
-except ValueError:
-    rec = {"error": "the client printed no JSON line: " + line[:200]}
-def value(v):
-    for kind in (int, float):
-        try:
-            return kind(v)
-        except ValueError:
-            pass
-    return v
-for k, v in extra.items():
-    rec.setdefault(k, value(v))
-print(json.dumps(rec))' "$@" >> "$out"
-}
 
 # redis_cpu_ticks: redis-server's CPU time so far (user + system, in clock ticks). A row records
 # the server's CPU per task (the whole row: warm-up, throughput and latency tasks), so that where
