@@ -2,9 +2,11 @@
 // 127.0.0.1 ports, for concur::dist's AMQP tests (issue 18).
 //
 // RabbitMqServer::start() makes a fresh data directory (/tmp/concur-rmq-*), starts an epmd of its
-// own on a free port (so nothing is shared with another broker on the machine), then
+// own on a reserved port (so nothing is shared with another broker on the machine), then
 // /usr/lib/rabbitmq/bin/rabbitmq-server with a private node name, cookie (HOME), Mnesia and log
-// directories and free AMQP and distribution ports, both processes in a session of their own;
+// directories and reserved AMQP and distribution ports (support/loopback.hpp's PortReservation:
+// held while the broker is down, so a restarted broker always gets its own port back and a
+// client never logs in to another test's broker), both processes in a session of their own;
 // it waits (at most 60 s: the Erlang VM boots slowly on a loaded machine) until an AMQP login
 // succeeds. stop() — and the destructor — kills both sessions (SIGKILL: a crash, which loses
 // nothing the broker confirmed); restart() stops it so and starts it again on the same ports and
@@ -72,9 +74,12 @@ class RabbitMqServer {
       std::string tmpl = (std::filesystem::temp_directory_path() / "concur-rmq-XXXXXX").string();
       if (::mkdtemp(tmpl.data()) == nullptr) throw RuntimeError("RabbitMqServer: mkdtemp failed");
       dir_ = tmpl;
-      port_ = free_loopback_port();
-      dist_port_ = free_loopback_port();
-      epmd_port_ = free_loopback_port();
+      amqp_reservation_ = std::make_unique<PortReservation>();
+      dist_reservation_ = std::make_unique<PortReservation>();
+      epmd_reservation_ = std::make_unique<PortReservation>();
+      port_ = amqp_reservation_->port();
+      dist_port_ = dist_reservation_->port();
+      epmd_port_ = epmd_reservation_->port();
     }
     launch();
   }
@@ -192,6 +197,9 @@ class RabbitMqServer {
   std::uint16_t port_ = 0;
   std::uint16_t dist_port_ = 0;
   std::uint16_t epmd_port_ = 0;
+  std::unique_ptr<PortReservation> amqp_reservation_;
+  std::unique_ptr<PortReservation> dist_reservation_;
+  std::unique_ptr<PortReservation> epmd_reservation_;
   std::unique_ptr<subprocess::Popen> epmd_;
   std::unique_ptr<subprocess::Popen> broker_;
   std::string conf_;

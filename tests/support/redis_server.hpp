@@ -1,7 +1,8 @@
 // tests/support/redis_server.hpp — a private redis-server (Debian's /usr/bin/redis-server) on a
 // free 127.0.0.1 port, for concur::dist's tests and benchmarks.
 //
-// RedisServer::start(options) writes nothing but a data directory (a fresh temporary one), spawns
+// RedisServer::start(options) writes nothing but a data directory (a fresh temporary one), reserves
+// a port (support/loopback.hpp's PortReservation, held while the server is down), spawns
 // `redis-server --port P --bind 127.0.0.1 --dir D ...` through concur::subprocess (persistence off
 // unless Options::appendonly) and waits (at most 10 s) until it answers PING. stop() — and the
 // destructor — terminate and reap it; restart() stops it and starts it again on the same port and
@@ -80,7 +81,10 @@ class RedisServer {
       return;
     }
     for (int attempt = 1;; ++attempt) {
-      if (port_ == 0 || attempt > 1) port_ = free_loopback_port();
+      if (port_ == 0 || attempt > 1) {
+        reservation_ = std::make_unique<PortReservation>();
+        port_ = reservation_->port();
+      }
       if (launch()) return;
       if (attempt >= 5) throw RuntimeError("RedisServer: no port could be bound: " + log());
     }
@@ -187,6 +191,7 @@ class RedisServer {
   Options options_{.appendonly = false};
   std::filesystem::path dir_;
   std::uint16_t port_ = 0;
+  std::unique_ptr<PortReservation> reservation_;  // held while stopped: restart() gets it back
   std::unique_ptr<subprocess::Popen> process_;
 };
 
