@@ -6,7 +6,7 @@
 // `versions` name the broker and the options.
 //   dist_client (--redis redis://127.0.0.1:PORT/0 | --amqp amqp://guest:guest@127.0.0.1:PORT/)
 //               --workers N --tasks M --latency-samples K --warmup W --timeout S
-//               [--no-track-started] [--no-confirm (AMQP only)]
+//               [--no-track-started] [--no-confirm (AMQP only)] [--max-batch N (AMQP only)]
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   double timeout_s = 180;
   bool no_started = false;
   bool no_confirm = false;
+  std::size_t max_batch = 1;
   auto* redis = app.add_option("--redis", redis_url, "Redis URL (RedisExecutor)");
   auto* amqp = app.add_option("--amqp", amqp_url, "RabbitMQ URL (AmqpExecutor)")->excludes(redis);
   app.add_option("--workers", workers, "the workers' concurrency (reported only)");
@@ -69,6 +70,9 @@ int main(int argc, char** argv) {
   app.add_flag("--no-track-started", no_started, "{Redis,Amqp}Options::track_started = false");
   app.add_flag("--no-confirm", no_confirm,
                "AmqpOptions::confirm_submit = false (submit does not wait for the broker)")
+      ->needs(amqp);
+  app.add_option("--max-batch", max_batch, "AmqpOptions::max_batch (submits per message)")
+      ->check(CLI::PositiveNumber)
       ->needs(amqp);
   CLI11_PARSE(app, argc, argv);
   if (redis_url.empty() == amqp_url.empty()) {
@@ -87,10 +91,13 @@ int main(int argc, char** argv) {
     concur::dist::AmqpOptions options;
     options.track_started = !no_started;
     options.confirm_submit = !no_confirm;
+    options.max_batch = max_batch;
     ex = std::make_unique<concur::dist::AmqpExecutor>(amqp_url, options);
     variant = no_confirm ? "amqp-threads-pipelined" : "amqp-threads";
+    if (max_batch > 1) variant += "-batched";
     executor = "AmqpExecutor (rabbitmq-c)";
     options_text += std::string(" confirm_submit=") + (no_confirm ? "false" : "true");
+    options_text += " max_batch=" + std::to_string(max_batch);
   } else {
     concur::dist::RedisOptions options;
     options.track_started = !no_started;

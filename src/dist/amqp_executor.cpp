@@ -2,16 +2,17 @@
 // cancel() and revokes hand it, in batches — every message waiting when it wakes is published,
 // then one wait for all their confirms — so concurrent submits share a confirm round trip (the
 // broker's fsync of persistent messages). A reader thread owns a second connection consuming the
-// reply queue and hands the messages to RemoteClient::deliver (remote_client.cpp), acknowledging
-// them (multiple) after delivery, and answers each start report with go or drop (the claim that
-// makes cancel() exact).
+// reply queue and hands the messages (a ResultMessage, or a worker's ResultBatch) to
+// RemoteClient::deliver (remote_client.cpp), acknowledging them (multiple) after delivery, and
+// answers the start reports with go or drop (the claim that makes cancel() exact): one answer of
+// each kind per worker for all the reports read at once.
 #include "concur/dist/amqp_executor.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -33,6 +34,8 @@ namespace {
 
 // kReaderPoll: how long the reader waits for a message before it looks at its stop flag.
 constexpr std::chrono::milliseconds kReaderPoll{100};
+// kTaskBatchBytes: a TaskBatch grows to about this size at most (big tasks travel alone).
+constexpr std::size_t kTaskBatchBytes = std::size_t{1} << 20;
 
 }  // namespace
 
@@ -55,6 +58,7 @@ class AmqpClient final : public RemoteClient {
   static ClientSettings settings_of(const AmqpOptions& o) {
     if (o.queue.empty()) throw ValueError("AmqpOptions::queue must not be empty");
     if (o.prefix.empty()) throw ValueError("AmqpOptions::prefix must not be empty");
+    if (o.max_batch == 0) throw ValueError("AmqpOptions::max_batch must be >= 1");
     return ClientSettings{"AmqpExecutor", o.queue,         o.task,
                           o.result_ttl,   o.track_started, o.max_workers};
   }
@@ -90,6 +94,7 @@ class AmqpClient final : public RemoteClient {
     out.routing_key = amqp_task_queue(options_.prefix, queue);
     out.body = encode(m);
     out.properties = task_properties(m, options.priority, 0);
+    out.priority = options.priority;
     if (queue != options_.queue) out.declare = queue;
     std::string handle = out.routing_key;
     out.job = m.id;
@@ -111,7 +116,7 @@ class AmqpClient final : public RemoteClient {
   // worker running it kills the run.
   void send_revoke(std::uint64_t id) noexcept override {
     try {
-      publish(control_message(ControlMessage::revoke, id,
+      publish(control_message(ControlMessage::revoke, {id},
                               Destination{amqp_control_exchange(options_.prefix), ""}),
               /*wait=*/false);
     } catch (const std::exception&) {
@@ -127,8 +132,9 @@ class AmqpClient final : public RemoteClient {
     std::string routing_key{};
     std::string body{};
     MessageProperties properties{};
-    std::string declare{};  // a queue to declare first (once per connection)
-    std::uint64_t job = 0;  // a task's job (its future fails if nobody waits and it is refused)
+    std::string declare{};      // a queue to declare first (once per connection)
+    std::uint64_t job = 0;      // a task's job (its future fails if nobody waits and it is refused)
+    std::uint8_t priority = 0;  // a task's
   };
   // Ticket: a waiting publish's outcome.
   struct Ticket {
@@ -141,32 +147,59 @@ class AmqpClient final : public RemoteClient {
     std::string routing_key;
   };
 
-  // control_message(kind, id, to): a ControlMessage about this executor's job `id`.
-  Outgoing control_message(ControlMessage::Kind kind, std::uint64_t id, Destination to) const {
+  // control_message(kind, ids, to): a ControlMessage about this executor's jobs `ids`.
+  Outgoing control_message(ControlMessage::Kind kind, std::vector<std::uint64_t> ids,
+                           Destination to) const {
     Outgoing out;
     out.exchange = std::move(to.exchange);
     out.routing_key = std::move(to.routing_key);
     ControlMessage c;
     c.kind = kind;
     c.reply = reply();
-    c.ids = {id};
+    c.ids = std::move(ids);
     out.body = encode(c);
     return out;
   }
 
-  // claim(d, verdict): the answer to a worker's start report — go or drop, to the control queue
-  // it named (reply_to), published at once on the reader's own connection (transient, no confirm:
-  // it must not wait behind the publisher's batch of task confirms). A lost answer costs the
-  // worker its claim timeout: it reports again.
-  void claim(const Delivery& d, StartVerdict verdict) {
-    if (verdict == StartVerdict::kNone || d.properties.reply_to.empty()) return;
-    std::uint64_t id = 0;
-    const std::string& c = d.properties.correlation_id;
-    if (std::from_chars(c.data(), c.data() + c.size(), id).ec != std::errc()) return;
-    const Outgoing out =
-        control_message(verdict == StartVerdict::kGo ? ControlMessage::go : ControlMessage::drop,
-                        id, Destination{"", d.properties.reply_to});
-    (void)reader_conn_.publish_nowait(out.exchange, out.routing_key, out.body);
+  // Answers: the go and drop answers owed to one worker's control queue.
+  struct Answers {
+    std::vector<std::uint64_t> go;
+    std::vector<std::uint64_t> drop;
+  };
+
+  // take_reply(d, answers): a reply-queue message — one ResultMessage or a ResultBatch — delivered
+  // item by item; the verdicts on start reports are added to what the worker that sent it (its
+  // control queue: reply_to) is owed.
+  void take_reply(const Delivery& d, std::map<std::string, Answers>& answers) {
+    std::vector<ResultMessage> items;
+    try {
+      items = reply_messages(d.body, d.properties);
+    } catch (const std::exception&) {
+      return;  // not ours
+    }
+    for (const ResultMessage& m : items) {
+      const StartVerdict verdict = deliver(m);
+      if (verdict == StartVerdict::kNone || d.properties.reply_to.empty()) continue;
+      Answers& a = answers[d.properties.reply_to];
+      (verdict == StartVerdict::kGo ? a.go : a.drop).push_back(m.id);
+    }
+  }
+
+  // answer(answers): the answers to the start reports just read — at most a go and a drop per
+  // worker, published at once on the reader's own connection (transient, no confirm: they must not
+  // wait behind the publisher's batch of task confirms). A lost answer costs the worker its claim
+  // timeout: it reports again.
+  void answer(const std::map<std::string, Answers>& answers) {
+    for (const auto& [to, a] : answers) {
+      if (!a.go.empty()) {
+        const Outgoing out = control_message(ControlMessage::go, a.go, Destination{"", to});
+        (void)reader_conn_.publish_nowait(out.exchange, out.routing_key, out.body);
+      }
+      if (!a.drop.empty()) {
+        const Outgoing out = control_message(ControlMessage::drop, a.drop, Destination{"", to});
+        (void)reader_conn_.publish_nowait(out.exchange, out.routing_key, out.body);
+      }
+    }
   }
 
   // publish(out, wait): hands `out` to the publisher thread; with `wait`, returns once the broker
@@ -228,11 +261,38 @@ class AmqpClient final : public RemoteClient {
     }
   }
 
+  // publish_batch(batch): every message of the batch published — runs of tasks for one queue at
+  // one priority as TaskBatch messages of max_batch tasks at most (1: each alone) — then one wait
+  // for all their confirms.
   void publish_batch(std::vector<std::pair<Outgoing, std::shared_ptr<Ticket>>>& batch) {
-    for (auto& [out, ticket] : batch) {
+    for (std::size_t i = 0; i < batch.size();) {
+      const Outgoing& out = batch[i].first;
       if (!out.declare.empty() && declared_.insert(out.declare).second)
         declare_task_queue(publisher_, options_.prefix, out.declare);
-      (void)publisher_.publish_nowait(out.exchange, out.routing_key, out.body, out.properties);
+      std::size_t end = i + 1;
+      std::size_t bytes = out.body.size();
+      if (out.job != 0) {
+        while (end < batch.size() && end - i < options_.max_batch && bytes < kTaskBatchBytes) {
+          const Outgoing& next = batch[end].first;
+          if (next.job == 0 || next.routing_key != out.routing_key || next.priority != out.priority)
+            break;
+          bytes += next.body.size();
+          ++end;
+        }
+      }
+      if (end == i + 1) {
+        (void)publisher_.publish_nowait(out.exchange, out.routing_key, out.body, out.properties);
+      } else {
+        TaskBatch tasks;
+        tasks.items.reserve(end - i);
+        for (std::size_t k = i; k < end; ++k) tasks.items.push_back(batch[k].first.body);
+        MessageProperties p;
+        p.persistent = true;
+        if (out.priority > 0) p.priority = out.priority;
+        p.type = std::string(kTaskBatchType);
+        (void)publisher_.publish_nowait("", out.routing_key, encode(tasks), p);
+      }
+      i = end;
     }
     const std::vector<std::uint64_t> nacked = publisher_.wait_confirms(options_.connect_timeout);
     if (!nacked.empty())
@@ -261,11 +321,13 @@ class AmqpClient final : public RemoteClient {
         std::optional<Delivery> d = reader_conn_.next_delivery(kReaderPoll);
         backoff = std::chrono::milliseconds(50);
         std::uint64_t last = 0;
+        std::map<std::string, Answers> answers;
         while (d) {
-          claim(*d, deliver(d->body));
+          take_reply(*d, answers);
           last = d->delivery_tag;
           d = reader_conn_.next_delivery(std::chrono::milliseconds(0));
         }
+        answer(answers);
         if (last != 0) reader_conn_.ack(last, /*multiple=*/true);
       } catch (const std::exception&) {
         // the broker went away (or closed the channel): the replies wait in their queue

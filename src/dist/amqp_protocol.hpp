@@ -1,11 +1,15 @@
 // src/dist/amqp_protocol.hpp (internal) — what AmqpExecutor (amqp_executor.cpp) and the AMQP
 // worker (amqp_worker.cpp) agree on: the names of the queues and exchanges, their arguments, the
 // message properties, and the control messages. The bodies are protocol.hpp's TaskMessage and
-// ResultMessage, as over Redis.
+// ResultMessage, as over Redis — or, on a reply queue, a ResultBatch (AMQP type kResultBatchType):
+// the start reports, or the results, a worker has for one executor at once, in one message (the
+// broker's work is per message, not per byte).
 //
 // Names (P = the prefix, Q = a queue):
-//   P.Q            durable, x-max-priority 9, dead-letters to P.dead.Q: the tasks
-//   P.dead.Q       durable: tasks past their retries or deliveries (the broker's x-death header)
+//   P.Q            durable, x-max-priority 9, dead-letters to P.dead.Q: the tasks (a TaskMessage,
+//                  or a TaskBatch of several)
+//   P.dead.Q       durable: tasks past their retries or deliveries (the broker's x-death header;
+//                  a task of a TaskBatch alone, with kDeadErrorHeader)
 //   P.delay.Q.<ms> durable, x-expires: retries waiting <ms> (per-message TTL), then dead-lettered
 //                  back to P.Q
 //   P.reply.<C>    durable, x-expires result_ttl: executor C's messages (ResultMessage)
@@ -29,6 +33,9 @@ inline constexpr int kAmqpMaxPriority = 9;
 // kDeliveriesHeader: how many times the task was delivered to a worker that did not finish it
 // (a worker that takes a redelivered task puts it back with the count raised).
 inline constexpr std::string_view kDeliveriesHeader = "x-concur-deliveries";
+// kDeadErrorHeader: on a task of a TaskBatch that a worker dead-lettered itself (the broker's
+// x-death header can only describe a whole message), its error ("Type: message").
+inline constexpr std::string_view kDeadErrorHeader = "x-concur-error";
 
 inline std::string dotted(std::string_view prefix, std::string_view kind, std::string_view name) {
   std::string s(prefix);
@@ -59,6 +66,44 @@ inline std::string amqp_control_exchange(std::string_view prefix) {
   s += ".control";
   return s;
 }
+
+// kResultBatchType: the `type` property of a message whose body is a ResultBatch.
+inline constexpr std::string_view kResultBatchType = "concur.results";
+
+// ResultBatch: several ResultMessages for one executor, in order.
+struct ResultBatch {
+  std::vector<ResultMessage> items;
+
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(items);
+  }
+};
+
+// reply_messages(body, properties): the ResultMessages of a reply-queue message — a ResultBatch's
+// items, or the one ResultMessage. Throws (mp's errors) for a body that is neither.
+inline std::vector<ResultMessage> reply_messages(std::string_view body,
+                                                 const MessageProperties& properties) {
+  if (properties.type == kResultBatchType) return decode<ResultBatch>(body).items;
+  std::vector<ResultMessage> one(1);
+  one[0] = decode<ResultMessage>(body);
+  return one;
+}
+
+// kTaskBatchType: the `type` property of a task message whose body is a TaskBatch: the submits an
+// executor had waiting at once (AmqpOptions::max_batch), taken by one worker, acknowledged once all
+// of them are settled.
+inline constexpr std::string_view kTaskBatchType = "concur.tasks";
+
+// TaskBatch: encoded TaskMessages, in submit order.
+struct TaskBatch {
+  std::vector<std::string> items;
+
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(items);
+  }
+};
 
 // kClaimTimeout: how long a worker waits for the executor's answer to its start report before it
 // reports again — and, after a second silence, runs the task anyway (the executor crashed or is

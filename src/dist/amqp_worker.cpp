@@ -1,8 +1,12 @@
 // The AMQP worker (Worker with an amqp:// URL): one I/O thread owns the connection — it consumes
 // the task queues (basic.qos: `prefetch` unacknowledged at most) and its control queue,
-// hands tasks to `concurrency` runner threads, and stores their outcomes: each result (or the
-// retry's message, on a delay queue) is published persistent, the batch's publisher confirms are
-// awaited once, and only then are the tasks acknowledged (or rejected to their dead-letter queue).
+// hands tasks to `concurrency` runner threads, and stores their outcomes: the results (persistent;
+// those for one executor in one ResultBatch message) and the retries' messages (on delay queues)
+// are published, and the tasks are acknowledged (or rejected to their dead-letter queue) only once
+// the broker confirmed them — confirms the loop does not wait for: it goes on claiming and taking
+// tasks meanwhile. A task with start reports is claimed only when a runner is free for it (until
+// then it stays cancellable, however many are prefetched); the reports of one round go to each
+// executor in one message, as its answers come back.
 // rabbitmq-c connections are single-threaded, so the runners never touch it: they queue their
 // outcomes and wake the I/O thread through an eventfd it polls beside the socket.
 #include <poll.h>
@@ -18,6 +22,8 @@
 #include <cstdio>
 #include <deque>
 #include <exception>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -39,6 +45,15 @@ namespace {
 
 // kPoll: how long the I/O thread waits for the socket or a runner before it looks at stop().
 constexpr std::chrono::milliseconds kPoll{100};
+// kBatchBytes: a ResultBatch grows to about this size at most (big results travel alone).
+constexpr std::size_t kBatchBytes = std::size_t{1} << 20;
+
+// Envelope: a TaskBatch message — acknowledged once each of its tasks is settled (I/O thread).
+struct Envelope {
+  std::uint64_t generation = 0;
+  std::uint64_t tag = 0;
+  std::size_t unsettled = 0;
+};
 
 // Job is a task handed to a runner thread.
 struct Job {
@@ -49,6 +64,7 @@ struct Job {
   TaskMessage message;
   std::uint8_t priority = 0;
   std::string revoke_key;
+  std::shared_ptr<Envelope> envelope{};  // the TaskBatch it came in; null: a message of its own
 };
 
 // Done is a job's outcome, for the I/O thread to store.
@@ -134,7 +150,7 @@ class AmqpWorker final : public Worker::Impl {
 
   // idle(): nothing taken is unfinished (the warm stop's end).
   bool idle() {
-    if (!claiming_.empty()) return false;
+    if (!claiming_.empty() || !held_.empty() || !storing_.empty()) return false;
     std::scoped_lock lock(mu_);
     return ready_.empty() && running_ == 0 && done_.empty();
   }
@@ -157,12 +173,16 @@ class AmqpWorker final : public Worker::Impl {
         }
         if (stopping()) requeue_claims();
         store_outcomes();
+        settle_stored();
         wait_for_work();
         while (std::optional<Delivery> d = mq_.next_delivery(std::chrono::milliseconds(0)))
           take(std::move(*d));
         while (std::optional<Delivery> r = mq_.next_returned()) unclaimed(*r);
         expire_claims();
+        claim_more();
+        send_reports();
         store_outcomes();
+        settle_stored();
         backoff = std::chrono::milliseconds(50);
       } catch (const std::exception& e) {
         if (dynamic_cast<const ConnectionError*>(&e) == nullptr)
@@ -199,19 +219,29 @@ class AmqpWorker final : public Worker::Impl {
   void forget_stale() {
     ++generation_;
     claiming_.clear();
+    held_.clear();
+    reports_.clear();
+    storing_.clear();  // (unacknowledged: requeued, run again)
     std::scoped_lock lock(mu_);
     std::erase_if(ready_, [&](const Job& j) { return j.generation != generation_; });
   }
 
-  // take(d): one delivery — a revoke, or a task for the runners.
+  // take(d): one delivery — a revoke, or a task (or a TaskBatch of them) for the runners.
   void take(Delivery d) {
     if (d.exchange == control_exchange_ || d.routing_key == control_queue_) {
       on_control(d.body);  // (a revoke, or an executor's answer to a start report)
       return;
     }
-    Job job;
+    const bool batch = d.properties.type == kTaskBatchType;
+    std::vector<Job> jobs;
     try {
-      job.message = decode<TaskMessage>(d.body);
+      if (batch) {
+        for (const std::string& item : decode<TaskBatch>(d.body).items)
+          jobs.emplace_back().message = decode<TaskMessage>(item);
+        if (jobs.empty()) throw ValueError("an empty batch");
+      } else {
+        jobs.emplace_back().message = decode<TaskMessage>(d.body);
+      }
     } catch (const std::exception& e) {
       std::fprintf(stderr,
                    "concur worker %s: dead-lettering a message of %s that is not a concur task: "
@@ -220,34 +250,100 @@ class AmqpWorker final : public Worker::Impl {
       mq_.reject(d.delivery_tag, /*requeue=*/false);
       return;
     }
-    job.generation = generation_;
-    job.tag = d.delivery_tag;
-    job.priority = d.properties.priority.value_or(0);
     const auto it = std::find(task_queues_.begin(), task_queues_.end(), d.routing_key);
-    job.queue = it == task_queues_.end() ? 0 : static_cast<std::size_t>(it - task_queues_.begin());
-    job.revoke_key = revoke_key(o_.prefix, job.message.reply, job.message.id);
+    const std::size_t queue =
+        it == task_queues_.end() ? 0 : static_cast<std::size_t>(it - task_queues_.begin());
     if (d.redelivered) {         // its worker died or lost its connection before it acknowledged it
       std::uint32_t before = 0;  // (a header that is not a count counts as none)
       if (const auto h = d.properties.headers.find(std::string(kDeliveriesHeader));
           h != d.properties.headers.end())
         (void)std::from_chars(h->second.data(), h->second.data() + h->second.size(), before);
-      take_over(job, before + 1);
+      take_over(d, queue, jobs, before + 1);
       return;
     }
-    if (job.message.track_started) {  // run once the executor answers go (claim())
-      claim(std::move(job));
-      return;
-    }
-    {
+    std::shared_ptr<Envelope> envelope;
+    if (batch)
+      envelope = std::make_shared<Envelope>(Envelope{generation_, d.delivery_tag, jobs.size()});
+    bool woke = false;
+    for (Job& job : jobs) {
+      job.generation = generation_;
+      job.tag = d.delivery_tag;
+      job.priority = d.properties.priority.value_or(0);
+      job.queue = queue;
+      job.revoke_key = revoke_key(o_.prefix, job.message.reply, job.message.id);
+      job.envelope = envelope;
+      if (job.message.track_started) {  // run once claimed and the executor answers go
+        held_.push_back(std::move(job));
+        continue;
+      }
       std::scoped_lock lock(mu_);
       ready_.push_back(std::move(job));
+      woke = true;
     }
-    ready_cv_.notify_one();
+    if (woke) ready_cv_.notify_all();
   }
 
-  // claim(job): reports the start to the job's executor — mandatory, so that a reply queue that is
-  // gone (the executor shut down) sends it back: unclaimed() — naming this worker's control queue
-  // for the answer (on_control: go or drop). The task waits for it (expire_claims()).
+  // settle(job, dead): the job is done with on this worker (stored, dropped, or put back as a
+  // message of its own): its delivery is acknowledged — or rejected when `dead` (the broker
+  // dead-letters it) — unless it came on an older connection (the broker requeued it). A task of
+  // a TaskBatch only counts down its batch, acknowledged with the last.
+  void settle(const Job& job, bool dead) {
+    if (job.envelope) {
+      if (--job.envelope->unsettled == 0 && job.envelope->generation == generation_)
+        mq_.ack(job.envelope->tag);
+      return;
+    }
+    if (job.generation != generation_) return;
+    if (dead) {
+      mq_.reject(job.tag, /*requeue=*/false);  // → P.dead.Q (x-dead-letter-exchange)
+    } else {
+      mq_.ack(job.tag);
+    }
+  }
+
+  // put_back(jobs): tasks taken that have not started go back to their queue — a delivery of its
+  // own requeued; a task of a TaskBatch published again alone (the batch cannot be requeued in
+  // part), confirmed before its batch may be acknowledged.
+  void put_back(std::vector<Job> jobs) {
+    bool republished = false;
+    for (const Job& job : jobs) {
+      if (job.generation != generation_) continue;
+      if (job.envelope) {
+        send("", task_queues_[job.queue], encode(job.message),
+             task_properties(job.message, job.priority, 0));
+        republished = true;
+      }
+    }
+    if (republished) confirm();
+    for (const Job& job : jobs) {
+      if (job.generation != generation_) continue;
+      if (job.envelope) {
+        settle(job, /*dead=*/false);
+      } else {
+        mq_.nack(job.tag, /*requeue=*/true);
+      }
+    }
+  }
+
+  // claim_more(): claims held tasks while a runner is free for them — only then: a task claimed is
+  // running for its executor (cancel() fails), and a queued task must stay cancellable while the
+  // runners are busy, however many this worker prefetched.
+  void claim_more() {
+    if (held_.empty()) return;
+    std::size_t busy = claiming_.size();
+    {
+      std::scoped_lock lock(mu_);
+      busy += ready_.size() + running_;
+    }
+    while (!held_.empty() && busy < o_.concurrency) {
+      claim(std::move(held_.front()));
+      held_.pop_front();
+      ++busy;
+    }
+  }
+
+  // claim(job): reports the start to the job's executor (send_reports()) and holds the task until
+  // the answer (on_control: go or drop; expire_claims()).
   void claim(Job job) {
     report_start(job);
     const std::string key = job.revoke_key;
@@ -260,10 +356,43 @@ class AmqpWorker final : public Worker::Impl {
     s.id = job.message.id;
     s.kind = ResultMessage::started;
     if (runner_->stoppable()) s.flags = ResultMessage::kStoppable;
-    MessageProperties p;
-    p.correlation_id = std::to_string(s.id);
-    p.reply_to = control_queue_;
-    (void)mq_.publish_nowait("", job.message.reply, encode(s), p, /*mandatory=*/true);
+    reports_[job.message.reply].push_back(std::move(s));
+  }
+
+  // send_reports(): the start reports of this round, one message per executor — mandatory, so that
+  // a reply queue that is gone (the executor shut down) sends it back: unclaimed() — naming this
+  // worker's control queue for the answers.
+  void send_reports() {
+    for (auto& [reply, items] : reports_) {
+      MessageProperties p;
+      p.reply_to = control_queue_;
+      publish_replies(reply, std::move(items), p, /*mandatory=*/true);
+    }
+    reports_.clear();
+  }
+
+  // publish_replies(reply, items, p, mandatory): ResultMessages to an executor's reply queue — one
+  // alone as a ResultMessage (its correlation id set), more as ResultBatch messages of about
+  // kBatchBytes at most.
+  void publish_replies(const std::string& reply, std::vector<ResultMessage> items,
+                       MessageProperties p, bool mandatory) {
+    if (items.size() == 1) {
+      p.correlation_id = std::to_string(items.front().id);
+      send("", reply, encode(items.front()), p, mandatory);
+      return;
+    }
+    p.type = std::string(kResultBatchType);
+    ResultBatch batch;
+    std::size_t bytes = 0;
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      bytes += items[i].result.size() + items[i].message.size() + items[i].traceback.size();
+      batch.items.push_back(std::move(items[i]));
+      if (bytes >= kBatchBytes || i + 1 == items.size()) {
+        send("", reply, encode(batch), p, mandatory);
+        batch.items.clear();
+        bytes = 0;
+      }
+    }
   }
 
   // settle_claim(key, go): the executor's answer — the task runs, or is acknowledged and dropped.
@@ -273,7 +402,7 @@ class AmqpWorker final : public Worker::Impl {
     Job job = std::move(it->second.job);
     claiming_.erase(it);
     if (!go) {
-      if (job.generation == generation_) mq_.ack(job.tag);
+      settle(job, /*dead=*/false);
       std::scoped_lock lock(mu_);
       ++stats_.revoked;
       return;
@@ -285,22 +414,31 @@ class AmqpWorker final : public Worker::Impl {
     ready_cv_.notify_one();
   }
 
-  // unclaimed(r): a start report the broker sent back: its executor's reply queue is gone — nobody
-  // waits for the task.
+  // unclaimed(r): start reports the broker sent back: their executor's reply queue is gone —
+  // nobody waits for the tasks.
   void unclaimed(const Delivery& r) {
-    std::uint64_t id = 0;
-    const std::string& c = r.properties.correlation_id;
-    if (std::from_chars(c.data(), c.data() + c.size(), id).ec != std::errc()) return;
-    settle_claim(revoke_key(o_.prefix, r.routing_key, id), /*go=*/false);
+    std::vector<ResultMessage> items;
+    try {
+      items = reply_messages(r.body, r.properties);
+    } catch (const std::exception&) {
+      return;
+    }
+    for (const ResultMessage& m : items)
+      settle_claim(revoke_key(o_.prefix, r.routing_key, m.id), /*go=*/false);
   }
 
-  // requeue_claims(): stopping, the tasks still waiting for their executor's answer have not
-  // started: they go back to their queue (requeued: another worker claims them), rather than make
-  // the warm stop wait for answers that may not come (an executor shutting down).
+  // requeue_claims(): stopping, the tasks held or still waiting for their executor's answer have
+  // not started: they go back to their queue (requeued: another worker claims them), rather than
+  // make the warm stop wait for answers that may not come (an executor shutting down).
   void requeue_claims() {
-    for (auto& [key, c] : claiming_)
-      if (c.job.generation == generation_) mq_.nack(c.job.tag, /*requeue=*/true);
+    if (claiming_.empty() && held_.empty()) return;
+    std::vector<Job> back;
+    for (auto& [key, c] : claiming_) back.push_back(std::move(c.job));
+    for (Job& job : held_) back.push_back(std::move(job));
     claiming_.clear();
+    held_.clear();
+    put_back(std::move(back));
+    reports_.clear();
   }
 
   // expire_claims(): a start report not answered within kClaimTimeout is sent again (the first may
@@ -323,40 +461,54 @@ class AmqpWorker final : public Worker::Impl {
     for (const std::string& key : late) settle_claim(key, /*go=*/true);
   }
 
-  // take_over(job, lost): a task delivered before to workers that did not finish it (`lost` of
-  // them). Past max_deliveries it fails with WorkerLostError (and is dead-lettered); otherwise it
-  // goes back to the end of its queue counting them (a classic queue does not count deliveries),
-  // so that a task that kills every worker that runs it does not loop forever.
-  void take_over(const Job& job, std::uint32_t lost) {
+  // take_over(d, queue, jobs, lost): a task message (`jobs`: its task, or its TaskBatch's)
+  // delivered before to workers that did not finish it (`lost` of them). Past max_deliveries its
+  // tasks fail with WorkerLostError (and it is dead-lettered); otherwise it goes back to the end
+  // of its queue counting them (a classic queue does not count deliveries), so that a task that
+  // kills every worker that runs it does not loop forever.
+  void take_over(const Delivery& d, std::size_t queue, const std::vector<Job>& jobs,
+                 std::uint32_t lost) {
     if (lost + 1 > o_.max_deliveries) {
-      ResultMessage r;
-      r.id = job.message.id;
-      r.kind = ResultMessage::error;
-      r.type_name = "WorkerLostError";
-      r.message = "task '" + job.message.task + "' was taken by " + std::to_string(lost) +
-                  " workers that died or stalled before finishing it (max_deliveries " +
-                  std::to_string(o_.max_deliveries) + ")";
-      r.traceback = "given up by worker " + o_.name;
-      publish_result(job.message, r);
+      std::map<std::string, std::vector<ResultMessage>> results;  // by reply queue
+      for (const Job& job : jobs) {
+        ResultMessage r;
+        r.id = job.message.id;
+        r.kind = ResultMessage::error;
+        r.type_name = "WorkerLostError";
+        r.message = "task '" + job.message.task + "' was taken by " + std::to_string(lost) +
+                    " workers that died or stalled before finishing it (max_deliveries " +
+                    std::to_string(o_.max_deliveries) + ")";
+        r.traceback = "given up by worker " + o_.name;
+        results[job.message.reply].push_back(std::move(r));
+      }
+      for (auto& [reply, items] : results)
+        publish_replies(reply, std::move(items), result_properties(), /*mandatory=*/false);
       confirm();
-      mq_.reject(job.tag, /*requeue=*/false);
+      mq_.reject(d.delivery_tag, /*requeue=*/false);
       std::scoped_lock lock(mu_);
-      ++stats_.failed;
+      stats_.failed += jobs.size();
       return;
     }
-    (void)mq_.publish_nowait("", task_queues_[job.queue], encode(job.message),
-                             task_properties(job.message, job.priority, lost));
+    MessageProperties p = d.properties;
+    p.persistent = true;
+    p.headers[std::string(kDeliveriesHeader)] = std::to_string(lost);
+    send("", task_queues_[queue], d.body, p);
     confirm();
-    mq_.ack(job.tag);
+    mq_.ack(d.delivery_tag);
     std::scoped_lock lock(mu_);
-    ++stats_.taken_over;
+    stats_.taken_over += jobs.size();
   }
 
-  void publish_result(const TaskMessage& m, const ResultMessage& r) {
+  static MessageProperties result_properties() {
     MessageProperties p;
     p.persistent = true;  // an acknowledged task's outcome survives a broker restart
-    p.correlation_id = std::to_string(r.id);
-    (void)mq_.publish_nowait("", m.reply, encode(r), p);
+    return p;
+  }
+
+  // send(...): publish_nowait, remembering the message's confirm tag.
+  void send(std::string_view exchange, std::string_view key, std::string_view body,
+            const MessageProperties& p, bool mandatory = false) {
+    last_tag_ = mq_.publish_nowait(exchange, key, body, p, mandatory);
   }
 
   // confirm(): waits for the confirms of everything published; a refused message fails the
@@ -385,52 +537,77 @@ class AmqpWorker final : public Worker::Impl {
     }
   }
 
-  // store_outcomes(): the runners' outcomes — results to their reply queues, retries to their
-  // delay queues — confirmed as one batch, then the tasks acknowledged (a final failure rejected:
-  // dead-lettered). A task of an older connection is not acknowledged: the broker requeued it.
+  // store_outcomes(): the runners' outcomes — results to their reply queues (one ResultBatch per
+  // executor), retries to their delay queues — published, their confirms left to come while the
+  // loop goes on claiming and taking tasks (settle_stored()).
   void store_outcomes() {
-    std::deque<Done> batch;
+    Storing s;
     {
       std::scoped_lock lock(mu_);
-      batch.swap(done_);
+      s.batch.swap(done_);
     }
-    if (batch.empty()) return;
-    // A failure below (the connection lost) leaves the whole batch to the broker's requeue; the
-    // outcomes are counted only once stored.
-    for (const Done& d : batch) {
+    if (s.batch.empty()) return;
+    std::map<std::string, std::vector<ResultMessage>> results;  // by reply queue
+    for (const Done& d : s.batch) {
       if (d.outcome.retry) {
         publish_retry(d.job);
-      } else {
-        publish_result(d.job.message, d.outcome.result);
+        continue;
       }
+      results[d.job.message.reply].push_back(d.outcome.result);
+      if (dead(d) && d.job.envelope) dead_letter(d);
     }
-    confirm();
+    for (auto& [reply, items] : results)
+      publish_replies(reply, std::move(items), result_properties(), /*mandatory=*/false);
+    s.last_tag = last_tag_;
+    s.deadline = std::chrono::steady_clock::now() + o_.connect_timeout;
+    storing_.push_back(std::move(s));
+  }
+
+  // settle_stored(): the stored batches whose confirms all came — their tasks acknowledged (a final
+  // failure rejected: dead-lettered), in order. A refused message, or confirms that do not come
+  // within connect_timeout, fail the connection: the broker requeues what was not acknowledged
+  // (run again: at least once); the outcomes are counted only once stored. A task of an older
+  // connection is not acknowledged: the broker requeued it.
+  void settle_stored() {
+    if (!mq_.take_nacked().empty()) throw AmqpError(0, "the broker refused a message (basic.nack)");
     WorkerStats counted;
-    for (const Done& d : batch) {
-      const bool current = d.job.generation == generation_;
-      if (current) {
-        const bool dead =
-            !d.outcome.retry && !d.outcome.revoked && d.outcome.result.kind == ResultMessage::error;
-        if (dead) {
-          mq_.reject(d.job.tag, /*requeue=*/false);  // → P.dead.Q (x-dead-letter-exchange)
-        } else {
-          mq_.ack(d.job.tag);
-        }
+    while (!storing_.empty() && mq_.confirmed_through(storing_.front().last_tag)) {
+      for (const Done& d : storing_.front().batch) {
+        const bool current = d.job.generation == generation_;
+        settle(d.job, dead(d));
+        if (!current)
+          ++counted.lost;  // stored, but the broker gave the task to a worker again
+        else if (d.outcome.retry)
+          ++counted.retried;
+        else if (d.outcome.result.kind == ResultMessage::ok)
+          ++counted.succeeded;
+        else
+          ++counted.failed;
       }
-      if (!current)
-        ++counted.lost;  // stored, but the broker gave the task to a worker again
-      else if (d.outcome.retry)
-        ++counted.retried;
-      else if (d.outcome.result.kind == ResultMessage::ok)
-        ++counted.succeeded;
-      else
-        ++counted.failed;
+      storing_.pop_front();
     }
+    if (!storing_.empty() && std::chrono::steady_clock::now() >= storing_.front().deadline)
+      throw ConnectionError(ETIMEDOUT, "the broker did not confirm the results within " +
+                                           std::to_string(o_.connect_timeout.count()) + " ms");
     std::scoped_lock lock(mu_);
     stats_.lost += counted.lost;
     stats_.retried += counted.retried;
     stats_.succeeded += counted.succeeded;
     stats_.failed += counted.failed;
+  }
+
+  // dead(d): a final failure (no retry left), which goes to the dead-letter queue.
+  static bool dead(const Done& d) {
+    return !d.outcome.retry && !d.outcome.revoked && d.outcome.result.kind == ResultMessage::error;
+  }
+
+  // dead_letter(d): a task of a TaskBatch that failed for good, published alone to P.dead.Q with
+  // its error (its batch cannot be rejected in part).
+  void dead_letter(const Done& d) {
+    MessageProperties p = task_properties(d.job.message, d.job.priority, 0);
+    p.headers[std::string(kDeadErrorHeader)] =
+        d.outcome.result.type_name + ": " + d.outcome.result.message;
+    send("", amqp_dead_queue(o_.prefix, o_.queues[d.job.queue]), encode(d.job.message), p);
   }
 
   // publish_retry(job): the next attempt waits its backoff in P.delay.Q.<ms>, then dead-letters
@@ -446,7 +623,7 @@ class AmqpWorker final : public Worker::Impl {
       (void)declare_delay_queue(mq_, o_.prefix, o_.queues[job.queue], delay);
     MessageProperties p = task_properties(next, job.priority, 0);
     p.expiration = std::chrono::milliseconds(delay);
-    (void)mq_.publish_nowait("", queue, encode(next), p);
+    send("", queue, encode(next), p);
   }
 
   // run_tasks(): a runner thread.
@@ -486,6 +663,19 @@ class AmqpWorker final : public Worker::Impl {
     int reports = 1;  // start reports sent
   };
   std::unordered_map<std::string, Claim> claiming_;
+  // held_: tasks with start reports, delivered, waiting for a free runner to be claimed for
+  // (claim_more(); I/O thread).
+  std::deque<Job> held_;
+  // storing_: outcomes published, waiting for their confirms (I/O thread).
+  struct Storing {
+    std::deque<Done> batch;
+    std::uint64_t last_tag = 0;  // the confirm tag of the batch's last message
+    std::chrono::steady_clock::time_point deadline{};
+  };
+  std::deque<Storing> storing_;
+  std::uint64_t last_tag_ = 0;  // the last message's confirm tag (send())
+  // reports_: the start reports to send this round, by executor reply queue (I/O thread).
+  std::map<std::string, std::vector<ResultMessage>> reports_;
   std::vector<std::string> consumers_;    // the task consumers' tags (I/O thread)
   std::set<std::string> delay_declared_;  // delay queues declared on this connection
   std::uint64_t generation_ = 0;          // bumped by every reconnect (I/O thread)

@@ -203,6 +203,10 @@ RemoteClient::StartVerdict RemoteClient::deliver(std::string_view bytes) {
   } catch (const std::exception&) {
     return StartVerdict::kNone;  // not ours
   }
+  return deliver(m);
+}
+
+RemoteClient::StartVerdict RemoteClient::deliver(const ResultMessage& m) {
   if (m.kind == ResultMessage::wake) return StartVerdict::kNone;
   const bool start = m.kind == ResultMessage::started;
   std::unique_ptr<RemoteJob> job;

@@ -103,6 +103,8 @@ class RemoteClient {
   // result or error settles the future. A message that is not one, or for a job this executor no
   // longer has (cancelled, settled), is dropped.
   StartVerdict deliver(std::string_view bytes);
+  // deliver(m): the same for a message already decoded (one item of an AMQP ResultBatch).
+  StartVerdict deliver(const ResultMessage& m);
   // finished(): the reader may end (stopped, or shut down with nothing left to settle).
   bool finished() const;
 

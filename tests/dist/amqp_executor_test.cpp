@@ -356,6 +356,162 @@ TEST_F(AmqpExecutorTest, ShutdownCancelFuturesCancelsWhatNoWorkerTook) {
   EXPECT_EQ(messages(prefix_ + ".default"), 0u);
 }
 
+// A worker that prefetched more tasks than it has runners holds the extra ones unclaimed: they
+// are not running, and cancel() of one succeeds; it never runs (the worker's claim is answered
+// drop).
+TEST_F(AmqpExecutorTest, APrefetchedTaskWaitingForARunnerStaysCancellable) {
+  WorkerOptions wo = worker_options(1);
+  wo.prefetch = 8;
+  InProcessWorker w(wo);
+  AmqpExecutor ex(url(), options());
+  Future<int> held = ex.submit(amqp_gate, file("gate"), 1);
+  ASSERT_TRUE(concur::testing::poll_until(kRemote, [&] { return held.running(); }));
+  Future<void> queued = ex.submit(amqp_mark, file("cancelled"));
+  ASSERT_TRUE(concur::testing::poll_until(kRemote, [&] {
+    return messages(prefix_ + ".default") == 0;
+  })) << "the worker took the second task (prefetch 8)";
+  EXPECT_FALSE(queued.running());
+  EXPECT_TRUE(queued.cancel());
+  append_line(file("gate"), "open");
+  EXPECT_EQ(held.result(kRemote), 1);
+  ASSERT_TRUE(
+      concur::testing::poll_until(kRemote, [&] { return w.worker().stats().revoked == 1; }));
+  EXPECT_EQ(ex.submit(amqp_mul, 2, 4).result(kRemote), 8);
+  w.join();
+  EXPECT_FALSE(std::filesystem::exists(file("cancelled"))) << "a cancelled task must never run";
+  EXPECT_EQ(messages(prefix_ + ".default"), 0u);
+}
+
+// ---- Batches of submits (AmqpOptions::max_batch)
+
+// batched_options(): pipelined submits, up to 64 per message.
+AmqpOptions batched(AmqpOptions o) {
+  o.confirm_submit = false;
+  o.max_batch = 64;
+  return o;
+}
+
+// Submits made while the broker is paused wait in the publisher together and leave as one
+// TaskBatch message (the first may leave alone: the publisher took it before the others came).
+// Each task still settles its own future; one that fails for good is dead-lettered alone, with
+// its error in x-concur-error (the broker's dead-lettering could only take the whole message);
+// the batch is acknowledged once all its tasks are settled.
+TEST_F(AmqpExecutorTest, SubmitsWaitingTogetherTravelAsOneMessageAndSettleOneByOne) {
+  AmqpExecutor ex(url(), batched(options()));
+  std::vector<Future<int>> fs;
+  g_broker->pause();
+  for (int i = 0; i < 10; ++i) fs.push_back(ex.submit(amqp_mul, i, 3));
+  Future<int> bad = ex.submit(amqp_raise, 7);
+  for (int i = 10; i < 20; ++i) fs.push_back(ex.submit(amqp_mul, i, 3));
+  std::this_thread::sleep_for(300ms);  // (the submits above take microseconds)
+  g_broker->resume();
+  ASSERT_TRUE(
+      concur::testing::poll_until(kRemote, [&] { return messages(prefix_ + ".default") >= 1; }));
+  EXPECT_LE(messages(prefix_ + ".default"), 2u) << "21 submits, at most 2 messages";
+  auto w = start_worker(2);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(fs[static_cast<std::size_t>(i)].result(kRemote), 3 * i);
+  try {
+    (void)bad.result(kRemote);
+    FAIL() << "expected RemoteError";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.type_name(), "ValueError");
+  }
+  dist::Amqp mq = g_broker->client();
+  std::optional<Delivery> dead;
+  ASSERT_TRUE(concur::testing::poll_until(10s, [&] {
+    return (dead = mq.get(prefix_ + ".dead.default", /*no_ack=*/true)).has_value();
+  }));
+  EXPECT_EQ(dead->properties.type, "amqp_raise");
+  ASSERT_TRUE(dead->properties.headers.contains("x-concur-error"));
+  EXPECT_EQ(dead->properties.headers.at("x-concur-error"), "ValueError: bad value 7");
+  EXPECT_FALSE(mq.get(prefix_ + ".dead.default", true).has_value()) << "only the failed task";
+  w->join();
+  EXPECT_EQ(w->worker().stats().succeeded, 20u);
+  EXPECT_EQ(w->worker().stats().failed, 1u);
+  EXPECT_EQ(messages(prefix_ + ".default"), 0u) << "the batch was acknowledged";
+}
+
+// A task of a batch held by a busy worker is cancelled exactly: it never runs, the others do.
+TEST_F(AmqpExecutorTest, ATaskOfABatchWaitingForARunnerIsCancelledAndNeverRuns) {
+  WorkerOptions wo = worker_options(1);
+  wo.prefetch = 4;
+  InProcessWorker w(wo);
+  AmqpExecutor ex(url(), batched(options()));
+  g_broker->pause();
+  Future<int> held = ex.submit(amqp_gate, file("gate"), 1);
+  std::vector<Future<void>> marks;
+  for (int i = 0; i < 3; ++i)
+    marks.push_back(ex.submit(amqp_mark, file("mark" + std::to_string(i))));
+  std::this_thread::sleep_for(300ms);
+  g_broker->resume();
+  ASSERT_TRUE(concur::testing::poll_until(kRemote, [&] { return held.running(); }));
+  ASSERT_TRUE(
+      concur::testing::poll_until(kRemote, [&] { return messages(prefix_ + ".default") == 0; }));
+  EXPECT_FALSE(marks[1].running());
+  EXPECT_TRUE(marks[1].cancel());
+  append_line(file("gate"), "open");
+  EXPECT_EQ(held.result(kRemote), 1);
+  marks[0].result(kRemote);
+  marks[2].result(kRemote);
+  ASSERT_TRUE(
+      concur::testing::poll_until(kRemote, [&] { return w.worker().stats().revoked == 1; }));
+  w.join();
+  EXPECT_TRUE(std::filesystem::exists(file("mark0")));
+  EXPECT_FALSE(std::filesystem::exists(file("mark1"))) << "a cancelled task must never run";
+  EXPECT_TRUE(std::filesystem::exists(file("mark2")));
+  EXPECT_EQ(messages(prefix_ + ".default"), 0u);
+}
+
+// A worker stopped (warm) while it holds a batch: the task running finishes; the tasks not
+// started are published again, each alone, and another worker runs them — each task runs once.
+TEST_F(AmqpExecutorTest, AWarmStopPutsBackTheUnstartedTasksOfABatch) {
+  AmqpExecutor ex(url(), batched(options()));
+  auto first = start_worker(1);
+  std::vector<Future<int>> fs;
+  g_broker->pause();
+  for (int i = 0; i < 6; ++i) fs.push_back(ex.submit(amqp_counted, file("runs"), 300, i));
+  std::this_thread::sleep_for(300ms);
+  g_broker->resume();
+  ASSERT_TRUE(concur::testing::poll_until(kRemote, [&] { return count_of(file("runs")) >= 1; }));
+  first->join();  // stop() while one runs: it finishes; the held ones go back
+  auto second = start_worker(2);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(fs[static_cast<std::size_t>(i)].result(kRemote), i);
+  second->join();
+  EXPECT_EQ(count_of(file("runs")), 6) << "each task ran once";
+  EXPECT_GE(second->worker().stats().succeeded, 4u);
+  EXPECT_EQ(first->worker().stats().succeeded + second->worker().stats().succeeded, 6u);
+  EXPECT_EQ(messages(prefix_ + ".default"), 0u);
+}
+
+// A worker killed while it holds a batch: the broker requeues the whole message, another worker
+// takes it over, and every future settles (the tasks already done run again: at least once).
+TEST_F(AmqpExecutorTest, AKilledWorkersBatchIsTakenOverWhole) {
+  AmqpExecutor ex(url(), batched(options()));
+  mp::Process doomed(run_amqp_worker, url(), prefix_, 1, 5);
+  doomed.start();
+  std::vector<Future<int>> fs;
+  g_broker->pause();
+  for (int i = 0; i < 5; ++i) fs.push_back(ex.submit(amqp_counted, file("runs"), 1000, i));
+  std::this_thread::sleep_for(300ms);
+  g_broker->resume();
+  ASSERT_TRUE(concur::testing::poll_until(kRemote, [&] { return count_of(file("runs")) >= 1; }));
+  doomed.kill();
+  doomed.join();
+  auto w = start_worker(2);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(fs[static_cast<std::size_t>(i)].result(kRemote), i);
+  w->join();
+  EXPECT_GE(count_of(file("runs")), 5);
+  EXPECT_LE(count_of(file("runs")), 5 + 2) << "at most the killed worker's started tasks again";
+  EXPECT_GE(w->worker().stats().taken_over, 1u);
+  EXPECT_EQ(messages(prefix_ + ".default"), 0u);
+}
+
+TEST_F(AmqpExecutorTest, MaxBatchZeroIsRefused) {
+  AmqpOptions o = options();
+  o.max_batch = 0;
+  EXPECT_THROW(AmqpExecutor(url(), o), ValueError);
+}
+
 // ---- Retries, dead letters, priorities
 
 TEST_F(AmqpExecutorTest, AFailingTaskIsRetriedWithBackoffUntilItSucceeds) {

@@ -10,7 +10,8 @@
 // it waits (at most 60 s: the Erlang VM boots slowly on a loaded machine) until an AMQP login
 // succeeds. stop() — and the destructor — kills both sessions (SIGKILL: a crash, which loses
 // nothing the broker confirmed); restart() stops it so and starts it again on the same ports and
-// directory, so durable queues and confirmed persistent messages survive (a broker crash).
+// directory, so durable queues and confirmed persistent messages survive (a broker crash);
+// pause()/resume() stop and continue it (SIGSTOP/SIGCONT).
 // Lifetime: a test process killed from outside cannot stop its broker; it runs on until killed
 // (`pgrep -af concur-rmq-`).
 // Thread-safety: one thread at a time (the test's). Header-only; loopback only.
@@ -105,6 +106,11 @@ class RabbitMqServer {
     stop();
     launch();
   }
+
+  // pause() / resume(): SIGSTOP / SIGCONT to the broker's whole session (a stalled broker: what
+  // clients publish meanwhile waits in their sockets, and no confirm comes).
+  void pause() { (void)::kill(-broker_->pid(), SIGSTOP); }
+  void resume() { (void)::kill(-broker_->pid(), SIGCONT); }
 
   [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
   [[nodiscard]] std::string url() const {

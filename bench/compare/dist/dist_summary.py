@@ -6,7 +6,7 @@ best variant of each peer), concur p50 / the redis-py PING p50.
 
 A run_amqp_bench.sh file (its rows carry a "row" field: celery-amqp, concur-amqp, ...) gets its
 own table: CPU per task of the broker, the workers and the client, and issue 18's ratios
-(concur-amqp[-pipelined] / celery-amqp, concur-amqp / concur-redis). Several run_amqp_bench.sh
+(concur-amqp[-pipelined|-batched|-batched-nostarted] / celery-amqp, concur-amqp / concur-redis). Several run_amqp_bench.sh
 files (runs of the same sizes): per row and N the median over the runs with the min-max spread,
 and each ratio run by run (the >= 5x Celery target holds only if it holds in every run)."""
 
@@ -37,6 +37,8 @@ def read_rows(path):
 
 # AMQP_RATIOS: issue 18's ratios (numerator row, denominator row) of tasks/s at the same N.
 AMQP_RATIOS = [("concur-amqp", "celery-amqp"), ("concur-amqp-pipelined", "celery-amqp"),
+               ("concur-amqp-batched", "celery-amqp"),
+               ("concur-amqp-batched-nostarted", "celery-amqp"),
                ("concur-amqp", "concur-redis"), ("concur-amqp-pipelined", "concur-redis")]
 
 

@@ -16,6 +16,10 @@
 #        concur-amqp            concur worker --amqp URL --concurrency N; dist_client --amqp URL
 #                               (AmqpOptions defaults: confirm_submit, track_started)
 #        concur-amqp-pipelined  the same workers; dist_client --amqp URL --no-confirm
+#        concur-amqp-batched    the same workers; dist_client --amqp URL --no-confirm --max-batch 64
+#                               (AmqpOptions::max_batch: submits waiting together share a message)
+#        concur-amqp-batched-nostarted  the same, and --no-track-started: Celery's own guarantees
+#                               (no started state, a task sent cannot be cancelled)
 #        concur-redis           concur worker --redis URL --concurrency N; dist_client --redis URL
 #      and, when named in --rows (not by default), the diagnostic rows concur-amqp-nostarted,
 #      concur-amqp-pipelined-nostarted, concur-redis-nostarted (dist_client --no-track-started)
@@ -31,7 +35,8 @@
 #   redis-server's groups SIGKILL; the temp dir is removed.
 #
 # Usage: bench/compare/dist/run_amqp_bench.sh [--tasks 2000] [--latency-samples 300] [--warmup 50]
-#          [--workers "1 2"] [--rows "celery-amqp concur-amqp concur-amqp-pipelined concur-redis"]
+#          [--workers "1 2"] [--rows "celery-amqp concur-amqp concur-amqp-pipelined
+#          concur-amqp-batched concur-amqp-batched-nostarted concur-redis"]
 #          [--timeout 180] [--out FILE] [--quick] [--broker-data DIR]
 #          [--concur-worker "build/release/apps/concur/concur worker"]
 #          [--concur-client "build/release/bench/dist_client"]
@@ -62,7 +67,7 @@ die() {
 source "$here/bench_lib.sh"
 
 tasks=2000 samples=300 warmup=50 workers_list="1 2" timeout_s=180 out="" broker_data=""
-rows="celery-amqp concur-amqp concur-amqp-pipelined concur-redis"
+rows="celery-amqp concur-amqp concur-amqp-pipelined concur-amqp-batched concur-amqp-batched-nostarted concur-redis"
 concur_worker="$root/build/release/apps/concur/concur worker"
 concur_client="$root/build/release/bench/dist_client"
 while [[ $# -gt 0 ]]; do
@@ -92,6 +97,7 @@ for r in $rows; do
   case $r in
     celery-amqp|concur-amqp|concur-amqp-pipelined|concur-redis) ;;
     concur-amqp-nostarted|concur-amqp-pipelined-nostarted|concur-redis-nostarted) ;;
+    concur-amqp-batched|concur-amqp-batched-nostarted) ;;
     celery-amqp-get) ;;
     *) die "--rows: unknown row $r" ;;
   esac
@@ -322,6 +328,11 @@ for n in $workers_list; do
         run_row "$r" "$n" amqp "$celery_worker" "$celery_client-get --collect get" ;;
       concur-amqp) run_row "$r" "$n" amqp "$concur_worker" "$concur_client" ;;
       concur-amqp-pipelined) run_row "$r" "$n" amqp "$concur_worker" "$concur_client --no-confirm" ;;
+      concur-amqp-batched)
+        run_row "$r" "$n" amqp "$concur_worker" "$concur_client --no-confirm --max-batch 64" ;;
+      concur-amqp-batched-nostarted)
+        run_row "$r" "$n" amqp "$concur_worker" \
+          "$concur_client --no-confirm --no-track-started --max-batch 64" ;;
       concur-redis) run_row "$r" "$n" redis "$concur_worker" "$concur_client" ;;
       concur-amqp-nostarted)
         run_row "$r" "$n" amqp "$concur_worker" "$concur_client --no-track-started" ;;

@@ -30,6 +30,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "concur/detail/config.hpp"
@@ -153,6 +154,13 @@ class CONCUR_EXPORT Amqp {
   std::vector<std::uint64_t> wait_confirms(std::chrono::milliseconds timeout);
   // unconfirmed(): how many published messages await their confirm.
   [[nodiscard]] std::size_t unconfirmed() const noexcept { return unconfirmed_.size(); }
+  // confirmed_through(tag): every message published up to `tag` has its confirm (read while
+  // waiting for deliveries: next_delivery() settles the confirms it reads). take_nacked(): the
+  // tags the broker refused since the last call (or wait_confirms()).
+  [[nodiscard]] bool confirmed_through(std::uint64_t tag) const noexcept {
+    return unconfirmed_.empty() || *unconfirmed_.begin() > tag;
+  }
+  std::vector<std::uint64_t> take_nacked() noexcept { return std::exchange(nacked_, {}); }
 
   // next_returned(): the next mandatory message the broker sent back (basic.return: no queue took
   // it), read while waiting for deliveries or confirms (its delivery_tag is 0); nullopt when none.

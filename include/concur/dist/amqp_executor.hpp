@@ -64,6 +64,14 @@ struct AmqpOptions {
   // run tasks at once, and cancel() of a task already sent fails (nothing can tell whether a
   // worker has it) — faster (docs/benchmarks.md).
   bool track_started = true;
+  // max_batch: up to this many submits waiting for the publisher at once (a burst of submits,
+  // map's chunks) for one queue and priority travel as one message (a TaskBatch), taken by one
+  // worker. The broker's work is per message, so short tasks go several times faster
+  // (docs/benchmarks.md); the costs: the tasks of a message go to one worker (another, idle,
+  // cannot take them: keep 1 for long tasks), and a worker that dies has its whole message run
+  // again. Each task keeps its own future, start report, cancel, retries and result; one that
+  // fails for good is dead-lettered alone (with an x-concur-error header). 1: each task alone.
+  std::size_t max_batch = 1;
   // max_workers: what max_workers() reports; 0: 1.
   std::size_t max_workers = 0;
 };
