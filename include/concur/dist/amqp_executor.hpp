@@ -9,17 +9,21 @@
 // - a task is a persistent message on the durable queue P.Q (x-max-priority 9: TaskOptions::
 //   priority), published with publisher confirms: submit() returns once the broker has it
 //   (AmqpOptions::confirm_submit; concurrent submits share one confirm wait);
-// - a worker holds at most `prefetch` tasks unacknowledged (basic.qos) and acknowledges a task
-//   only after its outcome is confirmed stored, so a worker that dies (kill -9, host gone) has
-//   its tasks requeued by the broker and run by another: at least once. A task redelivered more
-//   than WorkerOptions::max_deliveries times fails with WorkerLostError;
+// - a worker holds at most `prefetch` task messages unacknowledged (basic.qos) and acknowledges a
+//   task only after its outcome is confirmed stored, so a worker that dies (kill -9, host gone)
+//   has its tasks requeued by the broker and run by another: at least once. A task redelivered
+//   more than WorkerOptions::max_deliveries times fails with WorkerLostError;
+// - AmqpOptions::max_batch > 1: submits waiting for the publisher together share one message (a
+//   TaskBatch), acknowledged once each of its tasks is settled — several times the throughput of
+//   short tasks;
 // - a failed run with retries left waits in P.delay.Q.<ms> (a per-message TTL) and comes back by
 //   dead-lettering to P.Q; a task past its retries is rejected and dead-lettered to P.dead.Q
 //   (x-dead-letter-exchange; its x-death header says when);
 // - outcomes come back as persistent messages on this executor's durable reply queue
-//   P.reply.<id> (correlation id = the job, x-expires = result_ttl), read by a reader thread;
-// - running() and an exact cancel(): a worker reports the start and runs the task only when this
-//   executor answers go — which it does only if marking the future running wins over a cancel()
+//   P.reply.<id> (x-expires = result_ttl; those a worker has at once in one message), read by a
+//   reader thread;
+// - running() and an exact cancel(): a worker reports the start once a thread is free for the
+//   task (the reports of one round in one message) and runs it only when this executor answers go — which it does only if marking the future running wins over a cancel()
 //   in the future's own state (else drop): start and cancel cannot both win. A start report to an
 //   executor that is gone comes back (mandatory) and the task is dropped; unanswered twice (5 s
 //   each) the task runs. A running task on a --processes worker is cancelled by a revoke on the
