@@ -103,13 +103,65 @@ class AmqpClient final : public RemoteClient {
   }
 
   // take_back: AMQP cannot delete a queued message, and needs not: a worker runs a task only after
-  // this executor answered its start report with go (claim()), which it does only if the start
-  // wins over the cancel in the future's own state. kWithdrawn lets the cancel try; the state
-  // decides. Without start reports (track_started off) nothing can be known: kUnknown.
+  // this executor answered its claim with go. A task no worker holds is marked withdrawn (a later
+  // claim is dropped): kWithdrawn. A task reserved for a worker is asked back from it (withdraw):
+  // it answers frozen (not started: this executor then sends drop, and the cancel succeeds),
+  // started (its notice marks the future running: kTaken) or gone (it does not have the task:
+  // withdrawn, unless another worker holds it now: ask that one). No answer within
+  // connect_timeout (the worker stalled): thaw, and the cancel fails — the task runs; until that
+  // worker is heard from again, the withdraws of its other tasks fail at once. Without
+  // start reports (track_started off) nothing can be known: kUnknown.
   FutureStateBase::Withdrawal take_back(const std::string&, const std::string&,
-                                        std::uint64_t) override {
-    return options_.track_started ? FutureStateBase::Withdrawal::kWithdrawn
-                                  : FutureStateBase::Withdrawal::kUnknown;
+                                        std::uint64_t id) override {
+    using W = FutureStateBase::Withdrawal;
+    using S = Holding::State;
+    if (!options_.track_started) return W::kUnknown;
+    std::scoped_lock serial(withdraw_mu_);  // (one withdraw at a time: concurrent cancels agree)
+    for (;;) {
+      const Holding h = holding(id);
+      if (h.state == S::kGone) return W::kUnknown;
+      if (h.state == S::kStarted) return W::kTaken;
+      if (h.state == S::kFree) return W::kWithdrawn;
+      {
+        std::scoped_lock lock(answers_mu_);
+        if (stalled_.contains(h.holder)) {  // it did not answer the last withdraw either
+          give_up(id);
+          return W::kTaken;
+        }
+        asked_ = id;
+        answer_.reset();
+      }
+      publish(control_message(ControlMessage::withdraw, {id}, Destination{"", h.holder}),
+              /*wait=*/false);
+      std::optional<std::uint8_t> answer;
+      {
+        std::unique_lock lock(answers_mu_);
+        (void)answers_cv_.wait_for(lock, options_.connect_timeout,
+                                   [&] { return answer_.has_value() || stop_.load(); });
+        answer = answer_;
+        asked_ = 0;
+        if (!answer) stalled_.insert(h.holder);
+      }
+      if (!answer) {  // the holder stalled (or this executor is closing): the task runs
+        give_up(id);
+        publish(control_message(ControlMessage::thaw, {id}, Destination{"", h.holder}),
+                /*wait=*/false);
+        return W::kTaken;
+      }
+      if (*answer == ResultMessage::frozen) {
+        if (release(id, h.holder)) {
+          publish(control_message(ControlMessage::drop, {id}, Destination{"", h.holder}),
+                  /*wait=*/false);
+          return W::kWithdrawn;
+        }
+        continue;
+      }
+      if (*answer == ResultMessage::gone) {
+        if (release(id, h.holder)) return W::kWithdrawn;
+        continue;
+      }
+      // started: its notice marked the future running (the next round answers kTaken)
+    }
   }
 
   // send_revoke: a running task on a process worker was cancelled: broadcast on P.control, the
@@ -171,6 +223,10 @@ class AmqpClient final : public RemoteClient {
   // item by item; the verdicts on start reports are added to what the worker that sent it (its
   // control queue: reply_to) is owed.
   void take_reply(const Delivery& d, std::map<std::string, Answers>& answers) {
+    if (!d.properties.reply_to.empty()) {  // a worker that stalled is back
+      std::scoped_lock lock(answers_mu_);
+      if (!stalled_.empty()) stalled_.erase(d.properties.reply_to);
+    }
     std::vector<ResultMessage> items;
     try {
       items = reply_messages(d.body, d.properties);
@@ -178,11 +234,31 @@ class AmqpClient final : public RemoteClient {
       return;  // not ours
     }
     for (const ResultMessage& m : items) {
-      const StartVerdict verdict = deliver(m);
-      if (verdict == StartVerdict::kNone || d.properties.reply_to.empty()) continue;
+      if (m.kind == ResultMessage::frozen || m.kind == ResultMessage::gone) {
+        answered(m.id, m.kind);
+        continue;
+      }
+      const bool claim = m.kind == ResultMessage::started && (m.flags & ResultMessage::kClaim) != 0;
+      if (!claim) {
+        (void)deliver(m);  // a result, or a notice that a run began (marks the future running)
+        if (m.kind == ResultMessage::started) answered(m.id, m.kind);
+        continue;
+      }
+      if (d.properties.reply_to.empty()) continue;
+      const StartVerdict verdict = reserve(m.id, d.properties.reply_to);
       Answers& a = answers[d.properties.reply_to];
       (verdict == StartVerdict::kGo ? a.go : a.drop).push_back(m.id);
     }
+  }
+
+  // answered(id, kind): a worker's answer about job `id`, for the withdraw waiting for it.
+  void answered(std::uint64_t id, std::uint8_t kind) {
+    {
+      std::scoped_lock lock(answers_mu_);
+      if (asked_ != id) return;
+      answer_ = kind;
+    }
+    answers_cv_.notify_all();
   }
 
   // answer(answers): the answers to the start reports just read — at most a go and a drop per
@@ -358,6 +434,15 @@ class AmqpClient final : public RemoteClient {
   Amqp publisher_;                  // the publisher thread's (before start(): the constructor's)
   std::set<std::string> declared_;  // queues declared on publisher_ (the publisher thread's)
   std::thread publisher_thread_;
+
+  std::mutex withdraw_mu_;  // one withdraw at a time (take_back)
+  std::mutex answers_mu_;   // asked_, answer_
+  std::condition_variable answers_cv_;
+  std::uint64_t asked_ = 0;               // the job a withdraw waits for an answer about
+  std::optional<std::uint8_t> answer_{};  // its answer (ResultMessage::frozen, gone, started)
+  // stalled_: workers (control queues) that left a withdraw unanswered: the next withdraws from
+  // them fail at once, until a message of theirs arrives.
+  std::set<std::string> stalled_;
 
   Amqp reader_conn_;  // the reader thread's
   std::thread reader_;

@@ -105,18 +105,25 @@ struct TaskBatch {
   }
 };
 
-// kClaimTimeout: how long a worker waits for the executor's answer to its start report before it
-// reports again — and, after a second silence, runs the task anyway (the executor crashed or is
-// cut off: nobody can cancel it).
+// kQuickReclaim / kClaimTimeout: a worker whose claim is not answered within kQuickReclaim claims
+// again (the first may have gone with its executor's reply queue: the second then comes back), and
+// again after kClaimTimeout; unanswered kClaimTimeout after that, it runs the task (the executor
+// crashed or is cut off: nobody can cancel it).
+inline constexpr std::chrono::milliseconds kQuickReclaim{500};
 inline constexpr std::chrono::milliseconds kClaimTimeout{5'000};
 
 // ControlMessage: about the jobs `ids` of the executor whose reply queue is `reply`.
 //   revoke: broadcast on P.control — the running job was cancelled: a process worker kills it.
-//   go / drop: the executor's answer to a worker's start report (sent to the control queue the
-//           report named in reply_to): run the task, or drop it (its future was cancelled first,
-//           or nobody waits for it any more).
+//   go / drop: the executor's answer to a worker's claim (sent to the control queue the claim
+//           named in reply_to): the task is reserved for this worker — it runs it when a thread
+//           takes it — or dropped (its future was cancelled first, or nobody waits for it any
+//           more). drop also ends a withdraw the worker answered frozen: the task never runs.
+//   withdraw: cancel() of a task reserved for this worker: the worker answers frozen (not
+//           started: it now waits for drop or thaw), started (a notice) or gone (not here).
+//   thaw: the executor gave up waiting for the answer to its withdraw (cancel() failed): a frozen
+//           task goes back to the worker's ready tasks.
 struct ControlMessage {
-  enum Kind : std::uint8_t { revoke = 0, go = 1, drop = 2 };
+  enum Kind : std::uint8_t { revoke = 0, go = 1, drop = 2, withdraw = 3, thaw = 4 };
   std::uint8_t kind = revoke;
   std::string reply;
   std::vector<std::uint64_t> ids;

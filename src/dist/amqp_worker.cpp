@@ -4,9 +4,11 @@
 // those for one executor in one ResultBatch message) and the retries' messages (on delay queues)
 // are published, and the tasks are acknowledged (or rejected to their dead-letter queue) only once
 // the broker confirmed them — confirms the loop does not wait for: it goes on claiming and taking
-// tasks meanwhile. A task with start reports is claimed only when a runner is free for it (until
-// then it stays cancellable, however many are prefetched); the reports of one round go to each
-// executor in one message, as its answers come back.
+// tasks meanwhile. A task with start reports (track_started) is claimed from its executor up to
+// 4 x `concurrency` claimed, ready or running, and runs once the executor answers go (reserved
+// for this worker); a runner that takes it sends a notice (running()); an executor's withdraw of
+// a reserved task freezes it unless it started (then drop or thaw decide). The claims, notices
+// and answers of one round go to each executor in one message.
 // rabbitmq-c connections are single-threaded, so the runners never touch it: they queue their
 // outcomes and wake the I/O thread through an eventfd it polls beside the socket.
 #include <poll.h>
@@ -30,6 +32,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -45,6 +48,9 @@ namespace {
 
 // kPoll: how long the I/O thread waits for the socket or a runner before it looks at stop().
 constexpr std::chrono::milliseconds kPoll{100};
+// kClaimAhead: a worker claims tasks while fewer than this many per thread are claimed, ready or
+// running (measured: 2 per thread left the threads waiting for go; docs/benchmarks.md).
+constexpr std::size_t kClaimAhead = 4;
 // kBatchBytes: a ResultBatch grows to about this size at most (big results travel alone).
 constexpr std::size_t kBatchBytes = std::size_t{1} << 20;
 
@@ -150,7 +156,7 @@ class AmqpWorker final : public Worker::Impl {
 
   // idle(): nothing taken is unfinished (the warm stop's end).
   bool idle() {
-    if (!claiming_.empty() || !held_.empty() || !storing_.empty()) return false;
+    if (!claiming_.empty() || !held_.empty() || !frozen_.empty() || !storing_.empty()) return false;
     std::scoped_lock lock(mu_);
     return ready_.empty() && running_ == 0 && done_.empty();
   }
@@ -220,9 +226,14 @@ class AmqpWorker final : public Worker::Impl {
     ++generation_;
     claiming_.clear();
     held_.clear();
+    frozen_.clear();
     reports_.clear();
-    storing_.clear();  // (unacknowledged: requeued, run again)
     std::scoped_lock lock(mu_);
+    for (const Storing& st : storing_)  // (unacknowledged: requeued, run again)
+      for (const Done& d : st.batch) started_.erase(d.job.revoke_key);
+    storing_.clear();
+    // (notices_ stay: those runs did begin — sent on the new connection, they keep a cancel()
+    // from withdrawing a task whose first run is under way)
     std::erase_if(ready_, [&](const Job& j) { return j.generation != generation_; });
   }
 
@@ -325,9 +336,10 @@ class AmqpWorker final : public Worker::Impl {
     }
   }
 
-  // claim_more(): claims held tasks while a runner is free for them — only then: a task claimed is
-  // running for its executor (cancel() fails), and a queued task must stay cancellable while the
-  // runners are busy, however many this worker prefetched.
+  // claim_more(): claims held tasks while fewer than 4 x `concurrency` are claimed, ready or
+  // running — a claim round trip ahead of the threads, so that a thread that finishes a task finds
+  // the next one reserved. A reserved task stays cancellable (withdraw()); the ones held beyond
+  // that are not even claimed.
   void claim_more() {
     if (held_.empty()) return;
     std::size_t busy = claiming_.size();
@@ -335,7 +347,7 @@ class AmqpWorker final : public Worker::Impl {
       std::scoped_lock lock(mu_);
       busy += ready_.size() + running_;
     }
-    while (!held_.empty() && busy < o_.concurrency) {
+    while (!held_.empty() && busy < kClaimAhead * o_.concurrency) {
       claim(std::move(held_.front()));
       held_.pop_front();
       ++busy;
@@ -348,14 +360,14 @@ class AmqpWorker final : public Worker::Impl {
     report_start(job);
     const std::string key = job.revoke_key;
     claiming_.emplace(key,
-                      Claim{std::move(job), std::chrono::steady_clock::now() + kClaimTimeout, 1});
+                      Claim{std::move(job), std::chrono::steady_clock::now() + kQuickReclaim, 1});
   }
 
   void report_start(const Job& job) {
     ResultMessage s;
     s.id = job.message.id;
     s.kind = ResultMessage::started;
-    if (runner_->stoppable()) s.flags = ResultMessage::kStoppable;
+    s.flags = ResultMessage::kClaim;
     reports_[job.message.reply].push_back(std::move(s));
   }
 
@@ -363,6 +375,11 @@ class AmqpWorker final : public Worker::Impl {
   // a reply queue that is gone (the executor shut down) sends it back: unclaimed() — naming this
   // worker's control queue for the answers.
   void send_reports() {
+    {
+      std::scoped_lock lock(mu_);
+      for (auto& [reply, n] : notices_) reports_[reply].push_back(std::move(n));
+      notices_.clear();
+    }
     for (auto& [reply, items] : reports_) {
       MessageProperties p;
       p.reply_to = control_queue_;
@@ -397,10 +414,16 @@ class AmqpWorker final : public Worker::Impl {
 
   // settle_claim(key, go): the executor's answer — the task runs, or is acknowledged and dropped.
   void settle_claim(const std::string& key, bool go) {
-    const auto it = claiming_.find(key);
-    if (it == claiming_.end()) return;
-    Job job = std::move(it->second.job);
-    claiming_.erase(it);
+    Job job;
+    if (const auto it = claiming_.find(key); it != claiming_.end()) {
+      job = std::move(it->second.job);
+      claiming_.erase(it);
+    } else if (const auto f = frozen_.find(key); f != frozen_.end() && !go) {
+      job = std::move(f->second);  // withdrawn: the executor cancelled it
+      frozen_.erase(f);
+    } else {
+      return;
+    }
     if (!go) {
       settle(job, /*dead=*/false);
       std::scoped_lock lock(mu_);
@@ -410,6 +433,55 @@ class AmqpWorker final : public Worker::Impl {
     {
       std::scoped_lock lock(mu_);
       ready_.push_back(std::move(job));
+    }
+    ready_cv_.notify_one();
+  }
+
+  // withdraw(key, reply, id): the executor asks a task reserved for this worker back (a cancel()).
+  // Not started (waiting for a thread, for the executor's go, or held): frozen — it waits for
+  // drop (the cancel succeeded) or thaw (the executor gave up waiting). Started: a notice again.
+  // Not here (put back, or lost with an older connection): gone. The answer joins this round's
+  // reports.
+  void withdraw(const std::string& key, const std::string& reply, std::uint64_t id) {
+    ResultMessage a;
+    a.id = id;
+    a.kind = ResultMessage::gone;
+    if (frozen_.contains(key)) {
+      a.kind = ResultMessage::frozen;
+    } else if (const auto c = claiming_.find(key); c != claiming_.end()) {
+      frozen_.emplace(key, std::move(c->second.job));
+      claiming_.erase(c);
+      a.kind = ResultMessage::frozen;
+    } else if (const auto h = std::find_if(held_.begin(), held_.end(),
+                                           [&](const Job& j) { return j.revoke_key == key; });
+               h != held_.end()) {
+      frozen_.emplace(key, std::move(*h));
+      held_.erase(h);
+      a.kind = ResultMessage::frozen;
+    } else {
+      std::scoped_lock lock(mu_);
+      if (const auto r = std::find_if(ready_.begin(), ready_.end(),
+                                      [&](const Job& j) { return j.revoke_key == key; });
+          r != ready_.end()) {
+        frozen_.emplace(key, std::move(*r));
+        ready_.erase(r);
+        a.kind = ResultMessage::frozen;
+      } else if (started_.contains(key)) {
+        a.kind = ResultMessage::started;
+      }
+    }
+    reports_[reply].push_back(std::move(a));
+  }
+
+  // thaw(key): the executor gave up waiting for the answer to its withdraw: the task runs.
+  void thaw(const std::string& key) {
+    const auto f = frozen_.find(key);
+    if (f == frozen_.end()) return;
+    Job job = std::move(f->second);
+    frozen_.erase(f);
+    {
+      std::scoped_lock lock(mu_);
+      ready_.push_front(std::move(job));
     }
     ready_cv_.notify_one();
   }
@@ -431,26 +503,40 @@ class AmqpWorker final : public Worker::Impl {
   // not started: they go back to their queue (requeued: another worker claims them), rather than
   // make the warm stop wait for answers that may not come (an executor shutting down).
   void requeue_claims() {
-    if (claiming_.empty() && held_.empty()) return;
     std::vector<Job> back;
+    {
+      std::scoped_lock lock(mu_);  // reserved tasks no thread took yet
+      for (auto it = ready_.begin(); it != ready_.end();) {
+        if (it->message.track_started) {
+          back.push_back(std::move(*it));
+          it = ready_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    if (claiming_.empty() && held_.empty() && frozen_.empty() && back.empty()) return;
     for (auto& [key, c] : claiming_) back.push_back(std::move(c.job));
     for (Job& job : held_) back.push_back(std::move(job));
+    for (auto& [key, job] : frozen_) back.push_back(std::move(job));
     claiming_.clear();
     held_.clear();
+    frozen_.clear();
     put_back(std::move(back));
     reports_.clear();
   }
 
-  // expire_claims(): a start report not answered within kClaimTimeout is sent again (the first may
-  // have been deleted with its executor's reply queue: the second comes back, and the task is
-  // dropped); not answered twice, the task runs (its executor crashed or is cut off: nobody can
-  // cancel it; its result waits in the reply queue).
+  // expire_claims(): a claim not answered within kQuickReclaim is sent again — the first may have
+  // been deleted with its executor's reply queue as the executor ended: the second comes back, and
+  // the task is dropped (a second claim to a live executor is answered the same) — and again after
+  // kClaimTimeout; not answered then either, the task runs (its executor crashed or is cut off:
+  // nobody can cancel it; its result waits in the reply queue).
   void expire_claims() {
     const auto now = std::chrono::steady_clock::now();
     std::vector<std::string> late;
     for (auto& [key, c] : claiming_) {
       if (c.deadline > now) continue;
-      if (c.reports < 2) {
+      if (c.reports < 3) {
         report_start(c.job);
         ++c.reports;
         c.deadline = now + kClaimTimeout;
@@ -529,10 +615,19 @@ class AmqpWorker final : public Worker::Impl {
     }
     for (const std::uint64_t id : c.ids) {
       const std::string key = revoke_key(o_.prefix, c.reply, id);
-      if (c.kind == ControlMessage::revoke) {
-        runner_->revoke(key);
-      } else {
-        settle_claim(key, c.kind == ControlMessage::go);
+      switch (c.kind) {
+        case ControlMessage::revoke:
+          runner_->revoke(key);
+          break;
+        case ControlMessage::withdraw:
+          withdraw(key, c.reply, id);
+          break;
+        case ControlMessage::thaw:
+          thaw(key);
+          break;
+        default:
+          settle_claim(key, c.kind == ControlMessage::go);
+          break;
       }
     }
   }
@@ -574,6 +669,10 @@ class AmqpWorker final : public Worker::Impl {
     while (!storing_.empty() && mq_.confirmed_through(storing_.front().last_tag)) {
       for (const Done& d : storing_.front().batch) {
         const bool current = d.job.generation == generation_;
+        if (d.job.message.track_started) {
+          std::scoped_lock lock(mu_);
+          started_.erase(d.job.revoke_key);
+        }
         settle(d.job, dead(d));
         if (!current)
           ++counted.lost;  // stored, but the broker gave the task to a worker again
@@ -630,6 +729,7 @@ class AmqpWorker final : public Worker::Impl {
   void run_tasks() {
     for (;;) {
       Job job;
+      bool first_notice = false;
       {
         std::unique_lock lock(mu_);
         ready_cv_.wait(lock, [&] { return runners_stop_ || !ready_.empty(); });
@@ -637,7 +737,17 @@ class AmqpWorker final : public Worker::Impl {
         job = std::move(ready_.front());
         ready_.pop_front();
         ++running_;
+        if (job.message.track_started) {  // tell the executor the run begins (running())
+          ResultMessage n;
+          n.id = job.message.id;
+          n.kind = ResultMessage::started;
+          if (runner_->stoppable()) n.flags = ResultMessage::kStoppable;
+          first_notice = notices_.empty();
+          notices_.emplace_back(job.message.reply, std::move(n));
+          started_.insert(job.revoke_key);
+        }
       }
+      if (first_notice) wake();  // (the I/O thread sends all the notices waiting at once)
       Done d;
       d.outcome = runner_->run(job.message);
       d.job = std::move(job);
@@ -666,6 +776,9 @@ class AmqpWorker final : public Worker::Impl {
   // held_: tasks with start reports, delivered, waiting for a free runner to be claimed for
   // (claim_more(); I/O thread).
   std::deque<Job> held_;
+  // frozen_: reserved tasks an executor asked back (withdraw()), waiting for its drop or thaw, by
+  // revoke_key (I/O thread).
+  std::unordered_map<std::string, Job> frozen_;
   // storing_: outcomes published, waiting for their confirms (I/O thread).
   struct Storing {
     std::deque<Done> batch;
@@ -688,6 +801,10 @@ class AmqpWorker final : public Worker::Impl {
   std::condition_variable ready_cv_;
   std::deque<Job> ready_;  // delivered, waiting for a runner
   std::deque<Done> done_;  // run, waiting to be stored
+  // notices_: runs that began, to tell their executors (reply queue, notice); started_: the
+  // revoke_keys of tracked tasks running or run here and not yet stored (a withdraw's answer).
+  std::vector<std::pair<std::string, ResultMessage>> notices_;
+  std::unordered_set<std::string> started_;
   std::size_t running_ = 0;
   bool runners_stop_ = false;
   WorkerStats stats_;

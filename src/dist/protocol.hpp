@@ -112,7 +112,9 @@ inline std::string revoke_key(std::string_view prefix, std::string_view reply, s
 
 // ResultMessage is what a worker tells an executor (its reply list).
 struct ResultMessage {
-  enum Kind : std::uint8_t { started = 0, ok = 1, error = 2, wake = 3 };
+  // frozen / gone: an AMQP worker's answers to a withdraw (amqp_protocol.hpp): the task, not
+  // started, waits for the executor's drop or thaw; the worker does not have the task.
+  enum Kind : std::uint8_t { started = 0, ok = 1, error = 2, wake = 3, frozen = 4, gone = 5 };
   std::uint64_t id = 0;
   std::uint8_t kind = ok;
   std::string result;     // ok: the serialized result
@@ -122,6 +124,9 @@ struct ResultMessage {
   // started: kStoppable when the worker can stop the run (a process worker): cancel() of the
   // running future then revokes it.
   static constexpr std::uint8_t kStoppable = 1;
+  // started, over AMQP: kClaim when the worker asks to reserve the task (it runs it only after
+  // the executor's go); without it, a notice that the run began.
+  static constexpr std::uint8_t kClaim = 2;
   std::uint8_t flags = 0;
 
   template <class Archive>

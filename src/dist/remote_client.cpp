@@ -126,7 +126,7 @@ FutureStateBase::Withdrawal RemoteClient::withdraw(std::uint64_t id) noexcept {
     std::scoped_lock lock(mu_);
     auto it = jobs_.find(id);
     if (it == jobs_.end()) return W::kUnknown;
-    if (it->second.started) return W::kTaken;
+    if (it->second.started || it->second.taken) return W::kTaken;
     handle = it->second.handle;
     queue = it->second.queue;
   }
@@ -236,6 +236,43 @@ RemoteClient::StartVerdict RemoteClient::deliver(const ResultMessage& m) {
   job.reset();
   settled_cv_.notify_all();
   return StartVerdict::kNone;
+}
+
+RemoteClient::StartVerdict RemoteClient::reserve(std::uint64_t id, const std::string& holder) {
+  std::scoped_lock lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end() || !it->second.job || it->second.withdrawn) return StartVerdict::kDrop;
+  if (!it->second.started) it->second.holder = holder;
+  return StartVerdict::kGo;
+}
+
+RemoteClient::Holding RemoteClient::holding(std::uint64_t id) {
+  using S = Holding::State;
+  std::scoped_lock lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end() || !it->second.job) return {S::kGone, {}};
+  Record& r = it->second;
+  if (r.started || r.taken) return {S::kStarted, {}};
+  if (r.holder.empty()) {
+    r.withdrawn = true;
+    return {S::kFree, {}};
+  }
+  return {S::kHeld, r.holder};
+}
+
+bool RemoteClient::release(std::uint64_t id, const std::string& holder) {
+  std::scoped_lock lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end() || it->second.holder != holder) return false;
+  it->second.holder.clear();
+  it->second.withdrawn = true;
+  return true;
+}
+
+void RemoteClient::give_up(std::uint64_t id) {
+  std::scoped_lock lock(mu_);
+  auto it = jobs_.find(id);
+  if (it != jobs_.end()) it->second.taken = true;
 }
 
 // start_job(id, job): set_running_or_notify_cancel() on a job still recorded. A cancel() racing

@@ -105,6 +105,27 @@ class RemoteClient {
   StartVerdict deliver(std::string_view bytes);
   // deliver(m): the same for a message already decoded (one item of an AMQP ResultBatch).
   StartVerdict deliver(const ResultMessage& m);
+  // Reservations (AMQP): a worker claims a task before a thread of its is free for it; the task is
+  // then reserved for that worker (its `holder`: the worker's control queue) while its future
+  // stays pending, and a cancel() asks the holder to withdraw it (AmqpClient::take_back).
+  // reserve(id, holder): a claim — kGo: reserved for `holder`, or started already (a task taken
+  // over after its worker died); kDrop: the job is gone (cancelled, settled) or was withdrawn.
+  StartVerdict reserve(std::uint64_t id, const std::string& holder);
+  // Holding: where a withdraw of job `id` stands (holding()).
+  struct Holding {
+    enum class State : std::uint8_t { kGone, kStarted, kFree, kHeld };
+    State state = State::kGone;
+    std::string holder{};
+  };
+  // holding(id): kFree — no worker holds the task, and it is marked withdrawn now (a later claim
+  // is dropped); kHeld — reserved for `holder`; kStarted — running, or a withdraw gave up
+  // (give_up()); kGone — settled or cancelled.
+  Holding holding(std::uint64_t id);
+  // release(id, holder): `holder` answered that it does not have the task: withdrawn (true)
+  // unless another worker holds it now (false: ask that one).
+  bool release(std::uint64_t id, const std::string& holder);
+  // give_up(id): a withdraw got no answer: the task runs; every later withdraw answers kTaken.
+  void give_up(std::uint64_t id);
   // finished(): the reader may end (stopped, or shut down with nothing left to settle).
   bool finished() const;
 
@@ -116,6 +137,9 @@ class RemoteClient {
     std::string handle;  // send()'s answer (for a withdraw)
     std::string queue;
     bool started = false;
+    std::string holder{};    // the worker it is reserved for (AMQP), empty when none
+    bool withdrawn = false;  // cancel() took it back: a claim is dropped
+    bool taken = false;      // a withdraw gave up: the task runs (give_up())
   };
 
   // start_job(id, job): set_running_or_notify_cancel() on a job still recorded → running.

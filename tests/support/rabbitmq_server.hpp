@@ -25,9 +25,11 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -118,6 +120,13 @@ class RabbitMqServer {
   }
   [[nodiscard]] dist::Amqp client() const {
     return dist::Amqp::connect(dist::AmqpUrl::parse(url()));
+  }
+  // node_log(): the node's own log (log/<node>.log: boots, recoveries, listeners), for failures.
+  [[nodiscard]] std::string node_log() const {
+    std::ifstream in(dir_ / "log" / ("concur" + std::to_string(port_) + "@localhost.log"));
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
   }
   [[nodiscard]] std::string log() const {
     std::ifstream in(dir_ / "out.log");

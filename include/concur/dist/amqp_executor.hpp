@@ -22,12 +22,17 @@
 // - outcomes come back as persistent messages on this executor's durable reply queue
 //   P.reply.<id> (x-expires = result_ttl; those a worker has at once in one message), read by a
 //   reader thread;
-// - running() and an exact cancel(): a worker reports the start once a thread is free for the
-//   task (the reports of one round in one message) and runs it only when this executor answers go — which it does only if marking the future running wins over a cancel()
-//   in the future's own state (else drop): start and cancel cannot both win. A start report to an
-//   executor that is gone comes back (mandatory) and the task is dropped; unanswered twice (5 s
-//   each) the task runs. A running task on a --processes worker is cancelled by a revoke on the
-//   fanout exchange P.control (its process is killed).
+// - running() and an exact cancel(): a worker claims a task (up to 4 x its threads claimed,
+//   ready or running: a round trip ahead of them) and runs it only after this executor answered
+//   go, which reserves the task for that worker; the future turns running when the worker's
+//   notice that the run began arrives. cancel() of a task no worker holds marks it withdrawn (a
+//   later claim is answered drop); of a reserved one, it asks the worker back (withdraw) and
+//   succeeds only if the worker answers that the task had not started — it then never does. A
+//   worker that does not answer within connect_timeout (stalled) keeps the task: cancel() fails,
+//   at once for its other tasks until it is heard from again. A claim to an executor that is gone
+//   comes back (mandatory) and the task is dropped; unanswered three times (0.5 s, then 5 s each)
+//   the task runs. A running task on a --processes worker is cancelled by a revoke on the fanout
+//   exchange P.control (its process is killed).
 // Differences from RedisExecutor: cluster-wide RateLimit / ConcurrencyLimit need Redis:
 // AmqpExecutor refuses them (ValueError). Queues are served round robin, not in the order given
 // (use priorities). RedisExecutor refuses TaskOptions::priority.
