@@ -123,29 +123,20 @@ CONCUR_TASK(amqp_stall_once);
 int amqp_die() { ::_exit(9); }
 CONCUR_TASK(amqp_die);
 
-// run_amqp_worker(url, prefix, concurrency, max_deliveries): a worker in a child process.
-void run_amqp_worker(std::string url, std::string prefix, int concurrency, int max_deliveries) {
+// run_amqp_worker(url, prefix, concurrency, max_deliveries, prefetch): a worker in a child
+// process (prefetch 0: the default).
+void run_amqp_worker(std::string url, std::string prefix, int concurrency, int max_deliveries,
+                     int prefetch) {
   WorkerOptions o;
   o.url = std::move(url);
   o.prefix = std::move(prefix);
   o.concurrency = static_cast<std::size_t>(concurrency);
   o.max_deliveries = static_cast<std::uint32_t>(max_deliveries);
-  Worker w(o);
-  w.run();
-}
-CONCUR_TASK(run_amqp_worker);
-
-// run_amqp_worker_prefetch(url, prefix, concurrency, prefetch): the same with a prefetch.
-void run_amqp_worker_prefetch(std::string url, std::string prefix, int concurrency, int prefetch) {
-  WorkerOptions o;
-  o.url = std::move(url);
-  o.prefix = std::move(prefix);
-  o.concurrency = static_cast<std::size_t>(concurrency);
   o.prefetch = static_cast<std::size_t>(prefetch);
   Worker w(o);
   w.run();
 }
-CONCUR_TASK(run_amqp_worker_prefetch);
+CONCUR_TASK(run_amqp_worker);
 
 // ---- Fixture
 
@@ -403,7 +394,7 @@ TEST_F(AmqpExecutorTest, ACancelOfATaskReservedByAStalledWorkerAgreesWithWhatRun
   AmqpOptions o = options();
   o.connect_timeout = 1s;
   AmqpExecutor ex(url(), o);
-  mp::Process worker(run_amqp_worker_prefetch, url(), prefix_, 1, 8);
+  mp::Process worker(run_amqp_worker, url(), prefix_, 1, 5, 8);
   worker.start();
   Future<int> held = ex.submit(amqp_gate, file("gate"), 1);
   ASSERT_TRUE(concur::testing::poll_until(kRemote, [&] { return held.running(); }));
@@ -448,6 +439,16 @@ AmqpOptions batched(AmqpOptions o) {
   return o;
 }
 
+// while_paused(submit): calls submit() with the broker paused (300 ms: the submits take
+// microseconds), so that what it submits waits for the publisher together.
+template <class F>
+void while_paused(F submit) {
+  g_broker->pause();
+  submit();
+  std::this_thread::sleep_for(300ms);
+  g_broker->resume();
+}
+
 // Submits made while the broker is paused wait in the publisher together and leave as one
 // TaskBatch message (the first may leave alone: the publisher took it before the others came).
 // Each task still settles its own future; one that fails for good is dead-lettered alone, with
@@ -456,12 +457,12 @@ AmqpOptions batched(AmqpOptions o) {
 TEST_F(AmqpExecutorTest, SubmitsWaitingTogetherTravelAsOneMessageAndSettleOneByOne) {
   AmqpExecutor ex(url(), batched(options()));
   std::vector<Future<int>> fs;
-  g_broker->pause();
-  for (int i = 0; i < 10; ++i) fs.push_back(ex.submit(amqp_mul, i, 3));
-  Future<int> bad = ex.submit(amqp_raise, 7);
-  for (int i = 10; i < 20; ++i) fs.push_back(ex.submit(amqp_mul, i, 3));
-  std::this_thread::sleep_for(300ms);  // (the submits above take microseconds)
-  g_broker->resume();
+  Future<int> bad;
+  while_paused([&] {
+    for (int i = 0; i < 10; ++i) fs.push_back(ex.submit(amqp_mul, i, 3));
+    bad = ex.submit(amqp_raise, 7);
+    for (int i = 10; i < 20; ++i) fs.push_back(ex.submit(amqp_mul, i, 3));
+  });
   ASSERT_TRUE(
       concur::testing::poll_until(kRemote, [&] { return messages(prefix_ + ".default") >= 1; }));
   EXPECT_LE(messages(prefix_ + ".default"), 2u) << "21 submits, at most 2 messages";
@@ -494,13 +495,13 @@ TEST_F(AmqpExecutorTest, ATaskOfABatchWaitingForARunnerIsCancelledAndNeverRuns) 
   wo.prefetch = 4;
   InProcessWorker w(wo);
   AmqpExecutor ex(url(), batched(options()));
-  g_broker->pause();
-  Future<int> held = ex.submit(amqp_gate, file("gate"), 1);
+  Future<int> held;
   std::vector<Future<void>> marks;
-  for (int i = 0; i < 3; ++i)
-    marks.push_back(ex.submit(amqp_mark, file("mark" + std::to_string(i))));
-  std::this_thread::sleep_for(300ms);
-  g_broker->resume();
+  while_paused([&] {
+    held = ex.submit(amqp_gate, file("gate"), 1);
+    for (int i = 0; i < 3; ++i)
+      marks.push_back(ex.submit(amqp_mark, file("mark" + std::to_string(i))));
+  });
   ASSERT_TRUE(concur::testing::poll_until(kRemote, [&] { return held.running(); }));
   ASSERT_TRUE(
       concur::testing::poll_until(kRemote, [&] { return messages(prefix_ + ".default") == 0; }));
@@ -525,10 +526,9 @@ TEST_F(AmqpExecutorTest, AWarmStopPutsBackTheUnstartedTasksOfABatch) {
   AmqpExecutor ex(url(), batched(options()));
   auto first = start_worker(1);
   std::vector<Future<int>> fs;
-  g_broker->pause();
-  for (int i = 0; i < 6; ++i) fs.push_back(ex.submit(amqp_counted, file("runs"), 300, i));
-  std::this_thread::sleep_for(300ms);
-  g_broker->resume();
+  while_paused([&] {
+    for (int i = 0; i < 6; ++i) fs.push_back(ex.submit(amqp_counted, file("runs"), 300, i));
+  });
   ASSERT_TRUE(concur::testing::poll_until(kRemote, [&] { return count_of(file("runs")) >= 1; }));
   first->join();  // stop() while one runs: it finishes; the held ones go back
   auto second = start_worker(2);
@@ -544,13 +544,12 @@ TEST_F(AmqpExecutorTest, AWarmStopPutsBackTheUnstartedTasksOfABatch) {
 // takes it over, and every future settles (the tasks already done run again: at least once).
 TEST_F(AmqpExecutorTest, AKilledWorkersBatchIsTakenOverWhole) {
   AmqpExecutor ex(url(), batched(options()));
-  mp::Process doomed(run_amqp_worker, url(), prefix_, 1, 5);
+  mp::Process doomed(run_amqp_worker, url(), prefix_, 1, 5, 0);
   doomed.start();
   std::vector<Future<int>> fs;
-  g_broker->pause();
-  for (int i = 0; i < 5; ++i) fs.push_back(ex.submit(amqp_counted, file("runs"), 1000, i));
-  std::this_thread::sleep_for(300ms);
-  g_broker->resume();
+  while_paused([&] {
+    for (int i = 0; i < 5; ++i) fs.push_back(ex.submit(amqp_counted, file("runs"), 1000, i));
+  });
   ASSERT_TRUE(concur::testing::poll_until(kRemote, [&] { return count_of(file("runs")) >= 1; }));
   doomed.kill();
   doomed.join();
@@ -629,7 +628,7 @@ TEST_F(AmqpExecutorTest, HigherPriorityTasksRunFirst) {
 
 TEST_F(AmqpExecutorTest, AKilledWorkersTasksAreTakenOverByAnother) {
   AmqpExecutor ex(url(), options());
-  mp::Process doomed(run_amqp_worker, url(), prefix_, 2, 5);
+  mp::Process doomed(run_amqp_worker, url(), prefix_, 2, 5, 0);
   doomed.start();
   Future<int> a = ex.submit(amqp_counted, file("a"), 3000, 1);
   Future<int> b = ex.submit(amqp_counted, file("b"), 3000, 2);
@@ -655,7 +654,7 @@ TEST_F(AmqpExecutorTest, ATaskThatKillsEveryWorkerIsGivenUp) {
   dist::Amqp mq = g_broker->client();
   bool dead_lettered = false;
   for (int i = 0; i < 6 && !f.done(); ++i) {
-    mp::Process p(run_amqp_worker, url(), prefix_, 1, 2);
+    mp::Process p(run_amqp_worker, url(), prefix_, 1, 2, 0);
     p.start();
     (void)concur::testing::poll_until(10s, [&] { return f.done() || !p.is_alive(); });
     if (f.done()) {
