@@ -666,15 +666,13 @@ class AmqpWorker final : public Worker::Impl {
   void settle_stored() {
     if (!mq_.take_nacked().empty()) throw AmqpError(0, "the broker refused a message (basic.nack)");
     WorkerStats counted;
+    std::vector<std::string> stored;  // tracked tasks no longer running here (started_)
+    bool settled = false;
     while (!storing_.empty() && mq_.confirmed_through(storing_.front().last_tag)) {
       for (const Done& d : storing_.front().batch) {
-        const bool current = d.job.generation == generation_;
-        if (d.job.message.track_started) {
-          std::scoped_lock lock(mu_);
-          started_.erase(d.job.revoke_key);
-        }
+        if (d.job.message.track_started) stored.push_back(d.job.revoke_key);
         settle(d.job, dead(d));
-        if (!current)
+        if (d.job.generation != generation_)
           ++counted.lost;  // stored, but the broker gave the task to a worker again
         else if (d.outcome.retry)
           ++counted.retried;
@@ -684,15 +682,19 @@ class AmqpWorker final : public Worker::Impl {
           ++counted.failed;
       }
       storing_.pop_front();
+      settled = true;
+    }
+    if (settled) {
+      std::scoped_lock lock(mu_);
+      for (const std::string& key : stored) started_.erase(key);
+      stats_.lost += counted.lost;
+      stats_.retried += counted.retried;
+      stats_.succeeded += counted.succeeded;
+      stats_.failed += counted.failed;
     }
     if (!storing_.empty() && std::chrono::steady_clock::now() >= storing_.front().deadline)
       throw ConnectionError(ETIMEDOUT, "the broker did not confirm the results within " +
                                            std::to_string(o_.connect_timeout.count()) + " ms");
-    std::scoped_lock lock(mu_);
-    stats_.lost += counted.lost;
-    stats_.retried += counted.retried;
-    stats_.succeeded += counted.succeeded;
-    stats_.failed += counted.failed;
   }
 
   // dead(d): a final failure (no retry left), which goes to the dead-letter queue.

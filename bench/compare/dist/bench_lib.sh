@@ -1,6 +1,7 @@
-# shellcheck shell=bash disable=SC2154  # $python and $out are the caller's
+# shellcheck shell=bash disable=SC2154  # $python, $out, $tmp and $failures are the caller's
 # bench_lib.sh — shell functions shared by the dist harnesses (run_dist_bench.sh,
-# run_amqp_bench.sh); sourced, not run. They use the caller's $python and $out.
+# run_amqp_bench.sh); sourced, not run. They use the caller's $python, $out, $tmp (the client's
+# stderr is $tmp/client.err) and $failures.
 
 # stop_group PGID: SIGTERM to the group (a warm stop), SIGKILL if anything is left after 10 s.
 stop_group() {
@@ -33,4 +34,18 @@ def value(v):
 for k, v in extra.items():
     rec.setdefault(k, value(v))
 print(json.dumps(rec))' "$@" >> "$out"
+}
+
+# row_failed RC ALIVE LOG KEY=VALUE...: a row whose client failed (exit RC, or no JSON line; ALIVE:
+# were the workers still there): counted in $failures, explained on stderr with the client's
+# stderr and the tail of the worker log LOG, and recorded as an error line with the fields given.
+row_failed() {
+  local rc=$1 alive=$2 log=$3
+  shift 3
+  failures=$((failures + 1))
+  local why="client exit $rc (124 = over 3 x --timeout + 30 s); workers alive at the end: $alive"
+  echo "   FAILED: $why; client stderr and the worker log's tail:" >&2
+  tail -5 "$tmp/client.err" >&2 || true
+  tail -15 "$log" >&2 || true
+  record "{\"error\": \"$why\"}" "$@"
 }

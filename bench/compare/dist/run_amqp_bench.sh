@@ -302,12 +302,7 @@ run_row() {
   stop_group "$group"
   group=""
   if [[ $rc -ne 0 || -z $line ]]; then
-    failures=$((failures + 1))
-    local why="client exit $rc (124 = over 3 x --timeout + 30 s); workers alive at the end: $alive"
-    echo "   FAILED: $why; client stderr and the worker log's tail:" >&2
-    tail -5 "$tmp/client.err" >&2 || true
-    tail -15 "$log" >&2 || true
-    record "{\"error\": \"$why\"}" "row=$row" "system=${row%%-*}" "workers=$n" "broker=$broker"
+    row_failed "$rc" "$alive" "$log" "row=$row" "system=${row%%-*}" "workers=$n" "broker=$broker"
     return 0
   fi
   record "$line" "row=$row" "broker=$broker" \
