@@ -139,6 +139,10 @@ void LoopCore::add_timer(TimerNode* n, std::int64_t when) {
     fifo_.push_back(e);
     return;
   }
+  heap_push(e);
+}
+
+void LoopCore::heap_push(TimerHeapEntry e) {
   heap_.push_back(e);
   std::size_t i = heap_.size() - 1;
   while (i > 0) {
@@ -149,13 +153,17 @@ void LoopCore::add_timer(TimerNode* n, std::int64_t when) {
     i = parent;
   }
   heap_[i] = e;
-  n->index = i;
+  e.node->index = i;
 }
 
 void LoopCore::remove_timer(TimerNode* n) noexcept {
   if (!n->queued()) return;
   std::size_t i = n->index;
   n->index = TimerNode::kNotQueued;
+  if ((i & TimerNode::kDeferred) != 0) {
+    deferred_[i & ~TimerNode::kDeferred].node = nullptr;
+    return;
+  }
   if ((i & TimerNode::kInFifo) != 0) {
     fifo_[i & ~TimerNode::kInFifo].node = nullptr;
     ++fifo_dead_;
@@ -228,6 +236,50 @@ const TimerHeapEntry* LoopCore::earliest_timer() const noexcept {
   const TimerHeapEntry* h = &heap_.front();
   if (f == nullptr) return h;
   return earlier(*h, *f) ? h : f;
+}
+
+namespace {
+// run_list(n): runs a detached list of ready nodes in order (each may free itself).
+void run_list(ReadyNode* n) noexcept {
+  while (n != nullptr) {
+    ReadyNode* next = n->next;
+    n->run(n);
+    n = next;
+  }
+}
+}  // namespace
+
+// fire_timers(now, queued_through): every timer due by `now` and queued by timer number
+// `queued_through` fires, earliest first, and what its firing schedules (its task's step, its
+// callback) runs at once, while its frame is still in the cache; what that schedules in turn runs
+// in the next iteration. This is the order of queueing every due timer's work and then running
+// the queue (ready work first, then the timers by deadline, then what they scheduled), with one
+// pass over the timers instead of two. A timer queued meanwhile (by the batch or by a timer's
+// work) waits for the next iteration even if it is due: it is set aside in deferred_ (still
+// cancellable there) and queued again afterwards with its place among equal deadlines kept.
+void LoopCore::fire_timers(std::int64_t now, std::uint64_t queued_through) noexcept {
+  for (const TimerHeapEntry* e = earliest_timer(); e != nullptr && e->when <= now;
+       e = earliest_timer()) {
+    TimerNode* t = e->node;
+    remove_timer(t);
+    if (t->seq > queued_through) {
+      t->index = TimerNode::kDeferred | deferred_.size();
+      deferred_.push_back({t->when, t});  // the capacity is kept from one use to the next
+      continue;
+    }
+    ReadyNode** mark = tail_;
+    t->fire(t);
+    ReadyNode* fired = *mark;
+    if (fired == nullptr) continue;
+    *mark = nullptr;
+    tail_ = mark;
+    run_list(fired);
+  }
+  if (deferred_.empty()) return;
+  for (const TimerHeapEntry& d : deferred_) {
+    if (d.node != nullptr) heap_push(d);  // by (when, seq): the heap keeps the FIFO tie-break
+  }
+  deferred_.clear();
 }
 
 // ---- LoopCore ----
@@ -433,22 +485,13 @@ void Loop::run_once(detail::LoopCore& c, bool block) {
     impl.io.poll();
     impl.last_io_poll = now;
   }
-  // 2. Expired timers join the ready queue, earliest first.
-  for (const detail::TimerHeapEntry* e = c.earliest_timer(); e != nullptr && e->when <= now;
-       e = c.earliest_timer()) {
-    detail::TimerNode* t = e->node;
-    c.remove_timer(t);
-    t->fire(t);
-  }
-  // 3. Run the batch that is ready now; what it schedules runs in the next iteration.
-  detail::ReadyNode* batch = c.head_;
-  c.head_ = nullptr;
-  c.tail_ = &c.head_;
-  while (batch != nullptr) {
-    detail::ReadyNode* next = batch->next;
-    batch->run(batch);
-    batch = next;
-  }
+  // 2. Run the batch that was ready before the timers; what it schedules runs in the next
+  // iteration. The timers due now are those queued before it ran (a timer the batch adds waits
+  // for the next iteration, as one it cancels does not fire).
+  const std::uint64_t timers_queued = c.timer_seq_;
+  detail::run_list(c.detach_ready());
+  // 3. The timers due by `now` that were queued before the batch ran, earliest first.
+  c.fire_timers(now, timers_queued);
 }
 
 void Loop::run_forever() {

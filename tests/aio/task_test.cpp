@@ -457,6 +457,65 @@ TEST_F(AioTaskTest, TimersFireByDeadlineThenScheduleOrderWhateverIsCancelled) {
   EXPECT_EQ(expected, fired);
 }
 
+// One iteration runs the callbacks that were ready, then the timers due when it began, by
+// deadline, then — in the next iteration — what they scheduled (asyncio's _run_once). A timer
+// queued during the iteration waits for the next one even when it is already due, though it is
+// earlier than the timers firing.
+TEST_F(AioTaskTest, ATimerQueuedWhileTimersFireWaitsForTheNextIterationEvenIfDue) {
+  aio::Loop loop;
+  const aio::Clock::time_point base = loop.time() - 1h;  // every deadline is already due
+  std::vector<std::string> order;
+  auto note = [&order](const char* what) { return [&order, what] { order.emplace_back(what); }; };
+  loop.call_soon([&] {
+    order.emplace_back("A");
+    loop.call_at(base - 1h, note("t3"));  // due, earlier than t1, queued by the ready batch
+    loop.call_soon(note("C"));
+  });
+  aio::Handle t6;
+  loop.call_at(base, [&] {
+    order.emplace_back("t1");
+    loop.call_at(base - 2h, note("t4"));       // due, queued by a firing timer
+    t6 = loop.call_at(base - 3h, note("t6"));  // the same, then cancelled while set aside
+    loop.call_soon(note("D"));
+  });
+  loop.call_at(base + 1us, [&] {
+    order.emplace_back("t2");
+    t6.cancel();
+  });
+  loop.call_at(base + 2us, [&] {
+    order.emplace_back("t5");
+    loop.call_soon([&] { loop.call_soon([&] { loop.stop(); }); });
+  });
+  loop.run_forever();
+  EXPECT_EQ(order, (std::vector<std::string>{"A", "t1", "t2", "t5", "C", "D", "t4", "t3"}));
+  EXPECT_TRUE(t6.cancelled());
+}
+
+// A callback that was ready before the timers cancels a sleep that came due in the same
+// iteration: the sleeper gets CancelledError at its sleep (as in asyncio, where the cancelled
+// handle is skipped) instead of waking normally first.
+TEST_F(AioTaskTest, AReadyCallbackCancellingASleepDueInTheSameIterationCancelsIt) {
+  auto main = []() -> aio::Task<void> {
+    bool woke = false;
+    auto sleeper = [&woke]() -> aio::Task<void> {
+      co_await aio::sleep(10ms);
+      woke = true;
+    };
+    aio::Task<void> t = aio::create_task(sleeper());
+    co_await aio::sleep(0ms);  // the sleeper's timer is queued
+    aio::Loop& loop = aio::get_running_loop();
+    // This callback keeps the loop busy past the sleeper's deadline, then queues the cancel: the
+    // next iteration's batch runs the cancel before the (by then due) timer fires.
+    loop.call_soon([&loop, &t] {
+      std::this_thread::sleep_for(30ms);
+      loop.call_soon([&t] { EXPECT_TRUE(t.cancel()); });
+    });
+    EXPECT_THROW(co_await t, CancelledError);
+    EXPECT_FALSE(woke);
+  };
+  aio::run(main());
+}
+
 TEST_F(AioTaskTest, CallSoonThreadsafeWakesABlockedLoop) {
   aio::Loop loop;
   std::atomic<bool> ran{false};

@@ -56,10 +56,12 @@ struct ReadyNode {
 };
 
 // TimerNode is a timer of the loop (intrusive: a sleep, a call_later); `index` is its place in
-// the loop's timer heap, or (kInFifo set) in its deadline-ordered queue.
+// the loop's timer heap, or (kInFifo set) in its deadline-ordered queue, or (kDeferred set) in
+// the list of timers that came due while the loop was firing others (LoopCore::fire_timers).
 struct TimerNode {
   static constexpr std::size_t kNotQueued = static_cast<std::size_t>(-1);
   static constexpr std::size_t kInFifo = std::size_t{1} << (sizeof(std::size_t) * 8 - 1);
+  static constexpr std::size_t kDeferred = std::size_t{1} << (sizeof(std::size_t) * 8 - 2);
   std::int64_t when = 0;  // Clock nanoseconds since epoch
   std::uint64_t seq = 0;  // FIFO order among equal deadlines
   std::size_t index = kNotQueued;
@@ -134,6 +136,13 @@ class CONCUR_EXPORT LoopCore {
     if (head_ == nullptr) tail_ = &head_;
     return n;
   }
+  // detach_ready(): the whole ready queue, which is left empty.
+  ReadyNode* detach_ready() noexcept {
+    ReadyNode* n = head_;
+    head_ = nullptr;
+    tail_ = &head_;
+    return n;
+  }
 
   ReadyNode* head_ = nullptr;
   ReadyNode** tail_ = &head_;
@@ -144,7 +153,12 @@ class CONCUR_EXPORT LoopCore {
   // the one at fifo_head_), fifo_dead_ counts them. src/aio/loop.cpp, "the timers".
   void fifo_trim() noexcept;
   void fifo_compact() noexcept;
+  void heap_push(TimerHeapEntry e);
+  // fire_timers(now, queued_through): fires the timers due by `now` that were queued by timer
+  // number queued_through (src/aio/loop.cpp, "Loop::run_once", step 3).
+  void fire_timers(std::int64_t now, std::uint64_t queued_through) noexcept;
   std::vector<TimerHeapEntry> heap_;
+  std::vector<TimerHeapEntry> deferred_;  // due timers queued while fire_timers ran
   std::vector<TimerHeapEntry> fifo_;
   std::size_t fifo_head_ = 0;
   std::size_t fifo_dead_ = 0;
