@@ -2,7 +2,8 @@
 // task at a time (XREADGROUP BLOCK, all as the worker's one consumer name), running it and storing
 // its outcome through a Lua script that checks the lease first (protocol.hpp) — no hand-off
 // between a reader and a pool; and a maintenance thread that renews the leases of the tasks taken,
-// beats the worker's heartbeat, moves due retries back and takes over expired leases.
+// beats the worker's heartbeat, moves due retries back, takes over expired leases and reports the
+// starts of tasks that run longer than kStartNotice.
 #include "concur/dist/worker.hpp"
 
 #include <signal.h>
@@ -152,6 +153,16 @@ class RedisWorker final : public Worker::Impl {
  private:
   // kBlock: how long one blocking read waits (and so how soon stop() is noticed).
   static constexpr std::chrono::milliseconds kBlock{100};
+  // kStartNotice: how long a task runs before its start is reported (track_started).
+  static constexpr std::chrono::milliseconds kStartNotice{1};
+
+  // StartNotice: a start report due at `due` unless the run ends first.
+  struct StartNotice {
+    std::chrono::steady_clock::time_point due;
+    std::uint64_t id;
+    std::string reply;    // the executor's reply list
+    std::string message;  // the encoded ResultMessage (kind started)
+  };
 
   struct Lease {
     std::size_t queue;
@@ -282,8 +293,8 @@ class RedisWorker final : public Worker::Impl {
     }
   }
 
-  // execute(conn, t): tells the executor the task started (sent, its reply read after the run),
-  // runs it on this thread and stores its outcome.
+  // execute(conn, t): runs the task on this thread (its start reported if it runs kStartNotice)
+  // and stores its outcome.
   void execute(Redis& conn, Taken t) {
     // Whatever happens below, the lease leaves this worker's list (no more renewals): a task this
     // thread could not finish is taken over once its lease expires.
@@ -349,31 +360,47 @@ class RedisWorker final : public Worker::Impl {
         return;
       }
     }
-    // The start is announced best-effort: with Redis unreachable the task still runs, and
-    // report() waits for Redis to store its outcome.
-    bool announce = t.message.track_started && !t.taken_over;
+    // The start is announced only if the run lasts kStartNotice: the maintenance thread sends
+    // the notices that came due (best-effort: with Redis unreachable the task still runs, and
+    // report() waits for Redis to store its outcome). A shorter run's result is its only message
+    // (the executor takes a result as the start too), one push and one reader wake-up less per
+    // task; a shorter run that ends in a retry reports its start then. cancel() does not depend on
+    // it: Redis says whether a worker took the task.
+    const bool announce = t.message.track_started && !t.taken_over;
+    std::string notice;
     if (announce) {
-      try {
-        detail::ResultMessage s;
-        s.id = t.message.id;
-        s.kind = detail::ResultMessage::started;
-        if (runner_->stoppable())
-          s.flags = detail::ResultMessage::kStoppable;  // a revoke can kill the run
-        conn.append({"RPUSH", t.message.reply, detail::encode(s)});
-        conn.flush();
-      } catch (const ConnectionError&) {
-        conn.close();
-        announce = false;
-      }
+      detail::ResultMessage s;
+      s.id = t.message.id;
+      s.kind = detail::ResultMessage::started;
+      if (runner_->stoppable())
+        s.flags = detail::ResultMessage::kStoppable;  // a revoke can kill the run
+      notice = detail::encode(s);
+      std::scoped_lock lock(mu_);
+      const bool first = notices_.empty();
+      notices_.push_back(
+          {std::chrono::steady_clock::now() + kStartNotice, t.message.id, t.message.reply, notice});
+      if (first) upkeep_cv_.notify_all();  // (else the thread already waits for the earliest)
     }
     detail::RunOutcome run = runner_->run(t.message);
+    bool unsent = false;
     if (announce) {
+      std::scoped_lock lock(mu_);
+      const auto it = std::find_if(notices_.begin(), notices_.end(), [&](const StartNotice& n) {
+        return n.id == t.message.id && n.reply == t.message.reply;
+      });
+      unsent = it != notices_.end();
+      if (unsent) notices_.erase(it);
+    }
+    // A result says the task started; a retry says nothing to the executor, so a run that ends in
+    // one reports its start now (the future is running: the task is taken until it is done).
+    if (unsent && run.retry) {
       try {
-        (void)conn.get_reply();
+        if (!conn.is_connected()) conn.reconnect();
+        (void)conn.command({"RPUSH", t.message.reply, notice});
       } catch (const ConnectionError&) {
         conn.close();  // report() reconnects
       } catch (const RedisError&) {
-        // the start was not recorded (LOADING...): the outcome matters, not the start
+        // LOADING...: the retry matters, not the start
       }
     }
     release_slot.release();
@@ -513,9 +540,11 @@ class RedisWorker final : public Worker::Impl {
       const std::vector<Slot> slots = slots_;
       const std::vector<std::shared_ptr<detail::ProcessRun>> runs = runner_->runs();
       next_promote = std::min(next_promote, std::exchange(promote_hint_, clock::time_point::max()));
+      std::vector<StartNotice> due = take_due_notices(clock::now());
       lock.unlock();
       try {
         if (!upkeep_.is_connected()) upkeep_.reconnect();
+        if (!due.empty()) send_notices(due);
         if (clock::now() >= next_beat) {
           for (std::size_t q = 0; q < by_queue.size(); ++q) {
             if (by_queue[q].empty()) continue;
@@ -552,13 +581,50 @@ class RedisWorker final : public Worker::Impl {
         upkeep_.close();  // tried again next time; a lease lasts three renewal periods
       }
       lock.lock();
-      upkeep_cv_.wait_until(lock, std::min({next_beat, next_duty, next_promote}),
-                            [&] { return upkeep_stop_ || promote_hint_ < next_promote; });
+      const auto next_notice = earliest_notice();
+      upkeep_cv_.wait_until(lock, std::min({next_beat, next_duty, next_promote, next_notice}), [&] {
+        return upkeep_stop_ || promote_hint_ < next_promote || earliest_notice() < next_notice;
+      });
     }
     lock.unlock();
     try {
       if (upkeep_.is_connected()) (void)upkeep_.command({"HDEL", workers, o_.name});
     } catch (const std::exception&) {
+    }
+  }
+
+  // take_due_notices(now) (mu_ held): the start reports due by now, taken off the list.
+  std::vector<StartNotice> take_due_notices(std::chrono::steady_clock::time_point now) {
+    std::vector<StartNotice> due;
+    for (auto it = notices_.begin(); it != notices_.end();) {
+      if (it->due <= now) {
+        due.push_back(std::move(*it));
+        it = notices_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    return due;
+  }
+
+  // earliest_notice() (mu_ held): when the next start report is due (max() when none is).
+  std::chrono::steady_clock::time_point earliest_notice() const {
+    auto t = std::chrono::steady_clock::time_point::max();
+    for (const StartNotice& n : notices_) t = std::min(t, n.due);
+    return t;
+  }
+
+  // send_notices(due): the start reports, pipelined; a report that does not reach Redis is lost
+  // (the task's outcome still is stored, and says it started).
+  void send_notices(const std::vector<StartNotice>& due) {
+    for (const StartNotice& n : due) upkeep_.append({"RPUSH", n.reply, n.message});
+    upkeep_.flush();
+    for (std::size_t i = 0; i < due.size(); ++i) {
+      try {
+        (void)upkeep_.get_reply();
+      } catch (const RedisError&) {
+        // LOADING...: this start was not recorded
+      }
     }
   }
 
@@ -678,6 +744,7 @@ class RedisWorker final : public Worker::Impl {
   std::deque<Taken> ready_;    // taken (over) and not started: the next free thread runs them
   std::vector<Lease> leases_;  // every task this worker holds
   std::vector<Slot> slots_;    // the ConcurrencyLimit slots its running tasks hold
+  std::vector<StartNotice> notices_;  // start reports of running tasks, not due yet
   // promote_hint_: when a task this worker put back (retry, limit) is due — the maintenance thread
   // promotes then rather than at its next period.
   std::chrono::steady_clock::time_point promote_hint_ =

@@ -325,6 +325,27 @@ TEST_F(DistTest, ATaskIsRunningOnceAWorkerTookItAndCannotBeCancelledThen) {
   EXPECT_EQ(queued.result(kRemote), 9);
 }
 
+// A start is reported only for a run that lasts 1 ms: a short task's result is its only message
+// on the reply list (INFO commandstats counts the pushes, the finish script's included), while a
+// long one's future turns running (the test above).
+TEST_F(DistTest, AShortTaskSendsItsResultWithoutAStartReport) {
+  auto w = start_worker(1);
+  RedisExecutor ex(url());
+  EXPECT_EQ(ex.submit(dist_mul, 1, 1).result(kRemote), 1);  // the worker is up
+  Redis r = redis();
+  (void)r.command({"CONFIG", "RESETSTAT"});
+  constexpr int kTasks = 40;
+  for (int i = 0; i < kTasks; ++i) EXPECT_EQ(ex.submit(dist_mul, i, 2).result(kRemote), 2 * i);
+  const std::string stats = r.command({"INFO", "commandstats"}).str;
+  const std::size_t at = stats.find("cmdstat_rpush:calls=");
+  ASSERT_NE(at, std::string::npos) << stats;
+  const long long pushes = std::stoll(stats.substr(at + std::string("cmdstat_rpush:calls=").size()));
+  EXPECT_GE(pushes, kTasks) << "every result is pushed";
+  // With a start report per task this is 2 * kTasks; a run stalled past 1 ms by a loaded machine
+  // adds one, so the bound leaves room for those.
+  EXPECT_LE(pushes, kTasks + kTasks / 2) << "short tasks had their starts reported";
+}
+
 // Without start reports, a running task's future stays pending until its result comes: cancel()
 // asks Redis, finds the task taken, fails, and the future is running from then on.
 TEST_F(DistTest, ACancelAsksRedisWhetherAWorkerTookTheTask) {

@@ -125,9 +125,11 @@ struct RedisOptions {
   std::chrono::milliseconds result_ttl = std::chrono::hours(24);
   // connect_timeout: bounds connecting and every reply.
   std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
-  // track_started: workers report when they take a task, so that running() is true from then on
-  // (one message more per task; Celery's task_track_started). Without it a future stays pending
-  // until its result arrives — cancel() is right either way: it asks Redis.
+  // track_started: workers report a task that has run for 1 ms (or whose run ends in a retry), so
+  // that running() is true from then on (Celery's task_track_started; one message more for such a
+  // task — a shorter run's result is its only message: its future goes from pending to done).
+  // Without it a future stays pending until its result arrives — cancel() is right either way: it
+  // asks Redis.
   bool track_started = true;
   // max_workers: what max_workers() reports (the workers are elsewhere: how many tasks run at once
   // is up to them); 0: 1.
