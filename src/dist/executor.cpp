@@ -1,13 +1,17 @@
-// RedisExecutor: submits are XADDs on one connection; a reader thread on a second connection
+// RedisExecutor: submits are pipelined XADDs on one connection (their entry ids read as they
+// come back); a reader thread on a second connection
 // reads this executor's reply list (LRANGE, then LTRIM with the next LRANGE, up to 256 messages
 // at a time; BLMOVE onto itself to wait) and hands them to RemoteClient::deliver
 // (remote_client.cpp), which settles the futures.
 #include "concur/dist/executor.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <deque>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -87,22 +91,56 @@ class RedisClient final : public RemoteClient {
           "tasks on a queue the workers serve first (WorkerOptions::queues)");
   }
 
+  // send: the XADD goes out (pipelined) without waiting for its answer, the entry id a cancel
+  // needs. The answers are read as they arrive — at every send, and by the reader thread after each
+  // of its rounds — and all of them before any other command uses the connection (drain()). A
+  // broken connection is made again once and the unanswered XADDs sent again (at least once, as a
+  // retried XADD always was); failing that, this submit throws and the unanswered ones fail.
   std::string send(const TaskMessage& m, const std::string& queue, const TaskOptions&) override {
-    const std::string bytes = encode(m);
-    const std::string stream = stream_key(options_.prefix, queue);
+    Unanswered u{m.id, stream_key(options_.prefix, queue), m.task, encode(m)};
+    Failures failed(*this);  // settled once the lock is released, however this ends
     std::scoped_lock lock(submit_mu_);
-    if (queue != options_.queue && known_queues_.insert_if_new(queue))
-      with_reconnect(submit_, [&] { ensure_group(submit_, stream); });
-    return with_reconnect(submit_, [&] {
-      return submit_.command({"XADD", stream, "*", "task", m.task, "m", bytes}).str;
-    });
+    if (queue != options_.queue && known_queues_.insert_if_new(queue)) {
+      drain(failed);
+      with_reconnect(submit_, [&] { ensure_group(submit_, u.stream); });
+    }
+    unanswered_.push_back(std::move(u));
+    bool sent = false;
+    if (submit_.is_connected()) {
+      try {
+        pipe(unanswered_.back());
+        submit_.flush();
+        sent = true;
+      } catch (const ConnectionError&) {
+        // made again below
+      }
+    }
+    if (!sent) {
+      try {
+        resend();
+      } catch (const ConnectionError&) {
+        unanswered_.pop_back();  // this submit throws; the others fail with the same error
+        fail_unanswered(std::current_exception(), failed);
+        throw;
+      }
+    }
+    collect_ready(failed);
+    return std::string(kUnansweredEntry);
   }
 
   // take_back: the CANCEL script deletes the entry unless a worker took it (atomic on the server).
-  FutureStateBase::Withdrawal take_back(const std::string& queue, const std::string& entry,
-                                        std::uint64_t) override {
+  FutureStateBase::Withdrawal take_back(const std::string& queue, const std::string& handle,
+                                        std::uint64_t id) override {
     const std::string stream = stream_key(options_.prefix, queue);
+    Failures failed(*this);
     std::scoped_lock lock(submit_mu_);
+    std::string entry = handle;
+    if (entry == kUnansweredEntry) {
+      drain(failed);
+      entry = handle_of(id);
+      if (entry.empty() || entry == kUnansweredEntry)
+        return FutureStateBase::Withdrawal::kUnknown;  // its XADD failed: settled already
+    }
     const Reply r = with_reconnect(submit_, [&] {
       return cancel_script().run(submit_, {stream}, {kGroup, entry});
     });
@@ -115,7 +153,9 @@ class RedisClient final : public RemoteClient {
   void send_revoke(std::uint64_t id) noexcept override {
     const std::string key = revoke_key(options_.prefix, reply(), id);
     try {
+      Failures failed(*this);
       std::scoped_lock lock(submit_mu_);
+      drain(failed);
       with_reconnect(submit_, [&] {
         (void)submit_.command({"SET", key, "1", "PX",
                                std::to_string(std::max<std::int64_t>(
@@ -136,11 +176,116 @@ class RedisClient final : public RemoteClient {
     }
   };
 
+  // Unanswered: an XADD sent whose answer (the entry id) is not read yet.
+  struct Unanswered {
+    std::uint64_t id;
+    std::string stream;
+    std::string task;
+    std::string bytes;
+  };
+  // kUnansweredEntry: send()'s handle until the answer is read (set_handle records the entry).
+  static constexpr std::string_view kUnansweredEntry = "?";
+
+  // Failures: the jobs whose XADD failed, failed when this goes out of scope — declared before the
+  // lock, so after the lock is released (a failed future's callbacks may submit again).
+  class Failures {
+   public:
+    explicit Failures(RedisClient& client) : client_(client) {}
+    Failures(const Failures&) = delete;
+    Failures& operator=(const Failures&) = delete;
+    ~Failures() {
+      for (auto& [id, error] : jobs_) client_.fail_job(id, error);
+    }
+    void add(std::uint64_t id, std::exception_ptr error) { jobs_.emplace_back(id, error); }
+
+   private:
+    RedisClient& client_;
+    std::vector<std::pair<std::uint64_t, std::exception_ptr>> jobs_;
+  };
+
+  // (submit_mu_ held by all below)
+  void pipe(const Unanswered& u) {
+    submit_.append({"XADD", u.stream, "*", "task", u.task, "m", u.bytes});
+  }
+
+  // resend(): a new connection, and every unanswered XADD sent again. Throws ConnectionError.
+  void resend() {
+    submit_.reconnect();
+    for (const Unanswered& u : unanswered_) pipe(u);
+    submit_.flush();
+  }
+
+  // answered(reply): the oldest unanswered XADD's entry id.
+  void answered(const Reply& reply) {
+    set_handle(unanswered_.front().id, reply.str);
+    unanswered_.pop_front();
+  }
+
+  // fail_unanswered(error, failed): every unanswered job fails with `error`.
+  void fail_unanswered(const std::exception_ptr& error, Failures& failed) {
+    for (const Unanswered& u : unanswered_) failed.add(u.id, error);
+    unanswered_.clear();
+  }
+
+  // collect_ready(failed): the answers that have arrived, without waiting. An error answer fails
+  // its job; a broken connection is left for the next send or drain to make again.
+  void collect_ready(Failures& failed) {
+    try {
+      while (!unanswered_.empty()) {
+        try {
+          std::optional<Reply> r = submit_.try_reply();
+          if (!r) break;
+          answered(*r);
+        } catch (const RedisError&) {
+          failed.add(unanswered_.front().id, std::current_exception());
+          unanswered_.pop_front();
+        }
+      }
+    } catch (const ConnectionError&) {
+      submit_.close();
+    }
+    unanswered_count_.store(unanswered_.size(), std::memory_order_release);
+  }
+
+  // drain(failed): every answer read, waiting for them: before another command on the connection.
+  // A broken connection is made again once (the unanswered XADDs sent again); failing that, they
+  // fail.
+  void drain(Failures& failed) {
+    bool retried = false;
+    while (!unanswered_.empty()) {
+      try {
+        if (!submit_.is_connected()) {
+          retried = true;
+          resend();
+        }
+        answered(submit_.get_reply());
+      } catch (const RedisError&) {
+        failed.add(unanswered_.front().id, std::current_exception());
+        unanswered_.pop_front();
+      } catch (const ConnectionError&) {
+        submit_.close();
+        if (retried) fail_unanswered(std::current_exception(), failed);
+      }
+    }
+    unanswered_count_.store(0, std::memory_order_release);
+  }
+
+  // drain_answers(): the reader thread's: reads the answers of the last submits, so that an XADD
+  // Redis refused fails its future even if nothing else is submitted.
+  void drain_answers() {
+    if (unanswered_count_.load(std::memory_order_acquire) == 0) return;
+    Failures failed(*this);
+    std::scoped_lock lock(submit_mu_);
+    drain(failed);
+  }
+
   void wake_reader() noexcept override {
     ResultMessage w;
     w.kind = ResultMessage::wake;
     try {
+      Failures failed(*this);
       std::scoped_lock lock(submit_mu_);
+      drain(failed);
       with_reconnect(submit_, [&] {
         (void)submit_.command({"RPUSH", reply(), encode(w)});
         (void)submit_.command({"PEXPIRE", reply(), std::to_string(options_.result_ttl.count())});
@@ -163,6 +308,7 @@ class RedisClient final : public RemoteClient {
     auto backoff = std::chrono::milliseconds(50);
     std::size_t delivered = 0;  // at the head of the list, not trimmed yet
     while (!finished()) {
+      drain_answers();  // (each round, whatever the reader's own commands meet)
       try {
         if (!reader_conn_.is_connected()) {
           reader_conn_.reconnect();
@@ -217,9 +363,11 @@ class RedisClient final : public RemoteClient {
   RedisOptions options_;
   RedisUrl url_;
 
-  std::mutex submit_mu_;  // submit_, known_queues_
+  std::mutex submit_mu_;  // submit_, known_queues_, unanswered_
   Redis submit_;
   KnownQueues known_queues_;
+  std::deque<Unanswered> unanswered_;             // in the order sent
+  std::atomic<std::size_t> unanswered_count_{0};  // unanswered_.size(), for the reader's look
 
   Redis reader_conn_;  // the reader thread's
   std::thread reader_;

@@ -4,6 +4,7 @@
 
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
+#include <poll.h>
 #include <sys/time.h>
 
 #include <cerrno>
@@ -282,6 +283,21 @@ Reply Redis::get_reply() {
   if (ctx_ == nullptr) fail_io("not connected to");
   void* raw = nullptr;
   if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) fail_io("lost the connection to");
+  const ReplyPtr reply(static_cast<redisReply*>(raw));
+  return copy_reply(reply.get());
+}
+
+std::optional<Reply> Redis::try_reply() {
+  if (ctx_ == nullptr) fail_io("not connected to");
+  void* raw = nullptr;
+  if (redisGetReplyFromReader(ctx_, &raw) != REDIS_OK) fail_io("lost the connection to");
+  if (raw == nullptr) {
+    pollfd p{ctx_->fd, POLLIN, 0};
+    if (::poll(&p, 1, 0) <= 0) return std::nullopt;  // nothing to read (or EINTR: next time)
+    if (redisBufferRead(ctx_) != REDIS_OK) fail_io("lost the connection to");
+    if (redisGetReplyFromReader(ctx_, &raw) != REDIS_OK) fail_io("lost the connection to");
+    if (raw == nullptr) return std::nullopt;  // part of a reply
+  }
   const ReplyPtr reply(static_cast<redisReply*>(raw));
   return copy_reply(reply.get());
 }

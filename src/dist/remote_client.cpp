@@ -95,7 +95,21 @@ void RemoteClient::submit(mp::detail::AnyFn fn, const TaskOptions& options, std:
   }
   std::scoped_lock lock(mu_);
   auto it = jobs_.find(id);
-  if (it != jobs_.end() && it->second.job.get() == raw) it->second.handle = std::move(handle);
+  // (a handle recorded by set_handle meanwhile is the real one: send() answered a placeholder)
+  if (it != jobs_.end() && it->second.job.get() == raw && it->second.handle.empty())
+    it->second.handle = std::move(handle);
+}
+
+void RemoteClient::set_handle(std::uint64_t id, std::string handle) {
+  std::scoped_lock lock(mu_);
+  auto it = jobs_.find(id);
+  if (it != jobs_.end()) it->second.handle = std::move(handle);
+}
+
+std::string RemoteClient::handle_of(std::uint64_t id) const {
+  std::scoped_lock lock(mu_);
+  auto it = jobs_.find(id);
+  return it == jobs_.end() ? std::string() : it->second.handle;
 }
 
 void RemoteClient::cancel(std::uint64_t id) noexcept {

@@ -82,6 +82,11 @@ class RemoteClient {
   // stream entry's id...). Throws ConnectionError and the like: the job is then cancelled.
   virtual std::string send(const TaskMessage& m, const std::string& queue,
                            const TaskOptions& options) = 0;
+  // set_handle(id, handle) / handle_of(id): a broker whose send() answers before the broker does
+  // (Redis's pipelined XADDs) records the handle when the answer comes; handle_of is "" for a job
+  // no longer recorded.
+  void set_handle(std::uint64_t id, std::string handle);
+  std::string handle_of(std::uint64_t id) const;
   // take_back(queue, handle, id): the broker's answer to withdraw() for a task sent and not
   // reported started. May throw (kUnknown).
   virtual FutureStateBase::Withdrawal take_back(const std::string& queue, const std::string& handle,

@@ -339,7 +339,8 @@ TEST_F(DistTest, AShortTaskSendsItsResultWithoutAStartReport) {
   const std::string stats = r.command({"INFO", "commandstats"}).str;
   const std::size_t at = stats.find("cmdstat_rpush:calls=");
   ASSERT_NE(at, std::string::npos) << stats;
-  const long long pushes = std::stoll(stats.substr(at + std::string("cmdstat_rpush:calls=").size()));
+  const long long pushes =
+      std::stoll(stats.substr(at + std::string("cmdstat_rpush:calls=").size()));
   EXPECT_GE(pushes, kTasks) << "every result is pushed";
   // With a start report per task this is 2 * kTasks; a run stalled past 1 ms by a loaded machine
   // adds one, so the bound leaves room for those.
@@ -755,6 +756,45 @@ TEST_F(DistTest, QueuesAreServedInPriorityOrder) {
   ASSERT_EQ(order.elements.size(), 8u);
   for (int i = 0; i < 4; ++i) EXPECT_EQ(order.at(i).str, "high") << i;
   for (int i = 4; i < 8; ++i) EXPECT_EQ(order.at(i).str, "low") << i;
+}
+
+// Submits are pipelined: submit() does not wait for Redis's answer. An XADD Redis refuses (here:
+// out of memory) fails its future — even when nothing is submitted after it (the reader thread
+// reads the answers left) — and the executor goes on once Redis takes writes again.
+TEST_F(DistTest, ASubmitRedisRefusesFailsItsFuture) {
+  RedisExecutor ex(url());
+  Redis r = redis();
+  (void)r.command({"CONFIG", "SET", "maxmemory-policy", "noeviction"});
+  (void)r.command({"CONFIG", "SET", "maxmemory", "1"});
+  Future<int> refused = ex.submit(dist_mul, 2, 3);
+  try {
+    (void)refused.result(kRemote);
+    ADD_FAILURE() << "a refused submit succeeded";
+  } catch (const RedisError& e) {
+    EXPECT_NE(std::string(e.what()).find("OOM"), std::string::npos) << e.what();
+  }
+  (void)r.command({"CONFIG", "SET", "maxmemory", "0"});
+  auto w = start_worker();
+  EXPECT_EQ(ex.submit(dist_mul, 3, 3).result(kRemote), 9);
+  EXPECT_EQ(ex.pending(), 0u);
+}
+
+// The connection a burst of submits went out on is closed by Redis (CLIENT KILL: every client,
+// the workers' too): the XADDs whose answers had not come back are sent again on a new one, and
+// every future gets its result (a task may run twice: at least once).
+TEST_F(DistTest, SubmitsUnansweredWhenTheConnectionDiesAreSentAgain) {
+  auto w = start_worker();
+  RedisExecutor ex(url());
+  EXPECT_EQ(ex.submit(dist_mul, 1, 1).result(kRemote), 1);
+  Redis r = redis();
+  std::vector<Future<int>> fs;
+  for (int round = 0; round < 5; ++round) {
+    for (int i = 0; i < 40; ++i) fs.push_back(ex.submit(dist_mul, round * 40 + i, 3));
+    (void)r.command({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"});
+  }
+  for (std::size_t i = 0; i < fs.size(); ++i)
+    EXPECT_EQ(fs[i].result(kRemote), 3 * static_cast<int>(i)) << "task " << i;
+  EXPECT_EQ(ex.pending(), 0u);
 }
 
 TEST_F(DistTest, NothingIsLostAcrossARedisRestartWithAppendOnly) {

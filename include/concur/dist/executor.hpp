@@ -29,6 +29,10 @@
 // task can be cancelled when its worker runs tasks in processes (WorkerOptions::processes, which
 // its start report says): cancel() succeeds and the worker kills the run within its duty period
 // (lease/4, 10 ms to 1 s); on a thread worker cancel() of a running task fails, as in Python.
+// Submits are pipelined: submit() returns once its XADD is written, without waiting for Redis's
+// answer (the entry id, which a cancel() waits for if it has not come yet). An XADD Redis refuses
+// (an error reply: out of memory...) fails its future with RedisError; XADDs left unanswered by a
+// broken connection are sent again on a new one (a task may then be queued twice: at least once).
 // Redis unreachable: submit() throws ConnectionError (after one reconnect attempt); the results
 // of submitted tasks wait in Redis (for RedisOptions::result_ttl) while this executor reconnects
 // with backoff. Nothing acknowledged is lost while Redis keeps its data (appendonly yes with

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -100,6 +101,9 @@ class CONCUR_EXPORT Redis {
   void append(std::initializer_list<std::string_view> argv);
   void append(const std::vector<std::string_view>& argv);
   Reply get_reply();
+  // try_reply(): the next reply if it has arrived, nullopt if not — never waits (throws as
+  // get_reply()).
+  std::optional<Reply> try_reply();
   // flush() sends the commands appended so far now (get_reply() would send them first anyway):
   // the server works on them while the caller does something else before reading the replies.
   void flush();
