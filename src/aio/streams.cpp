@@ -309,7 +309,7 @@ bool is_cancelled(const std::exception_ptr& e) {
 }
 
 Endpoint endpoint_of(const tcp::endpoint& ep) {
-  return Endpoint{ep.address().to_string(), ep.port(), ep.address().is_v6()};
+  return Endpoint{ep.address().to_string(), ep.port(), ep.address().is_v6(), false};
 }
 
 asio::io_context& io_of(LoopCore& loop) {
@@ -1439,6 +1439,7 @@ void ServerState::spawn(tcp::socket peer) {
 // ---- Endpoint ----
 
 std::string Endpoint::to_string() const {
+  if (is_unix) return host;
   if (ipv6) return "[" + host + "]:" + std::to_string(port);
   return host + ":" + std::to_string(port);
 }

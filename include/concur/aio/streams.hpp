@@ -86,11 +86,15 @@ class CONCUR_EXPORT SslContext {
   std::shared_ptr<detail::SslContextCore> core_;
 };
 
-// Endpoint: a socket address. to_string() is "host:port", "[host]:port" for IPv6.
+// Endpoint: a socket address: an IPv4/IPv6 host and port; or, with is_unix, an AF_UNIX address:
+// host is the path (a name in Linux's abstract namespace starts with '\0'; "" for an unnamed
+// socket, as Python's '') and port is 0. to_string() is "host:port", "[host]:port" for IPv6, the
+// path for AF_UNIX (Python's get_extra_info("peername") of a Unix stream).
 struct Endpoint {
   std::string host;
   std::uint16_t port = 0;
   bool ipv6 = false;
+  bool is_unix = false;
   [[nodiscard]] std::string to_string() const;
   friend bool operator==(const Endpoint&, const Endpoint&) = default;
 };
