@@ -21,6 +21,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -312,6 +313,16 @@ Endpoint endpoint_of(const tcp::endpoint& ep) {
   return Endpoint{ep.address().to_string(), ep.port(), ep.address().is_v6(), false};
 }
 
+// unix_name(fd, peer): an AF_UNIX socket's own (getsockname) or peer's (getpeername) address.
+Endpoint unix_name(int fd, bool peer) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  const int r = peer ? ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len)
+                     : ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  if (r != 0) return Endpoint{"", 0, false, true};
+  return sockaddr_endpoint(ss, len);
+}
+
 asio::io_context& io_of(LoopCore& loop) {
   return *static_cast<asio::io_context*>(loop.owner().native_handle());
 }
@@ -444,9 +455,18 @@ struct StreamState final : IoResource, std::enable_shared_from_this<StreamState>
   std::unique_ptr<asio::steady_timer> tls_timer;
   std::string tls_hostname;  // the name a client checks the certificate against
 
-  // attach(): the socket is connected: cache its names, TCP_NODELAY, non-blocking writes.
-  void attach() {
+  // attach(is_tcp): the socket is connected: cache its names, TCP_NODELAY, non-blocking writes.
+  // A Unix stream (is_tcp false) lives in the same tcp::socket — reads, writes, shutdown and close
+  // are the same system calls for any stream socket — but its names are AF_UNIX paths and it has
+  // no TCP_NODELAY (docs/internals/aio-streams.md, "Unix streams").
+  void attach(bool is_tcp = true) {
     error_code ec;
+    if (!is_tcp) {
+      sock->non_blocking(true, ec);
+      peer = unix_name(sock->native_handle(), true);
+      local = unix_name(sock->native_handle(), false);
+      return;
+    }
     sock->set_option(tcp::no_delay(true), ec);
     sock->non_blocking(true, ec);
     const tcp::endpoint r = sock->remote_endpoint(ec);
@@ -788,11 +808,34 @@ struct ServerState final : IoResource, std::enable_shared_from_this<ServerState>
   WaitQueue closed_q;              // wait_closed()
   WaitQueue forever_q;             // serve_forever()
 
+  // A Unix server's socket file (start_unix_server): removed by close() when cleanup_socket is
+  // on and the path still names this socket (the same inode; Python 3.13).
+  bool unix_server = false;
+  std::string unix_path;
+  dev_t unix_dev = 0;
+  ino_t unix_ino = 0;
+
   void io_shutdown() noexcept override {
     dead = true;
     closed = true;
     serving = false;
     listeners.clear();
+    cleanup_unix_path();
+  }
+
+  // bind_unix(path): one listening socket bound to the AF_UNIX path (a stale socket file was
+  // removed by the caller).
+  void bind_unix(const std::string& path);
+  void cleanup_unix_path() noexcept {
+    if (!unix_server || unix_path.empty() || unix_path[0] == '\0' || !options.cleanup_socket) {
+      return;
+    }
+    struct stat st {};
+    if (::stat(unix_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == unix_dev &&
+        st.st_ino == unix_ino) {
+      ::unlink(unix_path.c_str());
+    }
+    unix_path.clear();  // once
   }
 
   // bind(endpoints, requested_port): one listening socket per address, all on one port.
@@ -813,6 +856,7 @@ struct ServerState final : IoResource, std::enable_shared_from_this<ServerState>
       } catch (...) {
       }
     }
+    cleanup_unix_path();
     forever_q.wake_all();
     check_done();
   }
@@ -1178,6 +1222,29 @@ struct ConnectSpec {
   std::string server_hostname;
 };
 
+// use_client_tls(st, spec, name): a client connection speaks TLS with spec.ssl from now on,
+// sending name (SNI) and checking the server's certificate against it when the context says so.
+void use_client_tls(StreamState& st, const ConnectSpec& spec, const std::string& name) {
+  const auto& ctx = spec.ssl;
+  use_tls(st, ctx, spec.options.ssl_shutdown_timeout);
+  SSL* ssl = st.tls->native_handle();
+  error_code not_an_address;
+  (void)asio::ip::make_address(name, not_an_address);
+  if (not_an_address) {  // SNI names hosts, not addresses (RFC 6066)
+    if (SSL_set_tlsext_host_name(ssl, name.c_str()) != 1) {
+      throw SSLError("cannot send the server name '" + name + "'");
+    }
+  }
+  if (ctx->verify && ctx->check_hostname) {
+    // OpenSSL checks the name during verification (as Python's ssl module does).
+    const int ok = not_an_address
+                       ? SSL_set1_host(ssl, name.c_str())
+                       : X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str());
+    if (ok != 1) throw SSLError("cannot check the host name '" + name + "'");
+    st.tls_hostname = name;
+  }
+}
+
 Task<Connection> connect_impl(std::string host, std::uint16_t port, ConnectSpec spec) {
   const ConnectOptions& options = spec.options;
   if (options.limit == 0) throw ValueError("Limit cannot be <= 0");
@@ -1201,25 +1268,9 @@ Task<Connection> connect_impl(std::string host, std::uint16_t port, ConnectSpec 
     }
     if (!ec) {
       st->attach();
-      if (const auto& ctx = spec.ssl) {
+      if (spec.ssl) {
         const std::string name = spec.server_hostname.empty() ? host : spec.server_hostname;
-        use_tls(*st, ctx, options.ssl_shutdown_timeout);
-        SSL* ssl = st->tls->native_handle();
-        error_code not_an_address;
-        (void)asio::ip::make_address(name, not_an_address);
-        if (not_an_address) {  // SNI names hosts, not addresses (RFC 6066)
-          if (SSL_set_tlsext_host_name(ssl, name.c_str()) != 1) {
-            throw SSLError("cannot send the server name '" + name + "'");
-          }
-        }
-        if (ctx->verify && ctx->check_hostname) {
-          // OpenSSL checks the name during verification (as Python's ssl module does).
-          const int ok = not_an_address
-                             ? SSL_set1_host(ssl, name.c_str())
-                             : X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str());
-          if (ok != 1) throw SSLError("cannot check the host name '" + name + "'");
-          st->tls_hostname = name;
-        }
+        use_client_tls(*st, spec, name);
         co_await tls_handshake(st, asio::ssl::stream_base::client, options.ssl_handshake_timeout);
       }
       auto core = std::make_shared<StreamCore>(std::move(st));
@@ -1228,6 +1279,54 @@ Task<Connection> connect_impl(std::string host, std::uint16_t port, ConnectSpec 
     failures.emplace_back(ep, ec);
   }
   throw_connect_error(failures);
+}
+
+// unix_connect_impl(path, spec): open_unix_connection. The stream's tcp::socket is given a new
+// AF_UNIX socket (see StreamState::attach); the connect is a non-blocking connect() and, when the
+// kernel has not finished it, an async_wait for writability (withdrawn when cancelled).
+Task<Connection> unix_connect_impl(std::string path, ConnectSpec spec) {
+  const ConnectOptions& options = spec.options;
+  if (options.limit == 0) throw ValueError("Limit cannot be <= 0");
+  if (spec.ssl && spec.server_hostname.empty()) {
+    throw ValueError("you have to pass server_hostname when using ssl");
+  }
+  const SockAddr addr = unix_sockaddr(path, "open_unix_connection");
+  LoopCore& loop = running_core();
+  asio::io_context& io = io_of(loop);
+  auto st = std::make_shared<StreamState>(&io, options.limit);
+  st->loop = &loop;
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    const int e = errno;
+    std::rethrow_exception(os_error(e, "socket(AF_UNIX): " + errno_text(e)));
+  }
+  error_code ec;
+  st->sock->assign(tcp::v4(), fd, ec);  // the protocol object is unused for a stream's calls
+  if (ec) {
+    ::close(fd);
+    std::rethrow_exception(error_of(ec));
+  }
+  int e = 0;
+  if (::connect(fd, addr.get(), addr.len) != 0) e = errno;
+  if (e == EINPROGRESS || e == EINTR) {
+    auto op = std::make_shared<OpState>();
+    st->sock->async_wait(
+        tcp::socket::wait_write,
+        asio::bind_cancellation_slot(op->signal.slot(),
+                                     [op](const error_code& err) { op->complete(err); }));
+    co_await OpWait(op);  // cancelled: the wait is withdrawn, `st` closes the socket
+    if (op->ec) std::rethrow_exception(error_of(op->ec));
+    socklen_t len = sizeof e;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0) e = errno;
+  }
+  if (e != 0) std::rethrow_exception(os_error(e, "Connect call failed " + addr.text()));
+  st->attach(/*is_tcp=*/false);
+  if (spec.ssl) {
+    use_client_tls(*st, spec, spec.server_hostname);
+    co_await tls_handshake(st, asio::ssl::stream_base::client, options.ssl_handshake_timeout);
+  }
+  auto core = std::make_shared<StreamCore>(std::move(st));
+  co_return Connection{StreamAccess::reader(core), StreamAccess::writer(core)};
 }
 
 // ---- serving ----
@@ -1318,6 +1417,27 @@ Task<Server> start_server_impl(ClientConnected handler, std::string host, std::u
   co_return StreamAccess::server(std::make_shared<ServerCore>(std::move(srv)));
 }
 
+// start_unix_server_impl: as start_server_impl, on one AF_UNIX listening socket. A socket file
+// at path is removed first (a stale server's); any other file is left, and the bind fails.
+Task<Server> start_unix_server_impl(ClientConnected handler, std::string path,
+                                    ServerOptions options, std::shared_ptr<SslContextCore> ssl) {
+  if (!handler) throw ValueError("start_unix_server(): the handler is empty");
+  if (options.limit == 0) throw ValueError("Limit cannot be <= 0");
+  (void)unix_sockaddr(path, "start_unix_server");  // ValueError / OSError before touching files
+  LoopCore& loop = running_core();
+  asio::io_context& io = io_of(loop);
+  if (path[0] != '\0') {
+    struct stat st {};
+    // Errors (no such file, no permission to look) are left to bind(), as Python logs and goes
+    // on.
+    if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
+  }
+  auto srv = std::make_shared<ServerState>(io, loop, std::move(handler), options, std::move(ssl));
+  srv->bind_unix(path);
+  if (options.start_serving) srv->start_serving();
+  co_return StreamAccess::server(std::make_shared<ServerCore>(std::move(srv)));
+}
+
 using reuse_port_option = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 }  // namespace
@@ -1364,6 +1484,41 @@ void ServerState::bind(const std::vector<tcp::endpoint>& endpoints, std::uint16_
     return;
   }
   throw OSError(EADDRINUSE, "could not find one free port for every address");
+}
+
+void ServerState::bind_unix(const std::string& path) {
+  const SockAddr addr = unix_sockaddr(path, "start_unix_server");
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    const int e = errno;
+    std::rethrow_exception(os_error(e, "socket(AF_UNIX): " + errno_text(e)));
+  }
+  if (::bind(fd, addr.get(), addr.len) != 0) {
+    const int e = errno;
+    ::close(fd);
+    if (e == EADDRINUSE) throw OSError(e, "Address '" + addr.text() + "' is already in use");
+    std::rethrow_exception(os_error(
+        e, "error while attempting to bind on address '" + addr.text() + "': " + errno_text(e)));
+  }
+  auto l = std::make_unique<Listener>(*io);
+  error_code ec;
+  l->acceptor.assign(tcp::v4(), fd, ec);  // accepts with accept4(): any stream socket works
+  if (ec) {
+    ::close(fd);
+    std::rethrow_exception(error_of(ec));
+  }
+  unix_server = true;
+  if (path[0] != '\0') {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) {
+      unix_path = path;
+      unix_dev = st.st_dev;
+      unix_ino = st.st_ino;
+    }
+  }
+  names.push_back(Endpoint{path, 0, false, true});
+  listeners.push_back(std::move(l));
+  port = 0;
 }
 
 void ServerState::start_serving() {
@@ -1415,7 +1570,7 @@ void ServerState::on_accept(std::size_t i, const error_code& ec, tcp::socket pee
 void ServerState::spawn(tcp::socket peer) {
   auto st = std::make_shared<StreamState>(std::move(peer), options.limit);
   st->loop = loop;
-  st->attach();
+  st->attach(!unix_server);
   if (ssl) use_tls(*st, ssl, options.ssl_shutdown_timeout);  // serve_client makes the handshake
   st->server = shared_from_this();
   clients.insert(st.get());
@@ -1678,6 +1833,22 @@ Task<Connection> open_connection(std::string host, std::uint16_t port, ConnectOp
   spec.options.ssl = nullptr;  // copied: the pointer may dangle once this call returns
   spec.options.server_hostname = {};
   return detail::connect_impl(std::move(host), port, std::move(spec));
+}
+
+Task<Connection> open_unix_connection(std::string path, ConnectOptions options) {
+  detail::ConnectSpec spec{options, nullptr, std::string(options.server_hostname)};
+  if (options.ssl != nullptr) spec.ssl = detail::StreamAccess::ssl(*options.ssl);
+  spec.options.ssl = nullptr;  // copied: the pointer may dangle once this call returns
+  spec.options.server_hostname = {};
+  return detail::unix_connect_impl(std::move(path), std::move(spec));
+}
+
+Task<Server> start_unix_server(ClientConnected handler, std::string path, ServerOptions options) {
+  std::shared_ptr<detail::SslContextCore> ssl;
+  if (options.ssl != nullptr) ssl = detail::StreamAccess::ssl(*options.ssl);
+  options.ssl = nullptr;  // copied: the pointer may dangle once this call returns
+  return detail::start_unix_server_impl(std::move(handler), std::move(path), options,
+                                        std::move(ssl));
 }
 
 Task<Server> start_server(ClientConnected handler, std::string host, std::uint16_t port,

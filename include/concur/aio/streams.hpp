@@ -1,6 +1,7 @@
-// concur/aio/streams.hpp — asyncio's streams: TCP (and TLS) connections as a StreamReader /
-// StreamWriter pair. open_connection() connects; start_server() runs handler(reader, writer) as one
-// task per accepted connection; Server closes, waits and serves forever as asyncio.Server does.
+// concur/aio/streams.hpp — asyncio's streams: TCP (and TLS) connections, and Unix stream sockets,
+// as a StreamReader / StreamWriter pair. open_connection() / open_unix_connection() connect;
+// start_server() / start_unix_server() run handler(reader, writer) as one task per accepted
+// connection; Server closes, waits and serves forever as asyncio.Server does.
 // Bytes: std::string out, std::string_view in. Reads, drain(), connects and waits are suspension
 // points: cancel() raises CancelledError there and no received byte is lost. write() never blocks;
 // drain() bounds what a writer buffers (64 KiB high / 16 KiB low water, as asyncio).
@@ -179,7 +180,8 @@ class CONCUR_EXPORT StreamWriter {
   // write_eof(): half-close: once the buffer is sent, the peer reads EOF; reading goes on.
   // No effect when closing or already done. RuntimeError on a TLS stream.
   void write_eof();
-  // can_write_eof(): true for TCP, false for TLS (write_eof() then raises RuntimeError).
+  // can_write_eof(): true for TCP and Unix streams, false for TLS (write_eof() then raises
+  // RuntimeError).
   [[nodiscard]] bool can_write_eof() const;
   // close(): closes the connection once the buffered bytes are sent (abort() discards them).
   // The reader sees EOF at once (what is buffered stays readable). Idempotent. TLS: then sends
@@ -278,6 +280,10 @@ struct ServerOptions {
   const SslContext* ssl = nullptr;
   std::chrono::milliseconds ssl_handshake_timeout{60'000};
   std::chrono::milliseconds ssl_shutdown_timeout{30'000};
+  // cleanup_socket: start_unix_server() only (Python 3.13): close() removes the socket file, if
+  // the path still names the socket this server created. (reuse_address / reuse_port do not apply
+  // to Unix servers.)
+  bool cleanup_socket = true;
 };
 static_assert(std::is_trivially_destructible_v<ServerOptions>, "see ConnectOptions' comment");
 
@@ -340,6 +346,29 @@ class CONCUR_EXPORT Server {
 // address ('127.0.0.1', 80): Address already in use"), RuntimeError outside a running loop.
 CONCUR_EXPORT Task<Server> start_server(ClientConnected handler, std::string host,
                                         std::uint16_t port, ServerOptions options = {});
+
+// open_unix_connection(path, options): connects a Unix stream socket (AF_UNIX) to path (Python's
+// asyncio.open_unix_connection; a path starting with '\0' names a socket in Linux's abstract
+// namespace: write it as a std::string with its length, "\0name"s) and returns its streams,
+// which behave as TCP's (limit, drain()'s backpressure, write_eof(), close()). get_extra_info:
+// "peername" is path, "sockname" "" (an unbound client, as Python). With options.ssl, TLS over the
+// socket: options.server_hostname is then required (ValueError, as Python). Raises OSError
+// ("OSError: [Errno 2] Connect call failed /tmp/x.sock" when there is no such file;
+// ConnectionRefusedError when nothing listens on it), ValueError for an empty path, OSError
+// "AF_UNIX path too long", CancelledError when cancelled (the socket is closed).
+CONCUR_EXPORT Task<Connection> open_unix_connection(std::string path, ConnectOptions options = {});
+
+// start_unix_server(handler, path, options): a server on a Unix stream socket bound to path
+// (Python's asyncio.start_unix_server), with start_server()'s Server: one handler task per
+// connection, close(), wait_closed(), serve_forever(). A file already at path is removed first when
+// it is a socket (a stale one, left by a server that did not clean up); any other file makes the
+// bind fail: OSError EADDRINUSE "Address '/path' is already in use" (Python's text). An abstract
+// name ('\0'...) has no file. options: backlog, limit, start_serving, ssl, cleanup_socket (close()
+// removes the socket file, Python 3.13's default); reuse_address / reuse_port are ignored.
+// Server::sockets() is {path} (is_unix), port() 0; an accepted connection's "sockname" is path,
+// its "peername" "" (clients are unbound).
+CONCUR_EXPORT Task<Server> start_unix_server(ClientConnected handler, std::string path,
+                                             ServerOptions options = {});
 
 namespace detail {
 // adopt_stream_socket(fd, limit): a connected stream socket (one end of a socketpair) becomes a
