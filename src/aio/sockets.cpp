@@ -9,8 +9,6 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <pthread.h>
-#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -20,10 +18,8 @@
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <cerrno>
-#include <csignal>
 #include <cstddef>
 #include <cstring>
-#include <ctime>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -34,6 +30,7 @@
 #include "concur/thread_pool.hpp"
 #include "fd_watch.hpp"
 #include "os_error.hpp"
+#include "sendfile.hpp"
 
 namespace concur::aio {
 namespace detail {
@@ -45,11 +42,6 @@ using asio::ip::tcp;
 // kShrinkSlack: a received string that uses this much less than it reserved gives the rest back
 // (sock_recv(fd, 1 MiB) returning 10 bytes keeps 10 bytes, as Python's bytes do).
 constexpr std::size_t kShrinkSlack = 4096;
-// kSendfileMax: the most one sendfile(2) call sends on Linux.
-constexpr std::size_t kSendfileMax = 0x7ffff000;
-// kFallbackBlock: sock_sendfile's fallback reads the file this much at a time (asyncio's
-// SENDFILE_FALLBACK_READBUFFER_SIZE).
-constexpr std::size_t kFallbackBlock = 256 * 1024;
 
 // begin(fd, what): the running loop, after the checks every operation makes first: a bad fd is an
 // OSError (EBADF), a blocking socket a ValueError (Python's text).
@@ -258,60 +250,6 @@ Task<std::size_t> sendto_impl(int fd, std::string_view data, std::string host, s
 }
 
 // ---- sock_sendfile ----
-
-// FilePosition: sock_sendfile's promise about the file position: once bytes were sent, it is left
-// at offset + sent however the operation ends (returned, raised, cancelled).
-struct FilePosition {
-  FilePosition(int fd, std::int64_t start, bool can_seek = true) noexcept
-      : file_fd(fd), offset(start), seekable(can_seek) {}
-  int file_fd;
-  std::int64_t offset;
-  bool seekable;
-  std::size_t sent = 0;
-  FilePosition(const FilePosition&) = delete;
-  FilePosition& operator=(const FilePosition&) = delete;
-  ~FilePosition() {
-    if (sent > 0 && seekable) {
-      (void)::lseek(file_fd, static_cast<off_t>(offset + static_cast<std::int64_t>(sent)),
-                    SEEK_SET);
-    }
-  }
-};
-
-// connection_errno(e): a sendfile failure that is the connection's, not sendfile's.
-bool connection_errno(int e) {
-  return e == EPIPE || e == ECONNRESET || e == ENOTCONN || e == ESHUTDOWN || e == ECONNABORTED;
-}
-
-[[noreturn]] void raise_send_error(int e) {
-  if (e == ENOTCONN) throw ConnectionError(ENOTCONN, "socket is not connected");
-  std::rethrow_exception(os_error(e, errno_text(e)));
-}
-
-// sendfile_no_sigpipe(fd, file_fd, off, n): sendfile(2), which has no MSG_NOSIGNAL: SIGPIPE is
-// blocked in this thread for the call, and one the call raised (EPIPE) is consumed before
-// unblocking (unless one was pending already), so a closed peer is a BrokenPipeError, never a
-// signal.
-ssize_t sendfile_no_sigpipe(int fd, int file_fd, off_t* off, std::size_t n) {
-  sigset_t pipe_set;
-  sigset_t old;
-  sigemptyset(&pipe_set);
-  sigaddset(&pipe_set, SIGPIPE);
-  ::pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-  sigset_t pending;
-  sigpending(&pending);
-  const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
-  const ssize_t r = ::sendfile(fd, file_fd, off, n);
-  const int err = errno;
-  if (r < 0 && err == EPIPE && !was_pending) {
-    const timespec zero{};
-    while (::sigtimedwait(&pipe_set, nullptr, &zero) < 0 && errno == EINTR) {
-    }
-  }
-  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  errno = err;
-  return r;
-}
 
 // sendfile_native: sendfile(2) until count bytes or the end of the file went; the socket's write
 // direction is claimed for the whole operation.

@@ -43,6 +43,7 @@
 
 #include "concur/future.hpp"
 #include "os_error.hpp"
+#include "sendfile.hpp"
 
 namespace concur::aio {
 namespace detail {
@@ -437,9 +438,13 @@ struct StreamState final : IoResource, std::enable_shared_from_this<StreamState>
   bool paused = false;  // above the high-water mark; drain() waits until low is reached
   std::size_t high = kDefaultHighWater;
   std::size_t low = kDefaultLowWater;
-  bool eof_requested = false;      // write_eof(): shut down sending once flushed
-  bool closing = false;            // close()/abort() called, or the connection was lost
-  bool closed = false;             // the socket is closed
+  bool eof_requested = false;  // write_eof(): shut down sending once flushed
+  // StreamWriter::sendfile() owns the socket's sending: `writing` stays true meanwhile, so
+  // write() only buffers (sent after the file) and close()/write_eof() wait for it.
+  bool sendfile_active = false;
+  WaitQueue flushed_q;   // sendfile(): waiting for everything written before it to be sent
+  bool closing = false;  // close()/abort() called, or the connection was lost
+  bool closed = false;   // the socket is closed
   std::exception_ptr close_error;  // what ended the connection (wait_closed raises it)
   WaitQueue drain_q;
   WaitQueue closed_q;
@@ -684,6 +689,7 @@ struct StreamState final : IoResource, std::enable_shared_from_this<StreamState>
       woff = 0;
       if (wflight.capacity() > kKeepBytes) std::string().swap(wflight);
       if (wbuf.capacity() > kKeepBytes) std::string().swap(wbuf);
+      flushed_q.wake_all();
       if (closing) {
         begin_close();
       } else if (eof_requested) {
@@ -891,6 +897,7 @@ void StreamState::finish_close() {
   }
   read_q.wake_all();
   drain_q.wake_all();
+  flushed_q.wake_all();
   closed_q.wake_all();
   if (server) server->connection_closed(this);
 }
@@ -1092,6 +1099,169 @@ Task<void> drain_impl(std::shared_ptr<StreamCore> c) {
       co_return;
     }
   }
+}
+
+// ---- StreamWriter::sendfile (Python's loop.sendfile(transport, ...)) ----
+
+// SendfileHold: sendfile() owns the socket's sending from its construction (the write buffers
+// are empty then) to its destruction, which hands sending back: what write() buffered meanwhile
+// goes out, and a close() / write_eof() that waited is carried out.
+class SendfileHold {
+ public:
+  explicit SendfileHold(StreamState& st) : s_(st.shared_from_this()) {
+    s_->writing = true;
+    s_->sendfile_active = true;
+  }
+  SendfileHold(const SendfileHold&) = delete;
+  SendfileHold& operator=(const SendfileHold&) = delete;
+  ~SendfileHold() {
+    StreamState& s = *s_;
+    s.sendfile_active = false;
+    s.writing = false;
+    if (s.closed) return;
+    try {
+      if (s.pending() > 0) {
+        s.start_write();
+      } else if (s.closing) {
+        s.begin_close();
+      } else if (s.eof_requested) {
+        s.shutdown_send();
+      }
+    } catch (...) {
+      s.abort();
+    }
+  }
+
+ private:
+  std::shared_ptr<StreamState> s_;
+};
+
+// stream_lost(s): the error a sendfile raises once its stream closed under it.
+[[noreturn]] void stream_lost(const StreamState& s) {
+  if (s.close_error) std::rethrow_exception(s.close_error);
+  throw ConnectionResetError(0, "Connection lost");
+}
+
+// stream_sendfile_native: waits until everything written before is sent, then sendfile(2) on the
+// stream's socket, waiting for writability (the socket's async_wait) between calls.
+Task<std::size_t> stream_sendfile_native(std::shared_ptr<StreamCore> c, int file_fd,
+                                         std::int64_t offset, std::size_t count) {
+  StreamState& s = *c->s;
+  struct stat st {};
+  if (::fstat(file_fd, &st) != 0) {
+    const int e = errno;
+    std::rethrow_exception(os_error(e, "sendfile(): the file: " + errno_text(e)));
+  }
+  if (!S_ISREG(st.st_mode)) throw SendfileNotAvailableError("not a regular file");
+  while (s.writing || s.pending() > 0) {  // Python's transport._make_empty_waiter()
+    if (s.closed) stream_lost(s);
+    co_await QueueWait(s.flushed_q);
+  }
+  if (s.closed || !s.sock) stream_lost(s);
+  SendfileHold hold(s);
+  FilePosition pos(file_fd, offset);
+  auto off = static_cast<off_t>(offset);
+  const int fd = s.sock->native_handle();
+  for (;;) {
+    if (count != 0 && pos.sent >= count) co_return pos.sent;
+    const std::size_t want = std::min(count != 0 ? count - pos.sent : kSendfileMax, kSendfileMax);
+    const ssize_t r = sendfile_no_sigpipe(fd, file_fd, &off, want);
+    bool wait = false;
+    if (r > 0) {
+      pos.sent += static_cast<std::size_t>(r);
+      wait = count == 0 || pos.sent < count;  // yield to the loop between calls, as Python
+    } else if (r == 0) {
+      co_return pos.sent;  // the end of the file
+    } else {
+      const int e = errno;
+      if (e == EAGAIN || e == EWOULDBLOCK) {
+        wait = true;
+      } else if (e != EINTR) {
+        if (pos.sent == 0 && !connection_errno(e)) {
+          throw SendfileNotAvailableError("os.sendfile call failed: [Errno " + std::to_string(e) +
+                                          "] " + errno_text(e));
+        }
+        s.fatal(error_code(e, boost::system::system_category()));  // as a failed write does
+        raise_send_error(e);
+      }
+    }
+    if (!wait) continue;
+    auto op = std::make_shared<OpState>();
+    s.sock->async_wait(tcp::socket::wait_write,
+                       asio::bind_cancellation_slot(
+                           op->signal.slot(), [op](const error_code& e) { op->complete(e); }));
+    co_await OpWait(op);  // cancelled: the wait is withdrawn; `hold` hands sending back
+    if (s.closed) stream_lost(s);
+    if (op->ec) std::rethrow_exception(error_of(op->ec));
+  }
+}
+
+// stream_sendfile_fallback: reads of the file on the loop's default executor, each written to
+// the stream and drained before the next (Python's _sendfile_fallback): the position counts the
+// bytes handed to the stream.
+Task<std::size_t> stream_sendfile_fallback(std::shared_ptr<StreamCore> c, int file_fd,
+                                           std::int64_t offset, std::size_t count) {
+  StreamState& s = *c->s;
+  const bool seekable = ::lseek(file_fd, static_cast<off_t>(offset), SEEK_SET) >= 0;
+  if (!seekable) {
+    const int e = errno;
+    if (e != ESPIPE || offset != 0) {
+      std::rethrow_exception(os_error(e, "sendfile(): seeking the file: " + errno_text(e)));
+    }
+  }
+  FilePosition pos(file_fd, offset, seekable);
+  const std::size_t block = count != 0 ? std::min(count, kFallbackBlock) : kFallbackBlock;
+  auto buf = std::make_shared<std::vector<char>>(block);  // outlives a cancelled read
+  for (;;) {
+    std::size_t want = block;
+    if (count != 0) want = std::min(count - pos.sent, block);
+    if (want == 0) break;
+    const std::int64_t at = offset + static_cast<std::int64_t>(pos.sent);
+    concur::Future<ssize_t> reading =
+        s.loop->owner().run_in_executor([buf, file_fd, want, at, seekable]() -> ssize_t {
+          ssize_t r = 0;
+          do {
+            r = seekable ? ::pread(file_fd, buf->data(), want, static_cast<off_t>(at))
+                         : ::read(file_fd, buf->data(), want);
+          } while (r < 0 && errno == EINTR);
+          return r < 0 ? -errno : r;
+        });
+    const ssize_t got = co_await std::move(reading);
+    if (got < 0) {
+      const int e = static_cast<int>(-got);
+      std::rethrow_exception(os_error(e, "sendfile(): reading the file: " + errno_text(e)));
+    }
+    if (got == 0) break;
+    s.throw_if_error();
+    if (s.closing) throw ConnectionError(0, "Connection closed by peer");
+    s.write(std::string_view(buf->data(), static_cast<std::size_t>(got)));
+    pos.sent += static_cast<std::size_t>(got);
+    co_await drain_impl(c);
+  }
+  co_return pos.sent;
+}
+
+Task<std::size_t> stream_sendfile(std::shared_ptr<StreamCore> c, int file_fd, std::int64_t offset,
+                                  std::size_t count, bool fallback) {
+  StreamState& s = *c->s;
+  if (s.dead) throw RuntimeError("sendfile(): the stream's event loop is closed");
+  s.check_loop("sendfile()");
+  if (offset < 0) {
+    throw ValueError("offset must be a non-negative integer (got " + std::to_string(offset) + ")");
+  }
+  if (s.closing || !s.sock) throw RuntimeError("Transport is closing");
+  if (s.sendfile_active) throw RuntimeError("sendfile(): another sendfile() is in progress");
+  if (!s.tls) {
+    try {
+      co_return co_await stream_sendfile_native(c, file_fd, offset, count);
+    } catch (const SendfileNotAvailableError&) {
+      if (!fallback) throw;
+    }
+  } else if (!fallback) {
+    throw SendfileNotAvailableError(
+        "fallback is disabled and native sendfile is not supported for a TLS stream");
+  }
+  co_return co_await stream_sendfile_fallback(c, file_fd, offset, count);
 }
 
 Task<void> stream_wait_closed(std::shared_ptr<StreamState> s) {
@@ -1657,6 +1827,11 @@ void StreamWriter::close() { core().s->close(); }
 void StreamWriter::abort() { core().s->abort(); }
 bool StreamWriter::is_closing() const { return core().s->closing; }
 Task<void> StreamWriter::wait_closed() { return detail::stream_wait_closed(core().s); }
+Task<std::size_t> StreamWriter::sendfile(int file_fd, std::int64_t offset, std::size_t count,
+                                         bool fallback) {
+  return detail::stream_sendfile(detail::StreamAccess::core(*this), file_fd, offset, count,
+                                 fallback);
+}
 std::string StreamWriter::get_extra_info(std::string_view name) const {
   const detail::StreamState& s = *core().s;
   if (name == "peername") return s.peer.host.empty() ? std::string() : s.peer.to_string();

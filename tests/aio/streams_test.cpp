@@ -14,6 +14,7 @@
 // Every test's coroutine runs under aio::wait_for(kAioBound): nothing can hang.
 #include "concur/aio/streams.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -1559,6 +1560,171 @@ TEST_F(AioStreamsTest, UnixStreamsOnAnAbstractNameAndWithTls) {
     co_await s.writer.wait_closed();
     secure.close();
     co_await secure.wait_closed();
+  }());
+}
+
+// ---- StreamWriter::sendfile (test_sendfile's loop.sendfile cases)
+// --------------------------------
+
+// DataFile: a file of `content` in a fresh directory, open for reading.
+struct DataFile {
+  explicit DataFile(const std::string& content) {
+    const std::string path = (dir.path() / "data.bin").string();
+    std::ofstream(path, std::ios::binary) << content;
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    EXPECT_GE(fd, 0) << errno;
+  }
+  ~DataFile() {
+    if (fd >= 0) ::close(fd);
+  }
+  DataFile(const DataFile&) = delete;
+  DataFile& operator=(const DataFile&) = delete;
+  [[nodiscard]] off_t position() const { return ::lseek(fd, 0, SEEK_CUR); }
+  TempDir dir{"concur-sendfile-"};
+  int fd = -1;
+};
+
+std::string byte_pattern(std::size_t n) {
+  std::string out(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<char>('0' + i % 10);
+  return out;
+}
+
+// read_all_slowly(reader): everything until EOF, with a pause every 16 reads (a slow peer).
+aio::Task<std::string> read_all_slowly(aio::StreamReader reader) {
+  std::string got;
+  for (int reads = 1;; ++reads) {
+    std::string more = co_await reader.read(16 * 1024);
+    if (more.empty()) co_return got;
+    got += more;
+    if (reads % 16 == 0) co_await aio::sleep(1ms);
+  }
+}
+
+TEST_F(AioStreamsTest, SendfileOverTcpUnixAndTls) {
+  const std::string data = byte_pattern(4 * 1024 * 1024);
+  DataFile file(data);
+  TempDir dir("concur-unix-");
+  const std::string path = (dir.path() / "sendfile.sock").string();
+  run_bounded([&]() -> aio::Task<void> {
+    std::string received;
+    auto handler = [&](aio::StreamReader r, aio::StreamWriter) -> aio::Task<void> {
+      received = co_await read_all_slowly(std::move(r));
+    };
+    const aio::SslContext tls = server_tls();
+    aio::Server tcp_server = co_await aio::start_server(handler, "127.0.0.1", 0);
+    aio::Server unix_server = co_await aio::start_unix_server(handler, path);
+    aio::Server tls_server =
+        co_await aio::start_server(handler, "127.0.0.1", 0, aio::ServerOptions{.ssl = &tls});
+    aio::SslContext client = client_tls();
+    for (int kind = 0; kind < 3; ++kind) {
+      // (One co_await per statement: g++ 12 destroys a Connection temporary of a conditional
+      // expression around co_awaits twice.)
+      aio::Connection c;
+      if (kind == 0) {
+        c = co_await aio::open_connection("127.0.0.1", tcp_server.port());
+      } else if (kind == 1) {
+        c = co_await aio::open_unix_connection(path);
+      } else {
+        c = co_await aio::open_connection(
+            "127.0.0.1", tls_server.port(),
+            aio::ConnectOptions{.ssl = &client, .server_hostname = "localhost"});
+      }
+      if (kind == 2) {
+        // TLS has no native sendfile: without the fallback, SendfileNotAvailableError.
+        bool unavailable = false;
+        try {
+          (void)co_await c.writer.sendfile(file.fd, 0, 0, /*fallback=*/false);
+        } catch (const SendfileNotAvailableError&) {
+          unavailable = true;
+        }
+        EXPECT_TRUE(unavailable);
+      }
+      // Written before (sent first), the whole file, offset/count, written after (sent last).
+      c.writer.write("head|");
+      const std::size_t sent = co_await c.writer.sendfile(file.fd);
+      EXPECT_EQ(sent, data.size());
+      EXPECT_EQ(file.position(), static_cast<off_t>(data.size()));
+      const std::size_t part = co_await c.writer.sendfile(file.fd, 100, 1000);
+      EXPECT_EQ(part, 1000u);
+      EXPECT_EQ(file.position(), 1100);
+      c.writer.write("|tail");
+      c.writer.close();
+      co_await c.writer.wait_closed();
+      EXPECT_TRUE(co_await eventually([&] { return !received.empty(); }));
+      EXPECT_EQ(received.size(), 5 + data.size() + 1000 + 5) << kind;
+      EXPECT_TRUE(received == "head|" + data + data.substr(100, 1000) + "|tail") << kind;
+      received.clear();
+    }
+    tcp_server.close();
+    unix_server.close();
+    tls_server.close();
+    co_await tcp_server.wait_closed();
+    co_await unix_server.wait_closed();
+    co_await tls_server.wait_closed();
+  }());
+}
+
+TEST_F(AioStreamsTest, ACancelledStreamSendfileLosesNothing) {
+  // Cancelled while the peer does not read: the position says how much went; what is written
+  // next follows exactly those bytes; argument errors.
+  const std::string data = byte_pattern(8 * 1024 * 1024);
+  DataFile file(data);
+  TempDir dir("concur-unix-");
+  const std::string path = (dir.path() / "cancel.sock").string();
+  run_bounded([&]() -> aio::Task<void> {
+    aio::Event start_reading;
+    std::string received;
+    bool got_all = false;
+    auto handler = [&](aio::StreamReader r, aio::StreamWriter) -> aio::Task<void> {
+      co_await start_reading.wait();
+      received = co_await r.read(-1);
+      got_all = true;
+    };
+    aio::Server server = co_await aio::start_unix_server(handler, path);
+    aio::Connection c = co_await aio::open_unix_connection(path);
+    set_int_option(c.writer.fileno(), SOL_SOCKET, SO_SNDBUF, 16 * 1024);
+    bool bad_offset = false;
+    try {
+      (void)co_await c.writer.sendfile(file.fd, -5);
+    } catch (const ValueError&) {
+      bad_offset = true;
+    }
+    EXPECT_TRUE(bad_offset);
+    auto sending = aio::create_task(c.writer.sendfile(file.fd));
+    for (int i = 0; i < 5; ++i) co_await aio::sleep(1ms);
+    CO_ASSERT_TRUE(!sending.done());
+    // A write meanwhile is buffered behind the file; a second sendfile is refused.
+    c.writer.write("during|");
+    bool second = false;
+    try {
+      (void)co_await c.writer.sendfile(file.fd);
+    } catch (const RuntimeError&) {
+      second = true;
+    }
+    EXPECT_TRUE(second);
+    EXPECT_TRUE(sending.cancel());
+    co_await expect_cancelled(sending);
+    const off_t pos = file.position();
+    EXPECT_GT(pos, 0);
+    EXPECT_LT(pos, static_cast<off_t>(data.size()));
+    c.writer.write("after");
+    c.writer.close();
+    start_reading.set();
+    co_await c.writer.wait_closed();
+    EXPECT_TRUE(co_await eventually([&] { return got_all; }));
+    EXPECT_EQ(received.size(), static_cast<std::size_t>(pos) + 12);
+    EXPECT_TRUE(received == data.substr(0, static_cast<std::size_t>(pos)) + "during|after");
+    // A closing stream refuses.
+    bool closing = false;
+    try {
+      (void)co_await c.writer.sendfile(file.fd);
+    } catch (const RuntimeError&) {
+      closing = true;
+    }
+    EXPECT_TRUE(closing);
+    server.close();
+    co_await server.wait_closed();
   }());
 }
 

@@ -196,6 +196,23 @@ class CONCUR_EXPORT StreamWriter {
   // one did (Python 3.12).
   Task<void> wait_closed();
 
+  // sendfile(file_fd, offset, count, fallback): sends count bytes (0: to the end) of the file
+  // file_fd from offset over the stream (Python's loop.sendfile(transport, file, ...)); returns
+  // how many. It first waits until everything written before is sent, then uses the kernel's
+  // sendfile(2) on the socket (a regular file, TCP or Unix stream), waiting for writability; what
+  // write() gets meanwhile is buffered and sent after the file, and a close() / write_eof() waits
+  // for it. TLS streams, other files (a pipe) or a file sendfile refuses before a byte went fall
+  // back to reading the file (the loop's default executor, 256 KiB at a time) and write() +
+  // drain() of each piece; with fallback false that is SendfileNotAvailableError instead. The file
+  // position is left at offset + the bytes sent (handed to the stream, for the fallback) however
+  // it ends, as sock_sendfile (sockets.hpp). Raises ValueError for a negative offset,
+  // RuntimeError when the stream is closing ("Transport is closing") or another sendfile() runs,
+  // the connection's error (which ends the stream, as a failed write does). Cancelled, it stops
+  // at a wait; the stream stays usable and the position says what went. file_fd stays the
+  // caller's.
+  Task<std::size_t> sendfile(int file_fd, std::int64_t offset = 0, std::size_t count = 0,
+                             bool fallback = true);
+
   // get_extra_info(name): "peername" / "sockname" → "host:port" ("[host]:port" for IPv6); "" for
   // any other name (Python's default None). Kept after the connection closed.
   [[nodiscard]] std::string get_extra_info(std::string_view name) const;
