@@ -10,7 +10,9 @@
 // transfer ended by close_notify, certificate and host-name failures, a plain client on a TLS
 // server, a cancelled TLS read; Unix streams (test_unix_events' create_unix_server /
 // open_unix_connection cases): echo with names and limits, backpressure, a stale socket file
-// replaced, a regular file refused, cleanup_socket, abstract names, connect errors, TLS.
+// replaced, a regular file refused, cleanup_socket, abstract names, connect errors, TLS;
+// StreamWriter::sendfile (test_sendfile's loop.sendfile cases) over TCP, Unix and TLS (fallback),
+// and cancelled mid-transfer.
 // Every test's coroutine runs under aio::wait_for(kAioBound): nothing can hang.
 #include "concur/aio/streams.hpp"
 
