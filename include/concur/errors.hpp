@@ -1,7 +1,8 @@
 // concur/errors.hpp — the whole error vocabulary of concur, named after Python's.
 //
 // A shallow tree under concur::Error, grouped by how a caller reacts:
-//   UsageError      a programming mistake (RuntimeError, ValueError, InvalidStateError)
+//   UsageError      a programming mistake (RuntimeError, ValueError, InvalidStateError);
+//                   SendfileNotAvailableError (a RuntimeError, as asyncio's)
 //   TimeoutError    a bounded wait ran out; TimeLimitExceeded / SoftTimeLimitExceeded: a task ran
 //                   past its time limit / soft time limit
 //   CancelledError  the work was cancelled
@@ -14,7 +15,7 @@
 //   IncompleteReadError, LimitOverrunError  aio streams
 //   OSError         a system call failed (aio's sockets), with Python's ConnectionError family:
 //                   BrokenPipeError, ConnectionAbortedError, ConnectionRefusedError,
-//                   ConnectionResetError; and SSLError (TLS)
+//                   ConnectionResetError; SSLError (TLS); gaierror (name resolution)
 //   crawl::DownloadError  an HTTP fetch failed where no error above fits (libcurl's code):
 //                   ResponseTooLarge, TruncatedResponse, TooManyRedirects, DNSLookupError
 //   http::HTTPError  a web handler answers with an error status (Flask's abort())
@@ -50,6 +51,20 @@ class UsageError : public Error {
 class RuntimeError : public UsageError {
  public:
   explicit RuntimeError(const std::string& msg) : UsageError("RuntimeError: " + msg) {}
+
+ protected:
+  // RuntimeError(type_name, msg): for subclasses, so what() starts with their own name.
+  RuntimeError(const char* type_name, const std::string& msg)
+      : UsageError(std::string(type_name) + ": " + msg) {}
+};
+
+// SendfileNotAvailableError: aio::sock_sendfile() cannot use the kernel's sendfile for this
+// socket and file (not a regular file, or sendfile refused it before sending a byte) and was told
+// not to fall back to reading and sending (asyncio.SendfileNotAvailableError, a RuntimeError).
+class SendfileNotAvailableError : public RuntimeError {
+ public:
+  explicit SendfileNotAvailableError(const std::string& msg)
+      : RuntimeError("SendfileNotAvailableError", msg) {}
 };
 
 // ValueError: an argument out of range, as Python's ValueError (negative semaphore value,
@@ -339,6 +354,15 @@ class ConnectionResetError : public ConnectionError {
  public:
   ConnectionResetError(int errno_code, const std::string& msg)
       : ConnectionError("ConnectionResetError", errno_code, msg) {}
+};
+
+// gaierror: a name or address could not be resolved (Python's socket.gaierror), raised by
+// aio::getaddrinfo() / getnameinfo() and the operations that resolve names. errno_code() is the
+// EAI_* code (negative on Linux: EAI_NONAME is -2), the message gai_strerror's text: what() is
+// "gaierror: [Errno -2] Name or service not known".
+class gaierror : public OSError {
+ public:
+  gaierror(int eai_code, const std::string& msg) : OSError("gaierror", eai_code, msg) {}
 };
 
 // SSLError: a TLS failure (Python's ssl.SSLError): a handshake that failed (a certificate that did

@@ -21,6 +21,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -42,6 +43,7 @@
 
 #include "concur/future.hpp"
 #include "os_error.hpp"
+#include "sendfile.hpp"
 
 namespace concur::aio {
 namespace detail {
@@ -309,7 +311,17 @@ bool is_cancelled(const std::exception_ptr& e) {
 }
 
 Endpoint endpoint_of(const tcp::endpoint& ep) {
-  return Endpoint{ep.address().to_string(), ep.port(), ep.address().is_v6()};
+  return Endpoint{ep.address().to_string(), ep.port(), ep.address().is_v6(), false};
+}
+
+// unix_name(fd, peer): an AF_UNIX socket's own (getsockname) or peer's (getpeername) address.
+Endpoint unix_name(int fd, bool peer) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  const int r = peer ? ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len)
+                     : ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
+  if (r != 0) return Endpoint{"", 0, false, true};
+  return sockaddr_endpoint(ss, len);
 }
 
 asio::io_context& io_of(LoopCore& loop) {
@@ -426,9 +438,13 @@ struct StreamState final : IoResource, std::enable_shared_from_this<StreamState>
   bool paused = false;  // above the high-water mark; drain() waits until low is reached
   std::size_t high = kDefaultHighWater;
   std::size_t low = kDefaultLowWater;
-  bool eof_requested = false;      // write_eof(): shut down sending once flushed
-  bool closing = false;            // close()/abort() called, or the connection was lost
-  bool closed = false;             // the socket is closed
+  bool eof_requested = false;  // write_eof(): shut down sending once flushed
+  // StreamWriter::sendfile() owns the socket's sending: `writing` stays true meanwhile, so
+  // write() only buffers (sent after the file) and close()/write_eof() wait for it.
+  bool sendfile_active = false;
+  WaitQueue flushed_q;   // sendfile(): waiting for everything written before it to be sent
+  bool closing = false;  // close()/abort() called, or the connection was lost
+  bool closed = false;   // the socket is closed
   std::exception_ptr close_error;  // what ended the connection (wait_closed raises it)
   WaitQueue drain_q;
   WaitQueue closed_q;
@@ -444,9 +460,18 @@ struct StreamState final : IoResource, std::enable_shared_from_this<StreamState>
   std::unique_ptr<asio::steady_timer> tls_timer;
   std::string tls_hostname;  // the name a client checks the certificate against
 
-  // attach(): the socket is connected: cache its names, TCP_NODELAY, non-blocking writes.
-  void attach() {
+  // attach(is_tcp): the socket is connected: cache its names, TCP_NODELAY, non-blocking writes.
+  // A Unix stream (is_tcp false) lives in the same tcp::socket — reads, writes, shutdown and close
+  // are the same system calls for any stream socket — but its names are AF_UNIX paths and it has
+  // no TCP_NODELAY (docs/internals/aio-streams.md, "Unix streams").
+  void attach(bool is_tcp = true) {
     error_code ec;
+    if (!is_tcp) {
+      sock->non_blocking(true, ec);
+      peer = unix_name(sock->native_handle(), true);
+      local = unix_name(sock->native_handle(), false);
+      return;
+    }
     sock->set_option(tcp::no_delay(true), ec);
     sock->non_blocking(true, ec);
     const tcp::endpoint r = sock->remote_endpoint(ec);
@@ -664,6 +689,7 @@ struct StreamState final : IoResource, std::enable_shared_from_this<StreamState>
       woff = 0;
       if (wflight.capacity() > kKeepBytes) std::string().swap(wflight);
       if (wbuf.capacity() > kKeepBytes) std::string().swap(wbuf);
+      flushed_q.wake_all();
       if (closing) {
         begin_close();
       } else if (eof_requested) {
@@ -788,11 +814,34 @@ struct ServerState final : IoResource, std::enable_shared_from_this<ServerState>
   WaitQueue closed_q;              // wait_closed()
   WaitQueue forever_q;             // serve_forever()
 
+  // A Unix server's socket file (start_unix_server): removed by close() when cleanup_socket is
+  // on and the path still names this socket (the same inode; Python 3.13).
+  bool unix_server = false;
+  std::string unix_path;
+  dev_t unix_dev = 0;
+  ino_t unix_ino = 0;
+
   void io_shutdown() noexcept override {
     dead = true;
     closed = true;
     serving = false;
     listeners.clear();
+    cleanup_unix_path();
+  }
+
+  // bind_unix(path): one listening socket bound to the AF_UNIX path (a stale socket file was
+  // removed by the caller).
+  void bind_unix(const std::string& path);
+  void cleanup_unix_path() noexcept {
+    if (!unix_server || unix_path.empty() || unix_path[0] == '\0' || !options.cleanup_socket) {
+      return;
+    }
+    struct stat st {};
+    if (::stat(unix_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == unix_dev &&
+        st.st_ino == unix_ino) {
+      ::unlink(unix_path.c_str());
+    }
+    unix_path.clear();  // once
   }
 
   // bind(endpoints, requested_port): one listening socket per address, all on one port.
@@ -813,6 +862,7 @@ struct ServerState final : IoResource, std::enable_shared_from_this<ServerState>
       } catch (...) {
       }
     }
+    cleanup_unix_path();
     forever_q.wake_all();
     check_done();
   }
@@ -847,6 +897,7 @@ void StreamState::finish_close() {
   }
   read_q.wake_all();
   drain_q.wake_all();
+  flushed_q.wake_all();
   closed_q.wake_all();
   if (server) server->connection_closed(this);
 }
@@ -1050,6 +1101,169 @@ Task<void> drain_impl(std::shared_ptr<StreamCore> c) {
   }
 }
 
+// ---- StreamWriter::sendfile (Python's loop.sendfile(transport, ...)) ----
+
+// SendfileHold: sendfile() owns the socket's sending from its construction (the write buffers
+// are empty then) to its destruction, which hands sending back: what write() buffered meanwhile
+// goes out, and a close() / write_eof() that waited is carried out.
+class SendfileHold {
+ public:
+  explicit SendfileHold(StreamState& st) : s_(st.shared_from_this()) {
+    s_->writing = true;
+    s_->sendfile_active = true;
+  }
+  SendfileHold(const SendfileHold&) = delete;
+  SendfileHold& operator=(const SendfileHold&) = delete;
+  ~SendfileHold() {
+    StreamState& s = *s_;
+    s.sendfile_active = false;
+    s.writing = false;
+    if (s.closed) return;
+    try {
+      if (s.pending() > 0) {
+        s.start_write();
+      } else if (s.closing) {
+        s.begin_close();
+      } else if (s.eof_requested) {
+        s.shutdown_send();
+      }
+    } catch (...) {
+      s.abort();
+    }
+  }
+
+ private:
+  std::shared_ptr<StreamState> s_;
+};
+
+// stream_lost(s): the error a sendfile raises once its stream closed under it.
+[[noreturn]] void stream_lost(const StreamState& s) {
+  if (s.close_error) std::rethrow_exception(s.close_error);
+  throw ConnectionResetError(0, "Connection lost");
+}
+
+// stream_sendfile_native: waits until everything written before is sent, then sendfile(2) on the
+// stream's socket, waiting for writability (the socket's async_wait) between calls.
+Task<std::size_t> stream_sendfile_native(std::shared_ptr<StreamCore> c, int file_fd,
+                                         std::int64_t offset, std::size_t count) {
+  StreamState& s = *c->s;
+  struct stat st {};
+  if (::fstat(file_fd, &st) != 0) {
+    const int e = errno;
+    std::rethrow_exception(os_error(e, "sendfile(): the file: " + errno_text(e)));
+  }
+  if (!S_ISREG(st.st_mode)) throw SendfileNotAvailableError("not a regular file");
+  while (s.writing || s.pending() > 0) {  // Python's transport._make_empty_waiter()
+    if (s.closed) stream_lost(s);
+    co_await QueueWait(s.flushed_q);
+  }
+  if (s.closed || !s.sock) stream_lost(s);
+  SendfileHold hold(s);
+  FilePosition pos(file_fd, offset);
+  auto off = static_cast<off_t>(offset);
+  const int fd = s.sock->native_handle();
+  for (;;) {
+    if (count != 0 && pos.sent >= count) co_return pos.sent;
+    const std::size_t want = std::min(count != 0 ? count - pos.sent : kSendfileMax, kSendfileMax);
+    const ssize_t r = sendfile_no_sigpipe(fd, file_fd, &off, want);
+    bool wait = false;
+    if (r > 0) {
+      pos.sent += static_cast<std::size_t>(r);
+      wait = count == 0 || pos.sent < count;  // yield to the loop between calls, as Python
+    } else if (r == 0) {
+      co_return pos.sent;  // the end of the file
+    } else {
+      const int e = errno;
+      if (e == EAGAIN || e == EWOULDBLOCK) {
+        wait = true;
+      } else if (e != EINTR) {
+        if (pos.sent == 0 && !connection_errno(e)) {
+          throw SendfileNotAvailableError("os.sendfile call failed: [Errno " + std::to_string(e) +
+                                          "] " + errno_text(e));
+        }
+        s.fatal(error_code(e, boost::system::system_category()));  // as a failed write does
+        raise_send_error(e);
+      }
+    }
+    if (!wait) continue;
+    auto op = std::make_shared<OpState>();
+    s.sock->async_wait(tcp::socket::wait_write,
+                       asio::bind_cancellation_slot(
+                           op->signal.slot(), [op](const error_code& e) { op->complete(e); }));
+    co_await OpWait(op);  // cancelled: the wait is withdrawn; `hold` hands sending back
+    if (s.closed) stream_lost(s);
+    if (op->ec) std::rethrow_exception(error_of(op->ec));
+  }
+}
+
+// stream_sendfile_fallback: reads of the file on the loop's default executor, each written to
+// the stream and drained before the next (Python's _sendfile_fallback): the position counts the
+// bytes handed to the stream.
+Task<std::size_t> stream_sendfile_fallback(std::shared_ptr<StreamCore> c, int file_fd,
+                                           std::int64_t offset, std::size_t count) {
+  StreamState& s = *c->s;
+  const bool seekable = ::lseek(file_fd, static_cast<off_t>(offset), SEEK_SET) >= 0;
+  if (!seekable) {
+    const int e = errno;
+    if (e != ESPIPE || offset != 0) {
+      std::rethrow_exception(os_error(e, "sendfile(): seeking the file: " + errno_text(e)));
+    }
+  }
+  FilePosition pos(file_fd, offset, seekable);
+  const std::size_t block = count != 0 ? std::min(count, kFallbackBlock) : kFallbackBlock;
+  auto buf = std::make_shared<std::vector<char>>(block);  // outlives a cancelled read
+  for (;;) {
+    std::size_t want = block;
+    if (count != 0) want = std::min(count - pos.sent, block);
+    if (want == 0) break;
+    const std::int64_t at = offset + static_cast<std::int64_t>(pos.sent);
+    concur::Future<ssize_t> reading =
+        s.loop->owner().run_in_executor([buf, file_fd, want, at, seekable]() -> ssize_t {
+          ssize_t r = 0;
+          do {
+            r = seekable ? ::pread(file_fd, buf->data(), want, static_cast<off_t>(at))
+                         : ::read(file_fd, buf->data(), want);
+          } while (r < 0 && errno == EINTR);
+          return r < 0 ? -errno : r;
+        });
+    const ssize_t got = co_await std::move(reading);
+    if (got < 0) {
+      const int e = static_cast<int>(-got);
+      std::rethrow_exception(os_error(e, "sendfile(): reading the file: " + errno_text(e)));
+    }
+    if (got == 0) break;
+    s.throw_if_error();
+    if (s.closing) throw ConnectionError(0, "Connection closed by peer");
+    s.write(std::string_view(buf->data(), static_cast<std::size_t>(got)));
+    pos.sent += static_cast<std::size_t>(got);
+    co_await drain_impl(c);
+  }
+  co_return pos.sent;
+}
+
+Task<std::size_t> stream_sendfile(std::shared_ptr<StreamCore> c, int file_fd, std::int64_t offset,
+                                  std::size_t count, bool fallback) {
+  StreamState& s = *c->s;
+  if (s.dead) throw RuntimeError("sendfile(): the stream's event loop is closed");
+  s.check_loop("sendfile()");
+  if (offset < 0) {
+    throw ValueError("offset must be a non-negative integer (got " + std::to_string(offset) + ")");
+  }
+  if (s.closing || !s.sock) throw RuntimeError("Transport is closing");
+  if (s.sendfile_active) throw RuntimeError("sendfile(): another sendfile() is in progress");
+  if (!s.tls) {
+    try {
+      co_return co_await stream_sendfile_native(c, file_fd, offset, count);
+    } catch (const SendfileNotAvailableError&) {
+      if (!fallback) throw;
+    }
+  } else if (!fallback) {
+    throw SendfileNotAvailableError(
+        "fallback is disabled and native sendfile is not supported for a TLS stream");
+  }
+  co_return co_await stream_sendfile_fallback(c, file_fd, offset, count);
+}
+
 Task<void> stream_wait_closed(std::shared_ptr<StreamState> s) {
   if (!s->closed) s->check_loop("wait_closed()");
   while (!s->closed) co_await QueueWait(s->closed_q);
@@ -1178,6 +1392,29 @@ struct ConnectSpec {
   std::string server_hostname;
 };
 
+// use_client_tls(st, spec, name): a client connection speaks TLS with spec.ssl from now on,
+// sending name (SNI) and checking the server's certificate against it when the context says so.
+void use_client_tls(StreamState& st, const ConnectSpec& spec, const std::string& name) {
+  const auto& ctx = spec.ssl;
+  use_tls(st, ctx, spec.options.ssl_shutdown_timeout);
+  SSL* ssl = st.tls->native_handle();
+  error_code not_an_address;
+  (void)asio::ip::make_address(name, not_an_address);
+  if (not_an_address) {  // SNI names hosts, not addresses (RFC 6066)
+    if (SSL_set_tlsext_host_name(ssl, name.c_str()) != 1) {
+      throw SSLError("cannot send the server name '" + name + "'");
+    }
+  }
+  if (ctx->verify && ctx->check_hostname) {
+    // OpenSSL checks the name during verification (as Python's ssl module does).
+    const int ok = not_an_address
+                       ? SSL_set1_host(ssl, name.c_str())
+                       : X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str());
+    if (ok != 1) throw SSLError("cannot check the host name '" + name + "'");
+    st.tls_hostname = name;
+  }
+}
+
 Task<Connection> connect_impl(std::string host, std::uint16_t port, ConnectSpec spec) {
   const ConnectOptions& options = spec.options;
   if (options.limit == 0) throw ValueError("Limit cannot be <= 0");
@@ -1201,25 +1438,9 @@ Task<Connection> connect_impl(std::string host, std::uint16_t port, ConnectSpec 
     }
     if (!ec) {
       st->attach();
-      if (const auto& ctx = spec.ssl) {
+      if (spec.ssl) {
         const std::string name = spec.server_hostname.empty() ? host : spec.server_hostname;
-        use_tls(*st, ctx, options.ssl_shutdown_timeout);
-        SSL* ssl = st->tls->native_handle();
-        error_code not_an_address;
-        (void)asio::ip::make_address(name, not_an_address);
-        if (not_an_address) {  // SNI names hosts, not addresses (RFC 6066)
-          if (SSL_set_tlsext_host_name(ssl, name.c_str()) != 1) {
-            throw SSLError("cannot send the server name '" + name + "'");
-          }
-        }
-        if (ctx->verify && ctx->check_hostname) {
-          // OpenSSL checks the name during verification (as Python's ssl module does).
-          const int ok = not_an_address
-                             ? SSL_set1_host(ssl, name.c_str())
-                             : X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str());
-          if (ok != 1) throw SSLError("cannot check the host name '" + name + "'");
-          st->tls_hostname = name;
-        }
+        use_client_tls(*st, spec, name);
         co_await tls_handshake(st, asio::ssl::stream_base::client, options.ssl_handshake_timeout);
       }
       auto core = std::make_shared<StreamCore>(std::move(st));
@@ -1228,6 +1449,54 @@ Task<Connection> connect_impl(std::string host, std::uint16_t port, ConnectSpec 
     failures.emplace_back(ep, ec);
   }
   throw_connect_error(failures);
+}
+
+// unix_connect_impl(path, spec): open_unix_connection. The stream's tcp::socket is given a new
+// AF_UNIX socket (see StreamState::attach); the connect is a non-blocking connect() and, when the
+// kernel has not finished it, an async_wait for writability (withdrawn when cancelled).
+Task<Connection> unix_connect_impl(std::string path, ConnectSpec spec) {
+  const ConnectOptions& options = spec.options;
+  if (options.limit == 0) throw ValueError("Limit cannot be <= 0");
+  if (spec.ssl && spec.server_hostname.empty()) {
+    throw ValueError("you have to pass server_hostname when using ssl");
+  }
+  const SockAddr addr = unix_sockaddr(path, "open_unix_connection");
+  LoopCore& loop = running_core();
+  asio::io_context& io = io_of(loop);
+  auto st = std::make_shared<StreamState>(&io, options.limit);
+  st->loop = &loop;
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    const int e = errno;
+    std::rethrow_exception(os_error(e, "socket(AF_UNIX): " + errno_text(e)));
+  }
+  error_code ec;
+  st->sock->assign(tcp::v4(), fd, ec);  // the protocol object is unused for a stream's calls
+  if (ec) {
+    ::close(fd);
+    std::rethrow_exception(error_of(ec));
+  }
+  int e = 0;
+  if (::connect(fd, addr.get(), addr.len) != 0) e = errno;
+  if (e == EINPROGRESS || e == EINTR) {
+    auto op = std::make_shared<OpState>();
+    st->sock->async_wait(
+        tcp::socket::wait_write,
+        asio::bind_cancellation_slot(op->signal.slot(),
+                                     [op](const error_code& err) { op->complete(err); }));
+    co_await OpWait(op);  // cancelled: the wait is withdrawn, `st` closes the socket
+    if (op->ec) std::rethrow_exception(error_of(op->ec));
+    socklen_t len = sizeof e;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0) e = errno;
+  }
+  if (e != 0) std::rethrow_exception(os_error(e, "Connect call failed " + addr.text()));
+  st->attach(/*is_tcp=*/false);
+  if (spec.ssl) {
+    use_client_tls(*st, spec, spec.server_hostname);
+    co_await tls_handshake(st, asio::ssl::stream_base::client, options.ssl_handshake_timeout);
+  }
+  auto core = std::make_shared<StreamCore>(std::move(st));
+  co_return Connection{StreamAccess::reader(core), StreamAccess::writer(core)};
 }
 
 // ---- serving ----
@@ -1318,6 +1587,27 @@ Task<Server> start_server_impl(ClientConnected handler, std::string host, std::u
   co_return StreamAccess::server(std::make_shared<ServerCore>(std::move(srv)));
 }
 
+// start_unix_server_impl: as start_server_impl, on one AF_UNIX listening socket. A socket file
+// at path is removed first (a stale server's); any other file is left, and the bind fails.
+Task<Server> start_unix_server_impl(ClientConnected handler, std::string path,
+                                    ServerOptions options, std::shared_ptr<SslContextCore> ssl) {
+  if (!handler) throw ValueError("start_unix_server(): the handler is empty");
+  if (options.limit == 0) throw ValueError("Limit cannot be <= 0");
+  (void)unix_sockaddr(path, "start_unix_server");  // ValueError / OSError before touching files
+  LoopCore& loop = running_core();
+  asio::io_context& io = io_of(loop);
+  if (path[0] != '\0') {
+    struct stat st {};
+    // Errors (no such file, no permission to look) are left to bind(), as Python logs and goes
+    // on.
+    if (::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) ::unlink(path.c_str());
+  }
+  auto srv = std::make_shared<ServerState>(io, loop, std::move(handler), options, std::move(ssl));
+  srv->bind_unix(path);
+  if (options.start_serving) srv->start_serving();
+  co_return StreamAccess::server(std::make_shared<ServerCore>(std::move(srv)));
+}
+
 using reuse_port_option = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 }  // namespace
@@ -1364,6 +1654,41 @@ void ServerState::bind(const std::vector<tcp::endpoint>& endpoints, std::uint16_
     return;
   }
   throw OSError(EADDRINUSE, "could not find one free port for every address");
+}
+
+void ServerState::bind_unix(const std::string& path) {
+  const SockAddr addr = unix_sockaddr(path, "start_unix_server");
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    const int e = errno;
+    std::rethrow_exception(os_error(e, "socket(AF_UNIX): " + errno_text(e)));
+  }
+  if (::bind(fd, addr.get(), addr.len) != 0) {
+    const int e = errno;
+    ::close(fd);
+    if (e == EADDRINUSE) throw OSError(e, "Address '" + addr.text() + "' is already in use");
+    std::rethrow_exception(os_error(
+        e, "error while attempting to bind on address '" + addr.text() + "': " + errno_text(e)));
+  }
+  auto l = std::make_unique<Listener>(*io);
+  error_code ec;
+  l->acceptor.assign(tcp::v4(), fd, ec);  // accepts with accept4(): any stream socket works
+  if (ec) {
+    ::close(fd);
+    std::rethrow_exception(error_of(ec));
+  }
+  unix_server = true;
+  if (path[0] != '\0') {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) {
+      unix_path = path;
+      unix_dev = st.st_dev;
+      unix_ino = st.st_ino;
+    }
+  }
+  names.push_back(Endpoint{path, 0, false, true});
+  listeners.push_back(std::move(l));
+  port = 0;
 }
 
 void ServerState::start_serving() {
@@ -1415,7 +1740,7 @@ void ServerState::on_accept(std::size_t i, const error_code& ec, tcp::socket pee
 void ServerState::spawn(tcp::socket peer) {
   auto st = std::make_shared<StreamState>(std::move(peer), options.limit);
   st->loop = loop;
-  st->attach();
+  st->attach(!unix_server);
   if (ssl) use_tls(*st, ssl, options.ssl_shutdown_timeout);  // serve_client makes the handshake
   st->server = shared_from_this();
   clients.insert(st.get());
@@ -1439,6 +1764,7 @@ void ServerState::spawn(tcp::socket peer) {
 // ---- Endpoint ----
 
 std::string Endpoint::to_string() const {
+  if (is_unix) return host;
   if (ipv6) return "[" + host + "]:" + std::to_string(port);
   return host + ":" + std::to_string(port);
 }
@@ -1501,6 +1827,11 @@ void StreamWriter::close() { core().s->close(); }
 void StreamWriter::abort() { core().s->abort(); }
 bool StreamWriter::is_closing() const { return core().s->closing; }
 Task<void> StreamWriter::wait_closed() { return detail::stream_wait_closed(core().s); }
+Task<std::size_t> StreamWriter::sendfile(int file_fd, std::int64_t offset, std::size_t count,
+                                         bool fallback) {
+  return detail::stream_sendfile(detail::StreamAccess::core(*this), file_fd, offset, count,
+                                 fallback);
+}
 std::string StreamWriter::get_extra_info(std::string_view name) const {
   const detail::StreamState& s = *core().s;
   if (name == "peername") return s.peer.host.empty() ? std::string() : s.peer.to_string();
@@ -1677,6 +2008,22 @@ Task<Connection> open_connection(std::string host, std::uint16_t port, ConnectOp
   spec.options.ssl = nullptr;  // copied: the pointer may dangle once this call returns
   spec.options.server_hostname = {};
   return detail::connect_impl(std::move(host), port, std::move(spec));
+}
+
+Task<Connection> open_unix_connection(std::string path, ConnectOptions options) {
+  detail::ConnectSpec spec{options, nullptr, std::string(options.server_hostname)};
+  if (options.ssl != nullptr) spec.ssl = detail::StreamAccess::ssl(*options.ssl);
+  spec.options.ssl = nullptr;  // copied: the pointer may dangle once this call returns
+  spec.options.server_hostname = {};
+  return detail::unix_connect_impl(std::move(path), std::move(spec));
+}
+
+Task<Server> start_unix_server(ClientConnected handler, std::string path, ServerOptions options) {
+  std::shared_ptr<detail::SslContextCore> ssl;
+  if (options.ssl != nullptr) ssl = detail::StreamAccess::ssl(*options.ssl);
+  options.ssl = nullptr;  // copied: the pointer may dangle once this call returns
+  return detail::start_unix_server_impl(std::move(handler), std::move(path), options,
+                                        std::move(ssl));
 }
 
 Task<Server> start_server(ClientConnected handler, std::string host, std::uint16_t port,

@@ -8,18 +8,28 @@
 // handler that throws (reported once), 200 concurrent clients, handles that outlive their loop,
 // streams used from another loop; TLS (a certificate made at run time): round trips, a large
 // transfer ended by close_notify, certificate and host-name failures, a plain client on a TLS
-// server, a cancelled TLS read.
+// server, a cancelled TLS read; Unix streams (test_unix_events' create_unix_server /
+// open_unix_connection cases): echo with names and limits, backpressure, a stale socket file
+// replaced, a regular file refused, cleanup_socket, abstract names, connect errors, TLS;
+// StreamWriter::sendfile (test_sendfile's loop.sendfile cases) over TCP, Unix and TLS (fallback),
+// and cancelled mid-transfer.
 // Every test's coroutine runs under aio::wait_for(kAioBound): nothing can hang.
 #include "concur/aio/streams.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -29,6 +39,7 @@
 #include "concur/errors.hpp"
 #include "support/aio_support.hpp"
 #include "support/hook_support.hpp"
+#include "support/temp_dir.hpp"
 #include "support/tls_support.hpp"
 
 namespace concur::testing {
@@ -1320,6 +1331,403 @@ TEST_F(AioStreamsTest, StreamsNeedARunningLoopAndEmptyHandlesRefuseUse) {
   aio::StreamWriter empty;
   EXPECT_THROW(empty.write("x"), InvalidStateError);
   EXPECT_THROW((void)empty.is_closing(), InvalidStateError);
+}
+
+// ---- Unix streams (open_unix_connection / start_unix_server) ------------------------------------
+
+bool is_socket_file(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+TEST_F(AioStreamsTest, UnixEchoWithNamesLimitsAndCleanup) {
+  TempDir dir("concur-unix-");
+  const std::string path = (dir.path() / "echo.sock").string();
+  run_bounded([&]() -> aio::Task<void> {
+    std::string server_sockname = "unset";
+    std::string server_peername = "unset";
+    auto handler = [&](aio::StreamReader r, aio::StreamWriter w) -> aio::Task<void> {
+      server_sockname = w.get_extra_info("sockname");
+      server_peername = w.get_extra_info("peername");
+      co_await echo_lines(std::move(r), std::move(w));
+    };
+    aio::Server server = co_await aio::start_unix_server(handler, path);
+    EXPECT_TRUE(is_socket_file(path));
+    EXPECT_TRUE(server.is_serving());
+    EXPECT_EQ(server.port(), 0);
+    const std::vector<aio::Endpoint> names = server.sockets();
+    CO_ASSERT_EQ(names.size(), 1u);
+    EXPECT_EQ(names[0], (aio::Endpoint{path, 0, false, true}));
+
+    aio::Connection c = co_await aio::open_unix_connection(path);
+    EXPECT_EQ(c.writer.get_extra_info("peername"), path);
+    EXPECT_EQ(c.writer.get_extra_info("sockname"), "");  // an unbound client (Python's '')
+    EXPECT_TRUE(c.writer.peername().is_unix);
+    EXPECT_TRUE(c.writer.can_write_eof());
+    c.writer.write(kData);
+    co_await c.writer.drain();
+    for (const char* line : {"line1\n", "line2\n", "line3\n"}) {
+      const std::string back = co_await c.reader.readline();
+      EXPECT_EQ(back, line);
+    }
+    EXPECT_EQ(server_sockname, path);
+    EXPECT_EQ(server_peername, "");
+    // write_eof: the server sees EOF, closes; the reader sees EOF.
+    c.writer.write_eof();
+    const std::string rest = co_await c.reader.read();
+    EXPECT_EQ(rest, "");
+    c.writer.close();
+    co_await c.writer.wait_closed();
+
+    // The reader's limit applies as for TCP.
+    aio::Connection small =
+        co_await aio::open_unix_connection(path, aio::ConnectOptions{.limit = 16});
+    EXPECT_EQ(small.reader.limit(), 16u);
+    small.writer.write(std::string(100, 'x') + "\n");
+    bool too_long = false;
+    try {
+      (void)co_await small.reader.readline();
+    } catch (const ValueError&) {
+      too_long = true;
+    }
+    EXPECT_TRUE(too_long);
+    small.writer.close();
+    co_await small.writer.wait_closed();
+
+    server.close();
+    co_await server.wait_closed();
+    // cleanup_socket (Python 3.13's default): the socket file is gone.
+    EXPECT_FALSE(std::filesystem::exists(path));
+  }());
+}
+
+TEST_F(AioStreamsTest, UnixDrainBoundsTheWriterWhileThePeerDoesNotRead) {
+  TempDir dir("concur-unix-");
+  const std::string path = (dir.path() / "bulk.sock").string();
+  run_bounded([&]() -> aio::Task<void> {
+    constexpr std::size_t kChunk = 16 * 1024;
+    constexpr std::size_t kChunks = 256;  // 4 MiB
+    aio::Event start_reading;
+    std::string received;
+    auto handler = [&](aio::StreamReader r, aio::StreamWriter) -> aio::Task<void> {
+      co_await start_reading.wait();
+      received = co_await r.read(-1);
+    };
+    aio::Server server = co_await aio::start_unix_server(handler, path);
+    aio::Connection c = co_await aio::open_unix_connection(path);
+    set_int_option(c.writer.fileno(), SOL_SOCKET, SO_SNDBUF, 16 * 1024);
+    WriteProgress p;
+    auto writing = aio::create_task(write_chunks(c.writer, kChunk, 0, kChunks, &p));
+    const bool blocked = co_await blocked_in_drain(p);
+    EXPECT_TRUE(blocked) << "the writer never waited in drain()";
+    EXPECT_FALSE(writing.done());
+    EXPECT_LE(c.writer.get_write_buffer_size(), aio::kDefaultHighWater + kChunk);
+    start_reading.set();
+    co_await writing;
+    EXPECT_LE(p.max_buffer, aio::kDefaultHighWater + kChunk);
+    c.writer.close();
+    co_await c.writer.wait_closed();
+    server.close();
+    co_await server.wait_closed();
+    EXPECT_EQ(received.size(), kChunk * kChunks);
+    EXPECT_TRUE(check_pattern(received, kChunk));
+  }());
+}
+
+TEST_F(AioStreamsTest, StartUnixServerReplacesAStaleSocketAndRefusesARegularFile) {
+  // test_create_unix_server_path_stale_socket / _existing_path_nonsock.
+  TempDir dir("concur-unix-");
+  const std::string stale = (dir.path() / "stale.sock").string();
+  {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, stale.c_str(), stale.size() + 1);
+    ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << errno;
+    ::close(fd);  // the file stays: a stale socket
+  }
+  ASSERT_TRUE(is_socket_file(stale));
+  const std::string regular = (dir.path() / "regular.file").string();
+  std::ofstream(regular) << "keep me";
+  run_bounded([&]() -> aio::Task<void> {
+    // Nobody listens on the stale file: ConnectionRefusedError; a missing file: ENOENT.
+    bool refused = false;
+    try {
+      (void)co_await aio::open_unix_connection(stale);
+    } catch (const ConnectionRefusedError&) {
+      refused = true;
+    }
+    EXPECT_TRUE(refused);
+    const std::string missing = (dir.path() / "missing.sock").string();
+    int code = 0;
+    try {
+      (void)co_await aio::open_unix_connection(missing);
+    } catch (const OSError& e) {
+      code = e.errno_code();
+    }
+    EXPECT_EQ(code, ENOENT);
+
+    aio::Server server = co_await aio::start_unix_server(echo_lines, stale);
+    aio::Connection c = co_await aio::open_unix_connection(stale);
+    c.writer.write("over a stale path\n");
+    const std::string back = co_await c.reader.readline();
+    EXPECT_EQ(back, "over a stale path\n");
+    c.writer.close();
+    co_await c.writer.wait_closed();
+    server.close();
+    co_await server.wait_closed();
+
+    std::string what;
+    code = 0;
+    try {
+      (void)co_await aio::start_unix_server(echo_lines, regular);
+    } catch (const OSError& e) {
+      code = e.errno_code();
+      what = e.what();
+    }
+    EXPECT_EQ(code, EADDRINUSE);
+    EXPECT_EQ(what, "OSError: [Errno " + std::to_string(EADDRINUSE) + "] Address '" + regular +
+                        "' is already in use");
+
+    // cleanup_socket off: the file stays after close (Python before 3.13).
+    const std::string kept = (dir.path() / "kept.sock").string();
+    aio::Server keeping = co_await aio::start_unix_server(
+        echo_lines, kept, aio::ServerOptions{.cleanup_socket = false});
+    keeping.close();
+    co_await keeping.wait_closed();
+    EXPECT_TRUE(is_socket_file(kept));
+    // A server whose file was replaced by another's does not remove the newer one.
+    const std::string shared = (dir.path() / "shared.sock").string();
+    aio::Server first = co_await aio::start_unix_server(echo_lines, shared);
+    aio::Server second = co_await aio::start_unix_server(echo_lines, shared);  // replaces it
+    first.close();
+    co_await first.wait_closed();
+    EXPECT_TRUE(is_socket_file(shared));
+    second.close();
+    co_await second.wait_closed();
+    EXPECT_FALSE(std::filesystem::exists(shared));
+    // Argument errors.
+    const std::string empty;
+    bool value_error = false;
+    try {
+      (void)co_await aio::start_unix_server(echo_lines, empty);
+    } catch (const ValueError&) {
+      value_error = true;
+    }
+    EXPECT_TRUE(value_error);
+  }());
+  std::ifstream in(regular);
+  std::string content;
+  std::getline(in, content);
+  EXPECT_EQ(content, "keep me");  // the regular file was not touched
+}
+
+TEST_F(AioStreamsTest, UnixStreamsOnAnAbstractNameAndWithTls) {
+  // (Built by appending: g++ 12's -Warray-bounds misfires on a chain of + here under TSan.)
+  std::string name = "concur-streams-test-";
+  name += std::to_string(::getpid());
+  name.insert(name.begin(), '\0');
+  run_bounded([&]() -> aio::Task<void> {
+    aio::Server server = co_await aio::start_unix_server(echo_lines, name);
+    aio::Connection c = co_await aio::open_unix_connection(name);
+    EXPECT_EQ(c.writer.get_extra_info("peername"), name);
+    c.writer.write("abstract\n");
+    const std::string back = co_await c.reader.readline();
+    EXPECT_EQ(back, "abstract\n");
+    c.writer.close();
+    co_await c.writer.wait_closed();
+    server.close();
+    co_await server.wait_closed();
+
+    // TLS over a Unix socket: the server name must be given (Python's ValueError).
+    const aio::SslContext tls = server_tls();
+    const std::string tls_name = name + "-tls";
+    aio::Server secure =
+        co_await aio::start_unix_server(echo_lines, tls_name, aio::ServerOptions{.ssl = &tls});
+    aio::SslContext client = client_tls();
+    bool no_name = false;
+    try {
+      (void)co_await aio::open_unix_connection(tls_name, aio::ConnectOptions{.ssl = &client});
+    } catch (const ValueError&) {
+      no_name = true;
+    }
+    EXPECT_TRUE(no_name);
+    aio::Connection s = co_await aio::open_unix_connection(
+        tls_name, aio::ConnectOptions{.ssl = &client, .server_hostname = "localhost"});
+    s.writer.write("secure\n");
+    const std::string secure_back = co_await s.reader.readline();
+    EXPECT_EQ(secure_back, "secure\n");
+    s.writer.close();
+    co_await s.writer.wait_closed();
+    secure.close();
+    co_await secure.wait_closed();
+  }());
+}
+
+// ---- StreamWriter::sendfile (test_sendfile's loop.sendfile cases)
+// --------------------------------
+
+// DataFile: a file of `content` in a fresh directory, open for reading.
+struct DataFile {
+  explicit DataFile(const std::string& content) {
+    const std::string path = (dir.path() / "data.bin").string();
+    std::ofstream(path, std::ios::binary) << content;
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    EXPECT_GE(fd, 0) << errno;
+  }
+  ~DataFile() {
+    if (fd >= 0) ::close(fd);
+  }
+  DataFile(const DataFile&) = delete;
+  DataFile& operator=(const DataFile&) = delete;
+  [[nodiscard]] off_t position() const { return ::lseek(fd, 0, SEEK_CUR); }
+  TempDir dir{"concur-sendfile-"};
+  int fd = -1;
+};
+
+std::string byte_pattern(std::size_t n) {
+  std::string out(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<char>('0' + i % 10);
+  return out;
+}
+
+// read_all_slowly(reader): everything until EOF, with a pause every 16 reads (a slow peer).
+aio::Task<std::string> read_all_slowly(aio::StreamReader reader) {
+  std::string got;
+  for (int reads = 1;; ++reads) {
+    std::string more = co_await reader.read(16 * 1024);
+    if (more.empty()) co_return got;
+    got += more;
+    if (reads % 16 == 0) co_await aio::sleep(1ms);
+  }
+}
+
+TEST_F(AioStreamsTest, SendfileOverTcpUnixAndTls) {
+  const std::string data = byte_pattern(4 * 1024 * 1024);
+  DataFile file(data);
+  TempDir dir("concur-unix-");
+  const std::string path = (dir.path() / "sendfile.sock").string();
+  run_bounded([&]() -> aio::Task<void> {
+    std::string received;
+    auto handler = [&](aio::StreamReader r, aio::StreamWriter) -> aio::Task<void> {
+      received = co_await read_all_slowly(std::move(r));
+    };
+    const aio::SslContext tls = server_tls();
+    aio::Server tcp_server = co_await aio::start_server(handler, "127.0.0.1", 0);
+    aio::Server unix_server = co_await aio::start_unix_server(handler, path);
+    aio::Server tls_server =
+        co_await aio::start_server(handler, "127.0.0.1", 0, aio::ServerOptions{.ssl = &tls});
+    aio::SslContext client = client_tls();
+    for (int kind = 0; kind < 3; ++kind) {
+      // (One co_await per statement: g++ 12 destroys a Connection temporary of a conditional
+      // expression around co_awaits twice.)
+      aio::Connection c;
+      if (kind == 0) {
+        c = co_await aio::open_connection("127.0.0.1", tcp_server.port());
+      } else if (kind == 1) {
+        c = co_await aio::open_unix_connection(path);
+      } else {
+        c = co_await aio::open_connection(
+            "127.0.0.1", tls_server.port(),
+            aio::ConnectOptions{.ssl = &client, .server_hostname = "localhost"});
+      }
+      if (kind == 2) {
+        // TLS has no native sendfile: without the fallback, SendfileNotAvailableError.
+        bool unavailable = false;
+        try {
+          (void)co_await c.writer.sendfile(file.fd, 0, 0, /*fallback=*/false);
+        } catch (const SendfileNotAvailableError&) {
+          unavailable = true;
+        }
+        EXPECT_TRUE(unavailable);
+      }
+      // Written before (sent first), the whole file, offset/count, written after (sent last).
+      c.writer.write("head|");
+      const std::size_t sent = co_await c.writer.sendfile(file.fd);
+      EXPECT_EQ(sent, data.size());
+      EXPECT_EQ(file.position(), static_cast<off_t>(data.size()));
+      const std::size_t part = co_await c.writer.sendfile(file.fd, 100, 1000);
+      EXPECT_EQ(part, 1000u);
+      EXPECT_EQ(file.position(), 1100);
+      c.writer.write("|tail");
+      c.writer.close();
+      co_await c.writer.wait_closed();
+      EXPECT_TRUE(co_await eventually([&] { return !received.empty(); }));
+      EXPECT_EQ(received.size(), 5 + data.size() + 1000 + 5) << kind;
+      EXPECT_TRUE(received == "head|" + data + data.substr(100, 1000) + "|tail") << kind;
+      received.clear();
+    }
+    tcp_server.close();
+    unix_server.close();
+    tls_server.close();
+    co_await tcp_server.wait_closed();
+    co_await unix_server.wait_closed();
+    co_await tls_server.wait_closed();
+  }());
+}
+
+TEST_F(AioStreamsTest, ACancelledStreamSendfileLosesNothing) {
+  // Cancelled while the peer does not read: the position says how much went; what is written
+  // next follows exactly those bytes; argument errors.
+  const std::string data = byte_pattern(8 * 1024 * 1024);
+  DataFile file(data);
+  TempDir dir("concur-unix-");
+  const std::string path = (dir.path() / "cancel.sock").string();
+  run_bounded([&]() -> aio::Task<void> {
+    aio::Event start_reading;
+    std::string received;
+    bool got_all = false;
+    auto handler = [&](aio::StreamReader r, aio::StreamWriter) -> aio::Task<void> {
+      co_await start_reading.wait();
+      received = co_await r.read(-1);
+      got_all = true;
+    };
+    aio::Server server = co_await aio::start_unix_server(handler, path);
+    aio::Connection c = co_await aio::open_unix_connection(path);
+    set_int_option(c.writer.fileno(), SOL_SOCKET, SO_SNDBUF, 16 * 1024);
+    bool bad_offset = false;
+    try {
+      (void)co_await c.writer.sendfile(file.fd, -5);
+    } catch (const ValueError&) {
+      bad_offset = true;
+    }
+    EXPECT_TRUE(bad_offset);
+    auto sending = aio::create_task(c.writer.sendfile(file.fd));
+    for (int i = 0; i < 5; ++i) co_await aio::sleep(1ms);
+    CO_ASSERT_TRUE(!sending.done());
+    // A write meanwhile is buffered behind the file; a second sendfile is refused.
+    c.writer.write("during|");
+    bool second = false;
+    try {
+      (void)co_await c.writer.sendfile(file.fd);
+    } catch (const RuntimeError&) {
+      second = true;
+    }
+    EXPECT_TRUE(second);
+    EXPECT_TRUE(sending.cancel());
+    co_await expect_cancelled(sending);
+    const off_t pos = file.position();
+    EXPECT_GT(pos, 0);
+    EXPECT_LT(pos, static_cast<off_t>(data.size()));
+    c.writer.write("after");
+    c.writer.close();
+    start_reading.set();
+    co_await c.writer.wait_closed();
+    EXPECT_TRUE(co_await eventually([&] { return got_all; }));
+    EXPECT_EQ(received.size(), static_cast<std::size_t>(pos) + 12);
+    EXPECT_TRUE(received == data.substr(0, static_cast<std::size_t>(pos)) + "during|after");
+    // A closing stream refuses.
+    bool closing = false;
+    try {
+      (void)co_await c.writer.sendfile(file.fd);
+    } catch (const RuntimeError&) {
+      closing = true;
+    }
+    EXPECT_TRUE(closing);
+    server.close();
+    co_await server.wait_closed();
+  }());
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
-// concur/aio/streams.hpp — asyncio's streams: TCP (and TLS) connections as a StreamReader /
-// StreamWriter pair. open_connection() connects; start_server() runs handler(reader, writer) as one
-// task per accepted connection; Server closes, waits and serves forever as asyncio.Server does.
+// concur/aio/streams.hpp — asyncio's streams: TCP (and TLS) connections, and Unix stream sockets,
+// as a StreamReader / StreamWriter pair. open_connection() / open_unix_connection() connect;
+// start_server() / start_unix_server() run handler(reader, writer) as one task per accepted
+// connection; Server closes, waits and serves forever as asyncio.Server does.
 // Bytes: std::string out, std::string_view in. Reads, drain(), connects and waits are suspension
 // points: cancel() raises CancelledError there and no received byte is lost. write() never blocks;
 // drain() bounds what a writer buffers (64 KiB high / 16 KiB low water, as asyncio).
@@ -86,11 +87,15 @@ class CONCUR_EXPORT SslContext {
   std::shared_ptr<detail::SslContextCore> core_;
 };
 
-// Endpoint: a socket address. to_string() is "host:port", "[host]:port" for IPv6.
+// Endpoint: a socket address: an IPv4/IPv6 host and port; or, with is_unix, an AF_UNIX address:
+// host is the path (a name in Linux's abstract namespace starts with '\0'; "" for an unnamed
+// socket, as Python's '') and port is 0. to_string() is "host:port", "[host]:port" for IPv6, the
+// path for AF_UNIX (Python's get_extra_info("peername") of a Unix stream).
 struct Endpoint {
   std::string host;
   std::uint16_t port = 0;
   bool ipv6 = false;
+  bool is_unix = false;
   [[nodiscard]] std::string to_string() const;
   friend bool operator==(const Endpoint&, const Endpoint&) = default;
 };
@@ -175,7 +180,8 @@ class CONCUR_EXPORT StreamWriter {
   // write_eof(): half-close: once the buffer is sent, the peer reads EOF; reading goes on.
   // No effect when closing or already done. RuntimeError on a TLS stream.
   void write_eof();
-  // can_write_eof(): true for TCP, false for TLS (write_eof() then raises RuntimeError).
+  // can_write_eof(): true for TCP and Unix streams, false for TLS (write_eof() then raises
+  // RuntimeError).
   [[nodiscard]] bool can_write_eof() const;
   // close(): closes the connection once the buffered bytes are sent (abort() discards them).
   // The reader sees EOF at once (what is buffered stays readable). Idempotent. TLS: then sends
@@ -189,6 +195,23 @@ class CONCUR_EXPORT StreamWriter {
   // without it: once the connection is lost). Raises the error that ended the connection, if
   // one did (Python 3.12).
   Task<void> wait_closed();
+
+  // sendfile(file_fd, offset, count, fallback): sends count bytes (0: to the end) of the file
+  // file_fd from offset over the stream (Python's loop.sendfile(transport, file, ...)); returns
+  // how many. It first waits until everything written before is sent, then uses the kernel's
+  // sendfile(2) on the socket (a regular file, TCP or Unix stream), waiting for writability; what
+  // write() gets meanwhile is buffered and sent after the file, and a close() / write_eof() waits
+  // for it. TLS streams, other files (a pipe) or a file sendfile refuses before a byte went fall
+  // back to reading the file (the loop's default executor, 256 KiB at a time) and write() +
+  // drain() of each piece; with fallback false that is SendfileNotAvailableError instead. The file
+  // position is left at offset + the bytes sent (handed to the stream, for the fallback) however
+  // it ends, as sock_sendfile (sockets.hpp). Raises ValueError for a negative offset,
+  // RuntimeError when the stream is closing ("Transport is closing") or another sendfile() runs,
+  // the connection's error (which ends the stream, as a failed write does). Cancelled, it stops
+  // at a wait; the stream stays usable and the position says what went. file_fd stays the
+  // caller's.
+  Task<std::size_t> sendfile(int file_fd, std::int64_t offset = 0, std::size_t count = 0,
+                             bool fallback = true);
 
   // get_extra_info(name): "peername" / "sockname" → "host:port" ("[host]:port" for IPv6); "" for
   // any other name (Python's default None). Kept after the connection closed.
@@ -274,6 +297,10 @@ struct ServerOptions {
   const SslContext* ssl = nullptr;
   std::chrono::milliseconds ssl_handshake_timeout{60'000};
   std::chrono::milliseconds ssl_shutdown_timeout{30'000};
+  // cleanup_socket: start_unix_server() only (Python 3.13): close() removes the socket file, if
+  // the path still names the socket this server created. (reuse_address / reuse_port do not apply
+  // to Unix servers.)
+  bool cleanup_socket = true;
 };
 static_assert(std::is_trivially_destructible_v<ServerOptions>, "see ConnectOptions' comment");
 
@@ -336,6 +363,29 @@ class CONCUR_EXPORT Server {
 // address ('127.0.0.1', 80): Address already in use"), RuntimeError outside a running loop.
 CONCUR_EXPORT Task<Server> start_server(ClientConnected handler, std::string host,
                                         std::uint16_t port, ServerOptions options = {});
+
+// open_unix_connection(path, options): connects a Unix stream socket (AF_UNIX) to path (Python's
+// asyncio.open_unix_connection; a path starting with '\0' names a socket in Linux's abstract
+// namespace: write it as a std::string with its length, "\0name"s) and returns its streams,
+// which behave as TCP's (limit, drain()'s backpressure, write_eof(), close()). get_extra_info:
+// "peername" is path, "sockname" "" (an unbound client, as Python). With options.ssl, TLS over the
+// socket: options.server_hostname is then required (ValueError, as Python). Raises OSError
+// ("OSError: [Errno 2] Connect call failed /tmp/x.sock" when there is no such file;
+// ConnectionRefusedError when nothing listens on it), ValueError for an empty path, OSError
+// "AF_UNIX path too long", CancelledError when cancelled (the socket is closed).
+CONCUR_EXPORT Task<Connection> open_unix_connection(std::string path, ConnectOptions options = {});
+
+// start_unix_server(handler, path, options): a server on a Unix stream socket bound to path
+// (Python's asyncio.start_unix_server), with start_server()'s Server: one handler task per
+// connection, close(), wait_closed(), serve_forever(). A file already at path is removed first when
+// it is a socket (a stale one, left by a server that did not clean up); any other file makes the
+// bind fail: OSError EADDRINUSE "Address '/path' is already in use" (Python's text). An abstract
+// name ('\0'...) has no file. options: backlog, limit, start_serving, ssl, cleanup_socket (close()
+// removes the socket file, Python 3.13's default); reuse_address / reuse_port are ignored.
+// Server::sockets() is {path} (is_unix), port() 0; an accepted connection's "sockname" is path,
+// its "peername" "" (clients are unbound).
+CONCUR_EXPORT Task<Server> start_unix_server(ClientConnected handler, std::string path,
+                                             ServerOptions options = {});
 
 namespace detail {
 // adopt_stream_socket(fd, limit): a connected stream socket (one end of a socketpair) becomes a
