@@ -134,9 +134,9 @@ class RedisClient final : public RemoteClient {
     const std::string stream = stream_key(options_.prefix, queue);
     Failures failed(*this);
     std::scoped_lock lock(submit_mu_);
+    drain(failed);  // (every answer read: the script's must be the next one)
     std::string entry = handle;
     if (entry == kUnansweredEntry) {
-      drain(failed);
       entry = handle_of(id);
       if (entry.empty() || entry == kUnansweredEntry)
         return FutureStateBase::Withdrawal::kUnknown;  // its XADD failed: settled already

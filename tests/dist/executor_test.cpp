@@ -779,6 +779,25 @@ TEST_F(DistTest, ASubmitRedisRefusesFailsItsFuture) {
   EXPECT_EQ(ex.pending(), 0u);
 }
 
+// A cancel() while later submits' answers are still on their way (Redis holds writes: CLIENT
+// PAUSE) reads them first: the cancel script's answer is its own, and the right task is cancelled.
+TEST_F(DistTest, ACancelWhileLaterSubmitsAreUnansweredCancelsTheRightTask) {
+  concur::testing::TempDir dir;
+  const std::string path = dir.file("cancelled");
+  RedisExecutor ex(url());
+  Future<void> first = ex.submit(dist_touch, path);
+  std::this_thread::sleep_for(50ms);  // its answer is back (the next submit reads it)
+  Redis r = redis();
+  (void)r.command({"CLIENT", "PAUSE", "200", "WRITE"});
+  Future<int> second = ex.submit(dist_mul, 4, 5);  // its answer waits for the pause to end
+  EXPECT_TRUE(first.cancel());
+  EXPECT_TRUE(first.cancelled());
+  auto w = start_worker();
+  EXPECT_EQ(second.result(kRemote), 20);
+  EXPECT_EQ(ex.submit(dist_mul, 2, 3).result(kRemote), 6);
+  EXPECT_FALSE(std::filesystem::exists(path)) << "the cancelled task ran";
+}
+
 // The connection a burst of submits went out on is closed by Redis (CLIENT KILL: every client,
 // the workers' too): the XADDs whose answers had not come back are sent again on a new one, and
 // every future gets its result (a task may run twice: at least once).
