@@ -13,8 +13,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
+#include <memory>
+#include <vector>
 
+#include "concur/aio/loop.hpp"
 #include "concur/errors.hpp"
+#include "concur/future.hpp"
 #include "os_error.hpp"
 
 namespace concur::aio::detail {
@@ -44,6 +48,23 @@ struct FilePosition {
     }
   }
 };
+
+// read_block(loop, buf, file_fd, want, at, seekable): the fallback's next read, on the loop's
+// default executor: up to `want` bytes of the file at `at` (pread; for a pipe, read from its
+// position) into *buf, which the read keeps alive (a cancelled caller may leave it running).
+// The future's value is the count, or -errno.
+inline concur::Future<ssize_t> read_block(Loop& loop, std::shared_ptr<std::vector<char>> buf,
+                                          int file_fd, std::size_t want, std::int64_t at,
+                                          bool seekable) {
+  return loop.run_in_executor([buf = std::move(buf), file_fd, want, at, seekable]() -> ssize_t {
+    ssize_t r = 0;
+    do {
+      r = seekable ? ::pread(file_fd, buf->data(), want, static_cast<off_t>(at))
+                   : ::read(file_fd, buf->data(), want);
+    } while (r < 0 && errno == EINTR);
+    return r < 0 ? -errno : r;
+  });
+}
 
 // connection_errno(e): a sendfile failure that is the connection's, not sendfile's.
 inline bool connection_errno(int e) {

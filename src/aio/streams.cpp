@@ -1217,15 +1217,7 @@ Task<std::size_t> stream_sendfile_fallback(std::shared_ptr<StreamCore> c, int fi
     if (count != 0) want = std::min(count - pos.sent, block);
     if (want == 0) break;
     const std::int64_t at = offset + static_cast<std::int64_t>(pos.sent);
-    concur::Future<ssize_t> reading =
-        s.loop->owner().run_in_executor([buf, file_fd, want, at, seekable]() -> ssize_t {
-          ssize_t r = 0;
-          do {
-            r = seekable ? ::pread(file_fd, buf->data(), want, static_cast<off_t>(at))
-                         : ::read(file_fd, buf->data(), want);
-          } while (r < 0 && errno == EINTR);
-          return r < 0 ? -errno : r;
-        });
+    concur::Future<ssize_t> reading = read_block(s.loop->owner(), buf, file_fd, want, at, seekable);
     const ssize_t got = co_await std::move(reading);
     if (got < 0) {
       const int e = static_cast<int>(-got);
