@@ -225,6 +225,7 @@ class RedisClient final : public RemoteClient {
   void fail_unanswered(const std::exception_ptr& error, Failures& failed) {
     for (const Unanswered& u : unanswered_) failed.add(u.id, error);
     unanswered_.clear();
+    unanswered_count_.store(0, std::memory_order_release);
   }
 
   // collect_ready(failed): the answers that have arrived, without waiting. An error answer fails

@@ -199,6 +199,15 @@ void set_int_option(int fd, int level, int name, int value) {
   ASSERT_EQ(::setsockopt(fd, level, name, &value, sizeof value), 0) << errno;
 }
 
+// small_buffer_pair(): a socket pair whose send (a) and receive (b) buffers are 16 KiB, so that a
+// transfer of megabytes must wait for writability many times.
+SocketPair small_buffer_pair() {
+  SocketPair p = socket_pair();
+  set_int_option(p.a.get(), SOL_SOCKET, SO_SNDBUF, 16 * 1024);
+  set_int_option(p.b.get(), SOL_SOCKET, SO_RCVBUF, 16 * 1024);
+  return p;
+}
+
 void write_all(int fd, std::string_view bytes) {
   ASSERT_EQ(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL),
             static_cast<ssize_t>(bytes.size()))
@@ -482,9 +491,7 @@ TEST_F(AioSocketsTest, ACancelledConnectIsWithdrawn) {
 TEST_F(AioSocketsTest, ALargeSendallWaitsForWritability) {
   // test_huge_content over a socket pair with small buffers: the sendall cannot finish before
   // the reader reads, so it waits for writability many times; every byte arrives in order.
-  SocketPair p = socket_pair();
-  set_int_option(p.a.get(), SOL_SOCKET, SO_SNDBUF, 16 * 1024);
-  set_int_option(p.b.get(), SOL_SOCKET, SO_RCVBUF, 16 * 1024);
+  SocketPair p = small_buffer_pair();
   const std::string data = pattern(4 * 1024 * 1024);
   run_bounded([&]() -> aio::Task<void> {
     auto sending = aio::create_task(aio::sock_sendall(p.a.get(), data));
@@ -1490,9 +1497,7 @@ TEST_F(AioSocketsTest, SendfileOf4MiBWaitsForASlowReader) {
   // writability many times.
   const std::string data = pattern(4 * 1024 * 1024);
   TempFile file(data);
-  SocketPair p = socket_pair();
-  set_int_option(p.a.get(), SOL_SOCKET, SO_SNDBUF, 16 * 1024);
-  set_int_option(p.b.get(), SOL_SOCKET, SO_RCVBUF, 16 * 1024);
+  SocketPair p = small_buffer_pair();
   run_bounded([&]() -> aio::Task<void> {
     auto sending = aio::create_task(aio::sock_sendfile(p.a.get(), file.fd.get()));
     co_await aio::sleep(0ms);
@@ -1641,9 +1646,7 @@ TEST_F(AioSocketsTest, ACancelledSendfileLeavesThePositionAtWhatWasSent) {
   // the rest: nothing lost, nothing twice.
   const std::string data = pattern(4 * 1024 * 1024);
   TempFile file(data);
-  SocketPair p = socket_pair();
-  set_int_option(p.a.get(), SOL_SOCKET, SO_SNDBUF, 16 * 1024);
-  set_int_option(p.b.get(), SOL_SOCKET, SO_RCVBUF, 16 * 1024);
+  SocketPair p = small_buffer_pair();
   run_bounded([&]() -> aio::Task<void> {
     auto sending = aio::create_task(aio::sock_sendfile(p.a.get(), file.fd.get()));
     co_await iterations(3);
