@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -593,25 +594,20 @@ class RedisWorker final : public Worker::Impl {
     }
   }
 
-  // take_due_notices(now) (mu_ held): the start reports due by now, taken off the list.
+  // take_due_notices(now) (mu_ held): the start reports due by now, taken off the list (its
+  // head: notices_ is in due order, each due its push time plus kStartNotice, pushed under mu_).
   std::vector<StartNotice> take_due_notices(std::chrono::steady_clock::time_point now) {
-    std::vector<StartNotice> due;
-    for (auto it = notices_.begin(); it != notices_.end();) {
-      if (it->due <= now) {
-        due.push_back(std::move(*it));
-        it = notices_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    const auto end = std::find_if(notices_.begin(), notices_.end(),
+                                  [now](const StartNotice& n) { return n.due > now; });
+    std::vector<StartNotice> due(std::make_move_iterator(notices_.begin()),
+                                 std::make_move_iterator(end));
+    notices_.erase(notices_.begin(), end);
     return due;
   }
 
   // earliest_notice() (mu_ held): when the next start report is due (max() when none is).
   std::chrono::steady_clock::time_point earliest_notice() const {
-    auto t = std::chrono::steady_clock::time_point::max();
-    for (const StartNotice& n : notices_) t = std::min(t, n.due);
-    return t;
+    return notices_.empty() ? std::chrono::steady_clock::time_point::max() : notices_.front().due;
   }
 
   // send_notices(due): the start reports, pipelined; a report that does not reach Redis is lost
@@ -744,7 +740,7 @@ class RedisWorker final : public Worker::Impl {
   std::deque<Taken> ready_;    // taken (over) and not started: the next free thread runs them
   std::vector<Lease> leases_;  // every task this worker holds
   std::vector<Slot> slots_;    // the ConcurrencyLimit slots its running tasks hold
-  std::vector<StartNotice> notices_;  // start reports of running tasks, not due yet
+  std::vector<StartNotice> notices_;  // start reports of running tasks, not due yet, in due order
   // promote_hint_: when a task this worker put back (retry, limit) is due — the maintenance thread
   // promotes then rather than at its next period.
   std::chrono::steady_clock::time_point promote_hint_ =
