@@ -20,9 +20,14 @@
 // Full / Empty. Each item is moved exactly once in and once out (T's moves are noexcept here).
 // Task accounting needs no counter on the put path: the number of puts is enq_, task_done()
 // counts in done_, and unfinished tasks = enq_ - done_.
-// Memory ordering: a slot's sequence store (release or stronger) publishes the item or the free
-// slot to the thread whose acquire load sees it. The stores that can satisfy a waiter's
-// condition, and the waiters' re-checks, are seq_cst, as EventCount requires.
+// Memory ordering: a slot's sequence store (release) publishes the item or the free slot to the
+// thread whose acquire load sees it. Claims on enq_ / deq_ are seq_cst read-modify-writes, and a
+// waiter's re-check reads the two positions (seq_cst), not the slot: either the re-check sees the
+// other side's claim, or that side's notify() (after its claim) sees the waiter — EventCount's
+// rule, without a full fence on the slot store of every put and get.
+// A put that finds the ring full spins until an eighth of it is free (refill_), not one slot, so
+// a producer and a consumer on two cores do not work in lock-step on the same slots; the spin is
+// bounded, and the put takes a single free slot before it sleeps (docs/internals/queue.md).
 // Thread-safety: every member may be called from any thread; destroying the queue with blocked
 // callers is undefined (as for every queue).
 #pragma once
@@ -86,8 +91,9 @@ class RingQueue {
       if (deadline.expired()) return false;
       if (!spun) {
         spun = true;
-        spin_wait([this] { return has_room_hint() || stopping_.load(std::memory_order_relaxed); },
-                  deadline);
+        spin_wait(
+            [this] { return room_hint() >= refill_ || stopping_.load(std::memory_order_relaxed); },
+            deadline);
         continue;
       }
       const auto ticket = not_full_.prepare();
@@ -163,7 +169,7 @@ class RingQueue {
           break;  // out of memory: return what was taken; the rest stays queued
         }
       }
-      if (!deq_.compare_exchange_weak(pos, pos + run, std::memory_order_relaxed)) continue;
+      if (!deq_.compare_exchange_weak(pos, pos + run, std::memory_order_seq_cst)) continue;
       for (std::size_t i = 0; i < run; ++i) {
         const Taken t{slot(pos + i).item(), pos + i};
         out.push_back(std::move(*t.value));
@@ -192,11 +198,11 @@ class RingQueue {
         ++done;
         continue;
       }
-      if (!enq_.compare_exchange_weak(pos, pos + run, std::memory_order_relaxed)) continue;
+      if (!enq_.compare_exchange_weak(pos, pos + run, std::memory_order_seq_cst)) continue;
       for (std::size_t i = 0; i < run; ++i) {
         Slot& sl = slot(pos + i);
         ::new (static_cast<void*>(sl.storage)) T(std::move(items[done + i]));
-        sl.seq.store(2 * (pos + i) + 1, std::memory_order_seq_cst);
+        sl.seq.store(2 * (pos + i) + 1, std::memory_order_release);
       }
       done += run;
       not_empty_.notify(run > 1);
@@ -210,7 +216,7 @@ class RingQueue {
       Slot& s = slot(pos);
       const std::uint64_t seq = s.seq.load(std::memory_order_acquire);
       if (seq == 2 * pos + 1) {
-        if (deq_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
+        if (deq_.compare_exchange_weak(pos, pos + 1, std::memory_order_seq_cst)) {
           return Taken{s.item(), pos};
         }
         continue;  // another consumer took pos; `pos` now holds the fresh value
@@ -296,7 +302,7 @@ class RingQueue {
 
   void free_slot(const Taken& t) noexcept {
     t.value->~T();
-    slot(t.pos).seq.store(2 * (t.pos + capacity_), std::memory_order_seq_cst);
+    slot(t.pos).seq.store(2 * (t.pos + capacity_), std::memory_order_release);
   }
 
   Slot& slot(std::uint64_t pos) const noexcept {
@@ -319,9 +325,9 @@ class RingQueue {
       Slot& s = slot(pos);
       const std::uint64_t seq = s.seq.load(std::memory_order_acquire);
       if (seq == 2 * pos) {
-        if (enq_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
+        if (enq_.compare_exchange_weak(pos, pos + 1, std::memory_order_seq_cst)) {
           ::new (static_cast<void*>(s.storage)) T(std::move(item));
-          s.seq.store(2 * pos + 1, std::memory_order_seq_cst);
+          s.seq.store(2 * pos + 1, std::memory_order_release);
           not_empty_.notify();
           return true;
         }
@@ -339,16 +345,16 @@ class RingQueue {
   [[nodiscard]] bool has_item_hint() const noexcept {
     return enq_.load(std::memory_order_relaxed) != deq_.load(std::memory_order_relaxed);
   }
-  [[nodiscard]] bool has_room_hint() const noexcept {
-    return enq_.load(std::memory_order_relaxed) < deq_.load(std::memory_order_relaxed) + capacity_;
+  [[nodiscard]] std::uint64_t room_hint() const noexcept {
+    const std::uint64_t end = deq_.load(std::memory_order_relaxed) + capacity_;
+    const std::uint64_t pos = enq_.load(std::memory_order_relaxed);
+    return end > pos ? end - pos : 0;
   }
   [[nodiscard]] bool readable_now() const noexcept {
-    const std::uint64_t pos = deq_.load(std::memory_order_seq_cst);
-    return slot(pos).seq.load(std::memory_order_seq_cst) == 2 * pos + 1;
+    return deq_.load(std::memory_order_seq_cst) < enq_.load(std::memory_order_seq_cst);
   }
   [[nodiscard]] bool writable_now() const noexcept {
-    const std::uint64_t pos = enq_.load(std::memory_order_seq_cst);
-    return slot(pos).seq.load(std::memory_order_seq_cst) == 2 * pos;
+    return enq_.load(std::memory_order_seq_cst) < deq_.load(std::memory_order_seq_cst) + capacity_;
   }
   [[nodiscard]] bool all_done() const noexcept {
     const std::uint64_t done = done_.load(std::memory_order_seq_cst);
@@ -357,6 +363,8 @@ class RingQueue {
 
   // Read-mostly fields first; each counter that one side writes on its own cache line.
   const std::size_t capacity_;
+  const std::uint64_t refill_ = capacity_ / 8 > 0 ? capacity_ / 8 : 1;  // free slots a full put
+                                                                        // spins for
   const std::uint64_t mask_;  // capacity - 1 when capacity is a power of two, else 0
   const std::unique_ptr<Slot[]> slots_;
   std::atomic<bool> stopping_{false};
