@@ -184,20 +184,28 @@ class RedisWorker final : public Worker::Impl {
 
   // serve(conn): one serving thread — takes one task at a time (a task taken over from a dead
   // worker first, then the first queue's, blocking on all of them), runs it, stores its outcome.
-  // All threads read as the one consumer o_.name: the leases are this worker's.
+  // All threads read as the one consumer o_.name: the leases are this worker's. With one queue,
+  // the blocking read for the next task goes out with the finish of the last (finish()): one
+  // round trip and one wake-up per task instead of two; `ahead` says its answer is still to read.
   void serve(Redis& conn) {
     auto backoff = std::chrono::milliseconds(50);
+    bool ahead = false;
     while (!stopping()) {
       try {
         if (!conn.is_connected()) {
+          ahead = false;  // (a read lost with the connection: recover_orphans takes its task)
           conn.reconnect();
           conn.set_timeout(o_.connect_timeout + kBlock);
           for (const std::string& s : streams_) detail::ensure_group(conn, s);
         }
+        if (ahead) {
+          ahead = false;
+          receive(conn, conn.get_reply());
+        }
         std::optional<Taken> t = next_ready();
         if (!t) t = read(conn);
         backoff = std::chrono::milliseconds(50);
-        if (t) execute(conn, std::move(*t));
+        if (t) execute(conn, std::move(*t), &ahead);
       } catch (const ConnectionError&) {
         conn.close();
         sleep_unless_stopped(backoff);
@@ -209,7 +217,15 @@ class RedisWorker final : public Worker::Impl {
         backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
       }
     }
-    // Warm shutdown: tasks taken over and not started yet still run (their leases are ours).
+    // Warm shutdown: tasks taken over and not started yet still run (their leases are ours), and
+    // so does one a read sent ahead brought.
+    if (ahead) {
+      try {
+        receive(conn, conn.get_reply());
+      } catch (const std::exception&) {
+        // Redis gone or the read refused: a task it took is recovered once its lease expires
+      }
+    }
     while (std::optional<Taken> t = next_ready()) {
       try {
         if (!conn.is_connected()) conn.reconnect();
@@ -228,6 +244,28 @@ class RedisWorker final : public Worker::Impl {
     return t;
   }
 
+  // block_argv(): the blocking read of one new task over every queue (kBlock).
+  std::vector<std::string_view> block_argv() const {
+    static const std::string ms = std::to_string(kBlock.count());
+    std::vector<std::string_view> argv{"XREADGROUP", "GROUP", detail::kGroup, o_.name, "COUNT", "1",
+                                       "BLOCK",      ms,      "STREAMS"};
+    for (const std::string& s : streams_) argv.emplace_back(s);
+    for (std::size_t q = 0; q < streams_.size(); ++q) argv.emplace_back(">");
+    return argv;
+  }
+
+  // receive(conn, reply): the tasks of a read's reply, leased (registered at once, so that
+  // recover_orphans never takes them for lost) and queued on ready_.
+  void receive(Redis& conn, const Reply& reply) {
+    std::vector<Taken> taken;
+    collect(conn, reply, taken);
+    std::scoped_lock lock(mu_);
+    for (Taken& t : taken) {
+      leases_.push_back({t.queue, t.entry});
+      ready_.push_back(std::move(t));
+    }
+  }
+
   // read(conn): one new task, the first queue first; nullopt when none came within kBlock. A
   // blocking read over several queues may return one task of each: the extras go to ready_.
   std::optional<Taken> read(Redis& conn) {
@@ -239,16 +277,7 @@ class RedisWorker final : public Worker::Impl {
                               "STREAMS", streams_[q], ">"}),
                 taken);
     }
-    if (taken.empty()) {
-      std::vector<std::string_view> argv{"XREADGROUP", "GROUP", detail::kGroup, o_.name,
-                                         "COUNT",      "1",     "BLOCK"};
-      const std::string ms = std::to_string(kBlock.count());
-      argv.emplace_back(ms);
-      argv.emplace_back("STREAMS");
-      for (const std::string& s : streams_) argv.emplace_back(s);
-      for (std::size_t q = 0; q < streams_.size(); ++q) argv.emplace_back(">");
-      collect(conn, conn.command(argv), taken);
-    }
+    if (taken.empty()) collect(conn, conn.command(block_argv()), taken);
     if (taken.empty()) return std::nullopt;
     std::scoped_lock lock(mu_);
     for (const Taken& t : taken) leases_.push_back({t.queue, t.entry});
@@ -294,9 +323,10 @@ class RedisWorker final : public Worker::Impl {
     }
   }
 
-  // execute(conn, t): runs the task on this thread (its start reported if it runs kStartNotice)
-  // and stores its outcome.
-  void execute(Redis& conn, Taken t) {
+  // execute(conn, t, ahead): runs the task on this thread (its start reported if it runs
+  // kStartNotice) and stores its outcome (sending the next read with it when `ahead` is given:
+  // finish()).
+  void execute(Redis& conn, Taken t, bool* ahead = nullptr) {
     // Whatever happens below, the lease leaves this worker's list (no more renewals): a task this
     // thread could not finish is taken over once its lease expires.
     struct ReleaseLease {
@@ -405,22 +435,23 @@ class RedisWorker final : public Worker::Impl {
       }
     }
     release_slot.release();
-    report(conn, t, run.result, run.retry, /*dead_letter=*/!run.revoked);
+    report(conn, t, run.result, run.retry, /*dead_letter=*/!run.revoked, ahead);
   }
 
   // report(conn, t, r, retry, dead_letter): stores the outcome (or the retry; a final error goes to
   // the dead letters if dead_letter), reconnecting while the lease may
   // still be ours; past it, another worker will run the task again.
   void report(Redis& conn, const Taken& t, const detail::ResultMessage& r, bool retry,
-              bool dead_letter = true) {
+              bool dead_letter = true, bool* ahead = nullptr) {
     const auto give_up_at = std::chrono::steady_clock::now() + o_.lease;
     auto backoff = std::chrono::milliseconds(20);
     for (;;) {
       try {
         if (!conn.is_connected()) conn.reconnect();
         const bool kept =
-            retry ? store_retry(conn, t)
-                  : finish(conn, t, r, dead_letter && r.kind == detail::ResultMessage::error);
+            retry
+                ? store_retry(conn, t)
+                : finish(conn, t, r, dead_letter && r.kind == detail::ResultMessage::error, ahead);
         std::scoped_lock lock(mu_);
         if (!kept)
           ++stats_.lost;
@@ -448,8 +479,14 @@ class RedisWorker final : public Worker::Impl {
     }
   }
 
-  // finish(conn, t, r, dead): FINISH — false when the lease had passed to another worker.
-  bool finish(Redis& conn, const Taken& t, const detail::ResultMessage& r, bool dead) {
+  // finish(conn, t, r, dead, ahead): FINISH — false when the lease had passed to another worker.
+  // Given `ahead` (a serving thread's, one queue, not stopping), the blocking read of the next
+  // task is pipelined behind the script, and *ahead set once the script's answer is in: the
+  // caller reads the task next. When the script fails (NOSCRIPT after a restart, or an error),
+  // the read's answer is taken first — it may carry a task, now leased to this worker — and the
+  // script is then run as without.
+  bool finish(Redis& conn, const Taken& t, const detail::ResultMessage& r, bool dead,
+              bool* ahead = nullptr) {
     const std::string message = detail::encode(r);
     const std::string ttl = std::to_string(std::max<std::int64_t>(1, t.message.result_ttl_ms));
     std::string error;
@@ -460,11 +497,36 @@ class RedisWorker final : public Worker::Impl {
     }
     std::string field = o_.queues[t.queue];
     field += r.kind == detail::ResultMessage::ok ? ":succeeded" : ":failed";
-    const Reply out = detail::finish_script().run(
-        conn, {streams_[t.queue], t.message.reply, dead_[t.queue], stats_key_},
-        {detail::kGroup, o_.name, t.entry, message, ttl, dead ? "1" : "0", t.message.task, error,
-         task_message, field});
-    return out.as_integer() == 1;
+    const std::vector<std::string_view> keys{streams_[t.queue], t.message.reply, dead_[t.queue],
+                                             stats_key_};
+    const std::vector<std::string_view> args{
+        detail::kGroup,   o_.name,        t.entry, message,      ttl,
+        dead ? "1" : "0", t.message.task, error,   task_message, field};
+    const Script& script = detail::finish_script();
+    if (ahead == nullptr || streams_.size() != 1 || stopping())
+      return script.run(conn, keys, args).as_integer() == 1;
+    const std::string nkeys = std::to_string(keys.size());
+    std::vector<std::string_view> argv{"EVALSHA", script.sha1(), nkeys};
+    argv.insert(argv.end(), keys.begin(), keys.end());
+    argv.insert(argv.end(), args.begin(), args.end());
+    conn.append(argv);
+    conn.append(block_argv());
+    std::optional<Reply> out;
+    try {
+      out = conn.get_reply();
+    } catch (const RedisError&) {
+      // (out stays empty: handled below, once the read's answer is in)
+    }
+    if (!out) {
+      try {
+        receive(conn, conn.get_reply());
+      } catch (const RedisError&) {
+        // the read's own refusal: the serving loop reads again
+      }
+      return script.run(conn, keys, args).as_integer() == 1;
+    }
+    *ahead = true;
+    return out->as_integer() == 1;
   }
 
   // defer(conn, t, wait): the task goes back to wait for its limit (not a retry: the same message),

@@ -739,6 +739,35 @@ TEST_F(DistTest, StopIsWarmTheTaskTakenFinishes) {
       << "a stopped worker leaves the workers hash";
 }
 
+// A serving thread sends the blocking read of its next task with the finish of the last (one
+// round trip per task). A warm stop that lands while that read is in flight must still take its
+// answer and run the task it brought: a task left leased to the stopped worker would wait out the
+// whole lease (30 s here) before another worker could run it.
+TEST_F(DistTest, AWarmStopLeavesNoTaskLeasedToTheStoppedWorker) {
+  RedisExecutor ex(url());
+  std::vector<Future<int>> fs;
+  const auto finished = [&] {
+    return std::count_if(fs.begin(), fs.end(), [](const Future<int>& f) { return f.done(); });
+  };
+  for (int round = 0; round < 5; ++round) {
+    auto w = start_worker(1);
+    const std::string name = w->worker().name();
+    const long long before = finished();
+    for (int i = 0; i < 300; ++i) fs.push_back(ex.submit(dist_mul, i, round + 1));
+    ASSERT_TRUE(concur::testing::poll_until(kRemote, [&] { return finished() >= before + 30; }));
+    w->join();  // mid-stream: its thread is between a finish and the next task
+    const Reply pending =
+        redis().command({"XPENDING", "concur:q:default", "workers", "-", "+", "100", name});
+    EXPECT_TRUE(pending.elements.empty())
+        << pending.elements.size() << " task(s) left leased to the stopped worker, round " << round;
+  }
+  auto last = start_worker(2);
+  for (std::size_t i = 0; i < fs.size(); ++i) {
+    const int round = static_cast<int>(i / 300);
+    EXPECT_EQ(fs[i].result(20s), static_cast<int>(i % 300) * (round + 1)) << "task " << i;
+  }
+}
+
 TEST_F(DistTest, QueuesAreServedInPriorityOrder) {
   RedisExecutor ex(url());
   std::vector<Future<void>> fs;
