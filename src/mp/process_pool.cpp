@@ -33,6 +33,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <streambuf>
 #include <string>
 #include <thread>
 #include <unordered_set>
@@ -190,12 +191,38 @@ struct WorkerWatch {
 using mp::detail::Mailbox;
 using mp::detail::Ring;
 
-// recv_requests(box, conn, buf, out): the worker waits for its next request message — spinning a
+// RecordInBuf is a get area over one ring record, reset for each: the std::istream over it lives
+// as long as its reader, because constructing a stream (its locale) per message costs more than
+// the cereal load of a small reply.
+class RecordInBuf : public std::streambuf {
+ public:
+  void reset(std::string_view record) noexcept {
+    char* p = const_cast<char*>(record.data());  // never written: a get area only
+    setg(p, p, p + record.size());
+  }
+};
+
+// ReplyWriter serializes replies into one reused buffer through one long-lived stream (see
+// RecordInBuf).
+struct ReplyWriter {
+  std::string bytes;
+  mp::detail::StringOutBuf buf{bytes};
+  std::ostream os{&buf};
+};
+
+// recv_requests(box, conn, reader, out): the worker waits for its next request message — spinning a
 // little, then asleep on the request ring's futex (the watchdog ends the worker if the pool's
 // process dies meanwhile). A message that went on the side is read from the Connection. False
 // when that Connection reached end of file (the pool is gone).
-bool recv_requests(Mailbox& box, mp::Connection& conn, std::string& buf,
+struct RequestReader {
+  std::string buf;  // the last request record
+  RecordInBuf in_buf;
+  std::istream in{&in_buf};
+};
+
+bool recv_requests(Mailbox& box, mp::Connection& conn, RequestReader& reader,
                    std::vector<PoolRequest>& out) {
+  std::string& buf = reader.buf;
   Ring& ring = box.requests();
   Ring::Kind kind{};
   while (!ring.try_read(buf, kind))
@@ -208,9 +235,16 @@ bool recv_requests(Mailbox& box, mp::Connection& conn, std::string& buf,
     }
     return true;
   }
-  RequestMessage message;
-  mp::loads(buf, {}, message);
-  out = std::move(message.requests);
+  reader.in_buf.reset(buf);
+  reader.in.clear();
+  mp::detail::FdSource none({});
+  mp::detail::ScopedFdSource scope(none);
+  try {
+    mp::InputArchive ar(reader.in);
+    ar(out);  // a RequestMessage is saved as the bytes of a std::vector<PoolRequest>
+  } catch (const cereal::Exception& e) {
+    mp::detail::throw_unpickling(e.what());
+  }
   return true;
 }
 
@@ -232,16 +266,26 @@ void post_reply(Mailbox& box, Ring::Kind kind, std::string_view bytes) {
   if (out.epoll_armed() && !out.consumed(mark)) out.notify_reader();
 }
 
-// send_reply(box, conn, reply): through the ring when it fits and carries no descriptor (a result
-// in a file does), else on the Connection with a kSide marker in the ring, in order.
-void send_reply(Mailbox& box, mp::Connection& conn, const PoolReply& reply) {
+// send_reply(box, conn, writer, reply): through the ring when it fits and carries no descriptor (a
+// result in a file does), else on the Connection with a kSide marker in the ring, in order.
+void send_reply(Mailbox& box, mp::Connection& conn, ReplyWriter& writer, const PoolReply& reply) {
   const std::size_t limit = box.replies().max_message();
   if (!reply.result.in_file() && reply.result.size() + reply.type_name.size() +
                                          reply.message.size() + reply.traceback.size() + 64 <=
                                      limit) {
-    mp::Payload payload = mp::dumps(reply);
-    if (payload.fds.empty() && payload.bytes.size() <= limit) {
-      post_reply(box, Ring::kBytes, payload.bytes);
+    writer.bytes.clear();
+    mp::detail::FdSink sink;
+    {
+      mp::detail::ScopedFdSink scope(sink);
+      try {
+        mp::OutputArchive ar(writer.os);
+        ar(reply);
+      } catch (const cereal::Exception& e) {
+        mp::detail::throw_pickling(e.what());
+      }
+    }
+    if (sink.fds.empty() && writer.bytes.size() <= limit) {
+      post_reply(box, Ring::kBytes, writer.bytes);
       return;
     }
   }
@@ -257,6 +301,7 @@ void pool_worker(mp::Connection conn, mp::Connection control, mp::detail::Mailbo
                  bool kill_running) {
   ::signal(SIGINT, SIG_IGN);
   Mailbox box = Mailbox::attach(std::move(mailbox));
+  ReplyWriter writer;
   auto* watch = new WorkerWatch;  // immortal, see WorkerWatch
   std::thread(watch_pool, std::move(control), watch).detach();
   const std::string where =
@@ -272,17 +317,17 @@ void pool_worker(mp::Connection conn, mp::Connection control, mp::detail::Mailbo
       describe_current(reply);
       reply.traceback = "raised by the initializer " + where;
       try {
-        send_reply(box, conn, reply);
+        send_reply(box, conn, writer, reply);
       } catch (...) {
       }
       return;
     }
   }
   std::uint64_t done = 0;
-  std::string buf;  // the last request record, reused
+  RequestReader reader;
   for (;;) {
     std::vector<PoolRequest> requests;
-    if (!recv_requests(box, conn, buf, requests)) return;  // the pool is gone
+    if (!recv_requests(box, conn, reader, requests)) return;  // the pool is gone
     for (PoolRequest& request : requests) {
       if (request.id == 0) return;
       PoolReply reply;
@@ -297,7 +342,7 @@ void pool_worker(mp::Connection conn, mp::Connection control, mp::detail::Mailbo
       }
       if (reply.status == ReplyStatus::skipped) {
         try {
-          send_reply(box, conn, reply);
+          send_reply(box, conn, writer, reply);
         } catch (...) {
           return;
         }
@@ -343,7 +388,7 @@ void pool_worker(mp::Connection conn, mp::Connection control, mp::detail::Mailbo
         watch->limited = 0;
       }
       try {
-        send_reply(box, conn, reply);
+        send_reply(box, conn, writer, reply);
       } catch (...) {
         return;  // the pool is gone
       }
@@ -581,7 +626,10 @@ class ProcessPoolCore {
     Mailbox box;             // requests and replies (see mailbox.hpp)
     int pidfd = -1;          // the process's (readable once it exited), in the epoll set
     std::string buf;         // the last reply record read (by the one reader of the moment)
+    RecordInBuf in_buf;      // over buf, and the stream the replies are loaded through
+    std::istream in{&in_buf};
     std::deque<std::unique_ptr<PoolJob>> in_flight;
+    std::size_t wire = 0;  // the wire_size of the requests in in_flight (see send_work_locked)
     std::uint64_t sent = 0;
     bool stopping = false;  // sent the exit request (or reached max_tasks_per_child)
     bool borrowed = false;  // a waiting thread reads the replies (assist_wait)
@@ -645,6 +693,7 @@ class ProcessPoolCore {
     for (auto& w : workers_) {
       for (auto& job : w->in_flight) failed.push_back(std::move(job));
       w->in_flight.clear();
+      w->wire = 0;
       // What they run has failed already: stop them (Python's terminate_broken), so that a long
       // task does not hold up shutdown. Under mu_: the pid cannot be reaped and reused meanwhile.
       try {
@@ -665,6 +714,7 @@ class ProcessPoolCore {
   // waits while another holds several): up to kMinPerWorker each, or a fair share of a long
   // backlog, at most kMaxPerWorker.
   void send_work_locked(std::vector<std::unique_ptr<PoolJob>>& cancelled) {
+    if (pending_.empty()) return;
     std::size_t in_flight = 0;
     for (const auto& w : workers_) in_flight += w->in_flight.size();
     // A quarter of the backlog per worker: enough to keep it busy between refills, while most of
@@ -683,7 +733,7 @@ class ProcessPoolCore {
     std::vector<std::size_t> bytes(workers_.size(), 0);
     for (std::size_t i = 0; i < workers_.size(); ++i) {
       first_new[i] = workers_[i]->in_flight.size();
-      for (const auto& job : workers_[i]->in_flight) bytes[i] += wire_size(*job);
+      bytes[i] = workers_[i]->wire;
     }
     for (std::size_t depth = 1; depth <= limit && !pending_.empty(); ++depth) {
       for (std::size_t i = 0; i < workers_.size(); ++i) {
@@ -710,6 +760,7 @@ class ProcessPoolCore {
           ++w.sent;
           if (options_.max_tasks_per_child != 0 && w.sent >= options_.max_tasks_per_child)
             w.stopping = true;  // it exits after its last task
+          w.wire += size;
           w.in_flight.push_back(std::move(job));
         }
       }
@@ -723,6 +774,7 @@ class ProcessPoolCore {
       } catch (const Error&) {
         // The worker is dying (its end of file will tell): take the new requests back, in order.
         while (w.in_flight.size() > first_new[i]) {
+          w.wire -= std::min(w.wire, wire_size(*w.in_flight.back()));
           pending_.push_front(std::move(w.in_flight.back()));
           w.in_flight.pop_back();
         }
@@ -835,7 +887,7 @@ class ProcessPoolCore {
       init_failed_ = true;
       init_failed_reason_ =
           "a worker's initializer failed: " + reply.type_name + ": " + reply.message;
-      return;  // the worker exits; its end of file breaks the pool
+      return;  // the worker exits; its death breaks the pool
     }
     std::unique_ptr<PoolJob> job;
     {
@@ -843,6 +895,7 @@ class ProcessPoolCore {
       if (w.in_flight.empty() || w.in_flight.front()->id != reply.id) return;  // cannot happen
       job = std::move(w.in_flight.front());
       w.in_flight.pop_front();
+      w.wire -= std::min(w.wire, wire_size(*job));
       release_running_args_locked(w);
     }
     if (reply.status == ReplyStatus::skipped) return;  // cancelled (kill_running) before it ran
@@ -976,8 +1029,17 @@ class ProcessPoolCore {
     if (!w.box.replies().try_read(w.buf, kind)) return false;
     if (kind == Ring::kSide) {
       reply = w.conn.recv<PoolReply>();
-    } else {
-      mp::loads(w.buf, {}, reply);
+      return true;
+    }
+    w.in_buf.reset(w.buf);
+    w.in.clear();
+    mp::detail::FdSource none({});
+    mp::detail::ScopedFdSource scope(none);
+    try {
+      mp::InputArchive ar(w.in);
+      ar(reply);
+    } catch (const cereal::Exception& e) {
+      mp::detail::throw_unpickling(e.what());
     }
     return true;
   }
@@ -997,6 +1059,8 @@ class ProcessPoolCore {
       if (!is_ours_locked(w) || w->borrowed) return;
       w->draining = true;
     }
+    // One reply at a time, each settled before the next is read: a done-callback run by a
+    // settle may wait for the next reply of this very worker, and reads it itself (assist_wait).
     for (;;) {
       PoolReply reply;
       try {
