@@ -83,6 +83,11 @@ class Ring {
   [[nodiscard]] bool empty() const noexcept {
     return c_->head.load(std::memory_order_relaxed) == c_->tail.load(std::memory_order_acquire);
   }
+  // empty_after_announce() is empty() right after an announcement in reader_wait: the tail is
+  // loaded seq_cst, the second half of the Dekker pair with the writer's publication.
+  [[nodiscard]] bool empty_after_announce() const noexcept {
+    return c_->head.load(std::memory_order_relaxed) == c_->tail.load(std::memory_order_seq_cst);
+  }
 
   // try_write(kind, bytes) copies one record in and publishes it, then wakes a sleeping reader
   // (unless `defer_epoll`: a reader sleeping in epoll is left for notify_reader()). False, with
@@ -107,8 +112,11 @@ class Ring {
       auto room = [&] { return has_room(bytes.size()); };
       if (concur::detail::spin_wait(room, concur::detail::Deadline::infinite())) continue;
       c_->writer_wait.store(1, std::memory_order_seq_cst);
-      if (!room())
-        (void)shared_futex_wait(c_->writer_wait, 1, concur::detail::Deadline::infinite());
+      // head loaded seq_cst after the announcement (Dekker with try_read's head store).
+      const bool fits = cap_ - (c_->tail.load(std::memory_order_relaxed) -
+                                c_->head.load(std::memory_order_seq_cst)) >=
+                        record_size(bytes.size());
+      if (!fits) (void)shared_futex_wait(c_->writer_wait, 1, concur::detail::Deadline::infinite());
       c_->writer_wait.store(0, std::memory_order_relaxed);
     }
   }
@@ -140,7 +148,7 @@ class Ring {
     if (concur::detail::spin_wait([&] { return !empty() || stop(); }, deadline)) return !empty();
     for (;;) {
       c_->reader_wait.store(kFutex, std::memory_order_seq_cst);
-      if (!empty() || stop()) break;
+      if (!empty_after_announce() || stop()) break;
       if (!shared_futex_wait(c_->reader_wait, kFutex, deadline)) break;
     }
     c_->reader_wait.store(kAwake, std::memory_order_relaxed);
@@ -155,7 +163,7 @@ class Ring {
   // is there already (then it must not sleep).
   bool arm_epoll() noexcept {
     c_->reader_wait.store(kEpoll, std::memory_order_seq_cst);
-    return !empty();
+    return !empty_after_announce();
   }
   [[nodiscard]] bool epoll_armed() const noexcept {
     return c_->reader_wait.load(std::memory_order_seq_cst) == kEpoll;

@@ -674,12 +674,19 @@ class ProcessPoolCore {
     w->process.start();
     w->pidfd = mp::detail::process_pidfd(w->process);
     w->box.replies().arm_epoll();
+    // Without its pidfd in the set a death would go unseen: such a start fails (the pool retries
+    // once, then breaks) rather than risk a hang. The worker exits through its watchdog.
     epoll_event ev{};
     ev.events = EPOLLIN;
-    ev.data.u64 = tag(w.get(), false);
-    (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w->box.notify_fd(), &ev);
     ev.data.u64 = tag(w.get(), true);
-    (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w->pidfd, &ev);
+    if (w->pidfd < 0 || ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w->pidfd, &ev) != 0)
+      throw mp::OSError(w->pidfd < 0 ? EBADF : errno, "process pool: watching a worker's pidfd");
+    ev.data.u64 = tag(w.get(), false);
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w->box.notify_fd(), &ev) != 0) {
+      const int e = errno;
+      (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w->pidfd, nullptr);
+      throw mp::OSError(e, "process pool: watching a worker's mailbox");
+    }
     return w;
   }
 
