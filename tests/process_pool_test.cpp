@@ -1332,3 +1332,149 @@ TEST_F(ProcessPoolTest, NoDescriptorLeaksAfter100BigTasks) {
 
 }  // namespace
 }  // namespace concur
+
+// ---- The mailbox transport (src/mp/mailbox.hpp): requests and replies through two shared rings
+// per worker, futex wake-ups, the worker's pidfd for its death.
+
+namespace concur {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr auto kMailWait = 60s;
+
+class MailboxTest : public ::testing::Test {
+ protected:
+  void TearDown() override { EXPECT_TRUE(mp::active_children().empty()); }
+};
+
+// mail_pattern(n, seed): n bytes that differ by position and seed (a swapped or torn record shows).
+std::string mail_pattern(std::size_t n, std::size_t seed) {
+  std::string s(n, '\0');
+  for (std::size_t i = 0; i < n; ++i)
+    s[i] = static_cast<char>((i * 131 + seed * 7 + i / 251) & 0xff);
+  return s;
+}
+
+std::string rotated_copy(const std::string& s) {
+  std::string out = s.substr(1);
+  out.push_back(s.front());
+  return out;
+}
+
+TEST_F(MailboxTest, ManyRoundTripsOneAtATime) {
+  for (std::size_t workers : {1U, 2U, 3U}) {
+    ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = workers});
+    for (int i = 0; i < 3000; ++i) ASSERT_EQ(pool.submit(square, i).result(kMailWait), i * i) << i;
+  }
+}
+
+// Sizes chosen so that records wrap around the end of the 128 KiB rings at ever other offsets,
+// and some messages go on the side: above the ring's 64 KiB message limit (through the pipe, or
+// a memfd above 64 KiB) and above kFileThreshold (an argument file and a result file).
+TEST_F(MailboxTest, MessagesOfEverySizeAcrossTheRingBoundary) {
+  const std::size_t sizes[] = {
+      1,     7,      9,      1000, 4093, 20000,  40000,   65528,           65536,
+      70001, 131072, 140000, 1,    300,  500000, 1 << 20, (1 << 20) + 3000};
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  // One at a time (the waiter reads the replies), then all in flight (the dispatcher does).
+  std::size_t seed = 0;
+  for (int round = 0; round < 3; ++round)
+    for (const std::size_t n : sizes) {
+      const std::string s = mail_pattern(n, ++seed);
+      ASSERT_EQ(pool.submit(rotated, s).result(kMailWait), rotated_copy(s)) << n;
+    }
+  std::vector<std::pair<std::string, Future<std::string>>> fs;
+  for (int round = 0; round < 4; ++round)
+    for (const std::size_t n : sizes) {
+      std::string s = mail_pattern(n, ++seed);
+      auto f = pool.submit(rotated, s);
+      fs.emplace_back(std::move(s), std::move(f));
+    }
+  for (auto& [s, f] : fs) ASSERT_EQ(f.result(kMailWait), rotated_copy(s)) << s.size();
+}
+
+TEST_F(MailboxTest, AWorkerKilledWhileTheWaiterSleepsOnTheMailboxFailsOnlyItsTask) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  testing::TempDir dir;
+  auto f = pool.submit(sleep_marked, dir.file("run"), 60'000);
+  ASSERT_TRUE(
+      testing::poll_until(kMailWait, [&] { return testing::file_exists(dir.file("run")); }));
+  const pid_t pid = pool.worker_pids().at(0);
+  std::thread killer([pid] {
+    std::this_thread::sleep_for(200ms);  // the waiter is asleep on the reply futex by then
+    ::kill(pid, SIGKILL);
+  });
+  EXPECT_THROW((void)f.result(kMailWait), BrokenProcessPool);  // borrowed the worker's mailbox
+  killer.join();
+  EXPECT_EQ(pool.submit(square, 6).result(kMailWait), 36);  // replaced
+}
+
+TEST_F(MailboxTest, AWorkerKilledWithRequestsQueuedInItsRingResendsThem) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  testing::TempDir dir;
+  auto f = pool.submit(sleep_marked, dir.file("run"), 60'000);
+  auto g = pool.submit(square, 4);  // waits in the request ring
+  ASSERT_TRUE(
+      testing::poll_until(kMailWait, [&] { return testing::file_exists(dir.file("run")); }));
+  ::kill(pool.worker_pids().at(0), SIGKILL);
+  EXPECT_THROW((void)f.result(kMailWait), BrokenProcessPool);
+  EXPECT_EQ(g.result(kMailWait), 16);  // never started: sent again to the new worker
+}
+
+TEST_F(MailboxTest, AStoppedWorkerOnlyDelaysItsTask) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  ASSERT_EQ(pool.submit(square, 2).result(kMailWait), 4);
+  const pid_t pid = pool.worker_pids().at(0);
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  auto f = pool.submit(square, 9);
+  EXPECT_THROW((void)f.result(100ms), TimeoutError);  // a stopped worker is not a dead one
+  EXPECT_THROW((void)f.result(100ms), TimeoutError);
+  EXPECT_FALSE(f.done());
+  ASSERT_EQ(::kill(pid, SIGCONT), 0);
+  EXPECT_EQ(f.result(kMailWait), 81);
+  // Stopped, then killed: its task fails, the pool carries on.
+  ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+  auto g = pool.submit(square, 5);
+  std::thread killer([pid] {
+    std::this_thread::sleep_for(200ms);
+    ::kill(pid, SIGKILL);
+  });
+  EXPECT_THROW((void)g.result(kMailWait), BrokenProcessPool);
+  killer.join();
+  EXPECT_EQ(pool.submit(square, 7).result(kMailWait), 49);
+}
+
+TEST_F(MailboxTest, ManyConcurrentSubmittersEachWaitingForItsOwnResult) {
+  for (std::size_t workers : {1U, 2U, 8U}) {
+    ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = workers});
+    constexpr int kThreads = 8;
+    constexpr int kRounds = 300;
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < kThreads; ++t)
+      ts.emplace_back([&, t] {
+        for (int i = 0; i < kRounds; ++i) {
+          const int x = t * kRounds + i;
+          if (i % 50 == 7) {
+            const std::string s = mail_pattern(30000 + static_cast<std::size_t>(x), 3);
+            if (pool.submit(rotated, s).result(kMailWait) != rotated_copy(s)) ++wrong;
+          } else if (pool.submit(square, x).result(kMailWait) != x * x) {
+            ++wrong;
+          }
+        }
+      });
+    for (auto& t : ts) t.join();
+    EXPECT_EQ(wrong.load(), 0) << workers;
+  }
+}
+
+TEST_F(MailboxTest, MaxTasksPerChildAndShutdownStillEndEveryWorker) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2, .max_tasks_per_child = 3});
+  std::set<int> pids;
+  for (int i = 0; i < 30; ++i) pids.insert(pool.submit(my_pid).result(kMailWait));
+  EXPECT_GE(pids.size(), 10U);
+  pool.shutdown(true);
+}
+
+}  // namespace
+}  // namespace concur

@@ -7,11 +7,13 @@
 // Tasks are registered functions (concur/mp/task.hpp) with serializable arguments and results;
 // submit() serializes the arguments at once (PicklingError there), and a parameter or result type
 // that cannot be serialized is a compile error. Workers are mp::Processes (the default start
-// method: forkserver), started on the first submit, each with its own Connection to the pool's
-// dispatcher thread, which keeps a few tasks in each worker's pipe (two, or while the backlog is
+// method: forkserver), started on the first submit, each with its own shared-memory mailbox (a
+// request ring and a reply ring, futex wake-ups; its death seen through its pidfd) to the pool's
+// dispatcher thread, which keeps a few tasks in each worker's ring (two, or while the backlog is
 // long a quarter of the worker's share of it, at most 64: those count as running and are no longer
 // cancellable) and the rest in submission order. A thread blocked on the future of a running task
-// reads its worker's reply itself when no other thread does (one hand-off fewer). A task's
+// reads its worker's reply itself when no other thread does (one hand-off fewer; no system call
+// when both it and the worker are awake). A task's
 // exception reaches its future as RemoteError (type name, message, where it was raised); the
 // worker always answers.
 // Large arguments and results are never copied in user space: arguments whose serialized form
@@ -390,7 +392,7 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
   ~ProcessPoolExecutor() override;
 
   // kFileThreshold: a task's serialized arguments (a batch's, together) or result longer than
-  // this travel in a sealed memfd instead of the pipe: written once, never copied in memory.
+  // this travel in a sealed memfd instead of the mailbox: written once, never copied in memory.
   static constexpr std::size_t kFileThreshold = detail::kPoolFileThreshold;
 
   // submit(fn, args...) runs the registered task fn(args...) in a worker → Future<R>. Throws

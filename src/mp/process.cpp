@@ -1135,6 +1135,8 @@ pid_t Process::pid() const noexcept { return child_ ? child_->pid : 0; }
 
 int Process::sentinel() const noexcept { return child_ ? child_->sentinel() : -1; }
 
+int detail::process_pidfd(const Process& p) noexcept { return p.child_ ? p.child_->pidfd : -1; }
+
 void Process::terminate() {
   check_open();
   if (child_) child_->signal(SIGTERM);

@@ -1,19 +1,24 @@
 // ProcessPoolExecutor (see include/concur/process_pool.hpp).
 //
 // One dispatcher thread owns the workers. Each worker is an mp::Process running the registered
-// task "concur::ProcessPoolExecutor::worker" with its own duplex Connection. The dispatcher keeps
-// a few requests in each worker's pipe (see kMinPerWorker), reads replies as they come (an epoll
-// set over every worker's Connection plus a wake-up Connection that submit() and shutdown() write
-// to when the dispatcher sleeps), and settles futures in the dispatcher thread — unless a thread
-// blocked on a future borrows that worker's Connection and reads the reply itself (assist_wait).
-// A worker's end of file
-// means it exited: the request it was running (the oldest unanswered) fails with BrokenProcessPool,
-// the others go back to the front of the pending queue, and a new worker takes its place.
+// task "concur::ProcessPoolExecutor::worker" with its own mailbox (src/mp/mailbox.hpp: a request
+// ring and a reply ring in a shared memfd, futex wake-ups) and a duplex Connection for the
+// messages the rings do not carry (descriptors, or longer than 64 KiB; a marker in the ring keeps
+// their place). The dispatcher keeps a few requests in each worker's ring (see kMinPerWorker),
+// sleeps in epoll over every worker's reply eventfd (written by a worker only when the dispatcher
+// announced it sleeps there) and pidfd, plus a wake-up Connection that submit() and shutdown()
+// write to when it sleeps, and settles futures in the dispatcher thread — unless a thread blocked
+// on a future borrows that worker's reply ring and reads the reply itself (assist_wait): then a
+// round trip makes no system call when both sides are awake. A worker's pidfd turning readable
+// means it exited: the replies it published are read, then the request it was running (the oldest
+// unanswered) fails with BrokenProcessPool, the others go back to the front of the pending queue,
+// and a new worker takes its place.
 // Arguments and results past kPoolFileThreshold travel as sealed memfds (mp::detail::SpilledBytes):
-// a request or reply then carries the file's descriptor, and each side reads the other's file
-// with pread, straight into the values it loads.
+// a request or reply then carries the file's descriptor (on the Connection), and each side reads
+// the other's file with pread, straight into the values it loads.
 #include "concur/process_pool.hpp"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -28,6 +33,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <streambuf>
 #include <string>
 #include <thread>
 #include <unordered_set>
@@ -35,6 +41,7 @@
 
 #include "concur/mp/connection.hpp"
 #include "exception_info.hpp"
+#include "mailbox.hpp"
 
 namespace concur {
 
@@ -181,12 +188,120 @@ struct WorkerWatch {
   }
 }
 
+using mp::detail::Mailbox;
+using mp::detail::Ring;
+
+// RecordInBuf is a get area over one ring record, reset for each: the std::istream over it lives
+// as long as its reader, because constructing a stream (its locale) per message costs more than
+// the cereal load of a small reply.
+class RecordInBuf : public std::streambuf {
+ public:
+  void reset(std::string_view record) noexcept {
+    char* p = const_cast<char*>(record.data());  // never written: a get area only
+    setg(p, p, p + record.size());
+  }
+};
+
+// ReplyWriter serializes replies into one reused buffer through one long-lived stream (see
+// RecordInBuf).
+struct ReplyWriter {
+  std::string bytes;
+  mp::detail::StringOutBuf buf{bytes};
+  std::ostream os{&buf};
+};
+
+// recv_requests(box, conn, reader, out): the worker waits for its next request message — spinning a
+// little, then asleep on the request ring's futex (the watchdog ends the worker if the pool's
+// process dies meanwhile). A message that went on the side is read from the Connection. False
+// when that Connection reached end of file (the pool is gone).
+struct RequestReader {
+  std::string buf;  // the last request record
+  RecordInBuf in_buf;
+  std::istream in{&in_buf};
+};
+
+bool recv_requests(Mailbox& box, mp::Connection& conn, RequestReader& reader,
+                   std::vector<PoolRequest>& out) {
+  std::string& buf = reader.buf;
+  Ring& ring = box.requests();
+  Ring::Kind kind{};
+  while (!ring.try_read(buf, kind))
+    (void)ring.wait_readable([] { return false; }, Deadline::infinite());
+  if (kind == Ring::kSide) {
+    try {
+      out = conn.recv<RequestMessage>().requests;
+    } catch (const mp::EOFError&) {
+      return false;
+    }
+    return true;
+  }
+  reader.in_buf.reset(buf);
+  reader.in.clear();
+  mp::detail::FdSource none({});
+  mp::detail::ScopedFdSource scope(none);
+  try {
+    mp::InputArchive ar(reader.in);
+    ar(out);  // a RequestMessage is saved as the bytes of a std::vector<PoolRequest>
+  } catch (const cereal::Exception& e) {
+    mp::detail::throw_unpickling(e.what());
+  }
+  return true;
+}
+
+// post_reply(box, kind, bytes): one reply record. The pool's dispatcher may sleep in epoll on this
+// ring (kEpoll); a thread waiting for this very reply usually takes the ring over within a few
+// microseconds (ProcessPoolCore::assist_wait), and then the dispatcher need not be woken at all:
+// so the worker, having nothing else to do (no request waiting), spins a little for that to
+// happen before it writes the eventfd. With requests waiting it notifies at once (the dispatcher
+// then reads replies in bulk and refills).
+void post_reply(Mailbox& box, Ring::Kind kind, std::string_view bytes) {
+  Ring& out = box.replies();
+  out.write(kind, bytes, /*defer_epoll=*/true);
+  if (!out.epoll_armed()) return;
+  const std::uint64_t mark = out.published();
+  if (box.requests().empty())
+    (void)spin_wait(
+        [&] { return !out.epoll_armed() || out.consumed(mark) || !box.requests().empty(); },
+        Deadline::infinite());
+  if (out.epoll_armed() && !out.consumed(mark)) out.notify_reader();
+}
+
+// send_reply(box, conn, writer, reply): through the ring when it fits and carries no descriptor (a
+// result in a file does), else on the Connection with a kSide marker in the ring, in order.
+void send_reply(Mailbox& box, mp::Connection& conn, ReplyWriter& writer, const PoolReply& reply) {
+  const std::size_t limit = box.replies().max_message();
+  if (!reply.result.in_file() && reply.result.size() + reply.type_name.size() +
+                                         reply.message.size() + reply.traceback.size() + 64 <=
+                                     limit) {
+    writer.bytes.clear();
+    mp::detail::FdSink sink;
+    {
+      mp::detail::ScopedFdSink scope(sink);
+      try {
+        mp::OutputArchive ar(writer.os);
+        ar(reply);
+      } catch (const cereal::Exception& e) {
+        mp::detail::throw_pickling(e.what());
+      }
+    }
+    if (sink.fds.empty() && writer.bytes.size() <= limit) {
+      post_reply(box, Ring::kBytes, writer.bytes);
+      return;
+    }
+  }
+  conn.send(reply);
+  post_reply(box, Ring::kSide, {});
+}
+
 // pool_worker is the worker process's task: run requests until told to exit, the pipe closes, or
 // max_tasks were run. Ctrl-C is ignored (it is the parent's to handle; a parent that dies takes
 // its workers with it through the watchdog).
-void pool_worker(mp::Connection conn, mp::Connection control, std::string initializer,
-                 std::string initargs, std::uint64_t max_tasks, bool kill_running) {
+void pool_worker(mp::Connection conn, mp::Connection control, mp::detail::MailboxHandle mailbox,
+                 std::string initializer, std::string initargs, std::uint64_t max_tasks,
+                 bool kill_running) {
   ::signal(SIGINT, SIG_IGN);
+  Mailbox box = Mailbox::attach(std::move(mailbox));
+  ReplyWriter writer;
   auto* watch = new WorkerWatch;  // immortal, see WorkerWatch
   std::thread(watch_pool, std::move(control), watch).detach();
   const std::string where =
@@ -202,20 +317,17 @@ void pool_worker(mp::Connection conn, mp::Connection control, std::string initia
       describe_current(reply);
       reply.traceback = "raised by the initializer " + where;
       try {
-        conn.send(reply);
+        send_reply(box, conn, writer, reply);
       } catch (...) {
       }
       return;
     }
   }
   std::uint64_t done = 0;
+  RequestReader reader;
   for (;;) {
     std::vector<PoolRequest> requests;
-    try {
-      requests = conn.recv<RequestMessage>().requests;
-    } catch (const mp::EOFError&) {
-      return;  // the pool is gone
-    }
+    if (!recv_requests(box, conn, reader, requests)) return;  // the pool is gone
     for (PoolRequest& request : requests) {
       if (request.id == 0) return;
       PoolReply reply;
@@ -230,7 +342,7 @@ void pool_worker(mp::Connection conn, mp::Connection control, std::string initia
       }
       if (reply.status == ReplyStatus::skipped) {
         try {
-          conn.send(reply);
+          send_reply(box, conn, writer, reply);
         } catch (...) {
           return;
         }
@@ -276,7 +388,7 @@ void pool_worker(mp::Connection conn, mp::Connection control, std::string initia
         watch->limited = 0;
       }
       try {
-        conn.send(reply);
+        send_reply(box, conn, writer, reply);
       } catch (...) {
         return;  // the pool is gone
       }
@@ -506,15 +618,34 @@ class ProcessPoolCore {
 
  private:
   struct Worker {
+    Worker(mp::Process p, mp::Connection c, mp::Connection ctl, Mailbox b)
+        : process(std::move(p)), conn(std::move(c)), control(std::move(ctl)), box(std::move(b)) {}
     mp::Process process;
-    mp::Connection conn;
+    mp::Connection conn;     // the side channel: messages with descriptors or too big for the box
     mp::Connection control;  // to the worker's watchdog: cancelled ids; closing it stops the worker
+    Mailbox box;             // requests and replies (see mailbox.hpp)
+    int pidfd = -1;          // the process's (readable once it exited), in the epoll set
+    std::string buf;         // the last reply record read (by the one reader of the moment)
+    RecordInBuf in_buf;      // over buf, and the stream the replies are loaded through
+    std::istream in{&in_buf};
     std::deque<std::unique_ptr<PoolJob>> in_flight;
+    std::size_t wire = 0;  // the wire_size of the requests in in_flight (see send_work_locked)
     std::uint64_t sent = 0;
     bool stopping = false;  // sent the exit request (or reached max_tasks_per_child)
     bool borrowed = false;  // a waiting thread reads the replies (assist_wait)
     bool draining = false;  // the dispatcher reads the replies (drain)
+    // dead: the dispatcher saw the pidfd readable; a borrower sleeping on the reply futex is woken
+    // by it (set under mu_, read by the borrower without it). death_pending: seen while borrowed;
+    // the pidfd is disarmed in epoll until the borrower gives the worker back.
+    std::atomic<bool> dead{false};
+    bool death_pending = false;
   };
+
+  // Epoll tags: 0 is the wake-up pipe; a worker's address is its reply eventfd; the address + 1 is
+  // its pidfd (death).
+  static std::uint64_t tag(Worker* w, bool death) noexcept {
+    return reinterpret_cast<std::uintptr_t>(w) | (death ? 1U : 0U);
+  }
 
   void wake() {
     if (sleeping_.exchange(false, std::memory_order_seq_cst)) {
@@ -533,20 +664,29 @@ class ProcessPoolCore {
     o.daemon = true;
     auto [ours, theirs] = mp::Pipe();
     auto [control_rx, control_tx] = mp::Pipe(false);
+    Mailbox box = Mailbox::create();
     auto w = std::make_unique<Worker>(
-        Worker{.process = mp::Process(o, &pool_worker, std::move(theirs), std::move(control_rx),
-                                      initializer_, options_.initializer.arguments(),
-                                      static_cast<std::uint64_t>(options_.max_tasks_per_child),
-                                      options_.kill_running),
-               .conn = std::move(ours),
-               .control = std::move(control_tx),
-               .in_flight = {},
-               .sent = 0,
-               .stopping = false,
-               .borrowed = false,
-               .draining = false});
+        mp::Process(o, &pool_worker, std::move(theirs), std::move(control_rx), box.handle(),
+                    initializer_, options_.initializer.arguments(),
+                    static_cast<std::uint64_t>(options_.max_tasks_per_child),
+                    options_.kill_running),
+        std::move(ours), std::move(control_tx), std::move(box));
     w->process.start();
-    watch_worker(*w);
+    w->pidfd = mp::detail::process_pidfd(w->process);
+    w->box.replies().arm_epoll();
+    // Without its pidfd in the set a death would go unseen: such a start fails (the pool retries
+    // once, then breaks) rather than risk a hang. The worker exits through its watchdog.
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = tag(w.get(), true);
+    if (w->pidfd < 0 || ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w->pidfd, &ev) != 0)
+      throw mp::OSError(w->pidfd < 0 ? EBADF : errno, "process pool: watching a worker's pidfd");
+    ev.data.u64 = tag(w.get(), false);
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w->box.notify_fd(), &ev) != 0) {
+      const int e = errno;
+      (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w->pidfd, nullptr);
+      throw mp::OSError(e, "process pool: watching a worker's mailbox");
+    }
     return w;
   }
 
@@ -560,6 +700,7 @@ class ProcessPoolCore {
     for (auto& w : workers_) {
       for (auto& job : w->in_flight) failed.push_back(std::move(job));
       w->in_flight.clear();
+      w->wire = 0;
       // What they run has failed already: stop them (Python's terminate_broken), so that a long
       // task does not hold up shutdown. Under mu_: the pid cannot be reaped and reused meanwhile.
       try {
@@ -580,6 +721,7 @@ class ProcessPoolCore {
   // waits while another holds several): up to kMinPerWorker each, or a fair share of a long
   // backlog, at most kMaxPerWorker.
   void send_work_locked(std::vector<std::unique_ptr<PoolJob>>& cancelled) {
+    if (pending_.empty()) return;
     std::size_t in_flight = 0;
     for (const auto& w : workers_) in_flight += w->in_flight.size();
     // A quarter of the backlog per worker: enough to keep it busy between refills, while most of
@@ -598,7 +740,7 @@ class ProcessPoolCore {
     std::vector<std::size_t> bytes(workers_.size(), 0);
     for (std::size_t i = 0; i < workers_.size(); ++i) {
       first_new[i] = workers_[i]->in_flight.size();
-      for (const auto& job : workers_[i]->in_flight) bytes[i] += wire_size(*job);
+      bytes[i] = workers_[i]->wire;
     }
     for (std::size_t depth = 1; depth <= limit && !pending_.empty(); ++depth) {
       for (std::size_t i = 0; i < workers_.size(); ++i) {
@@ -625,6 +767,7 @@ class ProcessPoolCore {
           ++w.sent;
           if (options_.max_tasks_per_child != 0 && w.sent >= options_.max_tasks_per_child)
             w.stopping = true;  // it exits after its last task
+          w.wire += size;
           w.in_flight.push_back(std::move(job));
         }
       }
@@ -633,17 +776,47 @@ class ProcessPoolCore {
       if (outgoing[i].jobs.empty()) continue;
       Worker& w = *workers_[i];
       try {
-        w.conn.send(outgoing[i]);
+        post_request_locked(w, outgoing[i]);
         release_running_args_locked(w);
       } catch (const Error&) {
         // The worker is dying (its end of file will tell): take the new requests back, in order.
         while (w.in_flight.size() > first_new[i]) {
+          w.wire -= std::min(w.wire, wire_size(*w.in_flight.back()));
           pending_.push_front(std::move(w.in_flight.back()));
           w.in_flight.pop_back();
         }
         w.stopping = true;
       }
     }
+  }
+
+  // post_request_locked(w, message) puts one request message in w's mailbox (waking the worker if
+  // it sleeps): through the ring when it fits and carries no descriptor, else on the Connection
+  // with a kSide marker in the ring. Never waits: the wire budget (send_work_locked) keeps what
+  // the worker has not read well below the ring's size. Under mu_ (the ring's one writer).
+  void post_request_locked(Worker& w, const RequestMessage& message) {
+    Ring& ring = w.box.requests();
+    bool side = false;
+    std::size_t estimate = 64 * (1 + message.requests.size());
+    for (const PoolJob* job : message.jobs) {
+      side = side || job->args.in_file();
+      estimate += wire_size(*job);
+    }
+    if (!side && estimate <= ring.max_message()) {
+      const mp::Payload payload = mp::dumps(message);
+      if (payload.fds.empty() && ring.try_write(Ring::kBytes, payload.bytes)) return;
+    }
+    // The marker must fit after the message went out (else the worker would never read it): the
+    // ring is never that full (see above), but if it were, the worker is given up.
+    if (ring.has_room(0)) {
+      w.conn.send(message);
+      if (ring.try_write(Ring::kSide, {})) return;
+    }
+    try {
+      w.process.kill();
+    } catch (const Error&) {
+    }
+    throw mp::OSError(ENOBUFS, "process pool mailbox: no room for a request");
   }
 
   // release_running_args_locked(w): the job at the front of w's requests runs (or runs next),
@@ -659,7 +832,8 @@ class ProcessPoolCore {
   // worker_gone(w, failed) handles a worker's end of file: its exit code, the job it was running.
   void worker_gone(std::size_t index, std::vector<std::unique_ptr<PoolJob>>& failed) {
     std::unique_ptr<Worker> w = std::move(workers_[index]);
-    (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w->conn.fileno(), nullptr);
+    (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w->box.notify_fd(), nullptr);
+    (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w->pidfd, nullptr);
     workers_.erase(workers_.begin() + static_cast<std::ptrdiff_t>(index));
     if (!w->process.join(std::chrono::seconds(10))) {
       w->process.kill();
@@ -720,7 +894,7 @@ class ProcessPoolCore {
       init_failed_ = true;
       init_failed_reason_ =
           "a worker's initializer failed: " + reply.type_name + ": " + reply.message;
-      return;  // the worker exits; its end of file breaks the pool
+      return;  // the worker exits; its death breaks the pool
     }
     std::unique_ptr<PoolJob> job;
     {
@@ -728,6 +902,7 @@ class ProcessPoolCore {
       if (w.in_flight.empty() || w.in_flight.front()->id != reply.id) return;  // cannot happen
       job = std::move(w.in_flight.front());
       w.in_flight.pop_front();
+      w.wire -= std::min(w.wire, wire_size(*job));
       release_running_args_locked(w);
     }
     if (reply.status == ReplyStatus::skipped) return;  // cancelled (kill_running) before it ran
@@ -783,7 +958,7 @@ class ProcessPoolCore {
               try {
                 RequestMessage exit;
                 exit.requests.emplace_back();  // id 0
-                w->conn.send(exit);
+                post_request_locked(*w, exit);
               } catch (...) {
               }
               w->stopping = true;
@@ -802,26 +977,49 @@ class ProcessPoolCore {
       }
 
       // Sleep unless a submit or shutdown came in since the pass above (it saw sleeping_ false
-      // and did not write the wake-up byte).
+      // and did not write the wake-up byte), or a worker's reply ring holds replies already.
+      // Arming a ring (kEpoll) asks its worker to write the eventfd for the next reply.
+      std::vector<Worker*> ready;
       sleeping_.store(true, std::memory_order_seq_cst);
       {
         std::scoped_lock lock(mu_);
         if (events_ != seen_events) sleeping_.store(false, std::memory_order_seq_cst);
+        for (auto& w : workers_)
+          if (!w->borrowed && !w->dead.load(std::memory_order_relaxed) &&
+              w->box.replies().arm_epoll())
+            ready.push_back(w.get());
       }
-      // The epoll set holds the wake-up end and every worker's end that no waiting thread has
-      // borrowed (see assist_wait); level-triggered, so a reply left unread reports again.
-      std::array<epoll_event, 16> ready{};
-      const int n = ::epoll_wait(epoll_fd_, ready.data(), static_cast<int>(ready.size()),
+      if (!ready.empty()) sleeping_.store(false, std::memory_order_seq_cst);
+      // The epoll set holds the wake-up end and, per worker, its reply eventfd and its pidfd;
+      // level-triggered, so a death seen while a thread borrowed that worker reports again.
+      std::array<epoll_event, 32> events{};
+      const int n = ::epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
                                  sleeping_.load() ? -1 : 0);
       sleeping_.store(false, std::memory_order_seq_cst);
+      std::vector<Worker*> deaths;
+      // Every event first (no worker is removed before the deaths below), then the replies, then
+      // the deaths: a worker's last replies are read before its death is handled.
       for (int i = 0; i < n; ++i) {
-        auto* w = static_cast<Worker*>(ready[static_cast<std::size_t>(i)].data.ptr);
-        if (w == nullptr) {
+        const std::uint64_t t = events[static_cast<std::size_t>(i)].data.u64;
+        if (t == 0) {
           while (wake_rx_.poll()) (void)wake_rx_.recv_bytes();
           continue;
         }
-        drain(w, failed);
+        auto* w = reinterpret_cast<Worker*>(static_cast<std::uintptr_t>(t & ~std::uint64_t{1}));
+        if ((t & 1U) != 0) {
+          deaths.push_back(w);
+        } else {
+          std::uint64_t count = 0;
+          (void)!::read(w->box.notify_fd(), &count, sizeof count);
+          ready.push_back(w);
+        }
       }
+      std::sort(ready.begin(), ready.end());
+      ready.erase(std::unique(ready.begin(), ready.end()), ready.end());
+      for (Worker* w : ready) drain(w, failed);
+      std::sort(deaths.begin(), deaths.end());
+      deaths.erase(std::unique(deaths.begin(), deaths.end()), deaths.end());
+      for (Worker* w : deaths) on_death(w, failed);
       {
         std::scoped_lock lock(mu_);
         failed_reason = broken_ ? broken_reason_ : last_death_;
@@ -830,29 +1028,53 @@ class ProcessPoolCore {
     }
   }
 
-  // drain(w, failed) reads every reply waiting on worker w's connection, unless a waiting thread
-  // has borrowed it; at end of file the worker is gone.
+  // read_reply(w, reply) reads the next reply from w's ring (or, for a kSide marker, from its
+  // Connection); false when there is none. By w's one reader of the moment (the dispatcher while
+  // draining, or the borrower).
+  static bool read_reply(Worker& w, PoolReply& reply) {
+    Ring::Kind kind{};
+    if (!w.box.replies().try_read(w.buf, kind)) return false;
+    if (kind == Ring::kSide) {
+      reply = w.conn.recv<PoolReply>();
+      return true;
+    }
+    w.in_buf.reset(w.buf);
+    w.in.clear();
+    mp::detail::FdSource none({});
+    mp::detail::ScopedFdSource scope(none);
+    try {
+      mp::InputArchive ar(w.in);
+      ar(reply);
+    } catch (const cereal::Exception& e) {
+      mp::detail::throw_unpickling(e.what());
+    }
+    return true;
+  }
+
+  // is_ours_locked(w): w is still one of the pool's workers (not removed and destroyed).
+  bool is_ours_locked(const Worker* w) const {
+    return std::any_of(workers_.begin(), workers_.end(),
+                       [w](const std::unique_ptr<Worker>& x) { return x.get() == w; });
+  }
+
+  // drain(w, failed) reads every reply waiting in worker w's ring, unless a waiting thread has
+  // borrowed it.
   void drain(Worker* w, std::vector<std::unique_ptr<PoolJob>>& failed) {
+    (void)failed;
     {
       std::scoped_lock lock(mu_);
-      const bool ours = std::any_of(workers_.begin(), workers_.end(),
-                                    [w](const std::unique_ptr<Worker>& x) { return x.get() == w; });
-      if (!ours || w->borrowed) return;
+      if (!is_ours_locked(w) || w->borrowed) return;
       w->draining = true;
     }
+    // One reply at a time, each settled before the next is read: a done-callback run by a
+    // settle may wait for the next reply of this very worker, and reads it itself (assist_wait).
     for (;;) {
       PoolReply reply;
       try {
-        if (!w->conn.poll()) break;
-        reply = w->conn.recv<PoolReply>();
-      } catch (const mp::EOFError&) {
-        std::scoped_lock lock(mu_);
-        for (std::size_t i = 0; i < workers_.size(); ++i)
-          if (workers_[i].get() == w) worker_gone(i, failed);
-        return;
+        if (!read_reply(*w, reply)) break;
       } catch (const Error&) {
-        w->process.kill();  // a garbled stream: treat as dead
-        continue;
+        w->process.kill();  // a garbled stream: treat as dead (its pidfd reports it)
+        break;
       }
       handle_reply(*w, reply);
     }
@@ -860,17 +1082,64 @@ class ProcessPoolCore {
     w->draining = false;
   }
 
+  // on_death(w, failed): w's pidfd is readable — the worker exited. If a thread borrowed it, that
+  // thread is woken (it sleeps on the reply futex, which no exit wakes) and the pidfd is disarmed
+  // until it gives the worker back (then it reports again). Else the replies it sent before it
+  // died are read, then it is removed (worker_gone).
+  void on_death(Worker* w, std::vector<std::unique_ptr<PoolJob>>& failed) {
+    {
+      std::scoped_lock lock(mu_);
+      if (!is_ours_locked(w)) return;
+      w->dead.store(true, std::memory_order_seq_cst);  // no borrower takes it from now on
+      if (w->borrowed) {
+        w->box.replies().wake_reader();
+        epoll_event ev{};
+        ev.events = 0;
+        ev.data.u64 = tag(w, true);
+        (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, w->pidfd, &ev);
+        w->death_pending = true;
+        return;
+      }
+    }
+    drain(w, failed);
+    std::scoped_lock lock(mu_);
+    for (std::size_t i = 0; i < workers_.size(); ++i)
+      if (workers_[i].get() == w) {
+        worker_gone(i, failed);
+        break;
+      }
+  }
+
+  // wait_reply(w, deadline): the borrower waits for a reply in w's ring — spinning, then asleep on
+  // its futex — until one is there (true), the worker died, or the deadline passed (false). The
+  // dispatcher wakes it when the worker dies; in case the dispatcher is busy (or is this very
+  // thread, waiting in a done-callback) it also looks at the pidfd itself every kDeathPoll.
+  static bool wait_reply(Worker& w, const Deadline& deadline) {
+    constexpr auto kDeathPoll = std::chrono::milliseconds(100);
+    Ring& ring = w.box.replies();
+    for (;;) {
+      const Deadline slice =
+          Deadline::at(std::min(deadline.when(), Clock::now() + Clock::duration(kDeathPoll)));
+      if (ring.wait_readable([&] { return w.dead.load(std::memory_order_seq_cst); }, slice))
+        return true;
+      if (w.dead.load(std::memory_order_seq_cst) || deadline.expired()) return false;
+      pollfd p{w.pidfd, POLLIN, 0};
+      if (::poll(&p, 1, 0) > 0) return !ring.empty();
+    }
+  }
+
  public:
   // assist_wait(id, state, deadline): the calling thread waits for job `id`. If a worker is
-  // running the job and nobody reads that worker now, borrow its connection: take it out of the
-  // dispatcher's epoll set and read the replies here (settling each, ours included) until `state`
-  // is done or the deadline passes; then read what is already there and give the connection back.
-  // A round trip then costs two wake-ups (the worker, this thread) instead of three (the
-  // dispatcher in between). The worker cannot go away meanwhile: only drain() (which skips a
-  // borrowed worker) removes workers. Every other way the job can be settled while this thread
-  // reads — a kill_running cancel, a broken pool, the shutdown deadline — ends or skips it in the
-  // worker, so a reply or end of file always comes. False when it did not borrow or the state is
-  // not done.
+  // running the job and nobody reads that worker now, borrow its reply ring: the dispatcher skips
+  // the worker while it is borrowed, and this thread reads the replies (settling each, ours
+  // included) until `state` is done or the deadline passes; then it reads what is already there
+  // and gives the worker back. A round trip then costs two futex wake-ups at most (the worker,
+  // this thread) and none when both sides are awake (each spins a little before sleeping). The
+  // worker cannot go away meanwhile: only the dispatcher removes workers, and it skips a borrowed
+  // one (its death wakes this thread instead). Every other way the job can be settled while this
+  // thread reads — a kill_running cancel, a broken pool, the shutdown deadline — ends or skips it
+  // in the worker, so a reply or a death always comes. False when it did not borrow or the state
+  // is not done.
   bool assist_wait(std::uint64_t id, const FutureStateBase& state, const Deadline& deadline) {
     Worker* w = nullptr;
     // On the dispatcher thread (a done-callback that waits) nobody else reads the replies or
@@ -882,7 +1151,9 @@ class ProcessPoolCore {
       // queue of other replies is better served by the dispatcher, which reads them in bulk.
       for (auto& x : workers_) {
         // (A worker being drained is being drained by this very thread when on_dispatcher.)
-        if (x->borrowed || (x->draining && !on_dispatcher) || x->in_flight.empty()) continue;
+        if (x->borrowed || (x->draining && !on_dispatcher) || x->in_flight.empty() ||
+            x->dead.load(std::memory_order_relaxed))
+          continue;
         const bool ours =
             on_dispatcher
                 ? std::any_of(x->in_flight.begin(), x->in_flight.end(),
@@ -902,35 +1173,47 @@ class ProcessPoolCore {
             "elsewhere, or chain with then())");
       if (w == nullptr) return false;
       w->borrowed = true;
-      (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w->conn.fileno(), nullptr);
+      w->box.replies().claim();  // the worker no longer writes the dispatcher's eventfd
     }
     bool settled_any = false;
-    // take_reply(): read one reply, settle it, and keep the worker fed from the backlog (the
-    // dispatcher, which would do it, did not see this reply).
+    // take_reply(): read one reply if there is one, settle it, and keep the worker fed from the
+    // backlog (the dispatcher, which would do it, did not see this reply).
     auto take_reply = [&] {
-      PoolReply reply = w->conn.recv<PoolReply>();
+      PoolReply reply;
+      if (!read_reply(*w, reply)) return false;
       handle_reply(*w, reply);
       settled_any = true;
       std::vector<std::unique_ptr<PoolJob>> cancelled;  // destroyed after the lock
       std::scoped_lock lock(mu_);
       if (!pending_.empty()) send_work_locked(cancelled);
+      return true;
     };
     try {
       while (!state.done()) {
-        if (!(deadline.is_infinite() ? w->conn.poll(std::nullopt) : w->conn.poll(deadline.when())))
-          break;  // the deadline
-        take_reply();
+        if (!wait_reply(*w, deadline)) break;  // the deadline, or the worker died
+        (void)take_reply();
       }
-      while (w->conn.poll()) take_reply();  // nothing may stay buffered where epoll cannot see it
+      while (take_reply()) {
+      }
     } catch (const Error&) {
-      // End of file (the worker died) or a garbled stream: the dispatcher handles it, since the
-      // level-triggered epoll reports the end of file again once the connection is back.
+      // A garbled stream: the dispatcher handles it (the worker is killed; its pidfd reports).
+      w->process.kill();
     }
     bool nudge = false;
     {
       std::scoped_lock lock(mu_);
       w->borrowed = false;
-      watch_worker(*w);
+      if (w->death_pending) {
+        // The dispatcher saw the death while we read: report it again.
+        w->death_pending = false;
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = tag(w, true);
+        (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, w->pidfd, &ev);
+      } else if (w->box.replies().arm_epoll()) {
+        // A reply came after our last read: the dispatcher (maybe asleep) is told at once.
+        w->box.replies().notify_reader();
+      }
       // What the dispatcher would have done after these replies (start workers, finish a
       // shutdown, ...) needs it awake; a plain round trip does not.
       if (settled_any && (!pending_.empty() || shutdown_ || terminating_ || broken_)) {
@@ -943,14 +1226,6 @@ class ProcessPoolCore {
   }
 
  private:
-  // watch_worker(w): w's connection joins the dispatcher's epoll set (under mu_).
-  void watch_worker(Worker& w) {
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.ptr = &w;
-    (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, w.conn.fileno(), &ev);
-  }
-
   static void settle(std::vector<std::unique_ptr<PoolJob>>& cancelled,
                      std::vector<std::unique_ptr<PoolJob>>& failed, const std::string& reason) {
     cancelled.clear();  // acknowledged cancels: their futures are already cancelled

@@ -102,6 +102,9 @@ struct ChildState;
 struct ProcessClassEntry;
 // run_process(p) calls p.run() (the child side).
 void run_process(Process& p);
+// process_pidfd(p) is the started child's pidfd (readable once it exits, whichever start method
+// made it), owned by p; -1 before start(). For the process pool's death detection.
+CONCUR_EXPORT int process_pidfd(const Process& p) noexcept;
 // The child side entered before main(): runs when this process was started by concur as a
 // spawn/forkserver child or as the fork server. Exposed for tests only.
 // forkserver_pid() is the running fork server's pid (0 before the first forkserver start); a
@@ -202,6 +205,7 @@ class CONCUR_EXPORT Process {
 
  private:
   friend void detail::run_process(Process& p);
+  friend int detail::process_pidfd(const Process& p) noexcept;
   void init(const Options& options);
   void set_target(detail::AnyFn fn, Payload payload);
   bool join_until(const concur::detail::Deadline& deadline);
