@@ -346,16 +346,35 @@ std::string sha1_hex(std::string_view text) {
 
 Script::Script(std::string source) : source_(std::move(source)), sha1_(sha1_hex(source_)) {}
 
-Reply Script::run(Redis& redis, const std::vector<std::string_view>& keys,
-                  const std::vector<std::string_view>& args) const {
-  const std::string nkeys = std::to_string(keys.size());
+namespace {
+
+// evalsha_argv(sha1, nkeys, keys, args): EVALSHA sha1 nkeys keys... args... (nkeys must outlive
+// it).
+std::vector<std::string_view> evalsha_argv(std::string_view sha1, std::string_view nkeys,
+                                           const std::vector<std::string_view>& keys,
+                                           const std::vector<std::string_view>& args) {
   std::vector<std::string_view> argv;
   argv.reserve(3 + keys.size() + args.size());
   argv.emplace_back("EVALSHA");
-  argv.emplace_back(sha1_);
+  argv.emplace_back(sha1);
   argv.emplace_back(nkeys);
   argv.insert(argv.end(), keys.begin(), keys.end());
   argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+}  // namespace
+
+void Script::append(Redis& redis, const std::vector<std::string_view>& keys,
+                    const std::vector<std::string_view>& args) const {
+  const std::string nkeys = std::to_string(keys.size());
+  redis.append(evalsha_argv(sha1_, nkeys, keys, args));
+}
+
+Reply Script::run(Redis& redis, const std::vector<std::string_view>& keys,
+                  const std::vector<std::string_view>& args) const {
+  const std::string nkeys = std::to_string(keys.size());
+  std::vector<std::string_view> argv = evalsha_argv(sha1_, nkeys, keys, args);
   try {
     return redis.command(argv);
   } catch (const RedisError& e) {

@@ -505,11 +505,7 @@ class RedisWorker final : public Worker::Impl {
     const Script& script = detail::finish_script();
     if (ahead == nullptr || streams_.size() != 1 || stopping())
       return script.run(conn, keys, args).as_integer() == 1;
-    const std::string nkeys = std::to_string(keys.size());
-    std::vector<std::string_view> argv{"EVALSHA", script.sha1(), nkeys};
-    argv.insert(argv.end(), keys.begin(), keys.end());
-    argv.insert(argv.end(), args.begin(), args.end());
-    conn.append(argv);
+    script.append(conn, keys, args);
     conn.append(block_argv());
     std::optional<Reply> out;
     try {

@@ -136,6 +136,10 @@ class CONCUR_EXPORT Script {
   // run(redis, keys, args) runs the script; throws as Redis::command.
   Reply run(Redis& redis, const std::vector<std::string_view>& keys,
             const std::vector<std::string_view>& args) const;
+  // append(redis, keys, args) queues the script's EVALSHA in a pipeline (Redis::append): its reply
+  // is read with get_reply(), and a NOSCRIPT answer is the caller's to handle (run() again).
+  void append(Redis& redis, const std::vector<std::string_view>& keys,
+              const std::vector<std::string_view>& args) const;
   [[nodiscard]] const std::string& sha1() const noexcept { return sha1_; }
 
  private:
