@@ -1032,6 +1032,36 @@ TEST_F(ThreadPoolTest, HundredsOfBlockingTasksRunAtOnce) {
       << "256 idle workers used " << used.count() << " us";
 }
 
+// Tasks submitted by tasks go on their worker's own deque; when that worker then blocks (on
+// something that is not a future of the pool, so it does not help), others must steal them —
+// here from the deques of 150 blocked workers spread over three words of the pool's map of
+// non-empty queues (see WorkMap in thread_pool.cpp).
+TEST_F(ThreadPoolTest, ChildrenOfHundredsOfBlockedTasksAreStolen) {
+  constexpr int kParents = 150;
+  constexpr int kChildren = 2;
+  ThreadPoolExecutor pool(kParents + 50);
+  std::atomic<int> started{0};
+  std::vector<std::atomic<int>> ran(kParents);
+  std::vector<Future<bool>> parents;
+  for (int p = 0; p < kParents; ++p) {
+    parents.push_back(pool.submit([&, p] {
+      started.fetch_add(1);
+      // All parents on workers of their own before the children are queued (a hang guard).
+      if (!wait_until([&] { return started.load() == kParents; }, std::chrono::seconds(30))) {
+        return false;
+      }
+      for (int c = 0; c < kChildren; ++c) {
+        pool.submit([&ran, p] { ran[static_cast<std::size_t>(p)].fetch_add(1); });
+      }
+      return wait_until([&] { return ran[static_cast<std::size_t>(p)].load() == kChildren; },
+                        std::chrono::seconds(30));
+    }));
+  }
+  int met = 0;
+  for (auto& f : parents) met += f.result(std::chrono::seconds(40)) ? 1 : 0;
+  EXPECT_EQ(met, kParents);
+}
+
 // ==== order ======================================================================================
 
 // One worker runs externally submitted tasks in submission order (one FIFO injection queue).

@@ -67,6 +67,61 @@ void bump(std::atomic<std::uint64_t>& c) noexcept {
   c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
+// WorkMap: one bit per worker slot, set while that worker's queue of one kind (its deque, or its
+// inbox) may hold tasks, so that a worker looking for work visits only those queues instead of
+// every slot (a pool of thousands of workers blocked in their tasks, concur serve's fan-out, spent
+// most of its CPU scanning empty slots: docs/benchmarks.md). Only the queue's owner pushes into
+// it, and only the owner writes its bit: mark(i) after a push (an RMW only when the bit is clear),
+// unmark(i) once it sees the queue empty. No push can race an unmark (the owner does both), so a
+// clear bit means an empty queue: a reader that sees the bit clear read it before the owner's
+// mark, which is sequenced after the push and before the push's wake-up check (the parking
+// protocol's re-check relies on that: see any_work_visible). A set bit may be stale (thieves
+// emptied the queue); readers check the queue itself.
+class WorkMap {
+ public:
+  explicit WorkMap(std::size_t slots) : words_((slots + 63) / 64) {}
+
+  void mark(std::size_t i) noexcept {
+    std::atomic<std::uint64_t>& w = words_[i / 64];
+    const std::uint64_t bit = std::uint64_t{1} << (i % 64);
+    // The owner's own bit: a relaxed load sees its last write (nobody else writes this bit).
+    if ((w.load(std::memory_order_relaxed) & bit) == 0) w.fetch_or(bit, std::memory_order_seq_cst);
+  }
+  void unmark(std::size_t i) noexcept {
+    std::atomic<std::uint64_t>& w = words_[i / 64];
+    const std::uint64_t bit = std::uint64_t{1} << (i % 64);
+    if ((w.load(std::memory_order_relaxed) & bit) != 0) {
+      w.fetch_and(~bit, std::memory_order_seq_cst);
+    }
+  }
+
+  // any(start, n, fn): fn(i) for the marked slots among the first n, in turn from start (wrapping
+  // around), until fn returns true; whether one did.
+  template <class Fn>
+  bool any(std::size_t start, std::size_t n, Fn&& fn) const {
+    if (n == 0) return false;
+    const std::size_t nwords = (n + 63) / 64;
+    const std::size_t first = start % n;
+    for (std::size_t k = 0; k <= nwords; ++k) {
+      const std::size_t wi = (first / 64 + k) % nwords;
+      std::uint64_t bits = words_[wi].load(std::memory_order_seq_cst);
+      if (wi == nwords - 1 && n % 64 != 0) bits &= (std::uint64_t{1} << (n % 64)) - 1;
+      // The start word is visited twice: from `first` up, then (after the wrap) below it.
+      if (k == 0) bits &= ~std::uint64_t{0} << (first % 64);
+      if (k == nwords) bits &= (std::uint64_t{1} << (first % 64)) - 1;
+      while (bits != 0) {
+        const auto b = static_cast<std::size_t>(__builtin_ctzll(bits));
+        bits &= bits - 1;
+        if (fn(wi * 64 + b)) return true;
+      }
+    }
+    return false;
+  }
+
+ private:
+  std::vector<std::atomic<std::uint64_t>> words_;
+};
+
 }  // namespace
 
 struct WorkerSlot {
@@ -138,6 +193,7 @@ class PoolCore final : public WaitHelper,
       if (shutdown_flag_.load(std::memory_order_acquire)) reject_shutdown(std::move(task));
       if (broken_flag_.load(std::memory_order_acquire)) reject_broken(std::move(task));
       ctx.slot->deque.push(task.release());
+      deque_map_.mark(ctx.index);
       bump(ctx.slot->submitted);
       spawn_if_needed(ctx.slot->deque.size_hint());
       notify_work();
@@ -382,26 +438,29 @@ class PoolCore final : public WaitHelper,
            inj_back_.load(std::memory_order_seq_cst) != &stub_;
   }
 
-  // take_injected(me): moves a batch — the oldest kBatch injected tasks, or all if fewer — into
-  // me's inbox, oldest on top. Everyone takes from inboxes with steal() (oldest first) and looks
-  // at the other inboxes before the injection list, so outside tasks still start in submission
-  // order (up to the race between two workers taking neighbours), while the consumer lock is
-  // taken once per batch instead of once per task. While workers may still be started, it takes
-  // one task: a submit counts a taken task as started (spawn_if_needed), and the rest of a batch
-  // behind a task that blocks would wait for a worker no submit started for them.
-  void take_injected(WorkerSlot& me) {
-    if (!injected_visible()) return;
+  // take_injected(ctx): takes a batch — the oldest kBatch injected tasks, or all if fewer — and
+  // returns the oldest; the rest go into ctx's inbox, oldest on top. Everyone takes from inboxes
+  // with steal() (oldest first) and looks at the other inboxes before the injection list, so
+  // outside tasks still start in submission order (up to the race between two workers taking
+  // neighbours), while the consumer lock is taken once per batch instead of once per task. While
+  // workers may still be started, it takes one task: a submit counts a taken task as started
+  // (spawn_if_needed), and the rest of a batch behind a task that blocks would wait for a worker
+  // no submit started for them.
+  Runnable* take_injected(const WorkerContext& ctx) {
+    if (!injected_visible()) return nullptr;
     std::unique_lock lk(inj_consumer_mu_, std::try_to_lock);
-    if (!lk.owns_lock()) return;
+    if (!lk.owns_lock()) return nullptr;
     const std::uint64_t batch =
         spawned_.load(std::memory_order_acquire) == max_workers_ ? kBatch : 1;
-    std::uint64_t taken = 0;
-    while (taken < batch) {
+    Runnable* first = pop_one();
+    std::uint64_t taken = first != nullptr ? 1 : 0;
+    while (taken != 0 && taken < batch) {
       Runnable* t = pop_one();
       if (t == nullptr) break;
-      me.inbox.push(t);
+      ctx.slot->inbox.push(t);
       ++taken;
     }
+    if (taken > 1) inbox_map_.mark(ctx.index);
     // (release: a submit that sees the count sees the taker uncounted from idle_, see search())
     external_taken_.store(external_taken_.load(std::memory_order_relaxed) + taken,
                           std::memory_order_release);
@@ -410,6 +469,7 @@ class PoolCore final : public WaitHelper,
     // block: they are announced as a submit is (a sleeper is woken unless someone searches), or
     // a worker that took them outside a search would leave them to no one.
     if (taken > 1) notify_work();
+    return first;
   }
 
   void wait_for_submitters() const noexcept {
@@ -418,34 +478,40 @@ class PoolCore final : public WaitHelper,
 
   // find_work: the own deque (newest first), then outside tasks oldest first — the own inbox, the
   // other inboxes, a new batch from the injection list — then the other deques (oldest first).
-  Runnable* find_work(WorkerContext& ctx) {
+  // Other workers' queues are visited only where their WorkMap bit is set.
+  Runnable* find_work(const WorkerContext& ctx) {
     WorkerSlot& me = *ctx.slot;
     if (Runnable* t = me.deque.pop()) return t;
+    deque_map_.unmark(ctx.index);  // empty, and only this worker pushes into it
     if (Runnable* t = me.inbox.steal()) return t;
-    if (Runnable* t = steal_from_others(ctx, &WorkerSlot::inbox)) return t;
-    take_injected(me);
-    if (Runnable* t = me.inbox.steal()) return t;
-    return steal_from_others(ctx, &WorkerSlot::deque);
+    if (me.inbox.size_hint() == 0) inbox_map_.unmark(ctx.index);  // (steal may have lost a race)
+    if (Runnable* t = steal_from_others(ctx, &WorkerSlot::inbox, inbox_map_)) return t;
+    if (Runnable* t = take_injected(ctx)) return t;
+    return steal_from_others(ctx, &WorkerSlot::deque, deque_map_);
   }
-  // steal_from_others(ctx, which): the oldest task of the first other worker whose `which` queue
-  // (inbox or deque) has one, looking at the workers after ctx's in turn.
-  Runnable* steal_from_others(const WorkerContext& ctx, WorkDeque<Runnable> WorkerSlot::*which) {
-    const std::size_t n = spawned_.load(std::memory_order_acquire);
-    for (std::size_t k = 1; k < n; ++k) {
-      WorkDeque<Runnable>& victim = (*slots_[(ctx.index + k) % n]).*which;
-      if (victim.size_hint() == 0) continue;
-      if (Runnable* t = victim.steal()) return t;
-    }
-    return nullptr;
+  // steal_from_others(ctx, which, map): the oldest task of the first other worker whose `which`
+  // queue (inbox or deque, marked in map) has one, looking at the workers after ctx's in turn.
+  Runnable* steal_from_others(const WorkerContext& ctx, WorkDeque<Runnable> WorkerSlot::*which,
+                              const WorkMap& map) {
+    Runnable* found = nullptr;
+    map.any(ctx.index + 1, spawned_.load(std::memory_order_acquire), [&](std::size_t i) {
+      if (i == ctx.index) return false;
+      WorkDeque<Runnable>& victim = (*slots_[i]).*which;
+      if (victim.size_hint() == 0) return false;
+      found = victim.steal();
+      return found != nullptr;
+    });
+    return found;
   }
 
+  // any_work_visible(): seq_cst loads throughout (the injection list's ends, the WorkMaps' words,
+  // the queues' ends), so that a parking worker's re-check after EventCount::prepare() and a
+  // submit's publish-then-notify cannot both miss.
   [[nodiscard]] bool any_work_visible() const noexcept {
     if (injected_visible()) return true;
     const std::size_t n = spawned_.load(std::memory_order_acquire);
-    for (std::size_t i = 0; i < n; ++i) {
-      if (slots_[i]->deque.size_hint() != 0 || slots_[i]->inbox.size_hint() != 0) return true;
-    }
-    return false;
+    return inbox_map_.any(0, n, [&](std::size_t i) { return slots_[i]->inbox.size_hint() != 0; }) ||
+           deque_map_.any(0, n, [&](std::size_t i) { return slots_[i]->deque.size_hint() != 0; });
   }
 
   [[nodiscard]] bool exit_now() const noexcept {
@@ -649,6 +715,10 @@ class PoolCore final : public WaitHelper,
   const std::uint32_t max_searchers_ = std::max(2U, std::thread::hardware_concurrency());
   const std::function<void()> initializer_;
   std::vector<std::unique_ptr<WorkerSlot>> slots_;  // max_workers_ slots; spawned_ in use
+  // Which slots' deques and inboxes may hold tasks (see WorkMap); their words change when a
+  // worker's queue turns empty or non-empty, not per task.
+  alignas(64) WorkMap deque_map_{max_workers_};
+  WorkMap inbox_map_{max_workers_};
   std::atomic<std::size_t> spawned_{0};
   std::atomic<bool> shutdown_flag_{false};
   std::atomic<bool> cancel_flag_{false};
