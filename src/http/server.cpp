@@ -6,17 +6,17 @@
 #include <fmt/format.h>
 
 #include <boost/asio/buffer.hpp>
-#include <boost/beast/core/buffers_range.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/url/parse.hpp>
+#include <charconv>
 #include <csignal>
 #include <ctime>
 #include <exception>
+#include <iterator>
 #include <limits>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -124,43 +124,49 @@ aio::Task<void> wait_event(aio::Event& e) { co_await e.wait(); }
 
 aio::Task<Response> await_future(concur::Future<Response> f) { co_return co_await std::move(f); }
 
-// serialize(res, version, keep, head): the response's bytes, by Beast's serializer.
+// serialize(res, version, keep, head): the response's bytes — what Beast's serializer writes for
+// the same message (status line with Beast's reason phrase; the handler's fields in order, less
+// Content-Length, Transfer-Encoding and Connection, which are the server's to say; then Server
+// and Date unless the handler set them, Content-Length unless the status has no body, and the
+// Connection field Beast's keep_alive() would add), written straight into one string: building a
+// Beast message first cost an allocation per field on every request.
 std::string serialize(Response& res, unsigned version, bool keep, bool head) {
-  bhttp::response<bhttp::string_body> out;
-  out.result(static_cast<unsigned>(res.status));
-  out.version(version);
+  const std::string_view reason =
+      bhttp::obsolete_reason(bhttp::int_to_status(static_cast<unsigned>(res.status)));
+  const bool bodiless = res.status < 200 || res.status == 204 || res.status == 304;
+  std::size_t size = 64 + reason.size() + (head || bodiless ? 0 : res.body.size());
+  for (const auto& [name, value] : res.headers.fields()) size += name.size() + value.size() + 4;
+  std::string out;
+  out.reserve(size + 96);
+  const auto field = [&out](std::string_view name, std::string_view value) {
+    out.append(name).append(": ").append(value).append("\r\n");
+  };
+  fmt::format_to(std::back_inserter(out), "HTTP/{}.{} {} ", version / 10, version % 10, res.status);
+  out.append(reason).append("\r\n");
+  bool server = false;
+  bool date = false;
   for (const auto& [name, value] : res.headers.fields()) {
     const bhttp::field f = bhttp::string_to_field(name);
     if (f == bhttp::field::content_length || f == bhttp::field::transfer_encoding ||
         f == bhttp::field::connection) {
       continue;  // the server's to say
     }
-    out.insert(name, value);
+    server = server || f == bhttp::field::server;
+    date = date || f == bhttp::field::date;
+    field(name, value);
   }
-  if (out.find(bhttp::field::server) == out.end()) out.set(bhttp::field::server, "concur");
-  if (out.find(bhttp::field::date) == out.end()) out.set(bhttp::field::date, http_date());
-  const bool bodiless = res.status < 200 || res.status == 204 || res.status == 304;
+  if (!server) field("Server", "concur");
+  if (!date) field("Date", http_date());
   if (!bodiless) {
-    out.content_length(res.body.size());
-    if (!head) out.body() = std::move(res.body);
+    char digits[24];
+    const auto [end, ec] = std::to_chars(std::begin(digits), std::end(digits), res.body.size());
+    field("Content-Length", std::string_view(digits, static_cast<std::size_t>(end - digits)));
   }
-  out.keep_alive(keep);
-  std::string bytes;
-  bytes.reserve(256 + out.body().size());
-  bhttp::serializer<false, bhttp::string_body> sr(out);
-  boost::system::error_code ec;
-  while (!sr.is_done()) {
-    sr.next(ec, [&](boost::system::error_code& /*ec*/, const auto& buffers) {
-      std::size_t n = 0;
-      for (const auto b : boost::beast::buffers_range_ref(buffers)) {
-        bytes.append(static_cast<const char*>(b.data()), b.size());
-        n += b.size();
-      }
-      sr.consume(n);
-    });
-    if (ec) break;  // (a string body cannot fail)
-  }
-  return bytes;
+  if (version >= 11 && !keep) field("Connection", "close");
+  if (version < 11 && keep) field("Connection", "keep-alive");
+  out.append("\r\n");
+  if (!bodiless && !head) out.append(res.body);
+  return out;
 }
 
 }  // namespace
