@@ -1142,14 +1142,17 @@ TEST_F(ProcessPoolTest, ACallbackInTheDispatcherThreadWaitingForTheBacklogIsADea
 // fails (TimeoutError) instead of hanging the suite.
 constexpr auto kCallbackWait = 20s;
 
-// wait_in_callback(first, other): first's done-callback (run by the dispatcher: nobody waits for
-// `first`) waits for `other`; returns what it saw: "value N", "broken", "timeout" or "other: ...".
-std::string wait_in_callback(Future<int>& first, Future<int>& other, const std::string& gate = {}) {
+// wait_in_callback(first, other, gate, open_gate_now): first's done-callback (run by the
+// dispatcher: nobody waits for `first`) waits for `other`; returns what it saw: "value N",
+// "broken", "timeout" or "other: ...". The file `gate`, if any, is made by the callback before it
+// waits, or right after the callback is added (open_gate_now).
+std::string wait_in_callback(Future<int>& first, Future<int>& other, const std::string& gate = {},
+                             bool open_gate_now = false) {
   std::mutex mu;
   std::string seen;
   std::atomic<bool> done{false};
   first.add_done_callback([&](const Future<int>&) {
-    if (!gate.empty()) std::ofstream(gate).put('x');
+    if (!gate.empty() && !open_gate_now) std::ofstream(gate).put('x');
     std::string out;
     try {
       out = "value " + std::to_string(other.result(kCallbackWait));
@@ -1164,6 +1167,7 @@ std::string wait_in_callback(Future<int>& first, Future<int>& other, const std::
     seen = out;
     done = true;
   });
+  if (open_gate_now) std::ofstream(gate).put('x');
   EXPECT_TRUE(eventually([&] { return done.load(); }));
   std::scoped_lock lock(mu);
   return seen;
@@ -1205,6 +1209,20 @@ TEST_F(ProcessPoolTest, ACallbackInTheDispatcherThreadWaitingBehindADyingTaskGet
   // Wherever `queued` went (behind `first` or behind `dying`), the wait must end with its value.
   EXPECT_EQ(wait_in_callback(first, queued, gate), "value 81");
   EXPECT_THROW((void)dying.result(kWait), BrokenProcessPool);
+}
+
+TEST_F(ProcessPoolTest, ACallbackInTheDispatcherThreadWaitingForALaterJobOfABreakSeesItBroken) {
+  // The death breaks the pool: the dispatcher fails every job in turn, running `dying`'s callback
+  // before it reaches `last` — which that callback waits for.
+  TempDir dir;
+  const std::string gate = dir.file("gate");
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1, .break_on_worker_death = true});
+  auto dying = pool.submit(die_at_gate, gate);
+  auto next = pool.submit(square, 2);
+  auto last = pool.submit(square, 3);
+  ASSERT_TRUE(eventually([&] { return dying.running(); }));
+  EXPECT_EQ(wait_in_callback(dying, last, gate, /*open_gate_now=*/true), "broken");
+  EXPECT_THROW((void)next.result(kWait), BrokenProcessPool);
 }
 
 }  // namespace

@@ -1199,7 +1199,9 @@ class ProcessPoolCore {
   //   3. another thread borrows the worker: it settles the job or gives the worker back (a
   //      death included) soon; look again in a millisecond;
   //   4. the job is in the backlog: send it (refill_locked); if no worker can take it, only this
-  //      thread, after the callback, could send it: DeadlockError.
+  //      thread, after the callback, could send it: DeadlockError;
+  //   5. the job is in a list of failed jobs this thread is settling further up its stack (a
+  //      broken pool fails them in turn): fail it now.
   // False when the deadline passed, or the job is in no worker and not in the backlog (being
   // settled by another thread: the plain wait follows).
   bool help_as_dispatcher(std::uint64_t id, const FutureStateBase& state,
@@ -1211,6 +1213,7 @@ class ProcessPoolCore {
       Worker* holder = nullptr;
       bool dead = false;
       bool borrowed = false;
+      bool elsewhere = false;  // in no worker and not in the backlog
       std::vector<std::unique_ptr<PoolJob>> cancelled;
       std::vector<std::unique_ptr<PoolJob>> failed;
       std::string reason;
@@ -1231,8 +1234,12 @@ class ProcessPoolCore {
                 "(wait elsewhere, or chain with then())");
           reason = broken_ ? broken_reason_ : last_death_;
         } else {
-          return state.done();
+          elsewhere = true;
         }
+      }
+      if (elsewhere) {
+        if (fail_if_settling(id)) continue;  // outside mu_: its callbacks run
+        return state.done();                 // being settled by another thread
       }
       settle(cancelled, failed, reason);
       if (holder == nullptr) continue;  // sent: borrow its new worker
@@ -1321,12 +1328,32 @@ class ProcessPoolCore {
     return state.done();
   }
 
-  static void settle(std::vector<std::unique_ptr<PoolJob>>& cancelled,
-                     std::vector<std::unique_ptr<PoolJob>>& failed, const std::string& reason) {
+  // settle(cancelled, failed, reason): fails the failed jobs, in order (their callbacks run
+  // here). On the dispatcher thread only; the list is in settling_ meanwhile, so that a callback
+  // waiting for a later job of it fails that job at once (help_as_dispatcher).
+  void settle(std::vector<std::unique_ptr<PoolJob>>& cancelled,
+              std::vector<std::unique_ptr<PoolJob>>& failed, const std::string& reason) {
     cancelled.clear();  // acknowledged cancels: their futures are already cancelled
-    for (auto& job : failed)
-      job->fail(job->failure ? job->failure : std::make_exception_ptr(BrokenProcessPool(reason)));
+    settling_.push_back(Settling{&failed, &reason});
+    for (auto& job : failed) fail_job(*job, reason);
+    settling_.pop_back();
     failed.clear();
+  }
+  static void fail_job(PoolJob& job, const std::string& reason) {
+    if (!job.settled())
+      job.fail(job.failure ? job.failure : std::make_exception_ptr(BrokenProcessPool(reason)));
+  }
+
+  // fail_if_settling(id): the job is in a list settle() is failing further up this thread's
+  // stack: fail it now (settle() then leaves it be). False when it is not there.
+  bool fail_if_settling(std::uint64_t id) {
+    for (const Settling& s : settling_)
+      for (auto& job : *s.failed)
+        if (job && job->id == id) {
+          fail_job(*job, *s.reason);
+          return true;
+        }
+    return false;
   }
 
   [[nodiscard]] std::size_t idle_capacity_locked() const {
@@ -1349,6 +1376,12 @@ class ProcessPoolCore {
   std::vector<std::unique_ptr<Worker>> workers_ CONCUR_GUARDED_BY(mu_);
   // graveyard_: workers removed since run()'s last pass (see worker_gone); dispatcher-only.
   std::vector<std::unique_ptr<Worker>> graveyard_ CONCUR_GUARDED_BY(mu_);
+  // settling_: the lists settle() is failing now, innermost last; dispatcher-only.
+  struct Settling {
+    std::vector<std::unique_ptr<PoolJob>>* failed;
+    const std::string* reason;
+  };
+  std::vector<Settling> settling_;
   std::atomic<std::uint64_t> last_id_{0};
   std::uint64_t events_ CONCUR_GUARDED_BY(mu_) = 0;  // submits and shutdowns, for the sleep check
   bool shutdown_ CONCUR_GUARDED_BY(mu_) = false;
