@@ -1202,11 +1202,10 @@ TEST_F(ProcessPoolTest, ACallbackInTheDispatcherThreadWaitingBehindADyingTaskGet
   TempDir dir;
   const std::string gate = dir.file("gate");
   ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
-  auto first = pool.submit(sleep_then, 100);
-  auto dying = pool.submit(die_at_gate, gate);
-  auto queued = pool.submit(square, 9);
+  auto dying = pool.submit(die_at_gate, gate);  // the first worker
+  auto first = pool.submit(sleep_then, 100);    // the second
+  auto queued = pool.submit(square, 9);         // depth 2: behind `dying`, in the first
   ASSERT_TRUE(eventually([&] { return queued.running(); }));
-  // Wherever `queued` went (behind `first` or behind `dying`), the wait must end with its value.
   EXPECT_EQ(wait_in_callback(first, queued, gate), "value 81");
   EXPECT_THROW((void)dying.result(kWait), BrokenProcessPool);
 }
