@@ -11,6 +11,12 @@
 //   RoundTrip         submit one trivial task and take its result, one at a time; reported per
 //                     round trip (p50_us).
 //   RawPipeRoundTrip  8 bytes to a forked child over one pipe and back over another; the floor.
+//   RoundTripAsleep/<g>, RawPipeRoundTripAsleep/<g>
+//                     the same round trips with a gap of g µs (default 1000) before each, far
+//                     beyond every spin budget (the mailbox's and the futures' spin_wait: 16
+//                     pauses, then sched_yield for up to 8 µs; the worker's eventfd delay, the
+//                     same), so both sides sleep when the request is sent. Only the round trip
+//                     is timed (manual time; the gap is not); p50_us, p90_us; a fixed count.
 //   IsPrime100/<n>    the notes' is_prime(112272535095293) x 100: serial (n = 0) or on the pool
 //                     with n workers; one iteration = the 100 numbers.
 //   BigArgPeakRss/<m> one round trip of a --big-arg-bytes (default 200,000,000) argument whose
@@ -36,6 +42,7 @@
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "concur/process_pool.hpp"
@@ -111,21 +118,33 @@ void report_percentiles(benchmark::State& state, std::vector<double>& us) {
   state.counters["p90_us"] = us[us.size() * 9 / 10];
 }
 
-void RoundTrip(benchmark::State& state) {
+// pool_round_trips(state, gap): RoundTrip, with a sleep of `gap` before each round trip (timed
+// by hand then: only the round trip counts).
+void pool_round_trips(benchmark::State& state, std::chrono::microseconds gap) {
   auto& p = pool();
   std::vector<double> us;
   for (auto _ : state) {
+    if (gap.count() > 0) std::this_thread::sleep_for(gap);
     const auto t0 = std::chrono::steady_clock::now();
     benchmark::DoNotOptimize(p.submit(square, 3L).result());
-    us.push_back(
-        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    const std::chrono::duration<double> d = std::chrono::steady_clock::now() - t0;
+    if (gap.count() > 0) state.SetIterationTime(d.count());
+    us.push_back(d.count() * 1e6);
   }
   state.SetItemsProcessed(state.iterations());
   report_percentiles(state, us);
 }
+
+void RoundTrip(benchmark::State& state) { pool_round_trips(state, std::chrono::microseconds(0)); }
 BENCHMARK(RoundTrip)->UseRealTime()->MinTime(1.0);
 
-void RawPipeRoundTrip(benchmark::State& state) {
+void RoundTripAsleep(benchmark::State& state) {
+  pool_round_trips(state, std::chrono::microseconds(state.range(0)));
+}
+BENCHMARK(RoundTripAsleep)->Arg(1000)->UseManualTime()->Iterations(2000);
+
+// pipe_round_trips(state, gap): RawPipeRoundTrip, with a sleep of `gap` before each round trip.
+void pipe_round_trips(benchmark::State& state, std::chrono::microseconds gap) {
   int to_child[2];
   int to_parent[2];
   if (::pipe(to_child) != 0 || ::pipe(to_parent) != 0) {
@@ -144,14 +163,16 @@ void RawPipeRoundTrip(benchmark::State& state) {
   std::vector<double> us;
   char buf[8] = {};
   for (auto _ : state) {
+    if (gap.count() > 0) std::this_thread::sleep_for(gap);
     const auto t0 = std::chrono::steady_clock::now();
     if (::write(to_child[1], buf, sizeof buf) != sizeof buf ||
         ::read(to_parent[0], buf, sizeof buf) != sizeof buf) {
       state.SkipWithError("pipe round trip");
       break;
     }
-    us.push_back(
-        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    const std::chrono::duration<double> d = std::chrono::steady_clock::now() - t0;
+    if (gap.count() > 0) state.SetIterationTime(d.count());
+    us.push_back(d.count() * 1e6);
   }
   ::close(to_child[1]);
   int status = 0;
@@ -162,7 +183,16 @@ void RawPipeRoundTrip(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
   report_percentiles(state, us);
 }
+
+void RawPipeRoundTrip(benchmark::State& state) {
+  pipe_round_trips(state, std::chrono::microseconds(0));
+}
 BENCHMARK(RawPipeRoundTrip)->UseRealTime()->MinTime(1.0);
+
+void RawPipeRoundTripAsleep(benchmark::State& state) {
+  pipe_round_trips(state, std::chrono::microseconds(state.range(0)));
+}
+BENCHMARK(RawPipeRoundTripAsleep)->Arg(1000)->UseManualTime()->Iterations(2000);
 
 void IsPrime100(benchmark::State& state) {
   const auto workers = state.range(0);

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <ranges>
 #include <set>
@@ -1134,6 +1135,93 @@ TEST_F(ProcessPoolTest, ACallbackInTheDispatcherThreadWaitingForTheBacklogIsADea
   EXPECT_EQ(second.result(kWait), 100);
   EXPECT_EQ(third.result(kWait), 9);
   EXPECT_EQ(fourth.result(kWait), 16);
+}
+
+// The dispatcher thread watches the workers' pidfds; a callback blocking it must not keep it from
+// seeing the death of the worker it waits on. kCallbackWait bounds that wait: past it the test
+// fails (TimeoutError) instead of hanging the suite.
+constexpr auto kCallbackWait = 20s;
+
+// wait_in_callback(first, other, gate, open_gate_now): first's done-callback (run by the
+// dispatcher: nobody waits for `first`) waits for `other`; returns what it saw: "value N",
+// "broken", "timeout" or "other: ...". The file `gate`, if any, is made by the callback before it
+// waits, or right after the callback is added (open_gate_now).
+std::string wait_in_callback(Future<int>& first, Future<int>& other, const std::string& gate = {},
+                             bool open_gate_now = false) {
+  std::mutex mu;
+  std::string seen;
+  std::atomic<bool> done{false};
+  first.add_done_callback([&](const Future<int>&) {
+    if (!gate.empty() && !open_gate_now) std::ofstream(gate).put('x');
+    std::string out;
+    try {
+      out = "value " + std::to_string(other.result(kCallbackWait));
+    } catch (const BrokenProcessPool&) {
+      out = "broken";
+    } catch (const TimeoutError&) {
+      out = "timeout";
+    } catch (const std::exception& e) {
+      out = std::string("other: ") + e.what();
+    }
+    std::scoped_lock lock(mu);
+    seen = out;
+    done = true;
+  });
+  if (open_gate_now) std::ofstream(gate).put('x');
+  EXPECT_TRUE(eventually([&] { return done.load(); }));
+  std::scoped_lock lock(mu);
+  return seen;
+}
+
+TEST_F(ProcessPoolTest, ACallbackInTheDispatcherThreadWaitingForAnotherWorkerGetsItsResult) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  auto first = pool.submit(sleep_then, 100);
+  auto other = pool.submit(sleep_then, 400);  // the other worker: both went out at once
+  ASSERT_TRUE(eventually([&] { return other.running(); }));
+  EXPECT_EQ(wait_in_callback(first, other), "value 400");
+}
+
+TEST_F(ProcessPoolTest, ACallbackInTheDispatcherThreadWaitingForADyingWorkerSeesItBroken) {
+  for (const bool same_worker : {false, true}) {
+    SCOPED_TRACE(same_worker ? "behind it, in the same worker" : "in another worker");
+    TempDir dir;
+    const std::string gate = dir.file("gate");
+    ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = same_worker ? 1u : 2u});
+    auto first = pool.submit(sleep_then, 100);
+    auto dying = pool.submit(die_at_gate, gate);  // dies once the callback opened the gate
+    ASSERT_TRUE(eventually([&] { return dying.running(); }));
+    EXPECT_EQ(wait_in_callback(first, dying, gate), "broken");
+    EXPECT_THROW((void)dying.result(kWait), BrokenProcessPool);
+    EXPECT_EQ(pool.submit(square, 7).result(kWait), 49);  // replaced, carries on
+  }
+}
+
+TEST_F(ProcessPoolTest, ACallbackInTheDispatcherThreadWaitingBehindADyingTaskGetsItsResult) {
+  // `queued` waits in the dying worker's ring behind `dying`: a death sends it to a new worker,
+  // and the waiting callback (in the only thread that could send it) must see it through.
+  TempDir dir;
+  const std::string gate = dir.file("gate");
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  auto dying = pool.submit(die_at_gate, gate);  // the first worker
+  auto first = pool.submit(sleep_then, 100);    // the second
+  auto queued = pool.submit(square, 9);         // depth 2: behind `dying`, in the first
+  ASSERT_TRUE(eventually([&] { return queued.running(); }));
+  EXPECT_EQ(wait_in_callback(first, queued, gate), "value 81");
+  EXPECT_THROW((void)dying.result(kWait), BrokenProcessPool);
+}
+
+TEST_F(ProcessPoolTest, ACallbackInTheDispatcherThreadWaitingForALaterJobOfABreakSeesItBroken) {
+  // The death breaks the pool: the dispatcher fails every job in turn, running `dying`'s callback
+  // before it reaches `last` — which that callback waits for.
+  TempDir dir;
+  const std::string gate = dir.file("gate");
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1, .break_on_worker_death = true});
+  auto dying = pool.submit(die_at_gate, gate);
+  auto next = pool.submit(square, 2);
+  auto last = pool.submit(square, 3);
+  ASSERT_TRUE(eventually([&] { return dying.running(); }));
+  EXPECT_EQ(wait_in_callback(dying, last, gate, /*open_gate_now=*/true), "broken");
+  EXPECT_THROW((void)next.result(kWait), BrokenProcessPool);
 }
 
 }  // namespace

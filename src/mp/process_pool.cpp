@@ -830,8 +830,12 @@ class ProcessPoolCore {
   }
 
   // worker_gone(w, failed) handles a worker's end of file: its exit code, the job it was running.
+  // The Worker object itself lives on in graveyard_ until run()'s next pass: a removal by a wait
+  // in a done-callback (assist_wait on the dispatcher thread) may happen under frames of that
+  // thread that still hold the worker's address (drain, on_death, run()'s event lists).
   void worker_gone(std::size_t index, std::vector<std::unique_ptr<PoolJob>>& failed) {
-    std::unique_ptr<Worker> w = std::move(workers_[index]);
+    graveyard_.push_back(std::move(workers_[index]));
+    Worker* const w = graveyard_.back().get();
     (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w->box.notify_fd(), nullptr);
     (void)::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, w->pidfd, nullptr);
     workers_.erase(workers_.begin() + static_cast<std::ptrdiff_t>(index));
@@ -914,6 +918,38 @@ class ProcessPoolCore {
     }
   }
 
+  // refill_locked(cancelled, failed): the dispatcher's first step — a terminated pool with no
+  // worker left fails what is pending; max_workers workers are kept while there is work; the
+  // backlog is sent.
+  void refill_locked(std::vector<std::unique_ptr<PoolJob>>& cancelled,
+                     std::vector<std::unique_ptr<PoolJob>>& failed) {
+    // Terminated or stopped with nothing left to run what is still pending: it fails.
+    if (terminating_ && workers_.empty() && !pending_.empty())
+      break_pool(stop_reason_.empty() ? "the pool's workers were terminated" : stop_reason_,
+                 failed);
+    // Keep max_workers workers while there is work.
+    while (!broken_ && !terminating_ && workers_.size() < options_.max_workers &&
+           pending_.size() > idle_capacity_locked()) {
+      std::unique_ptr<Worker> w;
+      try {
+        w = start_worker();
+      } catch (const std::exception&) {
+        // A start can fail once for a passing reason: the fork server died (was killed)
+        // while serving it — the start after respawns the server. Only a second failure in
+        // a row is the pool's end. (A worker that server may still have forked exits by
+        // itself: its pipes to us are closed.)
+        try {
+          w = start_worker();
+        } catch (const std::exception& e) {
+          break_pool(std::string("could not start a worker: ") + e.what(), failed);
+          break;
+        }
+      }
+      workers_.push_back(std::move(w));
+    }
+    send_work_locked(cancelled);
+  }
+
   void run() {
     dispatcher_thread_.store(std::this_thread::get_id());
     tls_on_dispatcher = true;
@@ -925,31 +961,8 @@ class ProcessPoolCore {
       bool done = false;
       {
         std::scoped_lock lock(mu_);
-        // Terminated or stopped with nothing left to run what is still pending: it fails.
-        if (terminating_ && workers_.empty() && !pending_.empty())
-          break_pool(stop_reason_.empty() ? "the pool's workers were terminated" : stop_reason_,
-                     failed);
-        // Keep max_workers workers while there is work.
-        while (!broken_ && !terminating_ && workers_.size() < options_.max_workers &&
-               pending_.size() > idle_capacity_locked()) {
-          std::unique_ptr<Worker> w;
-          try {
-            w = start_worker();
-          } catch (const std::exception&) {
-            // A start can fail once for a passing reason: the fork server died (was killed)
-            // while serving it — the start after respawns the server. Only a second failure in
-            // a row is the pool's end. (A worker that server may still have forked exits by
-            // itself: its pipes to us are closed.)
-            try {
-              w = start_worker();
-            } catch (const std::exception& e) {
-              break_pool(std::string("could not start a worker: ") + e.what(), failed);
-              break;
-            }
-          }
-          workers_.push_back(std::move(w));
-        }
-        send_work_locked(cancelled);
+        graveyard_.clear();  // no frame of this thread holds a removed worker's address now
+        refill_locked(cancelled, failed);
         bool busy = false;
         for (auto& w : workers_) busy = busy || !w->in_flight.empty();
         if ((shutdown_ || broken_) && pending_.empty() && !busy) {
@@ -1051,6 +1064,34 @@ class ProcessPoolCore {
     return true;
   }
 
+  // reap_in_place(w): on_death for a wait on the dispatcher thread (a done-callback) that found
+  // the worker holding its job dead — nobody else would handle that death while this thread
+  // waits. The replies it sent before it died are read (and settled), it is removed (its jobs
+  // fail or go back to the backlog, as in the dispatcher's pass), and the backlog is sent again
+  // (refill_locked: a replacement worker starts).
+  void reap_in_place(Worker* w) {
+    std::vector<std::unique_ptr<PoolJob>> cancelled;
+    std::vector<std::unique_ptr<PoolJob>> failed;
+    std::string reason;
+    {
+      std::scoped_lock lock(mu_);
+      if (!is_ours_locked(w) || w->borrowed) return;
+      w->dead.store(true, std::memory_order_seq_cst);
+    }
+    drain(w, failed);
+    {
+      std::scoped_lock lock(mu_);
+      for (std::size_t i = 0; i < workers_.size(); ++i)
+        if (workers_[i].get() == w) {
+          worker_gone(i, failed);
+          break;
+        }
+      refill_locked(cancelled, failed);
+      reason = broken_ ? broken_reason_ : last_death_;
+    }
+    settle(cancelled, failed, reason);
+  }
+
   // is_ours_locked(w): w is still one of the pool's workers (not removed and destroyed).
   bool is_ours_locked(const Worker* w) const {
     return std::any_of(workers_.begin(), workers_.end(),
@@ -1141,10 +1182,79 @@ class ProcessPoolCore {
   // in the worker, so a reply or a death always comes. False when it did not borrow or the state
   // is not done.
   bool assist_wait(std::uint64_t id, const FutureStateBase& state, const Deadline& deadline) {
-    Worker* w = nullptr;
-    // On the dispatcher thread (a done-callback that waits) nobody else reads the replies or
-    // sends the backlog: read at any depth, and a task still in the backlog can never start.
     const bool on_dispatcher = std::this_thread::get_id() == dispatcher_thread_.load();
+    return on_dispatcher ? help_as_dispatcher(id, state, deadline)
+                         : borrow_and_read(id, state, deadline, false);
+  }
+
+ private:
+  // help_as_dispatcher(id, state, deadline): assist_wait on the dispatcher thread — a
+  // done-callback that waits for another future of this pool. Nobody else reads the replies, sees
+  // a death or sends the backlog while this thread waits, so it does that work itself for the
+  // worker that holds the job, until the state is done or the deadline passes:
+  //   1. borrow the worker and read its replies (at any depth), as any waiter does;
+  //   2. the worker died (its pidfd is readable, or this thread's outer on_death saw it): handle
+  //      the death here (reap_in_place) — the job fails with BrokenProcessPool, or goes back to
+  //      the backlog and to a replacement worker — and look again;
+  //   3. another thread borrows the worker: it settles the job or gives the worker back (a
+  //      death included) soon; look again in a millisecond;
+  //   4. the job is in the backlog: send it (refill_locked); if no worker can take it, only this
+  //      thread, after the callback, could send it: DeadlockError;
+  //   5. the job is in a list of failed jobs this thread is settling further up its stack (a
+  //      broken pool fails them in turn): fail it now.
+  // False when the deadline passed, or the job is in no worker and not in the backlog (being
+  // settled by another thread: the plain wait follows).
+  bool help_as_dispatcher(std::uint64_t id, const FutureStateBase& state,
+                          const Deadline& deadline) {
+    auto holds = [id](const std::unique_ptr<PoolJob>& j) { return j->id == id; };
+    for (;;) {
+      if (borrow_and_read(id, state, deadline, true) || state.done()) return true;
+      if (deadline.expired()) return false;
+      Worker* holder = nullptr;
+      bool dead = false;
+      bool borrowed = false;
+      bool elsewhere = false;  // in no worker and not in the backlog
+      std::vector<std::unique_ptr<PoolJob>> cancelled;
+      std::vector<std::unique_ptr<PoolJob>> failed;
+      std::string reason;
+      {
+        std::scoped_lock lock(mu_);
+        for (auto& x : workers_)
+          if (std::any_of(x->in_flight.begin(), x->in_flight.end(), holds)) holder = x.get();
+        if (holder != nullptr) {
+          pollfd p{holder->pidfd, POLLIN, 0};
+          dead = holder->dead.load(std::memory_order_relaxed) || ::poll(&p, 1, 0) > 0;
+          borrowed = holder->borrowed;
+        } else if (std::any_of(pending_.begin(), pending_.end(), holds)) {
+          refill_locked(cancelled, failed);
+          if (std::any_of(pending_.begin(), pending_.end(), holds))
+            throw DeadlockError(
+                "a callback running in the process pool's dispatcher thread waits for a task of "
+                "the same pool that has not been sent to a worker: only that thread sends it "
+                "(wait elsewhere, or chain with then())");
+          reason = broken_ ? broken_reason_ : last_death_;
+        } else {
+          elsewhere = true;
+        }
+      }
+      if (elsewhere) {
+        if (fail_if_settling(id)) continue;  // outside mu_: its callbacks run
+        return state.done();                 // being settled by another thread
+      }
+      settle(cancelled, failed, reason);
+      if (holder == nullptr) continue;  // sent: borrow its new worker
+      if (borrowed) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      } else if (dead) {
+        reap_in_place(holder);
+      }
+    }
+  }
+
+  // borrow_and_read(id, state, deadline, on_dispatcher): assist_wait's borrowing (above).
+  bool borrow_and_read(std::uint64_t id, const FutureStateBase& state, const Deadline& deadline,
+                       bool on_dispatcher) {
+    Worker* w = nullptr;
     {
       std::scoped_lock lock(mu_);
       // Only for the job a worker runs now (the next reply is ours): a thread waiting behind a
@@ -1164,13 +1274,6 @@ class ProcessPoolCore {
           break;
         }
       }
-      if (w == nullptr && on_dispatcher &&
-          std::any_of(pending_.begin(), pending_.end(),
-                      [id](const std::unique_ptr<PoolJob>& j) { return j->id == id; }))
-        throw DeadlockError(
-            "a callback running in the process pool's dispatcher thread waits for a task of the "
-            "same pool that has not been sent to a worker: only that thread sends it (wait "
-            "elsewhere, or chain with then())");
       if (w == nullptr) return false;
       w->borrowed = true;
       w->box.replies().claim();  // the worker no longer writes the dispatcher's eventfd
@@ -1225,13 +1328,32 @@ class ProcessPoolCore {
     return state.done();
   }
 
- private:
-  static void settle(std::vector<std::unique_ptr<PoolJob>>& cancelled,
-                     std::vector<std::unique_ptr<PoolJob>>& failed, const std::string& reason) {
+  // settle(cancelled, failed, reason): fails the failed jobs, in order (their callbacks run
+  // here). On the dispatcher thread only; the list is in settling_ meanwhile, so that a callback
+  // waiting for a later job of it fails that job at once (help_as_dispatcher).
+  void settle(std::vector<std::unique_ptr<PoolJob>>& cancelled,
+              std::vector<std::unique_ptr<PoolJob>>& failed, const std::string& reason) {
     cancelled.clear();  // acknowledged cancels: their futures are already cancelled
-    for (auto& job : failed)
-      job->fail(job->failure ? job->failure : std::make_exception_ptr(BrokenProcessPool(reason)));
+    settling_.push_back(Settling{&failed, &reason});
+    for (auto& job : failed) fail_job(*job, reason);
+    settling_.pop_back();
     failed.clear();
+  }
+  static void fail_job(PoolJob& job, const std::string& reason) {
+    if (!job.settled())
+      job.fail(job.failure ? job.failure : std::make_exception_ptr(BrokenProcessPool(reason)));
+  }
+
+  // fail_if_settling(id): the job is in a list settle() is failing further up this thread's
+  // stack: fail it now (settle() then leaves it be). False when it is not there.
+  bool fail_if_settling(std::uint64_t id) {
+    for (const Settling& s : settling_)
+      for (auto& job : *s.failed)
+        if (job && job->id == id) {
+          fail_job(*job, *s.reason);
+          return true;
+        }
+    return false;
   }
 
   [[nodiscard]] std::size_t idle_capacity_locked() const {
@@ -1252,6 +1374,14 @@ class ProcessPoolCore {
   mutable std::mutex mu_;
   std::deque<std::unique_ptr<PoolJob>> pending_ CONCUR_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<Worker>> workers_ CONCUR_GUARDED_BY(mu_);
+  // graveyard_: workers removed since run()'s last pass (see worker_gone); dispatcher-only.
+  std::vector<std::unique_ptr<Worker>> graveyard_ CONCUR_GUARDED_BY(mu_);
+  // settling_: the lists settle() is failing now, innermost last; dispatcher-only.
+  struct Settling {
+    std::vector<std::unique_ptr<PoolJob>>* failed;
+    const std::string* reason;
+  };
+  std::vector<Settling> settling_;
   std::atomic<std::uint64_t> last_id_{0};
   std::uint64_t events_ CONCUR_GUARDED_BY(mu_) = 0;  // submits and shutdowns, for the sleep check
   bool shutdown_ CONCUR_GUARDED_BY(mu_) = false;
