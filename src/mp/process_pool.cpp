@@ -1081,11 +1081,7 @@ class ProcessPoolCore {
     drain(w, failed);
     {
       std::scoped_lock lock(mu_);
-      for (std::size_t i = 0; i < workers_.size(); ++i)
-        if (workers_[i].get() == w) {
-          worker_gone(i, failed);
-          break;
-        }
+      remove_locked(w, failed);
       refill_locked(cancelled, failed);
       reason = broken_ ? broken_reason_ : last_death_;
     }
@@ -1144,11 +1140,17 @@ class ProcessPoolCore {
     }
     drain(w, failed);
     std::scoped_lock lock(mu_);
-    for (std::size_t i = 0; i < workers_.size(); ++i)
+    remove_locked(w, failed);
+  }
+
+  // remove_locked(w, failed): worker_gone() for w, if it is still one of the pool's workers.
+  void remove_locked(const Worker* w, std::vector<std::unique_ptr<PoolJob>>& failed) {
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
       if (workers_[i].get() == w) {
         worker_gone(i, failed);
-        break;
+        return;
       }
+    }
   }
 
   // wait_reply(w, deadline): the borrower waits for a reply in w's ring — spinning, then asleep on
