@@ -120,6 +120,43 @@ TEST_F(ThreadPoolTest, APoolNeverUsedHasNoWorkers) {
   EXPECT_EQ(pool.stats().workers, 0U);
 }
 
+// min_workers (beyond Python): that many workers start with the pool, before any submit; a
+// burst of as many blocking tasks runs at once on them without starting another; an idle
+// prestarted pool shuts down (joins them) as any other.
+TEST_F(ThreadPoolTest, MinWorkersStartWithThePool) {
+  constexpr std::size_t kMin = 48;
+  const std::size_t before = active_count();
+  ThreadPoolExecutor pool(ThreadPoolOptions{.max_workers = 64, .min_workers = kMin});
+  EXPECT_EQ(pool.stats().workers, kMin);
+  EXPECT_EQ(active_count(), before + kMin);
+  std::atomic<std::size_t> started{0};
+  std::vector<Future<bool>> fs;
+  for (std::size_t i = 0; i < kMin; ++i) {
+    fs.push_back(pool.submit([&started] {
+      started.fetch_add(1);
+      return wait_until([&] { return started.load() == kMin; }, std::chrono::seconds(30));
+    }));
+  }
+  std::size_t met = 0;
+  for (auto& f : fs) met += f.result(std::chrono::seconds(40)) ? 1 : 0;
+  EXPECT_EQ(met, kMin);
+  EXPECT_EQ(pool.stats().workers, kMin) << "the prestarted workers took the burst";
+  pool.shutdown();
+  EXPECT_TRUE(wait_until([&] { return active_count() == before; }));
+}
+
+TEST_F(ThreadPoolTest, MinWorkersAboveMaxWorkersRaisesValueError) {
+  const std::size_t before = active_count();
+  EXPECT_EQ(what_of([] {
+              ThreadPoolExecutor pool(ThreadPoolOptions{.max_workers = 4, .min_workers = 5});
+            }),
+            "ValueError: min_workers (5) must be at most max_workers (4)");
+  EXPECT_EQ(active_count(), before);
+  ThreadPoolExecutor all(ThreadPoolOptions{.max_workers = 4, .min_workers = 4});
+  EXPECT_EQ(all.stats().workers, 4U);
+  EXPECT_EQ(all.submit([] { return 7; }).result(), 7);
+}
+
 // Each task held busy needs its own worker: the k-th one starts the k-th worker, no more.
 TEST_F(ThreadPoolTest, WorkersStartOnlyWhenNeeded) {
   Gate gate;

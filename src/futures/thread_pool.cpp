@@ -382,8 +382,21 @@ class PoolCore final : public WaitHelper,
     if (spawned_.load(std::memory_order_acquire) == max_workers_) return;
     if (waiting <= idle_.load(std::memory_order_seq_cst)) return;
     std::scoped_lock lk(spawn_mu_);
+    if (spawned_.load(std::memory_order_relaxed) == max_workers_) return;
+    spawn_locked();
+  }
+
+ public:
+  // prestart(n): starts workers until n exist (ThreadPoolOptions::min_workers); n ≤ max_workers.
+  void prestart(std::size_t n) {
+    std::scoped_lock lk(spawn_mu_);
+    while (spawned_.load(std::memory_order_relaxed) < n) spawn_locked();
+  }
+
+ private:
+  // spawn_locked(): starts the next worker; caller holds spawn_mu_ and checked spawned_ < max.
+  void spawn_locked() {
     const std::size_t n = spawned_.load(std::memory_order_relaxed);
-    if (n == max_workers_) return;
     WorkerSlot& slot = *slots_[n];
     ThreadOptions topts;
     topts.name = slot.name;
@@ -775,8 +788,21 @@ ThreadPoolExecutor::ThreadPoolExecutor(Options options)
           throw ValueError("max_workers must be at most " + std::to_string(kMaxWorkersLimit) +
                            " (a negative count converted to size_t?)");
         }
-        return std::make_shared<detail::PoolCore>(std::move(options));
-      }()) {}
+        return std::make_shared<detail::PoolCore>(options);
+      }()) {
+  if (options.min_workers > core_->max_workers()) {
+    core_->shutdown(true, false);
+    throw ValueError("min_workers (" + std::to_string(options.min_workers) +
+                     ") must be at most max_workers (" + std::to_string(core_->max_workers()) +
+                     ")");
+  }
+  try {
+    core_->prestart(options.min_workers);
+  } catch (...) {
+    core_->shutdown(true, false);  // join the workers already started
+    throw;
+  }
+}
 
 ThreadPoolExecutor::~ThreadPoolExecutor() { core_->shutdown(true, false); }
 

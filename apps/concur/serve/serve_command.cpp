@@ -10,6 +10,7 @@
 #include "concur/http/server.hpp"
 #include "concur/mp/process.hpp"
 #include "concur/mp/task.hpp"
+#include "concur/thread_pool.hpp"
 
 namespace concur::apps::serve {
 
@@ -237,7 +238,13 @@ int run_serve(ServeOptions& options, std::ostream& out, std::ostream& /*err*/) {
   const std::size_t processes = options.processes != 0 ? options.processes : mp::cpu_count();
   const auto given = static_cast<std::size_t>(std::max(0LL, options.max_pool_pending));
   const bool automatic = options.max_pool_pending < 0;
-  http::App app(http::AppOptions{.thread_workers = options.pool_threads,
+  // The fan-out's pool is started whole: started on demand (Python's rule), a burst of requests
+  // would start its threads on the event loop, the thread that submits (docs/benchmarks.md, the
+  // first wave at 1,000 connections).
+  ThreadPoolExecutor pool(ThreadPoolOptions{.max_workers = options.pool_threads,
+                                            .thread_name_prefix = "serve-pool",
+                                            .min_workers = options.pool_threads});
+  http::App app(http::AppOptions{.thread_pool = &pool,
                                  .process_workers = processes,
                                  .max_thread_pending = automatic ? 2 * options.pool_threads : given,
                                  .max_process_pending = automatic ? 8 * processes : given});
