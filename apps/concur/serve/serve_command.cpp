@@ -200,9 +200,10 @@ CLI::App* add_serve_command(CLI::App& app, ServeOptions& options) {
       ->check(CLI::Range(0, 65535));
   cmd->add_option("--threads", options.threads, "Event loops, each on its own thread (default 1)")
       ->check(CLI::Range(1, 1024));
-  cmd->add_option("--pool-threads", options.pool_threads,
-                  "Threads of the pool behind / (default 64)")
-      ->check(CLI::Range(1, 100000));
+  cmd->add_option(
+         "--pool-threads", options.pool_threads,
+         "Threads of the pool behind /, all started with the server (default 64, at most 4096)")
+      ->check(CLI::Range(1, 4096));
   cmd->add_option("--processes", options.processes,
                   "Worker processes behind /is_prime (0: one per CPU)");
   cmd->add_option("--max-in-flight", options.max_in_flight,
