@@ -473,15 +473,18 @@ class PoolCore final : public WaitHelper,
       ctx.slot->inbox.push(t);
       ++taken;
     }
-    if (taken > 1) inbox_map_.mark(ctx.index);
     // (release: a submit that sees the count sees the taker uncounted from idle_, see search())
     external_taken_.store(external_taken_.load(std::memory_order_relaxed) + taken,
                           std::memory_order_release);
     lk.unlock();
     // The batch's other tasks wait in this worker's inbox while it runs the first, which may
     // block: they are announced as a submit is (a sleeper is woken unless someone searches), or
-    // a worker that took them outside a search would leave them to no one.
-    if (taken > 1) notify_work();
+    // a worker that took them outside a search would leave them to no one. (Marked before that,
+    // as every push is: see WorkMap.)
+    if (taken > 1) {
+      inbox_map_.mark(ctx.index);
+      notify_work();
+    }
     return first;
   }
 

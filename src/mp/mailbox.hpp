@@ -73,20 +73,19 @@ class Ring {
   // max_message() is the largest message the ring carries itself; larger ones go on the side.
   [[nodiscard]] std::size_t max_message() const noexcept { return cap_ / 2 - kHeader; }
 
-  // has_room(n) is true when a message of n bytes fits now (for the ring's writer).
-  [[nodiscard]] bool has_room(std::size_t n) const noexcept {
-    return cap_ - (c_->tail.load(std::memory_order_relaxed) -
-                   c_->head.load(std::memory_order_acquire)) >=
+  // has_room(n) is true when a message of n bytes fits now (for the ring's writer). The reader's
+  // head is loaded with `order`: seq_cst right after the writer announces it sleeps (the second
+  // half of the Dekker pair with try_read's head store).
+  [[nodiscard]] bool has_room(std::size_t n,
+                              std::memory_order order = std::memory_order_acquire) const noexcept {
+    return cap_ - (c_->tail.load(std::memory_order_relaxed) - c_->head.load(order)) >=
            record_size(n);
   }
 
-  [[nodiscard]] bool empty() const noexcept {
-    return c_->head.load(std::memory_order_relaxed) == c_->tail.load(std::memory_order_acquire);
-  }
-  // empty_after_announce() is empty() right after an announcement in reader_wait: the tail is
-  // loaded seq_cst, the second half of the Dekker pair with the writer's publication.
-  [[nodiscard]] bool empty_after_announce() const noexcept {
-    return c_->head.load(std::memory_order_relaxed) == c_->tail.load(std::memory_order_seq_cst);
+  // empty(): no record to read. The writer's tail is loaded with `order`: seq_cst right after the
+  // reader announces it sleeps (the second half of the Dekker pair with the writer's publication).
+  [[nodiscard]] bool empty(std::memory_order order = std::memory_order_acquire) const noexcept {
+    return c_->head.load(std::memory_order_relaxed) == c_->tail.load(order);
   }
 
   // try_write(kind, bytes) copies one record in and publishes it, then wakes a sleeping reader
@@ -112,11 +111,8 @@ class Ring {
       auto room = [&] { return has_room(bytes.size()); };
       if (concur::detail::spin_wait(room, concur::detail::Deadline::infinite())) continue;
       c_->writer_wait.store(1, std::memory_order_seq_cst);
-      // head loaded seq_cst after the announcement (Dekker with try_read's head store).
-      const bool fits = cap_ - (c_->tail.load(std::memory_order_relaxed) -
-                                c_->head.load(std::memory_order_seq_cst)) >=
-                        record_size(bytes.size());
-      if (!fits) (void)shared_futex_wait(c_->writer_wait, 1, concur::detail::Deadline::infinite());
+      if (!has_room(bytes.size(), std::memory_order_seq_cst))
+        (void)shared_futex_wait(c_->writer_wait, 1, concur::detail::Deadline::infinite());
       c_->writer_wait.store(0, std::memory_order_relaxed);
     }
   }
@@ -148,7 +144,7 @@ class Ring {
     if (concur::detail::spin_wait([&] { return !empty() || stop(); }, deadline)) return !empty();
     for (;;) {
       c_->reader_wait.store(kFutex, std::memory_order_seq_cst);
-      if (!empty_after_announce() || stop()) break;
+      if (!empty(std::memory_order_seq_cst) || stop()) break;
       if (!shared_futex_wait(c_->reader_wait, kFutex, deadline)) break;
     }
     c_->reader_wait.store(kAwake, std::memory_order_relaxed);
@@ -163,7 +159,7 @@ class Ring {
   // is there already (then it must not sleep).
   bool arm_epoll() noexcept {
     c_->reader_wait.store(kEpoll, std::memory_order_seq_cst);
-    return !empty_after_announce();
+    return !empty(std::memory_order_seq_cst);
   }
   [[nodiscard]] bool epoll_armed() const noexcept {
     return c_->reader_wait.load(std::memory_order_seq_cst) == kEpoll;
