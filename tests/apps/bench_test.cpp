@@ -82,6 +82,57 @@ TEST(IsPrimeTest, AgreesWithNaiveDefinitionBelow3000) {
   for (std::uint64_t n = 0; n < 3000; ++n) EXPECT_EQ(is_prime(n), naive_is_prime(n)) << n;
 }
 
+// is_prime divides in double precision below 2^53 (vector blocks of odd divisors) and with `%`
+// above; these compare it with the plain `%` loop where a block's edges and lanes, the 2^53
+// boundary and the largest divisors can go wrong.
+TEST(IsPrimeTest, AgreesWithTheRemainderLoopBelow300000) {
+  for (std::uint64_t n = 0; n < 300'000; ++n) {
+    ASSERT_EQ(is_prime(n), is_prime_by_remainder(n)) << n;
+  }
+}
+
+// primes_from(first, count): the first `count` primes >= first, by the `%` loop.
+std::vector<std::uint64_t> primes_from(std::uint64_t first, std::size_t count) {
+  std::vector<std::uint64_t> primes;
+  for (std::uint64_t n = first; primes.size() < count; ++n) {
+    if (is_prime_by_remainder(n)) primes.push_back(n);
+  }
+  return primes;
+}
+
+TEST(IsPrimeTest, FindsASmallestFactorInEveryLaneOfABlock) {
+  // n = p * q with p the smallest factor: 40 consecutive primes p put it in every lane of the
+  // blocks (8 divisors with SSE2, 16 with AVX2) at every position of the loop.
+  const std::uint64_t q = primes_from(1'000'000'000, 1)[0];
+  for (const std::uint64_t p : primes_from(1'000'000, 40)) {
+    EXPECT_FALSE(is_prime(p * q)) << p << " * " << q;
+  }
+  for (const std::uint64_t p : primes_from(3, 40)) EXPECT_FALSE(is_prime(p * q)) << p;
+}
+
+TEST(IsPrimeTest, SquaresAndCloseFactorsJustBelow2To53) {
+  // The largest divisor tried is floor(sqrt(n)): a square of a prime is caught only there, and
+  // n = p * q with p, q close is caught near the end of the loop (in the last block or after it).
+  const std::vector<std::uint64_t> near_root =
+      primes_from(94'906'200, 4);  // sqrt(2^53) ~ 94906265.6
+  for (const std::uint64_t p : near_root) {
+    for (const std::uint64_t q : near_root) {
+      const std::uint64_t n = p * q;
+      EXPECT_FALSE(is_prime(n)) << p << " * " << q
+                                << (n < (std::uint64_t{1} << 53) ? "" : " (above 2^53)");
+    }
+  }
+}
+
+TEST(IsPrimeTest, AroundTwoTo53) {
+  // Below 2^53 the double path decides, from 2^53 on the `%` loop; both must agree with it.
+  constexpr std::uint64_t kTwo53 = std::uint64_t{1} << 53;
+  EXPECT_TRUE(is_prime(kTwo53 - 111));  // the largest prime below 2^53
+  for (const std::uint64_t n : {kTwo53 - 1, kTwo53 - 3, kTwo53 + 1, kTwo53 + 3, kTwo53 + 5}) {
+    EXPECT_EQ(is_prime(n), is_prime_by_remainder(n)) << n;
+  }
+}
+
 TEST(IsPrimeTest, IsqrtIsExactAtTheEdges) {
   EXPECT_EQ(isqrt(0), 0U);
   EXPECT_EQ(isqrt(1), 1U);

@@ -7,6 +7,7 @@
 #include <tuple>
 #include <utility>
 
+#include "bench/experiments/is_prime.hpp"
 #include "concur/http/server.hpp"
 #include "concur/mp/process.hpp"
 #include "concur/mp/task.hpp"
@@ -42,17 +43,10 @@ std::string notes_json(const std::string& file, const std::string& db, const std
   return out;
 }
 
-// serve_is_prime(n): the notes' is_prime: trial division by the odd numbers up to floor(sqrt(n))
-// (`i <= n / i` is that bound without floating point); below 2 is not prime.
+// serve_is_prime(n): the notes' is_prime (`concur bench`'s trial division) of a signed number;
+// below 2 is not prime.
 bool serve_is_prime(std::int64_t n) {
-  if (n < 2) return false;
-  if (n == 2) return true;
-  if (n % 2 == 0) return false;
-  const auto u = static_cast<std::uint64_t>(n);
-  for (std::uint64_t i = 3; i <= u / i; i += 2) {
-    if (u % i == 0) return false;
-  }
-  return true;
+  return n >= 2 && bench::is_prime(static_cast<std::uint64_t>(n));
 }
 CONCUR_TASK(serve_is_prime);
 

@@ -31,12 +31,91 @@ std::uint64_t isqrt(std::uint64_t n) {
   return r;
 }
 
-bool is_prime(std::uint64_t n) {
+bool is_prime_by_remainder(std::uint64_t n) {
   if (n < 2) return false;
   if (n == 2) return true;
   if (n % 2 == 0) return false;
   const std::uint64_t sqrt_n = isqrt(n);
   for (std::uint64_t i = 3; i <= sqrt_n; i += 2) {
+    if (n % i == 0) return false;
+  }
+  return true;
+}
+
+namespace {
+
+// The divisor blocks of is_prime, in double precision: the same divisions as the `%` loop, which
+// the CPU does 3-5x faster on doubles, several per instruction. A block is two vectors of odd
+// divisors i, i + 2, …; each lane divides n by its divisor and asks whether the quotient q is
+// whole: q == (q + 2^52) - 2^52, exact for any q in [0, 2^52) (adding 2^52 rounds a fraction
+// away), and here q < 2^52 (n < 2^53, divisors >= 3).
+// - No divisor is missed: when d divides n, n and n / d are integers below 2^53, so the correctly
+//   rounded quotient is n / d exactly (IEEE 754; nothing here is built with -ffast-math).
+// - No whole quotient is false: n / d lies at least 1 / d from a whole number when d does not
+//   divide n, and the rounding error is at most 2^-53 of n / d, less than 1 / d. is_prime does
+//   not rely on this side: it tries the block's divisors again with `%` and decides there.
+using Double2 = double __attribute__((vector_size(16)));
+using Mask2 = long long __attribute__((vector_size(16)));
+using Double4 = double __attribute__((vector_size(32)));
+using Mask4 = long long __attribute__((vector_size(32)));
+constexpr double kTwo52 = 4503599627370496.0;
+
+// skip_blocks(n, i, last) steps the odd divisor i over whole blocks (every divisor <= last) and
+// stops at the first block with a whole quotient (i = that block's first divisor) or after the
+// last whole block (i = the first divisor not tried).
+template <class Doubles, class Mask>
+[[gnu::always_inline]] inline void skip_blocks(double n, std::uint64_t& i, std::uint64_t last) {
+  constexpr std::uint64_t kLanes = sizeof(Doubles) / sizeof(double);
+  Doubles low{};
+  for (std::uint64_t k = 0; k < kLanes; ++k) low[k] = static_cast<double>(i + 2 * k);
+  Doubles high = low + 2.0 * kLanes;
+  const Doubles step = Doubles{} + 4.0 * kLanes;
+  for (; i + 2 * (2 * kLanes - 1) <= last; i += 4 * kLanes) {
+    const Doubles q_low = n / low;
+    const Doubles q_high = n / high;
+    const Mask whole =
+        (((q_low + kTwo52) - kTwo52) == q_low) | (((q_high + kTwo52) - kTwo52) == q_high);
+    long long any = 0;
+    for (std::uint64_t k = 0; k < kLanes; ++k) any |= whole[k];
+    if (any != 0) return;
+    low += step;
+    high += step;
+  }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+// Four lanes per vector where the CPU has AVX2 (chosen at run time; the binary stays baseline
+// x86-64), two (SSE2) elsewhere.
+[[gnu::target("avx2")]] void skip_blocks_avx2(double n, std::uint64_t& i, std::uint64_t last) {
+  skip_blocks<Double4, Mask4>(n, i, last);
+}
+const bool kHasAvx2 = __builtin_cpu_supports("avx2") != 0;
+#endif
+
+void skip_divisor_free_blocks(double n, std::uint64_t& i, std::uint64_t last) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (kHasAvx2) {
+    skip_blocks_avx2(n, i, last);
+    return;
+  }
+#endif
+  skip_blocks<Double2, Mask2>(n, i, last);
+}
+
+}  // namespace
+
+bool is_prime(std::uint64_t n) {
+  if (n < 2) return false;
+  if (n == 2) return true;
+  if (n % 2 == 0) return false;
+  const std::uint64_t sqrt_n = isqrt(n);
+  std::uint64_t i = 3;
+  if (n < (std::uint64_t{1} << 53)) {
+    // Skip the blocks without a divisor; the `%` loop below takes over at the first block that
+    // may hold one (and decides), or for the last few divisors.
+    skip_divisor_free_blocks(static_cast<double>(n), i, sqrt_n);
+  }
+  for (; i <= sqrt_n; i += 2) {
     if (n % i == 0) return false;
   }
   return true;

@@ -19,8 +19,14 @@ inline constexpr std::size_t kIsPrimeCount = 100;
 inline constexpr std::size_t kIsPrimeQuickCount = 4;
 
 // is_prime(n) is the notes' exact trial division: n < 2 is not prime, 2 is, other even numbers
-// are not, else every odd i from 3 to floor(sqrt(n)) inclusive is tried as a divisor.
+// are not, else every odd i from 3 to floor(sqrt(n)) inclusive is tried as a divisor. Below 2^53
+// the divisions are done in double precision, several per instruction (exact: see is_prime.cpp);
+// `concur bench`, `concur serve` and `concur worker` all run this one.
 [[nodiscard]] bool is_prime(std::uint64_t n);
+
+// is_prime_by_remainder(n) is the same trial division written as the notes write it, one `n % i`
+// per odd i: is_prime's reference in the tests and its baseline in bench/is_prime_bench.cpp.
+[[nodiscard]] bool is_prime_by_remainder(std::uint64_t n);
 
 // isqrt(n) is floor(sqrt(n)), exact for every 64-bit n.
 [[nodiscard]] std::uint64_t isqrt(std::uint64_t n);
