@@ -119,6 +119,8 @@ class RedisWorker final : public Worker::Impl {
     for (const std::string& s : streams_) detail::ensure_group(conns_[0], s);
     upkeep_ = Redis::connect(url_, o_.connect_timeout);
     runner_ = std::make_unique<detail::TaskRunner>(o_, o_.name);
+    const std::size_t prefetch = o_.prefetch > 0 ? o_.prefetch : o_.concurrency;
+    per_read_ = std::to_string(std::max<std::size_t>(1, prefetch / o_.concurrency));
   }
 
   ~RedisWorker() override { stop(); }
@@ -169,6 +171,21 @@ class RedisWorker final : public Worker::Impl {
     std::size_t queue;
     std::string entry;
   };
+  // Unread: a task's outcome whose finish script was written without waiting for its answer.
+  struct Unread {
+    Taken t;
+    detail::ResultMessage r;
+    bool dead_letter;
+  };
+  // Lane: what a serving thread keeps between its tasks. `ahead`: a blocking read sent with the
+  // last finish (finish()) has its answer still to read. `unread`: finishes written while the
+  // thread went on to its next task, answers not read yet, in the connection's order (settle()).
+  struct Lane {
+    bool ahead = false;
+    std::vector<Unread> unread;
+  };
+  // kMaxUnread: finishes a thread writes without reading their answers before it waits for them.
+  static constexpr std::size_t kMaxUnread = 256;
   struct Slot {
     std::string key;     // <prefix>:slots:<key>
     std::string holder;  // the task's entry id
@@ -182,30 +199,36 @@ class RedisWorker final : public Worker::Impl {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
 
-  // serve(conn): one serving thread — takes one task at a time (a task taken over from a dead
-  // worker first, then the first queue's, blocking on all of them), runs it, stores its outcome.
-  // All threads read as the one consumer o_.name: the leases are this worker's. With one queue,
-  // the blocking read for the next task goes out with the finish of the last (finish()): one
-  // round trip and one wake-up per task instead of two; `ahead` says its answer is still to read.
+  // serve(conn): one serving thread — takes a task (one taken over from a dead worker or read
+  // ahead first, then the first queue's, blocking on all of them: prefetch ÷ concurrency tasks per
+  // read, the extras queued in ready_), runs it, stores its outcome. All threads read as the one
+  // consumer o_.name: the leases are this worker's. With one queue, the blocking read for the next
+  // task goes out with the finish of the last (finish()): one round trip and one wake-up per task
+  // instead of two. While tasks wait in ready_, a finish is written and the thread goes on to the
+  // next task; the answers are read before the thread next waits for Redis (settle()).
   void serve(Redis& conn) {
     auto backoff = std::chrono::milliseconds(50);
-    bool ahead = false;
+    Lane lane;
     while (!stopping()) {
       try {
         if (!conn.is_connected()) {
-          ahead = false;  // (a read lost with the connection: recover_orphans takes its task)
-          conn.reconnect();
+          lane.ahead = false;  // (a read lost with the connection: recover_orphans takes its task)
+          settle(conn, lane);  // (finishes the connection lost unanswered run again)
+          if (!conn.is_connected()) conn.reconnect();
           conn.set_timeout(o_.connect_timeout + kBlock);
           for (const std::string& s : streams_) detail::ensure_group(conn, s);
         }
-        if (ahead) {
-          ahead = false;
+        if (lane.ahead) {
+          lane.ahead = false;
           receive(conn, conn.get_reply());
         }
         std::optional<Taken> t = next_ready();
-        if (!t) t = read(conn);
+        if (!t) {
+          settle(conn, lane);
+          t = read(conn);
+        }
         backoff = std::chrono::milliseconds(50);
-        if (t) execute(conn, std::move(*t), &ahead);
+        if (t) execute(conn, std::move(*t), &lane);
       } catch (const ConnectionError&) {
         conn.close();
         sleep_unless_stopped(backoff);
@@ -217,9 +240,10 @@ class RedisWorker final : public Worker::Impl {
         backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
       }
     }
-    // Warm shutdown: tasks taken over and not started yet still run (their leases are ours), and
-    // so does one a read sent ahead brought.
-    if (ahead) {
+    // Warm shutdown: tasks taken over or read ahead and not started yet still run (their leases
+    // are ours), and so do those a read sent ahead brought.
+    settle(conn, lane);
+    if (lane.ahead) {
       try {
         receive(conn, conn.get_reply());
       } catch (const std::exception&) {
@@ -236,6 +260,11 @@ class RedisWorker final : public Worker::Impl {
     }
   }
 
+  bool has_ready() const {
+    std::scoped_lock lock(mu_);
+    return !ready_.empty();
+  }
+
   std::optional<Taken> next_ready() {
     std::scoped_lock lock(mu_);
     if (ready_.empty()) return std::nullopt;
@@ -244,11 +273,12 @@ class RedisWorker final : public Worker::Impl {
     return t;
   }
 
-  // block_argv(): the blocking read of one new task over every queue (kBlock).
+  // block_argv(): the blocking read of new tasks over every queue (kBlock): up to per_read_ of
+  // each.
   std::vector<std::string_view> block_argv() const {
     static const std::string ms = std::to_string(kBlock.count());
-    std::vector<std::string_view> argv{"XREADGROUP", "GROUP", detail::kGroup, o_.name, "COUNT", "1",
-                                       "BLOCK",      ms,      "STREAMS"};
+    std::vector<std::string_view> argv{
+        "XREADGROUP", "GROUP", detail::kGroup, o_.name, "COUNT", per_read_, "BLOCK", ms, "STREAMS"};
     for (const std::string& s : streams_) argv.emplace_back(s);
     for (std::size_t q = 0; q < streams_.size(); ++q) argv.emplace_back(">");
     return argv;
@@ -266,14 +296,15 @@ class RedisWorker final : public Worker::Impl {
     }
   }
 
-  // read(conn): one new task, the first queue first; nullopt when none came within kBlock. A
-  // blocking read over several queues may return one task of each: the extras go to ready_.
+  // read(conn): new tasks (up to per_read_), the first queue first; the first of them, or nullopt
+  // when none came within kBlock. A blocking read over several queues may return tasks of each:
+  // the extras go to ready_.
   std::optional<Taken> read(Redis& conn) {
     std::vector<Taken> taken;
     if (streams_.size() > 1) {
       for (std::size_t q = 0; q < streams_.size() && taken.empty(); ++q)
         collect(conn,
-                conn.command({"XREADGROUP", "GROUP", detail::kGroup, o_.name, "COUNT", "1",
+                conn.command({"XREADGROUP", "GROUP", detail::kGroup, o_.name, "COUNT", per_read_,
                               "STREAMS", streams_[q], ">"}),
                 taken);
     }
@@ -323,23 +354,24 @@ class RedisWorker final : public Worker::Impl {
     }
   }
 
-  // execute(conn, t, ahead): runs the task on this thread (its start reported if it runs
-  // kStartNotice) and stores its outcome (sending the next read with it when `ahead` is given:
-  // finish()).
-  void execute(Redis& conn, Taken t, bool* ahead = nullptr) {
-    // Whatever happens below, the lease leaves this worker's list (no more renewals): a task this
-    // thread could not finish is taken over once its lease expires.
+  // execute(conn, t, lane): runs the task on this thread (its start reported if it runs
+  // kStartNotice) and stores its outcome (given a serving thread's `lane`: with the next read, or
+  // without waiting for the answer — finish()).
+  void execute(Redis& conn, Taken t, Lane* lane = nullptr) {
+    // Whatever happens below, the lease leaves this worker's list (no more renewals) — unless its
+    // finish was written and not answered yet (settle() releases it then): a task this thread
+    // could not finish is taken over once its lease expires.
     struct ReleaseLease {
       RedisWorker& self;
       const Taken& t;
+      bool keep = false;
       ~ReleaseLease() {
-        std::scoped_lock lock(self.mu_);
-        const auto it = std::find_if(self.leases_.begin(), self.leases_.end(), [&](const Lease& l) {
-          return l.queue == t.queue && l.entry == t.entry;
-        });
-        if (it != self.leases_.end()) self.leases_.erase(it);
+        if (!keep) self.release_lease(t);
       }
     } release{*this, t};
+    // Commands below wait for their answers: those of finishes written before them come first.
+    if (lane != nullptr && (!t.message.slot_key.empty() || !t.message.rate_key.empty()))
+      settle(conn, *lane);
     // Cluster-wide limits first: a task without its slot or its token goes back to wait (its lease
     // with it), holding no thread.
     std::string slot;
@@ -425,6 +457,7 @@ class RedisWorker final : public Worker::Impl {
     // A result says the task started; a retry says nothing to the executor, so a run that ends in
     // one reports its start now (the future is running: the task is taken until it is done).
     if (unsent && run.retry) {
+      if (lane != nullptr) settle(conn, *lane);
       try {
         if (!conn.is_connected()) conn.reconnect();
         (void)conn.command({"RPUSH", t.message.reply, notice});
@@ -435,43 +468,47 @@ class RedisWorker final : public Worker::Impl {
       }
     }
     release_slot.release();
-    report(conn, t, run.result, run.retry, /*dead_letter=*/!run.revoked, ahead);
+    release.keep = report(conn, t, run.result, run.retry, /*dead_letter=*/!run.revoked, lane);
   }
 
-  // report(conn, t, r, retry, dead_letter): stores the outcome (or the retry; a final error goes to
-  // the dead letters if dead_letter), reconnecting while the lease may
-  // still be ours; past it, another worker will run the task again.
-  void report(Redis& conn, const Taken& t, const detail::ResultMessage& r, bool retry,
-              bool dead_letter = true, bool* ahead = nullptr) {
+  // release_lease(t): t's lease leaves this worker's list (no more renewals).
+  void release_lease(const Taken& t) {
+    std::scoped_lock lock(mu_);
+    const auto it = std::find_if(leases_.begin(), leases_.end(), [&](const Lease& l) {
+      return l.queue == t.queue && l.entry == t.entry;
+    });
+    if (it != leases_.end()) leases_.erase(it);
+  }
+
+  // report(conn, t, r, retry, dead_letter, lane): stores the outcome (or the retry; a final error
+  // goes to the dead letters if dead_letter), reconnecting while the lease may still be ours; past
+  // it, another worker will run the task again. True when the finish was written and its answer
+  // is left to settle() (a serving thread's `lane`, another task waiting: finish()).
+  bool report(Redis& conn, const Taken& t, const detail::ResultMessage& r, bool retry,
+              bool dead_letter = true, Lane* lane = nullptr) {
     const auto give_up_at = std::chrono::steady_clock::now() + o_.lease;
     auto backoff = std::chrono::milliseconds(20);
     for (;;) {
       try {
+        if (lane != nullptr && (retry || !conn.is_connected())) settle(conn, *lane);
         if (!conn.is_connected()) conn.reconnect();
-        const bool kept =
-            retry
-                ? store_retry(conn, t)
-                : finish(conn, t, r, dead_letter && r.kind == detail::ResultMessage::error, ahead);
-        std::scoped_lock lock(mu_);
-        if (!kept)
-          ++stats_.lost;
-        else if (retry)
-          ++stats_.retried;
-        else if (r.kind == detail::ResultMessage::ok)
-          ++stats_.succeeded;
-        else
-          ++stats_.failed;
-        return;
+        const std::optional<bool> kept =
+            retry ? store_retry(conn, t)
+                  : finish(conn, t, r, dead_letter && r.kind == detail::ResultMessage::error,
+                           dead_letter, lane);
+        if (!kept) return true;
+        count_outcome(*kept, retry, r);
+        return false;
       } catch (const ConnectionError&) {
         conn.close();
-        if (std::chrono::steady_clock::now() >= give_up_at) return;
+        if (std::chrono::steady_clock::now() >= give_up_at) return false;
         std::this_thread::sleep_for(backoff);
         backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
       } catch (const RedisError& e) {
         if (!detail::transient(e) || std::chrono::steady_clock::now() >= give_up_at) {
           std::fprintf(stderr, "concur worker %s: storing task %s: %s\n", o_.name.c_str(),
                        t.entry.c_str(), e.what());
-          return;
+          return false;
         }
         std::this_thread::sleep_for(backoff);  // LOADING: a restarted Redis reads its data
         backoff = std::min(backoff * 2, std::chrono::milliseconds(1000));
@@ -479,14 +516,61 @@ class RedisWorker final : public Worker::Impl {
     }
   }
 
-  // finish(conn, t, r, dead, ahead): FINISH — false when the lease had passed to another worker.
-  // Given `ahead` (a serving thread's, one queue, not stopping), the blocking read of the next
-  // task is pipelined behind the script, and *ahead set once the script's answer is in: the
-  // caller reads the task next. When the script fails (NOSCRIPT after a restart, or an error),
-  // the read's answer is taken first — it may carry a task, now leased to this worker — and the
-  // script is then run as without.
-  bool finish(Redis& conn, const Taken& t, const detail::ResultMessage& r, bool dead,
-              bool* ahead = nullptr) {
+  // count_outcome(kept, retry, r): the stats of a stored outcome (kept: the lease was still ours).
+  void count_outcome(bool kept, bool retry, const detail::ResultMessage& r) {
+    std::scoped_lock lock(mu_);
+    if (!kept)
+      ++stats_.lost;
+    else if (retry)
+      ++stats_.retried;
+    else if (r.kind == detail::ResultMessage::ok)
+      ++stats_.succeeded;
+    else
+      ++stats_.failed;
+  }
+
+  // settle(conn, lane): the answers of the finishes `lane` wrote without waiting, in order. One
+  // refused (NOSCRIPT after a Redis restart, LOADING…) or left unanswered by a broken connection
+  // is stored again in full, waiting, as report() does: the finish script is idempotent (once the
+  // entry is acknowledged, running it again finds no lease and stores nothing; that run counts as
+  // lost in the stats). Their leases are released here.
+  void settle(Redis& conn, Lane& lane) {
+    if (lane.unread.empty()) return;
+    std::vector<Unread> unread = std::exchange(lane.unread, {});
+    std::vector<const Unread*> again;
+    for (const Unread& u : unread) {
+      if (!conn.is_connected()) {
+        again.push_back(&u);
+        continue;
+      }
+      try {
+        count_outcome(conn.get_reply().as_integer() == 1, /*retry=*/false, u.r);
+        release_lease(u.t);
+      } catch (const ConnectionError&) {
+        conn.close();
+        again.push_back(&u);
+      } catch (const RedisError&) {
+        again.push_back(&u);
+      }
+    }
+    for (const Unread* u : again) {
+      (void)report(conn, u->t, u->r, /*retry=*/false, u->dead_letter);
+      release_lease(u->t);
+    }
+  }
+
+  // finish(conn, t, r, dead, dead_letter, lane): FINISH — false when the lease had passed to
+  // another worker. Given a serving thread's `lane` (not stopping):
+  // - when another task waits in ready_ (read ahead, taken over), the script is written and the
+  //   thread goes on without its answer: nullopt, the answer is settle()'s (the outcome is in
+  //   Redis as soon as the script runs; only the worker's reading of the answer waits);
+  // - else (one queue, no task waiting) the blocking read of the next task is pipelined behind
+  //   the script, and lane->ahead set once the script's answer is in: the caller reads the task
+  //   next. When the script fails (NOSCRIPT after a restart, or an error), the read's answer is
+  //   taken first — it may carry a task, now leased to this worker — and the script is then run
+  //   as without.
+  std::optional<bool> finish(Redis& conn, const Taken& t, const detail::ResultMessage& r, bool dead,
+                             bool dead_letter = true, Lane* lane = nullptr) {
     const std::string message = detail::encode(r);
     const std::string ttl = std::to_string(std::max<std::int64_t>(1, t.message.result_ttl_ms));
     std::string error;
@@ -503,8 +587,17 @@ class RedisWorker final : public Worker::Impl {
         detail::kGroup,   o_.name,        t.entry, message,      ttl,
         dead ? "1" : "0", t.message.task, error,   task_message, field};
     const Script& script = detail::finish_script();
-    if (ahead == nullptr || streams_.size() != 1 || stopping())
-      return script.run(conn, keys, args).as_integer() == 1;
+    if (lane == nullptr || stopping()) return script.run(conn, keys, args).as_integer() == 1;
+    const bool more = has_ready();
+    if (more && lane->unread.size() < kMaxUnread) {
+      script.append(conn, keys, args);
+      conn.flush();
+      lane->unread.push_back({t, r, dead_letter});
+      return std::nullopt;
+    }
+    settle(conn, *lane);
+    // (no blocking read while a task waits here: its answer would be waited for first)
+    if (more || streams_.size() != 1) return script.run(conn, keys, args).as_integer() == 1;
     script.append(conn, keys, args);
     conn.append(block_argv());
     std::optional<Reply> out;
@@ -521,7 +614,7 @@ class RedisWorker final : public Worker::Impl {
       }
       return script.run(conn, keys, args).as_integer() == 1;
     }
-    *ahead = true;
+    lane->ahead = true;
     return out->as_integer() == 1;
   }
 
@@ -779,7 +872,7 @@ class RedisWorker final : public Worker::Impl {
                 " workers that died or stalled before finishing it (max_deliveries " +
                 std::to_string(o_.max_deliveries) + ")";
     r.traceback = "given up by worker " + o_.name;
-    if (finish(upkeep_, t, r, /*dead=*/true)) {
+    if (finish(upkeep_, t, r, /*dead=*/true).value_or(false)) {
       std::scoped_lock lock(mu_);
       ++stats_.failed;
     }
@@ -788,6 +881,7 @@ class RedisWorker final : public Worker::Impl {
   WorkerOptions o_;
   RedisUrl url_;
   std::vector<std::string> streams_, delayed_, dead_, cursors_;
+  std::string per_read_;  // tasks a serving thread's read takes: max(1, prefetch ÷ concurrency)
   std::string stats_key_;
   std::vector<Redis> conns_;  // one per serving thread
   Redis upkeep_;              // the maintenance thread's
@@ -859,7 +953,8 @@ int worker_main(int argc, char** argv) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   app.add_option("--prefetch", o.prefetch,
-                 "RabbitMQ: unacknowledged tasks held at once (0: --concurrency)")
+                 "tasks held at once, running or waiting (0: --concurrency; more for short "
+                 "tasks: over Redis a thread's read takes prefetch/concurrency tasks)")
       ->capture_default_str();
   app.add_option("--name", o.name, "this worker's name (default: host:pid)");
   app.add_option("--prefix", o.prefix, "key prefix shared with the executors")

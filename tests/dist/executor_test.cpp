@@ -182,6 +182,22 @@ class DistTest : public ::testing::Test {
     const Reply v = redis().command({"GET", key});
     return v.is_nil() ? 0 : v.as_integer();
   }
+  // queued(n): polls until the default queue's stream holds n entries (submits are pipelined).
+  bool queued(long long n) {
+    Redis r = redis();
+    return concur::testing::poll_until(kRemote, [&] {
+      return r.command({"XLEN", "concur:q:default"}).integer == n;
+    });
+  }
+  // calls_of(command): how many times Redis ran `command` since the last CONFIG RESETSTAT.
+  long long calls_of(const std::string& command) {
+    const std::string info = redis().command({"INFO", "commandstats"}).str;
+    const std::string tag = "cmdstat_" + command + ":calls=";
+    const std::size_t at = info.find(tag);
+    return at == std::string::npos ? 0 : std::stoll(info.substr(at + tag.size()));
+  }
+  void warm_stops_leave_nothing_leased(std::size_t prefetch);
+  void restart_loses_nothing_acknowledged(std::size_t prefetch);
 
   RedisServer server_;
 };
@@ -744,13 +760,25 @@ TEST_F(DistTest, StopIsWarmTheTaskTakenFinishes) {
 // answer and run the task it brought: a task left leased to the stopped worker would wait out the
 // whole lease (30 s here) before another worker could run it.
 TEST_F(DistTest, AWarmStopLeavesNoTaskLeasedToTheStoppedWorker) {
+  warm_stops_leave_nothing_leased(/*prefetch=*/0);
+}
+
+// With prefetch a thread takes several tasks per read and writes outcomes without waiting for
+// their answers: a warm stop runs the tasks read ahead and reads every answer before it returns.
+TEST_F(DistTest, AWarmStopOfAPrefetchingWorkerLeavesNoTaskLeased) {
+  warm_stops_leave_nothing_leased(/*prefetch=*/8);
+}
+
+void DistTest::warm_stops_leave_nothing_leased(std::size_t prefetch) {
   RedisExecutor ex(url());
   std::vector<Future<int>> fs;
   const auto finished = [&] {
     return std::count_if(fs.begin(), fs.end(), [](const Future<int>& f) { return f.done(); });
   };
   for (int round = 0; round < 5; ++round) {
-    auto w = start_worker(1);
+    WorkerOptions o = worker_options(1);
+    o.prefetch = prefetch;
+    auto w = std::make_unique<InProcessWorker>(o);
     const std::string name = w->worker().name();
     const long long before = finished();
     for (int i = 0; i < 300; ++i) fs.push_back(ex.submit(dist_mul, i, round + 1));
@@ -766,6 +794,53 @@ TEST_F(DistTest, AWarmStopLeavesNoTaskLeasedToTheStoppedWorker) {
     const int round = static_cast<int>(i / 300);
     EXPECT_EQ(fs[i].result(20s), static_cast<int>(i % 300) * (round + 1)) << "task " << i;
   }
+}
+
+// prefetch 8 on one thread: each read takes up to 8 queued tasks, and every outcome is stored and
+// counted although the thread does not wait for the answers while tasks are left.
+TEST_F(DistTest, APrefetchingWorkerTakesSeveralTasksPerReadAndStoresEveryOutcome) {
+  constexpr int kTasks = 400;
+  RedisExecutor ex(url());
+  std::vector<Future<int>> fs;
+  for (int i = 0; i < kTasks; ++i) fs.push_back(ex.submit(dist_mul, i, 3));
+  ASSERT_TRUE(queued(kTasks));
+  (void)redis().command({"CONFIG", "RESETSTAT"});
+  WorkerOptions o = worker_options(1);
+  o.prefetch = 8;
+  InProcessWorker w(o);
+  for (int i = 0; i < kTasks; ++i)
+    ASSERT_EQ(fs[static_cast<std::size_t>(i)].result(kRemote), 3 * i);
+  const long long reads = calls_of("xreadgroup");
+  // kTasks / 8 = 50 reads take them all; an idle worker adds one blocking read per 100 ms.
+  EXPECT_LT(reads, 100) << "reads of one task each would be " << kTasks;
+  EXPECT_TRUE(concur::testing::poll_until(kRemote, [&] {
+    return w.worker().stats().succeeded == std::uint64_t{kTasks};
+  })) << w.worker().stats().succeeded;
+  EXPECT_EQ(w.worker().stats().lost, 0u);
+  const Reply pending = redis().command({"XPENDING", "concur:q:default", "workers"});
+  EXPECT_EQ(pending.at(0).as_integer(), 0) << "every finished task is acknowledged";
+}
+
+// A task read ahead waits in the worker, leased to it: like a running task, cancel() fails and it
+// runs; one beyond the prefetch is still queued in Redis and cancel() succeeds.
+TEST_F(DistTest, ATaskReadAheadIsTakenAndOneBeyondThePrefetchIsNot) {
+  RedisExecutor ex(url());
+  Future<int> gate = ex.submit(dist_gate, url(), std::string("pf"), 1);
+  Future<int> ahead = ex.submit(dist_mul, 2, 3);
+  Future<int> ahead2 = ex.submit(dist_mul, 4, 5);
+  Future<int> beyond = ex.submit(dist_mul, 6, 7);
+  ASSERT_TRUE(queued(4));
+  WorkerOptions o = worker_options(1);
+  o.prefetch = 3;  // one thread: its first read takes the gate and the next two
+  InProcessWorker w(o);
+  ASSERT_TRUE(wait_key("pf:started"));
+  EXPECT_FALSE(ahead.cancel()) << "a task read ahead is the worker's";
+  EXPECT_TRUE(beyond.cancel()) << "a task no read took is still cancellable";
+  (void)redis().command({"SET", "pf", "open"});
+  EXPECT_EQ(gate.result(kRemote), 1);
+  EXPECT_EQ(ahead.result(kRemote), 6);
+  EXPECT_EQ(ahead2.result(kRemote), 20);
+  EXPECT_THROW((void)beyond.result(kRemote), CancelledError);
 }
 
 TEST_F(DistTest, QueuesAreServedInPriorityOrder) {
@@ -861,10 +936,21 @@ TEST_F(DistTest, NothingIsLostAcrossARedisRestartWithAppendOnly) {
 }
 
 TEST_F(DistTest, ARedisRestartWhileWorkersRunLosesNothingAcknowledged) {
+  restart_loses_nothing_acknowledged(/*prefetch=*/0);
+}
+
+// The same with a prefetching worker: outcomes written without waiting when the connection broke
+// are stored again (the finish is idempotent), tasks read ahead still run.
+TEST_F(DistTest, ARedisRestartWhileAPrefetchingWorkerRunsLosesNothingAcknowledged) {
+  restart_loses_nothing_acknowledged(/*prefetch=*/16);
+}
+
+void DistTest::restart_loses_nothing_acknowledged(std::size_t prefetch) {
   server_.stop();
   RedisServer durable;
   durable.start(RedisServer::Options{.appendonly = true});
   WorkerOptions o = worker_options(2);
+  o.prefetch = prefetch;
   o.url = durable.url();
   InProcessWorker w(o);
   RedisExecutor ex(durable.url());

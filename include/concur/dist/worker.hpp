@@ -46,12 +46,18 @@ struct WorkerOptions {
   std::string prefix = "concur";
   // concurrency: tasks run at once (threads); 0: mp::cpu_count().
   std::size_t concurrency = 0;
-  // prefetch: over RabbitMQ, how many unacknowledged task messages the worker holds (basic.qos);
-  // 0: `concurrency`, one per thread, as over Redis. More lets the next tasks arrive while these
-  // run (the ones beyond the free threads wait unclaimed: still cancellable), but a worker busy
-  // with long tasks then holds queued ones that an idle worker could run (Celery's prefetch
-  // multiplier of 4 has that cost). A worker that dies had at most this many messages in flight
-  // (each up to AmqpOptions::max_batch tasks): the bound on the tasks run twice.
+  // prefetch: how many tasks the worker holds at once; 0: `concurrency`, one per thread. More
+  // lets the next tasks arrive while these run, but a worker busy with long tasks then holds
+  // queued ones that an idle worker could run (Celery's prefetch multiplier of 4 has that cost):
+  // raise it for short tasks. A worker that dies had at most this many in flight: the bound on
+  // the tasks run twice.
+  // - Over RabbitMQ: unacknowledged task messages (basic.qos; each up to AmqpOptions::max_batch
+  //   tasks); the ones beyond the free threads wait unclaimed, still cancellable.
+  // - Over Redis: each serving thread's read takes prefetch ÷ concurrency tasks (at least one).
+  //   The extras wait in the worker, leased to it (`cancel()` of them fails, as for a running
+  //   task), for the first free thread; while tasks wait, a thread writes a finished task's
+  //   outcome and goes on without waiting for Redis's answer — fewer round trips and wake-ups per
+  //   task (docs/dist.md).
   std::size_t prefetch = 0;
   // lease: how long a taken task stays this worker's without a renewal; a dead worker's tasks
   // are taken over this long after its last renewal.
