@@ -43,11 +43,15 @@ struct Document {
   std::string encoding;
   std::once_flag base_once;
   std::string base;  // page_url refined by the first <base href>
+  // xpath: the XPath context of every query on this document, made by the first (a document is
+  // queried by one thread at a time: selector.hpp); each query sets its node and error handler.
+  xmlXPathContextPtr xpath = nullptr;
 
   Document() = default;
   Document(const Document&) = delete;
   Document& operator=(const Document&) = delete;
   ~Document() {
+    if (xpath != nullptr) xmlXPathFreeContext(xpath);
     if (doc != nullptr) xmlFreeDoc(doc);
   }
 };
@@ -375,14 +379,27 @@ SelectorList Selector::xpath(std::string_view expr) const {
   SelectorList out;
   if (kind_ == Kind::kValue || !doc_) return out;
   ErrorTrap trap;
-  std::unique_ptr<xmlXPathContext, XmlFree> ctx(xmlXPathNewContext(doc_->doc));
-  if (!ctx) throw std::bad_alloc();
+  if (doc_->xpath == nullptr) {
+    doc_->xpath = xmlXPathNewContext(doc_->doc);
+    if (doc_->xpath == nullptr) throw std::bad_alloc();
+  }
+  xmlXPathContext* ctx = doc_->xpath;
+  // What a query may leave behind is set afresh: the context node and position, the handler.
   ctx->node = node_;
+  ctx->contextSize = -1;
+  ctx->proximityPosition = -1;
   ctx->error = &ErrorTrap::on_structured;
   ctx->userData = &trap;
+  struct ClearHandler {
+    xmlXPathContext* ctx;
+    ~ClearHandler() {  // (the trap dies with this call)
+      ctx->error = nullptr;
+      ctx->userData = nullptr;
+    }
+  } clear{ctx};
   std::string e(expr);
   std::unique_ptr<xmlXPathObject, XmlFree> obj(
-      xmlXPathEvalExpression(reinterpret_cast<const xmlChar*>(e.c_str()), ctx.get()));
+      xmlXPathEvalExpression(reinterpret_cast<const xmlChar*>(e.c_str()), ctx));
   if (!obj) {
     std::string why = trap.message();
     while (!why.empty() && is_space(why.back())) why.pop_back();

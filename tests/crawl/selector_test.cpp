@@ -187,6 +187,23 @@ TEST(Selector, XpathResultsOfEveryKind) {
   }
 }
 
+// Every query on a document shares one XPath context: what one query leaves in it (its node, a
+// position inside a predicate, an error) must not reach the next.
+TEST(Selector, QueriesOnOneDocumentDoNotLeakIntoEachOther) {
+  Selector s = page();
+  const SelectorList ps = s.css("#main p");
+  ASSERT_EQ(ps.size(), 3U);
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_EQ(s.xpath("(//a)[last()]/@href").get(), "/a3") << round;
+    EXPECT_EQ(s.xpath("(//a)[position() = 2]/text()").get(), "A2") << round;
+    EXPECT_EQ(ps[2].xpath("./a/text()").get(), "A2") << round;  // relative to its own node
+    EXPECT_EQ(s.xpath("count(//a)").get(), "3.0") << round;
+    EXPECT_THROW((void)s.xpath("//a[@"), ValueError) << round;
+    EXPECT_THAT(ps[1].xpath("string(.)").get().value_or(""), HasSubstr("A1")) << round;
+    EXPECT_EQ(s.xpath("body").size(), 1U) << round;  // relative to <html> again
+  }
+}
+
 TEST(Selector, GetSerializesAsLxml) {
   Selector s = page();
   EXPECT_EQ(s.css("#side a").get(), "<a href=\"/a3\" rel=\"nofollow\">A3</a>");
