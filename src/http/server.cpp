@@ -116,7 +116,11 @@ aio::Task<Got> read_more(aio::StreamReader& reader, std::string& buf, Clock::tim
   }
   if (failed != Got::kBytes) co_return failed;
   if (more.empty()) co_return Got::kEof;
-  buf.append(more);
+  if (buf.empty()) {
+    buf = std::move(more);  // (the usual case: the next request starts in an empty buffer)
+  } else {
+    buf.append(more);
+  }
   co_return Got::kBytes;
 }
 
@@ -141,7 +145,19 @@ std::string serialize(Response& res, unsigned version, bool keep, bool head) {
   const auto field = [&out](std::string_view name, std::string_view value) {
     out.append(name).append(": ").append(value).append("\r\n");
   };
-  fmt::format_to(std::back_inserter(out), "HTTP/{}.{} {} ", version / 10, version % 10, res.status);
+  // "HTTP/1.1 200 ": the status line, without a format string to parse on every response.
+  const auto number = [&out](auto n) {
+    char digits[24];
+    const auto [end, ec] = std::to_chars(std::begin(digits), std::end(digits), n);
+    out.append(digits, end);
+  };
+  out.append("HTTP/");
+  number(version / 10);
+  out.push_back('.');
+  number(version % 10);
+  out.push_back(' ');
+  number(res.status);
+  out.push_back(' ');
   out.append(reason).append("\r\n");
   bool server = false;
   bool date = false;
@@ -269,8 +285,9 @@ class InFlight {
 };
 
 // dispatch(core, req): the response to a parsed request: routing, backpressure, the
-// handler (on the loop, the thread pool or the process pool) under handler_timeout.
-aio::Task<Response> dispatch(ServerCore& core, std::shared_ptr<Request> req) {
+// handler (on the loop, the thread pool or the process pool) under handler_timeout. (req is
+// serve_one()'s, which awaits this; a thread-pool handler takes a copy of the pointer.)
+aio::Task<Response> dispatch(ServerCore& core, const std::shared_ptr<Request>& req) {
   App& app = *core.app;
   Metrics& metrics = app.metrics();
   Match match = app.match(req->method, req->path);
@@ -377,12 +394,14 @@ aio::Task<void> linger(aio::StreamReader& reader, aio::StreamWriter& writer) {
 // After: what serve_one() leaves the connection to do.
 enum class After : std::uint8_t { kKeep, kClose, kLinger };
 
-// serve_one(core, reader, writer, buf, remote): reads one request (its first bytes are in buf),
-// answers it; whether the connection stays open for another, closes, or closes after a linger
-// (the client may still be sending: a request refused before its body was read, pipelined
-// requests behind one answered with Connection: close).
+// serve_one(core, reader, writer, buf, remote, finished): reads one request (its first bytes are
+// in buf), answers it, sets `finished` to when its response was written; whether the connection
+// stays open for another, closes, or closes after a linger (the client may still be sending: a
+// request refused before its body was read, pipelined requests behind one answered with Connection:
+// close).
 aio::Task<After> serve_one(ServerCore& core, aio::StreamReader& reader, aio::StreamWriter& writer,
-                           std::string& buf, const std::string& remote) {
+                           std::string& buf, const std::string& remote,
+                           Clock::time_point& finished) {
   const ServerOptions& o = core.opts;
   const auto started = Clock::now();
   const auto wall = o.access_log != AccessLog::kNone ? std::chrono::system_clock::now()
@@ -518,17 +537,22 @@ aio::Task<After> serve_one(ServerCore& core, aio::StreamReader& reader, aio::Str
   const unsigned version = p.fail == 0 ? req->version : 11;
   writer.write(serialize(res, version, keep, head));
   bool written = true;
-  try {
-    co_await aio::timeout(o.write_timeout, writer.drain());
-  } catch (const TimeoutError&) {
-    written = false;
-  } catch (const OSError&) {
-    written = false;
+  // (The usual case: the kernel took the whole response and the connection is sound — drain()
+  // would return at once, so neither it nor its write_timeout timer is needed.)
+  if (writer.is_closing() || writer.get_write_buffer_size() > 0 || reader.exception() != nullptr) {
+    try {
+      co_await aio::timeout(o.write_timeout, writer.drain());
+    } catch (const TimeoutError&) {
+      written = false;
+    } catch (const OSError&) {
+      written = false;
+    }
   }
   if (!written) writer.abort();
 
   // 5. Count it and log it.
-  const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  finished = Clock::now();
+  const double seconds = std::chrono::duration<double>(finished - started).count();
   core.app->metrics().observe(req->route, req->method, status, seconds);
   if (o.access_log != AccessLog::kNone) {
     AccessRecord rec{req->remote_addr, wall,
@@ -559,20 +583,22 @@ aio::Task<void> serve_connection(std::weak_ptr<ServerCore> weak, aio::StreamRead
   const std::string remote = writer.peername().host;
   std::string buf;
   bool first = true;
+  Clock::time_point finished{};  // when the last response was written
   while (true) {
     // 1. The next request's first bytes: within header_timeout on a new connection, idle_timeout
-    //    between requests. Idle, a drain closes the connection (by cancelling this task).
+    //    between requests (from the last response). Idle, a drain closes the connection (by
+    //    cancelling this task).
     if (buf.empty()) {
       if (core->draining) co_return;
       entry.idle = true;
       const Got got = co_await read_more(
-          reader, buf, Clock::now() + (first ? o.header_timeout : o.idle_timeout));
+          reader, buf, first ? Clock::now() + o.header_timeout : finished + o.idle_timeout);
       entry.idle = false;
       if (got != Got::kBytes) co_return;  // closed, reset or idle too long: no request begun
     }
     first = false;
     // 2. One request and its response (pipelined requests wait in buf, answered in order).
-    const After after = co_await serve_one(*core, reader, writer, buf, remote);
+    const After after = co_await serve_one(*core, reader, writer, buf, remote, finished);
     if (after == After::kLinger) co_await linger(reader, writer);
     if (after != After::kKeep) co_return;
   }

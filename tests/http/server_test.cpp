@@ -294,6 +294,60 @@ TEST_F(HttpServerTest, SlowClientsTimeOut) {
   EXPECT_TRUE(wait_until([&] { return app.metrics().connections.load() == 0; }));
 }
 
+TEST_F(HttpServerTest, AnIdleKeepAliveConnectionLastsItsIdleTimeoutAfterAResponse) {
+  http::App app;
+  app.get("/", []() -> aio::Task<http::Response> { co_return http::Response::text("ok"); });
+  http::ServerOptions o;
+  o.idle_timeout = 600ms;
+  Running s(app, o);
+  RawConnection c(s.port());
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(c.request("GET", "/").status, 200);
+  // The idle deadline counts from the last response: open for (most of) it, closed after.
+  constexpr auto kSlack = 300ms;
+  EXPECT_FALSE(c.closed_within(o.idle_timeout - kSlack));
+  EXPECT_TRUE(c.closed_within(kGenerous));
+  EXPECT_TRUE(c.buffered().empty());
+}
+
+TEST_F(HttpServerTest, ALargeResponseIsDrainedAndTheConnectionKept) {
+  // More than the kernel takes at once: the rest waits in the writer and is drained.
+  constexpr std::size_t kBig = 8 * 1024 * 1024;
+  http::App app;
+  app.get("/big", []() -> aio::Task<http::Response> {
+    co_return http::Response::text(std::string(kBig, 'x'));
+  });
+  Running s(app);
+  RawConnection c(s.port());
+  for (int i = 0; i < 2; ++i) {
+    const auto r = c.request("GET", "/big");
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body.size(), kBig);
+    EXPECT_TRUE(r.keep_alive);
+  }
+}
+
+TEST_F(HttpServerTest, AClientThatStopsReadingIsCutAfterTheWriteTimeout) {
+  constexpr std::size_t kHuge = 64 * 1024 * 1024;  // more than loopback's socket buffers hold
+  http::App app;
+  app.get("/huge", []() -> aio::Task<http::Response> {
+    co_return http::Response::text(std::string(kHuge, 'x'));
+  });
+  http::ServerOptions o;
+  o.write_timeout = 500ms;
+  Running s(app, o);
+  RawConnection c(s.port());
+  const auto sent = std::chrono::steady_clock::now();
+  c.send("GET /huge HTTP/1.1\r\nHost: x\r\n\r\n");  // and never read
+  // Aborted at the deadline, not before: the connection (and its buffered response) is gone.
+  ASSERT_TRUE(wait_until([&] { return app.metrics().connections.load() == 1; }));
+  EXPECT_TRUE(wait_until([&] { return app.metrics().connections.load() == 0; }));
+  constexpr auto kSlack = 100ms;
+  EXPECT_GE(std::chrono::steady_clock::now() - sent, o.write_timeout - kSlack);
+  EXPECT_EQ(app.metrics().requests("/huge", "GET", 200), 1u);  // counted as answered
+  EXPECT_TRUE(c.closed_within(kGenerous));
+  EXPECT_LT(c.buffered().size(), kHuge);
+}
+
 TEST_F(HttpServerTest, HandlerTimeoutIs504AndTheServerGoesOn) {
   http::App app;
   app.get("/slow-coro", []() -> aio::Task<http::Response> {
