@@ -2,7 +2,8 @@
 // thousands of tasks run, over Redis and over RabbitMQ. Every future resolves with its value,
 // every task's effect (a counter in Redis; a line in a file for RabbitMQ) is seen at least once,
 // and the duplicates — runs whose worker died before storing the result — are at most the tasks
-// those workers held when they died (kills × concurrency; × prefetch over RabbitMQ).
+// those workers held when they died (kills × concurrency; with prefetch, × what a worker reads
+// ahead).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -69,10 +70,12 @@ std::int64_t chaos_effect(std::string url, std::int64_t id) {
 }
 CONCUR_TASK(chaos_effect);
 
-void run_chaos_worker(std::string url) {
+// run_chaos_worker(url, prefetch): a worker process (prefetch 0: the default, one per thread).
+void run_chaos_worker(std::string url, int prefetch) {
   WorkerOptions o;
   o.url = std::move(url);
   o.concurrency = kConcurrency;
+  o.prefetch = static_cast<std::size_t>(prefetch);
   o.lease = 1s;             // renewed every ~333 ms: no re-run of a live worker's task
   o.max_deliveries = 1000;  // a task may be caught by many kills; never give it up here
   Worker w(o);
@@ -122,17 +125,20 @@ class Chaos {
   std::thread killer_;
 };
 
-TEST(DistChaosTest, WorkersKilledEvery100msLoseNothing) {
+// redis_chaos(prefetch, tasks): `tasks` tasks through workers killed every kKillEvery; every
+// future resolves with its value, every effect is seen, and the runs beyond one per task are
+// within what the killed workers held: `held` tasks each.
+void redis_chaos(int prefetch, int tasks, long long held) {
   concur::testing::RedisServer server;
   server.start();
   const std::string url = server.url();
   Chaos chaos([&] {
-    auto p = std::make_unique<mp::Process>(run_chaos_worker, url);
+    auto p = std::make_unique<mp::Process>(run_chaos_worker, url, prefetch);
     p->set_daemon(true);
     p->start();
     return p;
   });
-  const int kTasks = chaos_tasks();
+  const int kTasks = tasks;
   RedisExecutor ex(url);
   std::vector<Future<std::int64_t>> futures;
   futures.reserve(kTasks);
@@ -153,9 +159,22 @@ TEST(DistChaosTest, WorkersKilledEvery100msLoseNothing) {
   for (std::size_t i = 1; i < effects.elements.size(); i += 2)
     duplicates += effects.elements[i].as_integer() - 1;
   EXPECT_GT(k, 0) << "the test killed no worker";
-  EXPECT_LE(duplicates, static_cast<long long>(k) * kConcurrency)
+  EXPECT_LE(duplicates, static_cast<long long>(k) * held)
       << "runs beyond the tasks the killed workers held";
-  std::printf("chaos: %d tasks, %d kills, %lld duplicate runs\n", kTasks, k, duplicates);
+  std::printf("chaos (prefetch %d): %d tasks, %d kills, %lld duplicate runs\n", prefetch, kTasks, k,
+              duplicates);
+}
+
+TEST(DistChaosTest, WorkersKilledEvery100msLoseNothing) {
+  redis_chaos(/*prefetch=*/0, chaos_tasks(), /*held=*/kConcurrency);
+}
+
+// With prefetch a killed worker also held the tasks it read ahead, and outcomes it had written
+// without reading Redis's answer: nothing of either may be lost. A worker holds at most its
+// reads' tasks (prefetch) plus what it took over while it had idle threads (concurrency).
+TEST(DistChaosTest, PrefetchingWorkersKilledEvery100msLoseNothing) {
+  constexpr int kPrefetch = 8;
+  redis_chaos(kPrefetch, chaos_tasks(kDefaultTasks / 2), /*held=*/kPrefetch + kConcurrency);
 }
 
 // ---- over RabbitMQ
