@@ -388,6 +388,8 @@ SelectorList Selector::xpath(std::string_view expr) const {
   ctx->node = node_;
   ctx->contextSize = -1;
   ctx->proximityPosition = -1;
+  ctx->depth = 0;  // (as in a fresh context; queries that failed here did not leave it raised,
+                   // but nothing in libxml2's API promises that)
   ctx->error = &ErrorTrap::on_structured;
   ctx->userData = &trap;
   struct ClearHandler {

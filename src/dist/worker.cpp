@@ -273,12 +273,14 @@ class RedisWorker final : public Worker::Impl {
     return t;
   }
 
-  // block_argv(): the blocking read of new tasks over every queue (kBlock): up to per_read_ of
-  // each.
+  // block_argv(): the blocking read of new tasks over every queue (kBlock): up to per_read_ with
+  // one queue; one of each with several (a read ahead of a later queue's tasks would run them
+  // before an earlier queue's that come meanwhile, and per_read_ of each would pass prefetch).
   std::vector<std::string_view> block_argv() const {
     static const std::string ms = std::to_string(kBlock.count());
+    const std::string_view count = streams_.size() == 1 ? std::string_view(per_read_) : "1";
     std::vector<std::string_view> argv{
-        "XREADGROUP", "GROUP", detail::kGroup, o_.name, "COUNT", per_read_, "BLOCK", ms, "STREAMS"};
+        "XREADGROUP", "GROUP", detail::kGroup, o_.name, "COUNT", count, "BLOCK", ms, "STREAMS"};
     for (const std::string& s : streams_) argv.emplace_back(s);
     for (std::size_t q = 0; q < streams_.size(); ++q) argv.emplace_back(">");
     return argv;
@@ -296,9 +298,10 @@ class RedisWorker final : public Worker::Impl {
     }
   }
 
-  // read(conn): new tasks (up to per_read_), the first queue first; the first of them, or nullopt
-  // when none came within kBlock. A blocking read over several queues may return tasks of each:
-  // the extras go to ready_.
+  // read(conn): new tasks, the first queue first — up to per_read_ of the first queue that has
+  // some, else a blocking read (block_argv()) — the first of them, or nullopt when none came
+  // within kBlock. The extras go to ready_ (a blocking read over several queues may return one
+  // task of each).
   std::optional<Taken> read(Redis& conn) {
     std::vector<Taken> taken;
     if (streams_.size() > 1) {
@@ -358,6 +361,19 @@ class RedisWorker final : public Worker::Impl {
   // kStartNotice) and stores its outcome (given a serving thread's `lane`: with the next read, or
   // without waiting for the answer — finish()).
   void execute(Redis& conn, Taken t, Lane* lane = nullptr) {
+    struct Running {  // (this thread counts as busy for idle_threads() until it returns)
+      RedisWorker& self;
+      explicit Running(RedisWorker& w) : self(w) {
+        std::scoped_lock lock(self.mu_);
+        ++self.running_;
+      }
+      Running(const Running&) = delete;
+      Running& operator=(const Running&) = delete;
+      ~Running() {
+        std::scoped_lock lock(self.mu_);
+        --self.running_;
+      }
+    } running{*this};
     // Whatever happens below, the lease leaves this worker's list (no more renewals) — unless its
     // finish was written and not answered yet (settle() releases it then): a task this thread
     // could not finish is taken over once its lease expires.
@@ -480,13 +496,15 @@ class RedisWorker final : public Worker::Impl {
     if (it != leases_.end()) leases_.erase(it);
   }
 
-  // report(conn, t, r, retry, dead_letter, lane): stores the outcome (or the retry; a final error
-  // goes to the dead letters if dead_letter), reconnecting while the lease may still be ours; past
-  // it, another worker will run the task again. True when the finish was written and its answer
-  // is left to settle() (a serving thread's `lane`, another task waiting: finish()).
+  // report(conn, t, r, retry, dead_letter, lane, until): stores the outcome (or the retry; a final
+  // error goes to the dead letters if dead_letter), reconnecting while the lease may still be ours
+  // (or until `until`); past it, another worker will run the task again. True when the finish was
+  // written and its answer is left to settle() (a serving thread's `lane`, another task waiting:
+  // finish()).
   bool report(Redis& conn, const Taken& t, const detail::ResultMessage& r, bool retry,
-              bool dead_letter = true, Lane* lane = nullptr) {
-    const auto give_up_at = std::chrono::steady_clock::now() + o_.lease;
+              bool dead_letter = true, Lane* lane = nullptr,
+              std::optional<std::chrono::steady_clock::time_point> until = std::nullopt) {
+    const auto give_up_at = until ? *until : std::chrono::steady_clock::now() + o_.lease;
     auto backoff = std::chrono::milliseconds(20);
     for (;;) {
       try {
@@ -531,9 +549,10 @@ class RedisWorker final : public Worker::Impl {
 
   // settle(conn, lane): the answers of the finishes `lane` wrote without waiting, in order. One
   // refused (NOSCRIPT after a Redis restart, LOADING…) or left unanswered by a broken connection
-  // is stored again in full, waiting, as report() does: the finish script is idempotent (once the
-  // entry is acknowledged, running it again finds no lease and stores nothing; that run counts as
-  // lost in the stats). Their leases are released here.
+  // is stored again in full, waiting, as report() does — all of them within one lease from now,
+  // not one each: past it they are left to be taken over. The finish script is idempotent (once
+  // the entry is acknowledged, running it again finds no lease and stores nothing; that run counts
+  // as lost in the stats). Their leases are released here.
   void settle(Redis& conn, Lane& lane) {
     if (lane.unread.empty()) return;
     std::vector<Unread> unread = std::exchange(lane.unread, {});
@@ -553,8 +572,9 @@ class RedisWorker final : public Worker::Impl {
         again.push_back(&u);
       }
     }
+    const auto give_up_at = std::chrono::steady_clock::now() + o_.lease;
     for (const Unread* u : again) {
-      (void)report(conn, u->t, u->r, /*retry=*/false, u->dead_letter);
+      (void)report(conn, u->t, u->r, /*retry=*/false, u->dead_letter, nullptr, give_up_at);
       release_lease(u->t);
     }
   }
@@ -587,7 +607,11 @@ class RedisWorker final : public Worker::Impl {
         detail::kGroup,   o_.name,        t.entry, message,      ttl,
         dead ? "1" : "0", t.message.task, error,   task_message, field};
     const Script& script = detail::finish_script();
-    if (lane == nullptr || stopping()) return script.run(conn, keys, args).as_integer() == 1;
+    if (lane == nullptr) return script.run(conn, keys, args).as_integer() == 1;
+    if (stopping()) {
+      settle(conn, *lane);  // (the answers of the finishes written before come first)
+      return script.run(conn, keys, args).as_integer() == 1;
+    }
     const bool more = has_ready();
     if (more && lane->unread.size() < kMaxUnread) {
       script.append(conn, keys, args);
@@ -788,10 +812,13 @@ class RedisWorker final : public Worker::Impl {
     }
   }
 
-  // idle_threads(): serving threads without a task (a bound on how many tasks to take over).
+  // idle_threads(): serving threads without a task, less the tasks already waiting for one in
+  // ready_ (a bound on how many tasks to take over). Not the leases: with prefetch, tasks read
+  // ahead and finishes not answered yet hold leases too.
   std::size_t idle_threads() {
     std::scoped_lock lock(mu_);
-    return leases_.size() >= o_.concurrency ? 0 : o_.concurrency - leases_.size();
+    const std::size_t busy = running_ + ready_.size();
+    return busy >= o_.concurrency ? 0 : o_.concurrency - busy;
   }
 
   // duties(): orphans taken back; expired leases taken over (as many as there are idle threads),
@@ -890,6 +917,7 @@ class RedisWorker final : public Worker::Impl {
   mutable std::mutex mu_;  // everything below
   std::condition_variable upkeep_cv_;
   std::deque<Taken> ready_;    // taken (over) and not started: the next free thread runs them
+  std::size_t running_ = 0;    // serving threads inside execute()
   std::vector<Lease> leases_;  // every task this worker holds
   std::vector<Slot> slots_;    // the ConcurrencyLimit slots its running tasks hold
   std::vector<StartNotice> notices_;  // start reports of running tasks, not due yet, in due order

@@ -53,7 +53,8 @@ struct WorkerOptions {
   // the tasks run twice.
   // - Over RabbitMQ: unacknowledged task messages (basic.qos; each up to AmqpOptions::max_batch
   //   tasks); the ones beyond the free threads wait unclaimed, still cancellable.
-  // - Over Redis: each serving thread's read takes prefetch ÷ concurrency tasks (at least one).
+  // - Over Redis: each serving thread's read takes prefetch ÷ concurrency tasks (at least one;
+  //   with several queues, a blocking read over all of them takes one of each, as without).
   //   The extras wait in the worker, leased to it (`cancel()` of them fails, as for a running
   //   task), for the first free thread; while tasks wait, a thread writes a finished task's
   //   outcome and goes on without waiting for Redis's answer — fewer round trips and wake-ups per
@@ -90,7 +91,9 @@ struct WorkerStats {
   std::uint64_t failed = 0;      // tasks whose final error was stored
   std::uint64_t retried = 0;     // failed runs put back for a retry
   std::uint64_t taken_over = 0;  // tasks taken over from a dead or stalled worker
-  std::uint64_t lost = 0;        // results dropped: the lease had passed to another worker
+  std::uint64_t lost = 0;        // results dropped: the lease had passed to another worker (or
+                                 // an outcome stored again after its connection broke found it
+                                 // stored already)
   std::uint64_t recovered = 0;   // tasks taken back after Redis lost the reply that took them
   std::uint64_t deferred = 0;    // tasks put back to wait for their RateLimit / ConcurrencyLimit
   std::uint64_t crashed = 0;     // runs whose process died under them (processes)

@@ -89,7 +89,10 @@ template <class Doubles, class Mask>
 [[gnu::target("avx2")]] void skip_blocks_avx2(double n, std::uint64_t& i, std::uint64_t last) {
   skip_blocks<Double4, Mask4>(n, i, last);
 }
-const bool kHasAvx2 = __builtin_cpu_supports("avx2") != 0;
+const bool kHasAvx2 = [] {
+  __builtin_cpu_init();  // (GCC asks for it where this may run during static initialization)
+  return __builtin_cpu_supports("avx2") != 0;
+}();
 #endif
 
 void skip_divisor_free_blocks(double n, std::uint64_t& i, std::uint64_t last) {
