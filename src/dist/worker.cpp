@@ -608,20 +608,17 @@ class RedisWorker final : public Worker::Impl {
         dead ? "1" : "0", t.message.task, error,   task_message, field};
     const Script& script = detail::finish_script();
     if (lane == nullptr) return script.run(conn, keys, args).as_integer() == 1;
-    if (stopping()) {
-      settle(conn, *lane);  // (the answers of the finishes written before come first)
-      return script.run(conn, keys, args).as_integer() == 1;
-    }
-    const bool more = has_ready();
+    const bool stop = stopping();
+    const bool more = !stop && has_ready();
     if (more && lane->unread.size() < kMaxUnread) {
       script.append(conn, keys, args);
       conn.flush();
       lane->unread.push_back({t, r, dead_letter});
       return std::nullopt;
     }
-    settle(conn, *lane);
+    settle(conn, *lane);  // (the answers of the finishes written before come first)
     // (no blocking read while a task waits here: its answer would be waited for first)
-    if (more || streams_.size() != 1) return script.run(conn, keys, args).as_integer() == 1;
+    if (stop || more || streams_.size() != 1) return script.run(conn, keys, args).as_integer() == 1;
     script.append(conn, keys, args);
     conn.append(block_argv());
     std::optional<Reply> out;
