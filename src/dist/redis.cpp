@@ -1,15 +1,22 @@
-// concur::dist::Redis over hiredis's synchronous API (redisConnectWithTimeout, redisCommandArgv,
-// redisAppendCommandArgv / redisGetReply), and Script's EVALSHA with its SHA-1 from OpenSSL.
+// concur::dist::Redis over hiredis's synchronous API (redisConnectWithTimeout,
+// redisAppendCommandArgv, redisGetReply; the writes are its own, send(MSG_NOSIGNAL)), and Script's
+// EVALSHA with its SHA-1 from OpenSSL.
 #include "concur/dist/redis.hpp"
 
+// sds.h (included by hiredis.h) has no extern "C" of its own: first, inside one.
+extern "C" {
+#include <hiredis/sds.h>
+}
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <cerrno>
 #include <charconv>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -244,6 +251,8 @@ void Redis::close() noexcept {
   if (ctx_ != nullptr) redisFree(std::exchange(ctx_, nullptr));
 }
 
+int Redis::fd() const noexcept { return ctx_ != nullptr ? ctx_->fd : -1; }
+
 void Redis::set_timeout(std::chrono::milliseconds timeout) {
   timeout_ = timeout;
   if (ctx_ != nullptr) redisSetTimeout(ctx_, to_timeval(timeout));
@@ -280,33 +289,68 @@ void Redis::append(std::initializer_list<std::string_view> argv) {
 }
 
 Reply Redis::get_reply() {
-  if (ctx_ == nullptr) fail_io("not connected to");
+  flush();  // (before hiredis would write: see flush())
   void* raw = nullptr;
   if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) fail_io("lost the connection to");
   const ReplyPtr reply(static_cast<redisReply*>(raw));
   return copy_reply(reply.get());
 }
 
-std::optional<Reply> Redis::try_reply() {
+std::optional<Reply> Redis::buffered_reply() {
   if (ctx_ == nullptr) fail_io("not connected to");
   void* raw = nullptr;
   if (redisGetReplyFromReader(ctx_, &raw) != REDIS_OK) fail_io("lost the connection to");
-  if (raw == nullptr) {
-    pollfd p{ctx_->fd, POLLIN, 0};
-    if (::poll(&p, 1, 0) <= 0) return std::nullopt;  // nothing to read (or EINTR: next time)
-    if (redisBufferRead(ctx_) != REDIS_OK) fail_io("lost the connection to");
-    if (redisGetReplyFromReader(ctx_, &raw) != REDIS_OK) fail_io("lost the connection to");
-    if (raw == nullptr) return std::nullopt;  // part of a reply
-  }
+  if (raw == nullptr) return std::nullopt;
   const ReplyPtr reply(static_cast<redisReply*>(raw));
   return copy_reply(reply.get());
 }
 
+std::optional<Reply> Redis::try_reply() {
+  if (std::optional<Reply> r = buffered_reply()) return r;
+  // One non-blocking recv() (the socket itself blocks, for get_reply's timeout) fed to the reader.
+  char buf[16 * 1024];
+  const ssize_t n = ::recv(ctx_->fd, buf, sizeof buf, MSG_DONTWAIT);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return std::nullopt;
+    const int e = errno;
+    close();
+    throw ConnectionError(e, "lost the connection to Redis at " + url_.str() + ": " +
+                                 std::system_category().message(e));
+  }
+  if (n == 0) {
+    close();
+    throw ConnectionError(ECONNRESET, "lost the connection to Redis at " + url_.str() +
+                                          ": Server closed the connection");
+  }
+  if (redisReaderFeed(ctx_->reader, buf, static_cast<std::size_t>(n)) != REDIS_OK)
+    fail_io("lost the connection to");
+  return buffered_reply();
+}
+
 void Redis::flush() {
   if (ctx_ == nullptr) fail_io("not connected to");
-  int done = 0;
-  while (done == 0)
-    if (redisBufferWrite(ctx_, &done) != REDIS_OK) fail_io("cannot send to");
+  // hiredis 0.14 writes with write(2): a peer that closed the connection would raise SIGPIPE and
+  // kill the process. The buffered commands go out here with send(MSG_NOSIGNAL) instead (a
+  // closed peer is then EPIPE: a ConnectionError), and get_reply() flushes first, so hiredis
+  // never writes itself.
+  while (sdslen(ctx_->obuf) > 0) {
+    const ssize_t n = ::send(ctx_->fd, ctx_->obuf, sdslen(ctx_->obuf), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int e = errno;
+      const bool timed_out = e == EAGAIN || e == EWOULDBLOCK;
+      close();
+      throw ConnectionError(
+          timed_out ? ETIMEDOUT : e,
+          "cannot send to Redis at " + url_.str() + ": " +
+              (timed_out ? std::string("timed out") : std::system_category().message(e)));
+    }
+    if (static_cast<std::size_t>(n) == sdslen(ctx_->obuf)) {
+      sdsclear(ctx_->obuf);
+    } else {
+      sdsrange(ctx_->obuf, static_cast<int>(n), -1);
+    }
+  }
 }
 
 Reply Redis::command(const std::vector<std::string_view>& argv) {

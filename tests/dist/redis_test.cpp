@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "concur/errors.hpp"
@@ -130,6 +132,31 @@ TEST_F(RedisTest, AServerThatGoesAwayIsAConnectionErrorUntilReconnect) {
   EXPECT_THROW((void)r.command({"GET", "a"}), ConnectionError) << "closed until reconnect()";
   EXPECT_THROW(r.reconnect(), ConnectionError) << "nothing listens";
   server_.restart();
+  r.reconnect();
+  EXPECT_EQ(r.command({"PING"}).str, "PONG");
+}
+
+// Redis closes a connection (CLIENT KILL, a restart, a timeout): writing to it again is a
+// ConnectionError — never the SIGPIPE that would kill the process (hiredis writes with write(2);
+// concur sends with MSG_NOSIGNAL).
+TEST_F(RedisTest, WritingToAConnectionRedisClosedIsAConnectionErrorNotASigpipe) {
+  Redis r = server_.client();
+  (void)r.command({"CLIENT", "SETNAME", "victim"});
+  (void)server_.client().command({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"});
+  // The first write after the close may still be taken by the kernel (the peer answers it with a
+  // reset); one after that fails with EPIPE.
+  int errors = 0;
+  for (int i = 0; i < 5 && r.is_connected(); ++i) {
+    try {
+      r.append({"PING"});
+      r.flush();
+    } catch (const ConnectionError&) {
+      ++errors;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(errors, 1);
+  EXPECT_FALSE(r.is_connected());
   r.reconnect();
   EXPECT_EQ(r.command({"PING"}).str, "PONG");
 }

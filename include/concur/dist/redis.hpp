@@ -104,6 +104,9 @@ class CONCUR_EXPORT Redis {
   // try_reply(): the next reply if it has arrived, nullopt if not — never waits (throws as
   // get_reply()).
   std::optional<Reply> try_reply();
+  // buffered_reply(): the next reply if it was received already — no system call (after a
+  // pipeline's replies came in one read, or to check before waiting for the socket).
+  std::optional<Reply> buffered_reply();
   // flush() sends the commands appended so far now (get_reply() would send them first anyway):
   // the server works on them while the caller does something else before reading the replies.
   void flush();
@@ -116,6 +119,9 @@ class CONCUR_EXPORT Redis {
   // close(): drops the connection (is_connected() becomes false).
   void close() noexcept;
   [[nodiscard]] bool is_connected() const noexcept { return ctx_ != nullptr; }
+  // fd(): the connection's socket, to wait for a reply with poll/epoll (then try_reply()); -1 when
+  // not connected. Reading, writing or closing it breaks the connection.
+  [[nodiscard]] int fd() const noexcept;
   [[nodiscard]] const RedisUrl& url() const noexcept { return url_; }
 
  private:
