@@ -1,9 +1,15 @@
 // RedisExecutor: submits are pipelined XADDs on one connection (their entry ids read as they
-// come back); a reader thread on a second connection
-// reads this executor's reply list (LRANGE, then LTRIM with the next LRANGE, up to 256 messages
-// at a time; BLMOVE onto itself to wait) and hands them to RemoteClient::deliver
-// (remote_client.cpp), which settles the futures.
+// come back); a second connection reads this executor's reply list (LTRIM + LRANGE of up to 256
+// messages + BLMOVE onto itself to wait, one write per cycle) and hands the messages to
+// RemoteClient::deliver (remote_client.cpp), which settles the futures. That connection is read by
+// a reader thread, or by a thread blocked on one of the futures (assist()), which is then woken by
+// its result directly.
 #include "concur/dist/executor.hpp"
+
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -30,10 +36,12 @@ namespace {
 
 // kLastText: the last index one LRANGE reads (256 messages at most).
 constexpr std::string_view kLastText = "255";
-// kPollSeconds: how long the reader blocks in BLMOVE before it looks at its stop flag (shutdown
-// also pushes a wake message, so this only bounds a lost wake-up).
+// kPollSeconds: how long BLMOVE waits for a message; the reader thread also wakes this often to
+// read the submits' answers (its stop flag has an eventfd).
 constexpr int kPollSeconds = 1;
 constexpr std::string_view kPollText = "1";
+// kBorrowSpin: how long a waiter looks for the reader thread to finish its turn (assist()).
+constexpr auto kBorrowSpin = std::chrono::microseconds(20);
 
 // with_reconnect(conn, fn): fn(); a broken connection is reconnected once and fn retried.
 template <class Fn>
@@ -71,6 +79,11 @@ class RedisClient final : public RemoteClient {
   }
 
   void start() override {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = wake_fd_.get();
+    if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, wake_fd_.get(), &ev) != 0)
+      throw OSError(errno, "RedisExecutor: epoll_ctl");
     reader_ = std::thread([this] { read_loop(); });
   }
 
@@ -99,32 +112,35 @@ class RedisClient final : public RemoteClient {
   std::string send(const TaskMessage& m, const std::string& queue, const TaskOptions&) override {
     Unanswered u{m.id, stream_key(options_.prefix, queue), m.task, encode(m)};
     Failures failed(*this);  // settled once the lock is released, however this ends
-    std::scoped_lock lock(submit_mu_);
-    if (queue != options_.queue && known_queues_.insert_if_new(queue)) {
-      drain(failed);
-      with_reconnect(submit_, [&] { ensure_group(submit_, u.stream); });
-    }
-    unanswered_.push_back(std::move(u));
-    bool sent = false;
-    if (submit_.is_connected()) {
-      try {
-        pipe(unanswered_.back());
-        submit_.flush();
-        sent = true;
-      } catch (const ConnectionError&) {
-        // made again below
+    {
+      std::scoped_lock lock(submit_mu_);
+      if (queue != options_.queue && known_queues_.insert_if_new(queue)) {
+        drain(failed);
+        with_reconnect(submit_, [&] { ensure_group(submit_, u.stream); });
       }
-    }
-    if (!sent) {
-      try {
-        resend();
-      } catch (const ConnectionError&) {
-        unanswered_.pop_back();  // this submit throws; the others fail with the same error
-        fail_unanswered(std::current_exception(), failed);
-        throw;
+      unanswered_.push_back(std::move(u));
+      bool sent = false;
+      if (submit_.is_connected()) {
+        try {
+          pipe(unanswered_.back());
+          submit_.flush();
+          sent = true;
+        } catch (const ConnectionError&) {
+          // made again below
+        }
       }
+      if (!sent) {
+        try {
+          resend();
+        } catch (const ConnectionError&) {
+          unanswered_.pop_back();  // this submit throws; the others fail with the same error
+          fail_unanswered(std::current_exception(), failed);
+          throw;
+        }
+      }
+      collect_ready(failed);
     }
-    collect_ready(failed);
+    resume_reading();
     return std::string(kUnansweredEntry);
   }
 
@@ -232,9 +248,14 @@ class RedisClient final : public RemoteClient {
   // its job; a broken connection is left for the next send or drain to make again.
   void collect_ready(Failures& failed) {
     try {
+      bool read_socket = true;  // once: what comes later is read by the next look
       while (!unanswered_.empty()) {
         try {
-          std::optional<Reply> r = submit_.try_reply();
+          std::optional<Reply> r = submit_.buffered_reply();
+          if (!r && read_socket) {
+            read_socket = false;
+            r = submit_.try_reply();
+          }
           if (!r) break;
           answered(*r);
         } catch (const RedisError&) {
@@ -280,78 +301,320 @@ class RedisClient final : public RemoteClient {
     drain(failed);
   }
 
-  void wake_reader() noexcept override {
-    ResultMessage w;
-    w.kind = ResultMessage::wake;
-    try {
-      Failures failed(*this);
-      std::scoped_lock lock(submit_mu_);
-      drain(failed);
-      with_reconnect(submit_, [&] {
-        (void)submit_.command({"RPUSH", reply(), encode(w)});
-        (void)submit_.command({"PEXPIRE", reply(), std::to_string(options_.result_ttl.count())});
-      });
-    } catch (const std::exception&) {
-      // unreachable: the reader notices its stop flag within kPollSeconds
+  // wake_reader(): the reader thread's eventfd (its stop flag, a lost connection, a job for it).
+  void wake_reader() noexcept override { signal(wake_fd_.get()); }
+
+  void settled_elsewhere() noexcept override {
+    if (assisting_.load(std::memory_order_acquire)) signal(kick_fd_.get());
+  }
+
+  // ---- reading the reply list ----
+  //
+  // The list is read without destroying anything first, so that a Redis that dies between running
+  // a command and sending its reply cannot take messages with it (a pop would). One cycle is one
+  // write: LTRIM of the messages delivered (when there are), LRANGE of up to 256, and BLMOVE of
+  // the list onto itself (head to head: nothing changes), which returns at once with the head when
+  // the list is not empty — LRANGE's first message, ignored — and otherwise waits up to
+  // kPollSeconds for the next message, which is delivered and trimmed by the next cycle. Only the
+  // reader removes from the head (workers push to the tail), so the first n elements are exactly
+  // the n delivered. After a lost connection the untrimmed ones are read again: deliver() ignores
+  // what it has seen (a settled job is gone, a start is recorded once).
+  //
+  // Whoever holds busy_ reads: the reader thread, which waits for the socket in epoll, or a thread
+  // blocked on one of this executor's futures (assist()), which takes the socket out of the
+  // reader's epoll set, reads (delivering every message, not only its own) until its future is
+  // done, sends the next cycle and puts the socket back. That thread is then woken by its result
+  // itself, not by the reader thread: one hand-off less per round trip. Whenever nobody holds
+  // busy_, a cycle is on its way (or the connection is lost and the reader thread was woken), so a
+  // reply — at the latest BLMOVE's timeout — wakes the reader.
+
+  // Outstanding: the replies of the cycle sent and not read yet (head: BLMOVE's answer is the
+  // head LRANGE delivered already, to be ignored).
+  struct Outstanding {
+    bool trim = false;
+    bool range = false;
+    bool block = false;
+    bool head = false;
+  };
+  // Step: where advance() stopped.
+  enum class Step : std::uint8_t { kWaiting, kDone, kRefused };
+
+  // send_cycle(range): LTRIM (when messages were delivered) + LRANGE + BLMOVE, one write. Without
+  // range (a waiter hands the socket back: the next message is likely one result), LTRIM's reply is
+  // skipped (CLIENT REPLY SKIP) and there is no LRANGE: only BLMOVE answers, so nobody is woken
+  // before the next message comes — the head once the delivered ones are gone.
+  void send_cycle(bool range) {
+    if (delivered_ > 0) {
+      const std::string n = std::to_string(delivered_);
+      if (!range) reader_conn_.append({"CLIENT", "REPLY", "SKIP"});
+      reader_conn_.append({"LTRIM", reply(), n, "-1"});
+      out_.trim = range;
+      delivered_ = 0;
+    }
+    if (range) reader_conn_.append({"LRANGE", reply(), "0", kLastText});
+    reader_conn_.append({"BLMOVE", reply(), reply(), "LEFT", "LEFT", kPollText});
+    out_.range = range;
+    out_.block = true;
+    out_.head = false;
+    reader_conn_.flush();
+  }
+
+  // next_reply(read_socket): the cycle's next reply if it was received, else — when read_socket
+  // (cleared then: one read per advance(), the socket says when there is more) — after one
+  // non-blocking read. Throws RedisError (an error reply) and ConnectionError.
+  std::optional<Reply> next_reply(bool& read_socket) {
+    std::optional<Reply> r = reader_conn_.buffered_reply();
+    if (!r && read_socket) {
+      read_socket = false;
+      r = reader_conn_.try_reply();
+    }
+    return r;
+  }
+
+  // advance(until, read_socket): reads the replies that are here (never waits), delivering the
+  // messages and sending the next cycle when one is answered, until a reply has not come yet
+  // (kWaiting) — or, with `until`, as soon as that state is done: the next cycle is then sent and
+  // not read (kDone). read_socket false looks only at what was received already. kRefused: Redis
+  // answered an error (LOADING after a restart...): the caller backs off; the cycle's other replies
+  // are read by the next advance(). Throws ConnectionError.
+  Step advance(const FutureStateBase* until, bool read_socket) {
+    for (;;) {
+      if (!out_.trim && !out_.range && !out_.block) {
+        if (until != nullptr && until->done()) return Step::kDone;
+        send_cycle(true);
+      }
+      std::optional<Reply> r;
+      try {
+        r = next_reply(read_socket);
+      } catch (const RedisError&) {
+        // The reply is consumed: that command is done with.
+        if (out_.trim) {
+          out_.trim = false;
+        } else if (out_.range) {
+          out_.range = false;
+          out_.head = false;
+        } else {
+          out_.block = false;
+        }
+        return Step::kRefused;
+      }
+      if (!r) return Step::kWaiting;
+      if (out_.trim) {
+        out_.trim = false;
+      } else if (out_.range) {
+        out_.range = false;
+        if (r->is_array() && !r->elements.empty()) {
+          for (const Reply& m : r->elements) deliver(m.str);
+          delivered_ = r->elements.size();
+          out_.head = true;  // BLMOVE answers at once: the head, delivered just now
+        }
+      } else {
+        out_.block = false;
+        if (!out_.head && !r->is_nil()) {
+          deliver(r->str);
+          delivered_ = 1;
+        }
+        out_.head = false;
+      }
     }
   }
 
-  // read_loop(): the reader thread. The reply list is read without destroying anything first, so
-  // that a Redis that dies between running a command and sending its reply cannot take messages
-  // with it (a pop would): LRANGE reads up to 256, they are delivered, and LTRIM removes them —
-  // sent together with the next LRANGE, one round trip. When the list is empty, BLMOVE of the list
-  // onto itself (head to head: nothing changes) waits for the next message and returns it, which
-  // is delivered at once and trimmed with the next LRANGE. Only this thread removes from the head
-  // (workers push to the tail), so the first n elements are exactly the n delivered. After a lost
-  // connection the untrimmed ones are read again: deliver() ignores what it has seen (a settled
-  // job is gone, a start is recorded once).
+  // lost_connection(): reader_conn_ broke (busy_ held): the reader thread connects again.
+  void lost_connection() noexcept {
+    reader_conn_.close();
+    out_ = Outstanding{};
+    delivered_ = 0;  // read them again (a lost LTRIM may or may not have run)
+  }
+
+  // release(): gives up busy_; the socket goes (back) into the reader's epoll set.
+  void release() {
+    std::scoped_lock lock(rd_mu_);
+    release_locked();
+  }
+  void release_locked() noexcept {
+    busy_ = false;
+    const int fd = reader_conn_.fd();
+    if (fd >= 0 && registered_fd_ != fd) {
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.fd = fd;
+      if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, fd, &ev) == 0) registered_fd_ = fd;
+    }
+    if (fd < 0) registered_fd_ = -1;  // (a closed socket leaves the epoll set by itself)
+  }
+
+  // hand_back() (busy_ held): releases busy_. Nothing is sent when the cycle is answered and no
+  // job waits for a message: the connection is idle, and the next send() sends a cycle after its
+  // XADD — so Redis has the task first, and the waiter returns without a write. Otherwise a cycle
+  // without LRANGE goes out first. False when the connection broke (the reader thread reconnects).
+  bool hand_back() noexcept {
+    try {
+      for (;;) {
+        {
+          std::scoped_lock lock(rd_mu_);
+          const bool answered = !out_.trim && !out_.range && !out_.block;
+          if (!answered || !reader_conn_.is_connected() || pending() == 0) {
+            idle_ = answered && reader_conn_.is_connected();
+            release_locked();
+            return true;
+          }
+        }
+        send_cycle(false);  // (a job waits: its message must be read)
+      }
+    } catch (const ConnectionError&) {
+      lost_connection();
+    } catch (const std::exception&) {
+      lost_connection();  // (an allocation: the reader thread starts again)
+    }
+    std::scoped_lock lock(rd_mu_);
+    idle_ = false;
+    release_locked();
+    return false;
+  }
+
+  // resume_reading(): after an XADD: an idle connection (hand_back()) gets its next cycle, sent
+  // here, so that someone is woken by the task's messages.
+  void resume_reading() noexcept {
+    {
+      std::scoped_lock lock(rd_mu_);
+      if (busy_ || !idle_) return;  // (whoever holds busy_ sends one in hand_back())
+      busy_ = true;
+      idle_ = false;
+    }
+    bool broken = false;
+    try {
+      send_cycle(false);
+    } catch (const std::exception&) {
+      lost_connection();
+      broken = true;
+    }
+    {
+      std::scoped_lock lock(rd_mu_);
+      release_locked();
+    }
+    if (broken) wake_reader();
+  }
+
+  // assist(state, d): see above. Only one thread reads at a time: when the reader thread or
+  // another waiter reads, this one waits plainly (the reader delivers its result).
+  bool assist(const FutureStateBase& state, const Deadline& d) noexcept override {
+    if (state.done()) return true;
+    if (!borrow()) return false;
+    assisting_.store(true, std::memory_order_release);
+    bool wake = false;
+    try {
+      bool readable = false;  // (the reader thread read what had come when it was last readable)
+      for (;;) {
+        const Step step = advance(&state, readable);
+        if (step == Step::kRefused) wake = true;  // the reader thread backs off
+        if (step != Step::kWaiting || state.done()) break;
+        if (!wait_readable(d)) break;
+        readable = true;
+      }
+    } catch (const ConnectionError&) {
+      lost_connection();
+      wake = true;
+    } catch (const std::exception&) {
+      wake = true;  // (deliver() does not throw; an allocation might)
+    }
+    assisting_.store(false, std::memory_order_release);
+    if (!hand_back()) wake = true;
+    if (wake) wake_reader();
+    return state.done();
+  }
+
+  // borrow(): takes busy_ for assist(), the socket out of the reader's epoll set. The reader
+  // thread holds busy_ only while it handles what it read, so a waiter that finds it busy looks
+  // again for a few microseconds before it gives up (the plain wait follows).
+  bool borrow() {
+    const auto give_up = std::chrono::steady_clock::now() + kBorrowSpin;
+    for (;;) {
+      {
+        std::scoped_lock lock(rd_mu_);
+        if (stop_.load() || !reader_conn_.is_connected()) return false;
+        if (!busy_) {
+          busy_ = true;
+          idle_ = false;  // (it sends what it needs; hand_back() decides again)
+          if (registered_fd_ >= 0) {
+            (void)::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, registered_fd_, nullptr);
+            registered_fd_ = -1;
+          }
+          return true;
+        }
+      }
+      if (std::chrono::steady_clock::now() >= give_up) return false;
+      std::this_thread::yield();
+    }
+  }
+
+  // wait_readable(d): waits until the socket is readable (true), the kick eventfd was signalled
+  // (true: the state may be done) or the deadline passed (false).
+  bool wait_readable(const Deadline& d) {
+    pollfd fds[2] = {{reader_conn_.fd(), POLLIN, 0}, {kick_fd_.get(), POLLIN, 0}};
+    for (;;) {
+      const auto left = d.remaining();
+      if (left == Clock::duration::zero()) return false;
+      const auto ms = std::chrono::ceil<std::chrono::milliseconds>(
+          std::min<Clock::duration>(left, std::chrono::seconds(kPollSeconds + 1)));
+      const int n = ::poll(fds, 2, static_cast<int>(ms.count()));
+      if (n > 0) {
+        if ((fds[1].revents & POLLIN) != 0) drain_eventfd(kick_fd_.get());
+        return true;
+      }
+      if (n < 0 && errno != EINTR) return true;  // (advance() then meets the error)
+    }
+  }
+
+  // read_loop(): the reader thread: reads whenever the socket is readable and no waiter reads;
+  // wakes at least every kPollSeconds to read the submits' answers and look at its stop flag.
   void read_loop() {
     auto backoff = std::chrono::milliseconds(50);
-    std::size_t delivered = 0;  // at the head of the list, not trimmed yet
     while (!finished()) {
-      drain_answers();  // (each round, whatever the reader's own commands meet)
-      try {
-        if (!reader_conn_.is_connected()) {
-          reader_conn_.reconnect();
-          delivered = 0;  // read them again (a lost LTRIM may or may not have run)
+      drain_answers();  // (each round: an XADD Redis refused fails its future)
+      bool mine = false;
+      {
+        std::scoped_lock lock(rd_mu_);
+        if (!busy_) {
+          busy_ = mine = true;
+          idle_ = false;  // (advance() sends a cycle when nothing is outstanding)
         }
-        Reply batch;
-        if (delivered > 0) {
-          const std::string n = std::to_string(delivered);
-          reader_conn_.append({"LTRIM", reply(), n, "-1"});
-          reader_conn_.append({"LRANGE", reply(), "0", kLastText});
-          delivered = 0;
-          std::exception_ptr trim_error;  // (both replies are read, whatever the first says)
-          try {
-            (void)reader_conn_.get_reply();
-          } catch (const RedisError&) {
-            trim_error = std::current_exception();
-          }
-          batch = reader_conn_.get_reply();
-          if (trim_error) std::rethrow_exception(trim_error);
-        } else {
-          batch = reader_conn_.command({"LRANGE", reply(), "0", kLastText});
+      }
+      if (mine) {
+        bool failed = false;
+        try {
+          if (!reader_conn_.is_connected()) reader_conn_.reconnect();
+          failed = advance(nullptr, true) == Step::kRefused;
+        } catch (const ConnectionError&) {
+          lost_connection();  // Redis went away: the replies wait in the list (result_ttl)
+          failed = true;
         }
-        backoff = std::chrono::milliseconds(50);
-        if (!batch.is_array() || batch.elements.empty()) {
-          const Reply head =
-              reader_conn_.command({"BLMOVE", reply(), reply(), "LEFT", "LEFT", kPollText});
-          if (!head.is_nil()) {
-            deliver(head.str);
-            delivered = 1;
-          }
+        release();
+        if (failed) {
+          pause(backoff);
           continue;
         }
-        for (const Reply& m : batch.elements) deliver(m.str);
-        delivered = batch.elements.size();
-      } catch (const ConnectionError&) {
-        // Redis went away: the replies wait in the list (result_ttl); try again with backoff
-        pause(backoff);
-      } catch (const RedisError&) {
-        // LOADING (a restarted Redis reading its data), or a list someone else broke: wait
-        pause(backoff);
+        backoff = std::chrono::milliseconds(50);
       }
+      wait_events();
     }
+  }
+
+  // wait_events(): the reader thread sleeps until its socket is readable, its eventfd is
+  // signalled, or kPollSeconds passed.
+  void wait_events() {
+    epoll_event events[2];
+    const int n = ::epoll_wait(epoll_fd_.get(), events, 2, kPollSeconds * 1000);
+    for (int i = 0; i < n; ++i)
+      if (events[i].data.fd == wake_fd_.get()) drain_eventfd(wake_fd_.get());
+  }
+
+  static void signal(int fd) noexcept {
+    const std::uint64_t one = 1;
+    (void)!::write(fd, &one, sizeof one);
+  }
+  static void drain_eventfd(int fd) noexcept {
+    std::uint64_t count = 0;
+    (void)!::read(fd, &count, sizeof count);
   }
 
   void pause(std::chrono::milliseconds& backoff) {
@@ -360,6 +623,21 @@ class RedisClient final : public RemoteClient {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
   }
+
+  // Fd: an owned descriptor.
+  class Fd {
+   public:
+    explicit Fd(int fd) : fd_(fd) {
+      if (fd_ < 0) throw OSError(errno, "RedisExecutor: eventfd/epoll_create1");
+    }
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    ~Fd() { ::close(fd_); }
+    [[nodiscard]] int get() const noexcept { return fd_; }
+
+   private:
+    int fd_;
+  };
 
   RedisOptions options_;
   RedisUrl url_;
@@ -370,7 +648,17 @@ class RedisClient final : public RemoteClient {
   std::deque<Unanswered> unanswered_;             // in the order sent
   std::atomic<std::size_t> unanswered_count_{0};  // unanswered_.size(), for the reader's look
 
-  Redis reader_conn_;  // the reader thread's
+  Fd wake_fd_{::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};  // wakes the reader thread
+  Fd kick_fd_{::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};  // wakes a thread in assist()
+  Fd epoll_fd_{::epoll_create1(EPOLL_CLOEXEC)};           // the reader thread's: wake_fd_, socket
+  std::mutex rd_mu_;                                      // busy_, registered_fd_
+  bool busy_ = false;       // a thread reads reader_conn_ (it owns the three below)
+  bool idle_ = false;       // nothing is sent on reader_conn_ and no job waits (hand_back())
+  int registered_fd_ = -1;  // reader_conn_'s socket while it is in epoll_fd_
+  Redis reader_conn_;
+  Outstanding out_;
+  std::size_t delivered_ = 0;  // at the head of the list, not trimmed yet
+  std::atomic<bool> assisting_{false};
   std::thread reader_;
   std::mutex join_mu_;
 };

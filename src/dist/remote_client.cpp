@@ -118,6 +118,7 @@ void RemoteClient::cancel(std::uint64_t id) noexcept {
     jobs_.erase(id);
   }
   settled_cv_.notify_all();
+  settled_elsewhere();
 }
 
 void RemoteClient::fail_job(std::uint64_t id, std::exception_ptr error) noexcept {
@@ -131,6 +132,7 @@ void RemoteClient::fail_job(std::uint64_t id, std::exception_ptr error) noexcept
   }
   if (job) job->fail(std::move(error));
   settled_cv_.notify_all();
+  settled_elsewhere();
 }
 
 FutureStateBase::Withdrawal RemoteClient::withdraw(std::uint64_t id) noexcept {
@@ -191,6 +193,7 @@ bool RemoteClient::shutdown(bool wait, bool cancel_futures,
   for (auto& j : late)
     j->fail(std::make_exception_ptr(
         TimeoutError(settings_.kind + " was shut down before the task's result came back")));
+  if (!late.empty()) settled_elsewhere();
   join_reader();
   return late.empty();
 }
@@ -323,6 +326,12 @@ void remote_cancel(const std::weak_ptr<RemoteClient>& core, std::uint64_t id) no
 
 void remote_revoke(const std::weak_ptr<RemoteClient>& core, std::uint64_t id) noexcept {
   if (auto c = core.lock()) c->revoke(id);
+}
+
+bool remote_assist_wait(const std::weak_ptr<RemoteClient>& core, const FutureStateBase& state,
+                        const Deadline& d) noexcept {
+  if (auto c = core.lock()) return c->assist(state, d);
+  return false;
 }
 
 FutureStateBase::Withdrawal remote_withdraw(const std::weak_ptr<RemoteClient>& core,

@@ -71,6 +71,14 @@ class RemoteClient {
   bool shutdown(bool wait, bool cancel_futures,
                 std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
 
+  // assist(state, d): a thread blocks on `state`, one of this executor's futures: a broker that
+  // can reads the workers' messages in that thread until the state is done or the deadline passes
+  // — one thread hand-off less per result (RedisExecutor). False when it did not (the plain wait
+  // follows) or the state is not done. Never throws.
+  virtual bool assist(const FutureStateBase& /*state*/, const Deadline& /*d*/) noexcept {
+    return false;
+  }
+
   [[nodiscard]] std::size_t pending() const;
   [[nodiscard]] bool is_shutdown() const;
   [[nodiscard]] const ClientSettings& settings() const noexcept { return settings_; }
@@ -95,6 +103,9 @@ class RemoteClient {
   virtual void send_revoke(std::uint64_t id) noexcept = 0;
   // wake_reader(): makes the reader look at its stop flag now. Never throws.
   virtual void wake_reader() noexcept = 0;
+  // settled_elsewhere(): a future was settled other than by deliver() (cancelled, failed by a
+  // refused send or the shutdown deadline): a thread reading for it in assist() must look.
+  virtual void settled_elsewhere() noexcept {}
   // check_task(options): a broker's own refusals (ValueError) of a task's options.
   virtual void check_task(const TaskOptions& options) const = 0;
 

@@ -326,6 +326,57 @@ TEST_F(DistTest, AQueuedTaskIsCancelledAndNeverRuns) {
   EXPECT_EQ(ex.pending(), 0u);
 }
 
+// ---- Waiting threads read the results (RedisClient::assist)
+
+// A thread blocked on a future reads the reply list itself and hands the connection back idle when
+// nothing else waits; the reader thread meanwhile wakes every second and sends a read of its own.
+// Results keep coming right however the two interleave (each submit comes after such a wake-up).
+TEST_F(DistTest, ResultsKeepComingAcrossIdlePauses) {
+  auto w = start_worker(1);
+  RedisExecutor ex(url());
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(ex.submit(dist_mul, i, 7).result(kRemote), 7 * i) << "round " << i;
+    EXPECT_EQ(ex.submit(dist_mul, i, 8).result(kRemote), 8 * i) << "round " << i;
+    std::this_thread::sleep_for(1200ms);  // past the reader thread's one-second wake-up
+  }
+  EXPECT_EQ(ex.pending(), 0u);
+}
+
+// Several threads wait at once, each on its own tasks: one reads for all, the others are woken by
+// it or by the reader thread; every result reaches its future.
+TEST_F(DistTest, ThreadsWaitingAtOnceAllGetTheirResults) {
+  auto w = start_worker(2);
+  RedisExecutor ex(url());
+  constexpr int kThreads = 4, kEach = 100;
+  std::vector<int> wrong(kThreads, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i)
+        if (ex.submit(dist_mul, t, i).result(kRemote) != t * i) ++wrong[t];
+    });
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) EXPECT_EQ(wrong[t], 0) << "thread " << t;
+  EXPECT_EQ(ex.pending(), 0u);
+}
+
+// A thread blocked on a queued task's future while another thread cancels it: the waiter (which
+// may be reading the reply list for it) sees the cancel.
+TEST_F(DistTest, AWaiterSeesACancelMadeByAnotherThread) {
+  concur::testing::TempDir dir;
+  RedisExecutor ex(url());
+  Future<void> f = ex.submit(dist_touch, dir.file("cancelled"));  // no worker: queued
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(200ms);
+    EXPECT_TRUE(f.cancel());
+  });
+  EXPECT_THROW(f.result(kRemote), CancelledError);
+  canceller.join();
+  auto w = start_worker();
+  EXPECT_EQ(ex.submit(dist_mul, 2, 3).result(kRemote), 6);
+  EXPECT_EQ(ex.pending(), 0u);
+}
+
 TEST_F(DistTest, ATaskIsRunningOnceAWorkerTookItAndCannotBeCancelledThen) {
   auto w = start_worker(1);
   RedisExecutor ex(url());

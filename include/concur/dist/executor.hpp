@@ -142,6 +142,7 @@ struct RedisOptions {
 
 namespace detail {
 
+using concur::detail::Deadline;
 using concur::detail::FutureState;
 using concur::detail::FutureStateBase;
 using concur::detail::PromiseAccess;
@@ -156,6 +157,12 @@ CONCUR_EXPORT FutureStateBase::Withdrawal remote_withdraw(const std::weak_ptr<Re
 // it to kill the run (RemoteFutureState::running_cancelled). Never throws.
 CONCUR_EXPORT void remote_revoke(const std::weak_ptr<RemoteClient>& core,
                                  std::uint64_t id) noexcept;
+
+// remote_assist_wait(core, state, deadline): a thread blocks on `state`, a future of this
+// executor: it may read the workers' messages itself instead of being woken by the reader thread
+// (RemoteFutureState::assist_wait). Never throws.
+CONCUR_EXPORT bool remote_assist_wait(const std::weak_ptr<RemoteClient>& core,
+                                      const FutureStateBase& state, const Deadline& d) noexcept;
 
 // RemoteFutureState is the state of a RedisExecutor future. A worker may take the task before the
 // executor hears of it, so cancel() of a pending future first asks Redis to delete the task from
@@ -182,6 +189,7 @@ class RemoteFutureState final : public FutureState<T> {
     return stoppable_.load(std::memory_order_acquire);
   }
   void running_cancelled() noexcept override { remote_revoke(core_, id_); }
+  bool assist_wait(const Deadline& d) override { return remote_assist_wait(core_, *this, d); }
   FutureStateBase::Withdrawal withdraw() noexcept override {
     std::scoped_lock lock(mu_);  // one round trip at a time; the others take its answer
     if (found_ == FutureStateBase::Withdrawal::kUnknown) found_ = remote_withdraw(core_, id_);
