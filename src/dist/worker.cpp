@@ -158,6 +158,9 @@ class RedisWorker final : public Worker::Impl {
   static constexpr std::chrono::milliseconds kBlock{100};
   // kStartNotice: how long a task runs before its start is reported (track_started).
   static constexpr std::chrono::milliseconds kStartNotice{1};
+  // kTickFor: after a start report was queued, how long the maintenance thread keeps waking every
+  // kStartNotice rather than being woken for the next one (upkeep_loop()).
+  static constexpr std::chrono::milliseconds kTickFor{50};
 
   // StartNotice: a start report due at `due` unless the run ends first.
   struct StartNotice {
@@ -454,11 +457,14 @@ class RedisWorker final : public Worker::Impl {
       if (runner_->stoppable())
         s.flags = detail::ResultMessage::kStoppable;  // a revoke can kill the run
       notice = detail::encode(s);
+      const auto now = std::chrono::steady_clock::now();
       std::scoped_lock lock(mu_);
       const bool first = notices_.empty();
-      notices_.push_back(
-          {std::chrono::steady_clock::now() + kStartNotice, t.message.id, t.message.reply, notice});
-      if (first) upkeep_cv_.notify_all();  // (else the thread already waits for the earliest)
+      notices_.push_back({now + kStartNotice, t.message.id, t.message.reply, notice});
+      last_notice_ = now;
+      // (With notices before, the thread already waits for the earliest; while ticking it wakes
+      // every kStartNotice anyway: a stream of short tasks costs no wake-up each.)
+      if (first && !ticking_) upkeep_cv_.notify_all();
     }
     detail::RunOutcome run = runner_->run(t.message);
     bool unsent = false;
@@ -755,7 +761,13 @@ class RedisWorker final : public Worker::Impl {
       }
       lock.lock();
       const auto next_notice = earliest_notice();
-      upkeep_cv_.wait_until(lock, std::min({next_beat, next_duty, next_promote, next_notice}), [&] {
+      auto until = std::min({next_beat, next_duty, next_promote, next_notice});
+      // Ticking: start reports came within kTickFor, so more are likely: wake every kStartNotice
+      // instead of being woken for each (a report is then sent up to kStartNotice late).
+      const auto now = clock::now();
+      ticking_ = now - last_notice_ < kTickFor;
+      if (ticking_) until = std::min(until, now + kStartNotice);
+      upkeep_cv_.wait_until(lock, until, [&] {
         return upkeep_stop_ || promote_hint_ < next_promote || earliest_notice() < next_notice;
       });
     }
@@ -918,6 +930,8 @@ class RedisWorker final : public Worker::Impl {
   std::vector<Lease> leases_;  // every task this worker holds
   std::vector<Slot> slots_;    // the ConcurrencyLimit slots its running tasks hold
   std::vector<StartNotice> notices_;  // start reports of running tasks, not due yet, in due order
+  std::chrono::steady_clock::time_point last_notice_{};  // when the last one was queued
+  bool ticking_ = false;  // the maintenance thread wakes every kStartNotice (upkeep_loop())
   // promote_hint_: when a task this worker put back (retry, limit) is due — the maintenance thread
   // promotes then rather than at its next period.
   std::chrono::steady_clock::time_point promote_hint_ =
