@@ -4,11 +4,13 @@
 // over the same socket), and the io_context service that closes every socket before the loop's
 // io_context goes.
 //
-// Reads: a read that lacks bytes starts one async_read_some (Asio first tries the socket at once)
-// into a small per-connection chunk; its handler appends what came to the buffer — whether or not
-// the reader is still waiting, so a cancelled read loses nothing — and, when the chunk came back
-// full, keeps reading the socket without blocking (a burst) before waking the reader. A TCP read
-// is withdrawn (cancellation slot) when its reader is cancelled; a TLS read is left to complete.
+// Reads: a read that lacks bytes reads the socket into a small per-connection chunk — TCP: one
+// non-blocking recv (from the loop's ready queue), and only when that finds nothing a wait for
+// readability in the reactor, after which it reads; TLS: one async_read_some. What came is
+// appended to the buffer — whether or not the reader is still waiting, so a cancelled read loses
+// nothing — and, when the chunk came back full, the socket is read on without blocking (a burst)
+// before the reader wakes. A TCP wait is withdrawn (cancellation slot) when its reader is
+// cancelled; a TLS read is left to complete.
 // Writes go to the kernel at once (TCP) and the rest through one async_write_some at a time.
 //
 // Every Asio completion handler runs on the loop's thread (the loop drives the io_context) and
@@ -64,7 +66,7 @@ constexpr std::size_t kKeepBytes = 16 * 1024;
 constexpr int kBindAttempts = 8;
 // kAcceptRetry: after EMFILE/ENFILE/ENOBUFS/ENOMEM, accepting resumes this much later.
 constexpr auto kAcceptRetry = std::chrono::milliseconds(100);
-// kTcpChunk / kTlsChunk: the buffer of a pending read (what a connection waiting for data holds):
+// kTcpChunk / kTlsChunk: the buffer of a read (what a connection waiting for data holds):
 // small for TCP (a full chunk is followed by a burst of direct reads), one record for TLS (at most
 // 16 KiB of plaintext).
 constexpr std::size_t kTcpChunk = 4 * 1024;
@@ -283,6 +285,50 @@ class ByteBuffer {
   std::size_t tail_ = 0;
 };
 
+// ---- memory for a connection's one pending TCP wait ----
+
+// OpMemory: room for one Asio operation, kept by the connection. Asio recycles operation memory
+// only through the thread's io_context call stack, and a read is started from the loop's ready
+// queue, outside it: without this every wait would pay an aligned allocation and a free. One
+// operation at a time uses it (read_pending); a larger or second one goes to operator new.
+class OpMemory {
+ public:
+  void* allocate(std::size_t n) {
+    if (!in_use_ && n <= sizeof bytes_) {
+      in_use_ = true;
+      return bytes_;
+    }
+    return ::operator new(n);
+  }
+  void deallocate(void* p) noexcept {
+    if (p == bytes_) {
+      in_use_ = false;
+    } else {
+      ::operator delete(p);
+    }
+  }
+
+ private:
+  alignas(std::max_align_t) unsigned char bytes_[256];  // Boost 1.81: a socket's wait takes 144
+  bool in_use_ = false;
+};
+
+// OpAllocator<T>: the handler allocator (Asio's associated allocator) that draws on an OpMemory.
+template <class T>
+struct OpAllocator {
+  using value_type = T;
+  explicit OpAllocator(OpMemory* m) noexcept : mem(m) {}
+  template <class U>
+  OpAllocator(const OpAllocator<U>& o) noexcept : mem(o.mem) {}  // NOLINT: rebinding
+  T* allocate(std::size_t n) { return static_cast<T*>(mem->allocate(sizeof(T) * n)); }
+  void deallocate(T* p, std::size_t /*n*/) noexcept { mem->deallocate(p); }
+  template <class U>
+  bool operator==(const OpAllocator<U>& o) const noexcept {
+    return mem == o.mem;
+  }
+  OpMemory* mem;
+};
+
 // ---- errors (errno_text, os_error, py_address: os_error.hpp) ----
 
 bool is_ssl_error(const error_code& ec) {
@@ -417,7 +463,7 @@ struct StreamState final : IoResource, std::enable_shared_from_this<StreamState>
   std::size_t limit;
   bool eof = false;
   std::exception_ptr error;   // what reads (and drain) raise
-  bool read_pending = false;  // an async_read_some is pending
+  bool read_pending = false;  // a TCP wait for readability or a TLS async_read_some is pending
   // A TCP read is started from the loop's ready queue (start_node), not inside the read() that
   // asks for it: the rest of the batch runs first, so a reply that the peer sends meanwhile is
   // taken by the first recv instead of an EAGAIN plus a reactor round (the file comment).
@@ -426,8 +472,9 @@ struct StreamState final : IoResource, std::enable_shared_from_this<StreamState>
     std::shared_ptr<StreamState> hold;  // keeps the state alive while the node is queued
   } start_node;
   bool start_queued = false;
-  std::unique_ptr<char[]> chunk;          // its buffer (kTcpChunk or kTlsChunk)
-  asio::cancellation_signal read_cancel;  // withdraws a TCP read
+  std::unique_ptr<char[]> chunk;          // reads land here (kTcpChunk or kTlsChunk)
+  asio::cancellation_signal read_cancel;  // withdraws a TCP wait
+  OpMemory read_mem;                      // a TCP wait's operation
   WaitQueue read_q;
 
   // Writing: wflight[woff..) is being written by the one write operation; wbuf collects the rest.
@@ -534,10 +581,11 @@ struct StreamState final : IoResource, std::enable_shared_from_this<StreamState>
     }
   }
 
-  // wait_for_data(what): the awaiter a read suspends on until the buffer changes (bytes, EOF,
-  // an error, close(), feed_data()); starts the socket read when none is pending. RuntimeError
-  // when another task waits already.
-  QueueWait wait_for_data(const char* what) {
+  // wait_for_data(what, self): the awaiter a read suspends on until the buffer changes (bytes,
+  // EOF, an error, close(), feed_data()); starts the socket read when none is pending (self: the
+  // caller's owning pointer to this state, which the read holds). RuntimeError when another task
+  // waits already.
+  QueueWait wait_for_data(const char* what, const std::shared_ptr<StreamState>& self) {
     if (dead) throw RuntimeError(std::string(what) + "(): the stream's event loop is closed");
     check_loop(what);
     if (!read_q.empty()) {
@@ -546,9 +594,9 @@ struct StreamState final : IoResource, std::enable_shared_from_this<StreamState>
     }
     if (can_read_more() && !read_pending) {
       if (tls) {
-        start_read();
+        start_read(self);
       } else if (!start_queued) {
-        queue_start();
+        queue_start(self);
       }
     }
     if (tls) return QueueWait(read_q);  // a TLS read is not withdrawn (see the file comment)
@@ -558,18 +606,18 @@ struct StreamState final : IoResource, std::enable_shared_from_this<StreamState>
     auto* s = static_cast<StreamState*>(self);
     if (s->read_q.empty()) s->cancel_read();
   }
-  // queue_start(): start_read() in a later step of the loop, if a reader still waits then.
-  void queue_start() {
+  // queue_start(owner): start_read() in a later step of the loop, if a reader still waits then.
+  void queue_start(const std::shared_ptr<StreamState>& owner) {
     start_queued = true;
     start_node.state = this;
-    start_node.hold = shared_from_this();
+    start_node.hold = owner;
     start_node.run = [](ReadyNode* n) noexcept {
       auto* node = static_cast<StartNode*>(n);
       const std::shared_ptr<StreamState> self = std::move(node->hold);
       self->start_queued = false;
       if (!self->read_pending && !self->read_q.empty() && self->can_read_more()) {
         try {
-          self->start_read();
+          self->start_read(self);
         } catch (...) {
           self->set_exception(std::current_exception());
         }
@@ -582,34 +630,99 @@ struct StreamState final : IoResource, std::enable_shared_from_this<StreamState>
     };
     loop->push(&start_node);
   }
-  void start_read() {
-    const std::size_t size = tls ? kTlsChunk : kTcpChunk;
-    if (!chunk) chunk.reset(new char[size]);
-    read_pending = true;
-    auto done = [self = shared_from_this()](const error_code& ec, std::size_t n) {
-      self->on_read(ec, n);
-    };
-    if (tls) {
-      tls->async_read_some(asio::buffer(chunk.get(), size), std::move(done));
-    } else {
-      sock->async_read_some(asio::buffer(chunk.get(), size),
-                            asio::bind_cancellation_slot(read_cancel.slot(), std::move(done)));
+  // start_read(): TLS: one async_read_some into the chunk (on_read). TCP: the socket is tried at
+  // once (the peer's bytes are usually there by now: see queue_start); only when it has nothing
+  // does the connection wait for readability in the reactor (on_readable), so the common read
+  // costs one recv and no Asio operation. self: this state's owning pointer.
+  void start_read(const std::shared_ptr<StreamState>& self) {
+    if (!tls) {
+      if (read_now()) {
+        read_q.wake_all();
+      } else {
+        wait_readable(self);
+      }
+      return;
     }
+    if (!chunk) chunk.reset(new char[kTlsChunk]);
+    read_pending = true;
+    tls->async_read_some(asio::buffer(chunk.get(), kTlsChunk),
+                         [self](const error_code& ec, std::size_t n) { self->on_read(ec, n); });
   }
-  // cancel_read(): withdraws a pending TCP read (one that already took bytes completes anyway).
+  // read_now(): TCP: one non-blocking read of up to a chunk into the buffer (a full chunk is
+  // followed by a burst); records EOF or the error. False when the socket had nothing (EAGAIN).
+  // (EAGAIN must be what ends it: the reactor's epoll is edge-triggered, so a wait started while
+  // bytes sit unread would not end; hence EINTR reads again.)
+  bool read_now() {
+    if (!chunk) chunk.reset(new char[kTcpChunk]);
+    error_code ec;
+    std::size_t n = 0;
+    do {
+      n = sock->read_some(asio::buffer(chunk.get(), kTcpChunk), ec);
+    } while (ec == asio::error::interrupted && n == 0);
+    rbuf.append(std::string_view(chunk.get(), n));
+    if (!ec) {
+      if (n == kTcpChunk) burst();
+      return true;
+    }
+    if (ec == asio::error::eof) {
+      eof = true;
+    } else if (ec == asio::error::would_block || ec == asio::error::try_again ||
+               ec == asio::error::interrupted) {
+      return n > 0;
+    } else {
+      fatal(ec);
+    }
+    return true;
+  }
+  // TcpWaitDone: the handler of a TCP wait: its operation lives in read_mem, it is withdrawn
+  // through read_cancel (whose slot keeps its handler's memory from one wait to the next:
+  // cancel_read() only emits while a wait is pending).
+  struct TcpWaitDone {
+    std::shared_ptr<StreamState> self;
+    using allocator_type = OpAllocator<void>;
+    [[nodiscard]] allocator_type get_allocator() const noexcept {
+      return allocator_type(&self->read_mem);
+    }
+    using cancellation_slot_type = asio::cancellation_slot;
+    [[nodiscard]] cancellation_slot_type get_cancellation_slot() const noexcept {
+      return self->read_cancel.slot();
+    }
+    void operator()(const error_code& ec) const { self->on_readable(ec); }
+  };
+  // wait_readable(self): TCP: waits in the reactor until the socket is readable (on_readable).
+  void wait_readable(std::shared_ptr<StreamState> self) {
+    read_pending = true;
+    sock->async_wait(tcp::socket::wait_read, TcpWaitDone{std::move(self)});
+  }
+  // cancel_read(): withdraws a pending TCP wait (one that already completed reads anyway).
   void cancel_read() noexcept {
     if (read_pending && !tls) read_cancel.emit(asio::cancellation_type::terminal);
   }
+  // on_readable(ec): the TCP wait ended: read what came (whether or not anybody still waits, as
+  // a completed TLS read keeps its bytes); readable but empty (spurious): wait again while a
+  // reader waits.
+  void on_readable(const error_code& ec) {
+    read_pending = false;
+    if (!ec && can_read_more()) {
+      if (!read_now()) {
+        if (!read_q.empty()) wait_readable(shared_from_this());
+        return;
+      }
+    } else if (ec && ec != asio::error::operation_aborted && !closed && !closing) {
+      fatal(ec);  // withdrawn (a cancelled reader, close()) is not an error
+    }
+    read_q.wake_all();
+  }
+  // on_read(ec, n): a TLS read completed.
   void on_read(const error_code& ec, std::size_t n) {
     read_pending = false;
-    if (!tls) read_cancel.slot().clear();
     if (!closed) rbuf.append(std::string_view(chunk.get(), n));
     if (!ec || closed) {
-      if (!tls && n == kTcpChunk && !closed) burst();
+      // (TLS reads take at most one record: no burst)
     } else if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
-      eof = true;  // TLS: close_notify, or a peer that closed TCP without it
+      eof = true;  // close_notify, or a peer that closed TCP without it
     } else if (ec == asio::error::operation_aborted) {
-      // withdrawn: a cancelled reader, close(), or the TLS shutdown
+      // withdrawn: close(), or the TLS shutdown
     } else if (!closing) {
       fatal(ec);
     }
@@ -1006,13 +1119,13 @@ Task<std::string> read_impl(std::shared_ptr<StreamCore> c, std::ptrdiff_t n) {
   if (n == 0) co_return std::string();
   if (n < 0) {
     while (!s.eof) {
-      co_await s.wait_for_data("read");
+      co_await s.wait_for_data("read", c->s);
       s.throw_if_error();
     }
     co_return s.take(s.size());
   }
   while (s.size() == 0 && !s.eof) {
-    co_await s.wait_for_data("read");
+    co_await s.wait_for_data("read", c->s);
     s.throw_if_error();
   }
   co_return s.take(static_cast<std::size_t>(n));
@@ -1026,7 +1139,7 @@ Task<std::string> readexactly_impl(std::shared_ptr<StreamCore> c, std::size_t n)
       std::string partial = s.take(s.size());
       throw IncompleteReadError(std::move(partial), n);
     }
-    co_await s.wait_for_data("readexactly");
+    co_await s.wait_for_data("readexactly", c->s);
     s.throw_if_error();
   }
   co_return s.take(n);
@@ -1053,7 +1166,7 @@ Task<std::string> readuntil_impl(std::shared_ptr<StreamCore> c, std::string sep)
       case Scan::kNeedMore:
         break;
     }
-    co_await s.wait_for_data("readuntil");
+    co_await s.wait_for_data("readuntil", c->s);
     s.throw_if_error();
   }
 }
@@ -1079,7 +1192,7 @@ Task<std::string> readline_impl(std::shared_ptr<StreamCore> c) {
       case Scan::kNeedMore:
         break;
     }
-    co_await s.wait_for_data("readline");
+    co_await s.wait_for_data("readline", c->s);
     s.throw_if_error();
   }
 }
