@@ -1181,6 +1181,20 @@ TEST_F(ProcessPoolTest, ACallbackInTheDispatcherThreadWaitingForAnotherWorkerGet
   EXPECT_EQ(wait_in_callback(first, other), "value 400");
 }
 
+TEST_F(ProcessPoolTest, ACallbackInTheDispatcherThreadWaitingForABorrowedWorkerGetsItsResult) {
+  // A thread blocked on `other` borrows its worker (it reads that worker's replies itself): the
+  // callback waiting for `other` waits for that thread to settle it or to give the worker back.
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  auto first = pool.submit(sleep_then, 100);
+  auto other = pool.submit(sleep_then, 400);
+  ASSERT_TRUE(eventually([&] { return other.running(); }));
+  int seen_by_thread = 0;
+  std::thread reader([&] { seen_by_thread = other.result(kWait); });
+  EXPECT_EQ(wait_in_callback(first, other), "value 400");
+  reader.join();
+  EXPECT_EQ(seen_by_thread, 400);
+}
+
 TEST_F(ProcessPoolTest, ACallbackInTheDispatcherThreadWaitingForADyingWorkerSeesItBroken) {
   for (const bool same_worker : {false, true}) {
     SCOPED_TRACE(same_worker ? "behind it, in the same worker" : "in another worker");

@@ -111,6 +111,10 @@ constexpr int kOrphanedExit = 1;
 constexpr int kCancelledExit = 3;
 constexpr int kTimeLimitExit = 124;
 
+// kGiveBackCheck: a dispatcher callback waiting for a borrowed worker (await_give_back) is woken
+// when it is given back or a job of it settles; it also looks again this often, as a backstop.
+constexpr auto kGiveBackCheck = std::chrono::milliseconds(100);
+
 struct PoolReply {
   std::uint64_t id = 0;
   ReplyStatus status = ReplyStatus::ok;
@@ -1246,11 +1250,24 @@ class ProcessPoolCore {
       settle(cancelled, failed, reason);
       if (holder == nullptr) continue;  // sent: borrow its new worker
       if (borrowed) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        await_give_back(*holder, state, deadline);
       } else if (dead) {
         reap_in_place(holder);
       }
     }
+  }
+
+  // await_give_back(holder, state, deadline): help_as_dispatcher() found `holder` (which holds
+  // its job) borrowed by another thread: that thread settles the job as its reply comes, or gives
+  // the worker back (a death included); both notify given_back_cv_ while a dispatcher waits here.
+  // Returns then, or at the deadline (re-checking every kGiveBackCheck regardless).
+  void await_give_back(const Worker& holder, const FutureStateBase& state,
+                       const Deadline& deadline) {
+    std::unique_lock lock(mu_);
+    ++give_back_waiters_;
+    const auto until = std::min(deadline.when(), Clock::now() + kGiveBackCheck);
+    given_back_cv_.wait_until(lock, until, [&] { return !holder.borrowed || state.done(); });
+    --give_back_waiters_;
   }
 
   // borrow_and_read(id, state, deadline, on_dispatcher): assist_wait's borrowing (above).
@@ -1291,6 +1308,7 @@ class ProcessPoolCore {
       std::vector<std::unique_ptr<PoolJob>> cancelled;  // destroyed after the lock
       std::scoped_lock lock(mu_);
       if (!pending_.empty()) send_work_locked(cancelled);
+      if (give_back_waiters_ > 0) given_back_cv_.notify_all();  // (the job may be theirs)
       return true;
     };
     try {
@@ -1308,6 +1326,7 @@ class ProcessPoolCore {
     {
       std::scoped_lock lock(mu_);
       w->borrowed = false;
+      if (give_back_waiters_ > 0) given_back_cv_.notify_all();
       if (w->death_pending) {
         // The dispatcher saw the death while we read: report it again.
         w->death_pending = false;
@@ -1386,6 +1405,10 @@ class ProcessPoolCore {
   std::vector<Settling> settling_;
   std::atomic<std::uint64_t> last_id_{0};
   std::uint64_t events_ CONCUR_GUARDED_BY(mu_) = 0;  // submits and shutdowns, for the sleep check
+  // A dispatcher callback waiting for a job whose worker another thread borrowed
+  // (await_give_back): woken by that thread's settles and its give-back.
+  std::condition_variable given_back_cv_;
+  std::size_t give_back_waiters_ CONCUR_GUARDED_BY(mu_) = 0;
   bool shutdown_ CONCUR_GUARDED_BY(mu_) = false;
   bool terminating_ CONCUR_GUARDED_BY(mu_) = false;
   bool broken_ CONCUR_GUARDED_BY(mu_) = false;
