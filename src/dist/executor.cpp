@@ -69,6 +69,7 @@ class RedisClient final : public RemoteClient {
     reader_conn_ = Redis::connect(url_, options_.connect_timeout);
     // BLMOVE blocks kPollSeconds: its replies may take that long.
     reader_conn_.set_timeout(options_.connect_timeout + std::chrono::seconds(kPollSeconds));
+    probe_reply_skip();
   }
   ~RedisClient() override { join_reader(); }
 
@@ -305,7 +306,8 @@ class RedisClient final : public RemoteClient {
   void wake_reader() noexcept override { signal(wake_fd_.get()); }
 
   void settled_elsewhere() noexcept override {
-    if (assisting_.load(std::memory_order_acquire)) signal(kick_fd_.get());
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // (see set_assisting())
+    if (assisting_.load(std::memory_order_seq_cst)) signal(kick_fd_.get());
   }
 
   // ---- reading the reply list ----
@@ -328,27 +330,57 @@ class RedisClient final : public RemoteClient {
   // busy_, a cycle is on its way (or the connection is lost and the reader thread was woken), so a
   // reply — at the latest BLMOVE's timeout — wakes the reader.
 
-  // Outstanding: the replies of the cycle sent and not read yet (head: BLMOVE's answer is the
-  // head LRANGE delivered already, to be ignored).
+  // Outstanding: the replies of the cycle sent and not read yet (head: BLMOVE's answer should be
+  // the head LRANGE delivered already, head_msg, to be ignored).
   struct Outstanding {
     bool trim = false;
     bool range = false;
     bool block = false;
     bool head = false;
+    std::string head_msg;
   };
   // Step: where advance() stopped.
-  enum class Step : std::uint8_t { kWaiting, kDone, kRefused };
+  enum class Step : std::uint8_t { kWaiting, kDone };
+
+  // connect_reader() (busy_ held): reconnects reader_conn_ and asks about CLIENT REPLY SKIP.
+  // Throws ConnectionError and RedisError (AUTH, SELECT refused).
+  void connect_reader() {
+    reader_conn_.reconnect();
+    out_ = Outstanding{};
+    delivered_ = 0;
+    probe_reply_skip();
+  }
+  // probe_reply_skip(): whether this server takes CLIENT REPLY SKIP (an ACL user without it, a
+  // renamed CLIENT or a proxy may refuse it): one write of CLIENT REPLY SKIP and two LLENs of the
+  // reply list (which this connection may run anyway); the first LLEN's reply is skipped where it
+  // works, so one reply comes — three (an error, two lengths) where it does not.
+  void probe_reply_skip() {
+    reader_conn_.append({"CLIENT", "REPLY", "SKIP"});
+    reader_conn_.append({"LLEN", reply()});
+    reader_conn_.append({"LLEN", reply()});
+    try {
+      skip_ok_ = reader_conn_.get_reply().type == Reply::Type::integer;
+    } catch (const RedisError&) {
+      skip_ok_ = false;
+    }
+    if (!skip_ok_) {
+      (void)reader_conn_.get_reply();
+      (void)reader_conn_.get_reply();
+    }
+  }
 
   // send_cycle(range): LTRIM (when messages were delivered) + LRANGE + BLMOVE, one write. Without
   // range (a waiter hands the socket back: the next message is likely one result), LTRIM's reply is
-  // skipped (CLIENT REPLY SKIP) and there is no LRANGE: only BLMOVE answers, so nobody is woken
-  // before the next message comes — the head once the delivered ones are gone.
+  // skipped (CLIENT REPLY SKIP, where the server takes it) and there is no LRANGE: only BLMOVE
+  // answers, so nobody is woken before the next message comes — the head once the delivered ones
+  // are gone.
   void send_cycle(bool range) {
     if (delivered_ > 0) {
       const std::string n = std::to_string(delivered_);
-      if (!range) reader_conn_.append({"CLIENT", "REPLY", "SKIP"});
+      const bool skip = !range && skip_ok_;
+      if (skip) reader_conn_.append({"CLIENT", "REPLY", "SKIP"});
       reader_conn_.append({"LTRIM", reply(), n, "-1"});
-      out_.trim = range;
+      out_.trim = !skip;
       delivered_ = 0;
     }
     if (range) reader_conn_.append({"LRANGE", reply(), "0", kLastText});
@@ -371,12 +403,19 @@ class RedisClient final : public RemoteClient {
     return r;
   }
 
+  [[noreturn]] void unexpected(const char* what) {
+    throw ConnectionError(EPROTO, std::string("RedisExecutor: unexpected reply to ") + what +
+                                      " on the reply list's connection (reconnecting)");
+  }
+
   // advance(until, read_socket): reads the replies that are here (never waits), delivering the
   // messages and sending the next cycle when one is answered, until a reply has not come yet
-  // (kWaiting) — or, with `until`, as soon as that state is done: the next cycle is then sent and
-  // not read (kDone). read_socket false looks only at what was received already. kRefused: Redis
-  // answered an error (LOADING after a restart...): the caller backs off; the cycle's other replies
-  // are read by the next advance(). Throws ConnectionError.
+  // (kWaiting) — or, with `until`, as soon as that state is done (kDone; the next cycle is then
+  // sent by hand_back()). read_socket false looks only at what was received already. An error
+  // reply (LOADING after a restart, BUSY...) or one of the wrong type leaves the count of replies
+  // in doubt: ConnectionError, and the caller starts the connection again (the messages not
+  // trimmed are read again; deliver() drops what it has seen). State changes come before each
+  // deliver(): a done-callback it runs may wait for another future and read on (assist()).
   Step advance(const FutureStateBase* until, bool read_socket) {
     for (;;) {
       if (!out_.trim && !out_.range && !out_.block) {
@@ -386,44 +425,59 @@ class RedisClient final : public RemoteClient {
       std::optional<Reply> r;
       try {
         r = next_reply(read_socket);
-      } catch (const RedisError&) {
-        // The reply is consumed: that command is done with.
-        if (out_.trim) {
-          out_.trim = false;
-        } else if (out_.range) {
-          out_.range = false;
-          out_.head = false;
-        } else {
-          out_.block = false;
-        }
-        return Step::kRefused;
+      } catch (const RedisError& e) {
+        throw ConnectionError(EPROTO, std::string("RedisExecutor: the reply list: ") + e.what());
       }
       if (!r) return Step::kWaiting;
       if (out_.trim) {
+        if (r->type != Reply::Type::status) unexpected("LTRIM");
         out_.trim = false;
       } else if (out_.range) {
+        if (!r->is_array()) unexpected("LRANGE");
         out_.range = false;
-        if (r->is_array() && !r->elements.empty()) {
-          for (const Reply& m : r->elements) deliver(m.str);
+        if (!r->elements.empty()) {
           delivered_ = r->elements.size();
-          out_.head = true;  // BLMOVE answers at once: the head, delivered just now
+          out_.head = true;  // BLMOVE answers at once: the head, delivered here
+          out_.head_msg = r->elements.front().str;
+          for (const Reply& m : r->elements) deliver(m.str);
         }
       } else {
+        if (!r->is_nil() && r->type != Reply::Type::string) unexpected("BLMOVE");
         out_.block = false;
-        if (!out_.head && !r->is_nil()) {
-          deliver(r->str);
+        const bool head = std::exchange(out_.head, false);
+        if (head && !r->is_nil() && r->str == out_.head_msg) continue;  // (delivered)
+        // Not the head after all: the list went (its TTL, a DEL) between LRANGE and BLMOVE, so
+        // nothing delivered is left to trim; this message (if any) is a new list's first.
+        if (head) delivered_ = 0;
+        if (!r->is_nil()) {
           delivered_ = 1;
+          deliver(r->str);
         }
-        out_.head = false;
       }
     }
   }
 
-  // lost_connection(): reader_conn_ broke (busy_ held): the reader thread connects again.
+  // lost_connection() (busy_ held): reader_conn_ is closed (out of the reader's epoll set first: a
+  // copy of the socket in a child process would keep a closed one there); the reader thread
+  // connects again.
   void lost_connection() noexcept {
+    {
+      std::scoped_lock lock(rd_mu_);
+      if (registered_fd_ >= 0) {
+        (void)::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, registered_fd_, nullptr);
+        registered_fd_ = -1;
+      }
+    }
     reader_conn_.close();
     out_ = Outstanding{};
     delivered_ = 0;  // read them again (a lost LTRIM may or may not have run)
+  }
+
+  // take_locked() (rd_mu_ held, busy_ free): the calling thread holds busy_ now.
+  void take_locked() noexcept {
+    busy_ = true;
+    owner_ = std::this_thread::get_id();
+    idle_ = false;  // (the holder sends what it needs; hand_back() decides again)
   }
 
   // release(): gives up busy_; the socket goes (back) into the reader's epoll set.
@@ -433,6 +487,7 @@ class RedisClient final : public RemoteClient {
   }
   void release_locked() noexcept {
     busy_ = false;
+    owner_ = std::thread::id();
     const int fd = reader_conn_.fd();
     if (fd >= 0 && registered_fd_ != fd) {
       epoll_event ev{};
@@ -440,7 +495,6 @@ class RedisClient final : public RemoteClient {
       ev.data.fd = fd;
       if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, fd, &ev) == 0) registered_fd_ = fd;
     }
-    if (fd < 0) registered_fd_ = -1;  // (a closed socket leaves the epoll set by itself)
   }
 
   // hand_back() (busy_ held): releases busy_. Nothing is sent when the cycle is answered and no
@@ -461,10 +515,8 @@ class RedisClient final : public RemoteClient {
         }
         send_cycle(false);  // (a job waits: its message must be read)
       }
-    } catch (const ConnectionError&) {
-      lost_connection();
     } catch (const std::exception&) {
-      lost_connection();  // (an allocation: the reader thread starts again)
+      lost_connection();  // (a broken connection, or an allocation: the reader starts again)
     }
     std::scoped_lock lock(rd_mu_);
     idle_ = false;
@@ -478,8 +530,7 @@ class RedisClient final : public RemoteClient {
     {
       std::scoped_lock lock(rd_mu_);
       if (busy_ || !idle_) return;  // (whoever holds busy_ sends one in hand_back())
-      busy_ = true;
-      idle_ = false;
+      take_locked();
     }
     bool broken = false;
     try {
@@ -488,39 +539,69 @@ class RedisClient final : public RemoteClient {
       lost_connection();
       broken = true;
     }
-    {
-      std::scoped_lock lock(rd_mu_);
-      release_locked();
-    }
+    release();
     if (broken) wake_reader();
   }
 
   // assist(state, d): see above. Only one thread reads at a time: when the reader thread or
-  // another waiter reads, this one waits plainly (the reader delivers its result).
+  // another waiter reads, this one waits plainly (the reader delivers its result). A done-callback
+  // that a reading thread runs (in deliver()) and that waits for another future reads on, in
+  // place (read_nested()).
   bool assist(const FutureStateBase& state, const Deadline& d) noexcept override {
     if (state.done()) return true;
+    if (d.expired()) return false;  // (a poll: not worth taking the connection)
+    bool nested = false;
+    {
+      std::scoped_lock lock(rd_mu_);
+      nested = busy_ && owner_ == std::this_thread::get_id();
+    }
+    if (nested) return read_nested(state, d);
     if (!borrow()) return false;
-    assisting_.store(true, std::memory_order_release);
+    const bool was_assisting = set_assisting(true);
     bool wake = false;
     try {
       bool readable = false;  // (the reader thread read what had come when it was last readable)
       for (;;) {
-        const Step step = advance(&state, readable);
-        if (step == Step::kRefused) wake = true;  // the reader thread backs off
-        if (step != Step::kWaiting || state.done()) break;
+        if (advance(&state, readable) != Step::kWaiting || state.done()) break;
         if (!wait_readable(d)) break;
         readable = true;
       }
-    } catch (const ConnectionError&) {
-      lost_connection();
-      wake = true;
     } catch (const std::exception&) {
-      wake = true;  // (deliver() does not throw; an allocation might)
+      lost_connection();  // (an error reply, a broken connection, an allocation)
+      wake = true;
     }
-    assisting_.store(false, std::memory_order_release);
+    set_assisting(was_assisting);
     if (!hand_back()) wake = true;
     if (wake) wake_reader();
     return state.done();
+  }
+
+  // read_nested(state, d): assist() in the thread that holds busy_ already, inside a deliver()
+  // of its own (a done-callback waiting for another future of this executor): it reads on as
+  // the holder; the outer reading carries on from the state it leaves.
+  bool read_nested(const FutureStateBase& state, const Deadline& d) noexcept {
+    const bool was_assisting = set_assisting(true);
+    try {
+      bool readable = true;
+      while (reader_conn_.is_connected() && !state.done()) {
+        if (advance(&state, readable) != Step::kWaiting || state.done()) break;
+        if (!wait_readable(d)) break;
+      }
+    } catch (const std::exception&) {
+      lost_connection();  // (the outer reading meets the closed connection and gives it up)
+      wake_reader();
+    }
+    set_assisting(was_assisting);
+    return state.done();
+  }
+
+  // set_assisting(on): assisting_ (settled_elsewhere() kicks a thread in assist()); returns the
+  // previous value. The fence orders the store before the caller's next look at its state, as
+  // settled_elsewhere()'s orders the settle before its look at assisting_.
+  bool set_assisting(bool on) noexcept {
+    const bool was = assisting_.exchange(on, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    return was;
   }
 
   // borrow(): takes busy_ for assist(), the socket out of the reader's epoll set. The reader
@@ -531,10 +612,11 @@ class RedisClient final : public RemoteClient {
     for (;;) {
       {
         std::scoped_lock lock(rd_mu_);
-        if (stop_.load() || !reader_conn_.is_connected()) return false;
+        if (stop_.load()) return false;
         if (!busy_) {
-          busy_ = true;
-          idle_ = false;  // (it sends what it needs; hand_back() decides again)
+          // (the connection is looked at only once busy_ is free: its holder changes it)
+          if (!reader_conn_.is_connected()) return false;
+          take_locked();
           if (registered_fd_ >= 0) {
             (void)::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, registered_fd_, nullptr);
             registered_fd_ = -1;
@@ -575,17 +657,19 @@ class RedisClient final : public RemoteClient {
       {
         std::scoped_lock lock(rd_mu_);
         if (!busy_) {
-          busy_ = mine = true;
-          idle_ = false;  // (advance() sends a cycle when nothing is outstanding)
+          take_locked();
+          mine = true;
         }
       }
       if (mine) {
         bool failed = false;
         try {
-          if (!reader_conn_.is_connected()) reader_conn_.reconnect();
-          failed = advance(nullptr, true) == Step::kRefused;
-        } catch (const ConnectionError&) {
-          lost_connection();  // Redis went away: the replies wait in the list (result_ttl)
+          if (!reader_conn_.is_connected()) connect_reader();
+          (void)advance(nullptr, true);
+        } catch (const std::exception&) {
+          // Redis went away, refused AUTH, or answered an error: the replies wait in the list
+          // (result_ttl); connect again after a pause
+          lost_connection();
           failed = true;
         }
         release();
@@ -652,12 +736,14 @@ class RedisClient final : public RemoteClient {
   Fd kick_fd_{::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)};  // wakes a thread in assist()
   Fd epoll_fd_{::epoll_create1(EPOLL_CLOEXEC)};           // the reader thread's: wake_fd_, socket
   std::mutex rd_mu_;                                      // busy_, registered_fd_
-  bool busy_ = false;       // a thread reads reader_conn_ (it owns the three below)
+  bool busy_ = false;       // a thread reads reader_conn_ (it owns the four below)
+  std::thread::id owner_;   // that thread
   bool idle_ = false;       // nothing is sent on reader_conn_ and no job waits (hand_back())
   int registered_fd_ = -1;  // reader_conn_'s socket while it is in epoll_fd_
   Redis reader_conn_;
   Outstanding out_;
   std::size_t delivered_ = 0;  // at the head of the list, not trimmed yet
+  bool skip_ok_ = false;       // the server takes CLIENT REPLY SKIP (connect_reader())
   std::atomic<bool> assisting_{false};
   std::thread reader_;
   std::mutex join_mu_;

@@ -7,6 +7,7 @@
 extern "C" {
 #include <hiredis/sds.h>
 }
+#include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 #include <poll.h>
@@ -235,14 +236,22 @@ void Redis::open() {
     throw ConnectionError(code, "cannot connect to Redis at " + url_.str() + ": " + why);
   }
   ctx_ = c;
+  // Not inherited by child processes (a fork-start pool's workers, subprocesses): a copy there
+  // would keep the connection open after this side closed it.
+  (void)::fcntl(ctx_->fd, F_SETFD, FD_CLOEXEC);
   if (timeout_.count() > 0) redisSetTimeout(ctx_, tv);
-  if (!url_.password.empty()) {
-    if (url_.username.empty())
-      (void)command({"AUTH", url_.password});
-    else
-      (void)command({"AUTH", url_.username, url_.password});
+  try {
+    if (!url_.password.empty()) {
+      if (url_.username.empty())
+        (void)command({"AUTH", url_.password});
+      else
+        (void)command({"AUTH", url_.username, url_.password});
+    }
+    if (url_.db != 0) (void)command({"SELECT", std::to_string(url_.db)});
+  } catch (const RedisError&) {
+    close();  // refused: not left connected without its credentials or database
+    throw;
   }
-  if (url_.db != 0) (void)command({"SELECT", std::to_string(url_.db)});
 }
 
 void Redis::reconnect() { open(); }

@@ -457,8 +457,8 @@ class RedisWorker final : public Worker::Impl {
       if (runner_->stoppable())
         s.flags = detail::ResultMessage::kStoppable;  // a revoke can kill the run
       notice = detail::encode(s);
-      const auto now = std::chrono::steady_clock::now();
       std::scoped_lock lock(mu_);
+      const auto now = std::chrono::steady_clock::now();  // (under mu_: notices_ stays in order)
       const bool first = notices_.empty();
       notices_.push_back({now + kStartNotice, t.message.id, t.message.reply, notice});
       last_notice_ = now;

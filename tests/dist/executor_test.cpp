@@ -360,6 +360,80 @@ TEST_F(DistTest, ThreadsWaitingAtOnceAllGetTheirResults) {
   EXPECT_EQ(ex.pending(), 0u);
 }
 
+// limited_user_url(rules): a Redis user "limited" (password "secret") with these ACL rules on top
+// of every key, channel and command; the URL that logs in as it.
+std::string limited_user_url(Redis& admin, const std::string& port, const std::string& rules) {
+  std::vector<std::string> argv{"ACL",     "SETUSER", "limited", "reset", "on",
+                                ">secret", "~*",      "&*",      "+@all"};
+  for (std::size_t at = 0; at < rules.size();) {
+    const std::size_t end = std::min(rules.find(' ', at), rules.size());
+    argv.push_back(rules.substr(at, end - at));
+    at = end + 1;
+  }
+  (void)admin.command(argv);
+  return "redis://limited:secret@127.0.0.1:" + port + "/0";
+}
+
+// A user that may not run CLIENT (least privilege, or a renamed command): the executor reads its
+// results without CLIENT REPLY SKIP; every result arrives, across idle hand-backs and waits.
+TEST_F(DistTest, AnExecutorWhoseUserMayNotRunClientGetsEveryResult) {
+  Redis admin = redis();
+  const std::string port =
+      url().substr(url().rfind(':') + 1, url().rfind('/') - url().rfind(':') - 1);
+  const std::string limited = limited_user_url(admin, port, "-client");
+  EXPECT_THROW((void)Redis::connect(RedisUrl::parse(limited)).command({"CLIENT", "ID"}),
+               RedisError);
+  auto w = start_worker(1);
+  RedisExecutor ex(limited);
+  auto connections = [&] {
+    const std::string info = admin.command({"INFO", "stats"}).str;
+    const std::string tag = "total_connections_received:";
+    return std::stoll(info.substr(info.find(tag) + tag.size()));
+  };
+  const long long before = connections();
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(ex.submit(dist_mul, i, 3).result(kRemote), 3 * i) << i;
+  std::vector<Future<int>> fs;
+  for (int i = 0; i < 50; ++i) fs.push_back(ex.submit(dist_mul, i, 5));
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(fs[i].result(kRemote), 5 * i) << i;
+  EXPECT_EQ(ex.pending(), 0u);
+  // It found out once, at connect: no reply went astray (which would make it connect again).
+  EXPECT_EQ(connections(), before);
+}
+
+// The executor's user loses its password while connected, and Redis drops its connections: the
+// reader's reconnects are refused (AUTH), which it rides out with backoff — the process lives —
+// and once the password is back the results come again.
+TEST_F(DistTest, AReconnectThatAuthRefusesIsRetriedUntilItIsAccepted) {
+  Redis admin = redis();
+  const std::string port =
+      url().substr(url().rfind(':') + 1, url().rfind('/') - url().rfind(':') - 1);
+  const std::string limited = limited_user_url(admin, port, "");
+  auto w = start_worker(1);
+  RedisExecutor ex(limited);
+  EXPECT_EQ(ex.submit(dist_mul, 2, 3).result(kRemote), 6);
+  (void)admin.command({"ACL", "SETUSER", "limited", "resetpass", ">other"});
+  (void)admin.command({"CLIENT", "KILL", "USER", "limited"});
+  std::this_thread::sleep_for(1500ms);  // the reader's reconnects meet WRONGPASS meanwhile
+  (void)admin.command({"ACL", "SETUSER", "limited", "resetpass", ">secret"});
+  EXPECT_EQ(ex.submit(dist_mul, 4, 5).result(kRemote), 20);
+  EXPECT_EQ(ex.pending(), 0u);
+}
+
+// A done-callback that waits for another future of the same executor, run by whichever thread
+// reads the result it belongs to (a thread blocked on that future, or the reader thread): that
+// thread reads on for the other future instead of waiting for itself.
+TEST_F(DistTest, ADoneCallbackMayWaitForAnotherFutureOfTheSameExecutor) {
+  RedisExecutor ex(url());
+  Future<int> first = ex.submit(dist_mul, 2, 3);
+  Future<int> second = ex.submit(dist_mul, 4, 5);
+  std::atomic<int> seen{0};
+  first.add_done_callback([&](const Future<int>&) { seen = second.result(kRemote); });
+  auto w = start_worker(1);  // runs first, then second
+  EXPECT_EQ(first.result(kRemote), 6);
+  EXPECT_TRUE(concur::testing::poll_until(kRemote, [&] { return seen.load() == 20; }));
+  EXPECT_EQ(second.result(kRemote), 20);
+}
+
 // A thread blocked on a queued task's future while another thread cancels it: the waiter (which
 // may be reading the reply list for it) sees the cancel.
 TEST_F(DistTest, AWaiterSeesACancelMadeByAnotherThread) {

@@ -147,7 +147,20 @@ TEST_F(DistHostsTest, APartitionedHostsTaskIsTakenOverAndItsRunStoresNothing) {
   bool served = false;
   for (int i = 0; i < 200 && !served; ++i)
     served = ex.submit(host_run, std::string("after"), 50).result(kRemote) == host1;
-  EXPECT_TRUE(served) << "host 1 never served again after the partition healed";
+  if (!served) {
+    // What Redis knows of the workers: heartbeats, and each consumer's pending count and idle time.
+    std::string state = "heartbeats:";
+    Redis r = server_.client();
+    for (const Reply& e : r.command({"HGETALL", "concur:workers"}).elements) state += " " + e.str;
+    for (const Reply& c :
+         r.command({"XINFO", "CONSUMERS", "concur:q:default", "workers"}).elements) {
+      state += "\nconsumer:";
+      for (const Reply& field : c.elements)
+        state +=
+            " " + (field.type == Reply::Type::integer ? std::to_string(field.integer) : field.str);
+    }
+    ADD_FAILURE() << "host 1 never served again after the partition healed\n" << state;
+  }
 }
 
 }  // namespace concur::dist::test
