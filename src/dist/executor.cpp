@@ -550,13 +550,9 @@ class RedisClient final : public RemoteClient {
   bool assist(const FutureStateBase& state, const Deadline& d) noexcept override {
     if (state.done()) return true;
     if (d.expired()) return false;  // (a poll: not worth taking the connection)
-    bool nested = false;
-    {
-      std::scoped_lock lock(rd_mu_);
-      nested = busy_ && owner_ == std::this_thread::get_id();
-    }
-    if (nested) return read_nested(state, d);
-    if (!borrow()) return false;
+    const Borrow b = borrow();
+    if (b == Borrow::kNested) return read_nested(state, d);
+    if (b == Borrow::kRefused) return false;
     const bool was_assisting = set_assisting(true);
     bool wake = false;
     try {
@@ -607,24 +603,27 @@ class RedisClient final : public RemoteClient {
   // borrow(): takes busy_ for assist(), the socket out of the reader's epoll set. The reader
   // thread holds busy_ only while it handles what it read, so a waiter that finds it busy looks
   // again for a few microseconds before it gives up (the plain wait follows).
-  bool borrow() {
+  // kNested: this thread holds busy_ already (assist() from a done-callback it runs).
+  enum class Borrow : std::uint8_t { kTaken, kNested, kRefused };
+  Borrow borrow() {
     const auto give_up = std::chrono::steady_clock::now() + kBorrowSpin;
     for (;;) {
       {
         std::scoped_lock lock(rd_mu_);
-        if (stop_.load()) return false;
+        if (busy_ && owner_ == std::this_thread::get_id()) return Borrow::kNested;
+        if (stop_.load()) return Borrow::kRefused;
         if (!busy_) {
           // (the connection is looked at only once busy_ is free: its holder changes it)
-          if (!reader_conn_.is_connected()) return false;
+          if (!reader_conn_.is_connected()) return Borrow::kRefused;
           take_locked();
           if (registered_fd_ >= 0) {
             (void)::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, registered_fd_, nullptr);
             registered_fd_ = -1;
           }
-          return true;
+          return Borrow::kTaken;
         }
       }
-      if (std::chrono::steady_clock::now() >= give_up) return false;
+      if (std::chrono::steady_clock::now() >= give_up) return Borrow::kRefused;
       std::this_thread::yield();
     }
   }
