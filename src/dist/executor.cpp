@@ -325,10 +325,11 @@ class RedisClient final : public RemoteClient {
   // Whoever holds busy_ reads: the reader thread, which waits for the socket in epoll, or a thread
   // blocked on one of this executor's futures (assist()), which takes the socket out of the
   // reader's epoll set, reads (delivering every message, not only its own) until its future is
-  // done, sends the next cycle and puts the socket back. That thread is then woken by its result
-  // itself, not by the reader thread: one hand-off less per round trip. Whenever nobody holds
-  // busy_, a cycle is on its way (or the connection is lost and the reader thread was woken), so a
-  // reply — at the latest BLMOVE's timeout — wakes the reader.
+  // done and puts the socket back (hand_back()). That thread is then woken by its result itself,
+  // not by the reader thread: one hand-off less per round trip. Whenever nobody holds busy_, a
+  // cycle is on its way, so a reply — at the latest BLMOVE's timeout — wakes the reader; or the
+  // connection is idle with no job waiting (idle_: the next send() sends a cycle); or it was lost
+  // and the reader thread was woken to connect again.
 
   // Outstanding: the replies of the cycle sent and not read yet (head: BLMOVE's answer should be
   // the head LRANGE delivered already, head_msg, to be ignored).
@@ -338,6 +339,8 @@ class RedisClient final : public RemoteClient {
     bool block = false;
     bool head = false;
     std::string head_msg;
+    // answered(): every reply of the cycle was read (or none was sent).
+    [[nodiscard]] bool answered() const noexcept { return !trim && !range && !block; }
   };
   // Step: where advance() stopped.
   enum class Step : std::uint8_t { kWaiting, kDone };
@@ -418,7 +421,7 @@ class RedisClient final : public RemoteClient {
   // deliver(): a done-callback it runs may wait for another future and read on (assist()).
   Step advance(const FutureStateBase* until, bool read_socket) {
     for (;;) {
-      if (!out_.trim && !out_.range && !out_.block) {
+      if (out_.answered()) {
         if (until != nullptr && until->done()) return Step::kDone;
         send_cycle(true);
       }
@@ -506,7 +509,7 @@ class RedisClient final : public RemoteClient {
       for (;;) {
         {
           std::scoped_lock lock(rd_mu_);
-          const bool answered = !out_.trim && !out_.range && !out_.block;
+          const bool answered = out_.answered();
           if (!answered || !reader_conn_.is_connected() || pending() == 0) {
             idle_ = answered && reader_conn_.is_connected();
             release_locked();

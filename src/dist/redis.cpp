@@ -10,7 +10,6 @@ extern "C" {
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -305,6 +304,20 @@ Reply Redis::get_reply() {
   return copy_reply(reply.get());
 }
 
+namespace {
+
+// socket_error(e, what, url): the ConnectionError for a failed send/recv of our own (errno e); a
+// send that timed out (SO_SNDTIMEO: EAGAIN) is ETIMEDOUT, as fail_io reports hiredis's reads.
+ConnectionError socket_error(int e, const char* what, const RedisUrl& url) {
+  const bool timed_out = e == EAGAIN || e == EWOULDBLOCK;
+  return ConnectionError(
+      timed_out ? ETIMEDOUT : e,
+      std::string(what) + " Redis at " + url.str() + ": " +
+          (timed_out ? std::string("timed out") : std::system_category().message(e)));
+}
+
+}  // namespace
+
 std::optional<Reply> Redis::buffered_reply() {
   if (ctx_ == nullptr) fail_io("not connected to");
   void* raw = nullptr;
@@ -323,8 +336,7 @@ std::optional<Reply> Redis::try_reply() {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return std::nullopt;
     const int e = errno;
     close();
-    throw ConnectionError(e, "lost the connection to Redis at " + url_.str() + ": " +
-                                 std::system_category().message(e));
+    throw socket_error(e, "lost the connection to", url_);
   }
   if (n == 0) {
     close();
@@ -347,12 +359,8 @@ void Redis::flush() {
     if (n < 0) {
       if (errno == EINTR) continue;
       const int e = errno;
-      const bool timed_out = e == EAGAIN || e == EWOULDBLOCK;
       close();
-      throw ConnectionError(
-          timed_out ? ETIMEDOUT : e,
-          "cannot send to Redis at " + url_.str() + ": " +
-              (timed_out ? std::string("timed out") : std::system_category().message(e)));
+      throw socket_error(e, "cannot send to", url_);
     }
     if (static_cast<std::size_t>(n) == sdslen(ctx_->obuf)) {
       sdsclear(ctx_->obuf);
