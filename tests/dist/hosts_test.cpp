@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -159,6 +160,12 @@ TEST_F(DistHostsTest, APartitionedHostsTaskIsTakenOverAndItsRunStoresNothing) {
         state +=
             " " + (field.type == Reply::Type::integer ? std::to_string(field.integer) : field.str);
     }
+    // And whether host 1's worker process still lives (a signal that killed it: exit code -N).
+    mp::Process& w1 = *workers_[0];
+    const bool alive = w1.is_alive();
+    const std::optional<int> code = w1.exitcode();
+    state += alive ? "\nhost 1's worker is alive"
+                   : "\nhost 1's worker exited: " + (code ? std::to_string(*code) : "?");
     ADD_FAILURE() << "host 1 never served again after the partition healed\n" << state;
   }
 }
