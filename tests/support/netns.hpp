@@ -41,6 +41,9 @@ class NetworkLab {
   NetworkLab(const NetworkLab&) = delete;
   NetworkLab& operator=(const NetworkLab&) = delete;
   ~NetworkLab() {
+    // Link 0's end in the test's namespace first (deleting a veth end deletes the pair at once;
+    // a deleted namespace's links go later, asynchronously).
+    if (octet_ >= 0) (void)ip({"link", "del", link_name(0, 'a')});
     for (const std::string& ns : made_) (void)ip({"netns", "del", ns});
   }
 
@@ -84,9 +87,16 @@ class NetworkLab {
   }
 
  private:
-  explicit NetworkLab(int workers) : workers_(workers), tag_("cc" + std::to_string(::getpid())) {
+  // The tag names the lab's namespaces and links: "cc<pid><n>", n counting the labs this process
+  // made (the kernel may still hold a previous lab's links; a link name has at most 15 bytes).
+  explicit NetworkLab(int workers) : workers_(workers), tag_(next_tag()) {
     names_.push_back(tag_ + "-srv");
     for (int i = 1; i <= workers; ++i) names_.push_back(tag_ + "-w" + std::to_string(i));
+  }
+
+  static std::string next_tag() {
+    static int made = 0;  // (one thread: the test's)
+    return "cc" + std::to_string(::getpid()) + static_cast<char>('a' + made++ % 26);
   }
 
   // ip_binary(): iproute2's ip (/usr/sbin, /sbin, /usr/bin or /bin); "" when missing.
