@@ -196,13 +196,16 @@ class Ring {
   static constexpr std::size_t kHeader = 8;
   static std::uint64_t record_size(std::size_t n) noexcept { return kHeader + ((n + 7) & ~7ull); }
 
+  // (n may be 0 with a null src or dst — an empty record's payload — which memcpy must not get.)
   void copy_in(std::uint64_t pos, const void* src, std::size_t n) noexcept {
+    if (n == 0) return;
     const std::size_t at = static_cast<std::size_t>(pos % cap_);
     const std::size_t first = std::min(n, cap_ - at);
     std::memcpy(data_ + at, src, first);
     if (first < n) std::memcpy(data_, static_cast<const char*>(src) + first, n - first);
   }
   void copy_out(std::uint64_t pos, void* dst, std::size_t n) const noexcept {
+    if (n == 0) return;
     const std::size_t at = static_cast<std::size_t>(pos % cap_);
     const std::size_t first = std::min(n, cap_ - at);
     std::memcpy(dst, data_ + at, first);
