@@ -145,6 +145,25 @@ TEST_F(ThreadPoolTest, MinWorkersStartWithThePool) {
   EXPECT_TRUE(wait_until([&] { return active_count() == before; }));
 }
 
+// A prestarted worker counts as idle from the pool's construction, not from when its thread first
+// looks for work: a burst submitted while they are all still starting (here: held in their
+// initializer) starts no worker beyond them. (Before, a submit that came first started one — 49
+// workers for 48 tasks in the test above, seen under ASan.)
+TEST_F(ThreadPoolTest, PrestartedWorkersStillStartingTakeABurstWithoutMoreWorkers) {
+  constexpr std::size_t kMin = 4;
+  Event go;
+  ThreadPoolExecutor pool(ThreadPoolOptions{
+      .max_workers = 16, .initializer = [&go] { go.wait(); }, .min_workers = kMin});
+  std::vector<Future<int>> fs;
+  for (int i = 0; i < static_cast<int>(kMin); ++i) fs.push_back(pool.submit([i] { return i; }));
+  EXPECT_EQ(pool.stats().workers, kMin) << "a submit started a worker beside the prestarted ones";
+  go.set();
+  for (int i = 0; i < static_cast<int>(kMin); ++i)
+    EXPECT_EQ(fs[i].result(std::chrono::seconds(30)), i);
+  EXPECT_EQ(pool.stats().workers, kMin);
+  pool.shutdown();
+}
+
 TEST_F(ThreadPoolTest, MinWorkersAboveMaxWorkersRaisesValueError) {
   const std::size_t before = active_count();
   EXPECT_EQ(what_of([] {

@@ -308,7 +308,10 @@ class PoolCore final : public WaitHelper,
   }
 
   // ---- workers ----------------------------------------------------------------------------------
-  void worker_main(std::size_t index) {
+  // worker_main(index, counted_idle): counted_idle — a prestarted worker, counted in idle_ from
+  // its start (prestart()), so that a burst submitted before it reaches its loop does not start
+  // more workers; it then looks for work only the counted way (search()).
+  void worker_main(std::size_t index, bool counted_idle) {
     WorkerSlot& me = *slots_[index];
     tls_worker = WorkerContext{this, &me, index};
     ScopedWaitHelper helper(this);
@@ -317,17 +320,18 @@ class PoolCore final : public WaitHelper,
         initializer_();
       } catch (...) {
         report_exception(std::current_exception());
+        if (counted_idle) idle_.fetch_sub(1, std::memory_order_seq_cst);
         break_pool();
         tls_worker = WorkerContext{};
         return;
       }
     }
-    bool idle = false;  // counted in idle_
+    bool idle = counted_idle;  // counted in idle_
     const auto busy = [&] {
       if (idle) idle_.fetch_sub(1, std::memory_order_seq_cst);
       idle = false;
     };
-    bool woken = false;  // back from sleep(): look for work as a searcher (see below)
+    bool woken = counted_idle;  // back from sleep(), or counted idle: look as a searcher (below)
     for (;;) {
       if (!woken) {
         if (Runnable* t = find_work(tls_worker)) {
@@ -388,14 +392,16 @@ class PoolCore final : public WaitHelper,
 
  public:
   // prestart(n): starts workers until n exist (ThreadPoolOptions::min_workers); n ≤ max_workers.
+  // Each counts as idle from here, before its thread runs.
   void prestart(std::size_t n) {
     std::scoped_lock lk(spawn_mu_);
-    while (spawned_.load(std::memory_order_relaxed) < n) spawn_locked();
+    while (spawned_.load(std::memory_order_relaxed) < n) spawn_locked(/*counted_idle=*/true);
   }
 
  private:
-  // spawn_locked(): starts the next worker; caller holds spawn_mu_ and checked spawned_ < max.
-  void spawn_locked() {
+  // spawn_locked(counted_idle): starts the next worker (counted in idle_ at once if
+  // counted_idle); caller holds spawn_mu_ and checked spawned_ < max.
+  void spawn_locked(bool counted_idle = false) {
     const std::size_t n = spawned_.load(std::memory_order_relaxed);
     WorkerSlot& slot = *slots_[n];
     ThreadOptions topts;
@@ -403,12 +409,19 @@ class PoolCore final : public WaitHelper,
     topts.daemon = false;
     // The worker keeps the core alive until it leaves; the reference is dropped inside the
     // thread's target, so a pool destroyed by its own task is destroyed by that worker.
-    slot.thread = std::make_unique<Thread>(topts, [core = shared_from_this(), n]() mutable {
-      core->worker_main(n);
-      core.reset();
-    });
+    slot.thread =
+        std::make_unique<Thread>(topts, [core = shared_from_this(), n, counted_idle]() mutable {
+          core->worker_main(n, counted_idle);
+          core.reset();
+        });
+    if (counted_idle) idle_.fetch_add(1, std::memory_order_seq_cst);
     spawned_.store(n + 1, std::memory_order_release);
-    slot.thread->start();
+    try {
+      slot.thread->start();
+    } catch (...) {
+      if (counted_idle) idle_.fetch_sub(1, std::memory_order_seq_cst);  // (no worker to uncount it)
+      throw;
+    }
   }
 
   void notify_work() noexcept {
