@@ -121,8 +121,8 @@ TEST_F(ThreadPoolTest, APoolNeverUsedHasNoWorkers) {
 }
 
 // min_workers (beyond Python): that many workers start with the pool, before any submit; a
-// burst of as many blocking tasks runs at once on them without starting another; an idle
-// prestarted pool shuts down (joins them) as any other.
+// burst of as many blocking tasks runs at once on them (see below for the workers it may add); an
+// idle prestarted pool shuts down (joins them) as any other.
 TEST_F(ThreadPoolTest, MinWorkersStartWithThePool) {
   constexpr std::size_t kMin = 48;
   const std::size_t before = active_count();
@@ -140,7 +140,13 @@ TEST_F(ThreadPoolTest, MinWorkersStartWithThePool) {
   std::size_t met = 0;
   for (auto& f : fs) met += f.result(std::chrono::seconds(40)) ? 1 : 0;
   EXPECT_EQ(met, kMin);
-  EXPECT_EQ(pool.stats().workers, kMin) << "the prestarted workers took the burst";
+  // The prestarted workers took the burst. A submit counts a worker that is looking for work at
+  // that moment as busy (it may be taking a task: counting it idle could leave a task with no
+  // worker), so the burst's last submits may start one worker per looker beyond them — at most
+  // one per CPU (the searchers' cap). Counting the prestarted workers idle from the start is
+  // checked exactly in the next test.
+  const std::size_t searchers = std::max(2U, std::thread::hardware_concurrency());
+  EXPECT_LE(pool.stats().workers, kMin + searchers) << "the prestarted workers took the burst";
   pool.shutdown();
   EXPECT_TRUE(wait_until([&] { return active_count() == before; }));
 }
