@@ -27,7 +27,9 @@
 // f.result() returns a copy for a copyable result type: take a large result with
 // std::move(f).result(), which moves it out of the future's only handle.
 // A worker that dies (signal, abort, exit, out of memory) fails exactly the task it was running
-// with BrokenProcessPool, naming the exit code; the task queued behind it goes back to the pool,
+// with BrokenProcessPool, naming the exit code (a task it was sent but had not read yet goes back
+// to the pool: it never ran, unless its big argument's file was already let go, and then it
+// fails); the task queued behind it goes back to the pool,
 // a new worker replaces the dead one, and the pool carries on. With Options{.break_on_worker_death
 // = true} (Python's behaviour) the first death breaks the pool instead: every pending future and
 // every later submit fail with BrokenProcessPool. No future stays pending because a worker died.
@@ -219,6 +221,12 @@ struct PoolJob {
   mp::detail::SpilledBytes args;
   std::size_t batch = 0;  // 0: one call; n: a batch of n calls
   bool started = false;
+  // sent_mark: the worker's request ring's tail once the request carrying this job was written
+  // (the worker has read it when the ring's head has passed it); args_released: its argument file
+  // was let go once it became the worker's next job. Together they tell whether a job in flight
+  // on a worker that died never reached it, and can be sent again.
+  std::uint64_t sent_mark = 0;
+  bool args_released = false;
   // time_limit / soft_time_limit: the job's own (submit_serialized); zero: the pool's
   // ProcessPoolOptions::time_limit / soft_time_limit.
   std::chrono::milliseconds time_limit{0};

@@ -781,6 +781,9 @@ class ProcessPoolCore {
       Worker& w = *workers_[i];
       try {
         post_request_locked(w, outgoing[i]);
+        const std::uint64_t mark = w.box.requests().published();
+        for (std::size_t k = first_new[i]; k < w.in_flight.size(); ++k)
+          w.in_flight[k]->sent_mark = mark;  // (the jobs of outgoing[i])
         release_running_args_locked(w);
       } catch (const Error&) {
         // The worker is dying (its end of file will tell): take the new requests back, in order.
@@ -829,8 +832,10 @@ class ProcessPoolCore {
   // (which holds its own, received with the request) has read it. Arguments in memory stay:
   // wire_size counts them against the pipe. Called under mu_, after the job's request was sent.
   static void release_running_args_locked(Worker& w) noexcept {
-    if (!w.in_flight.empty() && w.in_flight.front()->args.in_file())
+    if (!w.in_flight.empty() && w.in_flight.front()->args.in_file()) {
       w.in_flight.front()->args.clear();
+      w.in_flight.front()->args_released = true;
+    }
   }
 
   // worker_gone(w, failed) handles a worker's end of file: its exit code, the job it was running.
@@ -887,8 +892,14 @@ class ProcessPoolCore {
       return;
     }
     if (!w->in_flight.empty()) {
-      failed.push_back(std::move(w->in_flight.front()));
-      w->in_flight.pop_front();
+      // The job it ran fails. But a worker that died before it read its next request (killed
+      // while idle, before the pool saw it go, or stopped and then killed) never ran that job:
+      // it goes back with the rest — unless its argument file was let go (it fails then).
+      const PoolJob& next = *w->in_flight.front();
+      if (next.args_released || w->box.requests().consumed(next.sent_mark)) {
+        failed.push_back(std::move(w->in_flight.front()));
+        w->in_flight.pop_front();
+      }
       // The rest never started: back to the front, in order.
       for (auto it = w->in_flight.rbegin(); it != w->in_flight.rend(); ++it)
         pending_.push_front(std::move(*it));
