@@ -68,11 +68,10 @@ struct ThreadPoolOptions {
   // work, and count as idle from the start (a burst submitted while their threads still start, or
   // run the initializer, waits for them rather than starting more; a submit counts a worker that
   // is looking for work at that moment as busy, so a burst may start one more per such worker —
-  // never fewer than its tasks need). Beyond them workers start on
-  // demand, as in Python (a submit starts one unless an idle worker can take its task). A server
-  // sizes it to its burst, so that no submit on its event loop pays for starting threads (~0.1 ms
-  // each on the VMs measured). Above max_workers (after max_workers' default is applied):
-  // ValueError.
+  // never fewer than its tasks need). Beyond them workers start on demand, as in Python (a submit
+  // starts one unless an idle worker can take its task). A server sizes it to its burst, so that
+  // no submit on its event loop pays for starting threads (~0.1 ms each on the VMs measured).
+  // Above max_workers (after max_workers' default is applied): ValueError.
   std::size_t min_workers = 0;
 };
 
