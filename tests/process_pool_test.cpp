@@ -1375,12 +1375,8 @@ TEST_F(ProcessPoolTest, ATaskSentToAWorkerThatDiedBeforeReadingItRunsOnTheReplac
   const std::vector<pid_t> pids = pool.worker_pids();
   ASSERT_EQ(pids.size(), 1u);
   ASSERT_EQ(::kill(pids[0], SIGSTOP), 0);
-  const auto state = [&] {  // the field after "(comm)" in /proc/PID/stat
-    const std::string stat = testing::read_file("/proc/" + std::to_string(pids[0]) + "/stat");
-    const std::size_t at = stat.rfind(") ");
-    return at == std::string::npos || at + 2 >= stat.size() ? '?' : stat[at + 2];
-  };
-  ASSERT_TRUE(eventually([&] { return state() == 'T'; })) << state();
+  ASSERT_TRUE(eventually([&] { return testing::process_state(pids[0]) == 'T'; }))
+      << testing::process_state(pids[0]);
   Future<int> f = pool.submit(square, 7);
   ASSERT_TRUE(eventually([&] { return f.running(); }));  // sent: in the stopped worker's mailbox
   ASSERT_EQ(::kill(pids[0], SIGKILL), 0);

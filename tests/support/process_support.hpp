@@ -73,15 +73,21 @@ inline std::string read_file(const std::string& path) {
   return text;
 }
 
-inline bool process_gone(pid_t pid) {
-  if (::kill(pid, 0) != 0) return errno == ESRCH;
+// process_state(pid): the state letter of /proc/PID/stat (R, S, T, Z...); '\0' when the process
+// is not there.
+inline char process_state(pid_t pid) {
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
   std::getline(stat, line);
   const auto close = line.rfind(')');
-  if (close == std::string::npos || close + 2 >= line.size()) return true;  // vanished meanwhile
-  const char state = line[close + 2];
-  return state == 'Z' || state == 'X';
+  if (close == std::string::npos || close + 2 >= line.size()) return '\0';
+  return line[close + 2];
+}
+
+inline bool process_gone(pid_t pid) {
+  if (::kill(pid, 0) != 0) return errno == ESRCH;
+  const char state = process_state(pid);
+  return state == '\0' || state == 'Z' || state == 'X';  // ('\0': vanished meanwhile)
 }
 
 class TempDir {
