@@ -113,7 +113,8 @@ inline std::string revoke_key(std::string_view prefix, std::string_view reply, s
 // ResultMessage is what a worker tells an executor (its reply list).
 struct ResultMessage {
   // frozen / gone: an AMQP worker's answers to a withdraw (amqp_protocol.hpp): the task, not
-  // started, waits for the executor's drop or thaw; the worker does not have the task.
+  // started, waits for the executor's drop or thaw; the worker does not have the task. wake: no
+  // longer sent (the reader thread has an eventfd); kept so the numbers stay, ignored if seen.
   enum Kind : std::uint8_t { started = 0, ok = 1, error = 2, wake = 3, frozen = 4, gone = 5 };
   std::uint64_t id = 0;
   std::uint8_t kind = ok;
