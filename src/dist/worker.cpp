@@ -701,17 +701,22 @@ class RedisWorker final : public Worker::Impl {
   // upkeep_loop(): the maintenance thread — renews the leases and slots of the tasks taken (every
   // lease/3), records this worker's heartbeat, moves due retries and deferred tasks back to their
   // streams (when the next is due), and takes over expired leases and orphans (every lease/4, at
-  // most once a second).
+  // most once a second). Redis unreachable, it tries again after a backoff (50 ms doubling to
+  // lease/3, at most 2 s), as the serving threads do.
   void upkeep_loop() {
     using clock = std::chrono::steady_clock;
     const auto beat_every = std::max(o_.lease / 3, std::chrono::milliseconds(10));
     const auto duty_every =
         std::clamp(o_.lease / 4, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+    const auto first_backoff = std::min(beat_every, std::chrono::milliseconds(50));
+    const auto max_backoff = std::min(beat_every, std::chrono::milliseconds(2000));
+    auto backoff = first_backoff;
     const std::string workers = detail::workers_key(o_.prefix);
     auto next_beat = clock::now();
     auto next_duty = clock::now();
     auto next_promote = clock::now();
     auto next_revoke = clock::now();
+    auto retry_at = clock::time_point::min();  // after a failed pass: not before then
     std::unique_lock lock(mu_);
     while (!upkeep_stop_) {
       std::vector<std::vector<std::string>> by_queue(streams_.size());
@@ -756,8 +761,11 @@ class RedisWorker final : public Worker::Impl {
           kill_revoked(runs);
           next_revoke = clock::now() + duty_every;
         }
+        backoff = first_backoff;
       } catch (const std::exception&) {
-        upkeep_.close();  // tried again next time; a lease lasts three renewal periods
+        upkeep_.close();  // tried again after the backoff; a lease lasts three renewal periods
+        retry_at = clock::now() + backoff;
+        backoff = std::min(backoff * 2, max_backoff);
       }
       lock.lock();
       const auto next_notice = earliest_notice();
@@ -767,6 +775,7 @@ class RedisWorker final : public Worker::Impl {
       const auto now = clock::now();
       ticking_ = now - last_notice_ < kTickFor;
       if (ticking_) until = std::min(until, now + kStartNotice);
+      until = std::max(until, retry_at);
       upkeep_cv_.wait_until(lock, until, [&] {
         return upkeep_stop_ || promote_hint_ < next_promote || earliest_notice() < next_notice;
       });

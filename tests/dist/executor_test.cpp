@@ -5,7 +5,10 @@
 #include "concur/dist/executor.hpp"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,6 +28,7 @@
 #include "concur/mp/process.hpp"
 #include "concur/mp/task.hpp"
 #include "support/dist_worker.hpp"
+#include "support/loopback.hpp"
 #include "support/process_support.hpp"
 #include "support/redis_server.hpp"
 #include "support/test_support.hpp"
@@ -1095,6 +1099,64 @@ void DistTest::restart_loses_nothing_acknowledged(std::size_t prefetch) {
   EXPECT_EQ(w.worker().stats().taken_over, 0u)
       << "a task the restart interrupted waited for its lease to expire (30 s) instead of being "
          "finished by its worker once Redis was back";
+}
+
+// AcceptCounter: a listener on 127.0.0.1:port that accepts every connection and hangs up at once,
+// counting them — a stand-in for a Redis that is gone, where each try to reach it can be seen.
+class AcceptCounter {
+ public:
+  explicit AcceptCounter(std::uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int one = 1;
+    (void)::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    const sockaddr_in addr = concur::testing::loopback_address(port);
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(fd_, 64) != 0)
+      throw RuntimeError("AcceptCounter: cannot listen on port " + std::to_string(port));
+    thread_ = std::thread([this] {
+      while (!stop_.load()) {
+        pollfd p{fd_, POLLIN, 0};
+        if (::poll(&p, 1, 20) <= 0) continue;
+        const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0) continue;
+        ::close(c);
+        accepted_.fetch_add(1);
+      }
+    });
+  }
+  AcceptCounter(const AcceptCounter&) = delete;
+  AcceptCounter& operator=(const AcceptCounter&) = delete;
+  ~AcceptCounter() {
+    stop_.store(true);
+    thread_.join();
+    ::close(fd_);
+  }
+  [[nodiscard]] long accepted() const { return accepted_.load(); }
+
+ private:
+  int fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::atomic<long> accepted_{0};
+  std::thread thread_;
+};
+
+// A worker whose Redis is gone tries to reach it again after a backoff, from every thread: its
+// maintenance thread used to retry in a tight loop (half a CPU for as long as Redis stayed away).
+// Over 1.5 s the backoffs (50 ms doubling) allow about 6 tries a thread; the tight loop made
+// thousands.
+TEST_F(DistTest, AWorkerRetriesAGoneRedisWithBackoffNotInATightLoop) {
+  auto w = start_worker(/*concurrency=*/1);
+  {
+    RedisExecutor ex(url());
+    ASSERT_EQ(ex.submit(dist_mul, 2, 3).result(kRemote), 6) << "the worker serves";
+  }
+  server_.stop();
+  AcceptCounter gone(server_.port());  // (the port stays reserved for the server)
+  std::this_thread::sleep_for(1500ms);
+  const long tries = gone.accepted();
+  EXPECT_GE(tries, 1) << "the worker never tried to reach Redis again";
+  EXPECT_LE(tries, 60) << "a worker retried an unreachable Redis " << tries
+                       << " times in 1.5 s: a loop without backoff";
 }
 
 }  // namespace concur::dist::test
