@@ -1,7 +1,8 @@
 # The two commands of README.md. Both install what is missing (scripts/setup.sh) first.
 #   make run   — build (release) and run `concur bench`
-#   make test  — build and run the whole test suite: release, then ThreadSanitizer (the libraries
-#                and their tests; the CLI, its app tests and the examples run in release only)
+#   make test  — build and run the whole test suite: release, then ThreadSanitizer + UBSan (the
+#                libraries and their tests; the CLI, its app tests and the examples run in release
+#                only)
 # Other targets: `make asan` (Debug + ASan + UBSan suite), `make bench` (micro-benchmarks).
 JOBS ?= 2
 
