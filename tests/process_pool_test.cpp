@@ -102,6 +102,9 @@ CONCUR_TASK(init_with);
 void failing_init() { throw RuntimeError("initializer refused"); }
 CONCUR_TASK(failing_init);
 
+void exiting_init() { ::_exit(3); }  // the worker ends before it reads any request
+CONCUR_TASK(exiting_init);
+
 // leak_pool: a process that leaves a busy pool behind when it exits must still exit (its daemonic
 // workers are terminated by the exit handler).
 void leak_pool() {
@@ -474,6 +477,22 @@ TEST_F(ProcessPoolTest, FailingInitializerBreaksThePool) {
     EXPECT_NE(std::string(e.what()).find("initializer refused"), std::string::npos) << e.what();
   }
   EXPECT_THROW((void)pool.submit(square, 1), BrokenProcessPool);
+}
+
+// An initializer that ends the process (exits, or crashes) fails each task sent to a worker it
+// killed: the task never ran, but a replacement would die the same way, and sending it on would
+// start workers forever (the future never settling).
+TEST_F(ProcessPoolTest, AnInitializerThatExitsFailsTheTasksInsteadOfRestartingWorkersForever) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1, .initializer = exiting_init});
+  for (int i = 0; i < 3; ++i) {
+    auto f = pool.submit(square, i);
+    try {
+      (void)f.result(kWait);
+      FAIL() << "no exception";
+    } catch (const BrokenProcessPool& e) {
+      EXPECT_NE(std::string(e.what()).find("exit code 3"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST_F(ProcessPoolTest, MisuseIsRejectedAtOnce) {

@@ -636,6 +636,7 @@ class ProcessPoolCore {
     std::size_t wire = 0;  // the wire_size of the requests in in_flight (see send_work_locked)
     std::uint64_t sent = 0;
     bool stopping = false;  // sent the exit request (or reached max_tasks_per_child)
+    bool replied = false;   // sent a task's reply: it started up and took tasks (set under mu_)
     bool borrowed = false;  // a waiting thread reads the replies (assist_wait)
     bool draining = false;  // the dispatcher reads the replies (drain)
     // dead: the dispatcher saw the pidfd readable; a borrower sleeping on the reply futex is woken
@@ -894,9 +895,12 @@ class ProcessPoolCore {
     if (!w->in_flight.empty()) {
       // The job it ran fails. But a worker that died before it read its next request (killed
       // while idle, before the pool saw it go, or stopped and then killed) never ran that job:
-      // it goes back with the rest — unless its argument file was let go (it fails then).
+      // it goes back with the rest — unless its argument file was let go (it fails then), or the
+      // worker never replied to anything: one that dies while starting (an initializer that
+      // crashes or exits) would die again in its replacement, and the pool would start workers
+      // forever; its job fails instead.
       const PoolJob& next = *w->in_flight.front();
-      if (next.args_released || w->box.requests().consumed(next.sent_mark)) {
+      if (next.args_released || !w->replied || w->box.requests().consumed(next.sent_mark)) {
         failed.push_back(std::move(w->in_flight.front()));
         w->in_flight.pop_front();
       }
@@ -921,6 +925,7 @@ class ProcessPoolCore {
       if (w.in_flight.empty() || w.in_flight.front()->id != reply.id) return;  // cannot happen
       job = std::move(w.in_flight.front());
       w.in_flight.pop_front();
+      w.replied = true;
       w.wire -= std::min(w.wire, wire_size(*job));
       release_running_args_locked(w);
     }
