@@ -239,6 +239,10 @@ class RedisWorker final : public Worker::Impl {
       } catch (const RedisError& e) {
         if (!detail::transient(e))
           std::fprintf(stderr, "concur worker %s: %s\n", o_.name.c_str(), e.what());
+        // A stream or its group is gone (DEL, FLUSHALL, a Redis restarted without its data): the
+        // connection made again makes the groups again (from id 0: the tasks added since are
+        // served), as after a lost connection.
+        if (e.code() == "NOGROUP") conn.close();
         sleep_unless_stopped(backoff);
         backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
       }

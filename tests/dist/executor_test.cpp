@@ -423,6 +423,17 @@ TEST_F(DistTest, AReconnectThatAuthRefusesIsRetriedUntilItIsAccepted) {
   EXPECT_EQ(ex.pending(), 0u);
 }
 
+// The queue's stream deleted under a running worker (DEL, FLUSHALL, a Redis restarted without its
+// data): the worker makes its consumer group again and serves the tasks submitted after. It used to
+// fail every read with NOGROUP, for good.
+TEST_F(DistTest, AWorkerServesAgainAfterItsQueuesStreamWasDeleted) {
+  auto w = start_worker(1);
+  RedisExecutor ex(url());
+  ASSERT_EQ(ex.submit(dist_mul, 2, 3).result(kRemote), 6);
+  ASSERT_EQ(redis().command({"DEL", "concur:q:default"}).integer, 1);
+  EXPECT_EQ(ex.submit(dist_mul, 4, 5).result(kRemote), 20);
+}
+
 // A done-callback that waits for another future of the same executor, run by whichever thread
 // reads the result it belongs to (a thread blocked on that future, or the reader thread): that
 // thread reads on for the other future instead of waiting for itself.
