@@ -348,9 +348,14 @@ class RedisClient final : public RemoteClient {
   // connect_reader() (busy_ held): reconnects reader_conn_ and asks about CLIENT REPLY SKIP.
   // Throws ConnectionError and RedisError (AUTH, SELECT refused).
   void connect_reader() {
+    {
+      std::scoped_lock lock(rd_mu_);
+      unregister_locked();  // (the new socket may get the old one's number)
+    }
     reader_conn_.reconnect();
     out_ = Outstanding{};
     delivered_ = 0;
+    blmove_answered_ = false;
     probe_reply_skip();
   }
   // probe_reply_skip(): whether this server takes CLIENT REPLY SKIP (an ACL user without it, a
@@ -447,6 +452,7 @@ class RedisClient final : public RemoteClient {
       } else {
         if (!r->is_nil() && r->type != Reply::Type::string) unexpected("BLMOVE");
         out_.block = false;
+        blmove_answered_ = true;
         const bool head = std::exchange(out_.head, false);
         if (head && !r->is_nil() && r->str == out_.head_msg) continue;  // (delivered)
         // Not the head after all: the list went (its TTL, a DEL) between LRANGE and BLMOVE, so
@@ -466,14 +472,23 @@ class RedisClient final : public RemoteClient {
   void lost_connection() noexcept {
     {
       std::scoped_lock lock(rd_mu_);
-      if (registered_fd_ >= 0) {
-        (void)::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, registered_fd_, nullptr);
-        registered_fd_ = -1;
-      }
+      unregister_locked();
     }
     reader_conn_.close();
     out_ = Outstanding{};
     delivered_ = 0;  // read them again (a lost LTRIM may or may not have run)
+  }
+
+  // unregister_locked() (rd_mu_ and busy_ held): reader_conn_'s socket leaves the reader's epoll
+  // set. Not when reader_conn_ has closed it already (Redis closes its socket on an I/O error,
+  // before the error reaches us): closing took it out of the set (no other process holds a copy:
+  // fork is refused in a process with threads, spawn closes what it does not pass), and its number
+  // may be another thread's new descriptor by now.
+  void unregister_locked() noexcept {
+    if (registered_fd_ < 0) return;
+    if (reader_conn_.fd() == registered_fd_)
+      (void)::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, registered_fd_, nullptr);
+    registered_fd_ = -1;
   }
 
   // take_locked() (rd_mu_ held, busy_ free): the calling thread holds busy_ now.
@@ -619,10 +634,7 @@ class RedisClient final : public RemoteClient {
           // (the connection is looked at only once busy_ is free: its holder changes it)
           if (!reader_conn_.is_connected()) return Borrow::kRefused;
           take_locked();
-          if (registered_fd_ >= 0) {
-            (void)::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, registered_fd_, nullptr);
-            registered_fd_ = -1;
-          }
+          unregister_locked();
           return Borrow::kTaken;
         }
       }
@@ -665,9 +677,11 @@ class RedisClient final : public RemoteClient {
       }
       if (mine) {
         bool failed = false;
+        bool served = false;
         try {
           if (!reader_conn_.is_connected()) connect_reader();
           (void)advance(nullptr, true);
+          served = blmove_answered_;
         } catch (const std::exception&) {
           // Redis went away, refused AUTH, or answered an error: the replies wait in the list
           // (result_ttl); connect again after a pause
@@ -679,7 +693,10 @@ class RedisClient final : public RemoteClient {
           pause(backoff);
           continue;
         }
-        backoff = std::chrono::milliseconds(50);
+        // The backoff starts again once Redis has answered a BLMOVE on this connection: one that
+        // takes the connection but refuses the read (a read-only replica, OOM, an ACL) does not
+        // reset it (it reconnected every 50 ms).
+        if (served) backoff = std::chrono::milliseconds(50);
       }
       wait_events();
     }
@@ -744,8 +761,9 @@ class RedisClient final : public RemoteClient {
   int registered_fd_ = -1;  // reader_conn_'s socket while it is in epoll_fd_
   Redis reader_conn_;
   Outstanding out_;
-  std::size_t delivered_ = 0;  // at the head of the list, not trimmed yet
-  bool skip_ok_ = false;       // the server takes CLIENT REPLY SKIP (connect_reader())
+  std::size_t delivered_ = 0;     // at the head of the list, not trimmed yet
+  bool skip_ok_ = false;          // the server takes CLIENT REPLY SKIP (connect_reader())
+  bool blmove_answered_ = false;  // a BLMOVE was answered on reader_conn_'s connection
   std::atomic<bool> assisting_{false};
   std::thread reader_;
   std::mutex join_mu_;

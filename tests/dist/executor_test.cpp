@@ -434,6 +434,28 @@ TEST_F(DistTest, AWorkerServesAgainAfterItsQueuesStreamWasDeleted) {
   EXPECT_EQ(ex.submit(dist_mul, 4, 5).result(kRemote), 20);
 }
 
+// A Redis that takes the reader's connection but refuses its read (here an ACL without BLMOVE; a
+// read-only replica or OOM do the same): the reader reconnects with a growing backoff. It used to
+// start again from 50 ms after every connect, reconnecting 20 times a second for good: over 1.5 s
+// about 25 connections, against about 5 with the backoff doubling.
+TEST_F(DistTest, AReaderWhoseReadsAreRefusedBacksOffInsteadOfReconnectingEvery50ms) {
+  Redis admin = redis();
+  const std::string port =
+      url().substr(url().rfind(':') + 1, url().rfind('/') - url().rfind(':') - 1);
+  const std::string limited = limited_user_url(admin, port, "-blmove");
+  auto connections = [&] {
+    const std::string info = admin.command({"INFO", "stats"}).str;
+    const std::string tag = "total_connections_received:";
+    return std::stoll(info.substr(info.find(tag) + tag.size()));
+  };
+  RedisExecutor ex(limited);
+  const long long before = connections();
+  std::this_thread::sleep_for(1500ms);
+  const long long made = connections() - before;
+  EXPECT_GE(made, 1) << "the reader never connected again after its read was refused";
+  EXPECT_LE(made, 12) << "the reader connected " << made << " times in 1.5 s";
+}
+
 // A done-callback that waits for another future of the same executor, run by whichever thread
 // reads the result it belongs to (a thread blocked on that future, or the reader thread): that
 // thread reads on for the other future instead of waiting for itself.
