@@ -564,6 +564,7 @@ std::optional<Amqp::Confirm> Amqp::read_event(std::chrono::milliseconds timeout)
 std::optional<Delivery> Amqp::next_delivery(std::chrono::milliseconds timeout) {
   require_connection();
   const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool waited = false;
   for (;;) {
     if (!pending_.empty()) {
       Delivery d = std::move(pending_.front());
@@ -573,6 +574,11 @@ std::optional<Delivery> Amqp::next_delivery(std::chrono::milliseconds timeout) {
     const auto left = std::max(std::chrono::milliseconds(0),
                                std::chrono::duration_cast<std::chrono::milliseconds>(
                                    deadline - std::chrono::steady_clock::now()));
+    // rabbitmq-c rounds its wait down to whole milliseconds, so a wait ends up to a millisecond
+    // early: less than one left after a wait is the deadline (reading again with no wait until it
+    // passed spun for up to a millisecond at the end of every timed call).
+    if (waited && left == std::chrono::milliseconds(0)) return std::nullopt;
+    waited = true;
     if (const std::optional<Confirm> c = read_event(left)) settle(*c);
     if (pending_.empty() && std::chrono::steady_clock::now() >= deadline) return std::nullopt;
   }

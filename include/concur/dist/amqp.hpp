@@ -173,7 +173,8 @@ class CONCUR_EXPORT Amqp {
   // cancel(consumer_tag): basic.cancel.
   void cancel(std::string_view consumer_tag);
   // next_delivery(timeout): the next message for this channel's consumers; nullopt when none
-  // came within `timeout` (zero: only what has already arrived).
+  // came within `timeout` (zero: only what has already arrived; else to the millisecond: it may
+  // return up to one early).
   std::optional<Delivery> next_delivery(std::chrono::milliseconds timeout);
   // get(queue, no_ack): basic.get: one message, or nullopt when the queue is empty.
   std::optional<Delivery> get(std::string_view queue, bool no_ack = false);
