@@ -366,7 +366,7 @@ TEST_F(DistTest, ThreadsWaitingAtOnceAllGetTheirResults) {
 
 // limited_user_url(rules): a Redis user "limited" (password "secret") with these ACL rules on top
 // of every key, channel and command; the URL that logs in as it.
-std::string limited_user_url(Redis& admin, const std::string& port, const std::string& rules) {
+std::string limited_user_url(Redis& admin, std::uint16_t port, const std::string& rules) {
   std::vector<std::string> argv{"ACL",     "SETUSER", "limited", "reset", "on",
                                 ">secret", "~*",      "&*",      "+@all"};
   for (std::size_t at = 0; at < rules.size();) {
@@ -375,33 +375,34 @@ std::string limited_user_url(Redis& admin, const std::string& port, const std::s
     at = end + 1;
   }
   (void)admin.command(argv);
-  return "redis://limited:secret@127.0.0.1:" + port + "/0";
+  return "redis://limited:secret@127.0.0.1:" + std::to_string(port) + "/0";
+}
+
+// connections_received(admin): the connections Redis has accepted so far (INFO stats), asked on
+// an open connection so that asking adds none.
+long long connections_received(Redis& admin) {
+  const std::string info = admin.command({"INFO", "stats"}).str;
+  const std::string tag = "total_connections_received:";
+  return std::stoll(info.substr(info.find(tag) + tag.size()));
 }
 
 // A user that may not run CLIENT (least privilege, or a renamed command): the executor reads its
 // results without CLIENT REPLY SKIP; every result arrives, across idle hand-backs and waits.
 TEST_F(DistTest, AnExecutorWhoseUserMayNotRunClientGetsEveryResult) {
   Redis admin = redis();
-  const std::string port =
-      url().substr(url().rfind(':') + 1, url().rfind('/') - url().rfind(':') - 1);
-  const std::string limited = limited_user_url(admin, port, "-client");
+  const std::string limited = limited_user_url(admin, server_.port(), "-client");
   EXPECT_THROW((void)Redis::connect(RedisUrl::parse(limited)).command({"CLIENT", "ID"}),
                RedisError);
   auto w = start_worker(1);
   RedisExecutor ex(limited);
-  auto connections = [&] {
-    const std::string info = admin.command({"INFO", "stats"}).str;
-    const std::string tag = "total_connections_received:";
-    return std::stoll(info.substr(info.find(tag) + tag.size()));
-  };
-  const long long before = connections();
+  const long long before = connections_received(admin);
   for (int i = 0; i < 50; ++i) ASSERT_EQ(ex.submit(dist_mul, i, 3).result(kRemote), 3 * i) << i;
   std::vector<Future<int>> fs;
   for (int i = 0; i < 50; ++i) fs.push_back(ex.submit(dist_mul, i, 5));
   for (int i = 0; i < 50; ++i) ASSERT_EQ(fs[i].result(kRemote), 5 * i) << i;
   EXPECT_EQ(ex.pending(), 0u);
   // It found out once, at connect: no reply went astray (which would make it connect again).
-  EXPECT_EQ(connections(), before);
+  EXPECT_EQ(connections_received(admin), before);
 }
 
 // The executor's user loses its password while connected, and Redis drops its connections: the
@@ -409,9 +410,7 @@ TEST_F(DistTest, AnExecutorWhoseUserMayNotRunClientGetsEveryResult) {
 // and once the password is back the results come again.
 TEST_F(DistTest, AReconnectThatAuthRefusesIsRetriedUntilItIsAccepted) {
   Redis admin = redis();
-  const std::string port =
-      url().substr(url().rfind(':') + 1, url().rfind('/') - url().rfind(':') - 1);
-  const std::string limited = limited_user_url(admin, port, "");
+  const std::string limited = limited_user_url(admin, server_.port(), "");
   auto w = start_worker(1);
   RedisExecutor ex(limited);
   EXPECT_EQ(ex.submit(dist_mul, 2, 3).result(kRemote), 6);
@@ -440,18 +439,11 @@ TEST_F(DistTest, AWorkerServesAgainAfterItsQueuesStreamWasDeleted) {
 // about 25 connections, against about 5 with the backoff doubling.
 TEST_F(DistTest, AReaderWhoseReadsAreRefusedBacksOffInsteadOfReconnectingEvery50ms) {
   Redis admin = redis();
-  const std::string port =
-      url().substr(url().rfind(':') + 1, url().rfind('/') - url().rfind(':') - 1);
-  const std::string limited = limited_user_url(admin, port, "-blmove");
-  auto connections = [&] {
-    const std::string info = admin.command({"INFO", "stats"}).str;
-    const std::string tag = "total_connections_received:";
-    return std::stoll(info.substr(info.find(tag) + tag.size()));
-  };
+  const std::string limited = limited_user_url(admin, server_.port(), "-blmove");
   RedisExecutor ex(limited);
-  const long long before = connections();
+  const long long before = connections_received(admin);
   std::this_thread::sleep_for(1500ms);
-  const long long made = connections() - before;
+  const long long made = connections_received(admin) - before;
   EXPECT_GE(made, 1) << "the reader never connected again after its read was refused";
   EXPECT_LE(made, 12) << "the reader connected " << made << " times in 1.5 s";
 }
