@@ -28,7 +28,8 @@
 // std::move(f).result(), which moves it out of the future's only handle.
 // A worker that dies (signal, abort, exit, out of memory) fails exactly the task it was running
 // with BrokenProcessPool, naming the exit code (a task it was sent but had not read yet goes back
-// to the pool: it never ran, unless its big argument's file was already let go, and then it
+// to the pool: it never ran — unless its big argument's file was already let go, or the worker
+// never replied to anything (it died starting: its initializer exits or crashes), and then it
 // fails); the task queued behind it goes back to the pool,
 // a new worker replaces the dead one, and the pool carries on. With Options{.break_on_worker_death
 // = true} (Python's behaviour) the first death breaks the pool instead: every pending future and
