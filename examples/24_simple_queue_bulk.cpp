@@ -1,8 +1,8 @@
 // Notes "生产者消费者爬虫" (blog_spider.urls = [f"https://www.cnblogs.com/#p{page}" ...]), beyond
 // Python: the main thread's `for url in urls: url_queue.put(url)` becomes one put_many() into a
 // `queue.SimpleQueue` (unbounded, no task_done/join), and three craw threads take batches with
-// get_many(8) — one lock acquisition per batch instead of per URL. shutdown(), which Python's
-// SimpleQueue lacks, tells the threads the list is complete.
+// get_many(8) — one wake-up per batch instead of per URL. shutdown(), which Python's SimpleQueue
+// lacks, tells the threads the list is complete.
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -78,9 +78,9 @@ int main() {
                            std::ref(url_queue), std::ref(crawl));
       threads.back().start();  // blocks in get_many(): nothing queued yet
     }
-    // The notes' `for url in urls: url_queue.put(url)` in one call: on an unbounded queue all
-    // 50 go in under one lock acquisition, so a crawler sees none or all of them. (An lvalue
-    // range is copied; put_many(std::move(urls)) would move the strings.)
+    // The notes' `for url in urls: url_queue.put(url)` in one call: runs of slots are claimed at
+    // once, and a crawler's get_many() takes what is there. (An lvalue range is copied;
+    // put_many(std::move(urls)) would move the strings.)
     url_queue.put_many(urls);
     // The list is complete: the threads still drain the 50 URLs, then get_many() on the empty
     // queue throws ShutDown.
@@ -94,15 +94,16 @@ int main() {
       ++failures;
     }
   }
-  // Each get_many() takes min(8, what is left) under the lock, whatever the interleaving:
-  // 50 URLs are always 6 batches of 8 and one of 2.
-  const auto want_batches =
+  // A get_many() takes at most 8, so 50 URLs need at least 7 batches. It takes what is there
+  // without waiting again, and SimpleQueue's lock-free engine lets two crawlers taking at once
+  // split what is left (the last 2 as 1 + 1, say): more batches are possible, never bigger ones.
+  const auto min_batches =
       static_cast<int>((static_cast<std::size_t>(kPages) + kBatch - 1) / kBatch);
   std::printf("%zu URLs crawled in %d batches (largest %zu)\n", urls.size(), crawl.batches.load(),
               crawl.largest_batch.load());
-  if (crawl.batches.load() != want_batches || crawl.largest_batch.load() != kBatch) {
-    std::fprintf(stderr, "FAIL: %d batches (want %d), largest %zu\n", crawl.batches.load(),
-                 want_batches, crawl.largest_batch.load());
+  if (crawl.batches.load() < min_batches || crawl.largest_batch.load() > kBatch) {
+    std::fprintf(stderr, "FAIL: %d batches (at least %d), largest %zu (at most %zu)\n",
+                 crawl.batches.load(), min_batches, crawl.largest_batch.load(), kBatch);
     ++failures;
   }
   return failures == 0 ? 0 : 1;
