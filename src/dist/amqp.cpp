@@ -214,9 +214,21 @@ void Amqp::open() {
                     status == AMQP_STATUS_TIMEOUT ? ETIMEDOUT : ECONNREFUSED);
   }
   (void)amqp_set_rpc_timeout(state_->conn, &tv);
+  // Client capabilities: consumer_cancel_notify, so that a consumer the broker ends (its queue
+  // deleted) is told (basic.cancel: ConsumerCancelled) instead of waiting forever. rabbitmq-c
+  // merges this table into its own capabilities (authentication_failure_close).
+  amqp_table_entry_t cancel_notify{};
+  cancel_notify.key = amqp_cstring_bytes("consumer_cancel_notify");
+  cancel_notify.value.kind = AMQP_FIELD_KIND_BOOLEAN;
+  cancel_notify.value.value.boolean = 1;
+  amqp_table_entry_t capabilities{};
+  capabilities.key = amqp_cstring_bytes("capabilities");
+  capabilities.value.kind = AMQP_FIELD_KIND_TABLE;
+  capabilities.value.value.table = amqp_table_t{1, &cancel_notify};
+  const amqp_table_t client_properties{1, &capabilities};
   const amqp_rpc_reply_t login =
-      amqp_login(state_->conn, url_.vhost.c_str(), 0, 131072, 0, AMQP_SASL_METHOD_PLAIN,
-                 url_.user.c_str(), url_.password.c_str());
+      amqp_login_with_properties(state_->conn, url_.vhost.c_str(), 0, 131072, 0, &client_properties,
+                                 AMQP_SASL_METHOD_PLAIN, url_.user.c_str(), url_.password.c_str());
   if (login.reply_type != AMQP_RESPONSE_NORMAL) {
     fail_connection("login to " + url_.str() + " refused or failed", ECONNREFUSED);
   }
@@ -547,6 +559,12 @@ std::optional<Amqp::Confirm> Amqp::read_event(std::chrono::milliseconds timeout)
       amqp_destroy_message(&message);
       returned_.push_back(std::move(d));
       return std::nullopt;
+    }
+    case AMQP_BASIC_CANCEL_METHOD: {  // the broker ended a consumer (consumer_cancel_notify)
+      const auto* m = static_cast<const amqp_basic_cancel_t*>(frame.payload.method.decoded);
+      std::string tag = str(m->consumer_tag);
+      close();  // what was delivered and not acknowledged goes back to its queue
+      throw ConsumerCancelled(std::move(tag));
     }
     case AMQP_CHANNEL_CLOSE_METHOD:
     case AMQP_CONNECTION_CLOSE_METHOD: {

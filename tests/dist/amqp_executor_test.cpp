@@ -178,8 +178,9 @@ class AmqpExecutorTest : public ::testing::Test {
     return std::make_unique<InProcessWorker>(worker_options(concurrency));
   }
   std::string file(const std::string& name) const { return dir_.file(name); }
-  // messages(queue): how many messages wait in the (already declared) queue.
-  std::uint32_t messages(const std::string& queue) const {
+  // queue_info(queue): what declaring the queue again with its own arguments says (how many
+  // messages wait, how many consumers it has); declares it when it is missing.
+  QueueInfo queue_info(const std::string& queue) const {
     dist::Amqp mq = g_broker->client();
     QueueOptions q{.durable = true};
     if (queue == prefix_ + ".default") {
@@ -187,8 +188,10 @@ class AmqpExecutorTest : public ::testing::Test {
       q.dead_letter = true;
       q.dead_letter_routing_key = prefix_ + ".dead.default";
     }
-    return mq.declare_queue(queue, q).messages;
+    return mq.declare_queue(queue, q);
   }
+  // messages(queue): how many messages wait in the (already declared) queue.
+  std::uint32_t messages(const std::string& queue) const { return queue_info(queue).messages; }
 
   std::string prefix_;
   concur::testing::TempDir dir_;
@@ -721,6 +724,26 @@ TEST_F(AmqpExecutorTest, ABrokerCrashWhileWorkersRunLosesNothingAcknowledged) {
   EXPECT_GE(count_of(file("runs")), 200);
   // The executor and the worker reconnected: a new task goes through.
   EXPECT_EQ(ex.submit(amqp_mul, 5, 5).result(kRemote), 25);
+}
+
+// Someone deletes a task queue under a consuming worker: the broker cancels the worker's consumer
+// (the consumer_cancel_notify capability), and the worker reconnects, declares the queue again and
+// serves it. (Before, the broker dropped the consumer without a word and the worker waited on it
+// forever: the queue, declared again, kept no consumer and its tasks never ran.)
+TEST_F(AmqpExecutorTest, AWorkerServesAgainAfterItsTaskQueueWasDeleted) {
+  auto w = start_worker(2);
+  AmqpExecutor ex(url(), options());
+  EXPECT_EQ(ex.submit(amqp_mul, 2, 3).result(kRemote), 6);
+  const std::string queue = prefix_ + ".default";
+  g_broker->client().delete_queue(queue);
+  // The queue is back (declared by the worker, or by queue_info with the same arguments) with the
+  // worker consuming it.
+  ASSERT_TRUE(
+      concur::testing::poll_until(kRemote, [&] { return queue_info(queue).consumers == 1; }));
+  EXPECT_EQ(ex.submit(amqp_mul, 4, 5).result(kRemote), 20);
+  ex.shutdown();
+  w->join();
+  EXPECT_EQ(w->worker().stats().succeeded, 2u);
 }
 
 // confirm_submit = false: submit() returns once the task is handed to the publisher thread; the

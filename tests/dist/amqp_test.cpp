@@ -281,6 +281,39 @@ TEST_F(AmqpTest, TheBrokersRefusalsAreAmqpErrorsWithTheirCodes) {
   EXPECT_THROW((void)mq.declare_queue("x", {.max_priority = 256}), ValueError);
 }
 
+// The broker ending a consumer on its own (its queue deleted over another connection) is
+// ConsumerCancelled, and the connection closes (what was not acknowledged goes back), instead of a
+// consumer that waits forever; reconnected, the queue declared again is consumed as before.
+TEST_F(AmqpTest, AConsumerWhoseQueueIsDeletedIsToldAndCanConsumeAgain) {
+  Amqp consumer = connect();
+  Amqp admin = connect();
+  const std::string q = consumer.declare_queue("doomed", {}).name;
+  (void)consumer.purge_queue(q);
+  const std::string tag = consumer.consume(q);
+  admin.delete_queue(q);
+  try {
+    (void)consumer.next_delivery(10s);
+    FAIL() << "no ConsumerCancelled within 10 s";
+  } catch (const dist::ConsumerCancelled& e) {
+    EXPECT_EQ(e.consumer_tag(), tag);
+    EXPECT_EQ(e.code(), 0);
+    EXPECT_EQ(
+        std::string(e.what()).rfind("ConsumerCancelled: the broker cancelled consumer " + tag, 0),
+        0u)
+        << e.what();
+  }
+  EXPECT_FALSE(consumer.is_connected());
+  consumer.reconnect();
+  (void)consumer.declare_queue(q, {});
+  (void)consumer.consume(q);
+  admin.publish("", q, "after");
+  std::optional<Delivery> d = consumer.next_delivery(10s);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->body, "after");
+  consumer.ack(d->delivery_tag);
+  admin.delete_queue(q);
+}
+
 TEST_F(AmqpTest, BadCredentialsAreRefused) {
   AmqpUrl url = AmqpUrl::parse(broker_->url());
   url.password = "wrong";

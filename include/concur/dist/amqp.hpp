@@ -14,7 +14,8 @@
 // for the broker's basic.ack of that message (basic.nack: AmqpError); deliveries of a consumer on
 // the same channel that arrive meanwhile are kept, in order, for next_delivery().
 // Errors: the broker closing the channel or the connection (404 NOT_FOUND, 406
-// PRECONDITION_FAILED...) is AmqpError with the reply code and text, after which the Amqp is
+// PRECONDITION_FAILED...) is AmqpError with the reply code and text, and the broker ending a
+// consumer (its queue deleted) is ConsumerCancelled, an AmqpError; after either the Amqp is
 // closed; a socket that cannot connect, times out or breaks is concur::ConnectionError (closed
 // too). Bad URLs and arguments: ValueError. reconnect() opens it again (queues and consumers are
 // not re-declared: the caller does that).
@@ -47,9 +48,35 @@ class AmqpError : public Error {
   [[nodiscard]] int code() const noexcept { return code_; }
   [[nodiscard]] const std::string& text() const noexcept { return text_; }
 
+ protected:
+  // (a subclass's own what(): "<Name>: <text>")
+  AmqpError(const std::string& what, int code, const std::string& text)
+      : Error(what), code_(code), text_(text) {}
+
  private:
   int code_;
   std::string text_;
+};
+
+// ConsumerCancelled: the broker ended one of this connection's consumers on its own (basic.cancel:
+// its queue was deleted, or the queue's node went away); consumer_tag() names it, code() is 0 (the
+// method carries no reply code). Like every AmqpError it leaves the Amqp closed, so the
+// deliveries not yet acknowledged go back to their queues: reconnect(), declare the queue again
+// and consume it. (Amqp asks for these notices when it logs in — RabbitMQ's
+// consumer_cancel_notify capability; without it the broker drops the consumer silently and
+// next_delivery() would wait forever.)
+class ConsumerCancelled : public AmqpError {
+ public:
+  explicit ConsumerCancelled(std::string consumer_tag)
+      : AmqpError("ConsumerCancelled: " + text_for(consumer_tag), 0, text_for(consumer_tag)),
+        consumer_tag_(std::move(consumer_tag)) {}
+  [[nodiscard]] const std::string& consumer_tag() const noexcept { return consumer_tag_; }
+
+ private:
+  static std::string text_for(const std::string& tag) {
+    return "the broker cancelled consumer " + tag + " (its queue was deleted or is unavailable)";
+  }
+  std::string consumer_tag_;
 };
 
 // AmqpUrl: amqp://[user[:password]@]host[:port][/vhost] (port 5672, user and password "guest",
@@ -174,7 +201,7 @@ class CONCUR_EXPORT Amqp {
   void cancel(std::string_view consumer_tag);
   // next_delivery(timeout): the next message for this channel's consumers; nullopt when none
   // came within `timeout` (zero: only what has already arrived; else to the millisecond: it may
-  // return up to one early).
+  // return up to one early). ConsumerCancelled (closed) when the broker ended a consumer.
   std::optional<Delivery> next_delivery(std::chrono::milliseconds timeout);
   // get(queue, no_ack): basic.get: one message, or nullopt when the queue is empty.
   std::optional<Delivery> get(std::string_view queue, bool no_ack = false);
