@@ -96,6 +96,7 @@ class AmqpClient final : public RemoteClient {
     out.properties = task_properties(m, options.priority, 0);
     out.priority = options.priority;
     if (queue != options_.queue) out.declare = queue;
+    out.queue = queue;
     std::string handle = out.routing_key;
     out.job = m.id;
     publish(std::move(out), /*wait=*/options_.confirm_submit);
@@ -185,6 +186,7 @@ class AmqpClient final : public RemoteClient {
     std::string body{};
     MessageProperties properties{};
     std::string declare{};      // a queue to declare first (once per connection)
+    std::string queue{};        // a task's queue (its name without the prefix)
     std::uint64_t job = 0;      // a task's job (its future fails if nobody waits and it is refused)
     std::uint8_t priority = 0;  // a task's
   };
@@ -339,10 +341,13 @@ class AmqpClient final : public RemoteClient {
 
   // publish_batch(batch): every message of the batch published — runs of tasks for one queue at
   // one priority as TaskBatch messages of max_batch tasks at most (1: each alone) — then one wait
-  // for all their confirms.
+  // for all their confirms. Tasks go out mandatory: one the broker sends back had no queue (it
+  // was deleted after this connection declared it), and is published again (republish_returned).
   void publish_batch(std::vector<std::pair<Outgoing, std::shared_ptr<Ticket>>>& batch) {
+    std::map<std::string, std::string> task_queues;  // routing key -> queue, for the returns
     for (std::size_t i = 0; i < batch.size();) {
       const Outgoing& out = batch[i].first;
+      if (out.job != 0) task_queues.emplace(out.routing_key, out.queue);
       if (!out.declare.empty() && declared_.insert(out.declare).second)
         declare_task_queue(publisher_, options_.prefix, out.declare);
       std::size_t end = i + 1;
@@ -357,7 +362,8 @@ class AmqpClient final : public RemoteClient {
         }
       }
       if (end == i + 1) {
-        (void)publisher_.publish_nowait(out.exchange, out.routing_key, out.body, out.properties);
+        (void)publisher_.publish_nowait(out.exchange, out.routing_key, out.body, out.properties,
+                                        /*mandatory=*/out.job != 0);
       } else {
         TaskBatch tasks;
         tasks.items.reserve(end - i);
@@ -366,14 +372,45 @@ class AmqpClient final : public RemoteClient {
         p.persistent = true;
         if (out.priority > 0) p.priority = out.priority;
         p.type = std::string(kTaskBatchType);
-        (void)publisher_.publish_nowait("", out.routing_key, encode(tasks), p);
+        (void)publisher_.publish_nowait("", out.routing_key, encode(tasks), p, /*mandatory=*/true);
       }
       i = end;
     }
+    wait_confirms();
+    republish_returned(task_queues);
+  }
+
+  // wait_confirms(): the confirms of everything published; AmqpError when the broker refused some.
+  void wait_confirms() {
     const std::vector<std::uint64_t> nacked = publisher_.wait_confirms(options_.connect_timeout);
     if (!nacked.empty())
       throw AmqpError(
           0, "the broker refused " + std::to_string(nacked.size()) + " message(s) (basic.nack)");
+  }
+
+  // republish_returned(task_queues): the task messages the broker sent back (basic.return, read
+  // with the confirms: their queue no longer exists) are published again, as they were, once
+  // their queue is declared anew. Sent back a second time, the batch fails (AmqpError 312).
+  void republish_returned(const std::map<std::string, std::string>& task_queues) {
+    for (int round = 0;; ++round) {
+      std::vector<Delivery> back;
+      while (std::optional<Delivery> r = publisher_.next_returned()) back.push_back(std::move(*r));
+      if (back.empty()) return;
+      if (round == 1)
+        throw AmqpError(312, "NO_ROUTE - " + std::to_string(back.size()) +
+                                 " task message(s) found no queue, even after it was declared "
+                                 "again");
+      std::set<std::string> declared;
+      for (const Delivery& r : back) {
+        const auto q = task_queues.find(r.routing_key);
+        if (q == task_queues.end()) continue;  // (only tasks are mandatory)
+        if (declared.insert(q->second).second)
+          declare_task_queue(publisher_, options_.prefix, q->second);
+        (void)publisher_.publish_nowait(r.exchange, r.routing_key, r.body, r.properties,
+                                        /*mandatory=*/true);
+      }
+      wait_confirms();
+    }
   }
 
   // open_reader(): declares the reply queue and consumes it (the reader connection).

@@ -746,6 +746,25 @@ TEST_F(AmqpExecutorTest, AWorkerServesAgainAfterItsTaskQueueWasDeleted) {
   EXPECT_EQ(w->worker().stats().succeeded, 2u);
 }
 
+// A task submitted to a queue deleted since the executor declared it is not lost: tasks go out
+// mandatory, so the broker sends it back (basic.return), and the executor declares the queue again
+// and publishes it once more before the submit returns. (Before, the broker dropped it and
+// confirmed it all the same: the queue stayed empty and the future waited forever.)
+TEST_F(AmqpExecutorTest, ATaskForADeletedQueueIsPublishedAgainNotLost) {
+  AmqpExecutor ex(url(), options());
+  const std::string queue = prefix_ + ".default";
+  EXPECT_EQ(messages(queue), 0u);
+  g_broker->client().delete_queue(queue);
+  Future<int> f = ex.submit(amqp_mul, 3, 4);  // (confirm_submit: the broker has it when it returns)
+  EXPECT_EQ(messages(queue), 1u);
+  auto w = start_worker(2);
+  EXPECT_EQ(f.result(kRemote), 12);
+  // A batch of tasks (one message) comes back and goes out again the same way.
+  g_broker->client().delete_queue(queue);
+  const std::vector<std::tuple<int, int>> calls = {{1, 2}, {3, 4}};
+  EXPECT_EQ(ex.submit_batch(amqp_mul, calls).result(kRemote), (std::vector<int>{2, 12}));
+}
+
 // confirm_submit = false: submit() returns once the task is handed to the publisher thread; the
 // tasks still all run, and one the broker never got fails its future instead of vanishing.
 TEST_F(AmqpExecutorTest, APipelinedSubmitThatNeverReachesTheBrokerFailsItsFuture) {
