@@ -553,9 +553,14 @@ class CONCUR_EXPORT Executor {
     return std::move(future);
   }
 
-  // map(fn, ranges..., [MapOptions]) — see the header comment.
+  // map(fn, ranges..., [MapOptions]) — see the header comment. [[nodiscard]]: a discarded
+  // result range cancels the calls that have not started (Python's map runs them all when its
+  // iterator is never started), so a map() called for its effects alone is a mistake.
   template <class F, class... Rest>
-  auto map(F&& fn, Rest&&... rest) {
+  [[nodiscard(
+      "map() returns its results as a range; dropping it cancels the calls not started "
+      "(submit() each call to run it for its effect)")]] auto
+  map(F&& fn, Rest&&... rest) {
     if constexpr (sizeof...(Rest) > 0 &&
                   std::is_same_v<std::remove_cvref_t<decltype((std::get<sizeof...(Rest) - 1>(
                                      std::forward_as_tuple(rest...))))>,

@@ -429,6 +429,14 @@ class CONCUR_EXPORT Pool {
   std::vector<R> map(R (*fn)(P), Range&& iterable, std::size_t chunksize = 0) {
     return map_async(fn, std::forward<Range>(iterable), chunksize).get();
   }
+  // map() of a function that returns nothing is refused at compile time: Python's list of None
+  // has no C++ twin. Return a value from fn (e.g. its argument), or apply_async() each call.
+  template <class P, std::ranges::input_range Range>
+  void map(void (*)(P), Range&&, std::size_t = 0) {
+    static_assert(sizeof(P) == 0,
+                  "Pool::map(fn, ...): fn returns void; return a value (e.g. its argument) or "
+                  "apply_async() each call");
+  }
   // map_async(fn, iterable, chunksize) → AsyncResult<std::vector<R>>. As Python's MapResult, it
   // becomes ready when every chunk is done; if any failed, get() throws the first error to
   // arrive (and error_callback gets it).
