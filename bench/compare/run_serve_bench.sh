@@ -21,6 +21,10 @@
 #             second wrk gets at 200 connections (the rest are 503s); then serve_load (open-loop, constant rate, latency from the scheduled
 #             send time) at 0.5x capacity ("unloaded") and at 2x capacity for --overload-seconds;
 #             the server's RSS sampled every second meanwhile.
+# --pin (with --only hello, one-loop peers only): the server runs on CPU 1 (taskset) and
+# `wrk -t1` on CPU 0, so that each has a CPU of its own and the rate no longer depends on how the
+# scheduler shares two CPUs among the server's thread and wrk's two: a diagnostic of the servers'
+# own speed (the default, unpinned, is the side-by-side run the issue asks for).
 # Per wrk run: req/s, p50/p90/p99, non-2xx responses, socket errors, the server's CPU seconds
 # (user + sys of the server and all its descendants, /proc/PID/stat, ticks) and peak RSS (the sum
 # of VmHWM over the server's process tree just before it is stopped), the machine's load.
@@ -30,6 +34,7 @@
 #
 # Usage: bench/compare/run_serve_bench.sh [BUILD_DIR] [--runs 3] [--duration 10]
 #          [--only fanout|is_prime|hello|overload] [--overload-seconds 20] [--out FILE] [--keep]
+#          [--pin]
 #   BUILD_DIR defaults to build/release; it needs apps/concur/concur and bench/beast_hello_server,
 #   bench/serve_load: cmake --build BUILD_DIR --target concur_cli beast_hello_server serve_load -j1
 # Needs: wrk, gunicorn, python3-flask (scripts/setup.sh). Loopback only; every wait and every
@@ -49,6 +54,7 @@ only=""
 overload_seconds=20
 out=""
 keep=0
+pin=0
 python=/usr/bin/python3
 
 if [[ $# -gt 0 && $1 != --* ]]; then
@@ -63,6 +69,7 @@ while [[ $# -gt 0 ]]; do
     --overload-seconds) overload_seconds=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --keep) keep=1; shift ;;
+    --pin) pin=1; shift ;;
     *) die "unknown option $1 (see the header)" ;;
   esac
 done
@@ -70,6 +77,14 @@ for n in "$runs" "$duration" "$overload_seconds"; do
   [[ $n =~ ^[0-9]+$ && $n -ge 1 ]] || die "a count or a number of seconds wants digits >= 1, got '$n'"
 done
 case $only in "" | fanout | is_prime | hello | overload) ;; *) die "--only fanout|is_prime|hello|overload" ;; esac
+if [[ $pin == 1 ]]; then
+  [[ $only == hello ]] || die "--pin goes with --only hello"
+  [[ $(nproc) -ge 2 ]] || die "--pin needs 2 CPUs"
+  command -v taskset > /dev/null || die "--pin needs taskset (util-linux)"
+fi
+# on_cpu CPU: the command prefix that pins to CPU with --pin (nothing without).
+on_cpu() { if [[ $pin == 1 ]]; then echo "taskset -c $1"; fi; }
+wrk_threads=$([[ $pin == 1 ]] && echo 1 || echo 2)
 build=$(cd "$build" && pwd) || die "no build directory $build"
 cli=$build/apps/concur/concur
 beast=$build/bench/beast_hello_server
@@ -180,9 +195,10 @@ start_server() {
       POOL_PROCESSES=1 /usr/bin/gunicorn --workers 2 --timeout 300 -b "127.0.0.1:$port" \
         --chdir "$root/bench/compare" --log-level warning flask_notes_app:app > "$log" 2>&1 & ;;
     concur-hello-t*)
-      "$cli" serve --port "$port" --threads "${peer#concur-hello-t}" --processes 1 > "$log" 2>&1 & ;;
+      $(on_cpu 1) "$cli" serve --port "$port" --threads "${peer#concur-hello-t}" --processes 1 \
+        > "$log" 2>&1 & ;;
     beast-hello-t*)
-      "$beast" --port "$port" --threads "${peer#beast-hello-t}" > "$log" 2>&1 & ;;
+      $(on_cpu 1) "$beast" --port "$port" --threads "${peer#beast-hello-t}" > "$log" 2>&1 & ;;
     threading-hello)
       "$python" "$root/bench/compare/threading_hello.py" --port "$port" > "$log" 2>&1 & ;;
     concur-overload)
@@ -203,13 +219,14 @@ wrk_once() {
   port=$(free_port)
   start_server "$peer" "$port" "$dir/server.log"
   wait_http "$port" /hello
-  wrk -t2 -c"$conns" -d2s --timeout "$timeout" "http://127.0.0.1:$port$warm" > "$dir/warmup.txt" 2>&1 || true
+  $(on_cpu 0) wrk -t"$wrk_threads" -c"$conns" -d2s --timeout "$timeout" "http://127.0.0.1:$port$warm" \
+    > "$dir/warmup.txt" 2>&1 || true
   sleep 0.5
   load=$(cut -d' ' -f1-3 /proc/loadavg)
   t0=$(tree_ticks "$server_pid")
   wall0=$(date +%s.%N)
   timeout --kill-after=10 $((duration + 70)) \
-    wrk -t2 -c"$conns" -d"${duration}s" --timeout "$timeout" --latency \
+    $(on_cpu 0) wrk -t"$wrk_threads" -c"$conns" -d"${duration}s" --timeout "$timeout" --latency \
     "http://127.0.0.1:$port$path" > "$dir/wrk.txt" 2>&1 || true
   wall1=$(date +%s.%N)
   t1=$(tree_ticks "$server_pid")
@@ -218,9 +235,10 @@ wrk_once() {
   stop_server
   printf '{"case": "%s", "peer": "%s", "run": %d, "position": %d, "path": "%s", "connections": %d,
  "duration": %d, "wall": %.2f, "server_ticks": %d, "clk_tck": %d, "peak_rss_kb": %d, "rss_kb": %d,
- "load_before": "%s"}\n' \
+ "load_before": "%s", "pinned": %s}\n' \
     "$case" "$peer" "$run" "$position" "$path" "$conns" "$duration" \
     "$(echo "$wall1 - $wall0" | bc)" $((t1 - t0)) "$(getconf CLK_TCK)" "$hwm" "$rss" "$load" \
+    "$([[ $pin == 1 ]] && echo true || echo false)" \
     > "$dir/meta.json"
   echo "  $case run $run #$position $peer c=$conns: $(grep -E 'Requests/sec' "$dir/wrk.txt" | tr -s ' ')," \
     "p99 $(awk '$1 == "99%" {print $2}' "$dir/wrk.txt"), $(grep -E 'Non-2xx|Socket errors' "$dir/wrk.txt" | tr -s ' ' | tr '\n' ' ')," \
@@ -260,8 +278,9 @@ for ((r = 1; r <= runs; r++)); do
   fi
   if [[ -z $only || $only == hello ]]; then
     k=1
-    for peer in $(rotate "$r" concur-hello-t1 beast-hello-t1 concur-hello-t2 beast-hello-t2 \
-                    threading-hello); do
+    hello_peers="concur-hello-t1 beast-hello-t1 concur-hello-t2 beast-hello-t2 threading-hello"
+    [[ $pin == 1 ]] && hello_peers="concur-hello-t1 beast-hello-t1"  # one CPU: one loop each
+    for peer in $(rotate "$r" $hello_peers); do
       wrk_once hello "$peer" "$r" "$k" /hello 100 10s
       k=$((k + 1))
     done
