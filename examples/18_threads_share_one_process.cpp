@@ -68,7 +68,7 @@ int main() {
   mp::Queue<int> pids;
   mp::Process child(report_pid, pids);
   child.start();
-  const int child_pid = pids.get(30s);
+  const int child_pid = pids.get(20s);
   child.join();
   std::printf("in a child process: %d (parent %d)\n", child_pid, ::getpid());
 

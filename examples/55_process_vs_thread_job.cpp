@@ -17,6 +17,7 @@
 
 #include "concur/concur.hpp"
 
+using namespace std::chrono_literals;
 namespace mp = concur::mp;
 
 namespace {
@@ -105,8 +106,8 @@ int main(int argc, char** argv) {
     t2.start();
     t1.join();
     t2.join();
-    const std::string res1 = q.get();
-    const std::string res2 = q.get();
+    const std::string res1 = q.get(20s);  // (a job that failed: Empty, not a hang)
+    const std::string res2 = q.get(20s);
     std::printf("multithread: %s\n", add(res1, res2).c_str());
     check(add(res1, res2), "multithread");
   }
@@ -122,8 +123,8 @@ int main(int argc, char** argv) {
     p2.start();
     p1.join();
     p2.join();
-    const std::string res1 = q.get();
-    const std::string res2 = q.get();
+    const std::string res1 = q.get(20s);  // (a job that failed: Empty, not a hang)
+    const std::string res2 = q.get(20s);
     std::printf("multicore: %s\n", add(res1, res2).c_str());
     check(add(res1, res2), "multicore");
     if (p1.exitcode() != 0 || p2.exitcode() != 0) {

@@ -453,7 +453,10 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
   // and that chunk is cancelled). Destroying the range cancels the chunks not yet sent to a
   // worker (and, with kill_running, stops the running ones).
   template <class R, class... P, class... Rest>
-  auto map(R (*fn)(P...), Rest&&... rest) {
+  [[nodiscard(
+      "map() returns its results as a range; dropping it cancels the chunks not sent "
+      "(submit() each call to run it for its effect)")]] auto
+  map(R (*fn)(P...), Rest&&... rest) {
     return detail::chunked_map(*this, fn, std::forward<Rest>(rest)...);
   }
 

@@ -166,7 +166,8 @@ Amqp::Amqp(Amqp&& other) noexcept
       unconfirmed_(std::move(other.unconfirmed_)),
       nacked_(std::move(other.nacked_)),
       pending_(std::move(other.pending_)),
-      returned_(std::move(other.returned_)) {}
+      returned_(std::move(other.returned_)),
+      cancelled_(std::move(other.cancelled_)) {}
 
 Amqp& Amqp::operator=(Amqp&& other) noexcept {
   if (this != &other) {
@@ -180,6 +181,7 @@ Amqp& Amqp::operator=(Amqp&& other) noexcept {
     nacked_ = std::move(other.nacked_);
     pending_ = std::move(other.pending_);
     returned_ = std::move(other.returned_);
+    cancelled_ = std::move(other.cancelled_);
   }
   return *this;
 }
@@ -240,6 +242,7 @@ void Amqp::open() {
   nacked_.clear();
   pending_.clear();
   returned_.clear();
+  cancelled_.clear();
 }
 
 void Amqp::close() noexcept {
@@ -560,11 +563,12 @@ std::optional<Amqp::Confirm> Amqp::read_event(std::chrono::milliseconds timeout)
       returned_.push_back(std::move(d));
       return std::nullopt;
     }
-    case AMQP_BASIC_CANCEL_METHOD: {  // the broker ended a consumer (consumer_cancel_notify)
+    case AMQP_BASIC_CANCEL_METHOD: {  // the broker ended a consumer (consumer_cancel_notify):
+      // kept for next_delivery() to report; the channel stays open (its other consumers and the
+      // deliveries not yet acknowledged are untouched)
       const auto* m = static_cast<const amqp_basic_cancel_t*>(frame.payload.method.decoded);
-      std::string tag = str(m->consumer_tag);
-      close();  // what was delivered and not acknowledged goes back to its queue
-      throw ConsumerCancelled(std::move(tag));
+      cancelled_.push_back(str(m->consumer_tag));
+      return std::nullopt;
     }
     case AMQP_CHANNEL_CLOSE_METHOD:
     case AMQP_CONNECTION_CLOSE_METHOD: {
@@ -584,6 +588,11 @@ std::optional<Delivery> Amqp::next_delivery(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   bool waited = false;
   for (;;) {
+    if (!cancelled_.empty()) {  // read now or during an earlier call (a publish, a confirm wait)
+      std::string tag = std::move(cancelled_.front());
+      cancelled_.pop_front();
+      throw ConsumerCancelled(std::move(tag));
+    }
     if (!pending_.empty()) {
       Delivery d = std::move(pending_.front());
       pending_.pop_front();
@@ -598,7 +607,8 @@ std::optional<Delivery> Amqp::next_delivery(std::chrono::milliseconds timeout) {
     if (waited && left == std::chrono::milliseconds(0)) return std::nullopt;
     waited = true;
     if (const std::optional<Confirm> c = read_event(left)) settle(*c);
-    if (pending_.empty() && std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+    if (pending_.empty() && cancelled_.empty() && std::chrono::steady_clock::now() >= deadline)
+      return std::nullopt;
   }
 }
 

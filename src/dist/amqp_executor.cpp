@@ -344,6 +344,9 @@ class AmqpClient final : public RemoteClient {
   // for all their confirms. Tasks go out mandatory: one the broker sends back had no queue (it
   // was deleted after this connection declared it), and is published again (republish_returned).
   void publish_batch(std::vector<std::pair<Outgoing, std::shared_ptr<Ticket>>>& batch) {
+    // (returns left by a batch that failed, a nack before them: its futures have failed already)
+    while (publisher_.next_returned()) {
+    }
     std::map<std::string, std::string> task_queues;  // routing key -> queue, for the returns
     for (std::size_t i = 0; i < batch.size();) {
       const Outgoing& out = batch[i].first;
@@ -390,7 +393,8 @@ class AmqpClient final : public RemoteClient {
 
   // republish_returned(task_queues): the task messages the broker sent back (basic.return, read
   // with the confirms: their queue no longer exists) are published again, as they were, once
-  // their queue is declared anew. Sent back a second time, the batch fails (AmqpError 312).
+  // their queue is declared anew. Sent back a second time, the batch fails (AmqpError 312: every
+  // submit of the batch, as for a nack).
   void republish_returned(const std::map<std::string, std::string>& task_queues) {
     for (int round = 0;; ++round) {
       std::vector<Delivery> back;

@@ -181,8 +181,7 @@ class AmqpWorker final : public Worker::Impl {
         store_outcomes();
         settle_stored();
         wait_for_work();
-        while (std::optional<Delivery> d = mq_.next_delivery(std::chrono::milliseconds(0)))
-          take(std::move(*d));
+        take_deliveries(consuming);
         while (std::optional<Delivery> r = mq_.next_returned()) unclaimed(*r);
         expire_claims();
         claim_more();
@@ -217,6 +216,34 @@ class AmqpWorker final : public Worker::Impl {
     if ((fds[1].revents & POLLIN) != 0) {
       std::uint64_t n = 0;
       [[maybe_unused]] const ssize_t r = ::read(wake_, &n, sizeof n);
+    }
+  }
+
+  // take_deliveries(consuming): every delivery that has arrived, to take(). A task queue deleted
+  // under this worker (its consumer cancelled by the broker: ConsumerCancelled, the connection
+  // still open) is declared again and consumed again, unless the worker is stopping (it cancelled
+  // its consumers itself); the tasks it holds from that queue run on and are acknowledged on this
+  // connection (RabbitMQ ignores those acknowledgements: the queue took its messages with it).
+  // Any other consumer cancelled (this worker's control queue): the connection is started again.
+  void take_deliveries(bool consuming) {
+    for (;;) {
+      std::optional<Delivery> d;
+      try {
+        d = mq_.next_delivery(std::chrono::milliseconds(0));
+      } catch (const ConsumerCancelled& e) {
+        const auto it = std::find(consumers_.begin(), consumers_.end(), e.consumer_tag());
+        if (it == consumers_.end()) throw;
+        const auto i = static_cast<std::size_t>(it - consumers_.begin());
+        std::fprintf(stderr, "concur worker %s: %s; consuming it again\n", o_.name.c_str(),
+                     e.what());
+        if (consuming) {
+          declare_task_queue(mq_, o_.prefix, o_.queues[i]);
+          *it = mq_.consume(task_queues_[i]);
+        }
+        continue;
+      }
+      if (!d) return;
+      take(std::move(*d));
     }
   }
 

@@ -727,23 +727,29 @@ TEST_F(AmqpExecutorTest, ABrokerCrashWhileWorkersRunLosesNothingAcknowledged) {
 }
 
 // Someone deletes a task queue under a consuming worker: the broker cancels the worker's consumer
-// (the consumer_cancel_notify capability), and the worker reconnects, declares the queue again and
-// serves it. (Before, the broker dropped the consumer without a word and the worker waited on it
-// forever: the queue, declared again, kept no consumer and its tasks never ran.)
+// (the consumer_cancel_notify capability), and the worker declares the queue again and consumes it
+// on the same connection, while the task it was running finishes and settles its future. (Before,
+// the broker dropped the consumer without a word and the worker waited on it forever: the queue,
+// declared again, kept no consumer and its tasks never ran.)
 TEST_F(AmqpExecutorTest, AWorkerServesAgainAfterItsTaskQueueWasDeleted) {
   auto w = start_worker(2);
   AmqpExecutor ex(url(), options());
   EXPECT_EQ(ex.submit(amqp_mul, 2, 3).result(kRemote), 6);
+  Future<int> running = ex.submit(amqp_gate, file("gate"), 7);
+  ASSERT_TRUE(concur::testing::poll_until(
+      kRemote, [&] { return std::filesystem::exists(file("gate") + ".started"); }));
   const std::string queue = prefix_ + ".default";
   g_broker->client().delete_queue(queue);
   // The queue is back (declared by the worker, or by queue_info with the same arguments) with the
   // worker consuming it.
   ASSERT_TRUE(
       concur::testing::poll_until(kRemote, [&] { return queue_info(queue).consumers == 1; }));
+  append_line(file("gate"), "open");
+  EXPECT_EQ(running.result(kRemote), 7) << "the task running when its queue went was lost";
   EXPECT_EQ(ex.submit(amqp_mul, 4, 5).result(kRemote), 20);
   ex.shutdown();
   w->join();
-  EXPECT_EQ(w->worker().stats().succeeded, 2u);
+  EXPECT_EQ(w->worker().stats().succeeded, 3u);
 }
 
 // A task submitted to a queue deleted since the executor declared it is not lost: tasks go out

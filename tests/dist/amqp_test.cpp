@@ -282,14 +282,22 @@ TEST_F(AmqpTest, TheBrokersRefusalsAreAmqpErrorsWithTheirCodes) {
 }
 
 // The broker ending a consumer on its own (its queue deleted over another connection) is
-// ConsumerCancelled, and the connection closes (what was not acknowledged goes back), instead of a
-// consumer that waits forever; reconnected, the queue declared again is consumed as before.
+// ConsumerCancelled from next_delivery(), instead of a consumer that waits forever; the connection
+// stays open: its other consumer goes on, a delivery already received is still acknowledged (the
+// broker ignores it), and the queue declared again is consumed on the same connection.
 TEST_F(AmqpTest, AConsumerWhoseQueueIsDeletedIsToldAndCanConsumeAgain) {
   Amqp consumer = connect();
   Amqp admin = connect();
   const std::string q = consumer.declare_queue("doomed", {}).name;
+  const std::string other = consumer.declare_queue("spared", {}).name;
   (void)consumer.purge_queue(q);
+  (void)consumer.purge_queue(other);
+  admin.publish("", q, "held");
   const std::string tag = consumer.consume(q);
+  (void)consumer.consume(other);
+  std::optional<Delivery> held = consumer.next_delivery(10s);
+  ASSERT_TRUE(held);
+  EXPECT_EQ(held->body, "held");
   admin.delete_queue(q);
   try {
     (void)consumer.next_delivery(10s);
@@ -302,16 +310,24 @@ TEST_F(AmqpTest, AConsumerWhoseQueueIsDeletedIsToldAndCanConsumeAgain) {
         0u)
         << e.what();
   }
-  EXPECT_FALSE(consumer.is_connected());
-  consumer.reconnect();
+  ASSERT_TRUE(consumer.is_connected());
+  consumer.ack(held->delivery_tag);  // (its queue is gone: the broker ignores it)
+  admin.publish("", other, "spared");
+  std::optional<Delivery> d = consumer.next_delivery(10s);
+  ASSERT_TRUE(d) << "the other consumer stopped";
+  EXPECT_EQ(d->body, "spared");
+  consumer.ack(d->delivery_tag);
   (void)consumer.declare_queue(q, {});
   (void)consumer.consume(q);
   admin.publish("", q, "after");
-  std::optional<Delivery> d = consumer.next_delivery(10s);
+  d = consumer.next_delivery(10s);
   ASSERT_TRUE(d);
   EXPECT_EQ(d->body, "after");
   consumer.ack(d->delivery_tag);
+  EXPECT_FALSE(consumer.next_delivery(100ms));
+  EXPECT_TRUE(consumer.is_connected());
   admin.delete_queue(q);
+  admin.delete_queue(other);
 }
 
 TEST_F(AmqpTest, BadCredentialsAreRefused) {

@@ -14,11 +14,11 @@
 // for the broker's basic.ack of that message (basic.nack: AmqpError); deliveries of a consumer on
 // the same channel that arrive meanwhile are kept, in order, for next_delivery().
 // Errors: the broker closing the channel or the connection (404 NOT_FOUND, 406
-// PRECONDITION_FAILED...) is AmqpError with the reply code and text, and the broker ending a
-// consumer (its queue deleted) is ConsumerCancelled, an AmqpError; after either the Amqp is
-// closed; a socket that cannot connect, times out or breaks is concur::ConnectionError (closed
-// too). Bad URLs and arguments: ValueError. reconnect() opens it again (queues and consumers are
-// not re-declared: the caller does that).
+// PRECONDITION_FAILED...) is AmqpError with the reply code and text, after which the Amqp is
+// closed; the broker ending a consumer (its queue deleted) is ConsumerCancelled, an AmqpError
+// that next_delivery() throws with the connection still open; a socket that cannot connect, times
+// out or breaks is concur::ConnectionError (closed too). Bad URLs and arguments: ValueError.
+// reconnect() opens it again (queues and consumers are not re-declared: the caller does that).
 // Thread-safety: none — one connection per thread (rabbitmq-c's rule).
 #pragma once
 
@@ -60,11 +60,13 @@ class AmqpError : public Error {
 
 // ConsumerCancelled: the broker ended one of this connection's consumers on its own (basic.cancel:
 // its queue was deleted, or the queue's node went away); consumer_tag() names it, code() is 0 (the
-// method carries no reply code). Like every AmqpError it leaves the Amqp closed, so the
-// deliveries not yet acknowledged go back to their queues: reconnect(), declare the queue again
-// and consume it. (Amqp asks for these notices when it logs in — RabbitMQ's
-// consumer_cancel_notify capability; without it the broker drops the consumer silently and
-// next_delivery() would wait forever.)
+// method carries no reply code). Unlike the other AmqpErrors it leaves the connection open: its
+// other consumers go on, and deliveries already received may still be acknowledged (RabbitMQ
+// ignores acknowledgements for a deleted queue; that queue's messages are gone with it). To go on
+// consuming, declare the queue again and consume() it. next_delivery() throws it, once per
+// cancelled consumer, whichever call read the broker's notice. (Amqp asks for these notices when
+// it logs in — RabbitMQ's consumer_cancel_notify capability; without it the broker drops the
+// consumer silently and next_delivery() would wait forever.)
 class ConsumerCancelled : public AmqpError {
  public:
   explicit ConsumerCancelled(std::string consumer_tag)
@@ -201,7 +203,7 @@ class CONCUR_EXPORT Amqp {
   void cancel(std::string_view consumer_tag);
   // next_delivery(timeout): the next message for this channel's consumers; nullopt when none
   // came within `timeout` (zero: only what has already arrived; else to the millisecond: it may
-  // return up to one early). ConsumerCancelled (closed) when the broker ended a consumer.
+  // return up to one early). ConsumerCancelled (still connected) when the broker ended a consumer.
   std::optional<Delivery> next_delivery(std::chrono::milliseconds timeout);
   // get(queue, no_ack): basic.get: one message, or nullopt when the queue is empty.
   std::optional<Delivery> get(std::string_view queue, bool no_ack = false);
@@ -259,6 +261,7 @@ class CONCUR_EXPORT Amqp {
   std::vector<std::uint64_t> nacked_;    // refused, not yet reported
   std::deque<Delivery> pending_;         // deliveries read while waiting for a confirm
   std::deque<Delivery> returned_;        // mandatory messages sent back (basic.return)
+  std::deque<std::string> cancelled_;    // consumers the broker ended, not yet reported
 };
 
 }  // namespace concur::dist

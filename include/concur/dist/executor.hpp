@@ -413,7 +413,10 @@ class CONCUR_EXPORT RemoteExecutor : public Executor {
   // max_workers()), zipped ranges, MapOptions::timeout from the call
   // (concur/detail/chunked_map.hpp).
   template <class R, class... P, class... Rest>
-  auto map(R (*fn)(P...), Rest&&... rest) {
+  [[nodiscard(
+      "map() returns its results as a range; dropping it cancels the chunks not sent "
+      "(submit() each call to run it for its effect)")]] auto
+  map(R (*fn)(P...), Rest&&... rest) {
     return concur::detail::chunked_map(*this, fn, std::forward<Rest>(rest)...);
   }
 
