@@ -95,7 +95,6 @@ class AmqpClient final : public RemoteClient {
     out.body = encode(m);
     out.properties = task_properties(m, options.priority, 0);
     out.priority = options.priority;
-    if (queue != options_.queue) out.declare = queue;
     out.queue = queue;
     std::string handle = out.routing_key;
     out.job = m.id;
@@ -185,7 +184,6 @@ class AmqpClient final : public RemoteClient {
     std::string routing_key{};
     std::string body{};
     MessageProperties properties{};
-    std::string declare{};      // a queue to declare first (once per connection)
     std::string queue{};        // a task's queue (its name without the prefix)
     std::uint64_t job = 0;      // a task's job (its future fails if nobody waits and it is refused)
     std::uint8_t priority = 0;  // a task's
@@ -351,8 +349,9 @@ class AmqpClient final : public RemoteClient {
     for (std::size_t i = 0; i < batch.size();) {
       const Outgoing& out = batch[i].first;
       if (out.job != 0) task_queues.emplace(out.routing_key, out.queue);
-      if (!out.declare.empty() && declared_.insert(out.declare).second)
-        declare_task_queue(publisher_, options_.prefix, out.declare);
+      // (a queue other than the executor's own, declared by the constructor: once per connection)
+      if (out.job != 0 && out.queue != options_.queue && declared_.insert(out.queue).second)
+        declare_task_queue(publisher_, options_.prefix, out.queue);
       std::size_t end = i + 1;
       std::size_t bytes = out.body.size();
       if (out.job != 0) {

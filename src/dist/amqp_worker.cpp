@@ -233,10 +233,10 @@ class AmqpWorker final : public Worker::Impl {
       } catch (const ConsumerCancelled& e) {
         const auto it = std::find(consumers_.begin(), consumers_.end(), e.consumer_tag());
         if (it == consumers_.end()) throw;
-        const auto i = static_cast<std::size_t>(it - consumers_.begin());
-        std::fprintf(stderr, "concur worker %s: %s; consuming it again\n", o_.name.c_str(),
-                     e.what());
         if (consuming) {
+          const auto i = static_cast<std::size_t>(it - consumers_.begin());
+          std::fprintf(stderr, "concur worker %s: %s; consuming it again\n", o_.name.c_str(),
+                       e.what());
           declare_task_queue(mq_, o_.prefix, o_.queues[i]);
           *it = mq_.consume(task_queues_[i]);
         }
