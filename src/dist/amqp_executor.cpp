@@ -345,10 +345,8 @@ class AmqpClient final : public RemoteClient {
     // (returns left by a batch that failed, a nack before them: its futures have failed already)
     while (publisher_.next_returned()) {
     }
-    std::map<std::string, std::string> task_queues;  // routing key -> queue, for the returns
     for (std::size_t i = 0; i < batch.size();) {
       const Outgoing& out = batch[i].first;
-      if (out.job != 0) task_queues.emplace(out.routing_key, out.queue);
       // (a queue other than the executor's own, declared by the constructor: once per connection)
       if (out.job != 0 && out.queue != options_.queue && declared_.insert(out.queue).second)
         declare_task_queue(publisher_, options_.prefix, out.queue);
@@ -379,7 +377,7 @@ class AmqpClient final : public RemoteClient {
       i = end;
     }
     wait_confirms();
-    republish_returned(task_queues);
+    republish_returned(batch);
   }
 
   // wait_confirms(): the confirms of everything published; AmqpError when the broker refused some.
@@ -390,11 +388,11 @@ class AmqpClient final : public RemoteClient {
           0, "the broker refused " + std::to_string(nacked.size()) + " message(s) (basic.nack)");
   }
 
-  // republish_returned(task_queues): the task messages the broker sent back (basic.return, read
+  // republish_returned(batch): the task messages the broker sent back (basic.return, read
   // with the confirms: their queue no longer exists) are published again, as they were, once
   // their queue is declared anew. Sent back a second time, the batch fails (AmqpError 312: every
   // submit of the batch, as for a nack).
-  void republish_returned(const std::map<std::string, std::string>& task_queues) {
+  void republish_returned(const std::vector<std::pair<Outgoing, std::shared_ptr<Ticket>>>& batch) {
     for (int round = 0;; ++round) {
       std::vector<Delivery> back;
       while (std::optional<Delivery> r = publisher_.next_returned()) back.push_back(std::move(*r));
@@ -405,10 +403,13 @@ class AmqpClient final : public RemoteClient {
                                  "again");
       std::set<std::string> declared;
       for (const Delivery& r : back) {
-        const auto q = task_queues.find(r.routing_key);
-        if (q == task_queues.end()) continue;  // (only tasks are mandatory)
-        if (declared.insert(q->second).second)
-          declare_task_queue(publisher_, options_.prefix, q->second);
+        // its queue: that of a task of the batch with its routing key (only tasks are mandatory)
+        const auto task = std::find_if(batch.begin(), batch.end(), [&](const auto& b) {
+          return b.first.job != 0 && b.first.routing_key == r.routing_key;
+        });
+        if (task == batch.end()) continue;
+        if (declared.insert(task->first.queue).second)
+          declare_task_queue(publisher_, options_.prefix, task->first.queue);
         (void)publisher_.publish_nowait(r.exchange, r.routing_key, r.body, r.properties,
                                         /*mandatory=*/true);
       }
