@@ -25,6 +25,8 @@
 #include <vector>
 
 #include "concur/mp/connection.hpp"
+#include "concur/mp/queues.hpp"
+#include "concur/mp/synchronize.hpp"
 #include "support/process_support.hpp"
 #include "support/test_support.hpp"
 
@@ -227,6 +229,54 @@ CONCUR_TASK(sized_sleep);
 // pipe_end(): a result carrying a handle (descriptors cannot come back from a pool worker).
 mp::Connection pipe_end(int) { return mp::Pipe().first; }
 CONCUR_TASK(pipe_end);
+
+// Handles as task arguments: the notes' producer and consumer, two pool tasks joined by a Pipe
+// or a process Queue.
+std::string send_on(mp::Connection conn, std::string text) {
+  conn.send(text);
+  return text;
+}
+CONCUR_TASK(send_on);
+std::string recv_on(mp::Connection conn) {
+  if (!conn.poll(std::chrono::seconds(60))) throw TimeoutError("nothing came in 60 s");
+  return conn.recv<std::string>();
+}
+CONCUR_TASK(recv_on);
+int produce_into(mp::Queue<int>& q, int n) {
+  for (int i = 1; i <= n; ++i) q.put(i);
+  return n;
+}
+CONCUR_TASK(produce_into);
+long consume_from(mp::Queue<int>& q, int n) {
+  long sum = 0;
+  for (int i = 0; i < n; ++i) sum += q.get(std::chrono::seconds(60));
+  return sum;
+}
+CONCUR_TASK(consume_from);
+// send_then_wait(conn, seen): sends "x", closes its end, and waits for the test to say it saw the
+// end of file (1), or 60 s (0).
+int send_then_wait(mp::Connection conn, mp::Event& seen) {
+  conn.send(std::string("x"));
+  conn.close();
+  return seen.wait(std::chrono::seconds(60)) ? 1 : 0;
+}
+CONCUR_TASK(send_then_wait);
+int send_index(mp::Connection conn, int i) {
+  conn.send(i);
+  return i;
+}
+CONCUR_TASK(send_index);
+int count_ends(std::vector<mp::Connection> ends) { return static_cast<int>(ends.size()); }
+CONCUR_TASK(count_ends);
+// The initializer keeps the end it was given; report_pid() sends the worker's pid on it.
+mp::Connection g_init_pipe;
+void init_with_pipe(mp::Connection conn) { g_init_pipe = std::move(conn); }
+CONCUR_TASK(init_with_pipe);
+int report_pid() {
+  g_init_pipe.send(static_cast<int>(::getpid()));
+  return static_cast<int>(::getpid());
+}
+CONCUR_TASK(report_pid);
 
 int not_registered(int x) { return x; }
 void unregistered_init() {}
@@ -1454,6 +1504,91 @@ TEST_F(ProcessPoolTest, AResultCarryingAHandleFailsItsTaskWithPicklingError) {
     EXPECT_EQ(e.type_name(), "PicklingError") << e.what();
   }
   EXPECT_EQ(pool.submit(square, 5).result(kWait), 25);
+}
+
+// The notes' Pipe between two pool tasks (`pool.apply_async(producer, args=(send_pipe,))`).
+TEST_F(ProcessPoolTest, APipesEndsReachTwoTasksThatTalkThroughIt) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  auto [receive_pipe, send_pipe] = mp::Pipe();
+  Future<std::string> got = pool.submit(recv_on, receive_pipe);
+  Future<std::string> sent = pool.submit(send_on, send_pipe, "bobby");
+  EXPECT_EQ(sent.result(kWait), "bobby");
+  EXPECT_EQ(got.result(kWait), "bobby");
+}
+
+TEST_F(ProcessPoolTest, AProcessQueueCarriesItemsBetweenTwoTasks) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  mp::Queue<int> q(10);  // smaller than what goes through: the producer waits for the consumer
+  Future<long> sum = pool.submit(consume_from, q, 100);
+  Future<int> made = pool.submit(produce_into, q, 100);
+  EXPECT_EQ(made.result(kWait), 100);
+  EXPECT_EQ(sum.result(kWait), 5050);
+  EXPECT_TRUE(q.empty());
+}
+
+// Once its task runs, a handle is the task's alone: the pool's duplicate is closed, so the reader
+// of a Pipe whose writing end went to a task sees end of file when the task closes it.
+TEST_F(ProcessPoolTest, APipeEndGivenToARunningTaskIsHeldByTheTaskAlone) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  auto [reader, writer] = mp::Pipe(false);
+  mp::Event seen;
+  Future<int> f = pool.submit(send_then_wait, writer, seen);
+  writer.close();
+  ASSERT_TRUE(reader.poll(kWait));
+  EXPECT_EQ(reader.recv<std::string>(), "x");
+  ASSERT_TRUE(reader.poll(kWait));  // end of file, while the task still runs
+  EXPECT_THROW((void)reader.recv<std::string>(), mp::EOFError);
+  EXPECT_FALSE(f.done());
+  seen.set();
+  EXPECT_EQ(f.result(kWait), 1);
+}
+
+// A batch numbers its handles across its calls: each call gets its own.
+TEST_F(ProcessPoolTest, EachCallOfABatchGetsItsOwnHandles) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  std::vector<mp::Connection> readers;
+  std::vector<std::tuple<mp::Connection, int>> calls;
+  for (int i = 0; i < 5; ++i) {
+    auto [r, w] = mp::Pipe(false);
+    readers.push_back(std::move(r));
+    calls.emplace_back(std::move(w), i);
+  }
+  EXPECT_EQ(pool.submit_batch(send_index, calls).result(kWait), (std::vector<int>{0, 1, 2, 3, 4}));
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(readers[static_cast<std::size_t>(i)].poll(kWait));
+    EXPECT_EQ(readers[static_cast<std::size_t>(i)].recv<int>(), i);
+  }
+}
+
+// Tasks with a hundred handles each, queued to one worker: their messages keep within what one
+// message may carry. Past Initializer::kMaxTaskHandles, submit() refuses the task.
+TEST_F(ProcessPoolTest, ManyHandlesGoInSeveralMessagesAndTooManyAreRefused) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
+  std::vector<mp::Connection> ends;
+  for (int i = 0; i < 100; ++i) ends.push_back(mp::Pipe(false).second);
+  std::vector<Future<int>> counted;
+  for (int k = 0; k < 4; ++k) counted.push_back(pool.submit(count_ends, ends));
+  for (auto& f : counted) EXPECT_EQ(f.result(kWait), 100);
+  for (int i = 0; i < 160; ++i) ends.push_back(mp::Pipe(false).second);
+  EXPECT_THROW((void)pool.submit(count_ends, ends), mp::PicklingError);
+  EXPECT_EQ(pool.submit(square, 6).result(kWait), 36);
+}
+
+// Python's `Pool(initializer=init, initargs=(q,))`: every worker, the first ones and a
+// replacement, gets the handle.
+TEST_F(ProcessPoolTest, AnInitializerGetsItsHandleInEveryWorker) {
+  auto [reader, writer] = mp::Pipe(false);
+  ProcessPoolExecutor pool(
+      ProcessPoolOptions{.max_workers = 1, .initializer = {init_with_pipe, writer}});
+  writer.close();
+  const int first = pool.submit(report_pid).result(kWait);
+  ASSERT_TRUE(reader.poll(kWait));
+  EXPECT_EQ(reader.recv<int>(), first);
+  EXPECT_THROW((void)pool.submit(die, 0).result(kWait), BrokenProcessPool);
+  const int second = pool.submit(report_pid).result(kWait);
+  EXPECT_NE(second, first);
+  ASSERT_TRUE(reader.poll(kWait));
+  EXPECT_EQ(reader.recv<int>(), second);
 }
 
 // 100 tasks (25 under sanitizers), each with its arguments and result in files.

@@ -16,6 +16,9 @@
 // when both it and the worker are awake). A task's
 // exception reaches its future as RemoteError (type name, message, where it was raised); the
 // worker always answers.
+// Handles among the arguments (a Pipe() end, an mp::Queue, Lock, Value, a Manager proxy) travel as
+// their descriptors: the pool holds a duplicate until the task is its worker's next, then the
+// task holds them alone; an initializer's handles reach every worker the pool starts.
 // Large arguments and results are never copied in user space: arguments whose serialized form
 // outgrows ProcessPoolExecutor::kFileThreshold (1 MiB) are serialized straight into a sealed
 // memfd, which the worker receives as a descriptor and reads with pread; the pool keeps that file
@@ -77,6 +80,7 @@
 #include "concur/errors.hpp"
 #include "concur/executor.hpp"
 #include "concur/future.hpp"
+#include "concur/mp/connection.hpp"
 #include "concur/mp/process.hpp"
 #include "concur/mp/serialize.hpp"
 #include "concur/mp/task.hpp"
@@ -88,7 +92,10 @@ namespace concur {
 //   ProcessPoolOptions{.initializer = init_worker}             // initializer=init_worker
 //   ProcessPoolOptions{.initializer = {set_level, 3, "db"}}    // initargs=(3, "db")
 // The function must be registered (CONCUR_TASK), its parameters serializable (a compile error
-// otherwise); the arguments are serialized here (PicklingError; handles cannot be initargs).
+// otherwise); the arguments are serialized here (PicklingError). Handles (an mp::Queue, a Lock, a
+// Value, a Connection end, a Manager proxy) may be initargs, as in Python's
+// `Pool(initializer=init, initargs=(q,))`: the pool keeps a duplicate of their descriptors and
+// gives one to every worker it starts.
 class Initializer {
  public:
   Initializer() = default;
@@ -99,19 +106,36 @@ class Initializer {
       : fn_(reinterpret_cast<mp::detail::AnyFn>(fn)) {
     (mp::detail::require_task_argument<std::remove_cvref_t<P>>(), ...);
     mp::Payload payload = mp::dumps(mp::detail::as_param<P>(std::forward<A>(args))...);
+    if (payload.fds.size() > kMaxTaskHandles)
+      throw mp::PicklingError("a pool initializer's arguments carry " +
+                              std::to_string(payload.fds.size()) + " handles; at most " +
+                              std::to_string(kMaxTaskHandles) + " can reach a worker");
     if (!payload.fds.empty())
-      throw mp::PicklingError("handles cannot be passed to a pool initializer");
+      handles_ = std::make_shared<const mp::detail::Descriptors>(
+          mp::detail::Descriptors::copy_of(payload.fds));
     args_ = std::move(payload.bytes);
   }
+  // kMaxTaskHandles: the most handles (descriptors) one task's or initializer's arguments may
+  // carry — what one message between processes can hold (mp::kMaxDescriptors), less the room for
+  // an argument file and the message's own.
+  static constexpr std::size_t kMaxTaskHandles = mp::kMaxDescriptors - 2;
   // explicit bool: whether there is an initializer.
   explicit operator bool() const noexcept { return fn_ != nullptr; }
   [[nodiscard]] mp::detail::AnyFn function() const noexcept { return fn_; }
   // arguments(): the serialized initargs.
   [[nodiscard]] const std::string& arguments() const noexcept { return args_; }
+  // handles(): the descriptors of the handles among the initargs, which arguments() refers to by
+  // position (empty when there are none).
+  [[nodiscard]] const mp::detail::Descriptors& handles() const noexcept {
+    static const mp::detail::Descriptors none;
+    return handles_ ? *handles_ : none;
+  }
 
  private:
   mp::detail::AnyFn fn_ = nullptr;
   std::string args_;
+  // Shared by the copies of the options (the descriptors are the pool's, not copied again).
+  std::shared_ptr<const mp::detail::Descriptors> handles_;
 };
 
 // ProcessPoolOptions: ProcessPoolExecutor's constructor arguments (designated initializers work).
@@ -220,12 +244,16 @@ struct PoolJob {
   // kPoolFileThreshold in a sealed memfd, kept for a re-dispatch until the job's worker runs it
   // (then a worker's death fails the job instead of sending it again).
   mp::detail::SpilledBytes args;
+  // handles: duplicates of the descriptors of the handles among the arguments (a Connection end,
+  // an mp::Queue, a Manager proxy's connection...), which `args` refers to by position. They go
+  // with the request and are let go as the argument file is.
+  mp::detail::Descriptors handles;
   std::size_t batch = 0;  // 0: one call; n: a batch of n calls
   bool started = false;
   // sent_mark: the worker's request ring's tail once the request carrying this job was written
   // (the worker has read it when the ring's head has passed it); args_released: its argument file
-  // was let go once it became the worker's next job. Together they tell whether a job in flight
-  // on a worker that died never reached it, and can be sent again.
+  // and its handles were let go once it became the worker's next job. Together they tell whether a
+  // job in flight on a worker that died never reached it, and can be sent again.
   std::uint64_t sent_mark = 0;
   bool args_released = false;
   // time_limit / soft_time_limit: the job's own (submit_serialized); zero: the pool's
@@ -241,34 +269,44 @@ struct PoolJob {
 inline constexpr std::size_t kPoolFileThreshold = std::size_t{1} << 20;
 
 // BatchWriter writes the argument lists of a batch back to back into one archive, in the job's
-// memory or, past kPoolFileThreshold, in a memfd; close() completes them (throws OSError).
+// memory or, past kPoolFileThreshold, in a memfd, and the descriptors of the handles among them
+// (numbered across the batch) into the job's handles; close() completes them (throws OSError, and
+// PicklingError past Initializer::kMaxTaskHandles handles).
 class BatchWriter {
  public:
   explicit BatchWriter(PoolJob& job)
       : job_(job), buf_(job.args, kPoolFileThreshold, "concur-pool-args"), os_(&buf_), ar_(os_) {}
+  // add(values...) writes one call of a batch.
   template <class... V>
   void add(const V&... values) {
-    if (write(values...)) throw mp::PicklingError("handles cannot be passed to process pool tasks");
+    write(values...);
     ++job_.batch;
   }
-  // write(values...) writes one call's arguments; true when they carry handles (descriptors).
+  // write(values...) writes one call's arguments.
   template <class... V>
-  bool write(const V&... values) {
-    mp::detail::FdSink sink;
-    {
-      mp::detail::ScopedFdSink scope(sink);
-      try {
-        if constexpr (sizeof...(V) > 0) ar_(values...);
-      } catch (const cereal::Exception& e) {
-        mp::detail::throw_pickling(e.what());
-      }
+  void write(const V&... values) {
+    mp::detail::ScopedFdSink scope(sink_);
+    try {
+      if constexpr (sizeof...(V) > 0) ar_(values...);
+    } catch (const cereal::Exception& e) {
+      mp::detail::throw_pickling(e.what());
     }
-    return !sink.fds.empty();
   }
-  void close() { buf_.close(); }
+  void close() {
+    buf_.close();
+    if (sink_.fds.empty()) return;
+    if (sink_.fds.size() > Initializer::kMaxTaskHandles)
+      throw mp::PicklingError("a process pool task's arguments carry " +
+                              std::to_string(sink_.fds.size()) + " handles; at most " +
+                              std::to_string(Initializer::kMaxTaskHandles) + " can reach a worker");
+    // Duplicates: the handles stay the caller's (a proxy's fresh connection, made for this
+    // hand-off, is closed with sink_).
+    job_.handles = mp::detail::Descriptors::copy_of(sink_.fds);
+  }
 
  private:
   PoolJob& job_;
+  mp::detail::FdSink sink_;
   mp::detail::SpillOutBuf buf_;
   std::ostream os_;
   mp::OutputArchive ar_;
@@ -404,9 +442,13 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
   // this travel in a sealed memfd instead of the mailbox: written once, never copied in memory.
   static constexpr std::size_t kFileThreshold = detail::kPoolFileThreshold;
 
-  // submit(fn, args...) runs the registered task fn(args...) in a worker → Future<R>. Throws
-  // UsageError when fn is not registered, PicklingError when an argument cannot be serialized or
-  // carries a handle (descriptors cannot reach pool workers yet), RuntimeError after shutdown(),
+  // submit(fn, args...) runs the registered task fn(args...) in a worker → Future<R>. Handles
+  // (a Connection end, an mp::Queue, Lock, Value, a Manager proxy...) may be arguments: the pool
+  // keeps a duplicate of their descriptors until the task runs, and the worker gets its own
+  // (beyond Python, whose pools refuse an mp.Queue). Throws
+  // UsageError when fn is not registered, PicklingError when an argument cannot be serialized
+  // (or the arguments carry more than Initializer::kMaxTaskHandles handles), RuntimeError after
+  // shutdown(),
   // BrokenProcessPool when the pool is broken, mp::OSError when arguments longer than
   // kFileThreshold cannot be written to their memfd (out of memory).
   template <class R, class... P, class... A>
@@ -417,13 +459,12 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
                   "default constructible, so that it can come back from the worker");
     auto job = make_job<detail::PoolJobImpl<R>>();
     Future<R> future = job->promise.get_future();
-    bool handles = false;
     {
       detail::BatchWriter writer(*job);  // one call: batch stays 0
-      handles = writer.write(mp::detail::as_param<P>(std::forward<A>(args))...);
+      writer.write(mp::detail::as_param<P>(std::forward<A>(args))...);
       writer.close();
     }
-    enqueue(reinterpret_cast<mp::detail::AnyFn>(fn), std::move(job), handles);
+    enqueue(reinterpret_cast<mp::detail::AnyFn>(fn), std::move(job));
     return future;
   }
 
@@ -545,9 +586,8 @@ class CONCUR_EXPORT ProcessPoolExecutor final : public Executor {
   void check_open(mp::detail::AnyFn fn) const;
   void enqueue_batch(mp::detail::AnyFn fn, std::unique_ptr<detail::PoolJob> job);
 
-  // enqueue(fn, job, handles): job's arguments are written; `handles`: they carry descriptors
-  // (PicklingError, after the UsageError of an unregistered fn).
-  void enqueue(mp::detail::AnyFn fn, std::unique_ptr<detail::PoolJob> job, bool handles);
+  // enqueue(fn, job): job's arguments are written (UsageError for an unregistered fn).
+  void enqueue(mp::detail::AnyFn fn, std::unique_ptr<detail::PoolJob> job);
   bool shutdown_by(const detail::Deadline& deadline, bool cancel_futures);
 
   std::shared_ptr<detail::ProcessPoolCore> core_;

@@ -2,7 +2,10 @@
 //
 // The server is a registered task run in a daemonic child: one thread, a poll loop (mp::wait) over
 // its clients' Connections, objects kept as serialized bytes (it never needs K, V or T). Each
-// request is answered before the next is read, which is what makes every operation atomic.
+// request is handled before the next is read, which is what makes every operation atomic. A queue
+// request that cannot complete yet (a get on an empty queue, a put on a full one, a join) is
+// parked, not answered: its client keeps waiting, and the server answers it once a later request
+// lets it complete, at its deadline, or drops it when the client hangs up.
 #include "concur/mp/managers.hpp"
 
 #include <sys/socket.h>
@@ -52,6 +55,80 @@ struct Dict {
 };
 
 using List = std::vector<std::string>;
+
+// SharedQueue is a queue.Queue: the items, the unfinished-task count of task_done / join, and
+// Python 3.13's shutdown.
+struct SharedQueue {
+  std::deque<std::string> items;
+  std::size_t maxsize = 0;  // 0: unbounded
+  std::uint64_t unfinished = 0;
+  bool shut = false;
+  [[nodiscard]] bool full() const noexcept { return maxsize != 0 && items.size() >= maxsize; }
+};
+
+using Clock = std::chrono::steady_clock;
+
+// Waiter is a parked queue request: its client waits on `conn` for the answer. The connection is
+// polled only for a hang-up meanwhile (a waiting client sends nothing).
+struct Waiter {
+  Connection* conn = nullptr;
+  ManagerRequest req;
+  Clock::time_point deadline = Clock::time_point::max();  // max(): none
+};
+
+bool is_queue_op(ManagerOp op) noexcept {
+  switch (op) {
+    case ManagerOp::queue_new:
+    case ManagerOp::queue_put:
+    case ManagerOp::queue_get:
+    case ManagerOp::queue_qsize:
+    case ManagerOp::queue_full:
+    case ManagerOp::queue_task_done:
+    case ManagerOp::queue_join:
+    case ManagerOp::queue_shutdown:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// try_complete(q, req, resp): a get, put or join that can complete now does (filling resp);
+// false when it must wait.
+bool try_complete(SharedQueue& q, ManagerRequest& req, ManagerResponse& resp) {
+  switch (req.op) {
+    case ManagerOp::queue_get:
+      if (!q.items.empty()) {
+        resp.value = std::move(q.items.front());
+        q.items.pop_front();
+        return true;
+      }
+      if (!q.shut) return false;
+      resp.status = ManagerStatus::shut_down;
+      return true;
+    case ManagerOp::queue_put:
+      if (q.shut) {
+        resp.status = ManagerStatus::shut_down;
+        return true;
+      }
+      if (q.full()) return false;
+      q.items.push_back(std::move(req.a));
+      ++q.unfinished;
+      return true;
+    case ManagerOp::queue_join:
+      if (q.unfinished != 0) return false;
+      resp.n = 1;
+      return true;
+    default:
+      return true;
+  }
+}
+
+// time_out(req, resp): the answer of a get, put or join whose wait ended unfulfilled.
+void time_out(const ManagerRequest& req, ManagerResponse& resp) {
+  if (req.op == ManagerOp::queue_get) resp.status = ManagerStatus::empty;
+  if (req.op == ManagerOp::queue_put) resp.status = ManagerStatus::full;
+  resp.n = 0;  // join: not done in time
+}
 
 struct Failure {
   ManagerStatus status;
@@ -108,10 +185,20 @@ class Server {
       std::vector<Connection*> ptrs;
       for (Connection& c : clients_)
         if (!c.closed()) ptrs.push_back(&c);
-      const std::vector<Connection*> ready = wait(ptrs);
+      Clock::time_point next = Clock::time_point::max();
+      for (const Waiter& w : waiters_) next = std::min(next, w.deadline);
+      const std::vector<Connection*> ready =
+          wait_until(ptrs, next == Clock::time_point::max() ? concur::detail::Deadline::infinite()
+                                                            : concur::detail::Deadline::at(next));
+      // A parked client that is readable has hung up: its request is dropped first, so that
+      // nothing (an item) goes to it.
+      for (Connection* c : ready)
+        if (parked(*c)) hang_up(*c);
       for (Connection* c : ready) {
+        if (c->closed()) continue;
         if (!serve(*c)) return;  // the Manager asked to stop, or is gone
       }
+      expire(Clock::now());
       for (Connection& c : adopted_) clients_.push_back(std::move(c));
       adopted_.clear();
       // Forget clients that hung up (the control connection is never dropped here).
@@ -135,11 +222,15 @@ class Server {
     }
     ManagerResponse resp;
     bool stop = false;
+    bool answer_now = true;
+    const bool queue_op = is_queue_op(req.op);
     try {
       if (req.op == ManagerOp::adopt) {
         adopted_.push_back(c.recv<Connection>());
       } else if (req.op == ManagerOp::shutdown) {
         stop = true;
+      } else if (queue_op) {
+        answer_now = handle_queue(c, req, resp);
       } else {
         handle(req, resp);
       }
@@ -152,12 +243,118 @@ class Server {
       resp.status = ManagerStatus::error;
       resp.message = e.what();
     }
+    if (answer_now) answer(c, resp);
+    if (queue_op) settle(req.id);
+    return !stop;
+  }
+
+  static void answer(Connection& c, const ManagerResponse& resp) {
     try {
       c.send(resp);
     } catch (const Error&) {
       c.close();
     }
-    return !stop;
+  }
+
+  bool parked(const Connection& c) const {
+    return std::any_of(waiters_.begin(), waiters_.end(),
+                       [&](const Waiter& w) { return w.conn == &c; });
+  }
+  void hang_up(Connection& c) {
+    waiters_.remove_if([&](const Waiter& w) { return w.conn == &c; });
+    c.close();
+  }
+  // expire(now) answers the waiters whose deadline has passed (Empty, Full, or a join not done).
+  void expire(Clock::time_point now) {
+    for (auto it = waiters_.begin(); it != waiters_.end();) {
+      if (it->deadline > now) {
+        ++it;
+        continue;
+      }
+      ManagerResponse resp;
+      time_out(it->req, resp);
+      answer(*it->conn, resp);
+      it = waiters_.erase(it);
+    }
+  }
+  // settle(id) completes, in the order they came, the waiters of queue `id` that can complete
+  // now; until none can (a put let in may complete a get, which frees room for another put).
+  void settle(std::uint64_t id) {
+    const auto found = objects_.find(id);
+    if (found == objects_.end() || !std::holds_alternative<SharedQueue>(found->second)) return;
+    SharedQueue& q = std::get<SharedQueue>(found->second);
+    for (bool progress = true; progress;) {
+      progress = false;
+      for (auto it = waiters_.begin(); it != waiters_.end();) {
+        ManagerResponse resp;
+        if (it->req.id != id || !try_complete(q, it->req, resp)) {
+          ++it;
+          continue;
+        }
+        answer(*it->conn, resp);
+        it = waiters_.erase(it);
+        progress = true;
+      }
+    }
+  }
+
+  SharedQueue& queue(std::uint64_t id) {
+    const auto it = objects_.find(id);
+    if (it == objects_.end() || !std::holds_alternative<SharedQueue>(it->second))
+      throw Failure{ManagerStatus::error, "no such queue"};
+    return std::get<SharedQueue>(it->second);
+  }
+
+  // handle_queue(c, req, resp): a queue request; false when it was parked (answered later).
+  bool handle_queue(Connection& c, ManagerRequest& req, ManagerResponse& resp) {
+    if (req.op == ManagerOp::queue_new) {
+      SharedQueue q;
+      q.maxsize = req.i > 0 ? static_cast<std::size_t>(req.i) : 0;
+      objects_.emplace(++last_id_, std::move(q));
+      resp.n = static_cast<std::int64_t>(last_id_);
+      return true;
+    }
+    SharedQueue& q = queue(req.id);
+    switch (req.op) {
+      case ManagerOp::queue_qsize:
+        resp.n = static_cast<std::int64_t>(q.items.size());
+        return true;
+      case ManagerOp::queue_full:
+        resp.n = q.full() ? 1 : 0;
+        return true;
+      case ManagerOp::queue_task_done:
+        if (q.unfinished == 0)
+          throw Failure{ManagerStatus::value_error, "task_done() called too many times"};
+        --q.unfinished;
+        return true;
+      case ManagerOp::queue_shutdown:
+        q.shut = true;
+        if (req.i != 0) {
+          const std::size_t dropped = q.items.size();
+          q.items.clear();
+          q.unfinished -= std::min<std::uint64_t>(q.unfinished, dropped);
+        }
+        return true;
+      default:
+        break;
+    }
+    // get, put, join: at once when they can, else they wait (unless told not to).
+    // (Waiters of this queue came first: settle() left none that could complete now.)
+    if (try_complete(q, req, resp)) return true;
+    if (req.x == 0) {  // not at all
+      time_out(req, resp);
+      return true;
+    }
+    Waiter w;
+    w.conn = &c;
+    if (req.x > 0) {
+      const auto wait = std::chrono::duration_cast<Clock::duration>(
+          std::chrono::duration<double>(std::min(req.x, 1e9)));
+      w.deadline = Clock::now() + wait;
+    }
+    w.req = std::move(req);
+    waiters_.push_back(std::move(w));
+    return false;
   }
 
   Dict& dict(std::uint64_t id) {
@@ -316,6 +513,7 @@ class Server {
       }
       case ManagerOp::adopt:
       case ManagerOp::shutdown:
+      default:  // the queue's: handle_queue()
         return;
     }
     throw Failure{ManagerStatus::error, "unknown operation"};
@@ -323,7 +521,8 @@ class Server {
 
   std::deque<Connection> clients_;  // [0] is the Manager's control connection
   std::vector<Connection> adopted_;
-  std::unordered_map<std::uint64_t, std::variant<Dict, List>> objects_;
+  std::unordered_map<std::uint64_t, std::variant<Dict, List, SharedQueue>> objects_;
+  std::list<Waiter> waiters_;  // in the order they came
   std::uint64_t last_id_ = 0;
 };
 
@@ -338,19 +537,10 @@ CONCUR_TASK_NAMED("concur::mp::Manager", &detail::manager_serve);
 
 namespace detail {
 
-ManagerResponse ManagerClient::call(const ManagerRequest& request) {
-  ManagerResponse r;
-  {
-    std::scoped_lock lock(mu_);
-    try {
-      conn_.send(request);
-      r = conn_.recv<ManagerResponse>();
-    } catch (const EOFError&) {
-      throw InvalidStateError("the manager has shut down");
-    } catch (const OSError&) {
-      throw InvalidStateError("the manager has shut down");
-    }
-  }
+namespace {
+
+// checked(r): r, or the exception the server reported.
+ManagerResponse checked(ManagerResponse r) {
   switch (r.status) {
     case ManagerStatus::ok:
       return r;
@@ -360,18 +550,70 @@ ManagerResponse ManagerClient::call(const ManagerRequest& request) {
       throw IndexError(r.message);
     case ManagerStatus::value_error:
       throw ValueError(r.message);
+    case ManagerStatus::empty:
+      throw Empty();
+    case ManagerStatus::full:
+      throw Full();
+    case ManagerStatus::shut_down:
+      throw ShutDown();
     case ManagerStatus::error:
       break;
   }
   throw RuntimeError("manager: " + r.message);
 }
 
+// exchange(conn, request): send the request on conn, receive the answer (not checked yet).
+ManagerResponse exchange(Connection& conn, const ManagerRequest& request) {
+  try {
+    conn.send(request);
+    return conn.recv<ManagerResponse>();
+  } catch (const EOFError&) {
+    throw InvalidStateError("the manager has shut down");
+  } catch (const OSError&) {
+    throw InvalidStateError("the manager has shut down");
+  }
+}
+
+}  // namespace
+
+ManagerResponse ManagerClient::call(const ManagerRequest& request) {
+  ManagerResponse r;
+  {
+    std::scoped_lock lock(mu_);
+    r = exchange(conn_, request);
+  }
+  return checked(std::move(r));
+}
+
+ManagerResponse ManagerClient::call_waiting(const ManagerRequest& request) {
+  Connection conn;
+  {
+    std::scoped_lock lock(mu_);
+    if (spare_.empty()) {
+      conn = Connection(connect_locked());
+    } else {
+      conn = std::move(spare_.back());
+      spare_.pop_back();
+    }
+  }
+  ManagerResponse r = exchange(conn, request);  // a failed connection is dropped here
+  {
+    std::scoped_lock lock(mu_);
+    spare_.push_back(std::move(conn));
+  }
+  return checked(std::move(r));
+}
+
 int ManagerClient::connect() {
+  std::scoped_lock lock(mu_);
+  return connect_locked();
+}
+
+int ManagerClient::connect_locked() {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
     throw OSError(errno, "socketpair");
   try {
-    std::scoped_lock lock(mu_);
     ManagerRequest adopt;
     adopt.op = ManagerOp::adopt;
     conn_.send(adopt);
@@ -429,11 +671,12 @@ void Manager::shutdown() {
   }
 }
 
-std::pair<std::shared_ptr<detail::ManagerClient>, std::uint64_t> Manager::make(
-    detail::ManagerOp op) {
+std::pair<std::shared_ptr<detail::ManagerClient>, std::uint64_t> Manager::make(detail::ManagerOp op,
+                                                                               std::int64_t i) {
   if (stopped_) throw InvalidStateError("the manager has shut down");
   detail::ManagerRequest r;
   r.op = op;
+  r.i = i;
   return {client_, static_cast<std::uint64_t>(client_->call(r).n)};
 }
 

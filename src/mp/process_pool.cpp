@@ -56,7 +56,8 @@ namespace {
 // short, and most of a long backlog stays cancellable.
 constexpr std::size_t kMinPerWorker = 2;
 constexpr std::size_t kMaxPerWorker = 64;
-// A message carries at most kMaxPerWorker requests, hence as many argument files (descriptors).
+// A message carries at most kMaxPerWorker requests, hence as many argument files (descriptors),
+// and the handles of their arguments within the message's budget (send_work_locked).
 static_assert(kMaxPerWorker < mp::kMaxDescriptors);
 // The request bytes a worker may have outstanding (see send_work_locked): below a pipe's 64 KiB
 // capacity, with room for a frame header.
@@ -70,9 +71,10 @@ struct PoolRequest {
   std::uint64_t batch = 0;          // 0: one call; n: a batch of n calls (results back to back)
   std::uint64_t time_limit_ms = 0;  // 0: none (see ProcessPoolOptions::time_limit)
   std::uint64_t soft_limit_ms = 0;  // 0: none (see ProcessPoolOptions::soft_time_limit)
+  mp::detail::Descriptors handles;  // the handles among the arguments (PoolJob::handles)
   template <class Archive>
   void serialize(Archive& ar) {
-    ar(id, task, args, batch, time_limit_ms, soft_limit_ms);
+    ar(id, task, args, batch, time_limit_ms, soft_limit_ms, handles);
   }
 };
 
@@ -92,7 +94,7 @@ struct RequestMessage {
       ar(job->id, cereal::make_size_tag(static_cast<cereal::size_type>(n)),
          cereal::binary_data(job->task, n), job->args, static_cast<std::uint64_t>(job->batch),
          static_cast<std::uint64_t>(job->time_limit.count()),
-         static_cast<std::uint64_t>(job->soft_time_limit.count()));
+         static_cast<std::uint64_t>(job->soft_time_limit.count()), job->handles);
     }
   }
   template <class Archive>
@@ -301,8 +303,8 @@ void send_reply(Mailbox& box, mp::Connection& conn, ReplyWriter& writer, const P
 // max_tasks were run. Ctrl-C is ignored (it is the parent's to handle; a parent that dies takes
 // its workers with it through the watchdog).
 void pool_worker(mp::Connection conn, mp::Connection control, mp::detail::MailboxHandle mailbox,
-                 std::string initializer, std::string initargs, std::uint64_t max_tasks,
-                 bool kill_running) {
+                 std::string initializer, std::string initargs,
+                 mp::detail::Descriptors init_handles, std::uint64_t max_tasks, bool kill_running) {
   ::signal(SIGINT, SIG_IGN);
   Mailbox box = Mailbox::attach(std::move(mailbox));
   ReplyWriter writer;
@@ -314,7 +316,7 @@ void pool_worker(mp::Connection conn, mp::Connection control, mp::detail::Mailbo
     try {
       const mp::detail::TaskEntry* init = mp::detail::find_task(initializer);
       if (init == nullptr) throw UsageError("initializer '" + initializer + "' is not registered");
-      (void)init->invoke(initargs, {});
+      (void)init->invoke(initargs, init_handles.release());
     } catch (...) {
       PoolReply reply;
       reply.status = ReplyStatus::init_failed;
@@ -374,6 +376,10 @@ void pool_worker(mp::Connection conn, mp::Connection control, mp::detail::Mailbo
         std::ostream os(&out);
         mp::detail::SpillReader in(request.args, /*release_when_read=*/true);
         std::istream is(in.rdbuf());
+        // The handles among the arguments load from the descriptors that came with the request
+        // (the ones no argument takes are closed when the task is done).
+        mp::detail::FdSource handles(request.handles.release());
+        mp::detail::ScopedFdSource handle_scope(handles);
         const mp::detail::SoftLimitScope soft(std::chrono::milliseconds(request.soft_limit_ms));
         task->invoke_batch(is, os,
                            request.batch == 0 ? 1 : static_cast<std::size_t>(request.batch));
@@ -469,13 +475,9 @@ class ProcessPoolCore {
   // next_id() reserves a job id (ProcessPoolExecutor::reserve_id, kill_running futures).
   std::uint64_t next_id() noexcept { return last_id_.fetch_add(1, std::memory_order_relaxed) + 1; }
 
-  void enqueue(mp::detail::AnyFn fn, std::unique_ptr<PoolJob> job, bool handles) {
+  void enqueue(mp::detail::AnyFn fn, std::unique_ptr<PoolJob> job) {
     const mp::detail::TaskEntry* task = mp::detail::find_task(fn);
     if (task == nullptr) throw_unregistered();
-    if (handles)
-      throw mp::PicklingError(
-          "handles (Connection, Lock, Value, Queue...) cannot be passed to "
-          "process pool tasks");
     job->task = task->name;
     if (job->time_limit.count() == 0) job->time_limit = options_.time_limit;
     if (job->soft_time_limit.count() == 0) job->soft_time_limit = options_.soft_time_limit;
@@ -672,7 +674,7 @@ class ProcessPoolCore {
     Mailbox box = Mailbox::create();
     auto w = std::make_unique<Worker>(
         mp::Process(o, &pool_worker, std::move(theirs), std::move(control_rx), box.handle(),
-                    initializer_, options_.initializer.arguments(),
+                    initializer_, options_.initializer.arguments(), options_.initializer.handles(),
                     static_cast<std::uint64_t>(options_.max_tasks_per_child),
                     options_.kill_running),
         std::move(ours), std::move(control_tx), std::move(box));
@@ -740,9 +742,14 @@ class ProcessPoolCore {
     // Hence the byte budget: requests not yet answered (which may still sit unread in the pipe)
     // plus the new message stay within kWireBudget, below a pipe's capacity; a message above
     // mp::kLargeMessageThreshold travels in a memfd and takes no pipe space at all.
+    // A message also carries at most kMessageFds descriptors (argument files and the handles of
+    // the arguments; a job carries at most Initializer::kMaxTaskHandles + 1).
+    constexpr std::size_t kMessageFds = mp::kMaxDescriptors - 1;
+    static_assert(Initializer::kMaxTaskHandles + 1 <= kMessageFds);
     std::vector<RequestMessage> outgoing(workers_.size());
     std::vector<std::size_t> first_new(workers_.size());
     std::vector<std::size_t> bytes(workers_.size(), 0);
+    std::vector<std::size_t> fds(workers_.size(), 0);
     for (std::size_t i = 0; i < workers_.size(); ++i) {
       first_new[i] = workers_[i]->in_flight.size();
       bytes[i] = workers_[i]->wire;
@@ -753,7 +760,11 @@ class ProcessPoolCore {
         while (!w.stopping && w.in_flight.size() < depth && !pending_.empty()) {
           const std::size_t size = wire_size(*pending_.front());
           if (bytes[i] != 0 && bytes[i] + size > kWireBudget) break;
+          const std::size_t job_fds =
+              pending_.front()->handles.size() + (pending_.front()->args.in_file() ? 1 : 0);
+          if (fds[i] + job_fds > kMessageFds) break;
           bytes[i] += size;
+          fds[i] += job_fds;
           std::unique_ptr<PoolJob> job = std::move(pending_.front());
           pending_.pop_front();
           if (!job->started) {
@@ -807,7 +818,7 @@ class ProcessPoolCore {
     bool side = false;
     std::size_t estimate = 64 * (1 + message.requests.size());
     for (const PoolJob* job : message.jobs) {
-      side = side || job->args.in_file();
+      side = side || job->args.in_file() || !job->handles.empty();
       estimate += wire_size(*job);
     }
     if (!side && estimate <= ring.max_message()) {
@@ -830,13 +841,18 @@ class ProcessPoolCore {
   // release_running_args_locked(w): the job at the front of w's requests runs (or runs next),
   // and a worker's death fails that job instead of sending it again, so the pool no longer needs
   // its argument file: closing our descriptor lets the kernel free the file as soon as the worker
-  // (which holds its own, received with the request) has read it. Arguments in memory stay:
-  // wire_size counts them against the pipe. Called under mu_, after the job's request was sent.
+  // (which holds its own, received with the request) has read it. Nor its handles: the pool's
+  // duplicates are closed, so that e.g. the writing end of a Pipe passed to the task is held by
+  // the task alone, and its reader sees end of file when the task closes it, as in Python.
+  // Arguments in memory stay: wire_size counts them against the pipe. Called under mu_, after the
+  // job's request was sent.
   static void release_running_args_locked(Worker& w) noexcept {
-    if (!w.in_flight.empty() && w.in_flight.front()->args.in_file()) {
-      w.in_flight.front()->args.clear();
-      w.in_flight.front()->args_released = true;
-    }
+    if (w.in_flight.empty()) return;
+    PoolJob& job = *w.in_flight.front();
+    if (!job.args.in_file() && job.handles.empty()) return;
+    if (job.args.in_file()) job.args.clear();
+    job.handles.clear();
+    job.args_released = true;
   }
 
   // worker_gone(w, failed) handles a worker's end of file: its exit code, the job it was running.
@@ -1535,9 +1551,8 @@ void ProcessPoolExecutor::execute(detail::RunnablePtr task) {
       "ProcessPoolExecutor::submit with a function registered by CONCUR_TASK");
 }
 
-void ProcessPoolExecutor::enqueue(mp::detail::AnyFn fn, std::unique_ptr<detail::PoolJob> job,
-                                  bool handles) {
-  core_->enqueue(fn, std::move(job), handles);
+void ProcessPoolExecutor::enqueue(mp::detail::AnyFn fn, std::unique_ptr<detail::PoolJob> job) {
+  core_->enqueue(fn, std::move(job));
 }
 
 Future<std::string> ProcessPoolExecutor::submit_serialized(
@@ -1557,13 +1572,13 @@ Future<std::string> ProcessPoolExecutor::submit_serialized(
       throw OSError(ENOMEM, "submit_serialized: the arguments could not be written");
     buf.close();
   }
-  core_->enqueue(task.address, std::move(job), false);
+  core_->enqueue(task.address, std::move(job));
   return future;
 }
 
 void ProcessPoolExecutor::enqueue_batch(mp::detail::AnyFn fn,
                                         std::unique_ptr<detail::PoolJob> job) {
-  core_->enqueue(fn, std::move(job), false);
+  core_->enqueue(fn, std::move(job));
 }
 
 }  // namespace concur

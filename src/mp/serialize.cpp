@@ -57,6 +57,30 @@ int FdSource::take(std::uint32_t index) {
   return fd;
 }
 
+Descriptors& Descriptors::operator=(Descriptors&& other) noexcept {
+  if (this != &other) {
+    clear();
+    fds_ = std::exchange(other.fds_, {});
+  }
+  return *this;
+}
+
+Descriptors Descriptors::copy_of(const std::vector<int>& fds) {
+  Descriptors out;
+  out.fds_.reserve(fds.size());
+  for (const int fd : fds) {
+    const int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0) throw OSError(errno, "dup of a handle's descriptor");  // `out` closes the rest
+    out.fds_.push_back(copy);
+  }
+  return out;
+}
+
+void Descriptors::clear() noexcept {
+  for (const int fd : fds_) ::close(fd);
+  fds_.clear();
+}
+
 void throw_pickling(const char* what_happened) { throw PicklingError(what_happened); }
 void throw_unpickling(const char* what_happened) { throw UnpicklingError(what_happened); }
 

@@ -1,9 +1,11 @@
-// concur/mp/managers.hpp — Manager (multiprocessing.Manager / SyncManager) and its shared dict and
-// list: DictProxy<K, V>, ListProxy<T>.
+// concur/mp/managers.hpp — Manager (multiprocessing.Manager / SyncManager) and its shared dict,
+// list and queue: DictProxy<K, V>, ListProxy<T>, QueueProxy<T>.
 //
 //   mp::Manager manager;                       // starts the server process
 //   auto d = manager.dict<std::string, int>(); // a dict living in the server
 //   mp::Process p(add_data, d, "bobby1", 22);  // the proxy travels to the child
+//   auto q = manager.Queue<std::string>(10);   // Manager().Queue(10): a queue.Queue in the server
+//   pool.submit(producer, q);                  // proxies reach process pool tasks too
 //
 // The objects live in one server process; a proxy sends each operation to it over its own
 // Connection and waits for the answer, so every single operation is atomic across all processes
@@ -13,15 +15,23 @@
 // `pop`; list `pop`). Keys and values are serialized (serialize.hpp); keys compare by their
 // serialized bytes, so K must serialize equal values to equal bytes (numbers, strings, tuples and
 // containers of them do).
-// A proxy passed to a child process (a Process argument, or sent over a Connection) opens a new
-// connection to the server for the child. Objects live until the Manager shuts down (Python frees
-// them when the last proxy goes). After shutdown, proxy operations throw InvalidStateError.
-// Thread-safety: a proxy may be used from several threads (its requests are serialized); the
-// Manager object by one thread. Errors: KeyError, IndexError, ValueError as Python.
+// A queue's blocking calls (get on an empty queue, put on a full one, join) wait in the server,
+// which answers when they can complete, when their timeout passes, or never if the client hangs
+// up; waiters are served first come, first served, so an item goes to the longest waiting get. A
+// thread blocked there holds a connection of its own: the proxy's other users (threads of the
+// same process) go on meanwhile.
+// A proxy passed to a child process (a Process or process pool task argument, or sent over a
+// Connection) opens a new connection to the server for the child. Objects live until the Manager
+// shuts down (Python frees them when the last proxy goes). After shutdown, proxy operations throw
+// InvalidStateError.
+// Thread-safety: a proxy may be used from several threads (its requests are serialized, but for
+// a queue's blocking calls, see above); the Manager object by one thread. Errors: KeyError,
+// IndexError, ValueError, and the queue's Empty, Full, ShutDown, as Python.
 #pragma once
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -85,6 +95,14 @@ enum class ManagerOp : std::uint8_t {
   list_remove,
   list_index,
   list_count,
+  queue_new,  // i: maxsize
+  queue_put,  // a: the item; x: seconds to wait when full (< 0: forever, 0: not at all)
+  queue_get,  // x: as queue_put, when empty
+  queue_qsize,
+  queue_full,
+  queue_task_done,
+  queue_join,      // x: as queue_put; n = 1 when every task was done in time
+  queue_shutdown,  // i: immediate
 };
 
 struct ManagerRequest {
@@ -101,7 +119,16 @@ struct ManagerRequest {
   }
 };
 
-enum class ManagerStatus : std::uint8_t { ok, key_error, index_error, value_error, error };
+enum class ManagerStatus : std::uint8_t {
+  ok,
+  key_error,
+  index_error,
+  value_error,
+  error,
+  empty,      // concur::Empty
+  full,       // concur::Full
+  shut_down,  // concur::ShutDown
+};
 
 struct ManagerResponse {
   ManagerStatus status = ManagerStatus::ok;
@@ -120,15 +147,23 @@ class CONCUR_EXPORT ManagerClient {
  public:
   explicit ManagerClient(Connection conn) noexcept : conn_(std::move(conn)) {}
   // call(request) sends the request and returns the answer; throws KeyError / IndexError /
-  // ValueError as the server reports, InvalidStateError when the manager is gone.
+  // ValueError / Empty / Full / ShutDown as the server reports, InvalidStateError when the manager
+  // is gone.
   ManagerResponse call(const ManagerRequest& request);
+  // call_waiting(request) is call() on a connection of its own (a spare one, or a new one), for a
+  // request the server may answer late (a queue's blocking get, put or join): the threads that
+  // share this client are not held up meanwhile.
+  ManagerResponse call_waiting(const ManagerRequest& request);
   // connect() opens a new connection to the server (for a proxy going to another process) and
   // returns its descriptor, owned by the caller.
   int connect();
 
  private:
+  int connect_locked();  // with mu_ held
+
   std::mutex mu_;
   Connection conn_ CONCUR_GUARDED_BY(mu_);
+  std::vector<Connection> spare_ CONCUR_GUARDED_BY(mu_);  // for call_waiting
 };
 
 template <class T>
@@ -176,6 +211,17 @@ class ProxyBase {
     r.i = i;
     r.x = x;
     return client_->call(r);
+  }
+  // call_waiting(op, a, x, i): a request the server may answer late (ManagerClient::call_waiting).
+  ManagerResponse call_waiting(ManagerOp op, std::string a, double x, std::int64_t i = 0) const {
+    if (!client_) throw InvalidStateError("the proxy is empty (default constructed)");
+    ManagerRequest r;
+    r.op = op;
+    r.id = id_;
+    r.a = std::move(a);
+    r.i = i;
+    r.x = x;
+    return client_->call_waiting(r);
   }
   ManagerResponse call_many(ManagerOp op, std::vector<std::string> many) const {
     if (!client_) throw InvalidStateError("the proxy is empty (default constructed)");
@@ -355,6 +401,76 @@ class ListProxy : public detail::ProxyBase {
   }
 };
 
+namespace detail {
+
+// wait_seconds(timeout): a timeout as the server takes it (seconds; negative ones wait not at all,
+// as a zero timeout).
+template <class Rep, class Period>
+double wait_seconds(std::chrono::duration<Rep, Period> timeout) noexcept {
+  const double s = std::chrono::duration<double>(timeout).count();
+  return s > 0 ? s : 0.0;
+}
+
+}  // namespace detail
+
+// QueueProxy<T> is Manager().Queue(maxsize) (and JoinableQueue): a queue.Queue in the manager's
+// server, with the names and exceptions of concur::Queue — put blocks while the queue is full,
+// get while it is empty; the timed and _nowait forms throw Full / Empty; after shutdown() every
+// put, and a get on an empty queue, throws ShutDown (Python 3.13). task_done() throws ValueError
+// when called more often than items were put. Several threads and processes may use one queue.
+template <class T>
+class QueueProxy : public detail::ProxyBase {
+ public:
+  static_assert(TaskArgument<T>, "mp::QueueProxy<T>: T must be serializable (serialize.hpp)");
+  QueueProxy() noexcept = default;
+
+  // put(item) blocks while the queue is full; put(item, timeout) throws Full when no slot freed
+  // in time; put_nowait(item) throws Full at once. Throw ShutDown after shutdown().
+  void put(const T& item) { put_wait(item, -1.0); }
+  template <class Rep, class Period>
+  void put(const T& item, std::chrono::duration<Rep, Period> timeout) {
+    put_wait(item, detail::wait_seconds(timeout));
+  }
+  void put_nowait(const T& item) { put_wait(item, 0.0); }
+  // get() blocks until an item is there; get(timeout) throws Empty when none came in time;
+  // get_nowait() throws Empty at once. Throw ShutDown when shut down and empty.
+  [[nodiscard]] T get() { return get_wait(-1.0); }
+  template <class Rep, class Period>
+  [[nodiscard]] T get(std::chrono::duration<Rep, Period> timeout) {
+    return get_wait(detail::wait_seconds(timeout));
+  }
+  [[nodiscard]] T get_nowait() { return get_wait(0.0); }
+  // qsize(), empty(), full(): snapshots.
+  [[nodiscard]] std::size_t qsize() const {
+    return static_cast<std::size_t>(call(detail::ManagerOp::queue_qsize).n);
+  }
+  [[nodiscard]] bool empty() const { return qsize() == 0; }
+  [[nodiscard]] bool full() const { return call(detail::ManagerOp::queue_full).n != 0; }
+  // task_done() marks one item got as processed; ValueError when called too many times.
+  void task_done() { call(detail::ManagerOp::queue_task_done); }
+  // join() blocks until every item put was marked task_done() (or dropped by an immediate
+  // shutdown); join(timeout) returns false when some were still unfinished after `timeout`.
+  void join() { (void)call_waiting(detail::ManagerOp::queue_join, {}, -1.0); }
+  template <class Rep, class Period>
+  [[nodiscard]] bool join(std::chrono::duration<Rep, Period> timeout) {
+    return call_waiting(detail::ManagerOp::queue_join, {}, detail::wait_seconds(timeout)).n != 0;
+  }
+  // shutdown(immediate): later puts throw ShutDown, gets too once the queue is empty; blocked
+  // callers are woken (a put with ShutDown, a get with ShutDown when nothing is left). With
+  // immediate = true the items are dropped and their unfinished tasks settled, releasing join().
+  void shutdown(bool immediate = false) {
+    call(detail::ManagerOp::queue_shutdown, {}, {}, immediate ? 1 : 0);
+  }
+
+ private:
+  void put_wait(const T& item, double seconds) {
+    (void)call_waiting(detail::ManagerOp::queue_put, detail::encode_value(item), seconds);
+  }
+  T get_wait(double seconds) {
+    return detail::decode_value<T>(call_waiting(detail::ManagerOp::queue_get, {}, seconds).value);
+  }
+};
+
 // Manager is multiprocessing.Manager(): it starts a server process at construction and stops it
 // at shutdown() or destruction. The server is a daemonic child, so a Manager that is never shut
 // down does not keep the program from exiting.
@@ -383,6 +499,21 @@ class CONCUR_EXPORT Manager {
     static_cast<detail::ProxyBase&>(l) = detail::ProxyBase(std::move(client), id);
     return l;
   }
+  // Queue<T>(maxsize) makes a new queue in the server (Manager().Queue(maxsize); 0: unbounded);
+  // JoinableQueue<T>(maxsize) is the same queue (every QueueProxy has task_done and join).
+  // NOLINTNEXTLINE(readability-identifier-naming): Python's name
+  template <class T>
+  [[nodiscard]] QueueProxy<T> Queue(std::size_t maxsize = 0) {
+    auto [client, id] = make(detail::ManagerOp::queue_new, static_cast<std::int64_t>(maxsize));
+    QueueProxy<T> q;
+    static_cast<detail::ProxyBase&>(q) = detail::ProxyBase(std::move(client), id);
+    return q;
+  }
+  // NOLINTNEXTLINE(readability-identifier-naming): Python's name
+  template <class T>
+  [[nodiscard]] QueueProxy<T> JoinableQueue(std::size_t maxsize = 0) {
+    return Queue<T>(maxsize);
+  }
   // shutdown() stops the server and waits for it; proxies then throw InvalidStateError.
   // Idempotent.
   void shutdown();
@@ -391,7 +522,8 @@ class CONCUR_EXPORT Manager {
 
  private:
   Manager(ProcessOptions options, std::pair<Connection, Connection> pipe);
-  std::pair<std::shared_ptr<detail::ManagerClient>, std::uint64_t> make(detail::ManagerOp op);
+  std::pair<std::shared_ptr<detail::ManagerClient>, std::uint64_t> make(detail::ManagerOp op,
+                                                                        std::int64_t i = 0);
 
   Process server_;
   std::shared_ptr<detail::ManagerClient> client_;

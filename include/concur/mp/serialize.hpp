@@ -248,6 +248,50 @@ int load_fd(Archive& ar) {
   return source->take(index);
 }
 
+namespace detail {
+
+// Descriptors is a list of descriptors it owns (closed when destroyed or cleared; movable, not
+// copyable) that crosses a process hand-off as descriptors: save() records each with save_fd,
+// load() takes them back with load_fd. The handles a process pool task's arguments carry travel
+// this way beside the arguments' bytes, which refer to them by position.
+class CONCUR_EXPORT Descriptors {
+ public:
+  Descriptors() noexcept = default;
+  Descriptors(const Descriptors&) = delete;
+  Descriptors& operator=(const Descriptors&) = delete;
+  Descriptors(Descriptors&& other) noexcept : fds_(std::exchange(other.fds_, {})) {}
+  Descriptors& operator=(Descriptors&& other) noexcept;
+  ~Descriptors() { clear(); }
+
+  // copy_of(fds): close-on-exec duplicates of fds, in order. Throws OSError (closing the ones
+  // made) when the system refuses one (EMFILE).
+  static Descriptors copy_of(const std::vector<int>& fds);
+  [[nodiscard]] bool empty() const noexcept { return fds_.empty(); }
+  [[nodiscard]] std::size_t size() const noexcept { return fds_.size(); }
+  // release() hands the descriptors to the caller, who must close them; this list is then empty.
+  [[nodiscard]] std::vector<int> release() noexcept { return std::exchange(fds_, {}); }
+  // clear() closes them.
+  void clear() noexcept;
+
+  template <class Archive>
+  void save(Archive& ar) const {
+    ar(cereal::make_size_tag(static_cast<cereal::size_type>(fds_.size())));
+    for (const int fd : fds_) save_fd(ar, fd);
+  }
+  template <class Archive>
+  void load(Archive& ar) {
+    clear();
+    cereal::size_type n = 0;
+    ar(cereal::make_size_tag(n));
+    for (cereal::size_type i = 0; i < n; ++i) fds_.push_back(load_fd(ar));
+  }
+
+ private:
+  std::vector<int> fds_;
+};
+
+}  // namespace detail
+
 // dumps(values...) serializes the values, in order, into one Payload. Throws PicklingError when
 // cereal fails (the values are untouched).
 template <class... Ts>
