@@ -8,7 +8,7 @@
 //                                    each on its own connection): items/s through the server,
 //                                    queue maxsize 0 (arg 0) or 64 (arg 64)
 //
-// Run: ./build/release/bench/manager_bench [--benchmark_min_time=0.5s]
+// Run: ./build/release/bench/manager_bench [--benchmark_min_time=0.5]
 //      python3 bench/compare/python_manager_bench.py
 #include <benchmark/benchmark.h>
 #include <sys/socket.h>
