@@ -261,6 +261,8 @@ int send_then_wait(mp::Connection conn, mp::Event& seen) {
   return seen.wait(std::chrono::seconds(60)) ? 1 : 0;
 }
 CONCUR_TASK(send_then_wait);
+int wait_for_event(mp::Event& go) { return go.wait(std::chrono::seconds(60)) ? 1 : 0; }
+CONCUR_TASK(wait_for_event);
 int send_index(mp::Connection conn, int i) {
   conn.send(i);
   return i;
@@ -268,6 +270,10 @@ int send_index(mp::Connection conn, int i) {
 CONCUR_TASK(send_index);
 int count_ends(std::vector<mp::Connection> ends) { return static_cast<int>(ends.size()); }
 CONCUR_TASK(count_ends);
+void init_with_ends(std::vector<mp::Connection> ends) {
+  g_initialized = static_cast<int>(ends.size());
+}
+CONCUR_TASK(init_with_ends);
 // The initializer keeps the end it was given; report_pid() sends the worker's pid on it.
 mp::Connection g_init_pipe;
 void init_with_pipe(mp::Connection conn) { g_init_pipe = std::move(conn); }
@@ -1560,18 +1566,53 @@ TEST_F(ProcessPoolTest, EachCallOfABatchGetsItsOwnHandles) {
   }
 }
 
-// Tasks with a hundred handles each, queued to one worker: their messages keep within what one
-// message may carry. Past Initializer::kMaxTaskHandles, submit() refuses the task.
+// Tasks with 70 Pipe ends each (140 descriptors: two do not fit one message), queued to one
+// worker. Past Initializer::kMaxTaskHandles descriptors, submit() refuses the task. (At most ~600
+// descriptors at once: within a 1024 RLIMIT_NOFILE.)
 TEST_F(ProcessPoolTest, ManyHandlesGoInSeveralMessagesAndTooManyAreRefused) {
   ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
   std::vector<mp::Connection> ends;
-  for (int i = 0; i < 100; ++i) ends.push_back(mp::Pipe(false).second);
+  for (int i = 0; i < 70; ++i) ends.push_back(mp::Pipe(false).second);
   std::vector<Future<int>> counted;
-  for (int k = 0; k < 4; ++k) counted.push_back(pool.submit(count_ends, ends));
-  for (auto& f : counted) EXPECT_EQ(f.result(kWait), 100);
-  for (int i = 0; i < 160; ++i) ends.push_back(mp::Pipe(false).second);
+  for (int k = 0; k < 3; ++k) counted.push_back(pool.submit(count_ends, ends));
+  for (auto& f : counted) EXPECT_EQ(f.result(kWait), 70);
+  for (int i = 0; i < 60; ++i) ends.push_back(mp::Pipe(false).second);
   EXPECT_THROW((void)pool.submit(count_ends, ends), mp::PicklingError);
   EXPECT_EQ(pool.submit(square, 6).result(kWait), 36);
+}
+
+// A task with handles is never queued behind another in one worker, nor is anything queued behind
+// it: the consumer waits in worker 1, the second worker is busy, and the producer submitted last
+// waits for a free worker instead of going behind the consumer, where neither would ever finish.
+TEST_F(ProcessPoolTest, ATaskWithHandlesWaitsForAFreeWorkerNotBehindAnother) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  mp::Queue<int> q(10);
+  mp::Event go;
+  Future<long> sum = pool.submit(consume_from, q, 3);
+  Future<int> busy = pool.submit(wait_for_event, go);
+  Future<int> made = pool.submit(produce_into, q, 3);
+  go.set();
+  EXPECT_EQ(busy.result(kWait), 1);
+  EXPECT_EQ(made.result(kWait), 3);
+  EXPECT_EQ(sum.result(kWait), 6);
+}
+
+// Tasks without handles still fill a worker's pipe (two each); the first task with handles then
+// waits for a worker to empty it.
+TEST_F(ProcessPoolTest, TasksWithAndWithoutHandlesAllFinish) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  mp::Event go;
+  go.set();
+  std::vector<Future<int>> plain;
+  std::vector<Future<int>> handled;
+  for (int i = 0; i < 20; ++i) {
+    plain.push_back(pool.submit(square, i));
+    handled.push_back(pool.submit(wait_for_event, go));
+  }
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(plain[static_cast<std::size_t>(i)].result(kWait), i * i);
+    EXPECT_EQ(handled[static_cast<std::size_t>(i)].result(kWait), 1);
+  }
 }
 
 // Python's `Pool(initializer=init, initargs=(q,))`: every worker, the first ones and a
@@ -1589,6 +1630,16 @@ TEST_F(ProcessPoolTest, AnInitializerGetsItsHandleInEveryWorker) {
   EXPECT_NE(second, first);
   ASSERT_TRUE(reader.poll(kWait));
   EXPECT_EQ(reader.recv<int>(), second);
+}
+
+TEST_F(ProcessPoolTest, AnInitializerWithTooManyDescriptorsIsRefused) {
+  std::vector<mp::Connection> ends;
+  for (int i = 0; i < 120; ++i) ends.push_back(mp::Pipe(false).second);  // 240 descriptors
+  EXPECT_THROW((void)Initializer(init_with_ends, ends), mp::PicklingError);
+  ends.resize(100);  // 200: they fit beside the worker's own
+  ProcessPoolExecutor pool(
+      ProcessPoolOptions{.max_workers = 1, .initializer = {init_with_ends, ends}});
+  EXPECT_EQ(pool.submit(read_initialized).result(kWait), 100);
 }
 
 // 100 tasks (25 under sanitizers), each with its arguments and result in files.

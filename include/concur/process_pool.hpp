@@ -95,7 +95,8 @@ namespace concur {
 // otherwise); the arguments are serialized here (PicklingError). Handles (an mp::Queue, a Lock, a
 // Value, a Connection end, a Manager proxy) may be initargs, as in Python's
 // `Pool(initializer=init, initargs=(q,))`: the pool keeps a duplicate of their descriptors and
-// gives one to every worker it starts.
+// gives one to every worker it starts — but for a Manager proxy, whose connection to the server
+// is made anew for each worker (as Python unpickles the initargs in each worker, connecting it).
 class Initializer {
  public:
   Initializer() = default;
@@ -106,29 +107,43 @@ class Initializer {
       : fn_(reinterpret_cast<mp::detail::AnyFn>(fn)) {
     (mp::detail::require_task_argument<std::remove_cvref_t<P>>(), ...);
     mp::Payload payload = mp::dumps(mp::detail::as_param<P>(std::forward<A>(args))...);
-    if (payload.fds.size() > kMaxTaskHandles)
+    if (payload.fds.size() > kMaxInitializerDescriptors)
       throw mp::PicklingError("a pool initializer's arguments carry " +
-                              std::to_string(payload.fds.size()) + " handles; at most " +
-                              std::to_string(kMaxTaskHandles) + " can reach a worker");
+                              std::to_string(payload.fds.size()) + " descriptors; at most " +
+                              std::to_string(kMaxInitializerDescriptors) + " can reach a worker");
     if (!payload.fds.empty())
       handles_ = std::make_shared<const mp::detail::Descriptors>(
           mp::detail::Descriptors::copy_of(payload.fds));
+    if (!payload.remakers.empty())
+      remakers_ =
+          std::make_shared<const std::vector<mp::detail::Remaker>>(std::move(payload.remakers));
     args_ = std::move(payload.bytes);
   }
-  // kMaxTaskHandles: the most handles (descriptors) one task's or initializer's arguments may
-  // carry — what one message between processes can hold (mp::kMaxDescriptors), less the room for
-  // an argument file and the message's own.
+  // kMaxTaskHandles: the most descriptors one task's arguments may carry (a Pipe() end is up to
+  // 3, a Lock or Value 1) — what one message between processes can hold (mp::kMaxDescriptors),
+  // less the room for an argument file and the message's own.
   static constexpr std::size_t kMaxTaskHandles = mp::kMaxDescriptors - 2;
+  // kMaxInitializerDescriptors: the same for an initializer's arguments, which go in the message
+  // that starts a worker beside the worker's own descriptors.
+  static constexpr std::size_t kMaxInitializerDescriptors = mp::kMaxDescriptors - 16;
   // explicit bool: whether there is an initializer.
   explicit operator bool() const noexcept { return fn_ != nullptr; }
   [[nodiscard]] mp::detail::AnyFn function() const noexcept { return fn_; }
-  // arguments(): the serialized initargs.
-  [[nodiscard]] const std::string& arguments() const noexcept { return args_; }
-  // handles(): the descriptors of the handles among the initargs, which arguments() refers to by
-  // position (empty when there are none).
-  [[nodiscard]] const mp::detail::Descriptors& handles() const noexcept {
-    static const mp::detail::Descriptors none;
-    return handles_ ? *handles_ : none;
+  // worker_arguments(): the serialized initargs for one worker start, with the descriptors they
+  // refer to by position (owned by this Initializer, or by the Payload: fresh proxy connections).
+  // Throws what serializing them throws (initargs holding a proxy are serialized anew).
+  [[nodiscard]] mp::Payload worker_arguments() const {
+    mp::Payload out;
+    out.bytes = args_;
+    if (handles_) out.fds = handles_->fds();
+    if (remakers_) {
+      for (const mp::detail::Remaker& r : *remakers_) {
+        const int fd = r.make();
+        out.owned.push_back(fd);
+        out.fds.at(r.index) = fd;
+      }
+    }
+    return out;
   }
 
  private:
@@ -136,6 +151,9 @@ class Initializer {
   std::string args_;
   // Shared by the copies of the options (the descriptors are the pool's, not copied again).
   std::shared_ptr<const mp::detail::Descriptors> handles_;
+  // The descriptors among handles_ that each worker needs a new one of (a Manager proxy's
+  // connection to its server: one shared by all the workers would mix their requests).
+  std::shared_ptr<const std::vector<mp::detail::Remaker>> remakers_;
 };
 
 // ProcessPoolOptions: ProcessPoolExecutor's constructor arguments (designated initializers work).
@@ -246,8 +264,11 @@ struct PoolJob {
   mp::detail::SpilledBytes args;
   // handles: duplicates of the descriptors of the handles among the arguments (a Connection end,
   // an mp::Queue, a Manager proxy's connection...), which `args` refers to by position. They go
-  // with the request and are let go as the argument file is.
+  // with the request and are let go as the argument file is. handle_count (how many) stays
+  // after that: such a job is sent only to an idle worker, and nothing is queued behind it (a
+  // task that waits on a handle for another task must never wait behind it in one worker).
   mp::detail::Descriptors handles;
+  std::size_t handle_count = 0;
   std::size_t batch = 0;  // 0: one call; n: a batch of n calls
   bool started = false;
   // sent_mark: the worker's request ring's tail once the request carrying this job was written
@@ -297,11 +318,12 @@ class BatchWriter {
     if (sink_.fds.empty()) return;
     if (sink_.fds.size() > Initializer::kMaxTaskHandles)
       throw mp::PicklingError("a process pool task's arguments carry " +
-                              std::to_string(sink_.fds.size()) + " handles; at most " +
+                              std::to_string(sink_.fds.size()) + " descriptors; at most " +
                               std::to_string(Initializer::kMaxTaskHandles) + " can reach a worker");
     // Duplicates: the handles stay the caller's (a proxy's fresh connection, made for this
     // hand-off, is closed with sink_).
     job_.handles = mp::detail::Descriptors::copy_of(sink_.fds);
+    job_.handle_count = sink_.fds.size();
   }
 
  private:

@@ -8,6 +8,7 @@
 // lets it complete, at its deadline, or drops it when the client hangs up.
 #include "concur/mp/managers.hpp"
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -248,11 +249,14 @@ class Server {
     return !stop;
   }
 
-  static void answer(Connection& c, const ManagerResponse& resp) {
+  // answer(c, resp): false when the client is gone (its connection is then closed).
+  static bool answer(Connection& c, const ManagerResponse& resp) {
     try {
       c.send(resp);
+      return true;
     } catch (const Error&) {
       c.close();
+      return false;
     }
   }
 
@@ -291,7 +295,10 @@ class Server {
           ++it;
           continue;
         }
-        answer(*it->conn, resp);
+        // A getter that died since the poll cannot take its item: it goes back to the front.
+        if (!answer(*it->conn, resp) && it->req.op == ManagerOp::queue_get &&
+            resp.status == ManagerStatus::ok)
+          q.items.push_front(std::move(resp.value));
         it = waiters_.erase(it);
         progress = true;
       }
@@ -526,8 +533,16 @@ class Server {
   std::uint64_t last_id_ = 0;
 };
 
-// manager_serve(control) is the server process's task.
-void manager_serve(Connection control) { Server(std::move(control)).run(); }
+// manager_serve(control) is the server process's task. Every client and every proxy in flight
+// to another process holds a connection here: the server takes the descriptors it may.
+void manager_serve(Connection control) {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    (void)::setrlimit(RLIMIT_NOFILE, &r);
+  }
+  Server(std::move(control)).run();
+}
 
 }  // namespace
 
@@ -589,6 +604,11 @@ ManagerResponse ManagerClient::call_waiting(const ManagerRequest& request) {
   Connection conn;
   {
     std::scoped_lock lock(mu_);
+    // A child made by fork inherited its parent's spares: the parent may be waiting on one.
+    if (spare_pid_ != ::getpid()) {
+      spare_.clear();  // (closes this process's copies only)
+      spare_pid_ = ::getpid();
+    }
     if (spare_.empty()) {
       conn = Connection(connect_locked());
     } else {
@@ -610,6 +630,7 @@ int ManagerClient::connect() {
 }
 
 int ManagerClient::connect_locked() {
+  ManagerResponse answer;
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
     throw OSError(errno, "socketpair");
@@ -619,11 +640,15 @@ int ManagerClient::connect_locked() {
     conn_.send(adopt);
     conn_.send(Connection(sv[1]));  // the server's end; ours closes after the send
     sv[1] = -1;
-    (void)conn_.recv<ManagerResponse>();
+    answer = conn_.recv<ManagerResponse>();
   } catch (const Error&) {
     ::close(sv[0]);
     if (sv[1] >= 0) ::close(sv[1]);
     throw InvalidStateError("the manager has shut down");
+  }
+  if (answer.status != ManagerStatus::ok) {  // the server could not take its end (EMFILE...)
+    ::close(sv[0]);
+    throw RuntimeError("manager: a new connection was refused: " + answer.message);
   }
   return sv[0];
 }

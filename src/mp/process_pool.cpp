@@ -347,6 +347,7 @@ void pool_worker(mp::Connection conn, mp::Connection control, mp::detail::Mailbo
         }
       }
       if (reply.status == ReplyStatus::skipped) {
+        request.handles.clear();
         try {
           send_reply(box, conn, writer, reply);
         } catch (...) {
@@ -391,7 +392,8 @@ void pool_worker(mp::Connection conn, mp::Connection control, mp::detail::Mailbo
         describe_current(reply);
         reply.traceback = "raised by task '" + request.task + "' " + where;
       }
-      request.args.clear();  // the argument file is closed as soon as the task is done
+      request.args.clear();     // the argument file is closed as soon as the task is done
+      request.handles.clear();  // (those no argument took, had the task not started)
       if (kill_running || request.time_limit_ms != 0) {
         std::scoped_lock lock(watch->mu);
         watch->running = 0;
@@ -672,9 +674,11 @@ class ProcessPoolCore {
     auto [ours, theirs] = mp::Pipe();
     auto [control_rx, control_tx] = mp::Pipe(false);
     Mailbox box = Mailbox::create();
+    const mp::Payload init = options_.initializer.worker_arguments();
+    const auto init_fds = mp::detail::Descriptors::copy_of(init.fds);
     auto w = std::make_unique<Worker>(
         mp::Process(o, &pool_worker, std::move(theirs), std::move(control_rx), box.handle(),
-                    initializer_, options_.initializer.arguments(), options_.initializer.handles(),
+                    initializer_, init.bytes, init_fds,
                     static_cast<std::uint64_t>(options_.max_tasks_per_child),
                     options_.kill_running),
         std::move(ours), std::move(control_tx), std::move(box));
@@ -721,7 +725,7 @@ class ProcessPoolCore {
   // file take none: their descriptor rides on the side socket).
   static std::size_t wire_size(const PoolJob& job) noexcept {
     return (job.args.in_file() ? 0 : job.args.size()) + std::char_traits<char>::length(job.task) +
-           64;
+           64 + 4 * job.handle_count;
   }
 
   // send_work_locked() tops the workers up, one round at a time (so that a free worker never
@@ -758,10 +762,15 @@ class ProcessPoolCore {
       for (std::size_t i = 0; i < workers_.size(); ++i) {
         Worker& w = *workers_[i];
         while (!w.stopping && w.in_flight.size() < depth && !pending_.empty()) {
+          // A task with handles may wait on another task through them (the notes' consumer
+          // waiting for its producer): it goes to an idle worker only, and nothing is queued
+          // behind it, as in Python's pools, where a worker takes a task only when free.
+          if (pending_.front()->handle_count != 0 && !w.in_flight.empty()) break;
+          if (!w.in_flight.empty() && w.in_flight.back()->handle_count != 0) break;
           const std::size_t size = wire_size(*pending_.front());
           if (bytes[i] != 0 && bytes[i] + size > kWireBudget) break;
           const std::size_t job_fds =
-              pending_.front()->handles.size() + (pending_.front()->args.in_file() ? 1 : 0);
+              pending_.front()->handle_count + (pending_.front()->args.in_file() ? 1 : 0);
           if (fds[i] + job_fds > kMessageFds) break;
           bytes[i] += size;
           fds[i] += job_fds;

@@ -3,10 +3,13 @@
 // Manager().dict() filled by two processes, and Manager().Queue(10) between two Pool tasks.
 #include "concur/mp/managers.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -66,9 +69,22 @@ void take_until_none(QueueProxy<int> q, ListProxy<int> got) {
   }
 }
 CONCUR_TASK(take_until_none);
-// wait_for_item(q): blocks in get() until killed.
-void wait_for_item(QueueProxy<int> q) { (void)q.get(); }
+// wait_for_item(q, asking): says it is about to get, then blocks in get() until killed.
+void wait_for_item(QueueProxy<int> q, Event& asking) {
+  asking.set();
+  (void)q.get();
+}
 CONCUR_TASK(wait_for_item);
+
+// A pool initializer that keeps a queue proxy; put_pids(n) puts the worker's pid n times on it.
+std::optional<QueueProxy<int>> g_pid_queue;
+void keep_queue(QueueProxy<int> q) { g_pid_queue = q; }
+CONCUR_TASK(keep_queue);
+int put_pids(int n) {
+  for (int i = 0; i < n; ++i) g_pid_queue->put(static_cast<int>(::getpid()));
+  return static_cast<int>(::getpid());
+}
+CONCUR_TASK(put_pids);
 
 namespace {
 
@@ -280,7 +296,8 @@ TEST(ManagerQueueTest, ABlockedGetDoesNotHoldUpTheProxysOtherUsers) {
   auto q = m.Queue<int>();
   std::atomic<int> got{-1};
   std::thread getter([&] { got = q.get(60s); });
-  EXPECT_EQ(q.qsize(), 0u);  // answered while the getter waits
+  std::this_thread::sleep_for(50ms);  // (the getter parks: then qsize() shows it did not block)
+  EXPECT_EQ(q.qsize(), 0u);           // answered while the getter waits
   q.put(7);
   getter.join();
   EXPECT_EQ(got.load(), 7);
@@ -367,15 +384,37 @@ TEST_P(ManagerTest, QueueSharedByProducerAndConsumerProcesses) {
 TEST_P(ManagerTest, AGetterThatDiesWhileWaitingTakesNoItem) {
   Manager m;
   auto q = m.Queue<int>();
-  Process p(opts(), wait_for_item, q);
+  Event asking;
+  Process p(opts(), wait_for_item, q, asking);
   p.start();
-  // Wait until its get() is parked: then a qsize() from here still answers 0 and the item below
-  // would go to it.
-  std::this_thread::sleep_for(100ms);  // (not a timing assertion: the test holds either way)
+  // Once its get() is parked, the item below would go to it. (Not a timing assertion: the test
+  // holds either way; the pause only makes sure the get is parked, so the test proves something.)
+  ASSERT_TRUE(asking.wait(60s));
+  std::this_thread::sleep_for(100ms);
   p.kill();
   p.join();
   q.put(5);
   EXPECT_EQ(q.get(60s), 5);
+}
+
+// Pool(initializer=keep_queue, initargs=(q,)): each worker gets a connection of its own to the
+// server (a shared one would mix two workers' requests and answers).
+TEST(ManagerQueueTest, AProxyAsAPoolInitializerArgumentServesEveryWorker) {
+  Manager m;
+  auto q = m.Queue<int>();
+  Pool pool(PoolOptions{.processes = 2, .initializer = {keep_queue, q}});
+  std::vector<AsyncResult<int>> runs;
+  for (int i = 0; i < 4; ++i) runs.push_back(pool.apply_async(put_pids, 300));
+  pool.close();
+  pool.join();
+  std::map<int, int> per_pid;
+  for (auto& r : runs) (void)r.get();
+  for (int i = 0; i < 1200; ++i) ++per_pid[q.get_nowait()];
+  EXPECT_TRUE(q.empty());
+  int total = 0;
+  for (const auto& [pid, n] : per_pid) total += n;
+  EXPECT_EQ(total, 1200);
+  EXPECT_LE(per_pid.size(), 2u);
 }
 
 // The notes: queue = Manager().Queue(10); pool.apply_async(producer, (queue,)), then consumer.

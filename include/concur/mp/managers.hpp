@@ -164,6 +164,7 @@ class CONCUR_EXPORT ManagerClient {
   std::mutex mu_;
   Connection conn_ CONCUR_GUARDED_BY(mu_);
   std::vector<Connection> spare_ CONCUR_GUARDED_BY(mu_);  // for call_waiting
+  pid_t spare_pid_ CONCUR_GUARDED_BY(mu_) = 0;  // the process spare_ belongs to (not a fork child)
 };
 
 template <class T>
@@ -189,7 +190,7 @@ class ProxyBase {
   template <class Archive>
   void save(Archive& ar) const {
     if (!client_) throw PicklingError("an empty proxy cannot be passed to another process");
-    save_owned_fd(ar, client_->connect());
+    save_fresh_fd(ar, [client = client_] { return client->connect(); });
     ar(id_);
   }
   template <class Archive>

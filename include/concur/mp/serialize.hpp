@@ -16,6 +16,8 @@
 // arguments and results.
 #pragma once
 
+#include <unistd.h>
+
 #include <cereal/archives/binary.hpp>
 #include <cereal/cereal.hpp>
 #include <cereal/types/array.hpp>
@@ -38,6 +40,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <istream>
 #include <memory>
 #include <optional>
@@ -93,16 +96,26 @@ class CONCUR_EXPORT OwnedFds {
   OwnedFds& operator=(OwnedFds&& other) noexcept;
   ~OwnedFds();
   void push_back(int fd) { fds_.push_back(fd); }
+  [[nodiscard]] bool empty() const noexcept { return fds_.empty(); }
 
  private:
   std::vector<int> fds_;
 };
 
+// Remaker: a descriptor made for one hand-off (a Manager proxy's fresh connection), by position
+// among the saved ones, and how to make another like it for a second hand-off of the same bytes.
+struct Remaker {
+  std::uint32_t index = 0;
+  std::function<int()> make;
+};
+
 // FdSink collects the descriptors saved while a dumps() runs on this thread; `owned` are those
-// created for the hand-off itself (save_owned_fd), which the Payload closes.
+// created for the hand-off itself (save_owned_fd), which the Payload closes; `remakers` those of
+// them that save_fresh_fd made.
 struct FdSink {
   std::vector<int> fds;
   OwnedFds owned;
+  std::vector<Remaker> remakers;
 };
 
 }  // namespace detail
@@ -115,6 +128,9 @@ struct Payload {
   std::string bytes;
   std::vector<int> fds;
   detail::OwnedFds owned;
+  // remakers: the owned descriptors that can be made again (save_fresh_fd), so that the same
+  // bytes can go to several processes, each with descriptors of its own.
+  std::vector<detail::Remaker> remakers;
 };
 
 namespace detail {
@@ -232,8 +248,29 @@ void save_fd(Archive& ar, int fd) {
 template <class Archive>
 void save_owned_fd(Archive& ar, int fd) {
   detail::FdSink* sink = detail::current_fd_sink();
-  if (sink != nullptr && fd >= 0) sink->owned.push_back(fd);
+  if (fd >= 0) {
+    if (sink != nullptr) {
+      sink->owned.push_back(fd);
+    } else {
+      ::close(fd);  // save_fd throws: nothing will send it
+      fd = -2;      // (save_fd's "no hand-off" error comes first)
+    }
+  }
   save_fd(ar, fd);
+}
+
+// save_fresh_fd(ar, make) is save_owned_fd(ar, make()) for a descriptor that `make` creates for
+// each hand-off (a Manager proxy's new connection to its server): it is recorded with `make`, so
+// that bytes written once can go to several processes, each with a descriptor of its own (a
+// process pool's initializer arguments, sent to every worker it starts). Throws as save_fd, and
+// what make() throws.
+template <class Archive>
+void save_fresh_fd(Archive& ar, std::function<int()> make) {
+  detail::FdSink* sink = detail::current_fd_sink();
+  const int fd = make();
+  if (sink != nullptr && fd >= 0)
+    sink->remakers.push_back({static_cast<std::uint32_t>(sink->fds.size()), std::move(make)});
+  save_owned_fd(ar, fd);
 }
 
 // load_fd(ar) takes the descriptor recorded by save_fd from the received ones; the caller owns it.
@@ -268,6 +305,8 @@ class CONCUR_EXPORT Descriptors {
   static Descriptors copy_of(const std::vector<int>& fds);
   [[nodiscard]] bool empty() const noexcept { return fds_.empty(); }
   [[nodiscard]] std::size_t size() const noexcept { return fds_.size(); }
+  // fds(): the descriptors, still owned by this list.
+  [[nodiscard]] const std::vector<int>& fds() const noexcept { return fds_; }
   // release() hands the descriptors to the caller, who must close them; this list is then empty.
   [[nodiscard]] std::vector<int> release() noexcept { return std::exchange(fds_, {}); }
   // clear() closes them.
@@ -312,6 +351,7 @@ Payload dumps(const Ts&... values) {
   }
   out.fds = std::move(sink.fds);
   out.owned = std::move(sink.owned);
+  out.remakers = std::move(sink.remakers);
   return out;
 }
 
