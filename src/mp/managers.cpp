@@ -202,8 +202,10 @@ class Server {
       expire(Clock::now());
       for (Connection& c : adopted_) clients_.push_back(std::move(c));
       adopted_.clear();
-      // Forget clients that hung up (the control connection is never dropped here).
-      while (clients_.size() > 1 && clients_.back().closed()) clients_.pop_back();
+      // Forget clients that hung up (the control connection is never dropped here; a parked
+      // one is never closed while it waits).
+      const Connection* control = &clients_.front();
+      clients_.remove_if([&](const Connection& c) { return &c != control && c.closed(); });
     }
   }
 
@@ -526,7 +528,9 @@ class Server {
     throw Failure{ManagerStatus::error, "unknown operation"};
   }
 
-  std::deque<Connection> clients_;  // [0] is the Manager's control connection
+  // The clients; the first is the Manager's control connection. A list: a Waiter's pointer stays
+  // valid while others come and go.
+  std::list<Connection> clients_;
   std::vector<Connection> adopted_;
   std::unordered_map<std::uint64_t, std::variant<Dict, List, SharedQueue>> objects_;
   std::list<Waiter> waiters_;  // in the order they came

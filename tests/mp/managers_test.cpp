@@ -356,6 +356,26 @@ TEST(ManagerQueueTest, ShutdownWakesWaitersAndEndsTheQueue) {
   EXPECT_THROW((void)dropped.get_nowait(), ShutDown);
 }
 
+// A get waiting in the server when the Manager shuts down ends with InvalidStateError, as every
+// later call does.
+TEST(ManagerQueueTest, ShuttingTheManagerDownEndsAWaitingGet) {
+  Manager m;
+  auto q = m.Queue<int>();
+  std::atomic<bool> ended{false};
+  std::thread getter([&] {
+    try {
+      (void)q.get(60s);
+    } catch (const InvalidStateError&) {
+      ended = true;
+    }
+  });
+  std::this_thread::sleep_for(50ms);  // (the get parks; the test holds either way)
+  m.shutdown();
+  getter.join();
+  EXPECT_TRUE(ended.load());
+  EXPECT_THROW(q.put(1), InvalidStateError);
+}
+
 // Every item reaches exactly one getter, and the server's waiters complete in order as items
 // come: three processes take what two put through a queue of 5.
 TEST_P(ManagerTest, QueueSharedByProducerAndConsumerProcesses) {
