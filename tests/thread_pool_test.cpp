@@ -49,6 +49,7 @@
 #include "concur/errors.hpp"
 #include "concur/future.hpp"
 #include "concur/queue.hpp"
+#include "concur/sync/barrier.hpp"
 #include "concur/sync/event.hpp"
 #include "concur/thread.hpp"
 #include "support/hook_support.hpp"
@@ -449,19 +450,24 @@ TEST_F(ThreadPoolTest, NestedTaskWaitingOnTheTaskItRunsInsideRaisesDeadlockError
 }
 
 // The notes' wait_on_a / wait_on_b on a 2-worker pool: each task waits on the other. Both are
-// held at an Event until both futures exist, then wait. Both futures end with DeadlockError naming
-// both workers; the pool keeps working.
+// held until both futures exist and both tasks run — on the two workers: a Barrier of two, which
+// neither can pass alone (with an Event instead, a could reach b.result() while b was still
+// queued, and then run b itself inside its wait: a cycle on one worker, named alone). Both
+// futures end with DeadlockError naming both workers; the pool keeps working.
 TEST_F(ThreadPoolTest, WaitOnAWaitOnBRaisesDeadlockErrorNamingBothWorkers) {
   ThreadPoolExecutor pool(Options{.max_workers = 2, .thread_name_prefix = "cycle"});
   Event go;
+  Barrier both_running(2);
   Future<int> a;
   Future<int> b;
   a = pool.submit([&]() -> int {
     if (!go.wait(kGenerous)) throw TimeoutError("no go");
+    (void)both_running.wait(kGenerous);
     return b.result(kGenerous) + 1;  // wait_on_b
   });
   b = pool.submit([&]() -> int {
     if (!go.wait(kGenerous)) throw TimeoutError("no go");
+    (void)both_running.wait(kGenerous);
     return a.result(kGenerous) + 1;  // wait_on_a
   });
   go.set();
