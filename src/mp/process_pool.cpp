@@ -827,7 +827,7 @@ class ProcessPoolCore {
     bool side = false;
     std::size_t estimate = 64 * (1 + message.requests.size());
     for (const PoolJob* job : message.jobs) {
-      side = side || job->args.in_file() || !job->handles.empty();
+      side = side || job->args.in_file() || job->handle_count != 0;
       estimate += wire_size(*job);
     }
     if (!side && estimate <= ring.max_message()) {

@@ -29,19 +29,6 @@ FdSource*& current_fd_source() noexcept {
   return source;
 }
 
-OwnedFds& OwnedFds::operator=(OwnedFds&& other) noexcept {
-  if (this != &other) {
-    for (const int fd : fds_) ::close(fd);
-    fds_ = std::move(other.fds_);
-    other.fds_.clear();
-  }
-  return *this;
-}
-
-OwnedFds::~OwnedFds() {
-  for (const int fd : fds_) ::close(fd);
-}
-
 FdSource::~FdSource() {
   for (const int fd : fds_)
     if (fd >= 0) ::close(fd);

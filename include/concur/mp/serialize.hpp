@@ -84,19 +84,54 @@ concept Serializable =
 template <class T>
 concept TaskArgument = Serializable<T> && std::default_initializable<std::remove_cvref_t<T>>;
 
+// save_fd / load_fd (below): a handle's descriptor in an archive.
+template <class Archive>
+void save_fd(Archive& ar, int fd);
+template <class Archive>
+int load_fd(Archive& ar);
+
 namespace detail {
 
-// OwnedFds closes the descriptors it holds when destroyed (movable, not copyable).
-class CONCUR_EXPORT OwnedFds {
+// Descriptors is a list of descriptors it owns (closed when destroyed or cleared; movable, not
+// copyable) that can cross a process hand-off as descriptors: save() records each with save_fd,
+// load() takes them back with load_fd. It holds a Payload's own descriptors, and the handles a
+// process pool task's arguments carry, which travel beside the arguments' bytes (these refer to
+// them by position).
+class CONCUR_EXPORT Descriptors {
  public:
-  OwnedFds() noexcept = default;
-  OwnedFds(const OwnedFds&) = delete;
-  OwnedFds& operator=(const OwnedFds&) = delete;
-  OwnedFds(OwnedFds&& other) noexcept : fds_(std::move(other.fds_)) { other.fds_.clear(); }
-  OwnedFds& operator=(OwnedFds&& other) noexcept;
-  ~OwnedFds();
+  Descriptors() noexcept = default;
+  Descriptors(const Descriptors&) = delete;
+  Descriptors& operator=(const Descriptors&) = delete;
+  Descriptors(Descriptors&& other) noexcept : fds_(std::exchange(other.fds_, {})) {}
+  Descriptors& operator=(Descriptors&& other) noexcept;
+  ~Descriptors() { clear(); }
+
+  // copy_of(fds): close-on-exec duplicates of fds, in order. Throws OSError (closing the ones
+  // made) when the system refuses one (EMFILE).
+  static Descriptors copy_of(const std::vector<int>& fds);
+  // push_back(fd): the list owns fd from now on.
   void push_back(int fd) { fds_.push_back(fd); }
   [[nodiscard]] bool empty() const noexcept { return fds_.empty(); }
+  [[nodiscard]] std::size_t size() const noexcept { return fds_.size(); }
+  // fds(): the descriptors, still owned by this list.
+  [[nodiscard]] const std::vector<int>& fds() const noexcept { return fds_; }
+  // release() hands the descriptors to the caller, who must close them; this list is then empty.
+  [[nodiscard]] std::vector<int> release() noexcept { return std::exchange(fds_, {}); }
+  // clear() closes them.
+  void clear() noexcept;
+
+  template <class Archive>
+  void save(Archive& ar) const {
+    ar(cereal::make_size_tag(static_cast<cereal::size_type>(fds_.size())));
+    for (const int fd : fds_) save_fd(ar, fd);
+  }
+  template <class Archive>
+  void load(Archive& ar) {
+    clear();
+    cereal::size_type n = 0;
+    ar(cereal::make_size_tag(n));
+    for (cereal::size_type i = 0; i < n; ++i) fds_.push_back(load_fd(ar));
+  }
 
  private:
   std::vector<int> fds_;
@@ -114,7 +149,7 @@ struct Remaker {
 // them that save_fresh_fd made.
 struct FdSink {
   std::vector<int> fds;
-  OwnedFds owned;
+  Descriptors owned;
   std::vector<Remaker> remakers;
 };
 
@@ -127,7 +162,7 @@ struct FdSink {
 struct Payload {
   std::string bytes;
   std::vector<int> fds;
-  detail::OwnedFds owned;
+  detail::Descriptors owned;
   // remakers: the owned descriptors that can be made again (save_fresh_fd), so that the same
   // bytes can go to several processes, each with descriptors of its own.
   std::vector<detail::Remaker> remakers;
@@ -284,52 +319,6 @@ int load_fd(Archive& ar) {
     throw UnpicklingError("a handle was loaded outside of a process hand-off (no descriptors)");
   return source->take(index);
 }
-
-namespace detail {
-
-// Descriptors is a list of descriptors it owns (closed when destroyed or cleared; movable, not
-// copyable) that crosses a process hand-off as descriptors: save() records each with save_fd,
-// load() takes them back with load_fd. The handles a process pool task's arguments carry travel
-// this way beside the arguments' bytes, which refer to them by position.
-class CONCUR_EXPORT Descriptors {
- public:
-  Descriptors() noexcept = default;
-  Descriptors(const Descriptors&) = delete;
-  Descriptors& operator=(const Descriptors&) = delete;
-  Descriptors(Descriptors&& other) noexcept : fds_(std::exchange(other.fds_, {})) {}
-  Descriptors& operator=(Descriptors&& other) noexcept;
-  ~Descriptors() { clear(); }
-
-  // copy_of(fds): close-on-exec duplicates of fds, in order. Throws OSError (closing the ones
-  // made) when the system refuses one (EMFILE).
-  static Descriptors copy_of(const std::vector<int>& fds);
-  [[nodiscard]] bool empty() const noexcept { return fds_.empty(); }
-  [[nodiscard]] std::size_t size() const noexcept { return fds_.size(); }
-  // fds(): the descriptors, still owned by this list.
-  [[nodiscard]] const std::vector<int>& fds() const noexcept { return fds_; }
-  // release() hands the descriptors to the caller, who must close them; this list is then empty.
-  [[nodiscard]] std::vector<int> release() noexcept { return std::exchange(fds_, {}); }
-  // clear() closes them.
-  void clear() noexcept;
-
-  template <class Archive>
-  void save(Archive& ar) const {
-    ar(cereal::make_size_tag(static_cast<cereal::size_type>(fds_.size())));
-    for (const int fd : fds_) save_fd(ar, fd);
-  }
-  template <class Archive>
-  void load(Archive& ar) {
-    clear();
-    cereal::size_type n = 0;
-    ar(cereal::make_size_tag(n));
-    for (cereal::size_type i = 0; i < n; ++i) fds_.push_back(load_fd(ar));
-  }
-
- private:
-  std::vector<int> fds_;
-};
-
-}  // namespace detail
 
 // dumps(values...) serializes the values, in order, into one Payload. Throws PicklingError when
 // cereal fails (the values are untouched).
