@@ -1,23 +1,29 @@
 // The Manager's server and clients (see include/concur/mp/managers.hpp).
 //
 // The server is a registered task run in a daemonic child: one thread, a poll loop (mp::wait) over
-// its clients' Connections, objects kept as serialized bytes (it never needs K, V or T). Each
+// its clients' Connections and its listening socket (in the abstract namespace: no file to remove,
+// gone with the process), objects kept as serialized bytes (it never needs K, V or T). Each
 // request is handled before the next is read, which is what makes every operation atomic. A queue
 // request that cannot complete yet (a get on an empty queue, a put on a full one, a join) is
 // parked, not answered: its client keeps waiting, and the server answers it once a later request
 // lets it complete, at its deadline, or drops it when the client hangs up.
 #include "concur/mp/managers.hpp"
 
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstring>
 #include <deque>
 #include <list>
 #include <memory>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <variant>
@@ -179,13 +185,24 @@ std::string add_number(const std::string* old, const std::string& kind, std::int
 
 class Server {
  public:
-  explicit Server(Connection control) { clients_.push_back(std::move(control)); }
+  // Server(control, listener): listener is the listening socket, held in a Connection only to be
+  // polled and closed.
+  Server(Connection control, Connection listener)
+      : listener_(std::move(listener)), reserve_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) {
+    clients_.push_back(std::move(control));
+  }
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+  ~Server() {
+    if (reserve_ >= 0) ::close(reserve_);
+  }
 
   void run() {
     for (;;) {
       std::vector<Connection*> ptrs;
       for (Connection& c : clients_)
         if (!c.closed()) ptrs.push_back(&c);
+      ptrs.push_back(&listener_);  // last: hang-ups seen in the same wait free descriptors first
       Clock::time_point next = Clock::time_point::max();
       for (const Waiter& w : waiters_) next = std::min(next, w.deadline);
       const std::vector<Connection*> ready =
@@ -196,12 +213,14 @@ class Server {
       for (Connection* c : ready)
         if (parked(*c)) hang_up(*c);
       for (Connection* c : ready) {
+        if (c == &listener_) {
+          accept_client();
+          continue;
+        }
         if (c->closed()) continue;
         if (!serve(*c)) return;  // the Manager asked to stop, or is gone
       }
       expire(Clock::now());
-      for (Connection& c : adopted_) clients_.push_back(std::move(c));
-      adopted_.clear();
       // Forget clients that hung up (the control connection is never dropped here; a parked
       // one is never closed while it waits).
       const Connection* control = &clients_.front();
@@ -228,9 +247,7 @@ class Server {
     bool answer_now = true;
     const bool queue_op = is_queue_op(req.op);
     try {
-      if (req.op == ManagerOp::adopt) {
-        adopted_.push_back(c.recv<Connection>());
-      } else if (req.op == ManagerOp::shutdown) {
+      if (req.op == ManagerOp::shutdown) {
         stop = true;
       } else if (queue_op) {
         answer_now = handle_queue(c, req, resp);
@@ -249,6 +266,35 @@ class Server {
     if (answer_now) answer(c, resp);
     if (queue_op) settle(req.id);
     return !stop;
+  }
+
+  // accept_client() takes one new connection from the listening socket (non-blocking; the next
+  // poll reports any other). A process of another user is turned away. Out of descriptors, the
+  // server spends its reserve one on taking the connection, to answer it with an error and close
+  // it: the client's first call fails instead of waiting for an accept that cannot come.
+  void accept_client() {
+    int fd = ::accept4(listener_.fileno(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE) && reserve_ >= 0) {
+      ::close(reserve_);
+      fd = ::accept4(listener_.fileno(), nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd >= 0) {
+        Connection refused(fd);
+        ManagerResponse resp;
+        resp.status = ManagerStatus::error;
+        resp.message = "the server has no descriptor left for a new connection";
+        (void)answer(refused, resp);
+      }
+      reserve_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      return;
+    }
+    if (fd < 0) return;  // EAGAIN: the client gave up; EINTR, ECONNABORTED: the next poll
+    ucred peer{};
+    socklen_t len = sizeof peer;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0 || peer.uid != ::geteuid()) {
+      ::close(fd);
+      return;
+    }
+    clients_.emplace_back(fd);
   }
 
   // answer(c, resp): false when the client is gone (its connection is then closed).
@@ -520,7 +566,6 @@ class Server {
         resp.n = std::count(l.begin(), l.end(), req.a);
         return;
       }
-      case ManagerOp::adopt:
       case ManagerOp::shutdown:
       default:  // the queue's: handle_queue()
         return;
@@ -528,24 +573,86 @@ class Server {
     throw Failure{ManagerStatus::error, "unknown operation"};
   }
 
+  Connection listener_;
+  int reserve_;  // a descriptor kept to be closed when accept() finds none left
   // The clients; the first is the Manager's control connection. A list: a Waiter's pointer stays
   // valid while others come and go.
   std::list<Connection> clients_;
-  std::vector<Connection> adopted_;
   std::unordered_map<std::uint64_t, std::variant<Dict, List, SharedQueue>> objects_;
   std::list<Waiter> waiters_;  // in the order they came
   std::uint64_t last_id_ = 0;
 };
 
-// manager_serve(control) is the server process's task. Every client and every proxy in flight
-// to another process holds a connection here: the server takes the descriptors it may.
+// abstract_address(fd, address): sockaddr_un for `address` (abstract: its first byte is NUL) and
+// its length.
+socklen_t abstract_address(const std::string& address, sockaddr_un& sa) {
+  sa = sockaddr_un{};
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, address.data(), address.size());
+  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
+}
+
+// listen_abstract(address) is a listening socket (non-blocking) at a new random name in the
+// abstract namespace, written to `address`; throws OSError.
+Connection listen_abstract(std::string& address) {
+  std::random_device random;
+  for (int attempt = 0;; ++attempt) {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) throw OSError(errno, "manager: socket");
+    Connection listener(fd);
+    const std::uint64_t name = (std::uint64_t{random()} << 32) | random();
+    address = std::string(1, '\0') + "concur-manager-" + std::to_string(::getpid()) + "-" +
+              std::to_string(name);
+    sockaddr_un sa{};
+    const socklen_t len = abstract_address(address, sa);
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&sa), len) != 0) {
+      if (errno == EADDRINUSE && attempt < 8) continue;
+      throw OSError(errno, "manager: bind");
+    }
+    if (::listen(fd, SOMAXCONN) != 0) throw OSError(errno, "manager: listen");
+    return listener;
+  }
+}
+
+// manager_serve(control) is the server process's task. It listens, tells the Manager where (the
+// first message on control), and serves. Every client and every proxy in flight to another
+// process holds a connection here: the server takes the descriptors it may.
 void manager_serve(Connection control) {
   rlimit r{};
   if (::getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
     r.rlim_cur = r.rlim_max;
     (void)::setrlimit(RLIMIT_NOFILE, &r);
   }
-  Server(std::move(control)).run();
+  ManagerResponse ready;
+  Connection listener;
+  try {
+    listener = listen_abstract(ready.value);
+  } catch (const OSError& e) {
+    ready.status = ManagerStatus::error;
+    ready.n = e.errno_code();
+    ready.message = "the manager's server cannot listen";
+    control.send(ready);
+    return;
+  }
+  control.send(ready);
+  Server(std::move(control), std::move(listener)).run();
+}
+
+// dial(address) is a new connection to the server listening at `address`.
+int dial(const std::string& address) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw OSError(errno, "manager: socket");
+  sockaddr_un sa{};
+  const socklen_t len = abstract_address(address, sa);
+  while (::connect(fd, reinterpret_cast<const sockaddr*>(&sa), len) != 0) {
+    const int err = errno;
+    if (err == EINTR) continue;
+    if (err == EISCONN) break;  // an interrupted connect that went through
+    ::close(fd);
+    if (err == ECONNREFUSED || err == ENOENT) throw InvalidStateError("the manager has shut down");
+    throw OSError(err, "manager: connect");
+  }
+  return fd;
 }
 
 }  // namespace
@@ -581,10 +688,17 @@ ManagerResponse checked(ManagerResponse r) {
   throw RuntimeError("manager: " + r.message);
 }
 
-// exchange(conn, request): send the request on conn, receive the answer (not checked yet).
+// exchange(conn, request): send the request on conn, receive the answer (not checked yet). A
+// server that hung up may have answered first (a connection it refused): that answer is read.
 ManagerResponse exchange(Connection& conn, const ManagerRequest& request) {
   try {
-    conn.send(request);
+    try {
+      conn.send(request);
+    } catch (const BrokenPipeError&) {  // the peer is gone: the read below cannot block
+      return conn.recv<ManagerResponse>();
+    } catch (const ConnectionResetError&) {
+      return conn.recv<ManagerResponse>();
+    }
     return conn.recv<ManagerResponse>();
   } catch (const EOFError&) {
     throw InvalidStateError("the manager has shut down");
@@ -595,10 +709,24 @@ ManagerResponse exchange(Connection& conn, const ManagerRequest& request) {
 
 }  // namespace
 
+ManagerClient::ManagerClient(Connection conn, std::string address)
+    : address_(std::move(address)), conn_(std::move(conn)), pid_(::getpid()) {}
+
+void ManagerClient::own_connection_locked() {
+  if (pid_ == ::getpid()) return;
+  // A child made by fork: the parent may be in a call on conn_ or waiting on a spare right now.
+  // Only this process's copies are closed.
+  conn_.close();
+  spare_.clear();
+  conn_ = Connection(dial(address_));
+  pid_ = ::getpid();
+}
+
 ManagerResponse ManagerClient::call(const ManagerRequest& request) {
   ManagerResponse r;
   {
     std::scoped_lock lock(mu_);
+    own_connection_locked();
     r = exchange(conn_, request);
   }
   return checked(std::move(r));
@@ -608,54 +736,22 @@ ManagerResponse ManagerClient::call_waiting(const ManagerRequest& request) {
   Connection conn;
   {
     std::scoped_lock lock(mu_);
-    // A child made by fork inherited its parent's spares: the parent may be waiting on one.
-    if (spare_pid_ != ::getpid()) {
-      spare_.clear();  // (closes this process's copies only)
-      spare_pid_ = ::getpid();
-    }
-    if (spare_.empty()) {
-      conn = Connection(connect_locked());
-    } else {
+    own_connection_locked();
+    if (!spare_.empty()) {
       conn = std::move(spare_.back());
       spare_.pop_back();
     }
   }
+  if (conn.closed()) conn = Connection(dial(address_));
   ManagerResponse r = exchange(conn, request);  // a failed connection is dropped here
   {
     std::scoped_lock lock(mu_);
-    spare_.push_back(std::move(conn));
+    if (pid_ == ::getpid()) spare_.push_back(std::move(conn));
   }
   return checked(std::move(r));
 }
 
-int ManagerClient::connect() {
-  std::scoped_lock lock(mu_);
-  return connect_locked();
-}
-
-int ManagerClient::connect_locked() {
-  ManagerResponse answer;
-  int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-    throw OSError(errno, "socketpair");
-  try {
-    ManagerRequest adopt;
-    adopt.op = ManagerOp::adopt;
-    conn_.send(adopt);
-    conn_.send(Connection(sv[1]));  // the server's end; ours closes after the send
-    sv[1] = -1;
-    answer = conn_.recv<ManagerResponse>();
-  } catch (const Error&) {
-    ::close(sv[0]);
-    if (sv[1] >= 0) ::close(sv[1]);
-    throw InvalidStateError("the manager has shut down");
-  }
-  if (answer.status != ManagerStatus::ok) {  // the server could not take its end (EMFILE...)
-    ::close(sv[0]);
-    throw RuntimeError("manager: a new connection was refused: " + answer.message);
-  }
-  return sv[0];
-}
+int ManagerClient::connect() const { return dial(address_); }
 
 }  // namespace detail
 
@@ -673,9 +769,24 @@ Manager::Manager(ProcessOptions options) : Manager(std::move(options), Pipe()) {
 
 Manager::Manager(ProcessOptions options, std::pair<Connection, Connection> pipe)
     : server_(server_options(std::move(options)), &detail::manager_serve, std::move(pipe.second)),
-      client_(std::make_shared<detail::ManagerClient>(std::move(pipe.first))) {
+      owner_(::getpid()) {
   pipe.second.close();  // the server has its own copy (dup'ed by the Process)
   server_.start();
+  // The server's first message is where it listens, or why it cannot.
+  Connection control = std::move(pipe.first);
+  detail::ManagerResponse ready;
+  try {
+    ready = control.recv<detail::ManagerResponse>();
+  } catch (const Error&) {
+    server_.join();
+    throw RuntimeError("manager: the server process ended before it was ready (exit code " +
+                       std::to_string(server_.exitcode().value_or(-1)) + ")");
+  }
+  if (ready.status != detail::ManagerStatus::ok) {
+    server_.join();
+    throw OSError(static_cast<int>(ready.n), ready.message);
+  }
+  client_ = std::make_shared<detail::ManagerClient>(std::move(control), std::move(ready.value));
 }
 
 Manager::~Manager() {
@@ -688,6 +799,7 @@ Manager::~Manager() {
 void Manager::shutdown() {
   if (stopped_) return;
   stopped_ = true;
+  if (::getpid() != owner_) return;  // a forked copy: the server is its parent's to stop
   try {
     detail::ManagerRequest stop;
     stop.op = detail::ManagerOp::shutdown;

@@ -3,6 +3,7 @@
 // Manager().dict() filled by two processes, and Manager().Queue(10) between two Pool tasks.
 #include "concur/mp/managers.hpp"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "concur/mp/pool.hpp"
+#include "fork_support.hpp"
 #include "support/test_support.hpp"
 
 namespace concur::mp {
@@ -212,6 +214,95 @@ TEST(ManagerBasicsTest, ProxySharedByThreads) {
   for (auto& t : ts) t.join();
   EXPECT_EQ(d.at("hits"), kThreads * kEach);
   EXPECT_EQ(l.size(), static_cast<std::size_t>(kThreads * kEach));
+}
+
+// The tests below fork with ::fork() (ForkTest): a Manager's client starts no thread.
+class ManagerForkTest : public testing::ForkTest {};
+
+// A proxy that a forked child finds in its memory gets a connection of its own at its first call:
+// the parent and the child count their own keys at the same time, and every answer must be the
+// caller's (on a shared connection each could read the other's answer, or both answers).
+TEST_F(ManagerForkTest, AProxyInAForkedChildUsesAConnectionOfItsOwn) {
+  Manager m;
+  auto d = m.dict<std::string, long>();
+  auto q = m.Queue<int>();
+  (void)d.size();  // the connection the child inherits has been used
+  constexpr long kEach = 3000;
+  const pid_t child = fork_child([&] {
+    for (long i = 1; i <= kEach; ++i)
+      if (d.increment("child") != i) return 1;
+    q.put(7);  // a queue proxy made before the fork, too
+    return 0;
+  });
+  for (long i = 1; i <= kEach; ++i) ASSERT_EQ(d.increment("parent"), i);
+  EXPECT_EQ(q.get(30s), 7);
+  EXPECT_EQ(wait_child(child), 0);
+  EXPECT_EQ(d.at("child"), kEach);
+  EXPECT_EQ(d.at("parent"), kEach);
+}
+
+// A forked copy of the Manager does not stop the server its parent started (its shutdown() does
+// nothing), and proxies go on working in both processes.
+TEST_F(ManagerForkTest, ShutdownInAForkedChildLeavesTheServerToTheParent) {
+  Manager m;
+  auto d = m.dict<int, int>();
+  d.set(1, 1);
+  const pid_t child = fork_child([&] {
+    m.shutdown();
+    d.set(2, 2);
+    return d.size() == 2 ? 0 : 1;
+  });
+  EXPECT_EQ(wait_child(child), 0);
+  EXPECT_EQ(d.size(), 2U);
+  m.shutdown();
+  EXPECT_THROW(d.set(3, 3), InvalidStateError);
+}
+
+// The server listens in the abstract namespace, which has no file permissions: it turns away a
+// process of another user (SO_PEERCRED), who sees a manager that is gone.
+TEST_F(ManagerForkTest, AProcessOfAnotherUserIsTurnedAway) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root, to become another user";
+  Manager m;
+  auto d = m.dict<int, int>();
+  d.set(1, 1);
+  const pid_t child = fork_child([&] {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) return 3;
+    try {
+      (void)d.size();
+    } catch (const InvalidStateError&) {
+      return 0;
+    }
+    return 1;
+  });
+  EXPECT_EQ(wait_child(child), 0);
+  EXPECT_EQ(d.size(), 1U);
+}
+
+// A server out of descriptors answers a new connection with an error instead of leaving it
+// unaccepted (its client would wait forever), serves its other clients meanwhile, and accepts
+// again once clients hang up.
+TEST(ManagerBasicsTest, AServerOutOfDescriptorsRefusesANewConnectionWithAnError) {
+  Manager m;
+  auto d = m.dict<int, int>();
+  d.set(1, 1);
+  const rlimit low{64, 64};
+  ASSERT_EQ(::prlimit(m.pid(), RLIMIT_NOFILE, &low, nullptr), 0);
+  std::vector<Payload> held;  // each holds a new connection to the server
+  for (int i = 0; i < 100; ++i) held.push_back(dumps(d));
+  DictProxy<int, int> late;
+  loads(held.back().bytes, testing::dup_all(held.back().fds), late);
+  try {
+    (void)late.size();
+    ADD_FAILURE() << "a connection past the server's descriptor limit was served";
+  } catch (const RuntimeError& e) {
+    EXPECT_NE(std::string(e.what()).find("no descriptor left"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(d.at(1), 1);
+  held.clear();
+  DictProxy<int, int> again;
+  const Payload p = dumps(d);
+  loads(p.bytes, testing::dup_all(p.fds), again);
+  EXPECT_EQ(again.at(1), 1);
 }
 
 TEST_P(ManagerTest, NotesDictFilledByTwoProcesses) {

@@ -21,7 +21,10 @@
 // thread blocked there holds a connection of its own: the proxy's other users (threads of the
 // same process) go on meanwhile.
 // A proxy passed to a child process (a Process or process pool task argument, or sent over a
-// Connection) opens a new connection to the server for the child. Objects live until the Manager
+// Connection) opens a new connection to the server for the child; so does a proxy a forked child
+// finds in its memory (a fork-started Process's run() member, a raw fork()), at its first call.
+// The server listens in Linux's abstract socket namespace and accepts only processes of its own
+// user (SO_PEERCRED), which is how those connections are made. Objects live until the Manager
 // shuts down (Python frees them when the last proxy goes). After shutdown, proxy operations throw
 // InvalidStateError.
 // Thread-safety: a proxy may be used from several threads (its requests are serialized, but for
@@ -66,7 +69,6 @@ namespace detail {
 
 // The wire format between proxies and the server.
 enum class ManagerOp : std::uint8_t {
-  adopt,  // the next message is a Connection: a new client
   shutdown,
   dict_new,
   dict_get,
@@ -143,9 +145,13 @@ struct ManagerResponse {
 };
 
 // ManagerClient is one connection to the server, shared by copies of a proxy in one process.
+// The server also listens at `address` (a socket in Linux's abstract namespace), where new
+// connections are made: for a proxy sent to another process, for a blocking queue call, and for
+// a process forked with the client in its memory, whose first call replaces the inherited
+// connection — the parent may be using it at that moment (Python's proxies reconnect after fork).
 class CONCUR_EXPORT ManagerClient {
  public:
-  explicit ManagerClient(Connection conn) noexcept : conn_(std::move(conn)) {}
+  ManagerClient(Connection conn, std::string address);
   // call(request) sends the request and returns the answer; throws KeyError / IndexError /
   // ValueError / Empty / Full / ShutDown as the server reports, InvalidStateError when the manager
   // is gone.
@@ -155,16 +161,19 @@ class CONCUR_EXPORT ManagerClient {
   // share this client are not held up meanwhile.
   ManagerResponse call_waiting(const ManagerRequest& request);
   // connect() opens a new connection to the server (for a proxy going to another process) and
-  // returns its descriptor, owned by the caller.
-  int connect();
+  // returns its descriptor, owned by the caller; InvalidStateError when the manager is gone.
+  [[nodiscard]] int connect() const;
+  // address() is where the server listens (its first byte is the abstract namespace's NUL).
+  [[nodiscard]] const std::string& address() const noexcept { return address_; }
 
  private:
-  int connect_locked();  // with mu_ held
+  void own_connection_locked();  // with mu_ held: in a fork child, a connection of its own
 
+  const std::string address_;
   std::mutex mu_;
   Connection conn_ CONCUR_GUARDED_BY(mu_);
   std::vector<Connection> spare_ CONCUR_GUARDED_BY(mu_);  // for call_waiting
-  pid_t spare_pid_ CONCUR_GUARDED_BY(mu_) = 0;  // the process spare_ belongs to (not a fork child)
+  pid_t pid_ CONCUR_GUARDED_BY(mu_);                      // the process conn_ and spare_ belong to
 };
 
 template <class T>
@@ -191,13 +200,14 @@ class ProxyBase {
   void save(Archive& ar) const {
     if (!client_) throw PicklingError("an empty proxy cannot be passed to another process");
     save_fresh_fd(ar, [client = client_] { return client->connect(); });
-    ar(id_);
+    ar(id_, client_->address());
   }
   template <class Archive>
   void load(Archive& ar) {
-    const int fd = load_fd(ar);
-    client_ = std::make_shared<ManagerClient>(Connection(fd));
-    ar(id_);
+    Connection conn(load_fd(ar));
+    std::string address;
+    ar(id_, address);
+    client_ = std::make_shared<ManagerClient>(std::move(conn), std::move(address));
   }
 
  protected:
@@ -477,8 +487,9 @@ class QueueProxy : public detail::ProxyBase {
 // down does not keep the program from exiting.
 class CONCUR_EXPORT Manager {
  public:
-  // Manager(options) starts the server (options.start_method, default get_start_method()); throws
-  // what Process::start throws, InvalidStateError inside a daemonic process.
+  // Manager(options) starts the server (options.start_method, default get_start_method()) and
+  // returns once it listens; throws what Process::start throws, InvalidStateError inside a
+  // daemonic process, OSError when the server cannot listen.
   explicit Manager(ProcessOptions options = {});
   Manager(const Manager&) = delete;
   Manager& operator=(const Manager&) = delete;
@@ -516,7 +527,8 @@ class CONCUR_EXPORT Manager {
     return Queue<T>(maxsize);
   }
   // shutdown() stops the server and waits for it; proxies then throw InvalidStateError.
-  // Idempotent.
+  // Idempotent. In a process forked from the Manager's it does nothing (Python's Manager is shut
+  // down only by the process that started it).
   void shutdown();
   // pid() is the server's process id.
   [[nodiscard]] pid_t pid() const noexcept { return server_.pid(); }
@@ -528,6 +540,7 @@ class CONCUR_EXPORT Manager {
 
   Process server_;
   std::shared_ptr<detail::ManagerClient> client_;
+  pid_t owner_;  // the process that started the server
   bool stopped_ = false;
 };
 
