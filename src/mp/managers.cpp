@@ -188,7 +188,7 @@ class Server {
   // Server(control, listener): listener is the listening socket, held in a Connection only to be
   // polled and closed.
   Server(Connection control, Connection listener)
-      : listener_(std::move(listener)), reserve_(::open("/dev/null", O_RDONLY | O_CLOEXEC)) {
+      : listener_(std::move(listener)), reserve_(take_reserve()) {
     clients_.push_back(std::move(control));
   }
   Server(const Server&) = delete;
@@ -202,7 +202,8 @@ class Server {
       std::vector<Connection*> ptrs;
       for (Connection& c : clients_)
         if (!c.closed()) ptrs.push_back(&c);
-      ptrs.push_back(&listener_);  // last: hang-ups seen in the same wait free descriptors first
+      // Last: hang-ups seen in the same wait free their descriptors first.
+      if (!accept_paused_) ptrs.push_back(&listener_);
       Clock::time_point next = Clock::time_point::max();
       for (const Waiter& w : waiters_) next = std::min(next, w.deadline);
       const std::vector<Connection*> ready =
@@ -224,7 +225,8 @@ class Server {
       // Forget clients that hung up (the control connection is never dropped here; a parked
       // one is never closed while it waits).
       const Connection* control = &clients_.front();
-      clients_.remove_if([&](const Connection& c) { return &c != control && c.closed(); });
+      if (clients_.remove_if([&](const Connection& c) { return &c != control && c.closed(); }) > 0)
+        accept_paused_ = false;
     }
   }
 
@@ -248,6 +250,8 @@ class Server {
     const bool queue_op = is_queue_op(req.op);
     try {
       if (req.op == ManagerOp::shutdown) {
+        if (!control)
+          throw Failure{ManagerStatus::error, "only the Manager may shut its server down"};
         stop = true;
       } else if (queue_op) {
         answer_now = handle_queue(c, req, resp);
@@ -268,23 +272,32 @@ class Server {
     return !stop;
   }
 
+  // take_reserve() is a descriptor to give up when accept() finds none left (-1 if none).
+  int take_reserve() const noexcept { return ::fcntl(listener_.fileno(), F_DUPFD_CLOEXEC, 0); }
+
   // accept_client() takes one new connection from the listening socket (non-blocking; the next
   // poll reports any other). A process of another user is turned away. Out of descriptors, the
-  // server spends its reserve one on taking the connection, to answer it with an error and close
-  // it: the client's first call fails instead of waiting for an accept that cannot come.
+  // server spends its reserve one on taking the connection, to answer it with a refusal and close
+  // it: the client's call fails instead of waiting for an accept that cannot come. Without a
+  // reserve it stops polling the listener (which would stay readable) until a client hangs up.
   void accept_client() {
+    if (reserve_ < 0) reserve_ = take_reserve();
     int fd = ::accept4(listener_.fileno(), nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0 && (errno == EMFILE || errno == ENFILE) && reserve_ >= 0) {
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+      if (reserve_ < 0) {
+        accept_paused_ = true;
+        return;
+      }
       ::close(reserve_);
       fd = ::accept4(listener_.fileno(), nullptr, nullptr, SOCK_CLOEXEC);
       if (fd >= 0) {
         Connection refused(fd);
         ManagerResponse resp;
-        resp.status = ManagerStatus::error;
+        resp.status = ManagerStatus::refused;
         resp.message = "the server has no descriptor left for a new connection";
         (void)answer(refused, resp);
       }
-      reserve_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      reserve_ = take_reserve();
       return;
     }
     if (fd < 0) return;  // EAGAIN: the client gave up; EINTR, ECONNABORTED: the next poll
@@ -574,7 +587,8 @@ class Server {
   }
 
   Connection listener_;
-  int reserve_;  // a descriptor kept to be closed when accept() finds none left
+  int reserve_;                 // a descriptor kept to be closed when accept() finds none left
+  bool accept_paused_ = false;  // out of descriptors with no reserve: listener not polled
   // The clients; the first is the Manager's control connection. A list: a Waiter's pointer stays
   // valid while others come and go.
   std::list<Connection> clients_;
@@ -638,7 +652,8 @@ void manager_serve(Connection control) {
   Server(std::move(control), std::move(listener)).run();
 }
 
-// dial(address) is a new connection to the server listening at `address`.
+// dial(address) is a new connection to the server listening at `address`, which must run as this
+// process's user: once the server is gone, another user's process may have bound the name.
 int dial(const std::string& address) {
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) throw OSError(errno, "manager: socket");
@@ -651,6 +666,13 @@ int dial(const std::string& address) {
     ::close(fd);
     if (err == ECONNREFUSED || err == ENOENT) throw InvalidStateError("the manager has shut down");
     throw OSError(err, "manager: connect");
+  }
+  ucred peer{};
+  socklen_t peer_len = sizeof peer;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_len) != 0 ||
+      peer.uid != ::geteuid()) {
+    ::close(fd);
+    throw InvalidStateError("the manager has shut down (another user's process has its address)");
   }
   return fd;
 }
@@ -682,6 +704,8 @@ ManagerResponse checked(ManagerResponse r) {
       throw Full();
     case ManagerStatus::shut_down:
       throw ShutDown();
+    case ManagerStatus::refused:
+      throw RuntimeError("manager: a new connection was refused: " + r.message);
     case ManagerStatus::error:
       break;
   }
@@ -710,16 +734,23 @@ ManagerResponse exchange(Connection& conn, const ManagerRequest& request) {
 }  // namespace
 
 ManagerClient::ManagerClient(Connection conn, std::string address)
-    : address_(std::move(address)), conn_(std::move(conn)), pid_(::getpid()) {}
+    : address_(std::move(address)), conn_(std::move(conn)), pid_(::getpid()) {
+  if (!valid_address(address_)) throw ValueError("not a Manager's address");
+}
+
+bool ManagerClient::valid_address(const std::string& a) noexcept {
+  return a.size() > 1 && a.size() <= sizeof(sockaddr_un::sun_path) && a[0] == '\0';
+}
 
 void ManagerClient::own_connection_locked() {
-  if (pid_ == ::getpid()) return;
-  // A child made by fork: the parent may be in a call on conn_ or waiting on a spare right now.
-  // Only this process's copies are closed.
-  conn_.close();
-  spare_.clear();
-  conn_ = Connection(dial(address_));
-  pid_ = ::getpid();
+  if (pid_ != ::getpid()) {
+    // A child made by fork: the parent may be in a call on conn_ or waiting on a spare right now.
+    // Only this process's copies are closed.
+    conn_.close();
+    spare_.clear();
+    pid_ = ::getpid();
+  }
+  if (conn_.closed()) conn_ = Connection(dial(address_));
 }
 
 ManagerResponse ManagerClient::call(const ManagerRequest& request) {
@@ -728,6 +759,7 @@ ManagerResponse ManagerClient::call(const ManagerRequest& request) {
     std::scoped_lock lock(mu_);
     own_connection_locked();
     r = exchange(conn_, request);
+    if (r.status == ManagerStatus::refused) conn_.close();  // the server closed it
   }
   return checked(std::move(r));
 }
@@ -746,7 +778,7 @@ ManagerResponse ManagerClient::call_waiting(const ManagerRequest& request) {
   ManagerResponse r = exchange(conn, request);  // a failed connection is dropped here
   {
     std::scoped_lock lock(mu_);
-    if (pid_ == ::getpid()) spare_.push_back(std::move(conn));
+    if (pid_ == ::getpid() && r.status != ManagerStatus::refused) spare_.push_back(std::move(conn));
   }
   return checked(std::move(r));
 }
@@ -778,6 +810,7 @@ Manager::Manager(ProcessOptions options, std::pair<Connection, Connection> pipe)
   try {
     ready = control.recv<detail::ManagerResponse>();
   } catch (const Error&) {
+    control.close();  // a server still running sees end of file and exits
     server_.join();
     throw RuntimeError("manager: the server process ended before it was ready (exit code " +
                        std::to_string(server_.exitcode().value_or(-1)) + ")");
@@ -797,9 +830,9 @@ Manager::~Manager() {
 }
 
 void Manager::shutdown() {
+  if (::getpid() != owner_) return;  // a forked copy: the server is its parent's to stop
   if (stopped_) return;
   stopped_ = true;
-  if (::getpid() != owner_) return;  // a forked copy: the server is its parent's to stop
   try {
     detail::ManagerRequest stop;
     stop.op = detail::ManagerOp::shutdown;

@@ -3,12 +3,19 @@
 // Manager().dict() filled by two processes, and Manager().Queue(10) between two Pool tasks.
 #include "concur/mp/managers.hpp"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
+#include <cstring>
+#include <fstream>
 #include <map>
 #include <optional>
 #include <string>
@@ -258,15 +265,50 @@ TEST_F(ManagerForkTest, ShutdownInAForkedChildLeavesTheServerToTheParent) {
   EXPECT_THROW(d.set(3, 3), InvalidStateError);
 }
 
-// The server listens in the abstract namespace, which has no file permissions: it turns away a
-// process of another user (SO_PEERCRED), who sees a manager that is gone.
+// manager_address(server) is where the Manager server `server` listens, as its socket name
+// ("\0concur-manager-<pid>-…"), read from /proc/net/unix; empty when it is not listed.
+std::string manager_address(pid_t server) {
+  std::ifstream in("/proc/net/unix");
+  const std::string prefix = "@concur-manager-" + std::to_string(server) + "-";
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto at = line.find(prefix);
+    if (at != std::string::npos) return std::string(1, '\0') + line.substr(at + 1);
+  }
+  return {};
+}
+
+// unix_address(name, sa): sa set to the abstract socket `name`; returns its length.
+socklen_t unix_address(const std::string& name, sockaddr_un& sa) {
+  sa = sockaddr_un{};
+  sa.sun_family = AF_UNIX;
+  std::memcpy(sa.sun_path, name.data(), name.size());
+  return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size());
+}
+
+// become_nobody() switches a forked child to uid/gid 65534; false when the system refuses.
+bool become_nobody() { return ::setgid(65534) == 0 && ::setuid(65534) == 0; }
+
+// The server's name in the abstract namespace has no file permissions and is visible to all: the
+// server turns away a process of another user (it sees end of file at once), and a proxy in such
+// a process will not use a server of another user either.
 TEST_F(ManagerForkTest, AProcessOfAnotherUserIsTurnedAway) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root, to become another user";
   Manager m;
   auto d = m.dict<int, int>();
   d.set(1, 1);
+  const std::string address = manager_address(m.pid());
+  ASSERT_FALSE(address.empty());
   const pid_t child = fork_child([&] {
-    if (::setgid(65534) != 0 || ::setuid(65534) != 0) return 3;
+    if (!become_nobody()) return 3;
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    const socklen_t len = unix_address(address, sa);
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&sa), len) != 0) return 4;
+    const timeval wait{30, 0};
+    (void)::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+    char byte = 0;
+    if (::read(fd, &byte, 1) != 0) return 5;  // not end of file: the server kept it
     try {
       (void)d.size();
     } catch (const InvalidStateError&) {
@@ -274,8 +316,55 @@ TEST_F(ManagerForkTest, AProcessOfAnotherUserIsTurnedAway) {
     }
     return 1;
   });
-  EXPECT_EQ(wait_child(child), 0);
+  const int code = wait_child(child);
+  if (code == 3) GTEST_SKIP() << "this system does not let root become uid 65534";
+  EXPECT_EQ(code, 0);
   EXPECT_EQ(d.size(), 1U);
+}
+
+// Once the server is gone, anyone may bind its name: a proxy's new connection to a listener of
+// another user is refused on the client's side (the impostor here would answer 42).
+TEST_F(ManagerForkTest, AProxyDoesNotTalkToAnotherUsersProcessAtItsServersAddress) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root, to become another user";
+  Manager m;
+  auto q = m.Queue<int>();
+  const std::string address = manager_address(m.pid());
+  ASSERT_FALSE(address.empty());
+  ASSERT_EQ(::kill(m.pid(), SIGKILL), 0);
+  ASSERT_TRUE(concur::testing::wait_until([&] { return manager_address(m.pid()).empty(); }));
+  int ready[2];
+  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+  const pid_t child = fork_child([&] {
+    ::close(ready[0]);
+    if (!become_nobody()) return 3;
+    const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un sa{};
+    const socklen_t len = unix_address(address, sa);
+    if (::bind(listener, reinterpret_cast<const sockaddr*>(&sa), len) != 0 ||
+        ::listen(listener, 4) != 0)
+      return 4;
+    if (::write(ready[1], "x", 1) != 1) return 5;
+    ::alarm(30);  // bounded, whatever the parent does
+    const int fd = ::accept(listener, nullptr, nullptr);
+    if (fd < 0) return 6;
+    Connection conn(fd);
+    (void)conn.recv<detail::ManagerRequest>();
+    detail::ManagerResponse forged;
+    forged.value = detail::encode_value(42);
+    conn.send(forged);
+    return 0;
+  });
+  ::close(ready[1]);
+  char byte = 0;
+  const bool bound = ::read(ready[0], &byte, 1) == 1;
+  ::close(ready[0]);
+  if (!bound) {
+    const int code = wait_child(child);
+    if (code == 3) GTEST_SKIP() << "this system does not let root become uid 65534";
+    FAIL() << "the impostor could not listen: " << code;
+  }
+  EXPECT_THROW((void)q.get(5s), InvalidStateError);  // a blocking get dials a new connection
+  (void)wait_child(child);                           // it ends on end of file (or at its alarm)
 }
 
 // A server out of descriptors answers a new connection with an error instead of leaving it
@@ -299,6 +388,7 @@ TEST(ManagerBasicsTest, AServerOutOfDescriptorsRefusesANewConnectionWithAnError)
   }
   EXPECT_EQ(d.at(1), 1);
   held.clear();
+  EXPECT_EQ(late.at(1), 1);  // the refused connection is not used again: the proxy dials anew
   DictProxy<int, int> again;
   const Payload p = dumps(d);
   loads(p.bytes, testing::dup_all(p.fds), again);

@@ -23,13 +23,14 @@
 // A proxy passed to a child process (a Process or process pool task argument, or sent over a
 // Connection) opens a new connection to the server for the child; so does a proxy a forked child
 // finds in its memory (a fork-started Process's run() member, a raw fork()), at its first call.
-// The server listens in Linux's abstract socket namespace and accepts only processes of its own
-// user (SO_PEERCRED), which is how those connections are made. Objects live until the Manager
-// shuts down (Python frees them when the last proxy goes). After shutdown, proxy operations throw
-// InvalidStateError.
-// Thread-safety: a proxy may be used from several threads (its requests are serialized, but for
-// a queue's blocking calls, see above); the Manager object by one thread. Errors: KeyError,
-// IndexError, ValueError, and the queue's Empty, Full, ShutDown, as Python.
+// Those connections are made where the server listens, in Linux's abstract socket namespace: its
+// name is visible to every process, so the server accepts only processes of its own user and a
+// proxy talks only to a server of its own user (SO_PEERCRED) — what Python's authkey is for; any
+// process of that user in the same network namespace can reach the objects. Objects live until the
+// Manager shuts down (Python frees them when the last proxy goes). After shutdown, proxy operations
+// throw InvalidStateError. Thread-safety: a proxy may be used from several threads (its requests
+// are serialized, but for a queue's blocking calls, see above); the Manager object by one thread.
+// Errors: KeyError, IndexError, ValueError, and the queue's Empty, Full, ShutDown, as Python.
 #pragma once
 
 #include <sys/types.h>
@@ -130,6 +131,7 @@ enum class ManagerStatus : std::uint8_t {
   empty,      // concur::Empty
   full,       // concur::Full
   shut_down,  // concur::ShutDown
+  refused,    // a new connection the server could not take (it closes it)
 };
 
 struct ManagerResponse {
@@ -149,6 +151,11 @@ struct ManagerResponse {
 // connections are made: for a proxy sent to another process, for a blocking queue call, and for
 // a process forked with the client in its memory, whose first call replaces the inherited
 // connection — the parent may be using it at that moment (Python's proxies reconnect after fork).
+// A new connection is used only when the listener runs as this process's user (SO_PEERCRED):
+// once the server is gone, anyone may bind its name. A connection the server refused is not used
+// again: the next call dials anew. Fork from a thread while another is inside a call on the same
+// client, and the child's first call blocks on the lock it inherited held (as with any lock: the
+// fork start method refuses multithreaded parents).
 class CONCUR_EXPORT ManagerClient {
  public:
   ManagerClient(Connection conn, std::string address);
@@ -165,9 +172,13 @@ class CONCUR_EXPORT ManagerClient {
   [[nodiscard]] int connect() const;
   // address() is where the server listens (its first byte is the abstract namespace's NUL).
   [[nodiscard]] const std::string& address() const noexcept { return address_; }
+  // valid_address(a) is true for a name in the abstract namespace that fits a sockaddr_un.
+  static bool valid_address(const std::string& a) noexcept;
 
  private:
-  void own_connection_locked();  // with mu_ held: in a fork child, a connection of its own
+  // own_connection_locked(), with mu_ held: in a fork child, a connection of its own; after a
+  // refusal, a new one.
+  void own_connection_locked();
 
   const std::string address_;
   std::mutex mu_;
@@ -207,6 +218,8 @@ class ProxyBase {
     Connection conn(load_fd(ar));
     std::string address;
     ar(id_, address);
+    if (!ManagerClient::valid_address(address))
+      throw UnpicklingError("a Manager proxy with a malformed server address");
     client_ = std::make_shared<ManagerClient>(std::move(conn), std::move(address));
   }
 
@@ -489,7 +502,7 @@ class CONCUR_EXPORT Manager {
  public:
   // Manager(options) starts the server (options.start_method, default get_start_method()) and
   // returns once it listens; throws what Process::start throws, InvalidStateError inside a
-  // daemonic process, OSError when the server cannot listen.
+  // daemonic process, OSError when the server cannot listen, RuntimeError when it ends first.
   explicit Manager(ProcessOptions options = {});
   Manager(const Manager&) = delete;
   Manager& operator=(const Manager&) = delete;
@@ -527,8 +540,8 @@ class CONCUR_EXPORT Manager {
     return Queue<T>(maxsize);
   }
   // shutdown() stops the server and waits for it; proxies then throw InvalidStateError.
-  // Idempotent. In a process forked from the Manager's it does nothing (Python's Manager is shut
-  // down only by the process that started it).
+  // Idempotent. In a process forked from the Manager's it does nothing, and the Manager stays
+  // usable there (Python's Manager is shut down only by the process that started it).
   void shutdown();
   // pid() is the server's process id.
   [[nodiscard]] pid_t pid() const noexcept { return server_.pid(); }
