@@ -12,6 +12,7 @@ extern "C" {
 #include <openssl/evp.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
@@ -198,6 +199,7 @@ Redis::Redis() noexcept = default;
 
 Redis::Redis(Redis&& other) noexcept
     : ctx_(std::exchange(other.ctx_, nullptr)),
+      pid_(other.pid_),
       url_(std::move(other.url_)),
       timeout_(other.timeout_) {}
 
@@ -205,6 +207,7 @@ Redis& Redis::operator=(Redis&& other) noexcept {
   if (this != &other) {
     close();
     ctx_ = std::exchange(other.ctx_, nullptr);
+    pid_ = other.pid_;
     url_ = std::move(other.url_);
     timeout_ = other.timeout_;
   }
@@ -235,8 +238,9 @@ void Redis::open() {
     throw ConnectionError(code, "cannot connect to Redis at " + url_.str() + ": " + why);
   }
   ctx_ = c;
-  // Not inherited by child processes (a fork-start pool's workers, subprocesses): a copy there
-  // would keep the connection open after this side closed it.
+  pid_ = ::getpid();
+  // Not inherited across exec (subprocesses, spawned workers), which would keep the connection
+  // open after this side closed it; a forked child's copy is dropped at its first command.
   (void)::fcntl(ctx_->fd, F_SETFD, FD_CLOEXEC);
   if (timeout_.count() > 0) redisSetTimeout(ctx_, tv);
   try {
@@ -254,6 +258,12 @@ void Redis::open() {
 }
 
 void Redis::reconnect() { open(); }
+
+void Redis::own_connection() {
+  if (ctx_ == nullptr || pid_ == ::getpid()) return;
+  close();  // hiredis only closes this process's descriptor and frees its buffers
+  open();
+}
 
 void Redis::close() noexcept {
   if (ctx_ != nullptr) redisFree(std::exchange(ctx_, nullptr));
@@ -277,6 +287,7 @@ void Redis::fail_io(const char* what) {
 }
 
 void Redis::append_argv(std::size_t argc, const char** argv, const std::size_t* lens) {
+  own_connection();
   if (ctx_ == nullptr) fail_io("not connected to");
   if (redisAppendCommandArgv(ctx_, static_cast<int>(argc), argv, lens) != REDIS_OK)
     fail_io("cannot send to");
@@ -319,6 +330,7 @@ ConnectionError socket_error(int e, const char* what, const RedisUrl& url) {
 }  // namespace
 
 std::optional<Reply> Redis::buffered_reply() {
+  own_connection();
   if (ctx_ == nullptr) fail_io("not connected to");
   void* raw = nullptr;
   if (redisGetReplyFromReader(ctx_, &raw) != REDIS_OK) fail_io("lost the connection to");
@@ -349,6 +361,7 @@ std::optional<Reply> Redis::try_reply() {
 }
 
 void Redis::flush() {
+  own_connection();
   if (ctx_ == nullptr) fail_io("not connected to");
   // hiredis 0.14 writes with write(2): a peer that closed the connection would raise SIGPIPE and
   // kill the process. The buffered commands go out here with send(MSG_NOSIGNAL) instead (a

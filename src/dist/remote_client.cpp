@@ -29,8 +29,16 @@ RemoteClient::RemoteClient(ClientSettings settings, std::string client_id, std::
     throw ValueError(settings_.kind + ": the options' queue must not be empty");
 }
 
+void RemoteClient::check_forked() const {
+  if (forked_copy())
+    throw InvalidStateError(settings_.kind + " made in process " + std::to_string(creator_) +
+                            " cannot be used in process " + std::to_string(::getpid()) +
+                            ", forked from it: make the executor in the process that uses it");
+}
+
 void RemoteClient::submit(mp::detail::AnyFn fn, const TaskOptions& options, std::string args,
                           std::unique_ptr<RemoteJob> job) {
+  check_forked();
   const mp::detail::TaskEntry* entry = mp::detail::find_task(fn);
   if (entry == nullptr)
     throw UsageError(settings_.kind +
@@ -156,6 +164,7 @@ FutureStateBase::Withdrawal RemoteClient::withdraw(std::uint64_t id) noexcept {
 
 bool RemoteClient::shutdown(bool wait, bool cancel_futures,
                             std::optional<std::chrono::steady_clock::time_point> deadline) {
+  if (forked_copy()) return false;  // the parent's executor: not ours to stop
   // With cancel_futures, every future whose start has not been reported is cancelled: each
   // cancel() asks the broker to take its task back (and fails for one a worker took meanwhile);
   // its done-callback then forgets the job. The states are referenced while the lock is released.
@@ -325,18 +334,18 @@ void remote_cancel(const std::weak_ptr<RemoteClient>& core, std::uint64_t id) no
 }
 
 void remote_revoke(const std::weak_ptr<RemoteClient>& core, std::uint64_t id) noexcept {
-  if (auto c = core.lock()) c->revoke(id);
+  if (auto c = core.lock(); c && !c->forked_copy()) c->revoke(id);
 }
 
 bool remote_assist_wait(const std::weak_ptr<RemoteClient>& core, const FutureStateBase& state,
                         const Deadline& d) noexcept {
-  if (auto c = core.lock()) return c->assist(state, d);
+  if (auto c = core.lock(); c && !c->forked_copy()) return c->assist(state, d);
   return false;
 }
 
 FutureStateBase::Withdrawal remote_withdraw(const std::weak_ptr<RemoteClient>& core,
                                             std::uint64_t id) noexcept {
-  if (auto c = core.lock()) return c->withdraw(id);
+  if (auto c = core.lock(); c && !c->forked_copy()) return c->withdraw(id);
   return FutureStateBase::Withdrawal::kUnknown;
 }
 
@@ -350,6 +359,13 @@ RemoteExecutor::RemoteExecutor(std::shared_ptr<detail::RemoteClient> core)
 }
 
 RemoteExecutor::~RemoteExecutor() {
+  if (core_->forked_copy()) {
+    // Its reader thread does not exist here and its jobs are the parent's: nothing can be waited
+    // for, joined or sent. The copy is left as it is (memory of a process about to go its way).
+    // NOLINTNEXTLINE(cppcoreguidelines-owning-memory): deliberately never freed
+    (void)new std::shared_ptr<detail::RemoteClient>(std::move(core_));
+    return;
+  }
   shutdown(true);
   core_->join_reader();
 }
@@ -373,6 +389,7 @@ const TaskOptions& RemoteExecutor::default_options() const noexcept {
 }
 
 void RemoteExecutor::check_open(mp::detail::AnyFn fn) const {
+  core_->check_forked();
   if (mp::detail::find_task(fn) == nullptr)
     throw UsageError(core_->settings().kind +
                      "::submit: the function is not a registered task (CONCUR_TASK(fn))");

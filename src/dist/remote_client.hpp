@@ -7,6 +7,9 @@
 // Thread-safety: every public member may be called from any thread; deliver() from the reader.
 #pragma once
 
+#include <sys/types.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -84,6 +87,12 @@ class RemoteClient {
   [[nodiscard]] const ClientSettings& settings() const noexcept { return settings_; }
   [[nodiscard]] const std::string& client_id() const noexcept { return client_; }
   [[nodiscard]] const std::string& reply() const noexcept { return reply_; }
+  // forked_copy(): this is a copy in a process forked from the one that made the executor. Its
+  // reader thread, its jobs and its reply key are the parent's: the copy refuses new work
+  // (check_forked) and touches nothing of the parent's (no cancel, no read, no shutdown).
+  [[nodiscard]] bool forked_copy() const noexcept { return ::getpid() != creator_; }
+  // check_forked(): InvalidStateError in a forked copy.
+  void check_forked() const;
 
  protected:
   // send(m, queue, options): puts task message `m` on `queue` → a handle for take_back (the
@@ -161,6 +170,7 @@ class RemoteClient {
   // start_job(id, job): set_running_or_notify_cancel() on a job still recorded → running.
   bool start_job(std::uint64_t id, RemoteJob* job);
 
+  const pid_t creator_ = ::getpid();  // the process that made the executor
   ClientSettings settings_;
   std::string client_;
   std::string reply_;

@@ -961,7 +961,15 @@ Worker::Worker(WorkerOptions options)
                 ? detail::make_amqp_worker(std::move(options))
                 : std::unique_ptr<Impl>(std::make_unique<RedisWorker>(std::move(options)))) {}
 Worker::~Worker() = default;
-void Worker::run() { impl_->run(); }
+void Worker::run() {
+  // A copy in a forked process has its parent's consumer name (two workers of one name renew,
+  // recover and finish each other's leases), and maybe its threads' process pool.
+  if (::getpid() != impl_->creator)
+    throw UsageError("a dist::Worker made in process " + std::to_string(impl_->creator) +
+                     " cannot run in process " + std::to_string(::getpid()) +
+                     ", forked from it: make the Worker in the process that runs it");
+  impl_->run();
+}
 void Worker::stop() noexcept { impl_->stop(); }
 WorkerStats Worker::stats() const { return impl_->stats(); }
 const std::string& Worker::name() const noexcept { return impl_->options().name; }

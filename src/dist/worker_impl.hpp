@@ -2,6 +2,9 @@
 // scheme picks it: redis:// and unix:// (worker.cpp), amqp:// (amqp_worker.cpp).
 #pragma once
 
+#include <sys/types.h>
+#include <unistd.h>
+
 #include <memory>
 #include <string_view>
 
@@ -19,6 +22,8 @@ class Worker::Impl {
   virtual void stop() noexcept = 0;
   [[nodiscard]] virtual WorkerStats stats() const = 0;
   [[nodiscard]] virtual const WorkerOptions& options() const noexcept = 0;
+
+  const pid_t creator = ::getpid();  // the process that made the worker (and its connections)
 };
 
 namespace detail {

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -328,6 +329,55 @@ TEST_F(DistTest, AQueuedTaskIsCancelledAndNeverRuns) {
   EXPECT_EQ(ex.submit(dist_mul, 2, 3).result(kRemote), 6);  // the worker is past the cancelled one
   EXPECT_FALSE(std::filesystem::exists(path)) << "a cancelled task ran";
   EXPECT_EQ(ex.pending(), 0u);
+}
+
+// A copy of the executor in a forked process (a prefork server that forks after making it) is not
+// an executor: its submit is refused, its cancel does not take the parent's task back, and its
+// destruction returns at once instead of waiting for the parent's jobs. The parent's task runs.
+TEST_F(DistTest, AForkedCopyOfTheExecutorRefusesWorkAndLeavesTheParentsTasksAlone) {
+  concur::testing::TempDir dir;
+  std::optional<RedisExecutor> ex(std::in_place, url());
+  const std::string path = dir.file("ran");
+  Future<void> f = ex->submit(dist_touch, path);  // no worker yet: queued
+  ASSERT_TRUE(queued(1));
+  const pid_t child = ::fork();  // NOLINT(concurrency-mt-unsafe): the child exits at once
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int code = 0;
+    try {
+      (void)ex->submit(dist_mul, 2, 3);
+      code = 1;
+    } catch (const InvalidStateError&) {
+    } catch (...) {
+      code = 2;
+    }
+    if (code == 0 && f.cancel()) code = 3;  // it would have taken the parent's task back
+    if (code == 0) ex.reset();              // must not wait for the parent's job
+    ::_exit(code);
+  }
+  EXPECT_EQ(concur::testing::wait_forked(child, std::chrono::seconds(30)), 0);
+  auto w = start_worker();
+  f.result(kRemote);
+  EXPECT_TRUE(std::filesystem::exists(path));
+}
+
+// A Worker made before a fork would share its consumer name with its copy: the copy refuses to run.
+TEST_F(DistTest, AForkedCopyOfAWorkerRefusesToRun) {
+  Worker w(worker_options(1));
+  const pid_t child = ::fork();  // NOLINT(concurrency-mt-unsafe): the child exits at once
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int code = 1;
+    try {
+      w.run();
+    } catch (const UsageError&) {
+      code = 0;
+    } catch (...) {
+      code = 2;
+    }
+    ::_exit(code);
+  }
+  EXPECT_EQ(concur::testing::wait_forked(child, std::chrono::seconds(30)), 0);
 }
 
 // ---- Waiting threads read the results (RedisClient::assist)

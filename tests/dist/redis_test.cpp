@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "concur/errors.hpp"
+#include "support/process_support.hpp"
 #include "support/redis_server.hpp"
 
 namespace concur::dist {
@@ -82,6 +83,38 @@ TEST_F(RedisTest, CommandsRepliesAndBinarySafeArguments) {
   EXPECT_THROW((void)list.at(2), RedisError);
   EXPECT_EQ(list.at(0).str, "x");
   EXPECT_EQ(r.command({"GET", "n"}).as_integer(), 41);
+}
+
+// A child forked with a connection in its memory speaks on a connection of its own (its parent may
+// be waiting for a reply on the inherited one): both count their own keys at the same time, and
+// every reply must be the caller's.
+TEST_F(RedisTest, AConnectionUsedInAForkedChildIsItsOwn) {
+  Redis r = server_.client();
+  EXPECT_EQ(r.command({"PING"}).str, "PONG");
+  constexpr long long kEach = 2000;
+  const pid_t child = ::fork();  // NOLINT(concurrency-mt-unsafe): the child only speaks to Redis
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int code = 0;
+    try {
+      for (long long i = 1; i <= kEach && code == 0; ++i)
+        if (r.command({"INCR", "child"}).integer != i) code = 1;
+    } catch (...) {
+      code = 2;
+    }
+    ::_exit(code);
+  }
+  long long wrong = 0;
+  try {
+    for (long long i = 1; i <= kEach; ++i)
+      if (r.command({"INCR", "parent"}).integer != i) ++wrong;
+  } catch (const ConnectionError& e) {
+    ADD_FAILURE() << e.what();
+  }
+  EXPECT_EQ(concur::testing::wait_forked(child, std::chrono::seconds(60)), 0);
+  EXPECT_EQ(wrong, 0);
+  EXPECT_EQ(r.command({"GET", "child"}).as_integer(), kEach);
+  EXPECT_EQ(r.command({"GET", "parent"}).as_integer(), kEach);
 }
 
 TEST_F(RedisTest, ErrorRepliesAreRedisErrorsAndTheConnectionStaysUsable) {

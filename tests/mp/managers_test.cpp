@@ -371,6 +371,12 @@ TEST_F(ManagerForkTest, AProxyDoesNotTalkToAnotherUsersProcessAtItsServersAddres
 // unaccepted (its client would wait forever), serves its other clients meanwhile, and accepts
 // again once clients hang up.
 TEST(ManagerBasicsTest, AServerOutOfDescriptorsRefusesANewConnectionWithAnError) {
+#if defined(__SANITIZE_ADDRESS__)
+  // The ASan+UBSan preset keeps UBSan's vptr check, which probes memory through a pipe()
+  // (cmake/options.cmake): in a server with no descriptor left the probe fails, and UBSan reports
+  // a false "invalid vptr" and stops the server. The release and TSan suites run this test.
+  GTEST_SKIP() << "UBSan's vptr check needs free descriptors, which this test takes away";
+#endif
   Manager m;
   auto d = m.dict<int, int>();
   d.set(1, 1);

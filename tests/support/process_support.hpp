@@ -6,6 +6,8 @@
 // - file_exists(path); write_file(path, text): the whole content at once (written aside, renamed),
 //   so that a reader who sees the file sees its content; read_file(path): its first line.
 // - process_gone(pid): no such process, or it exited and waits to be reaped (a zombie is gone).
+// - wait_forked(pid, d): reaps a child made with fork(): its exit code, or -1 when it did not end
+//   within d (it is then killed) or was killed by a signal.
 // - TempDir: a fresh directory for a test's marker files, removed with everything in it.
 #pragma once
 
@@ -88,6 +90,17 @@ inline bool process_gone(pid_t pid) {
   if (::kill(pid, 0) != 0) return errno == ESRCH;
   const char state = process_state(pid);
   return state == '\0' || state == 'Z' || state == 'X';  // ('\0': vanished meanwhile)
+}
+
+inline int wait_forked(pid_t pid, std::chrono::milliseconds d) {
+  int status = 0;
+  const bool ended = poll_until(d, [&] { return ::waitpid(pid, &status, WNOHANG) == pid; });
+  if (!ended) {
+    ::kill(pid, SIGKILL);
+    (void)::waitpid(pid, &status, 0);
+    return -1;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 class TempDir {

@@ -38,7 +38,8 @@
 // (use priorities). RedisExecutor refuses TaskOptions::priority.
 // Broker unreachable: submit() throws ConnectionError (after one reconnect); the results of
 // submitted tasks wait in the reply queue while the reader reconnects with backoff.
-// Thread-safety: every member may be called from any thread.
+// In a process forked from the one that made it, it refuses work as RedisExecutor does
+// (executor.hpp). Thread-safety: every member may be called from any thread.
 #pragma once
 
 #include <chrono>

@@ -41,7 +41,11 @@
 // tasks no worker has taken; wait blocks until every future is settled (with no workers left,
 // forever: shutdown(timeout) bounds it). The destructor is shutdown(true). Through the Executor
 // interface, submit(callable) cannot cross machines: UsageError (use this class's submit with a
-// registered task). Thread-safety: every member may be called from any thread.
+// registered task). A copy in a process forked from the one that made the executor (a raw fork of
+// a prefork server) is not an executor: its reader thread and jobs are the parent's, so submit()
+// throws InvalidStateError there, and shutdown, cancel and the destructor do nothing (a future the
+// parent would complete never completes in the copy). Make the executor after the fork.
+// Thread-safety: every member may be called from any thread.
 #pragma once
 
 #include <atomic>

@@ -10,8 +10,14 @@
 // -NOSCRIPT...) is thrown as RedisError; a connection that cannot be made, times out or breaks is
 // thrown as concur::ConnectionError, after which the Redis is closed (is_connected() false) until
 // reconnect(). RedisExecutor and the worker reconnect with backoff themselves.
+// A process forked from the one that connected must not speak on the connection it inherited (its
+// parent may be waiting for a reply on it): its first command drops that copy, without a byte on
+// the wire, and connects anew — redis-py's connection pools do the same after fork. Replies of
+// commands sent before the fork are the parent's.
 // Thread-safety: none — one connection per thread (or a mutex around it).
 #pragma once
+
+#include <sys/types.h>
 
 #include <chrono>
 #include <cstdint>
@@ -126,10 +132,12 @@ class CONCUR_EXPORT Redis {
 
  private:
   void open();
+  void own_connection();  // in a process forked from the one that connected: connects anew
   void append_argv(std::size_t argc, const char** argv, const std::size_t* lens);
   [[noreturn]] void fail_io(const char* what);
 
   redisContext* ctx_ = nullptr;
+  pid_t pid_ = 0;  // the process that made ctx_
   RedisUrl url_;
   std::chrono::milliseconds timeout_{5000};
 };

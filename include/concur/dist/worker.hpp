@@ -112,7 +112,8 @@ class CONCUR_EXPORT Worker {
   ~Worker();
 
   // run() serves tasks until stop(), then lets the tasks taken finish and returns. Redis going
-  // away is waited out (reconnecting with backoff), not thrown.
+  // away is waited out (reconnecting with backoff), not thrown. UsageError in a process forked
+  // from the one that made the Worker (it would share the parent's consumer name).
   void run();
   // stop(): run() returns once the running tasks are done. Async-signal-safe.
   void stop() noexcept;
