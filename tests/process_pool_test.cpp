@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <ranges>
 #include <set>
@@ -325,6 +326,54 @@ TEST_F(ProcessPoolTest, SubmitAndResult) {
 // submit_serialized: a task relayed as bytes (what dist::Worker's processes mode sends) runs as
 // submit() would — one call (batch 0) or a batch of calls back to back — and its failures come
 // back as from submit(): the task's exception as RemoteError, bad bytes as RemoteError too.
+// A copy of a pool its parent used, in a process forked from it (the dispatcher and workers are
+// the parent's): submit is refused, and dropping the copy returns at once; the parent's pool goes
+// on (a child's task would have run in the parent's worker and settled a parent's future).
+TEST_F(ProcessPoolTest, AForkedCopyOfAUsedPoolRefusesWorkAndLeavesTheParentsPoolAlone) {
+  std::optional<ProcessPoolExecutor> pool(std::in_place, ProcessPoolOptions{.max_workers = 1});
+  EXPECT_EQ(pool->submit(square, 3).result(kWait), 9);
+  const pid_t child = ::fork();  // NOLINT(concurrency-mt-unsafe): the child exits at once
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int code = 0;
+    try {
+      (void)pool->submit(square, 4);
+      code = 1;
+    } catch (const InvalidStateError&) {
+    } catch (...) {
+      code = 2;
+    }
+    if (code == 0) pool.reset();  // must neither join the parent's dispatcher nor stop its workers
+    ::_exit(code);
+  }
+  EXPECT_EQ(testing::wait_forked(child, std::chrono::seconds(30)), 0);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(pool->submit(square, i).result(kWait), i * i);
+}
+
+// A copy of a pool its parent never used becomes the child's own: parent and child use their
+// pools at the same time, each with its own workers and dispatcher (before, both dispatchers
+// watched one epoll instance and could take each other's events). Workers are spawned: a child
+// made by a raw fork shares its parent's fork server connection (not this test's point).
+TEST_F(ProcessPoolTest, AForkedCopyOfAnUnusedPoolBecomesTheChildsOwn) {
+  ProcessPoolExecutor pool(
+      ProcessPoolOptions{.max_workers = 1, .start_method = mp::StartMethod::spawn});
+  const pid_t child = ::fork();  // NOLINT(concurrency-mt-unsafe): no thread exists yet
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int code = 0;
+    try {
+      for (int i = 0; i < 200 && code == 0; ++i)
+        if (pool.submit(square, i + 1000).result(kWait) != (i + 1000) * (i + 1000)) code = 1;
+      pool.shutdown(true);
+    } catch (...) {
+      code = 2;
+    }
+    ::_exit(code);
+  }
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(pool.submit(square, i).result(kWait), i * i);
+  EXPECT_EQ(testing::wait_forked(child, std::chrono::seconds(60)), 0);
+}
+
 TEST_F(ProcessPoolTest, SubmitSerializedRelaysATaskGivenAsBytes) {
   ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 1});
   const mp::detail::TaskEntry* sq =

@@ -54,6 +54,10 @@
 // Through the Executor interface, submit(fn, args...) of an arbitrary callable and map() cannot
 // cross a process boundary: they throw UsageError (use this class's submit with a registered
 // task).
+// After fork(): a pool the parent never used is the child's own from its first submit (new epoll
+// instance and wake pipe); the copy of a pool the parent used refuses submit (InvalidStateError),
+// and its shutdown, cancel and destructor touch nothing — its dispatcher and workers are the
+// parent's (make such a pool in the process that uses it).
 // Thread-safety: every member may be called from any thread.
 #pragma once
 

@@ -450,25 +450,46 @@ class ProcessPoolCore {
         throw UsageError("ProcessPoolExecutor: the initializer is not registered (CONCUR_TASK)");
       initializer_ = init->name;
     }
-    auto [rx, tx] = mp::Pipe(false);
-    wake_rx_ = std::move(rx);
-    wake_tx_ = std::move(tx);
-    epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-    if (epoll_fd_ < 0) throw mp::OSError(errno, "epoll_create1");
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.ptr = nullptr;  // the wake-up end
-    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_rx_.fileno(), &ev) != 0) {
-      const int e = errno;
-      ::close(epoll_fd_);
-      throw mp::OSError(e, "epoll_ctl");
-    }
+    make_descriptors();
   }
   ProcessPoolCore(const ProcessPoolCore&) = delete;
   ProcessPoolCore& operator=(const ProcessPoolCore&) = delete;
   ~ProcessPoolCore() { ::close(epoll_fd_); }
 
+  // After fork(): a copy of a pool that the parent never used becomes the child's own at its first
+  // submit (its epoll instance and wake pipe were the parent's too, so both dispatchers would get
+  // each other's events); the copy of a pool the parent used refuses work and touches nothing
+  // (its dispatcher, workers, jobs and ids are the parent's: a child's task would run in the
+  // parent's worker and settle a parent's future of the same id).
+  [[nodiscard]] bool forked_copy() const noexcept {
+    return ::getpid() != made_in_.load(std::memory_order_relaxed);
+  }
+  // parents_copy(): a copy of a pool its parent used (no thread of this process uses it, so the
+  // members are read without the lock, which a parent thread may have held at the fork).
+  [[nodiscard]] bool parents_copy() const noexcept {
+    return forked_copy() && (dispatcher_.joinable() || !workers_.empty());
+  }
+  void check_fork() {
+    if (!forked_copy()) return;
+    if (parents_copy()) throw_parents_copy();
+    std::scoped_lock lock(mu_);
+    if (!forked_copy()) return;  // another thread of this process adopted it
+    ::close(epoll_fd_);
+    epoll_fd_ = -1;
+    wake_rx_.close();  // this process's copies only
+    wake_tx_.close();
+    make_descriptors();
+    made_in_.store(::getpid(), std::memory_order_relaxed);
+  }
+  [[noreturn]] static void throw_parents_copy() {
+    throw InvalidStateError(
+        "a ProcessPoolExecutor used in the process that made it cannot be used in a process "
+        "forked from it (its workers are the parent's): make the pool in the process that uses "
+        "it");
+  }
+
   void check_open() const {
+    if (parents_copy()) throw_parents_copy();
     std::scoped_lock lock(mu_);
     if (broken_) throw BrokenProcessPool(broken_reason_);
     if (shutdown_) throw RuntimeError("cannot schedule new futures after shutdown");
@@ -478,6 +499,7 @@ class ProcessPoolCore {
   std::uint64_t next_id() noexcept { return last_id_.fetch_add(1, std::memory_order_relaxed) + 1; }
 
   void enqueue(mp::detail::AnyFn fn, std::unique_ptr<PoolJob> job) {
+    check_fork();
     const mp::detail::TaskEntry* task = mp::detail::find_task(fn);
     if (task == nullptr) throw_unregistered();
     job->task = task->name;
@@ -509,6 +531,7 @@ class ProcessPoolCore {
   }
 
   void shutdown(bool wait, bool cancel_futures) {
+    if (parents_copy()) return;
     std::vector<std::unique_ptr<PoolJob>> cancelled;
     {
       std::scoped_lock lock(mu_);
@@ -531,6 +554,7 @@ class ProcessPoolCore {
   // shutdown_by(deadline, cancel_futures): shutdown(false, cancel_futures), then wait for the
   // dispatcher to finish until the deadline; past it, kill the workers (stop_now).
   bool shutdown_by(const Deadline& deadline, bool cancel_futures) {
+    if (parents_copy()) return false;
     shutdown(false, cancel_futures);
     bool in_time = true;
     {
@@ -551,6 +575,7 @@ class ProcessPoolCore {
   // back in pending_ (its worker died before starting it) is dropped; a job in a worker's hands
   // is named to that worker's watchdog, which kills the worker if it runs it, else skips it.
   void cancel_running(std::uint64_t id) noexcept {
+    if (parents_copy()) return;        // the worker running it is the parent's
     std::unique_ptr<PoolJob> dropped;  // destroyed after the lock is released
     std::scoped_lock lock(mu_);
     for (auto it = pending_.begin(); it != pending_.end(); ++it) {
@@ -586,6 +611,7 @@ class ProcessPoolCore {
   // be reaped (and reused) in between; from now on a dead worker's queued jobs fail instead of
   // going back to pending, and no replacement is started. Used by mp::Pool::terminate().
   void terminate_workers() {
+    if (parents_copy()) return;
     {
       std::scoped_lock lock(mu_);
       terminating_ = true;
@@ -625,6 +651,24 @@ class ProcessPoolCore {
   }
 
  private:
+  // make_descriptors(): the wake pipe and the epoll instance that watches it.
+  void make_descriptors() {
+    auto [rx, tx] = mp::Pipe(false);
+    wake_rx_ = std::move(rx);
+    wake_tx_ = std::move(tx);
+    epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_fd_ < 0) throw mp::OSError(errno, "epoll_create1");
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.ptr = nullptr;  // the wake-up end
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_rx_.fileno(), &ev) != 0) {
+      const int e = errno;
+      ::close(epoll_fd_);
+      epoll_fd_ = -1;
+      throw mp::OSError(e, "epoll_ctl");
+    }
+  }
+
   struct Worker {
     Worker(mp::Process p, mp::Connection c, mp::Connection ctl, Mailbox b)
         : process(std::move(p)), conn(std::move(c)), control(std::move(ctl)), box(std::move(b)) {}
@@ -1229,6 +1273,7 @@ class ProcessPoolCore {
   // in the worker, so a reply or a death always comes. False when it did not borrow or the state
   // is not done.
   bool assist_wait(std::uint64_t id, const FutureStateBase& state, const Deadline& deadline) {
+    if (parents_copy()) return false;  // the replies in the workers' rings are the parent's
     const bool on_dispatcher = std::this_thread::get_id() == dispatcher_thread_.load();
     return on_dispatcher ? help_as_dispatcher(id, state, deadline)
                          : borrow_and_read(id, state, deadline, false);
@@ -1427,6 +1472,7 @@ class ProcessPoolCore {
 
   ProcessPoolOptions options_;
   std::string initializer_;
+  std::atomic<pid_t> made_in_{::getpid()};  // the process whose pool this is (check_fork)
   mp::Connection wake_rx_;
   mp::Connection wake_tx_;
   int epoll_fd_ = -1;  // the dispatcher's: wake_rx_ and every worker's connection not borrowed
@@ -1530,7 +1576,16 @@ ProcessPoolExecutor::ProcessPoolExecutor(ProcessPoolOptions options)
   detail::track_pool(core_);
 }
 
-ProcessPoolExecutor::~ProcessPoolExecutor() { shutdown(true); }
+ProcessPoolExecutor::~ProcessPoolExecutor() {
+  if (core_->parents_copy()) {
+    // Its dispatcher thread (a joinable std::thread here) does not exist in this process: the
+    // copy cannot be destroyed, only left behind.
+    // NOLINTNEXTLINE(cppcoreguidelines-owning-memory): deliberately never freed
+    (void)new std::shared_ptr<detail::ProcessPoolCore>(std::move(core_));
+    return;
+  }
+  shutdown(true);
+}
 
 void ProcessPoolExecutor::shutdown(bool wait, bool cancel_futures) {
   core_->shutdown(wait, cancel_futures);
