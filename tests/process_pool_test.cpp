@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -348,6 +349,23 @@ TEST_F(ProcessPoolTest, AForkedCopyOfAUsedPoolRefusesWorkAndLeavesTheParentsPool
   }
   EXPECT_EQ(testing::wait_forked(child, std::chrono::seconds(30)), 0);
   for (int i = 0; i < 20; ++i) EXPECT_EQ(pool->submit(square, i).result(kWait), i * i);
+}
+
+// A child made by a raw fork that ends with exit() (its atexit handlers run) must not treat its
+// parent's processes as its own: the parent's pool workers (daemonic children) were terminated
+// and reaped by the child's exit.
+TEST_F(ProcessPoolTest, ARawForkChildsExitLeavesTheParentsWorkersAlone) {
+  ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
+  EXPECT_EQ(pool.submit(square, 5).result(kWait), 25);
+  const std::vector<pid_t> before = pool.worker_pids();
+  ASSERT_FALSE(before.empty());
+  const pid_t child = ::fork();  // NOLINT(concurrency-mt-unsafe): the child only exits
+  ASSERT_GE(child, 0);
+  if (child == 0) std::exit(0);  // NOLINT(concurrency-mt-unsafe): the point of the test
+  EXPECT_EQ(testing::wait_forked(child, std::chrono::seconds(30)), 0);
+  for (const pid_t pid : before) EXPECT_FALSE(process_gone(pid)) << "worker " << pid;
+  EXPECT_EQ(pool.worker_pids(), before);
+  EXPECT_EQ(pool.submit(square, 6).result(kWait), 36);
 }
 
 // A copy of a pool its parent never used becomes the child's own: parent and child use their

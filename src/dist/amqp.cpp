@@ -8,6 +8,7 @@
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
@@ -20,6 +21,7 @@ namespace concur::dist {
 
 struct Amqp::State {
   amqp_connection_state_t conn = nullptr;
+  pid_t pid = ::getpid();  // the process that connected
 };
 
 namespace {
@@ -247,9 +249,14 @@ void Amqp::open() {
 
 void Amqp::close() noexcept {
   if (state_ == nullptr) return;
-  // Polite close when the connection still works; a broken one just goes.
-  (void)amqp_channel_close(state_->conn, kChannel, AMQP_REPLY_SUCCESS);
-  (void)amqp_connection_close(state_->conn, AMQP_REPLY_SUCCESS);
+  // Polite close when the connection still works; a broken one just goes. A process forked from
+  // the one that connected closes only its copy of the socket: a Close on the wire would end
+  // its parent's connection (its unacknowledged tasks requeued), and the Close-Ok it waits for
+  // could be one of the parent's frames.
+  if (state_->pid == ::getpid()) {
+    (void)amqp_channel_close(state_->conn, kChannel, AMQP_REPLY_SUCCESS);
+    (void)amqp_connection_close(state_->conn, AMQP_REPLY_SUCCESS);
+  }
   (void)amqp_destroy_connection(state_->conn);
   delete state_;
   state_ = nullptr;

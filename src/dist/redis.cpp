@@ -273,6 +273,7 @@ int Redis::fd() const noexcept { return ctx_ != nullptr ? ctx_->fd : -1; }
 
 void Redis::set_timeout(std::chrono::milliseconds timeout) {
   timeout_ = timeout;
+  own_connection();  // not the parent's socket's timeout
   if (ctx_ != nullptr) redisSetTimeout(ctx_, to_timeval(timeout));
 }
 

@@ -330,7 +330,7 @@ void remote_submit(const std::shared_ptr<RemoteClient>& core, mp::detail::AnyFn 
 }
 
 void remote_cancel(const std::weak_ptr<RemoteClient>& core, std::uint64_t id) noexcept {
-  if (auto c = core.lock()) c->cancel(id);
+  if (auto c = core.lock(); c && !c->forked_copy()) c->cancel(id);
 }
 
 void remote_revoke(const std::weak_ptr<RemoteClient>& core, std::uint64_t id) noexcept {
@@ -362,8 +362,8 @@ RemoteExecutor::~RemoteExecutor() {
   if (core_->forked_copy()) {
     // Its reader thread does not exist here and its jobs are the parent's: nothing can be waited
     // for, joined or sent. The copy is left as it is (memory of a process about to go its way).
-    // NOLINTNEXTLINE(cppcoreguidelines-owning-memory): deliberately never freed
-    (void)new std::shared_ptr<detail::RemoteClient>(std::move(core_));
+    static auto* left = new std::vector<std::shared_ptr<detail::RemoteClient>>;
+    left->push_back(std::move(core_));
     return;
   }
   shutdown(true);

@@ -19,6 +19,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/signalfd.h>
@@ -554,11 +555,27 @@ void report_exception(const std::string& process_name) {
   (void)!::write(2, text.data(), text.size());
 }
 
+// forget_parents_processes(): in a child made by fork(), the parent's children and fork server
+// are not this process's. Runs in every forked child (pthread_atfork: a raw fork, another
+// library's), so that its exit neither terminates and reaps the parent's daemonic children (a
+// pool's workers) nor keeps the parent's fork server alive, and its starts do not go over the
+// parent's fork server connection. Not locked: the child has one thread, and a parent thread may
+// have held the mutexes. The children's descriptors stay open (copies of the parent's Process
+// objects may still refer to them).
+void forget_parents_processes() noexcept {
+  ForkServer& s = forkserver();
+  if (s.control >= 0) ::close(s.control);
+  if (s.pidfd >= 0) ::close(s.pidfd);
+  new (&children()) Children();
+  new (&forkserver()) ForkServer();
+}
+[[maybe_unused]] const bool kForgetAtFork =
+    ::pthread_atfork(nullptr, nullptr, &forget_parents_processes) == 0;
+
 // become_child(info) turns this process's bookkeeping into the child's: its name and parent, no
 // children, no fork server, stdin from /dev/null.
 void become_child(const LaunchInfo& info) {
-  new (&children()) Children();  // the parent's table (and maybe its held mutex) is not ours
-  new (&forkserver()) ForkServer();
+  forget_parents_processes();  // (again: a spawned child was not forked)
   new (&self_mu()) std::mutex();
   Self& s = self();
   s.name = info.name;

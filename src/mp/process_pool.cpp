@@ -462,12 +462,14 @@ class ProcessPoolCore {
   // (its dispatcher, workers, jobs and ids are the parent's: a child's task would run in the
   // parent's worker and settle a parent's future of the same id).
   [[nodiscard]] bool forked_copy() const noexcept {
-    return ::getpid() != made_in_.load(std::memory_order_relaxed);
+    return ::getpid() != made_in_.load(std::memory_order_acquire);
   }
-  // parents_copy(): a copy of a pool its parent used (no thread of this process uses it, so the
-  // members are read without the lock, which a parent thread may have held at the fork).
+  // parents_copy(): a copy of a pool its parent used: the parent started its dispatcher (which
+  // starts the workers). Atomics only: a parent thread may have held mu_ at the fork.
   [[nodiscard]] bool parents_copy() const noexcept {
-    return forked_copy() && (dispatcher_.joinable() || !workers_.empty());
+    // started_ first: a thread of this process that adopted the copy stored made_in_ before it
+    // started the dispatcher, so whoever sees it started sees the new made_in_ too.
+    return started_.load(std::memory_order_acquire) && forked_copy();
   }
   void check_fork() {
     if (!forked_copy()) return;
@@ -479,7 +481,7 @@ class ProcessPoolCore {
     wake_rx_.close();  // this process's copies only
     wake_tx_.close();
     make_descriptors();
-    made_in_.store(::getpid(), std::memory_order_relaxed);
+    made_in_.store(::getpid(), std::memory_order_release);
   }
   [[noreturn]] static void throw_parents_copy() {
     throw InvalidStateError(
@@ -514,7 +516,10 @@ class ProcessPoolCore {
       if (job->id == 0) job->id = next_id();
       pending_.push_back(std::move(job));
       ++events_;
-      if (!dispatcher_.joinable()) dispatcher_ = std::thread([this] { run(); });
+      if (!dispatcher_.joinable()) {
+        dispatcher_ = std::thread([this] { run(); });
+        started_.store(true, std::memory_order_release);
+      }
       // The latency path: a lone task and an idle worker — send it from here, so that the
       // dispatcher is woken only by the reply (one hop fewer than waking it to send).
       if (pending_.size() == 1) {
@@ -1473,6 +1478,7 @@ class ProcessPoolCore {
   ProcessPoolOptions options_;
   std::string initializer_;
   std::atomic<pid_t> made_in_{::getpid()};  // the process whose pool this is (check_fork)
+  std::atomic<bool> started_{false};        // the dispatcher was started (in made_in_)
   mp::Connection wake_rx_;
   mp::Connection wake_tx_;
   int epoll_fd_ = -1;  // the dispatcher's: wake_rx_ and every worker's connection not borrowed
@@ -1580,8 +1586,8 @@ ProcessPoolExecutor::~ProcessPoolExecutor() {
   if (core_->parents_copy()) {
     // Its dispatcher thread (a joinable std::thread here) does not exist in this process: the
     // copy cannot be destroyed, only left behind.
-    // NOLINTNEXTLINE(cppcoreguidelines-owning-memory): deliberately never freed
-    (void)new std::shared_ptr<detail::ProcessPoolCore>(std::move(core_));
+    static auto* left = new std::vector<std::shared_ptr<detail::ProcessPoolCore>>;
+    left->push_back(std::move(core_));
     return;
   }
   shutdown(true);

@@ -9,6 +9,7 @@
 #include "concur/dist/amqp.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "support/loopback.hpp"
+#include "support/process_support.hpp"
 #include "support/rabbitmq_server.hpp"
 
 namespace concur::testing {
@@ -108,6 +110,24 @@ TEST_F(AmqpTest, PublishWithConfirmsThenConsumeAndAck) {
   }
   for (int i = 0; i < 20; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], "m" + std::to_string(i));
   EXPECT_FALSE(consumer.next_delivery(100ms));
+}
+
+// A process forked with a connection in its memory that closes it (a destructor) closes only its
+// copy of the socket: a Close on the wire would end its parent's connection.
+TEST_F(AmqpTest, ClosingAConnectionInAForkedChildLeavesTheParentsOpen) {
+  Amqp parent = connect();
+  const std::string q = parent.declare_queue("fork-close", {}).name;
+  const pid_t child = ::fork();  // NOLINT(concurrency-mt-unsafe): the child only closes its copy
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    parent.close();
+    ::_exit(0);
+  }
+  EXPECT_EQ(concur::testing::wait_forked(child, std::chrono::seconds(30)), 0);
+  (void)parent.purge_queue(q);
+  parent.confirm_select();
+  parent.publish("", q, "still open");  // returns once the broker confirmed it: it is queued
+  EXPECT_EQ(parent.declare_queue(q, {}).messages, 1U);
 }
 
 // A mandatory message no queue takes comes back (basic.return, read before its confirm) with its
