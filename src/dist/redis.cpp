@@ -21,6 +21,8 @@ extern "C" {
 #include <utility>
 #include <vector>
 
+#include "../mp/this_pid.hpp"
+
 namespace concur::dist {
 
 namespace {
@@ -238,7 +240,7 @@ void Redis::open() {
     throw ConnectionError(code, "cannot connect to Redis at " + url_.str() + ": " + why);
   }
   ctx_ = c;
-  pid_ = ::getpid();
+  pid_ = mp::detail::this_pid();
   // Not inherited across exec (subprocesses, spawned workers), which would keep the connection
   // open after this side closed it; a forked child's copy is dropped at its first command.
   (void)::fcntl(ctx_->fd, F_SETFD, FD_CLOEXEC);
@@ -260,7 +262,7 @@ void Redis::open() {
 void Redis::reconnect() { open(); }
 
 void Redis::own_connection() {
-  if (ctx_ == nullptr || pid_ == ::getpid()) return;
+  if (ctx_ == nullptr || pid_ == mp::detail::this_pid()) return;
   close();  // hiredis only closes this process's descriptor and frees its buffers
   open();
 }
