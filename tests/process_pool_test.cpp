@@ -355,6 +355,12 @@ TEST_F(ProcessPoolTest, AForkedCopyOfAUsedPoolRefusesWorkAndLeavesTheParentsPool
 // parent's processes as its own: the parent's pool workers (daemonic children) were terminated
 // and reaped by the child's exit.
 TEST_F(ProcessPoolTest, ARawForkChildsExitLeavesTheParentsWorkersAlone) {
+#if defined(__SANITIZE_ADDRESS__)
+  // LeakSanitizer's end-of-process check in a forked child of a multithreaded parent reports the
+  // parent's allocations held by threads the child does not have ("False leaks are possible"), and
+  // fails the child's exit. The release and TSan suites run this test.
+  GTEST_SKIP() << "LeakSanitizer's exit check in a forked child reports false leaks";
+#endif
   ProcessPoolExecutor pool(ProcessPoolOptions{.max_workers = 2});
   EXPECT_EQ(pool.submit(square, 5).result(kWait), 25);
   const std::vector<pid_t> before = pool.worker_pids();
