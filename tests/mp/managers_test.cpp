@@ -1,6 +1,8 @@
 // tests/mp/managers_test.cpp — Manager, DictProxy, ListProxy, QueueProxy (concur/mp/managers.hpp).
 // References: CPython's _test_multiprocessing.py (_TestContainers) and the notes'
-// Manager().dict() filled by two processes, and Manager().Queue(10) between two Pool tasks.
+// Manager().dict() filled by two processes, and Manager().Queue(10) between two Pool tasks; then
+// what Python's proxies do after fork (a connection of their own), the listener's user checks on
+// both ends, and a server out of descriptors.
 #include "concur/mp/managers.hpp"
 
 #include <fcntl.h>
