@@ -669,8 +669,7 @@ int dial(const std::string& address) {
   }
   ucred peer{};
   socklen_t peer_len = sizeof peer;
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_len) != 0 ||
-      peer.uid != ::geteuid()) {
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &peer_len) != 0 || peer.uid != ::geteuid()) {
     ::close(fd);
     throw InvalidStateError("the manager has shut down (another user's process has its address)");
   }

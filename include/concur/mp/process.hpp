@@ -24,7 +24,8 @@
 // its type and message, and the exit code is 1; SystemExit(n) exits with n quietly.
 // At exit of a process: daemonic children are terminated, then every child is joined (Python's
 // rule). A child made by a raw fork() starts with no children and no fork server of its own: its
-// exit leaves its parent's processes (a pool's workers) alone. Thread-safety: one Process object is used by one thread at a time, except that
+// exit leaves its parent's processes (a pool's workers) alone.
+// Thread-safety: one Process object is used by one thread at a time, except that
 // join/is_alive/exitcode/terminate/kill may be called concurrently. The module functions are
 // thread-safe.
 #pragma once
