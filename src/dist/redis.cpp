@@ -21,7 +21,7 @@ extern "C" {
 #include <utility>
 #include <vector>
 
-#include "../mp/this_pid.hpp"
+#include "../base/this_pid.hpp"
 
 namespace concur::dist {
 
@@ -240,7 +240,7 @@ void Redis::open() {
     throw ConnectionError(code, "cannot connect to Redis at " + url_.str() + ": " + why);
   }
   ctx_ = c;
-  pid_ = mp::detail::this_pid();
+  pid_ = concur::detail::this_pid();
   // Not inherited across exec (subprocesses, spawned workers), which would keep the connection
   // open after this side closed it; a forked child's copy is dropped at its first command.
   (void)::fcntl(ctx_->fd, F_SETFD, FD_CLOEXEC);
@@ -262,7 +262,7 @@ void Redis::open() {
 void Redis::reconnect() { open(); }
 
 void Redis::own_connection() {
-  if (ctx_ == nullptr || pid_ == mp::detail::this_pid()) return;
+  if (ctx_ == nullptr || pid_ == concur::detail::this_pid()) return;
   close();  // hiredis only closes this process's descriptor and frees its buffers
   open();
 }

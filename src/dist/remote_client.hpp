@@ -20,7 +20,7 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "../mp/this_pid.hpp"
+#include "../base/this_pid.hpp"
 #include "concur/dist/executor.hpp"
 #include "protocol.hpp"
 
@@ -90,7 +90,7 @@ class RemoteClient {
   // forked_copy(): this is a copy in a process forked from the one that made the executor. Its
   // reader thread, its jobs and its reply key are the parent's: the copy refuses new work
   // (check_forked) and touches nothing of the parent's (no cancel, no read, no shutdown).
-  [[nodiscard]] bool forked_copy() const noexcept { return mp::detail::this_pid() != creator_; }
+  [[nodiscard]] bool forked_copy() const noexcept { return concur::detail::this_pid() != creator_; }
   // check_forked(): InvalidStateError in a forked copy.
   void check_forked() const;
 
@@ -170,7 +170,7 @@ class RemoteClient {
   // start_job(id, job): set_running_or_notify_cancel() on a job still recorded → running.
   bool start_job(std::uint64_t id, RemoteJob* job);
 
-  const pid_t creator_ = mp::detail::this_pid();  // the process that made the executor
+  const pid_t creator_ = concur::detail::this_pid();  // the process that made the executor
   ClientSettings settings_;
   std::string client_;
   std::string reply_;

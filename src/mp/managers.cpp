@@ -28,7 +28,7 @@
 #include <unordered_map>
 #include <variant>
 
-#include "this_pid.hpp"
+#include "../base/this_pid.hpp"
 
 namespace concur::mp {
 
@@ -735,7 +735,7 @@ ManagerResponse exchange(Connection& conn, const ManagerRequest& request) {
 }  // namespace
 
 ManagerClient::ManagerClient(Connection conn, std::string address)
-    : address_(std::move(address)), conn_(std::move(conn)), pid_(this_pid()) {
+    : address_(std::move(address)), conn_(std::move(conn)), pid_(concur::detail::this_pid()) {
   if (!valid_address(address_)) throw ValueError("not a Manager's address");
 }
 
@@ -744,12 +744,12 @@ bool ManagerClient::valid_address(const std::string& a) noexcept {
 }
 
 void ManagerClient::own_connection_locked() {
-  if (pid_ != this_pid()) {
+  if (pid_ != concur::detail::this_pid()) {
     // A child made by fork: the parent may be in a call on conn_ or waiting on a spare right now.
     // Only this process's copies are closed.
     conn_.close();
     spare_.clear();
-    pid_ = this_pid();
+    pid_ = concur::detail::this_pid();
   }
   if (conn_.closed()) conn_ = Connection(dial(address_));
 }
@@ -779,7 +779,8 @@ ManagerResponse ManagerClient::call_waiting(const ManagerRequest& request) {
   ManagerResponse r = exchange(conn, request);  // a failed connection is dropped here
   {
     std::scoped_lock lock(mu_);
-    if (pid_ == this_pid() && r.status != ManagerStatus::refused) spare_.push_back(std::move(conn));
+    if (pid_ == concur::detail::this_pid() && r.status != ManagerStatus::refused)
+      spare_.push_back(std::move(conn));
   }
   return checked(std::move(r));
 }
@@ -802,7 +803,7 @@ Manager::Manager(ProcessOptions options) : Manager(std::move(options), Pipe()) {
 
 Manager::Manager(ProcessOptions options, std::pair<Connection, Connection> pipe)
     : server_(server_options(std::move(options)), &detail::manager_serve, std::move(pipe.second)),
-      owner_(detail::this_pid()) {
+      owner_(concur::detail::this_pid()) {
   pipe.second.close();  // the server has its own copy (dup'ed by the Process)
   server_.start();
   // The server's first message is where it listens, or why it cannot.
@@ -831,7 +832,8 @@ Manager::~Manager() {
 }
 
 void Manager::shutdown() {
-  if (detail::this_pid() != owner_) return;  // a forked copy: the server is its parent's to stop
+  if (concur::detail::this_pid() != owner_)
+    return;  // a forked copy: the server is its parent's to stop
   if (stopped_) return;
   stopped_ = true;
   try {

@@ -43,7 +43,6 @@
 #include <system_error>
 
 #include "concur/mp/shared_memory.hpp"  // OSError
-#include "this_pid.hpp"
 
 extern char** environ;
 
@@ -556,9 +555,6 @@ void report_exception(const std::string& process_name) {
   (void)!::write(2, text.data(), text.size());
 }
 
-// g_pid: this_pid()'s cache (0 until the first call).
-constinit std::atomic<pid_t> g_pid{0};
-
 // forget_parents_processes(): in a child made by fork(), the parent's children and fork server
 // are not this process's. Runs in every forked child (pthread_atfork: a raw fork, another
 // library's), so that its exit neither terminates and reaps the parent's daemonic children (a
@@ -567,7 +563,6 @@ constinit std::atomic<pid_t> g_pid{0};
 // have held the mutexes. The children's descriptors stay open (copies of the parent's Process
 // objects may still refer to them).
 void forget_parents_processes() noexcept {
-  g_pid.store(::getpid(), std::memory_order_relaxed);
   ForkServer& s = forkserver();
   if (s.control >= 0) ::close(s.control);
   if (s.pidfd >= 0) ::close(s.pidfd);
@@ -764,15 +759,6 @@ int dispatch_child() {
 }
 
 }  // namespace
-
-pid_t this_pid() noexcept {
-  pid_t pid = g_pid.load(std::memory_order_relaxed);
-  if (pid == 0) {
-    pid = ::getpid();
-    g_pid.store(pid, std::memory_order_relaxed);
-  }
-  return pid;
-}
 
 void run_process(Process& p) { p.run(); }
 

@@ -39,10 +39,10 @@
 #include <unordered_set>
 #include <vector>
 
+#include "../base/this_pid.hpp"
 #include "concur/mp/connection.hpp"
 #include "exception_info.hpp"
 #include "mailbox.hpp"
-#include "this_pid.hpp"
 
 namespace concur {
 
@@ -463,7 +463,7 @@ class ProcessPoolCore {
   // (its dispatcher, workers, jobs and ids are the parent's: a child's task would run in the
   // parent's worker and settle a parent's future of the same id).
   [[nodiscard]] bool forked_copy() const noexcept {
-    return mp::detail::this_pid() != made_in_.load(std::memory_order_acquire);
+    return concur::detail::this_pid() != made_in_.load(std::memory_order_acquire);
   }
   // parents_copy(): a copy of a pool its parent used: the parent started its dispatcher (which
   // starts the workers). Atomics only: a parent thread may have held mu_ at the fork.
@@ -482,7 +482,7 @@ class ProcessPoolCore {
     wake_rx_.close();  // this process's copies only
     wake_tx_.close();
     make_descriptors();
-    made_in_.store(mp::detail::this_pid(), std::memory_order_release);
+    made_in_.store(concur::detail::this_pid(), std::memory_order_release);
   }
   [[noreturn]] static void throw_parents_copy() {
     throw InvalidStateError(
@@ -1478,8 +1478,8 @@ class ProcessPoolCore {
 
   ProcessPoolOptions options_;
   std::string initializer_;
-  std::atomic<pid_t> made_in_{mp::detail::this_pid()};  // whose pool this is (check_fork)
-  std::atomic<bool> started_{false};                    // the dispatcher was started (in made_in_)
+  std::atomic<pid_t> made_in_{concur::detail::this_pid()};  // whose pool this is (check_fork)
+  std::atomic<bool> started_{false};  // the dispatcher was started (in made_in_)
   mp::Connection wake_rx_;
   mp::Connection wake_tx_;
   int epoll_fd_ = -1;  // the dispatcher's: wake_rx_ and every worker's connection not borrowed
