@@ -20,6 +20,7 @@
 
 #include "concur/errors.hpp"
 #include "concur/sync/event.hpp"
+#include "support/process_support.hpp"
 #include "support/test_support.hpp"
 
 namespace {
@@ -536,6 +537,65 @@ TEST_F(ThreadTest, TargetArgumentsAreDestroyedInTheThread) {
     EXPECT_NE(thread_native, 0u);
     EXPECT_EQ(where->load(), thread_native);  // died in the thread, before join() returned
   }
+}
+
+// ==== after fork() (Python's threading._after_fork) ==============================================
+// Each child _exit()s; its exit code says what it saw.
+
+// In a child of fork(), only the forking thread is alive: a thread of the parent's is not
+// (is_alive() false, join() at once), enumerate() lists the main thread alone (before: the
+// parent's thread was listed alive in the child, and joining it would have waited forever).
+TEST_F(ThreadTest, AForkedChildHasOnlyTheForkingThread) {
+  Event release;
+  Thread t([&release] { release.wait(); });
+  t.start();
+  ASSERT_EQ(active_count(), 2U);
+  const pid_t child = ::fork();  // NOLINT(concurrency-mt-unsafe): the point of the test
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int code = 0;
+    try {
+      if (active_count() != 1) code = 10;
+      const std::vector<ThreadRef> all = enumerate();
+      if (all.size() != 1 || !(all[0] == main_thread())) code = 11;
+      if (!(current_thread() == main_thread()) || !main_thread().is_alive()) code = 12;
+      if (main_thread().native_id() != static_cast<std::uint64_t>(::getpid())) code = 13;
+      if (t.is_alive()) code = 14;
+      if (!t.join(std::chrono::seconds(5))) code = 15;
+#if !defined(__SANITIZE_THREAD__)  // (ThreadSanitizer cannot follow threads started here)
+      Thread fresh([] {});         // and threads still start and join here
+      fresh.start();
+      if (!fresh.join(std::chrono::seconds(20))) code = 16;
+#endif
+    } catch (...) {
+      code = 17;
+    }
+    ::_exit(code);
+  }
+  EXPECT_EQ(wait_forked(child, std::chrono::seconds(60)), 0);
+  EXPECT_TRUE(t.is_alive()) << "the parent's thread is untouched";
+  release.set();
+  t.join();
+}
+
+// A thread other than the main one that forks becomes the child's main thread, as in Python.
+TEST_F(ThreadTest, AThreadThatForksIsTheChildsMainThread) {
+  pid_t child = -1;
+  Thread t(ThreadOptions{.name = "forker"}, [&child] {
+    child = ::fork();  // NOLINT(concurrency-mt-unsafe): the point of the test
+    if (child != 0) return;
+    int code = 0;
+    if (!(main_thread() == current_thread())) code = 20;
+    if (main_thread().name() != "forker") code = 21;
+    if (active_count() != 1) code = 22;
+    if (current_thread().native_id() != static_cast<std::uint64_t>(::getpid())) code = 23;
+    ::_exit(code);
+  });
+  t.start();
+  t.join();
+  ASSERT_GT(child, 0);
+  EXPECT_EQ(wait_forked(child, std::chrono::seconds(60)), 0);
+  EXPECT_EQ(main_thread().name(), "MainThread");
 }
 
 }  // namespace

@@ -38,9 +38,20 @@
 // shutdown(true); destroying the pool from one of its own tasks is allowed (the worker finishes
 // later, on its own). An exception escaping a task always reaches its future (and the excepthook
 // if the future was dropped unobserved).
+//
+// After fork() (a raw fork, or a task of a fork-started process that uses a pool its parent made),
+// the child's copy of a pool has none of its parent's workers: its first use there gives it a
+// pool of its own — same options, no workers yet, no tasks (the parent's queued tasks stay the
+// parent's; a shut-down or broken pool stays so) — instead of queueing work that nothing runs.
+// Destroying a copy never used in the child leaves the parent's part alone. A worker whose task
+// forks ends in the child when that task returns, instead of going on with the parent's tasks
+// (as the only thread left, the child then exits with status 0). Python's copied pool hangs.
 // Thread-safety: every member may be called from any thread.
 #pragma once
 
+#include <sys/types.h>
+
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -106,7 +117,14 @@ class CONCUR_EXPORT ThreadPoolExecutor final : public Executor {
   [[nodiscard]] std::shared_ptr<const detail::BulkGate> bulk_gate() const override;
 
  private:
-  std::shared_ptr<detail::PoolCore> core_;
+  // core(): this process's core — in a child forked since core_ was made, a new one (see above).
+  detail::PoolCore& core() const;
+  detail::PoolCore& adopt_after_fork() const;
+
+  // core_ changes only in a forked child, once, under a lock; made_in_ is then stored (release)
+  // after it, and every use reads made_in_ (acquire) first.
+  mutable std::shared_ptr<detail::PoolCore> core_;
+  mutable std::atomic<pid_t> made_in_;  // the process core_ belongs to
 };
 
 }  // namespace concur

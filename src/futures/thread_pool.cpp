@@ -2,6 +2,8 @@
 // helping waits and the deadlock check. The design is described in docs/internals/futures.md.
 #include "concur/thread_pool.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -12,11 +14,13 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "../base/this_pid.hpp"
 #include "concur/detail/deadline.hpp"
 #include "concur/detail/futex.hpp"
 #include "concur/detail/wait_queue.hpp"
@@ -160,14 +164,14 @@ class PoolCore final : public WaitHelper,
   explicit PoolCore(ThreadPoolOptions options)
       : id_(next_pool_id()),
         max_workers_(options.max_workers != 0 ? options.max_workers : default_max_workers()),
-        initializer_(std::move(options.initializer)) {
-    std::string prefix = std::move(options.thread_name_prefix);
-    if (prefix.empty()) {
-      prefix = "ThreadPoolExecutor-" + std::to_string(g_pool_counter.fetch_add(1));
-    }
+        initializer_(std::move(options.initializer)),
+        prefix_(options.thread_name_prefix.empty()
+                    ? "ThreadPoolExecutor-" + std::to_string(g_pool_counter.fetch_add(1))
+                    : std::move(options.thread_name_prefix)),
+        min_workers_(options.min_workers) {
     slots_.reserve(max_workers_);
     for (std::size_t i = 0; i < max_workers_; ++i) {
-      slots_.push_back(std::make_unique<WorkerSlot>(prefix + "_" + std::to_string(i)));
+      slots_.push_back(std::make_unique<WorkerSlot>(prefix_ + "_" + std::to_string(i)));
     }
   }
   PoolCore(const PoolCore&) = delete;
@@ -183,6 +187,28 @@ class PoolCore final : public WaitHelper,
   }
 
   [[nodiscard]] std::size_t max_workers() const noexcept { return max_workers_; }
+  [[nodiscard]] std::size_t min_workers() const noexcept { return min_workers_; }
+
+  // fresh_copy(): the pool a forked child's copy of this one becomes (ThreadPoolExecutor::
+  // adopt_after_fork): the same options, no workers, no tasks, shut down or broken if this one
+  // is. It reads only what the constructor set and the flags: a parent thread may have been
+  // half-way through changing anything else at the fork.
+  [[nodiscard]] std::shared_ptr<PoolCore> fresh_copy() const {
+    ThreadPoolOptions o;
+    o.max_workers = max_workers_;
+    o.thread_name_prefix = prefix_;
+    o.initializer = initializer_;
+    o.min_workers = min_workers_;
+    auto core = std::make_shared<PoolCore>(std::move(o));
+    if (broken_flag_.load(std::memory_order_acquire)) {
+      core->break_pool();
+    } else if (shutdown_flag_.load(std::memory_order_acquire)) {
+      core->shutdown(false, false);
+    } else {
+      core->prestart(min_workers_);
+    }
+    return core;
+  }
 
   void execute(RunnablePtr task) {
     // Mark the future as this pool's before anyone can see the task: a wait on it in one of our
@@ -333,6 +359,10 @@ class PoolCore final : public WaitHelper,
     };
     bool woken = counted_idle;  // back from sleep(), or counted idle: look as a searcher (below)
     for (;;) {
+      // A task forked, and this is its child's copy of the worker, back from the task: the
+      // queued tasks are the parent's (they run there), so the thread ends here.
+      if (concur::detail::this_pid() != made_in_) [[unlikely]]
+        break;
       if (!woken) {
         if (Runnable* t = find_work(tls_worker)) {
           busy();
@@ -743,6 +773,9 @@ class PoolCore final : public WaitHelper,
   // max_searchers_: how many workers may search for work at once (search()): the CPU count.
   const std::uint32_t max_searchers_ = std::max(2U, std::thread::hardware_concurrency());
   const std::function<void()> initializer_;
+  const std::string prefix_;       // the workers' thread_name_prefix
+  const std::size_t min_workers_;  // ThreadPoolOptions::min_workers
+  const pid_t made_in_ = concur::detail::this_pid();
   std::vector<std::unique_ptr<WorkerSlot>> slots_;  // max_workers_ slots; spawned_ in use
   // Which slots' deques and inboxes may hold tasks (see WorkMap); their words change when a
   // worker's queue turns empty or non-empty, not per task.
@@ -784,6 +817,29 @@ class PoolCore final : public WaitHelper,
 namespace {
 // kMaxWorkersLimit: a sanity bound on max_workers (every worker slot is allocated up front).
 constexpr std::size_t kMaxWorkersLimit = 4096;
+
+// Forked copies (see thread_pool.hpp). g_adopt_mu serializes the child threads that first use a
+// copied pool at once; a parent thread may have held it at the fork, so the child makes it anew.
+// A parent's core is never destroyed in the child (its destructor would join threads that are not
+// there): it stays in left_cores() for the child's life.
+constinit std::mutex g_adopt_mu;
+
+std::vector<std::shared_ptr<detail::PoolCore>>& left_cores() {
+  static auto* cores = new std::vector<std::shared_ptr<detail::PoolCore>>;
+  return *cores;
+}
+
+void leave_core(std::shared_ptr<detail::PoolCore> core) noexcept {
+  std::scoped_lock lk(g_adopt_mu);
+  try {
+    left_cores().push_back(std::move(core));
+  } catch (...) {
+    new std::shared_ptr<detail::PoolCore>(std::move(core));  // NOLINT: kept for the child's life
+  }
+}
+
+void reset_adopt_mu() noexcept { new (&g_adopt_mu) std::mutex(); }
+[[maybe_unused]] const bool kResetAtFork = ::pthread_atfork(nullptr, nullptr, &reset_adopt_mu) == 0;
 }  // namespace
 
 // ---- ThreadPoolExecutor ---------------------------------------------------------------------
@@ -805,7 +861,8 @@ ThreadPoolExecutor::ThreadPoolExecutor(Options options)
                            " (a negative count converted to size_t?)");
         }
         return std::make_shared<detail::PoolCore>(options);
-      }()) {
+      }()),
+      made_in_(concur::detail::this_pid()) {
   if (options.min_workers > core_->max_workers()) {
     core_->shutdown(true, false);
     throw ValueError("min_workers (" + std::to_string(options.min_workers) +
@@ -820,18 +877,52 @@ ThreadPoolExecutor::ThreadPoolExecutor(Options options)
   }
 }
 
-ThreadPoolExecutor::~ThreadPoolExecutor() { core_->shutdown(true, false); }
-
-void ThreadPoolExecutor::shutdown(bool wait, bool cancel_futures) {
-  core_->shutdown(wait, cancel_futures);
+ThreadPoolExecutor::~ThreadPoolExecutor() {
+  if (made_in_.load(std::memory_order_acquire) != concur::detail::this_pid()) {
+    leave_core(std::move(core_));  // a forked copy never used in this process
+    return;
+  }
+  core_->shutdown(true, false);
 }
 
+detail::PoolCore& ThreadPoolExecutor::core() const {
+  if (made_in_.load(std::memory_order_acquire) == concur::detail::this_pid()) [[likely]] {
+    return *core_;
+  }
+  return adopt_after_fork();
+}
+
+detail::PoolCore& ThreadPoolExecutor::adopt_after_fork() const {
+  std::scoped_lock lk(g_adopt_mu);
+  const pid_t self = concur::detail::this_pid();
+  if (made_in_.load(std::memory_order_relaxed) != self) {
+    left_cores().reserve(left_cores().size() + 1);  // so that the push below cannot throw
+    std::shared_ptr<detail::PoolCore> mine = core_->fresh_copy();
+    left_cores().push_back(std::move(core_));
+    core_ = std::move(mine);
+    made_in_.store(self, std::memory_order_release);
+  }
+  return *core_;
+}
+
+void ThreadPoolExecutor::shutdown(bool wait, bool cancel_futures) {
+  core().shutdown(wait, cancel_futures);
+}
+
+// (A forked copy's max_workers() is its parent's, and so its own pool's: read-only data.)
 std::size_t ThreadPoolExecutor::max_workers() const noexcept { return core_->max_workers(); }
 
-ThreadPoolExecutor::Stats ThreadPoolExecutor::stats() const noexcept { return core_->stats(); }
+ThreadPoolExecutor::Stats ThreadPoolExecutor::stats() const noexcept {
+  // A forked copy not used yet has no workers and no tasks of its own.
+  if (made_in_.load(std::memory_order_acquire) != concur::detail::this_pid()) return {};
+  return core_->stats();
+}
 
-void ThreadPoolExecutor::execute(detail::RunnablePtr task) { core_->execute(std::move(task)); }
+void ThreadPoolExecutor::execute(detail::RunnablePtr task) { core().execute(std::move(task)); }
 
-std::shared_ptr<const detail::BulkGate> ThreadPoolExecutor::bulk_gate() const { return core_; }
+std::shared_ptr<const detail::BulkGate> ThreadPoolExecutor::bulk_gate() const {
+  core();
+  return core_;
+}
 
 }  // namespace concur

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstdio>
 #include <mutex>
+#include <new>
 #include <string_view>
 #include <system_error>
 #include <thread>
@@ -116,8 +117,9 @@ void unregister_alive(const ThreadState* st) {
   const_cast<ThreadState*>(st)->alive.store(false, std::memory_order_release);
 }
 
-const std::shared_ptr<ThreadState>& main_state() {
-  static const std::shared_ptr<ThreadState> m = [] {
+// main_slot(): main_thread()'s state; changed only in a forked child (after_fork_in_child).
+std::shared_ptr<ThreadState>& main_slot() {
+  static std::shared_ptr<ThreadState> m = [] {
     auto s = std::make_shared<ThreadState>(ThreadKind::kMain, "MainThread", false);
     s->ident = self_ident();
     s->native_id = static_cast<std::uint64_t>(::getpid());
@@ -128,6 +130,7 @@ const std::shared_ptr<ThreadState>& main_state() {
   }();
   return m;
 }
+const std::shared_ptr<ThreadState>& main_state() { return main_slot(); }
 
 // The calling thread's state: set by the bootstrap, or created on first use for a foreign
 // thread (and retired when that thread exits).
@@ -164,11 +167,55 @@ std::shared_ptr<ThreadState> current_state() {
 
 std::string provide_thread_name() { return current_thread().name(); }
 
-// Runs during static initialization, on the main thread: pins main_thread() to it and gives
-// lock-order reports real thread names.
+// after_fork_in_child(): Python's threading._after_fork, run in every child of fork()
+// (pthread_atfork). The child has one thread, the one that forked: it becomes main_thread() (as
+// in Python when a thread other than the main one forks) and is the only one alive. Every other
+// thread of the parent is not here: its is_alive() is false, join() returns at once, enumerate()
+// lists only the forking thread. The registry's mutexes and the threads' own are made anew (a
+// parent thread may have held them at the fork; the child is single-threaded here). The handles
+// of the threads not here are moved aside unjoined (joining or detaching a thread that does not
+// exist is undefined) and kept for the child's life.
+void after_fork_in_child() noexcept {
+  auto& r = registry();
+  new (&r.mu) std::mutex();
+  new (&r.hook_mu) std::mutex();
+  // The forking thread: a concur thread, a foreign thread seen before, or else the main thread
+  // (or a foreign thread never seen, which the child now knows as its main thread).
+  const std::shared_ptr<ThreadState> self = tls_current.state ? tls_current.state : main_state();
+  static auto* gone = new std::vector<std::thread>;
+  const auto renew = [](ThreadState& st) {
+    new (&st.mu) std::mutex();
+    new (&st.join_mu) std::mutex();
+  };
+  for (const auto& st : r.alive) {
+    if (st == self) continue;
+    renew(*st);
+    st->alive.store(false, std::memory_order_release);
+    if (st->handle.joinable()) {
+      try {
+        gone->push_back(std::move(st->handle));
+      } catch (...) {
+        new std::thread(std::move(st->handle));  // NOLINT: out of memory: kept all the same
+      }
+    }
+    st->running.set();
+    st->finished.set();
+  }
+  renew(*self);
+  self->ident.store(self_ident());
+  self->native_id.store(self_native_id());
+  self->alive.store(true, std::memory_order_release);
+  r.alive.clear();
+  r.alive.push_back(self);  // (within the capacity the parent's list had: no allocation)
+  main_slot() = self;
+}
+
+// Runs during static initialization, on the main thread: pins main_thread() to it, gives
+// lock-order reports real thread names, and registers the fork handler.
 const bool g_thread_layer_ready = [] {
   main_state();
   detail::set_thread_name_provider(&provide_thread_name);
+  ::pthread_atfork(nullptr, nullptr, &after_fork_in_child);
   return true;
 }();
 
