@@ -16,8 +16,10 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <new>
 #include <thread>
 
+#include "../base/this_pid.hpp"
 #include "concur/aio/task.hpp"
 #include "concur/thread_pool.hpp"
 #include "fd_watch.hpp"
@@ -80,6 +82,7 @@ struct LoopCore::Impl {
   std::atomic<bool> closed{false};
   std::thread::id thread;
   std::int64_t last_io_poll = 0;
+  pid_t made_in = concur::detail::this_pid();  // the process whose reactor `io` has
 
   // The loop as an Executor: submitted calls wait here until the loop runs them.
   std::mutex exec_mu;
@@ -297,6 +300,38 @@ bool LoopCore::post_threadsafe(std::function<void()> fn) {
 
 bool LoopCore::closed() const noexcept { return impl_->closed.load(std::memory_order_acquire); }
 
+bool LoopCore::made_by_parent() const noexcept {
+  return impl_->made_in != concur::detail::this_pid();
+}
+
+// After fork(): the child's copy of a loop shares its parent's epoll instance and timer and
+// wake-up descriptors, so an iteration run in the child would take the parent's I/O events and
+// re-arm its timers. Asio's notify_fork gives the copy descriptors of its own and registers every
+// socket again there. The sockets themselves stay shared, as fork() leaves them: a child that
+// goes on with its parent's loop goes on with all of its tasks and their pending reads.
+void LoopCore::adopt_after_fork() {
+  impl_->io.notify_fork(asio::execution_context::fork_child);
+  impl_->made_in = concur::detail::this_pid();
+}
+
+void LoopCore::renew_locks() noexcept {
+  new (&impl_->remote->mu) std::mutex();
+  new (&impl_->exec_mu) std::mutex();
+  new (&impl_->exec_cv) std::condition_variable();
+  new (&impl_->default_mu) std::mutex();
+}
+
+namespace {
+// In the child of fork() the thread that forked is the only one. The loop it was running (if
+// any) gets new mutexes: a parent thread may have held one at the fork (a call_soon_threadsafe,
+// a submit to the loop, the default executor's creation).
+void renew_running_loop_after_fork() noexcept {
+  if (tls_loop != nullptr) tls_loop->renew_locks();
+}
+[[maybe_unused]] const bool kRenewAtFork =
+    ::pthread_atfork(nullptr, nullptr, &renew_running_loop_after_fork) == 0;
+}  // namespace
+
 void LoopCore::check_thread(const char* what) const {
   if (tls_loop == this) return;
   if (impl_->running.load(std::memory_order_acquire)) {
@@ -439,9 +474,12 @@ namespace {
 // close(): how many iterations the callbacks scheduled by the last tasks' ends may take.
 constexpr int kCloseCallbackRounds = 64;
 
+// LoopScope: the loop runs on this thread. Inside another loop only when that one is a forked
+// child's copy of its parent's (LoopCore::made_by_parent), which is this thread's again after.
 struct LoopScope {
-  LoopScope(detail::LoopCore& c, detail::LoopCore::Impl& impl) : impl_(impl) {
-    if (detail::tls_loop != nullptr) {
+  LoopScope(detail::LoopCore& c, detail::LoopCore::Impl& impl)
+      : impl_(impl), outer_(detail::tls_loop) {
+    if (outer_ != nullptr && !outer_->made_by_parent()) {
       throw RuntimeError("Cannot run the event loop while another loop is running");
     }
     if (impl.running.exchange(true, std::memory_order_acq_rel)) {
@@ -452,13 +490,14 @@ struct LoopScope {
     if (impl.io.stopped()) impl.io.restart();
   }
   ~LoopScope() {
-    detail::tls_loop = nullptr;
+    detail::tls_loop = outer_;
     impl_.thread = std::thread::id();
     impl_.running.store(false, std::memory_order_release);
   }
   LoopScope(const LoopScope&) = delete;
   LoopScope& operator=(const LoopScope&) = delete;
   detail::LoopCore::Impl& impl_;
+  detail::LoopCore* const outer_;
 };
 
 }  // namespace
@@ -467,6 +506,8 @@ struct LoopScope {
 void Loop::run_once(detail::LoopCore& c, bool block) {
   using detail::to_ns;
   detail::LoopCore::Impl& impl = *c.impl_;
+  if (c.made_by_parent()) [[unlikely]]
+    c.adopt_after_fork();
   std::int64_t now = to_ns(Clock::now());
   const std::int64_t interval = impl.options.io_poll_interval.count();
   // 1. Wait for I/O: block when nothing is ready (until the next timer), else poll now and then.
@@ -528,6 +569,8 @@ void Loop::close() {
   auto& impl = *core_.impl_;
   if (is_running()) throw RuntimeError("Cannot close a running event loop");
   if (is_closed()) return;
+  // A forked copy closes on a reactor of its own: what it unregisters stays in its parent's.
+  if (core_.made_by_parent()) core_.adopt_after_fork();
   // 1. Pending tasks are cancelled and the loop runs until every one of them ended, then a
   //    bounded number of iterations more for the callbacks their ends scheduled (done-callbacks
   //    settle run_coroutine_threadsafe's futures).

@@ -352,7 +352,7 @@ struct Runner::Sigint {
 };
 
 Runner::Runner(RunOptions options) : options_(options) {
-  if (detail::tls_loop != nullptr) {
+  if (detail::tls_loop != nullptr && !detail::tls_loop->made_by_parent()) {
     throw RuntimeError("asyncio.run() cannot be called from a running event loop");
   }
 }

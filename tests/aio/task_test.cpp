@@ -6,7 +6,10 @@
 // and awaiting concur::Future.
 #include "concur/aio/task.hpp"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,10 +24,13 @@
 #include <thread>
 #include <vector>
 
+#include "concur/aio/combinators.hpp"
 #include "concur/aio/loop.hpp"
+#include "concur/aio/streams.hpp"
 #include "concur/errors.hpp"
 #include "concur/thread_pool.hpp"
 #include "support/hook_support.hpp"
+#include "support/process_support.hpp"
 #include "support/test_support.hpp"
 
 namespace concur::testing {
@@ -764,6 +770,139 @@ TEST_F(AioTaskTest, SignalHandlersRunOnTheLoop) {
     co_return hits;
   };
   EXPECT_EQ(aio::run(main()), 1);
+}
+
+// ==== after fork() ==============================================================================
+// Each child _exit()s with a code that says what it saw.
+
+// echo_lines: a server handler echoing every line until EOF.
+aio::Task<void> echo_lines(aio::StreamReader reader, aio::StreamWriter writer) {
+  for (;;) {
+    std::string line = co_await reader.readline();
+    if (line.empty()) break;
+    writer.write(line);
+    co_await writer.drain();
+  }
+  writer.close();
+}
+
+// echo_round_trips(port, n): n lines through one connection to an echo server; how many came
+// back (each read bounded by 5 s: TimeoutError).
+aio::Task<int> echo_round_trips(std::uint16_t port, int n) {
+  auto [reader, writer] = co_await aio::open_connection("127.0.0.1", port);
+  int back = 0;
+  for (int i = 0; i < n; ++i) {
+    const std::string line = "line " + std::to_string(i) + "\n";
+    writer.write(line);
+    co_await writer.drain();
+    if (co_await aio::wait_for(reader.readline(), 5s) == line) ++back;
+  }
+  writer.close();
+  co_await writer.wait_closed();
+  co_return back;
+}
+
+// A coroutine that forks: the child runs a loop of its own inside its copy of the parent's, with
+// timers and sockets of its own (before: aio::run threw "cannot be called from a running event
+// loop"; Python 3.12's child forgets its running loop likewise), and the parent's loop goes on.
+TEST_F(AioTaskTest, AChildForkedInACoroutineRunsALoopOfItsOwn) {
+  const int code = aio::run([]() -> aio::Task<int> {
+    aio::Server server = co_await aio::start_server(echo_lines, "127.0.0.1", 0);
+    EXPECT_EQ(co_await echo_round_trips(server.port(), 5), 5);
+    const pid_t child = ::fork();  // NOLINT(concurrency-mt-unsafe): the point of the test
+    if (child == 0) {
+      int c = 0;
+      try {
+        c = aio::run([]() -> aio::Task<int> {
+          aio::Server own = co_await aio::start_server(echo_lines, "127.0.0.1", 0);
+          co_await aio::sleep(5ms);
+          const int n = co_await echo_round_trips(own.port(), 20);
+          own.close();
+          co_await own.wait_closed();
+          co_return n == 20 ? 0 : 10;
+        }());
+      } catch (...) {
+        c = 11;
+      }
+      ::_exit(c);
+    }
+    EXPECT_EQ(co_await echo_round_trips(server.port(), 20), 20);
+    server.close();
+    co_await server.wait_closed();
+    co_return wait_forked(child, std::chrono::seconds(60));
+  }());
+  EXPECT_EQ(code, 0);
+}
+
+// EchoThread: a plain thread echoing what one loopback client sends until EOF (outside every
+// loop: a child of fork() has no copy of it that runs).
+class EchoThread {
+ public:
+  EchoThread() {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (listener_ < 0 || ::bind(listener_, reinterpret_cast<sockaddr*>(&a), len) != 0 ||
+        ::listen(listener_, 1) != 0 ||
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      throw std::runtime_error("echo listener");
+    }
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] {
+      const int fd = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) return;
+      const timeval bound{60, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof bound);
+      char buf[4096];
+      for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n <= 0 || ::write(fd, buf, static_cast<std::size_t>(n)) != n) break;
+      }
+      ::close(fd);
+    });
+  }
+  ~EchoThread() {
+    ::shutdown(listener_, SHUT_RDWR);  // (ends an accept() still waiting)
+    thread_.join();
+    ::close(listener_);
+  }
+  EchoThread(const EchoThread&) = delete;
+  EchoThread& operator=(const EchoThread&) = delete;
+  [[nodiscard]] std::uint16_t port() const { return port_; }
+
+ private:
+  int listener_ = -1;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+// A child that goes on with its parent's loop (the forking coroutine carries on there) gets a
+// reactor of its own at its next iteration: its waits take none of the parent's I/O events and
+// re-arm none of its timers. Before, both processes waited on one epoll instance and one timerfd:
+// the parent's connection, registered after the fork, had its readiness taken by the child's
+// waits (the parent's reads timed out), and the child woke for a descriptor it does not have.
+TEST_F(AioTaskTest, AChildGoingOnWithItsParentsLoopLeavesTheParentsEventsAlone) {
+  EchoThread echo;
+  const std::uint16_t port = echo.port();
+  const int code = aio::run([](std::uint16_t p) -> aio::Task<int> {
+    co_await aio::sleep(1ms);
+    const pid_t child = ::fork();  // NOLINT(concurrency-mt-unsafe): the point of the test
+    if (child == 0) {
+      for (int i = 0; i < 300; ++i) co_await aio::sleep(1ms);  // waits in the loop, ~0.3 s
+      ::_exit(0);
+    }
+    int back = -1;
+    try {
+      back = co_await echo_round_trips(p, 300);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << e.what();
+    }
+    EXPECT_EQ(back, 300);
+    co_return wait_forked(child, std::chrono::seconds(60));
+  }(port));
+  EXPECT_EQ(code, 0);
 }
 
 }  // namespace

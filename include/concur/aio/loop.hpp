@@ -121,6 +121,14 @@ class CONCUR_EXPORT LoopCore {
   void report_slow(const std::string& what, Clock::duration took) const;
   // debug(): asyncio's debug mode (slow steps reported).
   [[nodiscard]] bool debug() const noexcept { return debug_; }
+  // made_by_parent(): this is a child's copy of a loop its parent made before fork() (the loop
+  // running the coroutine that forked, among others). Its next iteration gives it a reactor of
+  // its own; until then the thread may run a loop of its own inside it (as Python 3.12's child
+  // may: its running loop is forgotten at the fork).
+  [[nodiscard]] bool made_by_parent() const noexcept;
+  // renew_locks(): the loop's mutexes made anew — in a child of fork(), for the loop its thread
+  // was running (another parent thread may have held one at the fork).
+  void renew_locks() noexcept;
 
   struct Impl;  // src/aio/loop.cpp
 
@@ -130,6 +138,9 @@ class CONCUR_EXPORT LoopCore {
   ~LoopCore();
   LoopCore(const LoopCore&) = delete;
   LoopCore& operator=(const LoopCore&) = delete;
+  // adopt_after_fork(): a forked copy's own reactor (Asio's notify_fork: a new epoll instance,
+  // timer and wake-up descriptors, every descriptor registered again).
+  void adopt_after_fork();
   ReadyNode* pop() noexcept {
     ReadyNode* n = head_;
     head_ = n->next;

@@ -656,7 +656,7 @@ namespace detail {
 
 template <class T>
 T Runner::run(Task<T> main) {
-  if (detail::tls_loop != nullptr) {
+  if (detail::tls_loop != nullptr && !detail::tls_loop->made_by_parent()) {
     throw RuntimeError("Runner.run() cannot be called from a running event loop");
   }
   Loop& loop = get_loop();
