@@ -41,11 +41,12 @@
 //
 // After fork() (a raw fork, or a task of a fork-started process that uses a pool its parent made),
 // the child's copy of a pool has none of its parent's workers: its first use there gives it a
-// pool of its own — same options, no workers yet, no tasks (the parent's queued tasks stay the
-// parent's; a shut-down or broken pool stays so) — instead of queueing work that nothing runs.
-// Destroying a copy never used in the child leaves the parent's part alone. A worker whose task
-// forks ends in the child when that task returns, instead of going on with the parent's tasks
-// (as the only thread left, the child then exits with status 0). Python's copied pool hangs.
+// pool of its own — same options, no tasks (the parent's queued tasks stay the parent's, and
+// their futures' copies never complete; a shut-down or broken pool stays so) — instead of
+// queueing work that nothing runs. Destroying a copy never used in the child leaves the parent's
+// part alone. A task that forks: in the child its waits do not run the parent's queued tasks, an
+// eager map's range takes no more inputs, and its worker ends when the task returns (the child's
+// last thread, it ends the child with exit(0)). Python's copied pool hangs.
 // Thread-safety: every member may be called from any thread.
 #pragma once
 
@@ -119,7 +120,7 @@ class CONCUR_EXPORT ThreadPoolExecutor final : public Executor {
  private:
   // core(): this process's core — in a child forked since core_ was made, a new one (see above).
   detail::PoolCore& core() const;
-  detail::PoolCore& adopt_after_fork() const;
+  detail::PoolCore& adopt_after_fork(bool start) const;
 
   // core_ changes only in a forked child, once, under a lock; made_in_ is then stored (release)
   // after it, and every use reads made_in_ (acquire) first.

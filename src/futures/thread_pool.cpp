@@ -189,11 +189,12 @@ class PoolCore final : public WaitHelper,
   [[nodiscard]] std::size_t max_workers() const noexcept { return max_workers_; }
   [[nodiscard]] std::size_t min_workers() const noexcept { return min_workers_; }
 
-  // fresh_copy(): the pool a forked child's copy of this one becomes (ThreadPoolExecutor::
-  // adopt_after_fork): the same options, no workers, no tasks, shut down or broken if this one
-  // is. It reads only what the constructor set and the flags: a parent thread may have been
-  // half-way through changing anything else at the fork.
-  [[nodiscard]] std::shared_ptr<PoolCore> fresh_copy() const {
+  // fresh_copy(start): the pool a forked child's copy of this one becomes (ThreadPoolExecutor::
+  // adopt_after_fork): the same options, no tasks, shut down or broken if this one is; its
+  // min_workers started when `start` (not for a shutdown()). It reads only what the constructor set
+  // and the flags: a parent thread may have been half-way through changing anything else at the
+  // fork.
+  [[nodiscard]] std::shared_ptr<PoolCore> fresh_copy(bool start) const {
     ThreadPoolOptions o;
     o.max_workers = max_workers_;
     o.thread_name_prefix = prefix_;
@@ -204,8 +205,13 @@ class PoolCore final : public WaitHelper,
       core->break_pool();
     } else if (shutdown_flag_.load(std::memory_order_acquire)) {
       core->shutdown(false, false);
-    } else {
-      core->prestart(min_workers_);
+    } else if (start) {
+      try {
+        core->prestart(min_workers_);
+      } catch (...) {
+        core->shutdown(true, false);  // join the workers already started
+        throw;
+      }
     }
     return core;
   }
@@ -283,6 +289,12 @@ class PoolCore final : public WaitHelper,
     }
     if (broken_flag_.load(std::memory_order_relaxed)) {
       why = broken_error();
+      return true;
+    }
+    // A map item forked, and this is the child's copy of the range task: the items left are the
+    // parent's (see worker_main's check); the child's copies of their futures are cancelled.
+    if (concur::detail::this_pid() != made_in_) [[unlikely]] {
+      why = nullptr;
       return true;
     }
     return false;
@@ -838,8 +850,15 @@ void leave_core(std::shared_ptr<detail::PoolCore> core) noexcept {
   }
 }
 
-void reset_adopt_mu() noexcept { new (&g_adopt_mu) std::mutex(); }
-[[maybe_unused]] const bool kResetAtFork = ::pthread_atfork(nullptr, nullptr, &reset_adopt_mu) == 0;
+// In the child the forking thread is the only one. If it is a worker (its task called fork()), it
+// is not one of any pool here: a wait in the task must not help (run the parent's queued tasks,
+// take the parent's graph_mu_), and its submits go to the pool's copy as from outside.
+void after_fork_in_child() noexcept {
+  new (&g_adopt_mu) std::mutex();
+  detail::tls_worker = detail::WorkerContext{};
+}
+[[maybe_unused]] const bool kAfterForkRegistered =
+    ::pthread_atfork(nullptr, nullptr, &after_fork_in_child) == 0;
 }  // namespace
 
 // ---- ThreadPoolExecutor ---------------------------------------------------------------------
@@ -889,15 +908,15 @@ detail::PoolCore& ThreadPoolExecutor::core() const {
   if (made_in_.load(std::memory_order_acquire) == concur::detail::this_pid()) [[likely]] {
     return *core_;
   }
-  return adopt_after_fork();
+  return adopt_after_fork(/*start=*/true);
 }
 
-detail::PoolCore& ThreadPoolExecutor::adopt_after_fork() const {
+detail::PoolCore& ThreadPoolExecutor::adopt_after_fork(bool start) const {
   std::scoped_lock lk(g_adopt_mu);
   const pid_t self = concur::detail::this_pid();
   if (made_in_.load(std::memory_order_relaxed) != self) {
     left_cores().reserve(left_cores().size() + 1);  // so that the push below cannot throw
-    std::shared_ptr<detail::PoolCore> mine = core_->fresh_copy();
+    std::shared_ptr<detail::PoolCore> mine = core_->fresh_copy(start);
     left_cores().push_back(std::move(core_));
     core_ = std::move(mine);
     made_in_.store(self, std::memory_order_release);
@@ -906,11 +925,20 @@ detail::PoolCore& ThreadPoolExecutor::adopt_after_fork() const {
 }
 
 void ThreadPoolExecutor::shutdown(bool wait, bool cancel_futures) {
-  core().shutdown(wait, cancel_futures);
+  if (made_in_.load(std::memory_order_acquire) == concur::detail::this_pid()) [[likely]] {
+    core_->shutdown(wait, cancel_futures);
+  } else {
+    adopt_after_fork(/*start=*/false).shutdown(wait, cancel_futures);  // no workers to stop
+  }
 }
 
-// (A forked copy's max_workers() is its parent's, and so its own pool's: read-only data.)
-std::size_t ThreadPoolExecutor::max_workers() const noexcept { return core_->max_workers(); }
+std::size_t ThreadPoolExecutor::max_workers() const noexcept {
+  if (made_in_.load(std::memory_order_acquire) == concur::detail::this_pid()) [[likely]] {
+    return core_->max_workers();
+  }
+  std::scoped_lock lk(g_adopt_mu);  // (another thread of a forked child may be adopting core_)
+  return core_->max_workers();      // the parent's value is the copy's
+}
 
 ThreadPoolExecutor::Stats ThreadPoolExecutor::stats() const noexcept {
   // A forked copy not used yet has no workers and no tasks of its own.

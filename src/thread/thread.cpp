@@ -24,6 +24,7 @@
 #include <thread>
 #include <typeinfo>
 
+#include "../base/this_pid.hpp"
 #include "concur/errors.hpp"
 #include "concur/sync/event.hpp"
 #include "concur/sync/lock_order.hpp"
@@ -37,7 +38,9 @@ struct ThreadState {
   ThreadState(ThreadKind k, std::string n, bool d) : kind(k), name(std::move(n)), daemon(d) {}
   ~ThreadState() {
     // Every started Thread is joined or detached by ~Thread; this is a last line of defence.
-    if (handle.joinable()) {
+    if (handle.joinable() && !started_here()) {
+      park_foreign_handle(std::move(handle));
+    } else if (handle.joinable()) {
       if (handle.get_id() == std::this_thread::get_id()) {
         handle.detach();
       } else {
@@ -46,7 +49,26 @@ struct ThreadState {
     }
   }
 
+  // started_here(): the thread was started in this process — not in a parent that forked it,
+  // where its std::thread handle names a thread that is not here (never join or detach it).
+  [[nodiscard]] bool started_here() const noexcept {
+    return started_in.load(std::memory_order_relaxed) == concur::detail::this_pid();
+  }
+  // park_foreign_handle(h): keeps the handle of a thread of the parent's, unjoined, for the
+  // process's life (std::thread's destructor would terminate, join and detach are undefined).
+  static void park_foreign_handle(std::thread h) noexcept {
+    static std::mutex mu;
+    static auto* parked = new std::vector<std::thread>;
+    std::scoped_lock lk(mu);
+    try {
+      parked->push_back(std::move(h));
+    } catch (...) {
+      new std::thread(std::move(h));  // NOLINT: out of memory: kept all the same
+    }
+  }
+
   const ThreadKind kind;
+  std::atomic<pid_t> started_in{0};  // the process start() ran in
   mutable std::mutex mu;
   std::string name CONCUR_GUARDED_BY(mu);
   bool daemon CONCUR_GUARDED_BY(mu);
@@ -117,9 +139,9 @@ void unregister_alive(const ThreadState* st) {
   const_cast<ThreadState*>(st)->alive.store(false, std::memory_order_release);
 }
 
-// main_slot(): main_thread()'s state; changed only in a forked child (after_fork_in_child).
-std::shared_ptr<ThreadState>& main_slot() {
-  static std::shared_ptr<ThreadState> m = [] {
+// The process's initial thread.
+const std::shared_ptr<ThreadState>& initial_state() {
+  static const std::shared_ptr<ThreadState> m = [] {
     auto s = std::make_shared<ThreadState>(ThreadKind::kMain, "MainThread", false);
     s->ident = self_ident();
     s->native_id = static_cast<std::uint64_t>(::getpid());
@@ -130,7 +152,16 @@ std::shared_ptr<ThreadState>& main_slot() {
   }();
   return m;
 }
-const std::shared_ptr<ThreadState>& main_state() { return main_slot(); }
+// In a child of fork(), the thread that forked is its main thread (after_fork_in_child): its
+// state is published once, through the pointer (g_child_main_state owns it).
+std::shared_ptr<ThreadState> g_child_main_state;
+std::atomic<const std::shared_ptr<ThreadState>*> g_child_main{nullptr};
+
+const std::shared_ptr<ThreadState>& main_state() {
+  if (const auto* m = g_child_main.load(std::memory_order_acquire)) [[unlikely]]
+    return *m;
+  return initial_state();
+}
 
 // The calling thread's state: set by the bootstrap, or created on first use for a foreign
 // thread (and retired when that thread exits).
@@ -151,7 +182,9 @@ thread_local Current tls_current;
 
 std::shared_ptr<ThreadState> current_state() {
   if (tls_current.state) return tls_current.state;
-  if (self_native_id() == static_cast<std::uint64_t>(::getpid())) return main_state();
+  if (self_native_id() == static_cast<std::uint64_t>(concur::detail::this_pid())) {
+    return main_state();
+  }
   auto& r = registry();
   auto s = std::make_shared<ThreadState>(ThreadKind::kDummy,
                                          "Dummy-" + std::to_string(++r.dummy_counter), true);
@@ -167,47 +200,46 @@ std::shared_ptr<ThreadState> current_state() {
 
 std::string provide_thread_name() { return current_thread().name(); }
 
+// The registry across fork(): the forking thread takes its mutexes in the prepare handler, so
+// the child's copies are free (and consistent) when after_fork_in_child runs.
+void lock_registry_for_fork() noexcept {
+  registry().mu.lock();
+  registry().hook_mu.lock();
+}
+void unlock_registry_in_parent() noexcept {
+  registry().hook_mu.unlock();
+  registry().mu.unlock();
+}
+
 // after_fork_in_child(): Python's threading._after_fork, run in every child of fork()
 // (pthread_atfork). The child has one thread, the one that forked: it becomes main_thread() (as
 // in Python when a thread other than the main one forks) and is the only one alive. Every other
-// thread of the parent is not here: its is_alive() is false, join() returns at once, enumerate()
-// lists only the forking thread. The registry's mutexes and the threads' own are made anew (a
-// parent thread may have held them at the fork; the child is single-threaded here). The handles
-// of the threads not here are moved aside unjoined (joining or detaching a thread that does not
-// exist is undefined) and kept for the child's life.
+// thread of the parent's is not here: is_alive() is false and join() returns at once (a thread
+// that had left the registry but not ended is covered too: joins look at started_in, and the
+// handles of the parent's threads are never joined nor detached here). Only atomics of the
+// states are written: the forking thread holds the registry's mutex, and nothing else.
 void after_fork_in_child() noexcept {
   auto& r = registry();
-  new (&r.mu) std::mutex();
-  new (&r.hook_mu) std::mutex();
   // The forking thread: a concur thread, a foreign thread seen before, or else the main thread
   // (or a foreign thread never seen, which the child now knows as its main thread).
   const std::shared_ptr<ThreadState> self = tls_current.state ? tls_current.state : main_state();
-  static auto* gone = new std::vector<std::thread>;
-  const auto renew = [](ThreadState& st) {
-    new (&st.mu) std::mutex();
-    new (&st.join_mu) std::mutex();
-  };
   for (const auto& st : r.alive) {
     if (st == self) continue;
-    renew(*st);
     st->alive.store(false, std::memory_order_release);
-    if (st->handle.joinable()) {
-      try {
-        gone->push_back(std::move(st->handle));
-      } catch (...) {
-        new std::thread(std::move(st->handle));  // NOLINT: out of memory: kept all the same
-      }
-    }
     st->running.set();
     st->finished.set();
   }
-  renew(*self);
   self->ident.store(self_ident());
   self->native_id.store(self_native_id());
   self->alive.store(true, std::memory_order_release);
   r.alive.clear();
   r.alive.push_back(self);  // (within the capacity the parent's list had: no allocation)
-  main_slot() = self;
+  if (self != main_state()) {
+    g_child_main_state = self;
+    g_child_main.store(&g_child_main_state, std::memory_order_release);
+  }
+  r.hook_mu.unlock();
+  r.mu.unlock();
 }
 
 // Runs during static initialization, on the main thread: pins main_thread() to it, gives
@@ -215,7 +247,7 @@ void after_fork_in_child() noexcept {
 const bool g_thread_layer_ready = [] {
   main_state();
   detail::set_thread_name_provider(&provide_thread_name);
-  ::pthread_atfork(nullptr, nullptr, &after_fork_in_child);
+  ::pthread_atfork(&lock_registry_for_fork, &unlock_registry_in_parent, &after_fork_in_child);
   return true;
 }();
 
@@ -314,6 +346,7 @@ bool ThreadRef::join_deadline(const detail::Deadline& deadline) const {
     if (!st.started) throw RuntimeError("cannot join thread before it is started");
   }
   if (tls_current.state.get() == &st) throw RuntimeError("cannot join current thread");
+  if (!st.started_here()) return true;  // a thread of the parent's: not in this process
   if (!st.finished.wait_until(deadline.when())) return false;
   std::lock_guard lk(st.join_mu);
   if (st.handle.joinable()) st.handle.join();
@@ -347,8 +380,9 @@ Thread::~Thread() {
   }
   // A subclass's run() uses the subclass, which is already destroyed by now: it must have been
   // joined (see thread.hpp). Debug builds stop here instead of running into a use-after-free.
-  CONCUR_DCHECK(!runs_self || st.finished.is_set() ||
+  CONCUR_DCHECK(!runs_self || st.finished.is_set() || !st.started_here() ||
                 st.handle.get_id() == std::this_thread::get_id());
+  if (!st.started_here()) return;  // a parent's thread: ~ThreadState parks the handle
   std::lock_guard lk(st.join_mu);
   if (!st.handle.joinable()) return;
   const bool self = st.handle.get_id() == std::this_thread::get_id();
@@ -381,6 +415,7 @@ void Thread::start() {
     st.started = true;
     st.runs_self = self != nullptr;
   }
+  st.started_in.store(concur::detail::this_pid(), std::memory_order_relaxed);
   register_alive(state_);
   try {
     std::thread th(&Thread::bootstrap, state_, self);
