@@ -4,6 +4,8 @@
 // docs/internals/aio.md narrates run_once; the numbers in the comments match its steps.
 #include "concur/aio/loop.hpp"
 
+#include <pthread.h>
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -82,7 +84,13 @@ struct LoopCore::Impl {
   std::atomic<bool> closed{false};
   std::thread::id thread;
   std::int64_t last_io_poll = 0;
-  pid_t made_in = concur::detail::this_pid();  // the process whose reactor `io` has
+  const pid_t made_in = concur::detail::this_pid();  // the process that made the loop
+  pid_t reactor_in = made_in;  // the process whose epoll instance and descriptors `io` has
+
+  // reactor_is_parents(): a forked copy that has not taken a reactor of its own yet.
+  [[nodiscard]] bool reactor_is_parents() const noexcept {
+    return reactor_in != concur::detail::this_pid();
+  }
 
   // The loop as an Executor: submitted calls wait here until the loop runs them.
   std::mutex exec_mu;
@@ -310,26 +318,51 @@ bool LoopCore::made_by_parent() const noexcept {
 // socket again there. The sockets themselves stay shared, as fork() leaves them: a child that
 // goes on with its parent's loop goes on with all of its tasks and their pending reads.
 void LoopCore::adopt_after_fork() {
-  impl_->io.notify_fork(asio::execution_context::fork_child);
-  impl_->made_in = concur::detail::this_pid();
-}
-
-void LoopCore::renew_locks() noexcept {
-  new (&impl_->remote->mu) std::mutex();
-  new (&impl_->exec_mu) std::mutex();
-  new (&impl_->exec_cv) std::condition_variable();
-  new (&impl_->default_mu) std::mutex();
+  asio::io_context& io = impl_->io;
+  io.notify_fork(asio::execution_context::fork_child);
+  if (impl_->signals) {
+    // Asio's signal self-pipe is process-wide and still the parent's: a signal sent to the child
+    // would reach whichever process reads the pipe first. Asio makes a new one at a fork_child
+    // that follows a fork_prepare; the prepare unregisters the pipe from the reactor, which is the
+    // child's own by now. (A fork_prepare also joins the thread of an Asio resolver, which a
+    // forked copy does not have: concur resolves names on the default executor, never there.)
+    io.notify_fork(asio::execution_context::fork_prepare);
+    io.notify_fork(asio::execution_context::fork_child);
+  }
+  impl_->reactor_in = concur::detail::this_pid();
 }
 
 namespace {
-// In the child of fork() the thread that forked is the only one. The loop it was running (if
-// any) gets new mutexes: a parent thread may have held one at the fork (a call_soon_threadsafe,
-// a submit to the loop, the default executor's creation).
-void renew_running_loop_after_fork() noexcept {
-  if (tls_loop != nullptr) tls_loop->renew_locks();
+// In the child of fork(), the loop the forking thread was running (the coroutine that called
+// fork() is in its step) takes its own reactor at once, before the child's code goes on: a socket
+// it opens then, or a signal sent to it, never reaches the parent's reactor. Other copied loops
+// do so lazily (run_once, close, native_handle).
+// The forking thread blocks every signal from just before the fork until the child's loop has a
+// signal pipe of its own: one sent to the child meanwhile (by a parent that signals it as soon as
+// fork() returns) waits, instead of reaching the parent's handler through the shared pipe.
+thread_local sigset_t tls_mask_before_fork;
+thread_local bool tls_masked_for_fork = false;
+void block_signals_before_fork() noexcept {
+  if (tls_loop == nullptr) return;
+  sigset_t all;
+  ::sigfillset(&all);
+  tls_masked_for_fork = ::pthread_sigmask(SIG_BLOCK, &all, &tls_mask_before_fork) == 0;
 }
-[[maybe_unused]] const bool kRenewAtFork =
-    ::pthread_atfork(nullptr, nullptr, &renew_running_loop_after_fork) == 0;
+void restore_signals() noexcept {
+  if (!tls_masked_for_fork) return;
+  tls_masked_for_fork = false;
+  ::pthread_sigmask(SIG_SETMASK, &tls_mask_before_fork, nullptr);
+}
+void adopt_running_loop_after_fork() noexcept {
+  if (tls_loop != nullptr) {
+    concur::detail::this_pid_slow();          // (this handler may run before this_pid's own)
+    (void)tls_loop->owner().native_handle();  // adopts (and reports a failure)
+  }
+  restore_signals();
+}
+[[maybe_unused]] const bool kAdoptAtFork =
+    ::pthread_atfork(&block_signals_before_fork, &restore_signals,
+                     &adopt_running_loop_after_fork) == 0;
 }  // namespace
 
 void LoopCore::check_thread(const char* what) const {
@@ -453,7 +486,18 @@ bool Loop::is_running() const noexcept {
   return core_.impl_->running.load(std::memory_order_acquire);
 }
 bool Loop::is_closed() const noexcept { return core_.closed(); }
-void* Loop::native_handle() noexcept { return &core_.impl_->io; }
+void* Loop::native_handle() noexcept {
+  // A forked copy registers no socket in its parent's epoll instance: each would be a pointer
+  // into this process's memory handed to the parent's reactor.
+  if (core_.impl_->reactor_is_parents()) [[unlikely]] {
+    try {
+      core_.adopt_after_fork();
+    } catch (...) {
+      concur::detail::report_exception(std::current_exception());
+    }
+  }
+  return &core_.impl_->io;
+}
 void Loop::set_debug(bool enabled) noexcept { core_.debug_ = enabled; }
 bool Loop::get_debug() const noexcept { return core_.debug_; }
 
@@ -506,7 +550,7 @@ struct LoopScope {
 void Loop::run_once(detail::LoopCore& c, bool block) {
   using detail::to_ns;
   detail::LoopCore::Impl& impl = *c.impl_;
-  if (c.made_by_parent()) [[unlikely]]
+  if (impl.reactor_is_parents()) [[unlikely]]
     c.adopt_after_fork();
   std::int64_t now = to_ns(Clock::now());
   const std::int64_t interval = impl.options.io_poll_interval.count();
@@ -570,7 +614,7 @@ void Loop::close() {
   if (is_running()) throw RuntimeError("Cannot close a running event loop");
   if (is_closed()) return;
   // A forked copy closes on a reactor of its own: what it unregisters stays in its parent's.
-  if (core_.made_by_parent()) core_.adopt_after_fork();
+  if (core_.impl_->reactor_is_parents()) core_.adopt_after_fork();
   // 1. Pending tasks are cancelled and the loop runs until every one of them ended, then a
   //    bounded number of iterations more for the callbacks their ends scheduled (done-callbacks
   //    settle run_coroutine_threadsafe's futures).

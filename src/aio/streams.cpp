@@ -19,6 +19,7 @@
 // after its task was cancelled, or after the awaiter is gone, touches nothing dangling.
 #include "concur/aio/streams.hpp"
 
+#include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -43,6 +44,7 @@
 #include <set>
 #include <utility>
 
+#include "concur/aio/sockets.hpp"
 #include "concur/future.hpp"
 #include "os_error.hpp"
 #include "sendfile.hpp"
@@ -1378,10 +1380,11 @@ Task<void> stream_wait_closed(std::shared_ptr<StreamState> s) {
 
 // ---- resolving and connecting ----
 
-// resolve(io, host, port, passive): numeric addresses directly; "" (passive) as 0.0.0.0 and ::;
-// names through the io_context's resolver (getaddrinfo on Asio's resolver thread).
-Task<std::vector<tcp::endpoint>> resolve(asio::io_context& io, std::string host, std::uint16_t port,
-                                         bool passive) {
+// resolve(host, port, passive): numeric addresses directly; "" (passive) as 0.0.0.0 and ::;
+// names through getaddrinfo() on the loop's default executor (aio::getaddrinfo), as asyncio does
+// — not Asio's resolver, whose own thread a forked child's copy of the loop would not have.
+// A name that does not resolve: gaierror naming it.
+Task<std::vector<tcp::endpoint>> resolve(std::string host, std::uint16_t port, bool passive) {
   if (host.empty()) {
     if (!passive) throw ValueError("open_connection(): host is empty");
     co_return std::vector<tcp::endpoint>{tcp::endpoint(tcp::v4(), port),
@@ -1391,24 +1394,19 @@ Task<std::vector<tcp::endpoint>> resolve(asio::io_context& io, std::string host,
   const asio::ip::address addr = asio::ip::make_address(host, ec);
   if (!ec) co_return std::vector<tcp::endpoint>{tcp::endpoint(addr, port)};
 
-  tcp::resolver resolver(io);
-  auto op = std::make_shared<OpState>();
-  auto results = std::make_shared<tcp::resolver::results_type>();
-  const auto flags = passive ? tcp::resolver::numeric_service | tcp::resolver::passive
-                             : tcp::resolver::numeric_service;
-  resolver.async_resolve(host, std::to_string(port), flags,
-                         [op, results](const error_code& e, tcp::resolver::results_type r) {
-                           *results = std::move(r);
-                           op->complete(e);
-                         });
-  co_await OpWait(op, [&resolver] { resolver.cancel(); });
-  if (op->ec) {
-    throw OSError(
-        0, "getaddrinfo('" + host + "', " + std::to_string(port) + ") failed: " + op->ec.message());
+  std::vector<aio::AddrInfo> infos;
+  try {
+    infos = co_await aio::getaddrinfo(host, port, AF_UNSPEC, SOCK_STREAM, 0,
+                                      passive ? AI_PASSIVE | AI_NUMERICSERV : AI_NUMERICSERV);
+  } catch (const gaierror& e) {
+    throw gaierror(e.errno_code(), "getaddrinfo('" + host + "', " + std::to_string(port) +
+                                       ") failed: " + ::gai_strerror(e.errno_code()));
   }
   std::vector<tcp::endpoint> out;
-  for (const auto& entry : *results) {
-    const tcp::endpoint ep = entry.endpoint();
+  for (const aio::AddrInfo& info : infos) {
+    const asio::ip::address a = asio::ip::make_address(info.sockaddr.host, ec);
+    if (ec) continue;
+    const tcp::endpoint ep(a, info.sockaddr.port);
     if (std::find(out.begin(), out.end(), ep) == out.end()) out.push_back(ep);
   }
   if (out.empty()) throw OSError(0, "getaddrinfo('" + host + "') returned no address");
@@ -1525,7 +1523,7 @@ Task<Connection> connect_impl(std::string host, std::uint16_t port, ConnectSpec 
   if (options.limit == 0) throw ValueError("Limit cannot be <= 0");
   LoopCore& loop = running_core();
   asio::io_context& io = io_of(loop);
-  const std::vector<tcp::endpoint> endpoints = co_await resolve(io, host, port, false);
+  const std::vector<tcp::endpoint> endpoints = co_await resolve(host, port, false);
   auto st = std::make_shared<StreamState>(&io, options.limit);
   st->loop = &loop;
   std::vector<std::pair<tcp::endpoint, error_code>> failures;
@@ -1685,7 +1683,7 @@ Task<Server> start_server_impl(ClientConnected handler, std::string host, std::u
   if (options.limit == 0) throw ValueError("Limit cannot be <= 0");
   LoopCore& loop = running_core();
   asio::io_context& io = io_of(loop);
-  const std::vector<tcp::endpoint> endpoints = co_await resolve(io, host, port, true);
+  const std::vector<tcp::endpoint> endpoints = co_await resolve(host, port, true);
   auto srv = std::make_shared<ServerState>(io, loop, std::move(handler), options, std::move(ssl));
   srv->bind(endpoints, port);
   if (options.start_serving) srv->start_serving();

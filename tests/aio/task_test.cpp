@@ -879,29 +879,68 @@ class EchoThread {
 };
 
 // A child that goes on with its parent's loop (the forking coroutine carries on there) gets a
-// reactor of its own at its next iteration: its waits take none of the parent's I/O events and
-// re-arm none of its timers. Before, both processes waited on one epoll instance and one timerfd:
-// the parent's connection, registered after the fork, had its readiness taken by the child's
-// waits (the parent's reads timed out), and the child woke for a descriptor it does not have.
+// reactor of its own before its first new socket and its next iteration: its waits take none of
+// the parent's I/O events, re-arm none of its timers, and its sockets are none of the parent's
+// reactor's business. Before, both processes waited on one epoll instance and one timerfd: the
+// parent's connection, registered after the fork, had its readiness taken by the child's waits
+// (the parent's reads timed out), and the child woke for a descriptor it does not have. Both
+// echo servers are threads of the parent (the child connects to the second before its loop runs
+// an iteration).
 TEST_F(AioTaskTest, AChildGoingOnWithItsParentsLoopLeavesTheParentsEventsAlone) {
-  EchoThread echo;
-  const std::uint16_t port = echo.port();
-  const int code = aio::run([](std::uint16_t p) -> aio::Task<int> {
+  EchoThread parents;
+  EchoThread childs;
+  const int code = aio::run([](std::uint16_t mine, std::uint16_t other) -> aio::Task<int> {
     co_await aio::sleep(1ms);
     const pid_t child = ::fork();  // NOLINT(concurrency-mt-unsafe): the point of the test
     if (child == 0) {
-      for (int i = 0; i < 300; ++i) co_await aio::sleep(1ms);  // waits in the loop, ~0.3 s
-      ::_exit(0);
+      int c = 0;
+      try {
+        c = co_await echo_round_trips(other, 300) == 300 ? 0 : 10;
+      } catch (...) {
+        c = 11;
+      }
+      ::_exit(c);
     }
     int back = -1;
     try {
-      back = co_await echo_round_trips(p, 300);
+      back = co_await echo_round_trips(mine, 300);
     } catch (const std::exception& e) {
       ADD_FAILURE() << e.what();
     }
     EXPECT_EQ(back, 300);
     co_return wait_forked(child, std::chrono::seconds(60));
-  }(port));
+  }(parents.port(), childs.port()));
+  EXPECT_EQ(code, 0);
+}
+
+// A signal sent to a child that goes on with its parent's loop runs the child's handler, never
+// the parent's: the child's copy gets a signal pipe of its own (before, Asio's self-pipe was
+// shared, and whichever process read it first ran its handler).
+TEST_F(AioTaskTest, ASignalToAForkedChildRunsTheChildsHandler) {
+  const int code = aio::run([]() -> aio::Task<int> {
+    int seen = 0;
+    aio::get_running_loop().add_signal_handler(SIGUSR1, [&seen] { ++seen; });
+    co_await aio::sleep(1ms);
+    const pid_t child = ::fork();  // NOLINT(concurrency-mt-unsafe): the point of the test
+    if (child == 0) {
+      // The child waits in its loop until its handler ran 10 times (signals sent close together
+      // may arrive as one), or 20 s passed.
+      for (int i = 0; i < 20'000 && seen < 10; ++i) co_await aio::sleep(1ms);
+      ::_exit(seen >= 10 ? 0 : 10);
+    }
+    // One signal per 5 ms until the child has ended (at most 2,000).
+    int status = 0;
+    pid_t ended = 0;
+    for (int i = 0; i < 2'000 && ended == 0; ++i) {
+      ::kill(child, SIGUSR1);
+      co_await aio::sleep(5ms);
+      ended = ::waitpid(child, &status, WNOHANG);
+    }
+    EXPECT_EQ(seen, 0) << "the parent ran its handler for the child's signals";
+    aio::get_running_loop().remove_signal_handler(SIGUSR1);
+    if (ended != child) co_return wait_forked(child, std::chrono::seconds(5));
+    co_return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }());
   EXPECT_EQ(code, 0);
 }
 

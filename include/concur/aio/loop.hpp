@@ -122,13 +122,10 @@ class CONCUR_EXPORT LoopCore {
   // debug(): asyncio's debug mode (slow steps reported).
   [[nodiscard]] bool debug() const noexcept { return debug_; }
   // made_by_parent(): this is a child's copy of a loop its parent made before fork() (the loop
-  // running the coroutine that forked, among others). Its next iteration gives it a reactor of
-  // its own; until then the thread may run a loop of its own inside it (as Python 3.12's child
-  // may: its running loop is forgotten at the fork).
+  // running the coroutine that forked, among others). It gets a reactor of its own before its
+  // next iteration, its close() or any new socket (native_handle()); meanwhile the thread may run
+  // a loop of its own inside it (Python 3.12's child forgets its running loop, so may too).
   [[nodiscard]] bool made_by_parent() const noexcept;
-  // renew_locks(): the loop's mutexes made anew — in a child of fork(), for the loop its thread
-  // was running (another parent thread may have held one at the fork).
-  void renew_locks() noexcept;
 
   struct Impl;  // src/aio/loop.cpp
 
