@@ -201,11 +201,11 @@ class PoolCore final : public WaitHelper,
     o.initializer = initializer_;
     o.min_workers = min_workers_;
     auto core = std::make_shared<PoolCore>(std::move(o));
-    if (broken_flag_.load(std::memory_order_acquire)) {
-      core->break_pool();
-    } else if (shutdown_flag_.load(std::memory_order_acquire)) {
-      core->shutdown(false, false);
-    } else if (start) {
+    const bool broken = broken_flag_.load(std::memory_order_acquire);
+    const bool closed = shutdown_flag_.load(std::memory_order_acquire);
+    if (broken) core->break_pool();
+    if (closed) core->shutdown(false, false);
+    if (!broken && !closed && start) {
       try {
         core->prestart(min_workers_);
       } catch (...) {
@@ -222,8 +222,9 @@ class PoolCore final : public WaitHelper,
     task->future_state().set_pool_id(id_);
     WorkerContext& ctx = tls_worker;
     if (ctx.core == this) {  // from one of our tasks: onto this worker's own deque
-      if (shutdown_flag_.load(std::memory_order_acquire)) reject_shutdown(std::move(task));
+      // (Broken first, as Python's submit: a broken pool that was shut down says it is broken.)
       if (broken_flag_.load(std::memory_order_acquire)) reject_broken(std::move(task));
+      if (shutdown_flag_.load(std::memory_order_acquire)) reject_shutdown(std::move(task));
       ctx.slot->deque.push(task.release());
       deque_map_.mark(ctx.index);
       bump(ctx.slot->submitted);
@@ -235,13 +236,13 @@ class PoolCore final : public WaitHelper,
     // and then wait for submitting_ to drain, so every submit either sees the flag or lands (and
     // has its worker started) before they go on.
     submitting_.fetch_add(1, std::memory_order_seq_cst);
-    if (shutdown_flag_.load(std::memory_order_seq_cst)) {
-      submitting_.fetch_sub(1, std::memory_order_release);
-      reject_shutdown(std::move(task));
-    }
     if (broken_flag_.load(std::memory_order_seq_cst)) {
       submitting_.fetch_sub(1, std::memory_order_release);
       reject_broken(std::move(task));
+    }
+    if (shutdown_flag_.load(std::memory_order_seq_cst)) {
+      submitting_.fetch_sub(1, std::memory_order_release);
+      reject_shutdown(std::move(task));
     }
     const std::uint64_t submitted = external_submitted_.fetch_add(1, std::memory_order_relaxed) + 1;
     inject(task.release());
