@@ -1387,13 +1387,25 @@ TEST_F(ThreadPoolTest, EagerMapOnABrokenPoolRaisesBrokenThreadPool) {
 // The child's copy of a pool has none of the parent's workers. Each child _exit()s: its static
 // destructors and LeakSanitizer's check belong to the parent.
 
-// kSkipForkedThreads: ThreadSanitizer cannot follow threads started in a child of a
+// Why a sanitizer cannot run some of these tests (nullptr: it can); release runs them all.
+// kChildStartsThreads: ThreadSanitizer cannot follow threads started in a child of a
 // multithreaded process (it dies there, "starting new threads after multi-threaded fork is not
-// supported"); the release and ASan+UBSan suites run these tests.
+// supported"). kChildEndsInAWorker: a child whose only thread is a copy of a worker ends by that
+// thread's end, through exit(): ThreadSanitizer crashes there or reports the parent's finished
+// threads as leaked (exit code 66), and LeakSanitizer's exit check reports the parent's
+// allocations held by threads the child does not have.
 #if defined(__SANITIZE_THREAD__)
-constexpr bool kSkipForkedThreads = true;
+constexpr const char* kChildStartsThreads =
+    "ThreadSanitizer cannot follow a forked child's threads";
+constexpr const char* kChildEndsInAWorker =
+    "ThreadSanitizer cannot follow a child whose last thread is not its first";
+#elif defined(__SANITIZE_ADDRESS__)
+constexpr const char* kChildStartsThreads = nullptr;
+constexpr const char* kChildEndsInAWorker =
+    "LeakSanitizer's exit check in a forked child reports false leaks";
 #else
-constexpr bool kSkipForkedThreads = false;
+constexpr const char* kChildStartsThreads = nullptr;
+constexpr const char* kChildEndsInAWorker = nullptr;
 #endif
 
 // SharedCount: a counter in memory shared with forked children.
@@ -1420,7 +1432,7 @@ class SharedCount {
 // workers, which are not in the child, and result() hung), the parent's queued task runs only in
 // the parent, and the copy shuts down and is destroyed without waiting for the parent's workers.
 TEST_F(ThreadPoolTest, AForkedChildsCopyRunsTasksOnWorkersOfItsOwn) {
-  if (kSkipForkedThreads) GTEST_SKIP() << "ThreadSanitizer cannot follow a forked child's threads";
+  if (kChildStartsThreads != nullptr) GTEST_SKIP() << kChildStartsThreads;
   SharedCount queued_ran;
   Event started;
   Event release;
@@ -1518,15 +1530,7 @@ TEST_F(ThreadPoolTest, AForkedCopyKeepsShutdownAndBrokenState) {
 // so the child exits with status 0 — instead of running the parent's queued task too (before:
 // the child ran it, then waited for work forever).
 TEST_F(ThreadPoolTest, AWorkerWhoseTaskForksEndsInTheChild) {
-#if defined(__SANITIZE_ADDRESS__)
-  // The child ends through exit(), where LeakSanitizer's check in a forked child of a
-  // multithreaded parent reports the parent's allocations held by threads the child does not have.
-  GTEST_SKIP() << "LeakSanitizer's exit check in a forked child reports false leaks";
-#elif defined(__SANITIZE_THREAD__)
-  // The child's only thread is a copy of a worker and ends the child by ending: ThreadSanitizer
-  // crashes there, or reports the parent's finished threads as leaked (exit code 66).
-  GTEST_SKIP() << "ThreadSanitizer cannot follow a child whose last thread is not its first";
-#endif
+  if (kChildEndsInAWorker != nullptr) GTEST_SKIP() << kChildEndsInAWorker;
   SharedCount ran;
   Event go;
   ThreadPoolExecutor pool(1);
@@ -1574,12 +1578,7 @@ TEST_F(ThreadPoolTest, AWaitInAForkedChildRunsNoneOfTheParentsTasks) {
 // An eager map whose item forks: the child's copy of the range task takes no more items (before:
 // it ran the parent's remaining inputs again), and its worker ends when the item returns.
 TEST_F(ThreadPoolTest, AMapItemThatForksLeavesTheOtherItemsToTheParent) {
-  // The child ends as in AWorkerWhoseTaskForksEndsInTheChild, which the sanitizers cannot follow.
-#if defined(__SANITIZE_ADDRESS__)
-  GTEST_SKIP() << "LeakSanitizer's exit check in a forked child reports false leaks";
-#elif defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "ThreadSanitizer cannot follow a child whose last thread is not its first";
-#endif
+  if (kChildEndsInAWorker != nullptr) GTEST_SKIP() << kChildEndsInAWorker;
   SharedCount ran;
   SharedCount child_pid;
   ThreadPoolExecutor pool(1);

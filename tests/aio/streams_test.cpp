@@ -52,17 +52,6 @@ const std::string kData = "line1\nline2\nline3\n";  // CPython's DATA
 
 class AioStreamsTest : public HookCapturingTest {};
 
-// echo_lines: a server handler echoing every line until EOF.
-aio::Task<void> echo_lines(aio::StreamReader reader, aio::StreamWriter writer) {
-  for (;;) {
-    std::string line = co_await reader.readline();
-    if (line.empty()) break;
-    writer.write(line);
-    co_await writer.drain();
-  }
-  writer.close();
-}
-
 void set_int_option(int fd, int level, int name, int value) {
   ASSERT_GE(fd, 0);
   ASSERT_EQ(::setsockopt(fd, level, name, &value, sizeof value), 0) << errno;

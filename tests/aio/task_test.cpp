@@ -29,6 +29,7 @@
 #include "concur/aio/streams.hpp"
 #include "concur/errors.hpp"
 #include "concur/thread_pool.hpp"
+#include "support/aio_support.hpp"
 #include "support/hook_support.hpp"
 #include "support/process_support.hpp"
 #include "support/test_support.hpp"
@@ -774,17 +775,6 @@ TEST_F(AioTaskTest, SignalHandlersRunOnTheLoop) {
 
 // ==== after fork() ==============================================================================
 // Each child _exit()s with a code that says what it saw.
-
-// echo_lines: a server handler echoing every line until EOF.
-aio::Task<void> echo_lines(aio::StreamReader reader, aio::StreamWriter writer) {
-  for (;;) {
-    std::string line = co_await reader.readline();
-    if (line.empty()) break;
-    writer.write(line);
-    co_await writer.drain();
-  }
-  writer.close();
-}
 
 // echo_round_trips(port, n): n lines through one connection to an echo server; how many came
 // back (each read bounded by 5 s: TimeoutError).

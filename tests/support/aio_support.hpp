@@ -2,7 +2,7 @@
 //
 // run_bounded(body) runs a test's main coroutine under aio::wait_for(kAioBound), so nothing can
 // hang; eventually(pred) polls a condition on the loop for up to kGenerous; expect_cancelled(task)
-// checks that a task ends with CancelledError.
+// checks that a task ends with CancelledError; echo_lines is a server handler echoing lines.
 //
 // GoogleTest's ASSERT_* macros `return` from the enclosing function, which a coroutine may not do;
 // CO_ASSERT_TRUE / CO_ASSERT_EQ report like EXPECT_* and then leave the coroutine with co_return
@@ -12,9 +12,11 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <string>
 #include <utility>
 
 #include "concur/aio/combinators.hpp"
+#include "concur/aio/streams.hpp"
 #include "concur/aio/task.hpp"
 #include "concur/errors.hpp"
 #include "support/test_support.hpp"
@@ -45,6 +47,17 @@ inline aio::Task<void> bounded(aio::Task<void> body) {
 }
 
 inline void run_bounded(aio::Task<void> body) { aio::run(bounded(std::move(body))); }
+
+// echo_lines: a server handler (aio::start_server) echoing every line until EOF.
+inline aio::Task<void> echo_lines(aio::StreamReader reader, aio::StreamWriter writer) {
+  for (;;) {
+    std::string line = co_await reader.readline();
+    if (line.empty()) break;
+    writer.write(line);
+    co_await writer.drain();
+  }
+  writer.close();
+}
 
 // eventually(pred, poll): polls pred on the loop every `poll` for up to kGenerous; returns pred().
 template <class Pred>
