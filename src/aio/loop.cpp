@@ -18,7 +18,6 @@
 #include <limits>
 #include <map>
 #include <mutex>
-#include <new>
 #include <thread>
 
 #include "../base/this_pid.hpp"

@@ -187,7 +187,6 @@ class PoolCore final : public WaitHelper,
   }
 
   [[nodiscard]] std::size_t max_workers() const noexcept { return max_workers_; }
-  [[nodiscard]] std::size_t min_workers() const noexcept { return min_workers_; }
 
   // fresh_copy(start): the pool a forked child's copy of this one becomes (ThreadPoolExecutor::
   // adopt_after_fork): the same options, no tasks, shut down or broken if this one is; its

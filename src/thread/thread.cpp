@@ -18,7 +18,6 @@
 #include <atomic>
 #include <cstdio>
 #include <mutex>
-#include <new>
 #include <string_view>
 #include <system_error>
 #include <thread>
